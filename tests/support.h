@@ -1,0 +1,56 @@
+/*
+ * support.h - helpers shared by the edge test suites (not linked into the
+ * core suites): temporary directories, a real nats-server on a random
+ * loopback port, child processes.
+ *
+ * Everything here is for tests: failures abort the test with a message via
+ * Check's ck_abort_msg, so callers need not check returns unless stated.
+ */
+#ifndef SM_TEST_SUPPORT_H
+#define SM_TEST_SUPPORT_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Creates a fresh directory under $TMPDIR (or /tmp) named sm-<tag>-XXXXXX
+ * and writes its path into buf (cap >= 256). */
+void sm_test_tmpdir(char *buf, size_t cap, const char *tag);
+/* rm -rf path. */
+void sm_test_rmtree(const char *path);
+
+typedef struct sm_test_server {
+    pid_t pid;
+    int port;
+    char url[64];           /* nats://127.0.0.1:<port> */
+    char dir[256];          /* ports file and log live here */
+} sm_test_server;
+
+/* Starts `nats-server -a 127.0.0.1 -p <port|-1>` and waits until it accepts
+ * connections. port 0 picks a random port (read from --ports_file_dir).
+ * extra_args: NULL-terminated extra arguments, or NULL. */
+void sm_test_server_start(sm_test_server *s, int port,
+                          const char *const *extra_args);
+/* SIGTERM, wait; safe to call twice. */
+void sm_test_server_stop(sm_test_server *s);
+
+/* Forks and execs argv; stdout and stderr go to log_path (appended) if not
+ * NULL. If the environment has SM_WORKER_WRAPPER (e.g. "valgrind -q") and
+ * wrap is true, argv is run under it. Returns the pid. */
+pid_t sm_test_spawn(const char *const argv[], const char *log_path, bool wrap);
+/* Waits for pid up to timeout_ms; returns its exit status (0..255), 128+sig
+ * if killed, or -1 on timeout (the child is then left running). */
+int sm_test_wait(pid_t pid, int timeout_ms);
+
+/* Path of a built program next to the test binary (e.g. "swarm-medic"),
+ * written into buf. */
+void sm_test_bin(char *buf, size_t cap, const char *prog);
+
+/* Reads a whole file into a NUL-terminated malloc'd buffer (NULL if absent).
+ * Caller frees. */
+char *sm_test_slurp(const char *path);
+
+/* Polls until file `path` contains `needle` or timeout_ms passes. */
+bool sm_test_wait_for_text(const char *path, const char *needle,
+                           int timeout_ms);
+
+#endif

@@ -1,0 +1,37 @@
+/*
+ * log.h - structured log lines for the worker (core/ never logs).
+ *
+ * One line per call, logfmt: `ts=<wall ms> level=<lvl> event=<name> ...`
+ * followed by the caller's key=value text. Wall time appears here only, as
+ * a label for humans; no decision ever reads it.
+ *
+ * An sm_log is a plain value owned by the caller (built in main, reached
+ * through the worker struct): there is no global logger.
+ */
+#ifndef SM_LOG_H
+#define SM_LOG_H
+
+#include <stdio.h>
+
+typedef enum sm_log_level {
+    SM_LOG_DEBUG = 0,
+    SM_LOG_INFO = 1,
+    SM_LOG_WARN = 2,
+    SM_LOG_ERROR = 3,
+} sm_log_level;
+
+typedef struct sm_log {
+    FILE *out;              /* stderr by default */
+    sm_log_level level;     /* lines below it are dropped */
+} sm_log;
+
+/* Parses "debug", "info", "warn", "error". Returns -1 if unknown. */
+int sm_log_level_parse(const char *s);
+
+/* Writes one line if level >= lg->level. `event` is a short snake_case
+ * name; fmt adds key=value pairs (quote values with spaces yourself). */
+void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
+                  const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif

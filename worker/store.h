@@ -1,0 +1,87 @@
+/*
+ * store.h - a small key/value store over one LMDB environment.
+ *
+ * The store knows nothing of swarms: keys and values are bytes. It gives
+ * the worker group commit (many puts in one write transaction), prefix
+ * scans for loading state at start, and explicit handling of a full map.
+ *
+ * Lifecycle: sm_store_open() creates the directory if needed and opens the
+ * environment (MDB_NOTLS; one named database "windows"); sm_store_close().
+ *
+ * Writes: sm_store_begin(), any number of sm_store_put()/sm_store_del(),
+ * then sm_store_commit() or sm_store_abort(). One batch at a time, from one
+ * thread (LMDB has one writer). A batch is never held across a publish or
+ * any other blocking call: the caller opens it, writes, commits.
+ *
+ * Full map: when put, del or commit hits MDB_MAP_FULL the batch is aborted
+ * and SM_ERR_MAP_FULL is returned; nothing of the batch is written and the
+ * caller still holds its data. It may then call sm_store_grow() (doubles
+ * the map, up to cfg.map_max) and write the batch again, or free space
+ * (delete keys) first.
+ *
+ * Durability: commits are synchronous (no MDB_NOSYNC), so what a commit
+ * returned SM_OK for survives SIGKILL and power loss.
+ *
+ * Errors: every function returns sm_status; sm_store_error() gives the last
+ * LMDB message for a log line. No function logs.
+ * Thread safety: one thread at a time per sm_store.
+ */
+#ifndef SM_STORE_H
+#define SM_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+typedef struct sm_store_config {
+    const char *dir;        /* environment directory; created 0700 if absent */
+    size_t map_size;        /* initial map size in bytes (64 MiB default) */
+    size_t map_max;         /* growth limit; == map_size forbids growth */
+} sm_store_config;
+
+typedef struct sm_store sm_store;
+
+/* Opens (creating if needed). Sets *out only on SM_OK. If the environment
+ * is already larger than map_size, its size is kept. Errors: SM_ERR_INVALID,
+ * SM_ERR_IO (directory), SM_ERR_STORE, SM_ERR_NOMEM. */
+sm_status sm_store_open(sm_store **out, const sm_store_config *cfg);
+/* Aborts an open batch and closes. NULL is a no-op. */
+void sm_store_close(sm_store *st);
+
+sm_status sm_store_begin(sm_store *st);
+/* Copies key and value into the batch. klen 1..511. */
+sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
+                       const void *val, size_t vlen);
+/* Deleting a missing key is SM_OK. */
+sm_status sm_store_del(sm_store *st, const void *key, size_t klen);
+sm_status sm_store_commit(sm_store *st);
+void sm_store_abort(sm_store *st);
+
+/* Doubles the map size, capped at map_max. Must be called with no batch
+ * open. Errors: SM_ERR_FULL when already at map_max, SM_ERR_STORE. */
+sm_status sm_store_grow(sm_store *st);
+
+/* Visitor for scans: key and value are borrowed views valid only during
+ * the call. Returning other than SM_OK stops the scan with that status. */
+typedef sm_status (*sm_store_scan_fn)(void *ud, const void *key, size_t klen,
+                                      const void *val, size_t vlen);
+/* Visits every key starting with prefix (plen 0: all keys) in key order,
+ * inside one read transaction. Must not be called with a batch open. */
+sm_status sm_store_scan(sm_store *st, const void *prefix, size_t plen,
+                        sm_store_scan_fn fn, void *ud);
+
+typedef struct sm_store_stats {
+    size_t map_size;        /* current map size */
+    size_t used_bytes;      /* pages in use * page size (high-water mark) */
+    size_t entries;         /* keys in the database */
+    uint64_t grows;         /* sm_store_grow() calls that succeeded */
+    uint64_t map_full;      /* MDB_MAP_FULL hits */
+} sm_store_stats;
+
+sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out);
+
+/* Last LMDB error text (static storage inside st), "" if none. */
+const char *sm_store_error(const sm_store *st);
+
+#endif
