@@ -1,0 +1,149 @@
+/* Configuration: defaults, JSON file, environment, flags, and the errors a
+ * user sees for bad settings. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "support.h"
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(defaults_are_the_spec_figures)
+{
+    sm_config c;
+    char err[256];
+    ck_assert_int_eq(sm_config_init(&c), SM_OK);
+    ck_assert_str_eq(c.nats_url, "nats://127.0.0.1:4222");
+    ck_assert_str_eq(c.input_subject, "swarm.>");
+    ck_assert_int_eq(c.detect.window_ms, 60000);
+    ck_assert_double_eq_tol(c.detect.token_raise, 0.80, 1e-12);
+    ck_assert_uint_eq(c.detect.queue_raise, 50);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_OK);
+    sm_config_free(&c);
+}
+END_TEST
+
+START_TEST(file_env_flag_order)
+{
+    char dir[256], path[320], err[256];
+    sm_test_tmpdir(dir, sizeof dir, "cfg");
+    snprintf(path, sizeof path, "%s/c.json", dir);
+    write_file(path, "{\"nats_url\": \"nats://file:1\", \"slow_raise\": 2.5,"
+                     " \"window\": \"120s\", \"map_size\": \"128M\","
+                     " \"queue_raise\": 60, \"print\": true}");
+    sm_config c;
+    sm_config_init(&c);
+    ck_assert_int_eq(sm_config_load_file(&c, path, err, sizeof err), SM_OK);
+    ck_assert_str_eq(c.nats_url, "nats://file:1");
+    ck_assert_double_eq_tol(c.detect.slow_raise, 2.5, 1e-12);
+    ck_assert_int_eq(c.detect.window_ms, 120000);
+    ck_assert_int_eq(c.map_size, 128LL << 20);
+    ck_assert_uint_eq(c.detect.queue_raise, 60);
+    ck_assert(c.print);
+
+    char *env[] = {"PATH=/bin", "SWARM_MEDIC_NATS_URL=nats://env:2",
+                   "SWARM_MEDIC_SLOW_RAISE=3", NULL};
+    ck_assert_int_eq(sm_config_load_env(&c, env, err, sizeof err), SM_OK);
+    ck_assert_str_eq(c.nats_url, "nats://env:2");
+    ck_assert_double_eq_tol(c.detect.slow_raise, 3.0, 1e-12);
+
+    ck_assert_int_eq(sm_config_set(&c, "nats-url", "nats://flag:3", "command line",
+                                   err, sizeof err), SM_OK);
+    ck_assert_str_eq(c.nats_url, "nats://flag:3");
+    sm_config_free(&c);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(unknown_key_names_key_and_file)
+{
+    char dir[256], path[320], err[256];
+    sm_test_tmpdir(dir, sizeof dir, "cfg");
+    snprintf(path, sizeof path, "%s/c.json", dir);
+    write_file(path, "{\"token_rase\": 0.9}");
+    sm_config c;
+    sm_config_init(&c);
+    ck_assert_int_eq(sm_config_load_file(&c, path, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "token_rase") && strstr(err, path), "err: %s", err);
+    sm_config_free(&c);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(malformed_json_gives_line)
+{
+    char dir[256], path[320], err[256];
+    sm_test_tmpdir(dir, sizeof dir, "cfg");
+    snprintf(path, sizeof path, "%s/c.json", dir);
+    write_file(path, "{\n \"window\": 60s\n}");
+    sm_config c;
+    sm_config_init(&c);
+    ck_assert_int_eq(sm_config_load_file(&c, path, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, ":2:"), "err should name line 2: %s", err);
+    sm_config_free(&c);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(bad_values_are_rejected)
+{
+    sm_config c;
+    char err[256];
+    sm_config_init(&c);
+    ck_assert_int_eq(sm_config_set(&c, "window", "ten", "x", err, sizeof err),
+                     SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "window"), "%s", err);
+    ck_assert_int_eq(sm_config_set(&c, "queue_raise", "-1", "x", err, sizeof err),
+                     SM_ERR_CONFIG);
+    ck_assert_int_eq(sm_config_set(&c, "print", "maybe", "x", err, sizeof err),
+                     SM_ERR_CONFIG);
+    char *env[] = {"SWARM_MEDIC_NOPE=1", NULL};
+    ck_assert_int_eq(sm_config_load_env(&c, env, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "SWARM_MEDIC_NOPE"), "%s", err);
+    sm_config_free(&c);
+}
+END_TEST
+
+START_TEST(validation_names_the_problem)
+{
+    sm_config c;
+    char err[256];
+    sm_config_init(&c);
+    c.detect.token_clear = 0.85;    /* above token_raise: would flap */
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "token"), "%s", err);
+    sm_config_free(&c);
+
+    sm_config_init(&c);
+    c.retention_ms = 1000;          /* shorter than the window */
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "retention"), "%s", err);
+    sm_config_free(&c);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("config");
+    tcase_add_test(tc, defaults_are_the_spec_figures);
+    tcase_add_test(tc, file_env_flag_order);
+    tcase_add_test(tc, unknown_key_names_key_and_file);
+    tcase_add_test(tc, malformed_json_gives_line);
+    tcase_add_test(tc, bad_values_are_rejected);
+    tcase_add_test(tc, validation_names_the_problem);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

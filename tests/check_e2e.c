@@ -1,0 +1,471 @@
+/* End to end, on real parts: a nats-server on a random loopback port, the
+ * swarm-medic binary on a temporary LMDB directory, the swarm-sim binary
+ * feeding it, and this test listening on the bus like a coordinator. */
+#include <check.h>
+#include <nats/nats.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support.h"
+#include "swarm_medic.pb-c.h"
+
+typedef struct rig {
+    sm_test_server srv;
+    char dir[256];              /* store, logs */
+    char log[320];
+    char store[320];
+    pid_t worker;
+    natsConnection *nc;
+    natsSubscription *out;      /* medic.> */
+} rig;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void start_worker(rig *r, const char *const *extra)
+{
+    char bin[512], url[128], store[400];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(url, sizeof url, "--nats-url=%s", r->srv.url);
+    snprintf(store, sizeof store, "--store-dir=%s", r->store);
+    const char *argv[32] = {bin, url, store, "--log-level=debug",
+                            "--stats-interval=0", "--commit-interval=20ms"};
+    int n = 6;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    r->worker = sm_test_spawn(argv, r->log, true);
+    ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
+                  "worker did not subscribe; log:\n%s", sm_test_slurp(r->log));
+}
+
+static void connect_listener(rig *r)
+{
+    ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, r->srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&r->out, r->nc, "medic.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r->nc, 2000), NATS_OK);
+}
+
+static void rig_up(rig *r, const char *const *worker_args)
+{
+    memset(r, 0, sizeof *r);
+    sm_test_server_start(&r->srv, 0, NULL);
+    sm_test_tmpdir(r->dir, sizeof r->dir, "e2e");
+    snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
+    snprintf(r->store, sizeof r->store, "%s/data", r->dir);
+    start_worker(r, worker_args);
+    connect_listener(r);
+}
+
+static void rig_down(rig *r)
+{
+    natsSubscription_Destroy(r->out);
+    natsConnection_Destroy(r->nc);
+    if (r->worker > 0) {
+        kill(r->worker, SIGTERM);
+        if (sm_test_wait(r->worker, 20000) < 0)
+            kill(r->worker, SIGKILL);
+    }
+    sm_test_server_stop(&r->srv);
+    sm_test_rmtree(r->srv.dir);
+    sm_test_rmtree(r->dir);
+}
+
+static void run_sim(rig *r, const char *const *args)
+{
+    char bin[512], url[128];
+    sm_test_bin(bin, sizeof bin, "swarm-sim");
+    snprintf(url, sizeof url, "--url=%s", r->srv.url);
+    const char *argv[32] = {bin, url, "--pace", "fast", "--quiet"};
+    int n = 5;
+    for (int i = 0; args[i]; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    char simlog[400];
+    snprintf(simlog, sizeof simlog, "%s/sim.log", r->dir);
+    pid_t p = sm_test_spawn(argv, simlog, false);
+    int rc = sm_test_wait(p, 120000);
+    ck_assert_msg(rc == 0, "swarm-sim exited %d:\n%s", rc, sm_test_slurp(simlog));
+}
+
+/* One received conclusion. */
+typedef struct seen {
+    char subject[128];
+    char msg_id[32];
+    Swarmmedic__V1__Bottleneck *b;
+} seen;
+
+#define MAX_SEEN 256
+
+/* Collects Bottleneck messages until `until` returns true or timeout. */
+static size_t collect(rig *r, seen *out, size_t n, int timeout_ms,
+                      bool (*until)(const seen *, size_t, int), int arg)
+{
+    for (int waited = 0; waited < timeout_ms && n < MAX_SEEN;) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, r->out, 100) != NATS_OK) {
+            waited += 100;
+            continue;
+        }
+        const char *subj = natsMsg_GetSubject(m);
+        if (strstr(subj, ".bottleneck.")) {
+            seen *s = &out[n++];
+            snprintf(s->subject, sizeof s->subject, "%s", subj);
+            const char *id = "";
+            natsMsgHeader_Get(m, "Nats-Msg-Id", &id);
+            snprintf(s->msg_id, sizeof s->msg_id, "%s", id);
+            s->b = swarmmedic__v1__bottleneck__unpack(NULL,
+                (size_t)natsMsg_GetDataLength(m),
+                (const uint8_t *)natsMsg_GetData(m));
+            ck_assert_msg(s->b != NULL, "undecodable Bottleneck on %s", subj);
+        }
+        natsMsg_Destroy(m);
+        if (until && until(out, n, arg))
+            break;
+    }
+    return n;
+}
+
+static void free_seen(seen *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        swarmmedic__v1__bottleneck__free_unpacked(s[i].b, NULL);
+}
+
+static bool resolved_of(const seen *s, size_t n, int type)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((int)s[i].b->type == type &&
+            s[i].b->transition == SWARMMEDIC__V1__BOTTLENECK__TRANSITION__TRANSITION_RESOLVED)
+            return true;
+    return false;
+}
+
+static bool raised_of(const seen *s, size_t n, int type)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((int)s[i].b->type == type &&
+            s[i].b->transition == SWARMMEDIC__V1__BOTTLENECK__TRANSITION__TRANSITION_RAISED)
+            return true;
+    return false;
+}
+
+static bool has_metric(const Swarmmedic__V1__Bottleneck *b, const char *name)
+{
+    for (size_t i = 0; i < b->decision->n_metrics; i++)
+        if (strcmp(b->decision->metrics[i]->name, name) == 0)
+            return true;
+    return false;
+}
+
+/* ---- each fault, raised with the right figures, then resolved -------- */
+
+typedef struct fault_case {
+    const char *kind;           /* swarm-sim fault kind */
+    int type;                   /* BottleneckType */
+    const char *type_name;
+    int peak_severity;          /* highest severity expected in the episode */
+    const char *metric;         /* a metric that must be in the evidence */
+    const char *affected;       /* expected affected id */
+} fault_case;
+
+static const fault_case cases[] = {
+    {"token", 1, "token_exhaustion", 4, "token_usage_ratio", "scheduler"},
+    {"quota", 2, "quota_exceeded", 4, "active_agents", "scheduler"},
+    {"slow", 3, "slow_agent", 3, "duration_ratio", "a1"},
+    {"queue", 4, "queue_backlog", 4, "pending_tasks", "scheduler"},
+    {"consensus", 5, "consensus_timeout", 3, "timeout_rate", "g0"},
+};
+
+START_TEST(fault_raises_then_resolves)
+{
+    const fault_case *fc = &cases[_i];
+    rig r;
+    rig_up(&r, NULL);
+    char fault[64];
+    snprintf(fault, sizeof fault, "%s:0:60s-150s", fc->kind);
+    const char *args[] = {"--seed", "7", "--swarms", "1", "--agents", "12",
+                          "--rate", "400", "--duration", "300s", "--fault", fault,
+                          NULL};
+    run_sim(&r, args);
+    seen s[MAX_SEEN];
+    size_t n = collect(&r, s, 0, 20000, resolved_of, fc->type);
+    ck_assert_msg(n > 0, "%s: no Bottleneck message at all; worker log:\n%s",
+                  fc->kind, sm_test_slurp(r.log));
+
+    char want_subj[128];
+    snprintf(want_subj, sizeof want_subj, "medic.s0.bottleneck.%s", fc->type_name);
+    int peak = 0;
+    bool raised = false, resolved = false;
+    for (size_t i = 0; i < n; i++) {
+        const Swarmmedic__V1__Bottleneck *b = s[i].b;
+        ck_assert_msg((int)b->type == fc->type, "%s fault raised another type: %s",
+                      fc->kind, s[i].subject);
+        ck_assert_str_eq(s[i].subject, want_subj);
+        ck_assert_str_eq(s[i].msg_id, b->decision->decision_id);
+        ck_assert_str_eq(b->decision->swarm, "s0");
+        ck_assert_msg(strncmp(b->decision->evidence->subject, "swarm.s0.", 9) == 0,
+                      "evidence subject %s", b->decision->evidence->subject);
+        ck_assert_int_gt(b->decision->decided_at_ms, 0);
+        ck_assert_int_le(b->raised_at_ms, b->decision->decided_at_ms);
+        if (b->transition == SWARMMEDIC__V1__BOTTLENECK__TRANSITION__TRANSITION_RAISED) {
+            ck_assert_msg(!raised, "%s raised twice in one episode", fc->kind);
+            ck_assert_msg(!resolved, "%s raised after resolving", fc->kind);
+            raised = true;
+            ck_assert_msg(has_metric(b, fc->metric), "%s: no metric %s",
+                          fc->kind, fc->metric);
+            ck_assert_uint_gt(b->n_recommendations, 0);
+            ck_assert_uint_eq(b->n_affected, 1);
+            ck_assert_str_eq(b->affected[0], fc->affected);
+        }
+        if (b->transition == SWARMMEDIC__V1__BOTTLENECK__TRANSITION__TRANSITION_RESOLVED) {
+            ck_assert_msg(raised, "%s resolved before raised", fc->kind);
+            resolved = true;
+        }
+        if (!resolved && (int)b->severity > peak)
+            peak = (int)b->severity;
+        if (b->severity == SWARMMEDIC__V1__SEVERITY__SEVERITY_CRITICAL)
+            ck_assert_double_ge(b->impact_score, 0.8);
+    }
+    ck_assert_msg(raised && resolved, "%s: raised=%d resolved=%d", fc->kind,
+                  raised, resolved);
+    ck_assert_msg(peak == fc->peak_severity, "%s: peak severity %d, want %d",
+                  fc->kind, peak, fc->peak_severity);
+    free_seen(s, n);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- malformed input reaches the dead-letter subject ----------------- */
+
+START_TEST(malformed_input_dead_lettered_and_worker_keeps_serving)
+{
+    rig r;
+    rig_up(&r, NULL);
+    natsSubscription *dl = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&dl, r.nc, "medic.deadletter"), NATS_OK);
+    natsConnection_FlushTimeout(r.nc, 2000);
+
+    const char junk[] = "\xff\xff\xff\xff\x0f garbage";
+    Swarmmedic__V1__TaskEvent t = SWARMMEDIC__V1__TASK_EVENT__INIT;
+    t.agent = "a1";
+    t.kind = SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED;   /* no ts_ms */
+    uint8_t nots[64];
+    size_t nots_len = swarmmedic__v1__task_event__pack(&t, nots);
+    struct { const char *subj; const void *data; int len; const char *why; } in[] = {
+        {"swarm.s0.task.a1", junk, (int)sizeof junk - 1, "not a TaskEvent"},
+        {"swarm.s0.bogus.a1", "x", 1, "unknown event kind"},
+        {"swarm.s0.task.a1", nots, (int)nots_len, "ts_ms"},
+    };
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(natsConnection_Publish(r.nc, in[i].subj, in[i].data, in[i].len),
+                         NATS_OK);
+    natsConnection_FlushTimeout(r.nc, 2000);
+    for (int i = 0; i < 3; i++) {
+        natsMsg *m = NULL;
+        ck_assert_msg(natsSubscription_NextMsg(&m, dl, 10000) == NATS_OK,
+                      "dead letter %d missing; log:\n%s", i, sm_test_slurp(r.log));
+        const char *reason = NULL, *orig = NULL;
+        ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Reason", &reason), NATS_OK);
+        ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Subject", &orig), NATS_OK);
+        ck_assert_str_eq(orig, in[i].subj);
+        ck_assert_msg(strstr(reason, in[i].why), "reason '%s' lacks '%s'", reason,
+                      in[i].why);
+        ck_assert_int_eq(natsMsg_GetDataLength(m), in[i].len);
+        ck_assert_mem_eq(natsMsg_GetData(m), in[i].data, (size_t)in[i].len);
+        natsMsg_Destroy(m);
+    }
+    ck_assert(sm_test_wait_for_text(r.log, "event=input_rejected", 1000));
+
+    /* still serving */
+    const char *args[] = {"--seed", "3", "--swarms", "1", "--agents", "12", "--rate",
+                          "400", "--duration", "150s", "--fault", "slow:0:30s-150s", NULL};
+    run_sim(&r, args);
+    seen s[MAX_SEEN];
+    size_t n = collect(&r, s, 0, 20000, raised_of, 3);
+    ck_assert_msg(raised_of(s, n, 3), "no slow_agent after malformed input");
+    free_seen(s, n);
+    natsSubscription_Destroy(dl);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- SIGKILL and restart keep the windows ---------------------------- */
+
+static void publish_task(natsConnection *nc, const char *agent, int64_t ts,
+                         uint32_t dur)
+{
+    Swarmmedic__V1__TaskEvent t = SWARMMEDIC__V1__TASK_EVENT__INIT;
+    t.ts_ms = ts;
+    t.agent = (char *)agent;
+    t.kind = SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED;
+    t.duration_ms = dur;
+    uint8_t buf[128];
+    size_t n = swarmmedic__v1__task_event__pack(&t, buf);
+    char subj[128];
+    snprintf(subj, sizeof subj, "swarm.k.task.%s", agent);
+    ck_assert_int_eq(natsConnection_Publish(nc, subj, buf, (int)n), NATS_OK);
+}
+
+START_TEST(sigkill_restart_keeps_windows)
+{
+    rig r;
+    rig_up(&r, NULL);
+    int64_t t0 = 1767225600000LL;
+    /* 8 normal agents x 4 tasks of 1 s, and agent "slow" 3 tasks of 5 s:
+     * one short of the 5 a slow-agent verdict needs. */
+    int64_t ts = t0;
+    for (int k = 0; k < 4; k++)
+        for (int a = 0; a < 8; a++) {
+            char id[8];
+            snprintf(id, sizeof id, "n%d", a);
+            publish_task(r.nc, id, ts += 100, 1000);
+        }
+    for (int k = 0; k < 3; k++)
+        publish_task(r.nc, "slow", ts += 100, 5000);
+    natsConnection_FlushTimeout(r.nc, 2000);
+    ck_assert_msg(sm_test_wait_for_text(r.log, "event=store_commit", 10000),
+                  "no commit logged:\n%s", sm_test_slurp(r.log));
+    sleep_ms(300);              /* let the last commit of the burst land */
+    kill(r.worker, SIGKILL);
+    ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
+    seen s[MAX_SEEN];
+    size_t n = collect(&r, s, 0, 300, NULL, 0);
+    ck_assert_msg(n == 0, "slow agent raised before it had 5 tasks");
+
+    start_worker(&r, NULL);
+    ck_assert_msg(sm_test_wait_for_text(r.log, "agents=9", 1000),
+                  "restart did not load 9 agents:\n%s", sm_test_slurp(r.log));
+    for (int k = 0; k < 2; k++)
+        publish_task(r.nc, "slow", ts += 100, 5000);
+    natsConnection_FlushTimeout(r.nc, 2000);
+    n = collect(&r, s, 0, 10000, raised_of, 3);
+    ck_assert_msg(raised_of(s, n, 3),
+                  "5 slow tasks across a SIGKILL did not raise slow_agent; log:\n%s",
+                  sm_test_slurp(r.log));
+    for (size_t i = 0; i < n; i++)
+        if (s[i].b->type == 3) {
+            ck_assert_uint_eq(s[i].b->n_affected, 1);
+            ck_assert_str_eq(s[i].b->affected[0], "slow");
+        }
+    free_seen(s, n);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- lost server connection ------------------------------------------ */
+
+START_TEST(server_restart_worker_reconnects)
+{
+    rig r;
+    rig_up(&r, NULL);
+    int port = r.srv.port;
+    natsSubscription_Destroy(r.out);
+    natsConnection_Destroy(r.nc);
+    r.out = NULL;
+    r.nc = NULL;
+    sm_test_server_stop(&r.srv);
+    ck_assert_msg(sm_test_wait_for_text(r.log, "event=bus_disconnected", 10000),
+                  "worker did not report the lost connection:\n%s", sm_test_slurp(r.log));
+    sm_test_server_start(&r.srv, port, NULL);
+    ck_assert_msg(sm_test_wait_for_text(r.log, "event=bus_reconnected", 20000),
+                  "worker did not reconnect:\n%s", sm_test_slurp(r.log));
+    connect_listener(&r);
+    sleep_ms(200);              /* the worker re-subscribes on reconnect */
+    const char *args[] = {"--seed", "5", "--swarms", "1", "--agents", "12", "--rate",
+                          "400", "--duration", "150s", "--fault", "queue:0:30s-150s", NULL};
+    run_sim(&r, args);
+    seen s[MAX_SEEN];
+    size_t n = collect(&r, s, 0, 20000, raised_of, 4);
+    ck_assert_msg(raised_of(s, n, 4), "no queue_backlog after reconnect; log:\n%s",
+                  sm_test_slurp(r.log));
+    free_seen(s, n);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- a full LMDB map --------------------------------------------------- */
+
+START_TEST(full_map_is_reported_and_worker_keeps_serving)
+{
+    rig r;
+    const char *wargs[] = {"--map-size=64K", "--map-max=64K", NULL};
+    rig_up(&r, wargs);
+    const char *args[] = {"--seed", "9", "--swarms", "2", "--agents", "300", "--rate",
+                          "2000", "--duration", "150s", "--fault", "slow:0:30s-150s",
+                          NULL};
+    run_sim(&r, args);
+    seen s[MAX_SEEN];
+    size_t n = collect(&r, s, 0, 20000, raised_of, 3);
+    ck_assert_msg(sm_test_wait_for_text(r.log, "event=store_commit_failed", 5000),
+                  "no map-full report in the log");
+    ck_assert(sm_test_wait_for_text(r.log, "store map full", 1000));
+    ck_assert(sm_test_wait_for_text(r.log, "kept_in_memory=yes", 1000));
+    ck_assert_msg(raised_of(s, n, 3), "worker stopped concluding with a full map");
+    free_seen(s, n);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- stop and bad configuration ---------------------------------------- */
+
+START_TEST(sigterm_drains_and_exits_zero)
+{
+    rig r;
+    rig_up(&r, NULL);
+    publish_task(r.nc, "a", 1767225600000LL, 1000);
+    natsConnection_FlushTimeout(r.nc, 2000);
+    kill(r.worker, SIGTERM);
+    int rc = sm_test_wait(r.worker, 20000);
+    r.worker = 0;
+    ck_assert_msg(rc == 0, "exit %d; log:\n%s", rc, sm_test_slurp(r.log));
+    ck_assert(sm_test_wait_for_text(r.log, "event=stopped events=1 ", 1000));
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(bad_config_is_refused_with_reason)
+{
+    char bin[512], dir[256], log[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    sm_test_tmpdir(dir, sizeof dir, "badcfg");
+    snprintf(log, sizeof log, "%s/out.log", dir);
+    const char *argv[] = {bin, "--token-clear=0.95", NULL};
+    int rc = sm_test_wait(sm_test_spawn(argv, log, true), 20000);
+    ck_assert_int_eq(rc, 2);
+    ck_assert_msg(sm_test_wait_for_text(log, "token", 100), "%s", sm_test_slurp(log));
+    const char *argv2[] = {bin, "--window=soon", NULL};
+    rc = sm_test_wait(sm_test_spawn(argv2, log, true), 20000);
+    ck_assert_int_eq(rc, 2);
+    ck_assert(sm_test_wait_for_text(log, "bad value 'soon' for window", 100));
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("e2e");
+    TCase *tc = tcase_create("e2e");
+    tcase_set_timeout(tc, 180);
+    tcase_add_loop_test(tc, fault_raises_then_resolves, 0,
+                        (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_test(tc, malformed_input_dead_lettered_and_worker_keeps_serving);
+    tcase_add_test(tc, sigkill_restart_keeps_windows);
+    tcase_add_test(tc, server_restart_worker_reconnects);
+    tcase_add_test(tc, full_map_is_reported_and_worker_keeps_serving);
+    tcase_add_test(tc, sigterm_drains_and_exits_zero);
+    tcase_add_test(tc, bad_config_is_refused_with_reason);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

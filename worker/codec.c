@@ -1,0 +1,497 @@
+#include "codec.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swarm_medic.pb-c.h"
+
+/* ---- decode arena ----------------------------------------------------
+ * protobuf-c allocates every sub-object of a message through the
+ * allocator it is given. We hand it a bump arena that is reset before each
+ * decode, so steady-state decoding allocates nothing. A message larger than
+ * the arena makes that decode fall back to malloc for the overflow; the
+ * arena is then doubled for the next message. */
+
+#define ARENA_INITIAL (16 * 1024)
+#define OVERFLOW_MAX 256
+
+typedef struct arena {
+    uint8_t *base;
+    size_t cap;
+    size_t used;
+    size_t want;                /* bytes the last message needed */
+    void *overflow[OVERFLOW_MAX];
+    size_t n_overflow;
+} arena;
+
+struct sm_codec {
+    arena ar;
+    ProtobufCAllocator alloc;
+    uint8_t *out;
+    size_t out_cap;
+};
+
+static void *arena_alloc(void *ud, size_t size)
+{
+    arena *a = ud;
+    size = (size + 15) & ~(size_t)15;
+    a->want += size;
+    if (a->used + size <= a->cap) {
+        void *p = a->base + a->used;
+        a->used += size;
+        return p;
+    }
+    if (a->n_overflow == OVERFLOW_MAX)
+        return NULL;
+    void *p = malloc(size);
+    if (p)
+        a->overflow[a->n_overflow++] = p;
+    return p;
+}
+
+static void arena_free(void *ud, void *p)
+{
+    (void)ud;
+    (void)p;                    /* released in bulk by arena_reset */
+}
+
+static void arena_reset(arena *a)
+{
+    for (size_t i = 0; i < a->n_overflow; i++)
+        free(a->overflow[i]);
+    if (a->n_overflow > 0 && a->want > a->cap) {
+        size_t cap = a->cap;
+        while (cap < a->want)
+            cap *= 2;
+        uint8_t *nb = realloc(a->base, cap);
+        if (nb) {
+            a->base = nb;
+            a->cap = cap;
+        }
+    }
+    a->n_overflow = 0;
+    a->used = 0;
+    a->want = 0;
+}
+
+sm_status sm_codec_create(sm_codec **out)
+{
+    if (!out)
+        return SM_ERR_INVALID;
+    sm_codec *c = calloc(1, sizeof *c);
+    if (!c)
+        return SM_ERR_NOMEM;
+    c->ar.base = malloc(ARENA_INITIAL);
+    c->out_cap = 4096;
+    c->out = malloc(c->out_cap);
+    if (!c->ar.base || !c->out) {
+        sm_codec_destroy(c);
+        return SM_ERR_NOMEM;
+    }
+    c->ar.cap = ARENA_INITIAL;
+    c->alloc.alloc = arena_alloc;
+    c->alloc.free = arena_free;
+    c->alloc.allocator_data = &c->ar;
+    *out = c;
+    return SM_OK;
+}
+
+void sm_codec_destroy(sm_codec *c)
+{
+    if (!c)
+        return;
+    arena_reset(&c->ar);
+    free(c->ar.base);
+    free(c->out);
+    free(c);
+}
+
+/* ---- subjects ------------------------------------------------------- */
+
+static const char *const kind_names[] = {
+    [SM_IN_TASK] = "task",           [SM_IN_HEARTBEAT] = "heartbeat",
+    [SM_IN_RESOURCE] = "resource",   [SM_IN_CONSENSUS] = "consensus",
+    [SM_IN_AGENT] = "agent",         [SM_IN_OUTCOME] = "outcome",
+};
+
+const char *sm_input_kind_str(sm_input_kind k)
+{
+    if (k < SM_IN_TASK || k > SM_IN_OUTCOME)
+        return "unknown";
+    return kind_names[k];
+}
+
+/* Copies the token [s, end) into dst; false if empty or too long. */
+static bool copy_token(char *dst, const char *s, const char *end)
+{
+    size_t n = (size_t)(end - s);
+    if (n == 0 || n >= SM_ID_MAX)
+        return false;
+    memcpy(dst, s, n);
+    dst[n] = 0;
+    return true;
+}
+
+sm_status sm_subject_parse(const char *subject, sm_subject *out,
+                           const char **why)
+{
+    const char *why_local;
+    if (!why)
+        why = &why_local;
+    if (!subject || !out) {
+        *why = "no subject";
+        return SM_ERR_INVALID;
+    }
+    if (strncmp(subject, "swarm.", 6) != 0) {
+        *why = "subject does not start with swarm.";
+        return SM_ERR_INVALID;
+    }
+    const char *sw = subject + 6;
+    const char *dot1 = strchr(sw, '.');
+    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    if (!dot2) {
+        *why = "subject is not swarm.<swarm>.<kind>.<id>";
+        return SM_ERR_INVALID;
+    }
+    const char *id = dot2 + 1;
+    if (strchr(id, '.')) {
+        *why = "subject has more than four tokens";
+        return SM_ERR_INVALID;
+    }
+    if (!copy_token(out->swarm, sw, dot1)) {
+        *why = "swarm token empty or longer than 63 bytes";
+        return SM_ERR_INVALID;
+    }
+    if (!copy_token(out->id, id, id + strlen(id))) {
+        *why = "id token empty or longer than 63 bytes";
+        return SM_ERR_INVALID;
+    }
+    size_t klen = (size_t)(dot2 - dot1 - 1);
+    for (int k = SM_IN_TASK; k <= SM_IN_OUTCOME; k++) {
+        if (strlen(kind_names[k]) == klen &&
+            memcmp(kind_names[k], dot1 + 1, klen) == 0) {
+            out->kind = (sm_input_kind)k;
+            return SM_OK;
+        }
+    }
+    *why = "unknown event kind in subject";
+    return SM_ERR_INVALID;
+}
+
+/* ---- decoding ------------------------------------------------------- */
+
+/* Resolves the payload id against the subject's: empty takes the
+ * subject's; otherwise they must be equal. */
+static bool same_id(const char *payload, const sm_subject *subj,
+                    const char **resolved)
+{
+    if (!payload || !payload[0]) {
+        *resolved = subj->id;
+        return true;
+    }
+    *resolved = payload;
+    return strcmp(payload, subj->id) == 0;
+}
+
+#define UNPACK(c, type, fn, buf, len)                                        \
+    (arena_reset(&(c)->ar), (type *)fn(&(c)->alloc, (len), (const uint8_t *)(buf)))
+
+sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
+                        size_t len, sm_task_event *out, const char **why)
+{
+    Swarmmedic__V1__TaskEvent *m = UNPACK(c, Swarmmedic__V1__TaskEvent,
+        swarmmedic__v1__task_event__unpack, buf, len);
+    if (!m) {
+        *why = "payload is not a TaskEvent";
+        return SM_ERR_DECODE;
+    }
+    if (m->ts_ms <= 0) {
+        *why = "TaskEvent has no ts_ms (event time)";
+        return SM_ERR_INVALID;
+    }
+    if (m->kind < SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED ||
+        m->kind > SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_CANCELLED) {
+        *why = "TaskEvent kind unspecified or unknown";
+        return SM_ERR_INVALID;
+    }
+    if ((int)m->priority > SWARMMEDIC__V1__PRIORITY__PRIORITY_BACKGROUND ||
+        (int)m->priority < 0) {
+        *why = "TaskEvent priority unknown";
+        return SM_ERR_INVALID;
+    }
+    const char *agent;
+    if (!same_id(m->agent, subj, &agent)) {
+        *why = "TaskEvent agent differs from the subject's agent";
+        return SM_ERR_INVALID;
+    }
+    out->ts_ms = m->ts_ms;
+    out->agent = agent;
+    out->kind = (sm_task_kind)m->kind;
+    out->priority = m->priority ? (sm_priority)m->priority : SM_PRIO_MEDIUM;
+    out->tokens_used = m->tokens_used;
+    out->duration_ms = m->duration_ms;
+    return SM_OK;
+}
+
+sm_status sm_codec_heartbeat(sm_codec *c, const sm_subject *subj,
+                             const void *buf, size_t len, sm_heartbeat *out,
+                             const char **why)
+{
+    Swarmmedic__V1__Heartbeat *m = UNPACK(c, Swarmmedic__V1__Heartbeat,
+        swarmmedic__v1__heartbeat__unpack, buf, len);
+    if (!m) {
+        *why = "payload is not a Heartbeat";
+        return SM_ERR_DECODE;
+    }
+    if (m->ts_ms <= 0) {
+        *why = "Heartbeat has no ts_ms (event time)";
+        return SM_ERR_INVALID;
+    }
+    if ((int)m->state < 0 || m->state > SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_STOPPING) {
+        *why = "Heartbeat state unknown";
+        return SM_ERR_INVALID;
+    }
+    const char *agent;
+    if (!same_id(m->agent, subj, &agent)) {
+        *why = "Heartbeat agent differs from the subject's agent";
+        return SM_ERR_INVALID;
+    }
+    out->ts_ms = m->ts_ms;
+    out->agent = agent;
+    out->state = (uint32_t)m->state;
+    out->inflight = m->inflight;
+    out->progress = m->progress;
+    return SM_OK;
+}
+
+sm_status sm_codec_resource(sm_codec *c, const sm_subject *subj,
+                            const void *buf, size_t len,
+                            sm_resource_sample *out, const char **why)
+{
+    Swarmmedic__V1__ResourceSample *m = UNPACK(c,
+        Swarmmedic__V1__ResourceSample,
+        swarmmedic__v1__resource_sample__unpack, buf, len);
+    if (!m) {
+        *why = "payload is not a ResourceSample";
+        return SM_ERR_DECODE;
+    }
+    if (m->ts_ms <= 0) {
+        *why = "ResourceSample has no ts_ms (event time)";
+        return SM_ERR_INVALID;
+    }
+    const char *source;
+    if (!same_id(m->source, subj, &source)) {
+        *why = "ResourceSample source differs from the subject's source";
+        return SM_ERR_INVALID;
+    }
+    if (m->token_budget > 0 && m->tokens_used > 4 * m->token_budget) {
+        *why = "ResourceSample tokens_used is more than 4x token_budget";
+        return SM_ERR_INVALID;
+    }
+    memset(out, 0, sizeof *out);
+    out->ts_ms = m->ts_ms;
+    out->source = source;
+    out->token_budget = m->token_budget;
+    out->tokens_used = m->tokens_used;
+    out->memory_used = m->memory_used_bytes;
+    out->memory_limit = m->memory_limit_bytes;
+    out->active_agents = m->active_agents;
+    out->agent_quota = m->agent_quota;
+    out->has_pending = m->n_pending > 0;
+    for (size_t i = 0; i < m->n_pending; i++) {
+        int p = (int)m->pending[i]->priority;
+        if (p < SWARMMEDIC__V1__PRIORITY__PRIORITY_CRITICAL ||
+            p > SWARMMEDIC__V1__PRIORITY__PRIORITY_BACKGROUND) {
+            *why = "ResourceSample pending has an unknown priority";
+            return SM_ERR_INVALID;
+        }
+        out->pending[p - 1] += m->pending[i]->count;
+    }
+    return SM_OK;
+}
+
+sm_status sm_codec_consensus(sm_codec *c, const sm_subject *subj,
+                             const void *buf, size_t len,
+                             sm_consensus_round *out, const char **why)
+{
+    Swarmmedic__V1__ConsensusRound *m = UNPACK(c,
+        Swarmmedic__V1__ConsensusRound,
+        swarmmedic__v1__consensus_round__unpack, buf, len);
+    if (!m) {
+        *why = "payload is not a ConsensusRound";
+        return SM_ERR_DECODE;
+    }
+    if (m->ts_ms <= 0) {
+        *why = "ConsensusRound has no ts_ms (event time)";
+        return SM_ERR_INVALID;
+    }
+    if (m->outcome < SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_OK ||
+        m->outcome > SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_FAILED) {
+        *why = "ConsensusRound outcome unspecified or unknown";
+        return SM_ERR_INVALID;
+    }
+    const char *group;
+    if (!same_id(m->group, subj, &group)) {
+        *why = "ConsensusRound group differs from the subject's group";
+        return SM_ERR_INVALID;
+    }
+    out->ts_ms = m->ts_ms;
+    out->group = group;
+    out->outcome = (sm_round_outcome)m->outcome;
+    out->duration_ms = m->duration_ms;
+    out->participants = m->participants;
+    out->quorum = m->quorum;
+    return SM_OK;
+}
+
+sm_status sm_codec_agent(sm_codec *c, const sm_subject *subj, const void *buf,
+                         size_t len, sm_agent_lifecycle *out,
+                         const char **why)
+{
+    Swarmmedic__V1__AgentLifecycle *m = UNPACK(c,
+        Swarmmedic__V1__AgentLifecycle,
+        swarmmedic__v1__agent_lifecycle__unpack, buf, len);
+    if (!m) {
+        *why = "payload is not an AgentLifecycle";
+        return SM_ERR_DECODE;
+    }
+    if (m->ts_ms <= 0) {
+        *why = "AgentLifecycle has no ts_ms (event time)";
+        return SM_ERR_INVALID;
+    }
+    if (m->kind != SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED &&
+        m->kind != SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_UNREGISTERED) {
+        *why = "AgentLifecycle kind unspecified or unknown";
+        return SM_ERR_INVALID;
+    }
+    const char *agent;
+    if (!same_id(m->agent, subj, &agent)) {
+        *why = "AgentLifecycle agent differs from the subject's agent";
+        return SM_ERR_INVALID;
+    }
+    out->ts_ms = m->ts_ms;
+    out->agent = agent;
+    out->registered =
+        m->kind == SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED;
+    out->dynamic = m->dynamic;
+    return SM_OK;
+}
+
+sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
+                           const void *buf, size_t len, sm_outcome *out,
+                           const char **why)
+{
+    Swarmmedic__V1__HealingOutcome *m = UNPACK(c,
+        Swarmmedic__V1__HealingOutcome,
+        swarmmedic__v1__healing_outcome__unpack, buf, len);
+    if (!m) {
+        *why = "payload is not a HealingOutcome";
+        return SM_ERR_DECODE;
+    }
+    if (m->ts_ms <= 0) {
+        *why = "HealingOutcome has no ts_ms (event time)";
+        return SM_ERR_INVALID;
+    }
+    if (m->result < SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE ||
+        m->result > SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_REJECTED) {
+        *why = "HealingOutcome result unspecified or unknown";
+        return SM_ERR_INVALID;
+    }
+    const char *cmd;
+    if (!same_id(m->command_id, subj, &cmd)) {
+        *why = "HealingOutcome command_id differs from the subject's";
+        return SM_ERR_INVALID;
+    }
+    out->ts_ms = m->ts_ms;
+    out->command_id = cmd;
+    out->result = (uint32_t)m->result;
+    return SM_OK;
+}
+
+/* ---- encoding ------------------------------------------------------- */
+
+void sm_decision_id_hex(uint64_t id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%016" PRIx64, id);
+}
+
+sm_status sm_bottleneck_subject(const char *prefix, const sm_transition *t,
+                                char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s.%s.bottleneck.%s", prefix, t->swarm,
+                     sm_bn_type_str(t->type));
+    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+}
+
+sm_status sm_codec_bottleneck(sm_codec *c, const sm_transition *t,
+                              const char *evidence_subject,
+                              const uint8_t **out, size_t *len)
+{
+    char id[17];
+    sm_decision_id_hex(t->decision_id, id, sizeof id);
+
+    Swarmmedic__V1__Evidence ev = SWARMMEDIC__V1__EVIDENCE__INIT;
+    ev.subject = (char *)(evidence_subject ? evidence_subject : "");
+    ev.ts_ms = t->at_ms;
+    ev.window_start_ms = t->window_start_ms;
+    ev.window_end_ms = t->window_end_ms;
+
+    Swarmmedic__V1__Metric metrics[SM_MAX_METRICS];
+    Swarmmedic__V1__Metric *mptr[SM_MAX_METRICS];
+    size_t nm = t->n_metrics < SM_MAX_METRICS ? t->n_metrics : SM_MAX_METRICS;
+    for (size_t i = 0; i < nm; i++) {
+        swarmmedic__v1__metric__init(&metrics[i]);
+        metrics[i].name = (char *)t->metrics[i].name;
+        metrics[i].value = t->metrics[i].value;
+        metrics[i].threshold = t->metrics[i].threshold;
+        metrics[i].samples = t->metrics[i].samples;
+        mptr[i] = &metrics[i];
+    }
+
+    Swarmmedic__V1__Decision d = SWARMMEDIC__V1__DECISION__INIT;
+    d.decision_id = id;
+    d.swarm = (char *)t->swarm;
+    d.decided_at_ms = t->at_ms;
+    d.evidence = &ev;
+    d.n_metrics = nm;
+    d.metrics = mptr;
+
+    Swarmmedic__V1__Bottleneck b = SWARMMEDIC__V1__BOTTLENECK__INIT;
+    b.decision = &d;
+    b.type = (Swarmmedic__V1__BottleneckType)t->type;
+    b.transition = (Swarmmedic__V1__Bottleneck__Transition)t->kind;
+    b.severity = (Swarmmedic__V1__Severity)t->severity;
+    b.impact_score = t->impact;
+    char *affected[1] = {(char *)t->subject};
+    if (t->subject && t->subject[0]) {
+        b.n_affected = 1;
+        b.affected = affected;
+    }
+    const char *const *recs = sm_bn_recommendations(t->type);
+    size_t nr = 0;
+    while (recs && recs[nr])
+        nr++;
+    if (t->kind != SM_TR_RESOLVED) {
+        b.n_recommendations = nr;
+        b.recommendations = (char **)recs;
+    }
+    b.raised_at_ms = t->raised_at_ms;
+    b.reason = (char *)(t->reason ? t->reason : "");
+
+    size_t need = swarmmedic__v1__bottleneck__get_packed_size(&b);
+    if (need > c->out_cap) {
+        size_t cap = c->out_cap;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = realloc(c->out, cap);
+        if (!nb)
+            return SM_ERR_NOMEM;
+        c->out = nb;
+        c->out_cap = cap;
+    }
+    *len = swarmmedic__v1__bottleneck__pack(&b, c->out);
+    *out = c->out;
+    return SM_OK;
+}

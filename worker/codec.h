@@ -1,0 +1,100 @@
+/*
+ * codec.h - the wire edge: subjects and protobuf (schema/swarm_medic.proto)
+ * in, core events out; core transitions in, protobuf out.
+ *
+ * An sm_codec owns a decode arena and an encode buffer, both reused for
+ * every message: decoding allocates nothing per message once warm (the
+ * arena only grows when a message is larger than any before). A decoded
+ * event borrows its strings from the arena: it is valid until the next
+ * decode call on the same codec.
+ *
+ * Validation is strict and every rejection comes with a static reason
+ * sentence (*why) for the dead-letter header: undecodable bytes, missing
+ * event time, an id longer than SM_ID_MAX - 1, an agent id that differs
+ * from the subject's, an enum value the contract does not define.
+ *
+ * Thread safety: one thread per sm_codec.
+ */
+#ifndef SM_CODEC_H
+#define SM_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "detect.h"
+#include "event.h"
+#include "status.h"
+
+typedef enum sm_input_kind {
+    SM_IN_TASK = 1,
+    SM_IN_HEARTBEAT,
+    SM_IN_RESOURCE,
+    SM_IN_CONSENSUS,
+    SM_IN_AGENT,
+    SM_IN_OUTCOME,
+} sm_input_kind;
+
+/* A parsed input subject swarm.<swarm>.<kind>.<id>; tokens are copied. */
+typedef struct sm_subject {
+    sm_input_kind kind;
+    char swarm[SM_ID_MAX];
+    char id[SM_ID_MAX];         /* agent, source, group or command */
+} sm_subject;
+
+/* Parses an input subject. Errors: SM_ERR_INVALID with *why set. */
+sm_status sm_subject_parse(const char *subject, sm_subject *out,
+                           const char **why);
+
+/* The "task", "heartbeat", ... token of a kind. */
+const char *sm_input_kind_str(sm_input_kind k);
+
+/* A decoded HealingOutcome (healing itself is later work; the worker
+ * validates and counts these). */
+typedef struct sm_outcome {
+    int64_t ts_ms;
+    const char *command_id;
+    uint32_t result;            /* HealingOutcome.Result */
+} sm_outcome;
+
+typedef struct sm_codec sm_codec;
+
+sm_status sm_codec_create(sm_codec **out);
+void sm_codec_destroy(sm_codec *c);
+
+/* Decoders. `subj` is the parsed subject of the message; ids in the
+ * payload must match it (an empty payload id takes the subject's).
+ * Errors: SM_ERR_DECODE (bytes), SM_ERR_INVALID (contents), *why set. */
+sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
+                        size_t len, sm_task_event *out, const char **why);
+sm_status sm_codec_heartbeat(sm_codec *c, const sm_subject *subj,
+                             const void *buf, size_t len, sm_heartbeat *out,
+                             const char **why);
+sm_status sm_codec_resource(sm_codec *c, const sm_subject *subj,
+                            const void *buf, size_t len,
+                            sm_resource_sample *out, const char **why);
+sm_status sm_codec_consensus(sm_codec *c, const sm_subject *subj,
+                             const void *buf, size_t len,
+                             sm_consensus_round *out, const char **why);
+sm_status sm_codec_agent(sm_codec *c, const sm_subject *subj, const void *buf,
+                         size_t len, sm_agent_lifecycle *out,
+                         const char **why);
+sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
+                           const void *buf, size_t len, sm_outcome *out,
+                           const char **why);
+
+/* Packs a Bottleneck for transition t. evidence_subject is the subject of
+ * the input that triggered it. *out points into the codec's buffer, valid
+ * until the next encode. Errors: SM_ERR_NOMEM. */
+sm_status sm_codec_bottleneck(sm_codec *c, const sm_transition *t,
+                              const char *evidence_subject,
+                              const uint8_t **out, size_t *len);
+
+/* Writes the 16-hex-digit form of a decision id into buf (cap >= 17). */
+void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
+
+/* Output subject medic.<swarm>.bottleneck.<type> (prefix configurable).
+ * Returns SM_ERR_FULL if cap is too small. */
+sm_status sm_bottleneck_subject(const char *prefix, const sm_transition *t,
+                                char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,381 @@
+#include "config.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum opt_type {
+    OPT_STR,
+    OPT_BOOL,
+    OPT_I64,      /* plain integer */
+    OPT_DUR,      /* milliseconds, suffixes ms s m h */
+    OPT_SIZE,     /* bytes, suffixes K M G */
+    OPT_U32,      /* detector counts */
+    OPT_F64,      /* detector ratios */
+    OPT_DET_DUR,  /* detector durations (int64 ms) */
+} opt_type;
+
+typedef struct opt {
+    const char *name;
+    opt_type type;
+    size_t offset;
+    const char *help;
+} opt;
+
+#define C(field) offsetof(sm_config, field)
+#define D(field) (offsetof(sm_config, detect) + offsetof(sm_detect_config, field))
+
+static const opt options[] = {
+    {"nats_url", OPT_STR, C(nats_url), "NATS server URL(s), comma separated"},
+    {"nats_user", OPT_STR, C(nats_user), "user name"},
+    {"nats_password", OPT_STR, C(nats_password), "password"},
+    {"nats_token", OPT_STR, C(nats_token), "authentication token"},
+    {"nats_creds", OPT_STR, C(nats_creds), "credentials file (JWT + NKey)"},
+    {"nats_nkey_seed", OPT_STR, C(nats_nkey_seed), "NKey seed file"},
+    {"tls_ca", OPT_STR, C(tls_ca), "CA certificates file (enables TLS)"},
+    {"tls_cert", OPT_STR, C(tls_cert), "client certificate file"},
+    {"tls_key", OPT_STR, C(tls_key), "client key file"},
+    {"tls_hostname", OPT_STR, C(tls_hostname), "expected server host name"},
+    {"tls_insecure", OPT_BOOL, C(tls_insecure), "skip server certificate check"},
+    {"name", OPT_STR, C(name), "connection name"},
+    {"connect_timeout", OPT_DUR, C(connect_timeout_ms), "connect timeout"},
+    {"reconnect_wait", OPT_DUR, C(reconnect_wait_ms), "wait between reconnects"},
+    {"reconnect_buf", OPT_SIZE, C(reconnect_buf), "bytes buffered while disconnected"},
+    {"pending_limit", OPT_I64, C(pending_limit), "messages queued in the client before slow-consumer drops"},
+    {"input_subject", OPT_STR, C(input_subject), "subject to consume"},
+    {"output_prefix", OPT_STR, C(output_prefix), "first token of output subjects"},
+    {"deadletter_subject", OPT_STR, C(deadletter_subject), "where rejected input goes"},
+    {"store_dir", OPT_STR, C(store_dir), "LMDB environment directory"},
+    {"map_size", OPT_SIZE, C(map_size), "initial LMDB map size"},
+    {"map_max", OPT_SIZE, C(map_max), "LMDB map growth limit"},
+    {"commit_events", OPT_I64, C(commit_events), "group commit after this many events"},
+    {"commit_interval", OPT_DUR, C(commit_ms), "group commit after this much wall time"},
+    {"retention", OPT_DUR, C(retention_ms), "forget agents idle this long (event time)"},
+    {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
+    {"print", OPT_BOOL, C(print), "print conclusions readably on stdout"},
+    {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
+    {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
+    {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
+    {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
+    {"token_raise", OPT_F64, D(token_raise), "token usage ratio that raises"},
+    {"token_critical", OPT_F64, D(token_critical), "token usage ratio that is critical"},
+    {"token_clear", OPT_F64, D(token_clear), "token usage ratio that clears"},
+    {"quota_clear", OPT_F64, D(quota_clear), "active/quota ratio that clears"},
+    {"slow_raise", OPT_F64, D(slow_raise), "agent/swarm median duration that raises"},
+    {"slow_high", OPT_F64, D(slow_high), "ratio that makes it high"},
+    {"slow_clear", OPT_F64, D(slow_clear), "ratio that clears"},
+    {"slow_mad_k", OPT_F64, D(slow_mad_k), "MADs above the swarm median required"},
+    {"success_raise", OPT_F64, D(success_raise), "agent success rate that raises"},
+    {"success_clear", OPT_F64, D(success_clear), "success rate that clears"},
+    {"slow_min_agent_tasks", OPT_U32, D(slow_min_agent_tasks), "agent tasks needed"},
+    {"slow_min_swarm_tasks", OPT_U32, D(slow_min_swarm_tasks), "swarm tasks needed"},
+    {"queue_raise", OPT_U32, D(queue_raise), "pending tasks that raise"},
+    {"queue_critical", OPT_U32, D(queue_critical), "pending tasks that are critical"},
+    {"queue_clear", OPT_U32, D(queue_clear), "pending tasks that clear"},
+    {"consensus_raise", OPT_F64, D(consensus_raise), "timeout rate that raises"},
+    {"consensus_high", OPT_F64, D(consensus_high), "timeout rate that is high"},
+    {"consensus_clear", OPT_F64, D(consensus_clear), "timeout rate that clears"},
+    {"consensus_min_rounds", OPT_U32, D(consensus_min_rounds), "rounds needed"},
+};
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static const opt *find_opt(const char *name)
+{
+    char norm[64];
+    size_t n = strlen(name);
+    if (n >= sizeof norm)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        norm[i] = name[i] == '-' ? '_' : (char)tolower((unsigned char)name[i]);
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(options[i].name, norm) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static sm_status set_str(char **slot, const char *value)
+{
+    char *dup = strdup(value);
+    if (!dup)
+        return SM_ERR_NOMEM;
+    free(*slot);
+    *slot = dup;
+    return SM_OK;
+}
+
+sm_status sm_config_init(sm_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    sm_detect_config_default(&cfg->detect);
+    cfg->connect_timeout_ms = 2000;
+    cfg->reconnect_wait_ms = 500;
+    cfg->reconnect_buf = 8 << 20;
+    cfg->pending_limit = 1000000;
+    cfg->map_size = 64 << 20;
+    cfg->map_max = 1LL << 30;
+    cfg->commit_events = 1024;
+    cfg->commit_ms = 50;
+    cfg->retention_ms = 10 * 60 * 1000;
+    cfg->stats_ms = 10000;
+    const struct { char **slot; const char *v; } strs[] = {
+        {&cfg->nats_url, "nats://127.0.0.1:4222"},
+        {&cfg->name, "swarm-medic"},
+        {&cfg->input_subject, "swarm.>"},
+        {&cfg->output_prefix, "medic"},
+        {&cfg->deadletter_subject, "medic.deadletter"},
+        {&cfg->store_dir, "./swarm-medic-data"},
+        {&cfg->log_level, "info"},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        if (set_str(strs[i].slot, strs[i].v) != SM_OK) {
+            sm_config_free(cfg);
+            return SM_ERR_NOMEM;
+        }
+    }
+    return SM_OK;
+}
+
+void sm_config_free(sm_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type == OPT_STR) {
+            char **slot = (char **)((char *)cfg + options[i].offset);
+            free(*slot);
+            *slot = NULL;
+        }
+    }
+}
+
+/* Parses a number with an optional unit suffix scaled by the table. */
+static bool parse_scaled(const char *s, bool duration, int64_t *out)
+{
+    errno = 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return false;
+    double mul = 1;
+    if (duration) {
+        if (strcmp(end, "") == 0 || strcmp(end, "ms") == 0) mul = 1;
+        else if (strcmp(end, "s") == 0) mul = 1000;
+        else if (strcmp(end, "m") == 0) mul = 60000;
+        else if (strcmp(end, "h") == 0) mul = 3600000;
+        else return false;
+    } else {
+        if (strcmp(end, "") == 0) mul = 1;
+        else if (strcmp(end, "K") == 0 || strcmp(end, "k") == 0) mul = 1024.0;
+        else if (strcmp(end, "M") == 0) mul = 1024.0 * 1024;
+        else if (strcmp(end, "G") == 0) mul = 1024.0 * 1024 * 1024;
+        else return false;
+    }
+    v *= mul;
+    if (v > 9e18)
+        return false;
+    *out = (int64_t)v;
+    return true;
+}
+
+static sm_status apply(sm_config *cfg, const opt *o, const char *value,
+                       const char *origin, char *err, size_t errcap)
+{
+    void *slot = (char *)cfg + o->offset;
+    int64_t i64;
+    double f;
+    char *end;
+    switch (o->type) {
+    case OPT_STR:
+        return set_str((char **)slot, value);
+    case OPT_BOOL:
+        if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes"))
+            *(bool *)slot = true;
+        else if (!strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "no"))
+            *(bool *)slot = false;
+        else
+            goto bad;
+        return SM_OK;
+    case OPT_I64:
+        errno = 0;
+        i64 = strtoll(value, &end, 10);
+        if (errno || end == value || *end || i64 < 0)
+            goto bad;
+        *(int64_t *)slot = i64;
+        return SM_OK;
+    case OPT_DUR:
+    case OPT_DET_DUR:
+        if (!parse_scaled(value, true, &i64))
+            goto bad;
+        *(int64_t *)slot = i64;
+        return SM_OK;
+    case OPT_SIZE:
+        if (!parse_scaled(value, false, &i64))
+            goto bad;
+        *(int64_t *)slot = i64;
+        return SM_OK;
+    case OPT_U32:
+        errno = 0;
+        i64 = strtoll(value, &end, 10);
+        if (errno || end == value || *end || i64 < 0 || i64 > UINT32_MAX)
+            goto bad;
+        *(uint32_t *)slot = (uint32_t)i64;
+        return SM_OK;
+    case OPT_F64:
+        errno = 0;
+        f = strtod(value, &end);
+        if (errno || end == value || *end || !isfinite(f))
+            goto bad;
+        *(double *)slot = f;
+        return SM_OK;
+    }
+bad:
+    snprintf(err, errcap, "%s: bad value '%s' for %s", origin, value, o->name);
+    return SM_ERR_CONFIG;
+}
+
+sm_status sm_config_set(sm_config *cfg, const char *name, const char *value,
+                        const char *origin, char *err, size_t errcap)
+{
+    const opt *o = find_opt(name);
+    if (!o) {
+        snprintf(err, errcap, "%s: unknown setting '%s'", origin, name);
+        return SM_ERR_CONFIG;
+    }
+    return apply(cfg, o, value, origin, err, errcap);
+}
+
+sm_status sm_config_load_file(sm_config *cfg, const char *path, char *err,
+                              size_t errcap)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errcap, "%s:%d:%d: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return SM_ERR_CONFIG;
+    }
+    sm_status s = SM_OK;
+    if (!json_is_object(root)) {
+        snprintf(err, errcap, "%s: top level must be a JSON object", path);
+        s = SM_ERR_CONFIG;
+        goto cleanup;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        char text[512];
+        if (json_is_string(val))
+            snprintf(text, sizeof text, "%s", json_string_value(val));
+        else if (json_is_integer(val))
+            snprintf(text, sizeof text, "%lld", (long long)json_integer_value(val));
+        else if (json_is_real(val))
+            snprintf(text, sizeof text, "%.17g", json_real_value(val));
+        else if (json_is_boolean(val))
+            snprintf(text, sizeof text, "%s", json_is_true(val) ? "true" : "false");
+        else {
+            snprintf(err, errcap, "%s: '%s' must be a string, number or boolean",
+                     path, key);
+            s = SM_ERR_CONFIG;
+            goto cleanup;
+        }
+        s = sm_config_set(cfg, key, text, path, err, errcap);
+        if (s != SM_OK)
+            goto cleanup;
+    }
+cleanup:
+    json_decref(root);
+    return s;
+}
+
+sm_status sm_config_load_env(sm_config *cfg, char *const *envp, char *err,
+                             size_t errcap)
+{
+    static const char prefix[] = "SWARM_MEDIC_";
+    for (size_t i = 0; envp && envp[i]; i++) {
+        if (strncmp(envp[i], prefix, sizeof prefix - 1) != 0)
+            continue;
+        const char *kv = envp[i] + sizeof prefix - 1;
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv || (size_t)(eq - kv) >= 64)
+            continue;
+        char name[64];
+        memcpy(name, kv, (size_t)(eq - kv));
+        name[eq - kv] = 0;
+        char origin[96];
+        snprintf(origin, sizeof origin, "environment %s%s", prefix, name);
+        sm_status s = sm_config_set(cfg, name, eq + 1, origin, err, errcap);
+        if (s != SM_OK)
+            return s;
+    }
+    return SM_OK;
+}
+
+sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
+{
+    const char *why = NULL;
+    if (sm_detect_config_validate(&cfg->detect, &why) != SM_OK) {
+        snprintf(err, errcap, "detector settings: %s", why ? why : "invalid");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->map_size < 65536 || cfg->map_max < cfg->map_size) {
+        snprintf(err, errcap, "map_size must be >= 64K and map_max >= map_size");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->commit_events < 1) {
+        snprintf(err, errcap, "commit_events must be >= 1");
+        return SM_ERR_CONFIG;
+    }
+    if (sm_log_level_parse(cfg->log_level) < 0) {
+        snprintf(err, errcap, "log_level must be debug, info, warn or error");
+        return SM_ERR_CONFIG;
+    }
+    if (!cfg->input_subject[0] || !cfg->output_prefix[0] ||
+        !cfg->deadletter_subject[0] || !cfg->store_dir[0]) {
+        snprintf(err, errcap, "input_subject, output_prefix, deadletter_subject "
+                 "and store_dir must not be empty");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->retention_ms != 0 && cfg->retention_ms < cfg->detect.window_ms) {
+        snprintf(err, errcap, "retention (%lld ms) must be 0 or at least the "
+                 "window (%lld ms)", (long long)cfg->retention_ms,
+                 (long long)cfg->detect.window_ms);
+        return SM_ERR_CONFIG;
+    }
+    return SM_OK;
+}
+
+static void print_default(const sm_config *d, const opt *o, FILE *f)
+{
+    const void *slot = (const char *)d + o->offset;
+    switch (o->type) {
+    case OPT_STR: fprintf(f, "%s", *(char *const *)slot ? *(char *const *)slot : ""); break;
+    case OPT_BOOL: fprintf(f, "%s", *(const bool *)slot ? "true" : "false"); break;
+    case OPT_I64: fprintf(f, "%lld", (long long)*(const int64_t *)slot); break;
+    case OPT_DUR: case OPT_DET_DUR: fprintf(f, "%lldms", (long long)*(const int64_t *)slot); break;
+    case OPT_SIZE: fprintf(f, "%lld", (long long)*(const int64_t *)slot); break;
+    case OPT_U32: fprintf(f, "%u", *(const uint32_t *)slot); break;
+    case OPT_F64: fprintf(f, "%g", *(const double *)slot); break;
+    }
+}
+
+void sm_config_usage(const sm_config *defaults, void *file)
+{
+    FILE *f = file;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s", options[i].name);
+        for (char *p = flag; *p; p++)
+            if (*p == '_')
+                *p = '-';
+        fprintf(f, "  --%-22s %s (default: ", flag, options[i].help);
+        print_default(defaults, &options[i], f);
+        fprintf(f, ")\n");
+    }
+}

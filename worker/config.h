@@ -1,0 +1,88 @@
+/*
+ * config.h - the worker's configuration: defaults, a JSON file, environment
+ * variables and command-line flags, applied in that order (later wins).
+ *
+ * Every setting has one name, used in all three places:
+ *   file   {"nats_url": "nats://host:4222", "token_raise": 0.8, ...}
+ *   env    SWARM_MEDIC_NATS_URL=..., SWARM_MEDIC_TOKEN_RAISE=0.8
+ *   flag   --nats-url=... or --nats-url ...  (underscores may be dashes)
+ * Durations accept ms, s, m, h suffixes ("60s"); sizes accept K, M, G
+ * ("64M"). JSON numbers are taken as ms / bytes.
+ *
+ * The file is parsed with jansson (a well-kept Debian library) rather than
+ * by hand: unknown keys, wrong types and out-of-range values are errors
+ * that name the key and where it came from. Detector settings are then
+ * checked by sm_detect_config_validate().
+ *
+ * Strings in sm_config are owned by it (sm_config_free releases them).
+ */
+#ifndef SM_CONFIG_H
+#define SM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "detect.h"
+#include "status.h"
+
+typedef struct sm_config {
+    /* bus */
+    char *nats_url;             /* "nats://127.0.0.1:4222"; comma list ok */
+    char *nats_user;
+    char *nats_password;
+    char *nats_token;
+    char *nats_creds;           /* credentials (.creds) file */
+    char *nats_nkey_seed;       /* NKey seed file */
+    char *tls_ca;               /* CA bundle; setting any tls_* turns TLS on */
+    char *tls_cert;
+    char *tls_key;
+    char *tls_hostname;
+    bool tls_insecure;          /* skip server certificate verification */
+    char *name;                 /* connection name, "swarm-medic" */
+    int64_t connect_timeout_ms; /* 2000 */
+    int64_t reconnect_wait_ms;  /* 500 */
+    int64_t reconnect_buf;      /* bytes buffered while disconnected, 8M */
+    int64_t pending_limit;      /* subscription pending messages, 1000000 */
+
+    /* subjects */
+    char *input_subject;        /* "swarm.>" */
+    char *output_prefix;        /* "medic" */
+    char *deadletter_subject;   /* "medic.deadletter" */
+
+    /* store */
+    char *store_dir;            /* "./swarm-medic-data" */
+    int64_t map_size;           /* 64M */
+    int64_t map_max;            /* 1G */
+    int64_t commit_events;      /* group commit after N events, 1024 */
+    int64_t commit_ms;          /* or after this much wall time, 50 */
+    int64_t retention_ms;       /* drop idle agents after, 10m event time */
+
+    /* output */
+    char *log_level;            /* "info" */
+    bool print;                 /* print conclusions readably on stdout */
+    int64_t stats_ms;           /* stats log line period (wall), 10000 */
+
+    sm_detect_config detect;
+} sm_config;
+
+/* Fills defaults. Must be paired with sm_config_free. */
+sm_status sm_config_init(sm_config *cfg);
+void sm_config_free(sm_config *cfg);
+
+/* Applies a JSON file. Errors: SM_ERR_CONFIG with a sentence in err. */
+sm_status sm_config_load_file(sm_config *cfg, const char *path, char *err,
+                              size_t errcap);
+/* Applies SWARM_MEDIC_* variables from envp (NULL-terminated). */
+sm_status sm_config_load_env(sm_config *cfg, char *const *envp, char *err,
+                             size_t errcap);
+/* Applies one setting by name ("nats_url" or "nats-url") from text. */
+sm_status sm_config_set(sm_config *cfg, const char *name, const char *value,
+                        const char *origin, char *err, size_t errcap);
+/* Final checks across settings (detector ordering, sizes). */
+sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap);
+
+/* Prints every setting with its default and meaning (for --help). */
+void sm_config_usage(const sm_config *defaults, void *file /* FILE* */);
+
+#endif

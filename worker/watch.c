@@ -1,0 +1,145 @@
+#include "watch.h"
+
+#include <nats/nats.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus.h"
+#include "swarm_medic.pb-c.h"
+
+static const char *type_name(int t)
+{
+    static const char *const n[] = {"?", "token_exhaustion", "quota_exceeded",
+                                    "slow_agent", "queue_backlog",
+                                    "consensus_timeout"};
+    return (t >= 1 && t <= 5) ? n[t] : n[0];
+}
+
+static const char *severity_name(int s)
+{
+    static const char *const n[] = {"?", "low", "medium", "high", "critical"};
+    return (s >= 1 && s <= 4) ? n[s] : n[0];
+}
+
+static const char *transition_name(int k)
+{
+    static const char *const n[] = {"?", "RAISED", "UPDATED", "RESOLVED"};
+    return (k >= 1 && k <= 3) ? n[k] : n[0];
+}
+
+static void utc(int64_t ms, char *buf, size_t cap)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
+}
+
+sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap)
+{
+    Swarmmedic__V1__Bottleneck *b =
+        swarmmedic__v1__bottleneck__unpack(NULL, len, data);
+    if (!b || !b->decision) {
+        if (b)
+            swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+        return SM_ERR_DECODE;
+    }
+    const Swarmmedic__V1__Decision *d = b->decision;
+    char when[40];
+    utc(d->decided_at_ms, when, sizeof when);
+    int n = snprintf(buf, cap, "%s  %-6s %-8s %-17s %-8s %-8s", when, d->swarm,
+                     transition_name(b->transition), type_name(b->type),
+                     severity_name(b->severity),
+                     b->n_affected ? b->affected[0] : "-");
+    for (size_t i = 0; i < d->n_metrics && n > 0 && (size_t)n < cap; i++) {
+        const Swarmmedic__V1__Metric *m = d->metrics[i];
+        n += snprintf(buf + n, cap - (size_t)n, " %s=%.4g", m->name, m->value);
+        if (m->threshold != 0 && (size_t)n < cap)
+            n += snprintf(buf + n, cap - (size_t)n, "(thr %.4g)", m->threshold);
+    }
+    if (b->n_recommendations && n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "  -> %s", b->recommendations[0]);
+    swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    return SM_OK;
+}
+
+static bool stop_pending(const sigset_t *stop)
+{
+    sigset_t pending;
+    sigpending(&pending);
+    for (int i = 1; i < NSIG; i++)
+        if (sigismember(stop, i) && sigismember(&pending, i))
+            return true;
+    return false;
+}
+
+static void print_msg(const sm_config *cfg, natsMsg *m, FILE *out)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    char line[2048];
+    if (strcmp(subj, cfg->deadletter_subject) == 0) {
+        const char *reason = "", *orig = "";
+        natsMsgHeader_Get(m, "Medic-Reason", &reason);
+        natsMsgHeader_Get(m, "Medic-Subject", &orig);
+        fprintf(out, "DEAD-LETTER  %s  (%d bytes): %s\n", orig,
+                natsMsg_GetDataLength(m), reason);
+    } else if (strstr(subj, ".bottleneck.") &&
+               sm_watch_format(natsMsg_GetData(m),
+                               (size_t)natsMsg_GetDataLength(m), line,
+                               sizeof line) == SM_OK) {
+        fprintf(out, "%s\n", line);
+    } else {
+        fprintf(out, "%s  (%d bytes)\n", subj, natsMsg_GetDataLength(m));
+    }
+    fflush(out);
+}
+
+sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
+                       const sigset_t *stop, int64_t max_msgs)
+{
+    char err[512], subj[256];
+    sm_bus *bus = NULL;
+    natsSubscription *s1 = NULL, *s2 = NULL;
+    sm_status s = sm_bus_connect(&bus, cfg, log, true, err, sizeof err);
+    if (s != SM_OK) {
+        sm_log_write(log, SM_LOG_ERROR, "bus_connect_failed", "detail=\"%s\"", err);
+        return s;
+    }
+    natsConnection *nc = sm_bus_conn(bus);
+    snprintf(subj, sizeof subj, "%s.>", cfg->output_prefix);
+    /* One sync subscription per subject, both fed into one queue order is
+     * not needed: we poll them in turn with short timeouts. */
+    natsStatus ns = natsConnection_SubscribeSync(&s1, nc, subj);
+    if (ns == NATS_OK &&
+        strncmp(cfg->deadletter_subject, cfg->output_prefix,
+                strlen(cfg->output_prefix)) != 0)
+        ns = natsConnection_SubscribeSync(&s2, nc, cfg->deadletter_subject);
+    if (ns == NATS_OK)
+        ns = natsConnection_FlushTimeout(nc, 2000);
+    if (ns != NATS_OK) {
+        sm_log_write(log, SM_LOG_ERROR, "subscribe_failed", "status=\"%s\"",
+                     natsStatus_GetText(ns));
+        s = sm_bus_status(ns);
+        goto cleanup;
+    }
+    fprintf(out, "watching %s on %s\n", subj, cfg->nats_url);
+    fflush(out);
+    int64_t printed = 0;
+    while (!stop_pending(stop) && (max_msgs <= 0 || printed < max_msgs)) {
+        natsSubscription *subs[2] = {s1, s2};
+        for (int i = 0; i < 2; i++) {
+            natsMsg *m = NULL;
+            if (subs[i] && natsSubscription_NextMsg(&m, subs[i], 50) == NATS_OK) {
+                print_msg(cfg, m, out);
+                natsMsg_Destroy(m);
+                printed++;
+            }
+        }
+    }
+cleanup:
+    natsSubscription_Destroy(s1);
+    natsSubscription_Destroy(s2);
+    sm_bus_close(bus);
+    return s;
+}

@@ -1,0 +1,32 @@
+/*
+ * watch.h - `swarm-medic watch`: a consumer of the worker's conclusions
+ * that prints each one as a readable line, for operators and the demo.
+ *
+ * It subscribes to <output_prefix>.> and the dead-letter subject, decodes
+ * Bottleneck messages with protobuf-c and prints:
+ *   <event time UTC>  <swarm>  RAISED|UPDATED|RESOLVED  <type>  <severity>
+ *   <affected>  <metric>=<value> (threshold <t>) ...  -> <recommendation>
+ * Dead letters print their Medic-Reason and original subject.
+ */
+#ifndef SM_WATCH_H
+#define SM_WATCH_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "log.h"
+#include "status.h"
+
+/* Formats one packed Bottleneck into buf as a single line (no newline).
+ * Errors: SM_ERR_DECODE. */
+sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap);
+
+/* Prints conclusions to `out` until a signal in `stop` is pending or, if
+ * max_msgs > 0, that many messages have been printed. */
+sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
+                       const sigset_t *stop, int64_t max_msgs);
+
+#endif

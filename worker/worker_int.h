@@ -1,0 +1,33 @@
+/*
+ * worker_int.h - the sm_worker struct, shared by worker.c (lifecycle and
+ * loop) and handle.c (one handler per input subject). Not for other
+ * modules.
+ */
+#ifndef SM_WORKER_INT_H
+#define SM_WORKER_INT_H
+
+#include <nats/nats.h>
+
+#include "bus.h"
+#include "codec.h"
+#include "persist.h"
+#include "registry.h"
+#include "store.h"
+#include "worker.h"
+
+struct sm_worker {
+    const sm_config *cfg;
+    const sm_log *log;
+    sm_store *store;
+    sm_persist *persist;
+    sm_registry *reg;
+    sm_codec *codec;
+    sm_bus *bus;
+    natsSubscription *sub;
+    sm_sink sink;
+    const char *cur_subject;    /* input being handled: evidence */
+    uint64_t uncommitted;       /* events since the last commit */
+    sm_worker_stats st;
+};
+
+#endif
