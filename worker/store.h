@@ -36,8 +36,9 @@
 
 typedef struct sm_store_config {
     const char *dir;        /* environment directory; created 0700 if absent */
-    size_t map_size;        /* initial map size in bytes (64 MiB default) */
-    size_t map_max;         /* growth limit; == map_size forbids growth */
+    size_t map_size;        /* initial map size in bytes (0: 64 MiB) */
+    size_t map_max;         /* growth limit; == map_size forbids growth;
+                               0 means map_size; below map_size: invalid */
 } sm_store_config;
 
 typedef struct sm_store sm_store;
@@ -49,13 +50,20 @@ sm_status sm_store_open(sm_store **out, const sm_store_config *cfg);
 /* Aborts an open batch and closes. NULL is a no-op. */
 void sm_store_close(sm_store *st);
 
+/* Opens the batch (an LMDB write transaction). Errors: SM_ERR_INVALID if
+ * a batch is already open, SM_ERR_STORE. */
 sm_status sm_store_begin(sm_store *st);
-/* Copies key and value into the batch. klen 1..511. */
+/* Copies key and value into the batch. klen 1..511. Errors: SM_ERR_INVALID
+ * (no batch open, bad length; the batch stays open), SM_ERR_MAP_FULL or
+ * SM_ERR_STORE (the batch is aborted: LMDB cannot continue it). */
 sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
                        const void *val, size_t vlen);
-/* Deleting a missing key is SM_OK. */
+/* Deleting a missing key is SM_OK. Errors as sm_store_put(). */
 sm_status sm_store_del(sm_store *st, const void *key, size_t klen);
+/* Commits and syncs the batch; the batch is over whatever the result.
+ * Errors: SM_ERR_INVALID (no batch), SM_ERR_MAP_FULL, SM_ERR_STORE. */
 sm_status sm_store_commit(sm_store *st);
+/* Discards the open batch, if any. */
 void sm_store_abort(sm_store *st);
 
 /* Doubles the map size, capped at map_max. Must be called with no batch
@@ -79,6 +87,8 @@ typedef struct sm_store_stats {
     uint64_t map_full;      /* MDB_MAP_FULL hits */
 } sm_store_stats;
 
+/* Fills *out (works with or without a batch open; entries then count the
+ * batch's uncommitted writes). Errors: SM_ERR_INVALID, SM_ERR_STORE. */
 sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out);
 
 /* Last LMDB error text (static storage inside st), "" if none. */

@@ -1,0 +1,683 @@
+/*
+ * check_persist.c - the core's state through the store: restart after
+ * SIGKILL restores the exact state, retention keeps the store bounded, a
+ * full map grows, prunes or keeps everything in memory, never loses data.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "detect.h"
+#include "persist.h"
+#include "registry.h"
+#include "store.h"
+#include "support.h"
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+#define SWARM "swarm-a"
+#define RETENTION_MS 600000
+
+/* ---- fixtures */
+
+typedef struct env {
+    char dir[256];
+    char db[320];
+    sm_store *st;
+    sm_persist *p;
+    sm_registry *reg;
+} env;
+
+static sm_registry *new_registry(void)
+{
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    sm_registry *reg = NULL;
+    ck_assert_int_eq(sm_registry_create(&reg, &cfg), SM_OK);
+    return reg;
+}
+
+static void env_open_store(env *e, size_t map_size, size_t map_max)
+{
+    sm_store_config sc = {.dir = e->db, .map_size = map_size, .map_max = map_max};
+    sm_status s = sm_store_open(&e->st, &sc);
+    ck_assert_msg(s == SM_OK, "store open: %s", sm_status_str(s));
+    ck_assert_int_eq(sm_persist_create(&e->p, e->st), SM_OK);
+}
+
+static void env_close_store(env *e)
+{
+    sm_persist_destroy(e->p);
+    sm_store_close(e->st);
+    e->p = NULL;
+    e->st = NULL;
+}
+
+static void env_init(env *e, size_t map_size, size_t map_max)
+{
+    memset(e, 0, sizeof *e);
+    sm_test_tmpdir(e->dir, sizeof e->dir, "persist");
+    snprintf(e->db, sizeof e->db, "%s/db", e->dir);
+    env_open_store(e, map_size, map_max);
+    e->reg = new_registry();
+}
+
+static void env_fini(env *e)
+{
+    env_close_store(e);
+    sm_registry_destroy(e->reg);
+    sm_test_rmtree(e->dir);
+}
+
+static sm_swarm *swarm_of(sm_registry *reg)
+{
+    sm_swarm *sw = NULL;
+    ck_assert_int_eq(sm_registry_get(reg, SWARM, &sw), SM_OK);
+    return sw;
+}
+
+static size_t store_entries(sm_store *st)
+{
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    return ss.entries;
+}
+
+/* Loads the store into a fresh registry and checks it holds `sw` exactly. */
+static void assert_reload_equals(sm_store *st, const sm_swarm *sw)
+{
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.corrupt, 0);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, sm_swarm_agent_count(sw));
+    sm_swarm *got = sm_registry_find(reg, sm_swarm_id(sw));
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(sm_swarm_agent_count(got), sm_swarm_agent_count(sw));
+    size_t n1 = sm_swarm_export(sw, NULL, 0), n2 = sm_swarm_export(got, NULL, 0);
+    ck_assert_uint_eq(n1, n2);
+    unsigned char *b1 = malloc(n1), *b2 = malloc(n2);
+    ck_assert_uint_eq(sm_swarm_export(sw, b1, n1), n1);
+    ck_assert_uint_eq(sm_swarm_export(got, b2, n2), n2);
+    ck_assert_msg(memcmp(b1, b2, n1) == 0, "reloaded swarm state differs");
+    free(b1);
+    free(b2);
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+}
+
+/* ---- event streams */
+
+/* Transitions as text, one line each. */
+typedef struct rec {
+    char text[64 * 1024];
+    size_t len;
+    size_t n;
+} rec;
+
+static void record(void *ud, const sm_transition *t)
+{
+    rec *r = ud;
+    int w = snprintf(r->text + r->len, sizeof r->text - r->len,
+                     "%s %s %s subject=%s at=%lld raised=%lld id=%016llx\n",
+                     sm_bn_type_str(t->type), sm_transition_str(t->kind),
+                     sm_severity_str(t->severity), t->subject,
+                     (long long)t->at_ms, (long long)t->raised_at_ms,
+                     (unsigned long long)t->decision_id);
+    if (w > 0 && (size_t)w < sizeof r->text - r->len)
+        r->len += (size_t)w;
+    r->n++;
+}
+
+static void task(sm_swarm *sw, int64_t ts, const char *agent,
+                 uint32_t duration_ms, rec *r)
+{
+    sm_task_event ev = {
+        .ts_ms = ts, .agent = agent, .kind = SM_TASK_COMPLETED,
+        .priority = SM_PRIO_MEDIUM, .tokens_used = 100, .duration_ms = duration_ms,
+    };
+    ck_assert_int_eq(sm_swarm_on_task(sw, &ev, r ? record : NULL, r), SM_OK);
+}
+
+static void usage(sm_swarm *sw, int64_t ts, uint64_t used_per_mille, rec *r)
+{
+    sm_resource_sample ev = {
+        .ts_ms = ts, .source = "budget", .token_budget = 1000,
+        .tokens_used = used_per_mille,
+    };
+    ck_assert_int_eq(sm_swarm_on_resource(sw, &ev, r ? record : NULL, r), SM_OK);
+}
+
+/* A working swarm of 12 agents, one task every 100 ms and a token sample
+ * every second. From `slow_from` on, agent ag-0 takes 5x as long. */
+static void feed(sm_swarm *sw, int64_t from, int64_t to, uint64_t used,
+                 int64_t slow_from, rec *r)
+{
+    for (int64_t t = from; t < to; t += 100) {
+        int64_t k = t / 100;
+        char agent[16];
+        snprintf(agent, sizeof agent, "ag-%d", (int)(k % 12));
+        uint32_t d = 1000 + (uint32_t)(k % 7) * 20;
+        if (k % 12 == 0 && t >= slow_from)
+            d *= 5;
+        task(sw, t, agent, d, r);
+        if (t % 1000 == 0)
+            usage(sw, t, used, r);
+    }
+}
+
+/* The stream after the restart: usage climbs into critical, agent ag-0
+ * turns slow, then usage falls back and the token bottleneck clears. */
+static void feed_after(sm_swarm *sw, rec *r)
+{
+    feed(sw, 45000, 55000, 950, 45000, r);
+    feed(sw, 55000, 90000, 500, 45000, r);
+}
+
+static size_t export_all(const sm_swarm *sw, unsigned char **out)
+{
+    size_t n = sm_swarm_export(sw, NULL, 0);
+    *out = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(*out);
+    ck_assert_uint_eq(sm_swarm_export(sw, *out, n), n);
+    return n;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = fwrite(data, 1, len, f);
+    return fclose(f) == 0 && w == len ? 0 : -1;
+}
+
+static unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* ---- SIGKILL and restore */
+
+/* Child: two flushed phases, the state after the last flush written to
+ * files, then a third phase never flushed, then SIGKILL. */
+static void restore_child(const env *parent)
+{
+    sm_store_config sc = {.dir = parent->db, .map_size = MIB, .map_max = 64 * MIB};
+    sm_store *st = NULL;
+    sm_persist *p = NULL;
+    sm_registry *reg = NULL;
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    sm_persist_result res;
+    if (sm_store_open(&st, &sc) != SM_OK || sm_persist_create(&p, st) != SM_OK ||
+        sm_registry_create(&reg, &cfg) != SM_OK)
+        _exit(2);
+    sm_swarm *sw = NULL;
+    if (sm_registry_get(reg, SWARM, &sw) != SM_OK)
+        _exit(3);
+    feed(sw, 0, 20000, 850, 1 << 30, NULL);
+    if (sm_persist_flush(p, reg, RETENTION_MS, &res) != SM_OK)
+        _exit(4);
+    feed(sw, 20000, 40000, 850, 1 << 30, NULL);
+    if (sm_persist_flush(p, reg, RETENTION_MS, &res) != SM_OK || res.swarms_written != 1)
+        _exit(5);
+    size_t n = sm_swarm_export(sw, NULL, 0);
+    unsigned char *buf = malloc(n);
+    char path[400], count[32];
+    sm_swarm_export(sw, buf, n);
+    snprintf(path, sizeof path, "%s/expected.bin", parent->dir);
+    if (write_file(path, buf, n) != 0)
+        _exit(6);
+    snprintf(path, sizeof path, "%s/agents.txt", parent->dir);
+    snprintf(count, sizeof count, "%zu", sm_swarm_agent_count(sw));
+    if (write_file(path, count, strlen(count)) != 0)
+        _exit(7);
+    /* Uncommitted work, then death. */
+    feed(sw, 40000, 45000, 990, 40000, NULL);
+    raise(SIGKILL);
+    _exit(8);
+}
+
+START_TEST(test_restore_after_sigkill)
+{
+    env e;
+    env_init(&e, MIB, 64 * MIB);
+    env_close_store(&e);            /* the child owns the store now */
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        restore_child(&e);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "child failed before SIGKILL (status 0x%x)", status);
+
+    char path[400];
+    size_t want_len = 0;
+    snprintf(path, sizeof path, "%s/expected.bin", e.dir);
+    unsigned char *want = read_file(path, &want_len);
+    snprintf(path, sizeof path, "%s/agents.txt", e.dir);
+    char *agents_txt = sm_test_slurp(path);
+    ck_assert_ptr_nonnull(agents_txt);
+    size_t want_agents = (size_t)strtoul(agents_txt, NULL, 10);
+    free(agents_txt);
+    ck_assert_uint_eq(want_agents, 12);
+
+    /* Restart: load into a fresh registry. */
+    env_open_store(&e, MIB, 64 * MIB);
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(e.p, e.reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, want_agents);
+    ck_assert_uint_eq(lr.corrupt, 0);
+    ck_assert_uint_eq(sm_registry_count(e.reg), 1);
+    sm_swarm *restored = sm_registry_find(e.reg, SWARM);
+    ck_assert_ptr_nonnull(restored);
+    ck_assert_uint_eq(sm_swarm_agent_count(restored), want_agents);
+    ck_assert(!sm_swarm_is_dirty(restored));
+    unsigned char *got = NULL;
+    size_t got_len = export_all(restored, &got);
+    ck_assert_uint_eq(got_len, want_len);
+    ck_assert_msg(memcmp(got, want, want_len) == 0,
+                  "restored state differs from the last committed one");
+    ck_assert(sm_swarm_is_raised(restored, SM_BN_TOKEN_EXHAUSTION, ""));
+    free(got);
+
+    /* A swarm that never restarted, fed the same events. */
+    sm_registry *ref_reg = new_registry();
+    sm_swarm *ref = swarm_of(ref_reg);
+    feed(ref, 0, 20000, 850, 1 << 30, NULL);
+    feed(ref, 20000, 40000, 850, 1 << 30, NULL);
+    ck_assert(sm_swarm_is_raised(ref, SM_BN_TOKEN_EXHAUSTION, ""));
+
+    /* The same next events give the same transitions, byte for byte. */
+    static rec r_ref, r_restored;
+    memset(&r_ref, 0, sizeof r_ref);
+    memset(&r_restored, 0, sizeof r_restored);
+    feed_after(ref, &r_ref);
+    feed_after(restored, &r_restored);
+    ck_assert_msg(strstr(r_ref.text, "token_exhaustion resolved") != NULL,
+                  "the stream should clear the token bottleneck:\n%s", r_ref.text);
+    ck_assert_uint_ge(r_ref.n, 2);
+    ck_assert_uint_eq(r_restored.n, r_ref.n);
+    ck_assert_str_eq(r_restored.text, r_ref.text);
+    ck_assert(!sm_swarm_is_raised(restored, SM_BN_TOKEN_EXHAUSTION, ""));
+
+    /* And the flush after the restart writes what changed. */
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert_uint_eq(res.agents_written, 12);
+    assert_reload_equals(e.st, restored);
+
+    free(want);
+    sm_registry_destroy(ref_reg);
+    env_fini(&e);
+}
+END_TEST
+
+/* A second flush with nothing new writes nothing. */
+START_TEST(test_flush_writes_only_dirty)
+{
+    env e;
+    env_init(&e, MIB, 64 * MIB);
+    sm_swarm *sw = swarm_of(e.reg);
+    feed(sw, 0, 5000, 500, 1 << 30, NULL);
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert_uint_eq(res.agents_written, 12);
+    ck_assert_uint_eq(res.map_full, 0);
+    ck_assert_uint_eq(store_entries(e.st), 13);
+
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_written, 0);
+    ck_assert_uint_eq(res.agents_written, 0);
+    ck_assert_uint_eq(res.agents_deleted, 0);
+
+    /* One agent's task: that agent (and the swarm window) only. */
+    task(sw, 5000, "ag-3", 1000, NULL);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.agents_written, 1);
+    assert_reload_equals(e.st, sw);
+    env_fini(&e);
+}
+END_TEST
+
+/* ---- retention */
+
+START_TEST(test_retention_bounds_store)
+{
+    enum { PER_SEC = 4, SECONDS = 1800, FLUSH_EVERY = 10 };
+    const int64_t retention = 120000;
+    env e;
+    env_init(&e, 4 * MIB, 64 * MIB);
+    sm_swarm *sw = swarm_of(e.reg);
+    size_t max_entries = 0;
+
+    for (int sec = 0; sec < SECONDS; sec++) {
+        for (int j = 0; j < PER_SEC; j++) {
+            char agent[32];
+            snprintf(agent, sizeof agent, "eph-%d-%d", sec, j);
+            task(sw, (int64_t)sec * 1000 + j * 10, agent, 800 + (uint32_t)j, NULL);
+        }
+        if ((sec + 1) % FLUSH_EVERY != 0)
+            continue;
+        sm_persist_result res;
+        ck_assert_int_eq(sm_persist_flush(e.p, e.reg, retention, &res), SM_OK);
+        /* Agents whose last event is within retention of now. */
+        int64_t now = sm_swarm_now(sw), alive = 0;
+        for (int s = 0; s <= sec; s++)
+            for (int j = 0; j < PER_SEC; j++)
+                if ((int64_t)s * 1000 + j * 10 >= now - retention)
+                    alive++;
+        size_t entries = store_entries(e.st);
+        ck_assert_msg(entries <= (size_t)alive + 1,
+                      "at %llds: %zu entries for %lld live agents",
+                      (long long)now / 1000, entries, (long long)alive);
+        ck_assert_uint_eq(entries, sm_swarm_agent_count(sw) + 1);
+        ck_assert_uint_eq(sm_persist_pending_deletes(e.p), 0);
+        if (entries > max_entries)
+            max_entries = entries;
+    }
+    /* 7200 agents came and went; the store held a few hundred at most. */
+    ck_assert_uint_le(max_entries, (size_t)PER_SEC * (retention / 1000 + FLUSH_EVERY) + 1);
+    ck_assert_uint_gt(max_entries, 100);
+    assert_reload_equals(e.st, sw);
+    env_fini(&e);
+}
+END_TEST
+
+/* ---- full map */
+
+static void many_agents(sm_swarm *sw, const char *prefix, int n, int64_t t0)
+{
+    for (int i = 0; i < n; i++) {
+        char agent[32];
+        snprintf(agent, sizeof agent, "%s-%05d", prefix, i);
+        task(sw, t0 + i, agent, 1000 + (uint32_t)(i % 50), NULL);
+    }
+}
+
+static void count_dirty(void *ud, const char *agent, const void *blob, size_t len)
+{
+    (void)agent;
+    (void)len;
+    if (blob)
+        (*(size_t *)ud)++;
+}
+
+START_TEST(test_map_full_grows)
+{
+    env e;
+    env_init(&e, 64 * KIB, 64 * MIB);
+    sm_swarm *sw = swarm_of(e.reg);
+    many_agents(sw, "ag", 3000, 0);
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_gt(res.grows, 0);
+    ck_assert_uint_eq(res.map_full, res.grows);
+    ck_assert_uint_eq(res.prunes, 0);
+    ck_assert_uint_eq(res.agents_written, 3000);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert(!sm_swarm_is_dirty(sw));
+    ck_assert_uint_eq(store_entries(e.st), 3001);
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(e.st, &ss), SM_OK);
+    ck_assert_uint_gt(ss.map_size, 64 * KIB);
+    assert_reload_equals(e.st, sw);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(test_map_full_keeps_everything_in_memory)
+{
+    env e;
+    env_init(&e, 64 * KIB, 64 * KIB);
+    sm_swarm *sw = swarm_of(e.reg);
+    many_agents(sw, "ag", 3000, 0);
+    unsigned char *before = NULL;
+    size_t before_len = export_all(sw, &before);
+
+    sm_persist_result res;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res),
+                         SM_ERR_MAP_FULL);
+        ck_assert_uint_ge(res.map_full, 1);
+        ck_assert_uint_eq(res.grows, 0);
+        ck_assert_uint_ge(res.prunes, 1);       /* tried, found nothing idle */
+        ck_assert_uint_eq(res.expired, 0);
+        ck_assert(sm_swarm_is_dirty(sw));
+        size_t dirty = 0;
+        sm_swarm_visit_dirty(sw, count_dirty, &dirty);
+        ck_assert_uint_eq(dirty, 3000);
+        ck_assert_uint_eq(sm_swarm_agent_count(sw), 3000);
+        ck_assert_uint_eq(store_entries(e.st), 0);
+    }
+    unsigned char *after = NULL;
+    size_t after_len = export_all(sw, &after);
+    ck_assert_uint_eq(after_len, before_len);
+    ck_assert(memcmp(after, before, before_len) == 0);
+
+    /* The operator gives it room: the next flush writes everything. */
+    env_close_store(&e);
+    env_open_store(&e, 16 * MIB, 16 * MIB);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.agents_written, 3000);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert(!sm_swarm_is_dirty(sw));
+    assert_reload_equals(e.st, sw);
+    free(before);
+    free(after);
+    env_fini(&e);
+}
+END_TEST
+
+typedef struct scan_count {
+    size_t old_agents, new_agents;
+} scan_count;
+
+static sm_status count_agent_keys(void *ud, const void *key, size_t klen,
+                                  const void *val, size_t vlen)
+{
+    scan_count *c = ud;
+    (void)val;
+    (void)vlen;
+    const char *k = key;
+    size_t off = 2 + strlen(SWARM) + 1;
+    if (klen > off + 3 && memcmp(k + off, "old", 3) == 0)
+        c->old_agents++;
+    if (klen > off + 3 && memcmp(k + off, "new", 3) == 0)
+        c->new_agents++;
+    return SM_OK;
+}
+
+static void fill_two_generations(sm_swarm *sw, sm_persist *p, sm_registry *reg,
+                                 sm_persist_result *res)
+{
+    many_agents(sw, "old", 1000, 0);
+    ck_assert_int_eq(sm_persist_flush(p, reg, RETENTION_MS, res), SM_OK);
+    many_agents(sw, "new", 1000, 200000);
+}
+
+/* A map that holds one generation of agents but not two, and may not grow:
+ * the idle generation is pruned to make room for the live one. */
+START_TEST(test_map_full_prunes_idle_agents)
+{
+    /* Calibrate: the bytes one generation takes, in a roomy map. */
+    env cal;
+    env_init(&cal, 64 * MIB, 64 * MIB);
+    sm_persist_result res;
+    many_agents(swarm_of(cal.reg), "old", 1000, 0);
+    ck_assert_int_eq(sm_persist_flush(cal.p, cal.reg, RETENTION_MS, &res), SM_OK);
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(cal.st, &ss), SM_OK);
+    size_t one_gen = ss.used_bytes;
+    env_fini(&cal);
+
+    size_t map = (one_gen * 3 / 2 + 4 * KIB - 1) / (4 * KIB) * (4 * KIB);
+    env e;
+    env_init(&e, map, map);
+    sm_swarm *sw = swarm_of(e.reg);
+    fill_two_generations(sw, e.p, e.reg, &res);
+    ck_assert_uint_eq(sm_swarm_agent_count(sw), 2000);
+
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_ge(res.map_full, 1);
+    ck_assert_uint_eq(res.grows, 0);
+    ck_assert_uint_ge(res.prunes, 1);
+    ck_assert_uint_eq(res.expired, 1000);
+    ck_assert_uint_eq(res.agents_deleted, 1000);
+    ck_assert_uint_eq(res.agents_written, 1000);
+    ck_assert_int_lt(res.retention_ms, RETENTION_MS);
+    ck_assert_int_ge(res.retention_ms, 60000);
+    ck_assert_uint_eq(sm_swarm_agent_count(sw), 1000);
+
+    scan_count c = {0, 0};
+    ck_assert_int_eq(sm_store_scan(e.st, "a", 2, count_agent_keys, &c), SM_OK);
+    ck_assert_uint_eq(c.old_agents, 0);
+    ck_assert_uint_eq(c.new_agents, 1000);
+    assert_reload_equals(e.st, sw);
+    env_fini(&e);
+}
+END_TEST
+
+/* ---- load */
+
+START_TEST(test_load_skips_corrupt_blobs)
+{
+    env e;
+    env_init(&e, MIB, 64 * MIB);
+    sm_swarm *sw = swarm_of(e.reg);
+    feed(sw, 0, 3000, 500, 1 << 30, NULL);
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+
+    /* Damage one agent blob and add a key of the wrong shape. */
+    static const char bad_agent[] = "a\0" SWARM "\0ag-5";
+    static const char no_agent[] = "a\0" SWARM;
+    ck_assert_int_eq(sm_store_begin(e.st), SM_OK);
+    ck_assert_int_eq(sm_store_put(e.st, bad_agent, sizeof bad_agent - 1, "junk", 4), SM_OK);
+    ck_assert_int_eq(sm_store_put(e.st, no_agent, sizeof no_agent - 1, "x", 1), SM_OK);
+    ck_assert_int_eq(sm_store_commit(e.st), SM_OK);
+
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, 11);
+    ck_assert_uint_eq(lr.corrupt, 2);
+    ck_assert_uint_eq(sm_persist_pending_deletes(p), 2);
+    /* The next flush removes what could not be read. */
+    ck_assert_int_eq(sm_persist_flush(p, reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.agents_deleted, 2);
+    ck_assert_uint_eq(store_entries(e.st), 12);
+    sm_persist_destroy(p);
+    sm_registry_destroy(reg);
+    env_fini(&e);
+}
+END_TEST
+
+START_TEST(test_registry)
+{
+    sm_registry *reg = new_registry();
+    sm_swarm *a = NULL, *b = NULL, *again = NULL;
+    char long_id[SM_ID_MAX + 1];
+    memset(long_id, 'x', SM_ID_MAX);
+    long_id[SM_ID_MAX] = 0;
+    ck_assert_int_eq(sm_registry_get(reg, "", &a), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_registry_get(reg, long_id, &a), SM_ERR_INVALID);
+    ck_assert_ptr_null(a);
+    long_id[SM_ID_MAX - 1] = 0;     /* SM_ID_MAX - 1 bytes: the longest */
+    ck_assert_int_eq(sm_registry_get(reg, long_id, &a), SM_OK);
+    ck_assert_int_eq(sm_registry_get(reg, "beta", &b), SM_OK);
+    ck_assert_int_eq(sm_registry_get(reg, long_id, &again), SM_OK);
+    ck_assert_ptr_eq(a, again);
+    ck_assert_ptr_ne(a, b);
+    ck_assert_ptr_eq(sm_registry_find(reg, "beta"), b);
+    ck_assert_ptr_null(sm_registry_find(reg, "gamma"));
+    ck_assert_uint_eq(sm_registry_count(reg), 2);
+    /* Many swarms: lookups stay right across table growth. */
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%03d", i);
+        sm_swarm *sw = NULL;
+        ck_assert_int_eq(sm_registry_get(reg, id, &sw), SM_OK);
+        ck_assert_str_eq(sm_swarm_id(sw), id);
+    }
+    ck_assert_uint_eq(sm_registry_count(reg), 202);
+    ck_assert_ptr_eq(sm_registry_find(reg, "beta"), b);
+    ck_assert_str_eq(sm_swarm_id(sm_registry_find(reg, "s123")), "s123");
+    sm_registry_destroy(reg);
+    sm_registry_destroy(NULL);
+}
+END_TEST
+
+static void collect_ids(void *ud, sm_swarm *sw)
+{
+    char *buf = ud;
+    strcat(buf, sm_swarm_id(sw));
+    strcat(buf, ",");
+}
+
+START_TEST(test_registry_order)
+{
+    sm_registry *reg = new_registry();
+    const char *ids[] = {"zeta", "alpha", "mid", "beta"};
+    for (size_t i = 0; i < 4; i++) {
+        sm_swarm *sw = NULL;
+        ck_assert_int_eq(sm_registry_get(reg, ids[i], &sw), SM_OK);
+    }
+    char buf[128] = "";
+    sm_registry_foreach(reg, collect_ids, buf);
+    ck_assert_str_eq(buf, "zeta,alpha,mid,beta,");
+    sm_registry_destroy(reg);
+}
+END_TEST
+
+static Suite *persist_suite(void)
+{
+    Suite *s = suite_create("persist");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_registry);
+    tcase_add_test(tc, test_registry_order);
+    tcase_add_test(tc, test_restore_after_sigkill);
+    tcase_add_test(tc, test_flush_writes_only_dirty);
+    tcase_add_test(tc, test_retention_bounds_store);
+    tcase_add_test(tc, test_map_full_grows);
+    tcase_add_test(tc, test_map_full_keeps_everything_in_memory);
+    tcase_add_test(tc, test_map_full_prunes_idle_agents);
+    tcase_add_test(tc, test_load_skips_corrupt_blobs);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(persist_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

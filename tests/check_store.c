@@ -1,0 +1,525 @@
+/*
+ * check_store.c - the LMDB store: batches, scans, durability across
+ * SIGKILL, a full map, growth and bounded size under churn.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store.h"
+#include "support.h"
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+
+static sm_store *open_store(const char *dir, size_t map_size, size_t map_max)
+{
+    sm_store_config cfg = {.dir = dir, .map_size = map_size, .map_max = map_max};
+    sm_store *st = NULL;
+    sm_status s = sm_store_open(&st, &cfg);
+    ck_assert_msg(s == SM_OK, "open %s: %s", dir, sm_status_str(s));
+    ck_assert_ptr_nonnull(st);
+    return st;
+}
+
+static void put_str(sm_store *st, const char *k, const char *v)
+{
+    sm_status s = sm_store_put(st, k, strlen(k), v, strlen(v));
+    ck_assert_msg(s == SM_OK, "put %s: %s", k, sm_status_str(s));
+}
+
+/* Collects "key=value;" pairs of a scan into a string. */
+typedef struct collect {
+    char text[8192];
+    size_t n;
+    size_t stop_after;      /* 0: never stop */
+} collect;
+
+static sm_status collect_fn(void *ud, const void *key, size_t klen,
+                            const void *val, size_t vlen)
+{
+    collect *c = ud;
+    size_t used = strlen(c->text);
+    snprintf(c->text + used, sizeof c->text - used, "%.*s=%.*s;", (int)klen,
+             (const char *)key, (int)vlen, (const char *)val);
+    c->n++;
+    if (c->stop_after && c->n >= c->stop_after)
+        return SM_ERR_FULL;
+    return SM_OK;
+}
+
+static const char *scan_all(sm_store *st, const char *prefix, collect *c)
+{
+    memset(c, 0, sizeof *c);
+    sm_status s = sm_store_scan(st, prefix, strlen(prefix), collect_fn, c);
+    ck_assert_msg(s == SM_OK, "scan: %s", sm_status_str(s));
+    return c->text;
+}
+
+static size_t count_keys(sm_store *st)
+{
+    collect c;
+    memset(&c, 0, sizeof c);
+    ck_assert_int_eq(sm_store_scan(st, NULL, 0, collect_fn, &c), SM_OK);
+    return c.n;
+}
+
+START_TEST(test_put_commit_scan_prefix)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store");
+    sm_store *st = open_store(dir, MIB, MIB);
+    collect c;
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "b:2", "two");
+    put_str(st, "a:1", "x");
+    put_str(st, "b:1", "one");
+    put_str(st, "b", "bare");
+    put_str(st, "c:1", "y");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+
+    ck_assert_str_eq(scan_all(st, "b:", &c), "b:1=one;b:2=two;");
+    ck_assert_str_eq(scan_all(st, "b", &c), "b=bare;b:1=one;b:2=two;");
+    ck_assert_str_eq(scan_all(st, "", &c), "a:1=x;b=bare;b:1=one;b:2=two;c:1=y;");
+    ck_assert_str_eq(scan_all(st, "zz", &c), "");
+
+    /* A visitor's error stops the scan and is returned. */
+    memset(&c, 0, sizeof c);
+    c.stop_after = 2;
+    ck_assert_int_eq(sm_store_scan(st, NULL, 0, collect_fn, &c), SM_ERR_FULL);
+    ck_assert_uint_eq(c.n, 2);
+
+    /* Overwrite in a later batch. */
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "b:1", "uno");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_str_eq(scan_all(st, "b:", &c), "b:1=uno;b:2=two;");
+
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.entries, 5);
+    ck_assert_uint_ge(ss.map_size, MIB);
+    ck_assert_uint_gt(ss.used_bytes, 0);
+    ck_assert_uint_eq(ss.grows, 0);
+    ck_assert_uint_eq(ss.map_full, 0);
+    ck_assert_str_eq(sm_store_error(st), "");
+
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_abort_discards)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store");
+    sm_store *st = open_store(dir, MIB, MIB);
+    collect c;
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "k1", "v1");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "k2", "v2");
+    ck_assert_int_eq(sm_store_del(st, "k1", 2), SM_OK);
+    sm_store_abort(st);
+    ck_assert_str_eq(scan_all(st, "", &c), "k1=v1;");
+
+    /* Closing with a batch open discards it too. */
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "k3", "v3");
+    sm_store_close(st);
+    st = open_store(dir, MIB, MIB);
+    ck_assert_str_eq(scan_all(st, "", &c), "k1=v1;");
+
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_del_missing_ok)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store");
+    sm_store *st = open_store(dir, MIB, MIB);
+    collect c;
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "keep", "1");
+    put_str(st, "gone", "2");
+    ck_assert_int_eq(sm_store_del(st, "never-was", 9), SM_OK);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_del(st, "gone", 4), SM_OK);
+    ck_assert_int_eq(sm_store_del(st, "gone", 4), SM_OK);
+    ck_assert_int_eq(sm_store_del(st, "missing", 7), SM_OK);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c), "keep=1;");
+
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_invalid_use)
+{
+    char dir[256], file[300];
+    sm_test_tmpdir(dir, sizeof dir, "store");
+    sm_store *st = NULL;
+    sm_store_config bad = {.dir = dir, .map_size = 2 * MIB, .map_max = MIB};
+    ck_assert_int_eq(sm_store_open(&st, &bad), SM_ERR_INVALID);
+    ck_assert_ptr_null(st);
+    sm_store_config nodir = {.dir = "", .map_size = MIB, .map_max = MIB};
+    ck_assert_int_eq(sm_store_open(&st, &nodir), SM_ERR_INVALID);
+    ck_assert_ptr_null(st);
+
+    /* A directory path that is a file. */
+    snprintf(file, sizeof file, "%s/plain", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    sm_store_config isfile = {.dir = file, .map_size = MIB, .map_max = MIB};
+    ck_assert_int_eq(sm_store_open(&st, &isfile), SM_ERR_IO);
+    ck_assert_ptr_null(st);
+
+    /* Nested directories are created. */
+    char nested[400];
+    snprintf(nested, sizeof nested, "%s/x/y/z", dir);
+    sm_store *st2 = open_store(nested, MIB, MIB);
+    sm_store_close(st2);
+
+    st = open_store(dir, MIB, MIB);
+    char big[512];
+    memset(big, 'k', sizeof big);
+    ck_assert_int_eq(sm_store_put(st, "k", 1, "v", 1), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_commit(st), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_begin(st), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_put(st, "k", 0, "v", 1), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_put(st, big, 512, "v", 1), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_del(st, big, 512), SM_ERR_INVALID);
+    /* An invalid call leaves the batch usable; 511 is the longest key. */
+    ck_assert_int_eq(sm_store_put(st, big, 511, "v", 1), SM_OK);
+    ck_assert_int_eq(sm_store_put(st, "empty", 5, NULL, 0), SM_OK);
+    ck_assert_int_eq(sm_store_grow(st), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_scan(st, NULL, 0, collect_fn, NULL), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_uint_eq(count_keys(st), 2);
+
+    sm_store_close(st);
+    sm_store_close(NULL);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_reopen_keeps_data)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store");
+    sm_store *st = open_store(dir, MIB, 4 * MIB);
+    collect c;
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    for (int i = 0; i < 300; i++) {
+        char k[32], v[32];
+        snprintf(k, sizeof k, "key%04d", i);
+        snprintf(v, sizeof v, "value%d", i * 7);
+        put_str(st, k, v);
+    }
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_int_eq(sm_store_grow(st), SM_OK);
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "after-grow", "yes");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    sm_store_close(st);
+
+    /* Reopened with a smaller configured map: the grown size is kept. */
+    st = open_store(dir, 256 * KIB, 4 * MIB);
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.entries, 301);
+    ck_assert_uint_ge(ss.map_size, 2 * MIB);
+    ck_assert_str_eq(scan_all(st, "after", &c), "after-grow=yes;");
+    ck_assert_str_eq(scan_all(st, "key0123", &c), "key0123=value861;");
+    ck_assert_uint_eq(count_keys(st), 301);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* Child: commits keys k000..k099, then (if mid_batch) opens a second batch
+ * that adds and deletes, and dies by SIGKILL either way. */
+static void killed_child(const char *dir, int mid_batch)
+{
+    sm_store_config cfg = {.dir = dir, .map_size = MIB, .map_max = MIB};
+    sm_store *st = NULL;
+    if (sm_store_open(&st, &cfg) != SM_OK || sm_store_begin(st) != SM_OK)
+        _exit(2);
+    for (int i = 0; i < 100; i++) {
+        char k[16], v[16];
+        snprintf(k, sizeof k, "k%03d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        if (sm_store_put(st, k, strlen(k), v, strlen(v)) != SM_OK)
+            _exit(3);
+    }
+    if (sm_store_commit(st) != SM_OK)
+        _exit(4);
+    if (mid_batch) {
+        if (sm_store_begin(st) != SM_OK)
+            _exit(5);
+        for (int i = 0; i < 100; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "new%03d", i);
+            if (sm_store_put(st, k, strlen(k), "x", 1) != SM_OK)
+                _exit(6);
+            snprintf(k, sizeof k, "k%03d", i);
+            if (i % 2 == 0 && sm_store_del(st, k, strlen(k)) != SM_OK)
+                _exit(7);
+        }
+    }
+    raise(SIGKILL);
+    _exit(8);
+}
+
+static void check_killed(int mid_batch)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-kill");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        killed_child(dir, mid_batch);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "child did not die by SIGKILL (status %d)", status);
+
+    sm_store *st = open_store(dir, MIB, MIB);
+    collect c;
+    ck_assert_uint_eq(count_keys(st), 100);
+    ck_assert_str_eq(scan_all(st, "new", &c), "");
+    for (int i = 0; i < 100; i++) {
+        char k[16], want[32];
+        snprintf(k, sizeof k, "k%03d", i);
+        snprintf(want, sizeof want, "%s=v%d;", k, i);
+        ck_assert_str_eq(scan_all(st, k, &c), want);
+    }
+    /* The environment is writable after the crash. */
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "after", "crash");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_uint_eq(count_keys(st), 101);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+
+START_TEST(test_sigkill_after_commit)
+{
+    check_killed(0);
+}
+END_TEST
+
+START_TEST(test_sigkill_mid_batch)
+{
+    check_killed(1);
+}
+END_TEST
+
+/* Writes n values of vlen bytes under "big%05d" in one batch. Returns the
+ * first failure (the batch is then over) or the commit's status. */
+static sm_status write_big_batch(sm_store *st, int n, size_t vlen)
+{
+    char *val = malloc(vlen);
+    ck_assert_ptr_nonnull(val);
+    memset(val, 'v', vlen);
+    sm_status s = sm_store_begin(st);
+    for (int i = 0; i < n && s == SM_OK; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "big%05d", i);
+        s = sm_store_put(st, k, strlen(k), val, vlen);
+    }
+    if (s == SM_OK)
+        s = sm_store_commit(st);
+    free(val);
+    return s;
+}
+
+START_TEST(test_map_full_no_growth)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-full");
+    sm_store *st = open_store(dir, 64 * KIB, 64 * KIB);
+    collect c;
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "keep", "safe");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+
+    /* 200 KiB cannot fit in a 64 KiB map. */
+    ck_assert_int_eq(write_big_batch(st, 200, KIB), SM_ERR_MAP_FULL);
+    ck_assert_msg(strstr(sm_store_error(st), "MDB_MAP_FULL") != NULL,
+                  "error text: %s", sm_store_error(st));
+    /* The batch is over: a put now is a usage error, not a write. */
+    ck_assert_int_eq(sm_store_put(st, "k", 1, "v", 1), SM_ERR_INVALID);
+
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_ge(ss.map_full, 1);
+    ck_assert_uint_eq(ss.map_size, 64 * KIB);
+    ck_assert_int_eq(sm_store_grow(st), SM_ERR_FULL);
+
+    /* Nothing of the failed batch was written; earlier data intact; the
+     * environment still takes small batches. */
+    ck_assert_str_eq(scan_all(st, "big", &c), "");
+    ck_assert_str_eq(scan_all(st, "", &c), "keep=safe;");
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "small", "fits");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c), "keep=safe;small=fits;");
+    sm_store_close(st);
+
+    /* And after reopening. */
+    st = open_store(dir, 64 * KIB, 64 * KIB);
+    ck_assert_str_eq(scan_all(st, "", &c), "keep=safe;small=fits;");
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(test_map_full_then_grow)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-grow");
+    sm_store *st = open_store(dir, 64 * KIB, 2 * MIB);
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "keep", "safe");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+
+    /* The same batch as above, redone after each growth until it fits. */
+    sm_status s;
+    int tries = 0;
+    while ((s = write_big_batch(st, 200, KIB)) == SM_ERR_MAP_FULL) {
+        ck_assert_int_eq(sm_store_grow(st), SM_OK);
+        ck_assert_int_lt(++tries, 10);
+    }
+    ck_assert_int_eq(s, SM_OK);
+    ck_assert_int_ge(tries, 1);
+
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.grows, (uint64_t)tries);
+    ck_assert_uint_eq(ss.map_full, (uint64_t)tries);
+    ck_assert_uint_eq(ss.entries, 201);
+    ck_assert_uint_gt(ss.map_size, 64 * KIB);
+    ck_assert_uint_le(ss.map_size, 2 * MIB);
+    ck_assert_uint_le(ss.used_bytes, ss.map_size);
+
+    /* Growth stops at map_max, exactly. */
+    while ((s = sm_store_grow(st)) == SM_OK)
+        ;
+    ck_assert_int_eq(s, SM_ERR_FULL);
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.map_size, 2 * MIB);
+    sm_store_close(st);
+
+    st = open_store(dir, 64 * KIB, 2 * MIB);
+    ck_assert_uint_eq(count_keys(st), 201);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* 200k put/delete cycles over a rolling set of 1000 live keys, 100 cycles
+ * per batch: LMDB reuses freed pages, so the file stops growing. A full
+ * map would be grown (as the persist layer does); it must never come to
+ * that. */
+START_TEST(test_bounded_size_under_churn)
+{
+    enum { LIVE = 1000, CYCLES = 200000, PER_BATCH = 100, WARM = 10000 };
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-churn");
+    sm_store *st = open_store(dir, 8 * MIB, 64 * MIB);
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    size_t map0 = ss.map_size, warm_used = 0, max_used = 0;
+    char val[120];
+    memset(val, 'w', sizeof val);
+
+    for (int i = 0; i < CYCLES; i += PER_BATCH) {
+        sm_status s = sm_store_begin(st);
+        for (int j = i; j < i + PER_BATCH && s == SM_OK; j++) {
+            char k[32];
+            snprintf(k, sizeof k, "agent-%08d", j);
+            s = sm_store_put(st, k, strlen(k), val, sizeof val);
+            if (s == SM_OK && j >= LIVE) {
+                snprintf(k, sizeof k, "agent-%08d", j - LIVE);
+                s = sm_store_del(st, k, strlen(k));
+            }
+        }
+        if (s == SM_OK)
+            s = sm_store_commit(st);
+        if (s == SM_ERR_MAP_FULL) {
+            ck_assert_int_eq(sm_store_grow(st), SM_OK);
+            i -= PER_BATCH;     /* redo the batch */
+            continue;
+        }
+        ck_assert_msg(s == SM_OK, "cycle %d: %s", i, sm_status_str(s));
+        ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+        if (i + PER_BATCH == WARM)
+            warm_used = ss.used_bytes;
+        if (ss.used_bytes > max_used)
+            max_used = ss.used_bytes;
+    }
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.entries, LIVE);
+    ck_assert_uint_gt(warm_used, 0);
+    ck_assert_msg(max_used <= 2 * warm_used,
+                  "store kept growing: %zu bytes after warm-up, %zu at peak",
+                  warm_used, max_used);
+    ck_assert_uint_eq(ss.map_size, map0);
+    ck_assert_uint_eq(ss.grows, 0);
+    ck_assert_uint_eq(ss.map_full, 0);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_put_commit_scan_prefix);
+    tcase_add_test(tc, test_abort_discards);
+    tcase_add_test(tc, test_del_missing_ok);
+    tcase_add_test(tc, test_invalid_use);
+    tcase_add_test(tc, test_reopen_keeps_data);
+    tcase_add_test(tc, test_sigkill_after_commit);
+    tcase_add_test(tc, test_sigkill_mid_batch);
+    tcase_add_test(tc, test_map_full_no_growth);
+    tcase_add_test(tc, test_map_full_then_grow);
+    suite_add_tcase(s, tc);
+
+    TCase *churn = tcase_create("churn");
+    tcase_set_timeout(churn, 300);
+    tcase_add_test(churn, test_bounded_size_under_churn);
+    suite_add_tcase(s, churn);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(store_suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

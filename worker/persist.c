@@ -1,0 +1,401 @@
+/*
+ * persist.c - load and group-commit the core's state (see persist.h).
+ *
+ * Keys are built here and nowhere else (swarm_key, agent_key). The queue
+ * of deletions is a growable array of fixed-size keys: it only grows when
+ * agents expire, and it is emptied by the commit that carries it.
+ */
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "persist.h"
+
+/* "a" 0 swarm 0 agent, each id shorter than SM_ID_MAX. */
+#define KEY_MAX (3 + 2 * (SM_ID_MAX - 1))
+
+typedef struct key {
+    size_t len;
+    unsigned char data[KEY_MAX];
+} key;
+
+struct sm_persist {
+    sm_store *st;
+    key *dels;              /* queued deletions, written by the next batch */
+    size_t n_dels, cap_dels;
+    unsigned char *buf;     /* swarm export buffer, reused */
+    size_t cap_buf;
+};
+
+/* Length of id if it is a storable id (1..SM_ID_MAX-1 bytes), else 0. */
+static size_t id_len(const char *id)
+{
+    size_t n = id ? strnlen(id, SM_ID_MAX) : 0;
+    return n < SM_ID_MAX ? n : 0;
+}
+
+static bool swarm_key(key *k, const char *swarm)
+{
+    size_t n = id_len(swarm);
+    if (n == 0)
+        return false;
+    k->data[0] = 's';
+    k->data[1] = 0;
+    memcpy(k->data + 2, swarm, n);
+    k->len = 2 + n;
+    return true;
+}
+
+static bool agent_key(key *k, const char *swarm, const char *agent)
+{
+    size_t ns = id_len(swarm), na = id_len(agent);
+    if (ns == 0 || na == 0)
+        return false;
+    k->data[0] = 'a';
+    k->data[1] = 0;
+    memcpy(k->data + 2, swarm, ns);
+    k->data[2 + ns] = 0;
+    memcpy(k->data + 3 + ns, agent, na);
+    k->len = 3 + ns + na;
+    return true;
+}
+
+static sm_status queue_del(sm_persist *p, const void *data, size_t len)
+{
+    if (len == 0 || len > KEY_MAX)
+        return SM_ERR_INVALID;
+    if (p->n_dels == p->cap_dels) {
+        size_t cap = p->cap_dels ? p->cap_dels * 2 : 64;
+        key *d = realloc(p->dels, cap * sizeof *d);
+        if (!d)
+            return SM_ERR_NOMEM;
+        p->dels = d;
+        p->cap_dels = cap;
+    }
+    key *k = &p->dels[p->n_dels++];
+    memcpy(k->data, data, len);
+    k->len = len;
+    return SM_OK;
+}
+
+sm_status sm_persist_create(sm_persist **out, sm_store *st)
+{
+    if (!out || !st)
+        return SM_ERR_INVALID;
+    sm_persist *p = calloc(1, sizeof *p);
+    if (!p)
+        return SM_ERR_NOMEM;
+    p->st = st;
+    *out = p;
+    return SM_OK;
+}
+
+void sm_persist_destroy(sm_persist *p)
+{
+    if (!p)
+        return;
+    free(p->dels);
+    free(p->buf);
+    free(p);
+}
+
+size_t sm_persist_pending_deletes(const sm_persist *p)
+{
+    return p ? p->n_dels : 0;
+}
+
+/* ---- load */
+
+typedef struct load_ctx {
+    sm_persist *p;
+    sm_registry *reg;
+    sm_persist_load_result *out;
+} load_ctx;
+
+/* Copies the id of n bytes at src into dst if it is a valid id. */
+static bool copy_id(char dst[SM_ID_MAX], const unsigned char *src, size_t n)
+{
+    if (n == 0 || n >= SM_ID_MAX || memchr(src, 0, n))
+        return false;
+    memcpy(dst, src, n);
+    dst[n] = 0;
+    return true;
+}
+
+/* A rejected blob: counted, and its key queued for deletion so that the
+ * next flush removes it (or rewrites it, for a swarm that changes). */
+static sm_status reject(load_ctx *c, const void *k, size_t klen)
+{
+    c->out->corrupt++;
+    sm_status s = queue_del(c->p, k, klen);
+    return s == SM_ERR_INVALID ? SM_OK : s;
+}
+
+static sm_status load_swarm(void *ud, const void *k, size_t klen,
+                            const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    char id[SM_ID_MAX];
+    sm_swarm *sw = NULL;
+    if (!copy_id(id, (const unsigned char *)k + 2, klen - 2))
+        return reject(c, k, klen);
+    sm_status s = sm_registry_get(c->reg, id, &sw);
+    if (s == SM_ERR_INVALID)
+        return reject(c, k, klen);
+    if (s != SM_OK)
+        return s;
+    s = sm_swarm_import(sw, val, vlen);
+    if (s == SM_ERR_NOMEM)
+        return s;
+    if (s != SM_OK)
+        return reject(c, k, klen);
+    c->out->swarms++;
+    return SM_OK;
+}
+
+static sm_status load_agent(void *ud, const void *k, size_t klen,
+                            const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    const unsigned char *b = k;
+    const unsigned char *sep = memchr(b + 2, 0, klen - 2);
+    char id[SM_ID_MAX], agent[SM_ID_MAX];
+    if (!sep || !copy_id(id, b + 2, (size_t)(sep - (b + 2))) ||
+        !copy_id(agent, sep + 1, klen - (size_t)(sep + 1 - b)))
+        return reject(c, k, klen);
+    sm_swarm *sw = NULL;
+    sm_status s = sm_registry_get(c->reg, id, &sw);
+    if (s == SM_ERR_INVALID)
+        return reject(c, k, klen);
+    if (s != SM_OK)
+        return s;
+    s = sm_swarm_import_agent(sw, val, vlen);
+    if (s == SM_ERR_NOMEM)
+        return s;
+    if (s != SM_OK)
+        return reject(c, k, klen);
+    c->out->agents++;
+    return SM_OK;
+}
+
+static void clear_swarm(void *ud, sm_swarm *sw)
+{
+    (void)ud;
+    sm_swarm_clear_dirty(sw);
+}
+
+sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
+                          sm_persist_load_result *out)
+{
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (!p || !reg || !out)
+        return SM_ERR_INVALID;
+    load_ctx c = {p, reg, out};
+    /* Swarm blobs first: importing one replaces the swarm-wide state,
+     * the agents are added to it after. */
+    sm_status s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, "a", 2, load_agent, &c);
+    sm_registry_foreach(reg, clear_swarm, NULL);
+    return s;
+}
+
+/* ---- flush */
+
+typedef struct flush_ctx {
+    sm_persist *p;
+    sm_persist_result *res;
+    const char *swarm;      /* swarm being visited */
+    sm_status s;            /* first failure; later writes are skipped */
+    size_t removed;         /* agents expired by the current pass */
+} flush_ctx;
+
+static void on_expired(void *ud, const char *agent, const void *blob,
+                       size_t len)
+{
+    flush_ctx *c = ud;
+    key k;
+    (void)blob;
+    (void)len;
+    c->removed++;
+    /* Out of memory here leaves a stale blob in the store: the next load
+     * brings the agent back, idle, and the next flush expires it again. */
+    if (agent_key(&k, c->swarm, agent))
+        (void)queue_del(c->p, k.data, k.len);
+}
+
+static void expire_swarm(void *ud, sm_swarm *sw)
+{
+    flush_ctx *c = ud;
+    c->swarm = sm_swarm_id(sw);
+    sm_swarm_expire(sw, c->res->retention_ms, on_expired, c);
+}
+
+/* Expires every swarm with res->retention_ms; returns agents removed. */
+static size_t expire_all(flush_ctx *c, sm_registry *reg)
+{
+    c->removed = 0;
+    sm_registry_foreach(reg, expire_swarm, c);
+    c->res->expired += c->removed;
+    return c->removed;
+}
+
+static void write_agent(void *ud, const char *agent, const void *blob,
+                        size_t len)
+{
+    flush_ctx *c = ud;
+    key k;
+    if (c->s != SM_OK || !agent_key(&k, c->swarm, agent))
+        return;
+    if (blob) {
+        c->s = sm_store_put(c->p->st, k.data, k.len, blob, len);
+        if (c->s == SM_OK)
+            c->res->agents_written++;
+    } else {
+        c->s = sm_store_del(c->p->st, k.data, k.len);
+        if (c->s == SM_OK)
+            c->res->agents_deleted++;
+    }
+}
+
+static sm_status put_swarm(flush_ctx *c, sm_swarm *sw)
+{
+    sm_persist *p = c->p;
+    key k;
+    if (!swarm_key(&k, sm_swarm_id(sw)))
+        return SM_ERR_INVALID;
+    size_t need = sm_swarm_export(sw, p->buf, p->cap_buf);
+    if (need > p->cap_buf) {
+        unsigned char *b = realloc(p->buf, need);
+        if (!b)
+            return SM_ERR_NOMEM;
+        p->buf = b;
+        p->cap_buf = need;
+        need = sm_swarm_export(sw, p->buf, p->cap_buf);
+    }
+    sm_status s = sm_store_put(p->st, k.data, k.len, p->buf, need);
+    if (s == SM_OK)
+        c->res->swarms_written++;
+    return s;
+}
+
+static void write_swarm(void *ud, sm_swarm *sw)
+{
+    flush_ctx *c = ud;
+    if (c->s == SM_OK && sm_swarm_is_dirty(sw))
+        c->s = put_swarm(c, sw);
+    c->swarm = sm_swarm_id(sw);
+    if (c->s == SM_OK)
+        sm_swarm_visit_dirty(sw, write_agent, c);
+}
+
+/* One batch: queued deletions first (an agent that expired and came back
+ * is then put again), then every dirty blob; commit. */
+static sm_status write_batch(flush_ctx *c, sm_registry *reg)
+{
+    sm_persist *p = c->p;
+    c->res->swarms_written = 0;
+    c->res->agents_written = 0;
+    c->res->agents_deleted = 0;
+    c->s = sm_store_begin(p->st);
+    for (size_t i = 0; i < p->n_dels && c->s == SM_OK; i++) {
+        c->s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
+        if (c->s == SM_OK)
+            c->res->agents_deleted++;
+    }
+    if (c->s == SM_OK)
+        sm_registry_foreach(reg, write_swarm, c);
+    if (c->s != SM_OK) {
+        sm_store_abort(p->st);      /* no-op if the store ended it */
+        return c->s;
+    }
+    return sm_store_commit(p->st);
+}
+
+/* Shortens retention (halving, floor one window) until an expiry pass
+ * removes something. Returns whether it did. */
+static bool prune(flush_ctx *c, sm_registry *reg, int64_t floor_ms)
+{
+    while (c->res->retention_ms > floor_ms) {
+        int64_t r = c->res->retention_ms / 2;
+        c->res->retention_ms = r > floor_ms ? r : floor_ms;
+        c->res->prunes++;
+        if (expire_all(c, reg) > 0)
+            return true;
+    }
+    return false;
+}
+
+/* Commits the queued deletions alone, then one more small write: LMDB
+ * reuses a page freed by commit N only from commit N + 2 on, so this is
+ * what makes pruned space usable by the batch that follows. */
+static sm_status commit_deletes(flush_ctx *c, size_t *deleted)
+{
+    sm_persist *p = c->p;
+    static const char mark[] = "m";     /* "m" 0: written, then deleted */
+    sm_status s = sm_store_begin(p->st);
+    for (size_t i = 0; i < p->n_dels && s == SM_OK; i++)
+        s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
+    if (s == SM_OK)
+        s = sm_store_commit(p->st);
+    if (s != SM_OK) {
+        sm_store_abort(p->st);
+        return s;
+    }
+    *deleted += p->n_dels;
+    p->n_dels = 0;
+    /* The settling write is best effort: if it fails, the redone batch
+     * fails too and the flush reports the full map. */
+    if (sm_store_begin(p->st) == SM_OK &&
+        sm_store_put(p->st, mark, sizeof mark, "", 0) == SM_OK &&
+        sm_store_del(p->st, mark, sizeof mark) == SM_OK)
+        (void)sm_store_commit(p->st);
+    sm_store_abort(p->st);      /* no-op unless a step above failed */
+    return SM_OK;
+}
+
+sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
+                           int64_t retention_ms, sm_persist_result *res)
+{
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!p || !reg || !res)
+        return SM_ERR_INVALID;
+    flush_ctx c = {.p = p, .res = res};
+    res->retention_ms = retention_ms > 0 ? retention_ms : 0;
+    if (res->retention_ms > 0)
+        expire_all(&c, reg);
+    int64_t floor_ms = sm_registry_config(reg)->window_ms;
+
+    size_t deleted_early = 0;      /* by commit_deletes() */
+    sm_status s;
+    for (;;) {
+        s = write_batch(&c, reg);
+        if (s != SM_ERR_MAP_FULL)
+            break;
+        res->map_full++;
+        sm_status g = sm_store_grow(p->st);
+        if (g == SM_OK) {
+            res->grows++;
+            continue;
+        }
+        if (g != SM_ERR_FULL) {
+            s = g;
+            break;
+        }
+        if (res->retention_ms <= 0 || !prune(&c, reg, floor_ms))
+            break;
+        s = commit_deletes(&c, &deleted_early);
+        if (s == SM_ERR_MAP_FULL)
+            res->map_full++;
+        if (s != SM_OK)
+            break;
+    }
+    res->agents_deleted += deleted_early;
+    if (s != SM_OK)
+        return s;
+    sm_registry_foreach(reg, clear_swarm, NULL);
+    p->n_dels = 0;
+    return SM_OK;
+}

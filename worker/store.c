@@ -1,0 +1,315 @@
+/*
+ * store.c - sm_store over one LMDB environment (see store.h).
+ *
+ * LMDB return codes are turned into sm_status here and nowhere else
+ * (status_of). Every LMDB failure keeps its text in st->err for the
+ * caller's log line.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "store.h"
+
+#define DEFAULT_MAP_SIZE ((size_t)64 << 20)
+#define MAX_KEY 511
+#define DB_NAME "windows"
+
+struct sm_store {
+    MDB_env *env;
+    MDB_dbi dbi;
+    MDB_txn *txn;           /* the open batch, or NULL */
+    size_t map_max;
+    size_t max_key;
+    uint64_t grows;
+    uint64_t map_full;
+    char err[160];
+};
+
+/* Remembers rc's text and converts it; counts map-full hits. */
+static sm_status status_of(sm_store *st, int rc)
+{
+    if (rc == MDB_SUCCESS)
+        return SM_OK;
+    snprintf(st->err, sizeof st->err, "%s", mdb_strerror(rc));
+    switch (rc) {
+    case MDB_MAP_FULL:
+        st->map_full++;
+        return SM_ERR_MAP_FULL;
+    case ENOMEM:
+        return SM_ERR_NOMEM;
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+        return SM_ERR_CORRUPT;
+    default:
+        return SM_ERR_STORE;
+    }
+}
+
+/* mkdir -p with mode 0700 for what it creates. */
+static sm_status make_dir(sm_store *st, const char *dir)
+{
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return SM_ERR_INVALID;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char c = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+            snprintf(st->err, sizeof st->err, "mkdir %.100s: %.40s", path,
+                     strerror(errno));
+            return SM_ERR_IO;
+        }
+        path[i] = c;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(st->err, sizeof st->err, "%.120s: not a directory", dir);
+        return SM_ERR_IO;
+    }
+    return SM_OK;
+}
+
+static size_t map_size_of(const sm_store *st)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(st->env, &info) != MDB_SUCCESS)
+        return 0;
+    return info.me_mapsize;
+}
+
+/* Opens the environment and the named database. On failure the caller
+ * closes st. */
+static sm_status open_env(sm_store *st, const sm_store_config *cfg,
+                          size_t map_size)
+{
+    int rc = mdb_env_create(&st->env);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_maxdbs(st->env, 1);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_mapsize(st->env, map_size);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_open(st->env, cfg->dir, MDB_NOTLS, 0600);
+    /* Size 0 adopts the size recorded in the environment (a new one
+     * records map_size); keep it if it is the larger. */
+    if (rc == MDB_SUCCESS)
+        rc = mdb_env_set_mapsize(st->env, 0);
+    if (rc == MDB_SUCCESS && map_size_of(st) < map_size)
+        rc = mdb_env_set_mapsize(st->env, map_size);
+    if (rc != MDB_SUCCESS)
+        return status_of(st, rc);
+
+    MDB_txn *txn = NULL;
+    rc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_dbi_open(txn, DB_NAME, MDB_CREATE, &st->dbi);
+    if (rc == MDB_SUCCESS) {
+        rc = mdb_txn_commit(txn);
+        txn = NULL;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc != MDB_SUCCESS)
+        return status_of(st, rc);
+
+    int mk = mdb_env_get_maxkeysize(st->env);
+    st->max_key = mk > 0 && mk < MAX_KEY ? (size_t)mk : MAX_KEY;
+    return SM_OK;
+}
+
+sm_status sm_store_open(sm_store **out, const sm_store_config *cfg)
+{
+    if (!out || !cfg || !cfg->dir || !cfg->dir[0])
+        return SM_ERR_INVALID;
+    size_t map_size = cfg->map_size ? cfg->map_size : DEFAULT_MAP_SIZE;
+    size_t map_max = cfg->map_max ? cfg->map_max : map_size;
+    if (map_max < map_size)
+        return SM_ERR_INVALID;
+
+    sm_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return SM_ERR_NOMEM;
+    sm_status s = make_dir(st, cfg->dir);
+    if (s == SM_OK)
+        s = open_env(st, cfg, map_size);
+    if (s != SM_OK) {
+        sm_store_close(st);
+        return s;
+    }
+    st->map_max = map_max;
+    *out = st;
+    return SM_OK;
+}
+
+void sm_store_close(sm_store *st)
+{
+    if (!st)
+        return;
+    if (st->txn)
+        mdb_txn_abort(st->txn);
+    if (st->env)
+        mdb_env_close(st->env);
+    free(st);
+}
+
+sm_status sm_store_begin(sm_store *st)
+{
+    if (!st || st->txn)
+        return SM_ERR_INVALID;
+    int rc = mdb_txn_begin(st->env, NULL, 0, &st->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* Another process grew the map: adopt its size and retry. */
+        rc = mdb_env_set_mapsize(st->env, 0);
+        if (rc == MDB_SUCCESS)
+            rc = mdb_txn_begin(st->env, NULL, 0, &st->txn);
+    }
+    if (rc != MDB_SUCCESS) {
+        st->txn = NULL;
+        return status_of(st, rc);
+    }
+    return SM_OK;
+}
+
+/* A failed write leaves an LMDB txn usable only for abort: end the batch. */
+static sm_status fail_batch(sm_store *st, int rc)
+{
+    mdb_txn_abort(st->txn);
+    st->txn = NULL;
+    return status_of(st, rc);
+}
+
+sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
+                       const void *val, size_t vlen)
+{
+    if (!st || !st->txn || !key || klen == 0 || klen > st->max_key ||
+        (!val && vlen > 0))
+        return SM_ERR_INVALID;
+    MDB_val k = {klen, (void *)key};
+    MDB_val v = {vlen, (void *)val};
+    int rc = mdb_put(st->txn, st->dbi, &k, &v, 0);
+    if (rc != MDB_SUCCESS)
+        return fail_batch(st, rc);
+    return SM_OK;
+}
+
+sm_status sm_store_del(sm_store *st, const void *key, size_t klen)
+{
+    if (!st || !st->txn || !key || klen == 0 || klen > st->max_key)
+        return SM_ERR_INVALID;
+    MDB_val k = {klen, (void *)key};
+    int rc = mdb_del(st->txn, st->dbi, &k, NULL);
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return fail_batch(st, rc);
+    return SM_OK;
+}
+
+sm_status sm_store_commit(sm_store *st)
+{
+    if (!st || !st->txn)
+        return SM_ERR_INVALID;
+    int rc = mdb_txn_commit(st->txn);     /* frees the txn either way */
+    st->txn = NULL;
+    return status_of(st, rc);
+}
+
+void sm_store_abort(sm_store *st)
+{
+    if (!st || !st->txn)
+        return;
+    mdb_txn_abort(st->txn);
+    st->txn = NULL;
+}
+
+sm_status sm_store_grow(sm_store *st)
+{
+    if (!st || st->txn)
+        return SM_ERR_INVALID;
+    size_t cur = map_size_of(st);
+    if (cur == 0) {
+        snprintf(st->err, sizeof st->err, "mdb_env_info failed");
+        return SM_ERR_STORE;
+    }
+    if (cur >= st->map_max)
+        return SM_ERR_FULL;
+    size_t next = cur > st->map_max / 2 ? st->map_max : cur * 2;
+    int rc = mdb_env_set_mapsize(st->env, next);
+    if (rc != MDB_SUCCESS)
+        return status_of(st, rc);
+    st->grows++;
+    return SM_OK;
+}
+
+sm_status sm_store_scan(sm_store *st, const void *prefix, size_t plen,
+                        sm_store_scan_fn fn, void *ud)
+{
+    if (!st || st->txn || !fn || (!prefix && plen > 0) || plen > st->max_key)
+        return SM_ERR_INVALID;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    sm_status s = SM_OK;
+    int rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_cursor_open(txn, st->dbi, &cur);
+    if (rc != MDB_SUCCESS) {
+        s = status_of(st, rc);
+        goto cleanup;
+    }
+    MDB_val k = {plen, (void *)prefix}, v = {0, NULL};
+    rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+    while (rc == MDB_SUCCESS) {
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+            break;
+        s = fn(ud, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        if (s != SM_OK)
+            goto cleanup;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        s = status_of(st, rc);
+cleanup:
+    if (cur)
+        mdb_cursor_close(cur);
+    if (txn)
+        mdb_txn_abort(txn);
+    return s;
+}
+
+sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out)
+{
+    if (!st || !out)
+        return SM_ERR_INVALID;
+    MDB_envinfo info;
+    MDB_stat ms;
+    MDB_txn *txn = st->txn;
+    int rc = mdb_env_info(st->env, &info);
+    if (rc == MDB_SUCCESS && !txn)
+        rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
+    if (rc == MDB_SUCCESS)
+        rc = mdb_stat(txn, st->dbi, &ms);
+    if (txn && txn != st->txn)
+        mdb_txn_abort(txn);
+    if (rc != MDB_SUCCESS)
+        return status_of(st, rc);
+    out->map_size = info.me_mapsize;
+    out->used_bytes = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+    out->entries = ms.ms_entries;
+    out->grows = st->grows;
+    out->map_full = st->map_full;
+    return SM_OK;
+}
+
+const char *sm_store_error(const sm_store *st)
+{
+    return st ? st->err : "";
+}
