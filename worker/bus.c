@@ -11,6 +11,7 @@ struct sm_bus {
     atomic_uint_fast64_t reconnects;
     atomic_uint_fast64_t disconnects;
     atomic_uint_fast64_t publish_errors;
+    atomic_bool closed;         /* on_closed ran: no callback will follow */
 };
 
 sm_status sm_bus_status(natsStatus s)
@@ -47,6 +48,7 @@ static void on_closed(natsConnection *nc, void *closure)
     (void)nc;
     sm_bus *b = closure;
     sm_log_write(b->log, SM_LOG_INFO, "bus_closed", "%s", "");
+    atomic_store(&b->closed, true);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
@@ -146,6 +148,10 @@ void sm_bus_close(sm_bus *b)
     if (b->nc) {
         natsConnection_FlushTimeout(b->nc, 2000);
         natsConnection_Close(b->nc);
+        /* cnats runs the disconnected and closed callbacks later, on its
+         * own thread, with b as closure: free b only after the last one. */
+        for (int i = 0; i < 5000 && !atomic_load(&b->closed); i++)
+            nats_Sleep(1);
         natsConnection_Destroy(b->nc);
     }
     free(b);

@@ -155,6 +155,28 @@ void sm_config_free(sm_config *cfg)
     }
 }
 
+sm_status sm_config_copy(sm_config *dst, const sm_config *src)
+{
+    *dst = *src;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type != OPT_STR)
+            continue;
+        char **slot = (char **)((char *)dst + options[i].offset);
+        *slot = NULL;
+    }
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        if (options[i].type != OPT_STR)
+            continue;
+        char **slot = (char **)((char *)dst + options[i].offset);
+        char *const *from = (char *const *)((const char *)src + options[i].offset);
+        if (*from && set_str(slot, *from) != SM_OK) {
+            sm_config_free(dst);
+            return SM_ERR_NOMEM;
+        }
+    }
+    return SM_OK;
+}
+
 /* Parses a number with an optional unit suffix scaled by the table. */
 static bool parse_scaled(const char *s, bool duration, int64_t *out)
 {

@@ -70,6 +70,10 @@ typedef struct sm_config {
 sm_status sm_config_init(sm_config *cfg);
 void sm_config_free(sm_config *cfg);
 
+/* Deep copy of src into dst (dst must not be initialised; free it with
+ * sm_config_free). Errors: SM_ERR_NOMEM (dst then holds nothing). */
+sm_status sm_config_copy(sm_config *dst, const sm_config *src);
+
 /* Applies a JSON file. Errors: SM_ERR_CONFIG with a sentence in err. */
 sm_status sm_config_load_file(sm_config *cfg, const char *path, char *err,
                               size_t errcap);

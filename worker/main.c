@@ -2,7 +2,11 @@
  * main.c - the swarm-medic program.
  *
  *   swarm-medic [--config FILE] [--setting=value ...]         run the worker
- *   swarm-medic watch [--count N] [--setting=value ...]       print conclusions
+ *   swarm-medic watch [--count N]                             print conclusions
+ *   swarm-medic record --out FILE [--subject S]... [--count N]
+ *   swarm-medic replay FILE [--out-rec F] [--out-json F|-] [--store-dir D]
+ *   swarm-medic replay FILE --to-bus [--speed recorded|fast|K]
+ *   swarm-medic backtest FILE --b SETTING=VALUE... [--b-config FILE]
  *   swarm-medic --help
  *
  * Settings come from defaults, then the JSON file, then SWARM_MEDIC_*
@@ -17,46 +21,117 @@
 
 #include <nats/nats.h>
 
+#include "backtest.h"
 #include "config.h"
 #include "log.h"
+#include "record.h"
+#include "replay.h"
 #include "watch.h"
 #include "worker.h"
 
 extern char **environ;
 
+typedef enum command {
+    CMD_RUN = 0,
+    CMD_WATCH,
+    CMD_RECORD,
+    CMD_REPLAY,
+    CMD_BACKTEST,
+} command;
+
+#define MAX_LIST 32
+
 typedef struct args {
-    bool watch;
+    command cmd;
     bool help;
     const char *config_file;
-    int64_t watch_count;
+    const char *file;           /* replay / backtest input */
+    int64_t count;              /* watch, record: stop after N messages */
+    const char *out;            /* record */
+    const char *subjects[MAX_LIST + 1];
+    size_t n_subjects;
+    const char *out_rec;        /* replay */
+    const char *out_json;
+    bool to_bus;
+    const char *speed;
+    const char *b_sets[MAX_LIST];
+    size_t n_b_sets;
+    const char *b_config;
 } args;
+
+static const char *const command_names[] = {"", "watch", "record", "replay",
+                                            "backtest"};
 
 static void usage(const sm_config *defaults)
 {
-    printf("usage: swarm-medic [watch] [--config FILE] [--SETTING=VALUE ...]\n\n"
+    printf("usage: swarm-medic [COMMAND] [--config FILE] [--SETTING=VALUE ...]\n\n"
            "Watches a multi-agent swarm on NATS and publishes bottlenecks.\n"
-           "  watch                 print the conclusions on the bus readably\n"
-           "  --count N             (watch) exit after N messages\n"
-           "  --config FILE         JSON file of settings\n\n"
+           "Commands (none: run the worker):\n"
+           "  watch [--count N]          print the conclusions on the bus readably\n"
+           "  record --out FILE [--subject S]... [--count N]\n"
+           "                             record bus traffic (default subject swarm.>)\n"
+           "  replay FILE [--out-rec F] [--out-json F|-]\n"
+           "                             replay offline through the pipeline\n"
+           "  replay FILE --to-bus [--speed recorded|fast|K]\n"
+           "                             publish a recording to the bus\n"
+           "  backtest FILE --b SETTING=VALUE... [--b-config FILE]\n"
+           "                             replay under the settings (A) and with the\n"
+           "                             --b changes (B); print decisions that differ\n"
+           "  --config FILE              JSON file of settings\n\n"
            "Settings (also SWARM_MEDIC_<NAME> in the environment):\n");
     sm_config_usage(defaults, stdout);
 }
 
-/* Pass 1: program-level flags; pass 2 (apply) applies settings. */
+/* Program-level flags (not settings). Returns true if `name` is one and
+ * stores its value. */
+static bool program_flag(args *a, const char *name, const char *value)
+{
+    if (strcmp(name, "config") == 0) a->config_file = value;
+    else if (strcmp(name, "count") == 0) a->count = atoll(value);
+    else if (strcmp(name, "out") == 0) a->out = value;
+    else if (strcmp(name, "out-rec") == 0) a->out_rec = value;
+    else if (strcmp(name, "out-json") == 0) a->out_json = value;
+    else if (strcmp(name, "speed") == 0) a->speed = value;
+    else if (strcmp(name, "b-config") == 0) a->b_config = value;
+    else if (strcmp(name, "subject") == 0 && a->n_subjects < MAX_LIST)
+        a->subjects[a->n_subjects++] = value;
+    else if (strcmp(name, "b") == 0 && a->n_b_sets < MAX_LIST)
+        a->b_sets[a->n_b_sets++] = value;
+    else
+        return false;
+    return true;
+}
+
+/* Pass 1 (apply false) reads the command and program flags; pass 2 applies
+ * settings to cfg. */
 static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
                             bool apply, char *err, size_t errcap)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (i == 1 && strcmp(arg, "watch") == 0) {
-            a->watch = true;
+        if (i == 1 && arg[0] != '-') {
+            for (int c = CMD_WATCH; c <= CMD_BACKTEST; c++)
+                if (strcmp(arg, command_names[c]) == 0)
+                    a->cmd = (command)c;
+            if (a->cmd == CMD_RUN) {
+                snprintf(err, errcap, "unknown command '%s'", arg);
+                return SM_ERR_CONFIG;
+            }
             continue;
         }
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             a->help = true;
             continue;
         }
+        if (strcmp(arg, "--to-bus") == 0) {
+            a->to_bus = true;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
+            if (!a->file && (a->cmd == CMD_REPLAY || a->cmd == CMD_BACKTEST)) {
+                a->file = arg;
+                continue;
+            }
             snprintf(err, errcap, "unexpected argument '%s'", arg);
             return SM_ERR_CONFIG;
         }
@@ -78,15 +153,16 @@ static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
             snprintf(err, errcap, "flag --%s needs a value", name);
             return SM_ERR_CONFIG;
         }
-        if (strcmp(name, "config") == 0) {
-            a->config_file = value;
-        } else if (strcmp(name, "count") == 0) {
-            a->watch_count = atoll(value);
-        } else if (apply) {
-            sm_status s = sm_config_set(cfg, name, value, "command line", err, errcap);
-            if (s != SM_OK)
-                return s;
+        if (!apply) {
+            program_flag(a, name, value);
+            continue;
         }
+        args scratch = {0};
+        if (program_flag(&scratch, name, value))
+            continue;
+        sm_status s = sm_config_set(cfg, name, value, "command line", err, errcap);
+        if (s != SM_OK)
+            return s;
     }
     return SM_OK;
 }
@@ -124,6 +200,107 @@ static int run_worker(const sm_config *cfg, const sm_log *log,
     return s == SM_OK ? 0 : 1;
 }
 
+static int run_record(const sm_config *cfg, const sm_log *log, const args *a,
+                      const sigset_t *stop)
+{
+    if (!a->out) {
+        fprintf(stderr, "swarm-medic record: --out FILE is required\n");
+        return 2;
+    }
+    uint64_t written = 0;
+    sm_status s = sm_record_run(cfg, log, a->out,
+                                a->n_subjects ? a->subjects : NULL, stop,
+                                a->count, &written);
+    fprintf(stderr, "recorded %llu messages to %s (%s)\n",
+            (unsigned long long)written, a->out, sm_status_str(s));
+    return s == SM_OK ? 0 : 1;
+}
+
+static void print_replay(const char *path, const sm_replay_stats *st)
+{
+    double secs = (double)st->wall_ns / 1e9;
+    fprintf(stderr, "replayed %s: %llu records, %llu accepted, %llu dead-lettered, "
+                    "%llu conclusions, %.3f s, %.0f records/s\n",
+            path, (unsigned long long)st->records,
+            (unsigned long long)st->accepted, (unsigned long long)st->deadletters,
+            (unsigned long long)st->outputs, secs,
+            secs > 0 ? (double)st->records / secs : 0.0);
+    if (st->error[0])
+        fprintf(stderr, "replay stopped early: %s\n", st->error);
+}
+
+static int run_replay(const sm_config *cfg, const sm_log *log, const args *a,
+                      const sigset_t *stop)
+{
+    if (!a->file) {
+        fprintf(stderr, "swarm-medic replay: which recording?\n");
+        return 2;
+    }
+    sm_replay_stats st;
+    sm_status s;
+    if (a->to_bus) {
+        double speed = 1.0;
+        if (a->speed && strcmp(a->speed, "fast") == 0)
+            speed = 0;
+        else if (a->speed && strcmp(a->speed, "recorded") != 0)
+            speed = atof(a->speed);
+        s = sm_replay_to_bus(cfg, log, a->file, speed, stop, &st);
+    } else {
+        FILE *json = NULL;
+        if (a->out_json)
+            json = strcmp(a->out_json, "-") == 0 ? stdout : fopen(a->out_json, "w");
+        if (a->out_json && !json) {
+            fprintf(stderr, "swarm-medic replay: cannot write %s\n", a->out_json);
+            return 1;
+        }
+        sm_replay_opts o = {.out_rec = a->out_rec, .out_json = json};
+        s = sm_replay_offline(cfg, log, a->file, &o, &st);
+        if (json && json != stdout && fclose(json) != 0 && s == SM_OK)
+            s = SM_ERR_IO;
+    }
+    print_replay(a->file, &st);
+    return s == SM_OK ? 0 : 1;
+}
+
+static int run_backtest(const sm_config *cfg, const sm_log *log, const args *a)
+{
+    if (!a->file || (a->n_b_sets == 0 && !a->b_config)) {
+        fprintf(stderr, "swarm-medic backtest FILE --b SETTING=VALUE... "
+                        "[--b-config FILE]\n");
+        return 2;
+    }
+    /* B = A's settings, then the B file, then the --b changes. */
+    sm_config b;
+    char err[512];
+    sm_status s = sm_config_copy(&b, cfg);
+    if (s == SM_OK && a->b_config)
+        s = sm_config_load_file(&b, a->b_config, err, sizeof err);
+    for (size_t i = 0; s == SM_OK && i < a->n_b_sets; i++) {
+        char name[64];
+        const char *eq = strchr(a->b_sets[i], '=');
+        size_t n = eq ? (size_t)(eq - a->b_sets[i]) : 0;
+        if (!eq || n == 0 || n >= sizeof name) {
+            snprintf(err, sizeof err, "--b wants SETTING=VALUE, not '%s'", a->b_sets[i]);
+            s = SM_ERR_CONFIG;
+            break;
+        }
+        memcpy(name, a->b_sets[i], n);
+        name[n] = 0;
+        s = sm_config_set(&b, name, eq + 1, "--b", err, sizeof err);
+    }
+    if (s == SM_OK)
+        s = sm_config_validate(&b, err, sizeof err);
+    if (s != SM_OK) {
+        fprintf(stderr, "swarm-medic backtest: %s\n", err);
+        sm_config_free(&b);
+        return 2;
+    }
+    sm_backtest_result r;
+    s = sm_backtest_run(cfg, &b, log, a->file, stdout, &r);
+    sm_config_free(&b);
+    return s == SM_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     /* Block the stop signals before any thread exists, so that cnats's
@@ -157,11 +334,16 @@ int main(int argc, char **argv)
         return 2;
     }
     log.level = (sm_log_level)sm_log_level_parse(cfg.log_level);
-    int rc;
-    if (a.watch)
-        rc = sm_watch_run(&cfg, &log, stdout, &stop, a.watch_count) == SM_OK ? 0 : 1;
-    else
-        rc = run_worker(&cfg, &log, &stop);
+    int rc = 0;
+    switch (a.cmd) {
+    case CMD_RUN: rc = run_worker(&cfg, &log, &stop); break;
+    case CMD_WATCH:
+        rc = sm_watch_run(&cfg, &log, stdout, &stop, a.count) == SM_OK ? 0 : 1;
+        break;
+    case CMD_RECORD: rc = run_record(&cfg, &log, &a, &stop); break;
+    case CMD_REPLAY: rc = run_replay(&cfg, &log, &a, &stop); break;
+    case CMD_BACKTEST: rc = run_backtest(&cfg, &log, &a); break;
+    }
     sm_config_free(&cfg);
     nats_CloseAndWait(2000);
     return rc;

@@ -1,0 +1,219 @@
+#include "replay.h"
+
+#include <jansson.h>
+#include <nats/nats.h>
+#include <string.h>
+#include <time.h>
+
+#include "bus.h"
+#include "pbjson.h"
+#include "recfile.h"
+#include "swarm_medic.pb-c.h"
+#include "worker.h"
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* ---- offline ---------------------------------------------------------- */
+
+typedef struct offline {
+    const sm_replay_opts *opts;
+    sm_recw *rec;
+    sm_replay_stats *st;
+    int64_t recv_ms;            /* of the input being handled */
+    sm_status out_status;       /* first output failure */
+} offline;
+
+static json_t *headers_json(const char *const *headers)
+{
+    json_t *h = json_object();
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        json_object_set_new(h, headers[i], json_string(headers[i + 1]));
+    return h;
+}
+
+static sm_status write_json(FILE *f, const char *subject,
+                            const char *const *headers, const void *data,
+                            size_t len)
+{
+    json_t *line = json_object();
+    json_object_set_new(line, "subject", json_string(subject));
+    json_object_set_new(line, "headers", headers_json(headers));
+    sm_status s = SM_OK;
+    if (strstr(subject, ".bottleneck.")) {
+        Swarmmedic__V1__Bottleneck *b =
+            swarmmedic__v1__bottleneck__unpack(NULL, len, data);
+        json_t *msg = NULL;
+        s = b ? sm_pbjson_value(&b->base, &msg) : SM_ERR_DECODE;
+        if (s == SM_OK)
+            json_object_set_new(line, "message", msg);
+        if (b)
+            swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    } else {
+        json_object_set_new(line, "payload_bytes", json_integer((json_int_t)len));
+    }
+    if (s == SM_OK) {
+        char *text = json_dumps(line, sm_pbjson_dump_flags(line));
+        if (!text || fprintf(f, "%s\n", text) < 0)
+            s = SM_ERR_IO;
+        free(text);
+    }
+    json_decref(line);
+    return s;
+}
+
+static sm_status offline_sink(void *ud, const char *subject, const void *data,
+                              size_t len, const char *const *headers)
+{
+    offline *o = ud;
+    sm_status s = SM_OK;
+    o->st->outputs++;
+    if (o->rec)
+        s = sm_recw_append(o->rec, o->recv_ms, subject, headers, data, len);
+    if (s == SM_OK && o->opts->out_json)
+        s = write_json(o->opts->out_json, subject, headers, data, len);
+    if (o->opts->fn)
+        o->opts->fn(o->opts->ud, o->recv_ms, subject, headers, data, len);
+    if (s != SM_OK && o->out_status == SM_OK)
+        o->out_status = s;
+    return s;
+}
+
+sm_status sm_replay_offline(const sm_config *cfg, const sm_log *log,
+                            const char *path, const sm_replay_opts *opts,
+                            sm_replay_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    offline o = {.opts = opts, .st = st};
+    sm_worker *w = NULL;
+    sm_recr *r = NULL;
+    sm_config local = *cfg;     /* shallow: only store_dir differs */
+    sm_status s = sm_recr_open(&r, path, st->error, sizeof st->error);
+    if (s != SM_OK)
+        goto cleanup;
+    if (opts->out_rec && (s = sm_recw_open(&o.rec, opts->out_rec)) != SM_OK) {
+        snprintf(st->error, sizeof st->error, "cannot write %s", opts->out_rec);
+        goto cleanup;
+    }
+    if (opts->store_dir)
+        local.store_dir = (char *)opts->store_dir;
+    if ((s = sm_worker_create(&w, &local, log)) != SM_OK)
+        goto cleanup;
+    if (opts->store_dir && (s = sm_worker_open(w)) != SM_OK)
+        goto cleanup;
+    sm_sink sink = {.publish = offline_sink, .ud = &o};
+    sm_worker_set_sink(w, &sink);
+
+    int64_t t0 = mono_ns();
+    sm_rec rec;
+    while ((s = sm_recr_next(r, &rec)) == SM_OK) {
+        if (st->records++ == 0)
+            st->first_recv_ms = rec.recv_ms;
+        st->last_recv_ms = rec.recv_ms;
+        o.recv_ms = rec.recv_ms;
+        if (sm_worker_handle(w, rec.subject, rec.data, rec.len) == SM_OK)
+            st->accepted++;
+        else
+            st->deadletters++;
+    }
+    if (opts->store_dir)
+        sm_worker_flush(w);
+    st->wall_ns = mono_ns() - t0;
+    if (s == SM_ERR_NOT_FOUND)
+        s = SM_OK;
+    else
+        snprintf(st->error, sizeof st->error, "%s", sm_recr_error(r));
+    if (s == SM_OK && o.out_status != SM_OK) {
+        s = o.out_status;
+        snprintf(st->error, sizeof st->error, "writing the conclusions failed");
+    }
+cleanup:
+    if (o.rec) {
+        sm_status cs = sm_recw_close(o.rec);
+        if (s == SM_OK && cs != SM_OK) {
+            s = cs;
+            snprintf(st->error, sizeof st->error, "closing %s failed", opts->out_rec);
+        }
+    }
+    sm_worker_destroy(w);
+    sm_recr_close(r);
+    return s;
+}
+
+/* ---- onto a bus ------------------------------------------------------- */
+
+static bool stop_pending(const sigset_t *stop)
+{
+    if (!stop)
+        return false;
+    sigset_t pending;
+    sigpending(&pending);
+    for (int i = 1; i < NSIG; i++)
+        if (sigismember(stop, i) && sigismember(&pending, i))
+            return true;
+    return false;
+}
+
+static sm_status publish_rec(sm_bus *bus, const sm_rec *rec)
+{
+    enum { MAXH = 32 };
+    const char *h[2 * MAXH + 1];
+    size_t n = 0;
+    for (size_t i = 0; i < rec->n_headers && i < MAXH; i++) {
+        h[n++] = rec->headers[i].key;
+        h[n++] = rec->headers[i].value;
+    }
+    h[n] = NULL;
+    return sm_bus_publish(bus, rec->subject, rec->data, rec->len, n ? h : NULL);
+}
+
+sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
+                           const char *path, double speed,
+                           const sigset_t *stop, sm_replay_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    sm_recr *r = NULL;
+    sm_bus *bus = NULL;
+    sm_status s = sm_recr_open(&r, path, st->error, sizeof st->error);
+    if (s == SM_OK)
+        s = sm_bus_connect(&bus, cfg, log, false, st->error, sizeof st->error);
+    if (s != SM_OK)
+        goto cleanup;
+    int64_t t0 = mono_ns();
+    sm_rec rec;
+    while (!stop_pending(stop) && (s = sm_recr_next(r, &rec)) == SM_OK) {
+        if (st->records++ == 0)
+            st->first_recv_ms = rec.recv_ms;
+        st->last_recv_ms = rec.recv_ms;
+        if (speed > 0) {
+            int64_t due = t0 + (int64_t)((double)(rec.recv_ms - st->first_recv_ms)
+                                         * 1e6 / speed);
+            int64_t wait = due - mono_ns();
+            if (wait > 0) {
+                struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
+                nanosleep(&ts, NULL);
+            }
+        }
+        if (publish_rec(bus, &rec) != SM_OK) {
+            snprintf(st->error, sizeof st->error, "publish of record %llu failed",
+                     (unsigned long long)rec.index);
+            s = SM_ERR_BUS;
+            break;
+        }
+        st->outputs++;
+    }
+    if (s == SM_ERR_NOT_FOUND || s == SM_OK)
+        s = natsConnection_FlushTimeout(sm_bus_conn(bus), 10000) == NATS_OK
+                ? SM_OK : SM_ERR_BUS;
+    else if (s == SM_ERR_CORRUPT)
+        snprintf(st->error, sizeof st->error, "%s", sm_recr_error(r));
+    st->wall_ns = mono_ns() - t0;
+cleanup:
+    sm_bus_close(bus);
+    sm_recr_close(r);
+    return s;
+}
