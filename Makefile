@@ -5,6 +5,7 @@
 #   make test       install deps if missing, build, run every Check suite
 #   make asan       the suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the end-to-end suite with the worker under valgrind
+#   make bench      benchmarks against the raw bus (not part of make test)
 #
 # core/ is pure by construction: it is compiled with only core/ on the
 # include path, archived alone (libsmcore.a), and its tests link without
@@ -35,7 +36,7 @@ PB_H      := $(GEN)/swarm_medic.pb-c.h
 PB_OBJ    := $(BUILD)/gen/swarm_medic.pb-c.o
 
 # Every worker/*.c except the program mains goes into the edge library.
-MAINS     := worker/main.c worker/sim_main.c
+MAINS     := worker/main.c worker/sim_main.c worker/bench_main.c
 EDGE_SRC  := $(filter-out $(MAINS),$(wildcard worker/*.c))
 EDGE_OBJ  := $(EDGE_SRC:%.c=$(BUILD)/%.o) $(PB_OBJ)
 EDGE_LIB  := $(BUILD)/libsmedge.a
@@ -47,7 +48,7 @@ EDGE_TESTS := $(filter-out $(CORE_TESTS),$(ALL_TESTS))
 TEST_BINS  := $(ALL_TESTS:%=$(BIN)/check_%)
 TEST_SUPPORT := $(BUILD)/tests/support.o
 
-.PHONY: all deps demo test asan valgrind purity clean
+.PHONY: all deps demo test asan valgrind bench purity clean
 
 all: purity $(BIN)/swarm-medic $(BIN)/swarm-sim
 
@@ -87,6 +88,10 @@ $(BIN)/swarm-sim: $(BUILD)/worker/sim_main.o $(EDGE_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(EDGE_LIBS) -o $@
 
+$(BIN)/swarm-bench: $(BUILD)/worker/bench_main.o $(EDGE_LIB) $(CORE_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) $^ $(EDGE_LIBS) -o $@
+
 # ---- tests
 $(BUILD)/tests/%.o: tests/%.c $(PB_H)
 	@mkdir -p $(@D)
@@ -115,6 +120,10 @@ asan:
 valgrind: all $(TEST_BINS)
 	SM_WORKER_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --quiet" \
 	  sh tests/run.sh $(BIN) e2e
+
+# A benchmark, not a test: figures against the raw bus, same machine, same run.
+bench: deps all $(BIN)/swarm-bench
+	$(BIN)/swarm-bench --bin $(BIN)
 
 demo: deps all
 	@sh deploy/demo.sh $(BIN)

@@ -120,7 +120,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->pending_limit = 1000000;
     cfg->map_size = 64 << 20;
     cfg->map_max = 1LL << 30;
-    cfg->commit_events = 1024;
+    cfg->commit_events = 16384;
     cfg->commit_ms = 50;
     cfg->retention_ms = 10 * 60 * 1000;
     cfg->stats_ms = 10000;
