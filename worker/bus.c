@@ -11,6 +11,7 @@ struct sm_bus {
     atomic_uint_fast64_t reconnects;
     atomic_uint_fast64_t disconnects;
     atomic_uint_fast64_t publish_errors;
+    atomic_bool closing;        /* sm_bus_close started: a disconnect is ours */
     atomic_bool closed;         /* on_closed ran: no callback will follow */
 };
 
@@ -29,6 +30,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
     sm_bus *b = closure;
+    if (atomic_load(&b->closing))
+        return;
     atomic_fetch_add(&b->disconnects, 1);
     sm_log_write(b->log, SM_LOG_WARN, "bus_disconnected",
                  "detail=\"lost the NATS server; reconnecting, outputs are buffered\"");
@@ -147,6 +150,7 @@ void sm_bus_close(sm_bus *b)
         return;
     if (b->nc) {
         natsConnection_FlushTimeout(b->nc, 2000);
+        atomic_store(&b->closing, true);
         natsConnection_Close(b->nc);
         /* cnats runs the disconnected and closed callbacks later, on its
          * own thread, with b as closure: free b only after the last one. */
