@@ -72,6 +72,7 @@ typedef struct agent_state {
     char id[SM_ID_MAX];
     int64_t last_seen_ms;
     int64_t raised_at_ms;
+    int64_t clear_since_ms;     /* clear condition holds since; 0: not */
     double impact;
     sm_samples tasks_hdr;
     uint8_t raised;
@@ -210,6 +211,28 @@ sm_severity sm_severity_of(double impact)
     return SM_SEV_LOW;
 }
 
+/* Lower edge of a severity's impact band. */
+static double band_lower(uint32_t sev)
+{
+    switch (sev) {
+    case SM_SEV_CRITICAL: return 0.8;
+    case SM_SEV_HIGH:     return 0.6;
+    case SM_SEV_MEDIUM:   return 0.4;
+    default:              return 0.0;
+    }
+}
+
+/* The severity to publish for `impact` when `current` is published: up at
+ * once, down only below the current band's edge minus the margin. */
+static uint32_t severity_step(const sm_detect_config *c, uint32_t current,
+                              double impact)
+{
+    uint32_t sev = (uint32_t)sm_severity_of(impact);
+    if (sev >= current || impact >= band_lower(current) - c->severity_margin)
+        return sev >= current ? sev : current;
+    return sev;
+}
+
 static const char *const recs_token[] = {
     "Increase token budget",
     "Optimize prompts to use fewer tokens",
@@ -275,6 +298,8 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->success_clear = 0.80;
     cfg->slow_min_agent_tasks = 5;
     cfg->slow_min_swarm_tasks = 20;
+    cfg->severity_margin = 0.05;
+    cfg->slow_clear_hold_ms = 5000;
     cfg->queue_raise = 50;
     cfg->queue_critical = 200;
     cfg->queue_clear = 40;
@@ -325,6 +350,10 @@ static const char *config_problem(const sm_detect_config *c)
     if (c->slow_min_agent_tasks < 1 ||
         c->slow_min_agent_tasks > SM_AGENT_TASKS)
         return "slow_min_agent_tasks must be between 1 and 16";
+    if (!(c->severity_margin >= 0 && c->severity_margin < 0.2))
+        return "severity_margin must be in [0, 0.2)";
+    if (c->slow_clear_hold_ms < 0 || c->slow_clear_hold_ms > c->window_ms)
+        return "slow_clear_hold_ms must be between 0 and window_ms";
     if (c->slow_min_swarm_tasks < 1 ||
         c->slow_min_swarm_tasks > SM_SWARM_SAMPLES)
         return "slow_min_swarm_tasks must be between 1 and 512";
@@ -793,6 +822,7 @@ static void agent_judge(sm_swarm *sw, uint32_t k, sm_emit_fn emit, void *ud)
             return;
         a->s.raised = 1;
         a->s.raised_at_ms = sw->st.now_ms;
+        a->s.clear_since_ms = 0;
         a->s.impact = v.impact;
         a->s.severity = (uint8_t)sm_severity_of(v.impact);
         a->dirty = 1;
@@ -809,10 +839,19 @@ static void agent_judge(sm_swarm *sw, uint32_t k, sm_emit_fn emit, void *ud)
         return;
     bool ratio_ok = !v.ratio_known || v.ratio < c->slow_clear;
     if (ratio_ok && v.success >= c->success_clear) {
-        agent_resolve(sw, k, &v, "cleared", emit, ud);
+        if (a->s.clear_since_ms == 0) {
+            a->s.clear_since_ms = sw->st.now_ms;
+            a->dirty = 1;
+        }
+        if (sw->st.now_ms - a->s.clear_since_ms >= c->slow_clear_hold_ms)
+            agent_resolve(sw, k, &v, "cleared", emit, ud);
         return;
     }
-    uint8_t sev = (uint8_t)sm_severity_of(v.impact);
+    if (a->s.clear_since_ms != 0) {
+        a->s.clear_since_ms = 0;
+        a->dirty = 1;
+    }
+    uint8_t sev = (uint8_t)severity_step(c, a->s.severity, v.impact);
     if (a->s.impact != v.impact)
         a->dirty = 1;
     a->s.impact = v.impact;
@@ -974,7 +1013,7 @@ static void episode_update(sm_swarm *sw, sm_bn_type t, sm_emit_fn emit,
 {
     episode *e = &sw->st.ep[t];
     double impact = episode_impact(sw, t);
-    uint32_t sev = (uint32_t)sm_severity_of(impact);
+    uint32_t sev = severity_step(&sw->cfg, e->severity, impact);
     if (impact != e->impact)
         sw->dirty = true;
     e->impact = impact;

@@ -66,7 +66,13 @@
  * Every impact inside a band is capped just below the band's upper edge,
  * so the severity is the band's. Severity from impact: >= 0.8 CRITICAL,
  * >= 0.6 HIGH, >= 0.4 MEDIUM, else LOW. While raised, a change of severity
- * emits an UPDATED transition.
+ * emits an UPDATED transition: a step up as soon as the impact enters the
+ * higher band, a step down only once the impact is severity_margin (0.05)
+ * below the lower edge of the current band, so a figure hovering at a band
+ * edge does not flap between two severities. A raised slow agent resolves
+ * only after its clear condition has held for slow_clear_hold_ms (5 s) of
+ * event time, so an agent whose last 16 tasks are half slow, half normal
+ * (as at the end of a slowdown) does not resolve and re-raise.
  *
  * Thread safety: none. One sm_swarm is used by one thread at a time.
  */
@@ -113,6 +119,11 @@ typedef struct sm_detect_config {
     double consensus_high;      /* 0.20 */
     double consensus_clear;     /* 0.05 */
     uint32_t consensus_min_rounds;  /* 10 */
+
+    double severity_margin;     /* 0.05: impact below a band's lower edge
+                                   before severity steps down */
+    int64_t slow_clear_hold_ms; /* 5000: a slow agent's clear condition must
+                                   hold this long (event time) to resolve */
 } sm_detect_config;
 
 /* Fills *cfg with the defaults above. */

@@ -886,6 +886,67 @@ START_TEST(slow_resolved_when_quiet_by_other_events)
 }
 END_TEST
 
+START_TEST(slow_hold_stops_resolve_reraise_churn)
+{
+    /* At the end of a slowdown the agent's last tasks are half slow, half
+     * normal, and its median swings across the thresholds from one task to
+     * the next. The hold keeps it one episode: no RESOLVED then RAISED. */
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    slow_scenario(sw, r, &ts, "slow", 5, 2500);
+    normal_load(sw, r, &ts, 1, 1000);
+    for (int k = 0; k < 8; k++) {
+        tasks_of(sw, r, &ts, "slow", 5, SM_TASK_COMPLETED, 1000);
+        tasks_of(sw, r, &ts, "slow", 5, SM_TASK_COMPLETED, 2500);
+    }
+    ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RAISED), 1);
+    ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED), 0);
+    sm_swarm_destroy(sw);
+    free(r);
+
+    /* the same stream without the hold churns: the hold is what stops it */
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    cfg.slow_clear_hold_ms = 0;
+    sw = mk_cfg("swarm-a", &cfg);
+    r = rec_new();
+    ts = T0;
+    slow_scenario(sw, r, &ts, "slow", 5, 2500);
+    normal_load(sw, r, &ts, 1, 1000);
+    for (int k = 0; k < 8; k++) {
+        tasks_of(sw, r, &ts, "slow", 5, SM_TASK_COMPLETED, 1000);
+        tasks_of(sw, r, &ts, "slow", 5, SM_TASK_COMPLETED, 2500);
+    }
+    ck_assert_uint_gt(count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED), 0);
+    ck_assert_uint_gt(count(r, SM_BN_SLOW_AGENT, SM_TR_RAISED), 1);
+    sm_swarm_destroy(sw);
+    free(r);
+}
+END_TEST
+
+START_TEST(severity_does_not_flap_at_a_band_edge)
+{
+    /* token usage alternating 0.89 / 0.91 straddles the critical edge:
+     * one step up to critical, and no step down until clearly below */
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    token(sw, r, ts += 1000, 850, 1000);
+    token(sw, r, ts += 1000, 850, 1000);      /* raised: high */
+    for (int i = 0; i < 20; i++)
+        token(sw, r, ts += 1000, (i % 2) ? 890 : 910, 1000);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_RAISED), 1);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_UPDATED), 1);
+    ck_assert_int_eq(last_of(r, SM_BN_TOKEN_EXHAUSTION)->severity, SM_SEV_CRITICAL);
+    token(sw, r, ts += 1000, 850, 1000);      /* impact 0.70 < 0.80 - 0.05 */
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_UPDATED), 2);
+    ck_assert_int_eq(last_of(r, SM_BN_TOKEN_EXHAUSTION)->severity, SM_SEV_HIGH);
+    sm_swarm_destroy(sw);
+    free(r);
+}
+END_TEST
+
 START_TEST(slow_resolved_cleared_when_fast_again)
 {
     sm_swarm *sw = mk();
@@ -896,6 +957,13 @@ START_TEST(slow_resolved_cleared_when_fast_again)
     tasks_of(sw, r, &ts, "slow", 5, SM_TASK_COMPLETED, 1000);
     ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED), 0);
     tasks_of(sw, r, &ts, "slow", 1, SM_TASK_COMPLETED, 1000);  /* 6 of 11 */
+    /* normal now, but it must stay normal for slow_clear_hold_ms (5 s) */
+    ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED), 0);
+    for (int i = 1; i <= 4; i++)
+        beat(sw, r, ts + i * 1000, "n1");
+    ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED), 0);
+    for (int i = 5; i <= 6; i++)
+        beat(sw, r, ts + i * 1000, "n1");
     ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED), 1);
     const sm_transition *t = last_of(r, SM_BN_SLOW_AGENT);
     ck_assert_str_eq(t->reason, "cleared");
@@ -1646,6 +1714,8 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, slow_resolved_when_quiet_by_advance);
     tcase_add_test(tc, slow_resolved_when_quiet_by_other_events);
     tcase_add_test(tc, slow_resolved_cleared_when_fast_again);
+    tcase_add_test(tc, slow_hold_stops_resolve_reraise_churn);
+    tcase_add_test(tc, severity_does_not_flap_at_a_band_edge);
     tcase_add_test(tc, slow_unregister_resolves_and_restarts_clean);
     tcase_add_test(tc, slow_late_tasks_out_of_window_ignored);
     suite_add_tcase(s, tc);
