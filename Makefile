@@ -6,6 +6,7 @@
 #   make asan       the suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the end-to-end suite with the worker under valgrind
 #   make bench      benchmarks against the raw bus (not part of make test)
+#   make golden     regenerate the golden recordings in tests/golden/
 #
 # core/ is pure by construction: it is compiled with only core/ on the
 # include path, archived alone (libsmcore.a), and its tests link without
@@ -48,7 +49,7 @@ EDGE_TESTS := $(filter-out $(CORE_TESTS),$(ALL_TESTS))
 TEST_BINS  := $(ALL_TESTS:%=$(BIN)/check_%)
 TEST_SUPPORT := $(BUILD)/tests/support.o
 
-.PHONY: all deps demo test asan valgrind bench purity clean
+.PHONY: all deps demo test asan valgrind bench golden purity clean
 
 all: purity $(BIN)/swarm-medic $(BIN)/swarm-sim
 
@@ -124,6 +125,10 @@ valgrind: all $(TEST_BINS)
 # A benchmark, not a test: figures against the raw bus, same machine, same run.
 bench: deps all $(BIN)/swarm-bench
 	$(BIN)/swarm-bench --bin $(BIN)
+
+# Regenerates tests/golden/*.rec and their expected conclusions.
+golden: all
+	sh tests/golden/regen.sh $(BIN)
 
 demo: deps all
 	@sh deploy/demo.sh $(BIN)

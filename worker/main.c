@@ -128,6 +128,8 @@ static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
             continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
+            if (apply && arg == a->file)
+                continue;           /* taken in pass 1 */
             if (!a->file && (a->cmd == CMD_REPLAY || a->cmd == CMD_BACKTEST)) {
                 a->file = arg;
                 continue;

@@ -1,0 +1,217 @@
+/* Golden replays: small recordings made by swarm-sim (tests/golden/regen.sh
+ * regenerates them) replayed offline through the worker pipeline; the
+ * conclusions must equal the expected JSON lines byte for byte. A change
+ * in behaviour shows up here as a diff a reviewer can read. */
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backtest.h"
+#include "config.h"
+#include "log.h"
+#include "recfile.h"
+#include "replay.h"
+#include "support.h"
+
+#define GOLDEN "tests/golden"
+
+static const char *const scenarios[] = {"baseline", "demo", "two-swarms"};
+
+static void replay_json(const char *rec, const char *json_out,
+                        const char *rec_out, sm_replay_stats *st)
+{
+    sm_config cfg;
+    sm_config_init(&cfg);
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    FILE *f = fopen(json_out, "w");
+    ck_assert_ptr_nonnull(f);
+    sm_replay_opts o = {.out_json = f, .out_rec = rec_out};
+    sm_status s = sm_replay_offline(&cfg, &log, rec, &o, st);
+    fclose(f);
+    ck_assert_msg(s == SM_OK, "replay %s: %s (%s)", rec, sm_status_str(s), st->error);
+    sm_config_free(&cfg);
+}
+
+START_TEST(golden_replay_matches)
+{
+    const char *name = scenarios[_i];
+    char rec[256], want[256], dir[256], got[320], diff[1024];
+    snprintf(rec, sizeof rec, GOLDEN "/%s.rec", name);
+    snprintf(want, sizeof want, GOLDEN "/%s.jsonl", name);
+    ck_assert_msg(access(rec, R_OK) == 0 && access(want, R_OK) == 0,
+                  "missing %s or %s (run make golden)", rec, want);
+    sm_test_tmpdir(dir, sizeof dir, "golden");
+    snprintf(got, sizeof got, "%s/%s.jsonl", dir, name);
+    sm_replay_stats st;
+    replay_json(rec, got, NULL, &st);
+    ck_assert_uint_gt(st.records, 1000);
+    ck_assert_uint_eq(st.deadletters, 0);
+    char *a = sm_test_slurp(want), *b = sm_test_slurp(got);
+    if (strcmp(a, b) != 0) {
+        snprintf(diff, sizeof diff, "diff -u %s %s | head -40 >&2", want, got);
+        if (system(diff) < 0)
+            perror("diff");
+        ck_abort_msg("%s: conclusions differ from %s (diff above)", name, want);
+    }
+    free(a);
+    free(b);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(demo_golden_has_every_type_raised_and_resolved)
+{
+    char *txt = sm_test_slurp(GOLDEN "/demo.jsonl");
+    ck_assert_ptr_nonnull(txt);
+    const char *types[] = {"TOKEN_EXHAUSTION", "QUOTA_EXCEEDED", "SLOW_AGENT",
+                           "QUEUE_BACKLOG", "CONSENSUS_TIMEOUT"};
+    for (int i = 0; i < 5; i++) {
+        char raised[128], resolved[128];
+        snprintf(raised, sizeof raised,
+                 "\"type\":\"BOTTLENECK_TYPE_%s\",\"transition\":\"TRANSITION_RAISED\"", types[i]);
+        snprintf(resolved, sizeof resolved,
+                 "\"type\":\"BOTTLENECK_TYPE_%s\",\"transition\":\"TRANSITION_RESOLVED\"", types[i]);
+        ck_assert_msg(strstr(txt, raised), "demo golden lacks %s raised", types[i]);
+        ck_assert_msg(strstr(txt, resolved), "demo golden lacks %s resolved", types[i]);
+    }
+    free(txt);
+    char *base = sm_test_slurp(GOLDEN "/baseline.jsonl");
+    ck_assert_ptr_nonnull(base);
+    ck_assert_msg(base[0] == 0, "baseline (no faults) concluded something:\n%.500s", base);
+    free(base);
+}
+END_TEST
+
+START_TEST(two_replays_are_byte_identical)
+{
+    char dir[256], j1[320], j2[320], r1[320], r2[320];
+    sm_test_tmpdir(dir, sizeof dir, "det");
+    snprintf(j1, sizeof j1, "%s/1.jsonl", dir);
+    snprintf(j2, sizeof j2, "%s/2.jsonl", dir);
+    snprintf(r1, sizeof r1, "%s/1.rec", dir);
+    snprintf(r2, sizeof r2, "%s/2.rec", dir);
+    sm_replay_stats st;
+    replay_json(GOLDEN "/demo.rec", j1, r1, &st);
+    uint64_t outs = st.outputs;
+    replay_json(GOLDEN "/demo.rec", j2, r2, &st);
+    ck_assert_uint_gt(outs, 10);
+    ck_assert_uint_eq(st.outputs, outs);
+    const char *pairs[2][2] = {{j1, j2}, {r1, r2}};
+    for (int i = 0; i < 2; i++) {
+        FILE *a = fopen(pairs[i][0], "rb"), *b = fopen(pairs[i][1], "rb");
+        ck_assert(a && b);
+        int ca, cb;
+        long n = 0;
+        do {
+            ca = fgetc(a);
+            cb = fgetc(b);
+            ck_assert_msg(ca == cb, "%s and %s differ at byte %ld", pairs[i][0],
+                          pairs[i][1], n);
+            n++;
+        } while (ca != EOF);
+        fclose(a);
+        fclose(b);
+        ck_assert_int_gt(n, 100);
+    }
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(truncated_recording_replays_up_to_the_break)
+{
+    char dir[256], cut[320], json[320];
+    sm_test_tmpdir(dir, sizeof dir, "cut");
+    snprintf(cut, sizeof cut, "%s/cut.rec", dir);
+    snprintf(json, sizeof json, "%s/cut.jsonl", dir);
+    /* keep the first 60% of the demo recording, cut inside a record */
+    FILE *in = fopen(GOLDEN "/demo.rec", "rb");
+    ck_assert_ptr_nonnull(in);
+    fseek(in, 0, SEEK_END);
+    long size = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    long keep = size * 6 / 10 + 3;
+    char *buf = malloc((size_t)keep);
+    ck_assert_int_eq((long)fread(buf, 1, (size_t)keep, in), keep);
+    fclose(in);
+    FILE *out = fopen(cut, "wb");
+    fwrite(buf, 1, (size_t)keep, out);
+    fclose(out);
+    free(buf);
+
+    sm_config cfg;
+    sm_config_init(&cfg);
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    FILE *f = fopen(json, "w");
+    sm_replay_opts o = {.out_json = f};
+    sm_replay_stats st;
+    sm_status s = sm_replay_offline(&cfg, &log, cut, &o, &st);
+    fclose(f);
+    ck_assert_int_eq(s, SM_ERR_CORRUPT);
+    char want[64];
+    snprintf(want, sizeof want, "record %llu at byte", (unsigned long long)st.records);
+    ck_assert_msg(strstr(st.error, want), "error '%s' should name %s", st.error, want);
+    ck_assert_uint_gt(st.records, 1000);
+    /* what it concluded before the break is the golden's prefix */
+    char *got = sm_test_slurp(json), *all = sm_test_slurp(GOLDEN "/demo.jsonl");
+    ck_assert_int_eq(strncmp(got, all, strlen(got)), 0);
+    free(got);
+    free(all);
+    sm_config_free(&cfg);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(backtest_shows_what_a_higher_slow_multiplier_drops)
+{
+    sm_config a, b;
+    sm_config_init(&a);
+    sm_config_init(&b);
+    b.detect.slow_raise = 5.0;      /* the demo's slow agent runs ~3.5x */
+    b.detect.slow_high = 6.0;
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    char dir[256], path[320];
+    sm_test_tmpdir(dir, sizeof dir, "bt");
+    snprintf(path, sizeof path, "%s/report.txt", dir);
+    FILE *f = fopen(path, "w");
+    sm_backtest_result r;
+    ck_assert_int_eq(sm_backtest_run(&a, &b, &log, GOLDEN "/demo.rec", f, &r), SM_OK);
+    fclose(f);
+    char *report = sm_test_slurp(path);
+    ck_assert_uint_ge(r.only_a, 1);
+    ck_assert_uint_eq(r.only_b, 0);
+    ck_assert_uint_eq(r.episodes_a, r.episodes_b + r.only_a);
+    ck_assert_msg(strstr(report, "- ") && strstr(report, "slow_agent") &&
+                  strstr(report, "disappears"), "report:\n%s", report);
+    free(report);
+
+    /* the same configuration on both sides differs in nothing */
+    ck_assert_int_eq(sm_backtest_run(&a, &a, &log, GOLDEN "/demo.rec", NULL, &r), SM_OK);
+    ck_assert_uint_eq(r.only_a + r.only_b + r.changed, 0);
+    ck_assert_uint_gt(r.same, 4);
+    sm_config_free(&a);
+    sm_config_free(&b);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("golden");
+    TCase *tc = tcase_create("golden");
+    tcase_set_timeout(tc, 120);
+    tcase_add_loop_test(tc, golden_replay_matches, 0,
+                        (int)(sizeof scenarios / sizeof scenarios[0]));
+    tcase_add_test(tc, demo_golden_has_every_type_raised_and_resolved);
+    tcase_add_test(tc, two_replays_are_byte_identical);
+    tcase_add_test(tc, truncated_recording_replays_up_to_the_break);
+    tcase_add_test(tc, backtest_shows_what_a_higher_slow_multiplier_drops);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

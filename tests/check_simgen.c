@@ -1,0 +1,940 @@
+/* The swarm simulator: determinism, wire validity, rate, fault specs, and,
+ * through the core detector, a baseline that raises nothing and faults that
+ * raise exactly their bottleneck and then clear. Also the swarm-sim
+ * program: dry run, flag errors, a connect failure and a real bus. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "codec.h"
+#include "detect.h"
+#include "hash.h"
+#include "simgen.h"
+#include "support.h"
+#include "swarm_medic.pb-c.h"
+
+#define T0 SM_SIM_DEFAULT_START_MS
+
+/* For per-event checks in hot loops: Check's ck_assert records every
+ * passing assertion (a write per call), which would dominate the run. */
+#define REQUIRE(cond)                                                        \
+    do {                                                                     \
+        if (!(cond))                                                         \
+            ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #cond);            \
+    } while (0)
+#define REQUIRE_MSG(cond, ...)                                               \
+    do {                                                                     \
+        if (!(cond))                                                         \
+            ck_abort_msg(__VA_ARGS__);                                       \
+    } while (0)
+
+/* ------------------------------------------------------------ helpers */
+
+static sm_sim *sim_new(const sm_sim_config *cfg)
+{
+    sm_sim *sim = NULL;
+    char why[256] = "";
+    ck_assert_msg(sm_sim_config_validate(cfg, why, sizeof why) == SM_OK,
+                  "config: %s", why);
+    ck_assert_int_eq(sm_sim_create(&sim, cfg), SM_OK);
+    ck_assert_ptr_nonnull(sim);
+    return sim;
+}
+
+/* FNV-1a over every subject, timestamp and payload of a run. */
+static uint64_t stream_hash(const sm_sim_config *cfg, uint64_t *count)
+{
+    sm_sim *sim = sim_new(cfg);
+    sm_sim_msg m;
+    uint64_t h = SM_HASH_INIT, n = 0;
+    while (sm_sim_next(sim, &m)) {
+        h = sm_hash_str(h, m.subject);
+        h = sm_hash_u64(h, (uint64_t)m.ts_ms);
+        h = sm_hash_bytes(h, m.payload, m.len);
+        n++;
+    }
+    ck_assert_int_eq(sm_sim_status(sim), SM_OK);
+    ck_assert_uint_eq(sm_sim_count(sim), n);
+    sm_sim_destroy(sim);
+    *count = n;
+    return h;
+}
+
+/* A transition the detector emitted. */
+typedef struct rec {
+    sm_bn_type type;
+    sm_transition_kind kind;
+    uint32_t swarm;
+    char subject[SM_ID_MAX];
+    int64_t at;
+} rec;
+
+#define MAX_SWARMS 4
+#define MAX_RECS 512
+
+/* The core detector, one sm_swarm per simulated swarm. */
+typedef struct feeder {
+    sm_swarm *sw[MAX_SWARMS];
+    uint32_t n;
+    rec recs[MAX_RECS];
+    size_t n_recs;
+} feeder;
+
+static void on_transition(void *ud, const sm_transition *t)
+{
+    feeder *f = ud;
+    ck_assert_msg(f->n_recs < MAX_RECS, "too many transitions");
+    rec *r = &f->recs[f->n_recs++];
+    r->type = t->type;
+    r->kind = t->kind;
+    r->swarm = (uint32_t)atoi(t->swarm + 1);
+    snprintf(r->subject, sizeof r->subject, "%s", t->subject);
+    r->at = t->at_ms;
+}
+
+static void feeder_init(feeder *f, uint32_t swarms)
+{
+    sm_detect_config dc;
+    sm_detect_config_default(&dc);
+    memset(f, 0, sizeof *f);
+    ck_assert_uint_le(swarms, MAX_SWARMS);
+    f->n = swarms;
+    for (uint32_t i = 0; i < swarms; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%u", i);
+        ck_assert_int_eq(sm_swarm_create(&f->sw[i], id, &dc), SM_OK);
+    }
+}
+
+static void feeder_free(feeder *f)
+{
+    for (uint32_t i = 0; i < f->n; i++)
+        sm_swarm_destroy(f->sw[i]);
+}
+
+/* Decodes m with protobuf-c, turns it into a core event and feeds it. */
+static void feed(feeder *f, const sm_sim_msg *m)
+{
+    REQUIRE(m->swarm < f->n);
+    sm_swarm *sw = f->sw[m->swarm];
+    sm_status rc = SM_ERR_INVALID;
+    switch (m->kind) {
+    case SM_SIM_TASK: {
+        Swarmmedic__V1__TaskEvent *p =
+            swarmmedic__v1__task_event__unpack(NULL, m->len, m->payload);
+        REQUIRE(p != NULL);
+        sm_task_event ev = {p->ts_ms, p->agent, (sm_task_kind)p->kind,
+                            (sm_priority)p->priority, p->tokens_used,
+                            p->duration_ms};
+        rc = sm_swarm_on_task(sw, &ev, on_transition, f);
+        swarmmedic__v1__task_event__free_unpacked(p, NULL);
+        break;
+    }
+    case SM_SIM_HEARTBEAT: {
+        Swarmmedic__V1__Heartbeat *p =
+            swarmmedic__v1__heartbeat__unpack(NULL, m->len, m->payload);
+        REQUIRE(p != NULL);
+        sm_heartbeat ev = {p->ts_ms, p->agent, (uint32_t)p->state,
+                           p->inflight, p->progress};
+        rc = sm_swarm_on_heartbeat(sw, &ev, on_transition, f);
+        swarmmedic__v1__heartbeat__free_unpacked(p, NULL);
+        break;
+    }
+    case SM_SIM_RESOURCE: {
+        Swarmmedic__V1__ResourceSample *p =
+            swarmmedic__v1__resource_sample__unpack(NULL, m->len, m->payload);
+        REQUIRE(p != NULL);
+        sm_resource_sample ev;
+        memset(&ev, 0, sizeof ev);
+        ev.ts_ms = p->ts_ms;
+        ev.source = p->source;
+        ev.token_budget = p->token_budget;
+        ev.tokens_used = p->tokens_used;
+        ev.memory_used = p->memory_used_bytes;
+        ev.memory_limit = p->memory_limit_bytes;
+        ev.has_pending = p->n_pending > 0;
+        for (size_t i = 0; i < p->n_pending; i++) {
+            int pr = p->pending[i]->priority;
+            REQUIRE(pr >= 1 && pr <= SM_PRIO_COUNT);
+            ev.pending[pr - 1] += p->pending[i]->count;
+        }
+        ev.active_agents = p->active_agents;
+        ev.agent_quota = p->agent_quota;
+        rc = sm_swarm_on_resource(sw, &ev, on_transition, f);
+        swarmmedic__v1__resource_sample__free_unpacked(p, NULL);
+        break;
+    }
+    case SM_SIM_CONSENSUS: {
+        Swarmmedic__V1__ConsensusRound *p =
+            swarmmedic__v1__consensus_round__unpack(NULL, m->len, m->payload);
+        REQUIRE(p != NULL);
+        sm_consensus_round ev = {p->ts_ms, p->group,
+                                 (sm_round_outcome)p->outcome, p->duration_ms,
+                                 p->participants, p->quorum};
+        rc = sm_swarm_on_consensus(sw, &ev, on_transition, f);
+        swarmmedic__v1__consensus_round__free_unpacked(p, NULL);
+        break;
+    }
+    case SM_SIM_AGENT: {
+        Swarmmedic__V1__AgentLifecycle *p =
+            swarmmedic__v1__agent_lifecycle__unpack(NULL, m->len, m->payload);
+        REQUIRE(p != NULL);
+        sm_agent_lifecycle ev = {p->ts_ms, p->agent,
+            p->kind == SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED,
+            p->dynamic != 0};
+        rc = sm_swarm_on_agent(sw, &ev, on_transition, f);
+        swarmmedic__v1__agent_lifecycle__free_unpacked(p, NULL);
+        break;
+    }
+    }
+    REQUIRE_MSG(rc == SM_OK, "%s at %lld: %s", m->subject,
+                  (long long)m->ts_ms, sm_status_str(rc));
+}
+
+/* Plays a whole run through the detector. */
+static void play(const sm_sim_config *cfg, feeder *f)
+{
+    feeder_init(f, cfg->swarms);
+    sm_sim *sim = sim_new(cfg);
+    sm_sim_msg m;
+    while (sm_sim_next(sim, &m))
+        feed(f, &m);
+    ck_assert_int_eq(sm_sim_status(sim), SM_OK);
+    sm_sim_destroy(sim);
+}
+
+static void dump(const feeder *f)
+{
+    for (size_t i = 0; i < f->n_recs; i++) {
+        const rec *r = &f->recs[i];
+        fprintf(stderr, "  +%.1fs s%u %s %s %s\n", (r->at - T0) / 1000.0,
+                r->swarm, sm_bn_type_str(r->type),
+                sm_transition_str(r->kind), r->subject);
+    }
+}
+
+static sm_bn_type bn_of(sm_sim_fault_kind k)
+{
+    switch (k) {
+    case SM_SIM_FAULT_TOKEN: return SM_BN_TOKEN_EXHAUSTION;
+    case SM_SIM_FAULT_QUOTA: return SM_BN_QUOTA_EXCEEDED;
+    case SM_SIM_FAULT_SLOW: return SM_BN_SLOW_AGENT;
+    case SM_SIM_FAULT_QUEUE: return SM_BN_QUEUE_BACKLOG;
+    case SM_SIM_FAULT_CONSENSUS: return SM_BN_CONSENSUS_TIMEOUT;
+    }
+    return (sm_bn_type)0;
+}
+
+/* Asserts that f recorded, for fault `fl`, exactly one RAISED of its type
+ * on its swarm inside [start, end) and one RESOLVED in [end, until). */
+static void expect_episode(const feeder *f, const sm_sim_fault *fl,
+                           int64_t until)
+{
+    sm_bn_type want = bn_of(fl->kind);
+    int64_t s = T0 + fl->start_ms, e = T0 + fl->end_ms;
+    int raised = 0, resolved = 0;
+    int64_t raised_at = 0;
+    for (size_t i = 0; i < f->n_recs; i++) {
+        const rec *r = &f->recs[i];
+        if (r->type != want || r->swarm != fl->swarm || r->at < s ||
+            r->at >= until)
+            continue;
+        if (r->kind == SM_TR_RAISED) {
+            raised++;
+            raised_at = r->at;
+            ck_assert_msg(r->at < e, "%s raised at +%.1fs, after the fault "
+                          "ended (+%.1fs)", sm_bn_type_str(want),
+                          (r->at - T0) / 1000.0, fl->end_ms / 1000.0);
+            if (want == SM_BN_SLOW_AGENT)
+                ck_assert_str_eq(r->subject, "a1");
+        } else if (r->kind == SM_TR_RESOLVED) {
+            resolved++;
+            ck_assert_msg(r->at >= e && r->at > raised_at,
+                          "%s resolved at +%.1fs, before the fault ended",
+                          sm_bn_type_str(want), (r->at - T0) / 1000.0);
+        }
+    }
+    if (raised != 1 || resolved != 1)
+        dump(f);
+    ck_assert_msg(raised == 1, "%s (fault %s %lld-%lld ms on s%u): raised %d "
+                  "times, want 1", sm_bn_type_str(want),
+                  sm_sim_fault_kind_str(fl->kind), (long long)fl->start_ms,
+                  (long long)fl->end_ms, fl->swarm, raised);
+    ck_assert_msg(resolved == 1, "%s: resolved %d times, want 1",
+                  sm_bn_type_str(want), resolved);
+}
+
+static size_t count_kind(const feeder *f, sm_transition_kind k)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n_recs; i++)
+        n += f->recs[i].kind == k;
+    return n;
+}
+
+/* ------------------------------------------------------------ tests */
+
+START_TEST(deterministic)
+{
+    sm_sim_config cfg;
+    sm_sim_config_default(&cfg);
+    sm_sim_config_demo(&cfg);
+    cfg.rate = 200;
+    uint64_t n1, n2, n3;
+    uint64_t h1 = stream_hash(&cfg, &n1);
+    uint64_t h2 = stream_hash(&cfg, &n2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_uint_eq(h1, h2);
+    ck_assert_uint_gt(n1, 100000);
+    cfg.seed = 2;
+    uint64_t h3 = stream_hash(&cfg, &n3);
+    ck_assert_uint_ne(h1, h3);
+    /* A swarm's stream does not depend on how many others there are. */
+    sm_sim_config one;
+    sm_sim_config_default(&one);
+    one.swarms = 1;
+    one.rate = 50.0 / 2;
+    one.duration_ms = 60000;
+    sm_sim_config two = one;
+    two.swarms = 2;
+    two.rate = 50.0;
+    sm_sim *a = sim_new(&one), *b = sim_new(&two);
+    sm_sim_msg ma, mb;
+    uint64_t ha = SM_HASH_INIT, hb = SM_HASH_INIT;
+    while (sm_sim_next(a, &ma))
+        ha = sm_hash_bytes(sm_hash_str(ha, ma.subject), ma.payload, ma.len);
+    while (sm_sim_next(b, &mb))
+        if (mb.swarm == 0)
+            hb = sm_hash_bytes(sm_hash_str(hb, mb.subject), mb.payload,
+                               mb.len);
+    ck_assert_uint_eq(ha, hb);
+    sm_sim_destroy(a);
+    sm_sim_destroy(b);
+}
+END_TEST
+
+/* Compares a subject token with an expected string. */
+static void token_is(const char *subject, int idx, const char *want)
+{
+    const char *p = subject;
+    for (int i = 0; i < idx; i++) {
+        p = strchr(p, '.');
+        REQUIRE(p != NULL);
+        p++;
+    }
+    size_t n = strcspn(p, ".");
+    REQUIRE_MSG(strlen(want) == n && strncmp(p, want, n) == 0,
+                  "%s: token %d is not %s", subject, idx, want);
+}
+
+START_TEST(wire_valid)
+{
+    sm_sim_config cfg;
+    sm_sim_config_default(&cfg);
+    sm_sim_config_demo(&cfg);
+    cfg.swarms = 3;
+    cfg.agents = 7;
+    cfg.rate = 150;
+    sm_sim *sim = sim_new(&cfg);
+    sm_codec *codec;
+    ck_assert_int_eq(sm_codec_create(&codec), SM_OK);
+    sm_sim_msg m;
+    int64_t last = 0;
+    uint64_t by_kind[SM_SIM_KINDS] = {0}, task_kinds[7] = {0};
+    uint64_t timeouts = 0;
+    char sw[16];
+    while (sm_sim_next(sim, &m)) {
+        REQUIRE(m.ts_ms >= last);
+        REQUIRE(m.ts_ms >= T0);
+        last = m.ts_ms;
+        REQUIRE(m.kind < SM_SIM_KINDS);
+        by_kind[m.kind]++;
+        snprintf(sw, sizeof sw, "s%u", m.swarm);
+        token_is(m.subject, 0, "swarm");
+        token_is(m.subject, 1, sw);
+        token_is(m.subject, 2, sm_sim_kind_str(m.kind));
+
+        /* The worker's own codec accepts it. */
+        sm_subject subj;
+        const char *why = NULL;
+        REQUIRE(sm_subject_parse(m.subject, &subj, &why) == SM_OK);
+        union {
+            sm_task_event t;
+            sm_heartbeat h;
+            sm_resource_sample r;
+            sm_consensus_round c;
+            sm_agent_lifecycle a;
+        } ev;
+        sm_status rc = SM_ERR_INVALID;
+
+        switch (m.kind) {
+        case SM_SIM_TASK: {
+            Swarmmedic__V1__TaskEvent *p =
+                swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+            REQUIRE(p != NULL);
+            REQUIRE(p->ts_ms == m.ts_ms);
+            token_is(m.subject, 3, p->agent);
+            REQUIRE(p->kind >= 1 && p->kind <= 6);
+            REQUIRE(p->priority >= 1 && p->priority <= 5);
+            REQUIRE(strncmp(p->task_id, sw, strlen(sw)) == 0);
+            REQUIRE(p->attempt == 1);
+            task_kinds[p->kind]++;
+            if (p->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED ||
+                p->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_FAILED) {
+                REQUIRE(p->duration_ms > 0);
+                REQUIRE(p->tokens_used > 0);
+            }
+            swarmmedic__v1__task_event__free_unpacked(p, NULL);
+            rc = sm_codec_task(codec, &subj, m.payload, m.len, &ev.t, &why);
+            break;
+        }
+        case SM_SIM_HEARTBEAT: {
+            Swarmmedic__V1__Heartbeat *p =
+                swarmmedic__v1__heartbeat__unpack(NULL, m.len, m.payload);
+            REQUIRE(p != NULL);
+            REQUIRE(p->ts_ms == m.ts_ms);
+            token_is(m.subject, 3, p->agent);
+            REQUIRE(p->state == SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_IDLE ||
+                      p->state == SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_BUSY);
+            REQUIRE((p->inflight > 0) == (p->current_task[0] != 0));
+            swarmmedic__v1__heartbeat__free_unpacked(p, NULL);
+            rc = sm_codec_heartbeat(codec, &subj, m.payload, m.len, &ev.h,
+                                    &why);
+            break;
+        }
+        case SM_SIM_RESOURCE: {
+            Swarmmedic__V1__ResourceSample *p =
+                swarmmedic__v1__resource_sample__unpack(NULL, m.len,
+                                                        m.payload);
+            REQUIRE(p != NULL);
+            REQUIRE(p->ts_ms == m.ts_ms);
+            token_is(m.subject, 3, p->source);
+            REQUIRE(strcmp(p->source, "scheduler") == 0);
+            REQUIRE(p->token_budget > p->tokens_used);
+            REQUIRE(p->n_pending == 5);
+            REQUIRE(p->agent_quota == 11);  /* 7 + 4 */
+            swarmmedic__v1__resource_sample__free_unpacked(p, NULL);
+            rc = sm_codec_resource(codec, &subj, m.payload, m.len, &ev.r,
+                                   &why);
+            break;
+        }
+        case SM_SIM_CONSENSUS: {
+            Swarmmedic__V1__ConsensusRound *p =
+                swarmmedic__v1__consensus_round__unpack(NULL, m.len,
+                                                        m.payload);
+            REQUIRE(p != NULL);
+            REQUIRE(p->ts_ms == m.ts_ms);
+            token_is(m.subject, 3, p->group);
+            REQUIRE(p->outcome == 1 || p->outcome == 2);
+            timeouts += p->outcome == 2;
+            REQUIRE(p->quorum <= p->participants);
+            swarmmedic__v1__consensus_round__free_unpacked(p, NULL);
+            rc = sm_codec_consensus(codec, &subj, m.payload, m.len, &ev.c,
+                                    &why);
+            break;
+        }
+        case SM_SIM_AGENT: {
+            Swarmmedic__V1__AgentLifecycle *p =
+                swarmmedic__v1__agent_lifecycle__unpack(NULL, m.len,
+                                                        m.payload);
+            REQUIRE(p != NULL);
+            REQUIRE(p->ts_ms == T0);
+            token_is(m.subject, 3, p->agent);
+            REQUIRE(p->kind ==
+                SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED);
+            swarmmedic__v1__agent_lifecycle__free_unpacked(p, NULL);
+            rc = sm_codec_agent(codec, &subj, m.payload, m.len, &ev.a, &why);
+            break;
+        }
+        }
+        REQUIRE_MSG(rc == SM_OK, "codec rejects %s: %s", m.subject,
+                      why ? why : "?");
+    }
+    ck_assert_int_eq(sm_sim_status(sim), SM_OK);
+    for (int k = 0; k < SM_SIM_KINDS; k++)
+        ck_assert_uint_gt(by_kind[k], 0);
+    ck_assert_uint_eq(by_kind[SM_SIM_AGENT], 3 * 7);
+    /* QUEUED, STARTED, then mostly COMPLETED, a few FAILED. */
+    ck_assert_uint_gt(task_kinds[1], 1000);
+    ck_assert_uint_le(task_kinds[2], task_kinds[1]);
+    ck_assert_uint_le(task_kinds[3] + task_kinds[4], task_kinds[2]);
+    ck_assert_uint_gt(task_kinds[4], 0);
+    double fail = (double)task_kinds[4] / (task_kinds[3] + task_kinds[4]);
+    ck_assert_msg(fail > 0.01 && fail < 0.05, "failure share %.3f", fail);
+    ck_assert_uint_gt(timeouts, 10);    /* the consensus fault */
+    sm_codec_destroy(codec);
+    sm_sim_destroy(sim);
+}
+END_TEST
+
+START_TEST(rate_honoured)
+{
+    static const struct {
+        uint32_t swarms, agents;
+        double rate;
+    } cases[] = {
+        {2, 20, 50}, {1, 5, 20}, {3, 10, 300}, {2, 20, 1000}, {1, 100, 5000},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sm_sim_config cfg;
+        sm_sim_config_default(&cfg);
+        cfg.swarms = cases[i].swarms;
+        cfg.agents = cases[i].agents;
+        cfg.rate = cases[i].rate;
+        cfg.duration_ms = 120000;
+        sm_sim *sim = sim_new(&cfg);
+        sm_sim_msg m;
+        uint64_t n = 0, per_s[120] = {0};
+        while (sm_sim_next(sim, &m)) {
+            n++;
+            int64_t sec = (m.ts_ms - T0) / 1000;
+            REQUIRE(sec >= 0 && sec < 120);
+            per_s[sec]++;
+        }
+        sm_sim_destroy(sim);
+        double got = (double)n / 120.0;
+        ck_assert_msg(got > cases[i].rate * 0.8 && got < cases[i].rate * 1.2,
+                      "case %zu: %.1f events/s for %.0f", i, got,
+                      cases[i].rate);
+        /* Spread over time too: every later 10 s stretch within 20%. */
+        for (int s = 10; s + 10 <= 120; s += 10) {
+            uint64_t k = 0;
+            for (int j = s; j < s + 10; j++)
+                k += per_s[j];
+            ck_assert_msg(k / 10.0 > cases[i].rate * 0.8 &&
+                          k / 10.0 < cases[i].rate * 1.2,
+                          "case %zu: %.1f events/s in [%d, %d) s", i, k / 10.0,
+                          s, s + 10);
+        }
+    }
+}
+END_TEST
+
+START_TEST(times_parse)
+{
+    int64_t ms = -1;
+    char why[256];
+    static const struct {
+        const char *s;
+        int64_t ms;
+    } good[] = {
+        {"1500ms", 1500}, {"90s", 90000}, {"10m", 600000}, {"1.5m", 90000},
+        {"1h", 3600000}, {"1m30s", 90000}, {"0s", 0}, {"2.5s", 2500},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        ck_assert_msg(sm_sim_parse_time(good[i].s, &ms, why, sizeof why) ==
+                      SM_OK, "%s: %s", good[i].s, why);
+        ck_assert_int_eq(ms, good[i].ms);
+    }
+    static const struct {
+        const char *s, *why;
+    } bad[] = {
+        {"30", "time \"30\" needs a unit (ms, s, m or h)"},
+        {"", "empty time"},
+        {"abc", "time \"abc\" is not a number with a unit"},
+        {"5d", "time \"5d\" has an unknown unit at \"d\""},
+        {"-5s", "is not a number with a unit"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = 0;
+        ck_assert_int_eq(sm_sim_parse_time(bad[i].s, &ms, why, sizeof why),
+                         SM_ERR_INVALID);
+        ck_assert_msg(strstr(why, bad[i].why) != NULL, "%s: got \"%s\"",
+                      bad[i].s, why);
+    }
+}
+END_TEST
+
+START_TEST(faults_parse)
+{
+    sm_sim_fault f;
+    char why[256] = "";
+    ck_assert_int_eq(sm_sim_fault_parse("slow:0:30s-90s", &f, why, sizeof why),
+                     SM_OK);
+    ck_assert_int_eq(f.kind, SM_SIM_FAULT_SLOW);
+    ck_assert_uint_eq(f.swarm, 0);
+    ck_assert_int_eq(f.start_ms, 30000);
+    ck_assert_int_eq(f.end_ms, 90000);
+    ck_assert_int_eq(sm_sim_fault_parse("queue:s1:1m-2m30s", &f, why,
+                                        sizeof why), SM_OK);
+    ck_assert_int_eq(f.kind, SM_SIM_FAULT_QUEUE);
+    ck_assert_uint_eq(f.swarm, 1);
+    ck_assert_int_eq(f.start_ms, 60000);
+    ck_assert_int_eq(f.end_ms, 150000);
+    const char *kinds[] = {"token", "quota", "slow", "queue", "consensus"};
+    for (int k = 0; k < 5; k++) {
+        char spec[64];
+        snprintf(spec, sizeof spec, "%s:12:1500ms-2m", kinds[k]);
+        ck_assert_int_eq(sm_sim_fault_parse(spec, &f, why, sizeof why), SM_OK);
+        ck_assert_int_eq(f.kind, k + 1);
+        ck_assert_str_eq(sm_sim_fault_kind_str(f.kind), kinds[k]);
+        ck_assert_uint_eq(f.swarm, 12);
+        ck_assert_int_eq(f.start_ms, 1500);
+        ck_assert_int_eq(f.end_ms, 120000);
+    }
+
+    static const struct {
+        const char *spec, *why;
+    } bad[] = {
+        {"slow:0:30-90s",
+         "fault \"slow:0:30-90s\": time \"30\" needs a unit (ms, s, m or h)"},
+        {"fast:0:1s-2s", "fault \"fast:0:1s-2s\": unknown kind \"fast\" "
+                         "(token, quota, slow, queue or consensus)"},
+        {"slow:x:1s-2s", "fault \"slow:x:1s-2s\": swarm \"x\" is not a swarm "
+                         "number"},
+        {"slow::1s-2s", "swarm \"\" is not a swarm number"},
+        {"slow:0:90s-30s", "fault \"slow:0:90s-30s\": the end (30s) must be "
+                           "after the start (90s)"},
+        {"slow:0:30s-30s", "must be after the start"},
+        {"slow:0", "fault \"slow:0\" is not kind:swarm:start-end (e.g. "
+                   "slow:0:30s-90s)"},
+        {"slow:0:30s", "is not kind:swarm:start-end"},
+        {"slow:0:1s-2s:x", "is not kind:swarm:start-end"},
+        {"", "is not kind:swarm:start-end"},
+        {"slow:0:1s-2w", "time \"2w\" has an unknown unit"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why[0] = 0;
+        ck_assert_int_eq(sm_sim_fault_parse(bad[i].spec, &f, why, sizeof why),
+                         SM_ERR_INVALID);
+        ck_assert_msg(strstr(why, bad[i].why) != NULL, "%s: got \"%s\"",
+                      bad[i].spec, why);
+    }
+
+    /* What only the whole config can tell. */
+    sm_sim_config cfg;
+    sm_sim_config_default(&cfg);
+    ck_assert_int_eq(sm_sim_config_add_fault(&cfg, "slow:2:1s-2s", why,
+                                             sizeof why), SM_OK);
+    ck_assert_int_eq(sm_sim_config_validate(&cfg, why, sizeof why),
+                     SM_ERR_CONFIG);
+    ck_assert_str_eq(why, "fault 1 (slow) is on swarm 2 but the swarms are "
+                          "0..1");
+    sm_sim *sim = NULL;
+    ck_assert_int_eq(sm_sim_create(&sim, &cfg), SM_ERR_CONFIG);
+    ck_assert_ptr_null(sim);
+    sm_sim_config_default(&cfg);
+    ck_assert_int_eq(sm_sim_config_add_fault(&cfg, "queue:0:10m-11m", why,
+                                             sizeof why), SM_OK);
+    ck_assert_int_eq(sm_sim_config_validate(&cfg, why, sizeof why),
+                     SM_ERR_CONFIG);
+    ck_assert_str_eq(why, "fault 1 (queue) starts at 600000 ms, after the run "
+                          "ends (600000 ms)");
+    sm_sim_config_default(&cfg);
+    for (int i = 0; i < SM_SIM_MAX_FAULTS; i++)
+        ck_assert_int_eq(sm_sim_config_add_fault(&cfg, "token:0:1s-2s", why,
+                                                 sizeof why), SM_OK);
+    ck_assert_int_eq(sm_sim_config_add_fault(&cfg, "token:0:1s-2s", why,
+                                             sizeof why), SM_ERR_FULL);
+    sm_sim_config_default(&cfg);
+    cfg.rate = 0;
+    ck_assert_int_eq(sm_sim_config_validate(&cfg, why, sizeof why),
+                     SM_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(why, "event rate"));
+    cfg.rate = 10;
+    cfg.agents = 0;
+    ck_assert_int_eq(sm_sim_config_validate(&cfg, why, sizeof why),
+                     SM_ERR_CONFIG);
+    ck_assert_ptr_nonnull(strstr(why, "agents per swarm"));
+}
+END_TEST
+
+START_TEST(demo_scenario)
+{
+    sm_sim_fault f[8];
+    ck_assert_uint_eq(sm_sim_demo_faults(f, 8), 5);
+    ck_assert_uint_eq(sm_sim_demo_faults(f, 2), 2);
+    ck_assert_uint_eq(sm_sim_demo_faults(f, 8), 5);
+    bool seen[SM_SIM_FAULT_KINDS + 1] = {false};
+    for (int i = 0; i < 5; i++) {
+        ck_assert(!seen[f[i].kind]);
+        seen[f[i].kind] = true;
+        ck_assert_uint_eq(f[i].swarm, 0);
+        ck_assert_int_ge(f[i].end_ms - f[i].start_ms, 60000);
+        if (i > 0)
+            ck_assert_int_ge(f[i].start_ms - f[i - 1].end_ms, 70000);
+        ck_assert_int_le(f[i].end_ms, SM_SIM_DEMO_DURATION_MS);
+    }
+}
+END_TEST
+
+/* The strongest property: a plain swarm never looks sick. */
+START_TEST(baseline_raises_nothing)
+{
+    static const struct {
+        uint64_t seed;
+        uint32_t swarms, agents;
+        double rate;
+    } cases[] = {
+        {1, 2, 20, 50}, {2, 2, 20, 50}, {3, 2, 20, 1000}, {4, 1, 3, 10},
+        {5, 4, 8, 120},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sm_sim_config cfg;
+        sm_sim_config_default(&cfg);
+        cfg.seed = cases[i].seed;
+        cfg.swarms = cases[i].swarms;
+        cfg.agents = cases[i].agents;
+        cfg.rate = cases[i].rate;
+        cfg.duration_ms = 10 * 60 * 1000;
+        feeder f;
+        play(&cfg, &f);
+        if (f.n_recs != 0)
+            dump(&f);
+        ck_assert_msg(f.n_recs == 0, "case %zu: %zu transitions on a "
+                      "healthy swarm", i, f.n_recs);
+        feeder_free(&f);
+    }
+}
+END_TEST
+
+/* One fault on swarm 1, 2:00-3:00 of a 6-minute run: its bottleneck, and
+ * only it, is raised during the fault and resolved after. */
+static void single_fault(sm_sim_fault_kind k)
+{
+    static const struct {
+        uint64_t seed;
+        double rate;
+    } cases[] = {{1, 50}, {7, 50}, {3, 1000}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sm_sim_config cfg;
+        sm_sim_config_default(&cfg);
+        cfg.seed = cases[i].seed;
+        cfg.rate = cases[i].rate;
+        cfg.duration_ms = 6 * 60 * 1000;
+        cfg.n_faults = 1;
+        cfg.faults[0] = (sm_sim_fault){k, 1, 120000, 180000};
+        feeder f;
+        play(&cfg, &f);
+        expect_episode(&f, &cfg.faults[0], T0 + cfg.duration_ms);
+        for (size_t j = 0; j < f.n_recs; j++) {
+            if (f.recs[j].type != bn_of(k) || f.recs[j].swarm != 1)
+                dump(&f);
+            ck_assert_msg(f.recs[j].type == bn_of(k) && f.recs[j].swarm == 1,
+                          "seed %llu rate %.0f: %s on s%u during a %s fault",
+                          (unsigned long long)cases[i].seed, cases[i].rate,
+                          sm_bn_type_str(f.recs[j].type), f.recs[j].swarm,
+                          sm_sim_fault_kind_str(k));
+        }
+        ck_assert_uint_eq(count_kind(&f, SM_TR_RAISED), 1);
+        ck_assert_uint_eq(count_kind(&f, SM_TR_RESOLVED), 1);
+        feeder_free(&f);
+    }
+}
+
+START_TEST(fault_token) { single_fault(SM_SIM_FAULT_TOKEN); }
+END_TEST
+START_TEST(fault_quota) { single_fault(SM_SIM_FAULT_QUOTA); }
+END_TEST
+START_TEST(fault_slow) { single_fault(SM_SIM_FAULT_SLOW); }
+END_TEST
+START_TEST(fault_queue) { single_fault(SM_SIM_FAULT_QUEUE); }
+END_TEST
+START_TEST(fault_consensus) { single_fault(SM_SIM_FAULT_CONSENSUS); }
+END_TEST
+
+START_TEST(demo_raises_and_resolves_all)
+{
+    static const double rates[] = {50, 1000};
+    for (size_t r = 0; r < 2; r++) {
+        sm_sim_config cfg;
+        sm_sim_config_default(&cfg);
+        sm_sim_config_demo(&cfg);
+        cfg.rate = rates[r];
+        feeder f;
+        play(&cfg, &f);
+        for (size_t i = 0; i < cfg.n_faults; i++) {
+            int64_t until = i + 1 < cfg.n_faults
+                                ? T0 + cfg.faults[i + 1].start_ms
+                                : T0 + cfg.duration_ms;
+            expect_episode(&f, &cfg.faults[i], until);
+        }
+        ck_assert_uint_eq(count_kind(&f, SM_TR_RAISED), 5);
+        ck_assert_uint_eq(count_kind(&f, SM_TR_RESOLVED), 5);
+        for (size_t j = 0; j < f.n_recs; j++)
+            ck_assert_uint_eq(f.recs[j].swarm, 0);
+        feeder_free(&f);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------ program */
+
+static int run_sim(const char *const *args, const char *log)
+{
+    char bin[600];
+    const char *argv[32];
+    sm_test_bin(bin, sizeof bin, "swarm-sim");
+    argv[0] = bin;
+    int n = 1;
+    for (; args[n - 1] && n < 31; n++)
+        argv[n] = args[n - 1];
+    argv[n] = NULL;
+    unlink(log);
+    pid_t pid = sm_test_spawn(argv, log, false);
+    return sm_test_wait(pid, 60000);
+}
+
+START_TEST(program_flags)
+{
+    char dir[256], log[300];
+    sm_test_tmpdir(dir, sizeof dir, "sim");
+    snprintf(log, sizeof log, "%s/out", dir);
+
+    const char *dry[] = {"--dry-run", "--count", "100", "--seed=9", NULL};
+    ck_assert_int_eq(run_sim(dry, log), 0);
+    char *out = sm_test_slurp(log);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_ptr_nonnull(strstr(out, "1767225600000 swarm.s0.agent.a0 "));
+    ck_assert_ptr_nonnull(strstr(out, "swarm-sim: 100 events (task "));
+    int lines = 0;      /* event lines: "<ts> <subject> <bytes>" */
+    for (char *p = out; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        lines += strncmp(p, "17672", 5) == 0;
+    ck_assert_int_eq(lines, 100);
+    free(out);
+
+    static const struct {
+        const char *args[4];
+        const char *err;
+    } bad[] = {
+        {{"--bogus", NULL}, "swarm-sim: unknown flag --bogus"},
+        {{"--rate", "fast", NULL}, "--rate 'fast' is not a positive number"},
+        {{"--fault", "slow:0:30-90s", NULL},
+         "--fault: fault \"slow:0:30-90s\": time \"30\" needs a unit"},
+        {{"--fault", "slow:3:1m-2m", NULL},
+         "fault 1 (slow) is on swarm 3 but the swarms are 0..1"},
+        {{"--pace", "slowly", NULL}, "--pace 'slowly' is not fast, real"},
+        {{"--duration", "10", NULL}, "--duration: time \"10\" needs a unit"},
+        {{"--count", NULL}, "--count needs a value"},
+        {{"extra", NULL}, "unexpected argument 'extra'"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(run_sim(bad[i].args, log), 2);
+        out = sm_test_slurp(log);
+        ck_assert_msg(out && strstr(out, bad[i].err), "want \"%s\", got %s",
+                      bad[i].err, out ? out : "nothing");
+        free(out);
+    }
+    const char *help[] = {"--help", NULL};
+    ck_assert_int_eq(run_sim(help, log), 0);
+    out = sm_test_slurp(log);
+    ck_assert_ptr_nonnull(strstr(out, "--fault SPEC"));
+    free(out);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(program_connect_failure)
+{
+    char dir[256], log[300];
+    sm_test_tmpdir(dir, sizeof dir, "sim");
+    snprintf(log, sizeof log, "%s/out", dir);
+    /* A port nothing listens on: a server started and stopped. */
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    char url[64];
+    snprintf(url, sizeof url, "%s", srv.url);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    const char *args[] = {"--url", url, "--count", "10", NULL};
+    ck_assert_int_eq(run_sim(args, log), 1);
+    char *out = sm_test_slurp(log);
+    ck_assert_ptr_nonnull(strstr(out, "swarm-sim: cannot connect to"));
+    free(out);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+static void count_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
+                      void *closure)
+{
+    (void)nc;
+    (void)sub;
+    uint64_t *n = closure;
+    __atomic_add_fetch(n, 1, __ATOMIC_SEQ_CST);
+    natsMsg_Destroy(msg);
+}
+
+START_TEST(program_publishes)
+{
+    char dir[256], log[300];
+    sm_test_tmpdir(dir, sizeof dir, "sim");
+    snprintf(log, sizeof log, "%s/out", dir);
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    uint64_t got = 0;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_Subscribe(&sub, nc, "swarm.>", count_msg,
+                                              &got), NATS_OK);
+    natsSubscription_SetPendingLimits(sub, -1, -1);
+    ck_assert_int_eq(natsConnection_Flush(nc), NATS_OK);
+
+    const char *args[] = {"--url", srv.url, "--count", "5000", "--demo",
+                          "--rate", "1000", "--pace", "fast", NULL};
+    ck_assert_int_eq(run_sim(args, log), 0);
+    for (int i = 0; i < 500 && __atomic_load_n(&got, __ATOMIC_SEQ_CST) < 5000;
+         i++)
+        nats_Sleep(10);
+    ck_assert_uint_eq(__atomic_load_n(&got, __ATOMIC_SEQ_CST), 5000);
+    char *out = sm_test_slurp(log);
+    ck_assert_ptr_nonnull(strstr(out, "swarm-sim: 5000 events (task "));
+    free(out);
+
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    nats_Close();
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("simgen");
+    TCase *gen = tcase_create("generator");
+    tcase_add_test(gen, deterministic);
+    tcase_add_test(gen, wire_valid);
+    tcase_add_test(gen, rate_honoured);
+    tcase_add_test(gen, times_parse);
+    tcase_add_test(gen, faults_parse);
+    tcase_add_test(gen, demo_scenario);
+    tcase_set_timeout(gen, 120);
+    suite_add_tcase(s, gen);
+
+    TCase *det = tcase_create("detector");
+    tcase_add_test(det, baseline_raises_nothing);
+    tcase_add_test(det, fault_token);
+    tcase_add_test(det, fault_quota);
+    tcase_add_test(det, fault_slow);
+    tcase_add_test(det, fault_queue);
+    tcase_add_test(det, fault_consensus);
+    tcase_add_test(det, demo_raises_and_resolves_all);
+    tcase_set_timeout(det, 300);
+    suite_add_tcase(s, det);
+
+    TCase *prog = tcase_create("program");
+    tcase_add_test(prog, program_flags);
+    tcase_add_test(prog, program_connect_failure);
+    tcase_add_test(prog, program_publishes);
+    tcase_set_timeout(prog, 120);
+    suite_add_tcase(s, prog);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_set_fork_status(sr, CK_FORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}

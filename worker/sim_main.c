@@ -1,0 +1,468 @@
+/*
+ * sim_main.c - the swarm-sim program: publishes the simulated swarm
+ * (worker/simgen.h) onto a NATS bus, or lists it (--dry-run).
+ *
+ *   swarm-sim [--url URL] [--seed N] [--swarms N] [--agents N]
+ *             [--rate EV_PER_S] [--duration T] [--fault SPEC ...] [--demo]
+ *             [--pace fast|real|X] [--count N] [--quiet] [--dry-run]
+ *
+ * Exit status: 0 done; 1 the bus failed (connect, publish or flush);
+ * 2 a bad flag, value or fault spec.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nats/nats.h>
+
+#include "recfile.h"
+#include "simgen.h"
+
+#define EXIT_BUS 1
+#define EXIT_USAGE 2
+
+/* Everything the program was asked to do; built in main. */
+typedef struct sim_opts {
+    const char *url;
+    sm_sim_config cfg;
+    sm_sim_fault extra[SM_SIM_MAX_FAULTS];  /* --fault, in order */
+    size_t n_extra;
+    bool demo;
+    bool duration_set;
+    double speed;               /* event ms per wall ms; 0 = as fast */
+    uint64_t count;             /* 0 = no limit */
+    bool quiet;
+    bool dry_run;
+    const char *record;         /* write a recording instead of publishing */
+    bool help;
+} sim_opts;
+
+/* What a run did, for the summary line. */
+typedef struct sim_tally {
+    uint64_t n;
+    uint64_t by_kind[SM_SIM_KINDS];
+    uint64_t bytes;
+    int64_t first_ts, last_ts;
+    double wall_s;
+} sim_tally;
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+        "usage: swarm-sim [options]\n\n"
+        "Publishes a simulated multi-agent swarm onto NATS: task, heartbeat,\n"
+        "resource, consensus and agent events (schema/swarm_medic.proto),\n"
+        "seeded and deterministic, with faults that raise each bottleneck.\n\n"
+        "  --url URL          NATS server (default nats://127.0.0.1:4222)\n"
+        "  --seed N           PRNG seed (default 1)\n"
+        "  --swarms N         swarms s0..sN-1 (default 2)\n"
+        "  --agents N         agents a0..aN-1 per swarm (default 20)\n"
+        "  --rate EV_PER_S    events per second of event time, all swarms\n"
+        "                     (default 50); the rest after heartbeats,\n"
+        "                     resource samples and rounds becomes tasks\n"
+        "  --duration T       event time to play, e.g. 90s, 10m, 1h (default\n"
+        "                     10m; 11m with --demo; 0 = endless)\n"
+        "  --fault SPEC       kind:swarm:start-end, e.g. slow:0:30s-90s;\n"
+        "                     kind token, quota, slow, queue or consensus;\n"
+        "                     times from the start of the run (repeatable)\n"
+        "  --demo             the five faults in turn on swarm 0, 60 s each\n"
+        "  --pace P           fast (default): as fast as possible; real: wall\n"
+        "                     clock follows event time; X: X times faster\n"
+        "                     than real (60: an event minute per second)\n"
+        "  --count N          stop after N events\n"
+        "  --dry-run          print \"ts_ms subject bytes\" per event, no bus\n"
+        "  --record FILE      write a recording (swarm-medic replay reads it)\n"
+        "                     instead of publishing; receive time = event time\n"
+        "  --quiet            no summary line\n"
+        "  --help             this text\n");
+}
+
+/* ------------------------------------------------------------- flags */
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_u32(const char *s, uint32_t *out)
+{
+    uint64_t v;
+    if (!parse_u64(s, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool parse_pos_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != 0 || !isfinite(v) || v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool flag_takes_value(const char *name)
+{
+    static const char *const with[] = {
+        "url", "seed", "swarms", "agents", "rate", "duration", "fault",
+        "pace", "count", "record", NULL,
+    };
+    for (int i = 0; with[i]; i++)
+        if (strcmp(name, with[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Applies one flag. Returns false with a sentence in err. */
+static bool apply_flag(sim_opts *o, const char *name, const char *v,
+                       char *err, size_t cap)
+{
+    char why[256];
+    if (strcmp(name, "url") == 0) {
+        if (*v == 0) {
+            snprintf(err, cap, "--url needs a server URL");
+            return false;
+        }
+        o->url = v;
+    } else if (strcmp(name, "seed") == 0) {
+        if (!parse_u64(v, &o->cfg.seed)) {
+            snprintf(err, cap, "--seed '%s' is not a non-negative integer",
+                     v);
+            return false;
+        }
+    } else if (strcmp(name, "swarms") == 0 || strcmp(name, "agents") == 0) {
+        uint32_t *dst = name[0] == 's' ? &o->cfg.swarms : &o->cfg.agents;
+        if (!parse_u32(v, dst) || *dst == 0) {
+            snprintf(err, cap, "--%s '%s' is not a positive integer", name,
+                     v);
+            return false;
+        }
+    } else if (strcmp(name, "rate") == 0) {
+        if (!parse_pos_double(v, &o->cfg.rate)) {
+            snprintf(err, cap, "--rate '%s' is not a positive number of "
+                     "events per second", v);
+            return false;
+        }
+    } else if (strcmp(name, "duration") == 0) {
+        if (strcmp(v, "0") == 0) {
+            o->cfg.duration_ms = 0;
+        } else if (sm_sim_parse_time(v, &o->cfg.duration_ms, why,
+                                     sizeof why) != SM_OK) {
+            snprintf(err, cap, "--duration: %s", why);
+            return false;
+        }
+        o->duration_set = true;
+    } else if (strcmp(name, "fault") == 0) {
+        if (o->n_extra >= SM_SIM_MAX_FAULTS) {
+            snprintf(err, cap, "at most %d --fault flags", SM_SIM_MAX_FAULTS);
+            return false;
+        }
+        if (sm_sim_fault_parse(v, &o->extra[o->n_extra], why, sizeof why) !=
+            SM_OK) {
+            snprintf(err, cap, "--fault: %s", why);
+            return false;
+        }
+        o->n_extra++;
+    } else if (strcmp(name, "pace") == 0) {
+        if (strcmp(v, "fast") == 0) {
+            o->speed = 0;
+        } else if (strcmp(v, "real") == 0) {
+            o->speed = 1.0;
+        } else if (!parse_pos_double(v, &o->speed)) {
+            snprintf(err, cap, "--pace '%s' is not fast, real or a positive "
+                     "speed-up factor", v);
+            return false;
+        }
+    } else if (strcmp(name, "count") == 0) {
+        if (!parse_u64(v, &o->count) || o->count == 0) {
+            snprintf(err, cap, "--count '%s' is not a positive integer", v);
+            return false;
+        }
+    } else if (strcmp(name, "demo") == 0) {
+        o->demo = true;
+    } else if (strcmp(name, "quiet") == 0) {
+        o->quiet = true;
+    } else if (strcmp(name, "dry-run") == 0) {
+        o->dry_run = true;
+    } else if (strcmp(name, "record") == 0) {
+        o->record = v;
+    } else if (strcmp(name, "help") == 0) {
+        o->help = true;
+    } else {
+        snprintf(err, cap, "unknown flag --%s (see --help)", name);
+        return false;
+    }
+    return true;
+}
+
+/* Parses argv into o (defaults already set), then settles the config:
+ * the demo's faults first, then those of --fault. */
+static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
+                       size_t cap)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "-h") == 0) {
+            o->help = true;
+            continue;
+        }
+        if (strncmp(arg, "--", 2) != 0 || arg[2] == 0) {
+            snprintf(err, cap, "unexpected argument '%s' (see --help)", arg);
+            return false;
+        }
+        char name[32];
+        const char *eq = strchr(arg + 2, '=');
+        size_t n = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        if (n >= sizeof name) {
+            snprintf(err, cap, "unknown flag '%s' (see --help)", arg);
+            return false;
+        }
+        memcpy(name, arg + 2, n);
+        name[n] = 0;
+        const char *v = NULL;
+        if (flag_takes_value(name)) {
+            if (eq) {
+                v = eq + 1;
+            } else if (i + 1 < argc) {
+                v = argv[++i];
+            } else {
+                snprintf(err, cap, "--%s needs a value", name);
+                return false;
+            }
+        } else if (eq) {
+            snprintf(err, cap, "--%s takes no value", name);
+            return false;
+        }
+        if (!apply_flag(o, name, v, err, cap))
+            return false;
+    }
+    if (o->demo) {
+        int64_t d = o->cfg.duration_ms;
+        sm_sim_config_demo(&o->cfg);
+        if (o->duration_set)
+            o->cfg.duration_ms = d;
+    }
+    for (size_t i = 0; i < o->n_extra; i++) {
+        if (o->cfg.n_faults >= SM_SIM_MAX_FAULTS) {
+            snprintf(err, cap, "at most %d faults in all", SM_SIM_MAX_FAULTS);
+            return false;
+        }
+        o->cfg.faults[o->cfg.n_faults++] = o->extra[i];
+    }
+    char why[256];
+    if (sm_sim_config_validate(&o->cfg, why, sizeof why) != SM_OK) {
+        snprintf(err, cap, "%s", why);
+        return false;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------- run */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* With a pace, sleeps until the wall clock catches up with event time. */
+static void pace(const sim_opts *o, double wall0, int64_t ev0, int64_t ts)
+{
+    if (o->speed <= 0)
+        return;
+    double due = wall0 + (double)(ts - ev0) / 1000.0 / o->speed;
+    double now = mono_s();
+    if (due <= now + 0.0005)
+        return;
+    double d = due - now;
+    struct timespec req = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+    while (nanosleep(&req, &req) != 0 && errno == EINTR)
+        ;
+}
+
+static void print_summary(const sim_opts *o, const sim_tally *t)
+{
+    char when[32] = "-";
+    if (t->n > 0) {
+        time_t secs = (time_t)(t->first_ts / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    double span = t->n > 0 ? (double)(t->last_ts - t->first_ts) / 1000.0 : 0;
+    printf("swarm-sim: %llu events (task %llu, heartbeat %llu, resource "
+           "%llu, consensus %llu, agent %llu), %.1f KiB, event time %.1f s "
+           "from %s, %u swarms x %u agents, %zu faults, wall %.3f s, "
+           "%.0f events/s%s\n",
+           (unsigned long long)t->n,
+           (unsigned long long)t->by_kind[SM_SIM_TASK],
+           (unsigned long long)t->by_kind[SM_SIM_HEARTBEAT],
+           (unsigned long long)t->by_kind[SM_SIM_RESOURCE],
+           (unsigned long long)t->by_kind[SM_SIM_CONSENSUS],
+           (unsigned long long)t->by_kind[SM_SIM_AGENT],
+           (double)t->bytes / 1024.0, span, when, o->cfg.swarms,
+           o->cfg.agents, o->cfg.n_faults, t->wall_s,
+           t->wall_s > 0 ? (double)t->n / t->wall_s : 0.0,
+           o->dry_run ? " (dry run)" : "");
+}
+
+static natsStatus connect_bus(const sim_opts *o, natsConnection **nc)
+{
+    natsOptions *opts = NULL;
+    natsStatus s = natsOptions_Create(&opts);
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(opts, o->url);
+    if (s == NATS_OK)
+        s = natsOptions_SetName(opts, "swarm-sim");
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(opts, 5000);
+    if (s == NATS_OK)
+        s = natsOptions_SetMaxReconnect(opts, 10);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(nc, opts);
+    natsOptions_Destroy(opts);
+    return s;
+}
+
+/* Plays the stream; returns the exit status. */
+static int run(const sim_opts *o)
+{
+    sm_sim *sim = NULL;
+    natsConnection *nc = NULL;
+    sm_recw *rec = NULL;
+    sim_tally t;
+    int rc = 0;
+    memset(&t, 0, sizeof t);
+
+    if (o->record && sm_recw_open(&rec, o->record) != SM_OK) {
+        fprintf(stderr, "swarm-sim: cannot write %s: %s\n", o->record,
+                strerror(errno));
+        return EXIT_BUS;
+    }
+    if (!o->dry_run && !rec) {
+        natsStatus s = connect_bus(o, &nc);
+        if (s != NATS_OK) {
+            fprintf(stderr, "swarm-sim: cannot connect to %s: %s\n", o->url,
+                    natsStatus_GetText(s));
+            nats_Close();
+            return EXIT_BUS;
+        }
+    }
+    sm_status st = sm_sim_create(&sim, &o->cfg);
+    if (st != SM_OK) {
+        fprintf(stderr, "swarm-sim: cannot create the simulator: %s\n",
+                sm_status_str(st));
+        rc = st == SM_ERR_CONFIG ? EXIT_USAGE : EXIT_BUS;
+        goto cleanup;
+    }
+    if (!o->quiet)
+        fprintf(stderr, "swarm-sim: %s, %u swarms x %u agents, %.0f events/s "
+                "(%.1f tasks/s per swarm), %.1f s of event time, %zu "
+                "faults, seed %llu\n",
+                o->dry_run ? "dry run" : o->url, o->cfg.swarms,
+                o->cfg.agents, o->cfg.rate, sm_sim_task_rate(sim),
+                (double)o->cfg.duration_ms / 1000.0, o->cfg.n_faults,
+                (unsigned long long)o->cfg.seed);
+
+    double wall0 = mono_s();
+    sm_sim_msg m;
+    while ((o->count == 0 || t.n < o->count) && sm_sim_next(sim, &m)) {
+        if (t.n == 0)
+            t.first_ts = m.ts_ms;
+        pace(o, wall0, t.first_ts, m.ts_ms);
+        if (o->dry_run) {
+            printf("%lld %s %zu\n", (long long)m.ts_ms, m.subject, m.len);
+        } else if (rec) {
+            if (sm_recw_append(rec, m.ts_ms, m.subject, NULL, m.payload,
+                               m.len) != SM_OK) {
+                fprintf(stderr, "swarm-sim: writing %s failed after %llu "
+                        "events\n", o->record, (unsigned long long)t.n);
+                rc = EXIT_BUS;
+                goto cleanup;
+            }
+        } else {
+            natsStatus s = natsConnection_Publish(nc, m.subject, m.payload,
+                                                  (int)m.len);
+            if (s != NATS_OK) {
+                fprintf(stderr, "swarm-sim: publish on %s failed after %llu "
+                        "events: %s\n", m.subject, (unsigned long long)t.n,
+                        natsStatus_GetText(s));
+                rc = EXIT_BUS;
+                goto cleanup;
+            }
+        }
+        t.n++;
+        t.by_kind[m.kind]++;
+        t.bytes += m.len;
+        t.last_ts = m.ts_ms;
+    }
+    if (sm_sim_status(sim) != SM_OK) {
+        fprintf(stderr, "swarm-sim: the simulator stopped early: %s\n",
+                sm_status_str(sm_sim_status(sim)));
+        rc = EXIT_BUS;
+        goto cleanup;
+    }
+    if (nc != NULL) {
+        natsStatus s = natsConnection_FlushTimeout(nc, 30000);
+        if (s != NATS_OK) {
+            fprintf(stderr, "swarm-sim: flush to %s failed: %s\n", o->url,
+                    natsStatus_GetText(s));
+            rc = EXIT_BUS;
+            goto cleanup;
+        }
+    }
+    t.wall_s = mono_s() - wall0;
+    if (!o->quiet)
+        print_summary(o, &t);
+
+cleanup:
+    fflush(stdout);
+    if (rec && sm_recw_close(rec) != SM_OK && rc == 0) {
+        fprintf(stderr, "swarm-sim: closing %s failed\n", o->record);
+        rc = EXIT_BUS;
+    }
+    sm_sim_destroy(sim);
+    if (nc != NULL) {
+        natsConnection_Destroy(nc);
+        nats_Close();
+    }
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sim_opts o;
+    char err[512];
+    memset(&o, 0, sizeof o);
+    o.url = "nats://127.0.0.1:4222";
+    sm_sim_config_default(&o.cfg);
+
+    if (!parse_args(argc, argv, &o, err, sizeof err)) {
+        if (o.help) {
+            usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "swarm-sim: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (o.help) {
+        usage(stdout);
+        return 0;
+    }
+    return run(&o);
+}
