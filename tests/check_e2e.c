@@ -19,6 +19,7 @@ typedef struct rig {
     char log[320];
     char store[320];
     pid_t worker;
+    int starts;                 /* each start logs to its own file */
     natsConnection *nc;
     natsSubscription *out;      /* medic.> */
 } rig;
@@ -41,6 +42,7 @@ static void start_worker(rig *r, const char *const *extra)
     for (int i = 0; extra && extra[i]; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;
+    snprintf(r->log, sizeof r->log, "%s/worker-%d.log", r->dir, ++r->starts);
     r->worker = sm_test_spawn(argv, r->log, true);
     ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
                   "worker did not subscribe; log:\n%s", sm_test_slurp(r->log));
@@ -58,7 +60,6 @@ static void rig_up(rig *r, const char *const *worker_args)
     memset(r, 0, sizeof *r);
     sm_test_server_start(&r->srv, 0, NULL);
     sm_test_tmpdir(r->dir, sizeof r->dir, "e2e");
-    snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
     snprintf(r->store, sizeof r->store, "%s/data", r->dir);
     start_worker(r, worker_args);
     connect_listener(r);
@@ -331,9 +332,10 @@ START_TEST(sigkill_restart_keeps_windows)
     for (int k = 0; k < 3; k++)
         publish_task(r.nc, "slow", ts += 100, 5000);
     natsConnection_FlushTimeout(r.nc, 2000);
-    ck_assert_msg(sm_test_wait_for_text(r.log, "event=store_commit", 10000),
-                  "no commit logged:\n%s", sm_test_slurp(r.log));
-    sleep_ms(300);              /* let the last commit of the burst land */
+    /* wait for the commit that holds all 35 events, then kill -9 */
+    ck_assert_msg(sm_test_wait_for_text(r.log, "status=\"ok\" swarms=1", 30000) &&
+                  sm_test_wait_for_text(r.log, "events_total=35 ", 30000),
+                  "no commit of the 35 events logged:\n%s", sm_test_slurp(r.log));
     kill(r.worker, SIGKILL);
     ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
     seen s[MAX_SEEN];

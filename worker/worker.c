@@ -110,10 +110,12 @@ sm_status sm_worker_flush(sm_worker *w)
                                  : SM_LOG_DEBUG,
                  s == SM_OK ? "store_commit" : "store_commit_failed",
                  "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
-                 "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s detail=\"%s\"",
+                 "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s "
+                 "events_total=%llu detail=\"%s\"",
                  sm_status_str(s), r.swarms_written, r.agents_written,
                  r.agents_deleted, r.map_full, r.grows, r.prunes,
-                 s == SM_OK ? "no" : "yes", sm_store_error(w->store));
+                 s == SM_OK ? "no" : "yes", (unsigned long long)w->st.events,
+                 sm_store_error(w->store));
     return s;
 }
 
