@@ -325,7 +325,7 @@ START_TEST(sigkill_restart_keeps_windows)
     int64_t ts = t0;
     for (int k = 0; k < 4; k++)
         for (int a = 0; a < 8; a++) {
-            char id[8];
+            char id[16];
             snprintf(id, sizeof id, "n%d", a);
             publish_task(r.nc, id, ts += 100, 1000);
         }
