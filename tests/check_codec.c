@@ -6,6 +6,7 @@
 #include "codec.h"
 #include "swarm_medic.pb-c.h"
 #include "watch.h"
+#include "runner.h"
 
 static size_t pack_task(uint8_t *buf, int64_t ts, const char *agent, int kind,
                         uint32_t dur)
@@ -227,9 +228,5 @@ int main(void)
     tcase_add_test(tc, bottleneck_round_trip);
     tcase_add_test(tc, arena_survives_large_then_small);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

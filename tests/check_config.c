@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "support.h"
+#include "runner.h"
 
 static void write_file(const char *path, const char *text)
 {
@@ -141,9 +142,5 @@ int main(void)
     tcase_add_test(tc, bad_values_are_rejected);
     tcase_add_test(tc, validation_names_the_problem);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

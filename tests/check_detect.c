@@ -13,6 +13,7 @@
 
 #include "detect.h"
 #include "hash.h"
+#include "runner.h"
 
 #define MAXTR 1024
 #define T0 INT64_C(1700000000000)       /* an ordinary epoch-ms start */
@@ -1750,9 +1751,5 @@ static Suite *detect_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(detect_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sm_run_suite(detect_suite());
 }

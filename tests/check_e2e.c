@@ -12,6 +12,7 @@
 
 #include "support.h"
 #include "swarm_medic.pb-c.h"
+#include "runner.h"
 
 typedef struct rig {
     sm_test_server srv;
@@ -494,9 +495,5 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

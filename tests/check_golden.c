@@ -15,6 +15,7 @@
 #include "recfile.h"
 #include "replay.h"
 #include "support.h"
+#include "runner.h"
 
 #define GOLDEN "tests/golden"
 
@@ -209,9 +210,5 @@ int main(void)
     tcase_add_test(tc, truncated_recording_replays_up_to_the_break);
     tcase_add_test(tc, backtest_shows_what_a_higher_slow_multiplier_drops);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

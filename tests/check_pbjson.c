@@ -9,6 +9,7 @@
 
 #include "pbjson.h"
 #include "swarm_medic.pb-c.h"
+#include "runner.h"
 
 /* ------------------------------------------------------------- Bottleneck */
 
@@ -291,9 +292,5 @@ int main(void)
     tcase_add_test(tc, every_field_type);
     tcase_add_test(tc, bad_input_refused);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

@@ -7,6 +7,7 @@
 
 #include "recfile.h"
 #include "support.h"
+#include "runner.h"
 
 enum { NREC = 60, MAXPAY = 400 };
 
@@ -376,9 +377,5 @@ int main(void)
     tcase_add_test(tc, foreign_and_future_files_refused);
     tcase_add_test(tc, writer_refuses_what_it_cannot_frame);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include "recfile.h"
 #include "record.h"
 #include "support.h"
+#include "runner.h"
 
 typedef struct rig {
     sm_test_server srv;
@@ -303,9 +304,5 @@ int main(void)
     tcase_add_test(tc, several_subjects_and_stop_signal);
     tcase_add_test(tc, unwritable_path_and_absent_server);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return sm_run_suite(s);
 }

@@ -16,6 +16,7 @@
 #include "simgen.h"
 #include "support.h"
 #include "swarm_medic.pb-c.h"
+#include "runner.h"
 
 #define T0 SM_SIM_DEFAULT_START_MS
 
@@ -931,10 +932,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? 0 : 1;
+    return sm_run_suite(suite());
 }

@@ -12,6 +12,7 @@
 
 #include "store.h"
 #include "support.h"
+#include "runner.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
@@ -516,10 +517,5 @@ static Suite *store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(store_suite());
-    srunner_set_fork_status(sr, CK_FORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sm_run_suite(store_suite());
 }

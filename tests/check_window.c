@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "window.h"
+#include "runner.h"
 
 static const uint32_t ONE[SM_RING_COUNTERS] = {1, 0};
 static const uint32_t HIT[SM_RING_COUNTERS] = {1, 1};
@@ -360,9 +361,5 @@ static Suite *window_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(window_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return sm_run_suite(window_suite());
 }

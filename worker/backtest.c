@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "detect.h"
 #include "replay.h"
 #include "swarm_medic.pb-c.h"
 
@@ -23,20 +24,6 @@ typedef struct episodes {
     size_t n, cap;
     bool oom;
 } episodes;
-
-static const char *type_name(int t)
-{
-    static const char *const n[] = {"?", "token_exhaustion", "quota_exceeded",
-                                    "slow_agent", "queue_backlog",
-                                    "consensus_timeout"};
-    return (t >= 1 && t <= 5) ? n[t] : n[0];
-}
-
-static const char *sev_name(int s)
-{
-    static const char *const n[] = {"?", "low", "medium", "high", "critical"};
-    return (s >= 1 && s <= 4) ? n[s] : n[0];
-}
 
 /* The open episode with this key, or NULL. */
 static episode *open_episode(episodes *e, const char *swarm, int type,
@@ -117,8 +104,8 @@ static void print_episode(FILE *out, char mark, const episode *x,
     char t[16];
     when(x->raised_at, t, sizeof t);
     fprintf(out, "%c %s  %-6s %-17s %-10s %-8s %s\n", mark, t, x->swarm,
-            type_name(x->type), x->affected[0] ? x->affected : "-",
-            sev_name(x->peak), note);
+            sm_bn_type_str((sm_bn_type)x->type), x->affected[0] ? x->affected : "-",
+            sm_severity_str((sm_severity)x->peak), note);
 }
 
 static sm_status run_one(const sm_config *cfg, const sm_log *log,
@@ -173,7 +160,7 @@ sm_status sm_backtest_run(const sm_config *a, const sm_config *b,
             if (out) {
                 char note[128];
                 snprintf(note, sizeof note, "severity %s -> %s, raised %+llds",
-                         sev_name(x->peak), sev_name(m->peak),
+                         sm_severity_str((sm_severity)x->peak), sm_severity_str((sm_severity)m->peak),
                          (long long)((m->raised_at - x->raised_at) / 1000));
                 print_episode(out, '~', x, note);
             }

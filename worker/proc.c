@@ -79,6 +79,22 @@ int sm_proc_stop(pid_t pid, int timeout_ms)
     return rc;
 }
 
+bool sm_proc_stop_pending(const sigset_t *stop, int *sig)
+{
+    if (!stop)
+        return false;
+    sigset_t pending;
+    sigpending(&pending);
+    for (int i = 1; i < NSIG; i++) {
+        if (sigismember(stop, i) && sigismember(&pending, i)) {
+            if (sig)
+                *sig = i;
+            return true;
+        }
+    }
+    return false;
+}
+
 bool sm_proc_port_open(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -10,6 +10,7 @@
 #ifndef SM_PROC_H
 #define SM_PROC_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -47,6 +48,11 @@ sm_status sm_proc_nats_start(sm_proc_nats *n, const char *dir, int port,
                              const char *const *extra);
 /* Stops it (SIGTERM, then SIGKILL); safe to call twice. */
 void sm_proc_nats_stop(sm_proc_nats *n);
+
+/* Whether a signal of `stop` (blocked in every thread, see main.c) is
+ * pending; if so and sig is not NULL, *sig is set to it. The signal stays
+ * pending (sigwait consumes it). stop NULL: false. */
+bool sm_proc_stop_pending(const sigset_t *stop, int *sig);
 
 /* Whether something accepts TCP connections on 127.0.0.1:port. */
 bool sm_proc_port_open(int port);

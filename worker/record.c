@@ -1,4 +1,5 @@
 #include "record.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <nats/nats.h>
@@ -18,18 +19,6 @@ typedef struct recorder {
     const char **hdrs;          /* key, value, ..., NULL; grow-only */
     size_t hdrs_cap;
 } recorder;
-
-static bool stop_pending(const sigset_t *stop)
-{
-    if (!stop)
-        return false;
-    sigset_t pending;
-    sigpending(&pending);
-    for (int i = 1; i < NSIG; i++)
-        if (sigismember(stop, i) && sigismember(&pending, i))
-            return true;
-    return false;
-}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -173,7 +162,7 @@ sm_status sm_record_run(const sm_config *cfg, const sm_log *log,
                  subjects[0], nsubs, (long long)max_msgs);
 
     size_t turn = 0;
-    while (!stop_pending(stop) &&
+    while (!sm_proc_stop_pending(stop, NULL) &&
            (max_msgs <= 0 || sm_recw_count(rc.w) < (uint64_t)max_msgs)) {
         natsMsg *m = NULL;
         ns = next_msg(subs, nsubs, &turn, &m);

@@ -1,4 +1,5 @@
 #include "replay.h"
+#include "proc.h"
 
 #include <jansson.h>
 #include <nats/nats.h>
@@ -146,18 +147,6 @@ cleanup:
 
 /* ---- onto a bus ------------------------------------------------------- */
 
-static bool stop_pending(const sigset_t *stop)
-{
-    if (!stop)
-        return false;
-    sigset_t pending;
-    sigpending(&pending);
-    for (int i = 1; i < NSIG; i++)
-        if (sigismember(stop, i) && sigismember(&pending, i))
-            return true;
-    return false;
-}
-
 static sm_status publish_rec(sm_bus *bus, const sm_rec *rec)
 {
     enum { MAXH = 32 };
@@ -185,7 +174,7 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
         goto cleanup;
     int64_t t0 = mono_ns();
     sm_rec rec;
-    while (!stop_pending(stop) && (s = sm_recr_next(r, &rec)) == SM_OK) {
+    while (!sm_proc_stop_pending(stop, NULL) && (s = sm_recr_next(r, &rec)) == SM_OK) {
         if (st->records++ == 0)
             st->first_recv_ms = rec.recv_ms;
         st->last_recv_ms = rec.recv_ms;

@@ -1,25 +1,13 @@
 #include "watch.h"
+#include "proc.h"
 
 #include <nats/nats.h>
 #include <string.h>
 #include <time.h>
 
 #include "bus.h"
+#include "detect.h"
 #include "swarm_medic.pb-c.h"
-
-static const char *type_name(int t)
-{
-    static const char *const n[] = {"?", "token_exhaustion", "quota_exceeded",
-                                    "slow_agent", "queue_backlog",
-                                    "consensus_timeout"};
-    return (t >= 1 && t <= 5) ? n[t] : n[0];
-}
-
-static const char *severity_name(int s)
-{
-    static const char *const n[] = {"?", "low", "medium", "high", "critical"};
-    return (s >= 1 && s <= 4) ? n[s] : n[0];
-}
 
 static const char *transition_name(int k)
 {
@@ -49,8 +37,8 @@ sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap)
     char when[40];
     utc(d->decided_at_ms, when, sizeof when);
     int n = snprintf(buf, cap, "%s  %-6s %-8s %-17s %-8s %-8s", when, d->swarm,
-                     transition_name(b->transition), type_name(b->type),
-                     severity_name(b->severity),
+                     transition_name(b->transition), sm_bn_type_str((sm_bn_type)b->type),
+                     sm_severity_str((sm_severity)b->severity),
                      b->n_affected ? b->affected[0] : "-");
     for (size_t i = 0; i < d->n_metrics && n > 0 && (size_t)n < cap; i++) {
         const Swarmmedic__V1__Metric *m = d->metrics[i];
@@ -62,16 +50,6 @@ sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap)
         snprintf(buf + n, cap - (size_t)n, "  -> %s", b->recommendations[0]);
     swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
     return SM_OK;
-}
-
-static bool stop_pending(const sigset_t *stop)
-{
-    sigset_t pending;
-    sigpending(&pending);
-    for (int i = 1; i < NSIG; i++)
-        if (sigismember(stop, i) && sigismember(&pending, i))
-            return true;
-    return false;
 }
 
 static void print_msg(const sm_config *cfg, natsMsg *m, FILE *out)
@@ -126,7 +104,7 @@ sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
     fprintf(out, "watching %s on %s\n", subj, cfg->nats_url);
     fflush(out);
     int64_t printed = 0;
-    while (!stop_pending(stop) && (max_msgs <= 0 || printed < max_msgs)) {
+    while (!sm_proc_stop_pending(stop, NULL) && (max_msgs <= 0 || printed < max_msgs)) {
         natsSubscription *subs[2] = {s1, s2};
         for (int i = 0; i < 2; i++) {
             natsMsg *m = NULL;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "proc.h"
 #include "worker_int.h"
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
@@ -199,13 +200,8 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             log_stats(w, "stats", started);
             last_stats = now;
         }
-        sigset_t pending;
-        sigpending(&pending);
         int sig = 0;
-        for (int i = 1; i < NSIG && !sig; i++)
-            if (sigismember(stop, i) && sigismember(&pending, i))
-                sig = i;
-        if (sig) {
+        if (sm_proc_stop_pending(stop, &sig)) {
             sigwait(stop, &sig);
             sm_log_write(w->log, SM_LOG_INFO, "stopping",
                          "signal=%d detail=\"draining the subscription\"", sig);

@@ -1,0 +1,1804 @@
+/*
+ * bench_main.c - swarm-bench, the benchmark behind `make bench`.
+ *
+ *   swarm-bench [--bin DIR] [--events N] [--latency-seconds S]
+ *               [--rss-events N] [--quick] [--only SECTION]
+ *
+ * Measures, in one run on this machine, against a private nats-server
+ * (127.0.0.1, random port, temporary directory) and on one deterministic
+ * simulated stream (simgen.h: seed 1, 10 swarms x 100 agents, 50,000
+ * events per second of event time), pre-generated into one arena so that
+ * every run publishes the same bytes and generation is not timed:
+ *
+ *   raw      a plain cnats subscriber receiving the stream published flat
+ *            out: the bus alone
+ *   worker   swarm-medic (LMDB on) on the same stream: sustained rate, its
+ *            ratio to the raw bus, and any shortfall in what it accepted
+ *   latency  detection latency at a paced 50,000 events/s, beside the raw
+ *            two-hop latency of the same path through an echo client
+ *   rss      the worker's RSS along a long stream, its peak, the LMDB size
+ *   agents   the worker's rate with 1 x 100 agents and with 10 x 10,000
+ *   replay   offline replay of a recording in process (no LMDB, no JSON)
+ *
+ * The end of a flat-out run: after the stream, two ResourceSamples with
+ * 1000 pending tasks on swarm.zzend.resource.s. The raw subscriber stops at
+ * the second; the worker raises queue_backlog for zzend on the second, and
+ * since it handles input in bus order on one thread, that Bottleneck proves
+ * every earlier event was handled.
+ *
+ * It prints a table with the targets and whether they are met, then one
+ * `name value unit` line per figure. It measures and never asserts: the
+ * exit status is 0 when every chosen section ran (whatever the figures),
+ * 1 when one could not, 2 on a bad flag. Everything it starts it stops,
+ * also on error or SIGINT/SIGTERM (blocked, and polled by every loop), and
+ * its temporary directory is removed.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nats/nats.h>
+
+#include "config.h"
+#include "log.h"
+#include "proc.h"
+#include "recfile.h"
+#include "replay.h"
+#include "simgen.h"
+#include "swarm_medic.pb-c.h"
+
+#define STREAM_SEED 1
+#define STREAM_RATE 50000.0         /* events per second of event time */
+#define PACE_RATE 50000u            /* latency runs: events per wall second */
+#define PACE_TICK_NS 1000000LL      /* a batch every 1 ms ... */
+#define PACE_PER_TICK (PACE_RATE / 1000u)   /* ... of 50 events */
+#define PROBE_EVERY 500u            /* stream events between probes: 10 ms */
+#define BIG_PENDING 1000u           /* pending tasks that raise queue_backlog */
+#define FLOW_BATCH 10000u           /* rss run: events between markers */
+#define READY_MS 10000              /* worker start to event=subscribed */
+#define WAIT_MS 120000              /* give up on an answer after this */
+#define STOP_MS 60000               /* worker drain and final commit */
+#define TAIL_MS 5000                /* latency: wait for the last answers */
+#define N_CHECKPOINTS 4             /* rss samples at 10%, 20%, 50%, 100% */
+#define MIB (1024.0 * 1024.0)
+
+#define END_SUBJECT "swarm.zzend.resource.s"
+#define END_ANSWER "medic.zzend.bottleneck.queue_backlog"
+#define PROBE_SWARM_PREFIX "swarm.zzlat."
+#define PROBE_SUBJECT "swarm.zzlat.resource.p"
+#define PROBE_ANSWER "medic.zzlat.bottleneck.queue_backlog"
+#define ECHO_ANSWER "echo.swarm.zzlat.>"
+#define MARK_SUBJECT "swarm.zzmark.resource.m"
+#define MARK_ANSWER "medic.zzmark.bottleneck.queue_backlog"
+
+/* Targets, printed beside the figures. */
+#define TARGET_WORKER_RATIO 0.6
+#define TARGET_P99_DIFF_MS 1.0
+#define TARGET_RSS_MIB 64.0
+#define TARGET_RSS_GROWTH 1.10      /* "flat": last sample <= 1.1x the first */
+#define TARGET_AGENTS_RATIO 0.8
+#define TARGET_REPLAY_RATE 2000000.0
+
+typedef enum section {
+    SEC_RAW = 0,
+    SEC_WORKER,
+    SEC_LATENCY,
+    SEC_RSS,
+    SEC_AGENTS,
+    SEC_REPLAY,
+    SEC_COUNT,
+} section;
+
+static const char *const section_names[SEC_COUNT] = {
+    "raw", "worker", "latency", "rss", "agents", "replay",
+};
+
+/* What the bench was asked to do; built in main from the flags. */
+typedef struct bench_opts {
+    const char *bin;            /* where swarm-medic is */
+    uint64_t events;            /* flat-out runs: stream length */
+    uint64_t latency_s;         /* paced runs: seconds each */
+    uint64_t rss_events;        /* rss run: stream length */
+    uint64_t repeat;            /* flat-out runs of each kind */
+    bool quick;
+    int only;                   /* a section, or -1 for all */
+    bool help;
+} bench_opts;
+
+/* The stream, pre-generated: subjects (NUL-terminated) and payloads in one
+ * arena, indexed by offsets so that the arena may grow. */
+typedef struct stream_msg {
+    size_t subject;
+    size_t payload;
+    uint32_t len;
+    int64_t ts_ms;
+} stream_msg;
+
+typedef struct stream {
+    char *arena;
+    size_t used, cap;
+    stream_msg *msgs;
+    size_t n;
+    uint64_t payload_bytes;
+    int64_t last_ts;
+    uint32_t swarms, agents;
+} stream;
+
+#define MAX_REPEAT 9
+
+/* Flat-out runs of one kind: rate from the first publish to the end
+ * answer, repeated opt.repeat times; the median is the figure. */
+typedef struct rate_run {
+    bool done;
+    double rate;                /* events/s: median of the runs */
+    double min, max;
+    double rates[MAX_REPEAT];
+    int n;
+    uint64_t expected;          /* stream + the two end samples */
+    uint64_t accepted;          /* raw: received; worker: its events=;
+                                   the lowest of the runs */
+} rate_run;
+
+typedef struct lat_stats {
+    bool done;
+    uint64_t sent;              /* crossing samples published */
+    size_t n;                   /* answers matched to one */
+    double p50_ms, p99_ms, p999_ms, max_ms;
+    double rate;                /* events/s the paced publisher achieved */
+    double max_late_ms;         /* its worst lag behind the schedule */
+} lat_stats;
+
+typedef struct results {
+    bool ran[SEC_COUNT];
+    bool ok[SEC_COUNT];
+    char why[SEC_COUNT][320];
+    char load[64];              /* /proc/loadavg when the bench started */
+    double gen_s;               /* generating the main stream */
+    rate_run raw, worker, agents100, agents100k;
+    lat_stats lat_worker, lat_raw;
+    size_t n_rss;
+    uint64_t rss_at[N_CHECKPOINTS];
+    double rss_mib[N_CHECKPOINTS];
+    double hwm_mib[N_CHECKPOINTS];  /* VmHWM at the same moments */
+    double peak_rss_mib;
+    double log_max_rss_mib;     /* max_rss_kb of event=stopped, for contrast */
+    double hwm_jump_mib;        /* largest VmHWM rise between two markers */
+    uint64_t hwm_jump_at;       /* ... seen at this many events */
+    double lmdb_mib;            /* data.mdb blocks allocated */
+    double lmdb_used_mib;       /* the worker's store_used_bytes */
+    double rss_rate;            /* events/s of the flow-controlled rss run */
+    uint64_t rss_accepted;
+    uint64_t rss_expected;
+    double replay_rate;
+    double replay_loop_rate;    /* the handling loop alone (stats.wall_ns) */
+    uint64_t replay_records;
+    uint64_t replay_accepted;
+} results;
+
+/* The one struct built in main and handed to every section. */
+typedef struct bench {
+    bench_opts opt;
+    sigset_t stop;              /* SIGINT, SIGTERM: blocked, polled */
+    char tmp[256];              /* everything written lives under it */
+    sm_proc_nats nats;
+    stream main;                /* 10 x 100 agents, opt.events messages */
+    results res;
+} bench;
+
+/* ------------------------------------------------------------ small helpers */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void sleep_until(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+static void sleep_ms(int ms)
+{
+    sleep_until(mono_ns() + (int64_t)ms * 1000000LL);
+}
+
+static bool interrupted(const sigset_t *stop)
+{
+    sigset_t pending;
+    sigpending(&pending);
+    return (sigismember(stop, SIGINT) && sigismember(&pending, SIGINT)) ||
+           (sigismember(stop, SIGTERM) && sigismember(&pending, SIGTERM));
+}
+
+static int fail(char *why, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Writes the reason into why and returns -1, for `return fail(...)`. */
+static int fail(char *why, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Progress goes to stderr; the results go to stdout. */
+static void note(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("swarm-bench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static double seconds(int64_t ns)
+{
+    return (double)ns / 1e9;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 8192, len = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (len + 4096 + 1 > cap) {
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        size_t r = fread(buf + len, 1, cap - len - 1, f);
+        len += r;
+        if (r == 0) {
+            buf[len] = 0;
+            break;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static bool file_contains(const char *path, const char *needle)
+{
+    char *text = slurp(path);
+    bool hit = text && strstr(text, needle);
+    free(text);
+    return hit;
+}
+
+/* The last non-empty line of a file, for error messages. */
+static void last_line(const char *path, char *out, size_t cap)
+{
+    out[0] = 0;
+    char *text = slurp(path);
+    if (!text)
+        return;
+    size_t len = strlen(text);
+    while (len > 0 && text[len - 1] == '\n')
+        text[--len] = 0;
+    const char *nl = strrchr(text, '\n');
+    snprintf(out, cap, "%s", nl ? nl + 1 : text);
+    free(text);
+}
+
+/* The unsigned value of ` key=` in one log line. */
+static bool log_field(const char *line, const char *key, uint64_t *out)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, " %s=", key);
+    const char *eol = strchr(line, '\n');
+    const char *p = strstr(line, pat);
+    if (!p || (eol && p > eol))
+        return false;
+    char *end = NULL;
+    unsigned long long v = strtoull(p + strlen(pat), &end, 10);
+    if (end == p + strlen(pat))
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A "Key:   123 kB" line of /proc/<pid>/status, in kB; -1 if absent. */
+static long proc_status_kb(pid_t pid, const char *key)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    size_t klen = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            kb = strtol(line + klen + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* Bytes a file occupies on disk (LMDB's data.mdb is sparse). */
+static uint64_t allocated_bytes(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return 0;
+    return (uint64_t)sb.st_blocks * 512u;
+}
+
+/* The three load averages, as text: other work on the machine shows. */
+static void read_load(char *out, size_t cap)
+{
+    snprintf(out, cap, "unknown");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    double a = 0, b = 0, c = 0;
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3)
+        snprintf(out, cap, "%.2f %.2f %.2f", a, b, c);
+    fclose(f);
+}
+
+static void remove_tree(const char *path)
+{
+    if (!path || !path[0])
+        return;
+    const char *argv[] = {"rm", "-rf", path, NULL};
+    pid_t pid = sm_proc_spawn(argv, NULL, NULL);
+    if (pid > 0)
+        sm_proc_wait(pid, 60000);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank percentile of sorted samples (q in 0..1). */
+static int64_t percentile(const int64_t *sorted, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    double rank = q * (double)n;
+    size_t idx = (size_t)rank;
+    if ((double)idx < rank)
+        idx++;                  /* ceil */
+    if (idx > 0)
+        idx--;
+    return sorted[idx < n ? idx : n - 1];
+}
+
+/* ---------------------------------------------------------------- the stream */
+
+static sm_status sim_open(sm_sim **out, uint32_t swarms, uint32_t agents)
+{
+    sm_sim_config c;
+    sm_sim_config_default(&c);
+    c.seed = STREAM_SEED;
+    c.swarms = swarms;
+    c.agents = agents;
+    c.rate = STREAM_RATE;
+    c.duration_ms = 0;          /* endless: we stop after N */
+    return sm_sim_create(out, &c);
+}
+
+static void stream_free(stream *st)
+{
+    free(st->arena);
+    free(st->msgs);
+    memset(st, 0, sizeof *st);
+}
+
+static int stream_generate(stream *st, uint32_t swarms, uint32_t agents,
+                           uint64_t n, char *why, size_t cap)
+{
+    memset(st, 0, sizeof *st);
+    st->swarms = swarms;
+    st->agents = agents;
+    sm_sim *sim = NULL;
+    if (sim_open(&sim, swarms, agents) != SM_OK)
+        return fail(why, cap, "the simulator rejected %u swarms x %u agents",
+                    swarms, agents);
+    st->cap = (size_t)n * 96 + 4096;
+    st->arena = malloc(st->cap);
+    st->msgs = malloc((size_t)n * sizeof *st->msgs);
+    int rc = 0;
+    if (!st->arena || !st->msgs)
+        rc = fail(why, cap, "out of memory for %llu events", (unsigned long long)n);
+    sm_sim_msg m;
+    while (rc == 0 && st->n < n && sm_sim_next(sim, &m)) {
+        size_t slen = strlen(m.subject) + 1;
+        if (st->used + slen + m.len > st->cap) {
+            size_t bigger = st->cap * 2;
+            char *a = realloc(st->arena, bigger);
+            if (!a) {
+                rc = fail(why, cap, "out of memory for the stream arena");
+                break;
+            }
+            st->arena = a;
+            st->cap = bigger;
+        }
+        stream_msg *e = &st->msgs[st->n++];
+        e->subject = st->used;
+        memcpy(st->arena + st->used, m.subject, slen);
+        st->used += slen;
+        e->payload = st->used;
+        memcpy(st->arena + st->used, m.payload, m.len);
+        st->used += m.len;
+        e->len = (uint32_t)m.len;
+        e->ts_ms = m.ts_ms;
+        st->payload_bytes += m.len;
+    }
+    if (rc == 0 && st->n < n)
+        rc = fail(why, cap, "the simulator stopped after %zu events: %s", st->n,
+                  sm_status_str(sm_sim_status(sim)));
+    sm_sim_destroy(sim);
+    if (rc != 0) {
+        stream_free(st);
+        return rc;
+    }
+    st->last_ts = st->msgs[st->n - 1].ts_ms;
+    return 0;
+}
+
+/* ------------------------------------------------------------------- the bus */
+
+static natsStatus connect_bus(const bench *b, const char *name,
+                              natsConnection **nc)
+{
+    natsOptions *o = NULL;
+    natsStatus s = natsOptions_Create(&o);
+    if (s == NATS_OK) s = natsOptions_SetURL(o, b->nats.url);
+    if (s == NATS_OK) s = natsOptions_SetName(o, name);
+    if (s == NATS_OK) s = natsOptions_SetTimeout(o, 5000);
+    if (s == NATS_OK) s = natsConnection_Connect(nc, o);
+    natsOptions_Destroy(o);
+    return s;
+}
+
+/* Async subscription without pending limits, known to the server on
+ * return. */
+static natsStatus subscribe(natsConnection *nc, natsSubscription **sub,
+                            const char *subject, natsMsgHandler cb,
+                            void *closure)
+{
+    natsStatus s = natsConnection_Subscribe(sub, nc, subject, cb, closure);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(*sub, -1, -1);
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(nc, 5000);
+    return s;
+}
+
+/* Drains, so that no callback runs on its closure after this returns. */
+static void unsubscribe(natsSubscription *sub)
+{
+    if (!sub)
+        return;
+    if (natsSubscription_Drain(sub) == NATS_OK)
+        natsSubscription_WaitForDrainCompletion(sub, 5000);
+    natsSubscription_Destroy(sub);
+}
+
+static void disconnect(natsConnection *nc)
+{
+    if (!nc)
+        return;
+    natsConnection_Close(nc);
+    natsConnection_Destroy(nc);
+}
+
+static int bus_fail(char *why, size_t cap, const char *step, natsStatus s)
+{
+    return fail(why, cap, "%s: %s (%s)", step, natsStatus_GetText(s),
+                nats_GetLastError(NULL));
+}
+
+/* Publishes a ResourceSample of `pending` high-priority tasks. */
+static natsStatus publish_sample(natsConnection *nc, const char *subject,
+                                 const char *source, int64_t ts_ms,
+                                 uint32_t pending)
+{
+    Swarmmedic__V1__PendingByPriority p = SWARMMEDIC__V1__PENDING_BY_PRIORITY__INIT;
+    p.priority = SWARMMEDIC__V1__PRIORITY__PRIORITY_HIGH;
+    p.count = pending;
+    Swarmmedic__V1__PendingByPriority *list[1] = {&p};
+    Swarmmedic__V1__ResourceSample r = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    r.ts_ms = ts_ms;
+    r.source = (char *)source;
+    r.n_pending = 1;
+    r.pending = list;
+    uint8_t buf[128];
+    if (swarmmedic__v1__resource_sample__get_packed_size(&r) > sizeof buf)
+        return NATS_INVALID_ARG;
+    size_t len = swarmmedic__v1__resource_sample__pack(&r, buf);
+    return natsConnection_Publish(nc, subject, buf, (int)len);
+}
+
+/* The end of a flat-out run: two samples that raise queue_backlog on zzend,
+ * after the stream's last event time. The second is at last_ts + 2. */
+static natsStatus publish_end(natsConnection *nc, int64_t last_ts)
+{
+    natsStatus s = publish_sample(nc, END_SUBJECT, "s", last_ts + 1, BIG_PENDING);
+    if (s == NATS_OK)
+        s = publish_sample(nc, END_SUBJECT, "s", last_ts + 2, BIG_PENDING);
+    return s;
+}
+
+static int publish_stream(natsConnection *nc, const stream *st,
+                          const sigset_t *stop, char *why, size_t cap)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        const stream_msg *e = &st->msgs[i];
+        natsStatus s = natsConnection_Publish(nc, st->arena + e->subject,
+                                              st->arena + e->payload, (int)e->len);
+        if (s != NATS_OK)
+            return bus_fail(why, cap, "publish", s);
+        if ((i & 0xffff) == 0 && interrupted(stop))
+            return fail(why, cap, "interrupted");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------- answers and probes */
+
+/* Publish times of the crossing samples of a latency run, by ts_ms
+ * (strictly increasing, so a binary search finds them). Written by the
+ * publisher, read by the listener's callback. */
+typedef struct probe_table {
+    pthread_mutex_t mu;
+    int64_t *ts;
+    int64_t *pub_ns;
+    size_t n, cap;
+} probe_table;
+
+static int probe_table_init(probe_table *pt, size_t cap)
+{
+    memset(pt, 0, sizeof *pt);
+    pthread_mutex_init(&pt->mu, NULL);
+    pt->ts = calloc(cap, sizeof *pt->ts);
+    pt->pub_ns = calloc(cap, sizeof *pt->pub_ns);
+    pt->cap = cap;
+    return pt->ts && pt->pub_ns ? 0 : -1;
+}
+
+static void probe_table_destroy(probe_table *pt)
+{
+    free(pt->ts);
+    free(pt->pub_ns);
+    pthread_mutex_destroy(&pt->mu);
+}
+
+static void probe_add(probe_table *pt, int64_t ts, int64_t pub_ns)
+{
+    pthread_mutex_lock(&pt->mu);
+    if (pt->n < pt->cap) {
+        pt->ts[pt->n] = ts;
+        pt->pub_ns[pt->n] = pub_ns;
+        pt->n++;
+    }
+    pthread_mutex_unlock(&pt->mu);
+}
+
+/* Publish time of the crossing sample with this ts_ms, or -1. */
+static int64_t probe_lookup(probe_table *pt, int64_t ts)
+{
+    int64_t found = -1;
+    pthread_mutex_lock(&pt->mu);
+    size_t lo = 0, hi = pt->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (pt->ts[mid] < ts)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < pt->n && pt->ts[lo] == ts)
+        found = pt->pub_ns[lo];
+    pthread_mutex_unlock(&pt->mu);
+    return found;
+}
+
+/* What arrives on an answer subject: Bottlenecks from the worker (their
+ * decision.evidence.ts_ms), or in the echo run the probe samples themselves
+ * (their ts_ms). Optionally matched against a probe table for latency. */
+typedef struct listener {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool echo;
+    uint64_t received;
+    int64_t acked_ts;           /* highest ts seen */
+    int64_t acked_ns;           /* monotonic time it arrived */
+    probe_table *probes;        /* latency runs, else NULL */
+    int64_t *lat_ns;
+    size_t n_lat, cap_lat;
+    uint64_t unmatched;         /* worker answers with no probe behind them */
+} listener;
+
+static int listener_init(listener *l, bool echo, probe_table *probes,
+                         size_t cap_lat)
+{
+    memset(l, 0, sizeof *l);
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&l->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    l->echo = echo;
+    l->probes = probes;
+    if (cap_lat > 0) {
+        l->lat_ns = calloc(cap_lat, sizeof *l->lat_ns);
+        l->cap_lat = l->lat_ns ? cap_lat : 0;
+    }
+    return cap_lat == 0 || l->lat_ns ? 0 : -1;
+}
+
+static void listener_destroy(listener *l)
+{
+    free(l->lat_ns);
+    pthread_cond_destroy(&l->cv);
+    pthread_mutex_destroy(&l->mu);
+}
+
+static bool answer_ts(bool echo, const void *data, size_t len, int64_t *ts)
+{
+    bool ok = false;
+    if (echo) {
+        Swarmmedic__V1__ResourceSample *r =
+            swarmmedic__v1__resource_sample__unpack(NULL, len, data);
+        if (r) {
+            *ts = r->ts_ms;
+            ok = true;
+            swarmmedic__v1__resource_sample__free_unpacked(r, NULL);
+        }
+    } else {
+        Swarmmedic__V1__Bottleneck *bn =
+            swarmmedic__v1__bottleneck__unpack(NULL, len, data);
+        if (bn && bn->decision && bn->decision->evidence) {
+            *ts = bn->decision->evidence->ts_ms;
+            ok = true;
+        }
+        if (bn)
+            swarmmedic__v1__bottleneck__free_unpacked(bn, NULL);
+    }
+    return ok;
+}
+
+static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                      void *closure)
+{
+    (void)nc;
+    (void)sub;
+    int64_t now = mono_ns();
+    listener *l = closure;
+    int64_t ts = 0;
+    bool ok = answer_ts(l->echo, natsMsg_GetData(m),
+                        (size_t)natsMsg_GetDataLength(m), &ts);
+    natsMsg_Destroy(m);
+    if (!ok)
+        return;
+    int64_t pub = l->probes ? probe_lookup(l->probes, ts) : -1;
+    pthread_mutex_lock(&l->mu);
+    l->received++;
+    if (ts > l->acked_ts) {
+        l->acked_ts = ts;
+        l->acked_ns = now;
+    }
+    if (pub >= 0 && l->n_lat < l->cap_lat)
+        l->lat_ns[l->n_lat++] = now - pub;
+    else if (pub < 0 && l->probes && !l->echo)
+        l->unmatched++;
+    pthread_cond_broadcast(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+typedef enum wait_result { WAIT_OK = 0, WAIT_TIMEOUT, WAIT_INTERRUPTED } wait_result;
+
+/* Waits until an answer with ts >= ts has arrived. */
+static wait_result listener_wait(listener *l, int64_t ts, int timeout_ms,
+                                 const sigset_t *stop)
+{
+    int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000LL;
+    wait_result r = WAIT_OK;
+    pthread_mutex_lock(&l->mu);
+    while (l->acked_ts < ts) {
+        int64_t now = mono_ns();
+        if (now >= end) {
+            r = WAIT_TIMEOUT;
+            break;
+        }
+        if (interrupted(stop)) {
+            r = WAIT_INTERRUPTED;
+            break;
+        }
+        int64_t until = now + 100000000LL < end ? now + 100000000LL : end;
+        struct timespec ts_until = {(time_t)(until / 1000000000LL),
+                                    (long)(until % 1000000000LL)};
+        pthread_cond_timedwait(&l->cv, &l->mu, &ts_until);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return r;
+}
+
+/* The raw subscriber: counts, and notes when the second end sample came. */
+typedef struct raw_counter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_uint_fast64_t received;
+    int ends;
+    int64_t done_ns;
+} raw_counter;
+
+static void on_raw(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                   void *closure)
+{
+    (void)nc;
+    (void)sub;
+    raw_counter *rc = closure;
+    atomic_fetch_add_explicit(&rc->received, 1, memory_order_relaxed);
+    const char *subject = natsMsg_GetSubject(m);
+    if (strcmp(subject, END_SUBJECT) == 0) {
+        int64_t now = mono_ns();
+        pthread_mutex_lock(&rc->mu);
+        if (++rc->ends == 2) {
+            rc->done_ns = now;
+            pthread_cond_broadcast(&rc->cv);
+        }
+        pthread_mutex_unlock(&rc->mu);
+    }
+    natsMsg_Destroy(m);
+}
+
+/* The echo client: republishes each probe to echo.<subject> from its
+ * callback, on its own connection. */
+static void on_echo(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                    void *closure)
+{
+    (void)sub;
+    (void)closure;
+    const char *subject = natsMsg_GetSubject(m);
+    if (strncmp(subject, PROBE_SWARM_PREFIX, sizeof PROBE_SWARM_PREFIX - 1) == 0) {
+        char out[160];
+        snprintf(out, sizeof out, "echo.%s", subject);
+        natsConnection_Publish(nc, out, natsMsg_GetData(m), natsMsg_GetDataLength(m));
+    }
+    natsMsg_Destroy(m);
+}
+
+/* ---------------------------------------------------------------- the worker */
+
+typedef struct worker_proc {
+    pid_t pid;
+    char store[320];
+    char log[320];
+} worker_proc;
+
+/* From the worker's `event=stopped` line. */
+typedef struct worker_exit {
+    int status;
+    uint64_t events;
+    uint64_t max_rss_kb;
+    uint64_t store_used;
+} worker_exit;
+
+/* Starts swarm-medic on a fresh store and waits for event=subscribed. */
+static int worker_start(const bench *b, const char *tag, worker_proc *w,
+                        char *why, size_t cap)
+{
+    memset(w, 0, sizeof *w);
+    snprintf(w->store, sizeof w->store, "%s/store-%s", b->tmp, tag);
+    snprintf(w->log, sizeof w->log, "%s/worker-%s.log", b->tmp, tag);
+    if (mkdir(w->store, 0700) != 0)
+        return fail(why, cap, "mkdir %s: %s", w->store, strerror(errno));
+    unlink(w->log);             /* the log is appended to; one run per log */
+    char exe[512], url[160], store[400];
+    snprintf(exe, sizeof exe, "%s/swarm-medic", b->opt.bin);
+    snprintf(url, sizeof url, "--nats-url=%s", b->nats.url);
+    snprintf(store, sizeof store, "--store-dir=%s", w->store);
+    if (access(exe, X_OK) != 0)
+        return fail(why, cap, "%s: %s (see --bin)", exe, strerror(errno));
+    const char *argv[] = {exe, url, store, "--stats-interval=0",
+                          "--log-level=info", NULL};
+    w->pid = sm_proc_spawn(argv, w->log, NULL);
+    if (w->pid < 0) {
+        w->pid = 0;
+        return fail(why, cap, "cannot start %s: %s", exe, strerror(errno));
+    }
+    for (int waited = 0; waited < READY_MS; waited += 20) {
+        if (file_contains(w->log, "event=subscribed"))
+            return 0;
+        int st = sm_proc_wait(w->pid, 0);
+        if (st >= 0) {
+            char line[256];
+            last_line(w->log, line, sizeof line);
+            w->pid = 0;
+            return fail(why, cap, "the worker exited (status %d) before subscribing: %s",
+                        st, line);
+        }
+        if (interrupted(&b->stop))
+            return fail(why, cap, "interrupted");
+        sleep_ms(20);
+    }
+    return fail(why, cap, "the worker did not log event=subscribed within %d s",
+                READY_MS / 1000);
+}
+
+/* SIGTERM, wait for the drain and commit, read the event=stopped line. */
+static int worker_stop(worker_proc *w, worker_exit *x, char *why, size_t cap)
+{
+    memset(x, 0, sizeof *x);
+    if (w->pid <= 0)
+        return fail(why, cap, "the worker is not running");
+    x->status = sm_proc_stop(w->pid, STOP_MS);
+    w->pid = 0;
+    char *text = slurp(w->log);
+    const char *line = text ? strstr(text, "event=stopped ") : NULL;
+    bool parsed = line && log_field(line, "events", &x->events) &&
+                  log_field(line, "max_rss_kb", &x->max_rss_kb) &&
+                  log_field(line, "store_used_bytes", &x->store_used);
+    free(text);
+    if (x->status != 0 || !parsed) {
+        char last[256];
+        last_line(w->log, last, sizeof last);
+        return fail(why, cap, "the worker exited with status %d%s; last log line: %s",
+                    x->status, parsed ? "" : " without a full event=stopped line", last);
+    }
+    return 0;
+}
+
+/* Stops the worker if still running and removes its store. */
+static void worker_cleanup(worker_proc *w)
+{
+    if (w->pid > 0)
+        sm_proc_stop(w->pid, STOP_MS);
+    w->pid = 0;
+    remove_tree(w->store);
+}
+
+static int wait_fail(wait_result r, const worker_proc *w, char *why, size_t cap,
+                     const char *what)
+{
+    if (r == WAIT_INTERRUPTED)
+        return fail(why, cap, "interrupted");
+    bool alive = w && w->pid > 0 && sm_proc_wait(w->pid, 0) < 0;
+    return fail(why, cap, "no answer to %s within %d s%s", what, WAIT_MS / 1000,
+                w && !alive ? " (the worker has exited)" : "");
+}
+
+/* ------------------------------------------------------------------ sections */
+
+/* One flat-out run to a plain subscriber. */
+static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
+{
+    const stream *st = &b->main;
+    raw_counter rc;
+    memset(&rc, 0, sizeof rc);
+    pthread_mutex_init(&rc.mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&rc.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&rc.received, 0);
+    natsConnection *subc = NULL, *pub = NULL;
+    natsSubscription *sub = NULL;
+    int result = -1;
+    natsStatus s;
+
+    out->expected = st->n + 2;
+    if ((s = connect_bus(b, "bench-raw-sub", &subc)) != NATS_OK ||
+        (s = subscribe(subc, &sub, "swarm.>", on_raw, &rc)) != NATS_OK ||
+        (s = connect_bus(b, "bench-pub", &pub)) != NATS_OK) {
+        bus_fail(why, cap, "connect/subscribe", s);
+        goto cleanup;
+    }
+    note("raw: publishing %zu events flat out to a plain subscriber", st->n);
+    int64_t t0 = mono_ns();
+    if (publish_stream(pub, st, &b->stop, why, cap) != 0)
+        goto cleanup;
+    if ((s = publish_end(pub, st->last_ts)) != NATS_OK ||
+        (s = natsConnection_FlushTimeout(pub, WAIT_MS)) != NATS_OK) {
+        bus_fail(why, cap, "publish the end samples", s);
+        goto cleanup;
+    }
+    int64_t end = mono_ns() + (int64_t)WAIT_MS * 1000000LL;
+    pthread_mutex_lock(&rc.mu);
+    while (rc.ends < 2 && mono_ns() < end && !interrupted(&b->stop)) {
+        int64_t until = mono_ns() + 100000000LL;
+        struct timespec ts = {(time_t)(until / 1000000000LL), (long)(until % 1000000000LL)};
+        pthread_cond_timedwait(&rc.cv, &rc.mu, &ts);
+    }
+    int ends = rc.ends;
+    int64_t done_ns = rc.done_ns;
+    pthread_mutex_unlock(&rc.mu);
+    out->accepted = atomic_load(&rc.received);
+    if (ends < 2) {
+        fail(why, cap, "%s: the subscriber saw %d of 2 end samples and %llu messages",
+             interrupted(&b->stop) ? "interrupted" : "timed out", ends,
+             (unsigned long long)out->accepted);
+        goto cleanup;
+    }
+    out->rate = (double)st->n / seconds(done_ns - t0);
+    out->done = true;
+    result = 0;
+cleanup:
+    unsubscribe(sub);
+    disconnect(subc);
+    disconnect(pub);
+    pthread_cond_destroy(&rc.cv);
+    pthread_mutex_destroy(&rc.mu);
+    return result;
+}
+
+/* The worker on a stream flat out, once. */
+static int flat_once(bench *b, const stream *st, const char *tag, rate_run *out,
+                    char *why, size_t cap)
+{
+    worker_proc w;
+    memset(&w, 0, sizeof w);
+    listener l;
+    natsConnection *lis = NULL, *pub = NULL;
+    natsSubscription *sub = NULL;
+    int result = -1;
+    natsStatus s;
+
+    memset(out, 0, sizeof *out);
+    out->expected = st->n + 2;
+    if (listener_init(&l, false, NULL, 0) != 0)
+        return fail(why, cap, "out of memory");
+    if (worker_start(b, tag, &w, why, cap) != 0)
+        goto cleanup;
+    if ((s = connect_bus(b, "bench-listen", &lis)) != NATS_OK ||
+        (s = subscribe(lis, &sub, END_ANSWER, on_answer, &l)) != NATS_OK ||
+        (s = connect_bus(b, "bench-pub", &pub)) != NATS_OK) {
+        bus_fail(why, cap, "connect/subscribe", s);
+        goto cleanup;
+    }
+    note("%s: publishing %zu events (%u x %u agents) flat out to the worker",
+         tag, st->n, st->swarms, st->agents);
+    int64_t t0 = mono_ns();
+    if (publish_stream(pub, st, &b->stop, why, cap) != 0)
+        goto cleanup;
+    if ((s = publish_end(pub, st->last_ts)) != NATS_OK ||
+        (s = natsConnection_FlushTimeout(pub, WAIT_MS)) != NATS_OK) {
+        bus_fail(why, cap, "publish the end samples", s);
+        goto cleanup;
+    }
+    wait_result r = listener_wait(&l, st->last_ts + 2, WAIT_MS, &b->stop);
+    if (r != WAIT_OK) {
+        wait_fail(r, &w, why, cap, "the end samples (" END_ANSWER ")");
+        goto cleanup;
+    }
+    pthread_mutex_lock(&l.mu);
+    int64_t done_ns = l.acked_ns;
+    pthread_mutex_unlock(&l.mu);
+    out->rate = (double)st->n / seconds(done_ns - t0);
+    worker_exit x;
+    if (worker_stop(&w, &x, why, cap) != 0)
+        goto cleanup;
+    out->accepted = x.events;
+    out->done = true;
+    result = 0;
+cleanup:
+    unsubscribe(sub);
+    disconnect(lis);
+    disconnect(pub);
+    worker_cleanup(&w);
+    listener_destroy(&l);
+    return result;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Runs raw_once (st NULL) or flat_once opt.repeat times into *agg. */
+static int repeat_runs(bench *b, const stream *st, const char *tag,
+                       rate_run *agg, char *why, size_t cap)
+{
+    memset(agg, 0, sizeof *agg);
+    for (uint64_t k = 0; k < b->opt.repeat; k++) {
+        rate_run one;
+        memset(&one, 0, sizeof one);
+        int rc = st ? flat_once(b, st, tag, &one, why, cap)
+                    : raw_once(b, &one, why, cap);
+        if (rc != 0)
+            return rc;
+        agg->rates[agg->n++] = one.rate;
+        agg->expected = one.expected;
+        if (k == 0 || one.accepted < agg->accepted)
+            agg->accepted = one.accepted;
+    }
+    double sorted[MAX_REPEAT];
+    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
+    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
+    agg->min = sorted[0];
+    agg->max = sorted[agg->n - 1];
+    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
+                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
+    agg->done = true;
+    return 0;
+}
+
+/* Section 1: the bus alone. */
+static int run_raw(bench *b, char *why, size_t cap)
+{
+    return repeat_runs(b, NULL, "raw", &b->res.raw, why, cap);
+}
+
+/* Section 2. */
+static int run_worker(bench *b, char *why, size_t cap)
+{
+    return repeat_runs(b, &b->main, "worker", &b->res.worker, why, cap);
+}
+
+/* Publishes the 10 x 100 stream (generated on the fly) at PACE_RATE for
+ * opt.latency_s seconds, in 1 ms batches against a monotonic schedule, with
+ * a probe sample on swarm zzlat after every PROBE_EVERY events: pending
+ * 1000, 1000 (raises), 0, 0 (resolves). The publish time of each crossing
+ * sample goes into pt just before it is published. */
+static int paced_publish(const bench *b, natsConnection *pub, probe_table *pt,
+                         lat_stats *out, char *why, size_t cap)
+{
+    sm_sim *sim = NULL;
+    if (sim_open(&sim, 10, 100) != SM_OK)
+        return fail(why, cap, "the simulator could not start");
+    uint64_t total = b->opt.latency_s * PACE_RATE;
+    uint64_t i = 0;
+    unsigned phase = 0;
+    int64_t last_ts = 0, probe_ts = 0, max_late = 0;
+    int result = 0;
+    int64_t t0 = mono_ns();
+    for (uint64_t tick = 0; i < total && result == 0; tick++) {
+        int64_t due = t0 + (int64_t)tick * PACE_TICK_NS;
+        sleep_until(due);
+        int64_t late = mono_ns() - due;
+        if (late > max_late)
+            max_late = late;
+        uint64_t upto = (tick + 1) * PACE_PER_TICK;
+        for (; i < total && i < upto; i++) {
+            sm_sim_msg m;
+            if (!sm_sim_next(sim, &m)) {
+                result = fail(why, cap, "the simulator stopped early");
+                break;
+            }
+            last_ts = m.ts_ms;
+            natsStatus s = natsConnection_Publish(pub, m.subject, m.payload, (int)m.len);
+            if (s == NATS_OK && (i + 1) % PROBE_EVERY == 0) {
+                int64_t ts = last_ts > probe_ts ? last_ts : probe_ts + 1;
+                probe_ts = ts;
+                bool crossing = phase == 1 || phase == 3;
+                if (crossing)
+                    probe_add(pt, ts, mono_ns());
+                s = publish_sample(pub, PROBE_SUBJECT, "p", ts,
+                                   phase < 2 ? BIG_PENDING : 0);
+                if (crossing)
+                    out->sent++;
+                phase = (phase + 1) % 4;
+            }
+            if (s != NATS_OK) {
+                result = bus_fail(why, cap, "publish", s);
+                break;
+            }
+        }
+        if ((tick & 63) == 0 && interrupted(&b->stop))
+            result = fail(why, cap, "interrupted");
+    }
+    int64_t wall = mono_ns() - t0;
+    out->rate = (double)i / seconds(wall);
+    out->max_late_ms = (double)max_late / 1e6;
+    sm_sim_destroy(sim);
+    return result;
+}
+
+static void summarise(listener *l, lat_stats *out)
+{
+    pthread_mutex_lock(&l->mu);
+    size_t n = l->n_lat;
+    qsort(l->lat_ns, n, sizeof *l->lat_ns, cmp_i64);
+    out->n = n;
+    out->p50_ms = (double)percentile(l->lat_ns, n, 0.50) / 1e6;
+    out->p99_ms = (double)percentile(l->lat_ns, n, 0.99) / 1e6;
+    out->p999_ms = (double)percentile(l->lat_ns, n, 0.999) / 1e6;
+    out->max_ms = n ? (double)l->lat_ns[n - 1] / 1e6 : 0;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* One paced run: through the worker (echo false) or through the echo
+ * client (echo true). */
+static int latency_pass(bench *b, bool echo, lat_stats *out, char *why,
+                        size_t cap)
+{
+    worker_proc w;
+    memset(&w, 0, sizeof w);
+    probe_table pt;
+    listener l;
+    natsConnection *lis = NULL, *pub = NULL, *echoc = NULL;
+    natsSubscription *sub = NULL, *echos = NULL;
+    int result = -1;
+    natsStatus s;
+    size_t crossings = (size_t)(b->opt.latency_s * PACE_RATE / PROBE_EVERY / 2) + 16;
+
+    memset(out, 0, sizeof *out);
+    if (probe_table_init(&pt, crossings) != 0) {
+        probe_table_destroy(&pt);
+        return fail(why, cap, "out of memory");
+    }
+    if (listener_init(&l, echo, &pt, crossings) != 0) {
+        fail(why, cap, "out of memory");
+        goto cleanup;
+    }
+    if (!echo && worker_start(b, "latency", &w, why, cap) != 0)
+        goto cleanup;
+    if (echo && ((s = connect_bus(b, "bench-echo", &echoc)) != NATS_OK ||
+                 (s = subscribe(echoc, &echos, "swarm.>", on_echo, NULL)) != NATS_OK)) {
+        bus_fail(why, cap, "echo client", s);
+        goto cleanup;
+    }
+    if ((s = connect_bus(b, "bench-listen", &lis)) != NATS_OK ||
+        (s = subscribe(lis, &sub, echo ? ECHO_ANSWER : PROBE_ANSWER, on_answer,
+                       &l)) != NATS_OK ||
+        (s = connect_bus(b, "bench-pub", &pub)) != NATS_OK) {
+        bus_fail(why, cap, "connect/subscribe", s);
+        goto cleanup;
+    }
+    note("latency: %llu s at %u events/s through %s",
+         (unsigned long long)b->opt.latency_s, PACE_RATE,
+         echo ? "the echo client (raw two-hop)" : "the worker");
+    if (paced_publish(b, pub, &pt, out, why, cap) != 0)
+        goto cleanup;
+    if ((s = natsConnection_FlushTimeout(pub, WAIT_MS)) != NATS_OK) {
+        bus_fail(why, cap, "flush", s);
+        goto cleanup;
+    }
+    pthread_mutex_lock(&pt.mu);
+    int64_t last = pt.n ? pt.ts[pt.n - 1] : 0;
+    pthread_mutex_unlock(&pt.mu);
+    /* Late or missing answers show as n < sent; not a failure. */
+    if (listener_wait(&l, last, TAIL_MS, &b->stop) == WAIT_INTERRUPTED) {
+        fail(why, cap, "interrupted");
+        goto cleanup;
+    }
+    summarise(&l, out);
+    if (!echo) {
+        worker_exit x;
+        if (worker_stop(&w, &x, why, cap) != 0)
+            goto cleanup;
+    }
+    out->done = true;
+    result = 0;
+cleanup:
+    unsubscribe(sub);
+    unsubscribe(echos);
+    disconnect(lis);
+    disconnect(pub);
+    disconnect(echoc);
+    worker_cleanup(&w);
+    listener_destroy(&l);
+    probe_table_destroy(&pt);
+    return result;
+}
+
+/* Section 3. */
+static int run_latency(bench *b, char *why, size_t cap)
+{
+    if (latency_pass(b, false, &b->res.lat_worker, why, cap) != 0)
+        return -1;
+    return latency_pass(b, true, &b->res.lat_raw, why, cap);
+}
+
+/* Section 4: a long stream generated on the fly, flow-controlled by
+ * markers: after every FLOW_BATCH events two samples on zzmark that
+ * alternately raise and resolve queue_backlog; before going on, the
+ * answer to the previous marker must be in, so the worker is never more
+ * than two batches behind (its client queue stays small and out of the
+ * RSS figure). At 10%, 20%, 50% and 100% of the stream the bench waits
+ * for the current marker, i.e. until the worker has handled everything,
+ * and reads its VmRSS. */
+static int run_rss(bench *b, char *why, size_t cap)
+{
+    results *res = &b->res;
+    worker_proc w;
+    memset(&w, 0, sizeof w);
+    listener l;
+    natsConnection *lis = NULL, *pub = NULL;
+    natsSubscription *sub = NULL;
+    sm_sim *sim = NULL;
+    int result = -1;
+    natsStatus s = NATS_OK;
+    uint64_t total = b->opt.rss_events;
+    uint64_t cps[N_CHECKPOINTS] = {total / 10, total / 5, total / 2, total};
+
+    res->n_rss = 0;
+    if (listener_init(&l, false, NULL, 0) != 0)
+        return fail(why, cap, "out of memory");
+    if (sim_open(&sim, 10, 100) != SM_OK) {
+        fail(why, cap, "the simulator could not start");
+        goto cleanup;
+    }
+    if (worker_start(b, "rss", &w, why, cap) != 0)
+        goto cleanup;
+    if ((s = connect_bus(b, "bench-listen", &lis)) != NATS_OK ||
+        (s = subscribe(lis, &sub, MARK_ANSWER, on_answer, &l)) != NATS_OK ||
+        (s = connect_bus(b, "bench-pub", &pub)) != NATS_OK) {
+        bus_fail(why, cap, "connect/subscribe", s);
+        goto cleanup;
+    }
+    note("rss: %llu events (10 x 100 agents, generated on the fly) to the worker",
+         (unsigned long long)total);
+    int64_t last_ts = 0, mark_ts = 0, prev_mark = 0;
+    uint64_t marks = 0;
+    long hwm_seen = proc_status_kb(w.pid, "VmHWM");    /* at start-up */
+    int64_t t0 = mono_ns();
+    for (uint64_t i = 0; i < total;) {
+        sm_sim_msg m;
+        if (!sm_sim_next(sim, &m)) {
+            fail(why, cap, "the simulator stopped early");
+            goto cleanup;
+        }
+        if ((s = natsConnection_Publish(pub, m.subject, m.payload, (int)m.len)) != NATS_OK) {
+            bus_fail(why, cap, "publish", s);
+            goto cleanup;
+        }
+        last_ts = m.ts_ms;
+        i++;
+        bool checkpoint = res->n_rss < N_CHECKPOINTS && i == cps[res->n_rss];
+        if (i % FLOW_BATCH != 0 && !checkpoint)
+            continue;
+        int64_t a = last_ts > mark_ts ? last_ts : mark_ts + 1;
+        uint32_t pending = marks % 2 == 0 ? BIG_PENDING : 0;
+        if ((s = publish_sample(pub, MARK_SUBJECT, "m", a, pending)) != NATS_OK ||
+            (s = publish_sample(pub, MARK_SUBJECT, "m", a + 1, pending)) != NATS_OK) {
+            bus_fail(why, cap, "publish a marker", s);
+            goto cleanup;
+        }
+        mark_ts = a + 1;
+        marks++;
+        int64_t wait_for = checkpoint ? mark_ts : prev_mark;
+        prev_mark = mark_ts;
+        wait_result r = wait_for > 0 ? listener_wait(&l, wait_for, WAIT_MS, &b->stop)
+                                     : WAIT_OK;
+        if (r != WAIT_OK) {
+            wait_fail(r, &w, why, cap, "a flow-control marker (" MARK_ANSWER ")");
+            goto cleanup;
+        }
+        long hwm_now = proc_status_kb(w.pid, "VmHWM");
+        if (hwm_now > 0 && (double)(hwm_now - hwm_seen) / 1024.0 > res->hwm_jump_mib) {
+            res->hwm_jump_mib = (double)(hwm_now - hwm_seen) / 1024.0;
+            res->hwm_jump_at = i;
+        }
+        if (hwm_now > hwm_seen)
+            hwm_seen = hwm_now;
+        while (checkpoint) {    /* equal checkpoints in tiny runs */
+            long kb = proc_status_kb(w.pid, "VmRSS");
+            long hwm_kb = proc_status_kb(w.pid, "VmHWM");
+            res->rss_at[res->n_rss] = i;
+            res->rss_mib[res->n_rss] = kb > 0 ? (double)kb / 1024.0 : 0;
+            res->hwm_mib[res->n_rss] = hwm_kb > 0 ? (double)hwm_kb / 1024.0 : 0;
+            res->n_rss++;
+            note("rss: %llu events handled, VmRSS %.1f MiB, VmHWM %.1f MiB",
+                 (unsigned long long)i, (double)kb / 1024.0, (double)hwm_kb / 1024.0);
+            checkpoint = res->n_rss < N_CHECKPOINTS && i == cps[res->n_rss];
+        }
+        if (interrupted(&b->stop)) {
+            fail(why, cap, "interrupted");
+            goto cleanup;
+        }
+    }
+    res->rss_rate = (double)total / seconds(mono_ns() - t0);
+    res->rss_expected = total + 2 * marks;
+    long hwm = proc_status_kb(w.pid, "VmHWM");
+    worker_exit x;
+    if (worker_stop(&w, &x, why, cap) != 0)
+        goto cleanup;
+    /* VmHWM of the worker's own address space, read once it has handled
+     * everything. Not the max_rss_kb of its event=stopped line: Linux
+     * carries ru_maxrss across execve, so a worker forked from this bench
+     * (which holds the pre-generated stream) would report our RSS. */
+    res->peak_rss_mib = hwm > 0 ? (double)hwm / 1024.0 : 0;
+    res->log_max_rss_mib = (double)x.max_rss_kb / 1024.0;
+    res->rss_accepted = x.events;
+    res->lmdb_used_mib = (double)x.store_used / MIB;
+    char mdb[400];
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", w.store);
+    res->lmdb_mib = (double)allocated_bytes(mdb) / MIB;
+    result = 0;
+cleanup:
+    unsubscribe(sub);
+    disconnect(lis);
+    disconnect(pub);
+    worker_cleanup(&w);
+    sm_sim_destroy(sim);
+    listener_destroy(&l);
+    return result;
+}
+
+/* Section 5: 1 x 100 agents, then 10 x 10,000, same N. */
+static int run_agents(bench *b, char *why, size_t cap)
+{
+    stream st;
+    note("agents: generating %llu events for 1 x 100 agents",
+         (unsigned long long)b->opt.events);
+    if (stream_generate(&st, 1, 100, b->opt.events, why, cap) != 0)
+        return -1;
+    int rc = repeat_runs(b, &st, "agents-100", &b->res.agents100, why, cap);
+    stream_free(&st);
+    if (rc != 0)
+        return rc;
+    note("agents: generating %llu events for 10 x 10000 agents",
+         (unsigned long long)b->opt.events);
+    if (stream_generate(&st, 10, 10000, b->opt.events, why, cap) != 0)
+        return -1;
+    rc = repeat_runs(b, &st, "agents-100k", &b->res.agents100k, why, cap);
+    stream_free(&st);
+    return rc;
+}
+
+/* Section 6: the main stream written to a recording (recv_ms = ts_ms) and
+ * replayed offline in process, timed around sm_replay_offline. */
+static int run_replay(bench *b, char *why, size_t cap)
+{
+    const stream *st = &b->main;
+    char path[320];
+    snprintf(path, sizeof path, "%s/stream.smrec", b->tmp);
+    sm_recw *w = NULL;
+    sm_status s = sm_recw_open(&w, path);
+    for (size_t i = 0; s == SM_OK && i < st->n; i++) {
+        const stream_msg *e = &st->msgs[i];
+        s = sm_recw_append(w, e->ts_ms, st->arena + e->subject, NULL,
+                           st->arena + e->payload, e->len);
+    }
+    sm_status cs = sm_recw_close(w);
+    if (s == SM_OK)
+        s = cs;
+    if (s != SM_OK) {
+        unlink(path);
+        return fail(why, cap, "writing %s: %s", path, sm_status_str(s));
+    }
+    sm_config cfg;
+    if (sm_config_init(&cfg) != SM_OK) {
+        unlink(path);
+        return fail(why, cap, "sm_config_init failed");
+    }
+    sm_log lg = {.out = stderr, .level = SM_LOG_WARN};
+    sm_replay_opts opts;
+    memset(&opts, 0, sizeof opts);
+    sm_replay_stats rs;
+    note("replay: %zu records offline, in process", st->n);
+    int64_t t0 = mono_ns();
+    s = sm_replay_offline(&cfg, &lg, path, &opts, &rs);
+    int64_t wall = mono_ns() - t0;
+    sm_config_free(&cfg);
+    unlink(path);
+    if (s != SM_OK)
+        return fail(why, cap, "sm_replay_offline: %s: %s", sm_status_str(s), rs.error);
+    b->res.replay_records = rs.records;
+    b->res.replay_accepted = rs.accepted;
+    b->res.replay_rate = (double)rs.records / seconds(wall);
+    b->res.replay_loop_rate = rs.wall_ns > 0 ? (double)rs.records / seconds(rs.wall_ns) : 0;
+    return 0;
+}
+
+/* ------------------------------------------------------------------- report */
+
+static const char *verdict(bool met)
+{
+    return met ? "met" : "NOT met";
+}
+
+static void row(const char *figure, const char *value, const char *target,
+                const char *result)
+{
+    if (target[0] || result[0])
+        printf("  %-36s %-34s %-28s %s\n", figure, value, target, result);
+    else
+        printf("  %-36s %s\n", figure, value);
+}
+
+static void failed_row(const results *r, section sec)
+{
+    char what[64];
+    snprintf(what, sizeof what, "[%s]", section_names[sec]);
+    char text[400];
+    snprintf(text, sizeof text, "FAILED: %s", r->why[sec]);
+    printf("  %-36s %s\n", what, text);
+}
+
+/* "812345 events/s", with the spread when there were several runs. */
+static void rate_text(const rate_run *rr, char *out, size_t cap)
+{
+    if (rr->n > 1)
+        snprintf(out, cap, "%.0f events/s (%.0f-%.0f)", rr->rate, rr->min, rr->max);
+    else
+        snprintf(out, cap, "%.0f events/s", rr->rate);
+}
+
+static void print_table(const bench *b)
+{
+    const results *r = &b->res;
+    char v[128], t[64];
+    printf("\nswarm-bench results: %ld CPUs, load average %s at start, nats-server at %s\n"
+           "  stream: simgen seed %d, 10 swarms x 100 agents, %.0f events/s of event time\n",
+           sysconf(_SC_NPROCESSORS_ONLN), r->load, b->nats.url, STREAM_SEED, STREAM_RATE);
+    if (b->main.n)
+        printf("  %zu events, %.1f bytes of payload on average, generated in %.2f s\n",
+               b->main.n, (double)b->main.payload_bytes / (double)b->main.n, r->gen_s);
+    if (b->opt.repeat > 1)
+        printf("  flat-out rates: median of %llu runs (min-max)\n",
+               (unsigned long long)b->opt.repeat);
+    else
+        printf("  flat-out rates: one run each\n");
+    printf("\n  %-36s %-34s %-28s %s\n", "figure", "value", "target", "verdict");
+
+    if (r->ran[SEC_RAW] && !r->ok[SEC_RAW])
+        failed_row(r, SEC_RAW);
+    if (r->raw.done) {
+        rate_text(&r->raw, v, sizeof v);
+        row("raw bus rate", v, "(reference)", "");
+        snprintf(v, sizeof v, "%llu of %llu", (unsigned long long)r->raw.accepted,
+                 (unsigned long long)r->raw.expected);
+        row("raw subscriber received", v, "", "");
+    }
+    if (r->ran[SEC_WORKER] && !r->ok[SEC_WORKER])
+        failed_row(r, SEC_WORKER);
+    if (r->worker.done) {
+        rate_text(&r->worker, v, sizeof v);
+        row("worker rate (LMDB on)", v, "", "");
+        if (r->raw.done) {
+            double ratio = r->worker.rate / r->raw.rate;
+            snprintf(v, sizeof v, "%.2f x", ratio);
+            snprintf(t, sizeof t, ">= %.1f x raw bus", TARGET_WORKER_RATIO);
+            row("worker / raw bus", v, t, verdict(ratio >= TARGET_WORKER_RATIO));
+        }
+        uint64_t short_by = r->worker.expected > r->worker.accepted
+                                ? r->worker.expected - r->worker.accepted : 0;
+        snprintf(v, sizeof v, "%llu of %llu (%llu short)",
+                 (unsigned long long)r->worker.accepted,
+                 (unsigned long long)r->worker.expected, (unsigned long long)short_by);
+        row("worker accepted", v, "all", verdict(short_by == 0));
+    }
+    if (r->ran[SEC_LATENCY] && !r->ok[SEC_LATENCY])
+        failed_row(r, SEC_LATENCY);
+    const lat_stats *lw = &r->lat_worker, *lr = &r->lat_raw;
+    if (lw->done) {
+        snprintf(v, sizeof v, "%.3f / %.3f / %.3f ms", lw->p50_ms, lw->p99_ms, lw->p999_ms);
+        row("detection latency p50/p99/p99.9", v, "", "");
+        snprintf(v, sizeof v, "%zu of %llu, max %.3f ms", lw->n,
+                 (unsigned long long)lw->sent, lw->max_ms);
+        row("  answers matched", v, "", "");
+        snprintf(v, sizeof v, "%.0f events/s, lag <= %.2f ms", lw->rate, lw->max_late_ms);
+        row("  paced publisher", v, "50000 events/s", "");
+    }
+    if (lr->done) {
+        snprintf(v, sizeof v, "%.3f / %.3f / %.3f ms", lr->p50_ms, lr->p99_ms, lr->p999_ms);
+        row("raw two-hop latency p50/p99/p99.9", v, "", "");
+        snprintf(v, sizeof v, "%zu of %llu, max %.3f ms", lr->n,
+                 (unsigned long long)lr->sent, lr->max_ms);
+        row("  echoes matched", v, "", "");
+        snprintf(v, sizeof v, "%.0f events/s, lag <= %.2f ms", lr->rate, lr->max_late_ms);
+        row("  paced publisher", v, "50000 events/s", "");
+    }
+    if (lw->done && lr->done) {
+        double diff = lw->p99_ms - lr->p99_ms;
+        snprintf(v, sizeof v, "%.3f ms", diff);
+        snprintf(t, sizeof t, "<= %.1f ms", TARGET_P99_DIFF_MS);
+        row("p99 worker - p99 raw two-hop", v, t,
+            verdict(diff <= TARGET_P99_DIFF_MS && lw->n == lw->sent));
+    }
+    if (r->ran[SEC_RSS] && !r->ok[SEC_RSS])
+        failed_row(r, SEC_RSS);
+    if (r->n_rss > 0) {
+        char *p = v;
+        size_t left = sizeof v;
+        for (size_t i = 0; i < r->n_rss && left > 1; i++) {
+            int k = snprintf(p, left, "%s%.1f", i ? " / " : "", r->rss_mib[i]);
+            if (k < 0 || (size_t)k >= left)
+                break;
+            p += k;
+            left -= (size_t)k;
+        }
+        snprintf(p, left, " MiB");
+        bool flat = r->n_rss == N_CHECKPOINTS &&
+                    r->rss_mib[N_CHECKPOINTS - 1] <= TARGET_RSS_GROWTH * r->rss_mib[0];
+        snprintf(t, sizeof t, "flat (last <= %.2fx first)", TARGET_RSS_GROWTH);
+        row("worker VmRSS at 10/20/50/100%", v, t, verdict(flat));
+    }
+    if (r->ok[SEC_RSS]) {
+        snprintf(v, sizeof v, "%.1f MiB", r->peak_rss_mib);
+        snprintf(t, sizeof t, "<= %.0f MiB", TARGET_RSS_MIB);
+        row("worker peak RSS (VmHWM)", v, t, verdict(r->peak_rss_mib <= TARGET_RSS_MIB));
+        snprintf(v, sizeof v, "largest rise %.1f MiB, by %llu events",
+                 r->hwm_jump_mib, (unsigned long long)r->hwm_jump_at);
+        row("  VmHWM between markers", v, "", "");
+        snprintf(v, sizeof v, "%.1f MiB (inherits the bench's RSS via fork)",
+                 r->log_max_rss_mib);
+        row("  worker's own max_rss_kb log field", v, "", "");
+        snprintf(v, sizeof v, "%.1f MiB (used %.1f MiB)", r->lmdb_mib, r->lmdb_used_mib);
+        row("LMDB data.mdb allocated", v, "", "");
+        snprintf(v, sizeof v, "%.0f events/s, accepted %llu of %llu", r->rss_rate,
+                 (unsigned long long)r->rss_accepted, (unsigned long long)r->rss_expected);
+        row("  rss run (flow-controlled)", v, "", "");
+    }
+    if (r->ran[SEC_AGENTS] && !r->ok[SEC_AGENTS])
+        failed_row(r, SEC_AGENTS);
+    const rate_run *runs[2] = {&r->agents100, &r->agents100k};
+    const char *labels[2] = {"worker rate, 1 x 100 agents", "worker rate, 10 x 10000 agents"};
+    for (int i = 0; i < 2; i++)
+        if (runs[i]->done) {
+            rate_text(runs[i], v, sizeof v);
+            row(labels[i], v, "", "");
+            snprintf(v, sizeof v, "%llu of %llu", (unsigned long long)runs[i]->accepted,
+                     (unsigned long long)runs[i]->expected);
+            row("  worker accepted", v, "all",
+                verdict(runs[i]->accepted >= runs[i]->expected));
+        }
+    if (r->agents100.done && r->agents100k.done) {
+        double ratio = r->agents100k.rate / r->agents100.rate;
+        snprintf(v, sizeof v, "%.2f x", ratio);
+        snprintf(t, sizeof t, ">= %.1f x", TARGET_AGENTS_RATIO);
+        row("100k agents / 100 agents", v, t, verdict(ratio >= TARGET_AGENTS_RATIO));
+    }
+    if (r->ran[SEC_REPLAY] && !r->ok[SEC_REPLAY])
+        failed_row(r, SEC_REPLAY);
+    if (r->ok[SEC_REPLAY]) {
+        snprintf(v, sizeof v, "%.0f events/s", r->replay_rate);
+        snprintf(t, sizeof t, ">= %.0f events/s", TARGET_REPLAY_RATE);
+        row("offline replay rate", v, t, verdict(r->replay_rate >= TARGET_REPLAY_RATE));
+        snprintf(v, sizeof v, "%.0f events/s, %llu of %llu accepted", r->replay_loop_rate,
+                 (unsigned long long)r->replay_accepted,
+                 (unsigned long long)r->replay_records);
+        row("  handling loop alone", v, "", "");
+    }
+}
+
+/* One `name value unit` line per figure measured. */
+static void print_figures(const results *r)
+{
+    printf("\n");
+    if (r->raw.done)
+        printf("raw_bus_rate %.0f events/s\n", r->raw.rate);
+    if (r->worker.done) {
+        printf("worker_rate %.0f events/s\n", r->worker.rate);
+        if (r->raw.done)
+            printf("worker_rate_ratio %.2f x\n", r->worker.rate / r->raw.rate);
+        printf("worker_dropped %llu events\n",
+               (unsigned long long)(r->worker.expected > r->worker.accepted
+                                        ? r->worker.expected - r->worker.accepted : 0));
+    }
+    if (r->lat_worker.done) {
+        printf("worker_latency_p50 %.3f ms\n", r->lat_worker.p50_ms);
+        printf("worker_latency_p99 %.3f ms\n", r->lat_worker.p99_ms);
+        printf("worker_latency_p999 %.3f ms\n", r->lat_worker.p999_ms);
+    }
+    if (r->lat_raw.done) {
+        printf("raw_twohop_latency_p50 %.3f ms\n", r->lat_raw.p50_ms);
+        printf("raw_twohop_latency_p99 %.3f ms\n", r->lat_raw.p99_ms);
+        printf("raw_twohop_latency_p999 %.3f ms\n", r->lat_raw.p999_ms);
+    }
+    if (r->lat_worker.done && r->lat_raw.done)
+        printf("latency_p99_diff %.3f ms\n", r->lat_worker.p99_ms - r->lat_raw.p99_ms);
+    for (size_t i = 0; i < r->n_rss; i++)
+        printf("worker_rss_at_%llu %.1f MiB\n", (unsigned long long)r->rss_at[i],
+               r->rss_mib[i]);
+    if (r->ok[SEC_RSS]) {
+        printf("worker_peak_rss %.1f MiB\n", r->peak_rss_mib);
+        printf("lmdb_size %.1f MiB\n", r->lmdb_mib);
+        printf("lmdb_used %.1f MiB\n", r->lmdb_used_mib);
+    }
+    if (r->agents100.done)
+        printf("worker_rate_100_agents %.0f events/s\n", r->agents100.rate);
+    if (r->agents100k.done)
+        printf("worker_rate_100k_agents %.0f events/s\n", r->agents100k.rate);
+    if (r->agents100.done && r->agents100k.done)
+        printf("agents_rate_ratio %.2f x\n", r->agents100k.rate / r->agents100.rate);
+    if (r->ok[SEC_REPLAY])
+        printf("replay_rate %.0f events/s\n", r->replay_rate);
+    for (int s = 0; s < SEC_COUNT; s++)
+        if (r->ran[s] && !r->ok[s])
+            printf("# %s failed: %s\n", section_names[s], r->why[s]);
+}
+
+/* --------------------------------------------------------------------- main */
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+        "usage: swarm-bench [--bin DIR] [--events N] [--latency-seconds S]\n"
+        "                   [--rss-events N] [--repeat N] [--quick] [--only SECTION]\n\n"
+        "Benchmarks swarm-medic against the raw bus on a private nats-server.\n"
+        "  --bin DIR              where swarm-medic is (default build/bin)\n"
+        "  --events N             events per flat-out run (default 1000000)\n"
+        "  --latency-seconds S    length of each paced run (default 20)\n"
+        "  --rss-events N         events of the RSS run (default 10000000)\n"
+        "  --repeat N             flat-out runs of each kind, median reported\n"
+        "                         (default 3, at most 9)\n"
+        "  --quick                small sizes for a smoke run (100000 events,\n"
+        "                         3 s, 500000 RSS events, 1 repeat)\n"
+        "  --only SECTION         raw, worker, latency, rss, agents or replay\n");
+}
+
+static bool parse_count(const char *text, uint64_t min, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end || text[0] == '-' || v < min)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Returns 0, or -1 after printing what is wrong. */
+static int parse_opts(int argc, char **argv, bench_opts *o)
+{
+    uint64_t events = 0, latency = 0, rss = 0, repeat = 0;
+    o->bin = "build/bin";
+    o->only = -1;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "swarm-bench: unexpected argument '%s'\n", arg);
+            return -1;
+        }
+        char name[32];
+        const char *eq = strchr(arg, '=');
+        size_t nlen = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+        snprintf(name, sizeof name, "%.*s", (int)nlen, arg + 2);
+        if (strcmp(name, "quick") == 0 || strcmp(name, "help") == 0) {
+            if (name[0] == 'q')
+                o->quick = true;
+            else
+                o->help = true;
+            continue;
+        }
+        const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!value) {
+            fprintf(stderr, "swarm-bench: --%s needs a value\n", name);
+            return -1;
+        }
+        bool ok = true;
+        if (strcmp(name, "bin") == 0)
+            o->bin = value;
+        else if (strcmp(name, "events") == 0)
+            ok = parse_count(value, 1, &events);
+        else if (strcmp(name, "latency-seconds") == 0)
+            ok = parse_count(value, 1, &latency);
+        else if (strcmp(name, "rss-events") == 0)
+            ok = parse_count(value, 100, &rss);
+        else if (strcmp(name, "repeat") == 0)
+            ok = parse_count(value, 1, &repeat) && repeat <= MAX_REPEAT;
+        else if (strcmp(name, "only") == 0) {
+            for (int s = 0; s < SEC_COUNT; s++)
+                if (strcmp(value, section_names[s]) == 0)
+                    o->only = s;
+            ok = o->only >= 0;
+        } else {
+            fprintf(stderr, "swarm-bench: unknown flag --%s\n", name);
+            return -1;
+        }
+        if (!ok) {
+            fprintf(stderr, "swarm-bench: bad value '%s' for --%s\n", value, name);
+            return -1;
+        }
+    }
+    o->events = events ? events : (o->quick ? 100000 : 1000000);
+    o->latency_s = latency ? latency : (o->quick ? 3 : 20);
+    o->rss_events = rss ? rss : (o->quick ? 500000 : 10000000);
+    o->repeat = repeat ? repeat : (o->quick ? 1 : 3);
+    return 0;
+}
+
+static bool wanted(const bench *b, section s)
+{
+    return b->opt.only < 0 || b->opt.only == (int)s;
+}
+
+int main(int argc, char **argv)
+{
+    bench b;
+    memset(&b, 0, sizeof b);
+    if (parse_opts(argc, argv, &b.opt) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (b.opt.help) {
+        usage(stdout);
+        return 0;
+    }
+    /* Blocked before any thread exists, so every thread inherits it; the
+     * loops poll for them and clean up. Children re-handle their own. */
+    sigemptyset(&b.stop);
+    sigaddset(&b.stop, SIGINT);
+    sigaddset(&b.stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &b.stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int (*const runs[SEC_COUNT])(bench *, char *, size_t) = {
+        run_raw, run_worker, run_latency, run_rss, run_agents, run_replay,
+    };
+    results *r = &b.res;
+    int exit_code = 0;
+    read_load(r->load, sizeof r->load);
+    const char *base = getenv("TMPDIR");
+    snprintf(b.tmp, sizeof b.tmp, "%s/swarm-bench-XXXXXX",
+             base && base[0] ? base : "/tmp");
+    if (!mkdtemp(b.tmp)) {
+        fprintf(stderr, "swarm-bench: mkdtemp %s: %s\n", b.tmp, strerror(errno));
+        return 1;
+    }
+    char natsdir[300];
+    snprintf(natsdir, sizeof natsdir, "%s/nats", b.tmp);
+    mkdir(natsdir, 0700);
+    sm_status s = sm_proc_nats_start(&b.nats, natsdir, 0, NULL);
+    if (s != SM_OK) {
+        fprintf(stderr, "swarm-bench: nats-server did not start: %s\n", sm_status_str(s));
+        remove_tree(b.tmp);
+        return 1;
+    }
+    note("nats-server at %s; temp dir %s", b.nats.url, b.tmp);
+
+    bool need_main = wanted(&b, SEC_RAW) || wanted(&b, SEC_WORKER) || wanted(&b, SEC_REPLAY);
+    if (need_main) {
+        note("generating %llu events (10 x 100 agents) into memory",
+             (unsigned long long)b.opt.events);
+        int64_t t0 = mono_ns();
+        char why[320];
+        if (stream_generate(&b.main, 10, 100, b.opt.events, why, sizeof why) != 0) {
+            note("%s", why);
+            need_main = false;
+        }
+        r->gen_s = seconds(mono_ns() - t0);
+    }
+    for (int sec = 0; sec < SEC_COUNT; sec++) {
+        if (!wanted(&b, (section)sec) || interrupted(&b.stop))
+            continue;
+        r->ran[sec] = true;
+        if (!need_main && sec != SEC_RSS && sec != SEC_LATENCY && sec != SEC_AGENTS) {
+            snprintf(r->why[sec], sizeof r->why[sec], "the stream could not be generated");
+            continue;
+        }
+        r->ok[sec] = runs[sec](&b, r->why[sec], sizeof r->why[sec]) == 0;
+        if (!r->ok[sec])
+            note("%s failed: %s", section_names[sec], r->why[sec]);
+    }
+    print_table(&b);
+    print_figures(r);
+    for (int sec = 0; sec < SEC_COUNT; sec++)
+        if (r->ran[sec] && !r->ok[sec])
+            exit_code = 1;
+    stream_free(&b.main);
+    sm_proc_nats_stop(&b.nats);
+    remove_tree(b.tmp);
+    nats_Close();
+    return exit_code;
+}
