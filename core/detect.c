@@ -85,7 +85,7 @@ typedef struct agent_state {
 typedef struct agent {
     agent_state s;              /* the exported part */
     uint32_t prev, next;        /* raised list (indexes), NONE at the ends */
-    uint32_t dirty;
+    uint32_t dirty;             /* position in the dirty list + 1; 0: clean */
     uint32_t hash;              /* low 32 bits of the id's FNV-1a */
 } agent;
 
@@ -148,6 +148,9 @@ struct sm_swarm {
     uint32_t *table;            /* agent index + 1, 0 = empty */
     uint32_t table_cap;         /* power of two */
     uint32_t raised_head, raised_tail;
+    uint32_t *dirty_list;       /* indexes of dirty agents, same capacity
+                                   as agents: a commit visits only these */
+    uint32_t n_dirty;
     double scratch[SM_SWARM_SAMPLES];
 };
 
@@ -563,6 +566,10 @@ static sm_status table_grow(sm_swarm *sw)
     if (grown == NULL)
         return SM_ERR_NOMEM;
     sw->agents = grown;
+    uint32_t *list = realloc(sw->dirty_list, (size_t)(cap / 2) * sizeof *list); /* SM_ALLOC_OK */
+    if (list == NULL)
+        return SM_ERR_NOMEM;
+    sw->dirty_list = list;
     uint32_t *table = calloc(cap, sizeof *table); /* SM_ALLOC_OK */
     if (table == NULL)
         return SM_ERR_NOMEM;
@@ -576,6 +583,29 @@ static sm_status table_grow(sm_swarm *sw)
         table[i] = k + 1;
     }
     return SM_OK;
+}
+
+/* Marks agent k changed since the last commit: O(1), once per commit. */
+static void agent_mark(sm_swarm *sw, uint32_t k)
+{
+    agent *a = &sw->agents[k];
+    if (a->dirty)
+        return;
+    sw->dirty_list[sw->n_dirty++] = k;
+    a->dirty = sw->n_dirty;
+}
+
+/* Takes agent k off the dirty list (the list's last entry fills its place). */
+static void agent_unmark(sm_swarm *sw, uint32_t k)
+{
+    agent *a = &sw->agents[k];
+    if (!a->dirty)
+        return;
+    uint32_t pos = a->dirty - 1;
+    uint32_t moved = sw->dirty_list[--sw->n_dirty];
+    sw->dirty_list[pos] = moved;
+    sw->agents[moved].dirty = pos + 1;
+    a->dirty = 0;
 }
 
 /* Index of the agent `id` (non-empty, vetted), created if new. */
@@ -681,11 +711,14 @@ static void agent_remove(sm_swarm *sw, uint32_t k)
                                &found);
     if (found)
         table_delete(sw, slot);
+    agent_unmark(sw, k);
     uint32_t last = sw->n_agents - 1;
     if (k != last) {
         agent *m = &sw->agents[last];
         slot = table_slot(sw, m->s.id, m->hash, &found);
         sw->table[slot] = k + 1;
+        if (m->dirty)
+            sw->dirty_list[m->dirty - 1] = k;
         if (m->s.raised) {
             if (m->prev == NONE)
                 sw->raised_head = k;
@@ -805,7 +838,7 @@ static void agent_resolve(sm_swarm *sw, uint32_t k, const agent_view *v,
     agent *a = &sw->agents[k];
     raised_unlink(sw, k);
     a->s.raised = 0;
-    a->dirty = 1;
+    agent_mark(sw, (uint32_t)(a - sw->agents));
     agent_emit(sw, a, v, SM_TR_RESOLVED, reason, emit, ud);
 }
 
@@ -825,7 +858,7 @@ static void agent_judge(sm_swarm *sw, uint32_t k, sm_emit_fn emit, void *ud)
         a->s.clear_since_ms = 0;
         a->s.impact = v.impact;
         a->s.severity = (uint8_t)sm_severity_of(v.impact);
-        a->dirty = 1;
+        agent_mark(sw, (uint32_t)(a - sw->agents));
         raised_link(sw, k);
         agent_emit(sw, a, &v, SM_TR_RAISED, v.reason, emit, ud);
         return;
@@ -841,7 +874,7 @@ static void agent_judge(sm_swarm *sw, uint32_t k, sm_emit_fn emit, void *ud)
     if (ratio_ok && v.success >= c->success_clear) {
         if (a->s.clear_since_ms == 0) {
             a->s.clear_since_ms = sw->st.now_ms;
-            a->dirty = 1;
+            agent_mark(sw, (uint32_t)(a - sw->agents));
         }
         if (sw->st.now_ms - a->s.clear_since_ms >= c->slow_clear_hold_ms)
             agent_resolve(sw, k, &v, "cleared", emit, ud);
@@ -849,11 +882,11 @@ static void agent_judge(sm_swarm *sw, uint32_t k, sm_emit_fn emit, void *ud)
     }
     if (a->s.clear_since_ms != 0) {
         a->s.clear_since_ms = 0;
-        a->dirty = 1;
+        agent_mark(sw, (uint32_t)(a - sw->agents));
     }
     uint8_t sev = (uint8_t)severity_step(c, a->s.severity, v.impact);
     if (a->s.impact != v.impact)
-        a->dirty = 1;
+        agent_mark(sw, (uint32_t)(a - sw->agents));
     a->s.impact = v.impact;
     if (sev != a->s.severity) {
         a->s.severity = sev;
@@ -1145,7 +1178,8 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
         return SM_ERR_NOMEM;
     sw->table = calloc(TABLE_INIT, sizeof *sw->table); /* SM_ALLOC_OK */
     sw->agents = calloc(TABLE_INIT / 2, sizeof *sw->agents); /* SM_ALLOC_OK */
-    if (sw->table == NULL || sw->agents == NULL) {
+    sw->dirty_list = calloc(TABLE_INIT / 2, sizeof *sw->dirty_list); /* SM_ALLOC_OK */
+    if (sw->table == NULL || sw->agents == NULL || sw->dirty_list == NULL) {
         sm_swarm_destroy(sw);
         return SM_ERR_NOMEM;
     }
@@ -1167,6 +1201,7 @@ void sm_swarm_destroy(sm_swarm *sw)
         return;
     free(sw->table);
     free(sw->agents);
+    free(sw->dirty_list);
     free(sw);
 }
 
@@ -1213,7 +1248,7 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
     agent *a = &sw->agents[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
-    a->dirty = 1;
+    agent_mark(sw, (uint32_t)(a - sw->agents));
     bool finished = ev->kind == SM_TASK_COMPLETED ||
                     ev->kind == SM_TASK_FAILED ||
                     ev->kind == SM_TASK_TIMED_OUT;
@@ -1250,7 +1285,7 @@ sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
     agent *a = &sw->agents[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
-    a->dirty = 1;
+    agent_mark(sw, (uint32_t)(a - sw->agents));
     return SM_OK;
 }
 
@@ -1345,7 +1380,7 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     agent *a = &sw->agents[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
-    a->dirty = 1;
+    agent_mark(sw, (uint32_t)(a - sw->agents));
     if (ev->registered) {
         a->s.flags = (uint8_t)(AGENT_REGISTERED |
                                (ev->dynamic ? AGENT_DYNAMIC : 0u));
@@ -1453,11 +1488,8 @@ void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
 {
     if (sw == NULL || fn == NULL)
         return;
-    for (uint32_t i = 0; i < sw->table_cap; i++) {
-        uint32_t e = sw->table[i];
-        if (e == 0 || !sw->agents[e - 1].dirty)
-            continue;
-        const agent *a = &sw->agents[e - 1];
+    for (uint32_t i = 0; i < sw->n_dirty; i++) {
+        const agent *a = &sw->agents[sw->dirty_list[i]];
         agent_blob b;
         memcpy(&b.s, &a->s, sizeof b.s);
         blob_hdr_fill(&b.hdr, BLOB_MAGIC_AGENT, sizeof b, &b.s, sizeof b.s);
@@ -1470,8 +1502,9 @@ void sm_swarm_clear_dirty(sm_swarm *sw)
     if (sw == NULL)
         return;
     sw->dirty = false;
-    for (uint32_t k = 0; k < sw->n_agents; k++)
-        sw->agents[k].dirty = 0;
+    for (uint32_t i = 0; i < sw->n_dirty; i++)
+        sw->agents[sw->dirty_list[i]].dirty = 0;
+    sw->n_dirty = 0;
 }
 
 static bool agent_state_ok(const agent_state *s)
@@ -1506,7 +1539,7 @@ sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
     if (a->s.raised)
         raised_unlink(sw, k);
     memcpy(&a->s, &b.s, sizeof a->s);
-    a->dirty = 0;
+    agent_unmark(sw, k);
     if (a->s.raised)
         raised_link(sw, k);
     return SM_OK;

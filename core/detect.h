@@ -265,7 +265,8 @@ typedef void (*sm_agent_visit_fn)(void *ud, const char *agent,
                                   const void *blob, size_t len);
 /* Whether the swarm-wide part changed since the last clear. */
 bool sm_swarm_is_dirty(const sm_swarm *sw);
-/* Calls fn for each agent changed since the last clear, in table order. */
+/* Calls fn for each agent changed since the last clear, in the order they
+ * changed (a dirty list: O(changed agents), not O(agents)). */
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
 void sm_swarm_clear_dirty(sm_swarm *sw);
 /* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,

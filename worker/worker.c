@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "proc.h"
 #include "worker_int.h"
@@ -125,11 +124,21 @@ static int64_t wall_ms(void)
     return nats_Now();
 }
 
+/* Peak resident set of this process, from VmHWM in /proc/self/status.
+ * (getrusage's ru_maxrss survives execve on Linux, so a worker started by
+ * a large process would report its parent's peak.) -1 if unavailable. */
 static long max_rss_kb(void)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
 }
 
 static void log_stats(sm_worker *w, const char *event, int64_t started)
