@@ -300,6 +300,7 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->success_raise = 0.70;
     cfg->success_clear = 0.80;
     cfg->slow_min_agent_tasks = 5;
+    cfg->success_min_tasks = 10;
     cfg->slow_min_swarm_tasks = 20;
     cfg->severity_margin = 0.05;
     cfg->slow_clear_hold_ms = 5000;
@@ -350,6 +351,8 @@ static const char *config_problem(const sm_detect_config *c)
         return "success_raise must be below success_clear";
     if (!(c->success_clear <= 1.0))
         return "success_clear must be at most 1";
+    if (c->success_min_tasks < 1 || c->success_min_tasks > SM_AGENT_TASKS)
+        return "success_min_tasks must be between 1 and 16";
     if (c->slow_min_agent_tasks < 1 ||
         c->slow_min_agent_tasks > SM_AGENT_TASKS)
         return "slow_min_agent_tasks must be between 1 and 16";
@@ -788,7 +791,7 @@ static void agent_measure(const sm_swarm *sw, const agent *a, agent_view *v)
                     st->median_n >= c->slow_min_swarm_tasks &&
                     v->ratio > c->slow_raise &&
                     v->median > st->median + c->slow_mad_k * MAD_SCALE * st->mad;
-    v->success_under = v->finished >= c->slow_min_agent_tasks &&
+    v->success_under = v->finished >= c->success_min_tasks &&
                        v->success < c->success_raise;
 
     double imp_r = 0.0, imp_s = 0.0;

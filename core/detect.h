@@ -43,7 +43,8 @@
  *                     slow_mad_k * 1.4826 * MAD (so a naturally spread swarm
  *                     does not flag its tail), or success rate (completed /
  *                     finished incl. failed and timed out) < success_raise
- *                     (0.70). Impact by ratio: <= slow_high (3.0) -> 0.4 +
+ *                     (0.70) over at least success_min_tasks (10) finished
+ *                     tasks. Impact by ratio: <= slow_high (3.0) -> 0.4 +
  *                     0.2*(r-raise)/(high-raise) (MEDIUM); > high -> 0.6 +
  *                     0.2*min(1,(r-high)/high) (HIGH). By success: 0.4 +
  *                     0.2*(success_raise - s)/success_raise (MEDIUM). The
@@ -109,6 +110,10 @@ typedef struct sm_detect_config {
     double success_raise;       /* 0.70 */
     double success_clear;       /* 0.80 */
     uint32_t slow_min_agent_tasks;  /* 5 */
+    uint32_t success_min_tasks;     /* 10 finished tasks before the success
+                                       rule may fire: with 5, a 3%-failure
+                                       agent shows 2 failures in 5 about
+                                       once per 120 agent-windows */
     uint32_t slow_min_swarm_tasks;  /* 20 */
 
     uint32_t queue_raise;       /* 50 */

@@ -778,10 +778,10 @@ START_TEST(slow_success_rate_rule)
         SM_TASK_COMPLETED, SM_TASK_COMPLETED, SM_TASK_FAILED,
         SM_TASK_COMPLETED, SM_TASK_COMPLETED,
     };
-    for (int i = 0; i < 5; i++) {
-        task(sw, r, ts += 100, "flaky", flaky[i], 1000);   /* 3/5 = 0.6 */
-        task(sw, r, ts += 100, "fine", fine[i], 1000);     /* 4/5 = 0.8 */
-        if (i < 4)  /* 4 failures only: below the minimum sample guard */
+    for (int i = 0; i < 10; i++) {
+        task(sw, r, ts += 100, "flaky", flaky[i % 5], 1000);   /* 6/10 = 0.6 */
+        task(sw, r, ts += 100, "fine", fine[i % 5], 1000);     /* 8/10 = 0.8 */
+        if (i < 9)  /* 9 failures only: below success_min_tasks (10) */
             task(sw, r, ts += 100, "few", SM_TASK_FAILED, 1000);
         /* cancelled and started are not finishes */
         task(sw, r, ts += 100, "fine", SM_TASK_CANCELLED, 0);
@@ -798,13 +798,13 @@ START_TEST(slow_success_rate_rule)
     ck_assert_str_eq(t->reason, "success_rate");
     ck_assert_int_eq(t->severity, SM_SEV_MEDIUM);
     ck_assert_double_eq_tol(metric(t, "success_rate")->value, 0.6, 1e-12);
-    ck_assert_uint_eq(metric(t, "success_rate")->samples, 5);
+    ck_assert_uint_eq(metric(t, "success_rate")->samples, 10);
     sm_swarm_destroy(sw);
     free(r);
 }
 END_TEST
 
-/* Timed-out and failed durations are not duration samples: 40 timeouts of
+/* Timed-out and failed durations are not duration samples: 80 timeouts of
  * 60 s do not drag the swarm median up. */
 START_TEST(slow_failed_durations_not_in_median)
 {
@@ -812,7 +812,7 @@ START_TEST(slow_failed_durations_not_in_median)
     rec *r = rec_new();
     int64_t ts = T0;
     normal_load(sw, r, &ts, 3, 1000);
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 80; i++) {
         char id[16];
         snprintf(id, sizeof id, "t%d", i % 8);
         task(sw, r, ts += 100, id, i % 2 ? SM_TASK_TIMED_OUT

@@ -76,6 +76,7 @@ static const opt options[] = {
     {"success_clear", OPT_F64, D(success_clear), "success rate that clears"},
     {"slow_min_agent_tasks", OPT_U32, D(slow_min_agent_tasks), "agent tasks needed"},
     {"slow_min_swarm_tasks", OPT_U32, D(slow_min_swarm_tasks), "swarm tasks needed"},
+    {"success_min_tasks", OPT_U32, D(success_min_tasks), "finished agent tasks before the success rule"},
     {"queue_raise", OPT_U32, D(queue_raise), "pending tasks that raise"},
     {"queue_critical", OPT_U32, D(queue_critical), "pending tasks that are critical"},
     {"queue_clear", OPT_U32, D(queue_clear), "pending tasks that clear"},
