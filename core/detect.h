@@ -89,7 +89,7 @@
 
 #define SM_AGENT_TASKS 16       /* finished tasks kept per agent */
 #define SM_SWARM_SAMPLES 512    /* durations kept for the swarm median */
-#define SM_RECOMPUTE_EVERY 32   /* new samples before the median is redone */
+#define SM_RECOMPUTE_EVERY 256  /* new samples before the median is redone */
 #define SM_MAX_METRICS 6
 
 typedef struct sm_detect_config {

@@ -202,6 +202,18 @@ double sm_stats_select(double *v, size_t n, size_t k)
 {
     if (n == 0 || k >= n)
         return 0.0;
+    if (n <= 24) {
+        /* an agent's window (16 at most): insertion sort beats the
+         * partition's branches; the k-th value is the same either way */
+        for (size_t i = 1; i < n; i++) {
+            double x = v[i];
+            size_t j = i;
+            for (; j > 0 && v[j - 1] > x; j--)
+                v[j] = v[j - 1];
+            v[j] = x;
+        }
+        return v[k];
+    }
     size_t lo = 0, hi = n - 1;
     while (lo < hi) {
         /* median of three as the pivot value, then a three-way partition:

@@ -3,7 +3,7 @@
 # only those missing. Uses sudo when not root. Safe to run repeatedly.
 set -eu
 pkgs="build-essential pkg-config libnats-dev nats-server protobuf-c-compiler \
-libprotobuf-c-dev liblmdb-dev lmdb-utils check libsubunit-dev libjansson-dev zlib1g-dev valgrind"
+libprotobuf-c-dev liblmdb-dev lmdb-utils check libsubunit-dev libjansson-dev libisal-dev valgrind"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -15,7 +15,8 @@
  *
  *   record (repeated until end of file)
  *     0   4  body_len u32, bytes of body that follow the CRC
- *     4   4  crc      u32, CRC-32 (zlib crc32, ISO-HDLC polynomial) of body
+ *     4   4  crc      u32, CRC-32 (ISO-HDLC polynomial: the value zlib's
+ *                     crc32() gives; computed with ISA-L) of body
  *     8      body:
  *            i64  recv_ms          receive time, ms since the epoch, as
  *                                  stamped by the writer's caller
