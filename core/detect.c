@@ -139,13 +139,20 @@ typedef struct swarm_blob {
     swarm_state st;
 } swarm_blob;
 
+/* A table slot carries the id's hash next to the agent index, so a probe
+ * compares hashes without touching the (large, cold) agent records. */
+typedef struct tslot {
+    uint32_t e;                 /* agent index + 1, 0 = empty */
+    uint32_t h;                 /* low 32 bits of the id's FNV-1a */
+} tslot;
+
 struct sm_swarm {
     sm_detect_config cfg;
     swarm_state st;
     bool dirty;
     agent *agents;              /* dense, n_agents used of table_cap / 2 */
     uint32_t n_agents;
-    uint32_t *table;            /* agent index + 1, 0 = empty */
+    tslot *table;               /* open addressing, linear probing */
     uint32_t table_cap;         /* power of two */
     uint32_t raised_head, raised_tail;
     uint32_t *dirty_list;       /* indexes of dirty agents, same capacity
@@ -537,13 +544,12 @@ static uint32_t table_slot(const sm_swarm *sw, const char *id, uint32_t h,
     uint32_t mask = sw->table_cap - 1;
     uint32_t i = h & mask;
     for (;;) {
-        uint32_t e = sw->table[i];
+        uint32_t e = sw->table[i].e;
         if (e == 0) {
             *found = false;
             return i;
         }
-        const agent *a = &sw->agents[e - 1];
-        if (a->hash == h && strcmp(a->s.id, id) == 0) {
+        if (sw->table[i].h == h && strcmp(sw->agents[e - 1].s.id, id) == 0) {
             *found = true;
             return i;
         }
@@ -555,7 +561,7 @@ static agent *agent_find(const sm_swarm *sw, const char *id)
 {
     bool found;
     uint32_t slot = table_slot(sw, id, hash32(id), &found);
-    return found ? &sw->agents[sw->table[slot] - 1] : NULL;
+    return found ? &sw->agents[sw->table[slot].e - 1] : NULL;
 }
 
 /* Doubles the table and the agent array. On failure nothing changed that
@@ -573,7 +579,7 @@ static sm_status table_grow(sm_swarm *sw)
     if (list == NULL)
         return SM_ERR_NOMEM;
     sw->dirty_list = list;
-    uint32_t *table = calloc(cap, sizeof *table); /* SM_ALLOC_OK */
+    tslot *table = calloc(cap, sizeof *table); /* SM_ALLOC_OK */
     if (table == NULL)
         return SM_ERR_NOMEM;
     free(sw->table);
@@ -581,9 +587,9 @@ static sm_status table_grow(sm_swarm *sw)
     sw->table_cap = cap;
     for (uint32_t k = 0; k < sw->n_agents; k++) {
         uint32_t i = sw->agents[k].hash & (cap - 1);
-        while (table[i] != 0)
+        while (table[i].e != 0)
             i = (i + 1) & (cap - 1);
-        table[i] = k + 1;
+        table[i] = (tslot){k + 1, sw->agents[k].hash};
     }
     return SM_OK;
 }
@@ -618,7 +624,7 @@ static sm_status agent_get(sm_swarm *sw, const char *id, uint32_t *out)
     bool found;
     uint32_t slot = table_slot(sw, id, h, &found);
     if (found) {
-        *out = sw->table[slot] - 1;
+        *out = sw->table[slot].e - 1;
         return SM_OK;
     }
     if (sw->n_agents + 1 > sw->table_cap / 2) {
@@ -635,7 +641,7 @@ static sm_status agent_get(sm_swarm *sw, const char *id, uint32_t *out)
     a->prev = NONE;
     a->next = NONE;
     a->hash = h;
-    sw->table[slot] = k + 1;
+    sw->table[slot] = (tslot){k + 1, h};
     *out = k;
     return SM_OK;
 }
@@ -688,19 +694,19 @@ static void table_delete(sm_swarm *sw, uint32_t i)
 {
     uint32_t mask = sw->table_cap - 1;
     uint32_t j = i;
-    sw->table[i] = 0;
+    sw->table[i] = (tslot){0, 0};
     for (;;) {
         j = (j + 1) & mask;
-        uint32_t e = sw->table[j];
-        if (e == 0)
+        tslot e = sw->table[j];
+        if (e.e == 0)
             return;
-        uint32_t home = sw->agents[e - 1].hash & mask;
+        uint32_t home = e.h & mask;
         /* the entry at j may move to i if its home is not in (i, j] */
         bool stays = i <= j ? (home > i && home <= j)
                             : (home > i || home <= j);
         if (!stays) {
             sw->table[i] = e;
-            sw->table[j] = 0;
+            sw->table[j] = (tslot){0, 0};
             i = j;
         }
     }
@@ -719,7 +725,7 @@ static void agent_remove(sm_swarm *sw, uint32_t k)
     if (k != last) {
         agent *m = &sw->agents[last];
         slot = table_slot(sw, m->s.id, m->hash, &found);
-        sw->table[slot] = k + 1;
+        sw->table[slot].e = k + 1;
         if (m->dirty)
             sw->dirty_list[m->dirty - 1] = k;
         if (m->s.raised) {
