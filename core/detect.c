@@ -42,7 +42,7 @@
 
 #define BLOB_MAGIC_SWARM 0x57534d53u     /* "SMSW" little-endian */
 #define BLOB_MAGIC_AGENT 0x47414d53u     /* "SMAG" little-endian */
-#define BLOB_VERSION 1u
+#define BLOB_VERSION 2u
 
 #define TASK_DONE 1u    /* finished: completed, failed or timed out */
 #define TASK_OK 2u      /* completed: the value is a duration sample */
@@ -158,6 +158,8 @@ struct sm_swarm {
     uint32_t *dirty_list;       /* indexes of dirty agents, same capacity
                                    as agents: a commit visits only these */
     uint32_t n_dirty;
+    int64_t expire_at_ms;       /* event time of the last expiry scan */
+    int64_t expire_retention_ms;    /* its retention; -1 before the first */
     double scratch[SM_SWARM_SAMPLES];
 };
 
@@ -457,9 +459,21 @@ static int64_t window_since(const sm_swarm *sw)
     return sw->st.now_ms - sw->cfg.window_ms + 1;
 }
 
+/* Checksum of a blob body, 8 bytes a step (a multiply-xorshift fold):
+ * byte-wise FNV over every dirty agent was a tenth of a 100k-agent
+ * commit. Host byte order, like the blobs themselves. */
 static uint64_t blob_check(const void *body, size_t n)
 {
-    return sm_hash_bytes(SM_HASH_INIT, body, n);
+    const unsigned char *p = body;
+    uint64_t h = SM_HASH_INIT ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+    }
+    return sm_hash_bytes(h, p + i, n - i);
 }
 
 static void blob_hdr_fill(blob_hdr *h, uint32_t magic, size_t size,
@@ -1193,6 +1207,7 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
         return SM_ERR_NOMEM;
     }
     sw->table_cap = TABLE_INIT;
+    sw->expire_retention_ms = -1;
     sw->raised_head = NONE;
     sw->raised_tail = NONE;
     sw->cfg = *cfg;
@@ -1561,6 +1576,12 @@ size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
         return 0;
     if (retention_ms < 0)
         retention_ms = 0;
+    /* a scan of every agent: at most once per tick for one retention */
+    if (retention_ms == sw->expire_retention_ms &&
+        sw->st.now_ms - sw->expire_at_ms < sw->cfg.tick_ms)
+        return 0;
+    sw->expire_retention_ms = retention_ms;
+    sw->expire_at_ms = sw->st.now_ms;
     int64_t cutoff = sw->st.now_ms - retention_ms;
     size_t n = 0;
     /* downwards: the agent moved into a hole was already looked at */

@@ -280,7 +280,9 @@ sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len);
 
 /* Removes agents whose last event is older than now - retention_ms and
  * that have no raised bottleneck; calls removed(ud, agent, NULL, 0) for
- * each before it goes. Returns how many were removed. */
+ * each before it goes. Returns how many were removed. The scan visits
+ * every agent, so a call with the same retention_ms within one tick_ms of
+ * event time of the previous scan returns 0 at once. */
 size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
                        sm_agent_visit_fn removed, void *ud);
 
