@@ -119,6 +119,7 @@ sm_status sm_bus_connect(sm_bus **out, const sm_config *cfg, const sm_log *log,
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, cfg->reconnect_wait_ms);
     if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(o, (int)cfg->reconnect_buf);
     if (s == NATS_OK) s = natsOptions_SetMaxPendingMsgs(o, (int)cfg->pending_limit);
+    if (s == NATS_OK) s = natsOptions_SetSendAsap(o, cfg->send_asap);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, b);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(o, on_closed, b);

@@ -49,6 +49,7 @@ static const opt options[] = {
     {"reconnect_wait", OPT_DUR, C(reconnect_wait_ms), "wait between reconnects"},
     {"reconnect_buf", OPT_SIZE, C(reconnect_buf), "bytes buffered while disconnected"},
     {"pending_limit", OPT_I64, C(pending_limit), "messages queued in the client before slow-consumer drops"},
+    {"send_asap", OPT_BOOL, C(send_asap), "publish conclusions at once, not via the client's buffer"},
     {"input_subject", OPT_STR, C(input_subject), "subject to consume"},
     {"output_prefix", OPT_STR, C(output_prefix), "first token of output subjects"},
     {"deadletter_subject", OPT_STR, C(deadletter_subject), "where rejected input goes"},
@@ -121,6 +122,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->reconnect_wait_ms = 500;
     cfg->reconnect_buf = 8 << 20;
     cfg->pending_limit = 1000000;
+    cfg->send_asap = true;
     cfg->map_size = 64 << 20;
     cfg->map_max = 1LL << 30;
     cfg->commit_events = 16384;

@@ -44,6 +44,9 @@ typedef struct sm_config {
     int64_t reconnect_wait_ms;  /* 500 */
     int64_t reconnect_buf;      /* bytes buffered while disconnected, 8M */
     int64_t pending_limit;      /* subscription pending messages, 1000000 */
+    bool send_asap;             /* publish each message at once instead of
+                                   buffering it for cnats's flusher: true
+                                   (conclusions are few and urgent) */
 
     /* subjects */
     char *input_subject;        /* "swarm.>" */

@@ -167,9 +167,11 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
     memset(st, 0, sizeof *st);
     sm_recr *r = NULL;
     sm_bus *bus = NULL;
+    sm_config bulk = *cfg;      /* shallow: many publishes, let cnats batch */
+    bulk.send_asap = false;
     sm_status s = sm_recr_open(&r, path, st->error, sizeof st->error);
     if (s == SM_OK)
-        s = sm_bus_connect(&bus, cfg, log, false, st->error, sizeof st->error);
+        s = sm_bus_connect(&bus, &bulk, log, false, st->error, sizeof st->error);
     if (s != SM_OK)
         goto cleanup;
     int64_t t0 = mono_ns();
