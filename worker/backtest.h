@@ -6,10 +6,12 @@
  * folded into episodes: (swarm, type, affected) from RAISED to RESOLVED
  * (or to the end of the recording), with the peak severity reached. An
  * episode of run A matches one of run B with the same key whose time spans
- * overlap. The report lists, in event-time order:
+ * overlap. The report lists A's episodes in the order they were raised,
+ * marked
  *   -  only in A ("disappears" under B)
- *   +  only in B ("appears")
  *   ~  in both, with a different peak severity or raise time
+ * (unchanged ones are counted, not listed), then B's unmatched ones
+ *   +  only in B ("appears")
  * and a summary line with the counts.
  */
 #ifndef SM_BACKTEST_H
