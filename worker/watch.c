@@ -86,8 +86,9 @@ sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
     }
     natsConnection *nc = sm_bus_conn(bus);
     snprintf(subj, sizeof subj, "%s.>", cfg->output_prefix);
-    /* One sync subscription per subject, both fed into one queue order is
-     * not needed: we poll them in turn with short timeouts. */
+    /* <prefix>.> covers the dead-letter subject unless it lies elsewhere;
+     * then a second subscription, polled in turn (order across the two
+     * does not matter to a reader). */
     natsStatus ns = natsConnection_SubscribeSync(&s1, nc, subj);
     if (ns == NATS_OK &&
         strncmp(cfg->deadletter_subject, cfg->output_prefix,
