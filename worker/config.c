@@ -125,8 +125,8 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->send_asap = true;
     cfg->map_size = 64 << 20;
     cfg->map_max = 1LL << 30;
-    cfg->commit_events = 16384;
-    cfg->commit_ms = 50;
+    cfg->commit_events = 262144;
+    cfg->commit_ms = 1000;
     cfg->retention_ms = 10 * 60 * 1000;
     cfg->stats_ms = 10000;
     const struct { char **slot; const char *v; } strs[] = {

@@ -57,8 +57,8 @@ typedef struct sm_config {
     char *store_dir;            /* "./swarm-medic-data" */
     int64_t map_size;           /* 64M */
     int64_t map_max;            /* 1G */
-    int64_t commit_events;      /* group commit after N events, 16384 */
-    int64_t commit_ms;          /* or after this much wall time, 50 */
+    int64_t commit_events;      /* group commit after N events, 262144 */
+    int64_t commit_ms;          /* or after this much wall time, 1000 */
     int64_t retention_ms;       /* drop idle agents after, 10m event time */
 
     /* output */
