@@ -1544,7 +1544,7 @@ static void print_table(const bench *b)
         snprintf(v, sizeof v, "largest rise %.1f MiB, by %llu events",
                  r->hwm_jump_mib, (unsigned long long)r->hwm_jump_at);
         row("  VmHWM between markers", v, "", "");
-        snprintf(v, sizeof v, "%.1f MiB (inherits the bench's RSS via fork)",
+        snprintf(v, sizeof v, "%.1f MiB (its VmHWM, as it logs it)",
                  r->log_max_rss_mib);
         row("  worker's own max_rss_kb log field", v, "", "");
         snprintf(v, sizeof v, "%.1f MiB (used %.1f MiB)", r->lmdb_mib, r->lmdb_used_mib);
