@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "recfile.h"
 #include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "runner.h"
@@ -481,6 +482,59 @@ START_TEST(bad_config_is_refused_with_reason)
 }
 END_TEST
 
+
+/* ---- a recording replayed onto a bus arrives whole and in order ------- */
+
+START_TEST(replay_to_bus_publishes_every_record_in_order)
+{
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&sub, nc, "swarm.>"), NATS_OK);
+    ck_assert_int_eq(natsSubscription_SetPendingLimits(sub, -1, -1), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+
+    const char *path = "tests/golden/two-swarms.rec";
+    char bin[512], url[128], dir[256], log[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(url, sizeof url, "--nats-url=%s", srv.url);
+    sm_test_tmpdir(dir, sizeof dir, "tobus");
+    snprintf(log, sizeof log, "%s/replay.log", dir);
+    const char *argv[] = {bin, "replay", path, "--to-bus", "--speed", "fast", url, NULL};
+    int rc = sm_test_wait(sm_test_spawn(argv, log, true), 120000);
+    ck_assert_msg(rc == 0, "replay --to-bus exited %d: %s", rc, TAIL(log));
+
+    sm_recr *r = NULL;
+    char err[256];
+    ck_assert_int_eq(sm_recr_open(&r, path, err, sizeof err), SM_OK);
+    sm_rec rec;
+    uint64_t n = 0;
+    while (sm_recr_next(r, &rec) == SM_OK) {
+        natsMsg *m = NULL;
+        ck_assert_msg(natsSubscription_NextMsg(&m, sub, 10000) == NATS_OK,
+                      "record %llu never arrived", (unsigned long long)n);
+        ck_assert_str_eq(natsMsg_GetSubject(m), rec.subject);
+        ck_assert_int_eq(natsMsg_GetDataLength(m), (int)rec.len);
+        ck_assert_mem_eq(natsMsg_GetData(m), rec.data, rec.len);
+        natsMsg_Destroy(m);
+        n++;
+    }
+    ck_assert_uint_gt(n, 1000);
+    natsMsg *extra = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&extra, sub, 200) == NATS_TIMEOUT,
+                  "more messages than records");
+    ck_assert(sm_test_wait_for_text(log, "replayed tests/golden/two-swarms.rec", 100));
+    sm_recr_close(r);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e");
@@ -494,6 +548,7 @@ int main(void)
     tcase_add_test(tc, full_map_is_reported_and_worker_keeps_serving);
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
+    tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }
