@@ -131,6 +131,26 @@ START_TEST(validation_names_the_problem)
 }
 END_TEST
 
+START_TEST(shipped_example_is_valid_and_equals_the_defaults)
+{
+    /* deploy/swarm-medic.json spells out every detector default: it must
+     * load, validate, and change no detector figure */
+    sm_config c, d;
+    char err[256];
+    sm_config_init(&c);
+    sm_config_init(&d);
+    ck_assert_msg(sm_config_load_file(&c, "deploy/swarm-medic.json", err,
+                                      sizeof err) == SM_OK, "%s", err);
+    ck_assert_msg(sm_config_validate(&c, err, sizeof err) == SM_OK, "%s", err);
+    ck_assert_mem_eq(&c.detect, &d.detect, sizeof c.detect);
+    ck_assert_str_eq(c.store_dir, "/var/lib/swarm-medic");
+    ck_assert_int_eq(c.commit_ms, d.commit_ms);
+    ck_assert_int_eq(c.commit_events, d.commit_events);
+    sm_config_free(&c);
+    sm_config_free(&d);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -141,6 +161,7 @@ int main(void)
     tcase_add_test(tc, malformed_json_gives_line);
     tcase_add_test(tc, bad_values_are_rejected);
     tcase_add_test(tc, validation_names_the_problem);
+    tcase_add_test(tc, shipped_example_is_valid_and_equals_the_defaults);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }
