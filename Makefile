@@ -57,7 +57,7 @@ deps:
 	@sh deploy/install-deps.sh
 
 # ---- generated protobuf code (kept out of the source tree)
-$(PB_C) $(PB_H): $(PROTO)
+$(PB_C) $(PB_H) &: $(PROTO)
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -I schema $(PROTO)
 
