@@ -42,7 +42,8 @@
 
 #define BLOB_MAGIC_SWARM 0x57534d53u     /* "SMSW" little-endian */
 #define BLOB_MAGIC_AGENT 0x47414d53u     /* "SMAG" little-endian */
-#define BLOB_VERSION 2u
+#define BLOB_VERSION 2u                 /* swarm blobs (a struct copy) */
+#define BLOB_VERSION_AGENT 3u           /* agent blobs (encoded, see below) */
 
 #define TASK_DONE 1u    /* finished: completed, failed or timed out */
 #define TASK_OK 2u      /* completed: the value is a duration sample */
@@ -89,10 +90,40 @@ typedef struct agent {
     uint32_t hash;              /* low 32 bits of the id's FNV-1a */
 } agent;
 
-typedef struct agent_blob {
-    blob_hdr hdr;
-    agent_state s;
-} agent_blob;
+/* Agent blob (version BLOB_VERSION_AGENT): the blob_hdr (host order, as
+ * for the swarm blob; size = whole blob, check over the body), then a
+ * variable-length body, little-endian, fixed-width fields, no padding:
+ *
+ *   off  size  field
+ *     0     8  i64 last_seen_ms               0..TS_MAX
+ *     8     8  i64 raised_at_ms               0..TS_MAX
+ *    16     8  i64 clear_since_ms             0..TS_MAX (0: not clearing)
+ *    24     8  f64 impact (IEEE-754 bits)
+ *    32     1  u8  raised                     0..1
+ *    33     1  u8  severity                   0..SM_SEV_CRITICAL (>= LOW
+ *                                             when raised)
+ *    34     1  u8  flags                      AGENT_* bits only
+ *    35     1  u8  id length L                1..SM_ID_MAX-1
+ *    36     L  id bytes (no NUL, no padding)
+ *  36+L     1  u8  sample count N             0..SM_AGENT_TASKS
+ *  37+L        N sample records, oldest first, each one of
+ *                narrow (9 bytes):  u8 tag, u32 age, u32 value
+ *                wide  (13 bytes):  u8 tag, i64 ts_ms, u32 value
+ *              tag: bits 0-1 the sample flags (TASK_DONE must be set),
+ *              bit 7 (SAMPLE_WIDE) the wide form, other bits zero.
+ *              age = last_seen_ms - ts_ms; the narrow form is used, and
+ *              required, whenever age fits in a u32; ts_ms in 0..TS_MAX.
+ *
+ * The body ends right after the last record (size must match exactly).
+ * Only the held samples are stored: import rebuilds the ring with them in
+ * slots 0..N-1 (head N % cap), which holds the same samples in the same
+ * order, so the restored agent behaves, and exports, identically. A busy
+ * agent with a ~12-byte id is 24 + 36 + 12 + 1 + 16 * 9 = 217 bytes. */
+#define SAMPLE_WIDE 0x80u
+#define SAMPLE_FLAGS (TASK_DONE | TASK_OK)
+#define AGENT_BODY_FIXED 36u
+#define AGENT_BLOB_MAX (sizeof(blob_hdr) + AGENT_BODY_FIXED + \
+                        (SM_ID_MAX - 1) + 1 + SM_AGENT_TASKS * 13u)
 
 typedef struct episode {
     int64_t raised_at_ms;
@@ -476,20 +507,20 @@ static uint64_t blob_check(const void *body, size_t n)
     return sm_hash_bytes(h, p + i, n - i);
 }
 
-static void blob_hdr_fill(blob_hdr *h, uint32_t magic, size_t size,
-                          const void *body, size_t body_len)
+static void blob_hdr_fill(blob_hdr *h, uint32_t magic, uint32_t version,
+                          size_t size, const void *body, size_t body_len)
 {
     h->magic = magic;
-    h->version = BLOB_VERSION;
+    h->version = version;
     h->size = (uint32_t)size;
     h->reserved = 0;
     h->check = blob_check(body, body_len);
 }
 
-static bool blob_hdr_ok(const blob_hdr *h, uint32_t magic, size_t size,
-                        const void *body, size_t body_len)
+static bool blob_hdr_ok(const blob_hdr *h, uint32_t magic, uint32_t version,
+                        size_t size, const void *body, size_t body_len)
 {
-    return h->magic == magic && h->version == BLOB_VERSION &&
+    return h->magic == magic && h->version == version &&
            h->size == size && h->reserved == 0 &&
            h->check == blob_check(body, body_len);
 }
@@ -1452,7 +1483,8 @@ size_t sm_swarm_export(const sm_swarm *sw, void *buf, size_t cap)
         return need;
     swarm_blob *b = buf;
     memcpy(&b->st, &sw->st, sizeof b->st);
-    blob_hdr_fill(&b->hdr, BLOB_MAGIC_SWARM, need, &b->st, sizeof b->st);
+    blob_hdr_fill(&b->hdr, BLOB_MAGIC_SWARM, BLOB_VERSION, need, &b->st,
+                  sizeof b->st);
     return need;
 }
 
@@ -1494,7 +1526,8 @@ sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len)
     /* copy first: buf may be unaligned (a store value) */
     swarm_blob b;
     memcpy(&b, buf, sizeof b);
-    if (!blob_hdr_ok(&b.hdr, BLOB_MAGIC_SWARM, sizeof b, &b.st, sizeof b.st))
+    if (!blob_hdr_ok(&b.hdr, BLOB_MAGIC_SWARM, BLOB_VERSION, sizeof b, &b.st,
+                     sizeof b.st))
         return SM_ERR_CORRUPT;
     if (!swarm_state_ok(sw, &b.st))
         return SM_ERR_CORRUPT;
@@ -1508,16 +1541,199 @@ bool sm_swarm_is_dirty(const sm_swarm *sw)
     return sw != NULL && sw->dirty;
 }
 
+/* Little-endian fixed-width writers and readers for the agent blob. */
+static unsigned char *put_u8(unsigned char *p, uint32_t v)
+{
+    *p = (unsigned char)v;
+    return p + 1;
+}
+
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+    return p + 4;
+}
+
+static unsigned char *put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+    return p + 8;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Whether ts_ms can be stored as a u32 age behind last_ms. */
+static bool age_fits(int64_t last_ms, int64_t ts_ms, uint32_t *age)
+{
+    /* both in 0..TS_MAX (vetted), so the difference cannot overflow */
+    int64_t d = last_ms - ts_ms;
+    if (d < 0 || d > (int64_t)UINT32_MAX)
+        return false;
+    *age = (uint32_t)d;
+    return true;
+}
+
+/* Encodes a's agent blob into out (AGENT_BLOB_MAX bytes); returns its
+ * length. The layout is described above AGENT_BLOB_MAX. */
+static size_t agent_encode(const agent_state *s, unsigned char *out)
+{
+    unsigned char *p = out + sizeof(blob_hdr);
+    uint64_t bits;
+    p = put_u64(p, (uint64_t)s->last_seen_ms);
+    p = put_u64(p, (uint64_t)s->raised_at_ms);
+    p = put_u64(p, (uint64_t)s->clear_since_ms);
+    memcpy(&bits, &s->impact, sizeof bits);
+    p = put_u64(p, bits);
+    p = put_u8(p, s->raised);
+    p = put_u8(p, s->severity);
+    p = put_u8(p, s->flags);
+    size_t n = strlen(s->id);   /* 1..SM_ID_MAX-1: ids are vetted */
+    p = put_u8(p, (uint32_t)n);
+    memcpy(p, s->id, n);
+    p += n;
+    const sm_samples *h = &s->tasks_hdr;
+    p = put_u8(p, h->count);
+    for (uint32_t i = 0; i < h->count; i++) {
+        const sm_sample *x = &s->tasks[(h->head + h->cap - h->count + i) %
+                                       h->cap];
+        uint32_t tag = x->flags & SAMPLE_FLAGS, age;
+        if (age_fits(s->last_seen_ms, x->ts_ms, &age)) {
+            p = put_u8(p, tag);
+            p = put_u32(p, age);
+        } else {
+            p = put_u8(p, tag | SAMPLE_WIDE);
+            p = put_u64(p, (uint64_t)x->ts_ms);
+        }
+        p = put_u32(p, x->value);
+    }
+    size_t len = (size_t)(p - out);
+    blob_hdr hdr;
+    blob_hdr_fill(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
+                  out + sizeof hdr, len - sizeof hdr);
+    memcpy(out, &hdr, sizeof hdr);
+    return len;
+}
+
+/* Bounds-checked reader over a blob body. */
+typedef struct reader {
+    const unsigned char *p, *end;
+    bool bad;
+} reader;
+
+static const unsigned char *rd_take(reader *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const unsigned char *q = r->p;
+    r->p += n;
+    return q;
+}
+
+static uint32_t rd_u8(reader *r)
+{
+    const unsigned char *q = rd_take(r, 1);
+    return q ? q[0] : 0;
+}
+
+static uint32_t rd_u32(reader *r)
+{
+    const unsigned char *q = rd_take(r, 4);
+    return q ? get_u32(q) : 0;
+}
+
+static uint64_t rd_u64(reader *r)
+{
+    const unsigned char *q = rd_take(r, 8);
+    return q ? get_u64(q) : 0;
+}
+
+/* Decodes and vets an agent blob body into s (zeroed first). Every field
+ * is checked; the body must be consumed exactly. */
+static bool agent_decode(const unsigned char *body, size_t n, agent_state *s)
+{
+    reader r = {body, body + n, false};
+    memset(s, 0, sizeof *s);
+    s->last_seen_ms = (int64_t)rd_u64(&r);
+    s->raised_at_ms = (int64_t)rd_u64(&r);
+    s->clear_since_ms = (int64_t)rd_u64(&r);
+    uint64_t bits = rd_u64(&r);
+    memcpy(&s->impact, &bits, sizeof bits);
+    uint32_t raised = rd_u8(&r), severity = rd_u8(&r), flags = rd_u8(&r);
+    uint32_t idn = rd_u8(&r);
+    if (r.bad || !ts_ok(s->last_seen_ms) || !ts_ok(s->raised_at_ms) ||
+        !ts_ok(s->clear_since_ms) || raised > 1 ||
+        severity > SM_SEV_CRITICAL ||
+        (raised && severity < SM_SEV_LOW) ||
+        (flags & ~(uint32_t)(AGENT_REGISTERED | AGENT_UNREGISTERED |
+                             AGENT_DYNAMIC)) ||
+        idn < 1 || idn > SM_ID_MAX - 1)
+        return false;
+    s->raised = (uint8_t)raised;
+    s->severity = (uint8_t)severity;
+    s->flags = (uint8_t)flags;
+    const unsigned char *id = rd_take(&r, idn);
+    if (id == NULL || memchr(id, '\0', idn) != NULL)
+        return false;
+    memcpy(s->id, id, idn);
+    uint32_t count = rd_u8(&r);
+    if (r.bad || count > SM_AGENT_TASKS)
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t tag = rd_u8(&r);
+        if ((tag & ~(uint32_t)(SAMPLE_FLAGS | SAMPLE_WIDE)) ||
+            !(tag & TASK_DONE))
+            return false;
+        sm_sample *x = &s->tasks[i];
+        if (tag & SAMPLE_WIDE) {
+            uint32_t age;
+            x->ts_ms = (int64_t)rd_u64(&r);
+            if (!ts_ok(x->ts_ms) || age_fits(s->last_seen_ms, x->ts_ms, &age))
+                return false;   /* out of range, or not the canonical form */
+        } else {
+            x->ts_ms = s->last_seen_ms - (int64_t)rd_u32(&r);
+            if (!ts_ok(x->ts_ms))
+                return false;
+        }
+        x->value = rd_u32(&r);
+        x->flags = tag & SAMPLE_FLAGS;
+        if (r.bad)
+            return false;
+    }
+    if (r.p != r.end)
+        return false;
+    sm_samples_init(&s->tasks_hdr, SM_AGENT_TASKS);
+    s->tasks_hdr.count = count;
+    s->tasks_hdr.head = count % SM_AGENT_TASKS;
+    return true;
+}
+
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
 {
     if (sw == NULL || fn == NULL)
         return;
     for (uint32_t i = 0; i < sw->n_dirty; i++) {
         const agent *a = &sw->agents[sw->dirty_list[i]];
-        agent_blob b;
-        memcpy(&b.s, &a->s, sizeof b.s);
-        blob_hdr_fill(&b.hdr, BLOB_MAGIC_AGENT, sizeof b, &b.s, sizeof b.s);
-        fn(ud, a->s.id, &b, sizeof b);
+        unsigned char b[AGENT_BLOB_MAX];
+        size_t len = agent_encode(&a->s, b);
+        fn(ud, a->s.id, b, len);
     }
 }
 
@@ -1531,38 +1747,28 @@ void sm_swarm_clear_dirty(sm_swarm *sw)
     sw->n_dirty = 0;
 }
 
-static bool agent_state_ok(const agent_state *s)
-{
-    if (id_len(s->id) < 1 || s->raised > 1 ||
-        (s->flags & ~(AGENT_REGISTERED | AGENT_UNREGISTERED | AGENT_DYNAMIC)))
-        return false;
-    if (s->raised && (s->severity < SM_SEV_LOW ||
-                      s->severity > SM_SEV_CRITICAL))
-        return false;
-    for (size_t i = 0; i < sizeof s->reserved; i++) {
-        if (s->reserved[i] != 0)
-            return false;
-    }
-    return sm_samples_valid(&s->tasks_hdr, SM_AGENT_TASKS);
-}
-
 sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
 {
-    if (sw == NULL || blob == NULL || len != sizeof(agent_blob))
+    if (sw == NULL || blob == NULL || len < sizeof(blob_hdr) ||
+        len > AGENT_BLOB_MAX)
         return SM_ERR_CORRUPT;
-    agent_blob b;
-    memcpy(&b, blob, sizeof b);
-    if (!blob_hdr_ok(&b.hdr, BLOB_MAGIC_AGENT, sizeof b, &b.s, sizeof b.s) ||
-        !agent_state_ok(&b.s))
+    /* copy the header first: blob may be unaligned (a store value) */
+    const unsigned char *raw = blob;
+    blob_hdr hdr;
+    memcpy(&hdr, raw, sizeof hdr);
+    agent_state s;
+    if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
+                     raw + sizeof hdr, len - sizeof hdr) ||
+        !agent_decode(raw + sizeof hdr, len - sizeof hdr, &s))
         return SM_ERR_CORRUPT;
     uint32_t k;
-    sm_status rc = agent_get(sw, b.s.id, &k);
+    sm_status rc = agent_get(sw, s.id, &k);
     if (rc != SM_OK)
         return rc;
     agent *a = &sw->agents[k];
     if (a->s.raised)
         raised_unlink(sw, k);
-    memcpy(&a->s, &b.s, sizeof a->s);
+    memcpy(&a->s, &s, sizeof a->s);
     agent_unmark(sw, k);
     if (a->s.raised)
         raised_link(sw, k);

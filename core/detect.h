@@ -253,8 +253,13 @@ bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
                         const char *subject);
 
 /* ---- persistence (used by worker/persist.c; the store never looks
- * inside a blob). Blobs are versioned, fixed-layout records of this build:
- * import rejects a blob of another version or size with SM_ERR_CORRUPT.
+ * inside a blob). Blobs are versioned records with a checksummed body:
+ * the swarm blob is a fixed-layout record of this build; an agent blob is
+ * explicitly encoded (little-endian, variable length: the id without
+ * padding and only the samples held, so a busy agent is ~200 bytes, at
+ * most a few hundred; layout in detect.c). Import vets every field and
+ * rejects a blob of another version, a wrong size (short, long or
+ * truncated) or a bad checksum with SM_ERR_CORRUPT.
  * Dirty tracking: every mutation marks the swarm part and/or the agent it
  * touched dirty; sm_swarm_clear_dirty() is called once the store has
  * committed them. */
@@ -265,13 +270,16 @@ size_t sm_swarm_export(const sm_swarm *sw, void *buf, size_t cap);
 /* Replaces the swarm-wide state. Errors: SM_ERR_CORRUPT. */
 sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len);
 
-/* Visitor over agent blobs. blob is NULL (len 0) for a removed agent. */
+/* Visitor over agent blobs. blob is NULL (len 0) for a removed agent.
+ * Otherwise blob (len bytes, len varies by agent) lives on the caller's
+ * stack and is valid only during the call: copy it to keep it. */
 typedef void (*sm_agent_visit_fn)(void *ud, const char *agent,
                                   const void *blob, size_t len);
 /* Whether the swarm-wide part changed since the last clear. */
 bool sm_swarm_is_dirty(const sm_swarm *sw);
 /* Calls fn for each agent changed since the last clear, in the order they
- * changed (a dirty list: O(changed agents), not O(agents)). */
+ * changed (a dirty list: O(changed agents), not O(agents)), with the
+ * agent's blob encoded into a stack buffer (no allocation). */
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
 void sm_swarm_clear_dirty(sm_swarm *sw);
 /* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,

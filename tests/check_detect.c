@@ -1297,6 +1297,317 @@ START_TEST(import_rejects_bad_blobs)
 }
 END_TEST
 
+/* ---- the agent blob format (layout: core/detect.c, above
+ * AGENT_BLOB_MAX). Offsets below are into the blob: a 24-byte header
+ * (magic, version, size, reserved, check), then the body. */
+
+#define HDR 24
+#define B_RAISED (HDR + 32)
+#define B_SEV (HDR + 33)
+#define B_FLAGS (HDR + 34)
+#define B_IDLEN (HDR + 35)
+#define B_ID (HDR + 36)
+
+/* The body checksum, a copy of blob_check() in core/detect.c: lets a test
+ * re-seal a blob it edited so the edit reaches the field checks behind
+ * the checksum. */
+static uint64_t body_check(const unsigned char *p, size_t n)
+{
+    uint64_t h = SM_HASH_INIT ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+    }
+    return sm_hash_bytes(h, p + i, n - i);
+}
+
+/* Sets size to len and the checksum to that of the body. */
+static void reseal(unsigned char *b, size_t len)
+{
+    uint32_t size = (uint32_t)len;
+    memcpy(b + 8, &size, sizeof size);
+    uint64_t c = body_check(b + HDR, len - HDR);
+    memcpy(b + 16, &c, sizeof c);
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* The one dirty agent blob of sw (asserts there is exactly one). */
+static size_t one_blob(const sm_swarm *sw, unsigned char *out)
+{
+    blobs *b = calloc(1, sizeof *b);
+    ck_assert_ptr_nonnull(b);
+    sm_swarm_visit_dirty(sw, collect, b);
+    ck_assert_uint_eq(b->n, 1);
+    size_t n = b->len[0];
+    memcpy(out, b->data[0], n);
+    free(b);
+    return n;
+}
+
+/* Imports blob into a fresh swarm (with src's swarm part) and exports the
+ * agent again: a late heartbeat marks it dirty without changing it. */
+static size_t reexport(const sm_swarm *src, const unsigned char *blob,
+                       size_t len, const char *id, unsigned char *out)
+{
+    unsigned char *e;
+    size_t n = export_to(src, &e);
+    sm_swarm *b = mk();
+    rec *r = rec_new();
+    ck_assert_int_eq(sm_swarm_import(b, e, n), SM_OK);
+    ck_assert_int_eq(sm_swarm_import_agent(b, blob, len), SM_OK);
+    beat(b, r, 1, id);
+    size_t m = one_blob(b, out);
+    free(e);
+    free(r);
+    sm_swarm_destroy(b);
+    return m;
+}
+
+START_TEST(agent_blob_layout)
+{
+    sm_swarm *a = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    tasks_of(a, r, &ts, "ag-7", 20, SM_TASK_COMPLETED, 10);
+    task(a, r, ts, "ag-7", SM_TASK_FAILED, 0);
+    unsigned char b[1024];
+    size_t n = one_blob(a, b);
+    /* header, fixed fields, 4-byte id, 16 narrow samples of 9 bytes */
+    ck_assert_uint_eq(n, HDR + 36 + 4 + 1 + 16 * 9);
+    ck_assert_mem_eq(b, "SMAG", 4);
+    ck_assert_uint_eq(le32(b + 4), 3);
+    ck_assert_uint_eq(le32(b + 8), n);
+    ck_assert_uint_eq(le32(b + 12), 0);
+    ck_assert_int_eq((int64_t)le64(b + HDR), ts);     /* last seen */
+    ck_assert_uint_eq(b[B_RAISED], 0);
+    ck_assert_uint_eq(b[B_IDLEN], 4);
+    ck_assert_mem_eq(b + B_ID, "ag-7", 4);
+    const unsigned char *c = b + B_ID + 4;
+    ck_assert_uint_eq(c[0], 16);
+    /* oldest first: the 6th completed task (5 were overwritten) */
+    const unsigned char *s0 = c + 1;
+    ck_assert_uint_eq(s0[0], 3);                    /* done | ok */
+    ck_assert_uint_eq(le32(s0 + 1), 1500);          /* age */
+    ck_assert_uint_eq(le32(s0 + 5), 10);            /* value */
+    const unsigned char *s15 = c + 1 + 15 * 9;
+    ck_assert_uint_eq(s15[0], 1);                   /* done, failed */
+    ck_assert_uint_eq(le32(s15 + 1), 0);
+    ck_assert_uint_eq(le32(s15 + 5), 0);
+
+    /* export -> import -> export gives the same bytes */
+    unsigned char again[1024];
+    ck_assert_uint_eq(reexport(a, b, n, "ag-7", again), n);
+    ck_assert_mem_eq(again, b, n);
+
+    /* a fresh agent has no samples: the blob is header, fields and id */
+    sm_swarm_clear_dirty(a);
+    beat(a, r, ts, "x");
+    ck_assert_uint_eq(one_blob(a, b), HDR + 36 + 1 + 1);
+
+    /* a longest id, no padding either way */
+    char id[SM_ID_MAX];
+    memset(id, 'q', SM_ID_MAX - 1);
+    id[SM_ID_MAX - 1] = '\0';
+    sm_swarm_clear_dirty(a);
+    task(a, r, ts, id, SM_TASK_COMPLETED, 7);
+    n = one_blob(a, b);
+    ck_assert_uint_eq(n, HDR + 36 + (SM_ID_MAX - 1) + 1 + 9);
+    ck_assert_uint_eq(reexport(a, b, n, id, again), n);
+    ck_assert_mem_eq(again, b, n);
+    free(r);
+    sm_swarm_destroy(a);
+}
+END_TEST
+
+/* A sample far behind last_seen (over 2^32 ms) takes the wide form and
+ * still round-trips. */
+START_TEST(agent_blob_wide_sample)
+{
+    sm_swarm *a = mk();
+    rec *r = rec_new();
+    task(a, r, T0, "w", SM_TASK_COMPLETED, 42);
+    int64_t later = T0 + INT64_C(60) * 86400000;    /* 60 days */
+    beat(a, r, later, "w");
+    task(a, r, later, "w", SM_TASK_COMPLETED, 43);
+    unsigned char b[1024], again[1024];
+    size_t n = one_blob(a, b);
+    ck_assert_uint_eq(n, HDR + 36 + 1 + 1 + 13 + 9);
+    const unsigned char *s0 = b + B_ID + 1 + 1;
+    ck_assert_uint_eq(s0[0], 0x80 | 3);
+    ck_assert_int_eq((int64_t)le64(s0 + 1), T0);
+    ck_assert_uint_eq(le32(s0 + 9), 42);
+    ck_assert_uint_eq(s0[13], 3);                   /* narrow */
+    ck_assert_uint_eq(le32(s0 + 14), 0);
+    ck_assert_uint_eq(reexport(a, b, n, "w", again), n);
+    ck_assert_mem_eq(again, b, n);
+
+    /* the wide form where the narrow one fits is not canonical */
+    unsigned char x[1024];
+    memcpy(x, b, n);
+    /* the last (narrow, age 0) sample rewritten wide with the same ts */
+    unsigned char *s1 = x + (s0 - b) + 13;
+    unsigned char wide[13];
+    wide[0] = 0x80 | 3;
+    for (int i = 0; i < 8; i++)
+        wide[1 + i] = (unsigned char)((uint64_t)later >> (8 * i));
+    memcpy(wide + 9, s1 + 5, 4);
+    memcpy(s1, wide, 13);
+    reseal(x, n + 4);
+    sm_swarm *o = mk();
+    ck_assert_int_eq(sm_swarm_import_agent(o, x, n + 4), SM_ERR_CORRUPT);
+    ck_assert_uint_eq(sm_swarm_agent_count(o), 0);
+    sm_swarm_destroy(o);
+    free(r);
+    sm_swarm_destroy(a);
+}
+END_TEST
+
+/* Expects blob (len bytes, re-sealed) to be rejected and to change
+ * nothing. */
+static void assert_rejected(unsigned char *blob, size_t len, bool seal)
+{
+    sm_swarm *o = mk();
+    if (seal)
+        reseal(blob, len);
+    ck_assert_int_eq(sm_swarm_import_agent(o, blob, len), SM_ERR_CORRUPT);
+    ck_assert_uint_eq(sm_swarm_agent_count(o), 0);
+    sm_swarm_destroy(o);
+}
+
+START_TEST(agent_blob_rejects_malformed)
+{
+    sm_swarm *a = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    tasks_of(a, r, &ts, "ag-12", 9, SM_TASK_COMPLETED, 10);
+    unsigned char b[1024], x[1100];
+    size_t n = one_blob(a, b);
+    const size_t cnt = B_ID + 5;                    /* the sample count */
+    ck_assert_uint_eq(b[cnt], 9);
+    ck_assert_uint_eq(n, cnt + 1 + 9 * 9);
+
+    /* truncated at every length, as stored and re-sealed */
+    for (size_t len = 0; len < n; len++) {
+        memcpy(x, b, n);
+        assert_rejected(x, len, false);
+        if (len >= HDR) {
+            memcpy(x, b, n);
+            assert_rejected(x, len, true);
+        }
+    }
+    /* longer: trailing bytes, as stored and re-sealed */
+    for (size_t extra = 1; extra <= 16; extra++) {
+        memcpy(x, b, n);
+        memset(x + n, 0, extra);
+        assert_rejected(x, n + extra, false);
+        memcpy(x, b, n);
+        memset(x + n, 0, extra);
+        assert_rejected(x, n + extra, true);
+    }
+    /* one flipped bit anywhere, not re-sealed: the checksum or header */
+    for (size_t i = 0; i < n; i++) {
+        memcpy(x, b, n);
+        x[i] ^= 0x04;
+        assert_rejected(x, n, false);
+    }
+    /* an oversized count: over SM_AGENT_TASKS, or more than are there */
+    static const unsigned char counts[] = {17, 255, 10};
+    for (size_t i = 0; i < sizeof counts; i++) {
+        memcpy(x, b, n);
+        x[cnt] = counts[i];
+        assert_rejected(x, n, true);
+    }
+    /* 17 well-formed records behind a count of 17 */
+    memcpy(x, b, n);
+    x[cnt] = 17;
+    for (size_t i = 9; i < 17; i++)
+        memcpy(x + cnt + 1 + i * 9, x + cnt + 1, 9);
+    assert_rejected(x, cnt + 1 + 17 * 9, true);
+    /* fewer than are there */
+    memcpy(x, b, n);
+    x[cnt] = 8;
+    assert_rejected(x, n, true);
+    /* a bad id length: 0, too long, or not matching the bytes */
+    static const unsigned char idlens[] = {0, SM_ID_MAX, 255, 4, 6};
+    for (size_t i = 0; i < sizeof idlens; i++) {
+        memcpy(x, b, n);
+        x[B_IDLEN] = idlens[i];
+        assert_rejected(x, n, true);
+    }
+    /* an empty id, the rest of the blob well-formed */
+    memcpy(x, b, B_IDLEN);
+    x[B_IDLEN] = 0;
+    memcpy(x + B_ID, b + B_ID + 5, n - (B_ID + 5));
+    assert_rejected(x, n - 5, true);
+    /* the longest id field with a 64-byte length, padded out */
+    memcpy(x, b, B_IDLEN);
+    x[B_IDLEN] = SM_ID_MAX;
+    memset(x + B_ID, 'z', SM_ID_MAX);
+    x[B_ID + SM_ID_MAX] = 0;
+    assert_rejected(x, B_ID + SM_ID_MAX + 1, true);
+    /* a NUL inside the id */
+    memcpy(x, b, n);
+    x[B_ID + 2] = 0;
+    assert_rejected(x, n, true);
+    /* enum and flag ranges */
+    memcpy(x, b, n);
+    x[B_RAISED] = 2;
+    assert_rejected(x, n, true);
+    memcpy(x, b, n);
+    x[B_SEV] = SM_SEV_CRITICAL + 1;
+    assert_rejected(x, n, true);
+    memcpy(x, b, n);
+    x[B_RAISED] = 1;                                /* raised, severity 0 */
+    x[B_SEV] = 0;
+    assert_rejected(x, n, true);
+    memcpy(x, b, n);
+    x[B_FLAGS] = 0x08;
+    assert_rejected(x, n, true);
+    static const unsigned char tags[] = {0, 2, 4, 0x40, 0x13};
+    for (size_t i = 0; i < sizeof tags; i++) {
+        memcpy(x, b, n);
+        x[cnt + 1 + 9 * 4] = tags[i];
+        assert_rejected(x, n, true);
+    }
+    /* timestamps out of range: last_seen negative, a sample before 0 */
+    memcpy(x, b, n);
+    x[HDR + 7] = 0x80;
+    assert_rejected(x, n, true);
+    memcpy(x, b, n);
+    memset(x + cnt + 2, 0xff, 4);                   /* age 2^32 - 1 */
+    memset(x + HDR, 0, 8);                          /* last_seen 0 */
+    assert_rejected(x, n, true);
+    /* another version, re-sealed */
+    memcpy(x, b, n);
+    x[4] = 2;
+    assert_rejected(x, n, true);
+
+    /* the untouched blob imports, and re-seal is faithful */
+    memcpy(x, b, n);
+    reseal(x, n);
+    ck_assert_mem_eq(x, b, n);
+    sm_swarm *o = mk();
+    ck_assert_int_eq(sm_swarm_import_agent(o, b, n), SM_OK);
+    ck_assert_uint_eq(sm_swarm_agent_count(o), 1);
+    sm_swarm_destroy(o);
+    free(r);
+    sm_swarm_destroy(a);
+}
+END_TEST
+
 /* Two agents raised in the same millisecond resolve in (raised_at, id)
  * order in the sweep, whatever order they were raised or imported in. */
 START_TEST(sweep_order_is_canonical)
@@ -1729,6 +2040,9 @@ static Suite *detect_suite(void)
     tc = tcase_create("persistence");
     tcase_add_test(tc, export_import_round_trip);
     tcase_add_test(tc, import_rejects_bad_blobs);
+    tcase_add_test(tc, agent_blob_layout);
+    tcase_add_test(tc, agent_blob_wide_sample);
+    tcase_add_test(tc, agent_blob_rejects_malformed);
     tcase_add_test(tc, sweep_order_is_canonical);
     tcase_add_test(tc, dirty_tracking);
     tcase_add_test(tc, expire_idle_non_raised_only);

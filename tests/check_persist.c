@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -560,6 +561,135 @@ START_TEST(test_map_full_prunes_idle_agents)
 }
 END_TEST
 
+/* ---- agent blobs through the store */
+
+/* The most an agent blob can be: header, fixed fields, a 63-byte id, the
+ * sample count and 16 samples in the wide (13-byte) form. */
+#define AGENT_BLOB_LIMIT (24 + 36 + (SM_ID_MAX - 1) + 1 + 16 * 13)
+
+typedef struct agent_blobs {
+    size_t n;
+    char id[16][SM_ID_MAX];
+    size_t len[16];
+    unsigned char data[16][AGENT_BLOB_LIMIT];
+    size_t matched;
+} agent_blobs;
+
+static void keep_blob(void *ud, const char *agent, const void *blob, size_t len)
+{
+    agent_blobs *b = ud;
+    ck_assert_ptr_nonnull(blob);
+    ck_assert_uint_lt(b->n, 16);
+    ck_assert_uint_le(len, AGENT_BLOB_LIMIT);
+    snprintf(b->id[b->n], SM_ID_MAX, "%s", agent);
+    memcpy(b->data[b->n], blob, len);
+    b->len[b->n++] = len;
+}
+
+static const unsigned char *blob_of(const agent_blobs *b, const char *id,
+                                    size_t *len)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        if (strcmp(b->id[i], id) == 0) {
+            *len = b->len[i];
+            return b->data[i];
+        }
+    }
+    return NULL;
+}
+
+/* Each stored agent value equals the blob the visitor handed out. */
+static sm_status match_stored(void *ud, const void *key, size_t klen,
+                              const void *val, size_t vlen)
+{
+    agent_blobs *b = ud;
+    size_t off = 2 + strlen(SWARM) + 1;
+    ck_assert_uint_gt(klen, off);
+    char id[SM_ID_MAX];
+    ck_assert_uint_lt(klen - off, SM_ID_MAX);
+    memcpy(id, (const char *)key + off, klen - off);
+    id[klen - off] = '\0';
+    size_t len = 0;
+    const unsigned char *want = blob_of(b, id, &len);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_uint_eq(vlen, len);
+    ck_assert(memcmp(val, want, len) == 0);
+    b->matched++;
+    return SM_OK;
+}
+
+static void no_emit(void *ud, const sm_transition *t)
+{
+    (void)ud;
+    (void)t;
+}
+
+/* Agent blobs are compact, variable-length, stored as handed out, and a
+ * reloaded agent encodes to the very same bytes. */
+START_TEST(test_agent_blobs_compact_and_exact)
+{
+    env e;
+    env_init(&e, MIB, 64 * MIB);
+    sm_swarm *sw = swarm_of(e.reg);
+    feed(sw, 0, 20000, 500, 1 << 30, NULL);        /* 16+ tasks each */
+    task(sw, 20000, "a-much-longer-agent-identifier", 1000, NULL);
+    agent_blobs *want = calloc(1, sizeof *want);
+    ck_assert_ptr_nonnull(want);
+    sm_swarm_visit_dirty(sw, keep_blob, want);
+    ck_assert_uint_eq(want->n, 13);
+    size_t lo = SIZE_MAX, hi = 0;
+    for (size_t i = 0; i < want->n; i++) {
+        lo = want->len[i] < lo ? want->len[i] : lo;
+        hi = want->len[i] > hi ? want->len[i] : hi;
+    }
+    /* ag-N: 4 or 5 id bytes and a full ring of 16 narrow samples
+     * (209 or 210 bytes) */
+    ck_assert_uint_eq(lo, 24 + 36 + 30 + 1 + 9);    /* the long id, 1 task */
+    ck_assert_uint_eq(hi, 24 + 36 + 5 + 1 + 16 * 9);
+    ck_assert_uint_lt(hi, 392);                     /* the old fixed size */
+
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.agents_written, 13);
+    static const char prefix[] = "a\0" SWARM "\0";
+    ck_assert_int_eq(sm_store_scan(e.st, prefix, sizeof prefix - 1,
+                                   match_stored, want), SM_OK);
+    ck_assert_uint_eq(want->matched, 13);
+    assert_reload_equals(e.st, sw);
+
+    /* reloaded: a late heartbeat marks each agent dirty unchanged */
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.agents, 13);
+    sm_swarm *got = sm_registry_find(reg, SWARM);
+    ck_assert_ptr_nonnull(got);
+    for (size_t i = 0; i < want->n; i++) {
+        sm_heartbeat hb = {.ts_ms = 0, .agent = want->id[i], .state = 1};
+        ck_assert_int_eq(sm_swarm_on_heartbeat(got, &hb, no_emit, NULL),
+                         SM_OK);
+    }
+    agent_blobs *again = calloc(1, sizeof *again);
+    ck_assert_ptr_nonnull(again);
+    sm_swarm_visit_dirty(got, keep_blob, again);
+    ck_assert_uint_eq(again->n, want->n);
+    for (size_t i = 0; i < again->n; i++) {
+        size_t len = 0;
+        const unsigned char *w = blob_of(want, again->id[i], &len);
+        ck_assert_ptr_nonnull(w);
+        ck_assert_uint_eq(again->len[i], len);
+        ck_assert(memcmp(again->data[i], w, len) == 0);
+    }
+    free(again);
+    free(want);
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+    env_fini(&e);
+}
+END_TEST
+
 /* ---- load */
 
 START_TEST(test_load_skips_corrupt_blobs)
@@ -669,6 +799,7 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_map_full_keeps_everything_in_memory);
     tcase_add_test(tc, test_map_full_prunes_idle_agents);
     tcase_add_test(tc, test_load_skips_corrupt_blobs);
+    tcase_add_test(tc, test_agent_blobs_compact_and_exact);
     suite_add_tcase(s, tc);
     return s;
 }
