@@ -66,21 +66,39 @@ static void start_worker(rig *r, const char *const *extra)
                   "worker did not subscribe; log:\n%s", TAIL(r->log));
 }
 
-static void connect_listener(rig *r)
+static void connect_listener_as(rig *r, const char *userinfo)
 {
-    ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, r->srv.url), NATS_OK);
+    char url[160];
+    if (userinfo)
+        snprintf(url, sizeof url, "nats://%s@127.0.0.1:%d", userinfo, r->srv.port);
+    else
+        snprintf(url, sizeof url, "%s", r->srv.url);
+    ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, url), NATS_OK);
     ck_assert_int_eq(natsConnection_SubscribeSync(&r->out, r->nc, "medic.>"), NATS_OK);
     ck_assert_int_eq(natsConnection_FlushTimeout(r->nc, 2000), NATS_OK);
 }
 
-static void rig_up(rig *r, const char *const *worker_args)
+static void connect_listener(rig *r)
+{
+    connect_listener_as(r, NULL);
+}
+
+/* A server (with server_args), the worker (with worker_args) and a
+ * listener on medic.> that authenticates with userinfo when not NULL. */
+static void rig_up_auth(rig *r, const char *const *server_args,
+                        const char *const *worker_args, const char *userinfo)
 {
     memset(r, 0, sizeof *r);
-    sm_test_server_start(&r->srv, 0, NULL);
+    sm_test_server_start(&r->srv, 0, server_args);
     sm_test_tmpdir(r->dir, sizeof r->dir, "e2e");
     snprintf(r->store, sizeof r->store, "%s/data", r->dir);
     start_worker(r, worker_args);
-    connect_listener(r);
+    connect_listener_as(r, userinfo);
+}
+
+static void rig_up(rig *r, const char *const *worker_args)
+{
+    rig_up_auth(r, NULL, worker_args, NULL);
 }
 
 /* Stops everything; the worker must exit with want_rc on SIGTERM: 0 after
@@ -535,6 +553,39 @@ START_TEST(replay_to_bus_publishes_every_record_in_order)
 }
 END_TEST
 
+/* ---- authentication: user/password and token ---------------------------- */
+
+typedef struct auth_case {
+    const char *server[5];
+    const char *worker[3];
+    const char *userinfo;       /* for the test's own connection */
+} auth_case;
+
+static const auth_case auths[] = {
+    {{"--user", "medic", "--pass", "s3cret", NULL},
+     {"--nats-user=medic", "--nats-password=s3cret", NULL}, "medic:s3cret"},
+    {{"--auth", "t0ken", NULL, NULL, NULL}, {"--nats-token=t0ken", NULL, NULL},
+     "t0ken"},
+};
+
+START_TEST(worker_authenticates)
+{
+    rig r;
+    rig_up_auth(&r, auths[_i].server, auths[_i].worker, auths[_i].userinfo);
+    natsSubscription *dl = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&dl, r.nc, "medic.deadletter"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    /* a round trip through the worker proves its connection both ways */
+    ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.s0.bogus.a1", "x", 1), NATS_OK);
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, dl, 20000) == NATS_OK,
+                  "no answer from the authenticated worker; log:\n%s", TAIL(r.log));
+    natsMsg_Destroy(m);
+    natsSubscription_Destroy(dl);
+    rig_down(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e");
@@ -549,6 +600,8 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
+    tcase_add_loop_test(tc, worker_authenticates, 0,
+                        (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }
