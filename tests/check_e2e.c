@@ -586,6 +586,71 @@ START_TEST(worker_authenticates)
 }
 END_TEST
 
+/* ---- a server that refuses or is not there yet -------------------------- */
+
+static pid_t spawn_worker_raw(const char *url, const char *store, const char *log,
+                              const char *extra)
+{
+    char bin[512], u[128], st[400];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(u, sizeof u, "--nats-url=%s", url);
+    snprintf(st, sizeof st, "--store-dir=%s", store);
+    const char *argv[] = {bin, u, st, "--stats-interval=0", "--reconnect-wait=100ms",
+                          extra, NULL};
+    return sm_test_spawn(argv, log, true);
+}
+
+START_TEST(refused_worker_says_why_retries_and_stops)
+{
+    sm_test_server srv;
+    const char *sargs[] = {"--auth", "right", NULL};
+    sm_test_server_start(&srv, 0, sargs);
+    char dir[256], store[320], log[320];
+    sm_test_tmpdir(dir, sizeof dir, "refused");
+    snprintf(store, sizeof store, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    pid_t w = spawn_worker_raw(srv.url, store, log, "--nats-token=wrong");
+    ck_assert_msg(sm_test_wait_for_text(log, "event=bus_connect_failed attempt=2 ", 30000),
+                  "no retried connect failure logged:\n%s", TAIL(log));
+    ck_assert_msg(sm_test_wait_for_text(log, "Authorization", 100), "%s", TAIL(log));
+    kill(w, SIGTERM);
+    int rc = sm_test_wait(w, 30000);
+    ck_assert_msg(rc == 1, "refused worker exited %d on SIGTERM:\n%s", rc, TAIL(log));
+    ck_assert(sm_test_wait_for_text(log, "stopped before ever connecting", 100));
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+START_TEST(worker_waits_for_a_server_that_comes_up_later)
+{
+    /* learn a free port, then start the worker before the server */
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    int port = srv.port;
+    char url[64];
+    snprintf(url, sizeof url, "%s", srv.url);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    char dir[256], store[320], log[320];
+    sm_test_tmpdir(dir, sizeof dir, "later");
+    snprintf(store, sizeof store, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
+    ck_assert_msg(sm_test_wait_for_text(log, "event=bus_connect_failed", 30000),
+                  "%s", TAIL(log));
+    sm_test_server_start(&srv, port, NULL);
+    ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000),
+                  "worker never connected once the server was up:\n%s", TAIL(log));
+    kill(w, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(w, 30000), 0);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e");
@@ -600,6 +665,8 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
+    tcase_add_test(tc, refused_worker_says_why_retries_and_stops);
+    tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);

@@ -103,7 +103,7 @@ static natsStatus set_tls(natsOptions *o, const sm_config *cfg)
 }
 
 sm_status sm_bus_connect(sm_bus **out, const sm_config *cfg, const sm_log *log,
-                         bool retry, char *err, size_t errcap)
+                         char *err, size_t errcap)
 {
     sm_bus *b = calloc(1, sizeof *b);
     if (!b)
@@ -124,15 +124,11 @@ sm_status sm_bus_connect(sm_bus **out, const sm_config *cfg, const sm_log *log,
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, b);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(o, on_closed, b);
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(o, on_error, b);
-    if (s == NATS_OK && retry)
-        s = natsOptions_SetRetryOnFailedConnect(o, true, NULL, NULL);
     if (s == NATS_OK) { step = "authentication"; s = set_auth(o, cfg); }
     if (s == NATS_OK) { step = "tls"; s = set_tls(o, cfg); }
     if (s == NATS_OK) {
         step = "connect";
         s = natsConnection_Connect(&b->nc, o);
-        if (s == NATS_NOT_YET_CONNECTED)
-            s = NATS_OK;        /* retrying in the background */
     }
     natsOptions_Destroy(o);
     if (s != NATS_OK) {

@@ -26,12 +26,12 @@ typedef struct sm_bus sm_bus;
 /* Converts a cnats status, once, at the edge. */
 sm_status sm_bus_status(natsStatus s);
 
-/* Connects. With retry true, a server that is not up yet is retried in the
- * background (cnats RetryOnFailedConnect) instead of failing.
- * Errors: SM_ERR_BUS (message in err), SM_ERR_CONFIG (unreadable TLS or
- * credential files), SM_ERR_NOMEM. */
+/* Connects, once: a server that is down or refuses us is an error here
+ * (the worker retries with backoff, sm_worker_connect). Once connected,
+ * cnats reconnects for ever on its own. Errors: SM_ERR_BUS (message in
+ * err), SM_ERR_CONFIG (unreadable TLS or credential files), SM_ERR_NOMEM. */
 sm_status sm_bus_connect(sm_bus **out, const sm_config *cfg, const sm_log *log,
-                         bool retry, char *err, size_t errcap);
+                         char *err, size_t errcap);
 /* Flushes (up to 2 s), closes and frees. NULL is a no-op. */
 void sm_bus_close(sm_bus *b);
 

@@ -192,7 +192,7 @@ static int run_worker(const sm_config *cfg, const sm_log *log,
     if (s == SM_OK)
         s = sm_worker_open(w);
     if (s == SM_OK)
-        s = sm_worker_connect(w);
+        s = sm_worker_connect(w, stop);
     if (s == SM_OK)
         s = sm_worker_run(w, stop);
     if (s != SM_OK)

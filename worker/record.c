@@ -141,7 +141,7 @@ sm_status sm_record_run(const sm_config *cfg, const sm_log *log,
         s = SM_ERR_NOMEM;
         goto cleanup;
     }
-    s = sm_bus_connect(&bus, cfg, log, false, err, sizeof err);
+    s = sm_bus_connect(&bus, cfg, log, err, sizeof err);
     if (s != SM_OK) {
         sm_log_write(log, SM_LOG_ERROR, "bus_connect_failed", "detail=\"%s\"", err);
         goto cleanup;

@@ -171,7 +171,7 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
     bulk.send_asap = false;
     sm_status s = sm_recr_open(&r, path, st->error, sizeof st->error);
     if (s == SM_OK)
-        s = sm_bus_connect(&bus, &bulk, log, false, st->error, sizeof st->error);
+        s = sm_bus_connect(&bus, &bulk, log, st->error, sizeof st->error);
     if (s != SM_OK)
         goto cleanup;
     int64_t t0 = mono_ns();

@@ -79,7 +79,7 @@ sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
     char err[512], subj[256];
     sm_bus *bus = NULL;
     natsSubscription *s1 = NULL, *s2 = NULL;
-    sm_status s = sm_bus_connect(&bus, cfg, log, true, err, sizeof err);
+    sm_status s = sm_bus_connect(&bus, cfg, log, err, sizeof err);
     if (s != SM_OK) {
         sm_log_write(log, SM_LOG_ERROR, "bus_connect_failed", "detail=\"%s\"", err);
         return s;

@@ -60,13 +60,42 @@ sm_status sm_worker_open(sm_worker *w)
     return s;
 }
 
-sm_status sm_worker_connect(sm_worker *w)
+/* Sleeps up to ms, in slices, unless a stop signal is pending. Returns
+ * true if one is. */
+static bool wait_or_stop(int64_t ms, const sigset_t *stop)
+{
+    for (int64_t slept = 0; slept < ms; slept += 50) {
+        if (sm_proc_stop_pending(stop, NULL))
+            return true;
+        nats_Sleep(50);
+    }
+    return sm_proc_stop_pending(stop, NULL);
+}
+
+sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
 {
     char err[512];
-    sm_status s = sm_bus_connect(&w->bus, w->cfg, w->log, true, err, sizeof err);
-    if (s != SM_OK) {
-        sm_log_write(w->log, SM_LOG_ERROR, "bus_connect_failed", "detail=\"%s\"", err);
-        return s;
+    int64_t wait_ms = w->cfg->reconnect_wait_ms > 100 ? w->cfg->reconnect_wait_ms : 100;
+    sm_status s;
+    /* cnats's own retry-on-failed-connect blocks inside Connect for ever
+     * on an authorization error, deaf to signals and silent: retry here,
+     * saying why each attempt failed. */
+    for (unsigned attempt = 1;; attempt++) {
+        s = sm_bus_connect(&w->bus, w->cfg, w->log, err, sizeof err);
+        if (s == SM_OK)
+            break;
+        sm_log_write(w->log, s == SM_ERR_BUS ? SM_LOG_WARN : SM_LOG_ERROR,
+                     "bus_connect_failed", "attempt=%u detail=\"%s\"%s", attempt,
+                     err, s == SM_ERR_BUS ? " retry=yes" : " retry=no");
+        if (s != SM_ERR_BUS)
+            return s;           /* bad TLS or credential files: fatal */
+        if (wait_or_stop(wait_ms, stop)) {
+            sm_log_write(w->log, SM_LOG_WARN, "stopping",
+                         "detail=\"stopped before ever connecting\"");
+            return SM_ERR_BUS;
+        }
+        if (wait_ms < 5000)
+            wait_ms *= 2;
     }
     natsConnection *nc = sm_bus_conn(w->bus);
     natsStatus ns = natsConnection_SubscribeSync(&w->sub, nc, w->cfg->input_subject);

@@ -66,8 +66,11 @@ void sm_worker_destroy(sm_worker *w);
 /* Opens the LMDB environment and loads the windows it holds. */
 sm_status sm_worker_open(sm_worker *w);
 /* Connects to NATS and subscribes to cfg->input_subject; conclusions then
- * go to the bus. */
-sm_status sm_worker_connect(sm_worker *w);
+ * go to the bus. A server that is down or refuses us is retried with
+ * backoff (reconnect_wait doubling to 5 s), each failure logged with its
+ * reason, until a signal of `stop` is pending (then SM_ERR_BUS). Bad TLS
+ * or credential files fail at once with SM_ERR_CONFIG. */
+sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop);
 /* Sends conclusions to `sink` instead of the bus (before any handling). */
 void sm_worker_set_sink(sm_worker *w, const sm_sink *sink);
 
