@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "recfile.h"
+#include "proc.h"
 #include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "runner.h"
@@ -25,12 +26,6 @@ typedef struct rig {
     natsConnection *nc;
     natsSubscription *out;      /* medic.> */
 } rig;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* The last part of a log, small enough for a Check message. */
 static const char *log_tail(const char *path, char *buf, size_t cap)
@@ -428,7 +423,7 @@ START_TEST(server_restart_worker_reconnects)
     ck_assert_msg(sm_test_wait_for_text(r.log, "event=bus_reconnected", 20000),
                   "worker did not reconnect:\n%s", TAIL(r.log));
     connect_listener(&r);
-    sleep_ms(200);              /* the worker re-subscribes on reconnect */
+    sm_proc_sleep_ms(200);              /* the worker re-subscribes on reconnect */
     const char *args[] = {"--seed", "5", "--swarms", "1", "--agents", "12", "--rate",
                           "400", "--duration", "150s", "--fault", "queue:0:30s-150s", NULL};
     run_sim(&r, args);

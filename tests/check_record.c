@@ -15,6 +15,7 @@
 #include "log.h"
 #include "recfile.h"
 #include "record.h"
+#include "proc.h"
 #include "support.h"
 #include "runner.h"
 
@@ -26,12 +27,6 @@ typedef struct rig {
     pid_t child;
     natsConnection *nc;
 } rig;
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 /* Forks a recorder on `subjects` with max_msgs; SIGUSR1 stops it. Returns
  * once it has subscribed. Its exit code is its sm_status. */
@@ -212,7 +207,7 @@ static bool wait_records(const char *path, int n, int timeout_ms)
         }
         if (got >= n)
             return got == n;
-        sleep_ms(50);
+        sm_proc_sleep_ms(50);
     }
     return false;
 }

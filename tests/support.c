@@ -11,12 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 void sm_test_tmpdir(char *buf, size_t cap, const char *tag)
 {
     const char *base = getenv("TMPDIR");
@@ -114,7 +108,7 @@ bool sm_test_wait_for_text(const char *path, const char *needle, int timeout_ms)
         free(txt);
         if (hit)
             return true;
-        sleep_ms(20);
+        sm_proc_sleep_ms(20);
     }
     return false;
 }

@@ -197,13 +197,6 @@ typedef struct bench {
 
 /* ------------------------------------------------------------ small helpers */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void sleep_until(int64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000LL), (long)(ns % 1000000000LL)};
@@ -213,15 +206,7 @@ static void sleep_until(int64_t ns)
 
 static void sleep_ms(int ms)
 {
-    sleep_until(mono_ns() + (int64_t)ms * 1000000LL);
-}
-
-static bool interrupted(const sigset_t *stop)
-{
-    sigset_t pending;
-    sigpending(&pending);
-    return (sigismember(stop, SIGINT) && sigismember(&pending, SIGINT)) ||
-           (sigismember(stop, SIGTERM) && sigismember(&pending, SIGTERM));
+    sleep_until(sm_proc_mono_ns() + (int64_t)ms * 1000000LL);
 }
 
 static int fail(char *why, size_t cap, const char *fmt, ...)
@@ -565,7 +550,7 @@ static int publish_stream(natsConnection *nc, const stream *st,
                                               st->arena + e->payload, (int)e->len);
         if (s != NATS_OK)
             return bus_fail(why, cap, "publish", s);
-        if ((i & 0xffff) == 0 && interrupted(stop))
+        if ((i & 0xffff) == 0 && sm_proc_stop_pending(stop, NULL))
             return fail(why, cap, "interrupted");
     }
     return 0;
@@ -701,7 +686,7 @@ static void on_answer(natsConnection *nc, natsSubscription *sub, natsMsg *m,
 {
     (void)nc;
     (void)sub;
-    int64_t now = mono_ns();
+    int64_t now = sm_proc_mono_ns();
     listener *l = closure;
     int64_t ts = 0;
     bool ok = answer_ts(l->echo, natsMsg_GetData(m),
@@ -730,16 +715,16 @@ typedef enum wait_result { WAIT_OK = 0, WAIT_TIMEOUT, WAIT_INTERRUPTED } wait_re
 static wait_result listener_wait(listener *l, int64_t ts, int timeout_ms,
                                  const sigset_t *stop)
 {
-    int64_t end = mono_ns() + (int64_t)timeout_ms * 1000000LL;
+    int64_t end = sm_proc_mono_ns() + (int64_t)timeout_ms * 1000000LL;
     wait_result r = WAIT_OK;
     pthread_mutex_lock(&l->mu);
     while (l->acked_ts < ts) {
-        int64_t now = mono_ns();
+        int64_t now = sm_proc_mono_ns();
         if (now >= end) {
             r = WAIT_TIMEOUT;
             break;
         }
-        if (interrupted(stop)) {
+        if (sm_proc_stop_pending(stop, NULL)) {
             r = WAIT_INTERRUPTED;
             break;
         }
@@ -770,7 +755,7 @@ static void on_raw(natsConnection *nc, natsSubscription *sub, natsMsg *m,
     atomic_fetch_add_explicit(&rc->received, 1, memory_order_relaxed);
     const char *subject = natsMsg_GetSubject(m);
     if (strcmp(subject, END_SUBJECT) == 0) {
-        int64_t now = mono_ns();
+        int64_t now = sm_proc_mono_ns();
         pthread_mutex_lock(&rc->mu);
         if (++rc->ends == 2) {
             rc->done_ns = now;
@@ -847,7 +832,7 @@ static int worker_start(const bench *b, const char *tag, worker_proc *w,
             return fail(why, cap, "the worker exited (status %d) before subscribing: %s",
                         st, line);
         }
-        if (interrupted(&b->stop))
+        if (sm_proc_stop_pending(&b->stop, NULL))
             return fail(why, cap, "interrupted");
         sleep_ms(20);
     }
@@ -925,7 +910,7 @@ static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
         goto cleanup;
     }
     note("raw: publishing %zu events flat out to a plain subscriber", st->n);
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     if (publish_stream(pub, st, &b->stop, why, cap) != 0)
         goto cleanup;
     if ((s = publish_end(pub, st->last_ts)) != NATS_OK ||
@@ -933,10 +918,10 @@ static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
         bus_fail(why, cap, "publish the end samples", s);
         goto cleanup;
     }
-    int64_t end = mono_ns() + (int64_t)WAIT_MS * 1000000LL;
+    int64_t end = sm_proc_mono_ns() + (int64_t)WAIT_MS * 1000000LL;
     pthread_mutex_lock(&rc.mu);
-    while (rc.ends < 2 && mono_ns() < end && !interrupted(&b->stop)) {
-        int64_t until = mono_ns() + 100000000LL;
+    while (rc.ends < 2 && sm_proc_mono_ns() < end && !sm_proc_stop_pending(&b->stop, NULL)) {
+        int64_t until = sm_proc_mono_ns() + 100000000LL;
         struct timespec ts = {(time_t)(until / 1000000000LL), (long)(until % 1000000000LL)};
         pthread_cond_timedwait(&rc.cv, &rc.mu, &ts);
     }
@@ -946,7 +931,7 @@ static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
     out->accepted = atomic_load(&rc.received);
     if (ends < 2) {
         fail(why, cap, "%s: the subscriber saw %d of 2 end samples and %llu messages",
-             interrupted(&b->stop) ? "interrupted" : "timed out", ends,
+             sm_proc_stop_pending(&b->stop, NULL) ? "interrupted" : "timed out", ends,
              (unsigned long long)out->accepted);
         goto cleanup;
     }
@@ -988,7 +973,7 @@ static int flat_once(bench *b, const stream *st, const char *tag, rate_run *out,
     }
     note("%s: publishing %zu events (%u x %u agents) flat out to the worker",
          tag, st->n, st->swarms, st->agents);
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     if (publish_stream(pub, st, &b->stop, why, cap) != 0)
         goto cleanup;
     if ((s = publish_end(pub, st->last_ts)) != NATS_OK ||
@@ -1082,11 +1067,11 @@ static int paced_publish(const bench *b, natsConnection *pub, probe_table *pt,
     unsigned phase = 0;
     int64_t last_ts = 0, probe_ts = 0, max_late = 0;
     int result = 0;
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     for (uint64_t tick = 0; i < total && result == 0; tick++) {
         int64_t due = t0 + (int64_t)tick * PACE_TICK_NS;
         sleep_until(due);
-        int64_t late = mono_ns() - due;
+        int64_t late = sm_proc_mono_ns() - due;
         if (late > max_late)
             max_late = late;
         uint64_t upto = (tick + 1) * PACE_PER_TICK;
@@ -1103,7 +1088,7 @@ static int paced_publish(const bench *b, natsConnection *pub, probe_table *pt,
                 probe_ts = ts;
                 bool crossing = phase == 1 || phase == 3;
                 if (crossing)
-                    probe_add(pt, ts, mono_ns());
+                    probe_add(pt, ts, sm_proc_mono_ns());
                 s = publish_sample(pub, PROBE_SUBJECT, "p", ts,
                                    phase < 2 ? BIG_PENDING : 0);
                 if (crossing)
@@ -1115,10 +1100,10 @@ static int paced_publish(const bench *b, natsConnection *pub, probe_table *pt,
                 break;
             }
         }
-        if ((tick & 63) == 0 && interrupted(&b->stop))
+        if ((tick & 63) == 0 && sm_proc_stop_pending(&b->stop, NULL))
             result = fail(why, cap, "interrupted");
     }
-    int64_t wall = mono_ns() - t0;
+    int64_t wall = sm_proc_mono_ns() - t0;
     out->rate = (double)i / seconds(wall);
     out->max_late_ms = (double)max_late / 1e6;
     sm_sim_destroy(sim);
@@ -1263,7 +1248,7 @@ static int run_rss(bench *b, char *why, size_t cap)
     int64_t last_ts = 0, mark_ts = 0, prev_mark = 0;
     uint64_t marks = 0;
     long hwm_seen = proc_status_kb(w.pid, "VmHWM");    /* at start-up */
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     for (uint64_t i = 0; i < total;) {
         sm_sim_msg m;
         if (!sm_sim_next(sim, &m)) {
@@ -1314,12 +1299,12 @@ static int run_rss(bench *b, char *why, size_t cap)
                  (unsigned long long)i, (double)kb / 1024.0, (double)hwm_kb / 1024.0);
             checkpoint = res->n_rss < N_CHECKPOINTS && i == cps[res->n_rss];
         }
-        if (interrupted(&b->stop)) {
+        if (sm_proc_stop_pending(&b->stop, NULL)) {
             fail(why, cap, "interrupted");
             goto cleanup;
         }
     }
-    res->rss_rate = (double)total / seconds(mono_ns() - t0);
+    res->rss_rate = (double)total / seconds(sm_proc_mono_ns() - t0);
     res->rss_expected = total + 2 * marks;
     long hwm = proc_status_kb(w.pid, "VmHWM");
     worker_exit x;
@@ -1399,9 +1384,9 @@ static int run_replay(bench *b, char *why, size_t cap)
     memset(&opts, 0, sizeof opts);
     sm_replay_stats rs;
     note("replay: %zu records offline, in process", st->n);
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     s = sm_replay_offline(&cfg, &lg, path, &opts, &rs);
-    int64_t wall = mono_ns() - t0;
+    int64_t wall = sm_proc_mono_ns() - t0;
     sm_config_free(&cfg);
     unlink(path);
     if (s != SM_OK)
@@ -1775,16 +1760,16 @@ int main(int argc, char **argv)
     if (need_main) {
         note("generating %llu events (10 x 100 agents) into memory",
              (unsigned long long)b.opt.events);
-        int64_t t0 = mono_ns();
+        int64_t t0 = sm_proc_mono_ns();
         char why[320];
         if (stream_generate(&b.main, 10, 100, b.opt.events, why, sizeof why) != 0) {
             note("%s", why);
             need_main = false;
         }
-        r->gen_s = seconds(mono_ns() - t0);
+        r->gen_s = seconds(sm_proc_mono_ns() - t0);
     }
     for (int sec = 0; sec < SEC_COUNT; sec++) {
-        if (!wanted(&b, (section)sec) || interrupted(&b.stop))
+        if (!wanted(&b, (section)sec) || sm_proc_stop_pending(&b.stop, NULL))
             continue;
         r->ran[sec] = true;
         if (!need_main && sec != SEC_RSS && sec != SEC_LATENCY && sec != SEC_AGENTS) {

@@ -13,10 +13,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static void sleep_ms(int ms)
+int64_t sm_proc_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+void sm_proc_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
 }
 
 pid_t sm_proc_spawn(const char *const argv[], const char *log_path,
@@ -62,7 +70,7 @@ int sm_proc_wait(pid_t pid, int timeout_ms)
         }
         if (r < 0 || (timeout_ms >= 0 && waited >= timeout_ms))
             return -1;
-        sleep_ms(5);
+        sm_proc_sleep_ms(5);
     }
 }
 
@@ -155,7 +163,7 @@ sm_status sm_proc_nats_start(sm_proc_nats *n, const char *dir, int port,
             n->pid = 0;
             return SM_ERR_IO;
         }
-        sleep_ms(10);
+        sm_proc_sleep_ms(10);
     }
     sm_proc_nats_stop(n);
     return SM_ERR_TIMEOUT;

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "status.h"
@@ -48,6 +49,11 @@ sm_status sm_proc_nats_start(sm_proc_nats *n, const char *dir, int port,
                              const char *const *extra);
 /* Stops it (SIGTERM, then SIGKILL); safe to call twice. */
 void sm_proc_nats_stop(sm_proc_nats *n);
+
+/* Monotonic clock in nanoseconds (for rates and pacing, never decisions). */
+int64_t sm_proc_mono_ns(void);
+/* Sleeps ms milliseconds (resumes after signals until the time is up). */
+void sm_proc_sleep_ms(int ms);
 
 /* Whether a signal of `stop` (blocked in every thread, see main.c) is
  * pending; if so and sig is not NULL, *sig is set to it. The signal stays

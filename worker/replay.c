@@ -12,13 +12,6 @@
 #include "swarm_medic.pb-c.h"
 #include "worker.h"
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* ---- offline ---------------------------------------------------------- */
 
 typedef struct offline {
@@ -109,7 +102,7 @@ sm_status sm_replay_offline(const sm_config *cfg, const sm_log *log,
     sm_sink sink = {.publish = offline_sink, .ud = &o};
     sm_worker_set_sink(w, &sink);
 
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     sm_rec rec;
     while ((s = sm_recr_next(r, &rec)) == SM_OK) {
         if (st->records++ == 0)
@@ -123,7 +116,7 @@ sm_status sm_replay_offline(const sm_config *cfg, const sm_log *log,
     }
     if (opts->store_dir)
         sm_worker_flush(w);
-    st->wall_ns = mono_ns() - t0;
+    st->wall_ns = sm_proc_mono_ns() - t0;
     if (s == SM_ERR_NOT_FOUND)
         s = SM_OK;
     else
@@ -174,7 +167,7 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
         s = sm_bus_connect(&bus, &bulk, log, st->error, sizeof st->error);
     if (s != SM_OK)
         goto cleanup;
-    int64_t t0 = mono_ns();
+    int64_t t0 = sm_proc_mono_ns();
     sm_rec rec;
     while (!sm_proc_stop_pending(stop, NULL) && (s = sm_recr_next(r, &rec)) == SM_OK) {
         if (st->records++ == 0)
@@ -183,7 +176,7 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
         if (speed > 0) {
             int64_t due = t0 + (int64_t)((double)(rec.recv_ms - st->first_recv_ms)
                                          * 1e6 / speed);
-            int64_t wait = due - mono_ns();
+            int64_t wait = due - sm_proc_mono_ns();
             if (wait > 0) {
                 struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
                 nanosleep(&ts, NULL);
@@ -202,7 +195,7 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
                 ? SM_OK : SM_ERR_BUS;
     else if (s == SM_ERR_CORRUPT)
         snprintf(st->error, sizeof st->error, "%s", sm_recr_error(r));
-    st->wall_ns = mono_ns() - t0;
+    st->wall_ns = sm_proc_mono_ns() - t0;
 cleanup:
     sm_bus_close(bus);
     sm_recr_close(r);
