@@ -71,7 +71,7 @@ $(BUILD)/core/%.o: core/%.c
 	$(CC) $(CFLAGS_BASE) $(WARN) -I core -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 # ---- worker edge
 $(BUILD)/worker/%.o: worker/%.c $(PB_H)
@@ -79,7 +79,7 @@ $(BUILD)/worker/%.o: worker/%.c $(PB_H)
 	$(CC) $(CFLAGS_BASE) $(WARN) -I core -I worker -I $(GEN) -c $< -o $@
 
 $(EDGE_LIB): $(EDGE_OBJ)
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 
 $(BIN)/swarm-medic: $(BUILD)/worker/main.o $(EDGE_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)

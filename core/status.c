@@ -16,6 +16,7 @@ const char *sm_status_str(sm_status s)
     case SM_ERR_BUS:       return "bus error";
     case SM_ERR_IO:        return "i/o error";
     case SM_ERR_TIMEOUT:   return "timeout";
+    case SM_ERR_VERSION:   return "newer format";
     }
     return "unknown";
 }

@@ -23,6 +23,7 @@ typedef enum sm_status {
     SM_ERR_BUS,         /* NATS error */
     SM_ERR_IO,          /* file or process error */
     SM_ERR_TIMEOUT,     /* a wait ran out */
+    SM_ERR_VERSION,     /* stored data of a newer format than this build */
 } sm_status;
 
 /* Static, human-readable name of a status; unknown values give "unknown". */

@@ -12,7 +12,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "detect.h"
+#include "encode.h"
+#include "swarm.h"
 #include "persist.h"
 #include "registry.h"
 #include "store.h"
@@ -124,18 +125,27 @@ typedef struct rec {
     size_t n;
 } rec;
 
-static void record(void *ud, const sm_transition *t)
+static void record_one(rec *r, const sm_decision *t)
 {
-    rec *r = ud;
     int w = snprintf(r->text + r->len, sizeof r->text - r->len,
                      "%s %s %s subject=%s at=%lld raised=%lld id=%016llx\n",
-                     sm_bn_type_str(t->type), sm_transition_str(t->kind),
-                     sm_severity_str(t->severity), t->subject,
-                     (long long)t->at_ms, (long long)t->raised_at_ms,
-                     (unsigned long long)t->decision_id);
+                     sm_bn_type_str(t->bn.type),
+                     sm_transition_str(t->bn.transition),
+                     sm_severity_str(t->bn.severity), t->subject,
+                     (long long)t->at_ms, (long long)t->bn.raised_at_ms,
+                     (unsigned long long)t->id);
     if (w > 0 && (size_t)w < sizeof r->text - r->len)
         r->len += (size_t)w;
     r->n++;
+}
+
+/* Records (r not NULL) and forgets what the last call decided. */
+static sm_status record(sm_status s, sm_decisions *ds, rec *r)
+{
+    for (size_t i = 0; r != NULL && i < ds->n; i++)
+        record_one(r, &ds->v[i]);
+    sm_decisions_free(ds);
+    return s;
 }
 
 static void task(sm_swarm *sw, int64_t ts, const char *agent,
@@ -145,7 +155,8 @@ static void task(sm_swarm *sw, int64_t ts, const char *agent,
         .ts_ms = ts, .agent = agent, .kind = SM_TASK_COMPLETED,
         .priority = SM_PRIO_MEDIUM, .tokens_used = 100, .duration_ms = duration_ms,
     };
-    ck_assert_int_eq(sm_swarm_on_task(sw, &ev, r ? record : NULL, r), SM_OK);
+    sm_decisions ds = {0};
+    ck_assert_int_eq(record(sm_swarm_on_task(sw, &ev, &ds), &ds, r), SM_OK);
 }
 
 static void usage(sm_swarm *sw, int64_t ts, uint64_t used_per_mille, rec *r)
@@ -154,7 +165,8 @@ static void usage(sm_swarm *sw, int64_t ts, uint64_t used_per_mille, rec *r)
         .ts_ms = ts, .source = "budget", .token_budget = 1000,
         .tokens_used = used_per_mille,
     };
-    ck_assert_int_eq(sm_swarm_on_resource(sw, &ev, r ? record : NULL, r), SM_OK);
+    sm_decisions ds = {0};
+    ck_assert_int_eq(record(sm_swarm_on_resource(sw, &ev, &ds), &ds, r), SM_OK);
 }
 
 /* A working swarm of 12 agents, one task every 100 ms and a token sample
@@ -618,12 +630,6 @@ static sm_status match_stored(void *ud, const void *key, size_t klen,
     return SM_OK;
 }
 
-static void no_emit(void *ud, const sm_transition *t)
-{
-    (void)ud;
-    (void)t;
-}
-
 /* Agent blobs are compact, variable-length, stored as handed out, and a
  * reloaded agent encodes to the very same bytes. */
 START_TEST(test_agent_blobs_compact_and_exact)
@@ -668,7 +674,7 @@ START_TEST(test_agent_blobs_compact_and_exact)
     ck_assert_ptr_nonnull(got);
     for (size_t i = 0; i < want->n; i++) {
         sm_heartbeat hb = {.ts_ms = 0, .agent = want->id[i], .state = 1};
-        ck_assert_int_eq(sm_swarm_on_heartbeat(got, &hb, no_emit, NULL),
+        ck_assert_int_eq(sm_swarm_on_heartbeat(got, &hb, NULL),
                          SM_OK);
     }
     agent_blobs *again = calloc(1, sizeof *again);

@@ -11,7 +11,7 @@
 #include <nats/nats.h>
 
 #include "codec.h"
-#include "detect.h"
+#include "swarm.h"
 #include "hash.h"
 #include "simgen.h"
 #include "support.h"
@@ -83,18 +83,23 @@ typedef struct feeder {
     uint32_t n;
     rec recs[MAX_RECS];
     size_t n_recs;
+    sm_decisions out;           /* what the last call decided */
 } feeder;
 
-static void on_transition(void *ud, const sm_transition *t)
+/* Keeps what the last call decided. */
+static void take_decisions(feeder *f)
 {
-    feeder *f = ud;
-    ck_assert_msg(f->n_recs < MAX_RECS, "too many transitions");
-    rec *r = &f->recs[f->n_recs++];
-    r->type = t->type;
-    r->kind = t->kind;
-    r->swarm = (uint32_t)atoi(t->swarm + 1);
-    snprintf(r->subject, sizeof r->subject, "%s", t->subject);
-    r->at = t->at_ms;
+    for (size_t i = 0; i < f->out.n; i++) {
+        const sm_decision *t = &f->out.v[i];
+        ck_assert_msg(f->n_recs < MAX_RECS, "too many transitions");
+        rec *r = &f->recs[f->n_recs++];
+        r->type = t->bn.type;
+        r->kind = t->bn.transition;
+        r->swarm = (uint32_t)atoi(t->swarm + 1);
+        snprintf(r->subject, sizeof r->subject, "%s", t->subject);
+        r->at = t->at_ms;
+    }
+    sm_decisions_clear(&f->out);
 }
 
 static void feeder_init(feeder *f, uint32_t swarms)
@@ -113,6 +118,7 @@ static void feeder_init(feeder *f, uint32_t swarms)
 
 static void feeder_free(feeder *f)
 {
+    sm_decisions_free(&f->out);
     for (uint32_t i = 0; i < f->n; i++)
         sm_swarm_destroy(f->sw[i]);
 }
@@ -131,7 +137,7 @@ static void feed(feeder *f, const sm_sim_msg *m)
         sm_task_event ev = {p->ts_ms, p->agent, (sm_task_kind)p->kind,
                             (sm_priority)p->priority, p->tokens_used,
                             p->duration_ms};
-        rc = sm_swarm_on_task(sw, &ev, on_transition, f);
+        rc = sm_swarm_on_task(sw, &ev, &f->out);
         swarmmedic__v1__task_event__free_unpacked(p, NULL);
         break;
     }
@@ -141,7 +147,7 @@ static void feed(feeder *f, const sm_sim_msg *m)
         REQUIRE(p != NULL);
         sm_heartbeat ev = {p->ts_ms, p->agent, (uint32_t)p->state,
                            p->inflight, p->progress};
-        rc = sm_swarm_on_heartbeat(sw, &ev, on_transition, f);
+        rc = sm_swarm_on_heartbeat(sw, &ev, &f->out);
         swarmmedic__v1__heartbeat__free_unpacked(p, NULL);
         break;
     }
@@ -165,7 +171,7 @@ static void feed(feeder *f, const sm_sim_msg *m)
         }
         ev.active_agents = p->active_agents;
         ev.agent_quota = p->agent_quota;
-        rc = sm_swarm_on_resource(sw, &ev, on_transition, f);
+        rc = sm_swarm_on_resource(sw, &ev, &f->out);
         swarmmedic__v1__resource_sample__free_unpacked(p, NULL);
         break;
     }
@@ -176,7 +182,7 @@ static void feed(feeder *f, const sm_sim_msg *m)
         sm_consensus_round ev = {p->ts_ms, p->group,
                                  (sm_round_outcome)p->outcome, p->duration_ms,
                                  p->participants, p->quorum};
-        rc = sm_swarm_on_consensus(sw, &ev, on_transition, f);
+        rc = sm_swarm_on_consensus(sw, &ev, &f->out);
         swarmmedic__v1__consensus_round__free_unpacked(p, NULL);
         break;
     }
@@ -187,11 +193,12 @@ static void feed(feeder *f, const sm_sim_msg *m)
         sm_agent_lifecycle ev = {p->ts_ms, p->agent,
             p->kind == SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED,
             p->dynamic != 0};
-        rc = sm_swarm_on_agent(sw, &ev, on_transition, f);
+        rc = sm_swarm_on_agent(sw, &ev, &f->out);
         swarmmedic__v1__agent_lifecycle__free_unpacked(p, NULL);
         break;
     }
     }
+    take_decisions(f);
     REQUIRE_MSG(rc == SM_OK, "%s at %lld: %s", m->subject,
                   (long long)m->ts_ms, sm_status_str(rc));
 }

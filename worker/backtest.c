@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "detect.h"
+#include "swarm.h"
 #include "replay.h"
 #include "swarm_medic.pb-c.h"
 

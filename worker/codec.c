@@ -417,26 +417,37 @@ void sm_decision_id_hex(uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%016" PRIx64, id);
 }
 
-sm_status sm_bottleneck_subject(const char *prefix, const sm_transition *t,
+sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.bottleneck.%s", prefix, t->swarm,
-                     sm_bn_type_str(t->type));
+    int n = snprintf(buf, cap, "%s.%s.bottleneck.%s", prefix, d->swarm,
+                     sm_bn_type_str(d->bn.type));
     return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
 }
 
-sm_status sm_codec_bottleneck(sm_codec *c, const sm_transition *t,
-                              const char *evidence_subject,
+sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)
+{
+    const sm_evidence *e = &d->evidence;
+    int n = e->signal == SM_SIG_NONE
+                ? snprintf(buf, cap, "%s", "")
+                : snprintf(buf, cap, "swarm.%s.%s.%s", d->swarm,
+                           sm_signal_str(e->signal), e->id);
+    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+}
+
+sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *t,
                               const uint8_t **out, size_t *len)
 {
-    char id[17];
-    sm_decision_id_hex(t->decision_id, id, sizeof id);
+    char id[17], evidence_subject[3 * SM_ID_MAX + 32];
+    sm_decision_id_hex(t->id, id, sizeof id);
+    if (sm_evidence_subject(t, evidence_subject, sizeof evidence_subject) != SM_OK)
+        return SM_ERR_FULL;
 
     Swarmmedic__V1__Evidence ev = SWARMMEDIC__V1__EVIDENCE__INIT;
-    ev.subject = (char *)(evidence_subject ? evidence_subject : "");
-    ev.ts_ms = t->at_ms;
-    ev.window_start_ms = t->window_start_ms;
-    ev.window_end_ms = t->window_end_ms;
+    ev.subject = evidence_subject;
+    ev.ts_ms = t->evidence.ts_ms;
+    ev.window_start_ms = t->evidence.window_start_ms;
+    ev.window_end_ms = t->evidence.window_end_ms;
 
     Swarmmedic__V1__Metric metrics[SM_MAX_METRICS];
     Swarmmedic__V1__Metric *mptr[SM_MAX_METRICS];
@@ -460,25 +471,25 @@ sm_status sm_codec_bottleneck(sm_codec *c, const sm_transition *t,
 
     Swarmmedic__V1__Bottleneck b = SWARMMEDIC__V1__BOTTLENECK__INIT;
     b.decision = &d;
-    b.type = (Swarmmedic__V1__BottleneckType)t->type;
-    b.transition = (Swarmmedic__V1__Bottleneck__Transition)t->kind;
-    b.severity = (Swarmmedic__V1__Severity)t->severity;
-    b.impact_score = t->impact;
+    b.type = (Swarmmedic__V1__BottleneckType)t->bn.type;
+    b.transition = (Swarmmedic__V1__Bottleneck__Transition)t->bn.transition;
+    b.severity = (Swarmmedic__V1__Severity)t->bn.severity;
+    b.impact_score = t->bn.impact;
     char *affected[1] = {(char *)t->subject};
-    if (t->subject && t->subject[0]) {
+    if (t->subject[0]) {
         b.n_affected = 1;
         b.affected = affected;
     }
-    const char *const *recs = sm_bn_recommendations(t->type);
+    const char *const *recs = sm_bn_recommendations(t->bn.type);
     size_t nr = 0;
     while (recs && recs[nr])
         nr++;
-    if (t->kind != SM_TR_RESOLVED) {
+    if (t->bn.transition != SM_TR_RESOLVED) {
         b.n_recommendations = nr;
         b.recommendations = (char **)recs;
     }
-    b.raised_at_ms = t->raised_at_ms;
-    b.reason = (char *)(t->reason ? t->reason : "");
+    b.raised_at_ms = t->bn.raised_at_ms;
+    b.reason = (char *)(t->bn.reason ? t->bn.reason : "");
 
     size_t need = swarmmedic__v1__bottleneck__get_packed_size(&b);
     if (need > c->out_cap) {

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "detect.h"
+#include "swarm.h"
 #include "event.h"
 #include "status.h"
 
@@ -82,11 +82,10 @@ sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
                            const void *buf, size_t len, sm_outcome *out,
                            const char **why);
 
-/* Packs a Bottleneck for transition t. evidence_subject is the subject of
- * the input that triggered it. *out points into the codec's buffer, valid
- * until the next encode. Errors: SM_ERR_NOMEM. */
-sm_status sm_codec_bottleneck(sm_codec *c, const sm_transition *t,
-                              const char *evidence_subject,
+/* Packs a Bottleneck for decision d (kind SM_DEC_BOTTLENECK). *out
+ * points into the codec's buffer, valid until the next encode. Errors:
+ * SM_ERR_NOMEM, SM_ERR_FULL (evidence subject too long). */
+sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *d,
                               const uint8_t **out, size_t *len);
 
 /* Writes the 16-hex-digit form of a decision id into buf (cap >= 17). */
@@ -94,7 +93,12 @@ void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
 
 /* Output subject medic.<swarm>.bottleneck.<type> (prefix configurable).
  * Returns SM_ERR_FULL if cap is too small. */
-sm_status sm_bottleneck_subject(const char *prefix, const sm_transition *t,
+sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap);
+
+/* The input subject a decision's evidence names:
+ * swarm.<swarm>.<signal>.<id> ("" when it rests on no input). Returns
+ * SM_ERR_FULL if cap is too small. */
+sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap);
 
 #endif

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "detect.h"
+#include "swarm.h"
 #include "status.h"
 
 typedef struct sm_config {

@@ -9,22 +9,21 @@
 
 /* ---- output ---------------------------------------------------------- */
 
-/* Core callback: publish one Bottleneck transition. */
-static void emit_bottleneck(void *ud, const sm_transition *t)
+/* Publishes one Bottleneck decision. */
+static void publish_bottleneck(sm_worker *w, const sm_decision *d)
 {
-    sm_worker *w = ud;
     char subject[256], id[17];
     const uint8_t *buf;
     size_t len;
-    if (sm_bottleneck_subject(w->cfg->output_prefix, t, subject,
+    if (sm_bottleneck_subject(w->cfg->output_prefix, d, subject,
                               sizeof subject) != SM_OK ||
-        sm_codec_bottleneck(w->codec, t, w->cur_subject, &buf, &len) != SM_OK) {
+        sm_codec_bottleneck(w->codec, d, &buf, &len) != SM_OK) {
         w->st.publish_errors++;
         sm_log_write(w->log, SM_LOG_ERROR, "encode_failed", "swarm=%s type=%s",
-                     t->swarm, sm_bn_type_str(t->type));
+                     d->swarm, sm_bn_type_str(d->bn.type));
         return;
     }
-    sm_decision_id_hex(t->decision_id, id, sizeof id);
+    sm_decision_id_hex(d->id, id, sizeof id);
     const char *headers[] = {"Nats-Msg-Id", id, NULL};
     sm_status s = w->sink.publish(w->sink.ud, subject, buf, len, headers);
     if (s != SM_OK)
@@ -34,10 +33,33 @@ static void emit_bottleneck(void *ud, const sm_transition *t)
     sm_log_write(w->log, SM_LOG_INFO, "bottleneck",
                  "swarm=%s type=%s transition=%s severity=%s impact=%.3f "
                  "subject=%s reason=%s at_ms=%lld id=%s published=%s",
-                 t->swarm, sm_bn_type_str(t->type), sm_transition_str(t->kind),
-                 sm_severity_str(t->severity), t->impact,
-                 t->subject[0] ? t->subject : "-", t->reason,
-                 (long long)t->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
+                 d->swarm, sm_bn_type_str(d->bn.type),
+                 sm_transition_str(d->bn.transition),
+                 sm_severity_str(d->bn.severity), d->bn.impact,
+                 d->subject[0] ? d->subject : "-", d->bn.reason,
+                 (long long)d->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
+}
+
+/* Publishes what the core decided during the last call, in order, and
+ * empties the buffer. */
+static void publish_decisions(sm_worker *w)
+{
+    for (size_t i = 0; i < w->decisions.n; i++) {
+        const sm_decision *d = &w->decisions.v[i];
+        switch (d->kind) {
+        case SM_DEC_BOTTLENECK:
+            publish_bottleneck(w, d);
+            break;
+        }
+    }
+    if (w->decisions.lost > 0) {
+        sm_log_write(w->log, SM_LOG_ERROR, "decisions_lost",
+                     "count=%llu detail=\"out of memory growing the decision buffer\"",
+                     (unsigned long long)w->decisions.lost);
+        w->st.publish_errors += w->decisions.lost;
+        w->decisions.lost = 0;
+    }
+    sm_decisions_clear(&w->decisions);
 }
 
 /* Forwards a rejected input, untouched, with the reason and its subject. */
@@ -84,7 +106,7 @@ static sm_status on_task(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_task(w->codec, subj, data, len, &ev, why);
     if (s != SM_OK)
         return s;
-    return core_status(sm_swarm_on_task(sw, &ev, emit_bottleneck, w), why);
+    return core_status(sm_swarm_on_task(sw, &ev, &w->decisions), why);
 }
 
 static sm_status on_heartbeat(sm_worker *w, const sm_subject *subj,
@@ -95,7 +117,7 @@ static sm_status on_heartbeat(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_heartbeat(w->codec, subj, data, len, &ev, why);
     if (s != SM_OK)
         return s;
-    return core_status(sm_swarm_on_heartbeat(sw, &ev, emit_bottleneck, w), why);
+    return core_status(sm_swarm_on_heartbeat(sw, &ev, &w->decisions), why);
 }
 
 static sm_status on_resource(sm_worker *w, const sm_subject *subj,
@@ -106,7 +128,7 @@ static sm_status on_resource(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_resource(w->codec, subj, data, len, &ev, why);
     if (s != SM_OK)
         return s;
-    return core_status(sm_swarm_on_resource(sw, &ev, emit_bottleneck, w), why);
+    return core_status(sm_swarm_on_resource(sw, &ev, &w->decisions), why);
 }
 
 static sm_status on_consensus(sm_worker *w, const sm_subject *subj,
@@ -117,7 +139,7 @@ static sm_status on_consensus(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_consensus(w->codec, subj, data, len, &ev, why);
     if (s != SM_OK)
         return s;
-    return core_status(sm_swarm_on_consensus(sw, &ev, emit_bottleneck, w), why);
+    return core_status(sm_swarm_on_consensus(sw, &ev, &w->decisions), why);
 }
 
 static sm_status on_agent(sm_worker *w, const sm_subject *subj,
@@ -128,7 +150,7 @@ static sm_status on_agent(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_agent(w->codec, subj, data, len, &ev, why);
     if (s != SM_OK)
         return s;
-    return core_status(sm_swarm_on_agent(sw, &ev, emit_bottleneck, w), why);
+    return core_status(sm_swarm_on_agent(sw, &ev, &w->decisions), why);
 }
 
 /* Healing outcomes are validated and counted; acting on them (verifying
@@ -142,7 +164,7 @@ static sm_status on_outcome(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_outcome(w->codec, subj, data, len, &ev, why);
     if (s != SM_OK)
         return s;
-    sm_swarm_advance(sw, ev.ts_ms, emit_bottleneck, w);
+    sm_swarm_advance(sw, ev.ts_ms, &w->decisions);
     return SM_OK;
 }
 
@@ -165,9 +187,8 @@ sm_status sm_worker_handle(sm_worker *w, const char *subject,
     if (s != SM_OK)
         return deadletter(w, subject, data, len, s,
                           "could not create state for this swarm");
-    w->cur_subject = subject;
     s = handlers[subj.kind](w, &subj, data, len, sw, &why);
-    w->cur_subject = NULL;
+    publish_decisions(w);
     if (s != SM_OK)
         return deadletter(w, subject, data, len, s, why);
     w->st.events++;

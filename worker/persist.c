@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "persist.h"
 
 /* "a" 0 swarm 0 agent, each id shorter than SM_ID_MAX. */

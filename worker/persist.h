@@ -2,7 +2,7 @@
  * persist.h - the core's state in the store, written by group commit.
  *
  * Each swarm is stored as one swarm blob and one blob per agent, exactly
- * as the core exports them (core/detect.h; the blobs are opaque here):
+ * as the core exports them (core/encode.h; the blobs are opaque here):
  *
  *   "s" 0x00 <swarm id>                   swarm-wide state
  *   "a" 0x00 <swarm id> 0x00 <agent id>   one agent

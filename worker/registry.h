@@ -1,7 +1,7 @@
 /*
  * registry.h - the swarms a worker owns: swarm id -> sm_swarm.
  *
- * The registry owns every sm_swarm it holds (core/detect.h) and creates
+ * The registry owns every sm_swarm it holds (core/swarm.h) and creates
  * one, with the detector configuration given at creation, the first time
  * an id is asked for. Swarms are never removed while the registry lives;
  * a worker owns few swarms (tens), each holding many agents.
@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-#include "detect.h"
+#include "swarm.h"
 #include "status.h"
 
 typedef struct sm_registry sm_registry;

@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "bus.h"
-#include "detect.h"
+#include "swarm.h"
 #include "swarm_medic.pb-c.h"
 
 static const char *transition_name(int k)

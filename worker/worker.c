@@ -269,5 +269,6 @@ void sm_worker_destroy(sm_worker *w)
     sm_store_close(w->store);
     sm_registry_destroy(w->reg);
     sm_codec_destroy(w->codec);
+    sm_decisions_free(&w->decisions);
     free(w);
 }

@@ -25,7 +25,8 @@ struct sm_worker {
     sm_bus *bus;
     natsSubscription *sub;
     sm_sink sink;
-    const char *cur_subject;    /* input being handled: evidence */
+    sm_decisions decisions;     /* what the core decided in the current
+                                   call; published after it returns */
     uint64_t uncommitted;       /* events since the last commit */
     sm_worker_stats st;
 };

@@ -1,0 +1,99 @@
+/*
+ * agents.h - a swarm's agent table: one small record per agent, found by
+ * id in O(1), with the two lists the detectors and the store need.
+ *
+ * Records are dense (an array, n used) behind an open-addressing index
+ * (linear probing, FNV-1a of the id, doubled when the load would pass
+ * 0.5; removal by backward shift, no tombstones). A slot carries the id's
+ * hash next to the record index, so a probe compares hashes without
+ * touching the (large, cold) records.
+ *
+ * Two intrusive lists ride on the records:
+ *  - the raised list: agents with a raised slow-agent episode, kept in
+ *    (raised_at, id) order so the tick sweep visits them in an order that
+ *    does not depend on how the table was filled (a replay and an import
+ *    give the same order);
+ *  - the dirty list: agents changed since the last commit, so a commit
+ *    costs O(changed agents), not O(agents).
+ *
+ * Allocation: only sm_agents_init() and growth when a new agent does not
+ * fit (doubling). Record indexes are stable until sm_agents_remove() (the
+ * last record moves into the hole) or a growth (pointers, not indexes,
+ * move). Internal to core/.
+ */
+#ifndef SM_AGENTS_H
+#define SM_AGENTS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "status.h"
+#include "thresholds.h"
+#include "window.h"
+
+#define SM_AGENT_NONE UINT32_MAX
+
+#define AGENT_REGISTERED 1u
+#define AGENT_UNREGISTERED 2u
+#define AGENT_DYNAMIC 4u
+
+/* What is persisted of an agent (encode.c gives the byte layout). */
+typedef struct sm_agent_state {
+    char id[SM_ID_MAX];
+    int64_t last_seen_ms;
+    int64_t raised_at_ms;
+    int64_t clear_since_ms;     /* clear condition holds since; 0: not */
+    double impact;
+    sm_samples tasks_hdr;
+    uint8_t raised;
+    uint8_t severity;
+    uint8_t flags;              /* AGENT_* */
+    uint8_t reserved[5];
+    sm_sample tasks[SM_AGENT_TASKS];
+} sm_agent_state;
+
+typedef struct sm_agent {
+    sm_agent_state s;           /* the persisted part */
+    uint32_t prev, next;        /* raised list (indexes), NONE at the ends */
+    uint32_t dirty;             /* position in the dirty list + 1; 0: clean */
+    uint32_t hash;              /* low 32 bits of the id's FNV-1a */
+} sm_agent;
+
+typedef struct sm_agent_slot {
+    uint32_t e;                 /* agent index + 1, 0 = empty */
+    uint32_t h;                 /* low 32 bits of the id's FNV-1a */
+} sm_agent_slot;
+
+typedef struct sm_agents {
+    sm_agent *v;                /* dense, n used of cap / 2 */
+    uint32_t n;
+    sm_agent_slot *slots;       /* open addressing, linear probing */
+    uint32_t cap;               /* slots, a power of two */
+    uint32_t raised_head, raised_tail;
+    uint32_t *dirty;            /* indexes of dirty agents (capacity cap/2) */
+    uint32_t n_dirty;
+} sm_agents;
+
+/* An empty table. Errors: SM_ERR_NOMEM (t is then safe to free). */
+sm_status sm_agents_init(sm_agents *t);
+void sm_agents_free(sm_agents *t);
+
+/* The agent `id`, or NULL. */
+sm_agent *sm_agents_find(const sm_agents *t, const char *id);
+/* Index of agent `id` (non-empty, vetted), created zeroed if new.
+ * Errors: SM_ERR_NOMEM (table unchanged). */
+sm_status sm_agents_get(sm_agents *t, const char *id, uint32_t *out);
+/* Removes agent k (must not be raised): the last agent takes its index. */
+void sm_agents_remove(sm_agents *t, uint32_t k);
+
+/* Dirty list: mark is O(1) and idempotent until sm_agents_clean(). */
+void sm_agents_mark(sm_agents *t, uint32_t k);
+void sm_agents_unmark(sm_agents *t, uint32_t k);
+void sm_agents_clean(sm_agents *t);
+
+/* Raised list in (raised_at, id) order. */
+void sm_agents_raised_link(sm_agents *t, uint32_t k);
+void sm_agents_raised_unlink(sm_agents *t, uint32_t k);
+
+#endif

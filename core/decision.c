@@ -1,0 +1,177 @@
+/*
+ * decision.c - decision strings, the one decision-id minter and the
+ * decision buffer.
+ */
+#include "decision.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+
+const char *sm_bn_type_str(sm_bn_type t)
+{
+    switch (t) {
+    case SM_BN_TOKEN_EXHAUSTION:  return "token_exhaustion";
+    case SM_BN_QUOTA_EXCEEDED:    return "quota_exceeded";
+    case SM_BN_SLOW_AGENT:        return "slow_agent";
+    case SM_BN_QUEUE_BACKLOG:     return "queue_backlog";
+    case SM_BN_CONSENSUS_TIMEOUT: return "consensus_timeout";
+    }
+    return "unknown";
+}
+
+const char *sm_severity_str(sm_severity s)
+{
+    switch (s) {
+    case SM_SEV_LOW:      return "low";
+    case SM_SEV_MEDIUM:   return "medium";
+    case SM_SEV_HIGH:     return "high";
+    case SM_SEV_CRITICAL: return "critical";
+    }
+    return "unknown";
+}
+
+const char *sm_transition_str(sm_transition_kind k)
+{
+    switch (k) {
+    case SM_TR_RAISED:   return "raised";
+    case SM_TR_UPDATED:  return "updated";
+    case SM_TR_RESOLVED: return "resolved";
+    }
+    return "unknown";
+}
+
+sm_severity sm_severity_of(double impact)
+{
+    if (impact >= 0.8)
+        return SM_SEV_CRITICAL;
+    if (impact >= 0.6)
+        return SM_SEV_HIGH;
+    if (impact >= 0.4)
+        return SM_SEV_MEDIUM;
+    return SM_SEV_LOW;
+}
+
+
+static const char *const recs_token[] = {
+    "Increase token budget",
+    "Optimize prompts to use fewer tokens",
+    "Defer low-priority tasks",
+    NULL,
+};
+static const char *const recs_quota[] = {
+    "Increase agent quota",
+    "Enable dynamic scaling",
+    NULL,
+};
+static const char *const recs_slow[] = {
+    "Replace or restart the agent",
+    "Reduce task complexity",
+    "Route new tasks to healthier agents",
+    NULL,
+};
+static const char *const recs_queue[] = {
+    "Add agents",
+    "Prioritize critical tasks",
+    "Shed or defer background work",
+    NULL,
+};
+static const char *const recs_consensus[] = {
+    "Reduce the consensus threshold",
+    "Check participant health",
+    "Increase the round timeout",
+    NULL,
+};
+static const char *const recs_none[] = { NULL };
+
+const char *const *sm_bn_recommendations(sm_bn_type t)
+{
+    switch (t) {
+    case SM_BN_TOKEN_EXHAUSTION:  return recs_token;
+    case SM_BN_QUOTA_EXCEEDED:    return recs_quota;
+    case SM_BN_SLOW_AGENT:        return recs_slow;
+    case SM_BN_QUEUE_BACKLOG:     return recs_queue;
+    case SM_BN_CONSENSUS_TIMEOUT: return recs_consensus;
+    }
+    return recs_none;
+}
+
+/* ------------------------------------------------------------- config */
+
+const char *sm_signal_str(sm_signal s)
+{
+    switch (s) {
+    case SM_SIG_TASK:      return "task";
+    case SM_SIG_HEARTBEAT: return "heartbeat";
+    case SM_SIG_RESOURCE:  return "resource";
+    case SM_SIG_CONSENSUS: return "consensus";
+    case SM_SIG_AGENT:     return "agent";
+    case SM_SIG_OUTCOME:   return "outcome";
+    case SM_SIG_NONE:      break;
+    }
+    return "";
+}
+
+/* ---------------------------------------------------------- decisions */
+
+void sm_decision_mint(sm_decision *d)
+{
+    uint64_t h = sm_hash_str(SM_HASH_INIT, d->swarm);
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK:
+        h = sm_hash_u64(h, (uint64_t)d->bn.type);
+        h = sm_hash_str(h, d->subject);
+        h = sm_hash_u64(h, (uint64_t)d->bn.raised_at_ms);
+        h = sm_hash_u64(h, (uint64_t)d->bn.transition);
+        if (d->bn.transition == SM_TR_UPDATED) {
+            h = sm_hash_u64(h, (uint64_t)d->at_ms);
+            h = sm_hash_u64(h, (uint64_t)d->bn.severity);
+        }
+        break;
+    }
+    d->id = h;
+}
+
+void sm_decision_metric(sm_decision *d, const char *name, double value,
+                        double threshold, uint32_t samples)
+{
+    if (d->n_metrics >= SM_MAX_METRICS)
+        return;
+    d->metrics[d->n_metrics++] = (sm_metric){name, value, threshold, samples};
+}
+
+void sm_decisions_init(sm_decisions *ds)
+{
+    memset(ds, 0, sizeof *ds);
+}
+
+void sm_decisions_clear(sm_decisions *ds)
+{
+    ds->n = 0;
+}
+
+void sm_decisions_free(sm_decisions *ds)
+{
+    free(ds->v);
+    memset(ds, 0, sizeof *ds);
+}
+
+sm_decision *sm_decisions_push(sm_decisions *ds)
+{
+    if (ds == NULL)
+        return NULL;
+    if (ds->n == ds->cap) {
+        size_t cap = ds->cap ? ds->cap * 2 : 16;
+        sm_decision *v = realloc(ds->v, cap * sizeof *v); /* SM_ALLOC_OK */
+        if (v == NULL) {
+            ds->lost++;
+            return NULL;
+        }
+        ds->v = v;
+        ds->cap = cap;
+    }
+    sm_decision *d = &ds->v[ds->n++];
+    memset(d, 0, sizeof *d);
+    return d;
+}

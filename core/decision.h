@@ -1,0 +1,169 @@
+/*
+ * decision.h - what the core concludes, and the buffer it concludes into.
+ *
+ * Every module of the core that decides something (bottleneck detectors
+ * now; failure detection, prediction and healing beside them later)
+ * appends an sm_decision to a caller-owned sm_decisions buffer during an
+ * sm_swarm_on_*() call. The core never publishes: the worker encodes and
+ * sends each decision after the call returns, in buffer order, which is
+ * the deterministic order the core decided them in.
+ *
+ * A decision carries everything the core itself knows about it: its id,
+ * the swarm, what it is about (agent, source or group), the event time it
+ * was taken, and its evidence: which input signal it rests on (kind, the
+ * entity's id and that input's event time) and the window it looked at.
+ * The worker turns the evidence into the input subject
+ * swarm.<swarm>.<signal>.<id>; the core knows nothing of subjects.
+ *
+ * Decision ids are minted in one place, sm_decision_mint(): FNV-1a over the
+ * fields that make a decision the same decision (same decision, same id,
+ * so a re-derived decision carries the same Nats-Msg-Id).
+ *
+ * Strings inside a decision are copied (ids) or static (reason, metric
+ * names): a decision stays valid after the call that produced it, until
+ * the buffer is cleared or freed.
+ *
+ * Thread safety: none; one buffer per thread.
+ */
+#ifndef SM_DECISION_H
+#define SM_DECISION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "event.h"
+#include "status.h"
+
+#define SM_MAX_METRICS 6
+
+/* What kind of decision. Bottlenecks are built; the others are reserved
+ * for the modules that will produce them. */
+typedef enum sm_decision_kind {
+    SM_DEC_BOTTLENECK = 1,
+} sm_decision_kind;
+
+typedef enum sm_bn_type {
+    SM_BN_TOKEN_EXHAUSTION = 1,
+    SM_BN_QUOTA_EXCEEDED = 2,
+    SM_BN_SLOW_AGENT = 3,
+    SM_BN_QUEUE_BACKLOG = 4,
+    SM_BN_CONSENSUS_TIMEOUT = 5,
+} sm_bn_type;               /* values mirror swarmmedic.v1.BottleneckType */
+#define SM_BN_COUNT 5
+
+typedef enum sm_severity {
+    SM_SEV_LOW = 1,
+    SM_SEV_MEDIUM = 2,
+    SM_SEV_HIGH = 3,
+    SM_SEV_CRITICAL = 4,
+} sm_severity;              /* values mirror swarmmedic.v1.Severity */
+
+typedef enum sm_transition_kind {
+    SM_TR_RAISED = 1,
+    SM_TR_UPDATED = 2,
+    SM_TR_RESOLVED = 3,
+} sm_transition_kind;       /* values mirror Bottleneck.Transition */
+
+/* The input signal a decision rests on; values mirror the worker's input
+ * kinds, and sm_signal_str() gives the subject token. */
+typedef enum sm_signal {
+    SM_SIG_NONE = 0,
+    SM_SIG_TASK = 1,
+    SM_SIG_HEARTBEAT = 2,
+    SM_SIG_RESOURCE = 3,
+    SM_SIG_CONSENSUS = 4,
+    SM_SIG_AGENT = 5,
+    SM_SIG_OUTCOME = 6,
+} sm_signal;
+
+/* Static strings: "token_exhaustion", "quota_exceeded", "slow_agent",
+ * "queue_backlog", "consensus_timeout"; "unknown" otherwise. These are the
+ * <type> token of the output subject. */
+const char *sm_bn_type_str(sm_bn_type t);
+/* "low", "medium", "high", "critical". */
+const char *sm_severity_str(sm_severity s);
+/* "raised", "updated", "resolved". */
+const char *sm_transition_str(sm_transition_kind k);
+/* "task", "heartbeat", "resource", "consensus", "agent", "outcome"; "" for
+ * SM_SIG_NONE and unknown values. */
+const char *sm_signal_str(sm_signal s);
+/* Severity band of an impact score in [0, 1]. */
+sm_severity sm_severity_of(double impact);
+/* Static, NULL-terminated list of recommendations for a type. */
+const char *const *sm_bn_recommendations(sm_bn_type t);
+
+typedef struct sm_metric {
+    const char *name;           /* static, e.g. "token_usage_ratio" */
+    double value;
+    double threshold;           /* the threshold it was compared with */
+    uint32_t samples;           /* samples behind value */
+} sm_metric;
+
+/* The input a decision rests on, and the window it was judged over. */
+typedef struct sm_evidence {
+    sm_signal signal;           /* SM_SIG_NONE: no input (never today) */
+    char id[SM_ID_MAX];         /* agent, source or group of that input */
+    int64_t ts_ms;              /* event time of that input */
+    int64_t window_start_ms;
+    int64_t window_end_ms;
+} sm_evidence;
+
+/* A bottleneck episode's change. */
+typedef struct sm_bottleneck {
+    sm_bn_type type;
+    sm_transition_kind transition;
+    sm_severity severity;       /* at this transition (last one, if RESOLVED) */
+    double impact;
+    int64_t raised_at_ms;       /* event time the episode was raised */
+    const char *reason;         /* static: "token_usage", "active_agents",
+                                   "duration_ratio", "success_rate",
+                                   "pending_tasks", "timeout_rate",
+                                   "cleared", "no_data" */
+} sm_bottleneck;
+
+typedef struct sm_decision {
+    sm_decision_kind kind;
+    uint64_t id;                /* minted by sm_decision_mint() */
+    int64_t at_ms;              /* event time of the decision */
+    char swarm[SM_ID_MAX];
+    char subject[SM_ID_MAX];    /* agent (slow agent), source (token, quota,
+                                   queue) or group (consensus); may be "" */
+    sm_evidence evidence;
+    size_t n_metrics;
+    sm_metric metrics[SM_MAX_METRICS];
+    union {
+        sm_bottleneck bn;       /* kind SM_DEC_BOTTLENECK */
+    };
+} sm_decision;
+
+/* Sets d->id from the fields that identify the decision. For a bottleneck:
+ * FNV-1a of swarm, type, subject, raised_at_ms, transition (and at_ms,
+ * severity for UPDATED). */
+void sm_decision_mint(sm_decision *d);
+
+/* Appends a metric; ignored past SM_MAX_METRICS. */
+void sm_decision_metric(sm_decision *d, const char *name, double value,
+                        double threshold, uint32_t samples);
+
+/* A caller-owned, growable list of decisions. Zero-initialised (or
+ * sm_decisions_init) it is empty; it grows by doubling when an append
+ * finds it full and keeps its capacity across sm_decisions_clear(), so a
+ * warm buffer allocates nothing per event. */
+typedef struct sm_decisions {
+    sm_decision *v;
+    size_t n;                   /* decisions held */
+    size_t cap;
+    uint64_t lost;              /* appends dropped because growing failed */
+} sm_decisions;
+
+void sm_decisions_init(sm_decisions *ds);
+/* Forgets the decisions held (capacity kept). */
+void sm_decisions_clear(sm_decisions *ds);
+/* Frees the storage; the buffer is empty and usable again. */
+void sm_decisions_free(sm_decisions *ds);
+/* A new, zeroed decision at the end, or NULL (ds NULL, or out of memory:
+ * ds->lost is counted). Valid until the next push, clear or free. */
+sm_decision *sm_decisions_push(sm_decisions *ds);
+
+#endif

@@ -1,0 +1,428 @@
+/*
+ * detectors.c - the five bottleneck rules over one swarm's windows.
+ *
+ * The rules and their defaults are described in thresholds.h. This file
+ * measures (swarm statistics, an agent's view, a gauge's runs, the
+ * consensus rate) and decides when an episode raises, updates or
+ * resolves; episode.c does the stepping and builds the decisions.
+ *
+ * Design choices a reader should know:
+ *  - A raised slow agent is held (neither cleared nor updated) while the
+ *    swarm has fewer than slow_min_swarm_tasks durations in the window:
+ *    there is no trustworthy typical duration to compare with. It still
+ *    resolves with "no_data" once none of its own tasks is left.
+ *  - A gauge (token, quota, queue) whose latest sample is older than the
+ *    window is stale: the tick sweep resolves it with "no_data" and resets
+ *    its debounce runs.
+ *  - Swarm-wide episodes (token, quota, queue, consensus) are one per type;
+ *    their subject is the source or group that was reporting when raised.
+ *  - Evidence: a gauge's decision rests on its latest resource sample, the
+ *    consensus decision on the latest round, a slow agent's on its latest
+ *    finished task (or the lifecycle event that unregistered it).
+ */
+#include "detectors.h"
+
+#include <string.h>
+
+#include "episode.h"
+
+/* What the slow-agent rule sees of one agent right now. */
+typedef struct agent_view {
+    uint32_t finished;
+    uint32_t completed;
+    double success;             /* completed / finished, 1 if none */
+    double median;              /* agent median duration */
+    double ratio;               /* agent / swarm median */
+    bool ratio_known;
+    bool ratio_over;            /* the duration rule fires */
+    bool success_under;         /* the success rule fires */
+    double impact;
+    const char *reason;
+} agent_view;
+
+/* ------------------------------------------------------- swarm stats */
+
+void sm_detect_stats_recompute(sm_swarm *sw)
+{
+    sm_swarm_state *st = &sw->st;
+    size_t n = sm_samples_values(&st->dur_hdr, st->dur, sm_window_since(sw),
+                                 TASK_OK, TASK_OK, sw->scratch,
+                                 SM_SWARM_SAMPLES);
+    st->median = sm_stats_median(sw->scratch, n);
+    st->mad = sm_stats_mad(sw->scratch, n, st->median);
+    st->median_n = (uint32_t)n;
+    st->new_samples = 0;
+    st->stats_dirty = 0;
+    st->stats_tick = st->tick;
+    sw->dirty = true;
+}
+
+/* The lazy rule: new samples exist and either enough of them piled up, a
+ * tick passed, or the swarm is still below its minimum-sample guard. */
+void sm_detect_stats_maybe(sm_swarm *sw)
+{
+    const sm_swarm_state *st = &sw->st;
+    if (!st->stats_dirty)
+        return;
+    if (st->new_samples >= SM_RECOMPUTE_EVERY || st->tick > st->stats_tick ||
+        st->median_n < sw->cfg.slow_min_swarm_tasks)
+        sm_detect_stats_recompute(sw);
+}
+
+/* ------------------------------------------------------- slow agents */
+
+static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
+{
+    const sm_detect_config *c = &sw->cfg;
+    const sm_swarm_state *st = &sw->st;
+    int64_t since = sm_window_since(sw);
+    double d[SM_AGENT_TASKS];
+
+    memset(v, 0, sizeof *v);
+    v->finished = sm_samples_count(&a->s.tasks_hdr, a->s.tasks, since,
+                                   TASK_DONE, TASK_DONE);
+    size_t n = sm_samples_values(&a->s.tasks_hdr, a->s.tasks, since,
+                                 TASK_DONE | TASK_OK, TASK_DONE | TASK_OK,
+                                 d, SM_AGENT_TASKS);
+    v->completed = (uint32_t)n;
+    v->success = v->finished > 0 ? (double)v->completed / v->finished : 1.0;
+    v->median = sm_stats_median(d, n);
+    v->ratio_known = n > 0 && st->median_n > 0 && st->median > 0.0;
+    v->ratio = v->ratio_known ? v->median / st->median : 0.0;
+
+    v->ratio_over = v->ratio_known && n >= c->slow_min_agent_tasks &&
+                    st->median_n >= c->slow_min_swarm_tasks &&
+                    v->ratio > c->slow_raise &&
+                    v->median > st->median + c->slow_mad_k * MAD_SCALE * st->mad;
+    v->success_under = v->finished >= c->success_min_tasks &&
+                       v->success < c->success_raise;
+
+    double imp_r = 0.0, imp_s = 0.0;
+    if (v->ratio_known) {
+        if (v->ratio <= c->slow_high)
+            imp_r = sm_band(0.4, 0.6, (v->ratio - c->slow_raise) /
+                                   (c->slow_high - c->slow_raise));
+        else
+            imp_r = sm_band(0.6, 0.8, (v->ratio - c->slow_high) / c->slow_high);
+    }
+    if (v->finished > 0)
+        imp_s = sm_band(0.4, 0.6, (c->success_raise - v->success) /
+                               c->success_raise);
+    v->impact = imp_r > imp_s ? imp_r : imp_s;
+    if (v->impact < 0.4)
+        v->impact = 0.4;
+    bool by_success = v->success_under && (!v->ratio_over || imp_s > imp_r);
+    v->reason = by_success ? "success_rate" : "duration_ratio";
+}
+
+static void agent_metrics(const sm_swarm *sw, const agent_view *v,
+                          sm_decision *t)
+{
+    const sm_detect_config *c = &sw->cfg;
+    sm_decision_metric(t, "duration_ratio", v->ratio, c->slow_raise, v->completed);
+    sm_decision_metric(t, "agent_median_ms", v->median, 0.0, v->completed);
+    sm_decision_metric(t, "swarm_median_ms", sw->st.median, 0.0, sw->st.median_n);
+    sm_decision_metric(t, "swarm_mad_ms", sw->st.mad, c->slow_mad_k,
+              sw->st.median_n);
+    sm_decision_metric(t, "success_rate", v->success, c->success_raise, v->finished);
+}
+
+/* The input a slow-agent decision rests on: the agent's latest finished
+ * task (the one just handled, on a task event), else its last sighting. */
+static void agent_evidence(const sm_agent *a, sm_evidence *ev)
+{
+    const sm_samples *h = &a->s.tasks_hdr;
+    memset(ev, 0, sizeof *ev);
+    ev->signal = SM_SIG_TASK;
+    sm_id_copy(ev->id, a->s.id);
+    ev->ts_ms = h->count > 0 ? a->s.tasks[(h->head + h->cap - 1) % h->cap].ts_ms
+                             : a->s.last_seen_ms;
+}
+
+static void agent_decide(sm_swarm *sw, const sm_agent *a, const agent_view *v,
+                         sm_transition_kind kind, const char *reason,
+                         const sm_evidence *ev, sm_decisions *out)
+{
+    sm_evidence own;
+    if (ev == NULL) {
+        agent_evidence(a, &own);
+        ev = &own;
+    }
+    sm_decision *d = sm_episode_decision(sw, out, SM_BN_SLOW_AGENT, kind,
+                                         a->s.id, a->s.raised_at_ms,
+                                         a->s.impact, a->s.severity, reason,
+                                         ev);
+    if (d == NULL)
+        return;
+    agent_metrics(sw, v, d);
+    sm_decision_mint(d);
+}
+
+static void agent_resolve(sm_swarm *sw, uint32_t k, const agent_view *v,
+                          const char *reason, const sm_evidence *ev,
+                          sm_decisions *out)
+{
+    sm_agent *a = &sw->ag.v[k];
+    sm_agents_raised_unlink(&sw->ag, k);
+    a->s.raised = 0;
+    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    agent_decide(sw, a, v, SM_TR_RESOLVED, reason, ev, out);
+}
+
+/* Runs the slow-agent rule on agent k: raise, update or clear. */
+void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
+{
+    const sm_detect_config *c = &sw->cfg;
+    sm_agent *a = &sw->ag.v[k];
+    agent_view v;
+    agent_measure(sw, a, &v);
+
+    if (!a->s.raised) {
+        if (!v.ratio_over && !v.success_under)
+            return;
+        a->s.raised = 1;
+        a->s.raised_at_ms = sw->st.now_ms;
+        a->s.clear_since_ms = 0;
+        a->s.impact = v.impact;
+        a->s.severity = (uint8_t)sm_severity_of(v.impact);
+        sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+        sm_agents_raised_link(&sw->ag, k);
+        agent_decide(sw, a, &v, SM_TR_RAISED, v.reason, NULL, out);
+        return;
+    }
+    if (v.finished == 0) {
+        agent_resolve(sw, k, &v, "no_data", NULL, out);
+        return;
+    }
+    /* too few swarm samples to judge against: hold the episode as is */
+    if (sw->st.median_n < c->slow_min_swarm_tasks)
+        return;
+    bool ratio_ok = !v.ratio_known || v.ratio < c->slow_clear;
+    if (ratio_ok && v.success >= c->success_clear) {
+        if (a->s.clear_since_ms == 0) {
+            a->s.clear_since_ms = sw->st.now_ms;
+            sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+        }
+        if (sw->st.now_ms - a->s.clear_since_ms >= c->slow_clear_hold_ms)
+            agent_resolve(sw, k, &v, "cleared", NULL, out);
+        return;
+    }
+    if (a->s.clear_since_ms != 0) {
+        a->s.clear_since_ms = 0;
+        sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    }
+    uint8_t sev = (uint8_t)sm_severity_step(c, a->s.severity, v.impact);
+    if (a->s.impact != v.impact)
+        sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    a->s.impact = v.impact;
+    if (sev != a->s.severity) {
+        a->s.severity = sev;
+        agent_decide(sw, a, &v, SM_TR_UPDATED, v.reason, NULL, out);
+    }
+}
+
+/* ------------------------------------------------- swarm-wide episodes */
+
+const char *sm_detect_reason(sm_bn_type t)
+{
+    switch (t) {
+    case SM_BN_TOKEN_EXHAUSTION:  return "token_usage";
+    case SM_BN_QUOTA_EXCEEDED:    return "active_agents";
+    case SM_BN_QUEUE_BACKLOG:     return "pending_tasks";
+    case SM_BN_CONSENSUS_TIMEOUT: return "timeout_rate";
+    case SM_BN_SLOW_AGENT:        break;
+    }
+    return "duration_ratio";
+}
+
+static sm_gauge *gauge_of(sm_swarm *sw, sm_bn_type t)
+{
+    switch (t) {
+    case SM_BN_TOKEN_EXHAUSTION: return &sw->st.gauges[G_TOKEN];
+    case SM_BN_QUOTA_EXCEEDED:   return &sw->st.gauges[G_QUOTA];
+    case SM_BN_QUEUE_BACKLOG:    return &sw->st.gauges[G_QUEUE];
+    default:                     return NULL;
+    }
+}
+
+void sm_detect_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    if (t == SM_BN_CONSENSUS_TIMEOUT) {
+        ev->signal = SM_SIG_CONSENSUS;
+        sm_id_copy(ev->id, sw->st.group);
+        ev->ts_ms = sw->st.group_ms;
+        return;
+    }
+    const sm_gauge *g = gauge_of((sm_swarm *)sw, t);
+    if (g == NULL)
+        return;
+    ev->signal = SM_SIG_RESOURCE;
+    sm_id_copy(ev->id, g->source);
+    ev->ts_ms = g->last_ms;
+}
+
+/* Current impact of a swarm-wide type from its latest figures. */
+double sm_detect_impact(const sm_swarm *sw, sm_bn_type t)
+{
+    const sm_detect_config *c = &sw->cfg;
+    const sm_swarm_state *st = &sw->st;
+    double x;
+    switch (t) {
+    case SM_BN_TOKEN_EXHAUSTION:
+        x = st->gauges[G_TOKEN].value;
+        if (x <= c->token_critical)
+            return sm_band(0.6, 0.8, (x - c->token_raise) /
+                                  (c->token_critical - c->token_raise));
+        return sm_band(0.8, 1.0, (x - c->token_critical) /
+                              (1.0 - c->token_critical));
+    case SM_BN_QUOTA_EXCEEDED: {
+        double quota = st->gauges[G_QUOTA].a;
+        x = st->gauges[G_QUOTA].value;
+        return sm_band(0.8, 1.0, quota > 0 ? (x - quota) / quota : 0.0);
+    }
+    case SM_BN_QUEUE_BACKLOG: {
+        double raise = c->queue_raise, crit = c->queue_critical;
+        x = st->gauges[G_QUEUE].value;
+        if (x <= crit)
+            return sm_band(0.4, 0.8, (x - raise) / (crit - raise));
+        return sm_band(0.8, 1.0, (x - crit) / crit);
+    }
+    case SM_BN_CONSENSUS_TIMEOUT: {
+        uint64_t n = sm_ring_sum(&st->rounds, 0);
+        x = n > 0 ? (double)sm_ring_sum(&st->rounds, 1) / (double)n : 0.0;
+        if (x <= c->consensus_high)
+            return sm_band(0.4, 0.6, (x - c->consensus_raise) /
+                                  (c->consensus_high - c->consensus_raise));
+        return sm_band(0.6, 0.8, (x - c->consensus_high) / c->consensus_high);
+    }
+    case SM_BN_SLOW_AGENT:
+        break;
+    }
+    return 0.0;
+}
+
+void sm_detect_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
+                       uint32_t run, sm_decision *tr)
+{
+    const sm_detect_config *c = &sw->cfg;
+    const sm_swarm_state *st = &sw->st;
+    const sm_gauge *g;
+    switch (t) {
+    case SM_BN_TOKEN_EXHAUSTION: {
+        g = &st->gauges[G_TOKEN];
+        double thr = resolving ? c->token_clear
+                     : g->value > c->token_critical ? c->token_critical
+                                                    : c->token_raise;
+        sm_decision_metric(tr, "token_usage_ratio", g->value, thr, run);
+        sm_decision_metric(tr, "tokens_used", g->a, 0.0, 1);
+        sm_decision_metric(tr, "token_budget", g->b, 0.0, 1);
+        break;
+    }
+    case SM_BN_QUOTA_EXCEEDED:
+        g = &st->gauges[G_QUOTA];
+        sm_decision_metric(tr, "active_agents", g->value,
+                  resolving ? g->a * c->quota_clear : g->a, run);
+        sm_decision_metric(tr, "agent_quota", g->a, 0.0, 1);
+        break;
+    case SM_BN_QUEUE_BACKLOG: {
+        g = &st->gauges[G_QUEUE];
+        double thr = resolving ? c->queue_clear
+                     : g->value > c->queue_critical ? c->queue_critical
+                                                    : c->queue_raise;
+        sm_decision_metric(tr, "pending_tasks", g->value, thr, run);
+        break;
+    }
+    case SM_BN_CONSENSUS_TIMEOUT: {
+        uint64_t n = sm_ring_sum(&st->rounds, 0);
+        uint64_t to = sm_ring_sum(&st->rounds, 1);
+        double rate = n > 0 ? (double)to / (double)n : 0.0;
+        double thr = resolving ? c->consensus_clear
+                     : rate > c->consensus_high ? c->consensus_high
+                                                : c->consensus_raise;
+        sm_decision_metric(tr, "timeout_rate", rate, thr, (uint32_t)n);
+        sm_decision_metric(tr, "rounds", (double)n, c->consensus_min_rounds,
+                  (uint32_t)n);
+        sm_decision_metric(tr, "timeouts", (double)to, 0.0, (uint32_t)n);
+        break;
+    }
+    case SM_BN_SLOW_AGENT:
+        break;
+    }
+}
+void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
+                        sm_decisions *out)
+{
+    sm_gauge *g = gauge_of(sw, t);
+    uint32_t min = sw->cfg.gauge_min_samples;
+    if (over) {
+        g->over_run++;
+        g->under_run = 0;
+    } else if (under) {
+        g->under_run++;
+        g->over_run = 0;
+    } else {
+        g->over_run = 0;
+        g->under_run = 0;
+    }
+    if (!sw->st.ep[t].raised) {
+        if (g->over_run >= min)
+            sm_episode_raise(sw, t, g->source, g->over_run, out);
+        return;
+    }
+    if (g->under_run >= min) {
+        sm_episode_resolve(sw, t, "cleared", g->under_run, out);
+        return;
+    }
+    /* under the clear line but not yet debounced: no severity churn */
+    if (!under)
+        sm_episode_update(sw, t, out);
+}
+
+/* Sweep: a gauge with no sample inside the window is stale. */
+void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
+{
+    sm_gauge *g = gauge_of(sw, t);
+    if (!g->have || g->last_ms >= sm_window_since(sw))
+        return;
+    g->have = 0;
+    g->over_run = 0;
+    g->under_run = 0;
+    sw->dirty = true;
+    if (sw->st.ep[t].raised)
+        sm_episode_resolve(sw, t, "no_data", 0, out);
+}
+
+void sm_detect_consensus(sm_swarm *sw, sm_decisions *out)
+{
+    const sm_detect_config *c = &sw->cfg;
+    sm_swarm_state *st = &sw->st;
+    uint64_t n = sm_ring_sum(&st->rounds, 0);
+    double rate = n > 0 ? (double)sm_ring_sum(&st->rounds, 1) / (double)n
+                        : 0.0;
+    if (!st->ep[SM_BN_CONSENSUS_TIMEOUT].raised) {
+        if (n >= c->consensus_min_rounds && rate > c->consensus_raise)
+            sm_episode_raise(sw, SM_BN_CONSENSUS_TIMEOUT, st->group,
+                          (uint32_t)n, out);
+        return;
+    }
+    if (n == 0)
+        sm_episode_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "no_data", 0, out);
+    else if (rate < c->consensus_clear)
+        sm_episode_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "cleared", (uint32_t)n,
+                        out);
+    else
+        sm_episode_update(sw, SM_BN_CONSENSUS_TIMEOUT, out);
+}
+
+/* -------------------------------------------------------- clock, sweep */
+void sm_detect_agent_gone(sm_swarm *sw, uint32_t k, const sm_evidence *ev,
+                          sm_decisions *out)
+{
+    const sm_agent *a = &sw->ag.v[k];
+    if (!a->s.raised)
+        return;
+    agent_view v;
+    agent_measure(sw, a, &v);
+    agent_resolve(sw, k, &v, "no_data", ev, out);
+}

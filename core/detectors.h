@@ -1,0 +1,44 @@
+/*
+ * detectors.h - the bottleneck rules (thresholds.h describes them): what
+ * swarm.c calls when an event or the tick sweep touches a signal, and what
+ * episode.c asks of a swarm-wide type. Internal to core/.
+ */
+#ifndef SM_DETECTORS_H
+#define SM_DETECTORS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "decision.h"
+#include "swarm_int.h"
+
+/* Swarm duration statistics (median, MAD over the window): recomputed now,
+ * or lazily (enough new samples, a new tick, or below the minimum guard). */
+void sm_detect_stats_recompute(sm_swarm *sw);
+void sm_detect_stats_maybe(sm_swarm *sw);
+
+/* The slow-agent rule on agent k: raise, update or clear. */
+void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out);
+/* Agent k left (unregistered): a raised episode resolves "no_data", with
+ * the lifecycle event as evidence. */
+void sm_detect_agent_gone(sm_swarm *sw, uint32_t k, const sm_evidence *ev,
+                          sm_decisions *out);
+
+/* A gauge sample of type t was stored: advance its debounce runs (over the
+ * raise line, under the clear line, or neither) and decide. */
+void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
+                     sm_decisions *out);
+/* Tick sweep: a gauge with no sample in the window goes stale. */
+void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out);
+/* The consensus rule over the round ring. */
+void sm_detect_consensus(sm_swarm *sw, sm_decisions *out);
+
+/* For episode.c: a swarm-wide type's reason, current impact, metrics (the
+ * clear thresholds when resolving) and evidence. */
+const char *sm_detect_reason(sm_bn_type t);
+double sm_detect_impact(const sm_swarm *sw, sm_bn_type t);
+void sm_detect_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
+                       uint32_t run, sm_decision *d);
+void sm_detect_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev);
+
+#endif

@@ -1,0 +1,860 @@
+/*
+ * encode.c - persisted state as a format, not a struct (encode.h).
+ *
+ * Every blob starts with a blob_hdr (magic, version, size of the whole
+ * blob, a reserved zero word, and a checksum of the body), host byte
+ * order; the body is little-endian with fixed-width fields and no
+ * padding, independent of how the structs in swarm_int.h and agents.h are
+ * laid out.
+ *
+ * Swarm blob, version 3: a sequence of sections, each
+ *
+ *   u16 tag, u16 version, u32 length, length bytes of payload
+ *
+ * A reader skips a section whose tag it does not know, reads the fields
+ * it knows of a section whose version is newer than its own (a new
+ * version only appends fields), and gives fields a section does not
+ * carry (older version, or the section missing) their empty value. The
+ * body must be exactly a whole number of sections. A string is u8 length
+ * + bytes (no NUL). Sections:
+ *
+ *   1 clock      v1: str id, i64 now_ms, i64 tick, i64 stats_tick,
+ *                    u8 started
+ *   2 stats      v1: f64 median, f64 mad, u32 median_n, u32 new_samples,
+ *                    u8 stats_dirty
+ *   3 gauges     v1: u8 n (3: token, quota, queue), then per gauge:
+ *                    u8 have, i64 last_ms, f64 value, f64 a, f64 b,
+ *                    u32 over_run, u32 under_run, str source
+ *   4 episodes   v1: u8 n (6, index = bottleneck type; 0 and slow_agent
+ *                    never raised), then per episode: u8 raised,
+ *                    u8 severity, i64 raised_at_ms, f64 impact,
+ *                    str subject
+ *   5 consensus  v1: str group, i64 group_ms, i64 slot_ms,
+ *                    i64 head_start_ms, u32 nslots, u32 head, u8 started,
+ *                    nslots x (u32 rounds, u32 timeouts)
+ *   6 durations  v1: u16 n, n x (i64 ts_ms, u32 value, u8 flags), oldest
+ *                    first (the ring is rebuilt in slots 0..n-1)
+ *
+ * Swarm blob, version 2 (written up to this change): a byte copy of that
+ * build's swarm_state. It is still read (v2_swarm below freezes its
+ * layout, and a static assertion its size), migrated field by field, and
+ * rewritten as version 3 at the next commit. A version newer than 3 is
+ * SM_ERR_VERSION: the caller keeps the blob and says so.
+ */
+#include "encode.h"
+
+#include <string.h>
+
+#include "hash.h"
+#include "swarm_int.h"
+
+#define BLOB_MAGIC_SWARM 0x57534d53u     /* "SMSW" little-endian */
+#define BLOB_MAGIC_AGENT 0x47414d53u     /* "SMAG" little-endian */
+#define SWARM_V2 2u                     /* a struct copy (read only) */
+#define SWARM_V3 3u                     /* sectioned (written) */
+#define BLOB_VERSION_AGENT 3u           /* agent blobs (encoded, see below) */
+
+/* Fixed header of every blob; the body follows. */
+typedef struct blob_hdr {
+    uint32_t magic;
+    uint32_t version;
+    uint32_t size;              /* whole blob, header included */
+    uint32_t reserved;
+    uint64_t check;
+} blob_hdr;
+
+/* Agent blob (version BLOB_VERSION_AGENT): the blob_hdr (host order, as
+ * for the swarm blob; size = whole blob, check over the body), then a
+ * variable-length body, little-endian, fixed-width fields, no padding:
+ *
+ *   off  size  field
+ *     0     8  i64 last_seen_ms               0..TS_MAX
+ *     8     8  i64 raised_at_ms               0..TS_MAX
+ *    16     8  i64 clear_since_ms             0..TS_MAX (0: not clearing)
+ *    24     8  f64 impact (IEEE-754 bits)
+ *    32     1  u8  raised                     0..1
+ *    33     1  u8  severity                   0..SM_SEV_CRITICAL (>= LOW
+ *                                             when raised)
+ *    34     1  u8  flags                      AGENT_* bits only
+ *    35     1  u8  id length L                1..SM_ID_MAX-1
+ *    36     L  id bytes (no NUL, no padding)
+ *  36+L     1  u8  sample count N             0..SM_AGENT_TASKS
+ *  37+L        N sample records, oldest first, each one of
+ *                narrow (9 bytes):  u8 tag, u32 age, u32 value
+ *                wide  (13 bytes):  u8 tag, i64 ts_ms, u32 value
+ *              tag: bits 0-1 the sample flags (TASK_DONE must be set),
+ *              bit 7 (SAMPLE_WIDE) the wide form, other bits zero.
+ *              age = last_seen_ms - ts_ms; the narrow form is used, and
+ *              required, whenever age fits in a u32; ts_ms in 0..TS_MAX.
+ *
+ * The body ends right after the last record (size must match exactly).
+ * Only the held samples are stored: import rebuilds the ring with them in
+ * slots 0..N-1 (head N % cap), which holds the same samples in the same
+ * order, so the restored agent behaves, and exports, identically. A busy
+ * agent with a ~12-byte id is 24 + 36 + 12 + 1 + 16 * 9 = 217 bytes. */
+#define SAMPLE_WIDE 0x80u
+#define SAMPLE_FLAGS (TASK_DONE | TASK_OK)
+#define AGENT_BODY_FIXED 36u
+#define AGENT_BLOB_MAX (sizeof(blob_hdr) + AGENT_BODY_FIXED + \
+                        (SM_ID_MAX - 1) + 1 + SM_AGENT_TASKS * 13u)
+
+/* Checksum of a blob body, 8 bytes a step (a multiply-xorshift fold):
+ * byte-wise FNV over every dirty agent was a tenth of a 100k-agent
+ * commit. Host byte order, like the blob header. */
+static uint64_t blob_check(const void *body, size_t n)
+{
+    const unsigned char *p = body;
+    uint64_t h = SM_HASH_INIT ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, sizeof w);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 29;
+    }
+    return sm_hash_bytes(h, p + i, n - i);
+}
+
+static void blob_hdr_fill(blob_hdr *h, uint32_t magic, uint32_t version,
+                          size_t size, const void *body, size_t body_len)
+{
+    h->magic = magic;
+    h->version = version;
+    h->size = (uint32_t)size;
+    h->reserved = 0;
+    h->check = blob_check(body, body_len);
+}
+
+static bool blob_hdr_ok(const blob_hdr *h, uint32_t magic, uint32_t version,
+                        size_t size, const void *body, size_t body_len)
+{
+    return h->magic == magic && h->version == version &&
+           h->size == size && h->reserved == 0 &&
+           h->check == blob_check(body, body_len);
+}
+
+/* -------------------------------------------------------- transitions */
+
+static unsigned char *put_u8(unsigned char *p, uint32_t v)
+{
+    *p = (unsigned char)v;
+    return p + 1;
+}
+
+static unsigned char *put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+    return p + 4;
+}
+
+static unsigned char *put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+    return p + 8;
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Whether ts_ms can be stored as a u32 age behind last_ms. */
+static bool age_fits(int64_t last_ms, int64_t ts_ms, uint32_t *age)
+{
+    /* both in 0..TS_MAX (vetted), so the difference cannot overflow */
+    int64_t d = last_ms - ts_ms;
+    if (d < 0 || d > (int64_t)UINT32_MAX)
+        return false;
+    *age = (uint32_t)d;
+    return true;
+}
+
+/* Encodes a's agent blob into out (AGENT_BLOB_MAX bytes); returns its
+ * length. The layout is described above AGENT_BLOB_MAX. */
+static size_t agent_encode(const sm_agent_state *s, unsigned char *out)
+{
+    unsigned char *p = out + sizeof(blob_hdr);
+    uint64_t bits;
+    p = put_u64(p, (uint64_t)s->last_seen_ms);
+    p = put_u64(p, (uint64_t)s->raised_at_ms);
+    p = put_u64(p, (uint64_t)s->clear_since_ms);
+    memcpy(&bits, &s->impact, sizeof bits);
+    p = put_u64(p, bits);
+    p = put_u8(p, s->raised);
+    p = put_u8(p, s->severity);
+    p = put_u8(p, s->flags);
+    size_t n = strlen(s->id);   /* 1..SM_ID_MAX-1: ids are vetted */
+    p = put_u8(p, (uint32_t)n);
+    memcpy(p, s->id, n);
+    p += n;
+    const sm_samples *h = &s->tasks_hdr;
+    p = put_u8(p, h->count);
+    for (uint32_t i = 0; i < h->count; i++) {
+        const sm_sample *x = &s->tasks[(h->head + h->cap - h->count + i) %
+                                       h->cap];
+        uint32_t tag = x->flags & SAMPLE_FLAGS, age;
+        if (age_fits(s->last_seen_ms, x->ts_ms, &age)) {
+            p = put_u8(p, tag);
+            p = put_u32(p, age);
+        } else {
+            p = put_u8(p, tag | SAMPLE_WIDE);
+            p = put_u64(p, (uint64_t)x->ts_ms);
+        }
+        p = put_u32(p, x->value);
+    }
+    size_t len = (size_t)(p - out);
+    blob_hdr hdr;
+    blob_hdr_fill(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
+                  out + sizeof hdr, len - sizeof hdr);
+    memcpy(out, &hdr, sizeof hdr);
+    return len;
+}
+
+/* Bounds-checked reader over a blob body. */
+typedef struct reader {
+    const unsigned char *p, *end;
+    bool bad;
+} reader;
+
+static const unsigned char *rd_take(reader *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const unsigned char *q = r->p;
+    r->p += n;
+    return q;
+}
+
+static uint32_t rd_u8(reader *r)
+{
+    const unsigned char *q = rd_take(r, 1);
+    return q ? q[0] : 0;
+}
+
+static uint32_t rd_u32(reader *r)
+{
+    const unsigned char *q = rd_take(r, 4);
+    return q ? get_u32(q) : 0;
+}
+
+static uint64_t rd_u64(reader *r)
+{
+    const unsigned char *q = rd_take(r, 8);
+    return q ? get_u64(q) : 0;
+}
+
+/* Decodes and vets an agent blob body into s (zeroed first). Every field
+ * is checked; the body must be consumed exactly. */
+static bool agent_decode(const unsigned char *body, size_t n, sm_agent_state *s)
+{
+    reader r = {body, body + n, false};
+    memset(s, 0, sizeof *s);
+    s->last_seen_ms = (int64_t)rd_u64(&r);
+    s->raised_at_ms = (int64_t)rd_u64(&r);
+    s->clear_since_ms = (int64_t)rd_u64(&r);
+    uint64_t bits = rd_u64(&r);
+    memcpy(&s->impact, &bits, sizeof bits);
+    uint32_t raised = rd_u8(&r), severity = rd_u8(&r), flags = rd_u8(&r);
+    uint32_t idn = rd_u8(&r);
+    if (r.bad || !sm_ts_ok(s->last_seen_ms) || !sm_ts_ok(s->raised_at_ms) ||
+        !sm_ts_ok(s->clear_since_ms) || raised > 1 ||
+        severity > SM_SEV_CRITICAL ||
+        (raised && severity < SM_SEV_LOW) ||
+        (flags & ~(uint32_t)(AGENT_REGISTERED | AGENT_UNREGISTERED |
+                             AGENT_DYNAMIC)) ||
+        idn < 1 || idn > SM_ID_MAX - 1)
+        return false;
+    s->raised = (uint8_t)raised;
+    s->severity = (uint8_t)severity;
+    s->flags = (uint8_t)flags;
+    const unsigned char *id = rd_take(&r, idn);
+    if (id == NULL || memchr(id, '\0', idn) != NULL)
+        return false;
+    memcpy(s->id, id, idn);
+    uint32_t count = rd_u8(&r);
+    if (r.bad || count > SM_AGENT_TASKS)
+        return false;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t tag = rd_u8(&r);
+        if ((tag & ~(uint32_t)(SAMPLE_FLAGS | SAMPLE_WIDE)) ||
+            !(tag & TASK_DONE))
+            return false;
+        sm_sample *x = &s->tasks[i];
+        if (tag & SAMPLE_WIDE) {
+            uint32_t age;
+            x->ts_ms = (int64_t)rd_u64(&r);
+            if (!sm_ts_ok(x->ts_ms) || age_fits(s->last_seen_ms, x->ts_ms, &age))
+                return false;   /* out of range, or not the canonical form */
+        } else {
+            x->ts_ms = s->last_seen_ms - (int64_t)rd_u32(&r);
+            if (!sm_ts_ok(x->ts_ms))
+                return false;
+        }
+        x->value = rd_u32(&r);
+        x->flags = tag & SAMPLE_FLAGS;
+        if (r.bad)
+            return false;
+    }
+    if (r.p != r.end)
+        return false;
+    sm_samples_init(&s->tasks_hdr, SM_AGENT_TASKS);
+    s->tasks_hdr.count = count;
+    s->tasks_hdr.head = count % SM_AGENT_TASKS;
+    return true;
+}
+
+void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
+{
+    if (sw == NULL || fn == NULL)
+        return;
+    for (uint32_t i = 0; i < sw->ag.n_dirty; i++) {
+        const sm_agent *a = &sw->ag.v[sw->ag.dirty[i]];
+        unsigned char b[AGENT_BLOB_MAX];
+        size_t len = agent_encode(&a->s, b);
+        fn(ud, a->s.id, b, len);
+    }
+}
+
+void sm_swarm_clear_dirty(sm_swarm *sw)
+{
+    if (sw == NULL)
+        return;
+    sw->dirty = false;
+    for (uint32_t i = 0; i < sw->ag.n_dirty; i++)
+        sw->ag.v[sw->ag.dirty[i]].dirty = 0;
+    sw->ag.n_dirty = 0;
+}
+
+sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
+{
+    if (sw == NULL || blob == NULL || len < sizeof(blob_hdr) ||
+        len > AGENT_BLOB_MAX)
+        return SM_ERR_CORRUPT;
+    /* copy the header first: blob may be unaligned (a store value) */
+    const unsigned char *raw = blob;
+    blob_hdr hdr;
+    memcpy(&hdr, raw, sizeof hdr);
+    sm_agent_state s;
+    if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
+                     raw + sizeof hdr, len - sizeof hdr) ||
+        !agent_decode(raw + sizeof hdr, len - sizeof hdr, &s))
+        return SM_ERR_CORRUPT;
+    uint32_t k;
+    sm_status rc = sm_agents_get(&sw->ag, s.id, &k);
+    if (rc != SM_OK)
+        return rc;
+    sm_agent *a = &sw->ag.v[k];
+    if (a->s.raised)
+        sm_agents_raised_unlink(&sw->ag, k);
+    memcpy(&a->s, &s, sizeof a->s);
+    sm_agents_unmark(&sw->ag, k);
+    if (a->s.raised)
+        sm_agents_raised_link(&sw->ag, k);
+    return SM_OK;
+}
+/* ------------------------------------------------------- swarm blob v3 */
+
+/* A bounded writer: counts every byte, stores those that fit. */
+typedef struct writer {
+    unsigned char *p;
+    size_t n, cap;
+} writer;
+
+static void w_bytes(writer *w, const void *src, size_t n)
+{
+    if (w->p != NULL && w->n + n <= w->cap)
+        memcpy(w->p + w->n, src, n);
+    w->n += n;
+}
+
+static void w_u8(writer *w, uint32_t v)
+{
+    unsigned char b[1];
+    put_u8(b, v);
+    w_bytes(w, b, 1);
+}
+
+static void w_u16(writer *w, uint32_t v)
+{
+    unsigned char b[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
+    w_bytes(w, b, 2);
+}
+
+static void w_u32(writer *w, uint32_t v)
+{
+    unsigned char b[4];
+    put_u32(b, v);
+    w_bytes(w, b, 4);
+}
+
+static void w_u64(writer *w, uint64_t v)
+{
+    unsigned char b[8];
+    put_u64(b, v);
+    w_bytes(w, b, 8);
+}
+
+static void w_i64(writer *w, int64_t v)
+{
+    w_u64(w, (uint64_t)v);
+}
+
+static void w_f64(writer *w, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    w_u64(w, bits);
+}
+
+static void w_str(writer *w, const char *s)
+{
+    size_t n = strlen(s);       /* < SM_ID_MAX: ids are vetted */
+    w_u8(w, (uint32_t)n);
+    w_bytes(w, s, n);
+}
+
+/* Opens a section; returns where its length goes. */
+static size_t w_section(writer *w, uint32_t tag, uint32_t version)
+{
+    w_u16(w, tag);
+    w_u16(w, version);
+    size_t at = w->n;
+    w_u32(w, 0);
+    return at;
+}
+
+/* Closes the section opened at `at`: back-fills its length. */
+static void w_end(writer *w, size_t at)
+{
+    uint32_t len = (uint32_t)(w->n - at - 4);
+    if (w->p != NULL && at + 4 <= w->cap)
+        put_u32(w->p + at, len);
+}
+
+enum {
+    SEC_CLOCK = 1,
+    SEC_STATS = 2,
+    SEC_GAUGES = 3,
+    SEC_EPISODES = 4,
+    SEC_CONSENSUS = 5,
+    SEC_DURATIONS = 6,
+};
+
+static void swarm_encode(const sm_swarm_state *st, writer *w)
+{
+    size_t at = w_section(w, SEC_CLOCK, 1);
+    w_str(w, st->id);
+    w_i64(w, st->now_ms);
+    w_i64(w, st->tick);
+    w_i64(w, st->stats_tick);
+    w_u8(w, st->started);
+    w_end(w, at);
+
+    at = w_section(w, SEC_STATS, 1);
+    w_f64(w, st->median);
+    w_f64(w, st->mad);
+    w_u32(w, st->median_n);
+    w_u32(w, st->new_samples);
+    w_u8(w, st->stats_dirty);
+    w_end(w, at);
+
+    at = w_section(w, SEC_GAUGES, 1);
+    w_u8(w, G_COUNT);
+    for (int i = 0; i < G_COUNT; i++) {
+        const sm_gauge *g = &st->gauges[i];
+        w_u8(w, g->have);
+        w_i64(w, g->last_ms);
+        w_f64(w, g->value);
+        w_f64(w, g->a);
+        w_f64(w, g->b);
+        w_u32(w, g->over_run);
+        w_u32(w, g->under_run);
+        w_str(w, g->source);
+    }
+    w_end(w, at);
+
+    at = w_section(w, SEC_EPISODES, 1);
+    w_u8(w, SM_BN_COUNT + 1);
+    for (int t = 0; t <= SM_BN_COUNT; t++) {
+        const sm_episode *e = &st->ep[t];
+        w_u8(w, e->raised);
+        w_u8(w, e->severity);
+        w_i64(w, e->raised_at_ms);
+        w_f64(w, e->impact);
+        w_str(w, e->subject);
+    }
+    w_end(w, at);
+
+    at = w_section(w, SEC_CONSENSUS, 1);
+    const sm_ring *r = &st->rounds;
+    w_str(w, st->group);
+    w_i64(w, st->group_ms);
+    w_i64(w, r->slot_ms);
+    w_i64(w, r->head_start_ms);
+    w_u32(w, r->nslots);
+    w_u32(w, r->head);
+    w_u8(w, r->started);
+    for (uint32_t i = 0; i < r->nslots; i++) {
+        w_u32(w, r->count[i][0]);
+        w_u32(w, r->count[i][1]);
+    }
+    w_end(w, at);
+
+    at = w_section(w, SEC_DURATIONS, 1);
+    const sm_samples *h = &st->dur_hdr;
+    w_u16(w, h->count);
+    for (uint32_t i = 0; i < h->count; i++) {
+        const sm_sample *x = &st->dur[(h->head + h->cap - h->count + i) %
+                                      h->cap];
+        w_i64(w, x->ts_ms);
+        w_u32(w, x->value);
+        w_u8(w, x->flags);
+    }
+    w_end(w, at);
+}
+
+static uint32_t rd_u16(reader *r)
+{
+    const unsigned char *q = rd_take(r, 2);
+    return q ? (uint32_t)q[0] | (uint32_t)q[1] << 8 : 0;
+}
+
+static double rd_f64(reader *r)
+{
+    uint64_t bits = rd_u64(r);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* A string into dst[SM_ID_MAX]; an empty one is allowed. */
+static void rd_str(reader *r, char dst[SM_ID_MAX])
+{
+    uint32_t n = rd_u8(r);
+    memset(dst, 0, SM_ID_MAX);
+    if (n >= SM_ID_MAX) {
+        r->bad = true;
+        return;
+    }
+    const unsigned char *q = rd_take(r, n);
+    if (q == NULL || memchr(q, '\0', n) != NULL) {
+        r->bad = true;
+        return;
+    }
+    memcpy(dst, q, n);
+}
+
+static bool sec_clock(reader *r, sm_swarm_state *st)
+{
+    rd_str(r, st->id);
+    st->now_ms = (int64_t)rd_u64(r);
+    st->tick = (int64_t)rd_u64(r);
+    st->stats_tick = (int64_t)rd_u64(r);
+    st->started = rd_u8(r);
+    return !r->bad;
+}
+
+static bool sec_stats(reader *r, sm_swarm_state *st)
+{
+    st->median = rd_f64(r);
+    st->mad = rd_f64(r);
+    st->median_n = rd_u32(r);
+    st->new_samples = rd_u32(r);
+    st->stats_dirty = rd_u8(r);
+    return !r->bad;
+}
+
+static bool sec_gauges(reader *r, sm_swarm_state *st)
+{
+    uint32_t n = rd_u8(r);
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        sm_gauge g = {0};
+        g.have = rd_u8(r);
+        g.last_ms = (int64_t)rd_u64(r);
+        g.value = rd_f64(r);
+        g.a = rd_f64(r);
+        g.b = rd_f64(r);
+        g.over_run = rd_u32(r);
+        g.under_run = rd_u32(r);
+        rd_str(r, g.source);
+        if (i < G_COUNT)
+            st->gauges[i] = g;  /* gauges this build does not know: skipped */
+    }
+    return !r->bad;
+}
+
+static bool sec_episodes(reader *r, sm_swarm_state *st)
+{
+    uint32_t n = rd_u8(r);
+    for (uint32_t t = 0; t < n && !r->bad; t++) {
+        sm_episode e = {0};
+        e.raised = rd_u8(r);
+        e.severity = rd_u8(r);
+        e.raised_at_ms = (int64_t)rd_u64(r);
+        e.impact = rd_f64(r);
+        rd_str(r, e.subject);
+        if (t <= SM_BN_COUNT)
+            st->ep[t] = e;
+        else if (e.raised)
+            return false;       /* a raised type this build cannot resolve */
+    }
+    return !r->bad;
+}
+
+static bool sec_consensus(reader *r, sm_swarm_state *st)
+{
+    sm_ring *ring = &st->rounds;
+    rd_str(r, st->group);
+    st->group_ms = (int64_t)rd_u64(r);
+    ring->slot_ms = (int64_t)rd_u64(r);
+    ring->head_start_ms = (int64_t)rd_u64(r);
+    ring->nslots = rd_u32(r);
+    ring->head = rd_u32(r);
+    ring->started = rd_u8(r);
+    if (r->bad || ring->nslots == 0 || ring->nslots > SM_RING_SLOTS)
+        return false;
+    memset(ring->count, 0, sizeof ring->count);
+    memset(ring->sum, 0, sizeof ring->sum);
+    for (uint32_t i = 0; i < ring->nslots; i++) {
+        for (int c = 0; c < SM_RING_COUNTERS; c++) {
+            ring->count[i][c] = rd_u32(r);
+            ring->sum[c] += ring->count[i][c];
+        }
+    }
+    return !r->bad;
+}
+
+static bool sec_durations(reader *r, sm_swarm_state *st)
+{
+    uint32_t n = rd_u16(r);
+    if (n > SM_SWARM_SAMPLES)
+        return false;
+    sm_samples_init(&st->dur_hdr, SM_SWARM_SAMPLES);
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        sm_sample *x = &st->dur[i];
+        x->ts_ms = (int64_t)rd_u64(r);
+        x->value = rd_u32(r);
+        x->flags = rd_u8(r);
+        if (!sm_ts_ok(x->ts_ms) || x->flags != TASK_OK)
+            return false;
+    }
+    st->dur_hdr.count = n;
+    st->dur_hdr.head = n % SM_SWARM_SAMPLES;
+    return !r->bad;
+}
+
+typedef bool (*section_fn)(reader *r, sm_swarm_state *st);
+
+static const section_fn sections[] = {
+    [SEC_CLOCK] = sec_clock,          [SEC_STATS] = sec_stats,
+    [SEC_GAUGES] = sec_gauges,        [SEC_EPISODES] = sec_episodes,
+    [SEC_CONSENSUS] = sec_consensus,  [SEC_DURATIONS] = sec_durations,
+};
+#define N_SECTIONS (sizeof sections / sizeof sections[0])
+
+/* Reads a v3 body into st (which holds the swarm's empty state: fields no
+ * section carries keep it). The clock section is required. */
+static bool swarm_decode(const unsigned char *body, size_t n,
+                         sm_swarm_state *st)
+{
+    reader r = {body, body + n, false};
+    bool have_clock = false;
+    while (r.p != r.end) {
+        uint32_t tag = rd_u16(&r);
+        (void)rd_u16(&r);       /* version: fields are only ever appended */
+        uint32_t len = rd_u32(&r);
+        const unsigned char *payload = rd_take(&r, len);
+        if (payload == NULL)
+            return false;
+        if (tag >= N_SECTIONS || sections[tag] == NULL)
+            continue;           /* a section of a later build: skipped */
+        reader sr = {payload, payload + len, false};
+        if (!sections[tag](&sr, st))
+            return false;
+        have_clock |= tag == SEC_CLOCK;
+    }
+    return have_clock;
+}
+
+/* ------------------------------------------------ swarm blob v2 (read) */
+
+/* The layout of swarm blob version 2, frozen: a host-order byte copy of
+ * that build's swarm_state. */
+typedef struct v2_gauge {
+    int64_t last_ms;
+    double value;
+    double a, b;
+    uint32_t have, over_run, under_run, reserved;
+    char source[SM_ID_MAX];
+} v2_gauge;
+
+typedef struct v2_episode {
+    int64_t raised_at_ms;
+    double impact;
+    uint32_t raised, severity;
+    char subject[SM_ID_MAX];
+} v2_episode;
+
+typedef struct v2_swarm {
+    blob_hdr hdr;
+    char id[SM_ID_MAX];
+    int64_t now_ms, tick, stats_tick;
+    double median, mad;
+    uint32_t median_n, new_samples, started, stats_dirty;
+    v2_gauge gauges[3];
+    v2_episode ep[6];
+    char group[SM_ID_MAX];
+    sm_ring rounds;
+    sm_samples dur_hdr;
+    sm_sample dur[512];
+} v2_swarm;
+
+_Static_assert(sizeof(v2_swarm) == 9840,
+               "swarm blob v2 layout moved: window.h types changed?");
+
+static bool swarm_migrate_v2(const unsigned char *blob, size_t len,
+                             sm_swarm_state *st)
+{
+    if (len != sizeof(v2_swarm))
+        return false;
+    v2_swarm copy;              /* blob may be unaligned (a store value) */
+    v2_swarm *v = &copy;
+    memcpy(v, blob, sizeof *v);
+    bool ok = blob_hdr_ok(&v->hdr, BLOB_MAGIC_SWARM, SWARM_V2, sizeof *v,
+                          (const unsigned char *)v + sizeof v->hdr,
+                          sizeof *v - sizeof v->hdr);
+    if (ok) {
+        memcpy(st->id, v->id, SM_ID_MAX);
+        st->now_ms = v->now_ms;
+        st->tick = v->tick;
+        st->stats_tick = v->stats_tick;
+        st->median = v->median;
+        st->mad = v->mad;
+        st->median_n = v->median_n;
+        st->new_samples = v->new_samples;
+        st->started = v->started;
+        st->stats_dirty = v->stats_dirty;
+        for (int i = 0; i < G_COUNT; i++) {
+            const v2_gauge *g = &v->gauges[i];
+            st->gauges[i] = (sm_gauge){g->last_ms, g->value, g->a, g->b,
+                                       g->have, g->over_run, g->under_run,
+                                       g->reserved, {0}};
+            memcpy(st->gauges[i].source, g->source, SM_ID_MAX);
+        }
+        for (int t = 0; t <= SM_BN_COUNT; t++) {
+            const v2_episode *e = &v->ep[t];
+            st->ep[t] = (sm_episode){e->raised_at_ms, e->impact, e->raised,
+                                     e->severity, {0}};
+            memcpy(st->ep[t].subject, e->subject, SM_ID_MAX);
+        }
+        memcpy(st->group, v->group, SM_ID_MAX);
+        /* v2 kept no time for the latest round: its ring slot's start */
+        st->group_ms = v->rounds.started ? v->rounds.head_start_ms : 0;
+        st->rounds = v->rounds;
+        st->dur_hdr = v->dur_hdr;
+        memcpy(st->dur, v->dur, sizeof st->dur);
+    }
+    return ok;
+}
+
+/* ---------------------------------------------------- swarm import/export */
+
+size_t sm_swarm_export(const sm_swarm *sw, void *buf, size_t cap)
+{
+    if (sw == NULL)
+        return 0;
+    writer w = {buf, sizeof(blob_hdr), cap};
+    if (buf == NULL)
+        w.cap = 0;
+    swarm_encode(&sw->st, &w);
+    if (buf != NULL && w.n <= cap) {
+        blob_hdr hdr;
+        blob_hdr_fill(&hdr, BLOB_MAGIC_SWARM, SWARM_V3, w.n,
+                      (unsigned char *)buf + sizeof hdr, w.n - sizeof hdr);
+        memcpy(buf, &hdr, sizeof hdr);
+    }
+    return w.n;
+}
+
+static bool episode_ok(const sm_episode *e)
+{
+    if (e->raised > 1)
+        return false;
+    return !e->raised || (e->severity >= SM_SEV_LOW &&
+                          e->severity <= SM_SEV_CRITICAL);
+}
+
+static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
+{
+    if (memcmp(st->id, sw->st.id, SM_ID_MAX) != 0 || st->started > 1 ||
+        st->stats_dirty > 1 || st->median_n > SM_SWARM_SAMPLES ||
+        !sm_ts_ok(st->now_ms) || !sm_ts_ok(st->group_ms))
+        return false;
+    for (int i = 0; i < G_COUNT; i++) {
+        const sm_gauge *g = &st->gauges[i];
+        if (g->have > 1 || g->reserved != 0 || sm_id_len(g->source) < 0)
+            return false;
+    }
+    for (int t = 0; t <= SM_BN_COUNT; t++) {
+        if (!episode_ok(&st->ep[t]) || sm_id_len(st->ep[t].subject) < 0)
+            return false;
+    }
+    if (st->ep[0].raised || st->ep[SM_BN_SLOW_AGENT].raised)
+        return false;
+    if (sm_id_len(st->group) < 0 || !sm_ring_valid(&st->rounds) ||
+        st->rounds.slot_ms != sw->st.rounds.slot_ms ||
+        st->rounds.nslots != sw->st.rounds.nslots)
+        return false;
+    return sm_samples_valid(&st->dur_hdr, SM_SWARM_SAMPLES);
+}
+
+sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len)
+{
+    if (sw == NULL || buf == NULL || len < sizeof(blob_hdr))
+        return SM_ERR_CORRUPT;
+    /* copy the header first: buf may be unaligned (a store value) */
+    const unsigned char *raw = buf;
+    blob_hdr hdr;
+    memcpy(&hdr, raw, sizeof hdr);
+    if (hdr.magic != BLOB_MAGIC_SWARM)
+        return SM_ERR_CORRUPT;
+    if (hdr.version > SWARM_V3)
+        return SM_ERR_VERSION;
+    /* start from the swarm's empty state: absent sections keep it */
+    sm_swarm_state state = sw->st;
+    sm_swarm_state *st = &state;
+    bool ok;
+    if (hdr.version == SWARM_V2)
+        ok = swarm_migrate_v2(raw, len, st);
+    else
+        ok = hdr.version == SWARM_V3 &&
+             blob_hdr_ok(&hdr, BLOB_MAGIC_SWARM, SWARM_V3, len,
+                         raw + sizeof hdr, len - sizeof hdr) &&
+             swarm_decode(raw + sizeof hdr, len - sizeof hdr, st);
+    ok = ok && swarm_state_ok(sw, st);
+    if (ok) {
+        sw->st = *st;
+        sw->dirty = hdr.version != SWARM_V3;   /* rewrite a migrated blob */
+    }
+    return ok ? SM_OK : SM_ERR_CORRUPT;
+}
+
+bool sm_swarm_is_dirty(const sm_swarm *sw)
+{
+    return sw != NULL && sw->dirty;
+}

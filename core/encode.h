@@ -1,0 +1,47 @@
+/*
+ * encode.h - a swarm's state as bytes for the store, and back.
+ *
+ * Used by worker/persist.c; the store never looks inside a blob. A swarm
+ * is one swarm blob (the swarm-wide state) plus one agent blob per agent.
+ * Both are formats with an explicit little-endian byte layout (encode.c),
+ * versioned and checksummed: the swarm blob is a list of versioned
+ * sections (unknown sections skipped, older versions migrated), an agent
+ * blob a compact variable-length record (~210 bytes for a busy agent).
+ * Import vets every field.
+ *
+ * Dirty tracking: every mutation marks the swarm part and/or the agent it
+ * touched dirty; sm_swarm_clear_dirty() is called once the store has
+ * committed them.
+ */
+#ifndef SM_ENCODE_H
+#define SM_ENCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "status.h"
+#include "swarm.h"
+
+/* Writes the swarm-wide state into buf if cap is large enough; returns the
+ * size needed either way (a few KB; it does not grow with the agents). */
+size_t sm_swarm_export(const sm_swarm *sw, void *buf, size_t cap);
+/* Replaces the swarm-wide state from a blob of the current or an older
+ * version (an older one is migrated and the swarm marked dirty, so the
+ * next commit rewrites it in the current format). Errors: SM_ERR_CORRUPT
+ * (bad checksum, size, field or id), SM_ERR_VERSION (written by a newer
+ * build: keep the blob, do not overwrite it blindly). On error the swarm
+ * is unchanged. */
+sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len);
+
+/* Whether the swarm-wide part changed since the last clear. */
+bool sm_swarm_is_dirty(const sm_swarm *sw);
+/* Calls fn for each agent changed since the last clear, in the order they
+ * changed (O(changed agents)), with the agent's blob encoded into a stack
+ * buffer (no allocation). */
+void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
+void sm_swarm_clear_dirty(sm_swarm *sw);
+/* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,
+ * SM_ERR_NOMEM. The agent is not marked dirty. */
+sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len);
+
+#endif

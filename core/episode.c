@@ -1,0 +1,120 @@
+/*
+ * episode.c - severity bands and the life of bottleneck episodes.
+ */
+#include "episode.h"
+
+#include <string.h>
+
+#include "detectors.h"
+
+static double clamp01(double x)
+{
+    if (!(x > 0.0))
+        return 0.0;
+    return x > 1.0 ? 1.0 : x;
+}
+
+double sm_band(double lo, double hi, double frac)
+{
+    double v = lo + (hi - lo) * clamp01(frac);
+    if (hi < 1.0 && v > hi - EDGE_EPS)
+        v = hi - EDGE_EPS;
+    return v;
+}
+
+/* Lower edge of a severity's impact band. */
+static double band_lower(uint32_t sev)
+{
+    switch (sev) {
+    case SM_SEV_CRITICAL: return 0.8;
+    case SM_SEV_HIGH:     return 0.6;
+    case SM_SEV_MEDIUM:   return 0.4;
+    default:              return 0.0;
+    }
+}
+
+uint32_t sm_severity_step(const sm_detect_config *c, uint32_t current,
+                          double impact)
+{
+    uint32_t sev = (uint32_t)sm_severity_of(impact);
+    if (sev >= current || impact >= band_lower(current) - c->severity_margin)
+        return sev >= current ? sev : current;
+    return sev;
+}
+
+sm_decision *sm_episode_decision(const sm_swarm *sw, sm_decisions *out,
+                                 sm_bn_type type, sm_transition_kind kind,
+                                 const char *subject, int64_t raised_at_ms,
+                                 double impact, uint32_t severity,
+                                 const char *reason,
+                                 const sm_evidence *evidence)
+{
+    sm_decision *d = sm_decisions_push(out);
+    if (d == NULL)
+        return NULL;
+    d->kind = SM_DEC_BOTTLENECK;
+    d->at_ms = sw->st.now_ms;
+    sm_id_copy(d->swarm, sw->st.id);
+    sm_id_copy(d->subject, subject);
+    d->evidence = *evidence;
+    d->evidence.window_end_ms = sw->st.now_ms;
+    d->evidence.window_start_ms = sw->st.now_ms - sw->cfg.window_ms;
+    d->bn.type = type;
+    d->bn.transition = kind;
+    d->bn.severity = (sm_severity)severity;
+    d->bn.impact = impact;
+    d->bn.raised_at_ms = raised_at_ms;
+    d->bn.reason = reason;
+    return d;
+}
+
+static void episode_decide(sm_swarm *sw, sm_bn_type t, sm_transition_kind k,
+                           const char *reason, uint32_t run,
+                           sm_decisions *out)
+{
+    const sm_episode *e = &sw->st.ep[t];
+    sm_evidence ev;
+    sm_detect_evidence(sw, t, &ev);
+    sm_decision *d = sm_episode_decision(sw, out, t, k, e->subject,
+                                         e->raised_at_ms, e->impact,
+                                         e->severity, reason, &ev);
+    if (d == NULL)
+        return;
+    sm_detect_metrics(sw, t, k == SM_TR_RESOLVED, run, d);
+    sm_decision_mint(d);
+}
+
+void sm_episode_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
+                      uint32_t run, sm_decisions *out)
+{
+    sm_episode *e = &sw->st.ep[t];
+    e->raised = 1;
+    e->raised_at_ms = sw->st.now_ms;
+    e->impact = sm_detect_impact(sw, t);
+    e->severity = (uint32_t)sm_severity_of(e->impact);
+    sm_id_copy(e->subject, subject);
+    sw->dirty = true;
+    episode_decide(sw, t, SM_TR_RAISED, sm_detect_reason(t), run, out);
+}
+
+void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const char *reason,
+                        uint32_t run, sm_decisions *out)
+{
+    sw->st.ep[t].raised = 0;
+    sw->dirty = true;
+    episode_decide(sw, t, SM_TR_RESOLVED, reason, run, out);
+}
+
+void sm_episode_update(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
+{
+    sm_episode *e = &sw->st.ep[t];
+    double impact = sm_detect_impact(sw, t);
+    uint32_t sev = sm_severity_step(&sw->cfg, e->severity, impact);
+    if (impact != e->impact)
+        sw->dirty = true;
+    e->impact = impact;
+    if (sev == e->severity)
+        return;
+    e->severity = sev;
+    episode_decide(sw, t, SM_TR_UPDATED, sm_detect_reason(t), 1, out);
+}

@@ -1,0 +1,349 @@
+/*
+ * swarm.c - one swarm: its clock, the dispatch of events to the
+ * detectors, the tick sweep, queries and agent expiry.
+ *
+ * Design choices a reader should know:
+ *  - Late events (ts older than the swarm clock) never move the clock back.
+ *    Inside the window they count (ring slot of their ts; task samples keep
+ *    their ts); older than the window they only refresh last-seen. A gauge
+ *    sample older than the gauge's latest one is ignored.
+ *  - A task sample is in the window while ts > now - window_ms.
+ *  - Event timestamps outside [0, year 9999] are rejected (SM_ERR_INVALID)
+ *    so that window arithmetic can never overflow; sm_swarm_advance()
+ *    ignores such a time.
+ *  - Lifecycle "unregistered" keeps the record (marked unregistered, task
+ *    samples dropped so a re-registered agent starts clean) and resolves a
+ *    raised slow-agent episode with reason "no_data"; sm_swarm_expire()
+ *    removes the record later. Unregistering an unknown agent only moves
+ *    the clock.
+ */
+#include "swarm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "detectors.h"
+#include "swarm_int.h"
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b) != 0 && a < 0)
+        q--;
+    return q;
+}
+
+/* -------------------------------------------------------- clock, sweep */
+
+static void sweep(sm_swarm *sw, sm_decisions *out)
+{
+    sm_detect_gauge_sweep(sw, SM_BN_TOKEN_EXHAUSTION, out);
+    sm_detect_gauge_sweep(sw, SM_BN_QUOTA_EXCEEDED, out);
+    if (sw->st.stats_dirty || sw->st.median_n > 0)
+        sm_detect_stats_recompute(sw);
+    uint32_t k = sw->ag.raised_head;
+    while (k != SM_AGENT_NONE) {
+        uint32_t next = sw->ag.v[k].next;
+        sm_detect_agent(sw, k, out);
+        k = next;
+    }
+    sm_detect_gauge_sweep(sw, SM_BN_QUEUE_BACKLOG, out);
+    sm_detect_consensus(sw, out);
+}
+
+/* Moves the clock to max(now, ts), evicts, and sweeps on a new tick. */
+static void clock_advance(sm_swarm *sw, int64_t ts, sm_decisions *out)
+{
+    sm_swarm_state *st = &sw->st;
+    if (st->started && ts <= st->now_ms)
+        return;
+    st->now_ms = ts;
+    sw->dirty = true;
+    sm_ring_advance(&st->rounds, ts);
+    int64_t tick = floor_div(ts, sw->cfg.tick_ms);
+    if (!st->started) {
+        st->started = 1;
+        st->tick = tick;
+        st->stats_tick = tick;
+        return;
+    }
+    if (tick > st->tick) {
+        st->tick = tick;
+        sweep(sw, out);
+    }
+}
+
+/* ------------------------------------------------------ create/destroy */
+
+sm_status sm_swarm_create(sm_swarm **out, const char *id,
+                          const sm_detect_config *cfg)
+{
+    if (out == NULL || sm_id_len(id) < 1 || cfg == NULL)
+        return SM_ERR_INVALID;
+    if (sm_detect_config_validate(cfg, NULL) != SM_OK)
+        return SM_ERR_CONFIG;
+    sm_swarm *sw = calloc(1, sizeof *sw); /* SM_ALLOC_OK */
+    if (sw == NULL)
+        return SM_ERR_NOMEM;
+    if (sm_agents_init(&sw->ag) != SM_OK) {
+        sm_swarm_destroy(sw);
+        return SM_ERR_NOMEM;
+    }
+    sw->expire_retention_ms = -1;
+    sw->cfg = *cfg;
+    sm_id_copy(sw->st.id, id);
+    sm_ring_init(&sw->st.rounds, cfg->window_ms, cfg->tick_ms);
+    sm_samples_init(&sw->st.dur_hdr, SM_SWARM_SAMPLES);
+    sw->dirty = true;
+    *out = sw;
+    return SM_OK;
+}
+
+void sm_swarm_destroy(sm_swarm *sw)
+{
+    if (sw == NULL)
+        return;
+    sm_agents_free(&sw->ag);
+    free(sw);
+}
+
+const char *sm_swarm_id(const sm_swarm *sw)
+{
+    return sw == NULL ? "" : sw->st.id;
+}
+
+int64_t sm_swarm_now(const sm_swarm *sw)
+{
+    return sw == NULL ? 0 : sw->st.now_ms;
+}
+
+size_t sm_swarm_agent_count(const sm_swarm *sw)
+{
+    return sw == NULL ? 0 : sw->ag.n;
+}
+
+/* ------------------------------------------------------------- events */
+
+sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
+                           sm_decisions *out)
+{
+    if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms))
+        return SM_ERR_INVALID;
+    if (ev->kind < SM_TASK_QUEUED || ev->kind > SM_TASK_CANCELLED)
+        return SM_ERR_INVALID;
+    if ((unsigned)ev->priority > SM_PRIO_BACKGROUND)
+        return SM_ERR_INVALID;
+    int len = sm_id_len(ev->agent);
+    if (len < 0 || (len == 0 && ev->kind != SM_TASK_QUEUED))
+        return SM_ERR_INVALID;
+
+    uint32_t k = SM_AGENT_NONE;
+    if (len > 0) {
+        sm_status rc = sm_agents_get(&sw->ag, ev->agent, &k);
+        if (rc != SM_OK)
+            return rc;
+    }
+    clock_advance(sw, ev->ts_ms, out);
+    if (k == SM_AGENT_NONE)
+        return SM_OK;
+
+    sm_agent *a = &sw->ag.v[k];
+    if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
+        a->s.last_seen_ms = ev->ts_ms;
+    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    bool finished = ev->kind == SM_TASK_COMPLETED ||
+                    ev->kind == SM_TASK_FAILED ||
+                    ev->kind == SM_TASK_TIMED_OUT;
+    if (!finished || ev->ts_ms < sm_window_since(sw))
+        return SM_OK;
+
+    bool ok = ev->kind == SM_TASK_COMPLETED;
+    sm_sample s = {ev->ts_ms, ev->duration_ms,
+                   TASK_DONE | (ok ? TASK_OK : 0u)};
+    sm_samples_push(&a->s.tasks_hdr, a->s.tasks, s);
+    if (ok) {
+        s.flags = TASK_OK;
+        sm_samples_push(&sw->st.dur_hdr, sw->st.dur, s);
+        sw->st.new_samples++;
+        sw->st.stats_dirty = 1;
+        sw->dirty = true;
+        sm_detect_stats_maybe(sw);
+    }
+    sm_detect_agent(sw, k, out);
+    return SM_OK;
+}
+
+sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
+                                sm_decisions *out)
+{
+    if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
+        sm_id_len(ev->agent) < 1 || ev->state > 4)
+        return SM_ERR_INVALID;
+    uint32_t k;
+    sm_status rc = sm_agents_get(&sw->ag, ev->agent, &k);
+    if (rc != SM_OK)
+        return rc;
+    clock_advance(sw, ev->ts_ms, out);
+    sm_agent *a = &sw->ag.v[k];
+    if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
+        a->s.last_seen_ms = ev->ts_ms;
+    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    return SM_OK;
+}
+
+sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
+                               sm_decisions *out)
+{
+    if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
+        sm_id_len(ev->source) < 0)
+        return SM_ERR_INVALID;
+    const sm_detect_config *c = &sw->cfg;
+    clock_advance(sw, ev->ts_ms, out);
+
+    sm_gauge *g = &sw->st.gauges[G_TOKEN];
+    if (ev->token_budget > 0 && (!g->have || ev->ts_ms >= g->last_ms)) {
+        g->have = 1;
+        g->last_ms = ev->ts_ms;
+        g->a = (double)ev->tokens_used;
+        g->b = (double)ev->token_budget;
+        g->value = g->a / g->b;
+        sm_id_copy(g->source, ev->source);
+        sw->dirty = true;
+        sm_detect_gauge(sw, SM_BN_TOKEN_EXHAUSTION, g->value > c->token_raise,
+                    g->value < c->token_clear, out);
+    }
+    g = &sw->st.gauges[G_QUOTA];
+    if (ev->agent_quota > 0 && (!g->have || ev->ts_ms >= g->last_ms)) {
+        g->have = 1;
+        g->last_ms = ev->ts_ms;
+        g->value = ev->active_agents;
+        g->a = ev->agent_quota;
+        sm_id_copy(g->source, ev->source);
+        sw->dirty = true;
+        sm_detect_gauge(sw, SM_BN_QUOTA_EXCEEDED, g->value >= g->a,
+                    g->value < g->a * c->quota_clear, out);
+    }
+    g = &sw->st.gauges[G_QUEUE];
+    if (ev->has_pending && (!g->have || ev->ts_ms >= g->last_ms)) {
+        uint64_t p = 0;
+        for (int i = 0; i < SM_PRIO_COUNT; i++)
+            p += ev->pending[i];
+        g->have = 1;
+        g->last_ms = ev->ts_ms;
+        g->value = (double)p;
+        sm_id_copy(g->source, ev->source);
+        sw->dirty = true;
+        sm_detect_gauge(sw, SM_BN_QUEUE_BACKLOG, p > c->queue_raise,
+                    p < c->queue_clear, out);
+    }
+    return SM_OK;
+}
+
+sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
+                                sm_decisions *out)
+{
+    if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
+        sm_id_len(ev->group) < 0)
+        return SM_ERR_INVALID;
+    if (ev->outcome < SM_ROUND_OK || ev->outcome > SM_ROUND_FAILED)
+        return SM_ERR_INVALID;
+    clock_advance(sw, ev->ts_ms, out);
+    uint32_t delta[SM_RING_COUNTERS] = {
+        1, ev->outcome == SM_ROUND_TIMEOUT ? 1u : 0u,
+    };
+    if (!sm_ring_add(&sw->st.rounds, ev->ts_ms, delta))
+        return SM_OK;
+    sm_id_copy(sw->st.group, ev->group);
+    sw->st.group_ms = ev->ts_ms;
+    sw->dirty = true;
+    sm_detect_consensus(sw, out);
+    return SM_OK;
+}
+
+sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
+                            sm_decisions *out)
+{
+    if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
+        sm_id_len(ev->agent) < 1)
+        return SM_ERR_INVALID;
+    uint32_t k = SM_AGENT_NONE;
+    if (ev->registered) {
+        sm_status rc = sm_agents_get(&sw->ag, ev->agent, &k);
+        if (rc != SM_OK)
+            return rc;
+    } else {
+        const sm_agent *found = sm_agents_find(&sw->ag, ev->agent);
+        if (found != NULL)
+            k = (uint32_t)(found - sw->ag.v);
+    }
+    clock_advance(sw, ev->ts_ms, out);
+    if (k == SM_AGENT_NONE)
+        return SM_OK;
+
+    sm_agent *a = &sw->ag.v[k];
+    if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
+        a->s.last_seen_ms = ev->ts_ms;
+    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    if (ev->registered) {
+        a->s.flags = (uint8_t)(AGENT_REGISTERED |
+                               (ev->dynamic ? AGENT_DYNAMIC : 0u));
+        return SM_OK;
+    }
+    sm_evidence gone = {.signal = SM_SIG_AGENT, .ts_ms = ev->ts_ms};
+    sm_id_copy(gone.id, ev->agent);
+    sm_detect_agent_gone(sw, k, &gone, out);
+    sm_samples_clear(&a->s.tasks_hdr);
+    memset(a->s.tasks, 0, sizeof a->s.tasks);
+    a->s.flags = (uint8_t)((a->s.flags & AGENT_DYNAMIC) | AGENT_UNREGISTERED);
+    return SM_OK;
+}
+
+void sm_swarm_advance(sm_swarm *sw, int64_t now_ms, sm_decisions *out)
+{
+    if (sw == NULL || !sm_ts_ok(now_ms))
+        return;
+    clock_advance(sw, now_ms, out);
+}
+
+bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
+                        const char *subject)
+{
+    if (sw == NULL || t < SM_BN_TOKEN_EXHAUSTION ||
+        t > SM_BN_CONSENSUS_TIMEOUT)
+        return false;
+    if (t != SM_BN_SLOW_AGENT)
+        return sw->st.ep[t].raised != 0;
+    if (sm_id_len(subject) < 1)
+        return false;
+    const sm_agent *a = sm_agents_find(&sw->ag, subject);
+    return a != NULL && a->s.raised;
+}
+
+/* -------------------------------------------------------- persistence */
+size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
+                       sm_agent_visit_fn removed, void *ud)
+{
+    if (sw == NULL)
+        return 0;
+    if (retention_ms < 0)
+        retention_ms = 0;
+    /* a scan of every agent: at most once per tick for one retention */
+    if (retention_ms == sw->expire_retention_ms &&
+        sw->st.now_ms - sw->expire_at_ms < sw->cfg.tick_ms)
+        return 0;
+    sw->expire_retention_ms = retention_ms;
+    sw->expire_at_ms = sw->st.now_ms;
+    int64_t cutoff = sw->st.now_ms - retention_ms;
+    size_t n = 0;
+    /* downwards: the agent moved into a hole was already looked at */
+    for (uint32_t k = sw->ag.n; k-- > 0;) {
+        const sm_agent *a = &sw->ag.v[k];
+        if (a->s.raised || a->s.last_seen_ms >= cutoff)
+            continue;
+        if (removed != NULL)
+            removed(ud, a->s.id, NULL, 0);
+        sm_agents_remove(&sw->ag, k);
+        n++;
+    }
+    return n;
+}

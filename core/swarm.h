@@ -1,0 +1,96 @@
+/*
+ * swarm.h - one swarm as the core sees it: the rolling windows of its
+ * events, its agents, its open episodes, and the decisions events lead to.
+ *
+ * An sm_swarm is fed events (event.h) and appends what it concludes to a
+ * caller-owned decision buffer (decision.h); the caller publishes them
+ * after the call returns. Nothing here reads a clock, logs or does I/O.
+ *
+ * Time is event time only. Each sm_swarm_on_*() call first advances the
+ * swarm's clock to max(now, event ts) (an older event does not move it
+ * back), evicts what left the window, and, when the clock crossed a tick
+ * boundary (cfg.tick_ms), sweeps: re-evaluates the swarm-wide detectors
+ * and every raised agent, so that bottlenecks clear even when their signal
+ * goes quiet. The same sequence of calls always yields the same decisions,
+ * byte for byte: replays are exact.
+ *
+ * Cost: O(1) amortised per event, independent of window length and of the
+ * number of agents. The only allocations happen in sm_swarm_create(), when
+ * the agent table doubles (a new agent, never a repeated one) and when a
+ * decision buffer grows.
+ *
+ * Modules behind this header: swarm.c (clock, dispatch, sweep, expiry),
+ * agents.c (the agent table), detectors.c (the rules; thresholds.h
+ * describes them), episode.c (raise / update / resolve and the decisions
+ * they append), encode.c (persisted format, encode.h).
+ *
+ * Thread safety: none. One sm_swarm is used by one thread at a time.
+ */
+#ifndef SM_SWARM_H
+#define SM_SWARM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "decision.h"
+#include "event.h"
+#include "status.h"
+#include "thresholds.h"
+
+typedef struct sm_swarm sm_swarm;
+
+/* Creates an empty swarm. `id` is copied (1..SM_ID_MAX-1 bytes); `cfg` is
+ * copied and must validate. Sets *out only on SM_OK. Errors:
+ * SM_ERR_INVALID, SM_ERR_CONFIG, SM_ERR_NOMEM. */
+sm_status sm_swarm_create(sm_swarm **out, const char *id,
+                          const sm_detect_config *cfg);
+/* Frees everything. NULL is a no-op. */
+void sm_swarm_destroy(sm_swarm *sw);
+
+const char *sm_swarm_id(const sm_swarm *sw);
+/* Current event time of the swarm (0 before the first event). */
+int64_t sm_swarm_now(const sm_swarm *sw);
+/* Number of agents held. */
+size_t sm_swarm_agent_count(const sm_swarm *sw);
+
+/* Event handlers. Each updates the windows, runs the detectors the event
+ * touches (plus the tick sweep when due) and appends each decision to
+ * `out` (NULL: decisions are dropped). Errors: SM_ERR_INVALID (NULL or
+ * over-long id, unknown enum value, time outside year 0..9999),
+ * SM_ERR_NOMEM (agent table could not grow); on error the state is
+ * unchanged and nothing is appended. */
+sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
+                           sm_decisions *out);
+sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
+                                sm_decisions *out);
+sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
+                               sm_decisions *out);
+sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
+                                sm_decisions *out);
+sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
+                            sm_decisions *out);
+/* Advances event time without an event (an explicit tick carrying bus
+ * time) and runs the sweep if due. */
+void sm_swarm_advance(sm_swarm *sw, int64_t now_ms, sm_decisions *out);
+
+/* Whether bottleneck `t` is raised for `subject` ("" for swarm-wide types;
+ * the agent id for SM_BN_SLOW_AGENT). */
+bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
+                        const char *subject);
+
+/* Visitor over agents: blob (len bytes) is the agent's encoded state
+ * (encode.h), or NULL (len 0) for an agent removed. blob lives on the
+ * caller's stack and is valid only during the call: copy it to keep it. */
+typedef void (*sm_agent_visit_fn)(void *ud, const char *agent,
+                                  const void *blob, size_t len);
+
+/* Removes agents whose last event is older than now - retention_ms and
+ * that have no raised bottleneck; calls removed(ud, agent, NULL, 0) for
+ * each before it goes. Returns how many were removed. The scan visits every agent, so
+ * a call with the same retention_ms within one tick_ms of event time of
+ * the previous scan returns 0 at once. */
+size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
+                       sm_agent_visit_fn removed, void *ud);
+
+#endif

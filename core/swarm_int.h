@@ -1,0 +1,117 @@
+/*
+ * swarm_int.h - the inside of an sm_swarm, shared by the core modules that
+ * work on it (swarm.c, agents.c, episode.c, detectors.c, encode.c). Not
+ * for the worker: it sees swarm.h only.
+ *
+ * Layout. An sm_swarm holds an sm_swarm_state (the swarm-wide part:
+ * clock, swarm statistics, gauges, swarm-wide episodes, consensus ring),
+ * the agent table (agents.h) and a little bookkeeping that is not
+ * persisted (dirty flags, expiry scan). What is persisted, and how, is
+ * encode.c's business: the structs here are free to change.
+ */
+#ifndef SM_SWARM_INT_H
+#define SM_SWARM_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "agents.h"
+#include "decision.h"
+#include "swarm.h"
+#include "window.h"
+
+#define TASK_DONE 1u    /* finished: completed, failed or timed out */
+#define TASK_OK 2u      /* completed: the value is a duration sample */
+
+#define EDGE_EPS 1e-9
+#define MAD_SCALE 1.4826
+#define TS_MAX INT64_C(253402300799999)     /* 9999-12-31T23:59:59.999Z */
+#define SM_RECOMPUTE_EVERY 256  /* new samples before the median is redone */
+
+/* A swarm-wide bottleneck episode (one per type). */
+typedef struct sm_episode {
+    int64_t raised_at_ms;
+    double impact;
+    uint32_t raised;
+    uint32_t severity;
+    char subject[SM_ID_MAX];
+} sm_episode;
+
+enum { G_TOKEN, G_QUOTA, G_QUEUE, G_COUNT };
+
+/* The latest figure of a resource gauge and its debounce runs. */
+typedef struct sm_gauge {
+    int64_t last_ms;            /* ts of the latest sample (if have) */
+    double value;               /* ratio, active agents, pending tasks */
+    double a, b;                /* token: used, budget; quota: quota */
+    uint32_t have;
+    uint32_t over_run;          /* consecutive samples over the raise */
+    uint32_t under_run;         /* consecutive samples under the clear */
+    uint32_t reserved;
+    char source[SM_ID_MAX];
+} sm_gauge;
+
+typedef struct sm_swarm_state {
+    char id[SM_ID_MAX];
+    int64_t now_ms;
+    int64_t tick;               /* floor(now / tick_ms) at the last sweep */
+    int64_t stats_tick;         /* tick of the last median recompute */
+    double median;              /* swarm median duration in the window */
+    double mad;                 /* its median absolute deviation */
+    uint32_t median_n;          /* samples behind median */
+    uint32_t new_samples;       /* since the last recompute */
+    uint32_t started;
+    uint32_t stats_dirty;
+    sm_gauge gauges[G_COUNT];
+    sm_episode ep[SM_BN_COUNT + 1]; /* by type; [SM_BN_SLOW_AGENT] unused */
+    char group[SM_ID_MAX];      /* latest consensus group */
+    int64_t group_ms;           /* event time of its latest round */
+    sm_ring rounds;             /* counter 0: rounds, 1: timeouts */
+    sm_samples dur_hdr;
+    sm_sample dur[SM_SWARM_SAMPLES];
+} sm_swarm_state;
+
+struct sm_swarm {
+    sm_detect_config cfg;
+    sm_swarm_state st;
+    bool dirty;                 /* swarm-wide part changed since the commit */
+    sm_agents ag;
+    int64_t expire_at_ms;       /* event time of the last expiry scan */
+    int64_t expire_retention_ms;    /* its retention; -1 before the first */
+    double scratch[SM_SWARM_SAMPLES];
+};
+
+/* Length of s if it is a usable id (< SM_ID_MAX bytes), else -1. */
+static inline int sm_id_len(const char *s)
+{
+    if (s == NULL)
+        return -1;
+    for (int i = 0; i < SM_ID_MAX; i++) {
+        if (s[i] == '\0')
+            return i;
+    }
+    return -1;
+}
+
+/* Copies s into a zero-filled SM_ID_MAX buffer (s already vetted). */
+static inline void sm_id_copy(char dst[SM_ID_MAX], const char *s)
+{
+    memset(dst, 0, SM_ID_MAX);
+    int n = sm_id_len(s);
+    if (n > 0)
+        memcpy(dst, s, (size_t)n);
+}
+
+static inline bool sm_ts_ok(int64_t ts_ms)
+{
+    return ts_ms >= 0 && ts_ms <= TS_MAX;
+}
+
+/* First event time inside the window. */
+static inline int64_t sm_window_since(const sm_swarm *sw)
+{
+    return sw->st.now_ms - sw->cfg.window_ms + 1;
+}
+
+#endif

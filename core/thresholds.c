@@ -1,0 +1,121 @@
+/*
+ * thresholds.c - detector settings: defaults and validation.
+ */
+#include "thresholds.h"
+
+#include <string.h>
+
+#define WINDOW_MAX INT64_C(2592000000)      /* 30 days */
+
+void sm_detect_config_default(sm_detect_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->window_ms = 60000;
+    cfg->tick_ms = 1000;
+    cfg->gauge_min_samples = 2;
+    cfg->token_raise = 0.80;
+    cfg->token_critical = 0.90;
+    cfg->token_clear = 0.75;
+    cfg->quota_clear = 0.90;
+    cfg->slow_raise = 2.0;
+    cfg->slow_high = 3.0;
+    cfg->slow_clear = 1.5;
+    cfg->slow_mad_k = 3.0;
+    cfg->success_raise = 0.70;
+    cfg->success_clear = 0.80;
+    cfg->slow_min_agent_tasks = 5;
+    cfg->success_min_tasks = 10;
+    cfg->slow_min_swarm_tasks = 20;
+    cfg->severity_margin = 0.05;
+    cfg->slow_clear_hold_ms = 5000;
+    cfg->queue_raise = 50;
+    cfg->queue_critical = 200;
+    cfg->queue_clear = 40;
+    cfg->consensus_raise = 0.10;
+    cfg->consensus_high = 0.20;
+    cfg->consensus_clear = 0.05;
+    cfg->consensus_min_rounds = 10;
+}
+
+/* The first broken rule, as a static sentence, or NULL. Comparisons are
+ * written so that NaN fails them. */
+static const char *config_problem(const sm_detect_config *c)
+{
+    if (!(c->window_ms > 0))
+        return "window_ms must be greater than 0";
+    if (!(c->tick_ms > 0))
+        return "tick_ms must be greater than 0";
+    if (c->window_ms > WINDOW_MAX)
+        return "window_ms must be at most 30 days (2592000000)";
+    if (c->window_ms % c->tick_ms != 0)
+        return "window_ms must be a whole multiple of tick_ms";
+    if (c->gauge_min_samples < 1)
+        return "gauge_min_samples must be at least 1";
+    if (!(c->token_clear > 0.0))
+        return "token_clear must be greater than 0";
+    if (!(c->token_clear < c->token_raise))
+        return "token_clear must be below token_raise";
+    if (!(c->token_raise < c->token_critical))
+        return "token_raise must be below token_critical";
+    if (!(c->token_critical < 1.0))
+        return "token_critical must be below 1";
+    if (!(c->quota_clear > 0.0 && c->quota_clear <= 1.0))
+        return "quota_clear must be in (0, 1]";
+    if (!(c->slow_clear >= 1.0))
+        return "slow_clear must be at least 1";
+    if (!(c->slow_clear < c->slow_raise))
+        return "slow_clear must be below slow_raise";
+    if (!(c->slow_raise < c->slow_high))
+        return "slow_raise must be below slow_high";
+    if (!(c->slow_mad_k >= 0.0))
+        return "slow_mad_k must not be negative";
+    if (!(c->success_raise > 0.0))
+        return "success_raise must be greater than 0";
+    if (!(c->success_raise < c->success_clear))
+        return "success_raise must be below success_clear";
+    if (!(c->success_clear <= 1.0))
+        return "success_clear must be at most 1";
+    if (c->success_min_tasks < 1 || c->success_min_tasks > SM_AGENT_TASKS)
+        return "success_min_tasks must be between 1 and 16";
+    if (c->slow_min_agent_tasks < 1 ||
+        c->slow_min_agent_tasks > SM_AGENT_TASKS)
+        return "slow_min_agent_tasks must be between 1 and 16";
+    if (!(c->severity_margin >= 0 && c->severity_margin < 0.2))
+        return "severity_margin must be in [0, 0.2)";
+    if (c->slow_clear_hold_ms < 0 || c->slow_clear_hold_ms > c->window_ms)
+        return "slow_clear_hold_ms must be between 0 and window_ms";
+    if (c->slow_min_swarm_tasks < 1 ||
+        c->slow_min_swarm_tasks > SM_SWARM_SAMPLES)
+        return "slow_min_swarm_tasks must be between 1 and 512";
+    if (c->queue_clear < 1)
+        return "queue_clear must be at least 1";
+    if (!(c->queue_clear < c->queue_raise))
+        return "queue_clear must be below queue_raise";
+    if (!(c->queue_raise < c->queue_critical))
+        return "queue_raise must be below queue_critical";
+    if (!(c->consensus_clear > 0.0))
+        return "consensus_clear must be greater than 0";
+    if (!(c->consensus_clear < c->consensus_raise))
+        return "consensus_clear must be below consensus_raise";
+    if (!(c->consensus_raise < c->consensus_high))
+        return "consensus_raise must be below consensus_high";
+    if (!(c->consensus_high <= 1.0))
+        return "consensus_high must be at most 1";
+    if (c->consensus_min_rounds < 1)
+        return "consensus_min_rounds must be at least 1";
+    return NULL;
+}
+
+sm_status sm_detect_config_validate(const sm_detect_config *cfg,
+                                    const char **why)
+{
+    const char *problem = cfg == NULL ? "configuration is missing"
+                                      : config_problem(cfg);
+    if (why != NULL)
+        *why = problem;
+    return problem == NULL ? SM_OK : SM_ERR_CONFIG;
+}
+
+/* ------------------------------------------------------------ helpers */

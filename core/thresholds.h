@@ -1,0 +1,119 @@
+/*
+ * thresholds.h - the detectors' settings: every threshold, guard and
+ * window length, their defaults (from SPEC.md) and their validation.
+ *
+ * The rules the settings feed (see detectors.c for the code):
+ *
+ * "Over" is strict: at exactly the raise threshold nothing is raised.
+ *
+ *   token exhaustion  u = tokens_used / token_budget of the latest sample
+ *                     with a budget. Raise: u > token_raise (0.80) on
+ *                     gauge_min_samples consecutive samples; clear: u <
+ *                     token_clear (0.75) on as many. Impact: u <=
+ *                     token_critical (0.90) -> 0.6 + 0.2*(u-raise)/(crit-raise)
+ *                     (HIGH); u > crit -> 0.8 + 0.2*min(1,(u-crit)/(1-crit))
+ *                     (CRITICAL).
+ *   quota exceeded    active_agents >= agent_quota (quota > 0), debounced
+ *                     like token; clear: active < quota * quota_clear (0.9).
+ *                     Impact 0.8 + 0.2*min(1,(active-quota)/quota) (CRITICAL).
+ *   slow agent        per agent: median duration of its completed tasks in
+ *                     the window (last SM_AGENT_TASKS at most) against the
+ *                     swarm's median over the window; ratio = agent/swarm.
+ *                     Needs >= slow_min_agent_tasks for the agent and
+ *                     slow_min_swarm_tasks for the swarm. Raise: ratio >
+ *                     slow_raise (2.0) and agent median > swarm median +
+ *                     slow_mad_k * 1.4826 * MAD (so a naturally spread swarm
+ *                     does not flag its tail), or success rate (completed /
+ *                     finished incl. failed and timed out) < success_raise
+ *                     (0.70) over at least success_min_tasks (10) finished
+ *                     tasks. Impact by ratio: <= slow_high (3.0) -> 0.4 +
+ *                     0.2*(r-raise)/(high-raise) (MEDIUM); > high -> 0.6 +
+ *                     0.2*min(1,(r-high)/high) (HIGH). By success: 0.4 +
+ *                     0.2*(success_raise - s)/success_raise (MEDIUM). The
+ *                     larger applies. Clear: ratio < slow_clear (1.5) and
+ *                     success >= success_clear (0.80), or the agent has no
+ *                     finished task left in the window.
+ *   queue backlog     pending = sum of pending over priorities, latest
+ *                     sample with pending figures. Raise: pending >
+ *                     queue_raise (50), debounced; clear: pending <
+ *                     queue_clear (40). Impact: <= queue_critical (200) ->
+ *                     0.4 + 0.4*(p-raise)/(crit-raise) (MEDIUM..HIGH); >
+ *                     crit -> 0.8 + 0.2*min(1,(p-crit)/crit) (CRITICAL).
+ *   consensus timeout rate = timed-out rounds / rounds in the window, with
+ *                     >= consensus_min_rounds rounds. Raise: rate >
+ *                     consensus_raise (0.10); clear: rate < consensus_clear
+ *                     (0.05) or no round left in the window. Impact: <=
+ *                     consensus_high (0.20) -> 0.4 + 0.2*(r-raise)/(high-raise)
+ *                     (MEDIUM); > high -> 0.6 + 0.2*min(1,(r-high)/high) (HIGH).
+ *
+ * Every impact inside a band is capped just below the band's upper edge,
+ * so the severity is the band's. Severity from impact: >= 0.8 CRITICAL,
+ * >= 0.6 HIGH, >= 0.4 MEDIUM, else LOW. While raised, a change of severity
+ * emits an UPDATED transition: a step up as soon as the impact enters the
+ * higher band, a step down only once the impact is severity_margin (0.05)
+ * below the lower edge of the current band, so a figure hovering at a band
+ * edge does not flap between two severities. A raised slow agent resolves
+ * only after its clear condition has held for slow_clear_hold_ms (5 s) of
+ * event time, so an agent whose last 16 tasks are half slow, half normal
+ * (as at the end of a slowdown) does not resolve and re-raise.
+ */
+#ifndef SM_THRESHOLDS_H
+#define SM_THRESHOLDS_H
+
+#include <stdint.h>
+
+#include "status.h"
+
+#define SM_AGENT_TASKS 16       /* finished tasks kept per agent */
+#define SM_SWARM_SAMPLES 512    /* durations kept for the swarm median */
+
+typedef struct sm_detect_config {
+    int64_t window_ms;          /* rolling window, 60000 */
+    int64_t tick_ms;            /* sweep granularity in event time, 1000 */
+    uint32_t gauge_min_samples; /* consecutive samples to raise/clear, 2 */
+
+    double token_raise;         /* 0.80 */
+    double token_critical;      /* 0.90 */
+    double token_clear;         /* 0.75 */
+
+    double quota_clear;         /* 0.90 of quota */
+
+    double slow_raise;          /* 2.0 x swarm median */
+    double slow_high;           /* 3.0 */
+    double slow_clear;          /* 1.5 */
+    double slow_mad_k;          /* 3.0 */
+    double success_raise;       /* 0.70 */
+    double success_clear;       /* 0.80 */
+    uint32_t slow_min_agent_tasks;  /* 5 */
+    uint32_t success_min_tasks;     /* 10 finished tasks before the success
+                                       rule may fire: with 5, a 3%-failure
+                                       agent shows 2 failures in 5 about
+                                       once per 120 agent-windows */
+    uint32_t slow_min_swarm_tasks;  /* 20 */
+
+    uint32_t queue_raise;       /* 50 */
+    uint32_t queue_critical;    /* 200 */
+    uint32_t queue_clear;       /* 40 */
+
+    double consensus_raise;     /* 0.10 */
+    double consensus_high;      /* 0.20 */
+    double consensus_clear;     /* 0.05 */
+    uint32_t consensus_min_rounds;  /* 10 */
+
+    double severity_margin;     /* 0.05: impact below a band's lower edge
+                                   before severity steps down */
+    int64_t slow_clear_hold_ms; /* 5000: a slow agent's clear condition must
+                                   hold this long (event time) to resolve */
+} sm_detect_config;
+
+/* Fills *cfg with the defaults above. */
+void sm_detect_config_default(sm_detect_config *cfg);
+
+/* Checks ranges and orderings (clear < raise < critical, window a positive
+ * multiple of tick, min samples >= 1, ...). Returns SM_OK or SM_ERR_CONFIG
+ * with *why (if why != NULL) pointing at a static sentence naming the
+ * offending field. */
+sm_status sm_detect_config_validate(const sm_detect_config *cfg,
+                                    const char **why);
+
+#endif
