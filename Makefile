@@ -8,9 +8,27 @@
 #   make bench      benchmarks against the raw bus (not part of make test)
 #   make golden     regenerate the golden recordings in tests/golden/
 #
-# core/ is pure by construction: it is compiled with only core/ on the
-# include path, archived alone (libsmcore.a), and its tests link without
-# cnats, LMDB or protobuf-c. `make purity` also greps for forbidden calls.
+# One archive per folder, each linking only the ones below it:
+#
+#   core/           libsmcore.a    windows, detectors (pure)
+#   worker/         libsmworker.a  the product: bus, store, wire, handlers
+#   worker/tools/   libsmtools.a   record, replay, backtest, watch, the
+#                                  recording format, protobuf as JSON
+#   worker/sim/     libsmsim.a     the simulated swarm (+ swarm-sim)
+#   worker/bench/                  swarm-bench, with the tests' nats harness
+#   tests/                         Check suites, support, the nats harness
+#
+# swarm-medic is worker/main.c + libsmtools.a + libsmworker.a + libsmcore.a:
+# its commands (watch, record, replay, backtest) come from the tools, never
+# the simulator or the benchmark.
+#
+# Each folder is compiled with its own include path, so a folder sees only
+# the headers of the folders below it. core/ is pure by construction: only
+# core/ on its include path, archived alone, and its tests link without
+# cnats, LMDB or protobuf-c; `make purity` also greps for forbidden calls.
+# The product's include path has no tool folder, and `make layering` fails
+# if worker/ includes a tools, simulator, bench or test header (main.c,
+# the program, alone may include worker/tools/ headers, by path).
 
 BUILD    ?= build
 BIN      := $(BUILD)/bin
@@ -36,22 +54,41 @@ PB_C      := $(GEN)/swarm_medic.pb-c.c
 PB_H      := $(GEN)/swarm_medic.pb-c.h
 PB_OBJ    := $(BUILD)/gen/swarm_medic.pb-c.o
 
-# Every worker/*.c except the program mains goes into the edge library.
-MAINS     := worker/main.c worker/sim_main.c worker/bench_main.c
-EDGE_SRC  := $(filter-out $(MAINS),$(wildcard worker/*.c))
-EDGE_OBJ  := $(EDGE_SRC:%.c=$(BUILD)/%.o) $(PB_OBJ)
-EDGE_LIB  := $(BUILD)/libsmedge.a
+# The product: every worker/*.c but the program's main.
+WORKER_SRC := $(filter-out worker/main.c,$(wildcard worker/*.c))
+WORKER_OBJ := $(WORKER_SRC:%.c=$(BUILD)/%.o)
+WORKER_LIB := $(BUILD)/libsmworker.a
+MAIN_OBJ   := $(BUILD)/worker/main.o
+
+TOOLS_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/tools/*.c))
+TOOLS_LIB  := $(BUILD)/libsmtools.a
+
+SIM_OBJ    := $(BUILD)/worker/sim/simgen.o
+SIM_LIB    := $(BUILD)/libsmsim.a
+SIM_MAIN   := $(BUILD)/worker/sim/sim_main.o
+
+BENCH_OBJ  := $(BUILD)/worker/bench/bench_main.o
+HARNESS    := $(BUILD)/tests/harness.o
 
 # Core suites link libsmcore.a and Check only.
 CORE_TESTS := window detect
 ALL_TESTS  := $(patsubst tests/check_%.c,%,$(wildcard tests/check_*.c))
 EDGE_TESTS := $(filter-out $(CORE_TESTS),$(ALL_TESTS))
 TEST_BINS  := $(ALL_TESTS:%=$(BIN)/check_%)
-TEST_SUPPORT := $(BUILD)/tests/support.o
+TEST_OBJ   := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tests/*.c))
+TEST_SUPPORT := $(BUILD)/tests/support.o $(HARNESS)
 
-.PHONY: all deps demo test asan valgrind bench golden purity clean
+# Headers the product must not include, and the pattern that finds them.
+empty :=
+space := $(empty) $(empty)
+alt    = $(subst $(space),|,$(basename $(notdir $(1))))
+TOOL_H  := $(wildcard worker/tools/*.h)
+OTHER_H := $(wildcard worker/sim/*.h worker/bench/*.h tests/*.h)
+INCLUDE_OF = \#include *"([^"]*/)?($(call alt,$(1)))\.h"
 
-all: purity $(BIN)/swarm-medic $(BIN)/swarm-sim
+.PHONY: all deps demo test asan valgrind bench golden purity layering clean
+
+all: purity layering $(BIN)/swarm-medic $(BIN)/swarm-sim
 
 deps:
 	@sh deploy/install-deps.sh
@@ -65,44 +102,51 @@ $(PB_OBJ): $(PB_C)
 	@mkdir -p $(@D)
 	$(CC) $(CSTD) $(OPT) -g $(SAN) -Wall -I $(GEN) -c $< -o $@
 
-# ---- core: only core/ on the include path
-$(BUILD)/core/%.o: core/%.c
+# ---- compiling: one rule, and each folder its own include path
+$(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(WARN) -I core -c $< -o $@
+	$(CC) $(CFLAGS_BASE) $(WARN) $(INC) -c $< -o $@
 
+$(CORE_OBJ):                INC := -I core
+$(WORKER_OBJ) $(MAIN_OBJ):  INC := -I core -I worker -I $(GEN)
+$(TOOLS_OBJ):               INC := -I core -I worker -I worker/tools -I $(GEN)
+$(SIM_OBJ) $(SIM_MAIN):     INC := -I core -I worker -I worker/tools -I worker/sim -I $(GEN)
+$(BENCH_OBJ) $(TEST_OBJ):   INC := -I core -I worker -I worker/tools -I worker/sim -I tests -I $(GEN)
+
+$(WORKER_OBJ) $(MAIN_OBJ) $(TOOLS_OBJ) $(SIM_OBJ) $(SIM_MAIN) $(BENCH_OBJ) $(TEST_OBJ): $(PB_H)
+
+# ---- archives, one per folder
 $(CORE_LIB): $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-# ---- worker edge
-$(BUILD)/worker/%.o: worker/%.c $(PB_H)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(WARN) -I core -I worker -I $(GEN) -c $< -o $@
-
-$(EDGE_LIB): $(EDGE_OBJ)
+$(WORKER_LIB): $(WORKER_OBJ) $(PB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(BIN)/swarm-medic: $(BUILD)/worker/main.o $(EDGE_LIB) $(CORE_LIB)
+$(TOOLS_LIB): $(TOOLS_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(SIM_LIB): $(SIM_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# ---- programs
+$(BIN)/swarm-medic: $(MAIN_OBJ) $(TOOLS_LIB) $(WORKER_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(EDGE_LIBS) -o $@
 
-$(BIN)/swarm-sim: $(BUILD)/worker/sim_main.o $(EDGE_LIB) $(CORE_LIB)
+$(BIN)/swarm-sim: $(SIM_MAIN) $(SIM_LIB) $(TOOLS_LIB) $(WORKER_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(EDGE_LIBS) -o $@
 
-$(BIN)/swarm-bench: $(BUILD)/worker/bench_main.o $(EDGE_LIB) $(CORE_LIB)
+$(BIN)/swarm-bench: $(BENCH_OBJ) $(HARNESS) $(SIM_LIB) $(TOOLS_LIB) $(WORKER_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(EDGE_LIBS) -o $@
 
 # ---- tests
-$(BUILD)/tests/%.o: tests/%.c $(PB_H)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_BASE) $(WARN) -I core -I worker -I tests -I $(GEN) -c $< -o $@
-
 $(CORE_TESTS:%=$(BIN)/check_%): $(BIN)/check_%: $(BUILD)/tests/check_%.o $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(CHECK_LIBS) -o $@
 
-$(EDGE_TESTS:%=$(BIN)/check_%): $(BIN)/check_%: $(BUILD)/tests/check_%.o $(TEST_SUPPORT) $(EDGE_LIB) $(CORE_LIB)
+$(EDGE_TESTS:%=$(BIN)/check_%): $(BIN)/check_%: $(BUILD)/tests/check_%.o $(TEST_SUPPORT) $(SIM_LIB) $(TOOLS_LIB) $(WORKER_LIB) $(CORE_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) $^ $(EDGE_LIBS) $(CHECK_LIBS) -o $@
 
@@ -111,6 +155,15 @@ purity:
 	 if [ -n "$$bad" ]; then echo "core/ must stay pure (no bus, store, wire, clock or logging):"; echo "$$bad"; exit 1; fi
 	@bad=$$(grep -nE '\b(malloc|calloc|realloc)\s*\(' core/*.c | grep -v 'SM_ALLOC_OK' || true); \
 	 if [ -n "$$bad" ]; then echo "core/: allocation outside create/grow (mark the allowed lines SM_ALLOC_OK):"; echo "$$bad"; exit 1; fi
+
+# The product stands apart from its tools: worker/ includes no header of
+# worker/tools/, worker/sim/, worker/bench/ or tests/; main.c and the tools
+# include none of the simulator, the benchmark or the tests.
+layering:
+	@bad=$$(grep -nE '$(call INCLUDE_OF,$(TOOL_H) $(OTHER_H))' $(filter-out worker/main.c,$(wildcard worker/*.c worker/*.h)) || true); \
+	 if [ -n "$$bad" ]; then echo "worker/ is the product: it includes no tools, simulator, bench or test header:"; echo "$$bad"; exit 1; fi
+	@bad=$$(grep -nE '$(call INCLUDE_OF,$(OTHER_H))' worker/main.c worker/tools/*.c worker/tools/*.h || true); \
+	 if [ -n "$$bad" ]; then echo "swarm-medic and its tools include no simulator, bench or test header:"; echo "$$bad"; exit 1; fi
 
 test: deps all $(TEST_BINS)
 	@sh tests/run.sh $(BIN)

@@ -1,5 +1,5 @@
 /*
- * check_detect.c - the five bottleneck detectors (core/detect.h).
+ * check_detect.c - the five bottleneck detectors (core/swarm.h, core/detectors.c).
  *
  * Each test drives one sm_swarm with hand-written events and reads the
  * transitions it emits. Vectors sit at the thresholds: just over raises,

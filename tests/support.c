@@ -1,5 +1,6 @@
 #include "support.h"
 
+#include "harness.h"
 #include "proc.h"
 
 #include <check.h>
@@ -38,8 +39,8 @@ void sm_test_server_start(sm_test_server *s, int port,
 {
     memset(s, 0, sizeof *s);
     sm_test_tmpdir(s->dir, sizeof s->dir, "nats");
-    sm_proc_nats n;
-    sm_status st = sm_proc_nats_start(&n, s->dir, port, extra_args);
+    sm_harness_nats n;
+    sm_status st = sm_harness_nats_start(&n, s->dir, port, extra_args);
     ck_assert_msg(st == SM_OK, "nats-server did not start (%s; see %s/server.log)",
                   sm_status_str(st), s->dir);
     s->pid = n.pid;
@@ -49,21 +50,21 @@ void sm_test_server_start(sm_test_server *s, int port,
 
 void sm_test_server_stop(sm_test_server *s)
 {
-    sm_proc_stop(s->pid, 5000);
+    sm_harness_stop(s->pid, 5000);
     s->pid = 0;
 }
 
 pid_t sm_test_spawn(const char *const argv[], const char *log_path, bool wrap)
 {
-    pid_t pid = sm_proc_spawn(argv, log_path,
-                              wrap ? getenv("SM_WORKER_WRAPPER") : NULL);
+    pid_t pid = sm_harness_spawn(argv, log_path,
+                                 wrap ? getenv("SM_WORKER_WRAPPER") : NULL);
     ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
     return pid;
 }
 
 int sm_test_wait(pid_t pid, int timeout_ms)
 {
-    return sm_proc_wait(pid, timeout_ms);
+    return sm_harness_wait(pid, timeout_ms);
 }
 
 void sm_test_bin(char *buf, size_t cap, const char *prog)

@@ -21,13 +21,15 @@
 
 #include <nats/nats.h>
 
-#include "backtest.h"
 #include "config.h"
 #include "log.h"
-#include "record.h"
-#include "replay.h"
-#include "watch.h"
 #include "worker.h"
+
+/* The commands beside the worker live in worker/tools/ (libsmtools.a). */
+#include "tools/backtest.h"
+#include "tools/record.h"
+#include "tools/replay.h"
+#include "tools/watch.h"
 
 extern char **environ;
 

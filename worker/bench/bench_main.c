@@ -50,6 +50,7 @@
 #include <nats/nats.h>
 
 #include "config.h"
+#include "harness.h"
 #include "log.h"
 #include "proc.h"
 #include "recfile.h"
@@ -190,7 +191,7 @@ typedef struct bench {
     bench_opts opt;
     sigset_t stop;              /* SIGINT, SIGTERM: blocked, polled */
     char tmp[256];              /* everything written lives under it */
-    sm_proc_nats nats;
+    sm_harness_nats nats;
     stream main;                /* 10 x 100 agents, opt.events messages */
     results res;
 } bench;
@@ -355,9 +356,9 @@ static void remove_tree(const char *path)
     if (!path || !path[0])
         return;
     const char *argv[] = {"rm", "-rf", path, NULL};
-    pid_t pid = sm_proc_spawn(argv, NULL, NULL);
+    pid_t pid = sm_harness_spawn(argv, NULL, NULL);
     if (pid > 0)
-        sm_proc_wait(pid, 60000);
+        sm_harness_wait(pid, 60000);
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -816,7 +817,7 @@ static int worker_start(const bench *b, const char *tag, worker_proc *w,
         return fail(why, cap, "%s: %s (see --bin)", exe, strerror(errno));
     const char *argv[] = {exe, url, store, "--stats-interval=0",
                           "--log-level=info", NULL};
-    w->pid = sm_proc_spawn(argv, w->log, NULL);
+    w->pid = sm_harness_spawn(argv, w->log, NULL);
     if (w->pid < 0) {
         w->pid = 0;
         return fail(why, cap, "cannot start %s: %s", exe, strerror(errno));
@@ -824,7 +825,7 @@ static int worker_start(const bench *b, const char *tag, worker_proc *w,
     for (int waited = 0; waited < READY_MS; waited += 20) {
         if (file_contains(w->log, "event=subscribed"))
             return 0;
-        int st = sm_proc_wait(w->pid, 0);
+        int st = sm_harness_wait(w->pid, 0);
         if (st >= 0) {
             char line[256];
             last_line(w->log, line, sizeof line);
@@ -846,7 +847,7 @@ static int worker_stop(worker_proc *w, worker_exit *x, char *why, size_t cap)
     memset(x, 0, sizeof *x);
     if (w->pid <= 0)
         return fail(why, cap, "the worker is not running");
-    x->status = sm_proc_stop(w->pid, STOP_MS);
+    x->status = sm_harness_stop(w->pid, STOP_MS);
     w->pid = 0;
     char *text = slurp(w->log);
     const char *line = text ? strstr(text, "event=stopped ") : NULL;
@@ -867,7 +868,7 @@ static int worker_stop(worker_proc *w, worker_exit *x, char *why, size_t cap)
 static void worker_cleanup(worker_proc *w)
 {
     if (w->pid > 0)
-        sm_proc_stop(w->pid, STOP_MS);
+        sm_harness_stop(w->pid, STOP_MS);
     w->pid = 0;
     remove_tree(w->store);
 }
@@ -877,7 +878,7 @@ static int wait_fail(wait_result r, const worker_proc *w, char *why, size_t cap,
 {
     if (r == WAIT_INTERRUPTED)
         return fail(why, cap, "interrupted");
-    bool alive = w && w->pid > 0 && sm_proc_wait(w->pid, 0) < 0;
+    bool alive = w && w->pid > 0 && sm_harness_wait(w->pid, 0) < 0;
     return fail(why, cap, "no answer to %s within %d s%s", what, WAIT_MS / 1000,
                 w && !alive ? " (the worker has exited)" : "");
 }
@@ -1748,7 +1749,7 @@ int main(int argc, char **argv)
     char natsdir[300];
     snprintf(natsdir, sizeof natsdir, "%s/nats", b.tmp);
     mkdir(natsdir, 0700);
-    sm_status s = sm_proc_nats_start(&b.nats, natsdir, 0, NULL);
+    sm_status s = sm_harness_nats_start(&b.nats, natsdir, 0, NULL);
     if (s != SM_OK) {
         fprintf(stderr, "swarm-bench: nats-server did not start: %s\n", sm_status_str(s));
         remove_tree(b.tmp);
@@ -1786,7 +1787,7 @@ int main(int argc, char **argv)
         if (r->ran[sec] && !r->ok[sec])
             exit_code = 1;
     stream_free(&b.main);
-    sm_proc_nats_stop(&b.nats);
+    sm_harness_nats_stop(&b.nats);
     remove_tree(b.tmp);
     nats_Close();
     return exit_code;

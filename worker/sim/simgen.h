@@ -25,7 +25,7 @@
  *     N <= 20; the larger margin keeps N under 90% of the quota);
  *   - a ConsensusRound of group "g0" every 2 s, OK except a rare timeout
  *     (never two within 40 rounds, so no 60 s window sees more than 1 in 30).
- * This baseline never crosses a raise threshold of core/detect.h's default
+ * This baseline never crosses a raise threshold of core/thresholds.h's default
  * configuration.
  *
  * Event rate: `rate` is events per second of event time over all swarms.
