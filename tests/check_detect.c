@@ -498,6 +498,70 @@ static void rounds(sm_swarm *sw, rec *r, int64_t *ts, int n, int timeouts)
     }
 }
 
+/* Held steadily between the clear and the raise line, a raised gauge stays
+ * raised: the clear line, not the raise line, ends an episode. (A detector
+ * that cleared on "not over the raise line" passes the alternating
+ * hysteresis tests above, never this.) */
+START_TEST(token_held_between_clear_and_raise_stays_raised)
+{
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    token(sw, r, ts += 1000, 850, 1000);
+    token(sw, r, ts += 1000, 850, 1000);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_RAISED), 1);
+    for (int i = 0; i < 30; i++)
+        token(sw, r, ts += 1000, 780, 1000);    /* 0.75 < 0.78 < 0.80 */
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_RESOLVED), 0);
+    ck_assert(sm_swarm_is_raised(sw, SM_BN_TOKEN_EXHAUSTION, ""));
+    token(sw, r, ts += 1000, 749, 1000);
+    token(sw, r, ts += 1000, 749, 1000);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_RESOLVED), 1);
+    sm_swarm_destroy(sw);
+    rec_free(r);
+}
+END_TEST
+
+START_TEST(queue_held_between_clear_and_raise_stays_raised)
+{
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    queue(sw, r, ts += 1000, 60);
+    queue(sw, r, ts += 1000, 60);
+    ck_assert_uint_eq(count(r, SM_BN_QUEUE_BACKLOG, SM_TR_RAISED), 1);
+    for (int i = 0; i < 30; i++)
+        queue(sw, r, ts += 1000, 45);           /* 40 < 45 < 50 */
+    ck_assert_uint_eq(count(r, SM_BN_QUEUE_BACKLOG, SM_TR_RESOLVED), 0);
+    ck_assert(sm_swarm_is_raised(sw, SM_BN_QUEUE_BACKLOG, ""));
+    queue(sw, r, ts += 1000, 39);
+    queue(sw, r, ts += 1000, 39);
+    ck_assert_uint_eq(count(r, SM_BN_QUEUE_BACKLOG, SM_TR_RESOLVED), 1);
+    sm_swarm_destroy(sw);
+    rec_free(r);
+}
+END_TEST
+
+START_TEST(quota_held_between_clear_and_quota_stays_raised)
+{
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    quota(sw, r, ts += 1000, 20, 20);
+    quota(sw, r, ts += 1000, 20, 20);
+    ck_assert_uint_eq(count(r, SM_BN_QUOTA_EXCEEDED, SM_TR_RAISED), 1);
+    for (int i = 0; i < 30; i++)
+        quota(sw, r, ts += 1000, 19, 20);       /* 18 <= 19 < 20 */
+    ck_assert_uint_eq(count(r, SM_BN_QUOTA_EXCEEDED, SM_TR_RESOLVED), 0);
+    ck_assert(sm_swarm_is_raised(sw, SM_BN_QUOTA_EXCEEDED, ""));
+    quota(sw, r, ts += 1000, 17, 20);
+    quota(sw, r, ts += 1000, 17, 20);
+    ck_assert_uint_eq(count(r, SM_BN_QUOTA_EXCEEDED, SM_TR_RESOLVED), 1);
+    sm_swarm_destroy(sw);
+    rec_free(r);
+}
+END_TEST
+
 START_TEST(consensus_min_rounds_guard)
 {
     sm_swarm *sw = mk();
@@ -2030,6 +2094,9 @@ static Suite *detect_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("consensus");
+    tcase_add_test(tc, token_held_between_clear_and_raise_stays_raised);
+    tcase_add_test(tc, queue_held_between_clear_and_raise_stays_raised);
+    tcase_add_test(tc, quota_held_between_clear_and_quota_stays_raised);
     tcase_add_test(tc, consensus_min_rounds_guard);
     tcase_add_test(tc, consensus_not_raised_at_threshold);
     tcase_add_test(tc, consensus_bands_and_update);
