@@ -223,7 +223,7 @@ void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
 
 /* ------------------------------------------------- swarm-wide episodes */
 
-const char *sm_detect_reason(sm_bn_type t)
+static const char *type_reason(sm_bn_type t)
 {
     switch (t) {
     case SM_BN_TOKEN_EXHAUSTION:  return "token_usage";
@@ -245,7 +245,7 @@ static sm_gauge *gauge_of(sm_swarm *sw, sm_bn_type t)
     }
 }
 
-void sm_detect_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev)
+static void type_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev)
 {
     memset(ev, 0, sizeof *ev);
     if (t == SM_BN_CONSENSUS_TIMEOUT) {
@@ -263,7 +263,7 @@ void sm_detect_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev)
 }
 
 /* Current impact of a swarm-wide type from its latest figures. */
-double sm_detect_impact(const sm_swarm *sw, sm_bn_type t)
+static double type_impact(const sm_swarm *sw, sm_bn_type t)
 {
     const sm_detect_config *c = &sw->cfg;
     const sm_swarm_state *st = &sw->st;
@@ -302,8 +302,8 @@ double sm_detect_impact(const sm_swarm *sw, sm_bn_type t)
     return 0.0;
 }
 
-void sm_detect_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
-                       uint32_t run, sm_decision *tr)
+static void type_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
+                         uint32_t run, sm_finding *tr)
 {
     const sm_detect_config *c = &sw->cfg;
     const sm_swarm_state *st = &sw->st;
@@ -314,23 +314,23 @@ void sm_detect_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
         double thr = resolving ? c->token_clear
                      : g->value > c->token_critical ? c->token_critical
                                                     : c->token_raise;
-        sm_decision_metric(tr, "token_usage_ratio", g->value, thr, run);
-        sm_decision_metric(tr, "tokens_used", g->a, 0.0, 1);
-        sm_decision_metric(tr, "token_budget", g->b, 0.0, 1);
+        sm_finding_metric(tr, "token_usage_ratio", g->value, thr, run);
+        sm_finding_metric(tr, "tokens_used", g->a, 0.0, 1);
+        sm_finding_metric(tr, "token_budget", g->b, 0.0, 1);
         break;
     }
     case SM_BN_QUOTA_EXCEEDED:
         g = &st->gauges[G_QUOTA];
-        sm_decision_metric(tr, "active_agents", g->value,
+        sm_finding_metric(tr, "active_agents", g->value,
                   resolving ? g->a * c->quota_clear : g->a, run);
-        sm_decision_metric(tr, "agent_quota", g->a, 0.0, 1);
+        sm_finding_metric(tr, "agent_quota", g->a, 0.0, 1);
         break;
     case SM_BN_QUEUE_BACKLOG: {
         g = &st->gauges[G_QUEUE];
         double thr = resolving ? c->queue_clear
                      : g->value > c->queue_critical ? c->queue_critical
                                                     : c->queue_raise;
-        sm_decision_metric(tr, "pending_tasks", g->value, thr, run);
+        sm_finding_metric(tr, "pending_tasks", g->value, thr, run);
         break;
     }
     case SM_BN_CONSENSUS_TIMEOUT: {
@@ -340,16 +340,54 @@ void sm_detect_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
         double thr = resolving ? c->consensus_clear
                      : rate > c->consensus_high ? c->consensus_high
                                                 : c->consensus_raise;
-        sm_decision_metric(tr, "timeout_rate", rate, thr, (uint32_t)n);
-        sm_decision_metric(tr, "rounds", (double)n, c->consensus_min_rounds,
+        sm_finding_metric(tr, "timeout_rate", rate, thr, (uint32_t)n);
+        sm_finding_metric(tr, "rounds", (double)n, c->consensus_min_rounds,
                   (uint32_t)n);
-        sm_decision_metric(tr, "timeouts", (double)to, 0.0, (uint32_t)n);
+        sm_finding_metric(tr, "timeouts", (double)to, 0.0, (uint32_t)n);
         break;
     }
     case SM_BN_SLOW_AGENT:
         break;
     }
 }
+/* What swarm-wide type t shows now, for an episode step: `resolving`
+ * picks the clear thresholds for the metrics, `run` is the number of
+ * samples behind the step (a debounce run, consensus rounds), `reason`
+ * NULL means the type's own. */
+static void type_finding(const sm_swarm *sw, sm_bn_type t, bool resolving,
+                         uint32_t run, const char *reason, sm_finding *f)
+{
+    memset(f, 0, sizeof *f);
+    f->impact = type_impact(sw, t);
+    f->reason = reason != NULL ? reason : type_reason(t);
+    type_evidence(sw, t, &f->evidence);
+    type_metrics(sw, t, resolving, run, f);
+}
+
+static void ep_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
+                     uint32_t run, sm_decisions *out)
+{
+    sm_finding f;
+    type_finding(sw, t, false, run, NULL, &f);
+    sm_episode_raise(sw, t, subject, &f, out);
+}
+
+static void ep_resolve(sm_swarm *sw, sm_bn_type t, const char *reason,
+                       uint32_t run, sm_decisions *out)
+{
+    sm_finding f;
+    type_finding(sw, t, true, run, reason, &f);
+    sm_episode_resolve(sw, t, &f, out);
+}
+
+static void ep_update(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
+{
+    sm_finding f;
+    type_finding(sw, t, false, 1, NULL, &f);
+    sm_episode_update(sw, t, &f, out);
+}
+
+/* One gauge sample has been stored: advance the debounce runs and decide. */
 void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
                         sm_decisions *out)
 {
@@ -367,16 +405,16 @@ void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
     }
     if (!sw->st.ep[t].raised) {
         if (g->over_run >= min)
-            sm_episode_raise(sw, t, g->source, g->over_run, out);
+            ep_raise(sw, t, g->source, g->over_run, out);
         return;
     }
     if (g->under_run >= min) {
-        sm_episode_resolve(sw, t, "cleared", g->under_run, out);
+        ep_resolve(sw, t, "cleared", g->under_run, out);
         return;
     }
     /* under the clear line but not yet debounced: no severity churn */
     if (!under)
-        sm_episode_update(sw, t, out);
+        ep_update(sw, t, out);
 }
 
 /* Sweep: a gauge with no sample inside the window is stale. */
@@ -390,7 +428,7 @@ void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
     g->under_run = 0;
     sw->dirty = true;
     if (sw->st.ep[t].raised)
-        sm_episode_resolve(sw, t, "no_data", 0, out);
+        ep_resolve(sw, t, "no_data", 0, out);
 }
 
 void sm_detect_consensus(sm_swarm *sw, sm_decisions *out)
@@ -402,17 +440,17 @@ void sm_detect_consensus(sm_swarm *sw, sm_decisions *out)
                         : 0.0;
     if (!st->ep[SM_BN_CONSENSUS_TIMEOUT].raised) {
         if (n >= c->consensus_min_rounds && rate > c->consensus_raise)
-            sm_episode_raise(sw, SM_BN_CONSENSUS_TIMEOUT, st->group,
+            ep_raise(sw, SM_BN_CONSENSUS_TIMEOUT, st->group,
                           (uint32_t)n, out);
         return;
     }
     if (n == 0)
-        sm_episode_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "no_data", 0, out);
+        ep_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "no_data", 0, out);
     else if (rate < c->consensus_clear)
-        sm_episode_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "cleared", (uint32_t)n,
+        ep_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "cleared", (uint32_t)n,
                         out);
     else
-        sm_episode_update(sw, SM_BN_CONSENSUS_TIMEOUT, out);
+        ep_update(sw, SM_BN_CONSENSUS_TIMEOUT, out);
 }
 
 /* -------------------------------------------------------- clock, sweep */

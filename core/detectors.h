@@ -1,7 +1,8 @@
 /*
  * detectors.h - the bottleneck rules (thresholds.h describes them): what
- * swarm.c calls when an event or the tick sweep touches a signal, and what
- * episode.c asks of a swarm-wide type. Internal to core/.
+ * swarm.c calls when an event or the tick sweep touches a signal. The
+ * rules measure and decide; episode.c steps the episodes they name.
+ * Internal to core/.
  */
 #ifndef SM_DETECTORS_H
 #define SM_DETECTORS_H
@@ -32,13 +33,5 @@ void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
 void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out);
 /* The consensus rule over the round ring. */
 void sm_detect_consensus(sm_swarm *sw, sm_decisions *out);
-
-/* For episode.c: a swarm-wide type's reason, current impact, metrics (the
- * clear thresholds when resolving) and evidence. */
-const char *sm_detect_reason(sm_bn_type t);
-double sm_detect_impact(const sm_swarm *sw, sm_bn_type t);
-void sm_detect_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
-                       uint32_t run, sm_decision *d);
-void sm_detect_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev);
 
 #endif

@@ -5,8 +5,6 @@
 
 #include <string.h>
 
-#include "detectors.h"
-
 static double clamp01(double x)
 {
     if (!(x > 0.0))
@@ -68,53 +66,60 @@ sm_decision *sm_episode_decision(const sm_swarm *sw, sm_decisions *out,
     return d;
 }
 
+void sm_finding_metric(sm_finding *f, const char *name, double value,
+                       double threshold, uint32_t samples)
+{
+    if (f->n_metrics >= SM_MAX_METRICS)
+        return;
+    f->metrics[f->n_metrics++] = (sm_metric){name, value, threshold, samples};
+}
+
 static void episode_decide(sm_swarm *sw, sm_bn_type t, sm_transition_kind k,
-                           const char *reason, uint32_t run,
-                           sm_decisions *out)
+                           const sm_finding *f, sm_decisions *out)
 {
     const sm_episode *e = &sw->st.ep[t];
-    sm_evidence ev;
-    sm_detect_evidence(sw, t, &ev);
     sm_decision *d = sm_episode_decision(sw, out, t, k, e->subject,
                                          e->raised_at_ms, e->impact,
-                                         e->severity, reason, &ev);
+                                         e->severity, f->reason, &f->evidence);
     if (d == NULL)
         return;
-    sm_detect_metrics(sw, t, k == SM_TR_RESOLVED, run, d);
+    for (size_t i = 0; i < f->n_metrics; i++)
+        d->metrics[i] = f->metrics[i];
+    d->n_metrics = f->n_metrics;
     sm_decision_mint(d);
 }
 
 void sm_episode_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
-                      uint32_t run, sm_decisions *out)
+                      const sm_finding *f, sm_decisions *out)
 {
     sm_episode *e = &sw->st.ep[t];
     e->raised = 1;
     e->raised_at_ms = sw->st.now_ms;
-    e->impact = sm_detect_impact(sw, t);
+    e->impact = f->impact;
     e->severity = (uint32_t)sm_severity_of(e->impact);
     sm_id_copy(e->subject, subject);
     sw->dirty = true;
-    episode_decide(sw, t, SM_TR_RAISED, sm_detect_reason(t), run, out);
+    episode_decide(sw, t, SM_TR_RAISED, f, out);
 }
 
-void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const char *reason,
-                        uint32_t run, sm_decisions *out)
+void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
+                        sm_decisions *out)
 {
     sw->st.ep[t].raised = 0;
     sw->dirty = true;
-    episode_decide(sw, t, SM_TR_RESOLVED, reason, run, out);
+    episode_decide(sw, t, SM_TR_RESOLVED, f, out);
 }
 
-void sm_episode_update(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
+void sm_episode_update(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
+                       sm_decisions *out)
 {
     sm_episode *e = &sw->st.ep[t];
-    double impact = sm_detect_impact(sw, t);
-    uint32_t sev = sm_severity_step(&sw->cfg, e->severity, impact);
-    if (impact != e->impact)
+    uint32_t sev = sm_severity_step(&sw->cfg, e->severity, f->impact);
+    if (f->impact != e->impact)
         sw->dirty = true;
-    e->impact = impact;
+    e->impact = f->impact;
     if (sev == e->severity)
         return;
     e->severity = sev;
-    episode_decide(sw, t, SM_TR_UPDATED, sm_detect_reason(t), 1, out);
+    episode_decide(sw, t, SM_TR_UPDATED, f, out);
 }

@@ -6,8 +6,9 @@
  * episodes (token, quota, queue, consensus: one per type) live in the
  * swarm state; slow-agent episodes live in the agent records and are
  * stepped by detectors.c, which builds their decisions with
- * sm_episode_decision() too. Impact, metrics and evidence of a swarm-wide
- * type come from the detectors (detectors.h). Internal to core/.
+ * sm_episode_decision() too. What a signal shows (impact, reason,
+ * evidence, metrics) is measured by the detectors and handed in as an
+ * sm_finding: an episode knows nothing of any rule. Internal to core/.
  */
 #ifndef SM_EPISODE_H
 #define SM_EPISODE_H
@@ -38,13 +39,27 @@ sm_decision *sm_episode_decision(const sm_swarm *sw, sm_decisions *out,
                                  const char *reason,
                                  const sm_evidence *evidence);
 
-/* Swarm-wide episodes of type t. `run` is the number of samples behind the
- * step (a gauge's debounce run, consensus rounds). */
+/* What a detector measured for one step of a swarm-wide episode. */
+typedef struct sm_finding {
+    double impact;
+    const char *reason;         /* static */
+    sm_evidence evidence;
+    size_t n_metrics;
+    sm_metric metrics[SM_MAX_METRICS];
+} sm_finding;
+
+/* Appends a metric to a finding; ignored past SM_MAX_METRICS. */
+void sm_finding_metric(sm_finding *f, const char *name, double value,
+                       double threshold, uint32_t samples);
+
+/* Swarm-wide episodes of type t, stepped on what the detector found. */
 void sm_episode_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
-                      uint32_t run, sm_decisions *out);
-void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const char *reason,
-                        uint32_t run, sm_decisions *out);
-/* Refreshes the impact of a raised episode; UPDATED on a severity change. */
-void sm_episode_update(sm_swarm *sw, sm_bn_type t, sm_decisions *out);
+                      const sm_finding *f, sm_decisions *out);
+void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
+                        sm_decisions *out);
+/* Takes the finding's impact for a raised episode; UPDATED on a severity
+ * change. */
+void sm_episode_update(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
+                       sm_decisions *out);
 
 #endif
