@@ -335,9 +335,7 @@ void sm_swarm_clear_dirty(sm_swarm *sw)
     if (sw == NULL)
         return;
     sw->dirty = false;
-    for (uint32_t i = 0; i < sw->ag.n_dirty; i++)
-        sw->ag.v[sw->ag.dirty[i]].dirty = 0;
-    sw->ag.n_dirty = 0;
+    sm_agents_clean(&sw->ag);
 }
 
 sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
