@@ -40,6 +40,12 @@
  * layout, and a static assertion its size), migrated field by field, and
  * rewritten as version 3 at the next commit. A version newer than 3 is
  * SM_ERR_VERSION: the caller keeps the blob and says so.
+ *
+ * Meta record, version 1: the blob_hdr, then sections as in the swarm
+ * blob (unknown ones skipped, absent ones leave their field 0):
+ *
+ *   1 applied    v1: u64 applied_seq
+ *   2 config     v1: u64 config_hash
  */
 #include "encode.h"
 
@@ -53,6 +59,8 @@
 #define SWARM_V2 2u                     /* a struct copy (read only) */
 #define SWARM_V3 3u                     /* sectioned (written) */
 #define BLOB_VERSION_AGENT 3u           /* agent blobs (encoded, see below) */
+#define BLOB_MAGIC_META 0x544d4d53u      /* "SMMT" little-endian */
+#define META_V1 1u                      /* the store's meta record */
 
 /* Fixed header of every blob; the body follows. */
 typedef struct blob_hdr {
@@ -348,6 +356,8 @@ sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
     blob_hdr hdr;
     memcpy(&hdr, raw, sizeof hdr);
     sm_agent_state s;
+    if (hdr.magic == BLOB_MAGIC_AGENT && hdr.version > BLOB_VERSION_AGENT)
+        return SM_ERR_VERSION;
     if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
                      raw + sizeof hdr, len - sizeof hdr) ||
         !agent_decode(raw + sizeof hdr, len - sizeof hdr, &s))
@@ -855,4 +865,66 @@ sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len)
 bool sm_swarm_is_dirty(const sm_swarm *sw)
 {
     return sw != NULL && sw->dirty;
+}
+
+/* ----------------------------------------------------------- meta record */
+
+enum {
+    META_APPLIED = 1,
+    META_CONFIG = 2,
+};
+
+size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
+{
+    if (m == NULL)
+        return 0;
+    writer w = {buf, sizeof(blob_hdr), buf == NULL ? 0 : cap};
+    size_t at = w_section(&w, META_APPLIED, 1);
+    w_u64(&w, m->applied_seq);
+    w_end(&w, at);
+    at = w_section(&w, META_CONFIG, 1);
+    w_u64(&w, m->config_hash);
+    w_end(&w, at);
+    if (buf != NULL && w.n <= cap) {
+        blob_hdr hdr;
+        blob_hdr_fill(&hdr, BLOB_MAGIC_META, META_V1, w.n,
+                      (unsigned char *)buf + sizeof hdr, w.n - sizeof hdr);
+        memcpy(buf, &hdr, sizeof hdr);
+    }
+    return w.n;
+}
+
+sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
+{
+    if (m == NULL || buf == NULL || len < sizeof(blob_hdr))
+        return SM_ERR_CORRUPT;
+    const unsigned char *raw = buf;
+    blob_hdr hdr;
+    memcpy(&hdr, raw, sizeof hdr);
+    if (hdr.magic != BLOB_MAGIC_META)
+        return SM_ERR_CORRUPT;
+    if (hdr.version > META_V1)
+        return SM_ERR_VERSION;
+    if (!blob_hdr_ok(&hdr, BLOB_MAGIC_META, META_V1, len, raw + sizeof hdr,
+                     len - sizeof hdr))
+        return SM_ERR_CORRUPT;
+    sm_store_meta got = {0, 0};
+    reader r = {raw + sizeof hdr, raw + len, false};
+    while (r.p != r.end) {
+        uint32_t tag = rd_u16(&r);
+        (void)rd_u16(&r);       /* version: fields are only ever appended */
+        uint32_t n = rd_u32(&r);
+        const unsigned char *payload = rd_take(&r, n);
+        if (payload == NULL)
+            return SM_ERR_CORRUPT;
+        reader sr = {payload, payload + n, false};
+        if (tag == META_APPLIED)
+            got.applied_seq = rd_u64(&sr);
+        else if (tag == META_CONFIG)
+            got.config_hash = rd_u64(&sr);
+        if (sr.bad)
+            return SM_ERR_CORRUPT;
+    }
+    *m = got;
+    return SM_OK;
 }

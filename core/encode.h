@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 #include "swarm.h"
@@ -41,7 +42,23 @@ bool sm_swarm_is_dirty(const sm_swarm *sw);
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
 void sm_swarm_clear_dirty(sm_swarm *sw);
 /* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,
- * SM_ERR_NOMEM. The agent is not marked dirty. */
+ * SM_ERR_VERSION (an agent blob of a newer build: keep it), SM_ERR_NOMEM.
+ * The agent is not marked dirty. */
 sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len);
+
+/* The store's meta record: what the state committed with it reflects.
+ * Written in the same commit as the blobs (worker/persist.c). */
+typedef struct sm_store_meta {
+    uint64_t applied_seq;   /* last input stream sequence applied (0: none) */
+    uint64_t config_hash;   /* configuration the state was built under */
+} sm_store_meta;
+
+/* Writes the meta record into buf if cap is large enough; returns the size
+ * needed either way (56 bytes today). */
+size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap);
+/* Reads a meta record (sections it does not know skipped, fields absent
+ * left 0). Sets *m only on SM_OK. Errors: SM_ERR_CORRUPT (magic, size,
+ * checksum, section bounds), SM_ERR_VERSION (a newer build wrote it). */
+sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len);
 
 #endif

@@ -1598,10 +1598,19 @@ START_TEST(agent_blob_rejects_malformed)
         memset(x + n, 0, extra);
         assert_rejected(x, n + extra, true);
     }
-    /* one flipped bit anywhere, not re-sealed: the checksum or header */
+    /* one flipped bit anywhere, not re-sealed: the checksum or header;
+     * in the version word (bytes 4..7) it reads as a newer build's blob,
+     * which is refused as such (the caller keeps it) */
     for (size_t i = 0; i < n; i++) {
         memcpy(x, b, n);
         x[i] ^= 0x04;
+        if (i >= 4 && i < 8) {
+            sm_swarm *o = mk();
+            ck_assert_int_eq(sm_swarm_import_agent(o, x, n), SM_ERR_VERSION);
+            ck_assert_uint_eq(sm_swarm_agent_count(o), 0);
+            sm_swarm_destroy(o);
+            continue;
+        }
         assert_rejected(x, n, false);
     }
     /* an oversized count: over SM_AGENT_TASKS, or more than are there */

@@ -734,6 +734,308 @@ START_TEST(test_load_skips_corrupt_blobs)
 }
 END_TEST
 
+/* ---- versions, meta, forgetting */
+
+/* Every key and value of the store, as text, in key order. */
+typedef struct dump {
+    char *text;
+    size_t len, cap;
+    size_t exact;           /* only keys of this length (0: all) */
+} dump;
+
+static void dump_add(dump *d, const void *data, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (d->len + 2 * n + 2 > d->cap) {
+        d->cap = (d->len + 2 * n + 2) * 2;
+        d->text = realloc(d->text, d->cap);
+        ck_assert_ptr_nonnull(d->text);
+    }
+    for (size_t i = 0; i < n; i++) {
+        d->text[d->len++] = hex[((const unsigned char *)data)[i] >> 4];
+        d->text[d->len++] = hex[((const unsigned char *)data)[i] & 15];
+    }
+    d->text[d->len++] = ' ';
+    d->text[d->len] = 0;
+}
+
+static sm_status dump_kv(void *ud, const void *key, size_t klen,
+                         const void *val, size_t vlen)
+{
+    dump *d = ud;
+    if (d->exact && klen != d->exact)
+        return SM_OK;           /* "s" 0 id is a prefix of longer ids */
+    dump_add(d, key, klen);
+    dump_add(d, val, vlen);
+    return SM_OK;
+}
+
+/* The keys of one swarm ("s" 0 id and "a" 0 id 0 ...) and their values. */
+static char *dump_swarm(sm_store *st, const char *id)
+{
+    dump d = {0};
+    char prefix[80];
+    size_t n = (size_t)snprintf(prefix, sizeof prefix, "s%c%s", 0, id);
+    d.exact = n;
+    ck_assert_int_eq(sm_store_scan(st, prefix, n, dump_kv, &d), SM_OK);
+    n = (size_t)snprintf(prefix, sizeof prefix, "a%c%s%c", 0, id, 0);
+    d.exact = 0;
+    ck_assert_int_eq(sm_store_scan(st, prefix, n, dump_kv, &d), SM_OK);
+    ck_assert_ptr_nonnull(d.text);
+    return d.text;
+}
+
+typedef struct blob_copy {
+    unsigned char data[16384];
+    size_t len;
+} blob_copy;
+
+static sm_status copy_value(void *ud, const void *key, size_t klen,
+                            const void *val, size_t vlen)
+{
+    blob_copy *b = ud;
+    (void)key;
+    (void)klen;
+    ck_assert_uint_le(vlen, sizeof b->data);
+    memcpy(b->data, val, vlen);
+    b->len = vlen;
+    return SM_OK;
+}
+
+/* A swarm blob written by a newer build (version 4 in its header, nothing
+ * else changed, so only the version can reject it) is kept: not loaded,
+ * not deleted, and neither it nor its agents are overwritten by flushes,
+ * even when events for that swarm arrive; the other swarm is untouched. */
+START_TEST(test_newer_swarm_blob_kept)
+{
+    env e;
+    env_init(&e, MIB, 64 * MIB);
+    sm_swarm *a = swarm_of(e.reg), *b = NULL;
+    ck_assert_int_eq(sm_registry_get(e.reg, "swarm-b", &b), SM_OK);
+    feed(a, 0, 3000, 500, 1 << 30, NULL);
+    feed(b, 0, 3000, 500, 1 << 30, NULL);
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+
+    static const char skey[] = "s\0" SWARM;
+    blob_copy *blob = calloc(1, sizeof *blob);
+    ck_assert_ptr_nonnull(blob);
+    ck_assert_int_eq(sm_store_scan(e.st, skey, sizeof skey - 1, copy_value, blob), SM_OK);
+    ck_assert_uint_gt(blob->len, 24);
+    uint32_t version;
+    memcpy(&version, blob->data + 4, sizeof version);
+    ck_assert_uint_eq(version, 3);
+    version = 4;
+    memcpy(blob->data + 4, &version, sizeof version);
+    ck_assert_int_eq(sm_store_begin(e.st), SM_OK);
+    ck_assert_int_eq(sm_store_put(e.st, skey, sizeof skey - 1, blob->data, blob->len), SM_OK);
+    ck_assert_int_eq(sm_store_commit(e.st), SM_OK);
+    char *before = dump_swarm(e.st, SWARM);
+    size_t entries = store_entries(e.st);
+    ck_assert_uint_eq(entries, 26);
+
+    /* A restart of this build. */
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.newer, 1);
+    ck_assert_uint_eq(lr.held, 1);
+    ck_assert_uint_eq(lr.corrupt, 0);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, 12);       /* swarm-b's only */
+    ck_assert_ptr_null(sm_registry_find(reg, SWARM));
+    ck_assert_ptr_nonnull(sm_registry_find(reg, "swarm-b"));
+    ck_assert(sm_persist_is_held(p, SWARM));
+    ck_assert(!sm_persist_is_held(p, "swarm-b"));
+    ck_assert_uint_eq(sm_persist_pending_deletes(p), 0);
+    ck_assert_int_eq(sm_persist_forget_swarm(p, SWARM), SM_OK);
+    ck_assert_uint_eq(sm_persist_pending_deletes(p), 0);
+
+    /* Events for both swarms, same agent ids, and flushes. */
+    sm_swarm *a2 = NULL, *b2 = sm_registry_find(reg, "swarm-b");
+    ck_assert_int_eq(sm_registry_get(reg, SWARM, &a2), SM_OK);
+    feed(a2, 3000, 6000, 500, 1 << 30, NULL);
+    feed(b2, 3000, 6000, 500, 1 << 30, NULL);
+    ck_assert_int_eq(sm_persist_flush(p, reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert_uint_eq(res.agents_written, 12);
+    ck_assert(!sm_swarm_is_dirty(a2));
+    /* Much later: every ag-N of both swarms expires; only swarm-b's
+     * keys are deleted. */
+    task(a2, 700000, "late", 1000, NULL);
+    task(b2, 700000, "late", 1000, NULL);
+    ck_assert_int_eq(sm_persist_flush(p, reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.expired, 24);
+    ck_assert_uint_eq(res.agents_deleted, 12);
+    char *after = dump_swarm(e.st, SWARM);
+    ck_assert_str_eq(after, before);
+    ck_assert_uint_eq(store_entries(e.st), 15);  /* 13 held, swarm-b + late */
+
+    /* And the next start still finds it, still newer. */
+    sm_persist *p2 = NULL;
+    ck_assert_int_eq(sm_persist_create(&p2, e.st), SM_OK);
+    sm_registry *reg2 = new_registry();
+    ck_assert_int_eq(sm_persist_load(p2, reg2, &lr), SM_OK);
+    ck_assert_uint_eq(lr.newer, 1);
+    ck_assert_uint_eq(lr.swarms, 1);
+    free(before);
+    free(after);
+    free(blob);
+    sm_registry_destroy(reg2);
+    sm_persist_destroy(p2);
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+    env_fini(&e);
+}
+END_TEST
+
+static sm_store_meta load_meta(sm_store *st, bool *have)
+{
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.corrupt, 0);
+    *have = lr.have_meta;
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+    return lr.meta;
+}
+
+/* The applied sequence and the configuration hash are committed with the
+ * state, read back at load, and not advanced by a flush that failed. */
+START_TEST(test_meta_in_the_flush)
+{
+    env e;
+    env_init(&e, 64 * KIB, 64 * KIB);
+    bool have = true;
+    load_meta(e.st, &have);
+    ck_assert(!have);
+
+    sm_persist_result res;
+    sm_persist_set_applied(e.p, 10);
+    sm_persist_set_config_hash(e.p, 0xfeedfacecafebeefULL);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert(res.meta_written);
+    sm_store_meta m = load_meta(e.st, &have);
+    ck_assert(have);
+    ck_assert_uint_eq(m.applied_seq, 10);
+    ck_assert_uint_eq(m.config_hash, 0xfeedfacecafebeefULL);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert(!res.meta_written);           /* nothing new */
+
+    /* More than the map holds, and the sequence that goes with it. */
+    sm_swarm *sw = swarm_of(e.reg);
+    many_agents(sw, "ag", 3000, 0);
+    sm_persist_set_applied(e.p, 20);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res),
+                     SM_ERR_MAP_FULL);
+    ck_assert(!res.meta_written);
+    m = load_meta(e.st, &have);
+    ck_assert_uint_eq(m.applied_seq, 10);
+
+    /* Without that swarm the batch fits: the pending sequence goes in. */
+    ck_assert_int_eq(sm_registry_remove(e.reg, SWARM), SM_OK);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert(res.meta_written);
+    m = load_meta(e.st, &have);
+    ck_assert_uint_eq(m.applied_seq, 20);
+    ck_assert_uint_eq(m.config_hash, 0xfeedfacecafebeefULL);
+
+    /* A reloaded persister writes back what it loaded, changed or not. */
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, e.reg, &lr), SM_OK);
+    sm_persist_set_applied(p, 21);
+    ck_assert_int_eq(sm_persist_flush(p, e.reg, RETENTION_MS, &res), SM_OK);
+    m = load_meta(e.st, &have);
+    ck_assert_uint_eq(m.applied_seq, 21);
+    ck_assert_uint_eq(m.config_hash, 0xfeedfacecafebeefULL);
+    sm_persist_destroy(p);
+    env_fini(&e);
+}
+END_TEST
+
+/* The meta record round-trips; a newer record is refused as such, a
+ * damaged or short one as corrupt, and *m is left alone on error. */
+START_TEST(test_meta_format)
+{
+    sm_store_meta m = {7, 9}, got = {0, 0};
+    unsigned char buf[128];
+    size_t n = sm_meta_encode(&m, buf, sizeof buf);
+    ck_assert_uint_eq(n, 56);
+    ck_assert_int_eq(sm_meta_decode(&got, buf, n), SM_OK);
+    ck_assert_uint_eq(got.applied_seq, 7);
+    ck_assert_uint_eq(got.config_hash, 9);
+    /* a newer version is refused as such, before the checksum */
+    unsigned char x[128];
+    memcpy(x, buf, n);
+    x[4] = 2;                               /* version 2 */
+    ck_assert_int_eq(sm_meta_decode(&got, x, n), SM_ERR_VERSION);
+    memcpy(x, buf, n);
+    x[n - 1] ^= 1;
+    ck_assert_int_eq(sm_meta_decode(&got, x, n), SM_ERR_CORRUPT);
+    ck_assert_int_eq(sm_meta_decode(&got, x, 10), SM_ERR_CORRUPT);
+    ck_assert_uint_eq(got.applied_seq, 7);  /* untouched on error */
+}
+END_TEST
+
+static void collect_ids(void *ud, sm_swarm *sw);
+
+/* A forgotten swarm and its agents leave the store at the next flush;
+ * a swarm whose id extends its id, and the others, stay. */
+START_TEST(test_forget_swarm)
+{
+    env e;
+    env_init(&e, MIB, 64 * MIB);
+    const char *ids[] = {SWARM, "swarm-ab", "swarm-b"};
+    for (size_t i = 0; i < 3; i++) {
+        sm_swarm *sw = NULL;
+        ck_assert_int_eq(sm_registry_get(e.reg, ids[i], &sw), SM_OK);
+        feed(sw, 0, 3000, 500, 1 << 30, NULL);
+    }
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(store_entries(e.st), 39);
+    char *ab = dump_swarm(e.st, "swarm-ab"), *b = dump_swarm(e.st, "swarm-b");
+
+    ck_assert_int_eq(sm_persist_forget_swarm(e.p, SWARM), SM_OK);
+    ck_assert_uint_eq(sm_persist_pending_deletes(e.p), 13);
+    ck_assert_int_eq(sm_registry_remove(e.reg, SWARM), SM_OK);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_deleted, 1);
+    ck_assert_uint_eq(res.agents_deleted, 12);
+    ck_assert_uint_eq(store_entries(e.st), 26);
+    char *ab2 = dump_swarm(e.st, "swarm-ab"), *b2 = dump_swarm(e.st, "swarm-b");
+    ck_assert_str_eq(ab2, ab);
+    ck_assert_str_eq(b2, b);
+
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.swarms, 2);
+    ck_assert_uint_eq(lr.agents, 24);
+    ck_assert_uint_eq(lr.corrupt, 0);
+    ck_assert_ptr_null(sm_registry_find(reg, SWARM));
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_registry_find(reg, "swarm-ab")), 12);
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_registry_find(reg, "swarm-b")), 12);
+    ck_assert_int_eq(sm_persist_forget_swarm(p, ""), SM_ERR_INVALID);
+    free(ab);
+    free(b);
+    free(ab2);
+    free(b2);
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+    env_fini(&e);
+}
+END_TEST
+
 START_TEST(test_registry)
 {
     sm_registry *reg = new_registry();
@@ -787,6 +1089,23 @@ START_TEST(test_registry_order)
     char buf[128] = "";
     sm_registry_foreach(reg, collect_ids, buf);
     ck_assert_str_eq(buf, "zeta,alpha,mid,beta,");
+
+    /* Removing one keeps the order of the rest; the id can come back. */
+    ck_assert_int_eq(sm_registry_remove(reg, "alpha"), SM_OK);
+    ck_assert_int_eq(sm_registry_remove(reg, "alpha"), SM_ERR_NOT_FOUND);
+    ck_assert_int_eq(sm_registry_remove(reg, ""), SM_ERR_INVALID);
+    ck_assert_uint_eq(sm_registry_count(reg), 3);
+    ck_assert_ptr_null(sm_registry_find(reg, "alpha"));
+    ck_assert_str_eq(sm_swarm_id(sm_registry_find(reg, "beta")), "beta");
+    buf[0] = 0;
+    sm_registry_foreach(reg, collect_ids, buf);
+    ck_assert_str_eq(buf, "zeta,mid,beta,");
+    sm_swarm *again = NULL;
+    ck_assert_int_eq(sm_registry_get(reg, "alpha", &again), SM_OK);
+    ck_assert_uint_eq(sm_swarm_agent_count(again), 0);
+    buf[0] = 0;
+    sm_registry_foreach(reg, collect_ids, buf);
+    ck_assert_str_eq(buf, "zeta,mid,beta,alpha,");
     sm_registry_destroy(reg);
 }
 END_TEST
@@ -806,6 +1125,10 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_map_full_prunes_idle_agents);
     tcase_add_test(tc, test_load_skips_corrupt_blobs);
     tcase_add_test(tc, test_agent_blobs_compact_and_exact);
+    tcase_add_test(tc, test_newer_swarm_blob_kept);
+    tcase_add_test(tc, test_meta_in_the_flush);
+    tcase_add_test(tc, test_meta_format);
+    tcase_add_test(tc, test_forget_swarm);
     suite_add_tcase(s, tc);
     return s;
 }

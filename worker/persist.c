@@ -6,6 +6,7 @@
  * agents expire, and it is emptied by the commit that carries it.
  */
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +15,11 @@
 
 /* "a" 0 swarm 0 agent, each id shorter than SM_ID_MAX. */
 #define KEY_MAX (3 + 2 * (SM_ID_MAX - 1))
+
+/* The meta record's key, and the pruning mark's (apart: other lengths). */
+static const char meta_key[] = "m\0meta";       /* 6 bytes, no NUL after */
+#define META_KEY_LEN (sizeof meta_key - 1)
+#define META_MAX 128
 
 typedef struct key {
     size_t len;
@@ -26,6 +32,11 @@ struct sm_persist {
     size_t n_dels, cap_dels;
     unsigned char *buf;     /* swarm export buffer, reused */
     size_t cap_buf;
+    char (*held)[SM_ID_MAX]; /* swarms with a blob of a newer build */
+    size_t n_held, cap_held;
+    sm_store_meta meta;     /* written with the next flush when dirty */
+    bool meta_dirty;
+    bool meta_held;         /* stored meta is newer: never overwritten */
 };
 
 /* Length of id if it is a storable id (1..SM_ID_MAX-1 bytes), else 0. */
@@ -59,6 +70,30 @@ static bool agent_key(key *k, const char *swarm, const char *agent)
     memcpy(k->data + 3 + ns, agent, na);
     k->len = 3 + ns + na;
     return true;
+}
+
+static bool is_held(const sm_persist *p, const char *swarm)
+{
+    for (size_t i = 0; i < p->n_held; i++)
+        if (strcmp(p->held[i], swarm) == 0)
+            return true;
+    return false;
+}
+
+static sm_status hold(sm_persist *p, const char *swarm)
+{
+    if (is_held(p, swarm))
+        return SM_OK;
+    if (p->n_held == p->cap_held) {
+        size_t cap = p->cap_held ? p->cap_held * 2 : 4;
+        char (*h)[SM_ID_MAX] = realloc(p->held, cap * sizeof *h);
+        if (!h)
+            return SM_ERR_NOMEM;
+        p->held = h;
+        p->cap_held = cap;
+    }
+    snprintf(p->held[p->n_held++], SM_ID_MAX, "%s", swarm);
+    return SM_OK;
 }
 
 static sm_status queue_del(sm_persist *p, const void *data, size_t len)
@@ -97,12 +132,63 @@ void sm_persist_destroy(sm_persist *p)
         return;
     free(p->dels);
     free(p->buf);
+    free(p->held);
     free(p);
 }
 
 size_t sm_persist_pending_deletes(const sm_persist *p)
 {
     return p ? p->n_dels : 0;
+}
+
+bool sm_persist_is_held(const sm_persist *p, const char *swarm)
+{
+    return p && swarm && is_held(p, swarm);
+}
+
+void sm_persist_set_applied(sm_persist *p, uint64_t seq)
+{
+    if (!p)
+        return;
+    p->meta.applied_seq = seq;
+    p->meta_dirty = true;
+}
+
+void sm_persist_set_config_hash(sm_persist *p, uint64_t hash)
+{
+    if (!p)
+        return;
+    p->meta.config_hash = hash;
+    p->meta_dirty = true;
+}
+
+/* ---- forget */
+
+static sm_status forget_agent(void *ud, const void *k, size_t klen,
+                              const void *val, size_t vlen)
+{
+    (void)val;
+    (void)vlen;
+    return queue_del(ud, k, klen);
+}
+
+sm_status sm_persist_forget_swarm(sm_persist *p, const char *swarm)
+{
+    key k;
+    if (!p || !swarm_key(&k, swarm))
+        return SM_ERR_INVALID;
+    if (is_held(p, swarm))
+        return SM_OK;           /* a newer build's state: left alone */
+    size_t before = p->n_dels;
+    sm_status s = queue_del(p, k.data, k.len);
+    /* "a" 0 <swarm> 0: the swarm key with "a" and a separator */
+    k.data[0] = 'a';
+    k.data[k.len++] = 0;
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, k.data, k.len, forget_agent, p);
+    if (s != SM_OK)
+        p->n_dels = before;     /* all or nothing */
+    return s;
 }
 
 /* ---- load */
@@ -132,6 +218,33 @@ static sm_status reject(load_ctx *c, const void *k, size_t klen)
     return s == SM_ERR_INVALID ? SM_OK : s;
 }
 
+/* A blob of a newer build: counted, left in the store, and its swarm held
+ * (taken out of the registry, never written by this build). */
+static sm_status keep_newer(load_ctx *c, const char *swarm)
+{
+    c->out->newer++;
+    if (is_held(c->p, swarm))
+        return SM_OK;
+    sm_status s = hold(c->p, swarm);
+    if (s != SM_OK)
+        return s;
+    c->out->held++;
+    if (sm_registry_find(c->reg, swarm))
+        (void)sm_registry_remove(c->reg, swarm);
+    return SM_OK;
+}
+
+/* The swarm to load into: a swarm made here starts clean, since loading
+ * marks dirty only what must be rewritten (a migrated blob). */
+static sm_status load_target(load_ctx *c, const char *id, sm_swarm **sw)
+{
+    bool fresh = sm_registry_find(c->reg, id) == NULL;
+    sm_status s = sm_registry_get(c->reg, id, sw);
+    if (s == SM_OK && fresh)
+        sm_swarm_clear_dirty(*sw);
+    return s;
+}
+
 static sm_status load_swarm(void *ud, const void *k, size_t klen,
                             const void *val, size_t vlen)
 {
@@ -140,7 +253,9 @@ static sm_status load_swarm(void *ud, const void *k, size_t klen,
     sm_swarm *sw = NULL;
     if (!copy_id(id, (const unsigned char *)k + 2, klen - 2))
         return reject(c, k, klen);
-    sm_status s = sm_registry_get(c->reg, id, &sw);
+    if (is_held(c->p, id))
+        return SM_OK;
+    sm_status s = load_target(c, id, &sw);
     if (s == SM_ERR_INVALID)
         return reject(c, k, klen);
     if (s != SM_OK)
@@ -148,9 +263,13 @@ static sm_status load_swarm(void *ud, const void *k, size_t klen,
     s = sm_swarm_import(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
         return s;
+    if (s == SM_ERR_VERSION)
+        return keep_newer(c, id);
     if (s != SM_OK)
         return reject(c, k, klen);
     c->out->swarms++;
+    if (sm_swarm_is_dirty(sw))
+        c->out->migrated++;
     return SM_OK;
 }
 
@@ -164,8 +283,10 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
     if (!sep || !copy_id(id, b + 2, (size_t)(sep - (b + 2))) ||
         !copy_id(agent, sep + 1, klen - (size_t)(sep + 1 - b)))
         return reject(c, k, klen);
+    if (is_held(c->p, id))
+        return SM_OK;
     sm_swarm *sw = NULL;
-    sm_status s = sm_registry_get(c->reg, id, &sw);
+    sm_status s = load_target(c, id, &sw);
     if (s == SM_ERR_INVALID)
         return reject(c, k, klen);
     if (s != SM_OK)
@@ -173,6 +294,8 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
     s = sm_swarm_import_agent(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
         return s;
+    if (s == SM_ERR_VERSION)
+        return keep_newer(c, id);
     if (s != SM_OK)
         return reject(c, k, klen);
     c->out->agents++;
@@ -185,6 +308,27 @@ static void clear_swarm(void *ud, sm_swarm *sw)
     sm_swarm_clear_dirty(sw);
 }
 
+static sm_status load_meta(void *ud, const void *k, size_t klen,
+                           const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    (void)k;
+    if (klen != META_KEY_LEN)
+        return SM_OK;           /* not the meta key; not ours to judge */
+    sm_status s = sm_meta_decode(&c->out->meta, val, vlen);
+    if (s == SM_ERR_VERSION) {
+        c->out->newer++;
+        c->p->meta_held = true;
+    } else if (s != SM_OK) {
+        c->out->corrupt++;
+        c->p->meta_dirty = true;    /* replaced by the next flush */
+    } else {
+        c->out->have_meta = true;
+        c->p->meta = c->out->meta;
+    }
+    return SM_OK;
+}
+
 sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
                           sm_persist_load_result *out)
 {
@@ -195,10 +339,11 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
     load_ctx c = {p, reg, out};
     /* Swarm blobs first: importing one replaces the swarm-wide state,
      * the agents are added to it after. */
-    sm_status s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
+    sm_status s = sm_store_scan(p->st, meta_key, META_KEY_LEN, load_meta, &c);
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, "a", 2, load_agent, &c);
-    sm_registry_foreach(reg, clear_swarm, NULL);
     return s;
 }
 
@@ -208,6 +353,7 @@ typedef struct flush_ctx {
     sm_persist *p;
     sm_persist_result *res;
     const char *swarm;      /* swarm being visited */
+    bool held;              /* ... and whether it is held */
     sm_status s;            /* first failure; later writes are skipped */
     size_t removed;         /* agents expired by the current pass */
 } flush_ctx;
@@ -220,6 +366,8 @@ static void on_expired(void *ud, const char *agent, const void *blob,
     (void)blob;
     (void)len;
     c->removed++;
+    if (c->held)
+        return;                 /* a newer build's blobs: left alone */
     /* Out of memory here leaves a stale blob in the store: the next load
      * brings the agent back, idle, and the next flush expires it again. */
     if (agent_key(&k, c->swarm, agent))
@@ -230,6 +378,7 @@ static void expire_swarm(void *ud, sm_swarm *sw)
 {
     flush_ctx *c = ud;
     c->swarm = sm_swarm_id(sw);
+    c->held = is_held(c->p, c->swarm);
     sm_swarm_expire(sw, c->res->retention_ms, on_expired, c);
 }
 
@@ -284,6 +433,8 @@ static sm_status put_swarm(flush_ctx *c, sm_swarm *sw)
 static void write_swarm(void *ud, sm_swarm *sw)
 {
     flush_ctx *c = ud;
+    if (is_held(c->p, sm_swarm_id(sw)))
+        return;                 /* in memory only: cleared after commit */
     if (c->s == SM_OK && sm_swarm_is_dirty(sw))
         c->s = put_swarm(c, sw);
     c->swarm = sm_swarm_id(sw);
@@ -291,22 +442,41 @@ static void write_swarm(void *ud, sm_swarm *sw)
         sm_swarm_visit_dirty(sw, write_agent, c);
 }
 
+static sm_status put_meta(flush_ctx *c)
+{
+    unsigned char buf[META_MAX];
+    size_t n = sm_meta_encode(&c->p->meta, buf, sizeof buf);
+    if (n > sizeof buf)
+        return SM_ERR_INVALID;
+    sm_status s = sm_store_put(c->p->st, meta_key, META_KEY_LEN, buf, n);
+    if (s == SM_OK)
+        c->res->meta_written = true;
+    return s;
+}
+
 /* One batch: queued deletions first (an agent that expired and came back
- * is then put again), then every dirty blob; commit. */
+ * is then put again), then every dirty blob, then the meta record if it
+ * changed; commit. */
 static sm_status write_batch(flush_ctx *c, sm_registry *reg)
 {
     sm_persist *p = c->p;
     c->res->swarms_written = 0;
     c->res->agents_written = 0;
     c->res->agents_deleted = 0;
+    c->res->swarms_deleted = 0;
+    c->res->meta_written = false;
     c->s = sm_store_begin(p->st);
     for (size_t i = 0; i < p->n_dels && c->s == SM_OK; i++) {
         c->s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
-        if (c->s == SM_OK)
+        if (c->s == SM_OK && p->dels[i].data[0] == 's')
+            c->res->swarms_deleted++;
+        else if (c->s == SM_OK)
             c->res->agents_deleted++;
     }
     if (c->s == SM_OK)
         sm_registry_foreach(reg, write_swarm, c);
+    if (c->s == SM_OK && p->meta_dirty && !p->meta_held)
+        c->s = put_meta(c);
     if (c->s != SM_OK) {
         sm_store_abort(p->st);      /* no-op if the store ended it */
         return c->s;
@@ -398,5 +568,6 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
         return s;
     sm_registry_foreach(reg, clear_swarm, NULL);
     p->n_dels = 0;
+    p->meta_dirty = false;
     return SM_OK;
 }

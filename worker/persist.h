@@ -6,11 +6,32 @@
  *
  *   "s" 0x00 <swarm id>                   swarm-wide state
  *   "a" 0x00 <swarm id> 0x00 <agent id>   one agent
+ *   "m" 0x00 "meta"                       the meta record (core/encode.h:
+ *                                         applied stream sequence and
+ *                                         configuration hash)
  *
  * (ids never contain a NUL byte, so keys do not collide and a prefix scan
- * of "a" 0x00 <swarm> 0x00 finds one swarm's agents.) The key "m" 0x00 is
- * written and deleted again while pruning (see below); load ignores every
- * key outside the two prefixes.
+ * of "a" 0x00 <swarm> 0x00 finds one swarm's agents.) The two-byte key
+ * "m" 0x00 is written and deleted again while pruning (see below); it is
+ * not the meta key, whose six bytes start with it. Load ignores every
+ * other key.
+ *
+ * Versions. A blob the core rejects as corrupt (SM_ERR_CORRUPT: checksum,
+ * size, field) is counted in `corrupt` and its key deleted by the next
+ * flush: there is nothing in it this or any build can read. A blob of a
+ * NEWER format (SM_ERR_VERSION: written by a later build, e.g. before a
+ * rollback) is never deleted and never overwritten: it is counted in
+ * `newer`, and its swarm is HELD: the swarm is not loaded (it is taken out
+ * of the registry if part of it was), none of its blobs is read further,
+ * and no flush of this persister writes, expires or deletes any key of
+ * it. If events for a held swarm arrive, the worker decides on them from
+ * an empty state, in memory only; its store keys stay as the newer build
+ * left them, for that build to resume. A held swarm stays held for the
+ * life of the persister (sm_persist_is_held). A newer meta record is
+ * likewise counted, kept, and not written by this persister. An older
+ * swarm blob (version 2) is migrated by the core and its swarm loaded
+ * dirty (counted in `migrated`), so the next flush rewrites it in the
+ * current format.
  *
  * sm_persist_load() rebuilds the registry at start. sm_persist_flush()
  * writes what changed since the last flush in ONE store batch: expired
@@ -37,9 +58,11 @@
 #ifndef SM_PERSIST_H
 #define SM_PERSIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "encode.h"
 #include "registry.h"
 #include "status.h"
 #include "store.h"
@@ -50,7 +73,13 @@ typedef struct sm_persist sm_persist;
 typedef struct sm_persist_load_result {
     size_t swarms;          /* swarm blobs imported */
     size_t agents;          /* agent blobs imported */
-    size_t corrupt;         /* blobs or keys rejected and skipped */
+    size_t corrupt;         /* blobs or keys rejected, deleted next flush */
+    size_t migrated;        /* swarm blobs of an older format, rewritten
+                               by the next flush */
+    size_t newer;           /* blobs of a newer format, kept untouched */
+    size_t held;            /* swarms not loaded because of them */
+    bool have_meta;         /* a meta record was read into `meta` */
+    sm_store_meta meta;     /* the stored meta record (zero if none) */
 } sm_persist_load_result;
 
 /* What a flush did (counts of the batch that committed, or of the last
@@ -59,6 +88,8 @@ typedef struct sm_persist_result {
     size_t swarms_written;  /* swarm blobs put */
     size_t agents_written;  /* agent blobs put */
     size_t agents_deleted;  /* agent keys deleted */
+    size_t swarms_deleted;  /* swarm keys deleted (forgotten swarms) */
+    bool meta_written;      /* the meta record was put */
     size_t expired;         /* agents removed from memory by retention */
     size_t map_full;        /* batches that hit a full map */
     size_t grows;           /* map growths done to fit the batch */
@@ -72,11 +103,15 @@ sm_status sm_persist_create(sm_persist **out, sm_store *st);
 /* Frees the persister (queued deletions are dropped). NULL is a no-op. */
 void sm_persist_destroy(sm_persist *p);
 
-/* Loads every stored swarm into reg (created through sm_registry_get),
- * swarm blobs first, then agent blobs. A blob the core rejects, or a key
- * of the wrong shape, is skipped and counted in out->corrupt; a stray
- * agent key is queued for deletion at the next flush. Loaded swarms start
- * clean (nothing dirty). *out is always filled (counts so far on error).
+/* Loads the meta record, then every stored swarm into reg (created
+ * through sm_registry_get), swarm blobs first, then agent blobs. A corrupt
+ * blob, or a key of the wrong shape, is skipped, counted in out->corrupt
+ * and its key queued for deletion at the next flush; a blob of a newer
+ * format is counted in out->newer, kept, and its swarm held (see the top
+ * of this file). Loaded swarms start clean, except a migrated one, which
+ * is dirty so the next flush rewrites it. The loaded meta values become
+ * the ones the next flush writes (if set again or never stored).
+ * *out is always filled (counts so far on error).
  * Errors: SM_ERR_INVALID, SM_ERR_NOMEM, store errors (SM_ERR_STORE, ...)
  * from the scan. Must not be called with a store batch open. */
 sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
@@ -94,7 +129,29 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
 sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
                            int64_t retention_ms, sm_persist_result *res);
 
-/* Number of agent deletions queued and not yet committed. */
+/* Number of key deletions queued and not yet committed. */
 size_t sm_persist_pending_deletes(const sm_persist *p);
+
+/* Whether swarm is held: a blob of it was written by a newer build, so
+ * this persister never writes or deletes any of its keys. */
+bool sm_persist_is_held(const sm_persist *p, const char *swarm);
+
+/* Remember the input stream sequence the in-memory state reflects, and
+ * the hash of the configuration it was built under; both are written in
+ * the same batch as the blobs by the next sm_persist_flush() that
+ * commits (a failed flush writes neither; they stay pending). Reading
+ * them back: sm_persist_load_result.meta. NULL p is a no-op. */
+void sm_persist_set_applied(sm_persist *p, uint64_t seq);
+void sm_persist_set_config_hash(sm_persist *p, uint64_t hash);
+
+/* Queues the deletion of the swarm's blob and of every agent blob stored
+ * under it (a prefix scan now; agents first stored after this call are not
+ * covered) for the next flush. Remove the swarm from the registry too
+ * (sm_registry_remove), or the flush writes its dirty parts again after
+ * deleting them. A held swarm is left alone (SM_OK, nothing queued): its
+ * state belongs to a newer build. On error nothing is queued. Errors:
+ * SM_ERR_INVALID (NULL, bad id), SM_ERR_NOMEM, store errors from the scan.
+ * Must not be called with a store batch open. */
+sm_status sm_persist_forget_swarm(sm_persist *p, const char *swarm);
 
 #endif

@@ -29,6 +29,15 @@ static size_t slot_of(const sm_registry *reg, const char *id)
     return i;
 }
 
+/* Empties the table and indexes every swarm again (after growing it, or
+ * after a removal shifted the array). */
+static void rehash(sm_registry *reg)
+{
+    memset(reg->slots, 0, reg->nslots * sizeof *reg->slots);
+    for (size_t k = 0; k < reg->count; k++)
+        reg->slots[slot_of(reg, sm_swarm_id(reg->swarms[k]))] = k + 1;
+}
+
 /* Makes room for one more swarm: the array and, past half full, the
  * table (rehashed). */
 static sm_status reserve(sm_registry *reg)
@@ -50,8 +59,7 @@ static sm_status reserve(sm_registry *reg)
     free(reg->slots);
     reg->slots = slots;
     reg->nslots = n;
-    for (size_t k = 0; k < reg->count; k++)
-        reg->slots[slot_of(reg, sm_swarm_id(reg->swarms[k]))] = k + 1;
+    rehash(reg);
     return SM_OK;
 }
 
@@ -117,6 +125,21 @@ sm_status sm_registry_get(sm_registry *reg, const char *id, sm_swarm **sw)
     reg->slots[slot_of(reg, id)] = reg->count + 1;
     reg->count++;
     *sw = made;
+    return SM_OK;
+}
+
+sm_status sm_registry_remove(sm_registry *reg, const char *id)
+{
+    if (!reg || !valid_id(id))
+        return SM_ERR_INVALID;
+    size_t i = reg->slots[slot_of(reg, id)];
+    if (i == 0)
+        return SM_ERR_NOT_FOUND;
+    sm_swarm_destroy(reg->swarms[i - 1]);
+    memmove(&reg->swarms[i - 1], &reg->swarms[i],
+            (reg->count - i) * sizeof *reg->swarms);
+    reg->count--;
+    rehash(reg);
     return SM_OK;
 }
 

@@ -55,8 +55,8 @@ sm_status sm_worker_open(sm_worker *w)
     sm_persist_load_result lr;
     s = sm_persist_load(w->persist, w->reg, &lr);
     sm_log_write(w->log, s == SM_OK ? SM_LOG_INFO : SM_LOG_ERROR, "store_loaded",
-                 "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu",
-                 sc.dir, sm_status_str(s), lr.swarms, lr.agents, lr.corrupt);
+                 "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu newer_kept=%zu",
+                 sc.dir, sm_status_str(s), lr.swarms, lr.agents, lr.corrupt, lr.newer);
     return s;
 }
 
