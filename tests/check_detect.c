@@ -86,6 +86,15 @@ static rec *rec_new(void)
     return r;
 }
 
+/* Forgets what was recorded; keeps the decision buffer. */
+static void rec_reset(rec *r)
+{
+    sm_decisions buf = r->buf;
+    memset(r, 0, sizeof *r);
+    r->buf = buf;
+    r->digest = SM_HASH_INIT;
+}
+
 static void rec_free(rec *r)
 {
     sm_decisions_free(&r->buf);
@@ -616,7 +625,7 @@ START_TEST(consensus_bands_and_update)
     sm_swarm_destroy(sw);
 
     sw = mk();
-    memset(r, 0, sizeof *r);
+    rec_reset(r);
     ts = T0;
     rounds(sw, r, &ts, 20, 5);                  /* ends at 5/20 = 25% */
     ck_assert_int_eq(count(r, SM_BN_CONSENSUS_TIMEOUT, SM_TR_RAISED), 1);
@@ -1283,8 +1292,7 @@ START_TEST(export_import_round_trip)
     free(eb);
 
     /* the same future on both gives the same decisions and state */
-    memset(ra, 0, sizeof *ra);
-    ra->digest = SM_HASH_INIT;
+    rec_reset(ra);
     workload(a, ra, 11, WORK_N / 2, WORK_N);
     workload(b, rb, 11, WORK_N / 2, WORK_N);
     ck_assert_uint_gt(rb->total, 0);
