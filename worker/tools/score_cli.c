@@ -106,8 +106,8 @@ void sm_score_print_table(const sm_score_report *r, const sm_labels *labels,
     fprintf(out, "%-18s %-11s %-11s %5s %5s  %-11s %-11s %5s  %-11s %5s\n",
             "type", "recall", "precision", "false", "flaps", "delay s",
             "resolve s", "unres", "severity", "forbid");
-    fprintf(out, "%-18s %-11s %-11s %5s %5s  %-11s %-11s %5s  %-11s %5s\n",
-            "", "", "", "alarm", "", "med/max", "med/max", "", "", "");
+    fprintf(out, "%-18s %-11s %-11s %5s %5s  %-11s %s\n", "", "", "", "alarm",
+            "", "med/max", "med/max");
     for (size_t i = 0; i < r->n_types; i++)
         table_row(out, &r->by_type[i]);
     table_row(out, &r->all);
@@ -169,17 +169,13 @@ void sm_score_print_lines(const sm_score_report *r, const char *name,
 
 /* ---- the command ------------------------------------------------------ */
 
-/* The file's name without folder and extension, in [A-Za-z0-9_-]. */
-static void default_name(char *buf, size_t cap, const char *path)
+/* name in [A-Za-z0-9_-] (others become '_'), so that the figure lines
+ * split on '.'; "run" if empty. */
+static void clean_name(char *buf, size_t cap, const char *name, size_t n)
 {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t n = strcspn(base, ".");
-    if (n == 0)
-        n = strlen(base);
     size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < cap; i++) {
-        char c = base[i];
+    for (size_t i = 0; i < n && name[i] && k + 1 < cap; i++) {
+        char c = name[i];
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                   (c >= '0' && c <= '9') || c == '_' || c == '-';
         buf[k++] = ok ? c : '_';
@@ -187,6 +183,15 @@ static void default_name(char *buf, size_t cap, const char *path)
     buf[k] = 0;
     if (k == 0)
         snprintf(buf, cap, "run");
+}
+
+/* The file's name without folder and last extension, cleaned. */
+static void file_name(char *buf, size_t cap, const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    clean_name(buf, cap, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
 int sm_score_main(const sm_config *cfg, const sm_log *log,
@@ -211,9 +216,10 @@ int sm_score_main(const sm_config *cfg, const sm_log *log,
         }
         s = cli->scenario_open(cli->scenario_path, &in, &labels, &floors,
                                &close_fn, why, sizeof why);
-        default_name(name, sizeof name, cli->scenario_path);
-        if (s == SM_OK && !in.name)
-            in.name = name;
+        if (s == SM_OK && in.name)
+            clean_name(name, sizeof name, in.name, strlen(in.name));
+        else
+            file_name(name, sizeof name, cli->scenario_path);
     } else {
         if (!cli->rec_path || !cli->labels_path) {
             fprintf(err, "swarm-medic score REC --labels FILE [--floor NAME=VALUE,...]\n"
@@ -221,14 +227,12 @@ int sm_score_main(const sm_config *cfg, const sm_log *log,
             return 2;
         }
         s = sm_labels_load_file(cli->labels_path, &labels, why, sizeof why);
-        default_name(name, sizeof name, cli->rec_path);
-        in.name = name;
+        file_name(name, sizeof name, cli->rec_path);
         in.rec_path = cli->rec_path;
     }
-    if (s == SM_OK && cli->name) {
-        default_name(name, sizeof name, cli->name);
-        in.name = name;
-    }
+    if (cli->name)
+        clean_name(name, sizeof name, cli->name, strlen(cli->name));
+    in.name = name;
     in.labels = &labels;
     for (size_t i = 0; s == SM_OK && i < cli->n_floors; i++)
         s = sm_score_floors_parse(&floors, cli->floors[i], why, sizeof why);
