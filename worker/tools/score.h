@@ -5,7 +5,7 @@
  * compares the two. tests/scenarios/README.md defines the label format and
  * every figure; this header restates only what the code adds to it.
  *
- * Three layers, each usable alone:
+ * Four layers, each usable alone:
  *
  *   labels    sm_labels_load_file / sm_labels_from_json: the labels object
  *             {"must": [...], "may": [...], "never": [...]} (or a file
