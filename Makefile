@@ -7,6 +7,7 @@
 #   make valgrind   the end-to-end suite with the worker under valgrind
 #   make bench      benchmarks against the raw bus (not part of make test)
 #   make golden     regenerate the golden recordings in tests/golden/
+#   make eval       score every tests/scenarios/*.json (swarm-medic score)
 #
 # One archive per folder, each linking only the ones below it:
 #
@@ -86,7 +87,7 @@ TOOL_H  := $(wildcard worker/tools/*.h)
 OTHER_H := $(wildcard worker/sim/*.h worker/bench/*.h tests/*.h)
 INCLUDE_OF = \#include *"([^"]*/)?($(call alt,$(1)))\.h"
 
-.PHONY: all deps demo test asan valgrind bench golden purity layering clean
+.PHONY: all deps demo test asan valgrind bench golden eval purity layering clean
 
 all: purity layering $(BIN)/swarm-medic $(BIN)/swarm-sim
 
@@ -182,6 +183,10 @@ bench: deps all $(BIN)/swarm-bench
 # Regenerates tests/golden/*.rec and their expected conclusions.
 golden: all
 	sh tests/golden/regen.sh $(BIN)
+
+# Detection quality: every scenario scored against its labels, one table.
+eval: all
+	@sh tests/scenarios/eval.sh $(BIN)
 
 demo: deps all
 	@sh deploy/demo.sh $(BIN)

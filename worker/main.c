@@ -7,6 +7,8 @@
  *   swarm-medic replay FILE [--out-rec F] [--out-json F|-] [--store-dir D]
  *   swarm-medic replay FILE --to-bus [--speed recorded|fast|K]
  *   swarm-medic backtest FILE --b SETTING=VALUE... [--b-config FILE]
+ *   swarm-medic score FILE --labels F [--b SETTING=VALUE...] [--floor K=V,...]
+ *   swarm-medic score --scenario FILE.json [--floor K=V,...]
  *   swarm-medic --help
  *
  * Settings come from defaults, then the JSON file, then SWARM_MEDIC_*
@@ -29,6 +31,7 @@
 #include "tools/backtest.h"
 #include "tools/record.h"
 #include "tools/replay.h"
+#include "tools/score.h"
 #include "tools/watch.h"
 
 extern char **environ;
@@ -39,6 +42,7 @@ typedef enum command {
     CMD_RECORD,
     CMD_REPLAY,
     CMD_BACKTEST,
+    CMD_SCORE,
 } command;
 
 #define MAX_LIST 32
@@ -59,10 +63,14 @@ typedef struct args {
     const char *b_sets[MAX_LIST];
     size_t n_b_sets;
     const char *b_config;
+    const char *labels;         /* score */
+    const char *scenario;
+    const char *floors[MAX_LIST];
+    size_t n_floors;
 } args;
 
 static const char *const command_names[] = {"", "watch", "record", "replay",
-                                            "backtest"};
+                                            "backtest", "score"};
 
 static void usage(const sm_config *defaults)
 {
@@ -79,6 +87,10 @@ static void usage(const sm_config *defaults)
            "  backtest FILE --b SETTING=VALUE... [--b-config FILE]\n"
            "                             replay under the settings (A) and with the\n"
            "                             --b changes (B); print decisions that differ\n"
+           "  score FILE --labels F [--b SETTING=VALUE...] [--floor K=V,...]\n"
+           "  score --scenario FILE.json\n"
+           "                             replay offline (with the --b changes) and\n"
+           "                             score the conclusions against labels\n"
            "  --config FILE              JSON file of settings\n\n"
            "Settings (also SWARM_MEDIC_<NAME> in the environment):\n");
     sm_config_usage(defaults, stdout);
@@ -95,6 +107,10 @@ static bool program_flag(args *a, const char *name, const char *value)
     else if (strcmp(name, "out-json") == 0) a->out_json = value;
     else if (strcmp(name, "speed") == 0) a->speed = value;
     else if (strcmp(name, "b-config") == 0) a->b_config = value;
+    else if (strcmp(name, "labels") == 0) a->labels = value;
+    else if (strcmp(name, "scenario") == 0) a->scenario = value;
+    else if (strcmp(name, "floor") == 0 && a->n_floors < MAX_LIST)
+        a->floors[a->n_floors++] = value;
     else if (strcmp(name, "subject") == 0 && a->n_subjects < MAX_LIST)
         a->subjects[a->n_subjects++] = value;
     else if (strcmp(name, "b") == 0 && a->n_b_sets < MAX_LIST)
@@ -112,7 +128,7 @@ static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (i == 1 && arg[0] != '-') {
-            for (int c = CMD_WATCH; c <= CMD_BACKTEST; c++)
+            for (int c = CMD_WATCH; c <= CMD_SCORE; c++)
                 if (strcmp(arg, command_names[c]) == 0)
                     a->cmd = (command)c;
             if (a->cmd == CMD_RUN) {
@@ -132,7 +148,8 @@ static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
         if (strncmp(arg, "--", 2) != 0) {
             if (apply && arg == a->file)
                 continue;           /* taken in pass 1 */
-            if (!a->file && (a->cmd == CMD_REPLAY || a->cmd == CMD_BACKTEST)) {
+            if (!a->file && (a->cmd == CMD_REPLAY || a->cmd == CMD_BACKTEST ||
+                             a->cmd == CMD_SCORE)) {
                 a->file = arg;
                 continue;
             }
@@ -266,6 +283,38 @@ static int run_replay(const sm_config *cfg, const sm_log *log, const args *a,
     return s == SM_OK ? 0 : 1;
 }
 
+/* B = A's settings, then the B file, then the --b changes. On error b
+ * holds nothing to free and err says why. */
+static sm_status config_b(sm_config *b, const sm_config *cfg, const args *a,
+                          char *err, size_t errcap)
+{
+    sm_status s = sm_config_copy(b, cfg);
+    if (s != SM_OK) {
+        snprintf(err, errcap, "out of memory");
+        return s;
+    }
+    if (a->b_config)
+        s = sm_config_load_file(b, a->b_config, err, errcap);
+    for (size_t i = 0; s == SM_OK && i < a->n_b_sets; i++) {
+        char name[64];
+        const char *eq = strchr(a->b_sets[i], '=');
+        size_t n = eq ? (size_t)(eq - a->b_sets[i]) : 0;
+        if (!eq || n == 0 || n >= sizeof name) {
+            snprintf(err, errcap, "--b wants SETTING=VALUE, not '%s'", a->b_sets[i]);
+            s = SM_ERR_CONFIG;
+            break;
+        }
+        memcpy(name, a->b_sets[i], n);
+        name[n] = 0;
+        s = sm_config_set(b, name, eq + 1, "--b", err, errcap);
+    }
+    if (s == SM_OK)
+        s = sm_config_validate(b, err, errcap);
+    if (s != SM_OK)
+        sm_config_free(b);
+    return s;
+}
+
 static int run_backtest(const sm_config *cfg, const sm_log *log, const args *a)
 {
     if (!a->file || (a->n_b_sets == 0 && !a->b_config)) {
@@ -273,36 +322,36 @@ static int run_backtest(const sm_config *cfg, const sm_log *log, const args *a)
                         "[--b-config FILE]\n");
         return 2;
     }
-    /* B = A's settings, then the B file, then the --b changes. */
     sm_config b;
     char err[512];
-    sm_status s = sm_config_copy(&b, cfg);
-    if (s == SM_OK && a->b_config)
-        s = sm_config_load_file(&b, a->b_config, err, sizeof err);
-    for (size_t i = 0; s == SM_OK && i < a->n_b_sets; i++) {
-        char name[64];
-        const char *eq = strchr(a->b_sets[i], '=');
-        size_t n = eq ? (size_t)(eq - a->b_sets[i]) : 0;
-        if (!eq || n == 0 || n >= sizeof name) {
-            snprintf(err, sizeof err, "--b wants SETTING=VALUE, not '%s'", a->b_sets[i]);
-            s = SM_ERR_CONFIG;
-            break;
-        }
-        memcpy(name, a->b_sets[i], n);
-        name[n] = 0;
-        s = sm_config_set(&b, name, eq + 1, "--b", err, sizeof err);
-    }
-    if (s == SM_OK)
-        s = sm_config_validate(&b, err, sizeof err);
+    sm_status s = config_b(&b, cfg, a, err, sizeof err);
     if (s != SM_OK) {
         fprintf(stderr, "swarm-medic backtest: %s\n", err);
-        sm_config_free(&b);
         return 2;
     }
     sm_backtest_result r;
     s = sm_backtest_run(cfg, &b, log, a->file, stdout, &r);
     sm_config_free(&b);
     return s == SM_OK ? 0 : 1;
+}
+
+/* Scores the replay under the settings with the --b changes. */
+static int run_score(const sm_config *cfg, const sm_log *log, const args *a)
+{
+    sm_config b;
+    char err[512];
+    if (config_b(&b, cfg, a, err, sizeof err) != SM_OK) {
+        fprintf(stderr, "swarm-medic score: %s\n", err);
+        return 2;
+    }
+    /* TODO(scenario): pass the simulator's scenario adapter here once
+     * worker/sim/scenario.h is merged (see score.h, sm_score_scenario_open_fn). */
+    sm_score_cli cli = {.rec_path = a->file, .labels_path = a->labels,
+                        .scenario_path = a->scenario, .floors = a->floors,
+                        .n_floors = a->n_floors, .scenario_open = NULL};
+    int rc = sm_score_main(&b, log, &cli, stdout, stderr);
+    sm_config_free(&b);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -347,6 +396,7 @@ int main(int argc, char **argv)
     case CMD_RECORD: rc = run_record(&cfg, &log, &a, &stop); break;
     case CMD_REPLAY: rc = run_replay(&cfg, &log, &a, &stop); break;
     case CMD_BACKTEST: rc = run_backtest(&cfg, &log, &a); break;
+    case CMD_SCORE: rc = run_score(&cfg, &log, &a); break;
     }
     sm_config_free(&cfg);
     nats_CloseAndWait(2000);

@@ -1,0 +1,773 @@
+/* swarm-medic score: the engine on hand-built conclusion lists (each
+ * figure moves when the behaviour it measures does), the labels loader's
+ * errors, floors, and end-to-end runs on the demo recording with labels
+ * derived from the simulator's documented faults. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "decision.h"
+#include "log.h"
+#include "recfile.h"
+#include "score.h"
+#include "support.h"
+#include "runner.h"
+
+#define T0 1767225600000LL      /* run start */
+#define END (T0 + 600000)       /* run end: +600 s */
+#define S(x) (T0 + (int64_t)((x) * 1000))
+
+/* ---- building blocks -------------------------------------------------- */
+
+typedef struct list {
+    sm_conclusion v[64];
+    size_t n;
+} list;
+
+static void add(list *l, const char *type, const char *subject, int tr,
+                int sev, double at_s)
+{
+    sm_conclusion *c = &l->v[l->n++];
+    memset(c, 0, sizeof *c);
+    c->kind = SM_KIND_BOTTLENECK;
+    snprintf(c->type, sizeof c->type, "%s", type);
+    snprintf(c->swarm, sizeof c->swarm, "s0");
+    snprintf(c->subject, sizeof c->subject, "%s", subject);
+    c->transition = tr;
+    c->severity = sev;
+    c->at_ms = S(at_s);
+}
+
+/* An episode: raised at r (severity sev), resolved at z (< 0: open). */
+static void episode(list *l, const char *type, const char *subject, int sev,
+                    double r, double z)
+{
+    add(l, type, subject, SM_TR_RAISED, sev, r);
+    if (z >= 0)
+        add(l, type, subject, SM_TR_RESOLVED, sev, z);
+}
+
+static void label(sm_labels *ls, sm_label_class cls, const char *type,
+                  const char *subject, double from_s, double to_s)
+{
+    sm_label l;
+    sm_label_init(&l);
+    l.cls = cls;
+    snprintf(l.type, sizeof l.type, "%s", type);
+    snprintf(l.swarm, sizeof l.swarm, "s0");
+    snprintf(l.subject, sizeof l.subject, "%s", subject);
+    l.relative = true;
+    l.from_ms = (int64_t)(from_s * 1000);
+    l.to_ms = (int64_t)(to_s * 1000);
+    ck_assert_int_eq(sm_labels_add(ls, &l), SM_OK);
+}
+
+static sm_score_report score(const list *l, const sm_labels *ls)
+{
+    sm_score_report r;
+    ck_assert_int_eq(sm_score_compute(l->v, l->n, ls, T0, END, &r), SM_OK);
+    return r;
+}
+
+static const sm_score_figures *of_type(const sm_score_report *r,
+                                       const char *type)
+{
+    for (size_t i = 0; i < r->n_types; i++)
+        if (strcmp(r->by_type[i].type, type) == 0)
+            return &r->by_type[i];
+    ck_abort_msg("no figures for %s", type);
+    return NULL;
+}
+
+#define ck_near(a, b) ck_assert_msg(fabs((a) - (b)) < 1e-9, "%s = %g, want %g", #a, (double)(a), (double)(b))
+
+/* ---- the engine ------------------------------------------------------- */
+
+START_TEST(perfect_detector_scores_one)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a1", 200, 260);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 212, 262);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 1.0);
+    ck_near(r.all.precision, 1.0);
+    ck_assert_uint_eq(r.all.false_alarms, 0);
+    ck_assert_uint_eq(r.all.flaps, 0);
+    ck_assert_uint_eq(r.all.forbidden, 0);
+    ck_assert_uint_eq(r.n_types, 2);
+    ck_near(of_type(&r, "token_exhaustion")->delay_max_s, 10.0);
+    ck_near(of_type(&r, "slow_agent")->delay_max_s, 12.0);
+    ck_near(r.all.delay_med_s, 11.0);       /* even count: mean of 10 and 12 */
+    ck_near(r.all.resolve_med_s, 3.5);      /* 5 and 2 */
+    ck_near(r.all.resolve_max_s, 5.0);
+    ck_assert(isnan(r.all.severity));       /* no label names one */
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(missed_label_lowers_recall_of_its_type)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "queue_backlog", "", 300, 360);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 0.5);
+    ck_near(of_type(&r, "queue_backlog")->recall, 0.0);
+    ck_near(of_type(&r, "token_exhaustion")->recall, 1.0);
+    ck_near(r.all.precision, 1.0);
+    ck_assert(!r.must[1].matched);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(raise_too_late_or_other_subject_is_a_miss)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a1", 60, 400);
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a3", 60, 120);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 60 + 121, 410);  /* 121 s late */
+    episode(&l, "slow_agent", "a2", SM_SEV_MEDIUM, 70, 130);        /* wrong agent */
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 0.0);
+    /* The late one is during the fault: not a false alarm; a2 is one. */
+    ck_assert_uint_eq(r.all.episodes, 2);
+    ck_assert_uint_eq(r.all.false_alarms, 1);
+    sm_score_report_free(&r);
+
+    /* Within the 5 s of slack before from: a hit; 6 s before: not. */
+    sm_labels ls2 = {0};
+    list l2 = {0};
+    label(&ls2, SM_LABEL_MUST, "queue_backlog", "", 100, 160);
+    label(&ls2, SM_LABEL_MUST, "quota_exceeded", "", 100, 160);
+    episode(&l2, "queue_backlog", "scheduler", SM_SEV_LOW, 95.5, 170);
+    episode(&l2, "quota_exceeded", "scheduler", SM_SEV_LOW, 94, 170);
+    r = score(&l2, &ls2);
+    ck_near(of_type(&r, "queue_backlog")->recall, 1.0);
+    ck_near(of_type(&r, "queue_backlog")->delay_max_s, -4.5);
+    ck_near(of_type(&r, "quota_exceeded")->recall, 0.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+    sm_labels_free(&ls2);
+}
+END_TEST
+
+START_TEST(false_alarm_lowers_precision)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 400, 430);
+    episode(&l, "consensus_timeout", "g0", SM_SEV_MEDIUM, 50, 80);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 1.0);
+    ck_assert_uint_eq(r.all.episodes, 3);
+    ck_assert_uint_eq(r.all.false_alarms, 2);
+    ck_near(r.all.precision, 1.0 / 3.0);
+    ck_near(of_type(&r, "consensus_timeout")->precision, 0.0);
+    ck_assert(isnan(of_type(&r, "consensus_timeout")->recall));
+    ck_assert_uint_eq(r.all.flaps, 0);      /* 400 s is after the fault */
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(flap_is_counted_not_a_false_alarm)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a1", 60, 300);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 70, 100);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 130, 160);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 250, 310);
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.all.flaps, 2);
+    ck_near(r.all.recall, 1.0);
+    ck_near(r.all.precision, 1.0);
+    ck_near(r.all.delay_max_s, 10.0);       /* from the first episode */
+    ck_near(r.all.resolve_max_s, 10.0);     /* from the last one */
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(forbidden_hit_is_counted_and_a_false_alarm)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a1", 60, 120);
+    label(&ls, SM_LABEL_NEVER, "slow_agent", "a2", 0, 600);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 70, 125);
+    episode(&l, "slow_agent", "a2", SM_SEV_MEDIUM, 80, 95);
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.all.forbidden, 1);
+    ck_assert_uint_eq(r.all.false_alarms, 1);
+    ck_near(r.all.precision, 0.5);
+    ck_near(r.all.recall, 1.0);
+    sm_score_report_free(&r);
+
+    /* A never-label without times covers the whole run. */
+    sm_labels ls2 = {0};
+    sm_label n;
+    sm_label_init(&n);
+    n.cls = SM_LABEL_NEVER;
+    snprintf(n.type, sizeof n.type, "quota_exceeded");
+    snprintf(n.swarm, sizeof n.swarm, "s0");
+    n.from_ms = INT64_MIN;
+    n.to_ms = INT64_MAX;
+    ck_assert_int_eq(sm_labels_add(&ls2, &n), SM_OK);
+    list l2 = {0};
+    episode(&l2, "quota_exceeded", "scheduler", SM_SEV_CRITICAL, 590, -1);
+    r = score(&l2, &ls2);
+    ck_assert_uint_eq(r.all.forbidden, 1);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+    sm_labels_free(&ls2);
+}
+END_TEST
+
+START_TEST(may_episode_counts_neither_way)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "queue_backlog", "", 60, 120);
+    label(&ls, SM_LABEL_MAY, "queue_backlog", "", 200, 260);
+    episode(&l, "queue_backlog", "scheduler", SM_SEV_HIGH, 65, 130);
+    episode(&l, "queue_backlog", "scheduler", SM_SEV_LOW, 210, 240);
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.all.must, 1);       /* not a hit to be had */
+    ck_near(r.all.recall, 1.0);
+    ck_assert_uint_eq(r.all.false_alarms, 0);   /* nor a false alarm */
+    ck_assert_uint_eq(r.all.may_episodes, 1);
+    ck_near(r.all.precision, 1.0);
+    ck_assert_uint_eq(r.all.flaps, 0);
+    sm_score_report_free(&r);
+
+    /* The same episode outside the may window is a false alarm. */
+    l.v[2].at_ms = S(270);
+    l.v[3].at_ms = S(290);
+    r = score(&l, &ls);
+    ck_assert_uint_eq(r.all.false_alarms, 1);
+    ck_assert_uint_eq(r.all.may_episodes, 0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(severity_agreement_uses_the_peak)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "queue_backlog", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a1", 60, 120);
+    ls.v[0].severity = SM_SEV_CRITICAL;
+    ls.v[1].severity = SM_SEV_MEDIUM;
+    /* token: raised high, updated critical, back to high: peak critical. */
+    add(&l, "token_exhaustion", "scheduler", SM_TR_RAISED, SM_SEV_HIGH, 70);
+    add(&l, "token_exhaustion", "scheduler", SM_TR_UPDATED, SM_SEV_CRITICAL, 80);
+    add(&l, "token_exhaustion", "scheduler", SM_TR_UPDATED, SM_SEV_HIGH, 90);
+    add(&l, "token_exhaustion", "scheduler", SM_TR_RESOLVED, SM_SEV_HIGH, 125);
+    /* queue: peaks high, the label says medium. */
+    add(&l, "queue_backlog", "scheduler", SM_TR_RAISED, SM_SEV_MEDIUM, 70);
+    add(&l, "queue_backlog", "scheduler", SM_TR_UPDATED, SM_SEV_HIGH, 75);
+    add(&l, "queue_backlog", "scheduler", SM_TR_RESOLVED, SM_SEV_HIGH, 125);
+    episode(&l, "slow_agent", "a1", SM_SEV_LOW, 70, 125);  /* no severity asked */
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.all.severity_n, 2);
+    ck_assert_uint_eq(r.all.severity_ok, 1);
+    ck_near(r.all.severity, 0.5);
+    ck_near(of_type(&r, "token_exhaustion")->severity, 1.0);
+    ck_near(of_type(&r, "queue_backlog")->severity, 0.0);
+    ck_assert(isnan(of_type(&r, "slow_agent")->severity));
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(resolve_time_after_the_fault_ends)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "queue_backlog", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "quota_exceeded", "", 60, 120);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 121);
+    episode(&l, "queue_backlog", "scheduler", SM_SEV_HIGH, 70, 150);
+    episode(&l, "quota_exceeded", "scheduler", SM_SEV_HIGH, 70, 300);  /* 180 s: in time */
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.all.resolve_n, 3);
+    ck_near(r.all.resolve_med_s, 30.0);
+    ck_near(r.all.resolve_max_s, 180.0);
+    ck_assert_uint_eq(r.all.unresolved, 0);
+    ck_near(of_type(&r, "token_exhaustion")->resolve_max_s, 1.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(unresolved_open_or_late)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "queue_backlog", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "quota_exceeded", "", 500, 550);
+    label(&ls, SM_LABEL_MUST, "consensus_timeout", "", 500, 700);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, -1);   /* open at end */
+    episode(&l, "queue_backlog", "scheduler", SM_SEV_HIGH, 70, 301);     /* 181 s: late */
+    /* Open at the end, but the run (600 s) ended before 550 + 180: too
+     * early to tell. */
+    episode(&l, "quota_exceeded", "scheduler", SM_SEV_HIGH, 505, -1);
+    /* The fault outlives the run: nothing to resolve. */
+    episode(&l, "consensus_timeout", "g0", SM_SEV_HIGH, 505, -1);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 1.0);
+    ck_assert_uint_eq(r.all.unresolved, 2);
+    ck_assert_uint_eq(r.all.resolve_n, 0);
+    ck_assert(isnan(r.all.resolve_med_s));
+    ck_assert_uint_eq(of_type(&r, "quota_exceeded")->unresolved, 0);
+    ck_assert_uint_eq(of_type(&r, "consensus_timeout")->unresolved, 0);
+    ck_assert_int_eq(r.must[2].resolve, SM_RESOLVE_TOO_EARLY);
+    ck_assert_int_eq(r.must[3].resolve, SM_RESOLVE_NA);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(kinds_not_built_are_left_out)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    label(&ls, SM_LABEL_MUST, "agent_down", "a1", 60, 120);
+    ls.v[1].kind = SM_KIND_FAILURE;
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
+    ls.v[2].kind = SM_KIND_PREDICTION;
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.not_built[SM_KIND_FAILURE], 1);
+    ck_assert_uint_eq(r.not_built[SM_KIND_PREDICTION], 1);
+    ck_assert_uint_eq(r.all.must, 1);
+    ck_near(r.all.recall, 1.0);
+    ck_assert_uint_eq(r.n_types, 1);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(absolute_and_relative_times_agree)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 0, 0);
+    ls.v[0].relative = false;
+    ls.v[0].from_ms = S(60);
+    ls.v[0].to_ms = S(120);
+    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 1.0);
+    ck_near(r.all.delay_max_s, 10.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* ---- labels loader ---------------------------------------------------- */
+
+static char tmp[256];
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* Loads text as a labels file; returns the status, err holds the sentence. */
+static sm_status load_text(const char *text, sm_labels *ls, char *err,
+                           size_t cap)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/x.labels.json", tmp);
+    write_file(path, text);
+    memset(ls, 0, sizeof *ls);
+    return sm_labels_load_file(path, ls, err, cap);
+}
+
+static void setup(void)
+{
+    sm_test_tmpdir(tmp, sizeof tmp, "score");
+}
+
+static void teardown(void)
+{
+    sm_test_rmtree(tmp);
+}
+
+START_TEST(loader_reads_every_field)
+{
+    sm_labels ls;
+    char err[512] = "";
+    sm_status s = load_text(
+        "{\"labels\": {"
+        " \"must\": [{\"kind\":\"bottleneck\",\"type\":\"slow_agent\",\"swarm\":\"s0\","
+        "   \"subject\":\"a3\",\"from_s\":300,\"to_s\":780.5,\"severity\":\"high\","
+        "   \"raise_within_s\":60,\"resolve_within_s\":30}],"
+        " \"may\": [{\"type\":\"queue_backlog\",\"swarm\":\"s0\",\"from_ms\":1000,\"to_ms\":2000}],"
+        " \"never\": [{\"type\":\"quota_exceeded\",\"swarm\":\"s1\"},"
+        "            {\"kind\":\"failure\",\"type\":\"agent_down\",\"swarm\":\"s0\",\"to_s\":10}]"
+        "}, \"name\": \"ignored beside labels\"}",
+        &ls, err, sizeof err);
+    ck_assert_msg(s == SM_OK, "%s", err);
+    ck_assert_uint_eq(ls.n, 4);
+    const sm_label *m = &ls.v[0];
+    ck_assert_int_eq(m->cls, SM_LABEL_MUST);
+    ck_assert_str_eq(m->type, "slow_agent");
+    ck_assert_str_eq(m->subject, "a3");
+    ck_assert(m->relative);
+    ck_assert_int_eq(m->from_ms, 300000);
+    ck_assert_int_eq(m->to_ms, 780500);
+    ck_assert_int_eq(m->severity, SM_SEV_HIGH);
+    ck_assert_int_eq(m->raise_within_ms, 60000);
+    ck_assert_int_eq(m->resolve_within_ms, 30000);
+    const sm_label *y = &ls.v[1];
+    ck_assert_int_eq(y->cls, SM_LABEL_MAY);
+    ck_assert(!y->relative);
+    ck_assert_int_eq(y->from_ms, 1000);
+    ck_assert_int_eq(y->raise_within_ms, 120000);   /* defaults */
+    ck_assert_int_eq(y->resolve_within_ms, 180000);
+    ck_assert_int_eq(ls.v[2].from_ms, INT64_MIN);   /* whole run */
+    ck_assert_int_eq(ls.v[2].to_ms, INT64_MAX);
+    ck_assert_int_eq(ls.v[3].kind, SM_KIND_FAILURE);
+    ck_assert_int_eq(ls.v[3].from_ms, INT64_MIN);
+    ck_assert_int_eq(ls.v[3].to_ms, 10000);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+static const struct bad_case {
+    const char *text;
+    const char *want[3];        /* substrings of the error */
+} bad_cases[] = {
+    {"{\"must\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"from_s\":1,\"to_s\":2},"
+     "{\"swarm\":\"s0\",\"from_s\":1,\"to_s\":2}]}",
+     {"labels.must[1]", "\"type\"", "missing"}},
+    {"{\"must\":[{\"type\":\"slow_agnet\",\"swarm\":\"s0\",\"from_s\":1,\"to_s\":2}]}",
+     {"labels.must[0]", "\"type\"", "not a bottleneck type"}},
+    {"{\"never\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"form_s\":1}]}",
+     {"labels.never[0]", "\"form_s\"", "unknown field"}},
+    {"{\"may\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"from_s\":1,\"to_ms\":2}]}",
+     {"labels.may[0]", "from_s", "do not mix"}},
+    {"{\"must\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"from_s\":10,\"to_s\":2}]}",
+     {"labels.must[0]", "\"to_s\"", "ends before from"}},
+    {"{\"must\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"to_s\":2}]}",
+     {"labels.must[0]", "\"from_s\"", "missing"}},
+    {"{\"must\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"from_s\":\"1\",\"to_s\":2}]}",
+     {"labels.must[0]", "\"from_s\"", "number"}},
+    {"{\"must\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"from_s\":1,\"to_s\":2,"
+     "\"severity\":\"huge\"}]}",
+     {"labels.must[0]", "\"severity\"", "critical"}},
+    {"{\"must\":[{\"type\":\"slow_agent\",\"swarm\":\"s0\",\"from_s\":1,\"to_s\":2,"
+     "\"raise_within_s\":-1}]}",
+     {"labels.must[0]", "\"raise_within_s\"", ">= 0"}},
+    {"{\"must\":[{\"kind\":\"guess\",\"type\":\"x\",\"swarm\":\"s0\"}]}",
+     {"labels.must[0]", "\"kind\"", "bottleneck"}},
+    {"{\"must\":{}}", {"labels.must", "array", NULL}},
+    {"{\"shall\":[]}", {"unknown key", "\"shall\"", NULL}},
+    {"{\"must\":[", {"not JSON", NULL, NULL}},
+};
+
+START_TEST(loader_errors_name_file_label_and_field)
+{
+    const struct bad_case *c = &bad_cases[_i];
+    sm_labels ls;
+    char err[512] = "";
+    sm_status s = load_text(c->text, &ls, err, sizeof err);
+    ck_assert_msg(s == SM_ERR_INVALID, "case %d accepted: %s", _i, c->text);
+    ck_assert_msg(strstr(err, "x.labels.json"), "case %d: no file in '%s'", _i, err);
+    for (int k = 0; k < 3 && c->want[k]; k++)
+        ck_assert_msg(strstr(err, c->want[k]), "case %d: '%s' lacks '%s'", _i,
+                      err, c->want[k]);
+    ck_assert_uint_eq(ls.n, 0);
+}
+END_TEST
+
+START_TEST(loader_missing_file_is_io)
+{
+    sm_labels ls = {0};
+    char err[512] = "";
+    ck_assert_int_eq(sm_labels_load_file("/nonexistent/l.json", &ls, err, sizeof err),
+                     SM_ERR_IO);
+    ck_assert(strstr(err, "/nonexistent/l.json"));
+}
+END_TEST
+
+/* ---- floors ----------------------------------------------------------- */
+
+START_TEST(floors_parse_and_check)
+{
+    sm_score_floors f;
+    sm_score_floors_init(&f);
+    char err[256];
+    ck_assert_int_eq(sm_score_floors_parse(&f, "recall=1,precision=0.97,flaps=0", err,
+                                           sizeof err), SM_OK);
+    ck_assert_int_eq(sm_score_floors_parse(&f, "delay=30", err, sizeof err), SM_OK);
+    ck_near(f.delay_s, 30.0);
+    ck_assert_int_eq(sm_score_floors_parse(&f, "recal=1", err, sizeof err), SM_ERR_INVALID);
+    ck_assert(strstr(err, "recal"));
+    ck_assert_int_eq(sm_score_floors_parse(&f, "recall", err, sizeof err), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_score_floors_parse(&f, "recall=x", err, sizeof err), SM_ERR_INVALID);
+
+    sm_score_figures all = {.recall = 1.0, .precision = 0.98, .flaps = 0,
+                            .delay_max_s = 12, .severity = NAN};
+    ck_assert_uint_eq(sm_score_floors_check(&f, &all, NULL), 0);
+    all.precision = 0.96;
+    all.flaps = 1;
+    ck_assert_uint_eq(sm_score_floors_check(&f, &all, NULL), 2);
+    all.precision = 0.98;
+    all.flaps = 0;
+    all.delay_max_s = 31;
+    ck_assert_uint_eq(sm_score_floors_check(&f, &all, NULL), 1);
+
+    json_t *j = json_loads("{\"recall\":1,\"forbidden\":0}", 0, NULL);
+    sm_score_floors g;
+    sm_score_floors_init(&g);
+    ck_assert_int_eq(sm_score_floors_from_json(&g, j, "sc.json", err, sizeof err), SM_OK);
+    json_decref(j);
+    ck_near(g.forbidden, 0.0);
+    ck_assert(isnan(g.precision));
+    j = json_loads("{\"recal\":1}", 0, NULL);
+    ck_assert_int_eq(sm_score_floors_from_json(&g, j, "sc.json", err, sizeof err),
+                     SM_ERR_INVALID);
+    ck_assert(strstr(err, "sc.json") && strstr(err, "recal"));
+    json_decref(j);
+}
+END_TEST
+
+/* ---- end to end on the demo recording --------------------------------- */
+
+#define DEMO_REC "tests/golden/demo.rec"
+#define DEMO_LABELS "tests/golden/demo.labels.json"
+
+static sm_score_report score_demo(const char *const *sets, size_t n_sets,
+                                  sm_labels *ls)
+{
+    sm_config cfg;
+    sm_config_init(&cfg);
+    char err[512];
+    for (size_t i = 0; i < n_sets; i += 2)
+        ck_assert_int_eq(sm_config_set(&cfg, sets[i], sets[i + 1], "test", err,
+                                       sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&cfg, err, sizeof err), SM_OK);
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    ck_assert_msg(sm_labels_load_file(DEMO_LABELS, ls, err, sizeof err) == SM_OK,
+                  "%s", err);
+    sm_score_input in = {.name = "demo", .rec_path = DEMO_REC, .labels = ls};
+    sm_score_report r;
+    sm_status s = sm_score_run(&cfg, &log, &in, &r, err, sizeof err);
+    ck_assert_msg(s == SM_OK, "%s", err);
+    sm_config_free(&cfg);
+    return r;
+}
+
+START_TEST(demo_recall_is_one)
+{
+    sm_labels ls = {0};
+    sm_score_report r = score_demo(NULL, 0, &ls);
+    ck_assert_uint_eq(r.all.must, 5);
+    ck_near(r.all.recall, 1.0);
+    ck_near(r.all.precision, 1.0);
+    ck_assert_uint_eq(r.all.forbidden, 0);
+    ck_assert_uint_eq(r.all.flaps, 0);
+    ck_assert_uint_eq(r.all.unresolved, 0);
+    ck_assert_uint_eq(r.n_types, 5);
+    for (size_t i = 0; i < r.n_types; i++)
+        ck_near(r.by_type[i].recall, 1.0);
+    /* Each fault is raised within the documented 120 s and after its onset
+     * (minus the slack). */
+    ck_assert(r.all.delay_max_s <= 120.0 && r.all.delay_max_s > -5.0);
+    ck_assert_int_eq(r.run_start_ms, T0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+START_TEST(demo_with_a_blunter_slow_detector_misses_the_slow_agent)
+{
+    sm_labels ls = {0};
+    const char *sets[] = {"slow_raise", "4", "slow_high", "5"};
+    sm_score_report r = score_demo(sets, 4, &ls);
+    ck_near(r.all.recall, 0.8);
+    ck_near(of_type(&r, "slow_agent")->recall, 0.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* A generator over the recording: the in-memory path scores the same. */
+typedef struct recgen {
+    sm_recr *r;
+} recgen;
+
+static bool next_rec(void *ud, sm_score_msg *out, sm_status *st)
+{
+    recgen *g = ud;
+    sm_rec rec;
+    sm_status s = sm_recr_next(g->r, &rec);
+    if (s != SM_OK) {
+        *st = s == SM_ERR_NOT_FOUND ? SM_OK : s;
+        return false;
+    }
+    out->subject = rec.subject;
+    out->data = rec.data;
+    out->len = rec.len;
+    out->ts_ms = rec.recv_ms;
+    return true;
+}
+
+START_TEST(generator_path_scores_like_the_recording)
+{
+    sm_labels ls = {0};
+    sm_score_report a = score_demo(NULL, 0, &ls);
+    recgen g = {0};
+    char err[512];
+    ck_assert_int_eq(sm_recr_open(&g.r, DEMO_REC, err, sizeof err), SM_OK);
+    sm_config cfg;
+    sm_config_init(&cfg);
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    sm_score_input in = {.name = "gen", .next = next_rec, .ud = &g, .labels = &ls};
+    sm_score_report b;
+    ck_assert_int_eq(sm_score_run(&cfg, &log, &in, &b, err, sizeof err), SM_OK);
+    ck_assert_uint_eq(a.n_episodes, b.n_episodes);
+    ck_near(b.all.recall, 1.0);
+    ck_near(a.all.delay_med_s, b.all.delay_med_s);
+    ck_near(a.all.resolve_max_s, b.all.resolve_max_s);
+    sm_recr_close(g.r);
+    sm_config_free(&cfg);
+    sm_score_report_free(&a);
+    sm_score_report_free(&b);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* The program: exit codes and output, as a user sees them. */
+static int run_cli(const char *const argv[], const char *log_path)
+{
+    pid_t pid = sm_test_spawn(argv, log_path, false);
+    return sm_test_wait(pid, 60000);
+}
+
+START_TEST(program_exit_codes_and_output)
+{
+    char bin[512], out[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(out, sizeof out, "%s/out.txt", tmp);
+
+    const char *ok[] = {bin, "score", DEMO_REC, "--labels", DEMO_LABELS,
+                        "--floor", "recall=1,precision=1,forbidden=0",
+                        "--log-level=error", NULL};
+    ck_assert_int_eq(run_cli(ok, out), 0);
+    char *text = sm_test_slurp(out);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "score.demo.all.recall 1 ratio"), "%s", text);
+    ck_assert(strstr(text, "score.demo.slow_agent.recall 1 ratio"));
+    ck_assert(strstr(text, "floor recall"));
+    ck_assert(strstr(text, "\nall "));
+    free(text);
+    unlink(out);
+
+    const char *missed[] = {bin, "score", DEMO_REC, "--labels", DEMO_LABELS,
+                            "--b", "slow_raise=4", "--b", "slow_high=5",
+                            "--floor", "recall=1", "--log-level=error", NULL};
+    ck_assert_int_eq(run_cli(missed, out), 1);
+    text = sm_test_slurp(out);
+    ck_assert(strstr(text, "score.demo.all.recall 0.8 ratio"));
+    ck_assert(strstr(text, "missed      must[2]   slow_agent s0 a1"));
+    free(text);
+    unlink(out);
+
+    const char *no_labels[] = {bin, "score", DEMO_REC, NULL};
+    ck_assert_int_eq(run_cli(no_labels, NULL), 2);
+    const char *bad_floor[] = {bin, "score", DEMO_REC, "--labels", DEMO_LABELS,
+                               "--floor", "recal=1", NULL};
+    ck_assert_int_eq(run_cli(bad_floor, NULL), 2);
+    const char *bad_b[] = {bin, "score", DEMO_REC, "--labels", DEMO_LABELS,
+                           "--b", "slow_raise=banana", NULL};
+    ck_assert_int_eq(run_cli(bad_b, NULL), 2);
+    const char *scenario[] = {bin, "score", "--scenario", "tests/scenarios/none.json", NULL};
+    /* Bad input with or without the simulator's scenario module. */
+    ck_assert_int_eq(run_cli(scenario, NULL), 2);
+}
+END_TEST
+
+START_TEST(cli_scenario_without_adapter_is_bad_input)
+{
+    sm_config cfg;
+    sm_config_init(&cfg);
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    char path[320];
+    snprintf(path, sizeof path, "%s/err.txt", tmp);
+    FILE *err = fopen(path, "w");
+    sm_score_cli cli = {.scenario_path = "tests/scenarios/x.json"};
+    ck_assert_int_eq(sm_score_main(&cfg, &log, &cli, stdout, err), 2);
+    fclose(err);
+    char *text = sm_test_slurp(path);
+    ck_assert(strstr(text, "scenario support needs worker/sim/scenario.h"));
+    free(text);
+    sm_config_free(&cfg);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("score");
+    TCase *eng = tcase_create("engine");
+    tcase_add_test(eng, perfect_detector_scores_one);
+    tcase_add_test(eng, missed_label_lowers_recall_of_its_type);
+    tcase_add_test(eng, raise_too_late_or_other_subject_is_a_miss);
+    tcase_add_test(eng, false_alarm_lowers_precision);
+    tcase_add_test(eng, flap_is_counted_not_a_false_alarm);
+    tcase_add_test(eng, forbidden_hit_is_counted_and_a_false_alarm);
+    tcase_add_test(eng, may_episode_counts_neither_way);
+    tcase_add_test(eng, severity_agreement_uses_the_peak);
+    tcase_add_test(eng, resolve_time_after_the_fault_ends);
+    tcase_add_test(eng, unresolved_open_or_late);
+    tcase_add_test(eng, kinds_not_built_are_left_out);
+    tcase_add_test(eng, absolute_and_relative_times_agree);
+    suite_add_tcase(s, eng);
+
+    TCase *lab = tcase_create("labels");
+    tcase_add_checked_fixture(lab, setup, teardown);
+    tcase_add_test(lab, loader_reads_every_field);
+    tcase_add_loop_test(lab, loader_errors_name_file_label_and_field, 0,
+                        (int)(sizeof bad_cases / sizeof bad_cases[0]));
+    tcase_add_test(lab, loader_missing_file_is_io);
+    tcase_add_test(lab, floors_parse_and_check);
+    suite_add_tcase(s, lab);
+
+    TCase *e2e = tcase_create("demo");
+    tcase_set_timeout(e2e, 120);
+    tcase_add_checked_fixture(e2e, setup, teardown);
+    tcase_add_test(e2e, demo_recall_is_one);
+    tcase_add_test(e2e, demo_with_a_blunter_slow_detector_misses_the_slow_agent);
+    tcase_add_test(e2e, generator_path_scores_like_the_recording);
+    tcase_add_test(e2e, program_exit_codes_and_output);
+    tcase_add_test(e2e, cli_scenario_without_adapter_is_bad_input);
+    suite_add_tcase(s, e2e);
+    return sm_run_suite(s);
+}

@@ -1,0 +1,352 @@
+/*
+ * score.h - how good are swarm-medic's conclusions? Labels say what it
+ * must, may and must never conclude; a run through the real worker
+ * pipeline (offline, as replay.h) says what it did; the scoring engine
+ * compares the two. tests/scenarios/README.md defines the label format and
+ * every figure; this header restates only what the code adds to it.
+ *
+ * Four layers, each usable alone:
+ *
+ *   labels    sm_labels_load_file / sm_labels_from_json: the labels object
+ *             {"must": [...], "may": [...], "never": [...]} (or a file
+ *             holding it under "labels", e.g. a scenario file), checked
+ *             field by field; every error names the file, the label
+ *             ("labels.must[2]") and the field.
+ *   engine    sm_score_compute: a pure function from a list of
+ *             conclusions (sm_conclusion, in the order they were drawn)
+ *             and labels to figures per type and overall. No I/O, no
+ *             clock; unit-testable with hand-built lists.
+ *   run       sm_score_run: feeds a recording or an in-memory message
+ *             generator (a scenario) through sm_worker_handle with a sink
+ *             instead of the bus, decodes each Bottleneck with protobuf-c
+ *             into an sm_conclusion, and calls the engine.
+ *   CLI       sm_score_main: `swarm-medic score`, its table, its
+ *             `name value unit` lines and its exit code.
+ *
+ * Matching, as the engine does it (README.md "Figures", made precise):
+ *   - An episode is a RAISED conclusion up to the RESOLVED of the same
+ *     kind, type, swarm and subject (the first `affected` entry), or to the
+ *     end of the run; its peak is the highest severity of its RAISED and
+ *     UPDATED messages. An UPDATED or RESOLVED without an open episode is
+ *     ignored; a RAISED while one is open is folded into it.
+ *   - Label and episode agree on a key when kind, type and swarm are equal
+ *     and the label's subject is "" or equal to the episode's.
+ *   - never: an episode raised in [from, to] of a never-label (absent
+ *     times: the whole run) is forbidden and a false alarm; it matches
+ *     nothing else.
+ *   - must: an episode with the key, raised in
+ *     [from - 5 s, max(to, from + raise_within)], belongs to the label. The
+ *     label is matched (a hit) when its first belonging episode was raised
+ *     by from + raise_within; delay = that raise time - from. Every
+ *     belonging episode beyond the first is a flap. An episode belongs to
+ *     at most one must-label (the earliest, labels in file order).
+ *   - resolve: for a matched label with to < end of run, the last
+ *     belonging episode's resolve time - to. One still open at the end, or
+ *     resolved after to + resolve_within, is unresolved (counted, not in
+ *     median/max) - unless the run ended before to + resolve_within while
+ *     it was open (too early to tell: neither).
+ *   - may: an episode raised in [from, to] with the key, belonging to no
+ *     must-label, is acceptable: neither a hit nor a false alarm (it counts
+ *     as a correct episode in precision, as README.md defines).
+ *   - precision = (episodes belonging to a must- or may-label) / episodes;
+ *     recall = matched must-labels / must-labels; severity = matched
+ *     must-labels with a severity whose first episode's peak equals it /
+ *     matched must-labels with a severity. A ratio without a denominator
+ *     is undefined (NaN; printed "-", no line).
+ *   - Labels of a kind the worker does not conclude yet ("failure",
+ *     "prediction") are counted as "not built" and take no part in the
+ *     figures.
+ *   Figures are per bottleneck type (of the label or the episode) and
+ *   overall ("all"); medians of an even count average the middle two.
+ *
+ * Times: labels given with from_s/to_s are relative to the run's first
+ * event (sm_label.relative); the engine anchors them at run_start_ms.
+ * Conclusions carry event time (Decision.decided_at_ms, raised_at_ms).
+ *
+ * Ownership: sm_labels owns its array (sm_labels_free); sm_score_report
+ * owns its arrays (sm_score_report_free). Nothing here is thread-safe
+ * beyond "one object, one thread".
+ */
+#ifndef SM_SCORE_H
+#define SM_SCORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "config.h"
+#include "log.h"
+#include "status.h"
+
+#define SM_SCORE_ID_MAX 64
+#define SM_SCORE_TYPE_MAX 32
+/* Slack before a must-label's from in which a raise still counts. */
+#define SM_SCORE_EARLY_MS 5000
+#define SM_SCORE_RAISE_WITHIN_MS 120000     /* default raise_within_s 120 */
+#define SM_SCORE_RESOLVE_WITHIN_MS 180000   /* default resolve_within_s 180 */
+
+/* ------------------------------------------------------------------ labels */
+
+typedef enum sm_label_kind {
+    SM_KIND_BOTTLENECK = 0,     /* the only kind the worker concludes today */
+    SM_KIND_FAILURE,            /* not built yet */
+    SM_KIND_PREDICTION,         /* not built yet */
+} sm_label_kind;
+#define SM_KIND_COUNT 3
+
+typedef enum sm_label_class {
+    SM_LABEL_MUST = 0,
+    SM_LABEL_MAY,
+    SM_LABEL_NEVER,
+} sm_label_class;
+
+typedef struct sm_label {
+    sm_label_class cls;
+    sm_label_kind kind;
+    char type[SM_SCORE_TYPE_MAX];   /* output subject's type token; for a
+                                       bottleneck one of sm_bn_type_str() */
+    char swarm[SM_SCORE_ID_MAX];
+    char subject[SM_SCORE_ID_MAX];  /* "": any subject */
+    bool relative;                  /* from_ms/to_ms count from the run's
+                                       first event (from_s/to_s given) */
+    int64_t from_ms;                /* INT64_MIN: from the start (never) */
+    int64_t to_ms;                  /* INT64_MAX: to the end (never) */
+    int severity;                   /* expected peak, sm_severity; 0 = unspecified */
+    int64_t raise_within_ms;
+    int64_t resolve_within_ms;
+} sm_label;
+
+typedef struct sm_labels {
+    sm_label *v;
+    size_t n;
+} sm_labels;
+
+/* Static "bottleneck", "failure", "prediction"; "unknown" otherwise. */
+const char *sm_label_kind_str(sm_label_kind k);
+/* Static "must", "may", "never". */
+const char *sm_label_class_str(sm_label_class c);
+
+/* Reads labels from a JSON file: either the labels object itself or any
+ * object holding it under "labels" (a scenario file). Sets *out only on
+ * SM_OK (free with sm_labels_free). Errors, with a sentence naming the
+ * file, the label and the field in err: SM_ERR_IO (cannot read),
+ * SM_ERR_INVALID (not JSON, wrong shape, bad or unknown field),
+ * SM_ERR_NOMEM. */
+sm_status sm_labels_load_file(const char *path, sm_labels *out, char *err,
+                              size_t errcap);
+
+/* Same, from a parsed labels object (borrowed). `origin` (e.g. the file
+ * name) starts every error sentence. Labels are appended to *out, which
+ * must be zeroed or hold earlier labels; on error *out is unchanged. */
+sm_status sm_labels_from_json(const json_t *labels, const char *origin,
+                              sm_labels *out, char *err, size_t errcap);
+
+/* Appends one label (copied). Errors: SM_ERR_NOMEM. */
+sm_status sm_labels_add(sm_labels *ls, const sm_label *l);
+
+/* Frees the array and zeroes *ls. NULL is a no-op. */
+void sm_labels_free(sm_labels *ls);
+
+/* A label with the defaults (must, bottleneck, raise/resolve within as
+ * above, severity 0, absolute times 0..0): fill in the rest. */
+void sm_label_init(sm_label *l);
+
+/* ------------------------------------------------------------- conclusions */
+
+/* One conclusion drawn (a Bottleneck message, decoded). */
+typedef struct sm_conclusion {
+    sm_label_kind kind;
+    char type[SM_SCORE_TYPE_MAX];
+    char swarm[SM_SCORE_ID_MAX];
+    char subject[SM_SCORE_ID_MAX];  /* first `affected` entry, or "" */
+    int transition;                 /* sm_transition_kind */
+    int severity;                   /* sm_severity */
+    int64_t at_ms;                  /* event time it was decided */
+} sm_conclusion;
+
+/* ------------------------------------------------------------------ engine */
+
+typedef struct sm_score_figures {
+    char type[SM_SCORE_TYPE_MAX];   /* bottleneck type token, or "all" */
+    size_t must;                    /* must-labels */
+    size_t matched;                 /* of them, hit in time */
+    size_t episodes;
+    size_t correct;                 /* episodes belonging to a must/may label */
+    size_t may_episodes;            /* of them, by a may-label alone */
+    size_t false_alarms;            /* episodes - correct */
+    size_t flaps;
+    size_t forbidden;
+    size_t delay_n;
+    double delay_med_s, delay_max_s;        /* NaN when delay_n == 0 */
+    size_t resolve_n;                       /* resolved in time */
+    double resolve_med_s, resolve_max_s;    /* NaN when resolve_n == 0 */
+    size_t unresolved;
+    size_t severity_n;              /* matched with an expected severity */
+    size_t severity_ok;
+    double recall, precision, severity; /* ratios; NaN when undefined */
+} sm_score_figures;
+
+/* What became of one label or episode, for the readable report. */
+typedef enum sm_resolve_state {
+    SM_RESOLVE_NA = 0,              /* not matched, or the fault outlived the run */
+    SM_RESOLVE_IN_TIME,
+    SM_RESOLVE_UNRESOLVED,
+    SM_RESOLVE_TOO_EARLY,           /* open when the run ended, within resolve_within */
+} sm_resolve_state;
+
+/* What became of one must-label, for the readable report. */
+typedef struct sm_score_outcome {
+    size_t label;                   /* index into the labels */
+    size_t episodes;                /* belonging to it */
+    bool matched;
+    int64_t raised_at_ms;           /* of its first episode, if any */
+    int peak;                       /* of its first episode, if any */
+    sm_resolve_state resolve;
+    int64_t resolve_ms;             /* resolve time - to, if IN_TIME */
+} sm_score_outcome;
+
+typedef struct sm_score_episode {
+    sm_label_kind kind;
+    char type[SM_SCORE_TYPE_MAX];
+    char swarm[SM_SCORE_ID_MAX];
+    char subject[SM_SCORE_ID_MAX];
+    int64_t raised_at_ms;
+    int64_t resolved_at_ms;         /* when !open */
+    bool open;                      /* not resolved by the end of the run */
+    int peak;                       /* sm_severity */
+    long must;                      /* must-label it belongs to, or -1 */
+    long may;                       /* may-label it falls in, or -1 */
+    long never;                     /* never-label it breaks, or -1 */
+} sm_score_episode;
+
+typedef struct sm_score_report {
+    sm_score_figures all;           /* over every bottleneck type */
+    sm_score_figures *by_type;      /* types seen in labels or episodes,
+                                       in sm_bn_type order */
+    size_t n_types;
+    sm_score_episode *episodes;     /* in raise order */
+    size_t n_episodes;
+    sm_score_outcome *must;         /* one per bottleneck must-label */
+    size_t n_must;
+    size_t not_built[SM_KIND_COUNT];    /* labels per kind left out */
+    int64_t run_start_ms, run_end_ms;
+} sm_score_report;
+
+/* Scores conclusions c[0..n) (in the order drawn) against labels over a
+ * run of event time [run_start_ms, run_end_ms]. Fills *out (free it with
+ * sm_score_report_free, also after an error). Errors: SM_ERR_NOMEM. */
+sm_status sm_score_compute(const sm_conclusion *c, size_t n,
+                           const sm_labels *labels, int64_t run_start_ms,
+                           int64_t run_end_ms, sm_score_report *out);
+
+void sm_score_report_free(sm_score_report *r);
+
+/* --------------------------------------------------------------------- run */
+
+/* One input message from a generator. Views valid until the next call. */
+typedef struct sm_score_msg {
+    const char *subject;
+    const void *data;
+    size_t len;
+    int64_t ts_ms;                  /* event (or receive) time */
+} sm_score_msg;
+
+/* Yields the next message into *out and returns true; false at the end
+ * (then *st, if it is not SM_OK, says why it stopped early). */
+typedef bool (*sm_score_next_fn)(void *ud, sm_score_msg *out, sm_status *st);
+
+/* What to score: a recording (rec_path) or a generator (next + ud), and
+ * the labels. `name` names the figures (score.<name>.<type>.<figure>). */
+typedef struct sm_score_input {
+    const char *name;
+    const char *rec_path;           /* a recording, or NULL */
+    sm_score_next_fn next;          /* used when rec_path is NULL */
+    void *ud;
+    const sm_labels *labels;        /* borrowed */
+} sm_score_input;
+
+/* Runs the input through a fresh worker built from cfg (no store, no bus)
+ * and scores what it concluded. Fills *out (free with
+ * sm_score_report_free, also after an error). Errors: those of
+ * sm_replay_offline (recording), the generator's status, SM_ERR_INVALID
+ * (no input, or an empty one), SM_ERR_NOMEM; err says why. */
+sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
+                       const sm_score_input *in, sm_score_report *out,
+                       char *err, size_t errcap);
+
+/* ----------------------------------------------------------------- floors */
+
+/* Floors: a NaN field sets no floor. recall, precision, severity are
+ * minimums; flaps, forbidden, false_alarms, unresolved are maximums
+ * (counts); delay_s and resolve_s are maximums on the max delay and max
+ * resolve time. Checked on the overall figures. */
+typedef struct sm_score_floors {
+    double recall, precision, severity;
+    double flaps, forbidden, false_alarms, unresolved;
+    double delay_s, resolve_s;
+} sm_score_floors;
+
+/* Every floor unset. */
+void sm_score_floors_init(sm_score_floors *f);
+
+/* Applies "recall=1,precision=0.97,flaps=0" (one or more, comma-separated)
+ * or the scenario file's "floor" object. Errors: SM_ERR_INVALID with the
+ * key named in err. */
+sm_status sm_score_floors_parse(sm_score_floors *f, const char *spec,
+                                char *err, size_t errcap);
+sm_status sm_score_floors_from_json(sm_score_floors *f, const json_t *floor,
+                                    const char *origin, char *err,
+                                    size_t errcap);
+
+/* Writes one line per floor set ("floor recall >= 1: 0.8 MISSED") to out
+ * (may be NULL); returns how many were missed. An undefined figure (NaN)
+ * meets its floor. */
+size_t sm_score_floors_check(const sm_score_floors *f,
+                             const sm_score_figures *all, FILE *out);
+
+/* ----------------------------------------------------------------- output */
+
+/* The readable table (per type, then "all"), the not-built note, missed
+ * labels and false alarms. */
+void sm_score_print_table(const sm_score_report *r, const sm_labels *labels,
+                          const char *name, FILE *out);
+
+/* `score.<name>.<type>.<figure> value unit` lines, per type then "all";
+ * undefined figures are left out. */
+void sm_score_print_lines(const sm_score_report *r, const char *name,
+                          FILE *out);
+
+/* ------------------------------------------------------------------- CLI */
+
+/* A scenario, opened by the simulator's scenario module: fills *in (name,
+ * next, ud; labels pointing into *labels, derived ones included) and adds
+ * its "floor" object to *floors. *close(ud) releases the generator when
+ * the run is over. Returns SM_OK, or an error with a sentence in err. */
+typedef sm_status (*sm_score_scenario_open_fn)(const char *path,
+                                               sm_score_input *in,
+                                               sm_labels *labels,
+                                               sm_score_floors *floors,
+                                               void (**close)(void *ud),
+                                               char *err, size_t errcap);
+
+typedef struct sm_score_cli {
+    const char *rec_path;           /* score REC --labels FILE */
+    const char *labels_path;
+    const char *scenario_path;      /* score --scenario FILE */
+    const char *name;               /* default: file name without .rec/.json */
+    const char *const *floors;      /* --floor specs */
+    size_t n_floors;
+    sm_score_scenario_open_fn scenario_open;    /* NULL: not linked in */
+} sm_score_cli;
+
+/* `swarm-medic score`: runs, prints the table and the lines to out,
+ * problems to err. Returns the exit code: 0 every floor met, 1 a floor
+ * missed, 2 bad input (no labels, unreadable files, a bad floor, a
+ * recording that cannot be replayed, scenario support missing). */
+int sm_score_main(const sm_config *cfg, const sm_log *log,
+                  const sm_score_cli *cli, FILE *out, FILE *err);
+
+#endif
