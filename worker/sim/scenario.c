@@ -885,9 +885,9 @@ static void crossing_labels(deriv *d)
                 bool over = false;
                 if (i < g->n && !in_fault(d->sc, s, g->v[i].ts)) {
                     const gsample *x = &g->v[i];
-                    over = which == 0 ? x->token > 0.78f
-                         : which == 1 ? x->pending > 45
-                         : x->active >= 0.9 * x->quota;
+                    over = which == 0 ? x->token > 0.80f
+                         : which == 1 ? x->pending > 50
+                         : x->active >= x->quota;
                 }
                 if (over && open < 0)
                     open = g->v[i].ts;

@@ -1081,9 +1081,11 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
         double x = intensity(w, f, ts);
         int64_t rel = ts - w->cfg.start_ms;
         if (x > 0 || (rel >= f->onset_ms && rel < f->onset_ms + f->ramp_ms)) {
-            burning = true;
-            if (f->stop_at <= 0 || st->used < f->stop_at * st->budget)
+            /* Operators sleep through the burn, unless it stopped short. */
+            if (f->stop_at <= 0 || st->used < f->stop_at * st->budget) {
+                burning = true;
                 st->used += f->magnitude * st->token_rate * x * dt_s;
+            }
         } else if (rel >= f->onset_ms && !w->fault_done[i]) {
             /* The burn is over: an operator restores the budget. */
             w->fault_done[i] = 1;
@@ -1091,6 +1093,8 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
                 st->budget = 2.0 * st->used;
         }
     }
+    if (st->used > st->budget)
+        st->used = st->budget;          /* exhausted: nothing more is spent */
     if (!burning && !st->topup_pending && st->used > c->topup_at * st->budget &&
         c->topup_frac > 0) {
         st->topup_pending = true;
@@ -1411,6 +1415,8 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     ag->inflight--;
     ag->progress += t->used;
     st->used += t->used;
+    if (st->used > st->budget)
+        st->used = st->budget;
     int kind = t->flag & 3;
     if (!free_slot(w, s, t->agent) || !dispatch(w, s, t->ts))
         return -1;
