@@ -64,7 +64,7 @@ MAIN_OBJ   := $(BUILD)/worker/main.o
 TOOLS_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/tools/*.c))
 TOOLS_LIB  := $(BUILD)/libsmtools.a
 
-SIM_OBJ    := $(BUILD)/worker/sim/simgen.o
+SIM_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(filter-out worker/sim/sim_main.c,$(wildcard worker/sim/*.c)))
 SIM_LIB    := $(BUILD)/libsmsim.a
 SIM_MAIN   := $(BUILD)/worker/sim/sim_main.o
 

@@ -904,6 +904,694 @@ START_TEST(program_publishes)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------ realistic */
+
+#include <dirent.h>
+#include <math.h>
+
+#include "scenario.h"
+#include "world.h"
+
+#define SCENARIOS "tests/scenarios"
+
+static sm_sim *world_new(const sm_world_config *wc)
+{
+    sm_sim *sim = NULL;
+    char why[256] = "";
+    ck_assert_msg(sm_world_config_validate(wc, why, sizeof why) == SM_OK,
+                  "world: %s", why);
+    ck_assert_int_eq(sm_sim_create_world(&sim, wc), SM_OK);
+    return sim;
+}
+
+static uint64_t world_hash(const sm_world_config *wc, uint64_t *count)
+{
+    sm_sim *sim = world_new(wc);
+    sm_sim_msg m;
+    uint64_t h = SM_HASH_INIT, n = 0;
+    int64_t last = 0;
+    while (sm_sim_next(sim, &m)) {
+        REQUIRE(m.ts_ms >= last);
+        last = m.ts_ms;
+        h = sm_hash_str(h, m.subject);
+        h = sm_hash_u64(h, (uint64_t)m.ts_ms);
+        h = sm_hash_bytes(h, m.payload, m.len);
+        n++;
+    }
+    ck_assert_int_eq(sm_sim_status(sim), SM_OK);
+    sm_sim_destroy(sim);
+    *count = n;
+    return h;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* q-quantile of v[0..n) (sorts v). */
+static uint32_t quantile(uint32_t *v, size_t n, double q)
+{
+    ck_assert_uint_gt(n, 0);
+    qsort(v, n, sizeof *v, cmp_u32);
+    size_t i = (size_t)(q * (double)(n - 1));
+    return v[i];
+}
+
+START_TEST(world_deterministic)
+{
+    sm_world_config wc;
+    sm_world_config_default(&wc);
+    wc.duration_ms = 5 * 60 * 1000;
+    wc.n_swarms = 2;
+    sm_wswarm_default(&wc.swarms[1], 1);
+    wc.swarms[1].speed = 2.0;
+    wc.n_faults = 1;
+    wc.faults[0].type = SM_WF_SLOW_AGENT;
+    wc.faults[0].onset_ms = 60000;
+    wc.faults[0].end_ms = 200000;
+    wc.faults[0].magnitude = 3.5;
+    wc.faults[0].n_agents = 1;
+    uint64_t n1, n2, n3;
+    uint64_t h1 = world_hash(&wc, &n1);
+    uint64_t h2 = world_hash(&wc, &n2);
+    ck_assert_uint_eq(h1, h2);
+    ck_assert_uint_eq(n1, n2);
+    ck_assert_uint_gt(n1, 5000);
+    wc.seed = 2;
+    uint64_t h3 = world_hash(&wc, &n3);
+    ck_assert_uint_ne(h1, h3);
+}
+END_TEST
+
+START_TEST(world_math)
+{
+    /* Own exp/log against libm (the test may use it; the generator not). */
+    for (double x = -20; x <= 20; x += 0.37)
+        ck_assert_msg(fabs(sm_world_exp(x) / exp(x) - 1) < 1e-12,
+                      "exp(%g)", x);
+    for (double x = 1e-6; x < 1e6; x *= 3.7)
+        ck_assert_msg(fabs(sm_world_log(x) - log(x)) < 1e-12, "log(%g)", x);
+}
+END_TEST
+
+#define MAXA 128
+#define MAXT 8
+
+/* Everything the realistic stream is measured on. */
+typedef struct wstats {
+    uint32_t *dur[MAXT];        /* completed durations per type */
+    size_t n_dur[MAXT];
+    uint32_t med[MAXT];
+    uint64_t completed, failed, timed_out, typed_tasks, task_events;
+    uint32_t fail_dur_sum_ratio_n;
+    bool cluster;               /* two failures within 20 tasks of an agent */
+    uint64_t since_fail[MAXA];
+    uint32_t max_inflight;
+    int64_t last_hb[MAXA];
+    int64_t hb_gap_min, hb_gap_max;
+    uint64_t hb_missed;          /* gaps over 1.6x the period */
+    uint64_t last_prog[MAXA];
+    int64_t prog_since[MAXA];
+    int64_t longest_stall;
+    uint64_t hb_busy, hb_idle;
+    uint64_t reserve_busy;      /* busy heartbeats of reserve agents */
+    uint64_t reserve_idle;
+    char groups[8][8];
+    int n_groups;
+    uint64_t rounds, timeouts, lost_quorum;
+    uint32_t max_pending;
+    uint32_t last_pending;
+    uint32_t max_active, min_active;
+    uint64_t dyn_reg, dyn_unreg;
+    double max_token, max_memory;
+    uint64_t outliers;
+} wstats;
+
+static int group_index(wstats *st, const char *g)
+{
+    for (int i = 0; i < st->n_groups; i++)
+        if (strcmp(st->groups[i], g) == 0)
+            return i;
+    if (st->n_groups < 8)
+        snprintf(st->groups[st->n_groups++], 8, "%s", g);
+    return st->n_groups - 1;
+}
+
+static const char *const type_names[4] = {"search", "summarize", "codegen",
+                                          "review"};
+
+static int type_index(const char *t)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(type_names[i], t) == 0)
+            return i;
+    return -1;
+}
+
+/* Runs wc (swarm 0 only is measured) and fills st. */
+static void measure(const sm_world_config *wc, uint32_t first_reserve,
+                    wstats *st)
+{
+    memset(st, 0, sizeof *st);
+    st->hb_gap_min = INT64_MAX;
+    st->min_active = UINT32_MAX;
+    for (int t = 0; t < MAXT; t++) {
+        st->dur[t] = malloc(200000 * sizeof(uint32_t));
+        ck_assert_ptr_nonnull(st->dur[t]);
+    }
+    sm_sim *sim = world_new(wc);
+    sm_sim_msg m;
+    while (sm_sim_next(sim, &m)) {
+        if (m.swarm != 0)
+            continue;
+        switch (m.kind) {
+        case SM_SIM_TASK: {
+            Swarmmedic__V1__TaskEvent *t =
+                swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+            REQUIRE(t != NULL);
+            st->task_events++;
+            int ty = type_index(t->task_type);
+            st->typed_tasks += ty >= 0;
+            uint32_t a = (uint32_t)atoi(t->agent + 1);
+            REQUIRE(a < MAXA);
+            if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED &&
+                ty >= 0) {
+                st->completed++;
+                st->dur[ty][st->n_dur[ty]++] = t->duration_ms;
+                st->since_fail[a]++;
+            } else if (t->kind ==
+                       SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_FAILED) {
+                st->failed++;
+                if (st->since_fail[a] < 20 && st->since_fail[a] > 0 &&
+                    st->failed > 1)
+                    st->cluster = true;
+                st->since_fail[a] = 0;
+            } else if (t->kind ==
+                       SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT) {
+                st->timed_out++;
+            }
+            swarmmedic__v1__task_event__free_unpacked(t, NULL);
+            break;
+        }
+        case SM_SIM_HEARTBEAT: {
+            Swarmmedic__V1__Heartbeat *h =
+                swarmmedic__v1__heartbeat__unpack(NULL, m.len, m.payload);
+            REQUIRE(h != NULL);
+            uint32_t a = (uint32_t)atoi(h->agent + 1);
+            REQUIRE(a < MAXA);
+            if (h->inflight > st->max_inflight)
+                st->max_inflight = h->inflight;
+            if (st->last_hb[a]) {
+                int64_t gap = h->ts_ms - st->last_hb[a];
+                if (gap < st->hb_gap_min)
+                    st->hb_gap_min = gap;
+                if (gap > st->hb_gap_max)
+                    st->hb_gap_max = gap;
+                if (gap > 8000 && gap < 12000)
+                    st->hb_missed++;
+            }
+            st->last_hb[a] = h->ts_ms;
+            bool busy = h->state != SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_IDLE;
+            st->hb_busy += busy;
+            st->hb_idle += !busy;
+            if (a >= first_reserve) {
+                st->reserve_busy += busy;
+                st->reserve_idle += !busy;
+            }
+            if (busy && h->progress == st->last_prog[a]) {
+                if (h->ts_ms - st->prog_since[a] > st->longest_stall)
+                    st->longest_stall = h->ts_ms - st->prog_since[a];
+            } else {
+                st->prog_since[a] = h->ts_ms;
+            }
+            REQUIRE(h->progress >= st->last_prog[a]);
+            st->last_prog[a] = h->progress;
+            swarmmedic__v1__heartbeat__free_unpacked(h, NULL);
+            break;
+        }
+        case SM_SIM_CONSENSUS: {
+            Swarmmedic__V1__ConsensusRound *c =
+                swarmmedic__v1__consensus_round__unpack(NULL, m.len,
+                                                        m.payload);
+            REQUIRE(c != NULL);
+            group_index(st, c->group);
+            st->rounds++;
+            st->timeouts += c->outcome ==
+                SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_TIMEOUT;
+            st->lost_quorum += c->participants < c->quorum;
+            swarmmedic__v1__consensus_round__free_unpacked(c, NULL);
+            break;
+        }
+        case SM_SIM_RESOURCE: {
+            Swarmmedic__V1__ResourceSample *r =
+                swarmmedic__v1__resource_sample__unpack(NULL, m.len,
+                                                        m.payload);
+            REQUIRE(r != NULL);
+            uint32_t p = 0;
+            REQUIRE(r->n_pending == 5);
+            for (size_t i = 0; i < r->n_pending; i++)
+                p += r->pending[i]->count;
+            st->last_pending = p;
+            if (p > st->max_pending)
+                st->max_pending = p;
+            if (r->active_agents > st->max_active)
+                st->max_active = r->active_agents;
+            if (m.ts_ms > wc->start_ms + 5000 &&
+                r->active_agents < st->min_active)
+                st->min_active = r->active_agents;
+            REQUIRE(r->active_agents <= r->agent_quota);
+            double tk = (double)r->tokens_used / (double)r->token_budget;
+            double mem = (double)r->memory_used_bytes /
+                         (double)r->memory_limit_bytes;
+            if (tk > st->max_token)
+                st->max_token = tk;
+            if (mem > st->max_memory)
+                st->max_memory = mem;
+            swarmmedic__v1__resource_sample__free_unpacked(r, NULL);
+            break;
+        }
+        case SM_SIM_AGENT: {
+            Swarmmedic__V1__AgentLifecycle *l =
+                swarmmedic__v1__agent_lifecycle__unpack(NULL, m.len,
+                                                        m.payload);
+            REQUIRE(l != NULL);
+            uint32_t a = (uint32_t)atoi(l->agent + 1);
+            if (a < MAXA && l->kind ==
+                SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED)
+                st->last_prog[a] = 0;   /* a restart starts it over */
+            if (l->dynamic)
+                (*(l->kind == SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED
+                       ? &st->dyn_reg : &st->dyn_unreg))++;
+            swarmmedic__v1__agent_lifecycle__free_unpacked(l, NULL);
+            break;
+        }
+        }
+    }
+    ck_assert_int_eq(sm_sim_status(sim), SM_OK);
+    sm_sim_destroy(sim);
+    for (int t = 0; t < 4; t++) {
+        if (st->n_dur[t] == 0)
+            continue;
+        st->med[t] = quantile(st->dur[t], st->n_dur[t], 0.5);
+        for (size_t i = 0; i < st->n_dur[t]; i++)
+            st->outliers += st->dur[t][i] > 8 * st->med[t];
+    }
+}
+
+static void wstats_free(wstats *st)
+{
+    for (int t = 0; t < MAXT; t++)
+        free(st->dur[t]);
+}
+
+/* The steady 100-agent world shows what real swarms show (SPEC.md). */
+START_TEST(world_realistic_steady)
+{
+    sm_world_config wc;
+    sm_world_config_default(&wc);
+    wc.duration_ms = 25 * 60 * 1000;
+    wc.swarms[0].agents = 100;
+    wc.swarms[0].reserve = 6;
+    wc.swarms[0].groups = 3;
+    wstats st;
+    measure(&wc, 100, &st);
+
+    /* Types differ by an order of magnitude, each right-skewed. */
+    ck_assert_uint_gt(st.n_dur[0], 1000);
+    ck_assert_uint_gt(st.n_dur[2], 300);
+    ck_assert_uint_ge(st.med[0], 2500);
+    ck_assert_uint_le(st.med[0], 3500);
+    ck_assert_uint_ge(st.med[2], 25000);
+    ck_assert_uint_le(st.med[2], 35000);
+    ck_assert_uint_gt(st.med[2], 8 * st.med[0]);
+    for (int t = 0; t < 4; t++) {
+        uint32_t p90 = quantile(st.dur[t], st.n_dur[t], 0.9);
+        uint32_t p10 = quantile(st.dur[t], st.n_dur[t], 0.1);
+        ck_assert_msg(p90 - st.med[t] > st.med[t] - p10,
+                      "%s not right-skewed", type_names[t]);
+    }
+    ck_assert_uint_gt(st.outliers, 5);        /* 10-30x single tasks */
+    ck_assert_uint_eq(st.typed_tasks, st.task_events);
+
+    /* Failures at a few percent, clustered sometimes. */
+    double fr = (double)st.failed / (double)(st.failed + st.completed);
+    ck_assert_msg(fr > 0.015 && fr < 0.06, "failure rate %.3f", fr);
+    ck_assert(st.cluster);
+
+    /* One task at a time; heartbeats jitter and miss; progress stalls. */
+    ck_assert_uint_eq(st.max_inflight, 1);
+    ck_assert_int_lt(st.hb_gap_min, 4500);
+    ck_assert_int_gt(st.hb_gap_max, 8000);
+    ck_assert_uint_gt(st.hb_missed, 10);
+    ck_assert_int_ge(st.longest_stall, 10000);
+    ck_assert_uint_gt(st.hb_busy, st.hb_idle / 4);
+    ck_assert_uint_gt(st.hb_idle, 100);
+
+    /* Reserve agents idle nearly always. */
+    ck_assert_uint_gt(st.reserve_idle, 1000);
+    ck_assert_uint_lt(st.reserve_busy * 20, st.reserve_idle);
+
+    /* Three groups with a few percent timeouts; a quiet baseline queue. */
+    ck_assert_int_eq(st.n_groups, 3);
+    double tr = (double)st.timeouts / (double)st.rounds;
+    ck_assert_msg(tr > 0.005 && tr < 0.05, "timeout rate %.3f", tr);
+    ck_assert_uint_lt(st.max_pending, 50);
+    ck_assert_double_lt(st.max_token, 0.75);
+    ck_assert_double_lt(st.max_memory, 0.6);
+    ck_assert_uint_lt(st.max_active, 106 + 25);
+    wstats_free(&st);
+}
+END_TEST
+
+/* A surge backs the queue up, the autoscaler adds dynamic agents, and the
+ * queue drains after; the dynamic agents go again. */
+START_TEST(world_surge_and_autoscaler)
+{
+    sm_world_config wc;
+    sm_world_config_default(&wc);
+    wc.duration_ms = 20 * 60 * 1000;
+    wc.n_faults = 1;
+    sm_wfault *f = &wc.faults[0];
+    f->type = SM_WF_QUEUE_SURGE;
+    f->onset_ms = 300000;
+    f->ramp_ms = 30000;
+    f->end_ms = 600000;
+    f->magnitude = 2.5;
+    wstats st;
+    measure(&wc, 1000, &st);
+    ck_assert_uint_gt(st.max_pending, 100);
+    ck_assert_uint_lt(st.last_pending, 20);
+    ck_assert_uint_gt(st.dyn_reg, 3);
+    ck_assert_uint_gt(st.dyn_unreg, 1);
+    ck_assert_uint_eq(st.max_active, 40 + 10);  /* the quota */
+    wstats_free(&st);
+}
+END_TEST
+
+/* Each fault shows in the stream. */
+START_TEST(world_faults_show)
+{
+    sm_world_config wc;
+    sm_world_config_default(&wc);
+    wc.duration_ms = 15 * 60 * 1000;
+    wc.n_faults = 5;
+    sm_wfault *f = wc.faults;
+    f[0].type = SM_WF_QUORUM_LOSS;
+    f[0].onset_ms = 100000;
+    f[0].end_ms = 300000;
+    f[1].type = SM_WF_TOKEN_BURN;
+    f[1].onset_ms = 100000;
+    f[1].end_ms = 500000;
+    f[1].magnitude = 15;
+    f[2].type = SM_WF_MEMORY_LEAK;
+    f[2].onset_ms = 60000;
+    f[2].end_ms = 800000;
+    f[2].magnitude = 400;
+    f[3].type = SM_WF_CRASH_RESTART;
+    f[3].onset_ms = 200000;
+    f[3].end_ms = 400000;
+    f[3].n_agents = 1;
+    f[3].agents[0] = 4;
+    f[4].type = SM_WF_STUCK_AGENT;
+    f[4].onset_ms = 200000;
+    f[4].end_ms = 600000;
+    f[4].n_agents = 1;
+    f[4].agents[0] = 5;
+    wstats st;
+    measure(&wc, 1000, &st);
+    ck_assert_uint_gt(st.lost_quorum, 30);
+    ck_assert_double_ge(st.max_token, 0.95);
+    ck_assert_double_gt(st.max_memory, 0.85);
+    ck_assert_uint_ge(st.timed_out, 1);       /* the stuck task, at least */
+    ck_assert_int_gt(st.hb_gap_max, 150000);  /* the crashed agent */
+    ck_assert_int_ge(st.longest_stall, 300000);   /* the stuck agent */
+    wstats_free(&st);
+}
+END_TEST
+
+/* A slow agent's tasks of a type take the factor longer. */
+START_TEST(world_slow_agent)
+{
+    sm_world_config wc;
+    sm_world_config_default(&wc);
+    wc.duration_ms = 40 * 60 * 1000;
+    wc.swarms[0].agents = 10;
+    wc.n_faults = 1;
+    wc.faults[0].type = SM_WF_SLOW_AGENT;
+    wc.faults[0].magnitude = 3.5;
+    wc.faults[0].n_agents = 1;
+    wc.faults[0].agents[0] = 3;
+    sm_sim *sim = world_new(&wc);
+    sm_sim_msg m;
+    uint32_t *slow = malloc(100000 * sizeof *slow);
+    uint32_t *norm = malloc(100000 * sizeof *norm);
+    size_t ns = 0, nn = 0;
+    while (sm_sim_next(sim, &m)) {
+        if (m.kind != SM_SIM_TASK)
+            continue;
+        Swarmmedic__V1__TaskEvent *t =
+            swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+        if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED &&
+            strcmp(t->task_type, "search") == 0) {
+            if (strcmp(t->agent, "a3") == 0)
+                slow[ns++] = t->duration_ms;
+            else
+                norm[nn++] = t->duration_ms;
+        }
+        swarmmedic__v1__task_event__free_unpacked(t, NULL);
+    }
+    sm_sim_destroy(sim);
+    ck_assert_uint_gt(ns, 20);
+    double r = (double)quantile(slow, ns, 0.5) / quantile(norm, nn, 0.5);
+    /* 3.5 with the noise of a median of some 30 lognormal draws */
+    ck_assert_msg(r > 2.8 && r < 4.6, "slow ratio %.2f", r);
+    free(slow);
+    free(norm);
+}
+END_TEST
+
+static const sm_label *find_label(const sm_scenario *sc, sm_label_class c,
+                                  const char *kind, const char *type,
+                                  const char *subject)
+{
+    const sm_label *l;
+    size_t n;
+    sm_scenario_labels(sc, &l, &n);
+    for (size_t i = 0; i < n; i++)
+        if (l[i].cls == c && strcmp(l[i].kind, kind) == 0 &&
+            strcmp(l[i].type, type) == 0 &&
+            strcmp(l[i].subject, subject) == 0)
+            return &l[i];
+    return NULL;
+}
+
+static sm_scenario *scenario_text(const char *json)
+{
+    sm_scenario *sc = NULL;
+    char err[512] = "";
+    sm_status rc = sm_scenario_parse(json, strlen(json), &sc, err, sizeof err);
+    ck_assert_msg(rc == SM_OK, "parse: %s", err);
+    return sc;
+}
+
+/* Every scenario file loads, is named after its file, and has labels;
+ * there are at least 14; a scenario's stream is its world's. */
+START_TEST(scenarios_load)
+{
+    DIR *d = opendir(SCENARIOS);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
+            continue;
+        char path[512], err[512] = "";
+        snprintf(path, sizeof path, "%s/%s", SCENARIOS, e->d_name);
+        sm_scenario *sc = NULL;
+        ck_assert_msg(sm_scenario_load(path, &sc, err, sizeof err) == SM_OK,
+                      "%s", err);
+        ck_assert_msg(strncmp(sm_scenario_name(sc), e->d_name, len - 5) == 0
+                      && sm_scenario_name(sc)[len - 5] == 0,
+                      "%s is named %s", path, sm_scenario_name(sc));
+        const sm_label *l;
+        size_t nl;
+        sm_scenario_labels(sc, &l, &nl);
+        ck_assert_msg(nl > 0, "%s has no labels", path);
+        const sm_world_config *w = sm_scenario_world(sc);
+        for (size_t i = 0; i < nl; i++) {
+            ck_assert(l[i].cls >= SM_LABEL_MUST && l[i].cls <= SM_LABEL_NEVER);
+            ck_assert_int_le(l[i].from_ms, l[i].to_ms);
+            ck_assert_int_ge(l[i].from_ms, w->start_ms);
+            ck_assert_int_le(l[i].to_ms, w->start_ms + w->duration_ms);
+            ck_assert(l[i].type[0] && l[i].swarm[0] && l[i].kind[0]);
+        }
+        sm_sim *sim = NULL;
+        ck_assert_int_eq(sm_sim_create_scenario(&sim, sc), SM_OK);
+        sm_sim_msg m;
+        ck_assert(sm_sim_next(sim, &m));
+        ck_assert_int_eq(m.ts_ms, w->start_ms);
+        sm_sim_destroy(sim);
+        sm_scenario_destroy(sc);
+        n++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n, 14);
+}
+END_TEST
+
+#define ONE_SWARM "\"seed\": 3, \"duration_s\": 900, " \
+    "\"swarms\": [{\"id\": \"s0\", \"agents\": 30}]"
+
+/* The derivation rules, one per case the header documents. */
+START_TEST(scenario_label_rules)
+{
+    sm_scenario *sc = scenario_text("{\"name\": \"x\", " ONE_SWARM ", "
+        "\"faults\": ["
+        "{\"type\": \"slow_agent\", \"swarm\": \"s0\", \"agents\": [\"a3\"],"
+        " \"onset_s\": 100, \"end_s\": 700, \"factor\": 3.5},"
+        "{\"type\": \"slow_agent\", \"swarm\": \"s0\", \"agents\": [\"a4\"],"
+        " \"onset_s\": 100, \"end_s\": 700, \"factor\": 1.7},"
+        "{\"type\": \"slow_agent\", \"swarm\": \"s0\", \"agents\": [\"a5\"],"
+        " \"onset_s\": 100, \"end_s\": 700, \"factor\": 2.1},"
+        "{\"type\": \"failing_agent\", \"swarm\": \"s0\", \"agents\": [\"a6\"],"
+        " \"onset_s\": 100, \"end_s\": 700, \"rate\": 0.2},"
+        "{\"type\": \"consensus_degradation\", \"swarm\": \"s0\","
+        " \"groups\": [\"g1\"], \"onset_s\": 100, \"ramp_s\": 60,"
+        " \"end_s\": 700, \"rate\": 0.4},"
+        "{\"type\": \"crash_restart\", \"swarm\": \"s0\", \"agents\": [\"a7\"],"
+        " \"onset_s\": 200, \"end_s\": 400}],"
+        "\"labels\": {\"never\": [{\"type\": \"queue_backlog\","
+        " \"swarm\": \"s0\", \"from_s\": 10, \"to_s\": 20}]}}");
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    const sm_label *l = find_label(sc, SM_LABEL_MUST, "bottleneck",
+                                   "slow_agent", "a3");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 100000);
+    ck_assert_int_eq(l->to_ms, t0 + 700000);
+    ck_assert_int_eq(l->severity, 3);
+    ck_assert_int_gt(l->raise_within_ms, 120000);
+    ck_assert_int_eq(l->fault, 0);
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, "bottleneck",
+                                     "slow_agent", "a4"));
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, "bottleneck",
+                                  "slow_agent", "a5"));
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MAY, "bottleneck",
+                                     "slow_agent", "a5"));
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, "bottleneck",
+                                     "slow_agent", "a6"));
+    l = find_label(sc, SM_LABEL_MUST, "bottleneck", "consensus_timeout", "g1");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 160000);
+    ck_assert_int_eq(l->severity, 3);
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, "bottleneck",
+                                  "consensus_timeout", "g0"));
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MUST, "failure",
+                                     "agent_down", "a7"));
+    l = find_label(sc, SM_LABEL_NEVER, "bottleneck", "queue_backlog", "");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->fault, -1);
+    ck_assert_int_eq(l->from_ms, t0 + 10000);
+    sm_scenario_destroy(sc);
+
+    /* Gauges: a burn that crosses must, one that stops short never. */
+    sc = scenario_text("{\"name\": \"y\", " ONE_SWARM ", \"faults\": ["
+        "{\"type\": \"token_burn\", \"swarm\": \"s0\", \"onset_s\": 100,"
+        " \"end_s\": 500, \"factor\": 15}]}");
+    l = find_label(sc, SM_LABEL_MUST, "bottleneck", "token_exhaustion",
+                   "scheduler");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_gt(l->from_ms, t0 + 100000);
+    ck_assert_int_lt(l->from_ms, t0 + 500000);
+    ck_assert_int_eq(l->severity, 4);
+    sm_scenario_destroy(sc);
+    sc = scenario_text("{\"name\": \"z\", " ONE_SWARM ", \"faults\": ["
+        "{\"type\": \"token_burn\", \"swarm\": \"s0\", \"onset_s\": 100,"
+        " \"end_s\": 500, \"factor\": 15, \"stop_at\": 0.65}],"
+        " \"derive_labels\": true}");
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, "bottleneck",
+                                     "token_exhaustion", "scheduler"));
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, "bottleneck",
+                                  "token_exhaustion", "scheduler"));
+    sm_scenario_destroy(sc);
+}
+END_TEST
+
+/* Bad scenarios are refused with a sentence naming the problem. */
+START_TEST(scenario_errors)
+{
+    static const struct { const char *json, *says; } bad[] = {
+        {"{\"name\": \"x\", " ONE_SWARM ", \"fautls\": []}", "fautls"},
+        {"{\"name\": \"x\", " ONE_SWARM ", \"faults\": [{\"type\": \"slow\","
+         " \"swarm\": \"s0\"}]}", "type"},
+        {"{\"name\": \"x\", " ONE_SWARM ", \"faults\": [{\"type\":"
+         " \"slow_agent\", \"swarm\": \"s0\", \"agents\": [\"a99\"],"
+         " \"factor\": 3}]}", "a99"},
+        {"{\"name\": \"x\", " ONE_SWARM ", \"faults\": [{\"type\":"
+         " \"slow_agent\", \"swarm\": \"s9\", \"agents\": [\"a1\"]}]}",
+         "swarm"},
+        {"{\"name\": \"x\", \"duration_s\": 60, \"swarms\": [{\"id\":"
+         " \"s0\", \"agnets\": 3}]}", "agnets"},
+        {"{\"name\": \"x\", " ONE_SWARM ", \"labels\": {\"must\": [{\"type\":"
+         " \"slow_agent\", \"swarm\": \"s7\"}]}}", "s7"},
+        {"{\"name\": \"x\", " ONE_SWARM ", \"labels\": {\"must\": [{\"type\":"
+         " \"slow_agent\", \"swarm\": \"s0\", \"severity\": \"huge\"}]}}",
+         "severity"},
+        {"{\"name\": \"x\", " ONE_SWARM, "line"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sm_scenario *sc = NULL;
+        char err[512] = "";
+        sm_status rc = sm_scenario_parse(bad[i].json, strlen(bad[i].json),
+                                         &sc, err, sizeof err);
+        ck_assert_msg(rc == SM_ERR_CONFIG, "case %zu accepted", i);
+        ck_assert_ptr_null(sc);
+        ck_assert_msg(strstr(err, bad[i].says) != NULL, "case %zu: %s", i,
+                      err);
+    }
+    sm_scenario *sc = NULL;
+    char err[256];
+    ck_assert_int_eq(sm_scenario_load("/nonexistent.json", &sc, err,
+                                      sizeof err), SM_ERR_IO);
+}
+END_TEST
+
+/* A labels file for a recording: relative and absolute times. */
+START_TEST(labels_file)
+{
+    char path[] = "/tmp/sm_labels_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    const char *txt = "{\"must\": [{\"type\": \"slow_agent\", \"swarm\": "
+        "\"prod\", \"subject\": \"a1\", \"from_s\": 60, \"to_s\": 120, "
+        "\"severity\": \"high\", \"raise_within_s\": 30}], \"never\": "
+        "[{\"type\": \"queue_backlog\", \"swarm\": \"prod\", "
+        "\"from_ms\": 5000, \"to_ms\": 6000}]}";
+    ck_assert_int_eq(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
+    close(fd);
+    sm_label *l = NULL;
+    size_t n = 0;
+    char err[256] = "";
+    ck_assert_msg(sm_labels_load(path, 1000000, 2000000, &l, &n, err,
+                                 sizeof err) == SM_OK, "%s", err);
+    unlink(path);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(l[0].cls, SM_LABEL_MUST);
+    ck_assert_str_eq(l[0].kind, "bottleneck");
+    ck_assert_int_eq(l[0].from_ms, 1060000);
+    ck_assert_int_eq(l[0].to_ms, 1120000);
+    ck_assert_int_eq(l[0].severity, 3);
+    ck_assert_int_eq(l[0].raise_within_ms, 30000);
+    ck_assert_int_eq(l[0].resolve_within_ms, SM_LABEL_RESOLVE_WITHIN_MS);
+    ck_assert_int_eq(l[1].cls, SM_LABEL_NEVER);
+    ck_assert_int_eq(l[1].from_ms, 5000);
+    free(l);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("simgen");
@@ -916,6 +1604,20 @@ static Suite *suite(void)
     tcase_add_test(gen, demo_scenario);
     tcase_set_timeout(gen, 120);
     suite_add_tcase(s, gen);
+
+    TCase *world = tcase_create("world");
+    tcase_add_test(world, world_deterministic);
+    tcase_add_test(world, world_math);
+    tcase_add_test(world, world_realistic_steady);
+    tcase_add_test(world, world_surge_and_autoscaler);
+    tcase_add_test(world, world_faults_show);
+    tcase_add_test(world, world_slow_agent);
+    tcase_add_test(world, scenarios_load);
+    tcase_add_test(world, scenario_label_rules);
+    tcase_add_test(world, scenario_errors);
+    tcase_add_test(world, labels_file);
+    tcase_set_timeout(world, 120);
+    suite_add_tcase(s, world);
 
     TCase *det = tcase_create("detector");
     tcase_add_test(det, baseline_raises_nothing);

@@ -5,6 +5,10 @@
  *   swarm-sim [--url URL] [--seed N] [--swarms N] [--agents N]
  *             [--rate EV_PER_S] [--duration T] [--fault SPEC ...] [--demo]
  *             [--pace fast|real|X] [--count N] [--quiet] [--dry-run]
+ *   swarm-sim --scenario FILE [--labels] [--url URL | --record F | --dry-run]
+ *
+ * Without --scenario it plays the simple profile (simgen.h); with it, the
+ * scenario's realistic world (world.h, scenario.h).
  *
  * Exit status: 0 done; 1 the bus failed (connect, publish or flush);
  * 2 a bad flag, value or fault spec.
@@ -19,6 +23,7 @@
 #include <nats/nats.h>
 
 #include "recfile.h"
+#include "scenario.h"
 #include "simgen.h"
 
 #define EXIT_BUS 1
@@ -37,6 +42,8 @@ typedef struct sim_opts {
     bool quiet;
     bool dry_run;
     const char *record;         /* write a recording instead of publishing */
+    const char *scenario;       /* play this scenario file */
+    bool labels;                /* print the scenario's labels and stop */
     bool help;
 } sim_opts;
 
@@ -76,6 +83,12 @@ static void usage(FILE *to)
         "  --dry-run          print \"ts_ms subject bytes\" per event, no bus\n"
         "  --record FILE      write a recording (swarm-medic replay reads it)\n"
         "                     instead of publishing; receive time = event time\n"
+        "  --scenario FILE    play a scenario (a JSON file of tests/scenarios/): its\n"
+        "                     realistic world and faults; --seed, --swarms,\n"
+        "                     --agents, --rate, --fault and --demo do not\n"
+        "                     apply; --duration cuts it short\n"
+        "  --labels           with --scenario: print its labels (hand-written\n"
+        "                     and derived), one JSON object a line, and stop\n"
         "  --quiet            no summary line\n"
         "  --help             this text\n");
 }
@@ -119,7 +132,7 @@ static bool flag_takes_value(const char *name)
 {
     static const char *const with[] = {
         "url", "seed", "swarms", "agents", "rate", "duration", "fault",
-        "pace", "count", "record", NULL,
+        "pace", "count", "record", "scenario", NULL,
     };
     for (int i = 0; with[i]; i++)
         if (strcmp(name, with[i]) == 0)
@@ -200,6 +213,10 @@ static bool apply_flag(sim_opts *o, const char *name, const char *v,
         o->dry_run = true;
     } else if (strcmp(name, "record") == 0) {
         o->record = v;
+    } else if (strcmp(name, "scenario") == 0) {
+        o->scenario = v;
+    } else if (strcmp(name, "labels") == 0) {
+        o->labels = true;
     } else if (strcmp(name, "help") == 0) {
         o->help = true;
     } else {
@@ -262,6 +279,10 @@ static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
             return false;
         }
         o->cfg.faults[o->cfg.n_faults++] = o->extra[i];
+    }
+    if (o->labels && !o->scenario) {
+        snprintf(err, cap, "--labels needs --scenario");
+        return false;
     }
     char why[256];
     if (sm_sim_config_validate(&o->cfg, why, sizeof why) != SM_OK) {
@@ -339,16 +360,71 @@ static natsStatus connect_bus(const sim_opts *o, natsConnection **nc)
     return s;
 }
 
+/* Prints a scenario's labels, one JSON object a line. */
+static void print_labels(const sm_scenario *sc)
+{
+    static const char *const sev[] = {"", "low", "medium", "high",
+                                      "critical"};
+    const sm_label *l;
+    size_t n;
+    sm_scenario_labels(sc, &l, &n);
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    for (size_t i = 0; i < n; i++)
+        printf("{\"class\":\"%s\",\"kind\":\"%s\",\"type\":\"%s\","
+               "\"swarm\":\"%s\",\"subject\":\"%s\",\"from_s\":%.3f,"
+               "\"to_s\":%.3f,\"severity\":\"%s\",\"raise_within_s\":%.0f,"
+               "\"resolve_within_s\":%.0f,\"fault\":%d}\n",
+               sm_label_class_str(l[i].cls), l[i].kind, l[i].type,
+               l[i].swarm, l[i].subject, (l[i].from_ms - t0) / 1000.0,
+               (l[i].to_ms - t0) / 1000.0, sev[l[i].severity >= 0 && l[i].severity <= 4 ? l[i].severity : 0],
+               l[i].raise_within_ms / 1000.0, l[i].resolve_within_ms / 1000.0,
+               l[i].fault);
+}
+
+/* Opens the generator: the scenario's world, or the simple profile. */
+static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
+{
+    if (o->scenario == NULL)
+        return sm_sim_create(sim, &o->cfg);
+    char err[512];
+    sm_status st = sm_scenario_load(o->scenario, sc, err, sizeof err);
+    if (st != SM_OK) {
+        fprintf(stderr, "swarm-sim: %s\n", err);
+        return st;
+    }
+    sm_world_config wc = *sm_scenario_world(*sc);
+    if (o->duration_set && o->cfg.duration_ms > 0 &&
+        o->cfg.duration_ms < wc.duration_ms)
+        wc.duration_ms = o->cfg.duration_ms;
+    o->cfg.swarms = (uint32_t)wc.n_swarms;
+    o->cfg.agents = wc.swarms[0].agents;
+    o->cfg.duration_ms = wc.duration_ms;
+    o->cfg.n_faults = wc.n_faults;
+    o->cfg.seed = wc.seed;
+    return sm_sim_create_world(sim, &wc);
+}
+
 /* Plays the stream; returns the exit status. */
-static int run(const sim_opts *o)
+static int run(sim_opts *o)
 {
     sm_sim *sim = NULL;
+    sm_scenario *sc = NULL;
     natsConnection *nc = NULL;
     sm_recw *rec = NULL;
     sim_tally t;
     int rc = 0;
     memset(&t, 0, sizeof t);
 
+    if (o->labels) {
+        char err[512];
+        if (sm_scenario_load(o->scenario, &sc, err, sizeof err) != SM_OK) {
+            fprintf(stderr, "swarm-sim: %s\n", err);
+            return EXIT_USAGE;
+        }
+        print_labels(sc);
+        sm_scenario_destroy(sc);
+        return 0;
+    }
     if (o->record && sm_recw_open(&rec, o->record) != SM_OK) {
         fprintf(stderr, "swarm-sim: cannot write %s: %s\n", o->record,
                 strerror(errno));
@@ -363,11 +439,11 @@ static int run(const sim_opts *o)
             return EXIT_BUS;
         }
     }
-    sm_status st = sm_sim_create(&sim, &o->cfg);
+    sm_status st = open_sim(o, &sc, &sim);
     if (st != SM_OK) {
         fprintf(stderr, "swarm-sim: cannot create the simulator: %s\n",
                 sm_status_str(st));
-        rc = st == SM_ERR_CONFIG ? EXIT_USAGE : EXIT_BUS;
+        rc = st == SM_ERR_CONFIG || st == SM_ERR_IO ? EXIT_USAGE : EXIT_BUS;
         goto cleanup;
     }
     if (!o->quiet)
@@ -437,6 +513,7 @@ cleanup:
         rc = EXIT_BUS;
     }
     sm_sim_destroy(sim);
+    sm_scenario_destroy(sc);
     if (nc != NULL) {
         natsConnection_Destroy(nc);
         nats_Close();

@@ -8,6 +8,7 @@
  * Each pop yields exactly one message, packed into a reusable buffer.
  */
 #include "simgen.h"
+#include "world.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -87,6 +88,7 @@ typedef struct swarm_st {
 } swarm_st;
 
 struct sm_sim {
+    sm_world *world;            /* the realistic profile, or NULL: simple */
     sm_sim_config cfg;
     double task_rate;           /* per swarm, tasks per second */
     uint32_t quota;
@@ -644,10 +646,32 @@ sm_status sm_sim_create(sm_sim **out, const sm_sim_config *cfg)
     return SM_OK;
 }
 
+sm_status sm_sim_create_world(sm_sim **out, const sm_world_config *wc)
+{
+    if (out == NULL || wc == NULL)
+        return SM_ERR_INVALID;
+    sm_sim *sim = calloc(1, sizeof *sim);
+    if (sim == NULL)
+        return SM_ERR_NOMEM;
+    sm_status rc = sm_world_create(&sim->world, wc);
+    if (rc != SM_OK) {
+        free(sim);
+        return rc;
+    }
+    *out = sim;
+    return SM_OK;
+}
+
+const sm_world *sm_sim_world(const sm_sim *sim)
+{
+    return sim ? sim->world : NULL;
+}
+
 void sm_sim_destroy(sm_sim *sim)
 {
     if (sim == NULL)
         return;
+    sm_world_destroy(sim->world);
     free(sim->heap);
     free(sim->agent_mem);
     free(sim->swarms);
@@ -656,16 +680,22 @@ void sm_sim_destroy(sm_sim *sim)
 
 sm_status sm_sim_status(const sm_sim *sim)
 {
+    if (sim && sim->world)
+        return sm_world_status(sim->world);
     return sim ? sim->status : SM_ERR_INVALID;
 }
 
 uint64_t sm_sim_count(const sm_sim *sim)
 {
+    if (sim && sim->world)
+        return sm_world_count(sim->world);
     return sim ? sim->count : 0;
 }
 
 double sm_sim_task_rate(const sm_sim *sim)
 {
+    if (sim && sim->world)
+        return sm_world_task_rate(sim->world);
     return sim ? sim->task_rate : 0.0;
 }
 
@@ -1020,6 +1050,8 @@ static bool emit_task(sm_sim *sim, item *it, sm_sim_msg *out)
 
 bool sm_sim_next(sm_sim *sim, sm_sim_msg *out)
 {
+    if (sim != NULL && sim->world != NULL)
+        return sm_world_next(sim->world, out);
     if (sim == NULL || out == NULL || sim->done || sim->heap_n == 0)
         return false;
     const sm_sim_config *c = &sim->cfg;

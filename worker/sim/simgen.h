@@ -1,6 +1,20 @@
 /*
  * simgen.h - a deterministic, seeded simulator of multi-agent swarms.
  *
+ * Two profiles behind one stream API (sm_sim_next):
+ *   - realistic (world.h, sm_sim_create_world(), and the scenarios of
+ *     scenario.h): the model of real swarms -- task types of different,
+ *     right-skewed durations with outliers, random failures without
+ *     spacing, Poisson arrivals with bursts into a priority queue, agents
+ *     working one task at a time, jittered and missed heartbeats, stalled
+ *     progress, several consensus groups, an autoscaler, budget top-ups,
+ *     several swarms sharing ids, and partial, gradual faults. Scenarios
+ *     and evaluations use it.
+ *   - simple (sm_sim_create(), below): the tidy generator the benchmark
+ *     and the golden recordings use; its stream is unchanged, so the
+ *     recordings stay byte for byte. Everything documented below is about
+ *     this profile.
+ *
  * The generator produces the input stream swarm-medic listens to (SPEC.md,
  * "Bus contract"): for M swarms s0..sM-1 of N agents a0..aN-1 each, in event
  * time order, the bus subject, the event time and the protobuf-encoded
@@ -72,6 +86,7 @@
 #include <stdint.h>
 
 #include "status.h"
+#include "world.h"
 
 #define SM_SIM_MAX_FAULTS 32
 /* 2026-01-01T00:00:00Z, the default start of event time. */
@@ -186,6 +201,17 @@ typedef struct sm_sim sm_sim;
  * Errors: SM_ERR_INVALID (NULL argument), SM_ERR_CONFIG (cfg does not
  * validate; sm_sim_config_validate() gives the sentence), SM_ERR_NOMEM. */
 sm_status sm_sim_create(sm_sim **out, const sm_sim_config *cfg);
+
+/* Creates a generator of the realistic profile for *wc (copied; see
+ * world.h). Sets *out only on SM_OK. Errors: SM_ERR_INVALID (NULL),
+ * SM_ERR_CONFIG (sm_world_config_validate() says why), SM_ERR_NOMEM. Every
+ * function below works on it; sm_sim_task_rate() gives the expected tasks
+ * per second of all swarms. */
+sm_status sm_sim_create_world(sm_sim **out, const sm_world_config *wc);
+
+/* The realistic world behind sim (for its gauges), or NULL for the simple
+ * profile. Borrowed: lives as long as sim. */
+const sm_world *sm_sim_world(const sm_sim *sim);
 
 /* Frees everything. NULL is a no-op. */
 void sm_sim_destroy(sm_sim *sim);

@@ -1,0 +1,1210 @@
+/*
+ * scenario.c - scenario files and labels (see scenario.h): the JSON
+ * loader, the probe run that records each swarm's gauges, and the label
+ * derivation rules per fault type.
+ */
+#include "scenario.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#define S(x) ((int64_t)((x) * 1000.0))
+
+/* One ResourceSample's gauges, kept by the probe. */
+typedef struct gsample {
+    int64_t ts;
+    float token, memory;
+    uint32_t pending, active, quota;
+} gsample;
+
+typedef struct gseries {
+    gsample *v;
+    size_t n, cap;
+} gseries;
+
+struct sm_scenario {
+    char name[128];
+    char description[512];
+    sm_world_config world;
+    sm_scenario_floor floor;
+    bool derive;
+    sm_label *labels;
+    size_t n_labels, cap_labels;
+    gseries series[SM_WORLD_MAX_SWARMS];
+};
+
+static void say(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(char *err, size_t cap, const char *fmt, ...)
+{
+    if (err == NULL || cap == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+}
+
+const char *sm_label_class_str(sm_label_class c)
+{
+    switch (c) {
+    case SM_LABEL_MUST: return "must";
+    case SM_LABEL_MAY: return "may";
+    case SM_LABEL_NEVER: return "never";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------- labels */
+
+static sm_label *label_add(sm_label **v, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 32;
+        sm_label *nv = realloc(*v, c * sizeof *nv);
+        if (nv == NULL)
+            return NULL;
+        *v = nv;
+        *cap = c;
+    }
+    sm_label *l = &(*v)[(*n)++];
+    memset(l, 0, sizeof *l);
+    l->raise_within_ms = SM_LABEL_RAISE_WITHIN_MS;
+    l->resolve_within_ms = SM_LABEL_RESOLVE_WITHIN_MS;
+    l->fault = -1;
+    return l;
+}
+
+static int severity_parse(const char *s)
+{
+    static const char *const names[] = {"", "low", "medium", "high",
+                                        "critical"};
+    for (int i = 1; i <= 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static bool is_key(const char *k, const char *const *allowed)
+{
+    for (int i = 0; allowed[i]; i++)
+        if (strcmp(k, allowed[i]) == 0)
+            return true;
+    return k[0] == '_' || strcmp(k, "comment") == 0 || strcmp(k, "note") == 0;
+}
+
+static bool copy_str(json_t *v, char *dst, size_t cap)
+{
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= cap)
+        return false;
+    strcpy(dst, json_string_value(v));
+    return true;
+}
+
+/* One hand-written label. t0 is the time from_s counts from; end the
+ * run's end (a label without times spans [t0, end]). */
+static bool label_parse(json_t *o, sm_label_class cls, int64_t t0,
+                        int64_t end, sm_label *l, char *err, size_t cap)
+{
+    static const char *const keys[] = {
+        "kind", "type", "swarm", "subject", "from_s", "to_s", "from_ms",
+        "to_ms", "severity", "raise_within_s", "resolve_within_s", NULL,
+    };
+    const char *k;
+    json_t *v;
+    if (!json_is_object(o)) {
+        say(err, cap, "a %s label is not an object", sm_label_class_str(cls));
+        return false;
+    }
+    json_object_foreach(o, k, v) {
+        if (!is_key(k, keys)) {
+            say(err, cap, "a %s label has an unknown key \"%s\"",
+                sm_label_class_str(cls), k);
+            return false;
+        }
+    }
+    l->cls = cls;
+    l->from_ms = t0;
+    l->to_ms = end;
+    snprintf(l->kind, sizeof l->kind, "bottleneck");
+    if ((v = json_object_get(o, "kind")) && !copy_str(v, l->kind, sizeof l->kind)) {
+        say(err, cap, "label kind must be a short string");
+        return false;
+    }
+    if (!copy_str(json_object_get(o, "type"), l->type, sizeof l->type) ||
+        !copy_str(json_object_get(o, "swarm"), l->swarm, sizeof l->swarm)) {
+        say(err, cap, "a %s label needs \"type\" and \"swarm\" strings",
+            sm_label_class_str(cls));
+        return false;
+    }
+    if ((v = json_object_get(o, "subject")) && !json_is_null(v) &&
+        !copy_str(v, l->subject, sizeof l->subject)) {
+        say(err, cap, "label subject must be a string");
+        return false;
+    }
+    struct { const char *key; int64_t *dst; double scale; int64_t base; }
+    times[] = {
+        {"from_s", &l->from_ms, 1000.0, t0}, {"to_s", &l->to_ms, 1000.0, t0},
+        {"from_ms", &l->from_ms, 1.0, 0}, {"to_ms", &l->to_ms, 1.0, 0},
+        {"raise_within_s", &l->raise_within_ms, 1000.0, 0},
+        {"resolve_within_s", &l->resolve_within_ms, 1000.0, 0},
+    };
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        if ((v = json_object_get(o, times[i].key)) == NULL)
+            continue;
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            say(err, cap, "label %s must be a non-negative number",
+                times[i].key);
+            return false;
+        }
+        *times[i].dst = times[i].base +
+                        (int64_t)(json_number_value(v) * times[i].scale + 0.5);
+    }
+    if ((v = json_object_get(o, "severity")) != NULL) {
+        if (!json_is_string(v) ||
+            (l->severity = severity_parse(json_string_value(v))) < 0) {
+            say(err, cap, "label severity must be low, medium, high or "
+                "critical");
+            return false;
+        }
+    }
+    if (l->to_ms < l->from_ms) {
+        say(err, cap, "a %s %s label ends before it starts",
+            sm_label_class_str(cls), l->type);
+        return false;
+    }
+    return true;
+}
+
+static bool labels_parse(json_t *o, int64_t t0, int64_t end, sm_label **v,
+                         size_t *n, size_t *cap, char *err, size_t ecap)
+{
+    static const char *const keys[] = {"must", "may", "never", NULL};
+    static const sm_label_class cls[3] = {SM_LABEL_MUST, SM_LABEL_MAY,
+                                          SM_LABEL_NEVER};
+    const char *k;
+    json_t *x;
+    if (!json_is_object(o)) {
+        say(err, ecap, "\"labels\" must be an object with must, may, never");
+        return false;
+    }
+    json_object_foreach(o, k, x) {
+        if (!is_key(k, keys)) {
+            say(err, ecap, "\"labels\" has an unknown key \"%s\"", k);
+            return false;
+        }
+    }
+    for (int c = 0; c < 3; c++) {
+        json_t *a = json_object_get(o, keys[c]);
+        if (a == NULL)
+            continue;
+        if (!json_is_array(a)) {
+            say(err, ecap, "labels.%s must be an array", keys[c]);
+            return false;
+        }
+        size_t i;
+        json_array_foreach(a, i, x) {
+            sm_label *l = label_add(v, n, cap);
+            if (l == NULL) {
+                say(err, ecap, "out of memory");
+                return false;
+            }
+            if (!label_parse(x, cls[c], t0, end, l, err, ecap))
+                return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------- world */
+
+typedef struct field {
+    const char *key;
+    size_t off;
+    bool u32;
+} field;
+
+#define FD(k) {#k, offsetof(sm_wswarm, k), false}
+#define FU(k) {#k, offsetof(sm_wswarm, k), true}
+static const field swarm_fields[] = {
+    FU(agents), FU(reserve), FU(concurrency), FU(max_dynamic), FU(quota),
+    FU(reserve_pending), FD(speed), FD(utilisation), FD(arrival_per_s),
+    FD(burst_every_s), FD(burst_tasks), FD(fail_rate), FD(outlier_rate),
+    FU(groups), FU(group_size), FD(round_s), FD(timeout_rate),
+    FD(heartbeat_s), FD(heartbeat_jitter_s), FD(heartbeat_miss),
+    FD(stall_rate), FD(resource_s), FD(scale_every_s), FD(scale_up_pending),
+    FD(scale_down_pending), FD(budget), FD(topup_at), FD(topup_frac),
+    FD(memory_gb), FD(memory_limit_gb),
+};
+
+static bool swarm_parse(json_t *o, uint32_t idx, sm_wswarm *s, char *err,
+                        size_t cap)
+{
+    const char *k;
+    json_t *v;
+    sm_wswarm_default(s, idx);
+    if (!json_is_object(o)) {
+        say(err, cap, "swarms[%u] is not an object", idx);
+        return false;
+    }
+    json_object_foreach(o, k, v) {
+        if (strcmp(k, "id") == 0) {
+            if (!copy_str(v, s->id, sizeof s->id)) {
+                say(err, cap, "swarms[%u].id must be a string under %d "
+                    "characters", idx, SM_WORLD_ID);
+                return false;
+            }
+            continue;
+        }
+        if (strcmp(k, "task_types") == 0) {
+            size_t i;
+            json_t *t;
+            if (!json_is_array(v) || json_array_size(v) < 1 ||
+                json_array_size(v) > SM_WORLD_MAX_TYPES) {
+                say(err, cap, "swarms[%u].task_types must be an array of "
+                    "1..%d types", idx, SM_WORLD_MAX_TYPES);
+                return false;
+            }
+            s->n_types = json_array_size(v);
+            json_array_foreach(v, i, t) {
+                sm_wtask_type *ty = &s->types[i];
+                memset(ty, 0, sizeof *ty);
+                ty->sigma = 0.5;
+                ty->weight = 1.0;
+                ty->tokens = 2000.0;
+                json_t *x;
+                if (!copy_str(json_object_get(t, "name"), ty->name,
+                              sizeof ty->name) ||
+                    !json_is_number(json_object_get(t, "median_s"))) {
+                    say(err, cap, "swarms[%u].task_types[%zu] needs a name "
+                        "and median_s", idx, i);
+                    return false;
+                }
+                ty->median_s = json_number_value(json_object_get(t,
+                                                                 "median_s"));
+                if ((x = json_object_get(t, "sigma")) && json_is_number(x))
+                    ty->sigma = json_number_value(x);
+                if ((x = json_object_get(t, "weight")) && json_is_number(x))
+                    ty->weight = json_number_value(x);
+                if ((x = json_object_get(t, "tokens")) && json_is_number(x))
+                    ty->tokens = json_number_value(x);
+            }
+            continue;
+        }
+        if (k[0] == '_' || strcmp(k, "comment") == 0)
+            continue;
+        size_t f;
+        for (f = 0; f < sizeof swarm_fields / sizeof swarm_fields[0]; f++)
+            if (strcmp(k, swarm_fields[f].key) == 0)
+                break;
+        if (f == sizeof swarm_fields / sizeof swarm_fields[0]) {
+            say(err, cap, "swarms[%u] has an unknown key \"%s\" (see "
+                "worker/sim/world.h)", idx, k);
+            return false;
+        }
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            say(err, cap, "swarms[%u].%s must be a non-negative number", idx,
+                k);
+            return false;
+        }
+        double d = json_number_value(v);
+        char *p = (char *)s + swarm_fields[f].off;
+        if (swarm_fields[f].u32) {
+            if (d > 4e9 || d != (double)(uint32_t)d) {
+                say(err, cap, "swarms[%u].%s must be a whole number", idx, k);
+                return false;
+            }
+            *(uint32_t *)p = (uint32_t)d;
+        } else {
+            *(double *)p = d;
+        }
+    }
+    return true;
+}
+
+/* "a3" -> 3 (prefix a or g). */
+static bool index_of(json_t *v, char prefix, uint32_t *out)
+{
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *out = (uint32_t)json_integer_value(v);
+        return true;
+    }
+    if (!json_is_string(v))
+        return false;
+    const char *s = json_string_value(v);
+    if (s[0] != prefix || s[1] < '0' || s[1] > '9')
+        return false;
+    char *end;
+    unsigned long n = strtoul(s + 1, &end, 10);
+    if (*end || n > 1000000)
+        return false;
+    *out = (uint32_t)n;
+    return true;
+}
+
+static bool fault_parse(json_t *o, size_t idx, const sm_world_config *w,
+                        sm_wfault *f, char *err, size_t cap)
+{
+    static const char *const keys[] = {
+        "type", "swarm", "agents", "groups", "onset_s", "ramp_s", "end_s",
+        "factor", "rate", "magnitude", "mb_per_min", "fraction", "shape",
+        "stop_at", NULL,
+    };
+    const char *k;
+    json_t *v;
+    memset(f, 0, sizeof *f);
+    if (!json_is_object(o)) {
+        say(err, cap, "faults[%zu] is not an object", idx);
+        return false;
+    }
+    json_object_foreach(o, k, v) {
+        if (!is_key(k, keys)) {
+            say(err, cap, "faults[%zu] has an unknown key \"%s\"", idx, k);
+            return false;
+        }
+    }
+    v = json_object_get(o, "type");
+    f->type = json_is_string(v) ? sm_wfault_type_parse(json_string_value(v))
+                                : (sm_wfault_type)0;
+    if (f->type == 0) {
+        say(err, cap, "faults[%zu].type is not a fault type (see "
+            "worker/sim/world.h)", idx);
+        return false;
+    }
+    v = json_object_get(o, "swarm");
+    bool found = false;
+    for (size_t s = 0; v && s < w->n_swarms; s++) {
+        if ((json_is_string(v) &&
+             strcmp(json_string_value(v), w->swarms[s].id) == 0) ||
+            (json_is_integer(v) && json_integer_value(v) == (json_int_t)s)) {
+            f->swarm = (uint32_t)s;
+            found = true;
+        }
+    }
+    if (!found && !(v == NULL && w->n_swarms == 1)) {
+        say(err, cap, "faults[%zu].swarm names no swarm of the scenario",
+            idx);
+        return false;
+    }
+    struct { const char *key; int64_t *dst; } times[] = {
+        {"onset_s", &f->onset_ms}, {"ramp_s", &f->ramp_ms},
+        {"end_s", &f->end_ms},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if ((v = json_object_get(o, times[i].key)) == NULL)
+            continue;
+        if (!json_is_number(v) || json_number_value(v) < 0) {
+            say(err, cap, "faults[%zu].%s must be a non-negative number", idx,
+                times[i].key);
+            return false;
+        }
+        *times[i].dst = S(json_number_value(v));
+    }
+    static const char *const mags[] = {"factor", "rate", "magnitude",
+                                       "mb_per_min"};
+    for (size_t i = 0; i < 4; i++) {
+        if ((v = json_object_get(o, mags[i])) == NULL)
+            continue;
+        if (!json_is_number(v)) {
+            say(err, cap, "faults[%zu].%s must be a number", idx, mags[i]);
+            return false;
+        }
+        f->magnitude = json_number_value(v);
+    }
+    if ((v = json_object_get(o, "fraction")) && json_is_number(v))
+        f->fraction = json_number_value(v);
+    if ((v = json_object_get(o, "stop_at")) && json_is_number(v))
+        f->stop_at = json_number_value(v);
+    if ((v = json_object_get(o, "shape")) != NULL) {
+        const char *sh = json_is_string(v) ? json_string_value(v) : "";
+        if (strcmp(sh, "accelerating") == 0)
+            f->accelerating = true;
+        else if (strcmp(sh, "linear") != 0) {
+            say(err, cap, "faults[%zu].shape is linear or accelerating", idx);
+            return false;
+        }
+    }
+    struct { const char *key; char prefix; uint32_t *dst; size_t *n; } lists[] =
+    {
+        {"agents", 'a', f->agents, &f->n_agents},
+        {"groups", 'g', f->groups, &f->n_groups},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        if ((v = json_object_get(o, lists[i].key)) == NULL)
+            continue;
+        size_t j;
+        json_t *x;
+        if (!json_is_array(v) || json_array_size(v) > SM_WORLD_FAULT_AGENTS) {
+            say(err, cap, "faults[%zu].%s must be an array of at most %d",
+                idx, lists[i].key, SM_WORLD_FAULT_AGENTS);
+            return false;
+        }
+        json_array_foreach(v, j, x) {
+            if (!index_of(x, lists[i].prefix, &lists[i].dst[j])) {
+                say(err, cap, "faults[%zu].%s[%zu] is not \"%c<n>\"", idx,
+                    lists[i].key, j, lists[i].prefix);
+                return false;
+            }
+        }
+        *lists[i].n = json_array_size(v);
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------- probe */
+
+static bool probe(sm_scenario *sc)
+{
+    sm_world *w = NULL;
+    if (sm_world_create(&w, &sc->world) != SM_OK)
+        return false;
+    sm_sim_msg m;
+    bool ok = true;
+    while (ok && sm_world_next(w, &m)) {
+        if (m.kind != SM_SIM_RESOURCE)
+            continue;
+        gseries *g = &sc->series[m.swarm];
+        if (g->n == g->cap) {
+            size_t c = g->cap ? g->cap * 2 : 1024;
+            gsample *nv = realloc(g->v, c * sizeof *nv);
+            if (nv == NULL) {
+                ok = false;
+                break;
+            }
+            g->v = nv;
+            g->cap = c;
+        }
+        sm_world_gauges ga;
+        sm_world_gauges_of(w, m.swarm, &ga);
+        gsample *x = &g->v[g->n++];
+        x->ts = m.ts_ms;
+        x->token = (float)ga.token_ratio;
+        x->memory = (float)ga.memory_ratio;
+        x->pending = ga.pending;
+        x->active = ga.active;
+        x->quota = ga.quota;
+    }
+    ok = ok && sm_world_status(w) == SM_OK;
+    sm_world_destroy(w);
+    return ok;
+}
+
+/* ------------------------------------------------------------- derivation */
+
+typedef struct deriv {
+    sm_scenario *sc;
+    bool ok;
+} deriv;
+
+static sm_label *add(deriv *d, sm_label_class cls, const char *kind,
+                     const char *type, uint32_t swarm, const char *subject,
+                     int64_t from, int64_t to, int fault)
+{
+    sm_scenario *sc = d->sc;
+    sm_label *l = label_add(&sc->labels, &sc->n_labels, &sc->cap_labels);
+    if (l == NULL) {
+        d->ok = false;
+        return NULL;
+    }
+    int64_t t0 = sc->world.start_ms, end = t0 + sc->world.duration_ms;
+    l->cls = cls;
+    snprintf(l->kind, sizeof l->kind, "%s", kind);
+    snprintf(l->type, sizeof l->type, "%s", type);
+    snprintf(l->swarm, sizeof l->swarm, "%s", sc->world.swarms[swarm].id);
+    snprintf(l->subject, sizeof l->subject, "%s", subject);
+    l->from_ms = from < t0 ? t0 : from;
+    l->to_ms = to > end ? end : to;
+    if (l->to_ms < l->from_ms)
+        l->to_ms = l->from_ms;
+    l->fault = fault;
+    if (fault >= 0)
+        snprintf(l->note, sizeof l->note, "derived from fault %d (%s)",
+                 fault + 1, sm_wfault_type_str(sc->world.faults[fault].type));
+    else
+        snprintf(l->note, sizeof l->note, "the signal crosses its raise line "
+                 "outside any fault");
+    return l;
+}
+
+static int64_t clamp_ms(double s, double hi)
+{
+    return S(s < hi ? s : hi);
+}
+
+/* Per-agent slow rule (slow_agent, slow_fraction, degrading use it). */
+static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
+                        int64_t to, bool must_ok)
+{
+    const sm_wfault *ft = &d->sc->world.faults[fi];
+    const sm_wswarm *sw = &d->sc->world.swarms[ft->swarm];
+    double m = sm_wswarm_mean_task_s(sw) / sw->speed;
+    int64_t t0 = d->sc->world.start_ms;
+    int64_t onset = t0 + ft->onset_ms;
+    char who[16];
+    snprintf(who, sizeof who, "a%u", a);
+    int64_t q = clamp_ms(180 + 2 * f * m, 900);
+    sm_label *l;
+    if (f >= 2.5 && must_ok && to > from) {
+        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "slow_agent", ft->swarm,
+                     who, from, to, fi)) != NULL) {
+            l->raise_within_ms = clamp_ms(120 + 6 * f * m, 900);
+            l->resolve_within_ms = q;
+            l->severity = f >= 3.3 ? 3 : f <= 2.7 ? 2 : 0;
+        }
+        add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", ft->swarm, who,
+            onset, to + q, fi);
+    } else if (f > 1.8) {
+        add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", ft->swarm, who,
+            onset, to + q, fi);
+    } else {
+        add(d, SM_LABEL_NEVER, "bottleneck", "slow_agent", ft->swarm, who,
+            onset, to + S(180), fi);
+    }
+}
+
+/* First and last sample index in [from, to] with a predicate. */
+#define SCAN(g, from, to, cond, first, last)                                 \
+    do {                                                                     \
+        first = last = -1;                                                   \
+        for (size_t i_ = 0; i_ < (g)->n; i_++) {                             \
+            const gsample *x = &(g)->v[i_];                                  \
+            if (x->ts < (from) || x->ts > (to))                              \
+                continue;                                                    \
+            if (cond) {                                                      \
+                if (first < 0)                                               \
+                    first = (long)i_;                                        \
+                last = (long)i_;                                             \
+            }                                                                \
+        }                                                                    \
+    } while (0)
+
+static void queue_quota_labels(deriv *d, int fi)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const gseries *g = &d->sc->series[f->swarm];
+    int64_t t0 = d->sc->world.start_ms;
+    int64_t run_end = t0 + d->sc->world.duration_ms;
+    int64_t from = t0 + f->onset_ms;
+    int64_t to = (f->end_ms ? t0 + f->end_ms : run_end) + S(300);
+    uint32_t peak = 0, over_q = 0;
+    bool near_q = false;
+    for (size_t i = 0; i < g->n; i++) {
+        const gsample *x = &g->v[i];
+        if (x->ts < from || x->ts > to)
+            continue;
+        if (x->pending > peak)
+            peak = x->pending;
+        over_q += x->active >= x->quota;
+        near_q |= x->active >= 0.9 * x->quota;
+    }
+    long a, b;
+    sm_label *l;
+    if (peak > 60) {
+        long c, e;
+        SCAN(g, from, to, x->pending > 50, a, c);
+        SCAN(g, g->v[a].ts, to, x->pending >= 40, c, e);
+        (void)c;
+        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "queue_backlog",
+                     f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
+            l->severity = peak > 220 ? 4 : (peak >= 140 && peak <= 190) ? 3
+                        : peak <= 110 ? 2 : 0;
+        add(d, SM_LABEL_MAY, "bottleneck", "queue_backlog", f->swarm,
+            "scheduler", from, to, fi);
+    } else if (peak >= 40) {
+        add(d, SM_LABEL_MAY, "bottleneck", "queue_backlog", f->swarm,
+            "scheduler", from, to, fi);
+    } else if (f->type == SM_WF_QUEUE_SURGE) {
+        add(d, SM_LABEL_NEVER, "bottleneck", "queue_backlog", f->swarm,
+            "scheduler", from, to, fi);
+    }
+    if (over_q >= 3) {
+        long c, e;
+        SCAN(g, from, to, x->active >= x->quota, a, b);
+        SCAN(g, g->v[a].ts, to, x->active >= 0.9 * x->quota, c, e);
+        (void)b;
+        (void)c;
+        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "quota_exceeded",
+                     f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
+            l->severity = 4;
+        add(d, SM_LABEL_MAY, "bottleneck", "quota_exceeded", f->swarm,
+            "scheduler", from, to, fi);
+    } else if (near_q) {
+        add(d, SM_LABEL_MAY, "bottleneck", "quota_exceeded", f->swarm,
+            "scheduler", from, to, fi);
+    } else if (f->type == SM_WF_QUOTA_SATURATION) {
+        add(d, SM_LABEL_NEVER, "bottleneck", "quota_exceeded", f->swarm,
+            "scheduler", from, to, fi);
+    }
+}
+
+static void token_labels(deriv *d, int fi)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const gseries *g = &d->sc->series[f->swarm];
+    int64_t t0 = d->sc->world.start_ms;
+    int64_t from = t0 + f->onset_ms;
+    int64_t end = f->end_ms ? t0 + f->end_ms
+                            : t0 + d->sc->world.duration_ms;
+    int64_t to = end + S(60);
+    double peak = 0;
+    for (size_t i = 0; i < g->n; i++)
+        if (g->v[i].ts >= from && g->v[i].ts <= to && g->v[i].token > peak)
+            peak = g->v[i].token;
+    long a, b, c, e;
+    sm_label *l;
+    if (peak > 0.83) {
+        SCAN(g, from, to, x->token > 0.80f, a, b);
+        SCAN(g, g->v[a].ts, to, x->token > 0.75f, c, e);
+        (void)b;
+        (void)c;
+        int64_t cross = g->v[a].ts;
+        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "token_exhaustion",
+                     f->swarm, "scheduler", cross, g->v[e].ts, fi)))
+            l->severity = peak > 0.92 ? 4 : peak < 0.88 ? 3 : 0;
+        add(d, SM_LABEL_MAY, "bottleneck", "token_exhaustion", f->swarm,
+            "scheduler", from, end + S(180), fi);
+        if (cross - from >= S(90))
+            add(d, SM_LABEL_MUST, "prediction", "token_exhaustion", f->swarm,
+                "", from + S(30), cross, fi);
+        if (peak >= 0.99) {
+            SCAN(g, from, to, x->token >= 0.99f, a, b);
+            add(d, SM_LABEL_MUST, "failure", "token_exhaustion", f->swarm,
+                "", g->v[a].ts, g->v[b].ts, fi);
+        }
+    } else if (peak >= 0.75) {
+        add(d, SM_LABEL_MAY, "bottleneck", "token_exhaustion", f->swarm,
+            "scheduler", from, end + S(180), fi);
+    } else {
+        add(d, SM_LABEL_NEVER, "bottleneck", "token_exhaustion", f->swarm,
+            "scheduler", from, end + S(180), fi);
+    }
+}
+
+static void memory_labels(deriv *d, int fi)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const gseries *g = &d->sc->series[f->swarm];
+    int64_t t0 = d->sc->world.start_ms;
+    int64_t from = t0 + f->onset_ms;
+    int64_t end = f->end_ms ? t0 + f->end_ms
+                            : t0 + d->sc->world.duration_ms;
+    long a, b;
+    SCAN(g, from, end, x->memory >= 0.90f, a, b);
+    (void)b;
+    if (a >= 0)
+        add(d, SM_LABEL_MUST, "prediction", "memory_exhaustion", f->swarm, "",
+            from + f->ramp_ms, g->v[a].ts, fi);
+    else
+        add(d, SM_LABEL_MAY, "prediction", "memory_exhaustion", f->swarm, "",
+            from, end, fi);
+    SCAN(g, from, end, x->memory >= 0.98f, a, b);
+    if (a >= 0)
+        add(d, SM_LABEL_MUST, "failure", "memory_exhaustion", f->swarm, "",
+            g->v[a].ts, end, fi);
+}
+
+static void group_labels(deriv *d, int fi)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const sm_wswarm *sw = &d->sc->world.swarms[f->swarm];
+    int64_t t0 = d->sc->world.start_ms;
+    int64_t onset = t0 + f->onset_ms, full = onset + f->ramp_ms;
+    int64_t end = f->end_ms ? t0 + f->end_ms
+                            : t0 + d->sc->world.duration_ms;
+    for (uint32_t g = 0; g < sw->groups; g++) {
+        bool in = f->n_groups == 0;
+        for (size_t i = 0; i < f->n_groups; i++)
+            in |= f->groups[i] == g;
+        if (!in)
+            continue;
+        char name[16];
+        snprintf(name, sizeof name, "g%u", g);
+        sm_label *l;
+        if (f->type == SM_WF_QUORUM_LOSS) {
+            if ((l = add(d, SM_LABEL_MUST, "bottleneck", "consensus_timeout",
+                         f->swarm, name, full, end, fi)))
+                l->severity = 3;
+            add(d, SM_LABEL_MAY, "bottleneck", "consensus_timeout", f->swarm,
+                name, onset, end + S(180), fi);
+            add(d, SM_LABEL_MUST, "failure", "quorum_loss", f->swarm, name,
+                full, end, fi);
+            continue;
+        }
+        double r = f->magnitude;
+        if (r >= 0.15) {
+            if ((l = add(d, SM_LABEL_MUST, "bottleneck", "consensus_timeout",
+                         f->swarm, name, full, end, fi)))
+                l->severity = r >= 0.30 ? 3 : r <= 0.17 ? 2 : 0;
+            add(d, SM_LABEL_MAY, "bottleneck", "consensus_timeout", f->swarm,
+                name, onset, end + S(180), fi);
+        } else if (r > 0.07) {
+            add(d, SM_LABEL_MAY, "bottleneck", "consensus_timeout", f->swarm,
+                name, onset, end + S(180), fi);
+        } else {
+            add(d, SM_LABEL_NEVER, "bottleneck", "consensus_timeout",
+                f->swarm, name, onset, end + S(180), fi);
+        }
+    }
+}
+
+static void fault_labels(deriv *d, int fi)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const sm_wswarm *sw = &d->sc->world.swarms[f->swarm];
+    double m = sm_wswarm_mean_task_s(sw) / sw->speed;
+    int64_t t0 = d->sc->world.start_ms;
+    int64_t onset = t0 + f->onset_ms, full = onset + f->ramp_ms;
+    int64_t end = f->end_ms ? t0 + f->end_ms
+                            : t0 + d->sc->world.duration_ms;
+    sm_label *l;
+    switch (f->type) {
+    case SM_WF_SLOW_AGENT:
+        for (size_t i = 0; i < f->n_agents; i++)
+            slow_labels(d, fi, f->agents[i], f->magnitude, full, end, true);
+        break;
+    case SM_WF_SLOW_FRACTION: {
+        uint32_t n = 0;
+        for (uint32_t a = 0; a < sw->agents; a++)
+            n += sm_wfault_has_agent(f, a, sw->agents);
+        for (uint32_t a = 0; a < sw->agents; a++)
+            if (sm_wfault_has_agent(f, a, sw->agents))
+                slow_labels(d, fi, a, f->magnitude, full, end,
+                            n * 3 <= sw->agents + 1);
+        queue_quota_labels(d, fi);
+        break;
+    }
+    case SM_WF_FAILING_AGENT:
+        for (size_t i = 0; i < f->n_agents; i++) {
+            char who[16];
+            snprintf(who, sizeof who, "a%u", f->agents[i]);
+            double r = f->magnitude;
+            if (r >= 0.45) {
+                if ((l = add(d, SM_LABEL_MUST, "bottleneck", "slow_agent",
+                             f->swarm, who, full, end, fi))) {
+                    l->severity = 2;
+                    l->raise_within_ms = clamp_ms(120 + 12 * m, 900);
+                    l->resolve_within_ms = clamp_ms(180 + 10 * m, 900);
+                }
+                add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", f->swarm,
+                    who, onset, end + clamp_ms(180 + 10 * m, 900), fi);
+            } else if (r > 0.2) {
+                add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", f->swarm,
+                    who, onset, end + clamp_ms(180 + 10 * m, 900), fi);
+            } else {
+                add(d, SM_LABEL_NEVER, "bottleneck", "slow_agent", f->swarm,
+                    who, onset, end + S(180), fi);
+            }
+        }
+        break;
+    case SM_WF_TOKEN_BURN:
+        token_labels(d, fi);
+        break;
+    case SM_WF_MEMORY_LEAK:
+        memory_labels(d, fi);
+        break;
+    case SM_WF_QUEUE_SURGE:
+    case SM_WF_QUOTA_SATURATION:
+        queue_quota_labels(d, fi);
+        break;
+    case SM_WF_CONSENSUS_DEGRADATION:
+    case SM_WF_QUORUM_LOSS:
+        group_labels(d, fi);
+        break;
+    case SM_WF_STUCK_AGENT:
+        for (size_t i = 0; i < f->n_agents; i++) {
+            char who[16];
+            snprintf(who, sizeof who, "a%u", f->agents[i]);
+            if ((l = add(d, SM_LABEL_MUST, "failure", "agent_stuck", f->swarm,
+                         who, onset, end, fi)))
+                l->raise_within_ms = clamp_ms(120 + 3 * m, 900);
+            add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", f->swarm, who,
+                onset, end + S(300), fi);
+        }
+        queue_quota_labels(d, fi);
+        break;
+    case SM_WF_DEGRADING_AGENT:
+        for (size_t i = 0; i < f->n_agents; i++) {
+            char who[16];
+            snprintf(who, sizeof who, "a%u", f->agents[i]);
+            int64_t die = full;
+            int64_t t25 = f->magnitude > 2.5
+                ? onset + (int64_t)((double)f->ramp_ms * 1.5 /
+                                    (f->magnitude - 1.0))
+                : die;
+            slow_labels(d, fi, f->agents[i], f->magnitude, t25, die,
+                        die - t25 >= S(120));
+            if (f->ramp_ms >= S(120))
+                add(d, SM_LABEL_MUST, "prediction", "agent_down", f->swarm,
+                    who, onset + f->ramp_ms / 2, die, fi);
+            add(d, SM_LABEL_MUST, "failure", "agent_down", f->swarm, who, die,
+                f->end_ms ? end : t0 + d->sc->world.duration_ms, fi);
+        }
+        queue_quota_labels(d, fi);
+        break;
+    case SM_WF_CRASH_RESTART:
+        for (size_t i = 0; i < f->n_agents; i++) {
+            char who[16];
+            snprintf(who, sizeof who, "a%u", f->agents[i]);
+            add(d, end - onset >= S(30) ? SM_LABEL_MUST : SM_LABEL_MAY,
+                "failure", "agent_down", f->swarm, who, onset, end, fi);
+        }
+        queue_quota_labels(d, fi);
+        break;
+    }
+}
+
+/* Whether time t of swarm s lies inside a fault window (+ 300 s). */
+static bool in_fault(const sm_scenario *sc, uint32_t s, int64_t t)
+{
+    int64_t t0 = sc->world.start_ms;
+    for (size_t i = 0; i < sc->world.n_faults; i++) {
+        const sm_wfault *f = &sc->world.faults[i];
+        int64_t end = f->end_ms ? f->end_ms : sc->world.duration_ms;
+        if (f->swarm == s && t >= t0 + f->onset_ms && t <= t0 + end + S(300))
+            return true;
+    }
+    return false;
+}
+
+/* May labels where a gauge crosses its raise line outside the faults. */
+static void crossing_labels(deriv *d)
+{
+    for (uint32_t s = 0; s < d->sc->world.n_swarms; s++) {
+        const gseries *g = &d->sc->series[s];
+        for (int which = 0; which < 3; which++) {
+            static const char *const types[3] = {
+                "token_exhaustion", "queue_backlog", "quota_exceeded",
+            };
+            int64_t open = -1, last = 0;
+            for (size_t i = 0; i <= g->n; i++) {
+                bool over = false;
+                if (i < g->n && !in_fault(d->sc, s, g->v[i].ts)) {
+                    const gsample *x = &g->v[i];
+                    over = which == 0 ? x->token > 0.80f
+                         : which == 1 ? x->pending > 50
+                         : x->active >= x->quota;
+                }
+                if (over && open < 0)
+                    open = g->v[i].ts;
+                if (over)
+                    last = g->v[i].ts;
+                if (!over && open >= 0 &&
+                    (i == g->n || g->v[i].ts - last > S(30))) {
+                    add(d, SM_LABEL_MAY, "bottleneck", types[which], s,
+                        "scheduler", open - S(5), last + S(60), -1);
+                    open = -1;
+                }
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- loading */
+
+static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
+                            size_t cap)
+{
+    static const char *const keys[] = {
+        "name", "description", "seed", "duration_s", "start_ms", "swarms",
+        "faults", "labels", "floor", "derive_labels", NULL,
+    };
+    const char *k;
+    json_t *v;
+    if (!json_is_object(root)) {
+        say(err, cap, "a scenario is a JSON object");
+        return SM_ERR_CONFIG;
+    }
+    json_object_foreach(root, k, v) {
+        if (!is_key(k, keys)) {
+            say(err, cap, "unknown top-level key \"%s\"", k);
+            return SM_ERR_CONFIG;
+        }
+    }
+    sm_world_config *w = &sc->world;
+    sm_world_config_default(w);
+    w->n_swarms = 0;
+    if (!copy_str(json_object_get(root, "name"), sc->name, sizeof sc->name)) {
+        say(err, cap, "\"name\" must be a string under %zu characters",
+            sizeof sc->name);
+        return SM_ERR_CONFIG;
+    }
+    if ((v = json_object_get(root, "description")) &&
+        !copy_str(v, sc->description, sizeof sc->description)) {
+        say(err, cap, "\"description\" must be a string under %zu "
+            "characters", sizeof sc->description);
+        return SM_ERR_CONFIG;
+    }
+    if ((v = json_object_get(root, "seed")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            say(err, cap, "\"seed\" must be a non-negative integer");
+            return SM_ERR_CONFIG;
+        }
+        w->seed = (uint64_t)json_integer_value(v);
+    }
+    v = json_object_get(root, "duration_s");
+    if (!json_is_number(v) || json_number_value(v) <= 0) {
+        say(err, cap, "\"duration_s\" must be a positive number");
+        return SM_ERR_CONFIG;
+    }
+    w->duration_ms = S(json_number_value(v));
+    if ((v = json_object_get(root, "start_ms")) != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+            say(err, cap, "\"start_ms\" must be a positive integer");
+            return SM_ERR_CONFIG;
+        }
+        w->start_ms = json_integer_value(v);
+    }
+    v = json_object_get(root, "swarms");
+    if (!json_is_array(v) || json_array_size(v) < 1 ||
+        json_array_size(v) > SM_WORLD_MAX_SWARMS) {
+        say(err, cap, "\"swarms\" must be an array of 1..%d swarms",
+            SM_WORLD_MAX_SWARMS);
+        return SM_ERR_CONFIG;
+    }
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        if (!swarm_parse(x, (uint32_t)i, &w->swarms[i], err, cap))
+            return SM_ERR_CONFIG;
+        w->n_swarms++;
+    }
+    if ((v = json_object_get(root, "faults")) != NULL) {
+        if (!json_is_array(v) || json_array_size(v) > SM_WORLD_MAX_FAULTS) {
+            say(err, cap, "\"faults\" must be an array of at most %d",
+                SM_WORLD_MAX_FAULTS);
+            return SM_ERR_CONFIG;
+        }
+        json_array_foreach(v, i, x) {
+            if (!fault_parse(x, i, w, &w->faults[i], err, cap))
+                return SM_ERR_CONFIG;
+            w->n_faults++;
+        }
+    }
+    char why[256];
+    if (sm_world_config_validate(w, why, sizeof why) != SM_OK) {
+        say(err, cap, "%s", why);
+        return SM_ERR_CONFIG;
+    }
+    sc->derive = true;
+    if ((v = json_object_get(root, "derive_labels")) != NULL) {
+        if (!json_is_boolean(v)) {
+            say(err, cap, "\"derive_labels\" must be true or false");
+            return SM_ERR_CONFIG;
+        }
+        sc->derive = json_is_true(v);
+    }
+    sc->floor.recall = sc->floor.precision = -1;
+    sc->floor.flaps = sc->floor.forbidden = -1;
+    if ((v = json_object_get(root, "floor")) != NULL) {
+        static const char *const fk[] = {"recall", "precision", "flaps",
+                                         "forbidden", NULL};
+        double *dst[4] = {&sc->floor.recall, &sc->floor.precision,
+                          &sc->floor.flaps, &sc->floor.forbidden};
+        if (!json_is_object(v)) {
+            say(err, cap, "\"floor\" must be an object");
+            return SM_ERR_CONFIG;
+        }
+        json_object_foreach(v, k, x) {
+            int j;
+            for (j = 0; fk[j] && strcmp(fk[j], k) != 0; j++)
+                ;
+            if (!fk[j] || !json_is_number(x) || json_number_value(x) < 0) {
+                say(err, cap, "floor.%s is not recall, precision, flaps or "
+                    "forbidden with a non-negative number", k);
+                return SM_ERR_CONFIG;
+            }
+            *dst[j] = json_number_value(x);
+        }
+    }
+    if ((v = json_object_get(root, "labels")) != NULL &&
+        !labels_parse(v, w->start_ms, w->start_ms + w->duration_ms,
+                      &sc->labels, &sc->n_labels, &sc->cap_labels, err, cap))
+        return SM_ERR_CONFIG;
+    for (size_t l = 0; l < sc->n_labels; l++) {
+        bool known = false;
+        for (size_t s = 0; s < w->n_swarms; s++)
+            known |= strcmp(sc->labels[l].swarm, w->swarms[s].id) == 0;
+        if (!known) {
+            say(err, cap, "a label names swarm \"%s\", not in the scenario",
+                sc->labels[l].swarm);
+            return SM_ERR_CONFIG;
+        }
+    }
+    if (!probe(sc)) {
+        say(err, cap, "the world could not be run (out of memory)");
+        return SM_ERR_NOMEM;
+    }
+    if (sc->derive) {
+        deriv d = {sc, true};
+        for (size_t f = 0; f < w->n_faults; f++)
+            fault_labels(&d, (int)f);
+        crossing_labels(&d);
+        if (!d.ok) {
+            say(err, cap, "out of memory for labels");
+            return SM_ERR_NOMEM;
+        }
+    }
+    return SM_OK;
+}
+
+sm_status sm_scenario_parse(const char *text, size_t len, sm_scenario **out,
+                            char *err, size_t cap)
+{
+    if (text == NULL || out == NULL)
+        return SM_ERR_INVALID;
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        say(err, cap, "line %d: %s", je.line, je.text);
+        return SM_ERR_CONFIG;
+    }
+    sm_scenario *sc = calloc(1, sizeof *sc);
+    if (sc == NULL) {
+        json_decref(root);
+        return SM_ERR_NOMEM;
+    }
+    sm_status rc = parse_root(sc, root, err, cap);
+    json_decref(root);
+    if (rc != SM_OK) {
+        sm_scenario_destroy(sc);
+        return rc;
+    }
+    *out = sc;
+    return SM_OK;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t r = fread(buf + n, 1, cap - n, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+sm_status sm_scenario_load(const char *path, sm_scenario **out, char *err,
+                           size_t cap)
+{
+    if (path == NULL || out == NULL)
+        return SM_ERR_INVALID;
+    size_t len = 0;
+    char *text = slurp(path, &len);
+    if (text == NULL) {
+        say(err, cap, "cannot read %s", path);
+        return SM_ERR_IO;
+    }
+    char why[384] = "";
+    sm_status rc = sm_scenario_parse(text, len, out, why, sizeof why);
+    free(text);
+    if (rc != SM_OK)
+        say(err, cap, "%s: %s", path, why);
+    return rc;
+}
+
+void sm_scenario_destroy(sm_scenario *sc)
+{
+    if (sc == NULL)
+        return;
+    for (size_t s = 0; s < SM_WORLD_MAX_SWARMS; s++)
+        free(sc->series[s].v);
+    free(sc->labels);
+    free(sc);
+}
+
+const char *sm_scenario_name(const sm_scenario *sc)
+{
+    return sc ? sc->name : "";
+}
+
+const char *sm_scenario_description(const sm_scenario *sc)
+{
+    return sc ? sc->description : "";
+}
+
+const sm_world_config *sm_scenario_world(const sm_scenario *sc)
+{
+    return sc ? &sc->world : NULL;
+}
+
+const sm_scenario_floor *sm_scenario_floor_of(const sm_scenario *sc)
+{
+    return sc ? &sc->floor : NULL;
+}
+
+void sm_scenario_labels(const sm_scenario *sc, const sm_label **labels,
+                        size_t *n)
+{
+    *labels = sc ? sc->labels : NULL;
+    *n = sc ? sc->n_labels : 0;
+}
+
+sm_status sm_sim_create_scenario(sm_sim **out, const sm_scenario *sc)
+{
+    if (sc == NULL)
+        return SM_ERR_INVALID;
+    return sm_sim_create_world(out, &sc->world);
+}
+
+sm_status sm_labels_load(const char *path, int64_t first_ts_ms,
+                         int64_t end_ms, sm_label **out, size_t *n,
+                         char *err, size_t cap)
+{
+    if (path == NULL || out == NULL || n == NULL)
+        return SM_ERR_INVALID;
+    size_t len = 0;
+    char *text = slurp(path, &len);
+    if (text == NULL) {
+        say(err, cap, "cannot read %s", path);
+        return SM_ERR_IO;
+    }
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    free(text);
+    if (root == NULL) {
+        say(err, cap, "%s: line %d: %s", path, je.line, je.text);
+        return SM_ERR_CONFIG;
+    }
+    sm_label *v = NULL;
+    size_t cnt = 0, lcap = 0;
+    char why[256] = "";
+    bool ok = labels_parse(root, first_ts_ms, end_ms, &v, &cnt, &lcap, why,
+                           sizeof why);
+    json_decref(root);
+    if (!ok) {
+        free(v);
+        say(err, cap, "%s: %s", path, why);
+        return SM_ERR_CONFIG;
+    }
+    *out = v;
+    *n = cnt;
+    return SM_OK;
+}

@@ -1,0 +1,171 @@
+/*
+ * scenario.h - scenarios (the JSON files of tests/scenarios/, format in
+ * tests/scenarios/README.md) and their labels: what swarm-medic must, may
+ * and must never conclude on a simulated world (world.h).
+ *
+ * A scenario is loaded with jansson, its world run by
+ * sm_sim_create_scenario(), and its labels -- the hand-written ones plus
+ * those DERIVED from its faults -- read as a plain array of sm_label
+ * (absolute event times), which `swarm-medic score` matches against the
+ * conclusions of a replay.
+ *
+ * Derivation. Loading a scenario runs its world once (a probe, a few ms to
+ * a few hundred for the largest) and keeps each swarm's gauges per
+ * ResourceSample, so gauge faults are labelled from what the stream really
+ * shows. Below, E = onset + ramp (full effect), end = end_s (the run's end
+ * when absent), m = the swarm's mean task duration / speed, R = raise
+ * within (default 120 s), Q = resolve within (default 180 s). Types are
+ * output type tokens; severities are core/thresholds.h's bands, given only
+ * when the figure is clearly inside one (else 0: not checked).
+ *   slow_agent f      per agent: f >= 2.5 -> must bottleneck slow_agent
+ *                     over [E, end], R = 120 + 6 f m s (at most 900: a slowed
+ *                     agent finishes few tasks a minute), Q = 180 + 2 f m,
+ *                     severity high if f >= 3.3, medium if f <= 2.7; plus may
+ *                     over [onset, end + Q]. 1.8 < f < 2.5 -> may. f <= 1.8
+ *                     -> never slow_agent for that agent over [onset, end +
+ *                     180].
+ *   failing_agent r   per agent: r >= 0.45 -> must slow_agent (the success
+ *                     rule) over [E, end], severity medium, R = 120 + 12 m,
+ *                     may tail; 0.2 < r < 0.45 -> may; r <= 0.2 (80% success
+ *                     or better) -> never.
+ *   slow_fraction f   per slowed agent as slow_agent, but must becomes may
+ *                     when over a third of the swarm is slowed (the swarm's
+ *                     own median moves); plus the gauge rules below.
+ *   token_burn        gauge: peak usage/budget p over [onset, end + 60]:
+ *                     p > 0.83 -> must token_exhaustion (subject
+ *                     "scheduler") from the first sample over 0.80 to the
+ *                     last over 0.75, severity critical if p > 0.92, high if
+ *                     p < 0.88; prediction token_exhaustion must over
+ *                     [onset + 30, first crossing] when that is >= 90 s; a
+ *                     failure token_exhaustion when usage reaches 0.99.
+ *                     0.75 <= p <= 0.83 -> may; p < 0.75 (a burn that stops
+ *                     short) -> never over [onset, end + 180].
+ *   memory_leak       no bottleneck type: prediction memory_exhaustion must
+ *                     from E to the first sample at 90% of the limit (may if
+ *                     it never gets there); failure memory_exhaustion must
+ *                     from the first sample at 98% to end.
+ *   queue (gauge)     for every fault that changes load (slow_fraction,
+ *                     queue_surge, quota_saturation, stuck_agent,
+ *                     degrading_agent, crash_restart): peak pending P over
+ *                     [onset, end + 300]: P > 60 -> must queue_backlog
+ *                     ("scheduler") from the first sample over 50 to the last
+ *                     at or over 40, severity critical if P > 220, high if
+ *                     140..190, medium if 60..110; 40 <= P <= 60 -> may;
+ *                     P < 40 on a queue_surge -> never (drained in time).
+ *   quota (gauge)     the same faults: active >= quota on 3+ samples ->
+ *                     must quota_exceeded ("scheduler"), critical, from the
+ *                     first such sample to the last at or over 90%; only
+ *                     over 90% -> may; neither, on a quota_saturation ->
+ *                     never.
+ *   consensus_degradation r  per group (listed or all): r >= 0.15 -> must
+ *                     consensus_timeout over [E, end], severity high if
+ *                     r >= 0.30, medium if r <= 0.17; 0.07 < r < 0.15 -> may;
+ *                     r <= 0.07 -> never.
+ *   quorum_loss       per group: must consensus_timeout over [E, end]
+ *                     (rounds time out), high; failure quorum_loss must.
+ *   stuck_agent       failure agent_stuck must from onset, R = 120 + 3 m;
+ *                     may slow_agent over [onset, end + 300].
+ *   degrading_agent f dies at D = onset + ramp: must slow_agent from when the
+ *                     factor reaches 2.5 to D (may if under 120 s), may
+ *                     [onset, D + 300]; prediction agent_down must over
+ *                     [onset + ramp/2, D] when ramp >= 120 s; failure
+ *                     agent_down must over [D, end].
+ *   crash_restart     failure agent_down must over [onset, end] when down
+ *                     for >= 30 s, else may.
+ * Outside every fault, a gauge that still crosses its raise line (a real
+ * backlog from a burst, say) gets a may label over the crossing + 60 s:
+ * the signal is there, so a conclusion is not a false alarm.
+ *
+ * Labels of kind "failure" and "prediction" are conclusions the worker does
+ * not draw yet: score reports them as "not built", apart from the
+ * bottleneck figures.
+ *
+ * Thread safety: none; a loaded scenario is read-only and may be shared.
+ */
+#ifndef SM_SCENARIO_H
+#define SM_SCENARIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "simgen.h"
+#include "status.h"
+#include "world.h"
+
+#define SM_LABEL_ID 64
+#define SM_LABEL_RAISE_WITHIN_MS 120000
+#define SM_LABEL_RESOLVE_WITHIN_MS 180000
+
+typedef enum sm_label_class {
+    SM_LABEL_MUST = 1,
+    SM_LABEL_MAY,
+    SM_LABEL_NEVER,
+} sm_label_class;
+
+typedef struct sm_label {
+    sm_label_class cls;
+    char kind[16];              /* "bottleneck", "failure", "prediction" */
+    char type[32];              /* output type token, e.g. "slow_agent" */
+    char swarm[SM_LABEL_ID];    /* swarm id */
+    char subject[SM_LABEL_ID];  /* agent, source or group; "" any */
+    int64_t from_ms, to_ms;     /* absolute event time */
+    int severity;               /* 0 unchecked, 1 low .. 4 critical (as
+                                   the proto's Severity) */
+    int64_t raise_within_ms;    /* must: SM_LABEL_RAISE_WITHIN_MS */
+    int64_t resolve_within_ms;  /* must: SM_LABEL_RESOLVE_WITHIN_MS */
+    int fault;                  /* index of the fault it derives from; -1
+                                   written by hand */
+    char note[96];              /* why, for reports */
+} sm_label;
+
+/* Floors below which the scenario fails; a figure < 0 has no floor. */
+typedef struct sm_scenario_floor {
+    double recall, precision;
+    double flaps, forbidden;
+} sm_scenario_floor;
+
+typedef struct sm_scenario sm_scenario;
+
+/* Loads and checks a scenario file, runs its probe and derives its
+ * labels. Sets *out only on SM_OK. Errors: SM_ERR_INVALID (NULL
+ * arguments), SM_ERR_IO (unreadable), SM_ERR_CONFIG (bad JSON, an unknown
+ * key, a bad value: a sentence naming it in err), SM_ERR_NOMEM. */
+sm_status sm_scenario_load(const char *path, sm_scenario **out, char *err,
+                           size_t errcap);
+
+/* The same from a JSON text of len bytes. */
+sm_status sm_scenario_parse(const char *text, size_t len, sm_scenario **out,
+                            char *err, size_t errcap);
+
+/* Frees a scenario; NULL is a no-op. */
+void sm_scenario_destroy(sm_scenario *sc);
+
+/* Borrowed views, valid while sc lives. */
+const char *sm_scenario_name(const sm_scenario *sc);
+const char *sm_scenario_description(const sm_scenario *sc);
+const sm_world_config *sm_scenario_world(const sm_scenario *sc);
+const sm_scenario_floor *sm_scenario_floor_of(const sm_scenario *sc);
+
+/* All labels (hand-written first, then derived unless "derive_labels" is
+ * false) in *labels, their count in *n. Borrowed. */
+void sm_scenario_labels(const sm_scenario *sc, const sm_label **labels,
+                        size_t *n);
+
+/* A generator of the scenario's stream (the realistic profile). Errors as
+ * sm_sim_create_world(). */
+sm_status sm_sim_create_scenario(sm_sim **out, const sm_scenario *sc);
+
+/* Loads a labels file for a recording (the "labels" object of a scenario,
+ * on its own): from_s/to_s count from first_ts_ms (the recording's first
+ * event), from_ms/to_ms are absolute; a label without times spans
+ * [first_ts_ms, end_ms]. *out is malloc'd (free() it); set only on SM_OK.
+ * Errors as sm_scenario_load(). */
+sm_status sm_labels_load(const char *path, int64_t first_ts_ms,
+                         int64_t end_ms, sm_label **out, size_t *n,
+                         char *err, size_t errcap);
+
+/* "must", "may", "never"; "unknown". */
+const char *sm_label_class_str(sm_label_class c);
+
+#endif
