@@ -19,9 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nats/nats.h>
-
 #include "backtest.h"
+#include "bus.h"
 #include "config.h"
 #include "log.h"
 #include "record.h"
@@ -347,6 +346,6 @@ int main(int argc, char **argv)
     case CMD_BACKTEST: rc = run_backtest(&cfg, &log, &a); break;
     }
     sm_config_free(&cfg);
-    nats_CloseAndWait(2000);
+    sm_bus_library_close(2000);
     return rc;
 }

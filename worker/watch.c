@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bus.h"
+#include "bus_nats.h"
 #include "detect.h"
 #include "swarm_medic.pb-c.h"
 
