@@ -18,6 +18,7 @@ struct sm_bus {
     atomic_bool closing;        /* sm_bus_close started: a disconnect is ours */
     atomic_bool closed;         /* on_closed ran: no callback will follow */
     atomic_bool sub_done;       /* on_sub_done ran: no delivery will follow */
+    atomic_bool sub_lost;       /* ... and we had not asked for the end */
 };
 
 sm_status sm_bus_status(natsStatus s)
@@ -159,8 +160,13 @@ void sm_bus_close(sm_bus *b)
     if (!b)
         return;
     if (b->nc) {
-        natsConnection_FlushTimeout(b->nc, 2000);
-        atomic_store(&b->closing, true);
+        /* A connection cnats is closing or has closed on its own was not
+         * closed by us, even if its callbacks run only now. */
+        bool lost = natsConnection_Status(b->nc) == NATS_CONN_STATUS_CLOSED ||
+                    atomic_load(&b->sub_lost);
+        if (!lost)
+            natsConnection_FlushTimeout(b->nc, 2000);
+        atomic_store(&b->closing, !lost);
         natsConnection_Close(b->nc);
         /* cnats runs the subscription's completion and the disconnected
          * and closed callbacks later, on its own threads, with b as
@@ -227,6 +233,8 @@ static void on_sub_done(void *closure)
 {
     sm_bus *b = closure;
     bool ours = atomic_load(&b->draining) || atomic_load(&b->closing);
+    if (!ours)
+        atomic_store(&b->sub_lost, true);
     sm_inbox_source_done(b->inbox, ours ? SM_OK : SM_ERR_BUS);
     atomic_store(&b->sub_done, true);
 }
