@@ -270,6 +270,9 @@ static void drain(sm_worker *w, bool input_lost)
     if (s != SM_OK)
         sm_log_write(w->log, SM_LOG_ERROR, "drain_failed", "status=\"%s\"",
                      sm_status_str(s));
+    /* Wait for the source's end only if it is draining; otherwise take
+     * what is queued. */
+    bool wait_source = !input_lost && s == SM_OK;
     int64_t until = wall_ms() + DRAIN_MS + 1000;
     uint64_t before = w->st.events + w->st.deadletters;
     sm_inbox_stats is;
@@ -277,7 +280,8 @@ static void drain(sm_worker *w, bool input_lost)
         if (handle_batch(w, 50) > 0)
             continue;
         sm_inbox_stats_get(w->inbox, &is);
-        if (is.queued == 0 && (is.sources == 0 || is.failure != SM_OK))
+        if (is.queued == 0 &&
+            (!wait_source || is.sources == 0 || is.failure != SM_OK))
             break;
         if (wall_ms() > until) {
             sm_log_write(w->log, SM_LOG_ERROR, "drain_timeout",
