@@ -39,7 +39,7 @@ START_TEST(file_env_flag_order)
     snprintf(path, sizeof path, "%s/c.json", dir);
     write_file(path, "{\"nats_url\": \"nats://file:1\", \"slow_raise\": 2.5,"
                      " \"window\": \"120s\", \"map_size\": \"128M\","
-                     " \"queue_raise\": 60, \"print\": true}");
+                     " \"queue_raise\": 60, \"send_asap\": false}");
     sm_config c;
     sm_config_init(&c);
     ck_assert_int_eq(sm_config_load_file(&c, path, err, sizeof err), SM_OK);
@@ -48,7 +48,7 @@ START_TEST(file_env_flag_order)
     ck_assert_int_eq(c.detect.window_ms, 120000);
     ck_assert_int_eq(c.map_size, 128LL << 20);
     ck_assert_uint_eq(c.detect.queue_raise, 60);
-    ck_assert(c.print);
+    ck_assert(!c.send_asap);
 
     char *env[] = {"PATH=/bin", "SWARM_MEDIC_NATS_URL=nats://env:2",
                    "SWARM_MEDIC_SLOW_RAISE=3", NULL};
@@ -104,7 +104,7 @@ START_TEST(bad_values_are_rejected)
     ck_assert_msg(strstr(err, "window"), "%s", err);
     ck_assert_int_eq(sm_config_set(&c, "queue_raise", "-1", "x", err, sizeof err),
                      SM_ERR_CONFIG);
-    ck_assert_int_eq(sm_config_set(&c, "print", "maybe", "x", err, sizeof err),
+    ck_assert_int_eq(sm_config_set(&c, "send_asap", "maybe", "x", err, sizeof err),
                      SM_ERR_CONFIG);
     char *env[] = {"SWARM_MEDIC_NOPE=1", NULL};
     ck_assert_int_eq(sm_config_load_env(&c, env, err, sizeof err), SM_ERR_CONFIG);

@@ -477,6 +477,50 @@ START_TEST(sigterm_drains_and_exits_zero)
 }
 END_TEST
 
+/* Every event published before SIGTERM is handled and committed: the
+ * subscription drains at the server, the worker handles what was
+ * delivered, commits, and a restart on the same store holds all of them. */
+START_TEST(sigterm_drains_and_commits_every_event)
+{
+    enum { N = 5000 };
+    rig r;
+    rig_up(&r, NULL);
+    /* the worker is frozen while the events go out, and the stop signal is
+     * waiting when it wakes: almost all of them are still in the socket,
+     * the client or the inbox when the worker starts stopping */
+    kill(r.worker, SIGSTOP);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "d%d", i);
+        Swarmmedic__V1__TaskEvent t = SWARMMEDIC__V1__TASK_EVENT__INIT;
+        t.ts_ms = 1767225600000LL + i;
+        t.agent = id;
+        t.kind = SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED;
+        t.duration_ms = 1000;
+        uint8_t buf[128];
+        size_t n = swarmmedic__v1__task_event__pack(&t, buf);
+        char subj[64];
+        snprintf(subj, sizeof subj, "swarm.drain.task.%s", id);
+        ck_assert_int_eq(natsConnection_Publish(r.nc, subj, buf, (int)n), NATS_OK);
+    }
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 5000), NATS_OK);
+    kill(r.worker, SIGTERM);
+    kill(r.worker, SIGCONT);
+    int rc = sm_test_wait(r.worker, 30000);
+    r.worker = 0;
+    ck_assert_msg(rc == 0, "exit %d; log:\n%s", rc, TAIL(r.log));
+    char want[64];
+    snprintf(want, sizeof want, "event=stopped events=%d ", N);
+    ck_assert_msg(sm_test_wait_for_text(r.log, want, 1000),
+                  "not every event handled before stopping:\n%s", TAIL(r.log));
+    start_worker(&r, NULL);
+    snprintf(want, sizeof want, "swarms=1 agents=%d ", N);
+    ck_assert_msg(sm_test_wait_for_text(r.log, want, 1000),
+                  "restart did not load all %d agents:\n%s", N, TAIL(r.log));
+    rig_down(&r);
+}
+END_TEST
+
 START_TEST(bad_config_is_refused_with_reason)
 {
     char bin[512], dir[256], log[320];
@@ -618,6 +662,45 @@ START_TEST(refused_worker_says_why_retries_and_stops)
 }
 END_TEST
 
+/* cnats gives up on a connection the server keeps refusing (the same
+ * authorization error twice): the worker must not exit 0 as if stopped. */
+START_TEST(closed_connection_exits_nonzero)
+{
+    char dir[256], conf[320], store[320], log[320], url[128];
+    sm_test_tmpdir(dir, sizeof dir, "closed");
+    snprintf(conf, sizeof conf, "%s/server.conf", dir);
+    snprintf(store, sizeof store, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("authorization { user: medic, password: one }\n", f);
+    fclose(f);
+    sm_test_server srv;
+    const char *sargs[] = {"-c", conf, NULL};
+    sm_test_server_start(&srv, 0, sargs);
+    snprintf(url, sizeof url, "nats://medic:one@127.0.0.1:%d", srv.port);
+    pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
+    ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000), "%s", TAIL(log));
+    /* revoke the worker's password and reload: the server drops it and
+     * refuses its reconnects, cnats closes the connection for good */
+    f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("authorization { user: medic, password: two }\n", f);
+    fclose(f);
+    kill(srv.pid, SIGHUP);
+    int rc = sm_test_wait(w, 30000);
+    if (rc < 0)
+        kill(w, SIGKILL);
+    ck_assert_msg(rc == 1, "worker exited %d after its connection closed:\n%s", rc,
+                  TAIL(log));
+    ck_assert(sm_test_wait_for_text(log, "event=bus_closed expected=no", 100));
+    ck_assert(sm_test_wait_for_text(log, "event=input_lost", 100));
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(worker_waits_for_a_server_that_comes_up_later)
 {
     /* learn a free port, then start the worker before the server */
@@ -658,10 +741,12 @@ int main(void)
     tcase_add_test(tc, server_restart_worker_reconnects);
     tcase_add_test(tc, full_map_is_reported_and_worker_keeps_serving);
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
+    tcase_add_test(tc, sigterm_drains_and_commits_every_event);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
     tcase_add_test(tc, refused_worker_says_why_retries_and_stops);
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
+    tcase_add_test(tc, closed_connection_exits_nonzero);
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);

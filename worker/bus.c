@@ -1,4 +1,8 @@
-#include "bus.h"
+/*
+ * bus.c - every cnats call the worker makes: connect, publish, the input
+ * subscription as an inbox source, drain, flush, close.
+ */
+#include "bus_nats.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -8,11 +12,13 @@
 struct sm_bus {
     natsConnection *nc;
     const sm_log *log;
-    atomic_uint_fast64_t reconnects;
-    atomic_uint_fast64_t disconnects;
-    atomic_uint_fast64_t publish_errors;
+    natsSubscription *sub;      /* the input, a source of inbox */
+    sm_inbox *inbox;
+    atomic_bool draining;       /* sm_bus_drain started: the end is ours */
     atomic_bool closing;        /* sm_bus_close started: a disconnect is ours */
     atomic_bool closed;         /* on_closed ran: no callback will follow */
+    atomic_bool sub_done;       /* on_sub_done ran: no delivery will follow */
+    atomic_bool sub_lost;       /* ... and we had not asked for the end */
 };
 
 sm_status sm_bus_status(natsStatus s)
@@ -32,7 +38,6 @@ static void on_disconnected(natsConnection *nc, void *closure)
     sm_bus *b = closure;
     if (atomic_load(&b->closing))
         return;
-    atomic_fetch_add(&b->disconnects, 1);
     sm_log_write(b->log, SM_LOG_WARN, "bus_disconnected",
                  "detail=\"lost the NATS server; reconnecting, outputs are buffered\"");
 }
@@ -42,15 +47,24 @@ static void on_reconnected(natsConnection *nc, void *closure)
     sm_bus *b = closure;
     char url[256] = "";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    atomic_fetch_add(&b->reconnects, 1);
     sm_log_write(b->log, SM_LOG_INFO, "bus_reconnected", "url=%s", url);
 }
 
+/* A close we did not ask for (cnats gave up: a server error it cannot
+ * reconnect from) ends the input with a failure. */
 static void on_closed(natsConnection *nc, void *closure)
 {
-    (void)nc;
     sm_bus *b = closure;
-    sm_log_write(b->log, SM_LOG_INFO, "bus_closed", "%s", "");
+    bool ours = atomic_load(&b->closing);
+    char last[256] = "";
+    const char *text = NULL;
+    if (!ours && natsConnection_GetLastError(nc, &text) != NATS_OK && text)
+        snprintf(last, sizeof last, "%s", text);
+    sm_log_write(b->log, ours ? SM_LOG_INFO : SM_LOG_ERROR, "bus_closed",
+                 "expected=%s detail=\"%s\"", ours ? "yes" : "no",
+                 ours ? "closed by us" : last);
+    if (!ours && b->inbox)
+        sm_inbox_fail(b->inbox, SM_ERR_BUS);
     atomic_store(&b->closed, true);
 }
 
@@ -146,13 +160,22 @@ void sm_bus_close(sm_bus *b)
     if (!b)
         return;
     if (b->nc) {
-        natsConnection_FlushTimeout(b->nc, 2000);
-        atomic_store(&b->closing, true);
+        /* A connection cnats is closing or has closed on its own was not
+         * closed by us, even if its callbacks run only now. */
+        bool lost = natsConnection_Status(b->nc) == NATS_CONN_STATUS_CLOSED ||
+                    atomic_load(&b->sub_lost);
+        if (!lost)
+            natsConnection_FlushTimeout(b->nc, 2000);
+        atomic_store(&b->closing, !lost);
         natsConnection_Close(b->nc);
-        /* cnats runs the disconnected and closed callbacks later, on its
-         * own thread, with b as closure: free b only after the last one. */
+        /* cnats runs the subscription's completion and the disconnected
+         * and closed callbacks later, on its own threads, with b as
+         * closure: free b only after the last one. */
         for (int i = 0; i < 5000 && !atomic_load(&b->closed); i++)
             nats_Sleep(1);
+        for (int i = 0; b->sub && i < 5000 && !atomic_load(&b->sub_done); i++)
+            nats_Sleep(1);
+        natsSubscription_Destroy(b->sub);
         natsConnection_Destroy(b->nc);
     }
     free(b);
@@ -161,6 +184,120 @@ void sm_bus_close(sm_bus *b)
 natsConnection *sm_bus_conn(sm_bus *b)
 {
     return b->nc;
+}
+
+/* ---- the input subscription as an inbox source ------------------------ */
+
+static const char *msg_header(const sm_item *it, const char *key)
+{
+    const char *v = NULL;
+    if (natsMsgHeader_Get(it->src, key, &v) != NATS_OK)
+        return NULL;
+    return v;
+}
+
+static void msg_release(sm_item *it)
+{
+    natsMsg_Destroy(it->src);
+}
+
+/* Core NATS has no acknowledgement: settle is a no-op (NULL). A JetStream
+ * source will map it to natsMsg_Ack / NakWithDelay / Term. */
+static const sm_item_ops core_ops = {
+    .header = msg_header,
+    .release = msg_release,
+};
+
+/* On cnats's delivery thread for b->sub. */
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                   void *closure)
+{
+    (void)nc;
+    (void)sub;
+    sm_bus *b = closure;
+    sm_item it = {
+        .subject = natsMsg_GetSubject(m),
+        .reply = natsMsg_GetReply(m),
+        .data = natsMsg_GetData(m),
+        .len = (size_t)natsMsg_GetDataLength(m),
+        .ops = &core_ops,
+        .src = m,
+    };
+    if (sm_inbox_push(b->inbox, &it) != SM_OK)
+        natsMsg_Destroy(m);     /* inbox closed: we are going down */
+}
+
+/* After the subscription's last delivery (drained, or closed with the
+ * connection). */
+static void on_sub_done(void *closure)
+{
+    sm_bus *b = closure;
+    bool ours = atomic_load(&b->draining) || atomic_load(&b->closing);
+    if (!ours)
+        atomic_store(&b->sub_lost, true);
+    sm_inbox_source_done(b->inbox, ours ? SM_OK : SM_ERR_BUS);
+    atomic_store(&b->sub_done, true);
+}
+
+sm_status sm_bus_subscribe(sm_bus *b, const char *subject,
+                           int64_t pending_limit, sm_inbox *ib)
+{
+    if (b->sub)
+        return SM_ERR_INVALID;
+    b->inbox = ib;
+    natsStatus s = natsConnection_Subscribe(&b->sub, b->nc, subject, on_msg, b);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(b->sub, (int)pending_limit, -1);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(b->sub, on_sub_done, b);
+    if (s != NATS_OK) {
+        sm_log_write(b->log, SM_LOG_ERROR, "subscribe_failed",
+                     "subject=%s status=\"%s\"", subject, natsStatus_GetText(s));
+        if (b->sub) {
+            natsSubscription_Unsubscribe(b->sub);
+            natsSubscription_Destroy(b->sub);
+            b->sub = NULL;
+        }
+        return sm_bus_status(s);
+    }
+    sm_inbox_source_open(ib);
+    return SM_OK;
+}
+
+sm_status sm_bus_drain(sm_bus *b, int64_t timeout_ms)
+{
+    if (!b || !b->sub)
+        return SM_OK;
+    atomic_store(&b->draining, true);
+    return sm_bus_status(natsSubscription_DrainTimeout(b->sub, timeout_ms));
+}
+
+sm_status sm_bus_drain_wait(sm_bus *b, int64_t timeout_ms)
+{
+    if (!b || !b->sub)
+        return SM_OK;
+    natsStatus s = natsSubscription_WaitForDrainCompletion(b->sub, timeout_ms);
+    if (s == NATS_OK)
+        s = natsSubscription_DrainCompletionStatus(b->sub);
+    return sm_bus_status(s);
+}
+
+sm_status sm_bus_flush(sm_bus *b, int64_t timeout_ms)
+{
+    return sm_bus_status(natsConnection_FlushTimeout(b->nc, timeout_ms));
+}
+
+int64_t sm_bus_dropped(sm_bus *b)
+{
+    int64_t d = -1;
+    if (!b || !b->sub || natsSubscription_GetDropped(b->sub, &d) != NATS_OK)
+        return -1;
+    return d;
+}
+
+void sm_bus_library_close(int64_t timeout_ms)
+{
+    nats_CloseAndWait(timeout_ms);
 }
 
 sm_status sm_bus_publish(sm_bus *b, const char *subject, const void *data,
@@ -178,14 +315,5 @@ sm_status sm_bus_publish(sm_bus *b, const char *subject, const void *data,
             s = natsConnection_PublishMsg(b->nc, m);
         natsMsg_Destroy(m);
     }
-    if (s != NATS_OK)
-        atomic_fetch_add(&b->publish_errors, 1);
     return sm_bus_status(s);
-}
-
-void sm_bus_stats_get(sm_bus *b, sm_bus_stats *out)
-{
-    out->reconnects = atomic_load(&b->reconnects);
-    out->disconnects = atomic_load(&b->disconnects);
-    out->publish_errors = atomic_load(&b->publish_errors);
 }

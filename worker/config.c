@@ -60,7 +60,6 @@ static const opt options[] = {
     {"commit_interval", OPT_DUR, C(commit_ms), "group commit after this much wall time"},
     {"retention", OPT_DUR, C(retention_ms), "forget agents idle this long (event time)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
-    {"print", OPT_BOOL, C(print), "print conclusions readably on stdout"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},

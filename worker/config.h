@@ -63,7 +63,6 @@ typedef struct sm_config {
 
     /* output */
     char *log_level;            /* "info" */
-    bool print;                 /* print conclusions readably on stdout */
     int64_t stats_ms;           /* stats log line period (wall), 10000 */
 
     sm_detect_config detect;

@@ -1,6 +1,12 @@
 /*
- * handle.c - one short handler per input subject, the dead-letter path and
- * the publication of conclusions. Everything runs on the worker's thread.
+ * handle.c - one short handler per input subject, the verdict each returns
+ * (accepted or dead-lettered with a reason) and how it is applied, and the
+ * publication of conclusions. Everything runs on the worker's thread.
+ *
+ * Order inside a handler: the subject is parsed and the payload decoded
+ * before any swarm state exists, so input that cannot be read never
+ * creates a swarm; only then is the swarm got or created and the event
+ * handed to its detectors.
  */
 #include <stdio.h>
 #include <string.h>
@@ -62,110 +68,147 @@ static void publish_decisions(sm_worker *w)
     sm_decisions_clear(&w->decisions);
 }
 
-/* Forwards a rejected input, untouched, with the reason and its subject. */
-static sm_status deadletter(sm_worker *w, const char *subject,
-                            const void *data, size_t len, sm_status why_s,
-                            const char *why)
+/* ---- verdicts ---------------------------------------------------------- */
+
+static sm_verdict accepted(void)
 {
-    w->st.deadletters++;
-    const char *headers[] = {"Medic-Reason", why, "Medic-Status",
-                             sm_status_str(why_s), "Medic-Subject", subject,
-                             NULL};
-    sm_status s = w->sink.publish(w->sink.ud, w->cfg->deadletter_subject, data,
-                                  len, headers);
-    if (s != SM_OK)
-        w->st.publish_errors++;
-    sm_log_write(w->log, SM_LOG_WARN, "input_rejected",
-                 "subject=%s bytes=%zu reason=\"%s\" forwarded=%s total=%llu",
-                 subject, len, why, s == SM_OK ? w->cfg->deadletter_subject
-                                                 : sm_status_str(s),
-                 (unsigned long long)w->st.deadletters);
-    return why_s;
+    return (sm_verdict){.disp = SM_DISP_ACCEPTED, .status = SM_OK};
+}
+
+/* The sender's fault: bad subject, bytes or contents. */
+static sm_verdict rejected(sm_status s, const char *why)
+{
+    return (sm_verdict){.disp = SM_DISP_DEADLETTER, .status = s, .reason = why};
+}
+
+/* Ours: the input was fine but we could not take it (memory). Core NATS
+ * cannot redeliver, so it is dead-lettered (never silently dropped) and
+ * counted as an internal error; a JetStream source will nak it instead. */
+static sm_verdict internal(sm_status s)
+{
+    return (sm_verdict){
+        .disp = SM_DISP_DEADLETTER, .status = s, .internal = true,
+        .reason = s == SM_ERR_NOMEM ? "internal error: worker out of memory"
+                                    : "internal error in the worker",
+    };
+}
+
+/* What a core call's status means for the message. */
+static sm_verdict core_verdict(sm_status s)
+{
+    if (s == SM_OK)
+        return accepted();
+    if (s == SM_ERR_INVALID)
+        return rejected(s, "rejected by the detectors (bad id or enum)");
+    return internal(s);
+}
+
+/* The swarm named by the subject, created on first use: called only once
+ * the payload has decoded. */
+static sm_status swarm_of(sm_worker *w, const sm_subject *subj, sm_swarm **sw)
+{
+    return sm_registry_get(w->reg, subj->swarm, sw);
 }
 
 /* ---- one handler per subject ------------------------------------------
- * Each decodes into a core event and hands it to the swarm's detectors.
- * A non-OK return carries *why for the dead letter. */
+ * Each decodes into a core event, then gets the swarm and hands the event
+ * to its detectors, and says what became of the message. */
 
-typedef sm_status (*handler_fn)(sm_worker *w, const sm_subject *subj,
-                                const void *data, size_t len, sm_swarm *sw,
-                                const char **why);
+typedef sm_verdict (*handler_fn)(sm_worker *w, const sm_subject *subj,
+                                 const sm_item *it);
 
-static sm_status core_status(sm_status s, const char **why)
+/* What a failed decode means: the sender's bytes, or our memory. */
+static sm_verdict decode_verdict(sm_status s, const char *why)
 {
-    if (s != SM_OK)
-        *why = "rejected by the detectors (bad id or enum)";
-    return s;
+    return s == SM_ERR_NOMEM ? internal(s) : rejected(s, why);
 }
 
-static sm_status on_task(sm_worker *w, const sm_subject *subj,
-                         const void *data, size_t len, sm_swarm *sw,
-                         const char **why)
+static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
+                          const sm_item *it)
 {
     sm_task_event ev;
-    sm_status s = sm_codec_task(w->codec, subj, data, len, &ev, why);
+    const char *why = "undecodable";
+    sm_swarm *sw = NULL;
+    sm_status s = sm_codec_task(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
-        return s;
-    return core_status(sm_swarm_on_task(sw, &ev, &w->decisions), why);
+        return decode_verdict(s, why);
+    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
+        return internal(s);
+    return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
 }
 
-static sm_status on_heartbeat(sm_worker *w, const sm_subject *subj,
-                              const void *data, size_t len, sm_swarm *sw,
-                              const char **why)
+static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
+                               const sm_item *it)
 {
     sm_heartbeat ev;
-    sm_status s = sm_codec_heartbeat(w->codec, subj, data, len, &ev, why);
+    const char *why = "undecodable";
+    sm_swarm *sw = NULL;
+    sm_status s = sm_codec_heartbeat(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
-        return s;
-    return core_status(sm_swarm_on_heartbeat(sw, &ev, &w->decisions), why);
+        return decode_verdict(s, why);
+    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
+        return internal(s);
+    return core_verdict(sm_swarm_on_heartbeat(sw, &ev, &w->decisions));
 }
 
-static sm_status on_resource(sm_worker *w, const sm_subject *subj,
-                             const void *data, size_t len, sm_swarm *sw,
-                             const char **why)
+static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
+                              const sm_item *it)
 {
     sm_resource_sample ev;
-    sm_status s = sm_codec_resource(w->codec, subj, data, len, &ev, why);
+    const char *why = "undecodable";
+    sm_swarm *sw = NULL;
+    sm_status s = sm_codec_resource(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
-        return s;
-    return core_status(sm_swarm_on_resource(sw, &ev, &w->decisions), why);
+        return decode_verdict(s, why);
+    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
+        return internal(s);
+    return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
 }
 
-static sm_status on_consensus(sm_worker *w, const sm_subject *subj,
-                              const void *data, size_t len, sm_swarm *sw,
-                              const char **why)
+static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,
+                               const sm_item *it)
 {
     sm_consensus_round ev;
-    sm_status s = sm_codec_consensus(w->codec, subj, data, len, &ev, why);
+    const char *why = "undecodable";
+    sm_swarm *sw = NULL;
+    sm_status s = sm_codec_consensus(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
-        return s;
-    return core_status(sm_swarm_on_consensus(sw, &ev, &w->decisions), why);
+        return decode_verdict(s, why);
+    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
+        return internal(s);
+    return core_verdict(sm_swarm_on_consensus(sw, &ev, &w->decisions));
 }
 
-static sm_status on_agent(sm_worker *w, const sm_subject *subj,
-                          const void *data, size_t len, sm_swarm *sw,
-                          const char **why)
+static sm_verdict on_agent(sm_worker *w, const sm_subject *subj,
+                           const sm_item *it)
 {
     sm_agent_lifecycle ev;
-    sm_status s = sm_codec_agent(w->codec, subj, data, len, &ev, why);
+    const char *why = "undecodable";
+    sm_swarm *sw = NULL;
+    sm_status s = sm_codec_agent(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
-        return s;
-    return core_status(sm_swarm_on_agent(sw, &ev, &w->decisions), why);
+        return decode_verdict(s, why);
+    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
+        return internal(s);
+    return core_verdict(sm_swarm_on_agent(sw, &ev, &w->decisions));
 }
 
 /* Healing outcomes are validated and counted; acting on them (verifying
  * healing) belongs to the healing module, which is not built yet. They
  * still move the swarm's event time. */
-static sm_status on_outcome(sm_worker *w, const sm_subject *subj,
-                            const void *data, size_t len, sm_swarm *sw,
-                            const char **why)
+static sm_verdict on_outcome(sm_worker *w, const sm_subject *subj,
+                             const sm_item *it)
 {
     sm_outcome ev;
-    sm_status s = sm_codec_outcome(w->codec, subj, data, len, &ev, why);
+    const char *why = "undecodable";
+    sm_swarm *sw = NULL;
+    sm_status s = sm_codec_outcome(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
-        return s;
+        return decode_verdict(s, why);
+    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
+        return internal(s);
     sm_swarm_advance(sw, ev.ts_ms, &w->decisions);
-    return SM_OK;
+    return accepted();
 }
 
 static const handler_fn handlers[] = {
@@ -174,25 +217,75 @@ static const handler_fn handlers[] = {
     [SM_IN_AGENT] = on_agent,         [SM_IN_OUTCOME] = on_outcome,
 };
 
-sm_status sm_worker_handle(sm_worker *w, const char *subject,
-                           const void *data, size_t len)
+/* ---- applying a verdict ------------------------------------------------ */
+
+/* Forwards a rejected input, untouched, with the reason and its subject. */
+static void deadletter(sm_worker *w, const sm_item *it, const sm_verdict *v)
+{
+    w->st.deadletters++;
+    if (v->internal)
+        w->st.internal_errors++;
+    const char *headers[] = {"Medic-Reason", v->reason, "Medic-Status",
+                             sm_status_str(v->status), "Medic-Subject",
+                             it->subject, NULL};
+    sm_status s = w->sink.publish(w->sink.ud, w->cfg->deadletter_subject,
+                                  it->data, it->len, headers);
+    if (s != SM_OK)
+        w->st.publish_errors++;
+    sm_log_write(w->log, v->internal ? SM_LOG_ERROR : SM_LOG_WARN,
+                 v->internal ? "internal_error" : "input_rejected",
+                 "subject=%s bytes=%zu reason=\"%s\" status=\"%s\" forwarded=%s "
+                 "total=%llu",
+                 it->subject, it->len, v->reason, sm_status_str(v->status),
+                 s == SM_OK ? w->cfg->deadletter_subject : sm_status_str(s),
+                 (unsigned long long)w->st.deadletters);
+}
+
+static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
+                  sm_input_kind kind)
+{
+    sm_settle how = SM_SETTLE_ACK;
+    switch (v->disp) {
+    case SM_DISP_ACCEPTED:
+        w->st.events++;
+        w->st.by_kind[kind]++;
+        w->uncommitted++;
+        break;
+    case SM_DISP_DEADLETTER:
+        deadletter(w, it, v);
+        break;
+    case SM_DISP_NAK:
+        how = SM_SETTLE_NAK;
+        break;
+    case SM_DISP_TERM:
+        how = SM_SETTLE_TERM;
+        break;
+    }
+    if (sm_item_settle(it, how, v->delay_ms) != SM_OK)
+        sm_log_write(w->log, SM_LOG_WARN, "settle_failed", "subject=%s",
+                     it->subject);
+}
+
+sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
 {
     sm_subject subj;
     const char *why = "unknown";
-    sm_status s = sm_subject_parse(subject, &subj, &why);
-    if (s != SM_OK)
-        return deadletter(w, subject, data, len, s, why);
-    sm_swarm *sw = NULL;
-    s = sm_registry_get(w->reg, subj.swarm, &sw);
-    if (s != SM_OK)
-        return deadletter(w, subject, data, len, s,
-                          "could not create state for this swarm");
-    s = handlers[subj.kind](w, &subj, data, len, sw, &why);
-    publish_decisions(w);
-    if (s != SM_OK)
-        return deadletter(w, subject, data, len, s, why);
-    w->st.events++;
-    w->st.by_kind[subj.kind]++;
-    w->uncommitted++;
-    return SM_OK;
+    sm_verdict v;
+    sm_status s = sm_subject_parse(it->subject, &subj, &why);
+    if (s != SM_OK) {
+        v = rejected(s, why);
+    } else {
+        v = handlers[subj.kind](w, &subj, it);
+        publish_decisions(w);
+    }
+    apply(w, it, &v, s == SM_OK ? subj.kind : 0);
+    return v;
+}
+
+sm_status sm_worker_handle(sm_worker *w, const char *subject,
+                           const void *data, size_t len)
+{
+    sm_item it;
+    sm_item_plain(&it, subject, data, len, NULL);
+    return sm_worker_handle_item(w, &it).status;
 }

@@ -21,8 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nats/nats.h>
-
+#include "bus.h"
 #include "config.h"
 #include "log.h"
 #include "worker.h"
@@ -399,6 +398,6 @@ int main(int argc, char **argv)
     case CMD_SCORE: rc = run_score(&cfg, &log, &a); break;
     }
     sm_config_free(&cfg);
-    nats_CloseAndWait(2000);
+    sm_bus_library_close(2000);
     return rc;
 }

@@ -1,12 +1,22 @@
 /*
- * worker.c - lifecycle, the consume loop and group commit.
+ * worker.c - lifecycle, the consume loop, drain and group commit. No cnats
+ * here: the bus (bus.h) and the inbox (inbox.h) are the input's edge.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "proc.h"
 #include "worker_int.h"
+
+/* Items the inbox holds before sources block (then cnats's pending_limit
+ * applies): about 1 MB of item headers, well under a second of input. */
+#define INBOX_CAPACITY 16384
+/* Items handled per inbox lock. */
+#define BATCH 256
+/* How long a stop waits for the input to drain. */
+#define DRAIN_MS 10000
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
                           size_t len, const char *const *headers)
@@ -27,6 +37,8 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
     sm_status s = sm_registry_create(&w->reg, &cfg->detect);
     if (s == SM_OK)
         s = sm_codec_create(&w->codec);
+    if (s == SM_OK)
+        s = sm_inbox_create(&w->inbox, INBOX_CAPACITY);
     if (s != SM_OK) {
         sm_worker_destroy(w);
         return s;
@@ -67,7 +79,7 @@ static bool wait_or_stop(int64_t ms, const sigset_t *stop)
     for (int64_t slept = 0; slept < ms; slept += 50) {
         if (sm_proc_stop_pending(stop, NULL))
             return true;
-        nats_Sleep(50);
+        sm_proc_sleep_ms(50);
     }
     return sm_proc_stop_pending(stop, NULL);
 }
@@ -97,23 +109,32 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
         if (wait_ms < 5000)
             wait_ms *= 2;
     }
-    natsConnection *nc = sm_bus_conn(w->bus);
-    natsStatus ns = natsConnection_SubscribeSync(&w->sub, nc, w->cfg->input_subject);
-    if (ns == NATS_OK)
-        ns = natsSubscription_SetPendingLimits(w->sub, (int)w->cfg->pending_limit,
-                                               -1);
-    if (ns != NATS_OK) {
-        sm_log_write(w->log, SM_LOG_ERROR, "subscribe_failed", "subject=%s status=\"%s\"",
-                     w->cfg->input_subject, natsStatus_GetText(ns));
-        return sm_bus_status(ns);
-    }
+    s = sm_bus_subscribe(w->bus, w->cfg->input_subject, w->cfg->pending_limit,
+                         w->inbox);
+    if (s != SM_OK)
+        return s;
     /* Make sure the server has our interest before we report ready. */
-    natsConnection_FlushTimeout(nc, 2000);
+    for (unsigned attempt = 1; (s = sm_bus_flush(w->bus, 2000)) != SM_OK; attempt++) {
+        sm_log_write(w->log, SM_LOG_WARN, "subscribe_unconfirmed",
+                     "subject=%s attempt=%u status=\"%s\" retry=yes "
+                     "detail=\"the server did not confirm the subscription\"",
+                     w->cfg->input_subject, attempt, sm_status_str(s));
+        if (wait_or_stop(wait_ms, stop)) {
+            sm_log_write(w->log, SM_LOG_WARN, "stopping",
+                         "detail=\"stopped before the subscription was confirmed\"");
+            return SM_ERR_BUS;
+        }
+    }
     w->sink.publish = bus_sink;
     w->sink.ud = w->bus;
     sm_log_write(w->log, SM_LOG_INFO, "subscribed", "subject=%s url=%s",
                  w->cfg->input_subject, w->cfg->nats_url);
     return SM_OK;
+}
+
+sm_inbox *sm_worker_inbox(sm_worker *w)
+{
+    return w->inbox;
 }
 
 void sm_worker_set_sink(sm_worker *w, const sm_sink *sink)
@@ -150,7 +171,9 @@ sm_status sm_worker_flush(sm_worker *w)
 
 static int64_t wall_ms(void)
 {
-    return nats_Now();
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Peak resident set of this process, from VmHWM in /proc/self/status.
@@ -176,15 +199,20 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
     if (w->store)
         sm_store_stats_get(w->store, &ss);
     int64_t el = wall_ms() - started;
+    sm_inbox_stats is;
+    sm_inbox_stats_get(w->inbox, &is);
     sm_log_write(w->log, SM_LOG_INFO, event,
-                 "events=%llu deadletters=%llu bottlenecks=%llu publish_errors=%llu "
+                 "events=%llu deadletters=%llu internal_errors=%llu bottlenecks=%llu "
+                 "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
                  "commits=%llu commit_failures=%llu swarms=%zu wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
                  "store_map_bytes=%zu store_entries=%zu",
                  (unsigned long long)w->st.events,
                  (unsigned long long)w->st.deadletters,
+                 (unsigned long long)w->st.internal_errors,
                  (unsigned long long)w->st.transitions,
                  (unsigned long long)w->st.publish_errors,
+                 (unsigned long long)is.full_waits, (long long)sm_bus_dropped(w->bus),
                  (unsigned long long)w->st.commits,
                  (unsigned long long)w->st.commit_failures,
                  sm_registry_count(w->reg), (long long)el,
@@ -192,51 +220,109 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
 }
 
-/* Handles whatever the subscription still holds after Drain. */
-static void drain(sm_worker *w)
+/* Pops one batch (waiting up to wait_ms for it), handles and releases
+ * each item. Returns how many. */
+static size_t handle_batch(sm_worker *w, int64_t wait_ms)
 {
-    natsSubscription_Drain(w->sub);
-    for (;;) {
-        natsMsg *m = NULL;
-        if (natsSubscription_NextMsg(&m, w->sub, 200) != NATS_OK)
-            break;
-        sm_worker_handle(w, natsMsg_GetSubject(m), natsMsg_GetData(m),
-                         (size_t)natsMsg_GetDataLength(m));
-        natsMsg_Destroy(m);
+    sm_item batch[BATCH];
+    size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
+    for (size_t i = 0; i < n; i++) {
+        sm_worker_handle_item(w, &batch[i]);
+        sm_item_release(&batch[i]);
     }
+    return n;
+}
+
+/* Group commit: after commit_events, after commit_ms of wall time with
+ * uncommitted events, or when the input goes idle. */
+static void maybe_commit(sm_worker *w, bool idle, int64_t now, int64_t *last)
+{
+    if (w->uncommitted > 0 &&
+        (idle || w->uncommitted >= (uint64_t)w->cfg->commit_events ||
+         now - *last >= w->cfg->commit_ms)) {
+        sm_worker_flush(w);
+        *last = now;
+    }
+}
+
+/* Says so, at most once a second, when sources found the inbox full. */
+static void note_backpressure(sm_worker *w, const sm_inbox_stats *is,
+                              int64_t now, uint64_t *seen, int64_t *last)
+{
+    if (is->full_waits == *seen || now - *last < 1000)
+        return;
+    sm_log_write(w->log, SM_LOG_WARN, "inbox_full",
+                 "full_waits=%llu capacity=%d pending_limit=%lld dropped=%lld "
+                 "detail=\"input faster than the worker: sources wait, then "
+                 "the bus drops beyond pending_limit\"",
+                 (unsigned long long)is->full_waits, INBOX_CAPACITY,
+                 (long long)w->cfg->pending_limit, (long long)sm_bus_dropped(w->bus));
+    *seen = is->full_waits;
+    *last = now;
+}
+
+/* Stops new input and handles everything already delivered: the bus
+ * drains the subscription (its source reports done after the last
+ * message), we pop until no source is open and the inbox is empty. */
+static void drain(sm_worker *w, bool input_lost)
+{
+    sm_status s = input_lost ? SM_OK : sm_bus_drain(w->bus, DRAIN_MS);
+    if (s != SM_OK)
+        sm_log_write(w->log, SM_LOG_ERROR, "drain_failed", "status=\"%s\"",
+                     sm_status_str(s));
+    /* Wait for the source's end only if it is draining; otherwise take
+     * what is queued. */
+    bool wait_source = !input_lost && s == SM_OK;
+    int64_t until = wall_ms() + DRAIN_MS + 1000;
+    uint64_t before = w->st.events + w->st.deadletters;
+    sm_inbox_stats is;
+    for (;;) {
+        if (handle_batch(w, 50) > 0)
+            continue;
+        sm_inbox_stats_get(w->inbox, &is);
+        if (is.queued == 0 &&
+            (!wait_source || is.sources == 0 || is.failure != SM_OK))
+            break;
+        if (wall_ms() > until) {
+            sm_log_write(w->log, SM_LOG_ERROR, "drain_timeout",
+                         "queued=%zu sources=%zu", is.queued, is.sources);
+            break;
+        }
+    }
+    if (!input_lost && s == SM_OK)
+        s = sm_bus_drain_wait(w->bus, 1000);
+    sm_log_write(w->log, s == SM_OK ? SM_LOG_INFO : SM_LOG_WARN, "drained",
+                 "handled=%llu status=\"%s\"",
+                 (unsigned long long)(w->st.events + w->st.deadletters - before),
+                 sm_status_str(s));
 }
 
 sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
 {
     int64_t started = wall_ms(), last_commit = started, last_stats = started;
+    int64_t last_full = 0;
     int64_t idle_ms = w->cfg->commit_ms > 0 ? w->cfg->commit_ms : 50;
-    uint64_t n = 0;
+    uint64_t full_seen = 0;
+    sm_status lost = SM_OK;
     for (;;) {
-        natsMsg *m = NULL;
-        natsStatus ns = natsSubscription_NextMsg(&m, w->sub, idle_ms);
-        if (ns == NATS_OK) {
-            sm_worker_handle(w, natsMsg_GetSubject(m), natsMsg_GetData(m),
-                             (size_t)natsMsg_GetDataLength(m));
-            natsMsg_Destroy(m);
-        } else if (ns != NATS_TIMEOUT) {
-            sm_log_write(w->log, SM_LOG_ERROR, "subscription_error",
-                         "status=\"%s\"", natsStatus_GetText(ns));
-            if (ns == NATS_CONNECTION_CLOSED || ns == NATS_INVALID_SUBSCRIPTION)
-                break;
-        }
-        bool idle = ns == NATS_TIMEOUT;
-        if (!idle && (++n & 63) != 0 && w->uncommitted < (uint64_t)w->cfg->commit_events)
-            continue;           /* the common case: no clock, no syscall */
+        bool idle = handle_batch(w, idle_ms) == 0;
         int64_t now = wall_ms();
-        if (w->uncommitted > 0 &&
-            (idle || w->uncommitted >= (uint64_t)w->cfg->commit_events ||
-             now - last_commit >= w->cfg->commit_ms)) {
-            sm_worker_flush(w);
-            last_commit = now;
-        }
+        maybe_commit(w, idle, now, &last_commit);
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
             log_stats(w, "stats", started);
             last_stats = now;
+        }
+        sm_inbox_stats is;
+        sm_inbox_stats_get(w->inbox, &is);
+        note_backpressure(w, &is, now, &full_seen, &last_full);
+        if (is.failure != SM_OK || is.sources == 0) {
+            lost = is.failure != SM_OK ? is.failure : SM_ERR_BUS;
+            sm_log_write(w->log, SM_LOG_ERROR, "input_lost",
+                         "status=\"%s\" sources=%zu detail=\"the input ended "
+                         "without a stop signal (connection closed?); handling "
+                         "what arrived, committing, exiting non-zero\"",
+                         sm_status_str(is.failure), is.sources);
+            break;
         }
         int sig = 0;
         if (sm_proc_stop_pending(stop, &sig)) {
@@ -246,25 +332,34 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             break;
         }
     }
-    drain(w);
+    drain(w, lost != SM_OK);
     sm_status s = sm_worker_flush(w);
-    natsConnection_FlushTimeout(sm_bus_conn(w->bus), 2000);
+    if (w->bus && lost == SM_OK) {
+        sm_status fs = sm_bus_flush(w->bus, 2000);
+        if (fs != SM_OK)
+            sm_log_write(w->log, SM_LOG_ERROR, "publish_flush_failed",
+                         "status=\"%s\"", sm_status_str(fs));
+    }
     log_stats(w, "stopped", started);
-    return s;
+    return lost != SM_OK ? lost : s;
 }
 
 void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out)
 {
     *out = w->st;
+    out->swarms = sm_registry_count(w->reg);
 }
 
 void sm_worker_destroy(sm_worker *w)
 {
     if (!w)
         return;
-    if (w->sub)
-        natsSubscription_Destroy(w->sub);
+    /* Wake a source blocked on a full inbox, close the bus (its last
+     * callback has run when this returns), then free what is queued. */
+    if (w->inbox)
+        sm_inbox_close(w->inbox);
     sm_bus_close(w->bus);
+    sm_inbox_destroy(w->inbox);
     sm_persist_destroy(w->persist);
     sm_store_close(w->store);
     sm_registry_destroy(w->reg);

@@ -2,13 +2,21 @@
  * worker.h - one swarm-medic worker: the struct built in main that carries
  * config, store, bus and state to every handler (no globals).
  *
- * Threading model: one thread owns everything. The worker consumes its
- * input subject through a single synchronous cnats subscription and pulls
- * messages with natsSubscription_NextMsg on the main thread, so the core
- * state, the codec arena and the LMDB write transaction are touched by
- * exactly one thread, in bus order, with no locks. cnats's own threads
- * only read the socket (filling the subscription's pending queue), flush
- * our publishes and run the connection callbacks, which only log.
+ * Threading model: one thread owns everything. Input arrives through the
+ * worker's inbox (inbox.h): sources running on their own threads (today
+ * the cnats delivery thread of the input subscription, bus.c; later
+ * JetStream fetches, request/reply endpoints, timers) push items, and the
+ * worker thread pops them in batches, so the core state, the codec arena
+ * and the LMDB write transaction are touched by exactly one thread, in
+ * arrival order, with no locks beyond the inbox's own. cnats's threads
+ * read the socket, push into the inbox (blocking while it is full: see
+ * inbox.h for back-pressure), flush our publishes and run the connection
+ * callbacks, which log and report a closed connection to the inbox.
+ *
+ * Each handler returns a verdict (sm_verdict): accepted, or dead-lettered
+ * with a reason (later: nak with delay, term); the loop applies it (the
+ * dead-letter publish, then the item's settle hook: a no-op on core NATS,
+ * the JetStream ack later).
  *
  * Group commit: handlers change state in memory; the loop commits dirty
  * state to LMDB every commit_events events, after commit_interval of wall
@@ -20,6 +28,13 @@
  * re-derives the same decision yields the same decision id and thus the
  * same Nats-Msg-Id, which JetStream deduplicates.
  *
+ * Stop: on a stop signal the loop drains for real: the subscription is
+ * drained at the server, every message already delivered is handled, the
+ * windows get their final LMDB commit, and publishes are flushed before
+ * the connection closes. A connection that closes under us ends the loop
+ * the same way (what arrived is handled and committed) but sm_worker_run
+ * then returns SM_ERR_BUS and the program exits non-zero.
+ *
  * Lifecycle: sm_worker_create, sm_worker_open (store + load),
  * sm_worker_connect (bus + subscribe), sm_worker_run (until a stop signal),
  * sm_worker_destroy (flush, close).
@@ -28,9 +43,11 @@
 #define SM_WORKER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
+#include "inbox.h"
 #include "log.h"
 #include "status.h"
 
@@ -44,15 +61,36 @@ typedef struct sm_sink {
     void *ud;
 } sm_sink;
 
+/* What becomes of an input message. */
+typedef enum sm_disposition {
+    SM_DISP_ACCEPTED = 0,       /* state changed; acked */
+    SM_DISP_DEADLETTER,         /* forwarded to the dead-letter subject with
+                                   a reason; acked */
+    SM_DISP_NAK,                /* redeliver after delay_ms (JetStream) */
+    SM_DISP_TERM,               /* never redeliver (JetStream) */
+} sm_disposition;
+
+/* A handler's verdict on one message. */
+typedef struct sm_verdict {
+    sm_disposition disp;
+    sm_status status;           /* SM_OK when accepted, else why not */
+    const char *reason;         /* static sentence (Medic-Reason); NULL
+                                   when accepted */
+    bool internal;              /* our failure (memory), not the sender's */
+    int64_t delay_ms;           /* SM_DISP_NAK */
+} sm_verdict;
+
 typedef struct sm_worker_stats {
     uint64_t events;            /* inputs accepted */
     uint64_t by_kind[7];        /* indexed by sm_input_kind */
     uint64_t deadletters;       /* inputs rejected and forwarded */
+    uint64_t internal_errors;   /* of which our failure (out of memory) */
     uint64_t transitions;       /* Bottleneck messages published */
     uint64_t publish_errors;
     uint64_t commits;
     uint64_t commit_failures;
     uint64_t agents_written;
+    size_t swarms;              /* swarms held in memory */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on
@@ -74,19 +112,30 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop);
 /* Sends conclusions to `sink` instead of the bus (before any handling). */
 void sm_worker_set_sink(sm_worker *w, const sm_sink *sink);
 
-/* Handles one input message: parse the subject, decode, update windows,
- * publish conclusions; rejected input goes to the dead-letter subject.
- * Never fails the caller: returns SM_OK if accepted, else why it was
- * dead-lettered. */
+/* The inbox sources push into (owned by the worker). */
+sm_inbox *sm_worker_inbox(sm_worker *w);
+
+/* Handles one input item and applies the verdict: parse the subject,
+ * decode, only then get or create the swarm, update windows, publish
+ * conclusions; a rejected item goes to the dead-letter subject with
+ * Medic-Reason, Medic-Status and Medic-Subject headers; then the item is
+ * settled (acked). The item is not released. Never fails the caller. */
+sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it);
+
+/* The same for a message without a source (offline replay): returns
+ * SM_OK if accepted, else why it was dead-lettered. */
 sm_status sm_worker_handle(sm_worker *w, const char *subject,
                            const void *data, size_t len);
 
 /* Commits dirty windows to LMDB (group commit), applying retention. */
 sm_status sm_worker_flush(sm_worker *w);
 
-/* Consumes until one of `stop` is pending (the caller blocks them in every
- * thread before creating any), then drains the subscription, commits and
- * returns SM_OK. */
+/* Consumes the inbox until one of `stop` is pending (the caller blocks
+ * them in every thread before creating any), then drains: the bus stops
+ * new input, what was delivered is handled, the store commits, publishes
+ * are flushed. Returns SM_OK, the final commit's failure, or SM_ERR_BUS
+ * when the input ended without being asked (connection closed for good);
+ * what had arrived is handled and committed in that case too. */
 sm_status sm_worker_run(sm_worker *w, const sigset_t *stop);
 
 void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out);

@@ -6,10 +6,9 @@
 #ifndef SM_WORKER_INT_H
 #define SM_WORKER_INT_H
 
-#include <nats/nats.h>
-
 #include "bus.h"
 #include "codec.h"
+#include "inbox.h"
 #include "persist.h"
 #include "registry.h"
 #include "store.h"
@@ -23,7 +22,7 @@ struct sm_worker {
     sm_registry *reg;
     sm_codec *codec;
     sm_bus *bus;
-    natsSubscription *sub;
+    sm_inbox *inbox;
     sm_sink sink;
     sm_decisions decisions;     /* what the core decided in the current
                                    call; published after it returns */

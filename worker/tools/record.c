@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus.h"
+#include "bus_nats.h"
 #include "recfile.h"
 
 #define WAIT_ONE_MS 100     /* NextMsg wait with a single subscription */

@@ -2,7 +2,6 @@
 #include "proc.h"
 
 #include <jansson.h>
-#include <nats/nats.h>
 #include <string.h>
 #include <time.h>
 
@@ -191,8 +190,7 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
         st->outputs++;
     }
     if (s == SM_ERR_NOT_FOUND || s == SM_OK)
-        s = natsConnection_FlushTimeout(sm_bus_conn(bus), 10000) == NATS_OK
-                ? SM_OK : SM_ERR_BUS;
+        s = sm_bus_flush(bus, 10000) == SM_OK ? SM_OK : SM_ERR_BUS;
     else if (s == SM_ERR_CORRUPT)
         snprintf(st->error, sizeof st->error, "%s", sm_recr_error(r));
     st->wall_ns = sm_proc_mono_ns() - t0;

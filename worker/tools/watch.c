@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "bus.h"
+#include "bus_nats.h"
 #include "swarm.h"
 #include "swarm_medic.pb-c.h"
 

@@ -1,0 +1,464 @@
+/*
+ * check_worker.c - the worker's handlers and loop in-process, without a
+ * bus: items go in (sm_worker_handle_item, or the inbox and
+ * sm_worker_run), and a capturing sink records every message the worker
+ * publishes (subject, headers, payload). Dead letters carry their reason;
+ * accepted events change state; healing outcomes are validated and
+ * counted; undecodable input creates no swarm state; an internal failure
+ * (out of memory) is not blamed on the sender; input that ends without a
+ * stop signal is handled, committed and reported as a failure.
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "support.h"
+#include "swarm_medic.pb-c.h"
+#include "worker.h"
+#include "runner.h"
+
+/* ---- a sink that remembers what was published ------------------------- */
+
+#define MAX_CAPTURED 64
+#define MAX_HEADERS 4
+
+typedef struct captured {
+    char subject[128];
+    char keys[MAX_HEADERS][32];
+    char values[MAX_HEADERS][128];
+    size_t n_headers;
+    uint8_t data[4096];
+    size_t len;
+} captured;
+
+typedef struct capture {
+    captured m[MAX_CAPTURED];
+    size_t n;                   /* kept (first MAX_CAPTURED) */
+    size_t total;               /* published */
+} capture;
+
+static sm_status capture_publish(void *ud, const char *subject, const void *data,
+                                 size_t len, const char *const *headers)
+{
+    capture *c = ud;
+    c->total++;
+    if (c->n == MAX_CAPTURED)
+        return SM_OK;
+    captured *m = &c->m[c->n++];
+    snprintf(m->subject, sizeof m->subject, "%s", subject);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1] &&
+                       m->n_headers < MAX_HEADERS; i += 2, m->n_headers++) {
+        snprintf(m->keys[m->n_headers], sizeof m->keys[0], "%s", headers[i]);
+        snprintf(m->values[m->n_headers], sizeof m->values[0], "%s", headers[i + 1]);
+    }
+    m->len = len < sizeof m->data ? len : sizeof m->data;
+    memcpy(m->data, data, m->len);
+    return SM_OK;
+}
+
+static const char *header_of(const captured *m, const char *key)
+{
+    for (size_t i = 0; i < m->n_headers; i++)
+        if (strcmp(m->keys[i], key) == 0)
+            return m->values[i];
+    return NULL;
+}
+
+/* ---- fixture ------------------------------------------------------------ */
+
+typedef struct rig {
+    sm_config cfg;
+    sm_log log;
+    sm_worker *w;
+    capture cap;
+    char dir[256];              /* store, when one is used */
+} rig;
+
+/* A worker without a bus; with a store in a fresh directory if store. */
+static void rig_up(rig *r, bool store)
+{
+    memset(r, 0, sizeof *r);
+    ck_assert_int_eq(sm_config_init(&r->cfg), SM_OK);
+    r->log = (sm_log){.out = stderr, .level = SM_LOG_ERROR};
+    if (store) {
+        sm_test_tmpdir(r->dir, sizeof r->dir, "worker");
+        free(r->cfg.store_dir);
+        r->cfg.store_dir = strdup(r->dir);
+    }
+    ck_assert_int_eq(sm_worker_create(&r->w, &r->cfg, &r->log), SM_OK);
+    if (store)
+        ck_assert_int_eq(sm_worker_open(r->w), SM_OK);
+    sm_sink sink = {.publish = capture_publish, .ud = &r->cap};
+    sm_worker_set_sink(r->w, &sink);
+}
+
+/* A second worker on the same store (a restart). */
+static sm_worker *reopen(rig *r)
+{
+    sm_worker *w = NULL;
+    ck_assert_int_eq(sm_worker_create(&w, &r->cfg, &r->log), SM_OK);
+    ck_assert_int_eq(sm_worker_open(w), SM_OK);
+    return w;
+}
+
+static void rig_down(rig *r)
+{
+    sm_worker_destroy(r->w);
+    if (r->dir[0])
+        sm_test_rmtree(r->dir);
+    sm_config_free(&r->cfg);
+}
+
+static sm_verdict feed(rig *r, const char *subject, const void *data, size_t len)
+{
+    sm_item it;
+    sm_item_plain(&it, subject, data, len, NULL);
+    return sm_worker_handle_item(r->w, &it);
+}
+
+static sm_worker_stats stats_of(sm_worker *w)
+{
+    sm_worker_stats st;
+    sm_worker_stats_get(w, &st);
+    return st;
+}
+
+#define T0 1767225600000LL
+
+static size_t pack_task(uint8_t *buf, const char *agent, int64_t ts, uint32_t dur)
+{
+    Swarmmedic__V1__TaskEvent t = SWARMMEDIC__V1__TASK_EVENT__INIT;
+    t.ts_ms = ts;
+    t.agent = (char *)agent;
+    t.kind = SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED;
+    t.duration_ms = dur;
+    return swarmmedic__v1__task_event__pack(&t, buf);
+}
+
+static sm_verdict feed_task(rig *r, const char *swarm, const char *agent,
+                            int64_t ts, uint32_t dur)
+{
+    uint8_t buf[128];
+    char subj[160];
+    size_t n = pack_task(buf, agent, ts, dur);
+    snprintf(subj, sizeof subj, "swarm.%s.task.%s", swarm, agent);
+    return feed(r, subj, buf, n);
+}
+
+static const char junk[] = "\xff\xff\xff\xff\x0f garbage";
+
+/* ---- items -------------------------------------------------------------- */
+
+START_TEST(plain_item_headers_and_noop_settle)
+{
+    const char *h[] = {"Nats-Msg-Id", "abc", "Medic-Reason", "x", NULL};
+    sm_item it;
+    sm_item_plain(&it, "swarm.s.task.a", "d", 1, h);
+    ck_assert_str_eq(sm_item_header(&it, "Nats-Msg-Id"), "abc");
+    ck_assert_str_eq(sm_item_header(&it, "Medic-Reason"), "x");
+    ck_assert_ptr_null(sm_item_header(&it, "Nope"));
+    ck_assert_ptr_null(it.reply);
+    ck_assert_int_eq(sm_item_settle(&it, SM_SETTLE_NAK, 100), SM_OK);
+    sm_item_release(&it);
+    sm_item_plain(&it, "swarm.s.task.a", "d", 1, NULL);
+    ck_assert_ptr_null(sm_item_header(&it, "Nats-Msg-Id"));
+}
+END_TEST
+
+/* ---- dead letters --------------------------------------------------------- */
+
+START_TEST(deadletters_carry_reason_status_subject_and_payload)
+{
+    rig r;
+    rig_up(&r, false);
+    Swarmmedic__V1__TaskEvent t = SWARMMEDIC__V1__TASK_EVENT__INIT;
+    t.agent = "a1";
+    t.kind = SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED;   /* no ts_ms */
+    uint8_t nots[64];
+    size_t nots_len = swarmmedic__v1__task_event__pack(&t, nots);
+    uint8_t other[64];
+    size_t other_len = pack_task(other, "a2", T0, 100);  /* agent != subject's */
+    struct {
+        const char *subj;
+        const void *data;
+        size_t len;
+        const char *why;
+        const char *status;
+    } in[] = {
+        {"swarm.s0.task.a1", junk, sizeof junk - 1, "not a TaskEvent", "decode error"},
+        {"swarm.s0.bogus.a1", "x", 1, "unknown event kind", "invalid"},
+        {"swarm.s0.task.a1", nots, nots_len, "ts_ms", "invalid"},
+        {"swarm.s0.task.a1", other, other_len, "subject", "invalid"},
+        {"orders.new", "y", 1, "swarm.", "invalid"},
+    };
+    size_t n_in = sizeof in / sizeof in[0];
+    for (size_t i = 0; i < n_in; i++) {
+        sm_verdict v = feed(&r, in[i].subj, in[i].data, in[i].len);
+        ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+        ck_assert(!v.internal);
+        ck_assert_ptr_nonnull(v.reason);
+    }
+    ck_assert_uint_eq(r.cap.total, n_in);
+    for (size_t i = 0; i < n_in; i++) {
+        const captured *m = &r.cap.m[i];
+        ck_assert_str_eq(m->subject, "medic.deadletter");
+        const char *reason = header_of(m, "Medic-Reason");
+        ck_assert_ptr_nonnull(reason);
+        ck_assert_msg(strstr(reason, in[i].why), "reason '%s' lacks '%s'", reason,
+                      in[i].why);
+        ck_assert_str_eq(header_of(m, "Medic-Subject"), in[i].subj);
+        ck_assert_ptr_nonnull(header_of(m, "Medic-Status"));
+        ck_assert_str_eq(header_of(m, "Medic-Status"),
+                         sm_status_str(strcmp(in[i].status, "invalid") == 0
+                                           ? SM_ERR_INVALID : SM_ERR_DECODE));
+        ck_assert_uint_eq(m->len, in[i].len);
+        ck_assert_mem_eq(m->data, in[i].data, in[i].len);
+    }
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.deadletters, n_in);
+    ck_assert_uint_eq(st.internal_errors, 0);
+    ck_assert_uint_eq(st.events, 0);
+    ck_assert_uint_eq(st.swarms, 0);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- accepted events change state ------------------------------------- */
+
+START_TEST(accepted_events_change_state_and_conclude)
+{
+    rig r;
+    rig_up(&r, false);
+    /* 8 agents x 4 tasks of 1 s, then agent "slow" 5 tasks of 5 s */
+    int64_t ts = T0;
+    uint64_t fed = 0;
+    for (int k = 0; k < 4; k++)
+        for (int a = 0; a < 8; a++) {
+            char id[16];
+            snprintf(id, sizeof id, "n%d", a);
+            sm_verdict v = feed_task(&r, "k", id, ts += 100, 1000);
+            ck_assert_int_eq(v.disp, SM_DISP_ACCEPTED);
+            ck_assert_int_eq(v.status, SM_OK);
+            fed++;
+        }
+    ck_assert_uint_eq(r.cap.total, 0);
+    for (int k = 0; k < 5; k++, fed++)
+        ck_assert_int_eq(feed_task(&r, "k", "slow", ts += 100, 5000).disp,
+                         SM_DISP_ACCEPTED);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.events, fed);
+    ck_assert_uint_eq(st.by_kind[1], fed);     /* SM_IN_TASK */
+    ck_assert_uint_eq(st.deadletters, 0);
+    ck_assert_uint_eq(st.swarms, 1);
+    ck_assert_msg(r.cap.total >= 1, "5 slow tasks raised nothing");
+    const captured *m = &r.cap.m[0];
+    ck_assert_str_eq(m->subject, "medic.k.bottleneck.slow_agent");
+    ck_assert_ptr_nonnull(header_of(m, "Nats-Msg-Id"));
+    Swarmmedic__V1__Bottleneck *b =
+        swarmmedic__v1__bottleneck__unpack(NULL, m->len, m->data);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(b->affected[0], "slow");
+    ck_assert_str_eq(b->decision->evidence->subject, "swarm.k.task.slow");
+    ck_assert_str_eq(header_of(m, "Nats-Msg-Id"), b->decision->decision_id);
+    swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    ck_assert_uint_eq(st.transitions, r.cap.total);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- healing outcomes --------------------------------------------------- */
+
+static size_t pack_outcome(uint8_t *buf, int64_t ts, const char *cmd, int result)
+{
+    Swarmmedic__V1__HealingOutcome o = SWARMMEDIC__V1__HEALING_OUTCOME__INIT;
+    o.ts_ms = ts;
+    o.command_id = (char *)cmd;
+    o.result = (Swarmmedic__V1__HealingOutcome__Result)result;
+    return swarmmedic__v1__healing_outcome__pack(&o, buf);
+}
+
+START_TEST(outcome_valid_is_counted_invalid_is_deadlettered)
+{
+    rig r;
+    rig_up(&r, false);
+    uint8_t buf[128];
+    size_t n = pack_outcome(buf, T0, "c1", SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE);
+    sm_verdict v = feed(&r, "swarm.h.outcome.c1", buf, n);
+    ck_assert_int_eq(v.disp, SM_DISP_ACCEPTED);
+    n = pack_outcome(buf, T0 + 1, "", SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_FAILED);
+    ck_assert_int_eq(feed(&r, "swarm.h.outcome.c2", buf, n).disp, SM_DISP_ACCEPTED);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.by_kind[6], 2);       /* SM_IN_OUTCOME */
+    ck_assert_uint_eq(st.events, 2);
+    ck_assert_uint_eq(st.swarms, 1);
+    ck_assert_uint_eq(r.cap.total, 0);
+
+    struct { const char *subj; int64_t ts; const char *cmd; int result; const char *why; } bad[] = {
+        {"swarm.h.outcome.c3", T0, "c3", 0, "result"},
+        {"swarm.h.outcome.c3", T0, "c3", 9, "result"},
+        {"swarm.h.outcome.c3", 0, "c3", 1, "ts_ms"},
+        {"swarm.h.outcome.c3", T0, "zz", 1, "command_id"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = pack_outcome(buf, bad[i].ts, bad[i].cmd, bad[i].result);
+        v = feed(&r, bad[i].subj, buf, n);
+        ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+        ck_assert_msg(strstr(v.reason, bad[i].why), "%zu: '%s'", i, v.reason);
+        ck_assert_str_eq(header_of(&r.cap.m[i], "Medic-Reason"), v.reason);
+    }
+    v = feed(&r, "swarm.h.outcome.c4", junk, sizeof junk - 1);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert_str_eq(v.reason, "payload is not a HealingOutcome");
+    st = stats_of(r.w);
+    ck_assert_uint_eq(st.by_kind[6], 2);
+    ck_assert_uint_eq(st.deadletters, 5);
+    ck_assert_uint_eq(r.cap.total, 5);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- undecodable input creates no swarm -------------------------------- */
+
+START_TEST(undecodable_on_1000_swarms_creates_no_swarm)
+{
+    rig r;
+    rig_up(&r, true);
+    const char *kinds[] = {"task", "heartbeat", "resource", "consensus", "agent",
+                           "outcome"};
+    for (int i = 0; i < 1000; i++) {
+        char subj[96];
+        snprintf(subj, sizeof subj, "swarm.s%d.%s.x", i, kinds[i % 6]);
+        ck_assert_int_eq(feed(&r, subj, junk, sizeof junk - 1).disp, SM_DISP_DEADLETTER);
+    }
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.deadletters, 1000);
+    ck_assert_uint_eq(st.swarms, 0);
+    /* one good event: the control that swarms do get created and stored */
+    ck_assert_int_eq(feed_task(&r, "good", "a", T0, 100).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_destroy(r.w);
+    r.w = reopen(&r);
+    st = stats_of(r.w);
+    ck_assert_msg(st.swarms == 1, "store holds %zu swarms, want only 'good'",
+                  st.swarms);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- our failure is not the sender's ------------------------------------ */
+
+#if !defined(__SANITIZE_ADDRESS__)
+/* Address space in use, from /proc/self/statm (pages). */
+static size_t vm_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return (size_t)pages * 4096;
+}
+
+START_TEST(out_of_memory_is_an_internal_error_not_a_rejection)
+{
+    rig r;
+    rig_up(&r, false);
+    int64_t ts = T0;
+    char id[32];
+    /* grow the swarm's agent table large, then cap the address space just
+     * above what we use: the next doubling of the table cannot happen */
+    int i = 0;
+    for (; i < 20000; i++) {
+        snprintf(id, sizeof id, "a%d", i);
+        ck_assert_int_eq(feed_task(&r, "big", id, ts += 1, 100).disp, SM_DISP_ACCEPTED);
+    }
+    fprintf(stderr, "%s", "");
+    struct rlimit rl = {.rlim_cur = vm_bytes() + (256u << 10),
+                        .rlim_max = RLIM_INFINITY};
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &rl), 0);
+    sm_verdict v = {0};
+    for (; i < 2000000; i++) {
+        snprintf(id, sizeof id, "a%d", i);
+        v = feed_task(&r, "big", id, ts += 1, 100);
+        if (v.disp != SM_DISP_ACCEPTED)
+            break;
+    }
+    rl.rlim_cur = RLIM_INFINITY;
+    setrlimit(RLIMIT_AS, &rl);
+    ck_assert_msg(v.disp == SM_DISP_DEADLETTER, "no allocation failed after %d agents", i);
+    ck_assert_int_eq(v.status, SM_ERR_NOMEM);
+    ck_assert(v.internal);
+    ck_assert_msg(strstr(v.reason, "internal error"), "reason '%s'", v.reason);
+    ck_assert_msg(!strstr(v.reason, "rejected"), "blamed on the sender: '%s'", v.reason);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.internal_errors, 1);
+    ck_assert_uint_eq(st.deadletters, 1);
+    const captured *m = &r.cap.m[r.cap.n - 1];
+    ck_assert_str_eq(m->subject, "medic.deadletter");
+    ck_assert_str_eq(header_of(m, "Medic-Reason"), v.reason);
+    ck_assert_str_eq(header_of(m, "Medic-Status"), sm_status_str(SM_ERR_NOMEM));
+    rig_down(&r);
+}
+END_TEST
+#endif
+
+/* ---- the loop: input that ends without a stop ---------------------------- */
+
+START_TEST(input_lost_is_handled_committed_and_a_failure)
+{
+    rig r;
+    rig_up(&r, true);
+    sm_inbox *ib = sm_worker_inbox(r.w);
+    sm_inbox_source_open(ib);
+    uint8_t bufs[5][128];
+    char subj[5][64];
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "a%d", i);
+        size_t n = pack_task(bufs[i], id, T0 + i, 100);
+        snprintf(subj[i], sizeof subj[i], "swarm.lost.task.%s", id);
+        sm_item it;
+        sm_item_plain(&it, subj[i], bufs[i], n, NULL);
+        ck_assert_int_eq(sm_inbox_push(ib, &it), SM_OK);
+    }
+    sm_item bad;
+    sm_item_plain(&bad, "swarm.lost.task.z", junk, sizeof junk - 1, NULL);
+    ck_assert_int_eq(sm_inbox_push(ib, &bad), SM_OK);
+    sm_inbox_source_done(ib, SM_ERR_BUS);      /* the connection closed */
+    sigset_t none;
+    sigemptyset(&none);
+    ck_assert_int_eq(sm_worker_run(r.w, &none), SM_ERR_BUS);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.events, 5);
+    ck_assert_uint_eq(st.deadletters, 1);
+    ck_assert_uint_eq(r.cap.total, 1);
+    sm_worker_destroy(r.w);
+    r.w = reopen(&r);
+    ck_assert_uint_eq(stats_of(r.w).swarms, 1);
+    rig_down(&r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("worker");
+    TCase *tc = tcase_create("worker");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, plain_item_headers_and_noop_settle);
+    tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
+    tcase_add_test(tc, accepted_events_change_state_and_conclude);
+    tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);
+    tcase_add_test(tc, undecodable_on_1000_swarms_creates_no_swarm);
+#if !defined(__SANITIZE_ADDRESS__)
+    /* ASan reserves terabytes of address space and aborts on a failed
+     * allocation: this test runs in the plain build only. */
+    tcase_add_test(tc, out_of_memory_is_an_internal_error_not_a_rejection);
+#endif
+    tcase_add_test(tc, input_lost_is_handled_committed_and_a_failure);
+    suite_add_tcase(s, tc);
+    return sm_run_suite(s);
+}
