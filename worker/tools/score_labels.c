@@ -272,30 +272,53 @@ sm_status sm_labels_from_json(const json_t *labels, const char *origin,
     return s;
 }
 
+/* Parses the JSON file at path into *root (a new reference). */
+static sm_status load_json(const char *path, json_t **root, char *err,
+                           size_t errcap)
+{
+    json_error_t je;
+    *root = json_load_file(path, 0, &je);
+    if (*root)
+        return SM_OK;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: cannot read", path);
+        return SM_ERR_IO;
+    }
+    fclose(f);
+    snprintf(err, errcap, "%s:%d:%d: not JSON: %s", path, je.line, je.column,
+             je.text);
+    return SM_ERR_INVALID;
+}
+
 sm_status sm_labels_load_file(const char *path, sm_labels *out, char *err,
                               size_t errcap)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        FILE *f = fopen(path, "r");
-        if (!f) {
-            snprintf(err, errcap, "%s: cannot read", path);
-            return SM_ERR_IO;
-        }
-        fclose(f);
-        snprintf(err, errcap, "%s:%d:%d: not JSON: %s", path, je.line,
-                 je.column, je.text);
-        return SM_ERR_INVALID;
-    }
+    json_t *root;
+    sm_status s = load_json(path, &root, err, errcap);
+    if (s != SM_OK)
+        return s;
     const json_t *labels = json_object_get(root, "labels");
     sm_labels got = {0};
-    sm_status s = sm_labels_from_json(labels ? labels : root, path, &got, err,
-                                      errcap);
+    s = sm_labels_from_json(labels ? labels : root, path, &got, err, errcap);
     if (s == SM_OK)
         *out = got;
     else
         sm_labels_free(&got);
+    json_decref(root);
+    return s;
+}
+
+sm_status sm_score_floors_load_file(sm_score_floors *f, const char *path,
+                                    char *err, size_t errcap)
+{
+    json_t *root;
+    sm_status s = load_json(path, &root, err, errcap);
+    if (s != SM_OK)
+        return s;
+    const json_t *floor = json_object_get(root, "floor");
+    if (floor)
+        s = sm_score_floors_from_json(f, floor, path, err, errcap);
     json_decref(root);
     return s;
 }

@@ -278,29 +278,6 @@ json_t *sm_score_floors_to_json(const sm_score_floors *f)
     return o;
 }
 
-sm_status sm_score_floors_load_file(sm_score_floors *f, const char *path,
-                                    char *err, size_t errcap)
-{
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        FILE *fp = fopen(path, "r");
-        if (!fp) {
-            snprintf(err, errcap, "%s: cannot read", path);
-            return SM_ERR_IO;
-        }
-        fclose(fp);
-        snprintf(err, errcap, "%s:%d:%d: not JSON: %s", path, je.line,
-                 je.column, je.text);
-        return SM_ERR_INVALID;
-    }
-    const json_t *floor = json_object_get(root, "floor");
-    sm_status s = floor ? sm_score_floors_from_json(f, floor, path, err, errcap)
-                        : SM_OK;
-    json_decref(root);
-    return s;
-}
-
 static double figure_of(const floor_def *d, const sm_score_figures *a)
 {
     const char *k = d->key;
