@@ -7,7 +7,11 @@
 #   make valgrind   the end-to-end suite with the worker under valgrind
 #   make bench      benchmarks against the raw bus (not part of make test)
 #   make golden     regenerate the golden recordings in tests/golden/
-#   make eval       score every tests/scenarios/*.json (swarm-medic score)
+#   make eval       score every tests/scenarios/*.json (swarm-sim, then
+#                   swarm-medic score): one table, the gap to the targets
+#   make eval-baseline  rewrite tests/scenarios/baseline.tsv (the ratchet
+#                   make test holds the detectors to) from the detectors
+#   make eval-target    fail unless every scenario meets its target floor
 #
 # One archive per folder, each linking only the ones below it:
 #
@@ -87,7 +91,7 @@ TOOL_H  := $(wildcard worker/tools/*.h)
 OTHER_H := $(wildcard worker/sim/*.h worker/bench/*.h tests/*.h)
 INCLUDE_OF = \#include *"([^"]*/)?($(call alt,$(1)))\.h"
 
-.PHONY: all deps demo test asan valgrind bench golden eval purity layering clean
+.PHONY: all deps demo test asan valgrind bench golden eval eval-baseline eval-target purity layering clean
 
 all: purity layering $(BIN)/swarm-medic $(BIN)/swarm-sim
 
@@ -184,9 +188,19 @@ bench: deps all $(BIN)/swarm-bench
 golden: all
 	sh tests/golden/regen.sh $(BIN)
 
-# Detection quality: every scenario scored against its labels, one table.
+# Detection quality: every scenario scored against its labels, one table
+# (a report: exits non-zero only when a scenario cannot be scored).
 eval: all
 	@sh tests/scenarios/eval.sh $(BIN)
+
+# The ratchet: figures as the detectors are now; commit the file when they
+# get better. make test fails when any figure gets worse than it.
+eval-baseline: all $(BIN)/check_scenarios
+	$(BIN)/check_scenarios --write-baseline tests/scenarios/baseline.tsv
+
+# The targets: every scenario's "floor" (fails until the detectors meet them).
+eval-target: all $(BIN)/check_scenarios
+	CK_FORK=yes $(BIN)/check_scenarios --target
 
 demo: deps all
 	@sh deploy/demo.sh $(BIN)

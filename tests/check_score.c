@@ -710,26 +710,8 @@ START_TEST(program_exit_codes_and_output)
                            "--b", "slow_raise=banana", NULL};
     ck_assert_int_eq(run_cli(bad_b, NULL), 2);
     const char *scenario[] = {bin, "score", "--scenario", "tests/scenarios/none.json", NULL};
-    /* Bad input with or without the simulator's scenario module. */
+    /* Not here: the simulator links the product, never the reverse. */
     ck_assert_int_eq(run_cli(scenario, NULL), 2);
-}
-END_TEST
-
-START_TEST(cli_scenario_without_adapter_is_bad_input)
-{
-    sm_config cfg;
-    sm_config_init(&cfg);
-    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
-    char path[320];
-    snprintf(path, sizeof path, "%s/err.txt", tmp);
-    FILE *err = fopen(path, "w");
-    sm_score_cli cli = {.scenario_path = "tests/scenarios/x.json"};
-    ck_assert_int_eq(sm_score_main(&cfg, &log, &cli, stdout, err), 2);
-    fclose(err);
-    char *text = sm_test_slurp(path);
-    ck_assert(strstr(text, "scenario support needs worker/sim/scenario.h"));
-    free(text);
-    sm_config_free(&cfg);
 }
 END_TEST
 
@@ -767,7 +749,6 @@ int main(void)
     tcase_add_test(e2e, demo_with_a_blunter_slow_detector_misses_the_slow_agent);
     tcase_add_test(e2e, generator_path_scores_like_the_recording);
     tcase_add_test(e2e, program_exit_codes_and_output);
-    tcase_add_test(e2e, cli_scenario_without_adapter_is_bad_input);
     suite_add_tcase(s, e2e);
     return sm_run_suite(s);
 }

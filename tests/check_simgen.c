@@ -1374,14 +1374,13 @@ START_TEST(world_slow_agent)
 END_TEST
 
 static const sm_label *find_label(const sm_scenario *sc, sm_label_class c,
-                                  const char *kind, const char *type,
+                                  sm_label_kind kind, const char *type,
                                   const char *subject)
 {
-    const sm_label *l;
-    size_t n;
-    sm_scenario_labels(sc, &l, &n);
+    const sm_label *l = sm_scenario_labels(sc)->v;
+    size_t n = sm_scenario_labels(sc)->n;
     for (size_t i = 0; i < n; i++)
-        if (l[i].cls == c && strcmp(l[i].kind, kind) == 0 &&
+        if (l[i].cls == c && l[i].kind == kind &&
             strcmp(l[i].type, type) == 0 &&
             strcmp(l[i].subject, subject) == 0)
             return &l[i];
@@ -1417,9 +1416,8 @@ START_TEST(scenarios_load)
         ck_assert_msg(strncmp(sm_scenario_name(sc), e->d_name, len - 5) == 0
                       && sm_scenario_name(sc)[len - 5] == 0,
                       "%s is named %s", path, sm_scenario_name(sc));
-        const sm_label *l;
-        size_t nl;
-        sm_scenario_labels(sc, &l, &nl);
+        const sm_label *l = sm_scenario_labels(sc)->v;
+        size_t nl = sm_scenario_labels(sc)->n;
         ck_assert_msg(nl > 0, "%s has no labels", path);
         const sm_world_config *w = sm_scenario_world(sc);
         for (size_t i = 0; i < nl; i++) {
@@ -1427,7 +1425,8 @@ START_TEST(scenarios_load)
             ck_assert_int_le(l[i].from_ms, l[i].to_ms);
             ck_assert_int_ge(l[i].from_ms, w->start_ms);
             ck_assert_int_le(l[i].to_ms, w->start_ms + w->duration_ms);
-            ck_assert(l[i].type[0] && l[i].swarm[0] && l[i].kind[0]);
+            ck_assert(!l[i].relative);
+            ck_assert(l[i].type[0] && l[i].swarm[0]);
         }
         sm_sim *sim = NULL;
         ck_assert_int_eq(sm_sim_create_scenario(&sim, sc), SM_OK);
@@ -1467,33 +1466,33 @@ START_TEST(scenario_label_rules)
         "\"labels\": {\"never\": [{\"type\": \"queue_backlog\","
         " \"swarm\": \"s0\", \"from_s\": 10, \"to_s\": 20}]}}");
     int64_t t0 = sm_scenario_world(sc)->start_ms;
-    const sm_label *l = find_label(sc, SM_LABEL_MUST, "bottleneck",
+    const sm_label *l = find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK,
                                    "slow_agent", "a3");
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(l->from_ms, t0 + 100000);
     ck_assert_int_eq(l->to_ms, t0 + 700000);
     ck_assert_int_eq(l->severity, 3);
     ck_assert_int_gt(l->raise_within_ms, 120000);
-    ck_assert_int_eq(l->fault, 0);
-    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, "bottleneck",
+    ck_assert_str_eq(l->note, "derived from fault 1 (slow_agent)");
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, SM_KIND_BOTTLENECK,
                                      "slow_agent", "a4"));
-    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, "bottleneck",
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK,
                                   "slow_agent", "a5"));
-    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MAY, "bottleneck",
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MAY, SM_KIND_BOTTLENECK,
                                      "slow_agent", "a5"));
-    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, "bottleneck",
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, SM_KIND_BOTTLENECK,
                                      "slow_agent", "a6"));
-    l = find_label(sc, SM_LABEL_MUST, "bottleneck", "consensus_timeout", "g1");
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "consensus_timeout", "g1");
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(l->from_ms, t0 + 160000);
     ck_assert_int_eq(l->severity, 3);
-    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, "bottleneck",
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK,
                                   "consensus_timeout", "g0"));
-    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MUST, "failure",
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
                                      "agent_down", "a7"));
-    l = find_label(sc, SM_LABEL_NEVER, "bottleneck", "queue_backlog", "");
+    l = find_label(sc, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "queue_backlog", "");
     ck_assert_ptr_nonnull(l);
-    ck_assert_int_eq(l->fault, -1);
+    ck_assert_str_eq(l->note, "");       /* written by hand */
     ck_assert_int_eq(l->from_ms, t0 + 10000);
     sm_scenario_destroy(sc);
 
@@ -1501,7 +1500,7 @@ START_TEST(scenario_label_rules)
     sc = scenario_text("{\"name\": \"y\", " ONE_SWARM ", \"faults\": ["
         "{\"type\": \"token_burn\", \"swarm\": \"s0\", \"onset_s\": 100,"
         " \"end_s\": 500, \"factor\": 15}]}");
-    l = find_label(sc, SM_LABEL_MUST, "bottleneck", "token_exhaustion",
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "token_exhaustion",
                    "scheduler");
     ck_assert_ptr_nonnull(l);
     ck_assert_int_gt(l->from_ms, t0 + 100000);
@@ -1512,9 +1511,9 @@ START_TEST(scenario_label_rules)
         "{\"type\": \"token_burn\", \"swarm\": \"s0\", \"onset_s\": 100,"
         " \"end_s\": 500, \"factor\": 15, \"stop_at\": 0.65}],"
         " \"derive_labels\": true}");
-    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, "bottleneck",
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, SM_KIND_BOTTLENECK,
                                      "token_exhaustion", "scheduler"));
-    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, "bottleneck",
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK,
                                   "token_exhaustion", "scheduler"));
     sm_scenario_destroy(sc);
 }
@@ -1536,7 +1535,10 @@ START_TEST(scenario_errors)
         {"{\"name\": \"x\", \"duration_s\": 60, \"swarms\": [{\"id\":"
          " \"s0\", \"agnets\": 3}]}", "agnets"},
         {"{\"name\": \"x\", " ONE_SWARM ", \"labels\": {\"must\": [{\"type\":"
-         " \"slow_agent\", \"swarm\": \"s7\"}]}}", "s7"},
+         " \"slow_agent\", \"swarm\": \"s7\", \"from_s\": 1, \"to_s\": 2}]}}",
+         "s7"},
+        {"{\"name\": \"x\", " ONE_SWARM ", \"floor\": {\"recal\": 1}}",
+         "recal"},
         {"{\"name\": \"x\", " ONE_SWARM ", \"labels\": {\"must\": [{\"type\":"
          " \"slow_agent\", \"swarm\": \"s0\", \"severity\": \"huge\"}]}}",
          "severity"},
@@ -1559,36 +1561,71 @@ START_TEST(scenario_errors)
 }
 END_TEST
 
-/* A labels file for a recording: relative and absolute times. */
+/* The labels file a scenario writes (--labels-out) is score's labels file:
+ * sm_labels_load_file reads the same labels back, and the floor with them;
+ * hand-written relative times come out absolute. */
 START_TEST(labels_file)
 {
+    sm_scenario *sc = scenario_text("{\"name\": \"x\", " ONE_SWARM ", "
+        "\"faults\": [{\"type\": \"slow_agent\", \"swarm\": \"s0\","
+        " \"agents\": [\"a3\"], \"onset_s\": 100, \"end_s\": 700,"
+        " \"factor\": 3.5}],"
+        "\"labels\": {\"never\": [{\"type\": \"queue_backlog\","
+        " \"swarm\": \"s0\", \"from_s\": 10, \"to_s\": 20,"
+        " \"note\": \"by hand\"}, {\"type\": \"quota_exceeded\","
+        " \"swarm\": \"s0\"}]},"
+        "\"floor\": {\"recall\": 1, \"precision\": 0.97, \"flaps\": 0}}");
     char path[] = "/tmp/sm_labels_XXXXXX";
     int fd = mkstemp(path);
     ck_assert_int_ge(fd, 0);
-    const char *txt = "{\"must\": [{\"type\": \"slow_agent\", \"swarm\": "
-        "\"prod\", \"subject\": \"a1\", \"from_s\": 60, \"to_s\": 120, "
-        "\"severity\": \"high\", \"raise_within_s\": 30}], \"never\": "
-        "[{\"type\": \"queue_backlog\", \"swarm\": \"prod\", "
-        "\"from_ms\": 5000, \"to_ms\": 6000}]}";
-    ck_assert_int_eq(write(fd, txt, strlen(txt)), (ssize_t)strlen(txt));
     close(fd);
-    sm_label *l = NULL;
-    size_t n = 0;
-    char err[256] = "";
-    ck_assert_msg(sm_labels_load(path, 1000000, 2000000, &l, &n, err,
-                                 sizeof err) == SM_OK, "%s", err);
+    char err[512] = "";
+    ck_assert_msg(sm_scenario_write_labels(sc, path, err, sizeof err) == SM_OK,
+                  "%s", err);
+    sm_labels got = {0};
+    ck_assert_msg(sm_labels_load_file(path, &got, err, sizeof err) == SM_OK,
+                  "%s", err);
+    sm_score_floors fl;
+    sm_score_floors_init(&fl);
+    ck_assert_int_eq(sm_score_floors_load_file(&fl, path, err, sizeof err),
+                     SM_OK);
     unlink(path);
-    ck_assert_uint_eq(n, 2);
-    ck_assert_int_eq(l[0].cls, SM_LABEL_MUST);
-    ck_assert_str_eq(l[0].kind, "bottleneck");
-    ck_assert_int_eq(l[0].from_ms, 1060000);
-    ck_assert_int_eq(l[0].to_ms, 1120000);
-    ck_assert_int_eq(l[0].severity, 3);
-    ck_assert_int_eq(l[0].raise_within_ms, 30000);
-    ck_assert_int_eq(l[0].resolve_within_ms, SM_LABEL_RESOLVE_WITHIN_MS);
-    ck_assert_int_eq(l[1].cls, SM_LABEL_NEVER);
-    ck_assert_int_eq(l[1].from_ms, 5000);
-    free(l);
+    const sm_labels *want = sm_scenario_labels(sc);
+    ck_assert_uint_eq(got.n, want->n);
+    /* The file groups labels by class, each class in the scenario's order. */
+    size_t order[64], k = 0;
+    ck_assert_uint_le(want->n, 64);
+    for (int c = SM_LABEL_MUST; c <= SM_LABEL_NEVER; c++)
+        for (size_t i = 0; i < want->n; i++)
+            if ((int)want->v[i].cls == c)
+                order[k++] = i;
+    size_t hand = 0;
+    for (size_t i = 0; i < got.n; i++) {
+        const sm_label *a = &got.v[i], *b = &want->v[order[i]];
+        if (order[i] == 0)
+            hand = i;
+        ck_assert_int_eq(a->cls, b->cls);
+        ck_assert_int_eq(a->kind, b->kind);
+        ck_assert_str_eq(a->type, b->type);
+        ck_assert_str_eq(a->swarm, b->swarm);
+        ck_assert_str_eq(a->subject, b->subject);
+        ck_assert(!a->relative);
+        ck_assert_int_eq(a->from_ms, b->from_ms);
+        ck_assert_int_eq(a->to_ms, b->to_ms);
+        ck_assert_int_eq(a->severity, b->severity);
+        ck_assert_int_eq(a->raise_within_ms, b->raise_within_ms);
+        ck_assert_int_eq(a->resolve_within_ms, b->resolve_within_ms);
+        ck_assert_str_eq(a->note, b->note);
+    }
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    ck_assert_int_eq(got.v[hand].from_ms, t0 + 10000);
+    ck_assert_str_eq(got.v[hand].note, "by hand");
+    ck_assert_int_eq(got.v[hand + 1].from_ms, t0);
+    ck_assert_int_eq(got.v[hand + 1].to_ms, t0 + 900000);
+    ck_assert(fl.recall == 1.0 && fl.precision == 0.97 && fl.flaps == 0);
+    ck_assert(isnan(fl.forbidden));
+    sm_labels_free(&got);
+    sm_scenario_destroy(sc);
 }
 END_TEST
 

@@ -8,7 +8,6 @@
  *   swarm-medic replay FILE --to-bus [--speed recorded|fast|K]
  *   swarm-medic backtest FILE --b SETTING=VALUE... [--b-config FILE]
  *   swarm-medic score FILE --labels F [--b SETTING=VALUE...] [--floor K=V,...]
- *   swarm-medic score --scenario FILE.json [--floor K=V,...]
  *   swarm-medic --help
  *
  * Settings come from defaults, then the JSON file, then SWARM_MEDIC_*
@@ -87,9 +86,11 @@ static void usage(const sm_config *defaults)
            "                             replay under the settings (A) and with the\n"
            "                             --b changes (B); print decisions that differ\n"
            "  score FILE --labels F [--b SETTING=VALUE...] [--floor K=V,...]\n"
-           "  score --scenario FILE.json\n"
            "                             replay offline (with the --b changes) and\n"
            "                             score the conclusions against labels\n"
+           "                             (a scenario: make eval, or swarm-sim\n"
+           "                             --scenario F --record R --labels-out L,\n"
+           "                             then score R --labels L)\n"
            "  --config FILE              JSON file of settings\n\n"
            "Settings (also SWARM_MEDIC_<NAME> in the environment):\n");
     sm_config_usage(defaults, stdout);
@@ -343,11 +344,16 @@ static int run_score(const sm_config *cfg, const sm_log *log, const args *a)
         fprintf(stderr, "swarm-medic score: %s\n", err);
         return 2;
     }
-    /* TODO(scenario): pass the simulator's scenario adapter here once
-     * worker/sim/scenario.h is merged (see score.h, sm_score_scenario_open_fn). */
+    if (a->scenario) {
+        /* The simulator links the product, never the reverse. */
+        fprintf(stderr, "swarm-medic score: no --scenario here; run swarm-sim "
+                        "--scenario %s --record R --labels-out L && swarm-medic "
+                        "score R --labels L (or make eval)\n", a->scenario);
+        sm_config_free(&b);
+        return 2;
+    }
     sm_score_cli cli = {.rec_path = a->file, .labels_path = a->labels,
-                        .scenario_path = a->scenario, .floors = a->floors,
-                        .n_floors = a->n_floors, .scenario_open = NULL};
+                        .floors = a->floors, .n_floors = a->n_floors};
     int rc = sm_score_main(&b, log, &cli, stdout, stderr);
     sm_config_free(&b);
     return rc;

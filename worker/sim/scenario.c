@@ -30,10 +30,9 @@ struct sm_scenario {
     char name[128];
     char description[512];
     sm_world_config world;
-    sm_scenario_floor floor;
+    sm_score_floors floor;
     bool derive;
-    sm_label *labels;
-    size_t n_labels, cap_labels;
+    sm_labels labels;
     gseries series[SM_WORLD_MAX_SWARMS];
 };
 
@@ -50,46 +49,6 @@ static void say(char *err, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-const char *sm_label_class_str(sm_label_class c)
-{
-    switch (c) {
-    case SM_LABEL_MUST: return "must";
-    case SM_LABEL_MAY: return "may";
-    case SM_LABEL_NEVER: return "never";
-    }
-    return "unknown";
-}
-
-/* ------------------------------------------------------------- labels */
-
-static sm_label *label_add(sm_label **v, size_t *n, size_t *cap)
-{
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 32;
-        sm_label *nv = realloc(*v, c * sizeof *nv);
-        if (nv == NULL)
-            return NULL;
-        *v = nv;
-        *cap = c;
-    }
-    sm_label *l = &(*v)[(*n)++];
-    memset(l, 0, sizeof *l);
-    l->raise_within_ms = SM_LABEL_RAISE_WITHIN_MS;
-    l->resolve_within_ms = SM_LABEL_RESOLVE_WITHIN_MS;
-    l->fault = -1;
-    return l;
-}
-
-static int severity_parse(const char *s)
-{
-    static const char *const names[] = {"", "low", "medium", "high",
-                                        "critical"};
-    for (int i = 1; i <= 4; i++)
-        if (strcmp(s, names[i]) == 0)
-            return i;
-    return -1;
-}
-
 static bool is_key(const char *k, const char *const *allowed)
 {
     for (int i = 0; allowed[i]; i++)
@@ -103,121 +62,6 @@ static bool copy_str(json_t *v, char *dst, size_t cap)
     if (!json_is_string(v) || strlen(json_string_value(v)) >= cap)
         return false;
     strcpy(dst, json_string_value(v));
-    return true;
-}
-
-/* One hand-written label. t0 is the time from_s counts from; end the
- * run's end (a label without times spans [t0, end]). */
-static bool label_parse(json_t *o, sm_label_class cls, int64_t t0,
-                        int64_t end, sm_label *l, char *err, size_t cap)
-{
-    static const char *const keys[] = {
-        "kind", "type", "swarm", "subject", "from_s", "to_s", "from_ms",
-        "to_ms", "severity", "raise_within_s", "resolve_within_s", NULL,
-    };
-    const char *k;
-    json_t *v;
-    if (!json_is_object(o)) {
-        say(err, cap, "a %s label is not an object", sm_label_class_str(cls));
-        return false;
-    }
-    json_object_foreach(o, k, v) {
-        if (!is_key(k, keys)) {
-            say(err, cap, "a %s label has an unknown key \"%s\"",
-                sm_label_class_str(cls), k);
-            return false;
-        }
-    }
-    l->cls = cls;
-    l->from_ms = t0;
-    l->to_ms = end;
-    snprintf(l->kind, sizeof l->kind, "bottleneck");
-    if ((v = json_object_get(o, "kind")) && !copy_str(v, l->kind, sizeof l->kind)) {
-        say(err, cap, "label kind must be a short string");
-        return false;
-    }
-    if (!copy_str(json_object_get(o, "type"), l->type, sizeof l->type) ||
-        !copy_str(json_object_get(o, "swarm"), l->swarm, sizeof l->swarm)) {
-        say(err, cap, "a %s label needs \"type\" and \"swarm\" strings",
-            sm_label_class_str(cls));
-        return false;
-    }
-    if ((v = json_object_get(o, "subject")) && !json_is_null(v) &&
-        !copy_str(v, l->subject, sizeof l->subject)) {
-        say(err, cap, "label subject must be a string");
-        return false;
-    }
-    struct { const char *key; int64_t *dst; double scale; int64_t base; }
-    times[] = {
-        {"from_s", &l->from_ms, 1000.0, t0}, {"to_s", &l->to_ms, 1000.0, t0},
-        {"from_ms", &l->from_ms, 1.0, 0}, {"to_ms", &l->to_ms, 1.0, 0},
-        {"raise_within_s", &l->raise_within_ms, 1000.0, 0},
-        {"resolve_within_s", &l->resolve_within_ms, 1000.0, 0},
-    };
-    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
-        if ((v = json_object_get(o, times[i].key)) == NULL)
-            continue;
-        if (!json_is_number(v) || json_number_value(v) < 0) {
-            say(err, cap, "label %s must be a non-negative number",
-                times[i].key);
-            return false;
-        }
-        *times[i].dst = times[i].base +
-                        (int64_t)(json_number_value(v) * times[i].scale + 0.5);
-    }
-    if ((v = json_object_get(o, "severity")) != NULL) {
-        if (!json_is_string(v) ||
-            (l->severity = severity_parse(json_string_value(v))) < 0) {
-            say(err, cap, "label severity must be low, medium, high or "
-                "critical");
-            return false;
-        }
-    }
-    if (l->to_ms < l->from_ms) {
-        say(err, cap, "a %s %s label ends before it starts",
-            sm_label_class_str(cls), l->type);
-        return false;
-    }
-    return true;
-}
-
-static bool labels_parse(json_t *o, int64_t t0, int64_t end, sm_label **v,
-                         size_t *n, size_t *cap, char *err, size_t ecap)
-{
-    static const char *const keys[] = {"must", "may", "never", NULL};
-    static const sm_label_class cls[3] = {SM_LABEL_MUST, SM_LABEL_MAY,
-                                          SM_LABEL_NEVER};
-    const char *k;
-    json_t *x;
-    if (!json_is_object(o)) {
-        say(err, ecap, "\"labels\" must be an object with must, may, never");
-        return false;
-    }
-    json_object_foreach(o, k, x) {
-        if (!is_key(k, keys)) {
-            say(err, ecap, "\"labels\" has an unknown key \"%s\"", k);
-            return false;
-        }
-    }
-    for (int c = 0; c < 3; c++) {
-        json_t *a = json_object_get(o, keys[c]);
-        if (a == NULL)
-            continue;
-        if (!json_is_array(a)) {
-            say(err, ecap, "labels.%s must be an array", keys[c]);
-            return false;
-        }
-        size_t i;
-        json_array_foreach(a, i, x) {
-            sm_label *l = label_add(v, n, cap);
-            if (l == NULL) {
-                say(err, ecap, "out of memory");
-                return false;
-            }
-            if (!label_parse(x, cls[c], t0, end, l, err, ecap))
-                return false;
-        }
-    }
     return true;
 }
 
@@ -501,34 +345,35 @@ typedef struct deriv {
     bool ok;
 } deriv;
 
-static sm_label *add(deriv *d, sm_label_class cls, const char *kind,
+/* Appends a derived label; returns it (valid until the next add) or NULL
+ * when out of memory. */
+static sm_label *add(deriv *d, sm_label_class cls, sm_label_kind kind,
                      const char *type, uint32_t swarm, const char *subject,
                      int64_t from, int64_t to, int fault)
 {
     sm_scenario *sc = d->sc;
-    sm_label *l = label_add(&sc->labels, &sc->n_labels, &sc->cap_labels);
-    if (l == NULL) {
+    int64_t t0 = sc->world.start_ms, end = t0 + sc->world.duration_ms;
+    sm_label l;
+    sm_label_init(&l);
+    l.cls = cls;
+    l.kind = kind;
+    snprintf(l.type, sizeof l.type, "%s", type);
+    snprintf(l.swarm, sizeof l.swarm, "%s", sc->world.swarms[swarm].id);
+    snprintf(l.subject, sizeof l.subject, "%s", subject);
+    l.from_ms = from < t0 ? t0 : from;
+    l.to_ms = to > end ? end : to;
+    if (l.to_ms < l.from_ms)
+        l.to_ms = l.from_ms;
+    if (fault >= 0)
+        snprintf(l.note, sizeof l.note, "derived from fault %d (%s)",
+                 fault + 1, sm_wfault_type_str(sc->world.faults[fault].type));
+    else
+        snprintf(l.note, sizeof l.note, "a raise-line crossing outside any fault");
+    if (sm_labels_add(&sc->labels, &l) != SM_OK) {
         d->ok = false;
         return NULL;
     }
-    int64_t t0 = sc->world.start_ms, end = t0 + sc->world.duration_ms;
-    l->cls = cls;
-    snprintf(l->kind, sizeof l->kind, "%s", kind);
-    snprintf(l->type, sizeof l->type, "%s", type);
-    snprintf(l->swarm, sizeof l->swarm, "%s", sc->world.swarms[swarm].id);
-    snprintf(l->subject, sizeof l->subject, "%s", subject);
-    l->from_ms = from < t0 ? t0 : from;
-    l->to_ms = to > end ? end : to;
-    if (l->to_ms < l->from_ms)
-        l->to_ms = l->from_ms;
-    l->fault = fault;
-    if (fault >= 0)
-        snprintf(l->note, sizeof l->note, "derived from fault %d (%s)",
-                 fault + 1, sm_wfault_type_str(sc->world.faults[fault].type));
-    else
-        snprintf(l->note, sizeof l->note, "the signal crosses its raise line "
-                 "outside any fault");
-    return l;
+    return &sc->labels.v[sc->labels.n - 1];
 }
 
 static int64_t clamp_ms(double s, double hi)
@@ -550,19 +395,19 @@ static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
     int64_t q = clamp_ms(180 + 2 * f * m, 900);
     sm_label *l;
     if (f >= 2.5 && must_ok && to > from) {
-        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "slow_agent", ft->swarm,
+        if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm,
                      who, from, to, fi)) != NULL) {
             l->raise_within_ms = clamp_ms(120 + 6 * f * m, 900);
             l->resolve_within_ms = q;
             l->severity = f >= 3.3 ? 3 : f <= 2.7 ? 2 : 0;
         }
-        add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", ft->swarm, who,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm, who,
             onset, to + q, fi);
     } else if (f > 1.8) {
-        add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", ft->swarm, who,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm, who,
             onset, to + q, fi);
     } else {
-        add(d, SM_LABEL_NEVER, "bottleneck", "slow_agent", ft->swarm, who,
+        add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm, who,
             onset, to + S(180), fi);
     }
 }
@@ -609,17 +454,17 @@ static void queue_quota_labels(deriv *d, int fi)
         SCAN(g, from, to, x->pending > 50, a, c);
         SCAN(g, g->v[a].ts, to, x->pending >= 40, c, e);
         (void)c;
-        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "queue_backlog",
+        if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "queue_backlog",
                      f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
             l->severity = peak > 220 ? 4 : (peak >= 140 && peak <= 190) ? 3
                         : peak <= 110 ? 2 : 0;
-        add(d, SM_LABEL_MAY, "bottleneck", "queue_backlog", f->swarm,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "queue_backlog", f->swarm,
             "scheduler", from, to, fi);
     } else if (peak >= 40) {
-        add(d, SM_LABEL_MAY, "bottleneck", "queue_backlog", f->swarm,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "queue_backlog", f->swarm,
             "scheduler", from, to, fi);
     } else if (f->type == SM_WF_QUEUE_SURGE) {
-        add(d, SM_LABEL_NEVER, "bottleneck", "queue_backlog", f->swarm,
+        add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "queue_backlog", f->swarm,
             "scheduler", from, to, fi);
     }
     if (over_q >= 3) {
@@ -628,16 +473,16 @@ static void queue_quota_labels(deriv *d, int fi)
         SCAN(g, g->v[a].ts, to, x->active >= 0.9 * x->quota, c, e);
         (void)b;
         (void)c;
-        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "quota_exceeded",
+        if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "quota_exceeded",
                      f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
             l->severity = 4;
-        add(d, SM_LABEL_MAY, "bottleneck", "quota_exceeded", f->swarm,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "quota_exceeded", f->swarm,
             "scheduler", from, to, fi);
     } else if (near_q) {
-        add(d, SM_LABEL_MAY, "bottleneck", "quota_exceeded", f->swarm,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "quota_exceeded", f->swarm,
             "scheduler", from, to, fi);
     } else if (f->type == SM_WF_QUOTA_SATURATION) {
-        add(d, SM_LABEL_NEVER, "bottleneck", "quota_exceeded", f->swarm,
+        add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "quota_exceeded", f->swarm,
             "scheduler", from, to, fi);
     }
 }
@@ -663,24 +508,24 @@ static void token_labels(deriv *d, int fi)
         (void)b;
         (void)c;
         int64_t cross = g->v[a].ts;
-        if ((l = add(d, SM_LABEL_MUST, "bottleneck", "token_exhaustion",
+        if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "token_exhaustion",
                      f->swarm, "scheduler", cross, g->v[e].ts, fi)))
             l->severity = peak > 0.92 ? 4 : peak < 0.88 ? 3 : 0;
-        add(d, SM_LABEL_MAY, "bottleneck", "token_exhaustion", f->swarm,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "token_exhaustion", f->swarm,
             "scheduler", from, end + S(180), fi);
         if (cross - from >= S(90))
-            add(d, SM_LABEL_MUST, "prediction", "token_exhaustion", f->swarm,
+            add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "token_exhaustion", f->swarm,
                 "", from + S(30), cross, fi);
         if (peak >= 0.99) {
             SCAN(g, from, to, x->token >= 0.99f, a, b);
-            add(d, SM_LABEL_MUST, "failure", "token_exhaustion", f->swarm,
+            add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "token_exhaustion", f->swarm,
                 "", g->v[a].ts, g->v[b].ts, fi);
         }
     } else if (peak >= 0.75) {
-        add(d, SM_LABEL_MAY, "bottleneck", "token_exhaustion", f->swarm,
+        add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "token_exhaustion", f->swarm,
             "scheduler", from, end + S(180), fi);
     } else {
-        add(d, SM_LABEL_NEVER, "bottleneck", "token_exhaustion", f->swarm,
+        add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "token_exhaustion", f->swarm,
             "scheduler", from, end + S(180), fi);
     }
 }
@@ -697,14 +542,14 @@ static void memory_labels(deriv *d, int fi)
     SCAN(g, from, end, x->memory >= 0.90f, a, b);
     (void)b;
     if (a >= 0)
-        add(d, SM_LABEL_MUST, "prediction", "memory_exhaustion", f->swarm, "",
+        add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "memory_exhaustion", f->swarm, "",
             from + f->ramp_ms, g->v[a].ts, fi);
     else
-        add(d, SM_LABEL_MAY, "prediction", "memory_exhaustion", f->swarm, "",
+        add(d, SM_LABEL_MAY, SM_KIND_PREDICTION, "memory_exhaustion", f->swarm, "",
             from, end, fi);
     SCAN(g, from, end, x->memory >= 0.98f, a, b);
     if (a >= 0)
-        add(d, SM_LABEL_MUST, "failure", "memory_exhaustion", f->swarm, "",
+        add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "memory_exhaustion", f->swarm, "",
             g->v[a].ts, end, fi);
 }
 
@@ -726,27 +571,27 @@ static void group_labels(deriv *d, int fi)
         snprintf(name, sizeof name, "g%u", g);
         sm_label *l;
         if (f->type == SM_WF_QUORUM_LOSS) {
-            if ((l = add(d, SM_LABEL_MUST, "bottleneck", "consensus_timeout",
+            if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "consensus_timeout",
                          f->swarm, name, full, end, fi)))
                 l->severity = 3;
-            add(d, SM_LABEL_MAY, "bottleneck", "consensus_timeout", f->swarm,
+            add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "consensus_timeout", f->swarm,
                 name, onset, end + S(180), fi);
-            add(d, SM_LABEL_MUST, "failure", "quorum_loss", f->swarm, name,
+            add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "quorum_loss", f->swarm, name,
                 full, end, fi);
             continue;
         }
         double r = f->magnitude;
         if (r >= 0.15) {
-            if ((l = add(d, SM_LABEL_MUST, "bottleneck", "consensus_timeout",
+            if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "consensus_timeout",
                          f->swarm, name, full, end, fi)))
                 l->severity = r >= 0.30 ? 3 : r <= 0.17 ? 2 : 0;
-            add(d, SM_LABEL_MAY, "bottleneck", "consensus_timeout", f->swarm,
+            add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "consensus_timeout", f->swarm,
                 name, onset, end + S(180), fi);
         } else if (r > 0.07) {
-            add(d, SM_LABEL_MAY, "bottleneck", "consensus_timeout", f->swarm,
+            add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "consensus_timeout", f->swarm,
                 name, onset, end + S(180), fi);
         } else {
-            add(d, SM_LABEL_NEVER, "bottleneck", "consensus_timeout",
+            add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "consensus_timeout",
                 f->swarm, name, onset, end + S(180), fi);
         }
     }
@@ -784,19 +629,19 @@ static void fault_labels(deriv *d, int fi)
             snprintf(who, sizeof who, "a%u", f->agents[i]);
             double r = f->magnitude;
             if (r >= 0.45) {
-                if ((l = add(d, SM_LABEL_MUST, "bottleneck", "slow_agent",
+                if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "slow_agent",
                              f->swarm, who, full, end, fi))) {
                     l->severity = 2;
                     l->raise_within_ms = clamp_ms(120 + 12 * m, 900);
                     l->resolve_within_ms = clamp_ms(180 + 10 * m, 900);
                 }
-                add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", f->swarm,
+                add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "slow_agent", f->swarm,
                     who, onset, end + clamp_ms(180 + 10 * m, 900), fi);
             } else if (r > 0.2) {
-                add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", f->swarm,
+                add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "slow_agent", f->swarm,
                     who, onset, end + clamp_ms(180 + 10 * m, 900), fi);
             } else {
-                add(d, SM_LABEL_NEVER, "bottleneck", "slow_agent", f->swarm,
+                add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "slow_agent", f->swarm,
                     who, onset, end + S(180), fi);
             }
         }
@@ -819,10 +664,10 @@ static void fault_labels(deriv *d, int fi)
         for (size_t i = 0; i < f->n_agents; i++) {
             char who[16];
             snprintf(who, sizeof who, "a%u", f->agents[i]);
-            if ((l = add(d, SM_LABEL_MUST, "failure", "agent_stuck", f->swarm,
+            if ((l = add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_stuck", f->swarm,
                          who, onset, end, fi)))
                 l->raise_within_ms = clamp_ms(120 + 3 * m, 900);
-            add(d, SM_LABEL_MAY, "bottleneck", "slow_agent", f->swarm, who,
+            add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "slow_agent", f->swarm, who,
                 onset, end + S(300), fi);
         }
         queue_quota_labels(d, fi);
@@ -839,9 +684,9 @@ static void fault_labels(deriv *d, int fi)
             slow_labels(d, fi, f->agents[i], f->magnitude, t25, die,
                         die - t25 >= S(120));
             if (f->ramp_ms >= S(120))
-                add(d, SM_LABEL_MUST, "prediction", "agent_down", f->swarm,
+                add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", f->swarm,
                     who, onset + f->ramp_ms / 2, die, fi);
-            add(d, SM_LABEL_MUST, "failure", "agent_down", f->swarm, who, die,
+            add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", f->swarm, who, die,
                 f->end_ms ? end : t0 + d->sc->world.duration_ms, fi);
         }
         queue_quota_labels(d, fi);
@@ -851,7 +696,7 @@ static void fault_labels(deriv *d, int fi)
             char who[16];
             snprintf(who, sizeof who, "a%u", f->agents[i]);
             add(d, end - onset >= S(30) ? SM_LABEL_MUST : SM_LABEL_MAY,
-                "failure", "agent_down", f->swarm, who, onset, end, fi);
+                SM_KIND_FAILURE, "agent_down", f->swarm, who, onset, end, fi);
         }
         queue_quota_labels(d, fi);
         break;
@@ -895,7 +740,7 @@ static void crossing_labels(deriv *d)
                     last = g->v[i].ts;
                 if (!over && open >= 0 &&
                     (i == g->n || g->v[i].ts - last > S(30))) {
-                    add(d, SM_LABEL_MAY, "bottleneck", types[which], s,
+                    add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, types[which], s,
                         "scheduler", open - S(5), last + S(60), -1);
                     open = -1;
                 }
@@ -985,7 +830,7 @@ static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
             w->n_faults++;
         }
     }
-    char why[256];
+    char why[384];
     if (sm_world_config_validate(w, why, sizeof why) != SM_OK) {
         say(err, cap, "%s", why);
         return SM_ERR_CONFIG;
@@ -998,40 +843,39 @@ static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
         }
         sc->derive = json_is_true(v);
     }
-    sc->floor.recall = sc->floor.precision = -1;
-    sc->floor.flaps = sc->floor.forbidden = -1;
-    if ((v = json_object_get(root, "floor")) != NULL) {
-        static const char *const fk[] = {"recall", "precision", "flaps",
-                                         "forbidden", NULL};
-        double *dst[4] = {&sc->floor.recall, &sc->floor.precision,
-                          &sc->floor.flaps, &sc->floor.forbidden};
-        if (!json_is_object(v)) {
-            say(err, cap, "\"floor\" must be an object");
-            return SM_ERR_CONFIG;
-        }
-        json_object_foreach(v, k, x) {
-            int j;
-            for (j = 0; fk[j] && strcmp(fk[j], k) != 0; j++)
-                ;
-            if (!fk[j] || !json_is_number(x) || json_number_value(x) < 0) {
-                say(err, cap, "floor.%s is not recall, precision, flaps or "
-                    "forbidden with a non-negative number", k);
-                return SM_ERR_CONFIG;
-            }
-            *dst[j] = json_number_value(x);
-        }
+    sm_score_floors_init(&sc->floor);
+    if ((v = json_object_get(root, "floor")) != NULL &&
+        sm_score_floors_from_json(&sc->floor, v, "scenario", why,
+                                  sizeof why) != SM_OK) {
+        say(err, cap, "%s", why);
+        return SM_ERR_CONFIG;
     }
     if ((v = json_object_get(root, "labels")) != NULL &&
-        !labels_parse(v, w->start_ms, w->start_ms + w->duration_ms,
-                      &sc->labels, &sc->n_labels, &sc->cap_labels, err, cap))
+        sm_labels_from_json(v, "scenario", &sc->labels, why, sizeof why) !=
+            SM_OK) {
+        say(err, cap, "%s", why);
         return SM_ERR_CONFIG;
-    for (size_t l = 0; l < sc->n_labels; l++) {
+    }
+    /* Hand-written times count from the run's start; a never-label
+     * without times spans the run. */
+    int64_t t0 = w->start_ms, end = t0 + w->duration_ms;
+    for (size_t l = 0; l < sc->labels.n; l++) {
+        sm_label *lb = &sc->labels.v[l];
+        if (lb->relative) {
+            lb->from_ms += t0;
+            lb->to_ms += t0;
+            lb->relative = false;
+        }
+        if (lb->from_ms == INT64_MIN)
+            lb->from_ms = t0;
+        if (lb->to_ms == INT64_MAX)
+            lb->to_ms = end;
         bool known = false;
         for (size_t s = 0; s < w->n_swarms; s++)
-            known |= strcmp(sc->labels[l].swarm, w->swarms[s].id) == 0;
+            known |= strcmp(lb->swarm, w->swarms[s].id) == 0;
         if (!known) {
             say(err, cap, "a label names swarm \"%s\", not in the scenario",
-                sc->labels[l].swarm);
+                lb->swarm);
             return SM_ERR_CONFIG;
         }
     }
@@ -1136,7 +980,7 @@ void sm_scenario_destroy(sm_scenario *sc)
         return;
     for (size_t s = 0; s < SM_WORLD_MAX_SWARMS; s++)
         free(sc->series[s].v);
-    free(sc->labels);
+    sm_labels_free(&sc->labels);
     free(sc);
 }
 
@@ -1155,16 +999,14 @@ const sm_world_config *sm_scenario_world(const sm_scenario *sc)
     return sc ? &sc->world : NULL;
 }
 
-const sm_scenario_floor *sm_scenario_floor_of(const sm_scenario *sc)
+const sm_score_floors *sm_scenario_floors(const sm_scenario *sc)
 {
     return sc ? &sc->floor : NULL;
 }
 
-void sm_scenario_labels(const sm_scenario *sc, const sm_label **labels,
-                        size_t *n)
+const sm_labels *sm_scenario_labels(const sm_scenario *sc)
 {
-    *labels = sc ? sc->labels : NULL;
-    *n = sc ? sc->n_labels : 0;
+    return sc ? &sc->labels : NULL;
 }
 
 sm_status sm_sim_create_scenario(sm_sim **out, const sm_scenario *sc)
@@ -1174,37 +1016,73 @@ sm_status sm_sim_create_scenario(sm_sim **out, const sm_scenario *sc)
     return sm_sim_create_world(out, &sc->world);
 }
 
-sm_status sm_labels_load(const char *path, int64_t first_ts_ms,
-                         int64_t end_ms, sm_label **out, size_t *n,
-                         char *err, size_t cap)
+/* sm_score_next_fn over an sm_sim. */
+static bool score_next(void *ud, sm_score_msg *out, sm_status *st)
 {
-    if (path == NULL || out == NULL || n == NULL)
+    sm_sim *sim = ud;
+    sm_sim_msg m;
+    if (!sm_sim_next(sim, &m)) {
+        *st = sm_sim_status(sim);
+        return false;
+    }
+    out->subject = m.subject;
+    out->data = m.payload;
+    out->len = m.len;
+    out->ts_ms = m.ts_ms;
+    return true;
+}
+
+sm_status sm_scenario_score_input(const sm_scenario *sc, sm_sim **sim,
+                                  sm_score_input *in)
+{
+    if (sc == NULL || sim == NULL || in == NULL)
         return SM_ERR_INVALID;
-    size_t len = 0;
-    char *text = slurp(path, &len);
-    if (text == NULL) {
-        say(err, cap, "cannot read %s", path);
+    sm_sim *s = NULL;
+    sm_status rc = sm_sim_create_scenario(&s, sc);
+    if (rc != SM_OK)
+        return rc;
+    memset(in, 0, sizeof *in);
+    in->name = sc->name;
+    in->next = score_next;
+    in->ud = s;
+    in->labels = &sc->labels;
+    *sim = s;
+    return SM_OK;
+}
+
+sm_status sm_scenario_write_labels(const sm_scenario *sc, const char *path,
+                                   char *err, size_t cap)
+{
+    if (sc == NULL || path == NULL)
+        return SM_ERR_INVALID;
+    json_t *root = json_object();
+    json_t *labels = sm_labels_to_json(&sc->labels);
+    json_t *floor = sm_score_floors_to_json(&sc->floor);
+    bool ok = root && labels && floor &&
+              json_object_set_new(root, "name", json_string(sc->name)) == 0 &&
+              json_object_set_new(root, "description",
+                                  json_string(sc->description)) == 0;
+    if (ok) {
+        ok = json_object_set_new(root, "labels", labels) == 0;
+        labels = NULL;
+    }
+    if (ok) {
+        ok = json_object_set_new(root, "floor", floor) == 0;
+        floor = NULL;
+    }
+    json_decref(labels);
+    json_decref(floor);
+    if (!ok) {
+        json_decref(root);
+        say(err, cap, "out of memory for the labels of %s", sc->name);
+        return SM_ERR_NOMEM;
+    }
+    int rc = json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER |
+                                        JSON_REAL_PRECISION(15));
+    json_decref(root);
+    if (rc != 0) {
+        say(err, cap, "cannot write %s", path);
         return SM_ERR_IO;
     }
-    json_error_t je;
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    free(text);
-    if (root == NULL) {
-        say(err, cap, "%s: line %d: %s", path, je.line, je.text);
-        return SM_ERR_CONFIG;
-    }
-    sm_label *v = NULL;
-    size_t cnt = 0, lcap = 0;
-    char why[256] = "";
-    bool ok = labels_parse(root, first_ts_ms, end_ms, &v, &cnt, &lcap, why,
-                           sizeof why);
-    json_decref(root);
-    if (!ok) {
-        free(v);
-        say(err, cap, "%s: %s", path, why);
-        return SM_ERR_CONFIG;
-    }
-    *out = v;
-    *n = cnt;
     return SM_OK;
 }

@@ -5,9 +5,13 @@
  *
  * A scenario is loaded with jansson, its world run by
  * sm_sim_create_scenario(), and its labels -- the hand-written ones plus
- * those DERIVED from its faults -- read as a plain array of sm_label
- * (absolute event times), which `swarm-medic score` matches against the
- * conclusions of a replay.
+ * those DERIVED from its faults -- given in score's label model (score.h:
+ * sm_labels, absolute event times, relative = false, a note saying which
+ * fault each derives from), which sm_score_run() or `swarm-medic score`
+ * matches against the conclusions of a run. Hand-written labels and the
+ * "floor" object are read by score's own readers (sm_labels_from_json,
+ * sm_score_floors_from_json); labels given with from_s/to_s are anchored
+ * at the run's start, a never-label without times spans the run.
  *
  * Derivation. Loading a scenario runs its world once (a probe, a few ms to
  * a few hundred for the largest) and keeps each swarm's gauges per
@@ -89,41 +93,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "score.h"       /* the label model: sm_labels, sm_score_floors */
 #include "simgen.h"
 #include "status.h"
 #include "world.h"
-
-#define SM_LABEL_ID 64
-#define SM_LABEL_RAISE_WITHIN_MS 120000
-#define SM_LABEL_RESOLVE_WITHIN_MS 180000
-
-typedef enum sm_label_class {
-    SM_LABEL_MUST = 1,
-    SM_LABEL_MAY,
-    SM_LABEL_NEVER,
-} sm_label_class;
-
-typedef struct sm_label {
-    sm_label_class cls;
-    char kind[16];              /* "bottleneck", "failure", "prediction" */
-    char type[32];              /* output type token, e.g. "slow_agent" */
-    char swarm[SM_LABEL_ID];    /* swarm id */
-    char subject[SM_LABEL_ID];  /* agent, source or group; "" any */
-    int64_t from_ms, to_ms;     /* absolute event time */
-    int severity;               /* 0 unchecked, 1 low .. 4 critical (as
-                                   the proto's Severity) */
-    int64_t raise_within_ms;    /* must: SM_LABEL_RAISE_WITHIN_MS */
-    int64_t resolve_within_ms;  /* must: SM_LABEL_RESOLVE_WITHIN_MS */
-    int fault;                  /* index of the fault it derives from; -1
-                                   written by hand */
-    char note[96];              /* why, for reports */
-} sm_label;
-
-/* Floors below which the scenario fails; a figure < 0 has no floor. */
-typedef struct sm_scenario_floor {
-    double recall, precision;
-    double flaps, forbidden;
-} sm_scenario_floor;
 
 typedef struct sm_scenario sm_scenario;
 
@@ -145,27 +118,31 @@ void sm_scenario_destroy(sm_scenario *sc);
 const char *sm_scenario_name(const sm_scenario *sc);
 const char *sm_scenario_description(const sm_scenario *sc);
 const sm_world_config *sm_scenario_world(const sm_scenario *sc);
-const sm_scenario_floor *sm_scenario_floor_of(const sm_scenario *sc);
+/* The scenario's floors (its "floor" object; unset fields NaN): the
+ * target figures tests/check_scenarios.c and `make eval` compare with. */
+const sm_score_floors *sm_scenario_floors(const sm_scenario *sc);
 
 /* All labels (hand-written first, then derived unless "derive_labels" is
- * false) in *labels, their count in *n. Borrowed. */
-void sm_scenario_labels(const sm_scenario *sc, const sm_label **labels,
-                        size_t *n);
+ * false), absolute. Borrowed. */
+const sm_labels *sm_scenario_labels(const sm_scenario *sc);
 
 /* A generator of the scenario's stream (the realistic profile). Errors as
  * sm_sim_create_world(). */
 sm_status sm_sim_create_scenario(sm_sim **out, const sm_scenario *sc);
 
-/* Loads a labels file for a recording (the "labels" object of a scenario,
- * on its own): from_s/to_s count from first_ts_ms (the recording's first
- * event), from_ms/to_ms are absolute; a label without times spans
- * [first_ts_ms, end_ms]. *out is malloc'd (free() it); set only on SM_OK.
- * Errors as sm_scenario_load(). */
-sm_status sm_labels_load(const char *path, int64_t first_ts_ms,
-                         int64_t end_ms, sm_label **out, size_t *n,
-                         char *err, size_t errcap);
+/* The input to score the scenario in process: sm_score_run(cfg, log, in,
+ * ...) runs its stream through the worker. Creates the generator in *sim
+ * (the caller destroys it with sm_sim_destroy after the run) and fills *in
+ * (name, next/ud over *sim, labels borrowed from sc). Sets *sim only on
+ * SM_OK. Errors as sm_sim_create_world(). */
+sm_status sm_scenario_score_input(const sm_scenario *sc, sm_sim **sim,
+                                  sm_score_input *in);
 
-/* "must", "may", "never"; "unknown". */
-const char *sm_label_class_str(sm_label_class c);
+/* The labels file of the scenario, as `swarm-medic score --labels` reads
+ * it: {"name", "description", "labels": {...}, "floor": {...}}, absolute
+ * from_ms/to_ms. Writes it to path. Errors: SM_ERR_IO (cannot write, err
+ * says why), SM_ERR_NOMEM. */
+sm_status sm_scenario_write_labels(const sm_scenario *sc, const char *path,
+                                   char *err, size_t errcap);
 
 #endif

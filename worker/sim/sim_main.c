@@ -6,6 +6,7 @@
  *             [--rate EV_PER_S] [--duration T] [--fault SPEC ...] [--demo]
  *             [--pace fast|real|X] [--count N] [--quiet] [--dry-run]
  *   swarm-sim --scenario FILE [--labels] [--url URL | --record F | --dry-run]
+ *             [--labels-out L]
  *
  * Without --scenario it plays the simple profile (simgen.h); with it, the
  * scenario's realistic world (world.h, scenario.h).
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <nats/nats.h>
 
 #include "recfile.h"
@@ -44,6 +46,7 @@ typedef struct sim_opts {
     const char *record;         /* write a recording instead of publishing */
     const char *scenario;       /* play this scenario file */
     bool labels;                /* print the scenario's labels and stop */
+    const char *labels_out;     /* write its labels file (score's format) */
     bool help;
 } sim_opts;
 
@@ -89,6 +92,9 @@ static void usage(FILE *to)
         "                     apply; --duration cuts it short\n"
         "  --labels           with --scenario: print its labels (hand-written\n"
         "                     and derived), one JSON object a line, and stop\n"
+        "  --labels-out FILE  with --scenario: write its labels and floor as a\n"
+        "                     labels file (absolute times) for\n"
+        "                     swarm-medic score REC --labels FILE\n"
         "  --quiet            no summary line\n"
         "  --help             this text\n");
 }
@@ -132,7 +138,7 @@ static bool flag_takes_value(const char *name)
 {
     static const char *const with[] = {
         "url", "seed", "swarms", "agents", "rate", "duration", "fault",
-        "pace", "count", "record", "scenario", NULL,
+        "pace", "count", "record", "scenario", "labels-out", NULL,
     };
     for (int i = 0; with[i]; i++)
         if (strcmp(name, with[i]) == 0)
@@ -217,6 +223,8 @@ static bool apply_flag(sim_opts *o, const char *name, const char *v,
         o->scenario = v;
     } else if (strcmp(name, "labels") == 0) {
         o->labels = true;
+    } else if (strcmp(name, "labels-out") == 0) {
+        o->labels_out = v;
     } else if (strcmp(name, "help") == 0) {
         o->help = true;
     } else {
@@ -280,8 +288,9 @@ static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
         }
         o->cfg.faults[o->cfg.n_faults++] = o->extra[i];
     }
-    if (o->labels && !o->scenario) {
-        snprintf(err, cap, "--labels needs --scenario");
+    if ((o->labels || o->labels_out) && !o->scenario) {
+        snprintf(err, cap, "--%s needs --scenario",
+                 o->labels ? "labels" : "labels-out");
         return false;
     }
     char why[256];
@@ -360,25 +369,27 @@ static natsStatus connect_bus(const sim_opts *o, natsConnection **nc)
     return s;
 }
 
-/* Prints a scenario's labels, one JSON object a line. */
-static void print_labels(const sm_scenario *sc)
+/* Prints a scenario's labels, one JSON object a line: score's label
+ * (score.h, sm_label_to_json) with its "class". */
+static int print_labels(const sm_scenario *sc)
 {
-    static const char *const sev[] = {"", "low", "medium", "high",
-                                      "critical"};
-    const sm_label *l;
-    size_t n;
-    sm_scenario_labels(sc, &l, &n);
-    int64_t t0 = sm_scenario_world(sc)->start_ms;
-    for (size_t i = 0; i < n; i++)
-        printf("{\"class\":\"%s\",\"kind\":\"%s\",\"type\":\"%s\","
-               "\"swarm\":\"%s\",\"subject\":\"%s\",\"from_s\":%.3f,"
-               "\"to_s\":%.3f,\"severity\":\"%s\",\"raise_within_s\":%.0f,"
-               "\"resolve_within_s\":%.0f,\"fault\":%d}\n",
-               sm_label_class_str(l[i].cls), l[i].kind, l[i].type,
-               l[i].swarm, l[i].subject, (l[i].from_ms - t0) / 1000.0,
-               (l[i].to_ms - t0) / 1000.0, sev[l[i].severity >= 0 && l[i].severity <= 4 ? l[i].severity : 0],
-               l[i].raise_within_ms / 1000.0, l[i].resolve_within_ms / 1000.0,
-               l[i].fault);
+    const sm_labels *ls = sm_scenario_labels(sc);
+    for (size_t i = 0; i < ls->n; i++) {
+        json_t *o = sm_label_to_json(&ls->v[i]);
+        char *line = NULL;
+        if (o && json_object_set_new(o, "class",
+                                     json_string(sm_label_class_str(ls->v[i].cls))) == 0)
+            line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
+                                      JSON_REAL_PRECISION(15));
+        json_decref(o);
+        if (line == NULL) {
+            fprintf(stderr, "swarm-sim: out of memory printing labels\n");
+            return EXIT_BUS;
+        }
+        printf("%s\n", line);
+        free(line);
+    }
+    return 0;
 }
 
 /* Opens the generator: the scenario's world, or the simple profile. */
@@ -421,9 +432,9 @@ static int run(sim_opts *o)
             fprintf(stderr, "swarm-sim: %s\n", err);
             return EXIT_USAGE;
         }
-        print_labels(sc);
+        rc = print_labels(sc);
         sm_scenario_destroy(sc);
-        return 0;
+        return rc;
     }
     if (o->record && sm_recw_open(&rec, o->record) != SM_OK) {
         fprintf(stderr, "swarm-sim: cannot write %s: %s\n", o->record,
@@ -445,6 +456,15 @@ static int run(sim_opts *o)
                 sm_status_str(st));
         rc = st == SM_ERR_CONFIG || st == SM_ERR_IO ? EXIT_USAGE : EXIT_BUS;
         goto cleanup;
+    }
+    if (o->labels_out) {
+        char err[512];
+        if (sm_scenario_write_labels(sc, o->labels_out, err, sizeof err) !=
+            SM_OK) {
+            fprintf(stderr, "swarm-sim: %s\n", err);
+            rc = EXIT_BUS;
+            goto cleanup;
+        }
     }
     if (!o->quiet)
         fprintf(stderr, "swarm-sim: %s, %u swarms x %u agents, %.0f events/s "

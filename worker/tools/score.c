@@ -304,7 +304,8 @@ sm_status sm_score_compute(const sm_conclusion *c, size_t n,
         goto cleanup;
     for (size_t i = 0; i < e.n; i++)
         e.v[i].must = (long)i;          /* creation order, for by_raise */
-    qsort(e.v, e.n, sizeof *e.v, by_raise);
+    if (e.n)    /* qsort wants a non-null base, even for none */
+        qsort(e.v, e.n, sizeof *e.v, by_raise);
     for (size_t i = 0; i < e.n; i++) {
         e.v[i].must = e.v[i].may = e.v[i].never = -1;
         classify(&e.v[i], labels, run_start_ms);

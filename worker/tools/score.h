@@ -83,6 +83,7 @@
 
 #define SM_SCORE_ID_MAX 64
 #define SM_SCORE_TYPE_MAX 32
+#define SM_SCORE_NOTE_MAX 64        /* a label's note, truncated to fit */
 /* Slack before a must-label's from in which a raise still counts. */
 #define SM_SCORE_EARLY_MS 5000
 #define SM_SCORE_RAISE_WITHIN_MS 120000     /* default raise_within_s 120 */
@@ -117,6 +118,9 @@ typedef struct sm_label {
     int severity;                   /* expected peak, sm_severity; 0 = unspecified */
     int64_t raise_within_ms;
     int64_t resolve_within_ms;
+    char note[SM_SCORE_NOTE_MAX];   /* why the label exists, for reports
+                                       ("derived from fault 1 (slow_agent)");
+                                       "" none */
 } sm_label;
 
 typedef struct sm_labels {
@@ -143,6 +147,16 @@ sm_status sm_labels_load_file(const char *path, sm_labels *out, char *err,
  * must be zeroed or hold earlier labels; on error *out is unchanged. */
 sm_status sm_labels_from_json(const json_t *labels, const char *origin,
                               sm_labels *out, char *err, size_t errcap);
+
+/* The labels object {"must": [...], "may": [...], "never": [...]} that
+ * sm_labels_from_json reads back to the same labels: absolute labels with
+ * from_ms/to_ms, relative ones with from_s/to_s, a never-label spanning
+ * the whole run without times; severity, raise/resolve within and note
+ * always written. Returns a new reference, NULL when out of memory. */
+json_t *sm_labels_to_json(const sm_labels *ls);
+
+/* One label as an object (the class is the array it goes in). */
+json_t *sm_label_to_json(const sm_label *l);
 
 /* Appends one label (copied). Errors: SM_ERR_NOMEM. */
 sm_status sm_labels_add(sm_labels *ls, const sm_label *l);
@@ -301,6 +315,16 @@ sm_status sm_score_floors_from_json(sm_score_floors *f, const json_t *floor,
                                     const char *origin, char *err,
                                     size_t errcap);
 
+/* The "floor" object of floors f (the floors set; {} if none), as
+ * sm_score_floors_from_json reads it. NULL when out of memory. */
+json_t *sm_score_floors_to_json(const sm_score_floors *f);
+
+/* Applies the "floor" object of a labels file (or of a scenario file), if
+ * it has one; a file without "floor" leaves *f as it was. Errors:
+ * SM_ERR_IO (cannot read), SM_ERR_INVALID (not JSON, a bad floor). */
+sm_status sm_score_floors_load_file(sm_score_floors *f, const char *path,
+                                    char *err, size_t errcap);
+
 /* Writes one line per floor set ("floor recall >= 1: 0.8 MISSED") to out
  * (may be NULL); returns how many were missed. An undefined figure (NaN)
  * meets its floor. */
@@ -321,31 +345,23 @@ void sm_score_print_lines(const sm_score_report *r, const char *name,
 
 /* ------------------------------------------------------------------- CLI */
 
-/* A scenario, opened by the simulator's scenario module: fills *in (name,
- * next, ud; labels pointing into *labels, derived ones included) and adds
- * its "floor" object to *floors. *close(ud) releases the generator when
- * the run is over. Returns SM_OK, or an error with a sentence in err. */
-typedef sm_status (*sm_score_scenario_open_fn)(const char *path,
-                                               sm_score_input *in,
-                                               sm_labels *labels,
-                                               sm_score_floors *floors,
-                                               void (**close)(void *ud),
-                                               char *err, size_t errcap);
-
+/* Scenarios are not scored here: the simulator links the product, never
+ * the reverse. `swarm-sim --scenario F --record R --labels-out L` writes a
+ * recording and a labels file (with the scenario's "floor") that
+ * `swarm-medic score R --labels L` scores; in process, worker/sim's
+ * sm_scenario_score_input() feeds sm_score_run(). */
 typedef struct sm_score_cli {
     const char *rec_path;           /* score REC --labels FILE */
-    const char *labels_path;
-    const char *scenario_path;      /* score --scenario FILE */
-    const char *name;               /* default: file name without .rec/.json */
-    const char *const *floors;      /* --floor specs */
+    const char *labels_path;        /* its "floor" object, if any, applies */
+    const char *name;               /* default: file name without .rec */
+    const char *const *floors;      /* --floor specs, over the file's */
     size_t n_floors;
-    sm_score_scenario_open_fn scenario_open;    /* NULL: not linked in */
 } sm_score_cli;
 
 /* `swarm-medic score`: runs, prints the table and the lines to out,
  * problems to err. Returns the exit code: 0 every floor met, 1 a floor
  * missed, 2 bad input (no labels, unreadable files, a bad floor, a
- * recording that cannot be replayed, scenario support missing). */
+ * recording that cannot be replayed). */
 int sm_score_main(const sm_config *cfg, const sm_log *log,
                   const sm_score_cli *cli, FILE *out, FILE *err);
 

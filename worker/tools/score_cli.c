@@ -53,6 +53,14 @@ static double rel_s(int64_t t, const sm_score_report *r)
     return (double)(t - r->run_start_ms) / 1000.0;
 }
 
+/* Ends a detail line with the label's note, if it has one. */
+static void put_note(FILE *out, const sm_label *l)
+{
+    if (l->note[0])
+        fprintf(out, " - %s", l->note);
+    fputc('\n', out);
+}
+
 static void print_details(const sm_score_report *r, const sm_labels *ls,
                           FILE *out)
 {
@@ -65,10 +73,11 @@ static void print_details(const sm_score_report *r, const sm_labels *ls,
         if (!o->matched) {
             fprintf(out, "  missed      %-9s %s %s %s", ref, l->type, l->swarm, subj);
             if (o->episodes)
-                fprintf(out, " (first raised at +%.1f s, too late)\n",
+                fprintf(out, " (first raised at +%.1f s, too late)",
                         rel_s(o->raised_at_ms, r));
             else
-                fprintf(out, " (never raised)\n");
+                fprintf(out, " (never raised)");
+            put_note(out, l);
         } else if (o->resolve == SM_RESOLVE_UNRESOLVED) {
             fprintf(out, "  unresolved  %-9s %s %s %s\n", ref, l->type, l->swarm, subj);
         }
@@ -83,8 +92,9 @@ static void print_details(const sm_score_report *r, const sm_labels *ls,
         const char *subj = e->subject[0] ? e->subject : "-";
         if (e->never >= 0) {
             label_ref(ref, sizeof ref, ls, (size_t)e->never);
-            fprintf(out, "  forbidden   %-9s %s %s %s raised at +%.1f s\n", ref,
+            fprintf(out, "  forbidden   %-9s %s %s %s raised at +%.1f s", ref,
                     e->type, e->swarm, subj, rel_s(e->raised_at_ms, r));
+            put_note(out, &ls->v[e->never]);
         } else {
             fprintf(out, "  false alarm %-9s %s %s %s raised at +%.1f s\n", "",
                     e->type, e->swarm, subj, rel_s(e->raised_at_ms, r));
@@ -152,6 +162,8 @@ static void lines_for(FILE *out, const char *name, const sm_score_figures *f)
     line_d(out, name, t, "resolve_max", f->resolve_max_s, "s");
     line_n(out, name, t, "unresolved", f->unresolved);
     line_d(out, name, t, "severity", f->severity, "ratio");
+    line_n(out, name, t, "severity_checked", f->severity_n);
+    line_n(out, name, t, "severity_ok", f->severity_ok);
     line_n(out, name, t, "forbidden", f->forbidden);
 }
 
@@ -203,33 +215,19 @@ int sm_score_main(const sm_config *cfg, const sm_log *log,
     sm_score_floors floors;
     sm_score_floors_init(&floors);
     sm_score_input in = {0};
-    void (*close_fn)(void *) = NULL;
     sm_score_report rep = {0};
     int rc = 2;
     sm_status s = SM_OK;
 
-    if (cli->scenario_path) {
-        if (!cli->scenario_open) {
-            fprintf(err, "swarm-medic score: scenario support needs "
-                         "worker/sim/scenario.h\n");
-            return 2;
-        }
-        s = cli->scenario_open(cli->scenario_path, &in, &labels, &floors,
-                               &close_fn, why, sizeof why);
-        if (s == SM_OK && in.name)
-            clean_name(name, sizeof name, in.name, strlen(in.name));
-        else
-            file_name(name, sizeof name, cli->scenario_path);
-    } else {
-        if (!cli->rec_path || !cli->labels_path) {
-            fprintf(err, "swarm-medic score REC --labels FILE [--floor NAME=VALUE,...]\n"
-                         "swarm-medic score --scenario FILE.json\n");
-            return 2;
-        }
-        s = sm_labels_load_file(cli->labels_path, &labels, why, sizeof why);
-        file_name(name, sizeof name, cli->rec_path);
-        in.rec_path = cli->rec_path;
+    if (!cli->rec_path || !cli->labels_path) {
+        fprintf(err, "swarm-medic score REC --labels FILE [--floor NAME=VALUE,...]\n");
+        return 2;
     }
+    s = sm_labels_load_file(cli->labels_path, &labels, why, sizeof why);
+    if (s == SM_OK)     /* the labels file's "floor", then --floor over it */
+        s = sm_score_floors_load_file(&floors, cli->labels_path, why, sizeof why);
+    file_name(name, sizeof name, cli->rec_path);
+    in.rec_path = cli->rec_path;
     if (cli->name)
         clean_name(name, sizeof name, cli->name, strlen(cli->name));
     in.name = name;
@@ -238,8 +236,6 @@ int sm_score_main(const sm_config *cfg, const sm_log *log,
         s = sm_score_floors_parse(&floors, cli->floors[i], why, sizeof why);
     if (s == SM_OK)
         s = sm_score_run(cfg, log, &in, &rep, why, sizeof why);
-    if (close_fn)
-        close_fn(in.ud);
     if (s != SM_OK) {
         fprintf(err, "swarm-medic score: %s\n", why);
         goto cleanup;

@@ -186,6 +186,11 @@ static sm_status parse_label(const where *w, const json_t *o, sm_label_class cls
         if (!l->severity)
             return bad(w, "severity", "must be \"low\", \"medium\", \"high\" or \"critical\"");
     }
+    const json_t *note = json_object_get(o, "note");
+    if (s == SM_OK && note && !json_is_string(note))
+        return bad(w, "note", "must be a string");
+    if (note)   /* a remark for reports: truncated, never refused */
+        snprintf(l->note, sizeof l->note, "%s", json_string_value(note));
     if (s == SM_OK)
         s = get_within(w, o, "raise_within_s", &l->raise_within_ms);
     if (s == SM_OK)
@@ -267,30 +272,116 @@ sm_status sm_labels_from_json(const json_t *labels, const char *origin,
     return s;
 }
 
+/* Parses the JSON file at path into *root (a new reference). */
+static sm_status load_json(const char *path, json_t **root, char *err,
+                           size_t errcap)
+{
+    json_error_t je;
+    *root = json_load_file(path, 0, &je);
+    if (*root)
+        return SM_OK;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errcap, "%s: cannot read", path);
+        return SM_ERR_IO;
+    }
+    fclose(f);
+    snprintf(err, errcap, "%s:%d:%d: not JSON: %s", path, je.line, je.column,
+             je.text);
+    return SM_ERR_INVALID;
+}
+
 sm_status sm_labels_load_file(const char *path, sm_labels *out, char *err,
                               size_t errcap)
 {
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        FILE *f = fopen(path, "r");
-        if (!f) {
-            snprintf(err, errcap, "%s: cannot read", path);
-            return SM_ERR_IO;
-        }
-        fclose(f);
-        snprintf(err, errcap, "%s:%d:%d: not JSON: %s", path, je.line,
-                 je.column, je.text);
-        return SM_ERR_INVALID;
-    }
+    json_t *root;
+    sm_status s = load_json(path, &root, err, errcap);
+    if (s != SM_OK)
+        return s;
     const json_t *labels = json_object_get(root, "labels");
     sm_labels got = {0};
-    sm_status s = sm_labels_from_json(labels ? labels : root, path, &got, err,
-                                      errcap);
+    s = sm_labels_from_json(labels ? labels : root, path, &got, err, errcap);
     if (s == SM_OK)
         *out = got;
     else
         sm_labels_free(&got);
     json_decref(root);
     return s;
+}
+
+sm_status sm_score_floors_load_file(sm_score_floors *f, const char *path,
+                                    char *err, size_t errcap)
+{
+    json_t *root;
+    sm_status s = load_json(path, &root, err, errcap);
+    if (s != SM_OK)
+        return s;
+    const json_t *floor = json_object_get(root, "floor");
+    if (floor)
+        s = sm_score_floors_from_json(f, floor, path, err, errcap);
+    json_decref(root);
+    return s;
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* ms as seconds, as get_time reads them back: an integer when whole, else
+ * a real (dump with JSON_REAL_PRECISION(15) for a short exact text). */
+static int put_s(json_t *o, const char *key, int64_t ms)
+{
+    return json_object_set_new(o, key, ms % 1000 == 0
+                                           ? json_integer(ms / 1000)
+                                           : json_real((double)ms / 1000.0));
+}
+
+json_t *sm_label_to_json(const sm_label *l)
+{
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    int bad = json_object_set_new(o, "kind", json_string(sm_label_kind_str(l->kind)));
+    bad |= json_object_set_new(o, "type", json_string(l->type));
+    bad |= json_object_set_new(o, "swarm", json_string(l->swarm));
+    if (l->subject[0])
+        bad |= json_object_set_new(o, "subject", json_string(l->subject));
+    if (l->relative) {
+        bad |= put_s(o, "from_s", l->from_ms);
+        bad |= put_s(o, "to_s", l->to_ms);
+    } else {
+        if (l->from_ms != INT64_MIN)
+            bad |= json_object_set_new(o, "from_ms", json_integer(l->from_ms));
+        if (l->to_ms != INT64_MAX)
+            bad |= json_object_set_new(o, "to_ms", json_integer(l->to_ms));
+    }
+    if (l->severity >= SM_SEV_LOW && l->severity <= SM_SEV_CRITICAL)
+        bad |= json_object_set_new(o, "severity",
+                                   json_string(sm_severity_str((sm_severity)l->severity)));
+    bad |= put_s(o, "raise_within_s", l->raise_within_ms);
+    bad |= put_s(o, "resolve_within_s", l->resolve_within_ms);
+    if (l->note[0])
+        bad |= json_object_set_new(o, "note", json_string(l->note));
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+json_t *sm_labels_to_json(const sm_labels *ls)
+{
+    static const char *const classes[] = {"must", "may", "never"};
+    json_t *o = json_object();
+    int bad = !o;
+    for (int c = 0; c < 3 && !bad; c++)
+        bad |= json_object_set_new(o, classes[c], json_array());
+    for (size_t i = 0; i < ls->n && !bad; i++) {
+        json_t *arr = json_object_get(o, sm_label_class_str(ls->v[i].cls));
+        json_t *l = sm_label_to_json(&ls->v[i]);
+        bad |= !arr || !l || json_array_append_new(arr, l);
+    }
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
 }

@@ -265,6 +265,19 @@ sm_status sm_score_floors_from_json(sm_score_floors *f, const json_t *floor,
     return SM_OK;
 }
 
+json_t *sm_score_floors_to_json(const sm_score_floors *f)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < N_FLOORS; i++) {
+        double v = *(const double *)((const char *)f + floor_defs[i].off);
+        if (!isnan(v) && json_object_set_new(o, floor_defs[i].key, json_real(v))) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
+}
+
 static double figure_of(const floor_def *d, const sm_score_figures *a)
 {
     const char *k = d->key;
