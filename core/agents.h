@@ -45,6 +45,10 @@ typedef struct sm_agent_state {
     int64_t raised_at_ms;
     int64_t clear_since_ms;     /* clear condition holds since; 0: not */
     double impact;
+    double fail_llr;            /* failure evidence: a CUSUM of the log
+                                   likelihood ratio, failing vs healthy */
+    double slow_llr;            /* slowness evidence: a CUSUM of the log
+                                   likelihood ratio, slow vs tolerable */
     sm_samples tasks_hdr;
     uint8_t raised;
     uint8_t severity;

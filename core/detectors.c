@@ -22,6 +22,7 @@
  */
 #include "detectors.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "episode.h"
@@ -31,8 +32,8 @@ typedef struct agent_view {
     uint32_t finished;
     uint32_t completed;
     double success;             /* completed / finished, 1 if none */
-    double median;              /* agent median duration */
-    double ratio;               /* agent / swarm median */
+    uint32_t judged;            /* completed tasks with a ratio, used */
+    double ratio;               /* their median duration / type baseline */
     bool ratio_known;
     bool ratio_over;            /* the duration rule fires */
     bool success_under;         /* the success rule fires */
@@ -45,57 +46,90 @@ typedef struct agent_view {
 void sm_detect_stats_recompute(sm_swarm *sw)
 {
     sm_swarm_state *st = &sw->st;
-    size_t n = sm_samples_values(&st->dur_hdr, st->dur, sm_window_since(sw),
-                                 TASK_OK, TASK_OK, sw->scratch,
-                                 SM_SWARM_SAMPLES);
+    int64_t since = sm_horizon_since(sw);
+    size_t n = sm_samples_values(&st->dur_hdr, st->dur, since, TASK_OK,
+                                 TASK_OK, sw->scratch, SM_SWARM_SAMPLES);
     st->median = sm_stats_median(sw->scratch, n);
     st->mad = sm_stats_mad(sw->scratch, n, st->median);
     st->median_n = (uint32_t)n;
+    /* the MAD overwrote scratch with deviations: read the ratios again */
+    n = sm_samples_values(&st->dur_hdr, st->dur, since, TASK_OK, TASK_OK,
+                          sw->scratch, SM_SWARM_SAMPLES);
+    for (size_t i = 0; i < n; i++)
+        sw->scratch[i] = log(sw->scratch[i] > 0 ? sw->scratch[i] / 1000.0
+                                                 : 1e-3);
+    double lm = sm_stats_median(sw->scratch, n);
+    st->spread = n > 0 ? MAD_SCALE * sm_stats_mad(sw->scratch, n, lm) : 0.0;
     st->new_samples = 0;
     st->stats_dirty = 0;
     st->stats_tick = st->tick;
+    sm_baselines_refresh(&st->types, since, true, sw->cfg.slow_min_type_tasks,
+                         sw->scratch);
     sw->dirty = true;
 }
 
 /* The lazy rule: new samples exist and either enough of them piled up, a
- * tick passed, or the swarm is still below its minimum-sample guard. */
+ * tick passed, or the swarm is still below its minimum-sample guard; a
+ * type's baseline is redone on its own, as often (baseline.h). */
 void sm_detect_stats_maybe(sm_swarm *sw)
 {
-    const sm_swarm_state *st = &sw->st;
+    sm_swarm_state *st = &sw->st;
     if (!st->stats_dirty)
         return;
     if (st->new_samples >= SM_RECOMPUTE_EVERY || st->tick > st->stats_tick ||
-        st->median_n < sw->cfg.slow_min_swarm_tasks)
+        st->median_n < sw->cfg.slow_min_swarm_tasks) {
         sm_detect_stats_recompute(sw);
+        return;
+    }
+    sm_baselines_refresh(&st->types, sm_horizon_since(sw), false,
+                         sw->cfg.slow_min_type_tasks, sw->scratch);
 }
 
 /* ------------------------------------------------------- slow agents */
 
+/* What the slow-agent rule sees of agent a: over its finished tasks in the
+ * slow horizon (newest first, SM_AGENT_TASKS at most), the success rate,
+ * and the median ratio of duration to the task type's baseline over its
+ * latest slow_recent_tasks completed tasks that have one. */
 static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
 {
     const sm_detect_config *c = &sw->cfg;
     const sm_swarm_state *st = &sw->st;
-    int64_t since = sm_window_since(sw);
-    double d[SM_AGENT_TASKS];
+    const sm_samples *h = &a->s.tasks_hdr;
+    int64_t since = sm_horizon_since(sw);
+    double r[SM_AGENT_TASKS];
+    size_t nr = 0;
 
     memset(v, 0, sizeof *v);
-    v->finished = sm_samples_count(&a->s.tasks_hdr, a->s.tasks, since,
-                                   TASK_DONE, TASK_DONE);
-    size_t n = sm_samples_values(&a->s.tasks_hdr, a->s.tasks, since,
-                                 TASK_DONE | TASK_OK, TASK_DONE | TASK_OK,
-                                 d, SM_AGENT_TASKS);
-    v->completed = (uint32_t)n;
+    for (uint32_t i = 0; i < h->count; i++) {
+        const sm_sample *x = &a->s.tasks[(h->head + h->cap - 1 - i) % h->cap];
+        if (x->ts_ms < since || !(x->flags & TASK_DONE))
+            continue;
+        v->finished++;
+        if (!(x->flags & TASK_OK))
+            continue;
+        v->completed++;
+        if ((x->flags & TASK_RATIO) && nr < c->slow_recent_tasks)
+            r[nr++] = (double)x->value / 1000.0;
+    }
+    v->judged = (uint32_t)nr;
     v->success = v->finished > 0 ? (double)v->completed / v->finished : 1.0;
-    v->median = sm_stats_median(d, n);
-    v->ratio_known = n > 0 && st->median_n > 0 && st->median > 0.0;
-    v->ratio = v->ratio_known ? v->median / st->median : 0.0;
+    v->ratio_known = nr > 0;
+    v->ratio = sm_stats_median(r, nr);
+    double swarm = st->median / 1000.0, mad = st->mad / 1000.0;
 
-    v->ratio_over = v->ratio_known && n >= c->slow_min_agent_tasks &&
-                    st->median_n >= c->slow_min_swarm_tasks &&
-                    v->ratio > c->slow_raise &&
-                    v->median > st->median + c->slow_mad_k * MAD_SCALE * st->mad;
+    /* slow by either: the evidence test (sequential, over every task
+     * since the agent last looked tolerable), or the recent median well
+     * clear of the swarm's own spread */
+    bool judged = v->ratio_known && nr >= c->slow_min_agent_tasks &&
+                  st->median_n >= c->slow_min_swarm_tasks &&
+                  v->ratio > c->slow_raise;
+    v->ratio_over = judged &&
+                    (a->s.slow_llr > c->slow_evidence ||
+                     (c->slow_mad_k > 0 &&
+                      v->ratio > swarm + c->slow_mad_k * MAD_SCALE * mad));
     v->success_under = v->finished >= c->success_min_tasks &&
-                       v->success < c->success_raise;
+                       a->s.fail_llr > c->success_evidence;
 
     double imp_r = 0.0, imp_s = 0.0;
     if (v->ratio_known) {
@@ -119,11 +153,11 @@ static void agent_metrics(const sm_swarm *sw, const agent_view *v,
                           sm_decision *t)
 {
     const sm_detect_config *c = &sw->cfg;
-    sm_decision_metric(t, "duration_ratio", v->ratio, c->slow_raise, v->completed);
-    sm_decision_metric(t, "agent_median_ms", v->median, 0.0, v->completed);
-    sm_decision_metric(t, "swarm_median_ms", sw->st.median, 0.0, sw->st.median_n);
-    sm_decision_metric(t, "swarm_mad_ms", sw->st.mad, c->slow_mad_k,
-              sw->st.median_n);
+    sm_decision_metric(t, "duration_ratio", v->ratio, c->slow_raise, v->judged);
+    sm_decision_metric(t, "swarm_median_ratio", sw->st.median / 1000.0, 0.0,
+                       sw->st.median_n);
+    sm_decision_metric(t, "swarm_mad_ratio", sw->st.mad / 1000.0,
+                       c->slow_mad_k, sw->st.median_n);
     sm_decision_metric(t, "success_rate", v->success, c->success_raise, v->finished);
 }
 
@@ -197,8 +231,10 @@ void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
     /* too few swarm samples to judge against: hold the episode as is */
     if (sw->st.median_n < c->slow_min_swarm_tasks)
         return;
-    bool ratio_ok = !v.ratio_known || v.ratio < c->slow_clear;
-    if (ratio_ok && v.success >= c->success_clear) {
+    bool ratio_ok = !v.ratio_known || (v.ratio < c->slow_clear &&
+                                       a->s.slow_llr < c->slow_evidence / 2);
+    bool success_ok = a->s.fail_llr < c->success_evidence / 2;
+    if (ratio_ok && success_ok) {
         if (a->s.clear_since_ms == 0) {
             a->s.clear_since_ms = sw->st.now_ms;
             sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
@@ -454,6 +490,44 @@ void sm_detect_consensus(sm_swarm *sw, sm_decisions *out)
 }
 
 /* -------------------------------------------------------- clock, sweep */
+/* The spread (sigma of log durations within a type) the slowness test
+ * assumes: the swarm's, once enough ratios stand behind it, floored so a
+ * very regular swarm does not turn every small delay into proof (0.5, a
+ * typical spread, until the swarm has shown its own). */
+static double slow_sigma(const sm_swarm *sw)
+{
+    const sm_swarm_state *st = &sw->st;
+    if (st->median_n < sw->cfg.slow_min_swarm_tasks)
+        return 0.5;
+    return st->spread < 0.25 ? 0.25 : st->spread;
+}
+
+void sm_detect_task_outcome(sm_swarm *sw, uint32_t k, bool ok, double ratio)
+{
+    const sm_detect_config *c = &sw->cfg;
+    sm_agent_state *s = &sw->ag.v[k].s;
+    if (ok && ratio > 0) {
+        /* slow (slow_high) vs tolerable (slow_ok), lognormal durations of
+         * spread sigma; one task's log ratio is clipped so a single 30x
+         * outlier cannot make the case alone */
+        double m0 = log(c->slow_ok), m1 = log(c->slow_high);
+        double sg = slow_sigma(sw), lim = m1 + (m1 - m0);
+        double x = log(ratio);
+        x = x > lim ? lim : x < -lim ? -lim : x;
+        double y = s->slow_llr + (m1 - m0) / (sg * sg) * (x - (m0 + m1) / 2);
+        double top = c->slow_evidence * 1.5;
+        s->slow_llr = y < 0.0 ? 0.0 : y > top ? top : y;
+    }
+    double p0 = 1.0 - c->success_clear, p1 = 1.0 - c->success_raise;
+    /* one task's log likelihood ratio, failing (p1) vs healthy (p0);
+     * the statistic never goes below 0 nor far above the raise line, so
+     * it falls back under the clear line within a few healthy tasks */
+    double llr = ok ? log((1.0 - p1) / (1.0 - p0)) : log(p1 / p0);
+    double x = s->fail_llr + llr;
+    double cap = c->success_evidence + 1.0;
+    s->fail_llr = x < 0.0 ? 0.0 : x > cap ? cap : x;
+}
+
 void sm_detect_agent_gone(sm_swarm *sw, uint32_t k, const sm_evidence *ev,
                           sm_decisions *out)
 {

@@ -20,6 +20,9 @@ void sm_detect_stats_maybe(sm_swarm *sw);
 
 /* The slow-agent rule on agent k: raise, update or clear. */
 void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out);
+/* Agent k finished a task (ok: completed; ratio: its duration over the
+ * type baseline, 0 if none): updates its failure and slowness evidence. */
+void sm_detect_task_outcome(sm_swarm *sw, uint32_t k, bool ok, double ratio);
 /* Agent k left (unregistered): a raised episode resolves "no_data", with
  * the lifecycle event as evidence. */
 void sm_detect_agent_gone(sm_swarm *sw, uint32_t k, const sm_evidence *ev,

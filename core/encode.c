@@ -21,7 +21,7 @@
  *   1 clock      v1: str id, i64 now_ms, i64 tick, i64 stats_tick,
  *                    u8 started
  *   2 stats      v1: f64 median, f64 mad, u32 median_n, u32 new_samples,
- *                    u8 stats_dirty
+ *                    u8 stats_dirty; v2 appends f64 spread
  *   3 gauges     v1: u8 n (3: token, quota, queue), then per gauge:
  *                    u8 have, i64 last_ms, f64 value, f64 a, f64 b,
  *                    u32 over_run, u32 under_run, str source
@@ -58,7 +58,8 @@
 #define BLOB_MAGIC_AGENT 0x47414d53u     /* "SMAG" little-endian */
 #define SWARM_V2 2u                     /* a struct copy (read only) */
 #define SWARM_V3 3u                     /* sectioned (written) */
-#define BLOB_VERSION_AGENT 3u           /* agent blobs (encoded, see below) */
+#define BLOB_VERSION_AGENT 4u           /* agent blobs (encoded, see below) */
+#define AGENT_V3 3u                     /* read: no ratio samples */
 #define BLOB_MAGIC_META 0x544d4d53u      /* "SMMT" little-endian */
 #define META_V1 1u                      /* the store's meta record */
 
@@ -71,8 +72,8 @@ typedef struct blob_hdr {
     uint64_t check;
 } blob_hdr;
 
-/* Agent blob (version BLOB_VERSION_AGENT): the blob_hdr (host order, as
- * for the swarm blob; size = whole blob, check over the body), then a
+/* Agent blob (version BLOB_VERSION_AGENT, 4): the blob_hdr (host order,
+ * as for the swarm blob; size = whole blob, check over the body), then a
  * variable-length body, little-endian, fixed-width fields, no padding:
  *
  *   off  size  field
@@ -80,29 +81,34 @@ typedef struct blob_hdr {
  *     8     8  i64 raised_at_ms               0..TS_MAX
  *    16     8  i64 clear_since_ms             0..TS_MAX (0: not clearing)
  *    24     8  f64 impact (IEEE-754 bits)
- *    32     1  u8  raised                     0..1
- *    33     1  u8  severity                   0..SM_SEV_CRITICAL (>= LOW
+ *    32     8  f64 fail_llr                   0..1e6 (failure evidence)
+ *    40     8  f64 slow_llr                   0..1e6 (slowness evidence)
+ *    48     1  u8  raised                     0..1
+ *    49     1  u8  severity                   0..SM_SEV_CRITICAL (>= LOW
  *                                             when raised)
- *    34     1  u8  flags                      AGENT_* bits only
- *    35     1  u8  id length L                1..SM_ID_MAX-1
- *    36     L  id bytes (no NUL, no padding)
- *  36+L     1  u8  sample count N             0..SM_AGENT_TASKS
- *  37+L        N sample records, oldest first, each one of
+ *    50     1  u8  flags                      AGENT_* bits only
+ *    51     1  u8  id length L                1..SM_ID_MAX-1
+ *    52     L  id bytes (no NUL, no padding)
+ *  52+L     1  u8  sample count N             0..SM_AGENT_TASKS
+ *  53+L        N sample records, oldest first, each one of
  *                narrow (9 bytes):  u8 tag, u32 age, u32 value
  *                wide  (13 bytes):  u8 tag, i64 ts_ms, u32 value
- *              tag: bits 0-1 the sample flags (TASK_DONE must be set),
+ *              tag: bits 0-2 the sample flags (TASK_DONE must be set;
+ *              TASK_RATIO: value is duration / type baseline x 1000),
  *              bit 7 (SAMPLE_WIDE) the wide form, other bits zero.
  *              age = last_seen_ms - ts_ms; the narrow form is used, and
  *              required, whenever age fits in a u32; ts_ms in 0..TS_MAX.
  *
- * The body ends right after the last record (size must match exactly).
- * Only the held samples are stored: import rebuilds the ring with them in
- * slots 0..N-1 (head N % cap), which holds the same samples in the same
- * order, so the restored agent behaves, and exports, identically. A busy
- * agent with a ~12-byte id is 24 + 36 + 12 + 1 + 16 * 9 = 217 bytes. */
+ * Version 3 (the previous release) is read too: no fail_llr nor slow_llr
+ * (they start at 0) and no TASK_RATIO samples (their raw durations are kept and simply not
+ * judged). The body ends right after the last record (size must match
+ * exactly). Only the held samples are stored: import rebuilds the ring with
+ * them in slots 0..N-1 (head N % cap), which holds the same samples in the
+ * same order, so the restored agent behaves, and exports, identically. A
+ * busy agent with a ~12-byte id is 24 + 52 + 12 + 1 + 16 * 9 = 233 bytes. */
 #define SAMPLE_WIDE 0x80u
-#define SAMPLE_FLAGS (TASK_DONE | TASK_OK)
-#define AGENT_BODY_FIXED 36u
+#define SAMPLE_FLAGS (TASK_DONE | TASK_OK | TASK_RATIO)
+#define AGENT_BODY_FIXED 52u
 #define AGENT_BLOB_MAX (sizeof(blob_hdr) + AGENT_BODY_FIXED + \
                         (SM_ID_MAX - 1) + 1 + SM_AGENT_TASKS * 13u)
 
@@ -201,6 +207,10 @@ static size_t agent_encode(const sm_agent_state *s, unsigned char *out)
     p = put_u64(p, (uint64_t)s->clear_since_ms);
     memcpy(&bits, &s->impact, sizeof bits);
     p = put_u64(p, bits);
+    memcpy(&bits, &s->fail_llr, sizeof bits);
+    p = put_u64(p, bits);
+    memcpy(&bits, &s->slow_llr, sizeof bits);
+    p = put_u64(p, bits);
     p = put_u8(p, s->raised);
     p = put_u8(p, s->severity);
     p = put_u8(p, s->flags);
@@ -268,7 +278,8 @@ static uint64_t rd_u64(reader *r)
 
 /* Decodes and vets an agent blob body into s (zeroed first). Every field
  * is checked; the body must be consumed exactly. */
-static bool agent_decode(const unsigned char *body, size_t n, sm_agent_state *s)
+static bool agent_decode(const unsigned char *body, size_t n,
+                         uint32_t version, sm_agent_state *s)
 {
     reader r = {body, body + n, false};
     memset(s, 0, sizeof *s);
@@ -277,6 +288,15 @@ static bool agent_decode(const unsigned char *body, size_t n, sm_agent_state *s)
     s->clear_since_ms = (int64_t)rd_u64(&r);
     uint64_t bits = rd_u64(&r);
     memcpy(&s->impact, &bits, sizeof bits);
+    if (version != AGENT_V3) {
+        bits = rd_u64(&r);
+        memcpy(&s->fail_llr, &bits, sizeof bits);
+        bits = rd_u64(&r);
+        memcpy(&s->slow_llr, &bits, sizeof bits);
+        if (!(s->fail_llr >= 0.0 && s->fail_llr <= 1e6) ||
+            !(s->slow_llr >= 0.0 && s->slow_llr <= 1e6))
+            return false;
+    }
     uint32_t raised = rd_u8(&r), severity = rd_u8(&r), flags = rd_u8(&r);
     uint32_t idn = rd_u8(&r);
     if (r.bad || !sm_ts_ok(s->last_seen_ms) || !sm_ts_ok(s->raised_at_ms) ||
@@ -299,7 +319,9 @@ static bool agent_decode(const unsigned char *body, size_t n, sm_agent_state *s)
         return false;
     for (uint32_t i = 0; i < count; i++) {
         uint32_t tag = rd_u8(&r);
-        if ((tag & ~(uint32_t)(SAMPLE_FLAGS | SAMPLE_WIDE)) ||
+        uint32_t known = version == AGENT_V3 ? (TASK_DONE | TASK_OK)
+                                             : SAMPLE_FLAGS;
+        if ((tag & ~(known | SAMPLE_WIDE)) ||
             !(tag & TASK_DONE))
             return false;
         sm_sample *x = &s->tasks[i];
@@ -358,9 +380,10 @@ sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
     sm_agent_state s;
     if (hdr.magic == BLOB_MAGIC_AGENT && hdr.version > BLOB_VERSION_AGENT)
         return SM_ERR_VERSION;
-    if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
-                     raw + sizeof hdr, len - sizeof hdr) ||
-        !agent_decode(raw + sizeof hdr, len - sizeof hdr, &s))
+    uint32_t v = hdr.version == AGENT_V3 ? AGENT_V3 : BLOB_VERSION_AGENT;
+    if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, v, len, raw + sizeof hdr,
+                     len - sizeof hdr) ||
+        !agent_decode(raw + sizeof hdr, len - sizeof hdr, v, &s))
         return SM_ERR_CORRUPT;
     uint32_t k;
     sm_status rc = sm_agents_get(&sw->ag, s.id, &k);
@@ -461,6 +484,7 @@ enum {
     SEC_EPISODES = 4,
     SEC_CONSENSUS = 5,
     SEC_DURATIONS = 6,
+    SEC_TYPES = 7,
 };
 
 static void swarm_encode(const sm_swarm_state *st, writer *w)
@@ -473,12 +497,13 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
     w_u8(w, st->started);
     w_end(w, at);
 
-    at = w_section(w, SEC_STATS, 1);
+    at = w_section(w, SEC_STATS, 2);
     w_f64(w, st->median);
     w_f64(w, st->mad);
     w_u32(w, st->median_n);
     w_u32(w, st->new_samples);
     w_u8(w, st->stats_dirty);
+    w_f64(w, st->spread);       /* v2 */
     w_end(w, at);
 
     at = w_section(w, SEC_GAUGES, 1);
@@ -534,6 +559,26 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         w_u8(w, x->flags);
     }
     w_end(w, at);
+
+    at = w_section(w, SEC_TYPES, 1);
+    w_u8(w, SM_TASK_TYPES);
+    for (int i = 0; i < SM_TASK_TYPES; i++) {
+        const sm_type_baseline *t = &st->types.t[i];
+        const sm_samples *th = &t->hdr;
+        w_u8(w, t->used);
+        w_str(w, t->name);
+        w_u32(w, t->fresh);
+        w_f64(w, t->median);
+        w_u32(w, t->median_n);
+        w_u16(w, th->count);
+        for (uint32_t k = 0; k < th->count; k++) {
+            const sm_sample *x = &t->dur[(th->head + th->cap - th->count + k) %
+                                         th->cap];
+            w_i64(w, x->ts_ms);
+            w_u32(w, x->value);
+        }
+    }
+    w_end(w, at);
 }
 
 static uint32_t rd_u16(reader *r)
@@ -584,7 +629,8 @@ static bool sec_stats(reader *r, sm_swarm_state *st)
     st->median_n = rd_u32(r);
     st->new_samples = rd_u32(r);
     st->stats_dirty = rd_u8(r);
-    return !r->bad;
+    st->spread = r->p < r->end ? rd_f64(r) : 0.0;   /* from v2 on */
+    return !r->bad && st->spread >= 0.0;
 }
 
 static bool sec_gauges(reader *r, sm_swarm_state *st)
@@ -666,12 +712,43 @@ static bool sec_durations(reader *r, sm_swarm_state *st)
     return !r->bad;
 }
 
+static bool sec_types(reader *r, sm_swarm_state *st)
+{
+    uint32_t n = rd_u8(r);
+    sm_baselines_init(&st->types);
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        sm_type_baseline t = {0};
+        sm_samples_init(&t.hdr, SM_TYPE_SAMPLES);
+        t.used = rd_u8(r);
+        rd_str(r, t.name);
+        t.fresh = rd_u32(r);
+        t.median = rd_f64(r);
+        t.median_n = rd_u32(r);
+        uint32_t count = rd_u16(r);
+        if (count > SM_TYPE_SAMPLES)
+            return false;
+        for (uint32_t k = 0; k < count && !r->bad; k++) {
+            t.dur[k].ts_ms = (int64_t)rd_u64(r);
+            t.dur[k].value = rd_u32(r);
+            t.dur[k].flags = 1u;
+            if (!sm_ts_ok(t.dur[k].ts_ms))
+                return false;
+        }
+        t.hdr.count = count;
+        t.hdr.head = count % SM_TYPE_SAMPLES;
+        if (i < SM_TASK_TYPES)
+            st->types.t[i] = t;     /* types past this build's table: dropped */
+    }
+    return !r->bad && sm_baselines_valid(&st->types);
+}
+
 typedef bool (*section_fn)(reader *r, sm_swarm_state *st);
 
 static const section_fn sections[] = {
     [SEC_CLOCK] = sec_clock,          [SEC_STATS] = sec_stats,
     [SEC_GAUGES] = sec_gauges,        [SEC_EPISODES] = sec_episodes,
     [SEC_CONSENSUS] = sec_consensus,  [SEC_DURATIONS] = sec_durations,
+    [SEC_TYPES] = sec_types,
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
@@ -774,8 +851,20 @@ static bool swarm_migrate_v2(const unsigned char *blob, size_t len,
         /* v2 kept no time for the latest round: its ring slot's start */
         st->group_ms = v->rounds.started ? v->rounds.head_start_ms : 0;
         st->rounds = v->rounds;
-        st->dur_hdr = v->dur_hdr;
-        memcpy(st->dur, v->dur, sizeof st->dur);
+        /* v2 kept raw durations of every task, typed or not: they become
+         * the untyped baseline (its latest SM_TYPE_SAMPLES); the ratio
+         * ring starts empty */
+        const sm_samples *h = &v->dur_hdr;
+        if (sm_samples_valid(h, SM_SWARM_SAMPLES))
+            for (uint32_t i = 0; i < h->count; i++) {
+                const sm_sample *x = &v->dur[(h->head + h->cap - h->count + i) %
+                                             h->cap];
+                sm_baselines_push(&st->types, 0, x->ts_ms, x->value);
+            }
+        st->median = 0;
+        st->mad = 0;
+        st->median_n = 0;
+        st->stats_dirty = 1;
     }
     return ok;
 }
@@ -809,6 +898,8 @@ static bool episode_ok(const sm_episode *e)
 
 static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
 {
+    if (!sm_baselines_valid(&st->types))
+        return false;
     if (memcmp(st->id, sw->st.id, SM_ID_MAX) != 0 || st->started > 1 ||
         st->stats_dirty > 1 || st->median_n > SM_SWARM_SAMPLES ||
         !sm_ts_ok(st->now_ms) || !sm_ts_ok(st->group_ms))

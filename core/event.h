@@ -40,6 +40,7 @@ typedef enum sm_priority {
 typedef struct sm_task_event {
     int64_t ts_ms;
     const char *agent;          /* may be "" for QUEUED */
+    const char *task_type;      /* "" or NULL: no type */
     sm_task_kind kind;
     sm_priority priority;
     uint64_t tokens_used;

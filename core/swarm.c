@@ -94,6 +94,7 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
     sm_id_copy(sw->st.id, id);
     sm_ring_init(&sw->st.rounds, cfg->window_ms, cfg->tick_ms);
     sm_samples_init(&sw->st.dur_hdr, SM_SWARM_SAMPLES);
+    sm_baselines_init(&sw->st.types);
     sw->dirty = true;
     *out = sw;
     return SM_OK;
@@ -154,17 +155,34 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
     bool finished = ev->kind == SM_TASK_COMPLETED ||
                     ev->kind == SM_TASK_FAILED ||
                     ev->kind == SM_TASK_TIMED_OUT;
-    if (!finished || ev->ts_ms < sm_window_since(sw))
+    if (!finished || ev->ts_ms < sm_horizon_since(sw))
         return SM_OK;
 
+    /* a completed duration is judged against its own type's baseline */
     bool ok = ev->kind == SM_TASK_COMPLETED;
+    sm_baselines *types = &sw->st.types;
+    uint32_t slot = sm_baselines_slot(types, ev->task_type);
+    double base = ok ? sm_baselines_median(types, slot,
+                                           sw->cfg.slow_min_type_tasks)
+                     : 0.0;
     sm_sample s = {ev->ts_ms, ev->duration_ms,
                    TASK_DONE | (ok ? TASK_OK : 0u)};
+    if (base > 0) {
+        double r = (double)ev->duration_ms * 1000.0 / base + 0.5;
+        s.value = r < (double)UINT32_MAX ? (uint32_t)r : UINT32_MAX;
+        s.flags |= TASK_RATIO;
+    }
     sm_samples_push(&a->s.tasks_hdr, a->s.tasks, s);
+    sm_detect_task_outcome(sw, k, ok, (s.flags & TASK_RATIO) ? s.value / 1000.0
+                                                             : 0.0);
     if (ok) {
-        s.flags = TASK_OK;
-        sm_samples_push(&sw->st.dur_hdr, sw->st.dur, s);
-        sw->st.new_samples++;
+        if (!a->s.raised)       /* the healthy majority sets the baseline */
+            sm_baselines_push(types, slot, ev->ts_ms, ev->duration_ms);
+        if (s.flags & TASK_RATIO) {
+            sm_sample r = {ev->ts_ms, s.value, TASK_OK};
+            sm_samples_push(&sw->st.dur_hdr, sw->st.dur, r);
+            sw->st.new_samples++;
+        }
         sw->st.stats_dirty = 1;
         sw->dirty = true;
         sm_detect_stats_maybe(sw);

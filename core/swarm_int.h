@@ -17,12 +17,15 @@
 #include <string.h>
 
 #include "agents.h"
+#include "baseline.h"
 #include "decision.h"
 #include "swarm.h"
 #include "window.h"
 
 #define TASK_DONE 1u    /* finished: completed, failed or timed out */
-#define TASK_OK 2u      /* completed: the value is a duration sample */
+#define TASK_OK 2u      /* completed */
+#define TASK_RATIO 4u   /* the value is duration / type baseline, x 1000;
+                           without it, the raw duration (ms) */
 
 #define EDGE_EPS 1e-9
 #define MAD_SCALE 1.4826
@@ -57,8 +60,12 @@ typedef struct sm_swarm_state {
     int64_t now_ms;
     int64_t tick;               /* floor(now / tick_ms) at the last sweep */
     int64_t stats_tick;         /* tick of the last median recompute */
-    double median;              /* swarm median duration in the window */
+    double median;              /* swarm median duration ratio (x 1000)
+                                   over the slow horizon */
     double mad;                 /* its median absolute deviation */
+    double spread;              /* 1.4826 x MAD of the log ratios: the
+                                   swarm's duration spread within a type
+                                   (sigma of a lognormal); 0: unknown */
     uint32_t median_n;          /* samples behind median */
     uint32_t new_samples;       /* since the last recompute */
     uint32_t started;
@@ -68,8 +75,9 @@ typedef struct sm_swarm_state {
     char group[SM_ID_MAX];      /* latest consensus group */
     int64_t group_ms;           /* event time of its latest round */
     sm_ring rounds;             /* counter 0: rounds, 1: timeouts */
-    sm_samples dur_hdr;
+    sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];
+    sm_baselines types;         /* per task type duration baselines */
 } sm_swarm_state;
 
 struct sm_swarm {
@@ -112,6 +120,12 @@ static inline bool sm_ts_ok(int64_t ts_ms)
 static inline int64_t sm_window_since(const sm_swarm *sw)
 {
     return sw->st.now_ms - sw->cfg.window_ms + 1;
+}
+
+/* First event time inside the slow-agent horizon. */
+static inline int64_t sm_horizon_since(const sm_swarm *sw)
+{
+    return sw->st.now_ms - sw->cfg.slow_horizon_ms + 1;
 }
 
 #endif

@@ -22,14 +22,20 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->slow_raise = 2.0;
     cfg->slow_high = 3.0;
     cfg->slow_clear = 1.5;
-    cfg->slow_mad_k = 3.0;
-    cfg->success_raise = 0.70;
+    cfg->slow_mad_k = 0.0;
+    cfg->slow_ok = 1.6;
+    cfg->slow_evidence = 3.0;
+    cfg->success_raise = 0.55;
+    cfg->success_evidence = 5.0;
     cfg->success_clear = 0.80;
     cfg->slow_min_agent_tasks = 5;
     cfg->success_min_tasks = 10;
     cfg->slow_min_swarm_tasks = 20;
     cfg->severity_margin = 0.05;
     cfg->slow_clear_hold_ms = 5000;
+    cfg->slow_horizon_ms = 600000;
+    cfg->slow_recent_tasks = 8;
+    cfg->slow_min_type_tasks = 10;
     cfg->queue_raise = 50;
     cfg->queue_critical = 200;
     cfg->queue_clear = 40;
@@ -69,14 +75,20 @@ static const char *config_problem(const sm_detect_config *c)
         return "slow_clear must be below slow_raise";
     if (!(c->slow_raise < c->slow_high))
         return "slow_raise must be below slow_high";
+    if (!(c->slow_ok >= 1.0 && c->slow_ok < c->slow_high))
+        return "slow_ok must be at least 1 and below slow_high";
+    if (!(c->slow_evidence > 0.0 && c->slow_evidence <= 100.0))
+        return "slow_evidence must be in (0, 100]";
     if (!(c->slow_mad_k >= 0.0))
         return "slow_mad_k must not be negative";
     if (!(c->success_raise > 0.0))
         return "success_raise must be greater than 0";
     if (!(c->success_raise < c->success_clear))
         return "success_raise must be below success_clear";
-    if (!(c->success_clear <= 1.0))
-        return "success_clear must be at most 1";
+    if (!(c->success_clear < 1.0))
+        return "success_clear must be below 1";
+    if (!(c->success_evidence > 0.0 && c->success_evidence <= 100.0))
+        return "success_evidence must be in (0, 100]";
     if (c->success_min_tasks < 1 || c->success_min_tasks > SM_AGENT_TASKS)
         return "success_min_tasks must be between 1 and 16";
     if (c->slow_min_agent_tasks < 1 ||
@@ -86,6 +98,14 @@ static const char *config_problem(const sm_detect_config *c)
         return "severity_margin must be in [0, 0.2)";
     if (c->slow_clear_hold_ms < 0 || c->slow_clear_hold_ms > c->window_ms)
         return "slow_clear_hold_ms must be between 0 and window_ms";
+    if (c->slow_horizon_ms < c->window_ms || c->slow_horizon_ms > WINDOW_MAX)
+        return "slow_horizon_ms must be between window_ms and 30 days";
+    if (c->slow_recent_tasks < 1 || c->slow_recent_tasks > SM_AGENT_TASKS)
+        return "slow_recent_tasks must be between 1 and 16";
+    if (c->slow_min_agent_tasks > c->slow_recent_tasks)
+        return "slow_min_agent_tasks must not exceed slow_recent_tasks";
+    if (c->slow_min_type_tasks < 1 || c->slow_min_type_tasks > 64)
+        return "slow_min_type_tasks must be between 1 and 64";
     if (c->slow_min_swarm_tasks < 1 ||
         c->slow_min_swarm_tasks > SM_SWARM_SAMPLES)
         return "slow_min_swarm_tasks must be between 1 and 512";

@@ -26,7 +26,8 @@
  *                     does not flag its tail), or success rate (completed /
  *                     finished incl. failed and timed out) < success_raise
  *                     (0.70) over at least success_min_tasks (10) finished
- *                     tasks. Impact by ratio: <= slow_high (3.0) -> 0.4 +
+ *                     tasks (see below: evidence, not a count).
+ *                     Impact by ratio: <= slow_high (3.0) -> 0.4 +
  *                     0.2*(r-raise)/(high-raise) (MEDIUM); > high -> 0.6 +
  *                     0.2*min(1,(r-high)/high) (HIGH). By success: 0.4 +
  *                     0.2*(success_raise - s)/success_raise (MEDIUM). The
@@ -81,9 +82,26 @@ typedef struct sm_detect_config {
     double slow_raise;          /* 2.0 x swarm median */
     double slow_high;           /* 3.0 */
     double slow_clear;          /* 1.5 */
-    double slow_mad_k;          /* 3.0 */
-    double success_raise;       /* 0.70 */
-    double success_clear;       /* 0.80 */
+    double slow_mad_k;          /* 0 (off): an extra guard, the ratio must
+                                   also exceed the swarm's median ratio +
+                                   k x 1.4826 x MAD (the reference's 3
+                                   demanded ~4x on real task spreads) */
+    double slow_ok;             /* 1.6: a ratio an agent may run at without
+                                   being a bottleneck (the evidence test's
+                                   null hypothesis; slow_high its
+                                   alternative) */
+    double slow_evidence;       /* 3.0: log-likelihood ratio (nats) for
+                                   "slow" over "tolerable" to raise;
+                                   the episode clears below half of it */
+    double success_raise;       /* 0.55: the success rate of a failing
+                                   agent (the reference's 0.70 sits too
+                                   close to a healthy-but-unlucky 0.80 to
+                                   tell apart in the tasks an agent runs) */
+    double success_clear;       /* 0.80: the success rate of a healthy one */
+    double success_evidence;    /* 5.0: log-likelihood ratio (nats) for
+                                   "failing" over "healthy", accumulated
+                                   task by task (CUSUM), to raise; the
+                                   episode clears below half of it */
     uint32_t slow_min_agent_tasks;  /* 5 */
     uint32_t success_min_tasks;     /* 10 finished tasks before the success
                                        rule may fire: with 5, a 3%-failure
@@ -104,6 +122,14 @@ typedef struct sm_detect_config {
                                    before severity steps down */
     int64_t slow_clear_hold_ms; /* 5000: a slow agent's clear condition must
                                    hold this long (event time) to resolve */
+    int64_t slow_horizon_ms;    /* 600000: how far back an agent's tasks and
+                                   a type's baseline reach (an agent finishes
+                                   a few tasks a minute: the 60 s window
+                                   holds too few to judge) */
+    uint32_t slow_recent_tasks; /* 8: the agent's latest completed tasks
+                                   whose median duration ratio is judged */
+    uint32_t slow_min_type_tasks;   /* 10: durations of a task type before
+                                   its baseline judges anyone */
 } sm_detect_config;
 
 /* Fills *cfg with the defaults above. */

@@ -202,8 +202,27 @@ static void mask_group_ms(unsigned char *b, size_t n)
     ck_abort_msg("no consensus section");
 }
 
+/* A section's payload in a swarm blob (version 3 layout). */
+static const unsigned char *section_of(const unsigned char *b, size_t n,
+                                       unsigned want, size_t *len)
+{
+    size_t at = BLOB_HDR;
+    while (at + 8 <= n) {
+        uint32_t tag = (uint32_t)b[at] | (uint32_t)b[at + 1] << 8;
+        uint32_t l = (uint32_t)b[at + 4] | (uint32_t)b[at + 5] << 8 |
+                     (uint32_t)b[at + 6] << 16 | (uint32_t)b[at + 7] << 24;
+        if (tag == want) {
+            *len = l;
+            return b + at + 8;
+        }
+        at += 8 + l;
+    }
+    ck_abort_msg("no section %u", want);
+    return NULL;
+}
+
 /* Every swarm of want is in got with the same clock, agents, raised
- * bottlenecks and swarm-wide state, byte for byte but group_ms. */
+ * bottlenecks and the swarm-wide state version 2 kept, but group_ms. */
 typedef struct cmp_ctx {
     const sm_registry *got;
     size_t compared;
@@ -224,11 +243,20 @@ static void cmp_swarm(void *ud, sm_swarm *want)
                       sm_bn_type_str((sm_bn_type)t));
     size_t nw, ng;
     unsigned char *bw = export_of(want, &nw), *bg = export_of(got, &ng);
-    ck_assert_uint_eq(ng, nw);
     mask_group_ms(bw, nw);
     mask_group_ms(bg, ng);
-    ck_assert_msg(memcmp(bg + BLOB_HDR, bw + BLOB_HDR, nw - BLOB_HDR) == 0,
-                  "swarm %s: state differs", id);
+    /* what version 2 kept carries over byte for byte: the clock, the
+     * gauges, the episodes and the consensus ring; its raw durations feed
+     * the untyped baseline instead (the ratio ring starts empty), so the
+     * stats, durations and types sections differ by design */
+    static const unsigned kept[] = {1, 3, 4, 5};
+    for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
+        size_t lw, lg;
+        const unsigned char *sw_ = section_of(bw, nw, kept[i], &lw);
+        const unsigned char *sg = section_of(bg, ng, kept[i], &lg);
+        ck_assert_msg(lw == lg && memcmp(sw_, sg, lw) == 0,
+                      "swarm %s: section %u differs", id, kept[i]);
+    }
     free(bw);
     free(bg);
     c->compared++;

@@ -577,7 +577,7 @@ END_TEST
 
 /* The most an agent blob can be: header, fixed fields, a 63-byte id, the
  * sample count and 16 samples in the wide (13-byte) form. */
-#define AGENT_BLOB_LIMIT (24 + 36 + (SM_ID_MAX - 1) + 1 + 16 * 13)
+#define AGENT_BLOB_LIMIT (24 + 52 + (SM_ID_MAX - 1) + 1 + 16 * 13)
 
 typedef struct agent_blobs {
     size_t n;
@@ -650,8 +650,8 @@ START_TEST(test_agent_blobs_compact_and_exact)
     }
     /* ag-N: 4 or 5 id bytes and a full ring of 16 narrow samples
      * (209 or 210 bytes) */
-    ck_assert_uint_eq(lo, 24 + 36 + 30 + 1 + 9);    /* the long id, 1 task */
-    ck_assert_uint_eq(hi, 24 + 36 + 5 + 1 + 16 * 9);
+    ck_assert_uint_eq(lo, 24 + 52 + 30 + 1 + 9);    /* the long id, 1 task */
+    ck_assert_uint_eq(hi, 24 + 52 + 5 + 1 + 16 * 9);
     ck_assert_uint_lt(hi, 392);                     /* the old fixed size */
 
     sm_persist_result res;

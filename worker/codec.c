@@ -226,8 +226,13 @@ sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
         *why = "TaskEvent agent differs from the subject's agent";
         return SM_ERR_INVALID;
     }
+    if (m->task_type && strlen(m->task_type) >= SM_ID_MAX) {
+        *why = "TaskEvent task_type longer than 63 bytes";
+        return SM_ERR_INVALID;
+    }
     out->ts_ms = m->ts_ms;
     out->agent = agent;
+    out->task_type = m->task_type ? m->task_type : "";
     out->kind = (sm_task_kind)m->kind;
     out->priority = m->priority ? (sm_priority)m->priority : SM_PRIO_MEDIUM;
     out->tokens_used = m->tokens_used;

@@ -72,8 +72,11 @@ static const opt options[] = {
     {"slow_high", OPT_F64, D(slow_high), "ratio that makes it high"},
     {"slow_clear", OPT_F64, D(slow_clear), "ratio that clears"},
     {"slow_mad_k", OPT_F64, D(slow_mad_k), "MADs above the swarm median required"},
+    {"slow_ok", OPT_F64, D(slow_ok), "duration ratio an agent may run at (evidence test's null)"},
+    {"slow_evidence", OPT_F64, D(slow_evidence), "slowness evidence (nats) to raise a slow agent"},
     {"success_raise", OPT_F64, D(success_raise), "agent success rate that raises"},
     {"success_clear", OPT_F64, D(success_clear), "success rate that clears"},
+    {"success_evidence", OPT_F64, D(success_evidence), "failure evidence (nats) to raise a failing agent"},
     {"slow_min_agent_tasks", OPT_U32, D(slow_min_agent_tasks), "agent tasks needed"},
     {"slow_min_swarm_tasks", OPT_U32, D(slow_min_swarm_tasks), "swarm tasks needed"},
     {"success_min_tasks", OPT_U32, D(success_min_tasks), "finished agent tasks before the success rule"},
@@ -86,6 +89,9 @@ static const opt options[] = {
     {"consensus_min_rounds", OPT_U32, D(consensus_min_rounds), "rounds needed"},
     {"severity_margin", OPT_F64, D(severity_margin), "impact below a band before severity steps down"},
     {"slow_clear_hold", OPT_DET_DUR, D(slow_clear_hold_ms), "how long a slow agent must look normal to resolve"},
+    {"slow_horizon", OPT_DET_DUR, D(slow_horizon_ms), "how far back an agent's tasks and the type baselines reach"},
+    {"slow_recent_tasks", OPT_U32, D(slow_recent_tasks), "latest completed tasks of an agent that are judged"},
+    {"slow_min_type_tasks", OPT_U32, D(slow_min_type_tasks), "durations of a task type before its baseline judges"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

@@ -1,0 +1,85 @@
+/*
+ * baseline.c - per task type duration baselines (baseline.h).
+ */
+#include "baseline.h"
+
+#include <string.h>
+
+void sm_baselines_init(sm_baselines *b)
+{
+    memset(b, 0, sizeof *b);
+    for (int i = 0; i < SM_TASK_TYPES; i++)
+        sm_samples_init(&b->t[i].hdr, SM_TYPE_SAMPLES);
+    b->t[0].used = 1;           /* "": no type, and the overflow */
+}
+
+uint32_t sm_baselines_slot(sm_baselines *b, const char *name)
+{
+    if (name == NULL || name[0] == '\0')
+        return 0;
+    for (uint32_t i = 1; i < SM_TASK_TYPES; i++) {
+        sm_type_baseline *t = &b->t[i];
+        if (!t->used) {
+            t->used = 1;
+            size_t n = strnlen(name, SM_ID_MAX - 1);
+            memcpy(t->name, name, n);
+            t->name[n] = '\0';
+            return i;
+        }
+        if (strncmp(t->name, name, SM_ID_MAX) == 0)
+            return i;
+    }
+    return 0;
+}
+
+void sm_baselines_push(sm_baselines *b, uint32_t slot, int64_t ts_ms,
+                       uint32_t duration_ms)
+{
+    sm_type_baseline *t = &b->t[slot < SM_TASK_TYPES ? slot : 0];
+    sm_sample s = {ts_ms, duration_ms, 1u};
+    sm_samples_push(&t->hdr, t->dur, s);
+    t->fresh++;
+}
+
+bool sm_baselines_refresh(sm_baselines *b, int64_t since_ms, bool all,
+                          uint32_t min_n, double *scratch)
+{
+    bool changed = false;
+    for (int i = 0; i < SM_TASK_TYPES; i++) {
+        sm_type_baseline *t = &b->t[i];
+        bool due = t->fresh >= SM_TYPE_REFRESH ||
+                   (t->fresh > 0 && t->median_n < min_n);
+        if (!t->used || !(all || due))
+            continue;
+        size_t n = sm_samples_values(&t->hdr, t->dur, since_ms, 1u, 1u,
+                                     scratch, SM_TYPE_SAMPLES);
+        double m = sm_stats_median(scratch, n);
+        if (m != t->median || n != t->median_n || t->fresh != 0)
+            changed = true;
+        t->median = m;
+        t->median_n = (uint32_t)n;
+        t->fresh = 0;
+    }
+    return changed;
+}
+
+double sm_baselines_median(const sm_baselines *b, uint32_t slot,
+                           uint32_t min_n)
+{
+    const sm_type_baseline *t = &b->t[slot < SM_TASK_TYPES ? slot : 0];
+    return t->median_n >= min_n && t->median > 0 ? t->median : 0.0;
+}
+
+bool sm_baselines_valid(const sm_baselines *b)
+{
+    for (int i = 0; i < SM_TASK_TYPES; i++) {
+        const sm_type_baseline *t = &b->t[i];
+        if (t->used > 1 || t->reserved != 0 || t->median_n > SM_TYPE_SAMPLES ||
+            !(t->median >= 0) || memchr(t->name, '\0', SM_ID_MAX) == NULL ||
+            !sm_samples_valid(&t->hdr, SM_TYPE_SAMPLES))
+            return false;
+        if (i > 0 && !t->used && t->name[0] != '\0')
+            return false;
+    }
+    return b->t[0].used == 1 && b->t[0].name[0] == '\0';
+}
