@@ -281,13 +281,16 @@ static sm_gauge *gauge_of(sm_swarm *sw, sm_bn_type t)
     }
 }
 
-static void type_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev)
+/* The input an episode of type t (of group grp, for consensus) rests on:
+ * the gauge's latest sample, or the group's latest round. */
+static void type_evidence(const sm_swarm *sw, sm_bn_type t,
+                          const sm_group *grp, sm_evidence *ev)
 {
     memset(ev, 0, sizeof *ev);
     if (t == SM_BN_CONSENSUS_TIMEOUT) {
         ev->signal = SM_SIG_CONSENSUS;
-        sm_id_copy(ev->id, sw->st.group);
-        ev->ts_ms = sw->st.group_ms;
+        sm_id_copy(ev->id, grp->name);
+        ev->ts_ms = grp->last_ms;
         return;
     }
     const sm_gauge *g = gauge_of((sm_swarm *)sw, t);
@@ -298,8 +301,10 @@ static void type_evidence(const sm_swarm *sw, sm_bn_type t, sm_evidence *ev)
     ev->ts_ms = g->last_ms;
 }
 
-/* Current impact of a swarm-wide type from its latest figures. */
-static double type_impact(const sm_swarm *sw, sm_bn_type t)
+/* Current impact of a swarm-wide type (of group grp, for consensus) from
+ * its latest figures. */
+static double type_impact(const sm_swarm *sw, sm_bn_type t,
+                          const sm_group *grp)
 {
     const sm_detect_config *c = &sw->cfg;
     const sm_swarm_state *st = &sw->st;
@@ -325,8 +330,8 @@ static double type_impact(const sm_swarm *sw, sm_bn_type t)
         return sm_band(0.8, 1.0, (x - crit) / crit);
     }
     case SM_BN_CONSENSUS_TIMEOUT: {
-        uint64_t n = sm_ring_sum(&st->rounds, 0);
-        x = n > 0 ? (double)sm_ring_sum(&st->rounds, 1) / (double)n : 0.0;
+        uint64_t n = sm_ring_sum(&grp->rounds, 0);
+        x = n > 0 ? (double)sm_ring_sum(&grp->rounds, 1) / (double)n : 0.0;
         if (x <= c->consensus_high)
             return sm_band(0.4, 0.6, (x - c->consensus_raise) /
                                   (c->consensus_high - c->consensus_raise));
@@ -338,8 +343,9 @@ static double type_impact(const sm_swarm *sw, sm_bn_type t)
     return 0.0;
 }
 
-static void type_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
-                         uint32_t run, sm_finding *tr)
+static void type_metrics(const sm_swarm *sw, sm_bn_type t,
+                         const sm_group *grp, bool resolving, uint32_t run,
+                         sm_finding *tr)
 {
     const sm_detect_config *c = &sw->cfg;
     const sm_swarm_state *st = &sw->st;
@@ -370,8 +376,8 @@ static void type_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
         break;
     }
     case SM_BN_CONSENSUS_TIMEOUT: {
-        uint64_t n = sm_ring_sum(&st->rounds, 0);
-        uint64_t to = sm_ring_sum(&st->rounds, 1);
+        uint64_t n = sm_ring_sum(&grp->rounds, 0);
+        uint64_t to = sm_ring_sum(&grp->rounds, 1);
         double rate = n > 0 ? (double)to / (double)n : 0.0;
         double thr = resolving ? c->consensus_clear
                      : rate > c->consensus_high ? c->consensus_high
@@ -380,6 +386,8 @@ static void type_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
         sm_finding_metric(tr, "rounds", (double)n, c->consensus_min_rounds,
                   (uint32_t)n);
         sm_finding_metric(tr, "timeouts", (double)to, 0.0, (uint32_t)n);
+        sm_finding_metric(tr, "timeout_evidence", grp->llr,
+                          c->consensus_evidence, (uint32_t)n);
         break;
     }
     case SM_BN_SLOW_AGENT:
@@ -390,37 +398,45 @@ static void type_metrics(const sm_swarm *sw, sm_bn_type t, bool resolving,
  * picks the clear thresholds for the metrics, `run` is the number of
  * samples behind the step (a debounce run, consensus rounds), `reason`
  * NULL means the type's own. */
-static void type_finding(const sm_swarm *sw, sm_bn_type t, bool resolving,
-                         uint32_t run, const char *reason, sm_finding *f)
+static void type_finding(const sm_swarm *sw, sm_bn_type t,
+                         const sm_group *grp, bool resolving, uint32_t run,
+                         const char *reason, sm_finding *f)
 {
     memset(f, 0, sizeof *f);
-    f->impact = type_impact(sw, t);
+    f->impact = type_impact(sw, t, grp);
     f->reason = reason != NULL ? reason : type_reason(t);
-    type_evidence(sw, t, &f->evidence);
-    type_metrics(sw, t, resolving, run, f);
+    type_evidence(sw, t, grp, &f->evidence);
+    type_metrics(sw, t, grp, resolving, run, f);
 }
 
-static void ep_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
-                     uint32_t run, sm_decisions *out)
+/* The episode of type t: the swarm's own, or consensus group grp's. */
+static sm_episode *episode_of(sm_swarm *sw, sm_bn_type t, sm_group *grp)
 {
-    sm_finding f;
-    type_finding(sw, t, false, run, NULL, &f);
-    sm_episode_raise(sw, t, subject, &f, out);
+    return grp != NULL ? &grp->ep : &sw->st.ep[t];
 }
 
-static void ep_resolve(sm_swarm *sw, sm_bn_type t, const char *reason,
-                       uint32_t run, sm_decisions *out)
+static void ep_raise(sm_swarm *sw, sm_bn_type t, sm_group *grp,
+                     const char *subject, uint32_t run, sm_decisions *out)
 {
     sm_finding f;
-    type_finding(sw, t, true, run, reason, &f);
-    sm_episode_resolve(sw, t, &f, out);
+    type_finding(sw, t, grp, false, run, NULL, &f);
+    sm_episode_raise(sw, t, episode_of(sw, t, grp), subject, &f, out);
 }
 
-static void ep_update(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
+static void ep_resolve(sm_swarm *sw, sm_bn_type t, sm_group *grp,
+                       const char *reason, uint32_t run, sm_decisions *out)
 {
     sm_finding f;
-    type_finding(sw, t, false, 1, NULL, &f);
-    sm_episode_update(sw, t, &f, out);
+    type_finding(sw, t, grp, true, run, reason, &f);
+    sm_episode_resolve(sw, t, episode_of(sw, t, grp), &f, out);
+}
+
+static void ep_update(sm_swarm *sw, sm_bn_type t, sm_group *grp,
+                      sm_decisions *out)
+{
+    sm_finding f;
+    type_finding(sw, t, grp, false, 1, NULL, &f);
+    sm_episode_update(sw, t, episode_of(sw, t, grp), &f, out);
 }
 
 /* One gauge sample has been stored: advance the debounce runs and decide. */
@@ -441,16 +457,16 @@ void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
     }
     if (!sw->st.ep[t].raised) {
         if (g->over_run >= min)
-            ep_raise(sw, t, g->source, g->over_run, out);
+            ep_raise(sw, t, NULL, g->source, g->over_run, out);
         return;
     }
     if (g->under_run >= min) {
-        ep_resolve(sw, t, "cleared", g->under_run, out);
+        ep_resolve(sw, t, NULL, "cleared", g->under_run, out);
         return;
     }
     /* under the clear line but not yet debounced: no severity churn */
     if (!under)
-        ep_update(sw, t, out);
+        ep_update(sw, t, NULL, out);
 }
 
 /* Sweep: a gauge with no sample inside the window is stale. */
@@ -464,29 +480,39 @@ void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
     g->under_run = 0;
     sw->dirty = true;
     if (sw->st.ep[t].raised)
-        ep_resolve(sw, t, "no_data", 0, out);
+        ep_resolve(sw, t, NULL, "no_data", 0, out);
 }
 
-void sm_detect_consensus(sm_swarm *sw, sm_decisions *out)
+void sm_detect_consensus_round(sm_swarm *sw, sm_group *g, bool timeout)
 {
     const sm_detect_config *c = &sw->cfg;
-    sm_swarm_state *st = &sw->st;
-    uint64_t n = sm_ring_sum(&st->rounds, 0);
-    double rate = n > 0 ? (double)sm_ring_sum(&st->rounds, 1) / (double)n
-                        : 0.0;
-    if (!st->ep[SM_BN_CONSENSUS_TIMEOUT].raised) {
-        if (n >= c->consensus_min_rounds && rate > c->consensus_raise)
-            ep_raise(sw, SM_BN_CONSENSUS_TIMEOUT, st->group,
-                          (uint32_t)n, out);
+    double p0 = c->consensus_clear, p1 = c->consensus_high;
+    double llr = timeout ? log(p1 / p0) : log((1.0 - p1) / (1.0 - p0));
+    double x = g->llr + llr, top = c->consensus_evidence * 1.5;
+    g->llr = x < 0.0 ? 0.0 : x > top ? top : x;
+}
+
+void sm_detect_consensus(sm_swarm *sw, sm_group *g, sm_decisions *out)
+{
+    const sm_detect_config *c = &sw->cfg;
+    const sm_bn_type t = SM_BN_CONSENSUS_TIMEOUT;
+    uint64_t n = sm_ring_sum(&g->rounds, 0), to = sm_ring_sum(&g->rounds, 1);
+    double rate = n > 0 ? (double)to / (double)n : 0.0;
+    if (!g->ep.raised) {
+        /* over the raise rate in the window, on evidence gathered round
+         * by round: a chance cluster in one window is not a bottleneck */
+        if (n >= c->consensus_min_rounds && rate > c->consensus_raise &&
+            g->llr > c->consensus_evidence)
+            ep_raise(sw, t, g, g->name, (uint32_t)n, out);
         return;
     }
-    if (n == 0)
-        ep_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "no_data", 0, out);
-    else if (rate < c->consensus_clear)
-        ep_resolve(sw, SM_BN_CONSENSUS_TIMEOUT, "cleared", (uint32_t)n,
-                        out);
-    else
-        ep_update(sw, SM_BN_CONSENSUS_TIMEOUT, out);
+    if (n == 0 || rate < c->consensus_clear) {
+        ep_resolve(sw, t, g, n == 0 ? "no_data" : "cleared", (uint32_t)n,
+                   out);
+        g->llr = 0.0;           /* a new episode needs new evidence */
+    } else {
+        ep_update(sw, t, g, out);
+    }
 }
 
 /* -------------------------------------------------------- clock, sweep */

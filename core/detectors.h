@@ -34,7 +34,10 @@ void sm_detect_gauge(sm_swarm *sw, sm_bn_type t, bool over, bool under,
                      sm_decisions *out);
 /* Tick sweep: a gauge with no sample in the window goes stale. */
 void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out);
-/* The consensus rule over the round ring. */
-void sm_detect_consensus(sm_swarm *sw, sm_decisions *out);
+/* Group g ran a round (timeout or not): updates its timeout evidence. */
+void sm_detect_consensus_round(sm_swarm *sw, sm_group *g, bool timeout);
+/* The consensus rule over group g's round ring: raise, update or clear its
+ * episode. */
+void sm_detect_consensus(sm_swarm *sw, sm_group *g, sm_decisions *out);
 
 #endif

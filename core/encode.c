@@ -29,9 +29,13 @@
  *                    never raised), then per episode: u8 raised,
  *                    u8 severity, i64 raised_at_ms, f64 impact,
  *                    str subject
- *   5 consensus  v1: str group, i64 group_ms, i64 slot_ms,
+ *   5 consensus  v2: u8 n (SM_GROUPS), then per group slot: u8 used,
+ *                    str name, i64 last_ms, f64 llr, the ring (i64 slot_ms,
  *                    i64 head_start_ms, u32 nslots, u32 head, u8 started,
- *                    nslots x (u32 rounds, u32 timeouts)
+ *                    nslots x (u32 rounds, u32 timeouts)), the episode
+ *                    (u8 raised, u8 severity, i64 raised_at_ms, f64 impact,
+ *                    str subject); v1 (read): one ring for the swarm,
+ *                    str group, i64 group_ms, the ring
  *   6 durations  v1: u16 n, n x (i64 ts_ms, u32 value, u8 flags), oldest
  *                    first (the ring is rebuilt in slots 0..n-1)
  *
@@ -245,6 +249,7 @@ static size_t agent_encode(const sm_agent_state *s, unsigned char *out)
 typedef struct reader {
     const unsigned char *p, *end;
     bool bad;
+    uint32_t version;           /* of the section being read */
 } reader;
 
 static const unsigned char *rd_take(reader *r, size_t n)
@@ -281,7 +286,7 @@ static uint64_t rd_u64(reader *r)
 static bool agent_decode(const unsigned char *body, size_t n,
                          uint32_t version, sm_agent_state *s)
 {
-    reader r = {body, body + n, false};
+    reader r = {body, body + n, false, 0};
     memset(s, 0, sizeof *s);
     s->last_seen_ms = (int64_t)rd_u64(&r);
     s->raised_at_ms = (int64_t)rd_u64(&r);
@@ -533,18 +538,29 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
     }
     w_end(w, at);
 
-    at = w_section(w, SEC_CONSENSUS, 1);
-    const sm_ring *r = &st->rounds;
-    w_str(w, st->group);
-    w_i64(w, st->group_ms);
-    w_i64(w, r->slot_ms);
-    w_i64(w, r->head_start_ms);
-    w_u32(w, r->nslots);
-    w_u32(w, r->head);
-    w_u8(w, r->started);
-    for (uint32_t i = 0; i < r->nslots; i++) {
-        w_u32(w, r->count[i][0]);
-        w_u32(w, r->count[i][1]);
+    at = w_section(w, SEC_CONSENSUS, 2);
+    w_u8(w, SM_GROUPS);
+    for (int i = 0; i < SM_GROUPS; i++) {
+        const sm_group *g = &st->groups[i];
+        const sm_ring *r = &g->rounds;
+        w_u8(w, g->used);
+        w_str(w, g->name);
+        w_i64(w, g->last_ms);
+        w_f64(w, g->llr);
+        w_i64(w, r->slot_ms);
+        w_i64(w, r->head_start_ms);
+        w_u32(w, r->nslots);
+        w_u32(w, r->head);
+        w_u8(w, r->started);
+        for (uint32_t k = 0; k < r->nslots; k++) {
+            w_u32(w, r->count[k][0]);
+            w_u32(w, r->count[k][1]);
+        }
+        w_u8(w, g->ep.raised);
+        w_u8(w, g->ep.severity);
+        w_i64(w, g->ep.raised_at_ms);
+        w_f64(w, g->ep.impact);
+        w_str(w, g->ep.subject);
     }
     w_end(w, at);
 
@@ -670,16 +686,14 @@ static bool sec_episodes(reader *r, sm_swarm_state *st)
     return !r->bad;
 }
 
-static bool sec_consensus(reader *r, sm_swarm_state *st)
+static bool rd_ring(reader *r, sm_ring *ring)
 {
-    sm_ring *ring = &st->rounds;
-    rd_str(r, st->group);
-    st->group_ms = (int64_t)rd_u64(r);
     ring->slot_ms = (int64_t)rd_u64(r);
     ring->head_start_ms = (int64_t)rd_u64(r);
     ring->nslots = rd_u32(r);
     ring->head = rd_u32(r);
     ring->started = rd_u8(r);
+    ring->reserved = 0;
     if (r->bad || ring->nslots == 0 || ring->nslots > SM_RING_SLOTS)
         return false;
     memset(ring->count, 0, sizeof ring->count);
@@ -689,6 +703,40 @@ static bool sec_consensus(reader *r, sm_swarm_state *st)
             ring->count[i][c] = rd_u32(r);
             ring->sum[c] += ring->count[i][c];
         }
+    }
+    return !r->bad;
+}
+
+/* v2: one record per group slot. v1 (a single ring for the swarm): its
+ * rounds become the group that last reported, in slot 0; the episode,
+ * then kept with the swarm-wide ones, is moved there by swarm_decode. */
+static bool sec_consensus(reader *r, sm_swarm_state *st)
+{
+    if (r->version < 2) {
+        sm_group *g = &st->groups[0];
+        rd_str(r, g->name);
+        g->last_ms = (int64_t)rd_u64(r);
+        g->used = 1;
+        return rd_ring(r, &g->rounds);
+    }
+    uint32_t n = rd_u8(r);
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        sm_group g = {0};
+        g.used = rd_u8(r);
+        rd_str(r, g.name);
+        g.last_ms = (int64_t)rd_u64(r);
+        g.llr = rd_f64(r);
+        if (!(g.llr >= 0.0 && g.llr <= 1e6) || !rd_ring(r, &g.rounds))
+            return false;
+        g.ep.raised = rd_u8(r);
+        g.ep.severity = rd_u8(r);
+        g.ep.raised_at_ms = (int64_t)rd_u64(r);
+        g.ep.impact = rd_f64(r);
+        rd_str(r, g.ep.subject);
+        if (i < SM_GROUPS)
+            st->groups[i] = g;
+        else if (g.ep.raised)
+            return false;       /* a raised group past this build's table */
     }
     return !r->bad;
 }
@@ -752,27 +800,50 @@ static const section_fn sections[] = {
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
+/* Earlier layouts kept the consensus episode with the swarm-wide ones:
+ * it belongs to the group it names (or the first). */
+static void group_episode_home(sm_swarm_state *st)
+{
+    sm_episode *e = &st->ep[SM_BN_CONSENSUS_TIMEOUT];
+    if (!e->raised)
+        return;
+    sm_group *home = &st->groups[0];
+    for (int i = 0; i < SM_GROUPS; i++)
+        if (st->groups[i].used &&
+            strncmp(st->groups[i].name, e->subject, SM_ID_MAX) == 0)
+            home = &st->groups[i];
+    if (!home->used) {
+        home->used = 1;
+        memcpy(home->name, e->subject, SM_ID_MAX);
+    }
+    home->ep = *e;
+    memset(e, 0, sizeof *e);
+}
+
 /* Reads a v3 body into st (which holds the swarm's empty state: fields no
  * section carries keep it). The clock section is required. */
 static bool swarm_decode(const unsigned char *body, size_t n,
                          sm_swarm_state *st)
 {
-    reader r = {body, body + n, false};
+    reader r = {body, body + n, false, 0};
     bool have_clock = false;
     while (r.p != r.end) {
         uint32_t tag = rd_u16(&r);
-        (void)rd_u16(&r);       /* version: fields are only ever appended */
+        /* a newer version only appends fields; a layout that changed says
+         * so to its reader (sec_consensus) */
+        uint32_t version = rd_u16(&r);
         uint32_t len = rd_u32(&r);
         const unsigned char *payload = rd_take(&r, len);
         if (payload == NULL)
             return false;
         if (tag >= N_SECTIONS || sections[tag] == NULL)
             continue;           /* a section of a later build: skipped */
-        reader sr = {payload, payload + len, false};
+        reader sr = {payload, payload + len, false, version};
         if (!sections[tag](&sr, st))
             return false;
         have_clock |= tag == SEC_CLOCK;
     }
+    group_episode_home(st);
     return have_clock;
 }
 
@@ -847,10 +918,14 @@ static bool swarm_migrate_v2(const unsigned char *blob, size_t len,
                                      e->severity, {0}};
             memcpy(st->ep[t].subject, e->subject, SM_ID_MAX);
         }
-        memcpy(st->group, v->group, SM_ID_MAX);
-        /* v2 kept no time for the latest round: its ring slot's start */
-        st->group_ms = v->rounds.started ? v->rounds.head_start_ms : 0;
-        st->rounds = v->rounds;
+        /* the swarm's one ring becomes the group that last reported; v2
+         * kept no time for its latest round: the ring slot's start */
+        sm_group *g = &st->groups[0];
+        g->used = 1;
+        memcpy(g->name, v->group, SM_ID_MAX);
+        g->last_ms = v->rounds.started ? v->rounds.head_start_ms : 0;
+        g->rounds = v->rounds;
+        group_episode_home(st);
         /* v2 kept raw durations of every task, typed or not: they become
          * the untyped baseline (its latest SM_TYPE_SAMPLES); the ratio
          * ring starts empty */
@@ -902,8 +977,19 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
         return false;
     if (memcmp(st->id, sw->st.id, SM_ID_MAX) != 0 || st->started > 1 ||
         st->stats_dirty > 1 || st->median_n > SM_SWARM_SAMPLES ||
-        !sm_ts_ok(st->now_ms) || !sm_ts_ok(st->group_ms))
+        !sm_ts_ok(st->now_ms))
         return false;
+    for (int i = 0; i < SM_GROUPS; i++) {
+        const sm_group *g = &st->groups[i];
+        if (g->used > 1 || g->reserved != 0 || sm_id_len(g->name) < 0 ||
+            !sm_ts_ok(g->last_ms) || !episode_ok(&g->ep) ||
+            sm_id_len(g->ep.subject) < 0 || (!g->used && g->ep.raised))
+            return false;
+        if (g->used && (!sm_ring_valid(&g->rounds) ||
+                        g->rounds.slot_ms != sw->st.groups[i].rounds.slot_ms ||
+                        g->rounds.nslots != sw->st.groups[i].rounds.nslots))
+            return false;
+    }
     for (int i = 0; i < G_COUNT; i++) {
         const sm_gauge *g = &st->gauges[i];
         if (g->have > 1 || g->reserved != 0 || sm_id_len(g->source) < 0)
@@ -913,11 +999,8 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
         if (!episode_ok(&st->ep[t]) || sm_id_len(st->ep[t].subject) < 0)
             return false;
     }
-    if (st->ep[0].raised || st->ep[SM_BN_SLOW_AGENT].raised)
-        return false;
-    if (sm_id_len(st->group) < 0 || !sm_ring_valid(&st->rounds) ||
-        st->rounds.slot_ms != sw->st.rounds.slot_ms ||
-        st->rounds.nslots != sw->st.rounds.nslots)
+    if (st->ep[0].raised || st->ep[SM_BN_SLOW_AGENT].raised ||
+        st->ep[SM_BN_CONSENSUS_TIMEOUT].raised)
         return false;
     return sm_samples_valid(&st->dur_hdr, SM_SWARM_SAMPLES);
 }
@@ -1000,7 +1083,7 @@ sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
                      len - sizeof hdr))
         return SM_ERR_CORRUPT;
     sm_store_meta got = {0, 0};
-    reader r = {raw + sizeof hdr, raw + len, false};
+    reader r = {raw + sizeof hdr, raw + len, false, 0};
     while (r.p != r.end) {
         uint32_t tag = rd_u16(&r);
         (void)rd_u16(&r);       /* version: fields are only ever appended */
@@ -1008,7 +1091,7 @@ sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
         const unsigned char *payload = rd_take(&r, n);
         if (payload == NULL)
             return SM_ERR_CORRUPT;
-        reader sr = {payload, payload + n, false};
+        reader sr = {payload, payload + n, false, 0};
         if (tag == META_APPLIED)
             got.applied_seq = rd_u64(&sr);
         else if (tag == META_CONFIG)

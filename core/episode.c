@@ -74,10 +74,10 @@ void sm_finding_metric(sm_finding *f, const char *name, double value,
     f->metrics[f->n_metrics++] = (sm_metric){name, value, threshold, samples};
 }
 
-static void episode_decide(sm_swarm *sw, sm_bn_type t, sm_transition_kind k,
-                           const sm_finding *f, sm_decisions *out)
+static void episode_decide(sm_swarm *sw, sm_bn_type t, const sm_episode *e,
+                           sm_transition_kind k, const sm_finding *f,
+                           sm_decisions *out)
 {
-    const sm_episode *e = &sw->st.ep[t];
     sm_decision *d = sm_episode_decision(sw, out, t, k, e->subject,
                                          e->raised_at_ms, e->impact,
                                          e->severity, f->reason, &f->evidence);
@@ -89,31 +89,30 @@ static void episode_decide(sm_swarm *sw, sm_bn_type t, sm_transition_kind k,
     sm_decision_mint(d);
 }
 
-void sm_episode_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
-                      const sm_finding *f, sm_decisions *out)
+void sm_episode_raise(sm_swarm *sw, sm_bn_type t, sm_episode *e,
+                      const char *subject, const sm_finding *f,
+                      sm_decisions *out)
 {
-    sm_episode *e = &sw->st.ep[t];
     e->raised = 1;
     e->raised_at_ms = sw->st.now_ms;
     e->impact = f->impact;
     e->severity = (uint32_t)sm_severity_of(e->impact);
     sm_id_copy(e->subject, subject);
     sw->dirty = true;
-    episode_decide(sw, t, SM_TR_RAISED, f, out);
+    episode_decide(sw, t, e, SM_TR_RAISED, f, out);
 }
 
-void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
-                        sm_decisions *out)
+void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, sm_episode *e,
+                        const sm_finding *f, sm_decisions *out)
 {
-    sw->st.ep[t].raised = 0;
+    e->raised = 0;
     sw->dirty = true;
-    episode_decide(sw, t, SM_TR_RESOLVED, f, out);
+    episode_decide(sw, t, e, SM_TR_RESOLVED, f, out);
 }
 
-void sm_episode_update(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
-                       sm_decisions *out)
+void sm_episode_update(sm_swarm *sw, sm_bn_type t, sm_episode *e,
+                       const sm_finding *f, sm_decisions *out)
 {
-    sm_episode *e = &sw->st.ep[t];
     uint32_t sev = sm_severity_step(&sw->cfg, e->severity, f->impact);
     if (f->impact != e->impact)
         sw->dirty = true;
@@ -121,5 +120,5 @@ void sm_episode_update(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
     if (sev == e->severity)
         return;
     e->severity = sev;
-    episode_decide(sw, t, SM_TR_UPDATED, f, out);
+    episode_decide(sw, t, e, SM_TR_UPDATED, f, out);
 }

@@ -52,14 +52,16 @@ typedef struct sm_finding {
 void sm_finding_metric(sm_finding *f, const char *name, double value,
                        double threshold, uint32_t samples);
 
-/* Swarm-wide episodes of type t, stepped on what the detector found. */
-void sm_episode_raise(sm_swarm *sw, sm_bn_type t, const char *subject,
-                      const sm_finding *f, sm_decisions *out);
-void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
-                        sm_decisions *out);
+/* Episode e (a swarm-wide one, or a consensus group's) of type t, stepped
+ * on what the detector found. */
+void sm_episode_raise(sm_swarm *sw, sm_bn_type t, sm_episode *e,
+                      const char *subject, const sm_finding *f,
+                      sm_decisions *out);
+void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, sm_episode *e,
+                        const sm_finding *f, sm_decisions *out);
 /* Takes the finding's impact for a raised episode; UPDATED on a severity
  * change. */
-void sm_episode_update(sm_swarm *sw, sm_bn_type t, const sm_finding *f,
-                       sm_decisions *out);
+void sm_episode_update(sm_swarm *sw, sm_bn_type t, sm_episode *e,
+                       const sm_finding *f, sm_decisions *out);
 
 #endif

@@ -48,7 +48,37 @@ static void sweep(sm_swarm *sw, sm_decisions *out)
         k = next;
     }
     sm_detect_gauge_sweep(sw, SM_BN_QUEUE_BACKLOG, out);
-    sm_detect_consensus(sw, out);
+    for (int i = 0; i < SM_GROUPS; i++)     /* slot order: deterministic */
+        if (sw->st.groups[i].used)
+            sm_detect_consensus(sw, &sw->st.groups[i], out);
+}
+
+/* The slot of consensus group `name`: its own, a free one, or the one
+ * heard from least recently that has nothing raised (its window is
+ * forgotten). NULL when every slot holds a raised group. */
+static sm_group *group_slot(sm_swarm *sw, const char *name)
+{
+    sm_group *free_slot = NULL, *oldest = NULL;
+    for (int i = 0; i < SM_GROUPS; i++) {
+        sm_group *g = &sw->st.groups[i];
+        if (!g->used) {
+            if (free_slot == NULL)
+                free_slot = g;
+            continue;
+        }
+        if (strncmp(g->name, name, SM_ID_MAX) == 0)
+            return g;
+        if (!g->ep.raised && (oldest == NULL || g->last_ms < oldest->last_ms))
+            oldest = g;
+    }
+    sm_group *g = free_slot != NULL ? free_slot : oldest;
+    if (g == NULL)
+        return NULL;
+    memset(g, 0, sizeof *g);
+    g->used = 1;
+    sm_id_copy(g->name, name);
+    sm_ring_init(&g->rounds, sw->cfg.window_ms, sw->cfg.tick_ms);
+    return g;
 }
 
 /* Moves the clock to max(now, ts), evicts, and sweeps on a new tick. */
@@ -59,7 +89,9 @@ static void clock_advance(sm_swarm *sw, int64_t ts, sm_decisions *out)
         return;
     st->now_ms = ts;
     sw->dirty = true;
-    sm_ring_advance(&st->rounds, ts);
+    for (int i = 0; i < SM_GROUPS; i++)
+        if (st->groups[i].used)
+            sm_ring_advance(&st->groups[i].rounds, ts);
     int64_t tick = floor_div(ts, sw->cfg.tick_ms);
     if (!st->started) {
         st->started = 1;
@@ -92,7 +124,8 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
     sw->expire_retention_ms = -1;
     sw->cfg = *cfg;
     sm_id_copy(sw->st.id, id);
-    sm_ring_init(&sw->st.rounds, cfg->window_ms, cfg->tick_ms);
+    for (int i = 0; i < SM_GROUPS; i++)
+        sm_ring_init(&sw->st.groups[i].rounds, cfg->window_ms, cfg->tick_ms);
     sm_samples_init(&sw->st.dur_hdr, SM_SWARM_SAMPLES);
     sm_baselines_init(&sw->st.types);
     sw->dirty = true;
@@ -269,12 +302,17 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
     uint32_t delta[SM_RING_COUNTERS] = {
         1, ev->outcome == SM_ROUND_TIMEOUT ? 1u : 0u,
     };
-    if (!sm_ring_add(&sw->st.rounds, ev->ts_ms, delta))
+    sm_group *g = group_slot(sw, ev->group);
+    if (g == NULL)          /* SM_GROUPS groups raised at once: not followed */
         return SM_OK;
-    sm_id_copy(sw->st.group, ev->group);
-    sw->st.group_ms = ev->ts_ms;
     sw->dirty = true;
-    sm_detect_consensus(sw, out);
+    sm_ring_advance(&g->rounds, sw->st.now_ms);
+    if (!sm_ring_add(&g->rounds, ev->ts_ms, delta))
+        return SM_OK;
+    if (ev->ts_ms > g->last_ms)
+        g->last_ms = ev->ts_ms;
+    sm_detect_consensus_round(sw, g, ev->outcome == SM_ROUND_TIMEOUT);
+    sm_detect_consensus(sw, g, out);
     return SM_OK;
 }
 
@@ -329,6 +367,17 @@ bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
     if (sw == NULL || t < SM_BN_TOKEN_EXHAUSTION ||
         t > SM_BN_CONSENSUS_TIMEOUT)
         return false;
+    if (t == SM_BN_CONSENSUS_TIMEOUT) {
+        /* "" (or NULL): any group */
+        for (int i = 0; i < SM_GROUPS; i++) {
+            const sm_group *g = &sw->st.groups[i];
+            if (g->used && g->ep.raised &&
+                (subject == NULL || subject[0] == '\0' ||
+                 strncmp(g->name, subject, SM_ID_MAX) == 0))
+                return true;
+        }
+        return false;
+    }
     if (t != SM_BN_SLOW_AGENT)
         return sw->st.ep[t].raised != 0;
     if (sm_id_len(subject) < 1)

@@ -55,6 +55,21 @@ typedef struct sm_gauge {
     char source[SM_ID_MAX];
 } sm_gauge;
 
+/* A consensus group: its rounds in the window and its own episode. A
+ * swarm follows SM_GROUPS groups; a new one takes the slot of the one
+ * heard from least recently (never a raised one). */
+#define SM_GROUPS 8
+typedef struct sm_group {
+    char name[SM_ID_MAX];
+    uint32_t used;
+    uint32_t reserved;
+    int64_t last_ms;            /* event time of its latest round */
+    double llr;                 /* timeout evidence: a CUSUM of the log
+                                   likelihood ratio, degraded vs healthy */
+    sm_ring rounds;             /* counter 0: rounds, 1: timeouts */
+    sm_episode ep;              /* its consensus_timeout episode */
+} sm_group;
+
 typedef struct sm_swarm_state {
     char id[SM_ID_MAX];
     int64_t now_ms;
@@ -71,10 +86,11 @@ typedef struct sm_swarm_state {
     uint32_t started;
     uint32_t stats_dirty;
     sm_gauge gauges[G_COUNT];
-    sm_episode ep[SM_BN_COUNT + 1]; /* by type; [SM_BN_SLOW_AGENT] unused */
-    char group[SM_ID_MAX];      /* latest consensus group */
-    int64_t group_ms;           /* event time of its latest round */
-    sm_ring rounds;             /* counter 0: rounds, 1: timeouts */
+    sm_episode ep[SM_BN_COUNT + 1]; /* by type, swarm-wide ones only:
+                                   [SM_BN_SLOW_AGENT] and
+                                   [SM_BN_CONSENSUS_TIMEOUT] unused (agent
+                                   and group episodes live with them) */
+    sm_group groups[SM_GROUPS];
     sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];
     sm_baselines types;         /* per task type duration baselines */

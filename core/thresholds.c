@@ -43,6 +43,7 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->consensus_high = 0.20;
     cfg->consensus_clear = 0.05;
     cfg->consensus_min_rounds = 10;
+    cfg->consensus_evidence = 5.0;
 }
 
 /* The first broken rule, as a static sentence, or NULL. Comparisons are
@@ -123,6 +124,8 @@ static const char *config_problem(const sm_detect_config *c)
         return "consensus_raise must be below consensus_high";
     if (!(c->consensus_high <= 1.0))
         return "consensus_high must be at most 1";
+    if (!(c->consensus_evidence > 0.0 && c->consensus_evidence <= 100.0))
+        return "consensus_evidence must be in (0, 100]";
     if (c->consensus_min_rounds < 1)
         return "consensus_min_rounds must be at least 1";
     return NULL;

@@ -117,6 +117,13 @@ typedef struct sm_detect_config {
     double consensus_high;      /* 0.20 */
     double consensus_clear;     /* 0.05 */
     uint32_t consensus_min_rounds;  /* 10 */
+    double consensus_evidence;  /* 5.0: log-likelihood ratio (nats) for
+                                   "degraded" (consensus_high) over
+                                   "healthy" (consensus_clear), round by
+                                   round, before a group is raised: a
+                                   chance cluster in one window (3 timeouts
+                                   in 20 rounds at a 2% base rate) is not
+                                   evidence */
 
     double severity_margin;     /* 0.05: impact below a band's lower edge
                                    before severity steps down */

@@ -611,9 +611,20 @@ START_TEST(consensus_not_raised_at_threshold)
 }
 END_TEST
 
+/* A swarm whose consensus rule is the window rate alone: the evidence
+ * needed is a hair, so the band and clear tests below see the rate rules
+ * in isolation (consensus_needs_evidence tests the evidence). */
+static sm_swarm *mk_rate_only(void)
+{
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    cfg.consensus_evidence = 0.01;
+    return mk_cfg("swarm-a", &cfg);
+}
+
 START_TEST(consensus_bands_and_update)
 {
-    sm_swarm *sw = mk();
+    sm_swarm *sw = mk_rate_only();
     rec *r = rec_new();
     int64_t ts = T0;
     rounds(sw, r, &ts, 20, 3);                  /* ends at 3/20 = 15% */
@@ -624,7 +635,7 @@ START_TEST(consensus_bands_and_update)
                         2.0 / 19.0);
     sm_swarm_destroy(sw);
 
-    sw = mk();
+    sw = mk_rate_only();
     rec_reset(r);
     ts = T0;
     rounds(sw, r, &ts, 20, 5);                  /* ends at 5/20 = 25% */
@@ -662,7 +673,7 @@ END_TEST
 
 START_TEST(consensus_clears_below_clear_rate)
 {
-    sm_swarm *sw = mk();
+    sm_swarm *sw = mk_rate_only();
     rec *r = rec_new();
     int64_t ts = T0;
     rounds(sw, r, &ts, 10, 2);                  /* 20%: raised */
@@ -672,6 +683,43 @@ START_TEST(consensus_clears_below_clear_rate)
     round_at(sw, r, ts, SM_ROUND_OK);           /* 2/41 < 5% */
     ck_assert_uint_eq(count(r, SM_BN_CONSENSUS_TIMEOUT, SM_TR_RESOLVED), 1);
     ck_assert_str_eq(last_of(r, SM_BN_CONSENSUS_TIMEOUT)->bn.reason, "cleared");
+    sm_swarm_destroy(sw);
+    rec_free(r);
+}
+END_TEST
+
+/* Timeouts are evidence round by round (degraded 20% vs healthy 5%): a
+ * chance cluster that tips one window over 10% is not a bottleneck, a
+ * sustained rate is; each group is judged on its own rounds and raised
+ * under its own name. */
+START_TEST(consensus_needs_evidence)
+{
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    int64_t ts = T0;
+    for (int i = 0; i < 200; i++) {             /* 40 s of healthy rounds */
+        round_at(sw, r, ts, SM_ROUND_OK);
+        ts += 200;
+    }
+    rounds(sw, r, &ts, 20, 3);                  /* 3 of the last 20: 15% */
+    ck_assert_uint_eq(r->total, 0);
+    for (int i = 0; i < 60; i++) {              /* g1 degrades: 1 in 3 */
+        sm_consensus_round c = {.ts_ms = ts += 200, .group = "g1",
+                                .outcome = i % 3 == 0 ? SM_ROUND_TIMEOUT
+                                                      : SM_ROUND_OK,
+                                .participants = 5, .quorum = 3};
+        ck_assert_int_eq(fed(r, sm_swarm_on_consensus(sw, &c, &r->buf)),
+                         SM_OK);
+        round_at(sw, r, ts += 200, SM_ROUND_OK);    /* grp-1 stays fine */
+    }
+    ck_assert_uint_eq(count(r, SM_BN_CONSENSUS_TIMEOUT, SM_TR_RAISED), 1);
+    const sm_decision *t = last_of(r, SM_BN_CONSENSUS_TIMEOUT);
+    ck_assert_str_eq(t->subject, "g1");
+    ck_assert_str_eq(t->evidence.id, "g1");
+    ck_assert(sm_swarm_is_raised(sw, SM_BN_CONSENSUS_TIMEOUT, "g1"));
+    ck_assert(!sm_swarm_is_raised(sw, SM_BN_CONSENSUS_TIMEOUT, "grp-1"));
+    ck_assert(sm_swarm_is_raised(sw, SM_BN_CONSENSUS_TIMEOUT, ""));
+    ck_assert_double_gt(metric(t, "timeout_evidence")->value, 5.0);
     sm_swarm_destroy(sw);
     rec_free(r);
 }
@@ -2136,6 +2184,7 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, consensus_bands_and_update);
     tcase_add_test(tc, consensus_rounds_age_out);
     tcase_add_test(tc, consensus_clears_below_clear_rate);
+    tcase_add_test(tc, consensus_needs_evidence);
     tcase_add_test(tc, consensus_late_round_out_of_window_ignored);
     suite_add_tcase(s, tc);
 

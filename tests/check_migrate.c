@@ -20,6 +20,7 @@
 #include "registry.h"
 #include "replay.h"
 #include "store.h"
+#include "swarm_medic.pb-c.h"
 #include "support.h"
 #include "runner.h"
 
@@ -90,6 +91,9 @@ static void split_recording(const char *before, const char *after)
 typedef struct outs {
     char *text;
     size_t len, cap, n;
+    size_t resolved_before_cut; /* RESOLVED of an episode raised before
+                                   CUT_MS: an episode from the old store */
+    size_t resolved_token, resolved_consensus;  /* of those, by type */
 } outs;
 
 static void outs_add(outs *o, const char *fmt_piece)
@@ -124,6 +128,18 @@ static void collect(void *ud, int64_t recv_ms, const char *subject,
     }
     outs_add(o, "\n");
     o->n++;
+    Swarmmedic__V1__Bottleneck *b =
+        swarmmedic__v1__bottleneck__unpack(NULL, len, data);
+    ck_assert_ptr_nonnull(b);
+    if (b->transition == SWARMMEDIC__V1__BOTTLENECK__TRANSITION__TRANSITION_RESOLVED &&
+        b->raised_at_ms < CUT_MS) {
+        o->resolved_before_cut++;
+        if (b->type == SWARMMEDIC__V1__BOTTLENECK_TYPE__BOTTLENECK_TYPE_TOKEN_EXHAUSTION)
+            o->resolved_token++;
+        if (b->type == SWARMMEDIC__V1__BOTTLENECK_TYPE__BOTTLENECK_TYPE_CONSENSUS_TIMEOUT)
+            o->resolved_consensus++;
+    }
+    swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
 }
 
 /* Replays rec offline with this build, with a store in store_dir (or none),
@@ -191,10 +207,10 @@ static void mask_group_ms(unsigned char *b, size_t n)
         uint32_t tag = (uint32_t)b[at] | (uint32_t)b[at + 1] << 8;
         uint32_t len = (uint32_t)b[at + 4] | (uint32_t)b[at + 5] << 8 |
                        (uint32_t)b[at + 6] << 16 | (uint32_t)b[at + 7] << 24;
-        if (tag == 5) {
-            size_t g = at + 8 + 1 + b[at + 8];  /* past the group string */
-            ck_assert_uint_le(g + 8, n);
-            memset(b + g, 0, 8);
+        if (tag == 5) {     /* v2: u8 n, then slot 0: u8 used, str name */
+            size_t g = at + 8 + 1 + 1 + 1 + b[at + 10];
+            ck_assert_uint_le(g + 16, n);
+            memset(b + g, 0, 16);   /* last_ms, and llr (v2 kept none) */
             return;
         }
         at += 8 + len;
@@ -249,7 +265,7 @@ static void cmp_swarm(void *ud, sm_swarm *want)
      * gauges, the episodes and the consensus ring; its raw durations feed
      * the untyped baseline instead (the ratio ring starts empty), so the
      * stats, durations and types sections differ by design */
-    static const unsigned kept[] = {1, 3, 4, 5};
+    static const unsigned kept[] = {1, 3, 4};
     for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) {
         size_t lw, lg;
         const unsigned char *sw_ = section_of(bw, nw, kept[i], &lw);
@@ -365,8 +381,11 @@ START_TEST(test_old_store_loads)
 END_TEST
 
 /* The old release ran the first part of the recording; this build resumes
- * from its store with the rest: the decisions (ids, types, transitions,
- * evidence, every byte) equal those of one uninterrupted run of this build. */
+ * from its store with the rest and closes the episodes the old release
+ * opened (token exhaustion on s1, consensus timeout on s0: RESOLVED with
+ * the old raise times). Byte equality with an uninterrupted run of this
+ * build no longer holds by design: this build's detectors decide
+ * differently (the consensus rule needs evidence, so it raises later). */
 START_TEST(test_resume_from_old_store)
 {
     char dir[256], before[320], after[320], old_db[512];
@@ -381,25 +400,21 @@ START_TEST(test_resume_from_old_store)
     ck_assert_uint_eq(first.n, 4);
     ck_assert_uint_ge(whole.n, first.n + 3);
     ck_assert_int_eq(strncmp(whole.text, first.text, first.len), 0);
-    const char *rest = whole.text + first.len;
 
     fixture_copy(dir, "old", old_db, sizeof old_db);
     replay(after, old_db, &resumed);
-    ck_assert_uint_eq(resumed.n, whole.n - first.n);
-    ck_assert_str_eq(resumed.text, rest);
-    /* what follows the cut closes the episodes the old release opened */
-    ck_assert_ptr_nonnull(strstr(rest, "medic.s1.bottleneck.token_exhaustion"));
-    ck_assert_ptr_nonnull(strstr(rest, "medic.s0.bottleneck.consensus_timeout"));
+    ck_assert_uint_gt(resumed.n, 0);
+    ck_assert_uint_ge(resumed.resolved_token, 1);
+    ck_assert_uint_ge(resumed.resolved_consensus, 1);
 
-    /* Without the old state the same records decide differently. */
+    /* Without the old state nothing raised before the cut is closed. */
     outs cold = {0};
     replay(after, NULL, &cold);
-    ck_assert_msg(cold.n != resumed.n || strcmp(cold.text, resumed.text) != 0,
-                  "the resumed run did not depend on the loaded state");
+    ck_assert_uint_eq(cold.resolved_before_cut, 0);
+    free(cold.text);
+    free(resumed.text);
     free(whole.text);
     free(first.text);
-    free(resumed.text);
-    free(cold.text);
     sm_test_rmtree(dir);
 }
 END_TEST

@@ -87,6 +87,7 @@ static const opt options[] = {
     {"consensus_high", OPT_F64, D(consensus_high), "timeout rate that is high"},
     {"consensus_clear", OPT_F64, D(consensus_clear), "timeout rate that clears"},
     {"consensus_min_rounds", OPT_U32, D(consensus_min_rounds), "rounds needed"},
+    {"consensus_evidence", OPT_F64, D(consensus_evidence), "timeout evidence (nats) to raise a consensus group"},
     {"severity_margin", OPT_F64, D(severity_margin), "impact below a band before severity steps down"},
     {"slow_clear_hold", OPT_DET_DUR, D(slow_clear_hold_ms), "how long a slow agent must look normal to resolve"},
     {"slow_horizon", OPT_DET_DUR, D(slow_horizon_ms), "how far back an agent's tasks and the type baselines reach"},
