@@ -63,6 +63,20 @@ bool sm_baselines_refresh(sm_baselines *b, int64_t since_ms, bool all,
     return changed;
 }
 
+void sm_baselines_refresh_slot(sm_baselines *b, uint32_t slot,
+                               int64_t since_ms, uint32_t min_n,
+                               double *scratch)
+{
+    sm_type_baseline *t = &b->t[slot < SM_TASK_TYPES ? slot : 0];
+    if (t->fresh < SM_TYPE_REFRESH && !(t->fresh > 0 && t->median_n < min_n))
+        return;
+    size_t n = sm_samples_values(&t->hdr, t->dur, since_ms, 1u, 1u, scratch,
+                                 SM_TYPE_SAMPLES);
+    t->median = sm_stats_median(scratch, n);
+    t->median_n = (uint32_t)n;
+    t->fresh = 0;
+}
+
 double sm_baselines_median(const sm_baselines *b, uint32_t slot,
                            uint32_t min_n)
 {

@@ -56,6 +56,10 @@ void sm_baselines_push(sm_baselines *b, uint32_t slot, int64_t ts_ms,
  * scratch holds SM_TYPE_SAMPLES doubles. Returns whether any changed. */
 bool sm_baselines_refresh(sm_baselines *b, int64_t since_ms, bool all,
                           uint32_t min_n, double *scratch);
+/* The same for one slot, when due (called after each push). */
+void sm_baselines_refresh_slot(sm_baselines *b, uint32_t slot,
+                               int64_t since_ms, uint32_t min_n,
+                               double *scratch);
 /* The type's median duration if at least min_n samples stand behind it,
  * else 0. */
 double sm_baselines_median(const sm_baselines *b, uint32_t slot,

@@ -43,7 +43,21 @@ typedef struct agent_view {
 
 /* ------------------------------------------------------- swarm stats */
 
-void sm_detect_stats_recompute(sm_swarm *sw)
+/* The swarm's duration spread: 1.4826 x MAD of the log ratios in the
+ * horizon. It moves slowly, so it is redone once per tick only. */
+static void spread_recompute(sm_swarm *sw, int64_t since)
+{
+    sm_swarm_state *st = &sw->st;
+    size_t n = sm_samples_values(&st->dur_hdr, st->dur, since, TASK_OK,
+                                 TASK_OK, sw->scratch, SM_SWARM_SAMPLES);
+    for (size_t i = 0; i < n; i++)
+        sw->scratch[i] = log(sw->scratch[i] > 0 ? sw->scratch[i] / 1000.0
+                                                 : 1e-3);
+    double lm = sm_stats_median(sw->scratch, n);
+    st->spread = n > 0 ? MAD_SCALE * sm_stats_mad(sw->scratch, n, lm) : 0.0;
+}
+
+static void stats_redo(sm_swarm *sw, bool tick)
 {
     sm_swarm_state *st = &sw->st;
     int64_t since = sm_horizon_since(sw);
@@ -51,21 +65,23 @@ void sm_detect_stats_recompute(sm_swarm *sw)
                                  TASK_OK, sw->scratch, SM_SWARM_SAMPLES);
     st->median = sm_stats_median(sw->scratch, n);
     st->mad = sm_stats_mad(sw->scratch, n, st->median);
+    bool grew = st->median_n < sw->cfg.slow_min_swarm_tasks &&
+                n >= sw->cfg.slow_min_swarm_tasks;
     st->median_n = (uint32_t)n;
-    /* the MAD overwrote scratch with deviations: read the ratios again */
-    n = sm_samples_values(&st->dur_hdr, st->dur, since, TASK_OK, TASK_OK,
-                          sw->scratch, SM_SWARM_SAMPLES);
-    for (size_t i = 0; i < n; i++)
-        sw->scratch[i] = log(sw->scratch[i] > 0 ? sw->scratch[i] / 1000.0
-                                                 : 1e-3);
-    double lm = sm_stats_median(sw->scratch, n);
-    st->spread = n > 0 ? MAD_SCALE * sm_stats_mad(sw->scratch, n, lm) : 0.0;
     st->new_samples = 0;
     st->stats_dirty = 0;
     st->stats_tick = st->tick;
-    sm_baselines_refresh(&st->types, since, true, sw->cfg.slow_min_type_tasks,
-                         sw->scratch);
+    if (tick || grew)
+        spread_recompute(sw, since);
+    if (tick)
+        sm_baselines_refresh(&st->types, since, true,
+                             sw->cfg.slow_min_type_tasks, sw->scratch);
     sw->dirty = true;
+}
+
+void sm_detect_stats_recompute(sm_swarm *sw)
+{
+    stats_redo(sw, true);
 }
 
 /* The lazy rule: new samples exist and either enough of them piled up, a
@@ -77,12 +93,8 @@ void sm_detect_stats_maybe(sm_swarm *sw)
     if (!st->stats_dirty)
         return;
     if (st->new_samples >= SM_RECOMPUTE_EVERY || st->tick > st->stats_tick ||
-        st->median_n < sw->cfg.slow_min_swarm_tasks) {
-        sm_detect_stats_recompute(sw);
-        return;
-    }
-    sm_baselines_refresh(&st->types, sm_horizon_since(sw), false,
-                         sw->cfg.slow_min_type_tasks, sw->scratch);
+        st->median_n < sw->cfg.slow_min_swarm_tasks)
+        stats_redo(sw, st->tick > st->stats_tick);
 }
 
 /* ------------------------------------------------------- slow agents */
@@ -483,11 +495,24 @@ void sm_detect_gauge_sweep(sm_swarm *sw, sm_bn_type t, sm_decisions *out)
         ep_resolve(sw, t, NULL, "no_data", 0, out);
 }
 
+void sm_detect_llr_terms(const sm_detect_config *c, sm_llr_terms *t)
+{
+    double p0 = 1.0 - c->success_clear, p1 = 1.0 - c->success_raise;
+    t->slow_m0 = log(c->slow_ok);
+    t->slow_m1 = log(c->slow_high);
+    t->slow_mid = sqrt(c->slow_ok * c->slow_high);
+    t->fail_ok = log((1.0 - p1) / (1.0 - p0));
+    t->fail_bad = log(p1 / p0);
+    t->cons_timeout = log(c->consensus_high / c->consensus_clear);
+    t->cons_ok = log((1.0 - c->consensus_high) / (1.0 - c->consensus_clear));
+}
+
 void sm_detect_consensus_round(sm_swarm *sw, sm_group *g, bool timeout)
 {
     const sm_detect_config *c = &sw->cfg;
-    double p0 = c->consensus_clear, p1 = c->consensus_high;
-    double llr = timeout ? log(p1 / p0) : log((1.0 - p1) / (1.0 - p0));
+    if (!timeout && g->llr == 0.0)
+        return;
+    double llr = timeout ? sw->llr.cons_timeout : sw->llr.cons_ok;
     double x = g->llr + llr, top = c->consensus_evidence * 1.5;
     g->llr = x < 0.0 ? 0.0 : x > top ? top : x;
 }
@@ -532,11 +557,11 @@ void sm_detect_task_outcome(sm_swarm *sw, uint32_t k, bool ok, double ratio)
 {
     const sm_detect_config *c = &sw->cfg;
     sm_agent_state *s = &sw->ag.v[k].s;
-    if (ok && ratio > 0) {
+    if (ok && ratio > 0 && (s->slow_llr > 0.0 || ratio > sw->llr.slow_mid)) {
         /* slow (slow_high) vs tolerable (slow_ok), lognormal durations of
          * spread sigma; one task's log ratio is clipped so a single 30x
          * outlier cannot make the case alone */
-        double m0 = log(c->slow_ok), m1 = log(c->slow_high);
+        double m0 = sw->llr.slow_m0, m1 = sw->llr.slow_m1;
         double sg = slow_sigma(sw), lim = m1 + (m1 - m0);
         double x = log(ratio);
         x = x > lim ? lim : x < -lim ? -lim : x;
@@ -544,12 +569,12 @@ void sm_detect_task_outcome(sm_swarm *sw, uint32_t k, bool ok, double ratio)
         double top = c->slow_evidence * 1.5;
         s->slow_llr = y < 0.0 ? 0.0 : y > top ? top : y;
     }
-    double p0 = 1.0 - c->success_clear, p1 = 1.0 - c->success_raise;
-    /* one task's log likelihood ratio, failing (p1) vs healthy (p0);
-     * the statistic never goes below 0 nor far above the raise line, so
-     * it falls back under the clear line within a few healthy tasks */
-    double llr = ok ? log((1.0 - p1) / (1.0 - p0)) : log(p1 / p0);
-    double x = s->fail_llr + llr;
+    /* one task's log likelihood ratio, failing vs healthy; the statistic
+     * never goes below 0 nor far above the raise line, so it falls back
+     * under the clear line within a few healthy tasks */
+    if (ok && s->fail_llr == 0.0)
+        return;                 /* the common case: nothing to undo */
+    double x = s->fail_llr + (ok ? sw->llr.fail_ok : sw->llr.fail_bad);
     double cap = c->success_evidence + 1.0;
     s->fail_llr = x < 0.0 ? 0.0 : x > cap ? cap : x;
 }

@@ -20,6 +20,8 @@ void sm_detect_stats_maybe(sm_swarm *sw);
 
 /* The slow-agent rule on agent k: raise, update or clear. */
 void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out);
+/* The fixed log-likelihood terms of the sequential tests under cfg. */
+void sm_detect_llr_terms(const sm_detect_config *cfg, sm_llr_terms *out);
 /* Agent k finished a task (ok: completed; ratio: its duration over the
  * type baseline, 0 if none): updates its failure and slowness evidence. */
 void sm_detect_task_outcome(sm_swarm *sw, uint32_t k, bool ok, double ratio);

@@ -123,6 +123,7 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
     }
     sw->expire_retention_ms = -1;
     sw->cfg = *cfg;
+    sm_detect_llr_terms(cfg, &sw->llr);
     sm_id_copy(sw->st.id, id);
     for (int i = 0; i < SM_GROUPS; i++)
         sm_ring_init(&sw->st.groups[i].rounds, cfg->window_ms, cfg->tick_ms);
@@ -209,8 +210,12 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
     sm_detect_task_outcome(sw, k, ok, (s.flags & TASK_RATIO) ? s.value / 1000.0
                                                              : 0.0);
     if (ok) {
-        if (!a->s.raised)       /* the healthy majority sets the baseline */
+        if (!a->s.raised) {     /* the healthy majority sets the baseline */
             sm_baselines_push(types, slot, ev->ts_ms, ev->duration_ms);
+            sm_baselines_refresh_slot(types, slot, sm_horizon_since(sw),
+                                      sw->cfg.slow_min_type_tasks,
+                                      sw->scratch);
+        }
         if (s.flags & TASK_RATIO) {
             sm_sample r = {ev->ts_ms, s.value, TASK_OK};
             sm_samples_push(&sw->st.dur_hdr, sw->st.dur, r);

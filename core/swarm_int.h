@@ -96,8 +96,19 @@ typedef struct sm_swarm_state {
     sm_baselines types;         /* per task type duration baselines */
 } sm_swarm_state;
 
+/* Log-likelihood terms of the sequential tests, fixed by the config
+ * (computed once at create: no log() per event for them). */
+typedef struct sm_llr_terms {
+    double slow_m0, slow_m1;    /* log slow_ok, log slow_high */
+    double slow_mid;            /* sqrt(slow_ok x slow_high): a ratio under
+                                   it only ever lowers the evidence */
+    double fail_ok, fail_bad;   /* a completed / a failed task */
+    double cons_ok, cons_timeout;   /* a round that ended / timed out */
+} sm_llr_terms;
+
 struct sm_swarm {
     sm_detect_config cfg;
+    sm_llr_terms llr;
     sm_swarm_state st;
     bool dirty;                 /* swarm-wide part changed since the commit */
     sm_agents ag;
