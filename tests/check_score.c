@@ -267,6 +267,40 @@ START_TEST(may_episode_counts_neither_way)
 }
 END_TEST
 
+/* A fault ramping up (may from 100 s) to full strength (must from 160 s):
+ * an episode raised during the ramp and still open at 160 s detected it
+ * early (negative delay); one that was resolved before 160 s did not, and
+ * neither does a ramp-time raise without a may-label behind it. */
+START_TEST(raise_during_the_ramp_is_an_early_hit)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a47", 160, 400);
+    label(&ls, SM_LABEL_MAY, "slow_agent", "a47", 100, 460);
+    episode(&l, "slow_agent", "a47", SM_SEV_HIGH, 148, 450);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.all.recall, 1.0);
+    ck_near(r.all.delay_med_s, -12.0);
+    ck_assert_uint_eq(r.all.false_alarms, 0);
+    sm_score_report_free(&r);
+
+    list l2 = {0};                       /* resolved before the window */
+    episode(&l2, "slow_agent", "a47", SM_SEV_HIGH, 148, 155);
+    r = score(&l2, &ls);
+    ck_near(r.all.recall, 0.0);
+    ck_assert_uint_eq(r.all.may_episodes, 1);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+
+    sm_labels only_must = {0};           /* no ramp label: too early */
+    label(&only_must, SM_LABEL_MUST, "slow_agent", "a47", 160, 400);
+    r = score(&l, &only_must);
+    ck_near(r.all.recall, 0.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&only_must);
+}
+END_TEST
+
 START_TEST(severity_agreement_uses_the_peak)
 {
     sm_labels ls = {0};
@@ -726,6 +760,7 @@ int main(void)
     tcase_add_test(eng, flap_is_counted_not_a_false_alarm);
     tcase_add_test(eng, forbidden_hit_is_counted_and_a_false_alarm);
     tcase_add_test(eng, may_episode_counts_neither_way);
+    tcase_add_test(eng, raise_during_the_ramp_is_an_early_hit);
     tcase_add_test(eng, severity_agreement_uses_the_peak);
     tcase_add_test(eng, resolve_time_after_the_fault_ends);
     tcase_add_test(eng, unresolved_open_or_late);

@@ -104,6 +104,26 @@ static int64_t must_window_end(const sm_label *l, span s)
     return s.to > by ? s.to : by;
 }
 
+/* An episode raised before a must-label's window, during a may-label of
+ * the same key (a fault ramping up to the strength the must-label names),
+ * and still open when the window starts: it raised the fault early. */
+static bool ramp_detection(const sm_score_episode *e, const sm_label *must,
+                           const sm_labels *ls, int64_t start, span ms)
+{
+    if (!e->open && e->resolved_at_ms < ms.from)
+        return false;
+    for (size_t i = 0; i < ls->n; i++) {
+        const sm_label *l = &ls->v[i];
+        span s = anchored(l, start);
+        if (l->cls == SM_LABEL_MAY && key_matches(l, e) &&
+            strcmp(l->subject, must->subject) == 0 &&
+            e->raised_at_ms >= s.from && e->raised_at_ms <= s.to &&
+            s.to >= ms.from)
+            return true;
+    }
+    return false;
+}
+
 static void classify(sm_score_episode *e, const sm_labels *ls, int64_t start)
 {
     for (size_t i = 0; i < ls->n; i++) {
@@ -119,8 +139,9 @@ static void classify(sm_score_episode *e, const sm_labels *ls, int64_t start)
     for (size_t i = 0; i < ls->n; i++) {
         const sm_label *l = &ls->v[i];
         span s = anchored(l, start);
-        if (l->cls == SM_LABEL_MUST && key_matches(l, e) &&
-            e->raised_at_ms >= s.from - SM_SCORE_EARLY_MS &&
+        bool in_window = e->raised_at_ms >= s.from - SM_SCORE_EARLY_MS ||
+                         ramp_detection(e, l, ls, start, s);
+        if (l->cls == SM_LABEL_MUST && key_matches(l, e) && in_window &&
             e->raised_at_ms <= must_window_end(l, s) && s.from < best_from) {
             e->must = (long)i;
             best_from = s.from;

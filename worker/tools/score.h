@@ -35,7 +35,10 @@
  *     times: the whole run) is forbidden and a false alarm; it matches
  *     nothing else.
  *   - must: an episode with the key, raised in
- *     [from - 5 s, max(to, from + raise_within)], belongs to the label. The
+ *     [from - 5 s, max(to, from + raise_within)], belongs to the label; so
+ *     does one raised earlier inside a may-label of the same key and
+ *     subject that reaches the must window (a fault ramping up), if it is
+ *     still open at from: it raised the fault early (negative delay). The
  *     label is matched (a hit) when its first belonging episode was raised
  *     by from + raise_within; delay = that raise time - from. Every
  *     belonging episode beyond the first is a flap. An episode belongs to
