@@ -454,6 +454,16 @@ static void queue_quota_labels(deriv *d, int fi)
         SCAN(g, from, to, x->pending > 50, a, c);
         SCAN(g, g->v[a].ts, to, x->pending >= 40, c, e);
         (void)c;
+        /* the signal is present until it stays under the clear line (10
+         * samples in a row, well past any debounce): a later rise is
+         * another, optional, episode (the may-label covers it) */
+        for (long i = a, under = 0; i <= e; i++) {
+            under = g->v[i].pending < 40 ? under + 1 : 0;
+            if (under == 10) {
+                e = i - 10;
+                break;
+            }
+        }
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "queue_backlog",
                      f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
             l->severity = peak > 220 ? 4 : (peak >= 140 && peak <= 190) ? 3
