@@ -34,6 +34,9 @@ typedef struct agent_view {
     double success;             /* completed / finished, 1 if none */
     uint32_t judged;            /* completed tasks with a ratio, used */
     double ratio;               /* their median duration / type baseline */
+    double ratio_recent;        /* the same over the latest
+                                   slow_min_agent_tasks of them: clearing
+                                   looks at what the agent does now */
     bool ratio_known;
     bool ratio_over;            /* the duration rule fires */
     bool success_under;         /* the success rule fires */
@@ -127,6 +130,10 @@ static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
     v->judged = (uint32_t)nr;
     v->success = v->finished > 0 ? (double)v->completed / v->finished : 1.0;
     v->ratio_known = nr > 0;
+    size_t nrecent = nr < c->slow_min_agent_tasks ? nr : c->slow_min_agent_tasks;
+    double recent[SM_AGENT_TASKS];
+    memcpy(recent, r, nrecent * sizeof *recent);
+    v->ratio_recent = sm_stats_median(recent, nrecent);
     v->ratio = sm_stats_median(r, nr);
     double swarm = st->median / 1000.0, mad = st->mad / 1000.0;
 
@@ -243,8 +250,15 @@ void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
     /* too few swarm samples to judge against: hold the episode as is */
     if (sw->st.median_n < c->slow_min_swarm_tasks)
         return;
-    bool ratio_ok = !v.ratio_known || (v.ratio < c->slow_clear &&
-                                       a->s.slow_llr < c->slow_evidence / 2);
+    /* clear: the evidence is spent and the agent's latest tasks run
+     * at a tolerable ratio, or its longer median is back under the clear
+     * line */
+    bool ratio_ok = !v.ratio_known ||
+                    (a->s.slow_llr < c->slow_evidence / 2 &&
+                     (v.ratio < c->slow_clear ||
+                      (a->s.slow_llr == 0.0 &&
+                       v.judged >= c->slow_min_agent_tasks &&
+                       v.ratio_recent < c->slow_ok)));
     bool success_ok = a->s.fail_llr < c->success_evidence / 2;
     if (ratio_ok && success_ok) {
         if (a->s.clear_since_ms == 0) {
