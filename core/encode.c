@@ -143,6 +143,21 @@ static void blob_hdr_fill(blob_hdr *h, uint32_t magic, uint32_t version,
     h->check = blob_check(body, body_len);
 }
 
+/* Copies the header of the blob of len bytes at buf (which may be
+ * unaligned: a store value) into *hdr. SM_ERR_CORRUPT: too short, or
+ * another kind of blob; SM_ERR_VERSION: written by a build newer than
+ * `newest`. */
+static sm_status blob_head(const void *buf, size_t len, uint32_t magic,
+                           uint32_t newest, blob_hdr *hdr)
+{
+    if (buf == NULL || len < sizeof *hdr)
+        return SM_ERR_CORRUPT;
+    memcpy(hdr, buf, sizeof *hdr);
+    if (hdr->magic != magic)
+        return SM_ERR_CORRUPT;
+    return hdr->version > newest ? SM_ERR_VERSION : SM_OK;
+}
+
 static bool blob_hdr_ok(const blob_hdr *h, uint32_t magic, uint32_t version,
                         size_t size, const void *body, size_t body_len)
 {
@@ -375,16 +390,15 @@ void sm_swarm_clear_dirty(sm_swarm *sw)
 
 sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
 {
-    if (sw == NULL || blob == NULL || len < sizeof(blob_hdr) ||
-        len > AGENT_BLOB_MAX)
+    if (sw == NULL || len > AGENT_BLOB_MAX)
         return SM_ERR_CORRUPT;
-    /* copy the header first: blob may be unaligned (a store value) */
     const unsigned char *raw = blob;
     blob_hdr hdr;
-    memcpy(&hdr, raw, sizeof hdr);
+    sm_status head = blob_head(blob, len, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT,
+                               &hdr);
+    if (head != SM_OK)
+        return head;
     sm_agent_state s;
-    if (hdr.magic == BLOB_MAGIC_AGENT && hdr.version > BLOB_VERSION_AGENT)
-        return SM_ERR_VERSION;
     uint32_t v = hdr.version == AGENT_V3 ? AGENT_V3 : BLOB_VERSION_AGENT;
     if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, v, len, raw + sizeof hdr,
                      len - sizeof hdr) ||
@@ -1007,16 +1021,13 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
 
 sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len)
 {
-    if (sw == NULL || buf == NULL || len < sizeof(blob_hdr))
+    if (sw == NULL)
         return SM_ERR_CORRUPT;
-    /* copy the header first: buf may be unaligned (a store value) */
     const unsigned char *raw = buf;
     blob_hdr hdr;
-    memcpy(&hdr, raw, sizeof hdr);
-    if (hdr.magic != BLOB_MAGIC_SWARM)
-        return SM_ERR_CORRUPT;
-    if (hdr.version > SWARM_V3)
-        return SM_ERR_VERSION;
+    sm_status head = blob_head(buf, len, BLOB_MAGIC_SWARM, SWARM_V3, &hdr);
+    if (head != SM_OK)
+        return head;
     /* start from the swarm's empty state: absent sections keep it */
     sm_swarm_state state = sw->st;
     sm_swarm_state *st = &state;
@@ -1070,15 +1081,13 @@ size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
 
 sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
 {
-    if (m == NULL || buf == NULL || len < sizeof(blob_hdr))
+    if (m == NULL)
         return SM_ERR_CORRUPT;
     const unsigned char *raw = buf;
     blob_hdr hdr;
-    memcpy(&hdr, raw, sizeof hdr);
-    if (hdr.magic != BLOB_MAGIC_META)
-        return SM_ERR_CORRUPT;
-    if (hdr.version > META_V1)
-        return SM_ERR_VERSION;
+    sm_status head = blob_head(buf, len, BLOB_MAGIC_META, META_V1, &hdr);
+    if (head != SM_OK)
+        return head;
     if (!blob_hdr_ok(&hdr, BLOB_MAGIC_META, META_V1, len, raw + sizeof hdr,
                      len - sizeof hdr))
         return SM_ERR_CORRUPT;
