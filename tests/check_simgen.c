@@ -11,6 +11,7 @@
 #include <nats/nats.h>
 
 #include "codec.h"
+#include "evq.h"
 #include "swarm.h"
 #include "hash.h"
 #include "simgen.h"
@@ -1629,10 +1630,121 @@ START_TEST(labels_file)
 }
 END_TEST
 
+/* ------------------------------------------------------------ event queue */
+
+typedef struct qev {
+    int64_t ts;
+    uint64_t seq;
+    uint32_t id;        /* push order, to check ties */
+} qev;
+
+/* Out-of-order times come out sorted; each pop returns the whole element. */
+START_TEST(evq_order)
+{
+    static const int64_t ts[] = {50, 10, 40, 10, 30, 0, 20, 40, 5, 60, 15};
+    size_t n = sizeof ts / sizeof ts[0];
+    sm_evq q;
+    ck_assert_int_eq(sm_evq_init(&q, sizeof(qev), 64), SM_OK);
+    for (size_t i = 0; i < n; i++) {
+        qev e = {.ts = ts[i], .seq = 999, .id = (uint32_t)i};
+        ck_assert_int_eq(sm_evq_push(&q, &e), SM_OK);
+    }
+    ck_assert_uint_eq(sm_evq_len(&q), n);
+    sm_evq_key k;
+    ck_assert(sm_evq_peek(&q, &k));
+    ck_assert_int_eq(k.ts, 0);
+    ck_assert_uint_eq(k.seq, 5);        /* the queue's counter, not the 999 */
+    int64_t prev = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        qev e;
+        ck_assert(sm_evq_pop(&q, &e));
+        ck_assert_int_ge(e.ts, prev);
+        ck_assert_int_eq(e.ts, ts[e.id]);
+        ck_assert_uint_eq(e.seq, e.id);
+        prev = e.ts;
+    }
+    qev e = {.id = 77};
+    ck_assert(!sm_evq_pop(&q, &e));
+    ck_assert_uint_eq(e.id, 77);
+    ck_assert(!sm_evq_peek(&q, &k));
+    sm_evq_free(&q);
+    sm_evq_free(&q);
+    sm_evq_free(NULL);
+}
+END_TEST
+
+/* Equal times come out in push order, even when pushed between pops. */
+START_TEST(evq_ties_by_seq)
+{
+    sm_evq q;
+    ck_assert_int_eq(sm_evq_init(&q, sizeof(qev), 4), SM_OK);
+    uint32_t id = 0;
+    for (int i = 0; i < 20; i++) {
+        qev e = {.ts = (i % 2) ? 7 : 3, .id = id++};
+        ck_assert_int_eq(sm_evq_push(&q, &e), SM_OK);
+    }
+    qev e;
+    ck_assert(sm_evq_pop(&q, &e));
+    ck_assert_int_eq(e.ts, 3);
+    ck_assert_uint_eq(e.id, 0);
+    qev late = {.ts = 3, .id = id++};   /* ties with the threes, pushed last */
+    ck_assert_int_eq(sm_evq_push(&q, &late), SM_OK);
+    uint32_t last3 = 0, last7 = 0;
+    size_t threes = 1, sevens = 0;
+    while (sm_evq_pop(&q, &e)) {
+        if (e.ts == 3) {
+            ck_assert_int_eq(sevens, 0);
+            ck_assert_uint_gt(e.id, last3);
+            last3 = e.id;
+            threes++;
+        } else {
+            ck_assert_int_eq(e.ts, 7);
+            ck_assert(sevens == 0 || e.id > last7);
+            last7 = e.id;
+            sevens++;
+        }
+    }
+    ck_assert_uint_eq(last3, late.id);
+    ck_assert_uint_eq(threes, 11);
+    ck_assert_uint_eq(sevens, 10);
+    sm_evq_free(&q);
+}
+END_TEST
+
+/* From room for one, the queue grows as pushed and keeps its order. */
+START_TEST(evq_growth)
+{
+    sm_evq q;
+    ck_assert_int_eq(sm_evq_init(&q, sizeof(qev), 0), SM_OK);
+    enum { N = 5000 };
+    uint64_t x = 12345;
+    for (uint32_t i = 0; i < N; i++) {
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        qev e = {.ts = (int64_t)(x >> 54), .id = i};     /* 0..1023 */
+        REQUIRE(sm_evq_push(&q, &e) == SM_OK);
+    }
+    ck_assert_uint_eq(sm_evq_len(&q), N);
+    qev prev = {.ts = -1}, e;
+    size_t got = 0;
+    while (sm_evq_pop(&q, &e)) {
+        REQUIRE(e.ts > prev.ts || (e.ts == prev.ts && e.id > prev.id));
+        prev = e;
+        got++;
+    }
+    ck_assert_uint_eq(got, N);
+    ck_assert_int_eq(sm_evq_init(&q, 8, 4), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_evq_push(&q, &e), SM_ERR_INVALID);
+    sm_evq_free(&q);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("simgen");
     TCase *gen = tcase_create("generator");
+    tcase_add_test(gen, evq_order);
+    tcase_add_test(gen, evq_ties_by_seq);
+    tcase_add_test(gen, evq_growth);
     tcase_add_test(gen, deterministic);
     tcase_add_test(gen, wire_valid);
     tcase_add_test(gen, rate_honoured);

@@ -345,6 +345,12 @@ typedef struct deriv {
     bool ok;
 } deriv;
 
+/* When fault f ends, absolute ms: its end, or the run's if it has none. */
+static int64_t fault_end(const sm_scenario *sc, const sm_wfault *f)
+{
+    return sc->world.start_ms + (f->end_ms ? f->end_ms : sc->world.duration_ms);
+}
+
 /* Appends a derived label; returns it (valid until the next add) or NULL
  * when out of memory. */
 static sm_label *add(deriv *d, sm_label_class cls, sm_label_kind kind,
@@ -433,9 +439,8 @@ static void queue_quota_labels(deriv *d, int fi)
     const sm_wfault *f = &d->sc->world.faults[fi];
     const gseries *g = &d->sc->series[f->swarm];
     int64_t t0 = d->sc->world.start_ms;
-    int64_t run_end = t0 + d->sc->world.duration_ms;
     int64_t from = t0 + f->onset_ms;
-    int64_t to = (f->end_ms ? t0 + f->end_ms : run_end) + S(300);
+    int64_t to = fault_end(d->sc, f) + S(300);
     uint32_t peak = 0, over_q = 0;
     bool near_q = false;
     for (size_t i = 0; i < g->n; i++) {
@@ -503,8 +508,7 @@ static void token_labels(deriv *d, int fi)
     const gseries *g = &d->sc->series[f->swarm];
     int64_t t0 = d->sc->world.start_ms;
     int64_t from = t0 + f->onset_ms;
-    int64_t end = f->end_ms ? t0 + f->end_ms
-                            : t0 + d->sc->world.duration_ms;
+    int64_t end = fault_end(d->sc, f);
     int64_t to = end + S(60);
     double peak = 0;
     for (size_t i = 0; i < g->n; i++)
@@ -546,8 +550,7 @@ static void memory_labels(deriv *d, int fi)
     const gseries *g = &d->sc->series[f->swarm];
     int64_t t0 = d->sc->world.start_ms;
     int64_t from = t0 + f->onset_ms;
-    int64_t end = f->end_ms ? t0 + f->end_ms
-                            : t0 + d->sc->world.duration_ms;
+    int64_t end = fault_end(d->sc, f);
     long a, b;
     SCAN(g, from, end, x->memory >= 0.90f, a, b);
     (void)b;
@@ -569,8 +572,7 @@ static void group_labels(deriv *d, int fi)
     const sm_wswarm *sw = &d->sc->world.swarms[f->swarm];
     int64_t t0 = d->sc->world.start_ms;
     int64_t onset = t0 + f->onset_ms, full = onset + f->ramp_ms;
-    int64_t end = f->end_ms ? t0 + f->end_ms
-                            : t0 + d->sc->world.duration_ms;
+    int64_t end = fault_end(d->sc, f);
     for (uint32_t g = 0; g < sw->groups; g++) {
         bool in = f->n_groups == 0;
         for (size_t i = 0; i < f->n_groups; i++)
@@ -614,8 +616,7 @@ static void fault_labels(deriv *d, int fi)
     double m = sm_wswarm_mean_task_s(sw) / sw->speed;
     int64_t t0 = d->sc->world.start_ms;
     int64_t onset = t0 + f->onset_ms, full = onset + f->ramp_ms;
-    int64_t end = f->end_ms ? t0 + f->end_ms
-                            : t0 + d->sc->world.duration_ms;
+    int64_t end = fault_end(d->sc, f);
     sm_label *l;
     switch (f->type) {
     case SM_WF_SLOW_AGENT:
@@ -697,7 +698,7 @@ static void fault_labels(deriv *d, int fi)
                 add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", f->swarm,
                     who, onset + f->ramp_ms / 2, die, fi);
             add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", f->swarm, who, die,
-                f->end_ms ? end : t0 + d->sc->world.duration_ms, fi);
+                end, fi);
         }
         queue_quota_labels(d, fi);
         break;
@@ -719,8 +720,8 @@ static bool in_fault(const sm_scenario *sc, uint32_t s, int64_t t)
     int64_t t0 = sc->world.start_ms;
     for (size_t i = 0; i < sc->world.n_faults; i++) {
         const sm_wfault *f = &sc->world.faults[i];
-        int64_t end = f->end_ms ? f->end_ms : sc->world.duration_ms;
-        if (f->swarm == s && t >= t0 + f->onset_ms && t <= t0 + end + S(300))
+        if (f->swarm == s && t >= t0 + f->onset_ms &&
+            t <= fault_end(sc, f) + S(300))
             return true;
     }
     return false;

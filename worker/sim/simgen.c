@@ -8,6 +8,8 @@
  * Each pop yields exactly one message, packed into a reusable buffer.
  */
 #include "simgen.h"
+#include "evq.h"
+#include "rng.h"
 #include "world.h"
 
 #include <stdarg.h>
@@ -94,9 +96,7 @@ struct sm_sim {
     uint32_t quota;
     swarm_st *swarms;
     agent_st *agent_mem;
-    item *heap;
-    size_t heap_n, heap_cap;
-    uint64_t seq;
+    sm_evq events;              /* items, by (ts, seq) */
     uint64_t count;
     bool done;
     sm_status status;
@@ -112,37 +112,11 @@ static const char *const task_types[] = {
 
 /* ------------------------------------------------------------- PRNG */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0, 1). */
-static double uni(uint64_t *s)
-{
-    return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-/* Uniform in [lo, hi). */
-static double range(uint64_t *s, double lo, double hi)
-{
-    return lo + (hi - lo) * uni(s);
-}
-
-/* Uniform integer in [0, n). */
-static uint32_t below(uint64_t *s, uint32_t n)
-{
-    return (uint32_t)(splitmix(s) % n);
-}
-
 /* A right-skewed, bounded factor around 1: three uniform factors
  * multiplied (the log is a sum of three, close to normal). */
 static double skewed(uint64_t *s)
 {
-    return range(s, 0.9, 1.12) * range(s, 0.9, 1.12) * range(s, 0.9, 1.12);
+    return sm_rng_range(s, 0.9, 1.12) * sm_rng_range(s, 0.9, 1.12) * sm_rng_range(s, 0.9, 1.12);
 }
 
 /* ------------------------------------------------------------- config */
@@ -435,57 +409,17 @@ void sm_sim_config_demo(sm_sim_config *cfg)
     cfg->duration_ms = SM_SIM_DEMO_DURATION_MS;
 }
 
-/* ------------------------------------------------------------- heap */
+/* ------------------------------------------------------------- queue */
 
-static bool before(const item *a, const item *b)
-{
-    return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
-}
-
+/* Schedules an item (sm_evq_push stamps its seq); on failure records
+ * SM_ERR_NOMEM in sim->status. */
 static bool heap_push(sm_sim *sim, item it)
 {
-    if (sim->heap_n == sim->heap_cap) {
-        size_t cap = sim->heap_cap * 2;
-        item *h = realloc(sim->heap, cap * sizeof *h);
-        if (h == NULL) {
-            sim->status = SM_ERR_NOMEM;
-            return false;
-        }
-        sim->heap = h;
-        sim->heap_cap = cap;
+    if (sm_evq_push(&sim->events, &it) != SM_OK) {
+        sim->status = SM_ERR_NOMEM;
+        return false;
     }
-    it.seq = sim->seq++;
-    size_t i = sim->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&it, &sim->heap[p]))
-            break;
-        sim->heap[i] = sim->heap[p];
-        i = p;
-    }
-    sim->heap[i] = it;
     return true;
-}
-
-static item heap_pop(sm_sim *sim)
-{
-    item top = sim->heap[0];
-    item last = sim->heap[--sim->heap_n];
-    size_t i = 0, n = sim->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&sim->heap[c + 1], &sim->heap[c]))
-            c++;
-        if (!before(&sim->heap[c], &last))
-            break;
-        sim->heap[i] = sim->heap[c];
-        i = c;
-    }
-    if (n > 0)
-        sim->heap[i] = last;
-    return top;
 }
 
 /* ------------------------------------------------------------- faults */
@@ -566,21 +500,21 @@ static bool schedule_start(sm_sim *sim)
             it.what = IT_HEARTBEAT;
             it.agent = a;
             it.ts = t0 + 1 + (int64_t)a * HEARTBEAT_MS / c->agents +
-                    below(&sw->rng, 100);
+                    sm_rng_below(&sw->rng, 100);
             if (!heap_push(sim, it))
                 return false;
         }
         it.agent = 0;
         it.what = IT_RESOURCE;
-        it.ts = t0 + 1 + below(&sw->rng, RESOURCE_MS);
+        it.ts = t0 + 1 + sm_rng_below(&sw->rng, RESOURCE_MS);
         if (!heap_push(sim, it))
             return false;
         it.what = IT_CONSENSUS;
-        it.ts = t0 + 1 + below(&sw->rng, CONSENSUS_MS);
+        it.ts = t0 + 1 + sm_rng_below(&sw->rng, CONSENSUS_MS);
         if (!heap_push(sim, it))
             return false;
         if (sim->task_rate > 0) {
-            sw->next_arrival = 1.0 + range(&sw->rng, 0.0, 1000.0 /
+            sw->next_arrival = 1.0 + sm_rng_range(&sw->rng, 0.0, 1000.0 /
                                            sim->task_rate);
             it.what = IT_ARRIVAL;
             it.ts = t0 + (int64_t)sw->next_arrival;
@@ -616,27 +550,23 @@ sm_status sm_sim_create(sm_sim **out, const sm_sim_config *cfg)
                  (size_t)inflight + 64;
     sim->swarms = calloc(cfg->swarms, sizeof *sim->swarms);
     sim->agent_mem = calloc(n_agents, sizeof *sim->agent_mem);
-    sim->heap = malloc(cap * sizeof *sim->heap);
-    if (sim->swarms == NULL || sim->agent_mem == NULL || sim->heap == NULL) {
+    if (sim->swarms == NULL || sim->agent_mem == NULL ||
+        sm_evq_init(&sim->events, sizeof(item), cap) != SM_OK) {
         sm_sim_destroy(sim);
         return SM_ERR_NOMEM;
     }
-    sim->heap_cap = cap;
 
-    uint64_t key = cfg->seed;
-    uint64_t base = splitmix(&key);
     for (uint32_t s = 0; s < cfg->swarms; s++) {
         swarm_st *sw = &sim->swarms[s];
-        uint64_t k2 = base ^ ((uint64_t)(s + 1) * 0xd1b54a32d192ed03ULL);
-        sw->rng = splitmix(&k2);
+        sw->rng = sm_rng_stream(cfg->seed, s);
         sw->agents = sim->agent_mem + (size_t)s * cfg->agents;
         sw->budget = budget_for(sim->task_rate);
         sw->window_start = cfg->start_ms;
-        sw->pending = PENDING_MIN + below(&sw->rng, PENDING_MAX - PENDING_MIN);
+        sw->pending = PENDING_MIN + sm_rng_below(&sw->rng, PENDING_MAX - PENDING_MIN);
         sw->memory = 3ULL << 30;
-        sw->cons_acc = uni(&sw->rng);
+        sw->cons_acc = sm_rng_uni(&sw->rng);
         for (uint32_t a = 0; a < cfg->agents; a++)
-            sw->agents[a].since_fail = below(&sw->rng, FAIL_GAP);
+            sw->agents[a].since_fail = sm_rng_below(&sw->rng, FAIL_GAP);
     }
     if (!schedule_start(sim)) {
         sm_sim_destroy(sim);
@@ -672,7 +602,7 @@ void sm_sim_destroy(sm_sim *sim)
     if (sim == NULL)
         return;
     sm_world_destroy(sim->world);
-    free(sim->heap);
+    sm_evq_free(&sim->events);
     free(sim->agent_mem);
     free(sim->swarms);
     free(sim);
@@ -796,7 +726,7 @@ static uint64_t tokens_used(sm_sim *sim, uint32_t s, int64_t t)
     if (f != NULL) {
         sw->token_fault_seen = true;
         double u = 0.55 + 0.42 * ramp(sim, f, t, 0.4) +
-                   range(&sw->rng, -0.01, 0.01);
+                   sm_rng_range(&sw->rng, -0.01, 0.01);
         if (u * b > used)
             used = u * b;
     }
@@ -807,14 +737,14 @@ static uint64_t tokens_used(sm_sim *sim, uint32_t s, int64_t t)
 static uint32_t pending(sm_sim *sim, uint32_t s, int64_t t)
 {
     swarm_st *sw = &sim->swarms[s];
-    int p = (int)sw->pending + (int)below(&sw->rng, 7) - 3;
+    int p = (int)sw->pending + (int)sm_rng_below(&sw->rng, 7) - 3;
     p = p < PENDING_MIN ? PENDING_MIN : p > PENDING_MAX ? PENDING_MAX : p;
     sw->pending = (uint32_t)p;
     const sm_sim_fault *f = fault_at(sim, SM_SIM_FAULT_QUEUE, s, t);
     double v = p;
     if (f != NULL) {
         v = p + (QUEUE_PEAK - p) * ramp(sim, f, t, 1.0 / 3.0) +
-            range(&sw->rng, -5.0, 5.0);
+            sm_rng_range(&sw->rng, -5.0, 5.0);
     } else if ((f = fault_ended(sim, SM_SIM_FAULT_QUEUE, s, t,
                                 QUEUE_DRAIN_MS)) != NULL) {
         double el = (double)(t - sim->cfg.start_ms - f->end_ms);
@@ -842,7 +772,7 @@ static bool emit_resource(sm_sim *sim, item *it, sm_sim_msg *out)
         ppp[i] = &pp[i];
     }
     int64_t mem = (int64_t)sw->memory +
-                  ((int64_t)below(&sw->rng, 129) - 64) * (1 << 20);
+                  ((int64_t)sm_rng_below(&sw->rng, 129) - 64) * (1 << 20);
     if (mem < (2LL << 30))
         mem = 2LL << 30;
     if (mem > (4LL << 30))
@@ -884,7 +814,7 @@ static bool emit_consensus(sm_sim *sim, item *it, sm_sim_msg *out)
             timeout = true;
         }
     } else if (sw->since_timeout >= TIMEOUT_GAP &&
-               uni(&sw->rng) < TIMEOUT_P) {
+               sm_rng_uni(&sw->rng) < TIMEOUT_P) {
         timeout = true;
     }
     sw->since_timeout = timeout ? 0 : sw->since_timeout + 1;
@@ -895,7 +825,7 @@ static bool emit_consensus(sm_sim *sim, item *it, sm_sim_msg *out)
     m.round = ++sw->rounds;
     m.outcome = timeout ? SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_TIMEOUT
                         : SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_OK;
-    m.duration_ms = timeout ? 5000 : 150 + below(&sw->rng, 750);
+    m.duration_ms = timeout ? 5000 : 150 + sm_rng_below(&sw->rng, 750);
     m.participants = parts;
     m.quorum = parts / 2 + 1;
     subject(sim, it->swarm, "consensus", "g0");
@@ -948,7 +878,7 @@ static double slowed(const sm_sim *sim, uint32_t s, int64_t t0, double work)
 
 static Swarmmedic__V1__Priority pick_priority(uint64_t *rng)
 {
-    uint32_t r = below(rng, 100);
+    uint32_t r = sm_rng_below(rng, 100);
     if (r < 5)
         return SWARMMEDIC__V1__PRIORITY__PRIORITY_CRITICAL;
     if (r < 20)
@@ -969,25 +899,25 @@ static bool advance_task(sm_sim *sim, item *it)
     switch (it->what) {
     case IT_ARRIVAL: {
         item next = *it;
-        sw->next_arrival += range(&sw->rng, 0.25, 1.75) * 1000.0 /
+        sw->next_arrival += sm_rng_range(&sw->rng, 0.25, 1.75) * 1000.0 /
                             sim->task_rate;
         next.ts = sim->cfg.start_ms + (int64_t)sw->next_arrival;
         if (!heap_push(sim, next))
             return false;
         it->what = IT_START;
-        it->ts += 20 + below(&sw->rng, 380);
+        it->ts += 20 + sm_rng_below(&sw->rng, 380);
         return heap_push(sim, *it);
     }
     case IT_START: {
         ag->inflight++;
         ag->current = it->task;
         double d = TASK_MEDIAN_MS * skewed(&sw->rng);
-        bool fail = ag->since_fail >= FAIL_GAP && uni(&sw->rng) < FAIL_P;
+        bool fail = ag->since_fail >= FAIL_GAP && sm_rng_uni(&sw->rng) < FAIL_P;
         ag->since_fail = fail ? 0 : ag->since_fail + 1;
         it->ok = !fail;
         if (fail) {
-            d *= range(&sw->rng, 0.3, 0.9);
-            it->used = (uint32_t)(it->used * range(&sw->rng, 0.2, 0.6));
+            d *= sm_rng_range(&sw->rng, 0.3, 0.9);
+            it->used = (uint32_t)(it->used * sm_rng_range(&sw->rng, 0.2, 0.6));
         }
         uint32_t slow = sim->cfg.agents > 1 ? SM_SIM_SLOW_AGENT : 0;
         if (it->agent == slow)
@@ -1011,11 +941,11 @@ static bool emit_task(sm_sim *sim, item *it, sm_sim_msg *out)
     swarm_st *sw = &sim->swarms[it->swarm];
     if (it->what == IT_ARRIVAL) {
         it->task = ++sw->tasks;
-        it->agent = below(&sw->rng, sim->cfg.agents);
+        it->agent = sm_rng_below(&sw->rng, sim->cfg.agents);
         it->prio = (uint8_t)pick_priority(&sw->rng);
-        it->type = (uint8_t)below(&sw->rng, TASK_TYPES);
+        it->type = (uint8_t)sm_rng_below(&sw->rng, TASK_TYPES);
         it->est = (uint32_t)(TASK_TOKENS * skewed(&sw->rng));
-        it->used = (uint32_t)(it->est * range(&sw->rng, 0.7, 1.3));
+        it->used = (uint32_t)(it->est * sm_rng_range(&sw->rng, 0.7, 1.3));
     }
     char name[16];
     snprintf(name, sizeof name, "a%u", it->agent);
@@ -1052,14 +982,17 @@ bool sm_sim_next(sm_sim *sim, sm_sim_msg *out)
 {
     if (sim != NULL && sim->world != NULL)
         return sm_world_next(sim->world, out);
-    if (sim == NULL || out == NULL || sim->done || sim->heap_n == 0)
+    sm_evq_key first;
+    if (sim == NULL || out == NULL || sim->done ||
+        !sm_evq_peek(&sim->events, &first))
         return false;
     const sm_sim_config *c = &sim->cfg;
-    if (c->duration_ms > 0 && sim->heap[0].ts >= c->start_ms + c->duration_ms) {
+    if (c->duration_ms > 0 && first.ts >= c->start_ms + c->duration_ms) {
         sim->done = true;
         return false;
     }
-    item it = heap_pop(sim);
+    item it;
+    sm_evq_pop(&sim->events, &it);
     out->ts_ms = it.ts;
     out->swarm = it.swarm;
     bool ok;

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "evq.h"
+#include "rng.h"
 #include "simgen.h"
 #include "swarm_medic.pb-c.h"
 
@@ -105,9 +107,8 @@ struct sm_world {
     sm_world_config cfg;
     wswarm_st *sw;
     uint8_t *fault_done;    /* token_burn: topped up after the end */
-    witem *heap;
-    size_t heap_n, heap_cap;
-    uint64_t seq, count;
+    sm_evq events;          /* witems, by (ts, seq) */
+    uint64_t count;
     bool done;
     sm_status status;
     char subject[128];
@@ -117,29 +118,6 @@ struct sm_world {
 };
 
 /* ------------------------------------------------------------- maths */
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double uni(uint64_t *s)
-{
-    return (double)(splitmix(s) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static double range(uint64_t *s, double lo, double hi)
-{
-    return lo + (hi - lo) * uni(s);
-}
-
-static uint32_t below(uint64_t *s, uint32_t n)
-{
-    return n ? (uint32_t)(splitmix(s) % n) : 0;
-}
 
 double sm_world_exp(double x)
 {
@@ -193,7 +171,7 @@ double sm_world_log(double x)
  * +-3.46. */
 static double normalish(uint64_t *s)
 {
-    double t = uni(s) + uni(s) + uni(s) + uni(s);
+    double t = sm_rng_uni(s) + sm_rng_uni(s) + sm_rng_uni(s) + sm_rng_uni(s);
     return (t - 2.0) * 1.7320508075688772;
 }
 
@@ -205,7 +183,7 @@ static double lognormal(uint64_t *s, double sigma)
 /* Exponential with the given mean. */
 static double expo(uint64_t *s, double mean)
 {
-    return -sm_world_log(1.0 - uni(s)) * mean;
+    return -sm_world_log(1.0 - sm_rng_uni(s)) * mean;
 }
 
 /* ------------------------------------------------------------- config */
@@ -614,57 +592,17 @@ static bool ring_pop(ring *r, void *e)
     return true;
 }
 
-/* ------------------------------------------------------------- heap */
+/* ------------------------------------------------------------- queue */
 
-static bool before(const witem *a, const witem *b)
-{
-    return a->ts < b->ts || (a->ts == b->ts && a->seq < b->seq);
-}
-
+/* Schedules an item (sm_evq_push stamps its seq); on failure records
+ * SM_ERR_NOMEM in w->status. */
 static bool push(sm_world *w, witem it)
 {
-    if (w->heap_n == w->heap_cap) {
-        size_t cap = w->heap_cap * 2;
-        witem *h = realloc(w->heap, cap * sizeof *h);
-        if (h == NULL) {
-            w->status = SM_ERR_NOMEM;
-            return false;
-        }
-        w->heap = h;
-        w->heap_cap = cap;
+    if (sm_evq_push(&w->events, &it) != SM_OK) {
+        w->status = SM_ERR_NOMEM;
+        return false;
     }
-    it.seq = w->seq++;
-    size_t i = w->heap_n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&it, &w->heap[p]))
-            break;
-        w->heap[i] = w->heap[p];
-        i = p;
-    }
-    w->heap[i] = it;
     return true;
-}
-
-static witem pop(sm_world *w)
-{
-    witem top = w->heap[0];
-    witem last = w->heap[--w->heap_n];
-    size_t i = 0, n = w->heap_n;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= n)
-            break;
-        if (c + 1 < n && before(&w->heap[c + 1], &w->heap[c]))
-            c++;
-        if (!before(&w->heap[c], &last))
-            break;
-        w->heap[i] = w->heap[c];
-        i = c;
-    }
-    if (n > 0)
-        w->heap[i] = last;
-    return top;
 }
 
 static bool at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
@@ -686,12 +624,11 @@ static bool fail_nomem(sm_world *w)
     return false;
 }
 
-static bool swarm_init(sm_world *w, uint32_t s, uint64_t base)
+static bool swarm_init(sm_world *w, uint32_t s)
 {
     const sm_wswarm *c = &w->cfg.swarms[s];
     wswarm_st *st = &w->sw[s];
-    uint64_t k = base ^ ((uint64_t)(s + 1) * 0xd1b54a32d192ed03ULL);
-    st->rng = splitmix(&k);
+    st->rng = sm_rng_stream(w->cfg.seed, s);
     st->n_static = c->agents;
     st->quota = quota_of(c);
     st->n_total = c->agents + c->reserve + max_dynamic(c);
@@ -723,7 +660,7 @@ static bool swarm_init(sm_world *w, uint32_t s, uint64_t base)
     st->budget = st->budget0;
     st->used = 0.35 * st->budget0;
     st->mem_saw = c->memory_gb * GB;
-    st->mem_step = 0.6 * GB / range(&st->rng, 30, 60) * c->resource_s;
+    st->mem_step = 0.6 * GB / sm_rng_range(&st->rng, 30, 60) * c->resource_s;
     st->last_scale = w->cfg.start_ms;
     st->last_res = w->cfg.start_ms;
 
@@ -733,11 +670,11 @@ static bool swarm_init(sm_world *w, uint32_t s, uint64_t base)
         if (!at(w, W_REG, s, a, t0))
             return false;
     }
-    if (!at(w, W_RES, s, 0, t0 + (int64_t)range(&st->rng, 0, 1000)))
+    if (!at(w, W_RES, s, 0, t0 + (int64_t)sm_rng_range(&st->rng, 0, 1000)))
         return false;
     for (uint32_t g = 0; g < c->groups; g++)
         if (!at(w, W_CONS, s, g,
-                t0 + (int64_t)range(&st->rng, 0, c->round_s * 1000)))
+                t0 + (int64_t)sm_rng_range(&st->rng, 0, c->round_s * 1000)))
             return false;
     if (!at(w, W_ARRIVE, s, 0, t0 + (int64_t)expo(&st->rng,
                                                   1000.0 / st->base_rate)))
@@ -766,17 +703,14 @@ sm_status sm_world_create(sm_world **out, const sm_world_config *cfg)
     size_t cap = 256;
     for (size_t s = 0; s < cfg->n_swarms; s++)
         cap += (cfg->swarms[s].agents + cfg->swarms[s].reserve) * 3u;
-    w->heap = malloc(cap * sizeof *w->heap);
-    w->heap_cap = cap;
-    if (w->sw == NULL || w->fault_done == NULL || w->heap == NULL) {
+    if (w->sw == NULL || w->fault_done == NULL ||
+        sm_evq_init(&w->events, sizeof(witem), cap) != SM_OK) {
         sm_world_destroy(w);
         return SM_ERR_NOMEM;
     }
-    uint64_t key = cfg->seed;
-    uint64_t base = splitmix(&key);
     bool ok = true;
     for (uint32_t s = 0; ok && s < cfg->n_swarms; s++)
-        ok = swarm_init(w, s, base);
+        ok = swarm_init(w, s);
     /* Deaths and revivals. */
     for (size_t i = 0; ok && i < cfg->n_faults; i++) {
         const sm_wfault *f = &cfg->faults[i];
@@ -818,7 +752,7 @@ void sm_world_destroy(sm_world *w)
     }
     free(w->sw);
     free(w->fault_done);
-    free(w->heap);
+    sm_evq_free(&w->events);
     free(w);
 }
 
@@ -937,7 +871,7 @@ static bool dispatch(sm_world *w, uint32_t s, int64_t now)
         t.what = W_ASSIGN;
         t.agent = sl.agent;
         t.epoch = ag->epoch;
-        t.ts = now + below(&st->rng, 50);
+        t.ts = now + sm_rng_below(&st->rng, 50);
         if (!push(w, t))
             return false;
     }
@@ -994,7 +928,7 @@ static bool on_register(sm_world *w, const witem *it, sm_sim_msg *out)
     witem hb = *it;
     hb.what = W_HB;
     hb.epoch = ag->epoch;
-    hb.ts = it->ts + (int64_t)range(&st->rng, 0, c->heartbeat_s * 1000);
+    hb.ts = it->ts + (int64_t)sm_rng_range(&st->rng, 0, c->heartbeat_s * 1000);
     if (!push(w, hb) || !dispatch(w, it->swarm, it->ts))
         return false;
     return emit_lifecycle(w, it, true, out);
@@ -1045,10 +979,10 @@ static int on_heartbeat(sm_world *w, witem *it, sm_sim_msg *out)
     witem next = *it;
     double j = c->heartbeat_jitter_s * 1000.0;
     next.ts = it->ts + (int64_t)(c->heartbeat_s * 1000.0 +
-                                 range(&st->rng, -j, j));
+                                 sm_rng_range(&st->rng, -j, j));
     if (!push(w, next))
         return -1;
-    if (uni(&st->rng) < c->heartbeat_miss)
+    if (sm_rng_uni(&st->rng) < c->heartbeat_miss)
         return 0;
     Swarmmedic__V1__Heartbeat m = SWARMMEDIC__V1__HEARTBEAT__INIT;
     m.ts_ms = it->ts;
@@ -1098,7 +1032,7 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
     if (!burning && !st->topup_pending && st->used > c->topup_at * st->budget &&
         c->topup_frac > 0) {
         st->topup_pending = true;
-        return at(w, W_TOPUP, s, 0, ts + (int64_t)range(&st->rng, 20000,
+        return at(w, W_TOPUP, s, 0, ts + (int64_t)sm_rng_range(&st->rng, 20000,
                                                         90000));
     }
     return true;
@@ -1110,10 +1044,10 @@ static void memory_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
     const sm_wswarm *c = &w->cfg.swarms[s];
     double base = c->memory_gb * GB, limit = c->memory_limit_gb * GB;
     st->mem_saw += st->mem_step * (dt_s / c->resource_s) *
-                   range(&st->rng, 0.5, 1.5);
+                   sm_rng_range(&st->rng, 0.5, 1.5);
     if (st->mem_saw > base + 0.6 * GB) {        /* a collection */
-        st->mem_saw = base + range(&st->rng, -0.1, 0.1) * GB;
-        st->mem_step = 0.6 * GB / range(&st->rng, 30, 60) * c->resource_s;
+        st->mem_saw = base + sm_rng_range(&st->rng, -0.1, 0.1) * GB;
+        st->mem_step = 0.6 * GB / sm_rng_range(&st->rng, 30, 60) * c->resource_s;
     }
     bool leaking = false;
     for (size_t i = 0; i < w->cfg.n_faults; i++) {
@@ -1198,7 +1132,7 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
             continue;
         if (f->type == SM_WF_CONSENSUS_DEGRADATION && f->magnitude * x > p)
             p = f->magnitude * x;
-        else if (f->type == SM_WF_QUORUM_LOSS && uni(&st->rng) < x)
+        else if (f->type == SM_WF_QUORUM_LOSS && sm_rng_uni(&st->rng) < x)
             lost = true;
     }
     uint32_t parts = c->group_size, quorum = c->group_size / 2 + 1;
@@ -1206,10 +1140,10 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
         SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_OK;
     if (lost) {
         parts = quorum - 1;
-        o = uni(&st->rng) < 0.7
+        o = sm_rng_uni(&st->rng) < 0.7
                 ? SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_TIMEOUT
                 : SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_FAILED;
-    } else if (uni(&st->rng) < p) {
+    } else if (sm_rng_uni(&st->rng) < p) {
         o = SWARMMEDIC__V1__CONSENSUS_ROUND__OUTCOME__OUTCOME_TIMEOUT;
     }
     char group[16];
@@ -1227,7 +1161,7 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
     m.quorum = quorum;
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->round_s * 1000.0 *
-                                 range(&st->rng, 0.8, 1.2));
+                                 sm_rng_range(&st->rng, 0.8, 1.2));
     if (!push(w, next))
         return -1;
     subject(w, s, "consensus", group);
@@ -1237,7 +1171,7 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
 
 static Swarmmedic__V1__Priority pick_priority(uint64_t *rng)
 {
-    uint32_t r = below(rng, 100);
+    uint32_t r = sm_rng_below(rng, 100);
     return r < 5 ? SWARMMEDIC__V1__PRIORITY__PRIORITY_CRITICAL
          : r < 20 ? SWARMMEDIC__V1__PRIORITY__PRIORITY_HIGH
          : r < 65 ? SWARMMEDIC__V1__PRIORITY__PRIORITY_MEDIUM
@@ -1264,7 +1198,7 @@ static bool on_arrive(sm_world *w, witem *it)
     t.swarm = s;
     t.task = ++st->tasks;
     t.prio = (uint8_t)pick_priority(&st->rng);
-    double r = uni(&st->rng) * st->type_cum[c->n_types - 1];
+    double r = sm_rng_uni(&st->rng) * st->type_cum[c->n_types - 1];
     size_t k = 0;
     while (k + 1 < c->n_types && r >= st->type_cum[k])
         k++;
@@ -1281,12 +1215,12 @@ static bool on_burst(sm_world *w, witem *it)
     uint32_t s = it->swarm;
     wswarm_st *st = &w->sw[s];
     const sm_wswarm *c = &w->cfg.swarms[s];
-    uint32_t n = (uint32_t)(c->burst_tasks * range(&st->rng, 0.5, 1.5) + 0.5);
+    uint32_t n = (uint32_t)(c->burst_tasks * sm_rng_range(&st->rng, 0.5, 1.5) + 0.5);
     for (uint32_t i = 0; i < n; i++) {
         witem a = *it;
         a.what = W_ARRIVE;
         a.flag = 1;
-        a.ts = it->ts + (int64_t)range(&st->rng, 0, 5000);
+        a.ts = it->ts + (int64_t)sm_rng_range(&st->rng, 0, 5000);
         if (!push(w, a))
             return false;
     }
@@ -1304,13 +1238,13 @@ static void plan_task(sm_world *w, witem *t, wagent *ag)
     const sm_wtask_type *ty = &c->types[t->type];
     double d = ty->median_s * 1000.0 * lognormal(&st->rng, ty->sigma) /
                c->speed;
-    if (uni(&st->rng) < c->outlier_rate)
-        d *= range(&st->rng, 10.0, 30.0);
+    if (sm_rng_uni(&st->rng) < c->outlier_rate)
+        d *= sm_rng_range(&st->rng, 10.0, 30.0);
     d *= slow_factor(w, s, t->agent, t->ts);
     double used = ty->tokens * lognormal(&st->rng, 0.35);
-    bool fail = uni(&st->rng) < fail_chance(w, s, t->agent, t->ts);
+    bool fail = sm_rng_uni(&st->rng) < fail_chance(w, s, t->agent, t->ts);
     if (fail) {
-        double part = range(&st->rng, 0.1, 0.8);
+        double part = sm_rng_range(&st->rng, 0.1, 0.8);
         d *= part;
         used *= part;
     }
@@ -1326,12 +1260,12 @@ static void plan_task(sm_world *w, witem *t, wagent *ag)
     ag->cur_dur = t->dur;
     ag->cur_used = t->used;
     ag->stall_at = ag->stall_len = 0;
-    if (t->dur > STALL_MIN_TASK_MS && uni(&st->rng) < c->stall_rate) {
-        double len = range(&st->rng, 10000, 40000);
+    if (t->dur > STALL_MIN_TASK_MS && sm_rng_uni(&st->rng) < c->stall_rate) {
+        double len = sm_rng_range(&st->rng, 10000, 40000);
         if (len > 0.7 * t->dur)
             len = 0.7 * t->dur;
         ag->stall_len = (uint32_t)len;
-        ag->stall_at = (uint32_t)range(&st->rng, 0, t->dur - len);
+        ag->stall_at = (uint32_t)sm_rng_range(&st->rng, 0, t->dur - len);
     }
 }
 
@@ -1374,7 +1308,7 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
                       SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED) < 0)
             return -1;
         t->what = W_START;
-        t->ts += 20 + below(&st->rng, 280);
+        t->ts += 20 + sm_rng_below(&st->rng, 280);
         return push(w, *t) ? 1 : -1;
     case W_START:
         if (!current) {
@@ -1527,11 +1461,13 @@ bool sm_world_next(sm_world *w, sm_sim_msg *out)
         return false;
     int64_t end = w->cfg.start_ms + w->cfg.duration_ms;
     for (;;) {
-        if (w->heap_n == 0 || w->heap[0].ts >= end) {
+        sm_evq_key first;
+        if (!sm_evq_peek(&w->events, &first) || first.ts >= end) {
             w->done = true;
             return false;
         }
-        witem it = pop(w);
+        witem it;
+        sm_evq_pop(&w->events, &it);
         out->ts_ms = it.ts;
         out->swarm = it.swarm;
         int r = step(w, &it, out);
