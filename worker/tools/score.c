@@ -139,10 +139,12 @@ static void classify(sm_score_episode *e, const sm_labels *ls, int64_t start)
     for (size_t i = 0; i < ls->n; i++) {
         const sm_label *l = &ls->v[i];
         span s = anchored(l, start);
+        if (l->cls != SM_LABEL_MUST || !key_matches(l, e))
+            continue;
         bool in_window = e->raised_at_ms >= s.from - SM_SCORE_EARLY_MS ||
                          ramp_detection(e, l, ls, start, s);
-        if (l->cls == SM_LABEL_MUST && key_matches(l, e) && in_window &&
-            e->raised_at_ms <= must_window_end(l, s) && s.from < best_from) {
+        if (in_window && e->raised_at_ms <= must_window_end(l, s) &&
+            s.from < best_from) {
             e->must = (long)i;
             best_from = s.from;
         }
