@@ -34,7 +34,7 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->severity_margin = 0.05;
     cfg->slow_clear_hold_ms = 5000;
     cfg->slow_horizon_ms = 600000;
-    cfg->slow_recent_tasks = 8;
+    cfg->slow_recent_tasks = 6;
     cfg->slow_min_type_tasks = 10;
     cfg->queue_raise = 50;
     cfg->queue_critical = 200;

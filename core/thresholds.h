@@ -133,7 +133,7 @@ typedef struct sm_detect_config {
                                    a type's baseline reach (an agent finishes
                                    a few tasks a minute: the 60 s window
                                    holds too few to judge) */
-    uint32_t slow_recent_tasks; /* 8: the agent's latest completed tasks
+    uint32_t slow_recent_tasks; /* 6: the agent's latest completed tasks
                                    whose median duration ratio is judged */
     uint32_t slow_min_type_tasks;   /* 10: durations of a task type before
                                    its baseline judges anyone */
