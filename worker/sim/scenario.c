@@ -441,6 +441,10 @@ static void queue_quota_labels(deriv *d, int fi)
     int64_t t0 = d->sc->world.start_ms;
     int64_t from = t0 + f->onset_ms;
     int64_t to = fault_end(d->sc, f) + S(300);
+    /* a backlog the fault left behind can outlast it by more than 5
+     * minutes: the must-labels run as long as the signal, to the run's end
+     * at most */
+    int64_t run_end = t0 + d->sc->world.duration_ms;
     uint32_t peak = 0, over_q = 0;
     bool near_q = false;
     for (size_t i = 0; i < g->n; i++) {
@@ -457,7 +461,7 @@ static void queue_quota_labels(deriv *d, int fi)
     if (peak > 60) {
         long c, e;
         SCAN(g, from, to, x->pending > 50, a, c);
-        SCAN(g, g->v[a].ts, to, x->pending >= 40, c, e);
+        SCAN(g, g->v[a].ts, run_end, x->pending >= 40, c, e);
         (void)c;
         /* the signal is present until it stays under the clear line (10
          * samples in a row, well past any debounce): a later rise is
@@ -485,9 +489,16 @@ static void queue_quota_labels(deriv *d, int fi)
     if (over_q >= 3) {
         long c, e;
         SCAN(g, from, to, x->active >= x->quota, a, b);
-        SCAN(g, g->v[a].ts, to, x->active >= 0.9 * x->quota, c, e);
+        SCAN(g, g->v[a].ts, run_end, x->active >= 0.9 * x->quota, c, e);
         (void)b;
         (void)c;
+        for (long i = a, under = 0; i <= e; i++) {     /* as for the queue */
+            under = g->v[i].active < 0.9 * g->v[i].quota ? under + 1 : 0;
+            if (under == 10) {
+                e = i - 10;
+                break;
+            }
+        }
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "quota_exceeded",
                      f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
             l->severity = 4;
