@@ -117,7 +117,7 @@ static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
 
     memset(v, 0, sizeof *v);
     for (uint32_t i = 0; i < h->count; i++) {
-        const sm_sample *x = &a->s.tasks[(h->head + h->cap - 1 - i) % h->cap];
+        const sm_sample *x = sm_samples_at(h, a->s.tasks, h->count - 1 - i);
         if (x->ts_ms < since || !(x->flags & TASK_DONE))
             continue;
         v->finished++;
@@ -188,7 +188,7 @@ static void agent_evidence(const sm_agent *a, sm_evidence *ev)
     memset(ev, 0, sizeof *ev);
     ev->signal = SM_SIG_TASK;
     sm_id_copy(ev->id, a->s.id);
-    ev->ts_ms = h->count > 0 ? a->s.tasks[(h->head + h->cap - 1) % h->cap].ts_ms
+    ev->ts_ms = h->count > 0 ? sm_samples_at(h, a->s.tasks, h->count - 1)->ts_ms
                              : a->s.last_seen_ms;
 }
 

@@ -240,8 +240,7 @@ static size_t agent_encode(const sm_agent_state *s, unsigned char *out)
     const sm_samples *h = &s->tasks_hdr;
     p = put_u8(p, h->count);
     for (uint32_t i = 0; i < h->count; i++) {
-        const sm_sample *x = &s->tasks[(h->head + h->cap - h->count + i) %
-                                       h->cap];
+        const sm_sample *x = sm_samples_at(h, s->tasks, i);
         uint32_t tag = x->flags & SAMPLE_FLAGS, age;
         if (age_fits(s->last_seen_ms, x->ts_ms, &age)) {
             p = put_u8(p, tag);
@@ -582,8 +581,7 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
     const sm_samples *h = &st->dur_hdr;
     w_u16(w, h->count);
     for (uint32_t i = 0; i < h->count; i++) {
-        const sm_sample *x = &st->dur[(h->head + h->cap - h->count + i) %
-                                      h->cap];
+        const sm_sample *x = sm_samples_at(h, st->dur, i);
         w_i64(w, x->ts_ms);
         w_u32(w, x->value);
         w_u8(w, x->flags);
@@ -602,8 +600,7 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         w_u32(w, t->median_n);
         w_u16(w, th->count);
         for (uint32_t k = 0; k < th->count; k++) {
-            const sm_sample *x = &t->dur[(th->head + th->cap - th->count + k) %
-                                         th->cap];
+            const sm_sample *x = sm_samples_at(th, t->dur, k);
             w_i64(w, x->ts_ms);
             w_u32(w, x->value);
         }
@@ -946,8 +943,7 @@ static bool swarm_migrate_v2(const unsigned char *blob, size_t len,
         const sm_samples *h = &v->dur_hdr;
         if (sm_samples_valid(h, SM_SWARM_SAMPLES))
             for (uint32_t i = 0; i < h->count; i++) {
-                const sm_sample *x = &v->dur[(h->head + h->cap - h->count + i) %
-                                             h->cap];
+                const sm_sample *x = sm_samples_at(h, v->dur, i);
                 sm_baselines_push(&st->types, 0, x->ts_ms, x->value);
             }
         st->median = 0;

@@ -145,11 +145,6 @@ void sm_samples_push(sm_samples *s, sm_sample *slots, sm_sample v)
 }
 
 /* Index of the i-th held sample, oldest first. */
-static uint32_t sample_index(const sm_samples *s, uint32_t i)
-{
-    return (s->head + s->cap - s->count + i) % s->cap;
-}
-
 static bool sample_matches(const sm_sample *x, int64_t since_ms,
                            uint32_t mask, uint32_t want)
 {
@@ -161,7 +156,7 @@ uint32_t sm_samples_count(const sm_samples *s, const sm_sample *slots,
 {
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->count; i++) {
-        if (sample_matches(&slots[sample_index(s, i)], since_ms, mask, want))
+        if (sample_matches(sm_samples_at(s, slots, i), since_ms, mask, want))
             n++;
     }
     return n;
@@ -173,7 +168,7 @@ size_t sm_samples_values(const sm_samples *s, const sm_sample *slots,
 {
     size_t n = 0;
     for (uint32_t i = 0; i < s->count && n < out_cap; i++) {
-        const sm_sample *x = &slots[sample_index(s, i)];
+        const sm_sample *x = sm_samples_at(s, slots, i);
         if (sample_matches(x, since_ms, mask, want))
             out[n++] = (double)x->value;
     }

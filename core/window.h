@@ -102,6 +102,15 @@ void sm_samples_clear(sm_samples *s);
 /* Appends v to slots[], overwriting the oldest sample when full. */
 void sm_samples_push(sm_samples *s, sm_sample *slots, sm_sample v);
 
+/* The i-th sample held, oldest first (i < s->count; i = count - 1 is the
+ * newest). */
+static inline const sm_sample *sm_samples_at(const sm_samples *s,
+                                             const sm_sample *slots,
+                                             uint32_t i)
+{
+    return &slots[(s->head + s->cap - s->count + i) % s->cap];
+}
+
 /* Number of held samples with ts_ms >= since_ms and (flags & mask) ==
  * want. */
 uint32_t sm_samples_count(const sm_samples *s, const sm_sample *slots,
