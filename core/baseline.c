@@ -41,26 +41,21 @@ void sm_baselines_push(sm_baselines *b, uint32_t slot, int64_t ts_ms,
     t->fresh++;
 }
 
-bool sm_baselines_refresh(sm_baselines *b, int64_t since_ms, bool all,
-                          uint32_t min_n, double *scratch)
+/* The type's median over ts >= since_ms. */
+static void redo(sm_type_baseline *t, int64_t since_ms, double *scratch)
 {
-    bool changed = false;
-    for (int i = 0; i < SM_TASK_TYPES; i++) {
-        sm_type_baseline *t = &b->t[i];
-        bool due = t->fresh >= SM_TYPE_REFRESH ||
-                   (t->fresh > 0 && t->median_n < min_n);
-        if (!t->used || !(all || due))
-            continue;
-        size_t n = sm_samples_values(&t->hdr, t->dur, since_ms, 1u, 1u,
-                                     scratch, SM_TYPE_SAMPLES);
-        double m = sm_stats_median(scratch, n);
-        if (m != t->median || n != t->median_n || t->fresh != 0)
-            changed = true;
-        t->median = m;
-        t->median_n = (uint32_t)n;
-        t->fresh = 0;
-    }
-    return changed;
+    size_t n = sm_samples_values(&t->hdr, t->dur, since_ms, 1u, 1u, scratch,
+                                 SM_TYPE_SAMPLES);
+    t->median = sm_stats_median(scratch, n);
+    t->median_n = (uint32_t)n;
+    t->fresh = 0;
+}
+
+void sm_baselines_refresh(sm_baselines *b, int64_t since_ms, double *scratch)
+{
+    for (int i = 0; i < SM_TASK_TYPES; i++)
+        if (b->t[i].used)
+            redo(&b->t[i], since_ms, scratch);
 }
 
 void sm_baselines_refresh_slot(sm_baselines *b, uint32_t slot,
@@ -68,13 +63,8 @@ void sm_baselines_refresh_slot(sm_baselines *b, uint32_t slot,
                                double *scratch)
 {
     sm_type_baseline *t = &b->t[slot < SM_TASK_TYPES ? slot : 0];
-    if (t->fresh < SM_TYPE_REFRESH && !(t->fresh > 0 && t->median_n < min_n))
-        return;
-    size_t n = sm_samples_values(&t->hdr, t->dur, since_ms, 1u, 1u, scratch,
-                                 SM_TYPE_SAMPLES);
-    t->median = sm_stats_median(scratch, n);
-    t->median_n = (uint32_t)n;
-    t->fresh = 0;
+    if (t->fresh >= SM_TYPE_REFRESH || (t->fresh > 0 && t->median_n < min_n))
+        redo(t, since_ms, scratch);
 }
 
 double sm_baselines_median(const sm_baselines *b, uint32_t slot,

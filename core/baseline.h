@@ -50,13 +50,12 @@ uint32_t sm_baselines_slot(sm_baselines *b, const char *name);
 /* Adds a completed duration of the type in `slot`. */
 void sm_baselines_push(sm_baselines *b, uint32_t slot, int64_t ts_ms,
                        uint32_t duration_ms);
-/* Redoes medians over ts >= since_ms: of every type when `all` (a tick:
- * old samples age out), else of the types with SM_TYPE_REFRESH new
- * samples, or with any while fewer than min_n stand behind the median.
- * scratch holds SM_TYPE_SAMPLES doubles. Returns whether any changed. */
-bool sm_baselines_refresh(sm_baselines *b, int64_t since_ms, bool all,
-                          uint32_t min_n, double *scratch);
-/* The same for one slot, when due (called after each push). */
+/* Redoes every type's median over ts >= since_ms (a tick: old samples
+ * age out). scratch holds SM_TYPE_SAMPLES doubles. */
+void sm_baselines_refresh(sm_baselines *b, int64_t since_ms, double *scratch);
+/* Redoes one type's median when due (called after each push): after
+ * SM_TYPE_REFRESH new samples, or at each new one while fewer than min_n
+ * stand behind it. */
 void sm_baselines_refresh_slot(sm_baselines *b, uint32_t slot,
                                int64_t since_ms, uint32_t min_n,
                                double *scratch);

@@ -77,8 +77,7 @@ static void stats_redo(sm_swarm *sw, bool tick)
     if (tick || grew)
         spread_recompute(sw, since);
     if (tick)
-        sm_baselines_refresh(&st->types, since, true,
-                             sw->cfg.slow_min_type_tasks, sw->scratch);
+        sm_baselines_refresh(&st->types, since, sw->scratch);
     sw->dirty = true;
 }
 
