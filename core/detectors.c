@@ -35,8 +35,9 @@ typedef struct agent_view {
     uint32_t judged;            /* completed tasks with a ratio, used */
     double ratio;               /* their median duration / type baseline */
     double ratio_recent;        /* the same over the latest
-                                   slow_min_agent_tasks of them: clearing
-                                   looks at what the agent does now */
+                                   slow_min_agent_tasks of them, for a
+                                   raised agent: clearing looks at what it
+                                   does now */
     bool ratio_known;
     bool ratio_over;            /* the duration rule fires */
     bool success_under;         /* the success rule fires */
@@ -129,10 +130,13 @@ static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
     v->judged = (uint32_t)nr;
     v->success = v->finished > 0 ? (double)v->completed / v->finished : 1.0;
     v->ratio_known = nr > 0;
-    size_t nrecent = nr < c->slow_min_agent_tasks ? nr : c->slow_min_agent_tasks;
-    double recent[SM_AGENT_TASKS];
-    memcpy(recent, r, nrecent * sizeof *recent);
-    v->ratio_recent = sm_stats_median(recent, nrecent);
+    if (a->s.raised) {          /* only clearing looks at it */
+        size_t nrecent = nr < c->slow_min_agent_tasks ? nr
+                                                      : c->slow_min_agent_tasks;
+        double recent[SM_AGENT_TASKS];
+        memcpy(recent, r, nrecent * sizeof *recent);
+        v->ratio_recent = sm_stats_median(recent, nrecent);
+    }
     v->ratio = sm_stats_median(r, nr);
     double swarm = st->median / 1000.0, mad = st->mad / 1000.0;
 

@@ -78,6 +78,9 @@ static sm_group *group_slot(sm_swarm *sw, const char *name)
     g->used = 1;
     sm_id_copy(g->name, name);
     sm_ring_init(&g->rounds, sw->cfg.window_ms, sw->cfg.tick_ms);
+    /* the clock moves the rings of the groups it knows; a new one starts
+     * at the swarm's now */
+    sm_ring_advance(&g->rounds, sw->st.now_ms);
     return g;
 }
 
@@ -311,7 +314,6 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
     if (g == NULL)          /* SM_GROUPS groups raised at once: not followed */
         return SM_OK;
     sw->dirty = true;
-    sm_ring_advance(&g->rounds, sw->st.now_ms);
     if (!sm_ring_add(&g->rounds, ev->ts_ms, delta))
         return SM_OK;
     if (ev->ts_ms > g->last_ms)
