@@ -194,29 +194,8 @@ static unsigned char *export_of(const sm_swarm *sw, size_t *len)
     return b;
 }
 
-/* The one field version 2 did not keep: the time of the latest consensus
- * round (section 5, right after the group string), which migration takes
- * from the round ring's slot start (core/encode.c). It only dates a
- * round; test_resume_from_old_store shows decisions do not depend on it.
- * Zeroed in a swarm blob before comparing. */
+/* A swarm blob's fixed header, before its sections. */
 #define BLOB_HDR 24
-static void mask_group_ms(unsigned char *b, size_t n)
-{
-    size_t at = BLOB_HDR;
-    while (at + 8 <= n) {
-        uint32_t tag = (uint32_t)b[at] | (uint32_t)b[at + 1] << 8;
-        uint32_t len = (uint32_t)b[at + 4] | (uint32_t)b[at + 5] << 8 |
-                       (uint32_t)b[at + 6] << 16 | (uint32_t)b[at + 7] << 24;
-        if (tag == 5) {     /* v2: u8 n, then slot 0: u8 used, str name */
-            size_t g = at + 8 + 1 + 1 + 1 + b[at + 10];
-            ck_assert_uint_le(g + 16, n);
-            memset(b + g, 0, 16);   /* last_ms, and llr (v2 kept none) */
-            return;
-        }
-        at += 8 + len;
-    }
-    ck_abort_msg("no consensus section");
-}
 
 /* A section's payload in a swarm blob (version 3 layout). */
 static const unsigned char *section_of(const unsigned char *b, size_t n,
@@ -238,7 +217,7 @@ static const unsigned char *section_of(const unsigned char *b, size_t n,
 }
 
 /* Every swarm of want is in got with the same clock, agents, raised
- * bottlenecks and the swarm-wide state version 2 kept, but group_ms. */
+ * bottlenecks and the swarm-wide state version 2 kept. */
 typedef struct cmp_ctx {
     const sm_registry *got;
     size_t compared;
@@ -259,8 +238,6 @@ static void cmp_swarm(void *ud, sm_swarm *want)
                       sm_bn_type_str((sm_bn_type)t));
     size_t nw, ng;
     unsigned char *bw = export_of(want, &nw), *bg = export_of(got, &ng);
-    mask_group_ms(bw, nw);
-    mask_group_ms(bg, ng);
     /* what version 2 kept carries over byte for byte: the clock, the
      * gauges, the episodes and the consensus ring; its raw durations feed
      * the untyped baseline instead (the ratio ring starts empty), so the
