@@ -110,17 +110,23 @@ void sm_codec_destroy(sm_codec *c)
 
 /* ---- subjects ------------------------------------------------------- */
 
-static const char *const kind_names[] = {
-    [SM_IN_TASK] = "task",           [SM_IN_HEARTBEAT] = "heartbeat",
-    [SM_IN_RESOURCE] = "resource",   [SM_IN_CONSENSUS] = "consensus",
-    [SM_IN_AGENT] = "agent",         [SM_IN_OUTCOME] = "outcome",
-};
+/* Input subjects are swarm.<swarm>.<kind>.<id>; a decision's evidence
+ * names one the same way. The <kind> tokens are the core's signal names
+ * (core/decision.h): an input kind and the signal it carries are one. */
+#define INPUT_ROOT "swarm."
+_Static_assert((int)SM_IN_TASK == (int)SM_SIG_TASK &&
+               (int)SM_IN_HEARTBEAT == (int)SM_SIG_HEARTBEAT &&
+               (int)SM_IN_RESOURCE == (int)SM_SIG_RESOURCE &&
+               (int)SM_IN_CONSENSUS == (int)SM_SIG_CONSENSUS &&
+               (int)SM_IN_AGENT == (int)SM_SIG_AGENT &&
+               (int)SM_IN_OUTCOME == (int)SM_SIG_OUTCOME,
+               "input kinds and core signals must keep the same values");
 
 const char *sm_input_kind_str(sm_input_kind k)
 {
     if (k < SM_IN_TASK || k > SM_IN_OUTCOME)
         return "unknown";
-    return kind_names[k];
+    return sm_signal_str((sm_signal)k);
 }
 
 /* Copies the token [s, end) into dst; false if empty or too long. */
@@ -144,11 +150,11 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "no subject";
         return SM_ERR_INVALID;
     }
-    if (strncmp(subject, "swarm.", 6) != 0) {
+    if (strncmp(subject, INPUT_ROOT, sizeof INPUT_ROOT - 1) != 0) {
         *why = "subject does not start with swarm.";
         return SM_ERR_INVALID;
     }
-    const char *sw = subject + 6;
+    const char *sw = subject + sizeof INPUT_ROOT - 1;
     const char *dot1 = strchr(sw, '.');
     const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
     if (!dot2) {
@@ -170,8 +176,8 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
     }
     size_t klen = (size_t)(dot2 - dot1 - 1);
     for (int k = SM_IN_TASK; k <= SM_IN_OUTCOME; k++) {
-        if (strlen(kind_names[k]) == klen &&
-            memcmp(kind_names[k], dot1 + 1, klen) == 0) {
+        const char *name = sm_signal_str((sm_signal)k);
+        if (strlen(name) == klen && memcmp(name, dot1 + 1, klen) == 0) {
             out->kind = (sm_input_kind)k;
             return SM_OK;
         }
@@ -435,7 +441,7 @@ sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)
     const sm_evidence *e = &d->evidence;
     int n = e->signal == SM_SIG_NONE
                 ? snprintf(buf, cap, "%s", "")
-                : snprintf(buf, cap, "swarm.%s.%s.%s", d->swarm,
+                : snprintf(buf, cap, INPUT_ROOT "%s.%s.%s", d->swarm,
                            sm_signal_str(e->signal), e->id);
     return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
 }
