@@ -30,7 +30,8 @@
  *                    u8 severity, i64 raised_at_ms, f64 impact,
  *                    str subject
  *   5 consensus  v2: u8 n (SM_GROUPS), then per group slot: u8 used,
- *                    str name, i64 last_ms, f64 llr, the ring (i64 slot_ms,
+ *                    and for a used slot only: str name, i64 last_ms,
+ *                    f64 llr, the ring (i64 slot_ms,
  *                    i64 head_start_ms, u32 nslots, u32 head, u8 started,
  *                    nslots x (u32 rounds, u32 timeouts)), the episode
  *                    (u8 raised, u8 severity, i64 raised_at_ms, f64 impact,
@@ -557,6 +558,8 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         const sm_group *g = &st->groups[i];
         const sm_ring *r = &g->rounds;
         w_u8(w, g->used);
+        if (!g->used)
+            continue;           /* a free slot is its flag alone */
         w_str(w, g->name);
         w_i64(w, g->last_ms);
         w_f64(w, g->llr);
@@ -734,6 +737,13 @@ static bool sec_consensus(reader *r, sm_swarm_state *st)
     for (uint32_t i = 0; i < n && !r->bad; i++) {
         sm_group g = {0};
         g.used = rd_u8(r);
+        if (!g.used) {          /* a free slot: its ring is set up when taken */
+            if (i < SM_GROUPS) {
+                g.rounds = st->groups[i].rounds;
+                st->groups[i] = g;
+            }
+            continue;
+        }
         rd_str(r, g.name);
         g.last_ms = (int64_t)rd_u64(r);
         g.llr = rd_f64(r);
