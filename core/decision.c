@@ -21,6 +21,20 @@ const char *sm_bn_type_str(sm_bn_type t)
     return "unknown";
 }
 
+const char *sm_fail_type_str(sm_fail_type t)
+{
+    switch (t) {
+    case SM_FAIL_AGENT_DOWN:        return "agent_down";
+    case SM_FAIL_TASK_TIMEOUT:      return "task_timeout";
+    case SM_FAIL_TOKEN_EXHAUSTION:  return "token_exhaustion";
+    case SM_FAIL_MEMORY_EXHAUSTION: return "memory_exhaustion";
+    case SM_FAIL_QUORUM_LOSS:       return "quorum_loss";
+    case SM_FAIL_AGENT_STUCK:       return "agent_stuck";
+    case SM_FAIL_QUEUE_OVERFLOW:    return "queue_overflow";
+    }
+    return "unknown";
+}
+
 const char *sm_severity_str(sm_severity s)
 {
     switch (s) {
@@ -128,6 +142,14 @@ void sm_decision_mint(sm_decision *d)
             h = sm_hash_u64(h, (uint64_t)d->at_ms);
             h = sm_hash_u64(h, (uint64_t)d->bn.severity);
         }
+        break;
+    case SM_DEC_FAILURE:
+        /* the kind keeps a failure apart from a bottleneck of the same
+         * type token (token_exhaustion is both) */
+        h = sm_hash_u64(h, (uint64_t)SM_DEC_FAILURE << 32 | (uint64_t)d->fail.type);
+        h = sm_hash_str(h, d->subject);
+        h = sm_hash_u64(h, (uint64_t)d->fail.raised_at_ms);
+        h = sm_hash_u64(h, (uint64_t)d->fail.transition);
         break;
     }
     d->id = h;

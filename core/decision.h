@@ -37,10 +37,11 @@
 
 #define SM_MAX_METRICS 6
 
-/* What kind of decision. Bottlenecks are built; the others are reserved
- * for the modules that will produce them. */
+/* What kind of decision. Predictions, healing and scaling are reserved for
+ * the modules that will produce them. */
 typedef enum sm_decision_kind {
     SM_DEC_BOTTLENECK = 1,
+    SM_DEC_FAILURE = 2,
 } sm_decision_kind;
 
 typedef enum sm_bn_type {
@@ -51,6 +52,19 @@ typedef enum sm_bn_type {
     SM_BN_CONSENSUS_TIMEOUT = 5,
 } sm_bn_type;               /* values mirror swarmmedic.v1.BottleneckType */
 #define SM_BN_COUNT 5
+
+/* Failure types the core detects; values mirror swarmmedic.v1.FailureType
+ * (the reference's other values are not emitted: schema comment). */
+typedef enum sm_fail_type {
+    SM_FAIL_AGENT_DOWN = 1,
+    SM_FAIL_TASK_TIMEOUT = 3,
+    SM_FAIL_TOKEN_EXHAUSTION = 5,
+    SM_FAIL_MEMORY_EXHAUSTION = 6,
+    SM_FAIL_QUORUM_LOSS = 8,
+    SM_FAIL_AGENT_STUCK = 10,
+    SM_FAIL_QUEUE_OVERFLOW = 11,
+} sm_fail_type;
+#define SM_FAIL_MAX 11          /* highest value, for tables indexed by it */
 
 typedef enum sm_severity {
     SM_SEV_LOW = 1,
@@ -81,6 +95,11 @@ typedef enum sm_signal {
  * "queue_backlog", "consensus_timeout"; "unknown" otherwise. These are the
  * <type> token of the output subject. */
 const char *sm_bn_type_str(sm_bn_type t);
+/* Static strings, the <failure_type> token of the output subject:
+ * "agent_down", "agent_stuck", "task_timeout", "quorum_loss",
+ * "token_exhaustion", "memory_exhaustion", "queue_overflow"; "unknown"
+ * otherwise. */
+const char *sm_fail_type_str(sm_fail_type t);
 /* "low", "medium", "high", "critical". */
 const char *sm_severity_str(sm_severity s);
 /* "raised", "updated", "resolved". */
@@ -122,24 +141,44 @@ typedef struct sm_bottleneck {
                                    "cleared", "no_data" */
 } sm_bottleneck;
 
+/* A failure's change: raised when detected, resolved when over (a failure
+ * has no UPDATED: its severity is fixed by its type). */
+typedef struct sm_failure {
+    sm_fail_type type;
+    sm_transition_kind transition;  /* SM_TR_RAISED or SM_TR_RESOLVED */
+    sm_severity severity;
+    int64_t raised_at_ms;       /* event time the failure was raised */
+    const char *reason;         /* static: "heartbeats_stopped",
+                                   "no_progress", "timed_out",
+                                   "below_quorum", "budget_spent",
+                                   "memory_limit", "pending_critical";
+                                   resolving: "heartbeat_back",
+                                   "unregistered", "task_ended",
+                                   "quorum_back", "recovered",
+                                   "no_data" */
+} sm_failure;
+
 typedef struct sm_decision {
     sm_decision_kind kind;
     uint64_t id;                /* minted by sm_decision_mint() */
     int64_t at_ms;              /* event time of the decision */
     char swarm[SM_ID_MAX];
-    char subject[SM_ID_MAX];    /* agent (slow agent), source (token, quota,
-                                   queue) or group (consensus); may be "" */
+    char subject[SM_ID_MAX];    /* agent (slow agent; agent failures),
+                                   source (token, quota, queue, memory) or
+                                   group (consensus, quorum); may be "" */
     sm_evidence evidence;
     size_t n_metrics;
     sm_metric metrics[SM_MAX_METRICS];
     union {
         sm_bottleneck bn;       /* kind SM_DEC_BOTTLENECK */
+        sm_failure fail;        /* kind SM_DEC_FAILURE */
     };
 } sm_decision;
 
 /* Sets d->id from the fields that identify the decision. For a bottleneck:
  * FNV-1a of swarm, type, subject, raised_at_ms, transition (and at_ms,
- * severity for UPDATED). */
+ * severity for UPDATED). For a failure: the kind, swarm, type, subject,
+ * raised_at_ms and transition. */
 void sm_decision_mint(sm_decision *d);
 
 /* Appends a metric; ignored past SM_MAX_METRICS. */

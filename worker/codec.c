@@ -436,6 +436,14 @@ sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
     return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
 }
 
+sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
+                             char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s.%s.failure.%s", prefix, d->swarm,
+                     sm_fail_type_str(d->fail.type));
+    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+}
+
 sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)
 {
     const sm_evidence *e = &d->evidence;
@@ -446,40 +454,74 @@ sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)
     return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
 }
 
+/* The Decision header every output carries, built on the caller's stack:
+ * the pointers in *h point into *hs, which must outlive the pack. */
+typedef struct header_store {
+    char id[17];
+    char evidence_subject[3 * SM_ID_MAX + 32];
+    Swarmmedic__V1__Evidence ev;
+    Swarmmedic__V1__Metric metrics[SM_MAX_METRICS];
+    Swarmmedic__V1__Metric *mptr[SM_MAX_METRICS];
+} header_store;
+
+static sm_status header_fill(const sm_decision *t, header_store *hs,
+                             Swarmmedic__V1__Decision *d)
+{
+    sm_decision_id_hex(t->id, hs->id, sizeof hs->id);
+    if (sm_evidence_subject(t, hs->evidence_subject,
+                            sizeof hs->evidence_subject) != SM_OK)
+        return SM_ERR_FULL;
+    swarmmedic__v1__evidence__init(&hs->ev);
+    hs->ev.subject = hs->evidence_subject;
+    hs->ev.ts_ms = t->evidence.ts_ms;
+    hs->ev.window_start_ms = t->evidence.window_start_ms;
+    hs->ev.window_end_ms = t->evidence.window_end_ms;
+    size_t nm = t->n_metrics < SM_MAX_METRICS ? t->n_metrics : SM_MAX_METRICS;
+    for (size_t i = 0; i < nm; i++) {
+        swarmmedic__v1__metric__init(&hs->metrics[i]);
+        hs->metrics[i].name = (char *)t->metrics[i].name;
+        hs->metrics[i].value = t->metrics[i].value;
+        hs->metrics[i].threshold = t->metrics[i].threshold;
+        hs->metrics[i].samples = t->metrics[i].samples;
+        hs->mptr[i] = &hs->metrics[i];
+    }
+    swarmmedic__v1__decision__init(d);
+    d->decision_id = hs->id;
+    d->swarm = (char *)t->swarm;
+    d->decided_at_ms = t->at_ms;
+    d->evidence = &hs->ev;
+    d->n_metrics = nm;
+    d->metrics = hs->mptr;
+    return SM_OK;
+}
+
+/* Packs msg into the codec's output buffer (grown as needed). */
+static sm_status pack_out(sm_codec *c, const ProtobufCMessage *msg,
+                          const uint8_t **out, size_t *len)
+{
+    size_t need = protobuf_c_message_get_packed_size(msg);
+    if (need > c->out_cap) {
+        size_t cap = c->out_cap;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *nb = realloc(c->out, cap);
+        if (!nb)
+            return SM_ERR_NOMEM;
+        c->out = nb;
+        c->out_cap = cap;
+    }
+    *len = protobuf_c_message_pack(msg, c->out);
+    *out = c->out;
+    return SM_OK;
+}
+
 sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *t,
                               const uint8_t **out, size_t *len)
 {
-    char id[17], evidence_subject[3 * SM_ID_MAX + 32];
-    sm_decision_id_hex(t->id, id, sizeof id);
-    if (sm_evidence_subject(t, evidence_subject, sizeof evidence_subject) != SM_OK)
+    header_store hs;
+    Swarmmedic__V1__Decision d;
+    if (header_fill(t, &hs, &d) != SM_OK)
         return SM_ERR_FULL;
-
-    Swarmmedic__V1__Evidence ev = SWARMMEDIC__V1__EVIDENCE__INIT;
-    ev.subject = evidence_subject;
-    ev.ts_ms = t->evidence.ts_ms;
-    ev.window_start_ms = t->evidence.window_start_ms;
-    ev.window_end_ms = t->evidence.window_end_ms;
-
-    Swarmmedic__V1__Metric metrics[SM_MAX_METRICS];
-    Swarmmedic__V1__Metric *mptr[SM_MAX_METRICS];
-    size_t nm = t->n_metrics < SM_MAX_METRICS ? t->n_metrics : SM_MAX_METRICS;
-    for (size_t i = 0; i < nm; i++) {
-        swarmmedic__v1__metric__init(&metrics[i]);
-        metrics[i].name = (char *)t->metrics[i].name;
-        metrics[i].value = t->metrics[i].value;
-        metrics[i].threshold = t->metrics[i].threshold;
-        metrics[i].samples = t->metrics[i].samples;
-        mptr[i] = &metrics[i];
-    }
-
-    Swarmmedic__V1__Decision d = SWARMMEDIC__V1__DECISION__INIT;
-    d.decision_id = id;
-    d.swarm = (char *)t->swarm;
-    d.decided_at_ms = t->at_ms;
-    d.evidence = &ev;
-    d.n_metrics = nm;
-    d.metrics = mptr;
-
     Swarmmedic__V1__Bottleneck b = SWARMMEDIC__V1__BOTTLENECK__INIT;
     b.decision = &d;
     b.type = (Swarmmedic__V1__BottleneckType)t->bn.type;
@@ -501,19 +543,27 @@ sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *t,
     }
     b.raised_at_ms = t->bn.raised_at_ms;
     b.reason = (char *)(t->bn.reason ? t->bn.reason : "");
+    return pack_out(c, &b.base, out, len);
+}
 
-    size_t need = swarmmedic__v1__bottleneck__get_packed_size(&b);
-    if (need > c->out_cap) {
-        size_t cap = c->out_cap;
-        while (cap < need)
-            cap *= 2;
-        uint8_t *nb = realloc(c->out, cap);
-        if (!nb)
-            return SM_ERR_NOMEM;
-        c->out = nb;
-        c->out_cap = cap;
-    }
-    *len = swarmmedic__v1__bottleneck__pack(&b, c->out);
-    *out = c->out;
-    return SM_OK;
+sm_status sm_codec_failure(sm_codec *c, const sm_decision *t,
+                           const uint8_t **out, size_t *len)
+{
+    header_store hs;
+    Swarmmedic__V1__Decision d;
+    if (header_fill(t, &hs, &d) != SM_OK)
+        return SM_ERR_FULL;
+    Swarmmedic__V1__Failure f = SWARMMEDIC__V1__FAILURE__INIT;
+    f.decision = &d;
+    f.type = (Swarmmedic__V1__FailureType)t->fail.type;
+    f.transition = (Swarmmedic__V1__Failure__Transition)t->fail.transition;
+    f.severity = (Swarmmedic__V1__Severity)t->fail.severity;
+    f.subject = (char *)t->subject;
+    bool about_agent = t->fail.type == SM_FAIL_AGENT_DOWN ||
+                       t->fail.type == SM_FAIL_AGENT_STUCK ||
+                       t->fail.type == SM_FAIL_TASK_TIMEOUT;
+    f.agent = (char *)(about_agent ? t->subject : "");
+    f.raised_at_ms = t->fail.raised_at_ms;
+    f.reason = (char *)(t->fail.reason ? t->fail.reason : "");
+    return pack_out(c, &f.base, out, len);
 }

@@ -88,6 +88,10 @@ sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
 sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *d,
                               const uint8_t **out, size_t *len);
 
+/* Packs a Failure for decision d (kind SM_DEC_FAILURE); as above. */
+sm_status sm_codec_failure(sm_codec *c, const sm_decision *d,
+                           const uint8_t **out, size_t *len);
+
 /* Writes the 16-hex-digit form of a decision id into buf (cap >= 17). */
 void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
 
@@ -95,6 +99,10 @@ void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
  * Returns SM_ERR_FULL if cap is too small. */
 sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap);
+
+/* Output subject medic.<swarm>.failure.<failure_type>. */
+sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
+                             char *buf, size_t cap);
 
 /* The input subject a decision's evidence names:
  * swarm.<swarm>.<signal>.<id> ("" when it rests on no input). Returns

@@ -15,6 +15,28 @@
 
 /* ---- output ---------------------------------------------------------- */
 
+/* Sends one encoded decision with its id as the Nats-Msg-Id. */
+static sm_status send_decision(sm_worker *w, const sm_decision *d,
+                               const char *subject, const uint8_t *buf,
+                               size_t len, char id[17])
+{
+    sm_decision_id_hex(d->id, id, 17);
+    const char *headers[] = {"Nats-Msg-Id", id, NULL};
+    sm_status s = w->sink.publish(w->sink.ud, subject, buf, len, headers);
+    if (s != SM_OK)
+        w->st.publish_errors++;
+    else
+        w->st.transitions++;
+    return s;
+}
+
+static void encode_failed(sm_worker *w, const sm_decision *d, const char *type)
+{
+    w->st.publish_errors++;
+    sm_log_write(w->log, SM_LOG_ERROR, "encode_failed", "swarm=%s type=%s",
+                 d->swarm, type);
+}
+
 /* Publishes one Bottleneck decision. */
 static void publish_bottleneck(sm_worker *w, const sm_decision *d)
 {
@@ -24,18 +46,10 @@ static void publish_bottleneck(sm_worker *w, const sm_decision *d)
     if (sm_bottleneck_subject(w->cfg->output_prefix, d, subject,
                               sizeof subject) != SM_OK ||
         sm_codec_bottleneck(w->codec, d, &buf, &len) != SM_OK) {
-        w->st.publish_errors++;
-        sm_log_write(w->log, SM_LOG_ERROR, "encode_failed", "swarm=%s type=%s",
-                     d->swarm, sm_bn_type_str(d->bn.type));
+        encode_failed(w, d, sm_bn_type_str(d->bn.type));
         return;
     }
-    sm_decision_id_hex(d->id, id, sizeof id);
-    const char *headers[] = {"Nats-Msg-Id", id, NULL};
-    sm_status s = w->sink.publish(w->sink.ud, subject, buf, len, headers);
-    if (s != SM_OK)
-        w->st.publish_errors++;
-    else
-        w->st.transitions++;
+    sm_status s = send_decision(w, d, subject, buf, len, id);
     sm_log_write(w->log, SM_LOG_INFO, "bottleneck",
                  "swarm=%s type=%s transition=%s severity=%s impact=%.3f "
                  "subject=%s reason=%s at_ms=%lld id=%s published=%s",
@@ -43,6 +57,31 @@ static void publish_bottleneck(sm_worker *w, const sm_decision *d)
                  sm_transition_str(d->bn.transition),
                  sm_severity_str(d->bn.severity), d->bn.impact,
                  d->subject[0] ? d->subject : "-", d->bn.reason,
+                 (long long)d->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
+}
+
+/* Publishes one Failure decision. */
+static void publish_failure(sm_worker *w, const sm_decision *d)
+{
+    char subject[256], id[17];
+    const uint8_t *buf;
+    size_t len;
+    if (sm_failure_subject(w->cfg->output_prefix, d, subject,
+                           sizeof subject) != SM_OK ||
+        sm_codec_failure(w->codec, d, &buf, &len) != SM_OK) {
+        encode_failed(w, d, sm_fail_type_str(d->fail.type));
+        return;
+    }
+    sm_status s = send_decision(w, d, subject, buf, len, id);
+    sm_log_write(w->log, d->fail.transition == SM_TR_RAISED ? SM_LOG_WARN
+                                                             : SM_LOG_INFO,
+                 "failure",
+                 "swarm=%s type=%s transition=%s severity=%s subject=%s "
+                 "reason=%s at_ms=%lld id=%s published=%s",
+                 d->swarm, sm_fail_type_str(d->fail.type),
+                 sm_transition_str(d->fail.transition),
+                 sm_severity_str(d->fail.severity),
+                 d->subject[0] ? d->subject : "-", d->fail.reason,
                  (long long)d->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
 }
 
@@ -55,6 +94,9 @@ static void publish_decisions(sm_worker *w)
         switch (d->kind) {
         case SM_DEC_BOTTLENECK:
             publish_bottleneck(w, d);
+            break;
+        case SM_DEC_FAILURE:
+            publish_failure(w, d);
             break;
         }
     }
