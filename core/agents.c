@@ -17,10 +17,11 @@ sm_status sm_agents_init(sm_agents *t)
     t->slots = calloc(TABLE_INIT, sizeof *t->slots); /* SM_ALLOC_OK */
     t->v = calloc(TABLE_INIT / 2, sizeof *t->v); /* SM_ALLOC_OK */
     t->dirty = calloc(TABLE_INIT / 2, sizeof *t->dirty); /* SM_ALLOC_OK */
+    t->wake = calloc(TABLE_INIT / 2, sizeof *t->wake); /* SM_ALLOC_OK */
     t->cap = TABLE_INIT;
     t->raised_head = SM_AGENT_NONE;
     t->raised_tail = SM_AGENT_NONE;
-    return t->slots && t->v && t->dirty ? SM_OK : SM_ERR_NOMEM;
+    return t->slots && t->v && t->dirty && t->wake ? SM_OK : SM_ERR_NOMEM;
 }
 
 void sm_agents_free(sm_agents *t)
@@ -28,6 +29,7 @@ void sm_agents_free(sm_agents *t)
     free(t->slots);
     free(t->v);
     free(t->dirty);
+    free(t->wake);
     memset(t, 0, sizeof *t);
 }
 
@@ -78,6 +80,10 @@ static sm_status table_grow(sm_agents *t)
     if (list == NULL)
         return SM_ERR_NOMEM;
     t->dirty = list;
+    int64_t *wake = realloc(t->wake, (size_t)(cap / 2) * sizeof *wake); /* SM_ALLOC_OK */
+    if (wake == NULL)
+        return SM_ERR_NOMEM;
+    t->wake = wake;
     sm_agent_slot *table = calloc(cap, sizeof *table); /* SM_ALLOC_OK */
     if (table == NULL)
         return SM_ERR_NOMEM;
@@ -140,6 +146,8 @@ sm_status sm_agents_get(sm_agents *t, const char *id, uint32_t *out)
     a->prev = SM_AGENT_NONE;
     a->next = SM_AGENT_NONE;
     a->hash = h;
+    a->s.task_type = SM_TYPE_NONE;
+    t->wake[k] = SM_WAKE_NEVER;
     t->slots[slot] = (sm_agent_slot){k + 1, h};
     *out = k;
     return SM_OK;
@@ -238,6 +246,7 @@ void sm_agents_remove(sm_agents *t, uint32_t k)
                 t->v[m->next].prev = k;
         }
         memcpy(&t->v[k], m, sizeof *m);
+        t->wake[k] = t->wake[last];
     }
     t->n--;
 }

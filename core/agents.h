@@ -38,6 +38,17 @@
 #define AGENT_UNREGISTERED 2u
 #define AGENT_DYNAMIC 4u
 
+/* sm_agent_state.fail bits (failures.c) */
+#define FAIL_DOWN 1u            /* agent_down raised */
+#define FAIL_STUCK 2u           /* agent_stuck raised */
+#define FAIL_TIMEOUT 4u         /* task_timeout raised */
+#define FAIL_STOPPING 8u        /* its last heartbeat said STOPPING */
+#define FAIL_PROGRESS 16u       /* it has reported a progress counter */
+#define FAIL_WATCH 32u          /* beating since it (re)registered */
+#define FAIL_BITS 63u
+
+#define SM_WAKE_NEVER INT64_MAX
+
 /* What is persisted of an agent (encode.c gives the byte layout). */
 typedef struct sm_agent_state {
     char id[SM_ID_MAX];
@@ -55,6 +66,22 @@ typedef struct sm_agent_state {
     uint8_t flags;              /* AGENT_* */
     uint8_t reserved[5];
     sm_sample tasks[SM_AGENT_TASKS];
+    /* failure detection (failures.c) */
+    int64_t hb_last_ms;         /* latest heartbeat; 0: none, not watched */
+    int64_t act_ms;             /* latest start or end of one of its tasks */
+    int64_t prog_ms;            /* when its progress counter last moved */
+    int64_t down_at_ms;         /* raised at, while FAIL_DOWN */
+    int64_t stuck_at_ms;        /* raised at, while FAIL_STUCK */
+    int64_t timeout_at_ms;      /* raised at, while FAIL_TIMEOUT */
+    int64_t timeout_last_ms;    /* its latest timed-out task */
+    uint64_t progress;          /* latest progress counter */
+    uint32_t hb_interval_ms;    /* learned heartbeat interval; 0: unknown */
+    uint32_t hb_dev_ms;         /* mean absolute deviation of its gaps */
+    uint8_t hb_gaps;            /* gaps learned from (capped at 255) */
+    uint8_t inflight;           /* tasks in flight at its last heartbeat */
+    uint8_t task_type;          /* baseline slot of its latest started
+                                   task; SM_TYPE_NONE: none */
+    uint8_t fail;               /* FAIL_* bits */
 } sm_agent_state;
 
 typedef struct sm_agent {
@@ -71,6 +98,11 @@ typedef struct sm_agent_slot {
 
 typedef struct sm_agents {
     sm_agent *v;                /* dense, n used of cap / 2 */
+    int64_t *wake;              /* by index, beside v: the event time the
+                                   failure check must look at the agent
+                                   again (SM_WAKE_NEVER: no need); a
+                                   dense array so that the sweep's scan
+                                   touches 8 bytes an agent */
     uint32_t n;
     sm_agent_slot *slots;       /* open addressing, linear probing */
     uint32_t cap;               /* slots, a power of two */
@@ -90,6 +122,12 @@ sm_agent *sm_agents_find(const sm_agents *t, const char *id);
 sm_status sm_agents_get(sm_agents *t, const char *id, uint32_t *out);
 /* Removes agent k (must not be raised): the last agent takes its index. */
 void sm_agents_remove(sm_agents *t, uint32_t k);
+
+/* When the failure check must next look at agent k. */
+static inline void sm_agents_wake(sm_agents *t, uint32_t k, int64_t at_ms)
+{
+    t->wake[k] = at_ms;
+}
 
 /* Dirty list: mark is O(1) and idempotent until sm_agents_clean(). */
 void sm_agents_mark(sm_agents *t, uint32_t k);

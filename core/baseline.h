@@ -28,6 +28,7 @@
 #define SM_TASK_TYPES 16
 #define SM_TYPE_SAMPLES 64
 #define SM_TYPE_REFRESH 16      /* new samples before the median is redone */
+#define SM_TYPE_NONE 0xffu      /* no slot (an agent with no started task) */
 
 typedef struct sm_type_baseline {
     char name[SM_ID_MAX];

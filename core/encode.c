@@ -57,13 +57,15 @@
 #include <string.h>
 
 #include "hash.h"
+#include "failures.h"
 #include "swarm_int.h"
 
 #define BLOB_MAGIC_SWARM 0x57534d53u     /* "SMSW" little-endian */
 #define BLOB_MAGIC_AGENT 0x47414d53u     /* "SMAG" little-endian */
 #define SWARM_V2 2u                     /* a struct copy (read only) */
 #define SWARM_V3 3u                     /* sectioned (written) */
-#define BLOB_VERSION_AGENT 4u           /* agent blobs (encoded, see below) */
+#define BLOB_VERSION_AGENT 5u           /* agent blobs (encoded, see below) */
+#define AGENT_V4 4u                     /* read: no failure block */
 #define AGENT_V3 3u                     /* read: no ratio samples */
 #define BLOB_MAGIC_META 0x544d4d53u      /* "SMMT" little-endian */
 #define META_V1 1u                      /* the store's meta record */
@@ -77,7 +79,7 @@ typedef struct blob_hdr {
     uint64_t check;
 } blob_hdr;
 
-/* Agent blob (version BLOB_VERSION_AGENT, 4): the blob_hdr (host order,
+/* Agent blob (version BLOB_VERSION_AGENT, 5): the blob_hdr (host order,
  * as for the swarm blob; size = whole blob, check over the body), then a
  * variable-length body, little-endian, fixed-width fields, no padding:
  *
@@ -103,7 +105,16 @@ typedef struct blob_hdr {
  *              bit 7 (SAMPLE_WIDE) the wide form, other bits zero.
  *              age = last_seen_ms - ts_ms; the narrow form is used, and
  *              required, whenever age fits in a u32; ts_ms in 0..TS_MAX.
+ *     then     1  u8  failure block present   0..1 (v5)
+ *     then    76  the failure block, if present (failures.c):
+ *                 i64 hb_last_ms, act_ms, prog_ms, down_at_ms, stuck_at_ms,
+ *                 timeout_at_ms, timeout_last_ms (each 0..TS_MAX);
+ *                 u64 progress; u32 hb_interval_ms, hb_dev_ms;
+ *                 u8 hb_gaps, inflight, task_type (< SM_TASK_TYPES or
+ *                 SM_TYPE_NONE), fail (FAIL_* bits only)
  *
+ * Version 4 is read too: no failure block (the agent is watched again from
+ * its next heartbeat).
  * Version 3 (the previous release) is read too: no fail_llr nor slow_llr
  * (they start at 0) and no TASK_RATIO samples (their raw durations are kept and simply not
  * judged). The body ends right after the last record (size must match
@@ -114,8 +125,10 @@ typedef struct blob_hdr {
 #define SAMPLE_WIDE 0x80u
 #define SAMPLE_FLAGS (TASK_DONE | TASK_OK | TASK_RATIO)
 #define AGENT_BODY_FIXED 52u
+#define AGENT_FAIL_BLOCK 76u
 #define AGENT_BLOB_MAX (sizeof(blob_hdr) + AGENT_BODY_FIXED + \
-                        (SM_ID_MAX - 1) + 1 + SM_AGENT_TASKS * 13u)
+                        (SM_ID_MAX - 1) + 1 + SM_AGENT_TASKS * 13u + 1u + \
+                        AGENT_FAIL_BLOCK)
 
 /* Checksum of a blob body, 8 bytes a step (a multiply-xorshift fold):
  * byte-wise FNV over every dirty agent was a tenth of a 100k-agent
@@ -252,6 +265,22 @@ static size_t agent_encode(const sm_agent_state *s, unsigned char *out)
         }
         p = put_u32(p, x->value);
     }
+    bool block = s->hb_last_ms != 0 || s->act_ms != 0 || s->fail != 0 ||
+                 s->hb_gaps != 0 || s->progress != 0;
+    p = put_u8(p, block);
+    if (block) {
+        int64_t ts[] = {s->hb_last_ms, s->act_ms, s->prog_ms, s->down_at_ms,
+                        s->stuck_at_ms, s->timeout_at_ms, s->timeout_last_ms};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            p = put_u64(p, (uint64_t)ts[i]);
+        p = put_u64(p, s->progress);
+        p = put_u32(p, s->hb_interval_ms);
+        p = put_u32(p, s->hb_dev_ms);
+        p = put_u8(p, s->hb_gaps);
+        p = put_u8(p, s->inflight);
+        p = put_u8(p, s->task_type);
+        p = put_u8(p, s->fail);
+    }
     size_t len = (size_t)(p - out);
     blob_hdr hdr;
     blob_hdr_fill(&hdr, BLOB_MAGIC_AGENT, BLOB_VERSION_AGENT, len,
@@ -294,6 +323,36 @@ static uint64_t rd_u64(reader *r)
 {
     const unsigned char *q = rd_take(r, 8);
     return q ? get_u64(q) : 0;
+}
+
+/* The failure block of a v5 agent blob (layout above), vetted. */
+static bool agent_decode_failures(reader *r, sm_agent_state *s)
+{
+    uint32_t block = rd_u8(r);
+    if (block > 1)
+        return false;
+    if (!block)
+        return !r->bad;
+    int64_t *ts[] = {&s->hb_last_ms, &s->act_ms, &s->prog_ms, &s->down_at_ms,
+                     &s->stuck_at_ms, &s->timeout_at_ms, &s->timeout_last_ms};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        *ts[i] = (int64_t)rd_u64(r);
+        if (!sm_ts_ok(*ts[i]))
+            return false;
+    }
+    s->progress = rd_u64(r);
+    s->hb_interval_ms = rd_u32(r);
+    s->hb_dev_ms = rd_u32(r);
+    uint32_t gaps = rd_u8(r), inflight = rd_u8(r), type = rd_u8(r),
+             fail = rd_u8(r);
+    if (r->bad || (fail & ~FAIL_BITS) ||
+        (type >= SM_TASK_TYPES && type != SM_TYPE_NONE))
+        return false;
+    s->hb_gaps = (uint8_t)gaps;
+    s->inflight = (uint8_t)inflight;
+    s->task_type = (uint8_t)type;
+    s->fail = (uint8_t)fail;
+    return true;
 }
 
 /* Decodes and vets an agent blob body into s (zeroed first). Every field
@@ -360,6 +419,9 @@ static bool agent_decode(const unsigned char *body, size_t n,
         if (r.bad)
             return false;
     }
+    s->task_type = SM_TYPE_NONE;
+    if (version >= 5 && !agent_decode_failures(&r, s))
+        return false;
     if (r.p != r.end)
         return false;
     sm_samples_init(&s->tasks_hdr, SM_AGENT_TASKS);
@@ -399,7 +461,9 @@ sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
     if (head != SM_OK)
         return head;
     sm_agent_state s;
-    uint32_t v = hdr.version == AGENT_V3 ? AGENT_V3 : BLOB_VERSION_AGENT;
+    uint32_t v = hdr.version == AGENT_V3   ? AGENT_V3
+                 : hdr.version == AGENT_V4 ? AGENT_V4
+                                           : BLOB_VERSION_AGENT;
     if (!blob_hdr_ok(&hdr, BLOB_MAGIC_AGENT, v, len, raw + sizeof hdr,
                      len - sizeof hdr) ||
         !agent_decode(raw + sizeof hdr, len - sizeof hdr, v, &s))
@@ -415,6 +479,7 @@ sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
     sm_agents_unmark(&sw->ag, k);
     if (a->s.raised)
         sm_agents_raised_link(&sw->ag, k);
+    sm_fail_rewake(sw, k);
     return SM_OK;
 }
 /* ------------------------------------------------------- swarm blob v3 */
@@ -504,6 +569,7 @@ enum {
     SEC_CONSENSUS = 5,
     SEC_DURATIONS = 6,
     SEC_TYPES = 7,
+    SEC_FAILURES = 8,
 };
 
 static void swarm_encode(const sm_swarm_state *st, writer *w)
@@ -607,6 +673,30 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
             w_i64(w, x->ts_ms);
             w_u32(w, x->value);
         }
+    }
+    w_end(w, at);
+
+    /* after SEC_CONSENSUS: its groups are matched by slot and name */
+    at = w_section(w, SEC_FAILURES, 1);
+    w_u8(w, F_COUNT);
+    for (int f = 0; f < F_COUNT; f++) {
+        const sm_episode *e = &st->fail[f];
+        w_u8(w, e->raised);
+        w_i64(w, e->raised_at_ms);
+        w_u32(w, st->fail_run[f]);
+        w_str(w, e->subject);
+    }
+    w_u8(w, SM_GROUPS);
+    for (int i = 0; i < SM_GROUPS; i++) {
+        const sm_group *g = &st->groups[i];
+        w_u8(w, g->used);
+        if (!g->used)
+            continue;
+        w_str(w, g->name);
+        w_u32(w, g->q_below);
+        w_u32(w, g->q_above);
+        w_u8(w, g->qep.raised);
+        w_i64(w, g->qep.raised_at_ms);
     }
     w_end(w, at);
 }
@@ -811,13 +901,54 @@ static bool sec_types(reader *r, sm_swarm_state *st)
     return !r->bad && sm_baselines_valid(&st->types);
 }
 
+static bool sec_failures(reader *r, sm_swarm_state *st)
+{
+    uint32_t n = rd_u8(r);
+    for (uint32_t f = 0; f < n && !r->bad; f++) {
+        sm_episode e = {0};
+        e.raised = rd_u8(r);
+        e.raised_at_ms = (int64_t)rd_u64(r);
+        uint32_t run = rd_u32(r);
+        rd_str(r, e.subject);
+        if (e.raised > 1 || !sm_ts_ok(e.raised_at_ms))
+            return false;
+        if (e.raised)
+            e.severity = SM_SEV_CRITICAL;
+        if (f < F_COUNT) {
+            st->fail[f] = e;
+            st->fail_run[f] = run;
+        }
+    }
+    n = rd_u8(r);
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        if (!rd_u8(r))
+            continue;
+        char name[SM_ID_MAX];
+        rd_str(r, name);
+        uint32_t below = rd_u32(r), above = rd_u32(r), raised = rd_u8(r);
+        int64_t at = (int64_t)rd_u64(r);
+        if (raised > 1 || !sm_ts_ok(at))
+            return false;
+        sm_group *g = i < SM_GROUPS ? &st->groups[i] : NULL;
+        if (g == NULL || !g->used || strncmp(g->name, name, SM_ID_MAX) != 0)
+            continue;           /* not this build's group in that slot */
+        g->q_below = below;
+        g->q_above = above;
+        g->qep.raised = raised;
+        g->qep.raised_at_ms = at;
+        g->qep.severity = raised ? SM_SEV_CRITICAL : 0;
+        memcpy(g->qep.subject, name, SM_ID_MAX);
+    }
+    return !r->bad;
+}
+
 typedef bool (*section_fn)(reader *r, sm_swarm_state *st);
 
 static const section_fn sections[] = {
     [SEC_CLOCK] = sec_clock,          [SEC_STATS] = sec_stats,
     [SEC_GAUGES] = sec_gauges,        [SEC_EPISODES] = sec_episodes,
     [SEC_CONSENSUS] = sec_consensus,  [SEC_DURATIONS] = sec_durations,
-    [SEC_TYPES] = sec_types,
+    [SEC_TYPES] = sec_types,          [SEC_FAILURES] = sec_failures,
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 
@@ -1003,7 +1134,8 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
         const sm_group *g = &st->groups[i];
         if (g->used > 1 || g->reserved != 0 || sm_id_len(g->name) < 0 ||
             !sm_ts_ok(g->last_ms) || !episode_ok(&g->ep) ||
-            sm_id_len(g->ep.subject) < 0 || (!g->used && g->ep.raised))
+            sm_id_len(g->ep.subject) < 0 || (!g->used && g->ep.raised) ||
+            (!g->used && g->qep.raised) || sm_id_len(g->qep.subject) < 0)
             return false;
         if (g->used && (!sm_ring_valid(&g->rounds) ||
                         g->rounds.slot_ms != sw->st.groups[i].rounds.slot_ms ||
@@ -1019,6 +1151,9 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
         if (!episode_ok(&st->ep[t]) || sm_id_len(st->ep[t].subject) < 0)
             return false;
     }
+    for (int f = 0; f < F_COUNT; f++)
+        if (sm_id_len(st->fail[f].subject) < 0)
+            return false;
     if (st->ep[0].raised || st->ep[SM_BN_SLOW_AGENT].raised ||
         st->ep[SM_BN_CONSENSUS_TIMEOUT].raised)
         return false;

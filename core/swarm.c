@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "detectors.h"
+#include "failures.h"
 #include "swarm_int.h"
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -51,6 +52,7 @@ static void sweep(sm_swarm *sw, sm_decisions *out)
     for (int i = 0; i < SM_GROUPS; i++)     /* slot order: deterministic */
         if (sw->st.groups[i].used)
             sm_detect_consensus(sw, &sw->st.groups[i], out);
+    sm_fail_sweep(sw, out);
 }
 
 /* The slot of consensus group `name`: its own, a free one, or the one
@@ -68,7 +70,8 @@ static sm_group *group_slot(sm_swarm *sw, const char *name)
         }
         if (strncmp(g->name, name, SM_ID_MAX) == 0)
             return g;
-        if (!g->ep.raised && (oldest == NULL || g->last_ms < oldest->last_ms))
+        if (!g->ep.raised && !g->qep.raised &&
+            (oldest == NULL || g->last_ms < oldest->last_ms))
             oldest = g;
     }
     sm_group *g = free_slot != NULL ? free_slot : oldest;
@@ -188,7 +191,8 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
     sm_agent *a = &sw->ag.v[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
-    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    sm_agents_mark(&sw->ag, k);
+    sm_fail_on_task(sw, k, ev, out);
     bool finished = ev->kind == SM_TASK_COMPLETED ||
                     ev->kind == SM_TASK_FAILED ||
                     ev->kind == SM_TASK_TIMED_OUT;
@@ -246,7 +250,8 @@ sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
     sm_agent *a = &sw->ag.v[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
-    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    sm_agents_mark(&sw->ag, k);
+    sm_fail_on_heartbeat(sw, k, ev, out);
     return SM_OK;
 }
 
@@ -295,6 +300,7 @@ sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
         sm_detect_gauge(sw, SM_BN_QUEUE_BACKLOG, p > c->queue_raise,
                     p < c->queue_clear, out);
     }
+    sm_fail_on_resource(sw, ev, out);
     return SM_OK;
 }
 
@@ -320,6 +326,7 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
         g->last_ms = ev->ts_ms;
     sm_detect_consensus_round(sw, g, ev->outcome == SM_ROUND_TIMEOUT);
     sm_detect_consensus(sw, g, out);
+    sm_fail_on_round(sw, g, ev, out);
     return SM_OK;
 }
 
@@ -346,10 +353,11 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     sm_agent *a = &sw->ag.v[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
-    sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
+    sm_agents_mark(&sw->ag, k);
     if (ev->registered) {
         a->s.flags = (uint8_t)(AGENT_REGISTERED |
                                (ev->dynamic ? AGENT_DYNAMIC : 0u));
+        sm_fail_on_lifecycle(sw, k, ev, out);
         return SM_OK;
     }
     sm_evidence gone = {.signal = SM_SIG_AGENT, .ts_ms = ev->ts_ms};
@@ -358,6 +366,7 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     sm_samples_clear(&a->s.tasks_hdr);
     memset(a->s.tasks, 0, sizeof a->s.tasks);
     a->s.flags = (uint8_t)((a->s.flags & AGENT_DYNAMIC) | AGENT_UNREGISTERED);
+    sm_fail_on_lifecycle(sw, k, ev, out);
     return SM_OK;
 }
 
@@ -393,6 +402,41 @@ bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
     return a != NULL && a->s.raised;
 }
 
+bool sm_swarm_failure_raised(const sm_swarm *sw, sm_fail_type t,
+                             const char *subject)
+{
+    if (sw == NULL)
+        return false;
+    bool any = subject == NULL || subject[0] == '\0';
+    switch (t) {
+    case SM_FAIL_AGENT_DOWN:
+    case SM_FAIL_AGENT_STUCK:
+    case SM_FAIL_TASK_TIMEOUT: {
+        if (any)
+            return false;
+        const sm_agent *a = sm_agents_find(&sw->ag, subject);
+        uint32_t bit = t == SM_FAIL_AGENT_DOWN ? FAIL_DOWN
+                       : t == SM_FAIL_AGENT_STUCK ? FAIL_STUCK : FAIL_TIMEOUT;
+        return a != NULL && (a->s.fail & bit);
+    }
+    case SM_FAIL_QUORUM_LOSS:
+        for (int i = 0; i < SM_GROUPS; i++) {
+            const sm_group *g = &sw->st.groups[i];
+            if (g->used && g->qep.raised &&
+                (any || strncmp(g->name, subject, SM_ID_MAX) == 0))
+                return true;
+        }
+        return false;
+    case SM_FAIL_TOKEN_EXHAUSTION:
+        return sw->st.fail[F_TOKEN].raised != 0;
+    case SM_FAIL_MEMORY_EXHAUSTION:
+        return sw->st.fail[F_MEMORY].raised != 0;
+    case SM_FAIL_QUEUE_OVERFLOW:
+        return sw->st.fail[F_QUEUE].raised != 0;
+    }
+    return false;
+}
+
 /* -------------------------------------------------------- persistence */
 size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
                        sm_agent_visit_fn removed, void *ud)
@@ -412,7 +456,8 @@ size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
     /* downwards: the agent moved into a hole was already looked at */
     for (uint32_t k = sw->ag.n; k-- > 0;) {
         const sm_agent *a = &sw->ag.v[k];
-        if (a->s.raised || a->s.last_seen_ms >= cutoff)
+        if (a->s.raised || sm_fail_agent_raised(a) ||
+            a->s.last_seen_ms >= cutoff)
             continue;
         if (removed != NULL)
             removed(ud, a->s.id, NULL, 0);

@@ -79,6 +79,12 @@ void sm_swarm_advance(sm_swarm *sw, int64_t now_ms, sm_decisions *out);
 bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
                         const char *subject);
 
+/* Whether failure `t` is raised for `subject` (the agent for agent_down,
+ * agent_stuck and task_timeout; the group for quorum_loss, "" any; token,
+ * memory and queue are swarm-wide: subject ignored). */
+bool sm_swarm_failure_raised(const sm_swarm *sw, sm_fail_type t,
+                             const char *subject);
+
 /* Visitor over agents: blob (len bytes) is the agent's encoded state
  * (encode.h), or NULL (len 0) for an agent removed. blob lives on the
  * caller's stack and is valid only during the call: copy it to keep it. */
@@ -86,7 +92,7 @@ typedef void (*sm_agent_visit_fn)(void *ud, const char *agent,
                                   const void *blob, size_t len);
 
 /* Removes agents whose last event is older than now - retention_ms and
- * that have no raised bottleneck; calls removed(ud, agent, NULL, 0) for
+ * that have no raised bottleneck or failure; calls removed(ud, agent, NULL, 0) for
  * each before it goes. Returns how many were removed. The scan visits every agent, so
  * a call with the same retention_ms within one tick_ms of event time of
  * the previous scan returns 0 at once. */

@@ -68,7 +68,13 @@ typedef struct sm_group {
                                    likelihood ratio, degraded vs healthy */
     sm_ring rounds;             /* counter 0: rounds, 1: timeouts */
     sm_episode ep;              /* its consensus_timeout episode */
+    uint32_t q_below;           /* consecutive rounds below their quorum */
+    uint32_t q_above;           /* consecutive rounds at or above it */
+    sm_episode qep;             /* its quorum_loss failure */
 } sm_group;
+
+/* Swarm-wide failures, one each, on the latest resource sample. */
+enum { F_TOKEN, F_MEMORY, F_QUEUE, F_COUNT };
 
 typedef struct sm_swarm_state {
     char id[SM_ID_MAX];
@@ -91,6 +97,8 @@ typedef struct sm_swarm_state {
                                    [SM_BN_CONSENSUS_TIMEOUT] unused (agent
                                    and group episodes live with them) */
     sm_group groups[SM_GROUPS];
+    sm_episode fail[F_COUNT];   /* token, memory, queue exhaustion */
+    uint32_t fail_run[F_COUNT]; /* consecutive samples over the line */
     sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];
     sm_baselines types;         /* per task type duration baselines */

@@ -44,6 +44,21 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->consensus_clear = 0.05;
     cfg->consensus_min_rounds = 10;
     cfg->consensus_evidence = 5.0;
+    cfg->heartbeat_ms = 5000;
+    cfg->down_intervals = 3.0;
+    cfg->down_forget_ms = 3600000;
+    cfg->down_slack_ms = 1000;
+    cfg->stuck_factor = 3.0;
+    cfg->stuck_blind_factor = 10.0;
+    cfg->stuck_min_ms = 60000;
+    cfg->stuck_stall_ms = 60000;
+    cfg->quorum_rounds = 2;
+    cfg->token_fail = 0.99;
+    cfg->token_fail_clear = 0.95;
+    cfg->memory_fail = 0.98;
+    cfg->memory_fail_clear = 0.90;
+    cfg->queue_fail = 200;
+    cfg->queue_fail_clear = 150;
 }
 
 /* The first broken rule, as a static sentence, or NULL. Comparisons are
@@ -128,6 +143,32 @@ static const char *config_problem(const sm_detect_config *c)
         return "consensus_evidence must be in (0, 100]";
     if (c->consensus_min_rounds < 1)
         return "consensus_min_rounds must be at least 1";
+    if (c->heartbeat_ms < 1 || c->heartbeat_ms > INT64_C(86400000))
+        return "heartbeat_ms must be between 1 and 1 day";
+    if (!(c->down_intervals >= 1.0 && c->down_intervals <= 100.0))
+        return "down_intervals must be in [1, 100]";
+    if (c->down_forget_ms < 1 || c->down_forget_ms > WINDOW_MAX)
+        return "down_forget_ms must be between 1 and 30 days";
+    if (c->down_slack_ms < 0 || c->down_slack_ms > INT64_C(3600000))
+        return "down_slack_ms must be between 0 and 1 hour";
+    if (!(c->stuck_factor >= 1.0 && c->stuck_factor <= 1000.0))
+        return "stuck_factor must be in [1, 1000]";
+    if (!(c->stuck_blind_factor >= 1.0 && c->stuck_blind_factor <= 1000.0))
+        return "stuck_blind_factor must be in [1, 1000]";
+    if (c->stuck_min_ms < 1 || c->stuck_min_ms > WINDOW_MAX)
+        return "stuck_min_ms must be between 1 and 30 days";
+    if (c->stuck_stall_ms < 1 || c->stuck_stall_ms > WINDOW_MAX)
+        return "stuck_stall_ms must be between 1 and 30 days";
+    if (c->quorum_rounds < 1 || c->quorum_rounds > 1000)
+        return "quorum_rounds must be between 1 and 1000";
+    if (!(c->token_fail_clear > 0.0 && c->token_fail_clear < c->token_fail &&
+          c->token_fail <= 1.0))
+        return "token_fail_clear must be below token_fail, in (0, 1]";
+    if (!(c->memory_fail_clear > 0.0 &&
+          c->memory_fail_clear < c->memory_fail && c->memory_fail <= 1.0))
+        return "memory_fail_clear must be below memory_fail, in (0, 1]";
+    if (!(c->queue_fail_clear >= 1 && c->queue_fail_clear < c->queue_fail))
+        return "queue_fail_clear must be at least 1 and below queue_fail";
     return NULL;
 }
 

@@ -47,6 +47,41 @@
  *                     consensus_high (0.20) -> 0.4 + 0.2*(r-raise)/(high-raise)
  *                     (MEDIUM); > high -> 0.6 + 0.2*min(1,(r-high)/high) (HIGH).
  *
+ * Failures (failures.c), each raised and resolved:
+ *   agent_down        an agent that has sent heartbeats goes silent for
+ *                     down_intervals (3) of its own learned intervals plus
+ *                     an allowance for jitter (max(down_slack_ms (1000),
+ *                     4 x the mean absolute deviation of its gaps)). The
+ *                     interval is learned from gaps under 1.5x the current
+ *                     estimate (a missed beat does not stretch it); until
+ *                     two gaps are seen, heartbeat_ms (5000) stands in.
+ *                     Not down: an agent that unregistered or whose last
+ *                     heartbeat said STOPPING. Resolves on its next
+ *                     heartbeat or registration, or as "gone" after
+ *                     down_forget_ms (1 h) of silence. Severity HIGH.
+ *   agent_stuck       heartbeats go on and report tasks in flight, but the
+ *                     progress counter has not moved for stuck_stall_ms
+ *                     (60000: tool calls pause for tens of seconds) and no
+ *                     task of the agent started or ended for
+ *                     max(stuck_min_ms (60000), stuck_factor (3) x the
+ *                     median of its task type); an agent that never
+ *                     reported progress needs stuck_blind_factor (10)
+ *                     times that. Resolves when progress moves, a task of
+ *                     it ends or it goes idle. Severity MEDIUM.
+ *   task_timeout      a task of the agent timed out. Resolves at the
+ *                     agent's next completed task or after window_ms with
+ *                     no further timeout. Severity LOW.
+ *   quorum_loss       quorum_rounds (2) consecutive rounds of a group with
+ *                     fewer participants than their quorum; resolves after
+ *                     as many rounds at or above it. Severity CRITICAL.
+ *   token_exhaustion  usage >= token_fail (0.99) of the budget; resolves
+ *                     under token_fail_clear (0.95). CRITICAL.
+ *   memory_exhaustion memory used >= memory_fail (0.98) of the limit;
+ *                     resolves under memory_fail_clear (0.90). CRITICAL.
+ *   queue_overflow    pending > queue_fail (200) on gauge_min_samples
+ *                     samples; resolves under queue_fail_clear (150).
+ *                     CRITICAL.
+ *
  * Every impact inside a band is capped just below the band's upper edge,
  * so the severity is the band's. Severity from impact: >= 0.8 CRITICAL,
  * >= 0.6 HIGH, >= 0.4 MEDIUM, else LOW. While raised, a change of severity
@@ -137,6 +172,24 @@ typedef struct sm_detect_config {
                                    whose median duration ratio is judged */
     uint32_t slow_min_type_tasks;   /* 10: durations of a task type before
                                    its baseline judges anyone */
+
+    /* failures (above) */
+    int64_t heartbeat_ms;       /* 5000 */
+    double down_intervals;      /* 3.0 */
+    int64_t down_forget_ms;     /* 3600000: a down agent silent this long is
+                                   resolved "gone" (and may then expire) */
+    int64_t down_slack_ms;      /* 1000 */
+    double stuck_factor;        /* 3.0 */
+    double stuck_blind_factor;  /* 10.0 */
+    int64_t stuck_min_ms;       /* 60000 */
+    int64_t stuck_stall_ms;     /* 60000 */
+    uint32_t quorum_rounds;     /* 2 */
+    double token_fail;          /* 0.99 */
+    double token_fail_clear;    /* 0.95 */
+    double memory_fail;         /* 0.98 */
+    double memory_fail_clear;   /* 0.90 */
+    uint32_t queue_fail;        /* 200 */
+    uint32_t queue_fail_clear;  /* 150 */
 } sm_detect_config;
 
 /* Fills *cfg with the defaults above. */

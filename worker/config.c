@@ -93,6 +93,21 @@ static const opt options[] = {
     {"slow_horizon", OPT_DET_DUR, D(slow_horizon_ms), "how far back an agent's tasks and the type baselines reach"},
     {"slow_recent_tasks", OPT_U32, D(slow_recent_tasks), "latest completed tasks of an agent that are judged"},
     {"slow_min_type_tasks", OPT_U32, D(slow_min_type_tasks), "durations of a task type before its baseline judges"},
+    {"heartbeat", OPT_DET_DUR, D(heartbeat_ms), "an agent's heartbeat interval until its own is learned"},
+    {"down_intervals", OPT_F64, D(down_intervals), "silent heartbeat intervals before agent_down"},
+    {"down_forget", OPT_DET_DUR, D(down_forget_ms), "silence after which a down agent is resolved as gone"},
+    {"down_slack", OPT_DET_DUR, D(down_slack_ms), "least jitter allowance on top of them"},
+    {"stuck_factor", OPT_F64, D(stuck_factor), "x the task type's median with no task event before agent_stuck"},
+    {"stuck_blind_factor", OPT_F64, D(stuck_blind_factor), "times more for an agent that reports no progress"},
+    {"stuck_min", OPT_DET_DUR, D(stuck_min_ms), "least time with no task event before agent_stuck"},
+    {"stuck_stall", OPT_DET_DUR, D(stuck_stall_ms), "progress frozen this long before agent_stuck"},
+    {"quorum_rounds", OPT_U32, D(quorum_rounds), "consecutive rounds below quorum for quorum_loss (and above to resolve)"},
+    {"token_fail", OPT_F64, D(token_fail), "token usage ratio that is token_exhaustion"},
+    {"token_fail_clear", OPT_F64, D(token_fail_clear), "token usage ratio that resolves it"},
+    {"memory_fail", OPT_F64, D(memory_fail), "memory used/limit that is memory_exhaustion"},
+    {"memory_fail_clear", OPT_F64, D(memory_fail_clear), "memory used/limit that resolves it"},
+    {"queue_fail", OPT_U32, D(queue_fail), "pending tasks that are queue_overflow"},
+    {"queue_fail_clear", OPT_U32, D(queue_fail_clear), "pending tasks that resolve it"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

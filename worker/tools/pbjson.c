@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "swarm_medic.pb-c.h"
+
 #define MAX_DEPTH 64        /* nested messages; guards cyclic hand-built ones */
 
 /* ------------------------------------------------------------ leaf values */
@@ -336,4 +338,17 @@ sm_status sm_pbjson_dump_packed(const ProtobufCMessageDescriptor *desc,
     sm_status s = sm_pbjson_dump(m, out);
     protobuf_c_message_free_unpacked(m, NULL);
     return s;
+}
+
+const ProtobufCMessageDescriptor *sm_pbjson_output_of(const char *subject)
+{
+    if (subject == NULL)
+        return NULL;
+    if (strstr(subject, ".bottleneck."))
+        return &swarmmedic__v1__bottleneck__descriptor;
+    if (strstr(subject, ".failure."))
+        return &swarmmedic__v1__failure__descriptor;
+    if (strstr(subject, ".prediction."))
+        return &swarmmedic__v1__prediction__descriptor;
+    return NULL;
 }

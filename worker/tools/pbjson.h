@@ -66,4 +66,8 @@ sm_status sm_pbjson_dump(const ProtobufCMessage *m, char **out);
 sm_status sm_pbjson_dump_packed(const ProtobufCMessageDescriptor *desc,
                                 const void *data, size_t len, char **out);
 
+/* The message of an output subject medic.<swarm>.<kind>.<type>:
+ * Bottleneck, Failure or Prediction; NULL for any other subject. */
+const ProtobufCMessageDescriptor *sm_pbjson_output_of(const char *subject);
+
 #endif

@@ -37,15 +37,15 @@ static sm_status write_json(FILE *f, const char *subject,
     json_object_set_new(line, "subject", json_string(subject));
     json_object_set_new(line, "headers", headers_json(headers));
     sm_status s = SM_OK;
-    if (strstr(subject, ".bottleneck.")) {
-        Swarmmedic__V1__Bottleneck *b =
-            swarmmedic__v1__bottleneck__unpack(NULL, len, data);
+    const ProtobufCMessageDescriptor *desc = sm_pbjson_output_of(subject);
+    if (desc != NULL) {
+        ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, data);
         json_t *msg = NULL;
-        s = b ? sm_pbjson_value(&b->base, &msg) : SM_ERR_DECODE;
+        s = m ? sm_pbjson_value(m, &msg) : SM_ERR_DECODE;
         if (s == SM_OK)
             json_object_set_new(line, "message", msg);
-        if (b)
-            swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+        if (m)
+            protobuf_c_message_free_unpacked(m, NULL);
     } else {
         json_object_set_new(line, "payload_bytes", json_integer((json_int_t)len));
     }
