@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "baseline.h"
+#include "detectors.h"
 
 #define GAP_LEARN 1.5           /* a longer gap is a missed beat */
 
@@ -185,6 +186,12 @@ static void agent_check(sm_swarm *sw, uint32_t k, sm_decisions *out)
                                    interval_of(sw, s), 0, s->hb_gaps);
             }
             emit(d);
+            /* a dead agent is not a slow one: its slow-agent episode ends
+             * here, on the same evidence, instead of going stale */
+            sm_evidence gone = {.signal = SM_SIG_HEARTBEAT,
+                                .ts_ms = s->hb_last_ms};
+            sm_id_copy(gone.id, s->id);
+            sm_detect_agent_gone(sw, k, &gone, out);
         } else {
             wake = s->hb_last_ms + after;
         }
@@ -283,8 +290,13 @@ void sm_fail_on_heartbeat(sm_swarm *sw, uint32_t k, const sm_heartbeat *ev,
     if (ev->ts_ms < s->last_seen_ms ||
         ((s->fail & FAIL_WATCH) && ev->ts_ms <= s->hb_last_ms))
         return;                 /* late: says nothing about now */
-    if (s->fail & FAIL_WATCH)
+    if (s->fail & FAIL_WATCH) {
         learn_gap(s, ev->ts_ms - s->hb_last_ms);
+    } else {
+        /* watched from now: what it did before is not known to be stuck */
+        s->act_ms = max64(s->act_ms, ev->ts_ms);
+        s->prog_ms = max64(s->prog_ms, ev->ts_ms);
+    }
     s->hb_last_ms = ev->ts_ms;
     uint32_t f = s->fail | FAIL_WATCH;
     f = ev->state == 4 ? (f | FAIL_STOPPING) : (f & ~FAIL_STOPPING);

@@ -12,9 +12,10 @@
  *    so that window arithmetic can never overflow; sm_swarm_advance()
  *    ignores such a time.
  *  - Lifecycle "unregistered" keeps the record (marked unregistered, task
- *    samples dropped so a re-registered agent starts clean) and resolves a
- *    raised slow-agent episode with reason "no_data"; sm_swarm_expire()
- *    removes the record later. Unregistering an unknown agent only moves
+ *    samples and evidence dropped so a re-registered agent starts clean)
+ *    and resolves a raised slow-agent episode with reason "no_data";
+ *    sm_swarm_expire() removes the record later. A registration of an
+ *    agent that is down (a restart) drops them too. Unregistering an unknown agent only moves
  *    the clock.
  */
 #include "swarm.h"
@@ -330,6 +331,16 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
     return SM_OK;
 }
 
+/* An agent that left, or came back from the dead, starts with a clean
+ * record: its old tasks and evidence say nothing about the new process. */
+static void forget_tasks(sm_agent *a)
+{
+    sm_samples_clear(&a->s.tasks_hdr);
+    memset(a->s.tasks, 0, sizeof a->s.tasks);
+    a->s.slow_llr = 0;
+    a->s.fail_llr = 0;
+}
+
 sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
                             sm_decisions *out)
 {
@@ -355,6 +366,8 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
         a->s.last_seen_ms = ev->ts_ms;
     sm_agents_mark(&sw->ag, k);
     if (ev->registered) {
+        if (a->s.fail & FAIL_DOWN)  /* a restart: a new process, new record */
+            forget_tasks(a);
         a->s.flags = (uint8_t)(AGENT_REGISTERED |
                                (ev->dynamic ? AGENT_DYNAMIC : 0u));
         sm_fail_on_lifecycle(sw, k, ev, out);
@@ -363,8 +376,7 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     sm_evidence gone = {.signal = SM_SIG_AGENT, .ts_ms = ev->ts_ms};
     sm_id_copy(gone.id, ev->agent);
     sm_detect_agent_gone(sw, k, &gone, out);
-    sm_samples_clear(&a->s.tasks_hdr);
-    memset(a->s.tasks, 0, sizeof a->s.tasks);
+    forget_tasks(a);
     a->s.flags = (uint8_t)((a->s.flags & AGENT_DYNAMIC) | AGENT_UNREGISTERED);
     sm_fail_on_lifecycle(sw, k, ev, out);
     return SM_OK;

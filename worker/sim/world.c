@@ -1348,6 +1348,9 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     ag->stuck = 0;
     ag->inflight--;
     ag->progress += t->used;
+    ag->cur_dur = 0;            /* no task's share until the next starts:
+                                   a heartbeat between two tasks must not
+                                   count the finished one twice */
     st->used += t->used;
     if (st->used > st->budget)
         st->used = st->budget;
