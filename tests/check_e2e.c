@@ -405,6 +405,92 @@ START_TEST(sigkill_restart_keeps_windows)
 }
 END_TEST
 
+/* ---- a dead agent in a silent swarm ------------------------------------ */
+
+static void publish_beat(natsConnection *nc, const char *swarm,
+                         const char *agent, int64_t ts)
+{
+    Swarmmedic__V1__Heartbeat h = SWARMMEDIC__V1__HEARTBEAT__INIT;
+    h.ts_ms = ts;
+    h.agent = (char *)agent;
+    h.state = SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_IDLE;
+    uint8_t buf[128];
+    size_t n = swarmmedic__v1__heartbeat__pack(&h, buf);
+    char subj[128];
+    snprintf(subj, sizeof subj, "swarm.%s.heartbeat.%s", swarm, agent);
+    ck_assert_int_eq(natsConnection_Publish(nc, subj, buf, (int)n), NATS_OK);
+}
+
+/* The next Failure on the bus (NULL after timeout_ms); others skipped. */
+static Swarmmedic__V1__Failure *next_failure(rig *r, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms;) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, r->out, 100) != NATS_OK) {
+            waited += 100;
+            continue;
+        }
+        Swarmmedic__V1__Failure *f = NULL;
+        if (strstr(natsMsg_GetSubject(m), ".failure."))
+            f = swarmmedic__v1__failure__unpack(NULL,
+                (size_t)natsMsg_GetDataLength(m),
+                (const uint8_t *)natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+        if (f != NULL)
+            return f;
+    }
+    return NULL;
+}
+
+/* Swarm q's only agent beats every 5 s, then dies, and q goes silent: no
+ * event of q ever arrives again. Swarm "busy" goes on (an event a second),
+ * and the bus clock it moves is what notices the death: agent_down within 3 heartbeat
+ * intervals (+1 s slack, +1 s tick) of the last beat, resolved when the
+ * agent is restarted. */
+START_TEST(dead_agent_in_silent_swarm_is_down_and_resolves_on_restart)
+{
+    rig r;
+    rig_up(&r, NULL);
+    int64_t t0 = 1767225600000LL, last = t0 + 30000;
+    for (int64_t t = t0; t <= t0 + 60000; t += 1000) {    /* busy: 1 s */
+        if (t <= last && (t - t0) % 5000 == 0)
+            publish_beat(r.nc, "q", "a1", t);
+        publish_beat(r.nc, "busy", "b0", t);
+    }
+    natsConnection_FlushTimeout(r.nc, 2000);
+    Swarmmedic__V1__Failure *f = next_failure(&r, 30000);
+    ck_assert_msg(f != NULL, "no Failure published; log:\n%s", TAIL(r.log));
+    ck_assert_int_eq(f->type, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_DOWN);
+    ck_assert_int_eq(f->transition, SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RAISED);
+    ck_assert_str_eq(f->decision->swarm, "q");
+    ck_assert_str_eq(f->agent, "a1");
+    ck_assert_str_eq(f->decision->evidence->subject, "swarm.q.heartbeat.a1");
+    ck_assert_int_ge(f->decision->decided_at_ms, last + 15000);
+    ck_assert_int_le(f->decision->decided_at_ms, last + 3 * 5000 + 1000 + 1000);
+    int64_t raised = f->raised_at_ms;
+    swarmmedic__v1__failure__free_unpacked(f, NULL);
+
+    Swarmmedic__V1__AgentLifecycle l = SWARMMEDIC__V1__AGENT_LIFECYCLE__INIT;
+    l.ts_ms = t0 + 61000;
+    l.agent = "a1";
+    l.kind = SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED;
+    uint8_t buf[64];
+    size_t n = swarmmedic__v1__agent_lifecycle__pack(&l, buf);
+    ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.q.agent.a1", buf, (int)n),
+                     NATS_OK);
+    natsConnection_FlushTimeout(r.nc, 2000);
+    f = next_failure(&r, 30000);
+    ck_assert_msg(f != NULL, "restart did not resolve agent_down; log:\n%s",
+                  TAIL(r.log));
+    ck_assert_int_eq(f->transition, SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RESOLVED);
+    ck_assert_str_eq(f->agent, "a1");
+    ck_assert_int_eq(f->raised_at_ms, raised);
+    ck_assert_str_eq(f->reason, "registered");
+    swarmmedic__v1__failure__free_unpacked(f, NULL);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- lost server connection ------------------------------------------ */
 
 START_TEST(server_restart_worker_reconnects)
@@ -738,6 +824,7 @@ int main(void)
                         (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, malformed_input_dead_lettered_and_worker_keeps_serving);
     tcase_add_test(tc, sigkill_restart_keeps_windows);
+    tcase_add_test(tc, dead_agent_in_silent_swarm_is_down_and_resolves_on_restart);
     tcase_add_test(tc, server_restart_worker_reconnects);
     tcase_add_test(tc, full_map_is_reported_and_worker_keeps_serving);
     tcase_add_test(tc, sigterm_drains_and_exits_zero);

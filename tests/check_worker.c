@@ -149,6 +149,39 @@ static sm_verdict feed_task(rig *r, const char *swarm, const char *agent,
     return feed(r, subj, buf, n);
 }
 
+/* ---- the bus clock ------------------------------------------------------ */
+
+/* One swarm stamping an hour ahead (a skewed clock) moves only itself: the
+ * other swarms keep their time until a second swarm shows it too. A jump
+ * under clock_jump moves every swarm at once. */
+START_TEST(bus_clock_moves_quiet_swarms_and_holds_a_lone_jump)
+{
+    rig r;
+    rig_up(&r, false);
+    ck_assert_int_eq(feed_task(&r, "quiet", "a", T0, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 1000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 120000, 1000).disp, SM_DISP_ACCEPTED);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_int_eq(st.bus_ms, T0 + 120000);
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "quiet")), T0 + 120000);
+
+    int64_t hour = T0 + 120000 + 3600000;
+    ck_assert_int_eq(feed_task(&r, "skewed", "y", hour, 1000).disp, SM_DISP_ACCEPTED);
+    st = stats_of(r.w);
+    ck_assert_int_eq(st.bus_ms, T0 + 120000);
+    ck_assert_uint_eq(st.clock_jumps_held, 1);
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "quiet")), T0 + 120000);
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "skewed")), hour);
+
+    /* a second swarm shows a time as far ahead: the bus takes the lesser */
+    ck_assert_int_eq(feed_task(&r, "b", "x", hour + 5000, 1000).disp, SM_DISP_ACCEPTED);
+    st = stats_of(r.w);
+    ck_assert_int_eq(st.bus_ms, hour);
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "quiet")), hour);
+    rig_down(&r);
+}
+END_TEST
+
 static const char junk[] = "\xff\xff\xff\xff\x0f garbage";
 
 /* ---- items -------------------------------------------------------------- */
@@ -449,6 +482,7 @@ int main(void)
     TCase *tc = tcase_create("worker");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, plain_item_headers_and_noop_settle);
+    tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);
     tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);

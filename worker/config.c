@@ -59,6 +59,7 @@ static const opt options[] = {
     {"commit_events", OPT_I64, C(commit_events), "group commit after this many events"},
     {"commit_interval", OPT_DUR, C(commit_ms), "group commit after this much wall time"},
     {"retention", OPT_DUR, C(retention_ms), "forget agents idle this long (event time)"},
+    {"clock_jump", OPT_DUR, C(clock_jump_ms), "bus clock jump one swarm alone may not make (event time)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
@@ -149,6 +150,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->commit_events = 262144;
     cfg->commit_ms = 1000;
     cfg->retention_ms = 10 * 60 * 1000;
+    cfg->clock_jump_ms = 5 * 60 * 1000;
     cfg->stats_ms = 10000;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
@@ -388,6 +390,12 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
         !cfg->deadletter_subject[0] || !cfg->store_dir[0]) {
         snprintf(err, errcap, "input_subject, output_prefix, deadletter_subject "
                  "and store_dir must not be empty");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->clock_jump_ms < cfg->detect.tick_ms) {
+        snprintf(err, errcap, "clock_jump (%lld ms) must be at least the tick "
+                 "(%lld ms)", (long long)cfg->clock_jump_ms,
+                 (long long)cfg->detect.tick_ms);
         return SM_ERR_CONFIG;
     }
     if (cfg->retention_ms != 0 && cfg->retention_ms < cfg->detect.window_ms) {

@@ -60,6 +60,9 @@ typedef struct sm_config {
     int64_t commit_events;      /* group commit after N events, 262144 */
     int64_t commit_ms;          /* or after this much wall time, 1000 */
     int64_t retention_ms;       /* drop idle agents after, 10m event time */
+    int64_t clock_jump_ms;      /* bus clock: a forward jump larger than
+                                   this needs a second swarm to confirm
+                                   it, 5m (handle.c) */
 
     /* output */
     char *log_level;            /* "info" */

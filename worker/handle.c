@@ -149,7 +149,9 @@ static sm_verdict core_verdict(sm_status s)
  * the payload has decoded. */
 static sm_status swarm_of(sm_worker *w, const sm_subject *subj, sm_swarm **sw)
 {
-    return sm_registry_get(w->reg, subj->swarm, sw);
+    sm_status s = sm_registry_get(w->reg, subj->swarm, sw);
+    w->touched = s == SM_OK ? *sw : NULL;
+    return s;
 }
 
 /* ---- one handler per subject ------------------------------------------
@@ -308,17 +310,67 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
                      it->subject);
 }
 
+/* ---- the bus clock -----------------------------------------------------
+ * SPEC, "The flow": a swarm that goes quiet still has a clock. The bus
+ * clock is the latest event time the worker has seen on any swarm; each
+ * time it enters a new tick, every swarm is advanced to it (registry
+ * order), so a dead agent in a silent swarm is noticed and a stale
+ * episode resolves. It is a function of the input sequence alone, so a
+ * replay moves it exactly as the live run did.
+ *
+ * One swarm's clock can be wrong (a producer with a skewed clock): a
+ * forward jump over clock_jump_ms is held until an event of another swarm
+ * shows a time at least as far ahead; the bus then moves to the lesser of
+ * the two. A worker with one swarm never needs its bus clock (the swarm's
+ * own events move it). */
+
+static void advance_one(void *ud, sm_swarm *sw)
+{
+    sm_worker *w = ud;
+    sm_swarm_advance(sw, w->bus_ms, &w->decisions);
+    publish_decisions(w);
+}
+
+static void bus_clock(sm_worker *w, const sm_swarm *from)
+{
+    int64_t t = sm_swarm_now(from);
+    if (t <= w->bus_ms)
+        return;
+    if (w->bus_ms != 0 && t - w->bus_ms > w->cfg->clock_jump_ms) {
+        if (w->jump_ms == 0 || w->jump_by == from) {
+            if (w->jump_ms == 0)
+                w->st.clock_jumps_held++;
+            w->jump_ms = t;
+            w->jump_by = from;
+            return;
+        }
+        t = t < w->jump_ms ? t : w->jump_ms;    /* confirmed by a second */
+    }
+    w->jump_ms = 0;
+    w->jump_by = NULL;
+    w->bus_ms = t;
+    w->st.bus_ms = t;
+    int64_t tick = t / w->cfg->detect.tick_ms;
+    if (tick == w->bus_tick)
+        return;
+    w->bus_tick = tick;
+    sm_registry_foreach(w->reg, advance_one, w);
+}
+
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
 {
     sm_subject subj;
     const char *why = "unknown";
     sm_verdict v;
     sm_status s = sm_subject_parse(it->subject, &subj, &why);
+    w->touched = NULL;
     if (s != SM_OK) {
         v = rejected(s, why);
     } else {
         v = handlers[subj.kind](w, &subj, it);
         publish_decisions(w);
+        if (v.disp == SM_DISP_ACCEPTED && w->touched != NULL)
+            bus_clock(w, w->touched);
     }
     apply(w, it, &v, s == SM_OK ? subj.kind : 0);
     return v;

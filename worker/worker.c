@@ -344,6 +344,11 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     return lost != SM_OK ? lost : s;
 }
 
+const sm_swarm *sm_worker_swarm(const sm_worker *w, const char *id)
+{
+    return sm_registry_find(w->reg, id);
+}
+
 void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out)
 {
     *out = w->st;

@@ -91,6 +91,8 @@ typedef struct sm_worker_stats {
     uint64_t commit_failures;
     uint64_t agents_written;
     size_t swarms;              /* swarms held in memory */
+    int64_t bus_ms;             /* the bus clock (handle.c) */
+    uint64_t clock_jumps_held;  /* far-ahead times not (yet) confirmed */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on
@@ -139,5 +141,9 @@ sm_status sm_worker_flush(sm_worker *w);
 sm_status sm_worker_run(sm_worker *w, const sigset_t *stop);
 
 void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out);
+
+/* The swarm `id` the worker holds, or NULL (borrowed; valid until the next
+ * input is handled). */
+const sm_swarm *sm_worker_swarm(const sm_worker *w, const char *id);
 
 #endif

@@ -27,6 +27,11 @@ struct sm_worker {
     sm_decisions decisions;     /* what the core decided in the current
                                    call; published after it returns */
     uint64_t uncommitted;       /* events since the last commit */
+    sm_swarm *touched;          /* the swarm the current input went to */
+    int64_t bus_ms;             /* the bus clock (handle.c); 0: none yet */
+    int64_t bus_tick;           /* floor(bus_ms / tick) at the last move */
+    int64_t jump_ms;            /* a far-ahead time waiting to be confirmed */
+    const sm_swarm *jump_by;    /* the swarm that showed it */
     sm_worker_stats st;
 };
 
