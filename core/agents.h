@@ -82,6 +82,13 @@ typedef struct sm_agent_state {
     uint8_t task_type;          /* baseline slot of its latest started
                                    task; SM_TYPE_NONE: none */
     uint8_t fail;               /* FAIL_* bits */
+    /* agent-health prediction of agent_down (predict.c) */
+    uint8_t degraded_run;       /* consecutive heartbeats saying DEGRADED */
+    uint8_t healthy_run;        /* consecutive ones saying otherwise */
+    uint8_t pred_raised;        /* a prediction is standing */
+    int64_t pred_at_ms;         /* raised at */
+    int64_t pred_eta_ms;        /* failure expected at (event time) */
+    double pred_conf;           /* confidence last published */
 } sm_agent_state;
 
 typedef struct sm_agent {

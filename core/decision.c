@@ -35,6 +35,29 @@ const char *sm_fail_type_str(sm_fail_type t)
     return "unknown";
 }
 
+const char *sm_pred_source_str(sm_pred_source s)
+{
+    switch (s) {
+    case SM_SRC_PATTERN:        return "pattern";
+    case SM_SRC_RESOURCE_TREND: return "resource_trend";
+    case SM_SRC_AGENT_HEALTH:   return "agent_health";
+    case SM_SRC_QUEUE_GROWTH:   return "queue_growth";
+    case SM_SRC_BOTTLENECK:     return "bottleneck";
+    }
+    return "unknown";
+}
+
+const char *sm_pred_transition_str(sm_pred_transition t)
+{
+    switch (t) {
+    case SM_PRED_RAISED:    return "raised";
+    case SM_PRED_UPDATED:   return "updated";
+    case SM_PRED_WITHDRAWN: return "withdrawn";
+    case SM_PRED_FULFILLED: return "fulfilled";
+    }
+    return "unknown";
+}
+
 const char *sm_severity_str(sm_severity s)
 {
     switch (s) {
@@ -150,6 +173,13 @@ void sm_decision_mint(sm_decision *d)
         h = sm_hash_str(h, d->subject);
         h = sm_hash_u64(h, (uint64_t)d->fail.raised_at_ms);
         h = sm_hash_u64(h, (uint64_t)d->fail.transition);
+        break;
+    case SM_DEC_PREDICTION:
+        h = sm_hash_u64(h, (uint64_t)SM_DEC_PREDICTION << 32 | (uint64_t)d->pred.type);
+        h = sm_hash_str(h, d->subject);
+        h = sm_hash_u64(h, (uint64_t)d->pred.raised_at_ms);
+        h = sm_hash_u64(h, (uint64_t)d->pred.transition);
+        h = sm_hash_u64(h, (uint64_t)d->at_ms);
         break;
     }
     d->id = h;

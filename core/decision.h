@@ -42,6 +42,7 @@
 typedef enum sm_decision_kind {
     SM_DEC_BOTTLENECK = 1,
     SM_DEC_FAILURE = 2,
+    SM_DEC_PREDICTION = 3,
 } sm_decision_kind;
 
 typedef enum sm_bn_type {
@@ -158,6 +159,42 @@ typedef struct sm_failure {
                                    "no_data" */
 } sm_failure;
 
+/* Where a prediction comes from; values mirror Prediction.Source. */
+typedef enum sm_pred_source {
+    SM_SRC_PATTERN = 1,
+    SM_SRC_RESOURCE_TREND = 2,
+    SM_SRC_AGENT_HEALTH = 3,
+    SM_SRC_QUEUE_GROWTH = 4,
+    SM_SRC_BOTTLENECK = 5,
+} sm_pred_source;
+#define SM_SRC_COUNT 5
+
+/* A prediction's change; values mirror Prediction.Transition. */
+typedef enum sm_pred_transition {
+    SM_PRED_RAISED = 1,
+    SM_PRED_UPDATED = 2,        /* the estimate moved materially */
+    SM_PRED_WITHDRAWN = 3,      /* the trend turned */
+    SM_PRED_FULFILLED = 4,      /* the failure it forecast was raised */
+} sm_pred_transition;
+
+/* "pattern", "resource_trend", "agent_health", "queue_growth",
+ * "bottleneck"; "unknown" otherwise. */
+const char *sm_pred_source_str(sm_pred_source s);
+/* "raised", "updated", "withdrawn", "fulfilled". */
+const char *sm_pred_transition_str(sm_pred_transition t);
+
+/* A forecast of a failure. */
+typedef struct sm_prediction {
+    sm_fail_type type;          /* the failure forecast */
+    sm_pred_transition transition;
+    sm_pred_source source;
+    double confidence;          /* 0..1 (0 when withdrawn) */
+    int64_t expected_in_ms;     /* from at_ms to the failure */
+    int64_t raised_at_ms;
+    const char *reasoning;      /* static */
+    const char *action;         /* static: the recommended action */
+} sm_prediction;
+
 typedef struct sm_decision {
     sm_decision_kind kind;
     uint64_t id;                /* minted by sm_decision_mint() */
@@ -172,13 +209,14 @@ typedef struct sm_decision {
     union {
         sm_bottleneck bn;       /* kind SM_DEC_BOTTLENECK */
         sm_failure fail;        /* kind SM_DEC_FAILURE */
+        sm_prediction pred;     /* kind SM_DEC_PREDICTION */
     };
 } sm_decision;
 
 /* Sets d->id from the fields that identify the decision. For a bottleneck:
  * FNV-1a of swarm, type, subject, raised_at_ms, transition (and at_ms,
  * severity for UPDATED). For a failure: the kind, swarm, type, subject,
- * raised_at_ms and transition. */
+ * raised_at_ms and transition. For a prediction: the same and at_ms. */
 void sm_decision_mint(sm_decision *d);
 
 /* Appends a metric; ignored past SM_MAX_METRICS. */

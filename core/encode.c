@@ -106,12 +106,14 @@ typedef struct blob_hdr {
  *              age = last_seen_ms - ts_ms; the narrow form is used, and
  *              required, whenever age fits in a u32; ts_ms in 0..TS_MAX.
  *     then     1  u8  failure block present   0..1 (v5)
- *     then    76  the failure block, if present (failures.c):
+ *     then   103  the failure block, if present (failures.c, predict.c):
  *                 i64 hb_last_ms, act_ms, prog_ms, down_at_ms, stuck_at_ms,
- *                 timeout_at_ms, timeout_last_ms (each 0..TS_MAX);
- *                 u64 progress; u32 hb_interval_ms, hb_dev_ms;
+ *                 timeout_at_ms, timeout_last_ms, pred_at_ms, pred_eta_ms
+ *                 (each 0..TS_MAX); u64 progress; f64 pred_conf (0..1);
+ *                 u32 hb_interval_ms, hb_dev_ms;
  *                 u8 hb_gaps, inflight, task_type (< SM_TASK_TYPES or
- *                 SM_TYPE_NONE), fail (FAIL_* bits only)
+ *                 SM_TYPE_NONE), fail (FAIL_* bits only), degraded_run,
+ *                 healthy_run, pred_raised (0..1)
  *
  * Version 4 is read too: no failure block (the agent is watched again from
  * its next heartbeat).
@@ -125,7 +127,7 @@ typedef struct blob_hdr {
 #define SAMPLE_WIDE 0x80u
 #define SAMPLE_FLAGS (TASK_DONE | TASK_OK | TASK_RATIO)
 #define AGENT_BODY_FIXED 52u
-#define AGENT_FAIL_BLOCK 76u
+#define AGENT_FAIL_BLOCK 103u
 #define AGENT_BLOB_MAX (sizeof(blob_hdr) + AGENT_BODY_FIXED + \
                         (SM_ID_MAX - 1) + 1 + SM_AGENT_TASKS * 13u + 1u + \
                         AGENT_FAIL_BLOCK)
@@ -266,20 +268,27 @@ static size_t agent_encode(const sm_agent_state *s, unsigned char *out)
         p = put_u32(p, x->value);
     }
     bool block = s->hb_last_ms != 0 || s->act_ms != 0 || s->fail != 0 ||
-                 s->hb_gaps != 0 || s->progress != 0;
+                 s->hb_gaps != 0 || s->progress != 0 || s->pred_raised ||
+                 s->degraded_run != 0 || s->healthy_run != 0;
     p = put_u8(p, block);
     if (block) {
-        int64_t ts[] = {s->hb_last_ms, s->act_ms, s->prog_ms, s->down_at_ms,
-                        s->stuck_at_ms, s->timeout_at_ms, s->timeout_last_ms};
+        int64_t ts[] = {s->hb_last_ms,    s->act_ms,      s->prog_ms,
+                        s->down_at_ms,    s->stuck_at_ms, s->timeout_at_ms,
+                        s->timeout_last_ms, s->pred_at_ms, s->pred_eta_ms};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
             p = put_u64(p, (uint64_t)ts[i]);
         p = put_u64(p, s->progress);
+        memcpy(&bits, &s->pred_conf, sizeof bits);
+        p = put_u64(p, bits);
         p = put_u32(p, s->hb_interval_ms);
         p = put_u32(p, s->hb_dev_ms);
         p = put_u8(p, s->hb_gaps);
         p = put_u8(p, s->inflight);
         p = put_u8(p, s->task_type);
         p = put_u8(p, s->fail);
+        p = put_u8(p, s->degraded_run);
+        p = put_u8(p, s->healthy_run);
+        p = put_u8(p, s->pred_raised);
     }
     size_t len = (size_t)(p - out);
     blob_hdr hdr;
@@ -333,21 +342,29 @@ static bool agent_decode_failures(reader *r, sm_agent_state *s)
         return false;
     if (!block)
         return !r->bad;
-    int64_t *ts[] = {&s->hb_last_ms, &s->act_ms, &s->prog_ms, &s->down_at_ms,
-                     &s->stuck_at_ms, &s->timeout_at_ms, &s->timeout_last_ms};
+    int64_t *ts[] = {&s->hb_last_ms,    &s->act_ms,      &s->prog_ms,
+                     &s->down_at_ms,    &s->stuck_at_ms, &s->timeout_at_ms,
+                     &s->timeout_last_ms, &s->pred_at_ms, &s->pred_eta_ms};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
         *ts[i] = (int64_t)rd_u64(r);
         if (!sm_ts_ok(*ts[i]))
             return false;
     }
     s->progress = rd_u64(r);
+    uint64_t bits = rd_u64(r);
+    memcpy(&s->pred_conf, &bits, sizeof bits);
     s->hb_interval_ms = rd_u32(r);
     s->hb_dev_ms = rd_u32(r);
     uint32_t gaps = rd_u8(r), inflight = rd_u8(r), type = rd_u8(r),
-             fail = rd_u8(r);
-    if (r->bad || (fail & ~FAIL_BITS) ||
+             fail = rd_u8(r), degraded = rd_u8(r), healthy = rd_u8(r),
+             pred = rd_u8(r);
+    if (r->bad || (fail & ~FAIL_BITS) || pred > 1 ||
+        !(s->pred_conf >= 0.0 && s->pred_conf <= 1.0) ||
         (type >= SM_TASK_TYPES && type != SM_TYPE_NONE))
         return false;
+    s->degraded_run = (uint8_t)degraded;
+    s->healthy_run = (uint8_t)healthy;
+    s->pred_raised = (uint8_t)pred;
     s->hb_gaps = (uint8_t)gaps;
     s->inflight = (uint8_t)inflight;
     s->task_type = (uint8_t)type;
@@ -570,6 +587,7 @@ enum {
     SEC_DURATIONS = 6,
     SEC_TYPES = 7,
     SEC_FAILURES = 8,
+    SEC_PREDICT = 9,
 };
 
 static void swarm_encode(const sm_swarm_state *st, writer *w)
@@ -697,6 +715,34 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         w_u32(w, g->q_above);
         w_u8(w, g->qep.raised);
         w_i64(w, g->qep.raised_at_ms);
+    }
+    w_end(w, at);
+
+    at = w_section(w, SEC_PREDICT, 1);
+    w_u8(w, F_COUNT);
+    for (int f = 0; f < F_COUNT; f++) {
+        const sm_pred_ep *p = &st->pred[f];
+        w_u8(w, p->raised);
+        w_u8(w, p->source);
+        w_i64(w, p->raised_at_ms);
+        w_i64(w, p->eta_ms);
+        w_i64(w, p->published_ms);
+        w_f64(w, p->confidence);
+        w_str(w, p->subject);
+    }
+    const sm_ledger *l = &st->ledger;
+    w_u8(w, SM_SRC_COUNT + 1);
+    w_u8(w, SM_FAIL_MAX + 1);
+    for (int i = 0; i < SM_SRC_COUNT + 1 + SM_FAIL_MAX + 1; i++) {
+        const sm_ledger_row *row = i <= SM_SRC_COUNT
+                                       ? &l->by_source[i]
+                                       : &l->by_type[i - SM_SRC_COUNT - 1];
+        w_u32(w, row->raised);
+        w_u32(w, row->fulfilled);
+        w_u32(w, row->late);
+        w_u32(w, row->wrong);
+        w_f64(w, row->lead_s);
+        w_f64(w, row->eta_err_s);
     }
     w_end(w, at);
 }
@@ -942,6 +988,45 @@ static bool sec_failures(reader *r, sm_swarm_state *st)
     return !r->bad;
 }
 
+static bool sec_predict(reader *r, sm_swarm_state *st)
+{
+    uint32_t n = rd_u8(r);
+    for (uint32_t f = 0; f < n && !r->bad; f++) {
+        sm_pred_ep p = {0};
+        p.raised = rd_u8(r);
+        p.source = rd_u8(r);
+        p.raised_at_ms = (int64_t)rd_u64(r);
+        p.eta_ms = (int64_t)rd_u64(r);
+        p.published_ms = (int64_t)rd_u64(r);
+        p.confidence = rd_f64(r);
+        rd_str(r, p.subject);
+        if (p.raised > 1 || p.source > SM_SRC_COUNT ||
+            (p.raised && p.source < 1) || !sm_ts_ok(p.raised_at_ms) ||
+            !sm_ts_ok(p.eta_ms) || !sm_ts_ok(p.published_ms) ||
+            !(p.confidence >= 0.0 && p.confidence <= 1.0))
+            return false;
+        if (f < F_COUNT)
+            st->pred[f] = p;
+    }
+    uint32_t ns = rd_u8(r), nt = rd_u8(r);
+    for (uint32_t i = 0; i < ns + nt && !r->bad; i++) {
+        sm_ledger_row row;
+        row.raised = rd_u32(r);
+        row.fulfilled = rd_u32(r);
+        row.late = rd_u32(r);
+        row.wrong = rd_u32(r);
+        row.lead_s = rd_f64(r);
+        row.eta_err_s = rd_f64(r);
+        if (!(row.lead_s >= 0.0 && row.eta_err_s >= 0.0))
+            return false;
+        if (i < ns && i <= SM_SRC_COUNT)
+            st->ledger.by_source[i] = row;
+        else if (i >= ns && i - ns <= SM_FAIL_MAX)
+            st->ledger.by_type[i - ns] = row;
+    }
+    return !r->bad;
+}
+
 typedef bool (*section_fn)(reader *r, sm_swarm_state *st);
 
 static const section_fn sections[] = {
@@ -949,6 +1034,7 @@ static const section_fn sections[] = {
     [SEC_GAUGES] = sec_gauges,        [SEC_EPISODES] = sec_episodes,
     [SEC_CONSENSUS] = sec_consensus,  [SEC_DURATIONS] = sec_durations,
     [SEC_TYPES] = sec_types,          [SEC_FAILURES] = sec_failures,
+    [SEC_PREDICT] = sec_predict,
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

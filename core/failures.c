@@ -24,6 +24,7 @@
 
 #include "baseline.h"
 #include "detectors.h"
+#include "predict.h"
 
 #define GAP_LEARN 1.5           /* a longer gap is a missed beat */
 
@@ -192,6 +193,7 @@ static void agent_check(sm_swarm *sw, uint32_t k, sm_decisions *out)
                                 .ts_ms = s->hb_last_ms};
             sm_id_copy(gone.id, s->id);
             sm_detect_agent_gone(sw, k, &gone, out);
+            sm_pred_agent_failed(sw, k, SM_FAIL_AGENT_DOWN, out);
         } else {
             wake = s->hb_last_ms + after;
         }
@@ -229,6 +231,7 @@ static void agent_check(sm_swarm *sw, uint32_t k, sm_decisions *out)
         else
             wake = min64(wake, quiet);
     }
+    wake = min64(wake, sm_pred_agent_check(sw, k, out));
     sm_agents_wake(&sw->ag, k, wake);
 }
 
@@ -248,6 +251,8 @@ void sm_fail_rewake(sm_swarm *sw, uint32_t k)
     wake = min64(wake, stuck_time(sw, s));
     if (s->fail & FAIL_TIMEOUT)
         wake = min64(wake, s->timeout_last_ms + sw->cfg.window_ms);
+    if (s->pred_raised)
+        wake = min64(wake, s->pred_eta_ms + sw->cfg.pred_margin_ms);
     sm_agents_wake(&sw->ag, k, wake);
 }
 
@@ -316,6 +321,7 @@ void sm_fail_on_heartbeat(sm_swarm *sw, uint32_t k, const sm_heartbeat *ev,
                       out);
     agent_resolve(sw, k, FAIL_DOWN, "heartbeat_back", SM_SIG_HEARTBEAT,
                   ev->ts_ms, out);
+    sm_pred_on_heartbeat(sw, k, ev, out);
     agent_check(sw, k, out);
 }
 
@@ -355,6 +361,8 @@ void sm_fail_on_lifecycle(sm_swarm *sw, uint32_t k,
 {
     sm_agent_state *s = &sw->ag.v[k].s;
     const char *why = ev->registered ? "registered" : "unregistered";
+    if (!ev->registered || (s->fail & FAIL_DOWN))
+        sm_pred_agent_gone(sw, k, why, out);
     agent_resolve(sw, k, FAIL_DOWN, why, SM_SIG_AGENT, ev->ts_ms, out);
     agent_resolve(sw, k, FAIL_STUCK, why, SM_SIG_AGENT, ev->ts_ms, out);
     if (!ev->registered)
@@ -406,6 +414,7 @@ static void swarm_step(sm_swarm *sw, int f, const sm_resource_sample *ev,
         if (d != NULL)
             sm_decision_metric(d, swarm_metric[f], value, line, 1);
         emit(d);
+        sm_pred_swarm_failed(sw, f, out);
     } else if (e->raised && under) {
         e->raised = 0;
         sw->dirty = true;

@@ -76,6 +76,34 @@ typedef struct sm_group {
 /* Swarm-wide failures, one each, on the latest resource sample. */
 enum { F_TOKEN, F_MEMORY, F_QUEUE, F_COUNT };
 
+/* A standing prediction (predict.c). */
+typedef struct sm_pred_ep {
+    uint32_t raised;
+    uint32_t source;            /* sm_pred_source */
+    int64_t raised_at_ms;
+    int64_t eta_ms;             /* failure expected at (event time) */
+    int64_t published_ms;       /* its last RAISED or UPDATED */
+    double confidence;
+    char subject[SM_ID_MAX];
+} sm_pred_ep;
+
+/* The ledger (predict.c): what became of each prediction, per source and
+ * per failure type. */
+typedef struct sm_ledger_row {
+    uint32_t raised;
+    uint32_t fulfilled;         /* the failure came within eta + margin */
+    uint32_t late;              /* it came, but after eta + margin */
+    uint32_t wrong;             /* withdrawn or expired, no failure */
+    double lead_s;              /* sum over fulfilled: failure - raise */
+    double eta_err_s;           /* sum over fulfilled and late: |failure -
+                                   eta| */
+} sm_ledger_row;
+
+typedef struct sm_ledger {
+    sm_ledger_row by_source[SM_SRC_COUNT + 1];  /* [0]: all */
+    sm_ledger_row by_type[SM_FAIL_MAX + 1];     /* [0] unused */
+} sm_ledger;
+
 typedef struct sm_swarm_state {
     char id[SM_ID_MAX];
     int64_t now_ms;
@@ -99,6 +127,8 @@ typedef struct sm_swarm_state {
     sm_group groups[SM_GROUPS];
     sm_episode fail[F_COUNT];   /* token, memory, queue exhaustion */
     uint32_t fail_run[F_COUNT]; /* consecutive samples over the line */
+    sm_pred_ep pred[F_COUNT];   /* their predictions */
+    sm_ledger ledger;
     sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];
     sm_baselines types;         /* per task type duration baselines */

@@ -59,6 +59,12 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->memory_fail_clear = 0.90;
     cfg->queue_fail = 200;
     cfg->queue_fail_clear = 150;
+    cfg->pred_threshold = 0.7;
+    cfg->pred_prior = 0.7;
+    cfg->pred_margin_ms = 120000;
+    cfg->pred_agent_eta_ms = 180000;
+    cfg->pred_degraded_beats = 3;
+    cfg->pred_healthy_beats = 3;
 }
 
 /* The first broken rule, as a static sentence, or NULL. Comparisons are
@@ -169,6 +175,17 @@ static const char *config_problem(const sm_detect_config *c)
         return "memory_fail_clear must be below memory_fail, in (0, 1]";
     if (!(c->queue_fail_clear >= 1 && c->queue_fail_clear < c->queue_fail))
         return "queue_fail_clear must be at least 1 and below queue_fail";
+    if (!(c->pred_threshold > 0.0 && c->pred_threshold <= 1.0))
+        return "pred_threshold must be in (0, 1]";
+    if (!(c->pred_prior >= 0.0 && c->pred_prior <= 1.0))
+        return "pred_prior must be in [0, 1]";
+    if (c->pred_margin_ms < 0 || c->pred_margin_ms > WINDOW_MAX)
+        return "pred_margin_ms must be between 0 and 30 days";
+    if (c->pred_agent_eta_ms < 1 || c->pred_agent_eta_ms > WINDOW_MAX)
+        return "pred_agent_eta_ms must be between 1 and 30 days";
+    if (c->pred_degraded_beats < 1 || c->pred_degraded_beats > 255 ||
+        c->pred_healthy_beats < 1 || c->pred_healthy_beats > 255)
+        return "pred_degraded_beats and pred_healthy_beats must be 1..255";
     return NULL;
 }
 

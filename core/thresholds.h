@@ -82,6 +82,15 @@
  *                     samples; resolves under queue_fail_clear (150).
  *                     CRITICAL.
  *
+ * Predictions (predict.c): agent_down from agent health (an agent that
+ * reports DEGRADED on pred_degraded_beats (3) heartbeats in a row; its
+ * slow-agent evidence adds to the similarity), each with a confidence of
+ * 0.5 x similarity + 0.3 x the source's measured accuracy (the ledger;
+ * pred_prior before any fate) + 0.2 x recency, published from
+ * pred_threshold (0.7); withdrawn after pred_healthy_beats (3) healthy
+ * heartbeats, or when the expected time plus pred_margin_ms passes with no
+ * failure; fulfilled when the failure is raised.
+ *
  * Every impact inside a band is capped just below the band's upper edge,
  * so the severity is the band's. Severity from impact: >= 0.8 CRITICAL,
  * >= 0.6 HIGH, >= 0.4 MEDIUM, else LOW. While raised, a change of severity
@@ -190,6 +199,20 @@ typedef struct sm_detect_config {
     double memory_fail_clear;   /* 0.90 */
     uint32_t queue_fail;        /* 200 */
     uint32_t queue_fail_clear;  /* 150 */
+
+    /* predictions (predict.c) */
+    double pred_threshold;      /* 0.7: confidence to publish */
+    double pred_prior;          /* 0.7: a source's accuracy before its
+                                   ledger has any fate */
+    int64_t pred_margin_ms;     /* 120000: a failure later than the expected
+                                   time plus this is not the one forecast */
+    int64_t pred_agent_eta_ms;  /* 180000: expected time from the first
+                                   degraded sign to a death, until the
+                                   ledger has learned it */
+    uint32_t pred_degraded_beats;   /* 3: consecutive DEGRADED heartbeats
+                                   before agent_down is predicted */
+    uint32_t pred_healthy_beats;    /* 3: consecutive other ones before the
+                                   prediction is withdrawn */
 } sm_detect_config;
 
 /* Fills *cfg with the defaults above. */

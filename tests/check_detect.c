@@ -1551,7 +1551,7 @@ START_TEST(agent_blob_layout)
     size_t n = one_blob(a, b);
     /* header, fixed fields, 4-byte id, 16 narrow samples of 9 bytes, the
      * failure block (present: the agent ran tasks) */
-    ck_assert_uint_eq(n, HDR + 52 + 4 + 1 + 16 * 9 + 1 + 76);
+    ck_assert_uint_eq(n, HDR + 52 + 4 + 1 + 16 * 9 + 1 + 103);
     ck_assert_mem_eq(b, "SMAG", 4);
     ck_assert_uint_eq(le32(b + 4), 5);
     ck_assert_uint_eq(le32(b + 8), n);
@@ -1585,7 +1585,7 @@ START_TEST(agent_blob_layout)
      * (it beat) the failure block */
     sm_swarm_clear_dirty(a);
     beat(a, r, ts, "x");
-    ck_assert_uint_eq(one_blob(a, b), HDR + 52 + 1 + 1 + 1 + 76);
+    ck_assert_uint_eq(one_blob(a, b), HDR + 52 + 1 + 1 + 1 + 103);
 
     /* a longest id, no padding either way */
     char id[SM_ID_MAX];
@@ -1594,7 +1594,7 @@ START_TEST(agent_blob_layout)
     sm_swarm_clear_dirty(a);
     task(a, r, ts, id, SM_TASK_COMPLETED, 7);
     n = one_blob(a, b);
-    ck_assert_uint_eq(n, HDR + 52 + (SM_ID_MAX - 1) + 1 + 9 + 1 + 76);
+    ck_assert_uint_eq(n, HDR + 52 + (SM_ID_MAX - 1) + 1 + 9 + 1 + 103);
     ck_assert_uint_eq(reexport(a, b, n, id, again), n);
     ck_assert_mem_eq(again, b, n);
     rec_free(r);
@@ -1614,7 +1614,7 @@ START_TEST(agent_blob_wide_sample)
     task(a, r, later, "w", SM_TASK_COMPLETED, 43);
     unsigned char b[1024], again[1024];
     size_t n = one_blob(a, b);
-    ck_assert_uint_eq(n, HDR + 52 + 1 + 1 + 13 + 9 + 1 + 76);
+    ck_assert_uint_eq(n, HDR + 52 + 1 + 1 + 13 + 9 + 1 + 103);
     const unsigned char *s0 = b + B_ID + 1 + 1;
     ck_assert_uint_eq(s0[0], 0x80 | 3);
     ck_assert_int_eq((int64_t)le64(s0 + 1), T0);
@@ -1667,7 +1667,7 @@ START_TEST(agent_blob_rejects_malformed)
     size_t n = one_blob(a, b);
     const size_t cnt = B_ID + 5;                    /* the sample count */
     ck_assert_uint_eq(b[cnt], 9);
-    ck_assert_uint_eq(n, cnt + 1 + 9 * 9 + 1 + 76);
+    ck_assert_uint_eq(n, cnt + 1 + 9 * 9 + 1 + 103);
 
     /* truncated at every length, as stored and re-sealed */
     for (size_t len = 0; len < n; len++) {

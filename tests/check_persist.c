@@ -649,9 +649,9 @@ START_TEST(test_agent_blobs_compact_and_exact)
         hi = want->len[i] > hi ? want->len[i] : hi;
     }
     /* ag-N: 4 or 5 id bytes, a full ring of 16 narrow samples and the
-     * failure block (1 + 76 bytes: they ran tasks) */
-    ck_assert_uint_eq(lo, 24 + 52 + 30 + 1 + 9 + 77);   /* the long id, 1 task */
-    ck_assert_uint_eq(hi, 24 + 52 + 5 + 1 + 16 * 9 + 77);
+     * failure block (1 + 103 bytes: they ran tasks) */
+    ck_assert_uint_eq(lo, 24 + 52 + 30 + 1 + 9 + 104);   /* the long id, 1 task */
+    ck_assert_uint_eq(hi, 24 + 52 + 5 + 1 + 16 * 9 + 104);
     ck_assert_uint_lt(hi, 392);                     /* the old fixed size */
 
     sm_persist_result res;

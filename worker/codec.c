@@ -436,6 +436,14 @@ sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
     return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
 }
 
+sm_status sm_prediction_subject(const char *prefix, const sm_decision *d,
+                                char *buf, size_t cap)
+{
+    int n = snprintf(buf, cap, "%s.%s.prediction.%s", prefix, d->swarm,
+                     sm_fail_type_str(d->pred.type));
+    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+}
+
 sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
                              char *buf, size_t cap)
 {
@@ -566,4 +574,29 @@ sm_status sm_codec_failure(sm_codec *c, const sm_decision *t,
     f.raised_at_ms = t->fail.raised_at_ms;
     f.reason = (char *)(t->fail.reason ? t->fail.reason : "");
     return pack_out(c, &f.base, out, len);
+}
+
+sm_status sm_codec_prediction(sm_codec *c, const sm_decision *t,
+                              const uint8_t **out, size_t *len)
+{
+    header_store hs;
+    Swarmmedic__V1__Decision d;
+    if (header_fill(t, &hs, &d) != SM_OK)
+        return SM_ERR_FULL;
+    Swarmmedic__V1__Prediction p = SWARMMEDIC__V1__PREDICTION__INIT;
+    p.decision = &d;
+    p.failure_type = (Swarmmedic__V1__FailureType)t->pred.type;
+    p.confidence = t->pred.confidence;
+    p.expected_in_ms = t->pred.expected_in_ms;
+    p.source = (Swarmmedic__V1__Prediction__Source)t->pred.source;
+    p.reasoning = (char *)(t->pred.reasoning ? t->pred.reasoning : "");
+    p.recommended_action = (char *)(t->pred.action ? t->pred.action : "");
+    bool about_agent = t->pred.type == SM_FAIL_AGENT_DOWN ||
+                       t->pred.type == SM_FAIL_AGENT_STUCK ||
+                       t->pred.type == SM_FAIL_TASK_TIMEOUT;
+    p.agent = (char *)(about_agent ? t->subject : "");
+    p.transition = (Swarmmedic__V1__Prediction__Transition)t->pred.transition;
+    p.raised_at_ms = t->pred.raised_at_ms;
+    p.subject = (char *)t->subject;
+    return pack_out(c, &p.base, out, len);
 }

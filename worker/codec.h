@@ -92,12 +92,20 @@ sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *d,
 sm_status sm_codec_failure(sm_codec *c, const sm_decision *d,
                            const uint8_t **out, size_t *len);
 
+/* Packs a Prediction for decision d (kind SM_DEC_PREDICTION); as above. */
+sm_status sm_codec_prediction(sm_codec *c, const sm_decision *d,
+                              const uint8_t **out, size_t *len);
+
 /* Writes the 16-hex-digit form of a decision id into buf (cap >= 17). */
 void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
 
 /* Output subject medic.<swarm>.bottleneck.<type> (prefix configurable).
  * Returns SM_ERR_FULL if cap is too small. */
 sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
+                                char *buf, size_t cap);
+
+/* Output subject medic.<swarm>.prediction.<failure_type>. */
+sm_status sm_prediction_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap);
 
 /* Output subject medic.<swarm>.failure.<failure_type>. */

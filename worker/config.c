@@ -109,6 +109,12 @@ static const opt options[] = {
     {"memory_fail_clear", OPT_F64, D(memory_fail_clear), "memory used/limit that resolves it"},
     {"queue_fail", OPT_U32, D(queue_fail), "pending tasks that are queue_overflow"},
     {"queue_fail_clear", OPT_U32, D(queue_fail_clear), "pending tasks that resolve it"},
+    {"pred_threshold", OPT_F64, D(pred_threshold), "confidence a prediction needs to be published"},
+    {"pred_prior", OPT_F64, D(pred_prior), "a prediction source's accuracy before any is measured"},
+    {"pred_margin", OPT_DET_DUR, D(pred_margin_ms), "how late after its expected time a failure still fulfils a prediction"},
+    {"pred_agent_eta", OPT_DET_DUR, D(pred_agent_eta_ms), "expected time from degraded signs to a death, until learned"},
+    {"pred_degraded_beats", OPT_U32, D(pred_degraded_beats), "DEGRADED heartbeats in a row before agent_down is predicted"},
+    {"pred_healthy_beats", OPT_U32, D(pred_healthy_beats), "healthy heartbeats in a row before it is withdrawn"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 

@@ -85,6 +85,30 @@ static void publish_failure(sm_worker *w, const sm_decision *d)
                  (long long)d->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
 }
 
+/* Publishes one Prediction decision. */
+static void publish_prediction(sm_worker *w, const sm_decision *d)
+{
+    char subject[256], id[17];
+    const uint8_t *buf;
+    size_t len;
+    if (sm_prediction_subject(w->cfg->output_prefix, d, subject,
+                              sizeof subject) != SM_OK ||
+        sm_codec_prediction(w->codec, d, &buf, &len) != SM_OK) {
+        encode_failed(w, d, sm_fail_type_str(d->pred.type));
+        return;
+    }
+    sm_status s = send_decision(w, d, subject, buf, len, id);
+    sm_log_write(w->log, SM_LOG_INFO, "prediction",
+                 "swarm=%s type=%s transition=%s source=%s confidence=%.2f "
+                 "expected_in_ms=%lld subject=%s at_ms=%lld id=%s published=%s",
+                 d->swarm, sm_fail_type_str(d->pred.type),
+                 sm_pred_transition_str(d->pred.transition),
+                 sm_pred_source_str(d->pred.source), d->pred.confidence,
+                 (long long)d->pred.expected_in_ms,
+                 d->subject[0] ? d->subject : "-", (long long)d->at_ms, id,
+                 s == SM_OK ? "yes" : sm_status_str(s));
+}
+
 /* Publishes what the core decided during the last call, in order, and
  * empties the buffer. */
 static void publish_decisions(sm_worker *w)
@@ -97,6 +121,9 @@ static void publish_decisions(sm_worker *w)
             break;
         case SM_DEC_FAILURE:
             publish_failure(w, d);
+            break;
+        case SM_DEC_PREDICTION:
+            publish_prediction(w, d);
             break;
         }
     }
