@@ -7,8 +7,11 @@
  * Two bars (tests/scenarios/README.md):
  *   - the ratchet (default, `make test`): no figure may get WORSE than
  *     tests/scenarios/baseline.tsv (recall or precision lower; more flaps,
- *     forbidden episodes or false alarms), per scenario and type and
- *     overall. A scenario missing from the baseline fails.
+ *     forbidden episodes or false alarms), per scenario, kind and type and
+ *     overall per kind. A scenario missing from the baseline fails. A
+ *     figure the baseline gives as "-" (undefined: its kind drew no
+ *     conclusion in any scenario when the file was written, e.g. failures
+ *     before their detectors existed) holds nothing back.
  *   - the target (`check_scenarios --target`, `make eval-target`): the
  *     scenario's "floor" (recall 1, precision 0.97, flaps 0, forbidden 0);
  *     fails while the detectors fall short of it.
@@ -74,21 +77,73 @@ static void scored_free(scored *x)
 
 /* ---- the baseline ------------------------------------------------------ */
 
-/* One row of baseline.tsv: the counts the ratchet holds. */
+/* One row of baseline.tsv: the counts the ratchet holds, NaN where the
+ * file says "-" (undefined: no constraint). The row's type is the
+ * bottleneck type or "all" as it always was, "<kind>.<type>" or
+ * "<kind>.all" for failures and predictions. */
 typedef struct base_row {
     char scenario[128];
-    char type[SM_SCORE_TYPE_MAX];
-    size_t must, matched, episodes, false_alarms, flaps, forbidden;
+    char type[SM_SCORE_TYPE_MAX + 16];
+    double must, matched, episodes, false_alarms, flaps, forbidden;
 } base_row;
 
 static const char header[] =
     "# scenario\ttype\tmust\tmatched\tepisodes\tfalse_alarms\tflaps\tforbidden\n";
 
-static void write_row(FILE *f, const char *scenario, const sm_score_figures *x)
+/* The row name of a figure row: "slow_agent", "failure.agent_down". */
+static void row_type(char *buf, size_t cap, sm_label_kind kind, const char *type)
 {
-    fprintf(f, "%s\t%s\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\n", scenario, x->type,
-            x->must, x->matched, x->episodes, x->false_alarms, x->flaps,
-            x->forbidden);
+    if (kind == SM_KIND_BOTTLENECK)
+        snprintf(buf, cap, "%s", type);
+    else
+        snprintf(buf, cap, "%s.%s", sm_label_kind_str(kind), type);
+}
+
+/* Writes one row; a kind not `measured` (no conclusion of it in any
+ * scenario) has its episode figures written undefined. */
+static void write_row(FILE *f, const char *scenario, sm_label_kind kind,
+                      const sm_score_figures *x, bool measured)
+{
+    char t[SM_SCORE_TYPE_MAX + 16];
+    row_type(t, sizeof t, kind, x->type);
+    fprintf(f, "%s\t%s\t%zu\t%zu", scenario, t, x->must, x->matched);
+    if (measured)
+        fprintf(f, "\t%zu\t%zu\t%zu\t%zu\n", x->episodes, x->false_alarms,
+                x->flaps, x->forbidden);
+    else
+        fputs("\t-\t-\t-\t-\n", f);
+}
+
+/* A count, or "-" as NaN. */
+static bool parse_count(const char *tok, double *v)
+{
+    if (strcmp(tok, "-") == 0) {
+        *v = NAN;
+        return true;
+    }
+    char *end;
+    unsigned long long n = strtoull(tok, &end, 10);
+    *v = (double)n;
+    return end != tok && *end == 0;
+}
+
+static bool parse_row(char *line, base_row *r)
+{
+    char *tok[8];
+    int n = 0;
+    for (char *p = strtok(line, "\t\n"); p && n < 8; p = strtok(NULL, "\t\n"))
+        tok[n++] = p;
+    if (n != 8 || strlen(tok[0]) >= sizeof r->scenario ||
+        strlen(tok[1]) >= sizeof r->type)
+        return false;
+    snprintf(r->scenario, sizeof r->scenario, "%s", tok[0]);
+    snprintf(r->type, sizeof r->type, "%s", tok[1]);
+    double *v[6] = {&r->must, &r->matched, &r->episodes, &r->false_alarms,
+                    &r->flaps, &r->forbidden};
+    for (int i = 0; i < 6; i++)
+        if (!parse_count(tok[i + 2], v[i]))
+            return false;
+    return true;
 }
 
 /* Finds scenario/type in the baseline file; false if absent. */
@@ -101,10 +156,7 @@ static bool base_find(const char *scenario, const char *type, base_row *out)
     bool found = false;
     while (!found && fgets(line, sizeof line, f)) {
         base_row r;
-        if (line[0] == '#' ||
-            sscanf(line, "%127s %31s %zu %zu %zu %zu %zu %zu", r.scenario, r.type,
-                   &r.must, &r.matched, &r.episodes, &r.false_alarms, &r.flaps,
-                   &r.forbidden) != 8)
+        if (line[0] == '#' || !parse_row(line, &r))
             continue;
         if (strcmp(r.scenario, scenario) == 0 && strcmp(r.type, type) == 0) {
             *out = r;
@@ -115,8 +167,18 @@ static bool base_find(const char *scenario, const char *type, base_row *out)
     return found;
 }
 
+/* A row of zeros (a type the baseline does not list: nothing then), or of
+ * NaN (a kind the baseline did not measure: no constraint). */
+static base_row blank_row(double v)
+{
+    base_row b = {.must = v, .matched = v, .episodes = v, .false_alarms = v,
+                  .flaps = v, .forbidden = v};
+    return b;
+}
+
 /* Appends to why (a sentence per figure) how x is worse than b; returns
- * how many figures got worse. */
+ * how many figures got worse. A NaN in b constrains nothing: every
+ * comparison with it is false. */
 static int worse_than(const sm_score_figures *x, const base_row *b, char *why,
                       size_t cap)
 {
@@ -128,64 +190,99 @@ static int worse_than(const sm_score_figures *x, const base_row *b, char *why,
         if (len < cap)                                                    \
             len += (size_t)snprintf(why + len, cap - len, __VA_ARGS__);   \
     } while (0)
+    double b_correct = b->episodes - b->false_alarms;
     if (b->must > 0 && x->must > 0 &&
-        (double)x->matched / (double)x->must <
-            (double)b->matched / (double)b->must - 1e-9)
-        WORSE(" %s recall %zu/%zu < baseline %zu/%zu;", x->type, x->matched,
+        (double)x->matched / (double)x->must < b->matched / b->must - 1e-9)
+        WORSE(" %s recall %zu/%zu < baseline %.0f/%.0f;", x->type, x->matched,
               x->must, b->matched, b->must);
     if (b->episodes > 0 && x->episodes > 0 &&
         (double)(x->episodes - x->false_alarms) / (double)x->episodes <
-            (double)(b->episodes - b->false_alarms) / (double)b->episodes - 1e-9)
-        WORSE(" %s precision %zu/%zu < baseline %zu/%zu;", x->type,
-              x->episodes - x->false_alarms, x->episodes,
-              b->episodes - b->false_alarms, b->episodes);
-    if (x->false_alarms > b->false_alarms)
-        WORSE(" %s false alarms %zu > baseline %zu;", x->type, x->false_alarms,
+            b_correct / b->episodes - 1e-9)
+        WORSE(" %s precision %zu/%zu < baseline %.0f/%.0f;", x->type,
+              x->episodes - x->false_alarms, x->episodes, b_correct, b->episodes);
+    if ((double)x->false_alarms > b->false_alarms)
+        WORSE(" %s false alarms %zu > baseline %.0f;", x->type, x->false_alarms,
               b->false_alarms);
-    if (x->flaps > b->flaps)
-        WORSE(" %s flaps %zu > baseline %zu;", x->type, x->flaps, b->flaps);
-    if (x->forbidden > b->forbidden)
-        WORSE(" %s forbidden %zu > baseline %zu;", x->type, x->forbidden,
+    if ((double)x->flaps > b->flaps)
+        WORSE(" %s flaps %zu > baseline %.0f;", x->type, x->flaps, b->flaps);
+    if ((double)x->forbidden > b->forbidden)
+        WORSE(" %s forbidden %zu > baseline %.0f;", x->type, x->forbidden,
               b->forbidden);
 #undef WORSE
     return n;
 }
 
-/* The ratchet over every type row and "all". A type absent from the
- * baseline counts as a row of zeros (no must, no episode). */
+/* The ratchet over one kind's type rows and its "all". A type absent from
+ * the baseline counts as a row of zeros (no must, no episode) when the
+ * kind was measured, else as undefined; so does a kind whose "all" row is
+ * absent (a baseline older than the kind). */
+static int ratchet_kind(const char *name, const sm_score_report *r,
+                        sm_label_kind kind, char *why, size_t cap)
+{
+    const sm_score_section *sec = &r->kind[kind];
+    char t[SM_SCORE_TYPE_MAX + 16];
+    base_row all, b;
+    row_type(t, sizeof t, kind, "all");
+    if (!base_find(name, t, &all))
+        all = blank_row(NAN);
+    base_row absent = blank_row(isnan(all.episodes) ? NAN : 0.0);
+    int n = worse_than(&sec->all, &all, why, cap);
+    for (size_t i = 0; i < sec->n_types; i++) {
+        row_type(t, sizeof t, kind, sec->by_type[i].type);
+        if (!base_find(name, t, &b))
+            b = absent;
+        n += worse_than(&sec->by_type[i], &b, why, cap);
+    }
+    return n;
+}
+
+/* The ratchet over every kind; *have_base tells whether the scenario is in
+ * the baseline at all (its bottleneck "all" row). */
 static int ratchet(const char *name, const sm_score_report *r, char *why,
                    size_t cap, bool *have_base)
 {
     base_row b;
-    int n = 0;
     *have_base = base_find(name, "all", &b);
     if (!*have_base)
         return 0;
-    n += worse_than(&r->all, &b, why, cap);
-    for (size_t i = 0; i < r->n_types; i++) {
-        if (!base_find(name, r->by_type[i].type, &b)) {
-            memset(&b, 0, sizeof b);
-        }
-        n += worse_than(&r->by_type[i], &b, why, cap);
-    }
+    int n = 0;
+    for (int k = 0; k < SM_KIND_COUNT; k++)
+        n += ratchet_kind(name, r, (sm_label_kind)k, why, cap);
     return n;
 }
 
 /* ---- the report -------------------------------------------------------- */
 
+/* One kind's overall figures, as "recall 1/1 precision 2/2 ...". */
+static void print_figures(const sm_score_figures *a)
+{
+    printf("recall %zu/%zu precision %zu/%zu flaps %zu forbidden %zu "
+           "false_alarms %zu", a->matched, a->must, a->correct, a->episodes,
+           a->flaps, a->forbidden, a->false_alarms);
+}
+
 static void report(const char *name, const sm_score_report *r,
                    const sm_score_floors *fl, size_t missed)
 {
-    const sm_score_figures *a = &r->all;
-    printf("scenario %-24s recall %zu/%zu precision %zu/%zu flaps %zu "
-           "forbidden %zu false_alarms %zu | floor (target):",
-           name, a->matched, a->must, a->correct, a->episodes, a->flaps,
-           a->forbidden, a->false_alarms);
+    printf("scenario %-24s ", name);
+    print_figures(&r->bottleneck.all);
+    printf(" | floor (target):");
     if (!isnan(fl->recall)) printf(" recall>=%g", fl->recall);
     if (!isnan(fl->precision)) printf(" precision>=%g", fl->precision);
     if (!isnan(fl->flaps)) printf(" flaps<=%g", fl->flaps);
     if (!isnan(fl->forbidden)) printf(" forbidden<=%g", fl->forbidden);
+    if (!isnan(fl->failure_recall)) printf(" failure_recall>=%g", fl->failure_recall);
+    if (!isnan(fl->prediction_recall))
+        printf(" prediction_recall>=%g", fl->prediction_recall);
     printf(" %s\n", missed ? "MISSED" : "met");
+    for (int k = SM_KIND_FAILURE; k < SM_KIND_COUNT; k++) {
+        const sm_score_figures *a = &r->kind[k].all;
+        if (a->must == 0 && a->episodes == 0)
+            continue;
+        printf("%9s%-24s ", "", sm_label_kind_str((sm_label_kind)k));
+        print_figures(a);
+        printf("\n");
+    }
     fflush(stdout);
 }
 
@@ -198,7 +295,7 @@ START_TEST(scenario_holds)
     ck_assert_msg(s == SM_OK, "%s: %s", path, err);
     const char *name = sm_scenario_name(x.sc);
     const sm_score_floors *fl = sm_scenario_floors(x.sc);
-    size_t missed = sm_score_floors_check(fl, &x.rep.all, NULL);
+    size_t missed = sm_score_floors_check(fl, &x.rep, NULL);
     report(name, &x.rep, fl, missed);
     if (target_mode) {
         ck_assert_msg(missed == 0, "%s: %zu target floor%s missed (make eval "
@@ -216,7 +313,7 @@ START_TEST(scenario_holds)
 END_TEST
 
 /* The ratchet bites: a figure worse than its baseline row is caught, one
- * as good or better is not. */
+ * as good or better is not, and an undefined one ("-") holds nothing. */
 START_TEST(ratchet_catches_regressions)
 {
     base_row b = {"s", "slow_agent", 2, 1, 4, 1, 1, 0};
@@ -239,6 +336,29 @@ START_TEST(ratchet_catches_regressions)
     x.flaps = 1;
     x.forbidden = 1;
     ck_assert_int_eq(worse_than(&x, &b, why, sizeof why), 1);
+
+    /* A row written before the kind drew any conclusion: the detectors
+     * may arrive with false alarms, flaps and forbidden episodes. */
+    char line[] = "s\tfailure.agent_down\t1\t0\t-\t-\t-\t-\n";
+    ck_assert(parse_row(line, &b));
+    ck_assert_str_eq(b.type, "failure.agent_down");
+    ck_assert(b.must == 1 && isnan(b.episodes) && isnan(b.forbidden));
+    sm_score_figures f = {.type = "agent_down", .must = 1, .matched = 0,
+                          .episodes = 3, .false_alarms = 2, .flaps = 1,
+                          .forbidden = 1};
+    why[0] = 0;
+    ck_assert_int_eq(worse_than(&f, &b, why, sizeof why), 0);
+    base_row nan_row = blank_row(NAN);
+    ck_assert_int_eq(worse_than(&f, &nan_row, why, sizeof why), 0);
+    /* Measured once, it holds: one more false alarm fails. */
+    char measured[] = "s\tfailure.agent_down\t1\t1\t2\t1\t0\t0\n";
+    ck_assert(parse_row(measured, &b));
+    f.matched = 1;
+    f.flaps = 0;
+    f.forbidden = 0;
+    ck_assert_int_eq(worse_than(&f, &b, why, sizeof why), 2);  /* precision, false alarms */
+    char bad[] = "s\tall\t1\tx\t2\t1\t0\t0\n";
+    ck_assert(!parse_row(bad, &b));
 }
 END_TEST
 
@@ -268,38 +388,60 @@ static int list_scenarios(void)
     return n_files;
 }
 
+/* Writes a scenario's rows: per kind, its types then "all". */
+static void write_scenario(FILE *f, const scored *x, const bool *measured)
+{
+    const char *name = sm_scenario_name(x->sc);
+    for (int k = 0; k < SM_KIND_COUNT; k++) {
+        const sm_score_section *sec = &x->rep.kind[k];
+        for (size_t t = 0; t < sec->n_types; t++)
+            write_row(f, name, (sm_label_kind)k, &sec->by_type[t], measured[k]);
+        write_row(f, name, (sm_label_kind)k, &sec->all, measured[k]);
+    }
+}
+
 /* `--write-baseline FILE`: the figures of every scenario as they are. */
 static int write_baseline(const char *out)
 {
-    FILE *f = fopen(out, "w");
-    if (!f) {
-        perror(out);
-        return 2;
-    }
-    fputs("# The ratchet of tests/check_scenarios.c (make eval-baseline writes it):\n"
-          "# no figure may get worse than this. Counts per scenario and type.\n", f);
-    fputs(header, f);
-    for (int i = 0; i < n_files; i++) {
-        scored x;
+    scored *all = calloc((size_t)n_files, sizeof *all);
+    bool measured[SM_KIND_COUNT] = {false};
+    int rc = 0, n = 0;
+    for (; all && n < n_files; n++) {
         char err[512] = "";
-        if (score_one(files[i], &x, err, sizeof err) != SM_OK) {
+        if (score_one(files[n], &all[n], err, sizeof err) != SM_OK) {
             fprintf(stderr, "check_scenarios: %s\n", err);
-            scored_free(&x);
-            fclose(f);
-            return 2;
+            n++;
+            rc = 2;
+            break;
         }
-        const char *name = sm_scenario_name(x.sc);
-        for (size_t t = 0; t < x.rep.n_types; t++)
-            write_row(f, name, &x.rep.by_type[t]);
-        write_row(f, name, &x.rep.all);
-        scored_free(&x);
+        for (int k = 0; k < SM_KIND_COUNT; k++)
+            measured[k] |= all[n].rep.kind[k].all.episodes > 0;
     }
-    if (fclose(f) != 0) {
+    FILE *f = rc || !all ? NULL : fopen(out, "w");
+    if (!rc && all && !f) {
         perror(out);
-        return 2;
+        rc = 2;
     }
-    printf("check_scenarios: wrote %s (%d scenarios)\n", out, n_files);
-    return 0;
+    if (f) {
+        fputs("# The ratchet of tests/check_scenarios.c (make eval-baseline writes it):\n"
+              "# no figure may get worse than this. Counts per scenario and type;\n"
+              "# failure.<type> and prediction.<type> rows for those kinds; \"-\":\n"
+              "# undefined (the kind drew no conclusion in any scenario), no constraint.\n",
+              f);
+        fputs(header, f);
+        for (int i = 0; i < n; i++)
+            write_scenario(f, &all[i], measured);
+        if (fclose(f) != 0) {
+            perror(out);
+            rc = 2;
+        } else {
+            printf("check_scenarios: wrote %s (%d scenarios)\n", out, n_files);
+        }
+    }
+    for (int i = 0; all && i < n; i++)
+        scored_free(&all[i]);
+    free(all);
+    return all ? rc : 2;
 }
 
 int main(int argc, char **argv)
