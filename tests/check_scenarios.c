@@ -31,6 +31,7 @@
 #include "runner.h"
 #include "scenario.h"
 #include "score.h"
+#include "swarm_medic.pb-c.h"
 
 #define SCENARIOS "tests/scenarios"
 #define BASELINE SCENARIOS "/baseline.tsv"
@@ -362,6 +363,165 @@ START_TEST(ratchet_catches_regressions)
 }
 END_TEST
 
+/* ---- derived failure labels -------------------------------------------- */
+
+static sm_scenario *scenario_text(const char *json)
+{
+    sm_scenario *sc = NULL;
+    char err[512] = "";
+    sm_status rc = sm_scenario_parse(json, strlen(json), &sc, err, sizeof err);
+    ck_assert_msg(rc == SM_OK, "parse: %s", err);
+    return sc;
+}
+
+static const sm_label *find_label(const sm_scenario *sc, sm_label_class c,
+                                  sm_label_kind kind, const char *type,
+                                  const char *subject)
+{
+    const sm_labels *ls = sm_scenario_labels(sc);
+    for (size_t i = 0; i < ls->n; i++)
+        if (ls->v[i].cls == c && ls->v[i].kind == kind &&
+            strcmp(ls->v[i].type, type) == 0 &&
+            strcmp(ls->v[i].subject, subject) == 0)
+            return &ls->v[i];
+    return NULL;
+}
+
+/* The first TIMED_OUT task event of an agent in the scenario's stream
+ * (read here from the stream itself, not from the probe), or -1. */
+static int64_t first_timed_out(const sm_scenario *sc, const char *agent)
+{
+    sm_sim *sim = NULL;
+    ck_assert_int_eq(sm_sim_create_scenario(&sim, sc), SM_OK);
+    sm_sim_msg m;
+    int64_t at = -1;
+    while (at < 0 && sm_sim_next(sim, &m)) {
+        if (m.kind != SM_SIM_TASK)
+            continue;
+        Swarmmedic__V1__TaskEvent *t =
+            swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+        ck_assert_ptr_nonnull(t);
+        if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT &&
+            strcmp(t->agent, agent) == 0)
+            at = m.ts_ms;
+        swarmmedic__v1__task_event__free_unpacked(t, NULL);
+    }
+    sm_sim_destroy(sim);
+    return at;
+}
+
+/* Dead, stuck and quorum-less: agent_down from the death, raised within
+ * three heartbeats + 5 s; task_timeout from the first TIMED_OUT the
+ * stream really holds; quorum_loss within 60 s. */
+START_TEST(derived_agent_and_group_failures)
+{
+    sm_scenario *sc = scenario_text(
+        "{\"name\": \"x\", \"seed\": 5, \"duration_s\": 900,"
+        " \"swarms\": [{\"id\": \"s0\", \"agents\": 20, \"heartbeat_s\": 4,"
+        "              \"utilisation\": 0.95}],"
+        " \"faults\": ["
+        "  {\"type\": \"crash_restart\", \"swarm\": \"s0\", \"agents\": [\"a7\"],"
+        "   \"onset_s\": 200, \"end_s\": 400},"
+        "  {\"type\": \"crash_restart\", \"swarm\": \"s0\", \"agents\": [\"a8\"],"
+        "   \"onset_s\": 200, \"end_s\": 215},"
+        "  {\"type\": \"stuck_agent\", \"swarm\": \"s0\", \"agents\": [\"a3\"],"
+        "   \"onset_s\": 100, \"end_s\": 500},"
+        "  {\"type\": \"quorum_loss\", \"swarm\": \"s0\", \"groups\": [\"g1\"],"
+        "   \"onset_s\": 300, \"end_s\": 600}]}");
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    const sm_label *l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a7");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 200000);
+    ck_assert_int_eq(l->to_ms, t0 + 400000);
+    ck_assert_int_eq(l->raise_within_ms, 17000);
+    ck_assert_int_eq(l->resolve_within_ms, 30000);
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a8"));
+    l = find_label(sc, SM_LABEL_MAY, SM_KIND_FAILURE, "agent_down", "a8");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->to_ms, t0 + 215000 + 8000);
+
+    /* The stuck task is reported TIMED_OUT when the fault ends. */
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout", "a3");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 500000);
+    ck_assert_int_eq(l->to_ms, t0 + 500000);
+    ck_assert_int_eq(l->raise_within_ms, 30000);
+    l = find_label(sc, SM_LABEL_MAY, SM_KIND_FAILURE, "task_timeout", "a3");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 100000);
+    ck_assert_int_eq(l->to_ms, t0 + 620000);
+
+    /* A dead agent's task in flight: must from its TIMED_OUT, if it had
+     * one (a busy swarm: a7 did). */
+    int64_t tt = first_timed_out(sc, "a7");
+    ck_assert_int_gt(tt, t0 + 200000);
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout", "a7");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, tt);
+    ck_assert_int_eq(l->to_ms, tt > t0 + 400000 ? tt : t0 + 400000);
+    tt = first_timed_out(sc, "a8");
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout", "a8");
+    ck_assert(tt < 0 ? l == NULL : l != NULL && l->from_ms == tt);
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                  "task_timeout", "a0"));
+
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "quorum_loss", "g1");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->raise_within_ms, 60000);
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MAY, SM_KIND_FAILURE,
+                                     "quorum_loss", "g1"));
+    sm_scenario_destroy(sc);
+}
+END_TEST
+
+/* Gauges: a surge the swarm cannot absorb overflows the queue, one it
+ * absorbs never does; a burn that spends the budget is a failure until
+ * the top-up at its end. */
+START_TEST(derived_gauge_failures)
+{
+    sm_scenario *sc = scenario_text(
+        "{\"name\": \"y\", \"seed\": 3, \"duration_s\": 1200,"
+        " \"swarms\": [{\"id\": \"s0\", \"agents\": 40}],"
+        " \"faults\": ["
+        "  {\"type\": \"queue_surge\", \"swarm\": \"s0\", \"onset_s\": 300,"
+        "   \"ramp_s\": 30, \"end_s\": 660, \"factor\": 2.5},"
+        "  {\"type\": \"token_burn\", \"swarm\": \"s0\", \"onset_s\": 240,"
+        "   \"ramp_s\": 60, \"end_s\": 720, \"factor\": 12}]}");
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    const sm_label *l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                   "queue_overflow", "scheduler");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_gt(l->from_ms, t0 + 300000);
+    ck_assert_int_gt(l->to_ms, l->from_ms);
+    const sm_label *b = find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK,
+                                   "queue_backlog", "scheduler");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_gt(l->from_ms, b->from_ms);   /* 200 pending after 50 */
+    ck_assert_int_le(l->to_ms, b->to_ms);       /* under 150 before under 40 */
+
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "token_exhaustion", "scheduler");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->resolve_within_ms, 60000);
+    ck_assert_int_gt(l->from_ms, t0 + 240000);
+    ck_assert_int_ge(l->to_ms, t0 + 700000);    /* spent until the top-up */
+    ck_assert_int_le(l->to_ms, t0 + 725000);
+    sm_scenario_destroy(sc);
+
+    sc = scenario_text(
+        "{\"name\": \"z\", \"seed\": 3, \"duration_s\": 900,"
+        " \"swarms\": [{\"id\": \"s0\", \"agents\": 40}],"
+        " \"faults\": [{\"type\": \"queue_surge\", \"swarm\": \"s0\","
+        "   \"onset_s\": 300, \"ramp_s\": 10, \"end_s\": 390, \"factor\": 0.6}]}");
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, SM_KIND_FAILURE,
+                                     "queue_overflow", "scheduler"));
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                  "queue_overflow", "scheduler"));
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                  "token_exhaustion", "scheduler"));
+    sm_scenario_destroy(sc);
+}
+END_TEST
+
 /* ---- main -------------------------------------------------------------- */
 
 static int by_name(const void *a, const void *b)
@@ -459,6 +619,8 @@ int main(int argc, char **argv)
         TCase *tc = tcase_create(target_mode ? "target" : "ratchet");
         tcase_add_loop_test(tc, scenario_holds, 0, n_files);
         tcase_add_test(tc, ratchet_catches_regressions);
+        tcase_add_test(tc, derived_agent_and_group_failures);
+        tcase_add_test(tc, derived_gauge_failures);
         tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);
         rc = sm_run_suite(s);
