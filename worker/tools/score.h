@@ -61,8 +61,9 @@
  *     before to; a later one belongs to it (no false alarm) but is a miss.
  *     lead = to - raise time (median, min over matched labels); ETA error
  *     = |raise time + expected_in - to| over matched labels whose episode
- *     carried an expected_in_ms > 0 (median, max). No delay and no
- *     resolve: a prediction need not be withdrawn once the failure comes.
+ *     carried an expected_in_ms > 0 (median, max). No delay, no resolve
+ *     (a prediction need not be withdrawn once the failure comes) and no
+ *     severity (a Prediction has none).
  *   - resolve (bottleneck, failure): for a matched label with to < end of
  *     run, the last belonging episode's resolve time - to. One still open
  *     at the end, or resolved after to + resolve_within, is unresolved
