@@ -7,8 +7,11 @@
  * Two bars (tests/scenarios/README.md):
  *   - the ratchet (default, `make test`): no figure may get WORSE than
  *     tests/scenarios/baseline.tsv (recall or precision lower; more flaps,
- *     forbidden episodes or false alarms), per scenario and type and
- *     overall. A scenario missing from the baseline fails.
+ *     forbidden episodes or false alarms), per scenario, kind and type and
+ *     overall per kind. A scenario missing from the baseline fails. A
+ *     figure the baseline gives as "-" (undefined: its kind drew no
+ *     conclusion in any scenario when the file was written, e.g. failures
+ *     before their detectors existed) holds nothing back.
  *   - the target (`check_scenarios --target`, `make eval-target`): the
  *     scenario's "floor" (recall 1, precision 0.97, flaps 0, forbidden 0);
  *     fails while the detectors fall short of it.
@@ -28,6 +31,7 @@
 #include "runner.h"
 #include "scenario.h"
 #include "score.h"
+#include "swarm_medic.pb-c.h"
 
 #define SCENARIOS "tests/scenarios"
 #define BASELINE SCENARIOS "/baseline.tsv"
@@ -74,21 +78,73 @@ static void scored_free(scored *x)
 
 /* ---- the baseline ------------------------------------------------------ */
 
-/* One row of baseline.tsv: the counts the ratchet holds. */
+/* One row of baseline.tsv: the counts the ratchet holds, NaN where the
+ * file says "-" (undefined: no constraint). The row's type is the
+ * bottleneck type or "all" as it always was, "<kind>.<type>" or
+ * "<kind>.all" for failures and predictions. */
 typedef struct base_row {
     char scenario[128];
-    char type[SM_SCORE_TYPE_MAX];
-    size_t must, matched, episodes, false_alarms, flaps, forbidden;
+    char type[SM_SCORE_TYPE_MAX + 16];
+    double must, matched, episodes, false_alarms, flaps, forbidden;
 } base_row;
 
 static const char header[] =
     "# scenario\ttype\tmust\tmatched\tepisodes\tfalse_alarms\tflaps\tforbidden\n";
 
-static void write_row(FILE *f, const char *scenario, const sm_score_figures *x)
+/* The row name of a figure row: "slow_agent", "failure.agent_down". */
+static void row_type(char *buf, size_t cap, sm_label_kind kind, const char *type)
 {
-    fprintf(f, "%s\t%s\t%zu\t%zu\t%zu\t%zu\t%zu\t%zu\n", scenario, x->type,
-            x->must, x->matched, x->episodes, x->false_alarms, x->flaps,
-            x->forbidden);
+    if (kind == SM_KIND_BOTTLENECK)
+        snprintf(buf, cap, "%s", type);
+    else
+        snprintf(buf, cap, "%s.%s", sm_label_kind_str(kind), type);
+}
+
+/* Writes one row; a kind not `measured` (no conclusion of it in any
+ * scenario) has its episode figures written undefined. */
+static void write_row(FILE *f, const char *scenario, sm_label_kind kind,
+                      const sm_score_figures *x, bool measured)
+{
+    char t[SM_SCORE_TYPE_MAX + 16];
+    row_type(t, sizeof t, kind, x->type);
+    fprintf(f, "%s\t%s\t%zu\t%zu", scenario, t, x->must, x->matched);
+    if (measured)
+        fprintf(f, "\t%zu\t%zu\t%zu\t%zu\n", x->episodes, x->false_alarms,
+                x->flaps, x->forbidden);
+    else
+        fputs("\t-\t-\t-\t-\n", f);
+}
+
+/* A count, or "-" as NaN. */
+static bool parse_count(const char *tok, double *v)
+{
+    if (strcmp(tok, "-") == 0) {
+        *v = NAN;
+        return true;
+    }
+    char *end;
+    unsigned long long n = strtoull(tok, &end, 10);
+    *v = (double)n;
+    return end != tok && *end == 0;
+}
+
+static bool parse_row(char *line, base_row *r)
+{
+    char *tok[8];
+    int n = 0;
+    for (char *p = strtok(line, "\t\n"); p && n < 8; p = strtok(NULL, "\t\n"))
+        tok[n++] = p;
+    if (n != 8 || strlen(tok[0]) >= sizeof r->scenario ||
+        strlen(tok[1]) >= sizeof r->type)
+        return false;
+    snprintf(r->scenario, sizeof r->scenario, "%s", tok[0]);
+    snprintf(r->type, sizeof r->type, "%s", tok[1]);
+    double *v[6] = {&r->must, &r->matched, &r->episodes, &r->false_alarms,
+                    &r->flaps, &r->forbidden};
+    for (int i = 0; i < 6; i++)
+        if (!parse_count(tok[i + 2], v[i]))
+            return false;
+    return true;
 }
 
 /* Finds scenario/type in the baseline file; false if absent. */
@@ -101,10 +157,7 @@ static bool base_find(const char *scenario, const char *type, base_row *out)
     bool found = false;
     while (!found && fgets(line, sizeof line, f)) {
         base_row r;
-        if (line[0] == '#' ||
-            sscanf(line, "%127s %31s %zu %zu %zu %zu %zu %zu", r.scenario, r.type,
-                   &r.must, &r.matched, &r.episodes, &r.false_alarms, &r.flaps,
-                   &r.forbidden) != 8)
+        if (line[0] == '#' || !parse_row(line, &r))
             continue;
         if (strcmp(r.scenario, scenario) == 0 && strcmp(r.type, type) == 0) {
             *out = r;
@@ -115,8 +168,18 @@ static bool base_find(const char *scenario, const char *type, base_row *out)
     return found;
 }
 
+/* A row of zeros (a type the baseline does not list: nothing then), or of
+ * NaN (a kind the baseline did not measure: no constraint). */
+static base_row blank_row(double v)
+{
+    base_row b = {.must = v, .matched = v, .episodes = v, .false_alarms = v,
+                  .flaps = v, .forbidden = v};
+    return b;
+}
+
 /* Appends to why (a sentence per figure) how x is worse than b; returns
- * how many figures got worse. */
+ * how many figures got worse. A NaN in b constrains nothing: every
+ * comparison with it is false. */
 static int worse_than(const sm_score_figures *x, const base_row *b, char *why,
                       size_t cap)
 {
@@ -128,64 +191,99 @@ static int worse_than(const sm_score_figures *x, const base_row *b, char *why,
         if (len < cap)                                                    \
             len += (size_t)snprintf(why + len, cap - len, __VA_ARGS__);   \
     } while (0)
+    double b_correct = b->episodes - b->false_alarms;
     if (b->must > 0 && x->must > 0 &&
-        (double)x->matched / (double)x->must <
-            (double)b->matched / (double)b->must - 1e-9)
-        WORSE(" %s recall %zu/%zu < baseline %zu/%zu;", x->type, x->matched,
+        (double)x->matched / (double)x->must < b->matched / b->must - 1e-9)
+        WORSE(" %s recall %zu/%zu < baseline %.0f/%.0f;", x->type, x->matched,
               x->must, b->matched, b->must);
     if (b->episodes > 0 && x->episodes > 0 &&
         (double)(x->episodes - x->false_alarms) / (double)x->episodes <
-            (double)(b->episodes - b->false_alarms) / (double)b->episodes - 1e-9)
-        WORSE(" %s precision %zu/%zu < baseline %zu/%zu;", x->type,
-              x->episodes - x->false_alarms, x->episodes,
-              b->episodes - b->false_alarms, b->episodes);
-    if (x->false_alarms > b->false_alarms)
-        WORSE(" %s false alarms %zu > baseline %zu;", x->type, x->false_alarms,
+            b_correct / b->episodes - 1e-9)
+        WORSE(" %s precision %zu/%zu < baseline %.0f/%.0f;", x->type,
+              x->episodes - x->false_alarms, x->episodes, b_correct, b->episodes);
+    if ((double)x->false_alarms > b->false_alarms)
+        WORSE(" %s false alarms %zu > baseline %.0f;", x->type, x->false_alarms,
               b->false_alarms);
-    if (x->flaps > b->flaps)
-        WORSE(" %s flaps %zu > baseline %zu;", x->type, x->flaps, b->flaps);
-    if (x->forbidden > b->forbidden)
-        WORSE(" %s forbidden %zu > baseline %zu;", x->type, x->forbidden,
+    if ((double)x->flaps > b->flaps)
+        WORSE(" %s flaps %zu > baseline %.0f;", x->type, x->flaps, b->flaps);
+    if ((double)x->forbidden > b->forbidden)
+        WORSE(" %s forbidden %zu > baseline %.0f;", x->type, x->forbidden,
               b->forbidden);
 #undef WORSE
     return n;
 }
 
-/* The ratchet over every type row and "all". A type absent from the
- * baseline counts as a row of zeros (no must, no episode). */
+/* The ratchet over one kind's type rows and its "all". A type absent from
+ * the baseline counts as a row of zeros (no must, no episode) when the
+ * kind was measured, else as undefined; so does a kind whose "all" row is
+ * absent (a baseline older than the kind). */
+static int ratchet_kind(const char *name, const sm_score_report *r,
+                        sm_label_kind kind, char *why, size_t cap)
+{
+    const sm_score_section *sec = &r->kind[kind];
+    char t[SM_SCORE_TYPE_MAX + 16];
+    base_row all, b;
+    row_type(t, sizeof t, kind, "all");
+    if (!base_find(name, t, &all))
+        all = blank_row(NAN);
+    base_row absent = blank_row(isnan(all.episodes) ? NAN : 0.0);
+    int n = worse_than(&sec->all, &all, why, cap);
+    for (size_t i = 0; i < sec->n_types; i++) {
+        row_type(t, sizeof t, kind, sec->by_type[i].type);
+        if (!base_find(name, t, &b))
+            b = absent;
+        n += worse_than(&sec->by_type[i], &b, why, cap);
+    }
+    return n;
+}
+
+/* The ratchet over every kind; *have_base tells whether the scenario is in
+ * the baseline at all (its bottleneck "all" row). */
 static int ratchet(const char *name, const sm_score_report *r, char *why,
                    size_t cap, bool *have_base)
 {
     base_row b;
-    int n = 0;
     *have_base = base_find(name, "all", &b);
     if (!*have_base)
         return 0;
-    n += worse_than(&r->all, &b, why, cap);
-    for (size_t i = 0; i < r->n_types; i++) {
-        if (!base_find(name, r->by_type[i].type, &b)) {
-            memset(&b, 0, sizeof b);
-        }
-        n += worse_than(&r->by_type[i], &b, why, cap);
-    }
+    int n = 0;
+    for (int k = 0; k < SM_KIND_COUNT; k++)
+        n += ratchet_kind(name, r, (sm_label_kind)k, why, cap);
     return n;
 }
 
 /* ---- the report -------------------------------------------------------- */
 
+/* One kind's overall figures, as "recall 1/1 precision 2/2 ...". */
+static void print_figures(const sm_score_figures *a)
+{
+    printf("recall %zu/%zu precision %zu/%zu flaps %zu forbidden %zu "
+           "false_alarms %zu", a->matched, a->must, a->correct, a->episodes,
+           a->flaps, a->forbidden, a->false_alarms);
+}
+
 static void report(const char *name, const sm_score_report *r,
                    const sm_score_floors *fl, size_t missed)
 {
-    const sm_score_figures *a = &r->all;
-    printf("scenario %-24s recall %zu/%zu precision %zu/%zu flaps %zu "
-           "forbidden %zu false_alarms %zu | floor (target):",
-           name, a->matched, a->must, a->correct, a->episodes, a->flaps,
-           a->forbidden, a->false_alarms);
+    printf("scenario %-24s ", name);
+    print_figures(&r->bottleneck.all);
+    printf(" | floor (target):");
     if (!isnan(fl->recall)) printf(" recall>=%g", fl->recall);
     if (!isnan(fl->precision)) printf(" precision>=%g", fl->precision);
     if (!isnan(fl->flaps)) printf(" flaps<=%g", fl->flaps);
     if (!isnan(fl->forbidden)) printf(" forbidden<=%g", fl->forbidden);
+    if (!isnan(fl->failure_recall)) printf(" failure_recall>=%g", fl->failure_recall);
+    if (!isnan(fl->prediction_recall))
+        printf(" prediction_recall>=%g", fl->prediction_recall);
     printf(" %s\n", missed ? "MISSED" : "met");
+    for (int k = SM_KIND_FAILURE; k < SM_KIND_COUNT; k++) {
+        const sm_score_figures *a = &r->kind[k].all;
+        if (a->must == 0 && a->episodes == 0)
+            continue;
+        printf("%9s%-24s ", "", sm_label_kind_str((sm_label_kind)k));
+        print_figures(a);
+        printf("\n");
+    }
     fflush(stdout);
 }
 
@@ -198,7 +296,7 @@ START_TEST(scenario_holds)
     ck_assert_msg(s == SM_OK, "%s: %s", path, err);
     const char *name = sm_scenario_name(x.sc);
     const sm_score_floors *fl = sm_scenario_floors(x.sc);
-    size_t missed = sm_score_floors_check(fl, &x.rep.all, NULL);
+    size_t missed = sm_score_floors_check(fl, &x.rep, NULL);
     report(name, &x.rep, fl, missed);
     if (target_mode) {
         ck_assert_msg(missed == 0, "%s: %zu target floor%s missed (make eval "
@@ -216,7 +314,7 @@ START_TEST(scenario_holds)
 END_TEST
 
 /* The ratchet bites: a figure worse than its baseline row is caught, one
- * as good or better is not. */
+ * as good or better is not, and an undefined one ("-") holds nothing. */
 START_TEST(ratchet_catches_regressions)
 {
     base_row b = {"s", "slow_agent", 2, 1, 4, 1, 1, 0};
@@ -239,6 +337,188 @@ START_TEST(ratchet_catches_regressions)
     x.flaps = 1;
     x.forbidden = 1;
     ck_assert_int_eq(worse_than(&x, &b, why, sizeof why), 1);
+
+    /* A row written before the kind drew any conclusion: the detectors
+     * may arrive with false alarms, flaps and forbidden episodes. */
+    char line[] = "s\tfailure.agent_down\t1\t0\t-\t-\t-\t-\n";
+    ck_assert(parse_row(line, &b));
+    ck_assert_str_eq(b.type, "failure.agent_down");
+    ck_assert(b.must == 1 && isnan(b.episodes) && isnan(b.forbidden));
+    sm_score_figures f = {.type = "agent_down", .must = 1, .matched = 0,
+                          .episodes = 3, .false_alarms = 2, .flaps = 1,
+                          .forbidden = 1};
+    why[0] = 0;
+    ck_assert_int_eq(worse_than(&f, &b, why, sizeof why), 0);
+    base_row nan_row = blank_row(NAN);
+    ck_assert_int_eq(worse_than(&f, &nan_row, why, sizeof why), 0);
+    /* Measured once, it holds: one more false alarm fails. */
+    char measured[] = "s\tfailure.agent_down\t1\t1\t2\t1\t0\t0\n";
+    ck_assert(parse_row(measured, &b));
+    f.matched = 1;
+    f.flaps = 0;
+    f.forbidden = 0;
+    ck_assert_int_eq(worse_than(&f, &b, why, sizeof why), 2);  /* precision, false alarms */
+    char bad[] = "s\tall\t1\tx\t2\t1\t0\t0\n";
+    ck_assert(!parse_row(bad, &b));
+}
+END_TEST
+
+/* ---- derived failure labels -------------------------------------------- */
+
+static sm_scenario *scenario_text(const char *json)
+{
+    sm_scenario *sc = NULL;
+    char err[512] = "";
+    sm_status rc = sm_scenario_parse(json, strlen(json), &sc, err, sizeof err);
+    ck_assert_msg(rc == SM_OK, "parse: %s", err);
+    return sc;
+}
+
+static const sm_label *find_label(const sm_scenario *sc, sm_label_class c,
+                                  sm_label_kind kind, const char *type,
+                                  const char *subject)
+{
+    const sm_labels *ls = sm_scenario_labels(sc);
+    for (size_t i = 0; i < ls->n; i++)
+        if (ls->v[i].cls == c && ls->v[i].kind == kind &&
+            strcmp(ls->v[i].type, type) == 0 &&
+            strcmp(ls->v[i].subject, subject) == 0)
+            return &ls->v[i];
+    return NULL;
+}
+
+/* The first TIMED_OUT task event of an agent in the scenario's stream
+ * (read here from the stream itself, not from the probe), or -1. */
+static int64_t first_timed_out(const sm_scenario *sc, const char *agent)
+{
+    sm_sim *sim = NULL;
+    ck_assert_int_eq(sm_sim_create_scenario(&sim, sc), SM_OK);
+    sm_sim_msg m;
+    int64_t at = -1;
+    while (at < 0 && sm_sim_next(sim, &m)) {
+        if (m.kind != SM_SIM_TASK)
+            continue;
+        Swarmmedic__V1__TaskEvent *t =
+            swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+        ck_assert_ptr_nonnull(t);
+        if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT &&
+            strcmp(t->agent, agent) == 0)
+            at = m.ts_ms;
+        swarmmedic__v1__task_event__free_unpacked(t, NULL);
+    }
+    sm_sim_destroy(sim);
+    return at;
+}
+
+/* Dead, stuck and quorum-less: agent_down from the death, raised within
+ * three heartbeats + 5 s; task_timeout from the first TIMED_OUT the
+ * stream really holds; quorum_loss within 60 s. */
+START_TEST(derived_agent_and_group_failures)
+{
+    sm_scenario *sc = scenario_text(
+        "{\"name\": \"x\", \"seed\": 5, \"duration_s\": 900,"
+        " \"swarms\": [{\"id\": \"s0\", \"agents\": 20, \"heartbeat_s\": 4,"
+        "              \"utilisation\": 0.95}],"
+        " \"faults\": ["
+        "  {\"type\": \"crash_restart\", \"swarm\": \"s0\", \"agents\": [\"a7\"],"
+        "   \"onset_s\": 200, \"end_s\": 400},"
+        "  {\"type\": \"crash_restart\", \"swarm\": \"s0\", \"agents\": [\"a8\"],"
+        "   \"onset_s\": 200, \"end_s\": 215},"
+        "  {\"type\": \"stuck_agent\", \"swarm\": \"s0\", \"agents\": [\"a3\"],"
+        "   \"onset_s\": 100, \"end_s\": 500},"
+        "  {\"type\": \"quorum_loss\", \"swarm\": \"s0\", \"groups\": [\"g1\"],"
+        "   \"onset_s\": 300, \"end_s\": 600}]}");
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    const sm_label *l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a7");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 200000);
+    ck_assert_int_eq(l->to_ms, t0 + 400000);
+    ck_assert_int_eq(l->raise_within_ms, 17000);
+    ck_assert_int_eq(l->resolve_within_ms, 30000);
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a8"));
+    l = find_label(sc, SM_LABEL_MAY, SM_KIND_FAILURE, "agent_down", "a8");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->to_ms, t0 + 215000 + 8000);
+
+    /* The stuck task is reported TIMED_OUT when the fault ends. */
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout", "a3");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 500000);
+    ck_assert_int_eq(l->to_ms, t0 + 500000);
+    ck_assert_int_eq(l->raise_within_ms, 30000);
+    l = find_label(sc, SM_LABEL_MAY, SM_KIND_FAILURE, "task_timeout", "a3");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, t0 + 100000);
+    ck_assert_int_eq(l->to_ms, t0 + 620000);
+
+    /* A dead agent's task in flight: must from its TIMED_OUT, if it had
+     * one (a busy swarm: a7 did). */
+    int64_t tt = first_timed_out(sc, "a7");
+    ck_assert_int_gt(tt, t0 + 200000);
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout", "a7");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->from_ms, tt);
+    ck_assert_int_eq(l->to_ms, tt > t0 + 400000 ? tt : t0 + 400000);
+    tt = first_timed_out(sc, "a8");
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout", "a8");
+    ck_assert(tt < 0 ? l == NULL : l != NULL && l->from_ms == tt);
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                  "task_timeout", "a0"));
+
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "quorum_loss", "g1");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->raise_within_ms, 60000);
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_MAY, SM_KIND_FAILURE,
+                                     "quorum_loss", "g1"));
+    sm_scenario_destroy(sc);
+}
+END_TEST
+
+/* Gauges: a surge the swarm cannot absorb overflows the queue, one it
+ * absorbs never does; a burn that spends the budget is a failure until
+ * the top-up at its end. */
+START_TEST(derived_gauge_failures)
+{
+    sm_scenario *sc = scenario_text(
+        "{\"name\": \"y\", \"seed\": 3, \"duration_s\": 1200,"
+        " \"swarms\": [{\"id\": \"s0\", \"agents\": 40}],"
+        " \"faults\": ["
+        "  {\"type\": \"queue_surge\", \"swarm\": \"s0\", \"onset_s\": 300,"
+        "   \"ramp_s\": 30, \"end_s\": 660, \"factor\": 2.5},"
+        "  {\"type\": \"token_burn\", \"swarm\": \"s0\", \"onset_s\": 240,"
+        "   \"ramp_s\": 60, \"end_s\": 720, \"factor\": 12}]}");
+    int64_t t0 = sm_scenario_world(sc)->start_ms;
+    const sm_label *l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                   "queue_overflow", "scheduler");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_gt(l->from_ms, t0 + 300000);
+    ck_assert_int_gt(l->to_ms, l->from_ms);
+    const sm_label *b = find_label(sc, SM_LABEL_MUST, SM_KIND_BOTTLENECK,
+                                   "queue_backlog", "scheduler");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_gt(l->from_ms, b->from_ms);   /* 200 pending after 50 */
+    ck_assert_int_le(l->to_ms, b->to_ms);       /* under 150 before under 40 */
+
+    l = find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE, "token_exhaustion", "scheduler");
+    ck_assert_ptr_nonnull(l);
+    ck_assert_int_eq(l->resolve_within_ms, 60000);
+    ck_assert_int_gt(l->from_ms, t0 + 240000);
+    ck_assert_int_ge(l->to_ms, t0 + 700000);    /* spent until the top-up */
+    ck_assert_int_le(l->to_ms, t0 + 725000);
+    sm_scenario_destroy(sc);
+
+    sc = scenario_text(
+        "{\"name\": \"z\", \"seed\": 3, \"duration_s\": 900,"
+        " \"swarms\": [{\"id\": \"s0\", \"agents\": 40}],"
+        " \"faults\": [{\"type\": \"queue_surge\", \"swarm\": \"s0\","
+        "   \"onset_s\": 300, \"ramp_s\": 10, \"end_s\": 390, \"factor\": 0.6}]}");
+    ck_assert_ptr_nonnull(find_label(sc, SM_LABEL_NEVER, SM_KIND_FAILURE,
+                                     "queue_overflow", "scheduler"));
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                  "queue_overflow", "scheduler"));
+    ck_assert_ptr_null(find_label(sc, SM_LABEL_MUST, SM_KIND_FAILURE,
+                                  "token_exhaustion", "scheduler"));
+    sm_scenario_destroy(sc);
 }
 END_TEST
 
@@ -268,38 +548,60 @@ static int list_scenarios(void)
     return n_files;
 }
 
+/* Writes a scenario's rows: per kind, its types then "all". */
+static void write_scenario(FILE *f, const scored *x, const bool *measured)
+{
+    const char *name = sm_scenario_name(x->sc);
+    for (int k = 0; k < SM_KIND_COUNT; k++) {
+        const sm_score_section *sec = &x->rep.kind[k];
+        for (size_t t = 0; t < sec->n_types; t++)
+            write_row(f, name, (sm_label_kind)k, &sec->by_type[t], measured[k]);
+        write_row(f, name, (sm_label_kind)k, &sec->all, measured[k]);
+    }
+}
+
 /* `--write-baseline FILE`: the figures of every scenario as they are. */
 static int write_baseline(const char *out)
 {
-    FILE *f = fopen(out, "w");
-    if (!f) {
-        perror(out);
-        return 2;
-    }
-    fputs("# The ratchet of tests/check_scenarios.c (make eval-baseline writes it):\n"
-          "# no figure may get worse than this. Counts per scenario and type.\n", f);
-    fputs(header, f);
-    for (int i = 0; i < n_files; i++) {
-        scored x;
+    scored *all = calloc((size_t)n_files, sizeof *all);
+    bool measured[SM_KIND_COUNT] = {false};
+    int rc = 0, n = 0;
+    for (; all && n < n_files; n++) {
         char err[512] = "";
-        if (score_one(files[i], &x, err, sizeof err) != SM_OK) {
+        if (score_one(files[n], &all[n], err, sizeof err) != SM_OK) {
             fprintf(stderr, "check_scenarios: %s\n", err);
-            scored_free(&x);
-            fclose(f);
-            return 2;
+            n++;
+            rc = 2;
+            break;
         }
-        const char *name = sm_scenario_name(x.sc);
-        for (size_t t = 0; t < x.rep.n_types; t++)
-            write_row(f, name, &x.rep.by_type[t]);
-        write_row(f, name, &x.rep.all);
-        scored_free(&x);
+        for (int k = 0; k < SM_KIND_COUNT; k++)
+            measured[k] |= all[n].rep.kind[k].all.episodes > 0;
     }
-    if (fclose(f) != 0) {
+    FILE *f = rc || !all ? NULL : fopen(out, "w");
+    if (!rc && all && !f) {
         perror(out);
-        return 2;
+        rc = 2;
     }
-    printf("check_scenarios: wrote %s (%d scenarios)\n", out, n_files);
-    return 0;
+    if (f) {
+        fputs("# The ratchet of tests/check_scenarios.c (make eval-baseline writes it):\n"
+              "# no figure may get worse than this. Counts per scenario and type;\n"
+              "# failure.<type> and prediction.<type> rows for those kinds; \"-\":\n"
+              "# undefined (the kind drew no conclusion in any scenario), no constraint.\n",
+              f);
+        fputs(header, f);
+        for (int i = 0; i < n; i++)
+            write_scenario(f, &all[i], measured);
+        if (fclose(f) != 0) {
+            perror(out);
+            rc = 2;
+        } else {
+            printf("check_scenarios: wrote %s (%d scenarios)\n", out, n_files);
+        }
+    }
+    for (int i = 0; all && i < n; i++)
+        scored_free(&all[i]);
+    free(all);
+    return all ? rc : 2;
 }
 
 int main(int argc, char **argv)
@@ -317,6 +619,8 @@ int main(int argc, char **argv)
         TCase *tc = tcase_create(target_mode ? "target" : "ratchet");
         tcase_add_loop_test(tc, scenario_holds, 0, n_files);
         tcase_add_test(tc, ratchet_catches_regressions);
+        tcase_add_test(tc, derived_agent_and_group_failures);
+        tcase_add_test(tc, derived_gauge_failures);
         tcase_set_timeout(tc, 120);
         suite_add_tcase(s, tc);
         rc = sm_run_suite(s);

@@ -17,6 +17,7 @@
 #include "score.h"
 #include "support.h"
 #include "runner.h"
+#include "swarm_medic.pb-c.h"
 
 #define T0 1767225600000LL      /* run start */
 #define END (T0 + 600000)       /* run end: +600 s */
@@ -28,6 +29,43 @@ typedef struct list {
     sm_conclusion v[64];
     size_t n;
 } list;
+
+static sm_conclusion *add_kind(list *l, sm_label_kind kind, const char *type,
+                               const char *subject, int tr, int sev,
+                               double at_s)
+{
+    ck_assert_uint_lt(l->n, sizeof l->v / sizeof l->v[0]);
+    sm_conclusion *c = &l->v[l->n++];
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    snprintf(c->type, sizeof c->type, "%s", type);
+    snprintf(c->swarm, sizeof c->swarm, "s0");
+    snprintf(c->subject, sizeof c->subject, "%s", subject);
+    c->transition = tr;
+    c->severity = sev;
+    c->at_ms = S(at_s);
+    return c;
+}
+
+/* A failure episode: raised at r, resolved at z (< 0: open). */
+static void failure(list *l, const char *type, const char *subject, double r,
+                    double z)
+{
+    add_kind(l, SM_KIND_FAILURE, type, subject, SM_TR_RAISED, SM_SEV_HIGH, r);
+    if (z >= 0)
+        add_kind(l, SM_KIND_FAILURE, type, subject, SM_TR_RESOLVED, SM_SEV_HIGH, z);
+}
+
+/* A Prediction message as sm_score_decode gives it: confidence 0 is a
+ * withdrawal (RESOLVED), anything else RAISED; eta_s 0: not given. */
+static void predict(list *l, const char *type, const char *agent,
+                    double confidence, double eta_s, double at_s)
+{
+    sm_conclusion *c = add_kind(l, SM_KIND_PREDICTION, type, agent,
+                                confidence > 0 ? SM_TR_RAISED : SM_TR_RESOLVED,
+                                0, at_s);
+    c->expected_in_ms = (int64_t)(eta_s * 1000);
+}
 
 static void add(list *l, const char *type, const char *subject, int tr,
                 int sev, double at_s)
@@ -67,6 +105,17 @@ static void label(sm_labels *ls, sm_label_class cls, const char *type,
     ck_assert_int_eq(sm_labels_add(ls, &l), SM_OK);
 }
 
+/* A label of another kind (label() makes bottleneck ones); returns it
+ * for the caller to adjust (valid until the next add). */
+static sm_label *label_kind(sm_labels *ls, sm_label_class cls,
+                            sm_label_kind kind, const char *type,
+                            const char *subject, double from_s, double to_s)
+{
+    label(ls, cls, type, subject, from_s, to_s);
+    ls->v[ls->n - 1].kind = kind;
+    return &ls->v[ls->n - 1];
+}
+
 static sm_score_report score(const list *l, const sm_labels *ls)
 {
     sm_score_report r;
@@ -74,14 +123,21 @@ static sm_score_report score(const list *l, const sm_labels *ls)
     return r;
 }
 
+static const sm_score_figures *of_kind(const sm_score_report *r,
+                                       sm_label_kind kind, const char *type)
+{
+    const sm_score_section *sec = &r->kind[kind];
+    for (size_t i = 0; i < sec->n_types; i++)
+        if (strcmp(sec->by_type[i].type, type) == 0)
+            return &sec->by_type[i];
+    ck_abort_msg("no %s figures for %s", sm_label_kind_str(kind), type);
+    return NULL;
+}
+
 static const sm_score_figures *of_type(const sm_score_report *r,
                                        const char *type)
 {
-    for (size_t i = 0; i < r->n_types; i++)
-        if (strcmp(r->by_type[i].type, type) == 0)
-            return &r->by_type[i];
-    ck_abort_msg("no figures for %s", type);
-    return NULL;
+    return of_kind(r, SM_KIND_BOTTLENECK, type);
 }
 
 #define ck_near(a, b) ck_assert_msg(fabs((a) - (b)) < 1e-9, "%s = %g, want %g", #a, (double)(a), (double)(b))
@@ -97,18 +153,18 @@ START_TEST(perfect_detector_scores_one)
     episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
     episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 212, 262);
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 1.0);
-    ck_near(r.all.precision, 1.0);
-    ck_assert_uint_eq(r.all.false_alarms, 0);
-    ck_assert_uint_eq(r.all.flaps, 0);
-    ck_assert_uint_eq(r.all.forbidden, 0);
-    ck_assert_uint_eq(r.n_types, 2);
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_near(r.bottleneck.all.precision, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 0);
+    ck_assert_uint_eq(r.bottleneck.all.flaps, 0);
+    ck_assert_uint_eq(r.bottleneck.all.forbidden, 0);
+    ck_assert_uint_eq(r.bottleneck.n_types, 2);
     ck_near(of_type(&r, "token_exhaustion")->delay_max_s, 10.0);
     ck_near(of_type(&r, "slow_agent")->delay_max_s, 12.0);
-    ck_near(r.all.delay_med_s, 11.0);       /* even count: mean of 10 and 12 */
-    ck_near(r.all.resolve_med_s, 3.5);      /* 5 and 2 */
-    ck_near(r.all.resolve_max_s, 5.0);
-    ck_assert(isnan(r.all.severity));       /* no label names one */
+    ck_near(r.bottleneck.all.delay_med_s, 11.0);       /* even count: mean of 10 and 12 */
+    ck_near(r.bottleneck.all.resolve_med_s, 3.5);      /* 5 and 2 */
+    ck_near(r.bottleneck.all.resolve_max_s, 5.0);
+    ck_assert(isnan(r.bottleneck.all.severity));       /* no label names one */
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 }
@@ -122,10 +178,10 @@ START_TEST(missed_label_lowers_recall_of_its_type)
     label(&ls, SM_LABEL_MUST, "queue_backlog", "", 300, 360);
     episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 0.5);
+    ck_near(r.bottleneck.all.recall, 0.5);
     ck_near(of_type(&r, "queue_backlog")->recall, 0.0);
     ck_near(of_type(&r, "token_exhaustion")->recall, 1.0);
-    ck_near(r.all.precision, 1.0);
+    ck_near(r.bottleneck.all.precision, 1.0);
     ck_assert(!r.must[1].matched);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
@@ -141,10 +197,10 @@ START_TEST(raise_too_late_or_other_subject_is_a_miss)
     episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 60 + 121, 410);  /* 121 s late */
     episode(&l, "slow_agent", "a2", SM_SEV_MEDIUM, 70, 130);        /* wrong agent */
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 0.0);
+    ck_near(r.bottleneck.all.recall, 0.0);
     /* The late one is during the fault: not a false alarm; a2 is one. */
-    ck_assert_uint_eq(r.all.episodes, 2);
-    ck_assert_uint_eq(r.all.false_alarms, 1);
+    ck_assert_uint_eq(r.bottleneck.all.episodes, 2);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 1);
     sm_score_report_free(&r);
 
     /* Within the 5 s of slack before from: a hit; 6 s before: not. */
@@ -173,13 +229,13 @@ START_TEST(false_alarm_lowers_precision)
     episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 400, 430);
     episode(&l, "consensus_timeout", "g0", SM_SEV_MEDIUM, 50, 80);
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 1.0);
-    ck_assert_uint_eq(r.all.episodes, 3);
-    ck_assert_uint_eq(r.all.false_alarms, 2);
-    ck_near(r.all.precision, 1.0 / 3.0);
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.episodes, 3);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 2);
+    ck_near(r.bottleneck.all.precision, 1.0 / 3.0);
     ck_near(of_type(&r, "consensus_timeout")->precision, 0.0);
     ck_assert(isnan(of_type(&r, "consensus_timeout")->recall));
-    ck_assert_uint_eq(r.all.flaps, 0);      /* 400 s is after the fault */
+    ck_assert_uint_eq(r.bottleneck.all.flaps, 0);      /* 400 s is after the fault */
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 }
@@ -194,11 +250,11 @@ START_TEST(flap_is_counted_not_a_false_alarm)
     episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 130, 160);
     episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 250, 310);
     sm_score_report r = score(&l, &ls);
-    ck_assert_uint_eq(r.all.flaps, 2);
-    ck_near(r.all.recall, 1.0);
-    ck_near(r.all.precision, 1.0);
-    ck_near(r.all.delay_max_s, 10.0);       /* from the first episode */
-    ck_near(r.all.resolve_max_s, 10.0);     /* from the last one */
+    ck_assert_uint_eq(r.bottleneck.all.flaps, 2);
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_near(r.bottleneck.all.precision, 1.0);
+    ck_near(r.bottleneck.all.delay_max_s, 10.0);       /* from the first episode */
+    ck_near(r.bottleneck.all.resolve_max_s, 10.0);     /* from the last one */
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 }
@@ -213,10 +269,10 @@ START_TEST(forbidden_hit_is_counted_and_a_false_alarm)
     episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 70, 125);
     episode(&l, "slow_agent", "a2", SM_SEV_MEDIUM, 80, 95);
     sm_score_report r = score(&l, &ls);
-    ck_assert_uint_eq(r.all.forbidden, 1);
-    ck_assert_uint_eq(r.all.false_alarms, 1);
-    ck_near(r.all.precision, 0.5);
-    ck_near(r.all.recall, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.forbidden, 1);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 1);
+    ck_near(r.bottleneck.all.precision, 0.5);
+    ck_near(r.bottleneck.all.recall, 1.0);
     sm_score_report_free(&r);
 
     /* A never-label without times covers the whole run. */
@@ -232,7 +288,7 @@ START_TEST(forbidden_hit_is_counted_and_a_false_alarm)
     list l2 = {0};
     episode(&l2, "quota_exceeded", "scheduler", SM_SEV_CRITICAL, 590, -1);
     r = score(&l2, &ls2);
-    ck_assert_uint_eq(r.all.forbidden, 1);
+    ck_assert_uint_eq(r.bottleneck.all.forbidden, 1);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
     sm_labels_free(&ls2);
@@ -248,20 +304,20 @@ START_TEST(may_episode_counts_neither_way)
     episode(&l, "queue_backlog", "scheduler", SM_SEV_HIGH, 65, 130);
     episode(&l, "queue_backlog", "scheduler", SM_SEV_LOW, 210, 240);
     sm_score_report r = score(&l, &ls);
-    ck_assert_uint_eq(r.all.must, 1);       /* not a hit to be had */
-    ck_near(r.all.recall, 1.0);
-    ck_assert_uint_eq(r.all.false_alarms, 0);   /* nor a false alarm */
-    ck_assert_uint_eq(r.all.may_episodes, 1);
-    ck_near(r.all.precision, 1.0);
-    ck_assert_uint_eq(r.all.flaps, 0);
+    ck_assert_uint_eq(r.bottleneck.all.must, 1);       /* not a hit to be had */
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 0);   /* nor a false alarm */
+    ck_assert_uint_eq(r.bottleneck.all.may_episodes, 1);
+    ck_near(r.bottleneck.all.precision, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.flaps, 0);
     sm_score_report_free(&r);
 
     /* The same episode outside the may window is a false alarm. */
     l.v[2].at_ms = S(270);
     l.v[3].at_ms = S(290);
     r = score(&l, &ls);
-    ck_assert_uint_eq(r.all.false_alarms, 1);
-    ck_assert_uint_eq(r.all.may_episodes, 0);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 1);
+    ck_assert_uint_eq(r.bottleneck.all.may_episodes, 0);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 }
@@ -279,23 +335,23 @@ START_TEST(raise_during_the_ramp_is_an_early_hit)
     label(&ls, SM_LABEL_MAY, "slow_agent", "a47", 100, 460);
     episode(&l, "slow_agent", "a47", SM_SEV_HIGH, 148, 450);
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 1.0);
-    ck_near(r.all.delay_med_s, -12.0);
-    ck_assert_uint_eq(r.all.false_alarms, 0);
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_near(r.bottleneck.all.delay_med_s, -12.0);
+    ck_assert_uint_eq(r.bottleneck.all.false_alarms, 0);
     sm_score_report_free(&r);
 
     list l2 = {0};                       /* resolved before the window */
     episode(&l2, "slow_agent", "a47", SM_SEV_HIGH, 148, 155);
     r = score(&l2, &ls);
-    ck_near(r.all.recall, 0.0);
-    ck_assert_uint_eq(r.all.may_episodes, 1);
+    ck_near(r.bottleneck.all.recall, 0.0);
+    ck_assert_uint_eq(r.bottleneck.all.may_episodes, 1);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 
     sm_labels only_must = {0};           /* no ramp label: too early */
     label(&only_must, SM_LABEL_MUST, "slow_agent", "a47", 160, 400);
     r = score(&l, &only_must);
-    ck_near(r.all.recall, 0.0);
+    ck_near(r.bottleneck.all.recall, 0.0);
     sm_score_report_free(&r);
     sm_labels_free(&only_must);
 }
@@ -321,9 +377,9 @@ START_TEST(severity_agreement_uses_the_peak)
     add(&l, "queue_backlog", "scheduler", SM_TR_RESOLVED, SM_SEV_HIGH, 125);
     episode(&l, "slow_agent", "a1", SM_SEV_LOW, 70, 125);  /* no severity asked */
     sm_score_report r = score(&l, &ls);
-    ck_assert_uint_eq(r.all.severity_n, 2);
-    ck_assert_uint_eq(r.all.severity_ok, 1);
-    ck_near(r.all.severity, 0.5);
+    ck_assert_uint_eq(r.bottleneck.all.severity_n, 2);
+    ck_assert_uint_eq(r.bottleneck.all.severity_ok, 1);
+    ck_near(r.bottleneck.all.severity, 0.5);
     ck_near(of_type(&r, "token_exhaustion")->severity, 1.0);
     ck_near(of_type(&r, "queue_backlog")->severity, 0.0);
     ck_assert(isnan(of_type(&r, "slow_agent")->severity));
@@ -343,10 +399,10 @@ START_TEST(resolve_time_after_the_fault_ends)
     episode(&l, "queue_backlog", "scheduler", SM_SEV_HIGH, 70, 150);
     episode(&l, "quota_exceeded", "scheduler", SM_SEV_HIGH, 70, 300);  /* 180 s: in time */
     sm_score_report r = score(&l, &ls);
-    ck_assert_uint_eq(r.all.resolve_n, 3);
-    ck_near(r.all.resolve_med_s, 30.0);
-    ck_near(r.all.resolve_max_s, 180.0);
-    ck_assert_uint_eq(r.all.unresolved, 0);
+    ck_assert_uint_eq(r.bottleneck.all.resolve_n, 3);
+    ck_near(r.bottleneck.all.resolve_med_s, 30.0);
+    ck_near(r.bottleneck.all.resolve_max_s, 180.0);
+    ck_assert_uint_eq(r.bottleneck.all.unresolved, 0);
     ck_near(of_type(&r, "token_exhaustion")->resolve_max_s, 1.0);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
@@ -369,10 +425,10 @@ START_TEST(unresolved_open_or_late)
     /* The fault outlives the run: nothing to resolve. */
     episode(&l, "consensus_timeout", "g0", SM_SEV_HIGH, 505, -1);
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 1.0);
-    ck_assert_uint_eq(r.all.unresolved, 2);
-    ck_assert_uint_eq(r.all.resolve_n, 0);
-    ck_assert(isnan(r.all.resolve_med_s));
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.unresolved, 2);
+    ck_assert_uint_eq(r.bottleneck.all.resolve_n, 0);
+    ck_assert(isnan(r.bottleneck.all.resolve_med_s));
     ck_assert_uint_eq(of_type(&r, "quota_exceeded")->unresolved, 0);
     ck_assert_uint_eq(of_type(&r, "consensus_timeout")->unresolved, 0);
     ck_assert_int_eq(r.must[2].resolve, SM_RESOLVE_TOO_EARLY);
@@ -382,22 +438,314 @@ START_TEST(unresolved_open_or_late)
 }
 END_TEST
 
-START_TEST(kinds_not_built_are_left_out)
+/* Failures are scored as bottlenecks are, each kind against its own
+ * labels: a failure in time, one late, one forbidden; a failure whose
+ * type token is also a bottleneck type matches no bottleneck label. */
+START_TEST(failures_scored_like_bottlenecks)
 {
     sm_labels ls = {0};
     list l = {0};
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_FAILURE, "quorum_loss", "g1", 100, 400)
+        ->raise_within_ms = 60000;
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a3", 100, 300)
+        ->raise_within_ms = 20000;
+    label_kind(&ls, SM_LABEL_NEVER, SM_KIND_FAILURE, "agent_down", "a5", 0, 600);
     label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
-    label(&ls, SM_LABEL_MUST, "agent_down", "a1", 60, 120);
-    ls.v[1].kind = SM_KIND_FAILURE;
-    label(&ls, SM_LABEL_MUST, "token_exhaustion", "", 60, 120);
-    ls.v[2].kind = SM_KIND_PREDICTION;
-    episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
+    failure(&l, "agent_down", "a3", 112, 310);          /* 12 s: in time */
+    failure(&l, "quorum_loss", "g1", 170, 420);         /* 70 s: late */
+    failure(&l, "agent_down", "a5", 200, 230);          /* forbidden */
+    failure(&l, "token_exhaustion", "scheduler", 70, 125);  /* no such label */
     sm_score_report r = score(&l, &ls);
-    ck_assert_uint_eq(r.not_built[SM_KIND_FAILURE], 1);
-    ck_assert_uint_eq(r.not_built[SM_KIND_PREDICTION], 1);
-    ck_assert_uint_eq(r.all.must, 1);
-    ck_near(r.all.recall, 1.0);
-    ck_assert_uint_eq(r.n_types, 1);
+
+    const sm_score_figures *f = &r.failure.all;
+    ck_assert_uint_eq(f->must, 2);
+    ck_assert_uint_eq(f->matched, 1);
+    ck_near(f->recall, 0.5);
+    ck_assert_uint_eq(f->episodes, 4);
+    ck_assert_uint_eq(f->false_alarms, 2);  /* a5, and the token failure */
+    ck_assert_uint_eq(f->forbidden, 1);
+    ck_near(f->precision, 0.5);             /* the late one is no false alarm */
+    ck_near(f->delay_max_s, 12.0);
+    ck_near(f->resolve_max_s, 10.0);
+    ck_assert_uint_eq(f->unresolved, 0);
+    /* Types in FailureType order: agent_down (1) before quorum_loss (8). */
+    ck_assert_uint_eq(r.failure.n_types, 3);
+    ck_assert_str_eq(r.failure.by_type[0].type, "agent_down");
+    ck_assert_str_eq(r.failure.by_type[1].type, "token_exhaustion");
+    ck_assert_str_eq(r.failure.by_type[2].type, "quorum_loss");
+    ck_near(of_kind(&r, SM_KIND_FAILURE, "agent_down")->recall, 1.0);
+    ck_near(of_kind(&r, SM_KIND_FAILURE, "quorum_loss")->recall, 0.0);
+    ck_assert_uint_eq(of_kind(&r, SM_KIND_FAILURE, "agent_down")->forbidden, 1);
+
+    /* The bottleneck label saw no bottleneck: missed, and no episode. */
+    ck_assert_uint_eq(r.bottleneck.all.must, 1);
+    ck_near(r.bottleneck.all.recall, 0.0);
+    ck_assert_uint_eq(r.bottleneck.all.episodes, 0);
+    ck_assert_uint_eq(r.prediction.n_types, 0);
+    ck_assert(isnan(r.prediction.all.recall));
+    sm_score_report_free(&r);
+
+    /* The late failure inside raise_within is a hit: the rule is the
+     * label's, as for bottlenecks. */
+    ls.v[0].raise_within_ms = 120000;
+    r = score(&l, &ls);
+    ck_near(r.failure.all.recall, 1.0);
+    ck_near(r.failure.all.delay_max_s, 70.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* A prediction is a hit only when raised >= 30 s before the failure (the
+ * label's to); lead and ETA error are measured on hits. */
+START_TEST(prediction_needs_thirty_seconds_of_lead)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_PREDICTION, "token_exhaustion", "", 60, 300);
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", "a3", 100, 200);
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", "a4", 100, 200);
+    predict(&l, "token_exhaustion", "", 0.8, 200, 120);    /* lead 180 s */
+    predict(&l, "agent_down", "a3", 0.9, 0, 190);          /* lead 10 s: a miss */
+    predict(&l, "agent_down", "a4", 0.9, 20, 170);         /* lead exactly 30 s */
+    predict(&l, "agent_down", "a3", 0.9, 0, 250);          /* after the failure: open still */
+    sm_score_report r = score(&l, &ls);
+    const sm_score_figures *p = &r.prediction.all;
+    ck_assert_uint_eq(p->must, 3);
+    ck_assert_uint_eq(p->matched, 2);
+    ck_assert_uint_eq(p->episodes, 3);      /* a3's second message folds in */
+    ck_assert_uint_eq(p->false_alarms, 0);  /* the 10 s one is about the fault */
+    ck_assert(!r.must[1].matched);
+    ck_assert_uint_eq(r.must[1].episodes, 1);
+    ck_assert(r.must[2].matched);
+    ck_assert_uint_eq(p->lead_n, 2);
+    ck_near(p->lead_min_s, 30.0);
+    ck_near(p->lead_med_s, 105.0);          /* 180 and 30 */
+    ck_assert_uint_eq(p->eta_n, 2);
+    ck_near(p->eta_err_med_s, 15.0);        /* |120+200-300| = 20, |170+20-200| = 10 */
+    ck_near(p->eta_err_max_s, 20.0);
+    ck_assert(isnan(p->delay_med_s));       /* no delay, no resolve */
+    ck_assert_uint_eq(p->resolve_n, 0);
+    ck_assert_uint_eq(p->unresolved, 0);
+    ck_near(of_kind(&r, SM_KIND_PREDICTION, "agent_down")->recall, 0.5);
+    ck_near(of_kind(&r, SM_KIND_PREDICTION, "token_exhaustion")->lead_min_s, 180.0);
+    sm_score_report_free(&r);
+
+    /* Withdrawn at 195 and raised again after the failure: a false alarm. */
+    l.n--;
+    predict(&l, "agent_down", "a3", 0, 0, 195);
+    predict(&l, "agent_down", "a3", 0.9, 0, 250);
+    r = score(&l, &ls);
+    ck_assert_uint_eq(r.prediction.all.episodes, 4);
+    ck_assert_uint_eq(r.prediction.all.false_alarms, 1);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* A prediction with confidence 0 closes its episode; a withdrawal with
+ * nothing open is ignored; a later prediction opens a new episode. */
+START_TEST(withdrawn_prediction_closes_its_episode)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_PREDICTION, "memory_exhaustion", "", 100, 400);
+    predict(&l, "memory_exhaustion", "", 0, 0, 20);        /* nothing open */
+    predict(&l, "memory_exhaustion", "", 0.7, 300, 50);    /* too early */
+    predict(&l, "memory_exhaustion", "", 0, 0, 80);        /* withdrawn */
+    predict(&l, "memory_exhaustion", "", 0.75, 240, 150);  /* the hit */
+    predict(&l, "memory_exhaustion", "", 0.9, 100, 200);   /* an update */
+    sm_score_report r = score(&l, &ls);
+    ck_assert_uint_eq(r.n_episodes, 2);
+    ck_assert(!r.episodes[0].open);
+    ck_assert_int_eq(r.episodes[0].resolved_at_ms, S(80));
+    ck_assert(r.episodes[1].open);
+    ck_assert_int_eq(r.episodes[1].expected_in_ms, 240000);    /* as raised */
+    const sm_score_figures *p = &r.prediction.all;
+    ck_assert_uint_eq(p->false_alarms, 1);
+    ck_near(p->recall, 1.0);
+    ck_near(p->lead_min_s, 250.0);
+    ck_near(p->eta_err_med_s, 10.0);        /* |150 + 240 - 400| */
+    ck_assert_uint_eq(p->flaps, 0);
+    sm_score_report_free(&r);
+
+    /* Withdrawn and raised again within the window: a flap. */
+    predict(&l, "memory_exhaustion", "", 0, 0, 250);
+    predict(&l, "memory_exhaustion", "", 0.8, 60, 260);
+    r = score(&l, &ls);
+    ck_assert_uint_eq(r.prediction.all.flaps, 1);
+    ck_near(r.prediction.all.recall, 1.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* ---- decoding --------------------------------------------------------- */
+
+/* Pack a message with protobuf-c into buf[512]; return its length. */
+static size_t pack_failure(const Swarmmedic__V1__Failure *f, uint8_t *buf)
+{
+    ck_assert_uint_le(swarmmedic__v1__failure__get_packed_size(f), 512);
+    return swarmmedic__v1__failure__pack(f, buf);
+}
+
+static size_t pack_prediction(const Swarmmedic__V1__Prediction *p, uint8_t *buf)
+{
+    ck_assert_uint_le(swarmmedic__v1__prediction__get_packed_size(p), 512);
+    return swarmmedic__v1__prediction__pack(p, buf);
+}
+
+START_TEST(decode_failure_and_prediction_messages)
+{
+    uint8_t buf[512];
+    sm_conclusion c;
+    bool is;
+    Swarmmedic__V1__Decision d = SWARMMEDIC__V1__DECISION__INIT;
+    d.swarm = "s0";
+    d.decided_at_ms = S(42);
+
+    Swarmmedic__V1__Failure f = SWARMMEDIC__V1__FAILURE__INIT;
+    f.decision = &d;
+    f.type = SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_DOWN;
+    f.transition = SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RAISED;
+    f.severity = SWARMMEDIC__V1__SEVERITY__SEVERITY_HIGH;
+    f.subject = "a3";
+    f.agent = "a3";
+    size_t n = pack_failure(&f, buf);
+    ck_assert_int_eq(sm_score_decode("medic.s0.failure.agent_down", buf, n, &c, &is),
+                     SM_OK);
+    ck_assert(is);
+    ck_assert_int_eq(c.kind, SM_KIND_FAILURE);
+    ck_assert_str_eq(c.type, "agent_down");
+    ck_assert_str_eq(c.swarm, "s0");
+    ck_assert_str_eq(c.subject, "a3");
+    ck_assert_int_eq(c.transition, SM_TR_RAISED);
+    ck_assert_int_eq(c.severity, SM_SEV_HIGH);
+    ck_assert_int_eq(c.at_ms, S(42));
+    list l = {.n = 1};
+    l.v[0] = c;
+
+    /* A dotted prefix, and the failure resolved. */
+    f.transition = SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RESOLVED;
+    d.decided_at_ms = S(90);
+    n = pack_failure(&f, buf);
+    ck_assert_int_eq(sm_score_decode("org.medic.s0.failure.agent_down", buf, n,
+                                     &c, &is), SM_OK);
+    ck_assert(is);
+    ck_assert_int_eq(c.transition, SM_TR_RESOLVED);
+    l.v[l.n++] = c;
+
+    Swarmmedic__V1__Prediction p = SWARMMEDIC__V1__PREDICTION__INIT;
+    p.decision = &d;
+    p.failure_type = SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_TOKEN_EXHAUSTION;
+    p.confidence = 0.82;
+    p.expected_in_ms = 90000;
+    p.agent = "";
+    d.decided_at_ms = S(60);
+    n = pack_prediction(&p, buf);
+    ck_assert_int_eq(sm_score_decode("medic.s0.prediction.token_exhaustion", buf,
+                                     n, &c, &is), SM_OK);
+    ck_assert(is);
+    ck_assert_int_eq(c.kind, SM_KIND_PREDICTION);
+    ck_assert_str_eq(c.type, "token_exhaustion");
+    ck_assert_str_eq(c.subject, "");
+    ck_assert_int_eq(c.transition, SM_TR_RAISED);
+    ck_assert_int_eq(c.expected_in_ms, 90000);
+    l.v[l.n++] = c;
+    p.confidence = 0;                       /* withdrawn */
+    n = pack_prediction(&p, buf);
+    ck_assert_int_eq(sm_score_decode("medic.s0.prediction.token_exhaustion", buf,
+                                     n, &c, &is), SM_OK);
+    ck_assert_int_eq(c.transition, SM_TR_RESOLVED);
+
+    /* Not conclusions: nothing to score, no error. */
+    ck_assert_int_eq(sm_score_decode("medic.s0.heal.agent_restart", buf, n, &c, &is),
+                     SM_OK);
+    ck_assert(!is);
+    ck_assert_int_eq(sm_score_decode("medic.deadletter", buf, n, &c, &is), SM_OK);
+    ck_assert(!is);
+    ck_assert_int_eq(sm_score_decode("medic.s0.report", buf, n, &c, &is), SM_OK);
+    ck_assert(!is);
+    /* A conclusion that does not decode, or has no header. */
+    static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff};
+    ck_assert_int_eq(sm_score_decode("medic.s0.failure.agent_down", junk,
+                                     sizeof junk, &c, &is), SM_ERR_DECODE);
+    ck_assert(!is);
+    f.decision = NULL;
+    n = pack_failure(&f, buf);
+    ck_assert_int_eq(sm_score_decode("medic.s0.failure.agent_down", buf, n, &c, &is),
+                     SM_ERR_DECODE);
+
+    /* What was decoded scores: a failure in time, a prediction 60 s ahead. */
+    sm_labels ls = {0};
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a3", 40, 80);
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_PREDICTION, "token_exhaustion", "", 50, 120);
+    sm_score_report r = score(&l, &ls);
+    ck_near(r.failure.all.recall, 1.0);
+    ck_near(r.failure.all.resolve_max_s, 10.0);
+    ck_near(r.prediction.all.recall, 1.0);
+    ck_near(r.prediction.all.lead_min_s, 60.0);
+    ck_near(r.prediction.all.eta_err_med_s, 30.0);
+    sm_score_report_free(&r);
+    sm_labels_free(&ls);
+}
+END_TEST
+
+/* The table has a section per kind that has labels or episodes, the lines
+ * carry the kind; a bottleneck-only report prints as it always did. */
+START_TEST(table_and_lines_per_kind)
+{
+    sm_labels ls = {0};
+    list l = {0};
+    label(&ls, SM_LABEL_MUST, "slow_agent", "a1", 60, 300);
+    episode(&l, "slow_agent", "a1", SM_SEV_MEDIUM, 70, 310);
+    sm_score_report r = score(&l, &ls);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    sm_score_print_table(&r, &ls, "t", out);
+    sm_score_print_lines(&r, "t", out);
+    fclose(out);
+    ck_assert_msg(strstr(text, "score t: 1 must, 0 may, 0 never labels; 1 episodes"),
+                  "%s", text);
+    ck_assert_ptr_null(strstr(text, "failures:"));
+    ck_assert_ptr_null(strstr(text, "predictions:"));
+    ck_assert_ptr_null(strstr(text, "score.t.failure."));
+    ck_assert(strstr(text, "score.t.slow_agent.recall 1 ratio"));
+    free(text);
+    sm_score_report_free(&r);
+
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", "a3", 100, 300);
+    label_kind(&ls, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", "a3", 40, 100);
+    failure(&l, "agent_down", "a3", 105, 320);
+    predict(&l, "agent_down", "a3", 0.9, 0, 90);
+    predict(&l, "token_exhaustion", "", 0.9, 0, 400);
+    r = score(&l, &ls);
+    out = open_memstream(&text, &len);
+    sm_score_print_table(&r, &ls, "t", out);
+    sm_score_print_lines(&r, "t", out);
+    fclose(out);
+    ck_assert_msg(strstr(text, "score t: 1 must, 0 may, 0 never labels; 1 episodes"),
+                  "%s", text);
+    ck_assert_msg(strstr(text, "failures: 1 must, 0 may, 0 never labels; 1 episodes"),
+                  "%s", text);
+    ck_assert(strstr(text, "predictions: 1 must, 0 may, 0 never labels; 2 episodes"));
+    ck_assert(strstr(text, "lead s"));
+    ck_assert(strstr(text, "missed      must[2]   prediction agent_down s0 a3 "
+                           "(first raised at +90.0 s, 10.0 s before the failure: "
+                           "too late)"));
+    ck_assert(strstr(text, "false alarm           prediction token_exhaustion s0 - "
+                           "raised at +400.0 s"));
+    ck_assert(strstr(text, "score.t.slow_agent.recall 1 ratio"));
+    ck_assert(strstr(text, "score.t.all.recall 1 ratio"));
+    ck_assert(strstr(text, "score.t.failure.agent_down.recall 1 ratio"));
+    ck_assert(strstr(text, "score.t.failure.agent_down.delay_max 5 s"));
+    ck_assert(strstr(text, "score.t.failure.all.resolve_max 20 s"));
+    ck_assert(strstr(text, "score.t.prediction.agent_down.recall 0 ratio"));
+    ck_assert(strstr(text, "score.t.prediction.all.false_alarms 1 count"));
+    ck_assert(strstr(text, "score.t.prediction.token_exhaustion.precision 0 ratio"));
+    ck_assert_ptr_null(strstr(text, "score.t.prediction.all.delay"));
+    free(text);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 }
@@ -413,8 +761,8 @@ START_TEST(absolute_and_relative_times_agree)
     ls.v[0].to_ms = S(120);
     episode(&l, "token_exhaustion", "scheduler", SM_SEV_HIGH, 70, 125);
     sm_score_report r = score(&l, &ls);
-    ck_near(r.all.recall, 1.0);
-    ck_near(r.all.delay_max_s, 10.0);
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_near(r.bottleneck.all.delay_max_s, 10.0);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
 }
@@ -521,6 +869,9 @@ static const struct bad_case {
      {"labels.must[0]", "\"raise_within_s\"", ">= 0"}},
     {"{\"must\":[{\"kind\":\"guess\",\"type\":\"x\",\"swarm\":\"s0\"}]}",
      {"labels.must[0]", "\"kind\"", "bottleneck"}},
+    {"{\"may\":[{\"kind\":\"failure\",\"type\":\"slow_agent\",\"swarm\":\"s0\","
+     "\"from_s\":1,\"to_s\":2}]}",
+     {"labels.may[0]", "\"type\"", "not a failure type"}},
     {"{\"must\":{}}", {"labels.must", "array", NULL}},
     {"{\"shall\":[]}", {"unknown key", "\"shall\"", NULL}},
     {"{\"must\":[", {"not JSON", NULL, NULL}},
@@ -567,16 +918,45 @@ START_TEST(floors_parse_and_check)
     ck_assert_int_eq(sm_score_floors_parse(&f, "recall", err, sizeof err), SM_ERR_INVALID);
     ck_assert_int_eq(sm_score_floors_parse(&f, "recall=x", err, sizeof err), SM_ERR_INVALID);
 
-    sm_score_figures all = {.recall = 1.0, .precision = 0.98, .flaps = 0,
-                            .delay_max_s = 12, .severity = NAN};
-    ck_assert_uint_eq(sm_score_floors_check(&f, &all, NULL), 0);
-    all.precision = 0.96;
-    all.flaps = 1;
-    ck_assert_uint_eq(sm_score_floors_check(&f, &all, NULL), 2);
-    all.precision = 0.98;
-    all.flaps = 0;
-    all.delay_max_s = 31;
-    ck_assert_uint_eq(sm_score_floors_check(&f, &all, NULL), 1);
+    sm_score_report r = {0};
+    sm_score_figures *all = &r.bottleneck.all;
+    *all = (sm_score_figures){.recall = 1.0, .precision = 0.98, .flaps = 0,
+                              .delay_max_s = 12, .severity = NAN};
+    ck_assert_uint_eq(sm_score_floors_check(&f, &r, NULL), 0);
+    all->precision = 0.96;
+    all->flaps = 1;
+    ck_assert_uint_eq(sm_score_floors_check(&f, &r, NULL), 2);
+    all->precision = 0.98;
+    all->flaps = 0;
+    all->delay_max_s = 31;
+    ck_assert_uint_eq(sm_score_floors_check(&f, &r, NULL), 1);
+    all->delay_max_s = 12;
+
+    /* Failure and prediction floors bound their own kind's figures. */
+    ck_assert_int_eq(sm_score_floors_parse(&f, "failure_recall=1,failure_delay=20,"
+                                           "prediction_lead_s=30,"
+                                           "prediction_eta_err=60", err,
+                                           sizeof err), SM_OK);
+    ck_near(f.failure_delay_s, 20.0);
+    ck_near(f.prediction_eta_err_s, 60.0);
+    r.failure.all = (sm_score_figures){.recall = NAN, .delay_max_s = NAN};
+    r.prediction.all = (sm_score_figures){.lead_min_s = NAN, .eta_err_med_s = NAN};
+    ck_assert_uint_eq(sm_score_floors_check(&f, &r, NULL), 0);  /* undefined: met */
+    r.failure.all.recall = 0.5;
+    r.failure.all.delay_max_s = 25;
+    r.prediction.all.lead_min_s = 10;       /* a minimum */
+    r.prediction.all.eta_err_med_s = 61;    /* a maximum */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    ck_assert_uint_eq(sm_score_floors_check(&f, &r, out), 4);
+    fclose(out);
+    ck_assert_msg(strstr(text, "floor failure_recall >= 1      got 0.5      MISSED"),
+                  "%s", text);
+    ck_assert(strstr(text, "floor prediction_lead_s >= 30"));
+    free(text);
+    r.prediction.all.lead_min_s = 45;
+    ck_assert_uint_eq(sm_score_floors_check(&f, &r, NULL), 3);
 
     json_t *j = json_loads("{\"recall\":1,\"forbidden\":0}", 0, NULL);
     sm_score_floors g;
@@ -585,6 +965,15 @@ START_TEST(floors_parse_and_check)
     json_decref(j);
     ck_near(g.forbidden, 0.0);
     ck_assert(isnan(g.precision));
+    j = json_loads("{\"failure_recall\":1,\"prediction_recall\":0.7}", 0, NULL);
+    ck_assert_int_eq(sm_score_floors_from_json(&g, j, "sc.json", err, sizeof err), SM_OK);
+    json_decref(j);
+    ck_near(g.failure_recall, 1.0);
+    ck_near(g.prediction_recall, 0.7);
+    j = sm_score_floors_to_json(&g);
+    ck_assert_msg(json_object_size(j) == 4, "%zu keys", json_object_size(j));
+    ck_assert(json_object_get(j, "failure_recall"));
+    json_decref(j);
     j = json_loads("{\"recal\":1}", 0, NULL);
     ck_assert_int_eq(sm_score_floors_from_json(&g, j, "sc.json", err, sizeof err),
                      SM_ERR_INVALID);
@@ -623,18 +1012,18 @@ START_TEST(demo_recall_is_one)
 {
     sm_labels ls = {0};
     sm_score_report r = score_demo(NULL, 0, &ls);
-    ck_assert_uint_eq(r.all.must, 5);
-    ck_near(r.all.recall, 1.0);
-    ck_near(r.all.precision, 1.0);
-    ck_assert_uint_eq(r.all.forbidden, 0);
-    ck_assert_uint_eq(r.all.flaps, 0);
-    ck_assert_uint_eq(r.all.unresolved, 0);
-    ck_assert_uint_eq(r.n_types, 5);
-    for (size_t i = 0; i < r.n_types; i++)
-        ck_near(r.by_type[i].recall, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.must, 5);
+    ck_near(r.bottleneck.all.recall, 1.0);
+    ck_near(r.bottleneck.all.precision, 1.0);
+    ck_assert_uint_eq(r.bottleneck.all.forbidden, 0);
+    ck_assert_uint_eq(r.bottleneck.all.flaps, 0);
+    ck_assert_uint_eq(r.bottleneck.all.unresolved, 0);
+    ck_assert_uint_eq(r.bottleneck.n_types, 5);
+    for (size_t i = 0; i < r.bottleneck.n_types; i++)
+        ck_near(r.bottleneck.by_type[i].recall, 1.0);
     /* Each fault is raised within the documented 120 s and after its onset
      * (minus the slack). */
-    ck_assert(r.all.delay_max_s <= 120.0 && r.all.delay_max_s > -5.0);
+    ck_assert(r.bottleneck.all.delay_max_s <= 120.0 && r.bottleneck.all.delay_max_s > -5.0);
     ck_assert_int_eq(r.run_start_ms, T0);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
@@ -646,7 +1035,7 @@ START_TEST(demo_with_a_blunter_slow_detector_misses_the_slow_agent)
     sm_labels ls = {0};
     const char *sets[] = {"slow_raise", "4", "slow_high", "5"};
     sm_score_report r = score_demo(sets, 4, &ls);
-    ck_near(r.all.recall, 0.8);
+    ck_near(r.bottleneck.all.recall, 0.8);
     ck_near(of_type(&r, "slow_agent")->recall, 0.0);
     sm_score_report_free(&r);
     sm_labels_free(&ls);
@@ -688,9 +1077,9 @@ START_TEST(generator_path_scores_like_the_recording)
     sm_score_report b;
     ck_assert_int_eq(sm_score_run(&cfg, &log, &in, &b, err, sizeof err), SM_OK);
     ck_assert_uint_eq(a.n_episodes, b.n_episodes);
-    ck_near(b.all.recall, 1.0);
-    ck_near(a.all.delay_med_s, b.all.delay_med_s);
-    ck_near(a.all.resolve_max_s, b.all.resolve_max_s);
+    ck_near(b.bottleneck.all.recall, 1.0);
+    ck_near(a.bottleneck.all.delay_med_s, b.bottleneck.all.delay_med_s);
+    ck_near(a.bottleneck.all.resolve_max_s, b.bottleneck.all.resolve_max_s);
     sm_recr_close(g.r);
     sm_config_free(&cfg);
     sm_score_report_free(&a);
@@ -764,7 +1153,11 @@ int main(void)
     tcase_add_test(eng, severity_agreement_uses_the_peak);
     tcase_add_test(eng, resolve_time_after_the_fault_ends);
     tcase_add_test(eng, unresolved_open_or_late);
-    tcase_add_test(eng, kinds_not_built_are_left_out);
+    tcase_add_test(eng, failures_scored_like_bottlenecks);
+    tcase_add_test(eng, prediction_needs_thirty_seconds_of_lead);
+    tcase_add_test(eng, withdrawn_prediction_closes_its_episode);
+    tcase_add_test(eng, decode_failure_and_prediction_messages);
+    tcase_add_test(eng, table_and_lines_per_kind);
     tcase_add_test(eng, absolute_and_relative_times_agree);
     suite_add_tcase(s, eng);
 

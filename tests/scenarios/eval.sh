@@ -5,10 +5,14 @@
 # product (swarm-medic does not link the simulator):
 #   swarm-sim --scenario F --record R --labels-out L
 #   swarm-medic score R --labels L
-# Their `score.<scenario>.<type>.<figure> value unit` lines become rows of
-# scenario x type, then one overall row per type over all scenarios (counts
-# summed, ratios recomputed from the sums, never averaged) and
-# `eval.<type>.<figure> value unit` lines. Last, the gap to each scenario's
+# Their `score.<scenario>.<type>.<figure> value unit` lines (and
+# `score.<scenario>.failure.<type>.<figure>`, `...prediction...` for those
+# kinds) become rows of scenario x type, then one overall row per type over
+# all scenarios (counts summed, ratios recomputed from the sums, never
+# averaged) and `eval.<type>.<figure> value unit` lines (types of the other
+# kinds named failure.<type>, prediction.<type>). Bottlenecks and failures
+# share one table; predictions, measured by lead and ETA error instead of
+# delay and resolve, have their own. Last, the gap to each scenario's
 # target floor ("floor" in its file). The figures are defined in
 # tests/scenarios/README.md.
 #
@@ -51,22 +55,24 @@ if [ "$n" -eq 0 ]; then
     exit 0
 fi
 
-# FILE score.<name>.<type>.<figure> value unit  ->  a row per FILE x type
+# FILE score.<name>[.<kind>].<type>.<figure> value unit  ->  a row per FILE x type
 awk '
 BEGIN {
     # summed over scenarios, per type ("all" included)
-    split("must matched episodes false_alarms flaps forbidden unresolved severity_checked severity_ok", C, " ")
+    split("must matched episodes false_alarms flaps forbidden unresolved severity_checked severity_ok eta_checked", C, " ")
 }
 {
-    split($2, k, ".")
-    t = k[3]; fig = k[4]
-    if (fig == "not_built") { nb[t] += $3; next }
+    n = split($2, k, ".")
+    if (n == 5) { t = k[3] "." k[4]; fig = k[5] } else { t = k[3]; fig = k[4] }
     row = $1 SUBSEP t
     if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
     v[row, fig] = $3
     if (!(t in tseen)) { tseen[t] = 1; torder[++ntypes] = t }
     for (i in C) if (fig == C[i]) S[t, fig] += $3
-    if ((fig == "delay_max" || fig == "resolve_max") && (!((t, fig) in S) || $3 > S[t, fig]))
+    if ((fig == "delay_max" || fig == "resolve_max" || fig == "eta_err_max") &&
+        (!((t, fig) in S) || $3 > S[t, fig]))
+        S[t, fig] = $3
+    if (fig == "lead_min" && (!((t, fig) in S) || $3 < S[t, fig]))
         S[t, fig] = $3
 }
 function has(row, f) { return (row, f) in v }
@@ -76,51 +82,81 @@ function mm(row, a, b) { return has(row, a) ? s1(v[row, a]) "/" s1(v[row, b]) : 
 function put(scen, t, rec, prec, fl, dl, rs, sev, fb, fa) {
     printf fmt, scen, t, rec, prec, fl, dl, rs, sev, fb, fa
 }
-END {
-    if (rows == 0) exit
-    fmt = "%-24s %-18s %-10s %-11s %5s  %-11s %-11s %-10s %6s %6s\n"
-    put("scenario", "type", "recall", "precision", "flaps", "delay s", "resolve s", "severity", "forbid", "false")
-    put("", "", "", "", "", "med/max", "med/max", "", "", "alarms")
+function pred(t) { return substr(t, 1, 11) == "prediction." }
+function overall(t, lead) {
+    if (lead) {
+        dmax = ((t, "lead_min") in S) ? "-/" s1(S[t, "lead_min"]) : "-"
+        rmax = ((t, "eta_err_max") in S) ? "-/" s1(S[t, "eta_err_max"]) : "-"
+        sev = ""
+    } else {
+        dmax = ((t, "delay_max") in S) ? "-/" s1(S[t, "delay_max"]) : "-"
+        rmax = ((t, "resolve_max") in S) ? "-/" s1(S[t, "resolve_max"]) : "-"
+        sev = frac(S[t, "severity_ok"], S[t, "severity_checked"])
+    }
+    put("overall", t, frac(S[t, "matched"], S[t, "must"]),
+        frac(S[t, "episodes"] - S[t, "false_alarms"], S[t, "episodes"]),
+        S[t, "flaps"] + 0, dmax, rmax, sev, S[t, "forbidden"] + 0,
+        S[t, "false_alarms"] + 0)
+}
+# the rows of one table: bottlenecks and failures (lead 0) or predictions
+function table(lead,    i, r, p) {
+    if (lead) {
+        put("scenario", "type", "recall", "precision", "flaps", "lead s", "eta err s", "", "forbid", "false")
+        put("", "", "", "", "", "med/min", "med/max", "", "", "alarms")
+    } else {
+        put("scenario", "type", "recall", "precision", "flaps", "delay s", "resolve s", "severity", "forbid", "false")
+        put("", "", "", "", "", "med/max", "med/max", "", "", "alarms")
+    }
     for (i = 1; i <= rows; i++) {
         r = order[i]; split(r, p, SUBSEP)
-        if (p[2] == "all") continue
+        if (p[2] == "all" || p[2] ~ /\.all$/ || pred(p[2]) != lead) continue
         put(p[1], p[2], frac(v[r, "matched"], v[r, "must"]),
             frac(v[r, "episodes"] - v[r, "false_alarms"], v[r, "episodes"]),
-            v[r, "flaps"], mm(r, "delay_med", "delay_max"),
-            mm(r, "resolve_med", "resolve_max"),
-            frac(v[r, "severity_ok"], v[r, "severity_checked"]),
+            v[r, "flaps"],
+            lead ? mm(r, "lead_med", "lead_min") : mm(r, "delay_med", "delay_max"),
+            lead ? mm(r, "eta_err_med", "eta_err_max") : mm(r, "resolve_med", "resolve_max"),
+            lead ? "" : frac(v[r, "severity_ok"], v[r, "severity_checked"]),
             v[r, "forbidden"], v[r, "false_alarms"])
     }
     print ""
-    # overall: the bottleneck types in their order, then any other, "all" last
+}
+END {
+    if (rows == 0) exit
+    fmt = "%-24s %-30s %-10s %-11s %5s  %-11s %-11s %-10s %6s %6s\n"
+    table(0)
+    # overall: the bottleneck types in their order, then any other, "all",
+    # then the failure types and failure.all
     nk = split("token_exhaustion quota_exceeded slow_agent queue_backlog consensus_timeout", K, " ")
     for (j = 1; j <= nk; j++) { known[K[j]] = 1; if (K[j] in tseen) list[++nl] = K[j] }
     for (j = 1; j <= ntypes; j++)
-        if (!(torder[j] in known) && torder[j] != "all") list[++nl] = torder[j]
+        if (!(torder[j] in known) && torder[j] !~ /\./ && torder[j] != "all") list[++nl] = torder[j]
     list[++nl] = "all"
-    for (j = 1; j <= nl; j++) {
-        t = list[j]
-        dmax = ((t, "delay_max") in S) ? "-/" s1(S[t, "delay_max"]) : "-"
-        rmax = ((t, "resolve_max") in S) ? "-/" s1(S[t, "resolve_max"]) : "-"
-        put("overall", t, frac(S[t, "matched"], S[t, "must"]),
-            frac(S[t, "episodes"] - S[t, "false_alarms"], S[t, "episodes"]),
-            S[t, "flaps"] + 0, dmax, rmax,
-            frac(S[t, "severity_ok"], S[t, "severity_checked"]),
-            S[t, "forbidden"] + 0, S[t, "false_alarms"] + 0)
+    for (j = 1; j <= ntypes; j++)
+        if (substr(torder[j], 1, 8) == "failure." && torder[j] != "failure.all") list[++nl] = torder[j]
+    if ("failure.all" in tseen) list[++nl] = "failure.all"
+    nb = nl
+    for (j = 1; j <= ntypes; j++)
+        if (pred(torder[j]) && torder[j] != "prediction.all") list[++nl] = torder[j]
+    if ("prediction.all" in tseen) list[++nl] = "prediction.all"
+    for (j = 1; j <= nb; j++) overall(list[j], 0)
+    print "overall delay/resolve: max over all scenarios (medians are per scenario only)"
+    if (nl > nb) {
+        print ""
+        table(1)
+        for (j = nb + 1; j <= nl; j++) overall(list[j], 1)
+        print "overall lead: min, ETA error: max over all scenarios; a prediction is a hit only 30 s or more before the failure"
     }
-    note = ""
-    for (t in nb) note = note sprintf(" %d %s", nb[t], t)
-    printf "overall delay/resolve: max over all scenarios (medians are per scenario only)"
-    if (note != "") printf "; not built:%s labels (left out)", note
-    print ""
     for (j = 1; j <= nl; j++) {
         t = list[j]
-        for (i = 1; i <= 9; i++) printf "eval.%s.%s %d count\n", t, C[i], S[t, C[i]]
+        for (i = 1; i <= 10; i++)
+            if (C[i] != "eta_checked" || pred(t)) printf "eval.%s.%s %d count\n", t, C[i], S[t, C[i]]
         if (S[t, "must"] > 0) printf "eval.%s.recall %.4g ratio\n", t, S[t, "matched"] / S[t, "must"]
         if (S[t, "episodes"] > 0) printf "eval.%s.precision %.4g ratio\n", t, (S[t, "episodes"] - S[t, "false_alarms"]) / S[t, "episodes"]
         if (S[t, "severity_checked"] > 0) printf "eval.%s.severity %.4g ratio\n", t, S[t, "severity_ok"] / S[t, "severity_checked"]
         if ((t, "delay_max") in S) printf "eval.%s.delay_max %.4g s\n", t, S[t, "delay_max"]
         if ((t, "resolve_max") in S) printf "eval.%s.resolve_max %.4g s\n", t, S[t, "resolve_max"]
+        if ((t, "lead_min") in S) printf "eval.%s.lead_min %.4g s\n", t, S[t, "lead_min"]
+        if ((t, "eta_err_max") in S) printf "eval.%s.eta_err_max %.4g s\n", t, S[t, "eta_err_max"]
     }
 }' "$tmp/lines"
 

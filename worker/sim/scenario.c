@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include "swarm_medic.pb-c.h"
+
 #define S(x) ((int64_t)((x) * 1000.0))
 
 /* One ResourceSample's gauges, kept by the probe. */
@@ -26,6 +28,18 @@ typedef struct gseries {
     size_t n, cap;
 } gseries;
 
+/* A TaskEvent TIMED_OUT the probe saw. */
+typedef struct tmout {
+    uint32_t swarm;
+    char agent[SM_WORLD_ID];
+    int64_t ts;
+} tmout;
+
+typedef struct tmouts {
+    tmout *v;
+    size_t n, cap;
+} tmouts;
+
 struct sm_scenario {
     char name[128];
     char description[512];
@@ -34,6 +48,7 @@ struct sm_scenario {
     bool derive;
     sm_labels labels;
     gseries series[SM_WORLD_MAX_SWARMS];
+    tmouts timeouts;            /* in event order */
 };
 
 static void say(char *err, size_t cap, const char *fmt, ...)
@@ -302,6 +317,64 @@ static bool fault_parse(json_t *o, size_t idx, const sm_world_config *w,
 
 /* ------------------------------------------------------------- probe */
 
+/* An array v of n `size`-byte items with room for one more: v itself, or
+ * v moved and *cap doubled; NULL when out of memory (v still valid). */
+static void *grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t c = *cap ? *cap * 2 : 1024;
+    void *nv = realloc(v, c * size);
+    if (nv != NULL)
+        *cap = c;
+    return nv;
+}
+
+static bool keep_gauges(sm_scenario *sc, sm_world *w, const sm_sim_msg *m)
+{
+    gseries *g = &sc->series[m->swarm];
+    gsample *v = grow(g->v, &g->cap, g->n, sizeof *v);
+    if (v == NULL)
+        return false;
+    g->v = v;
+    sm_world_gauges ga;
+    sm_world_gauges_of(w, m->swarm, &ga);
+    gsample *x = &g->v[g->n++];
+    x->ts = m->ts_ms;
+    x->token = (float)ga.token_ratio;
+    x->memory = (float)ga.memory_ratio;
+    x->pending = ga.pending;
+    x->active = ga.active;
+    x->quota = ga.quota;
+    return true;
+}
+
+/* Keeps a task event if it reports a TIMED_OUT task. */
+static bool keep_timeout(sm_scenario *sc, const sm_sim_msg *m)
+{
+    Swarmmedic__V1__TaskEvent *t =
+        swarmmedic__v1__task_event__unpack(NULL, m->len, m->payload);
+    if (t == NULL)
+        return false;
+    bool ok = true;
+    if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT) {
+        tmouts *o = &sc->timeouts;
+        tmout *v = grow(o->v, &o->cap, o->n, sizeof *v);
+        ok = v != NULL;
+        if (ok) {
+            o->v = v;
+            tmout *x = &o->v[o->n++];
+            x->swarm = m->swarm;
+            snprintf(x->agent, sizeof x->agent, "%s", t->agent);
+            x->ts = m->ts_ms;
+        }
+    }
+    swarmmedic__v1__task_event__free_unpacked(t, NULL);
+    return ok;
+}
+
+/* Runs the world once, keeping each swarm's gauges per ResourceSample and
+ * every TIMED_OUT task event. */
 static bool probe(sm_scenario *sc)
 {
     sm_world *w = NULL;
@@ -310,28 +383,10 @@ static bool probe(sm_scenario *sc)
     sm_sim_msg m;
     bool ok = true;
     while (ok && sm_world_next(w, &m)) {
-        if (m.kind != SM_SIM_RESOURCE)
-            continue;
-        gseries *g = &sc->series[m.swarm];
-        if (g->n == g->cap) {
-            size_t c = g->cap ? g->cap * 2 : 1024;
-            gsample *nv = realloc(g->v, c * sizeof *nv);
-            if (nv == NULL) {
-                ok = false;
-                break;
-            }
-            g->v = nv;
-            g->cap = c;
-        }
-        sm_world_gauges ga;
-        sm_world_gauges_of(w, m.swarm, &ga);
-        gsample *x = &g->v[g->n++];
-        x->ts = m.ts_ms;
-        x->token = (float)ga.token_ratio;
-        x->memory = (float)ga.memory_ratio;
-        x->pending = ga.pending;
-        x->active = ga.active;
-        x->quota = ga.quota;
+        if (m.kind == SM_SIM_RESOURCE)
+            ok = keep_gauges(sc, w, &m);
+        else if (m.kind == SM_SIM_TASK)
+            ok = keep_timeout(sc, &m);
     }
     ok = ok && sm_world_status(w) == SM_OK;
     sm_world_destroy(w);
@@ -434,6 +489,61 @@ static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
         }                                                                    \
     } while (0)
 
+/* Whether a sample is at or over a signal's clear line. */
+typedef bool (*gauge_on)(const gsample *x);
+
+static bool backlog_on(const gsample *x) { return x->pending >= 40; }
+static bool quota_on(const gsample *x) { return x->active >= 0.9 * x->quota; }
+static bool overflow_on(const gsample *x) { return x->pending > 150; }
+static bool spent_on(const gsample *x) { return x->token >= 0.95f; }
+
+/* From sample a, where a signal rose over its raise line, the last sample
+ * still on (at or over the clear line) before the gauge stays off for
+ * `patience` samples in a row, up to run_end: the signal is present until
+ * then. A later rise is another, optional, episode (a may-label covers
+ * it). */
+static long signal_end(const gseries *g, long a, int64_t run_end, gauge_on on,
+                       int patience)
+{
+    long last = a;
+    int off = 0;
+    for (size_t i = (size_t)a; i < g->n && g->v[i].ts <= run_end; i++) {
+        if (on(&g->v[i])) {
+            last = (long)i;
+            off = 0;
+        } else if (++off == patience) {
+            break;
+        }
+    }
+    return last;
+}
+
+/* queue_overflow, a failure: peak pending P over [from, to] > 220 -> must
+ * from the first sample over 200 to the end of the signal (over 150), may
+ * over the window; 180 <= P <= 220 -> may; a queue_surge under 150 ->
+ * never. */
+static void overflow_labels(deriv *d, int fi, int64_t from, int64_t to,
+                            uint32_t peak)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const gseries *g = &d->sc->series[f->swarm];
+    int64_t run_end = d->sc->world.start_ms + d->sc->world.duration_ms;
+    long a, b;
+    if (peak > 220) {
+        SCAN(g, from, to, x->pending > 200, a, b);
+        (void)b;
+        long e = signal_end(g, a, run_end, overflow_on, 10);
+        add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "queue_overflow", f->swarm,
+            "scheduler", g->v[a].ts, g->v[e].ts, fi);
+    }
+    if (peak >= 180)
+        add(d, SM_LABEL_MAY, SM_KIND_FAILURE, "queue_overflow", f->swarm,
+            "scheduler", from, to, fi);
+    else if (peak < 150 && f->type == SM_WF_QUEUE_SURGE)
+        add(d, SM_LABEL_NEVER, SM_KIND_FAILURE, "queue_overflow", f->swarm,
+            "scheduler", from, to, fi);
+}
+
 static void queue_quota_labels(deriv *d, int fi)
 {
     const sm_wfault *f = &d->sc->world.faults[fi];
@@ -459,20 +569,9 @@ static void queue_quota_labels(deriv *d, int fi)
     long a, b;
     sm_label *l;
     if (peak > 60) {
-        long c, e;
-        SCAN(g, from, to, x->pending > 50, a, c);
-        SCAN(g, g->v[a].ts, run_end, x->pending >= 40, c, e);
-        (void)c;
-        /* the signal is present until it stays under the clear line (10
-         * samples in a row, well past any debounce): a later rise is
-         * another, optional, episode (the may-label covers it) */
-        for (long i = a, under = 0; i <= e; i++) {
-            under = g->v[i].pending < 40 ? under + 1 : 0;
-            if (under == 10) {
-                e = i - 10;
-                break;
-            }
-        }
+        SCAN(g, from, to, x->pending > 50, a, b);
+        (void)b;
+        long e = signal_end(g, a, run_end, backlog_on, 10);
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "queue_backlog",
                      f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
             l->severity = peak > 220 ? 4 : (peak >= 140 && peak <= 190) ? 3
@@ -487,18 +586,9 @@ static void queue_quota_labels(deriv *d, int fi)
             "scheduler", from, to, fi);
     }
     if (over_q >= 3) {
-        long c, e;
         SCAN(g, from, to, x->active >= x->quota, a, b);
-        SCAN(g, g->v[a].ts, run_end, x->active >= 0.9 * x->quota, c, e);
         (void)b;
-        (void)c;
-        for (long i = a, under = 0; i <= e; i++) {     /* as for the queue */
-            under = g->v[i].active < 0.9 * g->v[i].quota ? under + 1 : 0;
-            if (under == 10) {
-                e = i - 10;
-                break;
-            }
-        }
+        long e = signal_end(g, a, run_end, quota_on, 10);
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "quota_exceeded",
                      f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
             l->severity = 4;
@@ -511,6 +601,32 @@ static void queue_quota_labels(deriv *d, int fi)
         add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "quota_exceeded", f->swarm,
             "scheduler", from, to, fi);
     }
+    overflow_labels(d, fi, from, to, peak);
+}
+
+/* token_exhaustion, a failure: usage reaching 0.99 of the budget over
+ * [from, to] -> must from that sample until usage falls back under 0.95
+ * (a top-up) or the run ends, resolved within 60 s; a peak of 0.95..0.99
+ * -> may. */
+static void spent_labels(deriv *d, int fi, int64_t from, int64_t to)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const gseries *g = &d->sc->series[f->swarm];
+    int64_t run_end = d->sc->world.start_ms + d->sc->world.duration_ms;
+    long a, b;
+    sm_label *l;
+    SCAN(g, from, to, x->token >= 0.99f, a, b);
+    if (a >= 0) {
+        long e = signal_end(g, a, run_end, spent_on, 1);
+        if ((l = add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "token_exhaustion",
+                     f->swarm, "scheduler", g->v[a].ts, g->v[e].ts, fi)))
+            l->resolve_within_ms = S(60);
+        return;
+    }
+    SCAN(g, from, to, x->token >= 0.95f, a, b);
+    if (a >= 0)
+        add(d, SM_LABEL_MAY, SM_KIND_FAILURE, "token_exhaustion", f->swarm,
+            "scheduler", g->v[a].ts, g->v[b].ts + S(60), fi);
 }
 
 static void token_labels(deriv *d, int fi)
@@ -541,11 +657,7 @@ static void token_labels(deriv *d, int fi)
         if (cross - from >= S(90))
             add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "token_exhaustion", f->swarm,
                 "", from + S(30), cross, fi);
-        if (peak >= 0.99) {
-            SCAN(g, from, to, x->token >= 0.99f, a, b);
-            add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "token_exhaustion", f->swarm,
-                "", g->v[a].ts, g->v[b].ts, fi);
-        }
+        spent_labels(d, fi, from, to);
     } else if (peak >= 0.75) {
         add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "token_exhaustion", f->swarm,
             "scheduler", from, end + S(180), fi);
@@ -573,8 +685,8 @@ static void memory_labels(deriv *d, int fi)
             from, end, fi);
     SCAN(g, from, end, x->memory >= 0.98f, a, b);
     if (a >= 0)
-        add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "memory_exhaustion", f->swarm, "",
-            g->v[a].ts, end, fi);
+        add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "memory_exhaustion", f->swarm,
+            "scheduler", g->v[a].ts, end, fi);
 }
 
 static void group_labels(deriv *d, int fi)
@@ -599,8 +711,11 @@ static void group_labels(deriv *d, int fi)
                 l->severity = 3;
             add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "consensus_timeout", f->swarm,
                 name, onset, end + S(180), fi);
-            add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "quorum_loss", f->swarm, name,
-                full, end, fi);
+            if ((l = add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "quorum_loss",
+                         f->swarm, name, full, end, fi)))
+                l->raise_within_ms = S(60);
+            add(d, SM_LABEL_MAY, SM_KIND_FAILURE, "quorum_loss", f->swarm, name,
+                onset, end + S(60), fi);
             continue;
         }
         double r = f->magnitude;
@@ -617,6 +732,61 @@ static void group_labels(deriv *d, int fi)
             add(d, SM_LABEL_NEVER, SM_KIND_BOTTLENECK, "consensus_timeout",
                 f->swarm, name, onset, end + S(180), fi);
         }
+    }
+}
+
+/* The first TIMED_OUT task event of agent `who` of swarm s in [from, to]
+ * the probe saw, or -1. */
+static int64_t first_timeout(const sm_scenario *sc, uint32_t s,
+                             const char *who, int64_t from, int64_t to)
+{
+    for (size_t i = 0; i < sc->timeouts.n; i++) {
+        const tmout *t = &sc->timeouts.v[i];
+        if (t->swarm == s && t->ts >= from && t->ts <= to &&
+            strcmp(t->agent, who) == 0)
+            return t->ts;
+    }
+    return -1;
+}
+
+/* task_timeout, a failure, for an agent whose tasks the fault times out
+ * (a dead agent's tasks in flight, a stuck agent's hung one at the end):
+ * must from the first TIMED_OUT event over [onset, end + 120 s], raised
+ * within 30 s, to the fault's end (or that event, if later); may over
+ * [onset, end + 120 s]. */
+static void timeout_labels(deriv *d, int fi, const char *who)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    int64_t onset = d->sc->world.start_ms + f->onset_ms;
+    int64_t end = fault_end(d->sc, f);
+    int64_t t = first_timeout(d->sc, f->swarm, who, onset, end + S(120));
+    sm_label *l;
+    if (t >= 0 && (l = add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "task_timeout",
+                           f->swarm, who, t, end > t ? end : t, fi)))
+        l->raise_within_ms = S(30);
+    add(d, SM_LABEL_MAY, SM_KIND_FAILURE, "task_timeout", f->swarm, who, onset,
+        end + S(120), fi);
+}
+
+/* agent_down, a failure, for an agent dead from `die` until it registers
+ * again at the fault's end (or the run ends): must, raised within three
+ * heartbeats + 5 s, resolved within 30 s of its return; a death shorter
+ * than 30 s is may, over the outage + two heartbeats. */
+static void down_labels(deriv *d, int fi, const char *who, int64_t die)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    double hb = d->sc->world.swarms[f->swarm].heartbeat_s;
+    int64_t back = fault_end(d->sc, f);
+    sm_label *l;
+    if (back - die < S(30)) {
+        add(d, SM_LABEL_MAY, SM_KIND_FAILURE, "agent_down", f->swarm, who, die,
+            back + S(2 * hb), fi);
+        return;
+    }
+    if ((l = add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", f->swarm, who,
+                 die, back, fi))) {
+        l->raise_within_ms = S(3 * hb + 5);
+        l->resolve_within_ms = S(30);
     }
 }
 
@@ -691,6 +861,7 @@ static void fault_labels(deriv *d, int fi)
                 l->raise_within_ms = clamp_ms(120 + 3 * m, 900);
             add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "slow_agent", f->swarm, who,
                 onset, end + S(300), fi);
+            timeout_labels(d, fi, who);
         }
         queue_quota_labels(d, fi);
         break;
@@ -708,8 +879,8 @@ static void fault_labels(deriv *d, int fi)
             if (f->ramp_ms >= S(120))
                 add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", f->swarm,
                     who, onset + f->ramp_ms / 2, die, fi);
-            add(d, SM_LABEL_MUST, SM_KIND_FAILURE, "agent_down", f->swarm, who, die,
-                end, fi);
+            down_labels(d, fi, who, die);
+            timeout_labels(d, fi, who);
         }
         queue_quota_labels(d, fi);
         break;
@@ -717,8 +888,8 @@ static void fault_labels(deriv *d, int fi)
         for (size_t i = 0; i < f->n_agents; i++) {
             char who[16];
             snprintf(who, sizeof who, "a%u", f->agents[i]);
-            add(d, end - onset >= S(30) ? SM_LABEL_MUST : SM_LABEL_MAY,
-                SM_KIND_FAILURE, "agent_down", f->swarm, who, onset, end, fi);
+            down_labels(d, fi, who, onset);
+            timeout_labels(d, fi, who);
         }
         queue_quota_labels(d, fi);
         break;
@@ -738,37 +909,51 @@ static bool in_fault(const sm_scenario *sc, uint32_t s, int64_t t)
     return false;
 }
 
-/* May labels where a gauge crosses its raise line outside the faults. */
-static void crossing_labels(deriv *d)
+/* The raise lines crossing_labels watches outside the faults. */
+static bool token_over(const gsample *x) { return x->token > 0.80f; }
+static bool backlog_over(const gsample *x) { return x->pending > 50; }
+static bool quota_over(const gsample *x) { return x->active >= x->quota; }
+static bool spent_over(const gsample *x) { return x->token >= 0.99f; }
+static bool overflow_over(const gsample *x) { return x->pending > 200; }
+
+static const struct crossing {
+    sm_label_kind kind;
+    const char *type;
+    gauge_on over;
+} crossings[] = {
+    {SM_KIND_BOTTLENECK, "token_exhaustion", token_over},
+    {SM_KIND_BOTTLENECK, "queue_backlog", backlog_over},
+    {SM_KIND_BOTTLENECK, "quota_exceeded", quota_over},
+    {SM_KIND_FAILURE, "token_exhaustion", spent_over},
+    {SM_KIND_FAILURE, "queue_overflow", overflow_over},
+};
+
+/* May labels where swarm s's gauge crosses a raise line outside the
+ * faults, over each crossing (gaps under 30 s joined) - 5 s .. + 60 s. */
+static void crossing_labels_of(deriv *d, uint32_t s, const struct crossing *c)
 {
-    for (uint32_t s = 0; s < d->sc->world.n_swarms; s++) {
-        const gseries *g = &d->sc->series[s];
-        for (int which = 0; which < 3; which++) {
-            static const char *const types[3] = {
-                "token_exhaustion", "queue_backlog", "quota_exceeded",
-            };
-            int64_t open = -1, last = 0;
-            for (size_t i = 0; i <= g->n; i++) {
-                bool over = false;
-                if (i < g->n && !in_fault(d->sc, s, g->v[i].ts)) {
-                    const gsample *x = &g->v[i];
-                    over = which == 0 ? x->token > 0.80f
-                         : which == 1 ? x->pending > 50
-                         : x->active >= x->quota;
-                }
-                if (over && open < 0)
-                    open = g->v[i].ts;
-                if (over)
-                    last = g->v[i].ts;
-                if (!over && open >= 0 &&
-                    (i == g->n || g->v[i].ts - last > S(30))) {
-                    add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, types[which], s,
-                        "scheduler", open - S(5), last + S(60), -1);
-                    open = -1;
-                }
-            }
+    const gseries *g = &d->sc->series[s];
+    int64_t open = -1, last = 0;
+    for (size_t i = 0; i <= g->n; i++) {
+        bool over = i < g->n && !in_fault(d->sc, s, g->v[i].ts) &&
+                    c->over(&g->v[i]);
+        if (over && open < 0)
+            open = g->v[i].ts;
+        if (over)
+            last = g->v[i].ts;
+        if (!over && open >= 0 && (i == g->n || g->v[i].ts - last > S(30))) {
+            add(d, SM_LABEL_MAY, c->kind, c->type, s, "scheduler", open - S(5),
+                last + S(60), -1);
+            open = -1;
         }
     }
+}
+
+static void crossing_labels(deriv *d)
+{
+    for (uint32_t s = 0; s < d->sc->world.n_swarms; s++)
+        for (size_t k = 0; k < sizeof crossings / sizeof crossings[0]; k++)
+            crossing_labels_of(d, s, &crossings[k]);
 }
 
 /* ------------------------------------------------------------- loading */
@@ -1002,6 +1187,7 @@ void sm_scenario_destroy(sm_scenario *sc)
         return;
     for (size_t s = 0; s < SM_WORLD_MAX_SWARMS; s++)
         free(sc->series[s].v);
+    free(sc->timeouts.v);
     sm_labels_free(&sc->labels);
     free(sc);
 }

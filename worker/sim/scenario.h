@@ -15,12 +15,15 @@
  *
  * Derivation. Loading a scenario runs its world once (a probe, a few ms to
  * a few hundred for the largest) and keeps each swarm's gauges per
- * ResourceSample, so gauge faults are labelled from what the stream really
- * shows. Below, E = onset + ramp (full effect), end = end_s (the run's end
- * when absent), m = the swarm's mean task duration / speed, R = raise
+ * ResourceSample and every TIMED_OUT task event, so gauge faults and
+ * timeouts are labelled from what the stream really shows. Below, E =
+ * onset + ramp (full effect), end = end_s (the run's end when absent), m =
+ * the swarm's mean task duration / speed, hb = its heartbeat_s, R = raise
  * within (default 120 s), Q = resolve within (default 180 s). Types are
  * output type tokens; severities are core/thresholds.h's bands, given only
- * when the figure is clearly inside one (else 0: not checked).
+ * when the figure is clearly inside one (else 0: not checked). Failure
+ * labels about a resource name its source, "scheduler"; prediction labels
+ * about the swarm have subject "" (a Prediction names an agent or none).
  *   slow_agent f      per agent: f >= 2.5 -> must bottleneck slow_agent
  *                     over [E, end], R = 120 + 6 f m s (at most 900: a slowed
  *                     agent finishes few tasks a minute), Q = 180 + 2 f m,
@@ -40,10 +43,14 @@
  *                     "scheduler") from the first sample over 0.80 to the
  *                     last over 0.75, severity critical if p > 0.92, high if
  *                     p < 0.88; prediction token_exhaustion must over
- *                     [onset + 30, first crossing] when that is >= 90 s; a
- *                     failure token_exhaustion when usage reaches 0.99.
+ *                     [onset + 30, first crossing] when that is >= 90 s.
  *                     0.75 <= p <= 0.83 -> may; p < 0.75 (a burn that stops
  *                     short) -> never over [onset, end + 180].
+ *                     Failure token_exhaustion: p >= 0.99 -> must from the
+ *                     first sample at 0.99 until usage falls back under
+ *                     0.95 (a top-up) or the run ends, Q = 60 s;
+ *                     0.95 <= p < 0.99 -> may over the samples at 0.95 +
+ *                     60 s.
  *   memory_leak       no bottleneck type: prediction memory_exhaustion must
  *                     from E to the first sample at 90% of the limit (may if
  *                     it never gets there); failure memory_exhaustion must
@@ -56,6 +63,14 @@
  *                     at or over 40, severity critical if P > 220, high if
  *                     140..190, medium if 60..110; 40 <= P <= 60 -> may;
  *                     P < 40 on a queue_surge -> never (drained in time).
+ *                     Failure queue_overflow: P > 220 -> must from the first
+ *                     sample over 200 to the last over 150, and may over
+ *                     the window; 180 <= P <= 220 -> may; P < 150 on a
+ *                     queue_surge -> never.
+ *                     A must-label on the queue or the quota runs as long
+ *                     as the signal (to the run's end at most): it ends at
+ *                     the last sample on the clear line before the gauge
+ *                     stays under it for 10 samples in a row.
  *   quota (gauge)     the same faults: active >= quota on 3+ samples ->
  *                     must quota_exceeded ("scheduler"), critical, from the
  *                     first such sample to the last at or over 90%; only
@@ -66,23 +81,37 @@
  *                     r >= 0.30, medium if r <= 0.17; 0.07 < r < 0.15 -> may;
  *                     r <= 0.07 -> never.
  *   quorum_loss       per group: must consensus_timeout over [E, end]
- *                     (rounds time out), high; failure quorum_loss must.
+ *                     (rounds time out), high; failure quorum_loss must over
+ *                     [E, end], R = 60 s, may over [onset, end + 60].
  *   stuck_agent       failure agent_stuck must from onset, R = 120 + 3 m;
- *                     may slow_agent over [onset, end + 300].
+ *                     may slow_agent over [onset, end + 300]; task_timeout
+ *                     below (the hung task is reported TIMED_OUT at end).
  *   degrading_agent f dies at D = onset + ramp: must slow_agent from when the
  *                     factor reaches 2.5 to D (may if under 120 s), may
  *                     [onset, D + 300]; prediction agent_down must over
- *                     [onset + ramp/2, D] when ramp >= 120 s; failure
- *                     agent_down must over [D, end].
- *   crash_restart     failure agent_down must over [onset, end] when down
- *                     for >= 30 s, else may.
- * Outside every fault, a gauge that still crosses its raise line (a real
- * backlog from a burst, say) gets a may label over the crossing + 60 s:
- * the signal is there, so a conclusion is not a false alarm.
+ *                     [onset + ramp/2, D] when ramp >= 120 s; agent_down
+ *                     and task_timeout below.
+ *   crash_restart     dies at D = onset; agent_down and task_timeout below.
+ *   agent_down        (degrading_agent, crash_restart) failure agent_down
+ *                     over [D, end] (end: when the agent registers again,
+ *                     or the run ends): must when down for >= 30 s, R =
+ *                     3 hb + 5 s (three missed heartbeats), Q = 30 s; a
+ *                     shorter outage -> may over [D, end + 2 hb].
+ *   task_timeout      (stuck_agent, degrading_agent, crash_restart) per
+ *                     agent: the probe's first TIMED_OUT task event T of
+ *                     the agent in [onset, end + 120] -> must failure
+ *                     task_timeout over [T, max(T, end)], R = 30 s; always
+ *                     may over [onset, end + 120]. No TIMED_OUT (the agent
+ *                     died idle, or the fault outlives the run) -> may only.
+ * Outside every fault, a gauge that still crosses a raise line (a real
+ * backlog from a burst, say) gets a may label over the crossing - 5 s ..
+ * + 60 s: the signal is there, so a conclusion is not a false alarm. The
+ * lines: token usage over 0.80, pending over 50, active at the quota
+ * (bottlenecks); token usage at 0.99, pending over 200 (failures).
  *
- * Labels of kind "failure" and "prediction" are conclusions the worker does
- * not draw yet: score reports them as "not built", apart from the
- * bottleneck figures.
+ * Labels of every kind are scored (score.h): failures as bottlenecks are,
+ * predictions by lead (raised >= 30 s before the label's to, the failure
+ * time) and ETA error.
  *
  * Thread safety: none; a loaded scenario is read-only and may be shared.
  */

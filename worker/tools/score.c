@@ -8,6 +8,15 @@
 
 #include "decision.h"
 
+/* The named sections alias the array (score.h). */
+_Static_assert(offsetof(sm_score_report, failure) ==
+                   offsetof(sm_score_report, kind) +
+                       SM_KIND_FAILURE * sizeof(sm_score_section) &&
+               offsetof(sm_score_report, prediction) ==
+                   offsetof(sm_score_report, kind) +
+                       SM_KIND_PREDICTION * sizeof(sm_score_section),
+               "sm_score_report: named sections must alias kind[]");
+
 /* ---- episodes --------------------------------------------------------- */
 
 typedef struct eps {
@@ -50,6 +59,7 @@ static sm_status fold(eps *e, const sm_conclusion *c)
         x->raised_at_ms = c->at_ms;
         x->open = true;
         x->peak = c->severity;
+        x->expected_in_ms = c->expected_in_ms;
         x->must = x->may = x->never = -1;
         return SM_OK;
     }
@@ -98,10 +108,22 @@ static bool key_matches(const sm_label *l, const sm_score_episode *e)
            (!l->subject[0] || strcmp(l->subject, e->subject) == 0);
 }
 
+/* The last raise time that belongs to a must-label: a prediction must
+ * come before the failure (to); another kind may take raise_within. */
 static int64_t must_window_end(const sm_label *l, span s)
 {
+    if (l->kind == SM_KIND_PREDICTION)
+        return s.to;
     int64_t by = s.from + l->raise_within_ms;
     return s.to > by ? s.to : by;
+}
+
+/* Whether a label's first episode, raised at t, was in time. */
+static bool in_time(const sm_label *l, span s, int64_t t)
+{
+    if (l->kind == SM_KIND_PREDICTION)
+        return t <= s.to - SM_SCORE_LEAD_MS;
+    return t <= s.from + l->raise_within_ms;
 }
 
 /* An episode raised before a must-label's window, during a may-label of
@@ -180,8 +202,9 @@ static void judge_must(sm_score_outcome *o, const sm_label *l,
         return;
     o->raised_at_ms = first->raised_at_ms;
     o->peak = first->peak;
-    o->matched = first->raised_at_ms <= s.from + l->raise_within_ms;
-    if (!o->matched || s.to >= r->run_end_ms)
+    o->expected_in_ms = first->expected_in_ms;
+    o->matched = in_time(l, s, first->raised_at_ms);
+    if (!o->matched || s.to >= r->run_end_ms || l->kind == SM_KIND_PREDICTION)
         return;
     int64_t due = s.to + l->resolve_within_ms;
     if (!last->open && last->resolved_at_ms <= due) {
@@ -202,11 +225,14 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median and max of v[0..n) in seconds (NaN when n == 0); sorts v. */
-static void med_max(int64_t *v, size_t n, double *med, double *max)
+/* Median, min and max of v[0..n) in seconds (NaN when n == 0); sorts v.
+ * min may be NULL. */
+static void stats(int64_t *v, size_t n, double *med, double *min, double *max)
 {
     if (n == 0) {
         *med = *max = NAN;
+        if (min)
+            *min = NAN;
         return;
     }
     qsort(v, n, sizeof *v, cmp_i64);
@@ -214,6 +240,8 @@ static void med_max(int64_t *v, size_t n, double *med, double *max)
                      : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2.0;
     *med = m / 1000.0;
     *max = (double)v[n - 1] / 1000.0;
+    if (min)
+        *min = (double)v[0] / 1000.0;
 }
 
 static double ratio(size_t a, size_t b)
@@ -221,16 +249,17 @@ static double ratio(size_t a, size_t b)
     return b ? (double)a / (double)b : NAN;
 }
 
-/* Fills f over the bottleneck labels and episodes of `type` (NULL: all).
- * scratch holds room for max(n_must) values. */
-static void fill(sm_score_figures *f, const char *type, const sm_labels *ls,
-                 const sm_score_report *r, int64_t *delays, int64_t *resolves)
+/* Room for one value per label, for the medians. */
+typedef struct scratch {
+    int64_t *delays, *resolves, *leads, *etas;
+} scratch;
+
+static void count_episodes(sm_score_figures *f, sm_label_kind kind,
+                           const char *type, const sm_score_report *r)
 {
-    memset(f, 0, sizeof *f);
-    snprintf(f->type, sizeof f->type, "%s", type ? type : "all");
     for (size_t i = 0; i < r->n_episodes; i++) {
         const sm_score_episode *e = &r->episodes[i];
-        if (e->kind != SM_KIND_BOTTLENECK || (type && strcmp(e->type, type)))
+        if (e->kind != kind || (type && strcmp(e->type, type)))
             continue;
         f->episodes++;
         if (e->must >= 0 || e->may >= 0)
@@ -241,10 +270,48 @@ static void fill(sm_score_figures *f, const char *type, const sm_labels *ls,
             f->forbidden++;
     }
     f->false_alarms = f->episodes - f->correct;
-    for (size_t k = 0; k < r->n_must; k++) {
-        const sm_score_outcome *o = &r->must[k];
+}
+
+/* A matched prediction label's lead and, when its episode gave one, ETA
+ * error. */
+static void count_lead(sm_score_figures *f, const sm_score_outcome *o,
+                       span s, scratch *k)
+{
+    k->leads[f->lead_n++] = s.to - o->raised_at_ms;
+    if (o->expected_in_ms > 0) {
+        int64_t err = o->raised_at_ms + o->expected_in_ms - s.to;
+        k->etas[f->eta_n++] = err < 0 ? -err : err;
+    }
+}
+
+/* A matched label's delay, resolve and severity. */
+static void count_hit(sm_score_figures *f, const sm_score_outcome *o,
+                      const sm_label *l, span s, scratch *k)
+{
+    k->delays[f->delay_n++] = o->raised_at_ms - s.from;
+    if (o->resolve == SM_RESOLVE_IN_TIME)
+        k->resolves[f->resolve_n++] = o->resolve_ms;
+    else if (o->resolve == SM_RESOLVE_UNRESOLVED)
+        f->unresolved++;
+    if (l->severity) {
+        f->severity_n++;
+        if (o->peak == l->severity)
+            f->severity_ok++;
+    }
+}
+
+/* Fills f over the labels and episodes of `kind` and `type` (NULL: all
+ * types of the kind). */
+static void fill(sm_score_figures *f, sm_label_kind kind, const char *type,
+                 const sm_labels *ls, const sm_score_report *r, scratch *k)
+{
+    memset(f, 0, sizeof *f);
+    snprintf(f->type, sizeof f->type, "%s", type ? type : "all");
+    count_episodes(f, kind, type, r);
+    for (size_t i = 0; i < r->n_must; i++) {
+        const sm_score_outcome *o = &r->must[i];
         const sm_label *l = &ls->v[o->label];
-        if (type && strcmp(l->type, type))
+        if (l->kind != kind || (type && strcmp(l->type, type)))
             continue;
         f->must++;
         if (o->episodes > 1)
@@ -252,58 +319,127 @@ static void fill(sm_score_figures *f, const char *type, const sm_labels *ls,
         if (!o->matched)
             continue;
         f->matched++;
-        delays[f->delay_n++] = o->raised_at_ms - anchored(l, r->run_start_ms).from;
-        if (o->resolve == SM_RESOLVE_IN_TIME)
-            resolves[f->resolve_n++] = o->resolve_ms;
-        else if (o->resolve == SM_RESOLVE_UNRESOLVED)
-            f->unresolved++;
-        if (l->severity) {
-            f->severity_n++;
-            if (o->peak == l->severity)
-                f->severity_ok++;
-        }
+        span s = anchored(l, r->run_start_ms);
+        if (kind == SM_KIND_PREDICTION)
+            count_lead(f, o, s, k);
+        else
+            count_hit(f, o, l, s, k);
     }
-    med_max(delays, f->delay_n, &f->delay_med_s, &f->delay_max_s);
-    med_max(resolves, f->resolve_n, &f->resolve_med_s, &f->resolve_max_s);
+    stats(k->delays, f->delay_n, &f->delay_med_s, NULL, &f->delay_max_s);
+    stats(k->resolves, f->resolve_n, &f->resolve_med_s, NULL, &f->resolve_max_s);
+    double unused;
+    stats(k->leads, f->lead_n, &f->lead_med_s, &f->lead_min_s, &unused);
+    stats(k->etas, f->eta_n, &f->eta_err_med_s, NULL, &f->eta_err_max_s);
     f->recall = ratio(f->matched, f->must);
     f->precision = ratio(f->correct, f->episodes);
     f->severity = ratio(f->severity_ok, f->severity_n);
 }
 
-/* Bottleneck types present in labels or episodes: known ones in
- * sm_bn_type order, then any other token in order of appearance. */
-static sm_status collect_types(const sm_labels *ls, sm_score_report *r,
-                               const char ***out, size_t *n)
+/* The known type tokens of a kind, in enum order: k[0..return). */
+static size_t known_types(sm_label_kind kind, const char **k)
 {
-    size_t cap = SM_BN_COUNT + ls->n + r->n_episodes;
-    const char **t = calloc(cap ? cap : 1, sizeof *t);
+    size_t n = 0;
+    if (kind == SM_KIND_BOTTLENECK) {
+        for (int b = 1; b <= SM_BN_COUNT; b++)
+            k[n++] = sm_bn_type_str((sm_bn_type)b);
+        return n;
+    }
+    for (int t = 1; t <= SM_FAIL_MAX; t++) {
+        const char *s = sm_fail_type_str((sm_fail_type)t);
+        if (strcmp(s, "unknown") != 0)
+            k[n++] = s;
+    }
+    return n;
+}
+
+static bool type_used(sm_label_kind kind, const char *t, const sm_labels *ls,
+                      const sm_score_report *r)
+{
+    for (size_t j = 0; j < ls->n; j++)
+        if (ls->v[j].kind == kind && !strcmp(ls->v[j].type, t))
+            return true;
+    for (size_t j = 0; j < r->n_episodes; j++)
+        if (r->episodes[j].kind == kind && !strcmp(r->episodes[j].type, t))
+            return true;
+    return false;
+}
+
+/* Types of `kind` present in labels or episodes: known ones in enum
+ * order, then any other token in order of appearance. */
+static sm_status collect_types(sm_label_kind kind, const sm_labels *ls,
+                               const sm_score_report *r, const char ***out,
+                               size_t *n)
+{
+    size_t cap = SM_BN_COUNT + SM_FAIL_MAX + ls->n + r->n_episodes;
+    const char **t = calloc(cap, sizeof *t);
     if (!t)
         return SM_ERR_NOMEM;
-    size_t k = 0;
-    for (int b = 1; b <= SM_BN_COUNT; b++)
-        t[k++] = sm_bn_type_str((sm_bn_type)b);
+    size_t k = known_types(kind, t);
     for (size_t i = 0; i < ls->n; i++)
-        if (ls->v[i].kind == SM_KIND_BOTTLENECK)
+        if (ls->v[i].kind == kind)
             t[k++] = ls->v[i].type;
     for (size_t i = 0; i < r->n_episodes; i++)
-        if (r->episodes[i].kind == SM_KIND_BOTTLENECK)
+        if (r->episodes[i].kind == kind)
             t[k++] = r->episodes[i].type;
     /* Keep the first occurrence of each that is actually used. */
     size_t m = 0;
     for (size_t i = 0; i < k; i++) {
-        bool used = false, dup = false;
+        bool dup = false;
         for (size_t j = 0; j < m && !dup; j++)
             dup = strcmp(t[j], t[i]) == 0;
-        for (size_t j = 0; j < ls->n && !used && !dup; j++)
-            used = ls->v[j].kind == SM_KIND_BOTTLENECK && !strcmp(ls->v[j].type, t[i]);
-        for (size_t j = 0; j < r->n_episodes && !used && !dup; j++)
-            used = r->episodes[j].kind == SM_KIND_BOTTLENECK &&
-                   !strcmp(r->episodes[j].type, t[i]);
-        if (used && !dup)
+        if (!dup && type_used(kind, t[i], ls, r))
             t[m++] = t[i];
     }
     *out = t;
     *n = m;
+    return SM_OK;
+}
+
+/* Fills the section of `kind`: its types, then "all". */
+static sm_status fill_section(sm_label_kind kind, const sm_labels *ls,
+                              sm_score_report *r, scratch *k)
+{
+    sm_score_section *sec = &r->kind[kind];
+    const char **types = NULL;
+    size_t nt = 0;
+    sm_status s = collect_types(kind, ls, r, &types, &nt);
+    if (s != SM_OK)
+        return s;
+    sec->by_type = calloc(nt ? nt : 1, sizeof *sec->by_type);
+    if (!sec->by_type) {
+        free(types);
+        return SM_ERR_NOMEM;
+    }
+    sec->n_types = nt;
+    for (size_t i = 0; i < nt; i++)
+        fill(&sec->by_type[i], kind, types[i], ls, r, k);
+    fill(&sec->all, kind, NULL, ls, r, k);
+    free(types);
+    return SM_OK;
+}
+
+/* Folds the conclusions into episodes, sorted by raise time, each
+ * classified against the labels. */
+static sm_status build_episodes(const sm_conclusion *c, size_t n,
+                                const sm_labels *labels, sm_score_report *r)
+{
+    eps e = {0};
+    sm_status s = SM_OK;
+    for (size_t i = 0; i < n && s == SM_OK; i++)
+        if ((unsigned)c[i].kind < SM_KIND_COUNT)
+            s = fold(&e, &c[i]);
+    r->episodes = e.v;
+    r->n_episodes = e.n;
+    if (s != SM_OK)
+        return s;
+    for (size_t i = 0; i < e.n; i++)
+        e.v[i].must = (long)i;          /* creation order, for by_raise */
+    if (e.n)    /* qsort wants a non-null base, even for none */
+        qsort(e.v, e.n, sizeof *e.v, by_raise);
+    for (size_t i = 0; i < e.n; i++) {
+        e.v[i].must = e.v[i].may = e.v[i].never = -1;
+        classify(&e.v[i], labels, r->run_start_ms);
+    }
     return SM_OK;
 }
 
@@ -314,62 +450,33 @@ sm_status sm_score_compute(const sm_conclusion *c, size_t n,
     memset(out, 0, sizeof *out);
     out->run_start_ms = run_start_ms;
     out->run_end_ms = run_end_ms;
-    eps e = {0};
-    sm_status s = SM_OK;
-    const char **types = NULL;
-    int64_t *delays = NULL, *resolves = NULL;
-    for (size_t i = 0; i < n && s == SM_OK; i++)
-        if (c[i].kind == SM_KIND_BOTTLENECK)
-            s = fold(&e, &c[i]);
-    out->episodes = e.v;
-    out->n_episodes = e.n;
-    if (s != SM_OK)
+    size_t room = labels->n ? labels->n : 1;
+    scratch k = {
+        .delays = calloc(room, sizeof *k.delays),
+        .resolves = calloc(room, sizeof *k.resolves),
+        .leads = calloc(room, sizeof *k.leads),
+        .etas = calloc(room, sizeof *k.etas),
+    };
+    out->must = calloc(room, sizeof *out->must);
+    sm_status s = SM_ERR_NOMEM;
+    if (!out->must || !k.delays || !k.resolves || !k.leads || !k.etas)
         goto cleanup;
-    for (size_t i = 0; i < e.n; i++)
-        e.v[i].must = (long)i;          /* creation order, for by_raise */
-    if (e.n)    /* qsort wants a non-null base, even for none */
-        qsort(e.v, e.n, sizeof *e.v, by_raise);
-    for (size_t i = 0; i < e.n; i++) {
-        e.v[i].must = e.v[i].may = e.v[i].never = -1;
-        classify(&e.v[i], labels, run_start_ms);
-    }
-
-    out->must = calloc(labels->n ? labels->n : 1, sizeof *out->must);
-    delays = calloc(labels->n ? labels->n : 1, sizeof *delays);
-    resolves = calloc(labels->n ? labels->n : 1, sizeof *resolves);
-    if (!out->must || !delays || !resolves) {
-        s = SM_ERR_NOMEM;
+    if ((s = build_episodes(c, n, labels, out)) != SM_OK)
         goto cleanup;
-    }
     for (size_t i = 0; i < labels->n; i++) {
-        const sm_label *l = &labels->v[i];
-        if (l->kind != SM_KIND_BOTTLENECK) {
-            out->not_built[l->kind]++;
-            continue;
-        }
-        if (l->cls != SM_LABEL_MUST)
+        if (labels->v[i].cls != SM_LABEL_MUST)
             continue;
         sm_score_outcome *o = &out->must[out->n_must++];
         o->label = i;
-        judge_must(o, l, out);
+        judge_must(o, &labels->v[i], out);
     }
-
-    size_t nt = 0;
-    if ((s = collect_types(labels, out, &types, &nt)) != SM_OK)
-        goto cleanup;
-    out->by_type = calloc(nt ? nt : 1, sizeof *out->by_type);
-    if (!out->by_type) {
-        s = SM_ERR_NOMEM;
-        goto cleanup;
-    }
-    out->n_types = nt;
-    for (size_t i = 0; i < nt; i++)
-        fill(&out->by_type[i], types[i], labels, out, delays, resolves);
-    fill(&out->all, NULL, labels, out, delays, resolves);
+    for (int kind = 0; kind < SM_KIND_COUNT && s == SM_OK; kind++)
+        s = fill_section((sm_label_kind)kind, labels, out, &k);
 cleanup:
-    free(types);
-    free(delays);
-    free(resolves);
+    free(k.delays);
+    free(k.resolves);
+    free(k.leads);
+    free(k.etas);
     return s;
 }
 
@@ -377,7 +484,8 @@ void sm_score_report_free(sm_score_report *r)
 {
     if (!r)
         return;
-    free(r->by_type);
+    for (int k = 0; k < SM_KIND_COUNT; k++)
+        free(r->kind[k].by_type);
     free(r->episodes);
     free(r->must);
     memset(r, 0, sizeof *r);

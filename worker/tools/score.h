@@ -18,17 +18,28 @@
  *             clock; unit-testable with hand-built lists.
  *   run       sm_score_run: feeds a recording or an in-memory message
  *             generator (a scenario) through sm_worker_handle with a sink
- *             instead of the bus, decodes each Bottleneck with protobuf-c
- *             into an sm_conclusion, and calls the engine.
+ *             instead of the bus, decodes each Bottleneck, Failure and
+ *             Prediction with protobuf-c into an sm_conclusion
+ *             (sm_score_decode), and calls the engine.
  *   CLI       sm_score_main: `swarm-medic score`, its table, its
  *             `name value unit` lines and its exit code.
  *
- * Matching, as the engine does it (README.md "Figures", made precise):
+ * Matching, as the engine does it (README.md "Figures", made precise).
+ * Every kind (bottleneck, failure, prediction) is matched the same way,
+ * against labels of its own kind only, except where "prediction" says:
  *   - An episode is a RAISED conclusion up to the RESOLVED of the same
- *     kind, type, swarm and subject (the first `affected` entry), or to the
- *     end of the run; its peak is the highest severity of its RAISED and
- *     UPDATED messages. An UPDATED or RESOLVED without an open episode is
- *     ignored; a RAISED while one is open is folded into it.
+ *     kind, type, swarm and subject, or to the end of the run; its peak is
+ *     the highest severity of its RAISED and UPDATED messages. An UPDATED
+ *     or RESOLVED without an open episode is ignored; a RAISED while one
+ *     is open is folded into it.
+ *   - Subjects: a bottleneck's first `affected` entry; a failure's
+ *     `subject` (agent, consensus group or resource source); a
+ *     prediction's `agent` ("" when swarm-wide).
+ *   - Predictions have no transition on the wire: a Prediction with
+ *     confidence > 0 is RAISED (the first for a key opens an episode,
+ *     later ones fold into it as updates), one with confidence 0 is
+ *     RESOLVED: the prediction is withdrawn. The episode keeps the
+ *     expected_in_ms of the message that raised it.
  *   - Label and episode agree on a key when kind, type and swarm are equal
  *     and the label's subject is "" or equal to the episode's.
  *   - never: an episode raised in [from, to] of a never-label (absent
@@ -43,11 +54,21 @@
  *     by from + raise_within; delay = that raise time - from. Every
  *     belonging episode beyond the first is a flap. An episode belongs to
  *     at most one must-label (the earliest, labels in file order).
- *   - resolve: for a matched label with to < end of run, the last
- *     belonging episode's resolve time - to. One still open at the end, or
- *     resolved after to + resolve_within, is unresolved (counted, not in
- *     median/max) - unless the run ended before to + resolve_within while
- *     it was open (too early to tell: neither).
+ *   - prediction must: [from, to] is when a prediction is expected and to
+ *     is the failure's time. The window is [from - 5 s, to] (and the ramp
+ *     rule above); raise_within is not used. The label is matched when its
+ *     first belonging episode was raised at least SM_SCORE_LEAD_MS (30 s)
+ *     before to; a later one belongs to it (no false alarm) but is a miss.
+ *     lead = to - raise time (median, min over matched labels); ETA error
+ *     = |raise time + expected_in - to| over matched labels whose episode
+ *     carried an expected_in_ms > 0 (median, max). No delay, no resolve
+ *     (a prediction need not be withdrawn once the failure comes) and no
+ *     severity (a Prediction has none).
+ *   - resolve (bottleneck, failure): for a matched label with to < end of
+ *     run, the last belonging episode's resolve time - to. One still open
+ *     at the end, or resolved after to + resolve_within, is unresolved
+ *     (counted, not in median/max) - unless the run ended before to +
+ *     resolve_within while it was open (too early to tell: neither).
  *   - may: an episode raised in [from, to] with the key, belonging to no
  *     must-label, is acceptable: neither a hit nor a false alarm (it counts
  *     as a correct episode in precision, as README.md defines).
@@ -56,11 +77,9 @@
  *     must-labels with a severity whose first episode's peak equals it /
  *     matched must-labels with a severity. A ratio without a denominator
  *     is undefined (NaN; printed "-", no line).
- *   - Labels of a kind the worker does not conclude yet ("failure",
- *     "prediction") are counted as "not built" and take no part in the
- *     figures.
- *   Figures are per bottleneck type (of the label or the episode) and
- *   overall ("all"); medians of an even count average the middle two.
+ *   Figures are per kind (sm_score_section): per type of that kind (of
+ *   the label or the episode) and overall ("all"); medians of an even
+ *   count average the middle two.
  *
  * Times: labels given with from_s/to_s are relative to the run's first
  * event (sm_label.relative); the engine anchors them at run_start_ms.
@@ -91,13 +110,16 @@
 #define SM_SCORE_EARLY_MS 5000
 #define SM_SCORE_RAISE_WITHIN_MS 120000     /* default raise_within_s 120 */
 #define SM_SCORE_RESOLVE_WITHIN_MS 180000   /* default resolve_within_s 180 */
+/* A prediction is a hit only when raised at least this long before the
+ * failure (its must-label's to). */
+#define SM_SCORE_LEAD_MS 30000
 
 /* ------------------------------------------------------------------ labels */
 
 typedef enum sm_label_kind {
-    SM_KIND_BOTTLENECK = 0,     /* the only kind the worker concludes today */
-    SM_KIND_FAILURE,            /* not built yet */
-    SM_KIND_PREDICTION,         /* not built yet */
+    SM_KIND_BOTTLENECK = 0,     /* medic.<swarm>.bottleneck.<type> */
+    SM_KIND_FAILURE,            /* medic.<swarm>.failure.<failure_type> */
+    SM_KIND_PREDICTION,         /* medic.<swarm>.prediction.<failure_type> */
 } sm_label_kind;
 #define SM_KIND_COUNT 3
 
@@ -110,8 +132,9 @@ typedef enum sm_label_class {
 typedef struct sm_label {
     sm_label_class cls;
     sm_label_kind kind;
-    char type[SM_SCORE_TYPE_MAX];   /* output subject's type token; for a
-                                       bottleneck one of sm_bn_type_str() */
+    char type[SM_SCORE_TYPE_MAX];   /* output subject's type token: for a
+                                       bottleneck one of sm_bn_type_str(),
+                                       else one of sm_fail_type_str() */
     char swarm[SM_SCORE_ID_MAX];
     char subject[SM_SCORE_ID_MAX];  /* "": any subject */
     bool relative;                  /* from_ms/to_ms count from the run's
@@ -173,21 +196,34 @@ void sm_label_init(sm_label *l);
 
 /* ------------------------------------------------------------- conclusions */
 
-/* One conclusion drawn (a Bottleneck message, decoded). */
+/* One conclusion drawn (a Bottleneck, Failure or Prediction message,
+ * decoded by sm_score_decode). */
 typedef struct sm_conclusion {
     sm_label_kind kind;
     char type[SM_SCORE_TYPE_MAX];
     char swarm[SM_SCORE_ID_MAX];
-    char subject[SM_SCORE_ID_MAX];  /* first `affected` entry, or "" */
-    int transition;                 /* sm_transition_kind */
-    int severity;                   /* sm_severity */
+    char subject[SM_SCORE_ID_MAX];  /* see "Subjects" above; may be "" */
+    int transition;                 /* sm_transition_kind; a prediction:
+                                       RAISED, or RESOLVED when withdrawn */
+    int severity;                   /* sm_severity; 0 for a prediction */
     int64_t at_ms;                  /* event time it was decided */
+    int64_t expected_in_ms;         /* a prediction's time to failure;
+                                       0 unknown (and other kinds) */
 } sm_conclusion;
+
+/* Decodes one output message of the worker (subject and protobuf payload)
+ * into *out when it is a conclusion: medic.<swarm>.bottleneck.<type>,
+ * .failure.<type> or .prediction.<type>. Returns SM_OK and sets *is to
+ * true for a conclusion; SM_OK and *is false for any other subject
+ * (healing, reports, dead letters: nothing to score); SM_ERR_DECODE when
+ * a conclusion's payload does not decode or has no Decision header. */
+sm_status sm_score_decode(const char *subject, const void *data, size_t len,
+                          sm_conclusion *out, bool *is);
 
 /* ------------------------------------------------------------------ engine */
 
 typedef struct sm_score_figures {
-    char type[SM_SCORE_TYPE_MAX];   /* bottleneck type token, or "all" */
+    char type[SM_SCORE_TYPE_MAX];   /* type token of its kind, or "all" */
     size_t must;                    /* must-labels */
     size_t matched;                 /* of them, hit in time */
     size_t episodes;
@@ -196,7 +232,7 @@ typedef struct sm_score_figures {
     size_t false_alarms;            /* episodes - correct */
     size_t flaps;
     size_t forbidden;
-    size_t delay_n;
+    size_t delay_n;                         /* 0 for predictions */
     double delay_med_s, delay_max_s;        /* NaN when delay_n == 0 */
     size_t resolve_n;                       /* resolved in time */
     double resolve_med_s, resolve_max_s;    /* NaN when resolve_n == 0 */
@@ -204,6 +240,11 @@ typedef struct sm_score_figures {
     size_t severity_n;              /* matched with an expected severity */
     size_t severity_ok;
     double recall, precision, severity; /* ratios; NaN when undefined */
+    /* Predictions only (NaN, 0 otherwise): */
+    size_t lead_n;                          /* matched labels */
+    double lead_med_s, lead_min_s;          /* to - raise time */
+    size_t eta_n;                           /* of them, with expected_in */
+    double eta_err_med_s, eta_err_max_s;    /* |raise + expected_in - to| */
 } sm_score_figures;
 
 /* What became of one label or episode, for the readable report. */
@@ -221,6 +262,7 @@ typedef struct sm_score_outcome {
     bool matched;
     int64_t raised_at_ms;           /* of its first episode, if any */
     int peak;                       /* of its first episode, if any */
+    int64_t expected_in_ms;         /* of its first episode (predictions) */
     sm_resolve_state resolve;
     int64_t resolve_ms;             /* resolve time - to, if IN_TIME */
 } sm_score_outcome;
@@ -234,21 +276,33 @@ typedef struct sm_score_episode {
     int64_t resolved_at_ms;         /* when !open */
     bool open;                      /* not resolved by the end of the run */
     int peak;                       /* sm_severity */
+    int64_t expected_in_ms;         /* as raised (predictions), 0 unknown */
     long must;                      /* must-label it belongs to, or -1 */
     long may;                       /* may-label it falls in, or -1 */
     long never;                     /* never-label it breaks, or -1 */
 } sm_score_episode;
 
-typedef struct sm_score_report {
-    sm_score_figures all;           /* over every bottleneck type */
-    sm_score_figures *by_type;      /* types seen in labels or episodes,
-                                       in sm_bn_type order */
+/* The figures of one kind. */
+typedef struct sm_score_section {
+    sm_score_figures all;           /* over every type of the kind */
+    sm_score_figures *by_type;      /* types seen in its labels or
+                                       episodes: the kind's known types in
+                                       enum order, then others */
     size_t n_types;
-    sm_score_episode *episodes;     /* in raise order */
+} sm_score_section;
+
+typedef struct sm_score_report {
+    union {                         /* one section per kind, by name or
+                                       indexed by sm_label_kind */
+        sm_score_section kind[SM_KIND_COUNT];
+        struct {
+            sm_score_section bottleneck, failure, prediction;
+        };
+    };
+    sm_score_episode *episodes;     /* every kind, in raise order */
     size_t n_episodes;
-    sm_score_outcome *must;         /* one per bottleneck must-label */
+    sm_score_outcome *must;         /* one per must-label, in label order */
     size_t n_must;
-    size_t not_built[SM_KIND_COUNT];    /* labels per kind left out */
     int64_t run_start_ms, run_end_ms;
 } sm_score_report;
 
@@ -296,20 +350,34 @@ sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
 
 /* ----------------------------------------------------------------- floors */
 
-/* Floors: a NaN field sets no floor. recall, precision, severity are
- * minimums; flaps, forbidden, false_alarms, unresolved are maximums
- * (counts); delay_s and resolve_s are maximums on the max delay and max
- * resolve time. Checked on the overall figures. */
+/* Floors: a NaN field sets no floor. Each is checked on the overall
+ * ("all") figures of its kind. recall, precision, severity are minimums;
+ * flaps, forbidden, false_alarms, unresolved are maximums (counts);
+ * delay_s and resolve_s are maximums on the max delay and max resolve
+ * time. The keys of sm_score_floors_parse are the field names (delay and
+ * resolve also stand for delay_s and resolve_s):
+ *   bottlenecks  recall ... resolve_s (no prefix, as always);
+ *   failures     failure_recall ... failure_resolve_s, the same figures;
+ *   predictions  prediction_recall, _precision, _flaps, _forbidden,
+ *                _false_alarms; prediction_lead_s, a minimum on the
+ *                shortest lead of a matched label; prediction_eta_err_s,
+ *                a maximum on the median ETA error. */
 typedef struct sm_score_floors {
     double recall, precision, severity;
     double flaps, forbidden, false_alarms, unresolved;
     double delay_s, resolve_s;
+    double failure_recall, failure_precision, failure_severity;
+    double failure_flaps, failure_forbidden, failure_false_alarms;
+    double failure_unresolved, failure_delay_s, failure_resolve_s;
+    double prediction_recall, prediction_precision;
+    double prediction_flaps, prediction_forbidden, prediction_false_alarms;
+    double prediction_lead_s, prediction_eta_err_s;
 } sm_score_floors;
 
 /* Every floor unset. */
 void sm_score_floors_init(sm_score_floors *f);
 
-/* Applies "recall=1,precision=0.97,flaps=0" (one or more, comma-separated)
+/* Applies "recall=1,precision=0.97,failure_recall=1" (one or more, comma-separated)
  * or the scenario file's "floor" object. Errors: SM_ERR_INVALID with the
  * key named in err. */
 sm_status sm_score_floors_parse(sm_score_floors *f, const char *spec,
@@ -332,17 +400,22 @@ sm_status sm_score_floors_load_file(sm_score_floors *f, const char *path,
  * (may be NULL); returns how many were missed. An undefined figure (NaN)
  * meets its floor. */
 size_t sm_score_floors_check(const sm_score_floors *f,
-                             const sm_score_figures *all, FILE *out);
+                             const sm_score_report *r, FILE *out);
 
 /* ----------------------------------------------------------------- output */
 
-/* The readable table (per type, then "all"), the not-built note, missed
- * labels and false alarms. */
+/* The readable table: the bottleneck section (per type, then "all"),
+ * then a failures and a predictions section when their kind has labels or
+ * episodes; then missed, unresolved and flapped labels, false alarms and
+ * forbidden episodes of every kind. */
 void sm_score_print_table(const sm_score_report *r, const sm_labels *labels,
                           const char *name, FILE *out);
 
-/* `score.<name>.<type>.<figure> value unit` lines, per type then "all";
- * undefined figures are left out. */
+/* `name value unit` lines, per type then "all", undefined figures left
+ * out: score.<name>.<type>.<figure> for bottlenecks,
+ * score.<name>.failure.<type>.<figure> and
+ * score.<name>.prediction.<type>.<figure> for the other kinds (when they
+ * have labels or episodes). */
 void sm_score_print_lines(const sm_score_report *r, const char *name,
                           FILE *out);
 

@@ -132,6 +132,16 @@ static bool known_bn_type(const char *t)
     return false;
 }
 
+static bool known_fail_type(const char *t)
+{
+    for (int i = 1; i <= SM_FAIL_MAX; i++) {
+        const char *s = sm_fail_type_str((sm_fail_type)i);
+        if (strcmp(s, "unknown") != 0 && strcmp(t, s) == 0)
+            return true;
+    }
+    return false;
+}
+
 static const char *const fields[] = {
     "kind", "type", "swarm", "subject", "from_s", "to_s", "from_ms", "to_ms",
     "severity", "raise_within_s", "resolve_within_s", "note", NULL};
@@ -171,6 +181,10 @@ static sm_status parse_label(const where *w, const json_t *o, sm_label_class cls
         return bad(w, "type", "not a bottleneck type (token_exhaustion, "
                               "quota_exceeded, slow_agent, queue_backlog, "
                               "consensus_timeout)");
+    if (s == SM_OK && l->kind != SM_KIND_BOTTLENECK && !known_fail_type(l->type))
+        return bad(w, "type", "not a failure type (agent_down, agent_stuck, "
+                              "task_timeout, quorum_loss, token_exhaustion, "
+                              "memory_exhaustion, queue_overflow)");
     if (s == SM_OK)
         s = get_string(w, o, "swarm", true, l->swarm, sizeof l->swarm);
     if (s == SM_OK && !l->swarm[0])

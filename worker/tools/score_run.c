@@ -12,6 +12,112 @@
 #include "swarm_medic.pb-c.h"
 #include "worker.h"
 
+/* ---- decoding conclusions --------------------------------------------- */
+
+/* The kind named by an output subject <prefix>.<swarm>.<kind>.<type>
+ * (the prefix, "medic" by default, may hold dots: the kind is the token
+ * before the last); false for any other output. */
+static bool kind_of(const char *subject, sm_label_kind *kind)
+{
+    static const char *const tokens[SM_KIND_COUNT] = {
+        [SM_KIND_BOTTLENECK] = "bottleneck",
+        [SM_KIND_FAILURE] = "failure",
+        [SM_KIND_PREDICTION] = "prediction",
+    };
+    const char *dot[3] = {NULL, NULL, NULL};  /* the last three dots */
+    for (const char *p = subject; *p; p++)
+        if (*p == '.') {
+            dot[0] = dot[1];
+            dot[1] = dot[2];
+            dot[2] = p;
+        }
+    if (!dot[0])            /* fewer than four tokens */
+        return false;
+    const char *tok = dot[1] + 1;
+    size_t len = (size_t)(dot[2] - tok);
+    for (int k = 0; k < SM_KIND_COUNT; k++) {
+        if (strlen(tokens[k]) == len && strncmp(tok, tokens[k], len) == 0) {
+            *kind = (sm_label_kind)k;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void header(sm_conclusion *c, const Swarmmedic__V1__Decision *d,
+                   const char *type, const char *subject)
+{
+    snprintf(c->type, sizeof c->type, "%s", type);
+    snprintf(c->swarm, sizeof c->swarm, "%s", d->swarm);
+    snprintf(c->subject, sizeof c->subject, "%s", subject ? subject : "");
+    c->at_ms = d->decided_at_ms;
+}
+
+static sm_status decode_bottleneck(const void *data, size_t len, sm_conclusion *c)
+{
+    Swarmmedic__V1__Bottleneck *b =
+        swarmmedic__v1__bottleneck__unpack(NULL, len, data);
+    if (!b || !b->decision) {
+        swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+        return SM_ERR_DECODE;
+    }
+    header(c, b->decision, sm_bn_type_str((sm_bn_type)b->type),
+           b->n_affected ? b->affected[0] : "");
+    c->transition = (int)b->transition;
+    c->severity = (int)b->severity;
+    swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    return SM_OK;
+}
+
+static sm_status decode_failure(const void *data, size_t len, sm_conclusion *c)
+{
+    Swarmmedic__V1__Failure *f = swarmmedic__v1__failure__unpack(NULL, len, data);
+    if (!f || !f->decision) {
+        swarmmedic__v1__failure__free_unpacked(f, NULL);
+        return SM_ERR_DECODE;
+    }
+    header(c, f->decision, sm_fail_type_str((sm_fail_type)f->type), f->subject);
+    c->transition = (int)f->transition;
+    c->severity = (int)f->severity;
+    swarmmedic__v1__failure__free_unpacked(f, NULL);
+    return SM_OK;
+}
+
+/* A prediction with confidence 0 is withdrawn (score.h). */
+static sm_status decode_prediction(const void *data, size_t len, sm_conclusion *c)
+{
+    Swarmmedic__V1__Prediction *p =
+        swarmmedic__v1__prediction__unpack(NULL, len, data);
+    if (!p || !p->decision) {
+        swarmmedic__v1__prediction__free_unpacked(p, NULL);
+        return SM_ERR_DECODE;
+    }
+    header(c, p->decision, sm_fail_type_str((sm_fail_type)p->failure_type),
+           p->agent);
+    c->transition = p->confidence > 0 ? SM_TR_RAISED : SM_TR_RESOLVED;
+    c->expected_in_ms = p->expected_in_ms > 0 ? p->expected_in_ms : 0;
+    swarmmedic__v1__prediction__free_unpacked(p, NULL);
+    return SM_OK;
+}
+
+sm_status sm_score_decode(const char *subject, const void *data, size_t len,
+                          sm_conclusion *out, bool *is)
+{
+    sm_label_kind kind;
+    *is = false;
+    if (!subject || !kind_of(subject, &kind))
+        return SM_OK;
+    sm_conclusion c = {.kind = kind};
+    sm_status s = kind == SM_KIND_BOTTLENECK ? decode_bottleneck(data, len, &c)
+                  : kind == SM_KIND_FAILURE  ? decode_failure(data, len, &c)
+                                             : decode_prediction(data, len, &c);
+    if (s == SM_OK) {
+        *out = c;
+        *is = true;
+    }
+    return s;
+}
+
 /* ---- collecting conclusions ------------------------------------------- */
 
 typedef struct collector {
@@ -23,40 +129,25 @@ typedef struct collector {
 static void collect(collector *k, const char *subject, const void *data,
                     size_t len)
 {
-    /* Bottlenecks are the only conclusions the worker draws today; decode
-     * failures and predictions here when it draws them. */
-    if (!strstr(subject, ".bottleneck."))
-        return;
-    Swarmmedic__V1__Bottleneck *b =
-        swarmmedic__v1__bottleneck__unpack(NULL, len, data);
-    if (!b || !b->decision) {
+    sm_conclusion c;
+    bool is;
+    sm_status s = sm_score_decode(subject, data, len, &c, &is);
+    if (s != SM_OK || !is) {
         if (k->status == SM_OK)
-            k->status = SM_ERR_DECODE;
-        goto done;
+            k->status = s;
+        return;
     }
     if (k->n == k->cap) {
         size_t cap = k->cap ? k->cap * 2 : 64;
         sm_conclusion *nv = realloc(k->v, cap * sizeof *nv);
         if (!nv) {
             k->status = SM_ERR_NOMEM;
-            goto done;
+            return;
         }
         k->v = nv;
         k->cap = cap;
     }
-    sm_conclusion *c = &k->v[k->n++];
-    memset(c, 0, sizeof *c);
-    c->kind = SM_KIND_BOTTLENECK;
-    snprintf(c->type, sizeof c->type, "%s", sm_bn_type_str((sm_bn_type)b->type));
-    snprintf(c->swarm, sizeof c->swarm, "%s", b->decision->swarm);
-    snprintf(c->subject, sizeof c->subject, "%s",
-             b->n_affected ? b->affected[0] : "");
-    c->transition = (int)b->transition;
-    c->severity = (int)b->severity;
-    c->at_ms = b->decision->decided_at_ms;
-done:
-    if (b)
-        swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    k->v[k->n++] = c;
 }
 
 static void from_replay(void *ud, int64_t recv_ms, const char *subject,
@@ -157,24 +248,58 @@ sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
 
 /* ---- floors ----------------------------------------------------------- */
 
+/* Which overall figure a floor bounds. */
+typedef enum figure {
+    FIG_RECALL, FIG_PRECISION, FIG_SEVERITY, FIG_FLAPS, FIG_FORBIDDEN,
+    FIG_FALSE_ALARMS, FIG_UNRESOLVED, FIG_DELAY_MAX, FIG_RESOLVE_MAX,
+    FIG_LEAD_MIN, FIG_ETA_ERR_MED,
+} figure;
+
 typedef struct floor_def {
     const char *key;
     const char *alias;
     size_t off;                 /* into sm_score_floors */
     bool min;                   /* a minimum (else a maximum) */
+    sm_label_kind kind;         /* whose "all" figures */
+    figure fig;
 } floor_def;
 
+#define FLOOR(key, alias, min, kind, fig) \
+    {#key, alias, offsetof(sm_score_floors, key), min, kind, fig}
+#define BN SM_KIND_BOTTLENECK
+#define FL SM_KIND_FAILURE
+#define PR SM_KIND_PREDICTION
 static const floor_def floor_defs[] = {
-    {"recall", NULL, offsetof(sm_score_floors, recall), true},
-    {"precision", NULL, offsetof(sm_score_floors, precision), true},
-    {"severity", NULL, offsetof(sm_score_floors, severity), true},
-    {"flaps", NULL, offsetof(sm_score_floors, flaps), false},
-    {"forbidden", NULL, offsetof(sm_score_floors, forbidden), false},
-    {"false_alarms", NULL, offsetof(sm_score_floors, false_alarms), false},
-    {"unresolved", NULL, offsetof(sm_score_floors, unresolved), false},
-    {"delay_s", "delay", offsetof(sm_score_floors, delay_s), false},
-    {"resolve_s", "resolve", offsetof(sm_score_floors, resolve_s), false},
+    FLOOR(recall, NULL, true, BN, FIG_RECALL),
+    FLOOR(precision, NULL, true, BN, FIG_PRECISION),
+    FLOOR(severity, NULL, true, BN, FIG_SEVERITY),
+    FLOOR(flaps, NULL, false, BN, FIG_FLAPS),
+    FLOOR(forbidden, NULL, false, BN, FIG_FORBIDDEN),
+    FLOOR(false_alarms, NULL, false, BN, FIG_FALSE_ALARMS),
+    FLOOR(unresolved, NULL, false, BN, FIG_UNRESOLVED),
+    FLOOR(delay_s, "delay", false, BN, FIG_DELAY_MAX),
+    FLOOR(resolve_s, "resolve", false, BN, FIG_RESOLVE_MAX),
+    FLOOR(failure_recall, NULL, true, FL, FIG_RECALL),
+    FLOOR(failure_precision, NULL, true, FL, FIG_PRECISION),
+    FLOOR(failure_severity, NULL, true, FL, FIG_SEVERITY),
+    FLOOR(failure_flaps, NULL, false, FL, FIG_FLAPS),
+    FLOOR(failure_forbidden, NULL, false, FL, FIG_FORBIDDEN),
+    FLOOR(failure_false_alarms, NULL, false, FL, FIG_FALSE_ALARMS),
+    FLOOR(failure_unresolved, NULL, false, FL, FIG_UNRESOLVED),
+    FLOOR(failure_delay_s, "failure_delay", false, FL, FIG_DELAY_MAX),
+    FLOOR(failure_resolve_s, "failure_resolve", false, FL, FIG_RESOLVE_MAX),
+    FLOOR(prediction_recall, NULL, true, PR, FIG_RECALL),
+    FLOOR(prediction_precision, NULL, true, PR, FIG_PRECISION),
+    FLOOR(prediction_flaps, NULL, false, PR, FIG_FLAPS),
+    FLOOR(prediction_forbidden, NULL, false, PR, FIG_FORBIDDEN),
+    FLOOR(prediction_false_alarms, NULL, false, PR, FIG_FALSE_ALARMS),
+    FLOOR(prediction_lead_s, "prediction_lead", true, PR, FIG_LEAD_MIN),
+    FLOOR(prediction_eta_err_s, "prediction_eta_err", false, PR, FIG_ETA_ERR_MED),
 };
+#undef BN
+#undef FL
+#undef PR
+#undef FLOOR
 #define N_FLOORS (sizeof floor_defs / sizeof floor_defs[0])
 
 void sm_score_floors_init(sm_score_floors *f)
@@ -196,7 +321,9 @@ static const floor_def *floor_find(const char *key, size_t len)
 
 static const char floor_keys[] =
     "recall, precision, severity, flaps, forbidden, false_alarms, "
-    "unresolved, delay_s, resolve_s";
+    "unresolved, delay_s, resolve_s; the same with failure_; "
+    "prediction_recall, _precision, _flaps, _forbidden, _false_alarms, "
+    "_lead_s, _eta_err_s";
 
 sm_status sm_score_floors_parse(sm_score_floors *f, const char *spec,
                                 char *err, size_t errcap)
@@ -278,22 +405,26 @@ json_t *sm_score_floors_to_json(const sm_score_floors *f)
     return o;
 }
 
-static double figure_of(const floor_def *d, const sm_score_figures *a)
+static double figure_of(figure fig, const sm_score_figures *a)
 {
-    const char *k = d->key;
-    if (!strcmp(k, "recall")) return a->recall;
-    if (!strcmp(k, "precision")) return a->precision;
-    if (!strcmp(k, "severity")) return a->severity;
-    if (!strcmp(k, "flaps")) return (double)a->flaps;
-    if (!strcmp(k, "forbidden")) return (double)a->forbidden;
-    if (!strcmp(k, "false_alarms")) return (double)a->false_alarms;
-    if (!strcmp(k, "unresolved")) return (double)a->unresolved;
-    if (!strcmp(k, "delay_s")) return a->delay_max_s;
-    return a->resolve_max_s;
+    switch (fig) {
+    case FIG_RECALL:        return a->recall;
+    case FIG_PRECISION:     return a->precision;
+    case FIG_SEVERITY:      return a->severity;
+    case FIG_FLAPS:         return (double)a->flaps;
+    case FIG_FORBIDDEN:     return (double)a->forbidden;
+    case FIG_FALSE_ALARMS:  return (double)a->false_alarms;
+    case FIG_UNRESOLVED:    return (double)a->unresolved;
+    case FIG_DELAY_MAX:     return a->delay_max_s;
+    case FIG_RESOLVE_MAX:   return a->resolve_max_s;
+    case FIG_LEAD_MIN:      return a->lead_min_s;
+    case FIG_ETA_ERR_MED:   return a->eta_err_med_s;
+    }
+    return NAN;
 }
 
 size_t sm_score_floors_check(const sm_score_floors *f,
-                             const sm_score_figures *all, FILE *out)
+                             const sm_score_report *r, FILE *out)
 {
     size_t missed = 0;
     for (size_t i = 0; i < N_FLOORS; i++) {
@@ -301,7 +432,7 @@ size_t sm_score_floors_check(const sm_score_floors *f,
         double want = *(const double *)((const char *)f + d->off);
         if (isnan(want))
             continue;
-        double got = figure_of(d, all);
+        double got = figure_of(d->fig, &r->kind[d->kind].all);
         bool ok = isnan(got) || (d->min ? got >= want - 1e-9 : got <= want + 1e-9);
         missed += !ok;
         if (out) {
