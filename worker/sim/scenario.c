@@ -40,6 +40,20 @@ typedef struct tmouts {
     size_t n, cap;
 } tmouts;
 
+/* A silence between two heartbeats of an agent long enough to read as a
+ * death (over 3 of its swarm's intervals + 1 s), as the probe saw it. */
+typedef struct hbgap {
+    uint32_t swarm, agent;
+    int64_t from, to;           /* the two beats */
+} hbgap;
+
+typedef struct hbgaps {
+    hbgap *v;
+    size_t n, cap;
+    int64_t *last;              /* [swarm * max_agents + agent]: last beat */
+    uint32_t max_agents;
+} hbgaps;
+
 struct sm_scenario {
     char name[128];
     char description[512];
@@ -49,6 +63,7 @@ struct sm_scenario {
     sm_labels labels;
     gseries series[SM_WORLD_MAX_SWARMS];
     tmouts timeouts;            /* in event order */
+    hbgaps gaps;                /* in event order */
 };
 
 static void say(char *err, size_t cap, const char *fmt, ...)
@@ -373,20 +388,60 @@ static bool keep_timeout(sm_scenario *sc, const sm_sim_msg *m)
     return ok;
 }
 
-/* Runs the world once, keeping each swarm's gauges per ResourceSample and
- * every TIMED_OUT task event. */
+/* Notes a heartbeat's gap from the agent's previous one when it is long
+ * enough to read as a death. Agents are named a<N> (world.c). */
+static bool keep_beat(sm_scenario *sc, const sm_sim_msg *m)
+{
+    Swarmmedic__V1__Heartbeat *h =
+        swarmmedic__v1__heartbeat__unpack(NULL, m->len, m->payload);
+    if (h == NULL)
+        return false;
+    hbgaps *g = &sc->gaps;
+    unsigned a = 0;
+    bool ok = true;
+    if (sscanf(h->agent, "a%u", &a) == 1 && a < g->max_agents) {
+        int64_t *last = &g->last[(size_t)m->swarm * g->max_agents + a];
+        double every = sc->world.swarms[m->swarm].heartbeat_s * 1000.0;
+        if (*last > 0 && (double)(h->ts_ms - *last) > 3.0 * every + 1000.0) {
+            hbgap *v = grow(g->v, &g->cap, g->n, sizeof *v);
+            ok = v != NULL;
+            if (ok) {
+                g->v = v;
+                g->v[g->n++] = (hbgap){m->swarm, a, *last, h->ts_ms};
+            }
+        }
+        *last = h->ts_ms;
+    }
+    swarmmedic__v1__heartbeat__free_unpacked(h, NULL);
+    return ok;
+}
+
+/* Runs the world once, keeping each swarm's gauges per ResourceSample,
+ * every TIMED_OUT task event and every heartbeat gap that reads as a
+ * death. */
 static bool probe(sm_scenario *sc)
 {
     sm_world *w = NULL;
     if (sm_world_create(&w, &sc->world) != SM_OK)
         return false;
     sm_sim_msg m;
-    bool ok = true;
+    uint32_t most = 0;
+    for (size_t s = 0; s < sc->world.n_swarms; s++) {
+        const sm_wswarm *c = &sc->world.swarms[s];
+        uint32_t n = c->agents + c->reserve + c->max_dynamic;
+        most = n > most ? n : most;
+    }
+    sc->gaps.max_agents = most + 1;
+    sc->gaps.last = calloc(sc->world.n_swarms * (size_t)sc->gaps.max_agents,
+                           sizeof *sc->gaps.last);
+    bool ok = sc->gaps.last != NULL;
     while (ok && sm_world_next(w, &m)) {
         if (m.kind == SM_SIM_RESOURCE)
             ok = keep_gauges(sc, w, &m);
         else if (m.kind == SM_SIM_TASK)
             ok = keep_timeout(sc, &m);
+        else if (m.kind == SM_SIM_HEARTBEAT)
+            ok = keep_beat(sc, &m);
     }
     ok = ok && sm_world_status(w) == SM_OK;
     sm_world_destroy(w);
@@ -878,7 +933,7 @@ static void fault_labels(deriv *d, int fi)
                         die - t25 >= S(120));
             if (f->ramp_ms >= S(120))
                 add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "agent_down", f->swarm,
-                    who, onset + f->ramp_ms / 2, die, fi);
+                    who, onset, die, fi);
             down_labels(d, fi, who, die);
             timeout_labels(d, fi, who);
         }
@@ -904,6 +959,25 @@ static bool in_fault(const sm_scenario *sc, uint32_t s, int64_t t)
         const sm_wfault *f = &sc->world.faults[i];
         if (f->swarm == s && t >= t0 + f->onset_ms &&
             t <= fault_end(sc, f) + S(300))
+            return true;
+    }
+    return false;
+}
+
+/* Whether a fault of swarm s that stops or revives agent a (it has labels
+ * of its own) covers time t (+ 300 s). */
+static bool agent_fault_at(const sm_scenario *sc, uint32_t s, uint32_t a,
+                           int64_t t)
+{
+    int64_t t0 = sc->world.start_ms;
+    for (size_t i = 0; i < sc->world.n_faults; i++) {
+        const sm_wfault *f = &sc->world.faults[i];
+        bool stops = f->type == SM_WF_CRASH_RESTART ||
+                     f->type == SM_WF_DEGRADING_AGENT ||
+                     f->type == SM_WF_STUCK_AGENT;
+        if (stops && f->swarm == s &&
+            sm_wfault_has_agent(f, a, sc->world.swarms[s].agents) &&
+            t >= t0 + f->onset_ms && t <= fault_end(sc, f) + S(300))
             return true;
     }
     return false;
@@ -954,6 +1028,18 @@ static void crossing_labels(deriv *d)
     for (uint32_t s = 0; s < d->sc->world.n_swarms; s++)
         for (size_t k = 0; k < sizeof crossings / sizeof crossings[0]; k++)
             crossing_labels_of(d, s, &crossings[k]);
+    /* the odd missed beat comes in runs too: a silence of over three
+     * intervals outside the faults is in the stream, so agent_down over it
+     * is not a false alarm */
+    for (size_t i = 0; i < d->sc->gaps.n; i++) {
+        const hbgap *g = &d->sc->gaps.v[i];
+        if (agent_fault_at(d->sc, g->swarm, g->agent, g->from))
+            continue;
+        char who[16];
+        snprintf(who, sizeof who, "a%u", g->agent);
+        add(d, SM_LABEL_MAY, SM_KIND_FAILURE, "agent_down", g->swarm, who,
+            g->from, g->to + S(5), -1);
+    }
 }
 
 /* ------------------------------------------------------------- loading */
@@ -1188,6 +1274,8 @@ void sm_scenario_destroy(sm_scenario *sc)
     for (size_t s = 0; s < SM_WORLD_MAX_SWARMS; s++)
         free(sc->series[s].v);
     free(sc->timeouts.v);
+    free(sc->gaps.v);
+    free(sc->gaps.last);
     sm_labels_free(&sc->labels);
     free(sc);
 }
