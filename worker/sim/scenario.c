@@ -40,6 +40,17 @@ typedef struct tmouts {
     size_t n, cap;
 } tmouts;
 
+/* A task the probe saw an agent complete. */
+typedef struct done {
+    uint32_t swarm, agent;
+    int64_t ts;
+} done;
+
+typedef struct dones {
+    done *v;
+    size_t n, cap;
+} dones;
+
 /* A silence between two heartbeats of an agent long enough to read as a
  * death (over 3 of its swarm's intervals + 1 s), as the probe saw it. */
 typedef struct hbgap {
@@ -64,6 +75,7 @@ struct sm_scenario {
     gseries series[SM_WORLD_MAX_SWARMS];
     tmouts timeouts;            /* in event order */
     hbgaps gaps;                /* in event order */
+    dones completed;            /* in event order */
 };
 
 static void say(char *err, size_t cap, const char *fmt, ...)
@@ -372,7 +384,18 @@ static bool keep_timeout(sm_scenario *sc, const sm_sim_msg *m)
     if (t == NULL)
         return false;
     bool ok = true;
-    if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT) {
+    unsigned a = 0;
+    if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED &&
+        sscanf(t->agent, "a%u", &a) == 1) {
+        dones *c = &sc->completed;
+        done *v = grow(c->v, &c->cap, c->n, sizeof *v);
+        ok = v != NULL;
+        if (ok) {
+            c->v = v;
+            c->v[c->n++] = (done){m->swarm, a, m->ts_ms};
+        }
+    }
+    if (ok && t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT) {
         tmouts *o = &sc->timeouts;
         tmout *v = grow(o->v, &o->cap, o->n, sizeof *v);
         ok = v != NULL;
@@ -498,6 +521,30 @@ static int64_t clamp_ms(double s, double hi)
 }
 
 /* Per-agent slow rule (slow_agent, slow_fraction, degrading use it). */
+/* Tasks agent a of swarm s completed in [from, to] (probe). */
+static size_t completed_in(const sm_scenario *sc, uint32_t s, uint32_t a,
+                           int64_t from, int64_t to)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sc->completed.n; i++) {
+        const done *x = &sc->completed.v[i];
+        n += x->swarm == s && x->agent == a && x->ts >= from && x->ts <= to;
+    }
+    return n;
+}
+
+/* When agent a of swarm s completed its k-th task after t (probe), or -1. */
+static int64_t kth_completed_after(const sm_scenario *sc, uint32_t s,
+                                   uint32_t a, int64_t t, size_t k)
+{
+    for (size_t i = 0; i < sc->completed.n; i++) {
+        const done *x = &sc->completed.v[i];
+        if (x->swarm == s && x->agent == a && x->ts > t && --k == 0)
+            return x->ts;
+    }
+    return -1;
+}
+
 static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
                         int64_t to, bool must_ok)
 {
@@ -509,6 +556,15 @@ static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
     char who[16];
     snprintf(who, sizeof who, "a%u", a);
     int64_t q = clamp_ms(180 + 2 * f * m, 900);
+    /* recovery shows only in tasks that end after the fault: a task begun
+     * slow still runs slow (allow the agent's second completion + 30 s) */
+    int64_t back = kth_completed_after(d->sc, ft->swarm, a, to, 2);
+    if (back > 0 && back - to + S(30) > q)
+        q = back - to + S(30) < S(900) ? back - to + S(30) : S(900);
+    /* a slowed agent that completes fewer than two tasks while slowed
+     * (one long task held through the fault) shows no duration to judge */
+    if (completed_in(d->sc, ft->swarm, a, from, to) < 2)
+        must_ok = false;
     sm_label *l;
     if (f >= 2.5 && must_ok && to > from) {
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm,
@@ -1275,6 +1331,7 @@ void sm_scenario_destroy(sm_scenario *sc)
         free(sc->series[s].v);
     free(sc->timeouts.v);
     free(sc->gaps.v);
+    free(sc->completed.v);
     free(sc->gaps.last);
     sm_labels_free(&sc->labels);
     free(sc);
