@@ -449,6 +449,27 @@ bool sm_swarm_failure_raised(const sm_swarm *sw, sm_fail_type t,
     return false;
 }
 
+static void tally_add(sm_pred_tally *to, const sm_pred_tally *x)
+{
+    to->raised += x->raised;
+    to->fulfilled += x->fulfilled;
+    to->late += x->late;
+    to->wrong += x->wrong;
+    to->lead_s += x->lead_s;
+    to->eta_err_s += x->eta_err_s;
+}
+
+void sm_swarm_ledger_add(const sm_swarm *sw, sm_pred_tally *by_source,
+                         sm_pred_tally *by_type)
+{
+    if (sw == NULL)
+        return;
+    for (int i = 0; by_source && i <= SM_SRC_COUNT; i++)
+        tally_add(&by_source[i], &sw->st.ledger.by_source[i]);
+    for (int i = 0; by_type && i <= SM_FAIL_MAX; i++)
+        tally_add(&by_type[i], &sw->st.ledger.by_type[i]);
+}
+
 /* -------------------------------------------------------- persistence */
 size_t sm_swarm_expire(sm_swarm *sw, int64_t retention_ms,
                        sm_agent_visit_fn removed, void *ud)

@@ -85,6 +85,22 @@ bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
 bool sm_swarm_failure_raised(const sm_swarm *sw, sm_fail_type t,
                              const char *subject);
 
+/* What became of a swarm's predictions (predict.c keeps the ledger). */
+typedef struct sm_pred_tally {
+    uint32_t raised;
+    uint32_t fulfilled;         /* the failure came within eta + margin */
+    uint32_t late;              /* it came, but after eta + margin */
+    uint32_t wrong;             /* withdrawn or expired with no failure */
+    double lead_s;              /* sum over fulfilled: failure - raise */
+    double eta_err_s;           /* sum over fulfilled and late:
+                                   |failure - expected| */
+} sm_pred_tally;
+
+/* Adds the swarm's ledger into by_source (SM_SRC_COUNT + 1 rows, [0] all
+ * sources) and by_type (SM_FAIL_MAX + 1 rows, by sm_fail_type). */
+void sm_swarm_ledger_add(const sm_swarm *sw, sm_pred_tally *by_source,
+                         sm_pred_tally *by_type);
+
 /* Visitor over agents: blob (len bytes) is the agent's encoded state
  * (encode.h), or NULL (len 0) for an agent removed. blob lives on the
  * caller's stack and is valid only during the call: copy it to keep it. */

@@ -88,16 +88,8 @@ typedef struct sm_pred_ep {
 } sm_pred_ep;
 
 /* The ledger (predict.c): what became of each prediction, per source and
- * per failure type. */
-typedef struct sm_ledger_row {
-    uint32_t raised;
-    uint32_t fulfilled;         /* the failure came within eta + margin */
-    uint32_t late;              /* it came, but after eta + margin */
-    uint32_t wrong;             /* withdrawn or expired, no failure */
-    double lead_s;              /* sum over fulfilled: failure - raise */
-    double eta_err_s;           /* sum over fulfilled and late: |failure -
-                                   eta| */
-} sm_ledger_row;
+ * per failure type (rows are swarm.h's sm_pred_tally). */
+typedef sm_pred_tally sm_ledger_row;
 
 typedef struct sm_ledger {
     sm_ledger_row by_source[SM_SRC_COUNT + 1];  /* [0]: all */

@@ -220,6 +220,52 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
 }
 
+typedef struct ledger_sum {
+    sm_pred_tally by_source[SM_SRC_COUNT + 1];
+    sm_pred_tally by_type[SM_FAIL_MAX + 1];
+} ledger_sum;
+
+static void ledger_of(void *ud, sm_swarm *sw)
+{
+    ledger_sum *l = ud;
+    sm_swarm_ledger_add(sw, l->by_source, l->by_type);
+}
+
+static void log_tally(const sm_worker *w, const char *what, const char *name,
+                      const sm_pred_tally *t)
+{
+    uint32_t fates = t->fulfilled + t->late + t->wrong;
+    double acc = fates ? (double)t->fulfilled / fates : 0.0;
+    sm_log_write(w->log, SM_LOG_INFO, "predictions",
+                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u open=%u "
+                 "accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
+                 "eta_err_mean_s=%.1f target_met=%s",
+                 what, name, t->raised, t->fulfilled, t->late, t->wrong,
+                 t->raised - fates, acc, fates ? (double)t->wrong / fates : 0.0,
+                 t->fulfilled ? t->lead_s / t->fulfilled : 0.0,
+                 t->fulfilled + t->late ? t->eta_err_s / (t->fulfilled + t->late)
+                                        : 0.0,
+                 fates == 0 ? "unknown" : acc >= 0.7 ? "yes" : "no");
+}
+
+/* The prediction ledger over every swarm: overall, then each source and
+ * failure type that has raised one (SPEC capability 4's statistics). */
+static void log_ledger(sm_worker *w)
+{
+    ledger_sum l;
+    memset(&l, 0, sizeof l);
+    sm_registry_foreach(w->reg, ledger_of, &l);
+    log_tally(w, "source", "all", &l.by_source[0]);
+    for (int i = 1; i <= SM_SRC_COUNT; i++)
+        if (l.by_source[i].raised)
+            log_tally(w, "source", sm_pred_source_str((sm_pred_source)i),
+                      &l.by_source[i]);
+    for (int i = 1; i <= SM_FAIL_MAX; i++)
+        if (l.by_type[i].raised)
+            log_tally(w, "type", sm_fail_type_str((sm_fail_type)i),
+                      &l.by_type[i]);
+}
+
 /* Pops one batch (waiting up to wait_ms for it), handles and releases
  * each item. Returns how many. */
 static size_t handle_batch(sm_worker *w, int64_t wait_ms)
@@ -310,6 +356,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
         maybe_commit(w, idle, now, &last_commit);
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
             log_stats(w, "stats", started);
+            log_ledger(w);
             last_stats = now;
         }
         sm_inbox_stats is;
@@ -341,6 +388,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
                          "status=\"%s\"", sm_status_str(fs));
     }
     log_stats(w, "stopped", started);
+    log_ledger(w);
     return lost != SM_OK ? lost : s;
 }
 

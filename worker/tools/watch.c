@@ -24,6 +24,19 @@ static void utc(int64_t ms, char *buf, size_t cap)
     snprintf(buf + n, cap - n, ".%03dZ", (int)(ms % 1000));
 }
 
+/* Appends the decision's metrics to buf at n; returns the new length. */
+static int metrics_of(const Swarmmedic__V1__Decision *d, char *buf, size_t cap,
+                      int n)
+{
+    for (size_t i = 0; i < d->n_metrics && n > 0 && (size_t)n < cap; i++) {
+        const Swarmmedic__V1__Metric *m = d->metrics[i];
+        n += snprintf(buf + n, cap - (size_t)n, " %s=%.4g", m->name, m->value);
+        if (m->threshold != 0 && (size_t)n < cap)
+            n += snprintf(buf + n, cap - (size_t)n, "(thr %.4g)", m->threshold);
+    }
+    return n;
+}
+
 sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap)
 {
     Swarmmedic__V1__Bottleneck *b =
@@ -40,15 +53,60 @@ sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap)
                      transition_name(b->transition), sm_bn_type_str((sm_bn_type)b->type),
                      sm_severity_str((sm_severity)b->severity),
                      b->n_affected ? b->affected[0] : "-");
-    for (size_t i = 0; i < d->n_metrics && n > 0 && (size_t)n < cap; i++) {
-        const Swarmmedic__V1__Metric *m = d->metrics[i];
-        n += snprintf(buf + n, cap - (size_t)n, " %s=%.4g", m->name, m->value);
-        if (m->threshold != 0 && (size_t)n < cap)
-            n += snprintf(buf + n, cap - (size_t)n, "(thr %.4g)", m->threshold);
-    }
+    n = metrics_of(d, buf, cap, n);
     if (b->n_recommendations && n > 0 && (size_t)n < cap)
         snprintf(buf + n, cap - (size_t)n, "  -> %s", b->recommendations[0]);
     swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    return SM_OK;
+}
+
+sm_status sm_watch_format_failure(const void *data, size_t len, char *buf,
+                                  size_t cap)
+{
+    Swarmmedic__V1__Failure *f = swarmmedic__v1__failure__unpack(NULL, len, data);
+    if (!f || !f->decision) {
+        if (f)
+            swarmmedic__v1__failure__free_unpacked(f, NULL);
+        return SM_ERR_DECODE;
+    }
+    const Swarmmedic__V1__Decision *d = f->decision;
+    char when[40];
+    utc(d->decided_at_ms, when, sizeof when);
+    int n = snprintf(buf, cap, "%s  %-6s %-8s FAILURE %-17s %-8s %-8s %s", when,
+                     d->swarm, transition_name(f->transition),
+                     sm_fail_type_str((sm_fail_type)f->type),
+                     sm_severity_str((sm_severity)f->severity),
+                     f->subject[0] ? f->subject : "-", f->reason);
+    metrics_of(d, buf, cap, n);
+    swarmmedic__v1__failure__free_unpacked(f, NULL);
+    return SM_OK;
+}
+
+sm_status sm_watch_format_prediction(const void *data, size_t len, char *buf,
+                                     size_t cap)
+{
+    Swarmmedic__V1__Prediction *p =
+        swarmmedic__v1__prediction__unpack(NULL, len, data);
+    if (!p || !p->decision) {
+        if (p)
+            swarmmedic__v1__prediction__free_unpacked(p, NULL);
+        return SM_ERR_DECODE;
+    }
+    const Swarmmedic__V1__Decision *d = p->decision;
+    char when[40];
+    utc(d->decided_at_ms, when, sizeof when);
+    int n = snprintf(buf, cap, "%s  %-6s %-9s PREDICT %-17s %-8s in %llds "
+                     "confidence=%.2f source=%s",
+                     when, d->swarm,
+                     sm_pred_transition_str((sm_pred_transition)p->transition),
+                     sm_fail_type_str((sm_fail_type)p->failure_type),
+                     p->subject[0] ? p->subject : "-",
+                     (long long)(p->expected_in_ms / 1000), p->confidence,
+                     sm_pred_source_str((sm_pred_source)p->source));
+    if (p->transition == SWARMMEDIC__V1__PREDICTION__TRANSITION__TRANSITION_RAISED &&
+        n > 0 && (size_t)n < cap)
+        snprintf(buf + n, cap - (size_t)n, "  -> %s", p->recommended_action);
+    swarmmedic__v1__prediction__free_unpacked(p, NULL);
     return SM_OK;
 }
 
@@ -62,10 +120,18 @@ static void print_msg(const sm_config *cfg, natsMsg *m, FILE *out)
         natsMsgHeader_Get(m, "Medic-Subject", &orig);
         fprintf(out, "DEAD-LETTER  %s  (%d bytes): %s\n", orig,
                 natsMsg_GetDataLength(m), reason);
-    } else if (strstr(subj, ".bottleneck.") &&
-               sm_watch_format(natsMsg_GetData(m),
-                               (size_t)natsMsg_GetDataLength(m), line,
-                               sizeof line) == SM_OK) {
+    } else if ((strstr(subj, ".bottleneck.") &&
+                sm_watch_format(natsMsg_GetData(m),
+                                (size_t)natsMsg_GetDataLength(m), line,
+                                sizeof line) == SM_OK) ||
+               (strstr(subj, ".failure.") &&
+                sm_watch_format_failure(natsMsg_GetData(m),
+                                        (size_t)natsMsg_GetDataLength(m), line,
+                                        sizeof line) == SM_OK) ||
+               (strstr(subj, ".prediction.") &&
+                sm_watch_format_prediction(natsMsg_GetData(m),
+                                           (size_t)natsMsg_GetDataLength(m),
+                                           line, sizeof line) == SM_OK)) {
         fprintf(out, "%s\n", line);
     } else {
         fprintf(out, "%s  (%d bytes)\n", subj, natsMsg_GetDataLength(m));

@@ -23,6 +23,11 @@
 /* Formats one packed Bottleneck into buf as a single line (no newline).
  * Errors: SM_ERR_DECODE. */
 sm_status sm_watch_format(const void *data, size_t len, char *buf, size_t cap);
+/* The same for a Failure and a Prediction. */
+sm_status sm_watch_format_failure(const void *data, size_t len, char *buf,
+                                  size_t cap);
+sm_status sm_watch_format_prediction(const void *data, size_t len, char *buf,
+                                     size_t cap);
 
 /* Prints conclusions to `out` until a signal in `stop` is pending or, if
  * max_msgs > 0, that many messages have been printed. */
