@@ -590,6 +590,55 @@ enum {
     SEC_PREDICT = 9,
 };
 
+/* A forecaster's trend and forecast (forecast.h: every field but the
+ * diagnostic ones matters; those are written too, for exact round trips). */
+static void w_trend(writer *w, const sm_trend *t)
+{
+    w_i64(w, t->step_start_ms);
+    w_i64(w, t->cur_ts_ms);
+    w_f64(w, t->cur_v);
+    w_f64(w, t->cur_min);
+    w_f64(w, t->cur_max);
+    w_i64(w, t->cur_min_ts_ms);
+    w_i64(w, t->cur_max_ts_ms);
+    w_u32(w, t->cur_n);
+    w_u32(w, t->started);
+    w_i64(w, t->last_ts_ms);
+    w_f64(w, t->last_v);
+    w_u32(w, t->head);
+    w_u32(w, t->count);
+    for (int i = 0; i < SM_TREND_POINTS; i++) {
+        const sm_trend_point *x = &t->pts[i];
+        w_i64(w, x->ts_ms);
+        w_f64(w, x->v);
+        w_f64(w, (double)x->rise);
+        w_u32(w, (uint32_t)x->rise_ms);
+    }
+    w_f64(w, t->slope);
+    w_f64(w, t->level);
+    w_f64(w, t->quality);
+    w_f64(w, t->spread);
+    w_f64(w, t->band);
+    w_i64(w, t->fit_ts_ms);
+    w_u32(w, t->fit_n);
+    w_u32(w, t->changes);
+    w_u32(w, t->resets);
+    w_u32(w, t->late);
+}
+
+static void w_forecast(writer *w, const sm_forecast *f)
+{
+    w_u32(w, f->raised);
+    w_u32(w, f->run);
+    w_i64(w, f->raised_at_ms);
+    w_i64(w, f->published_at_ms);
+    w_i64(w, f->fail_at_ms);
+    w_i64(w, f->eta_ms);
+    w_f64(w, f->confidence);
+    w_u32(w, f->updates);
+    w_u32(w, f->broken);
+}
+
 static void swarm_encode(const sm_swarm_state *st, writer *w)
 {
     size_t at = w_section(w, SEC_CLOCK, 1);
@@ -730,6 +779,13 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         w_f64(w, p->confidence);
         w_str(w, p->subject);
     }
+    for (int f = 0; f < F_COUNT; f++) {
+        w_trend(w, &st->trend[f]);
+        w_forecast(w, &st->fc[f]);
+        w_f64(w, st->fc_limit[f]);
+        w_f64(w, st->fc_value[f]);
+    }
+    w_f64(w, st->topup_seen);
     const sm_ledger *l = &st->ledger;
     w_u8(w, SM_SRC_COUNT + 1);
     w_u8(w, SM_FAIL_MAX + 1);
@@ -988,6 +1044,55 @@ static bool sec_failures(reader *r, sm_swarm_state *st)
     return !r->bad;
 }
 
+static bool rd_trend(reader *r, sm_trend *t)
+{
+    t->step_start_ms = (int64_t)rd_u64(r);
+    t->cur_ts_ms = (int64_t)rd_u64(r);
+    t->cur_v = rd_f64(r);
+    t->cur_min = rd_f64(r);
+    t->cur_max = rd_f64(r);
+    t->cur_min_ts_ms = (int64_t)rd_u64(r);
+    t->cur_max_ts_ms = (int64_t)rd_u64(r);
+    t->cur_n = rd_u32(r);
+    t->started = rd_u32(r);
+    t->last_ts_ms = (int64_t)rd_u64(r);
+    t->last_v = rd_f64(r);
+    t->head = rd_u32(r);
+    t->count = rd_u32(r);
+    for (int i = 0; i < SM_TREND_POINTS; i++) {
+        sm_trend_point *x = &t->pts[i];
+        x->ts_ms = (int64_t)rd_u64(r);
+        x->v = rd_f64(r);
+        x->rise = (float)rd_f64(r);
+        x->rise_ms = (int32_t)rd_u32(r);
+    }
+    t->slope = rd_f64(r);
+    t->level = rd_f64(r);
+    t->quality = rd_f64(r);
+    t->spread = rd_f64(r);
+    t->band = rd_f64(r);
+    t->fit_ts_ms = (int64_t)rd_u64(r);
+    t->fit_n = rd_u32(r);
+    t->changes = rd_u32(r);
+    t->resets = rd_u32(r);
+    t->late = rd_u32(r);
+    return !r->bad && sm_trend_valid(t);
+}
+
+static bool rd_forecast(reader *r, sm_forecast *f)
+{
+    f->raised = rd_u32(r);
+    f->run = rd_u32(r);
+    f->raised_at_ms = (int64_t)rd_u64(r);
+    f->published_at_ms = (int64_t)rd_u64(r);
+    f->fail_at_ms = (int64_t)rd_u64(r);
+    f->eta_ms = (int64_t)rd_u64(r);
+    f->confidence = rd_f64(r);
+    f->updates = rd_u32(r);
+    f->broken = rd_u32(r);
+    return !r->bad && sm_forecast_valid(f);
+}
+
 static bool sec_predict(reader *r, sm_swarm_state *st)
 {
     uint32_t n = rd_u8(r);
@@ -1008,6 +1113,15 @@ static bool sec_predict(reader *r, sm_swarm_state *st)
         if (f < F_COUNT)
             st->pred[f] = p;
     }
+    for (int f = 0; f < F_COUNT; f++) {
+        if (!rd_trend(r, &st->trend[f]) || !rd_forecast(r, &st->fc[f]))
+            return false;
+        st->fc_limit[f] = rd_f64(r);
+        st->fc_value[f] = rd_f64(r);
+    }
+    st->topup_seen = rd_f64(r);
+    if (!(st->topup_seen >= 0.0 && st->topup_seen <= 2.0))
+        return false;
     uint32_t ns = rd_u8(r), nt = rd_u8(r);
     for (uint32_t i = 0; i < ns + nt && !r->bad; i++) {
         sm_ledger_row row;

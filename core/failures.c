@@ -433,11 +433,17 @@ void sm_fail_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
 {
     const sm_detect_config *c = &sw->cfg;
     if (ev->token_budget > 0) {
+        sm_pred_sample(sw, F_TOKEN, ev->source, ev->ts_ms,
+                       (double)ev->tokens_used,
+                       c->token_fail * (double)ev->token_budget, out);
         double r = (double)ev->tokens_used / (double)ev->token_budget;
         swarm_step(sw, F_TOKEN, ev, r, c->token_fail, r >= c->token_fail,
                    r < c->token_fail_clear, 1, out);
     }
     if (ev->memory_limit > 0) {
+        sm_pred_sample(sw, F_MEMORY, ev->source, ev->ts_ms,
+                       (double)ev->memory_used,
+                       c->memory_fail * (double)ev->memory_limit, out);
         double r = (double)ev->memory_used / (double)ev->memory_limit;
         swarm_step(sw, F_MEMORY, ev, r, c->memory_fail, r >= c->memory_fail,
                    r < c->memory_fail_clear, 1, out);
@@ -446,6 +452,8 @@ void sm_fail_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
         uint64_t p = 0;
         for (int i = 0; i < SM_PRIO_COUNT; i++)
             p += ev->pending[i];
+        sm_pred_sample(sw, F_QUEUE, ev->source, ev->ts_ms, (double)p,
+                       (double)c->queue_fail, out);
         swarm_step(sw, F_QUEUE, ev, (double)p, c->queue_fail,
                    p > c->queue_fail, p < c->queue_fail_clear,
                    c->gauge_min_samples, out);

@@ -271,60 +271,131 @@ static void swarm_end(sm_swarm *sw, int f, sm_pred_transition tr,
     sw->dirty = true;
 }
 
-void sm_pred_swarm_step(sm_swarm *sw, int f, sm_pred_source src,
-                        const char *subject, int64_t eta_ms,
-                        double similarity, sm_decisions *out)
+/* Acts on forecaster f's verdict. */
+static void swarm_apply(sm_swarm *sw, int f, const char *subject,
+                        const sm_fc_verdict *v, sm_decisions *out)
 {
-    const sm_detect_config *c = &sw->cfg;
     sm_pred_ep *p = &sw->st.pred[f];
     int64_t now = sw->st.now_ms;
-    if (sw->st.fail[f].raised)
-        return;                 /* the failure is here: nothing to forecast */
-    if (p->raised && now > p->eta_ms + c->pred_margin_ms) {
-        swarm_end(sw, f, SM_PRED_WITHDRAWN, out);   /* expired */
-        return;
-    }
-    double conf = eta_ms >= 0 ? confidence(sw, src, similarity, 0) : 0.0;
-    if (p->raised) {
-        if (eta_ms < 0 || conf < c->pred_threshold) {
-            swarm_end(sw, f, SM_PRED_WITHDRAWN, out);
+    sm_pred_source src = f == F_QUEUE ? SM_SRC_QUEUE_GROWTH
+                                      : SM_SRC_RESOURCE_TREND;
+    switch (v->action) {
+    case SM_FC_RAISE:
+        if (p->raised)
             return;
-        }
-        int64_t eta_at = now + eta_ms, moved = eta_at - p->eta_ms;
-        if (moved < 0)
-            moved = -moved;
-        int64_t left = p->eta_ms - now;
-        if (left < 0)
-            left = 0;
-        if (moved >= MOVE_MIN_MS && (double)moved > MOVE_FRACTION * (double)left &&
-            now - p->published_ms >= MOVE_MIN_MS) {
-            p->eta_ms = eta_at;
-            p->confidence = conf;
-            p->published_ms = now;
-            sw->dirty = true;
-            decide(sw, out, swarm_type[f], SM_PRED_UPDATED, src, p->subject,
-                   p->raised_at_ms, p->eta_ms, conf, SM_SIG_RESOURCE,
-                   p->subject, now);
-        }
+        p->raised = 1;
+        p->source = (uint32_t)src;
+        p->raised_at_ms = now;
+        p->published_ms = now;
+        p->eta_ms = v->fail_at_ms;
+        p->confidence = v->confidence;
+        if (subject != p->subject)  /* (the sweep passes p->subject) */
+            sm_id_copy(p->subject, subject);
+        sw->dirty = true;
+        fate(sw, src, swarm_type[f], row_raised, 0, 0);
+        decide(sw, out, swarm_type[f], SM_PRED_RAISED, src, p->subject, now,
+               p->eta_ms, p->confidence, SM_SIG_RESOURCE, p->subject, now);
+        return;
+    case SM_FC_UPDATE:
+        if (!p->raised)
+            return;
+        p->eta_ms = v->fail_at_ms;
+        p->confidence = v->confidence;
+        p->published_ms = now;
+        sw->dirty = true;
+        decide(sw, out, swarm_type[f], SM_PRED_UPDATED, src, p->subject,
+               p->raised_at_ms, p->eta_ms, p->confidence, SM_SIG_RESOURCE,
+               p->subject, now);
+        return;
+    case SM_FC_WITHDRAW:
+        if (p->raised)
+            swarm_end(sw, f, SM_PRED_WITHDRAWN, out);
+        return;
+    case SM_FC_NONE:
         return;
     }
-    if (eta_ms < 0 || conf < c->pred_threshold)
+}
+
+/* Runs forecaster f over its trend now (a new point, or a moved limit). */
+static void swarm_evaluate(sm_swarm *sw, int f, const char *subject,
+                           bool reset, sm_decisions *out)
+{
+    sm_swarm_state *st = &sw->st;
+    if (st->fail[f].raised) {   /* the failure is here: nothing to forecast */
+        sm_forecast_init(&st->fc[f]);
         return;
-    p->raised = 1;
-    p->source = (uint32_t)src;
-    p->raised_at_ms = now;
-    p->published_ms = now;
-    p->eta_ms = now + eta_ms;
-    p->confidence = conf;
-    sm_id_copy(p->subject, subject);
+    }
+    double limit = st->fc_limit[f];
+    if (f == F_MEMORY)          /* the saw's peaks reach the limit first */
+        limit -= sm_trend_spread(&st->trend[f]);
+    if (f == F_TOKEN && st->topup_seen > 0 &&
+        st->fc_value[f] * sw->cfg.token_fail / limit <
+            st->topup_seen + sw->cfg.pred_topup_margin) {
+        /* its operators (or its budget period) renew it before this */
+        if (st->pred[f].raised)
+            swarm_end(sw, f, SM_PRED_WITHDRAWN, out);
+        sm_forecast_init(&st->fc[f]);
+        return;
+    }
+    sm_pred_source src = f == F_QUEUE ? SM_SRC_QUEUE_GROWTH
+                                      : SM_SRC_RESOURCE_TREND;
+    sm_fc_verdict v = sm_forecast_eval(&st->fc[f], &sw->fc_cfg[f],
+                                       &st->trend[f], st->now_ms, limit,
+                                       sm_pred_accuracy(sw, src), reset);
     sw->dirty = true;
-    fate(sw, src, swarm_type[f], row_raised, 0, 0);
-    decide(sw, out, swarm_type[f], SM_PRED_RAISED, src, p->subject, now,
-           p->eta_ms, conf, SM_SIG_RESOURCE, p->subject, now);
+    swarm_apply(sw, f, subject, &v, out);
+}
+
+void sm_pred_sample(sm_swarm *sw, int f, const char *subject, int64_t ts_ms,
+                    double value, double limit, sm_decisions *out)
+{
+    sm_swarm_state *st = &sw->st;
+    unsigned flags = sm_trend_add(&st->trend[f], &sw->trend_cfg[f], ts_ms,
+                                  value);
+    bool moved = st->fc_limit[f] != limit;
+    bool topped = moved && st->fc_limit[f] > 0 && limit > st->fc_limit[f];
+    bool renewed = (flags & SM_TREND_RESET) != 0;
+    if (f == F_TOKEN && (topped || renewed) && st->fc_limit[f] > 0) {
+        /* a top-up, or a budget period that started afresh: at what
+         * usage was the budget renewed? */
+        double was = st->fc_value[f] * sw->cfg.token_fail / st->fc_limit[f];
+        if (was > st->topup_seen)
+            st->topup_seen = was;
+    }
+    st->fc_limit[f] = limit;
+    st->fc_value[f] = value;
+    if (!st->pred[f].raised)    /* who a raise would be about */
+        sm_id_copy(st->pred[f].subject, subject);
+    sw->dirty = true;
+    if (!(flags & SM_TREND_POINT) && !moved)
+        return;
+    swarm_evaluate(sw, f, subject,
+                   moved || (flags & (SM_TREND_CHANGE | SM_TREND_RESET)), out);
+}
+
+void sm_pred_sweep(sm_swarm *sw, sm_decisions *out)
+{
+    sm_swarm_state *st = &sw->st;
+    for (int f = 0; f < F_COUNT; f++) {
+        sm_pred_ep *p = &st->pred[f];
+        if (p->raised && st->now_ms > p->eta_ms + sw->cfg.pred_margin_ms) {
+            swarm_end(sw, f, SM_PRED_WITHDRAWN, out);   /* expired */
+            sm_forecast_init(&st->fc[f]);
+        }
+        if (!st->trend[f].started)
+            continue;
+        unsigned flags = sm_trend_tick(&st->trend[f], &sw->trend_cfg[f],
+                                       st->now_ms);
+        if (flags & SM_TREND_POINT)
+            swarm_evaluate(sw, f, p->subject,
+                           (flags & (SM_TREND_CHANGE | SM_TREND_RESET)) != 0,
+                           out);
+    }
 }
 
 void sm_pred_swarm_failed(sm_swarm *sw, int f, sm_decisions *out)
 {
     if (sw->st.pred[f].raised)
         swarm_end(sw, f, SM_PRED_FULFILLED, out);
+    sm_forecast_init(&sw->st.fc[f]);
 }

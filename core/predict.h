@@ -33,12 +33,18 @@ void sm_pred_agent_gone(sm_swarm *sw, uint32_t k, const char *why,
  * looked at again (SM_WAKE_NEVER: no need). */
 int64_t sm_pred_agent_check(sm_swarm *sw, uint32_t k, sm_decisions *out);
 
-/* Swarm-wide prediction f (F_TOKEN, F_MEMORY, F_QUEUE) from a forecaster:
- * the failure is expected in eta_ms (< 0: not approaching) with fit
- * quality `similarity` in [0, 1]; raises, updates or withdraws. */
-void sm_pred_swarm_step(sm_swarm *sw, int f, sm_pred_source src,
-                        const char *subject, int64_t eta_ms,
-                        double similarity, sm_decisions *out);
+/* A resource sample for swarm-wide forecast f (F_TOKEN: tokens used
+ * against token_fail x budget; F_MEMORY: memory used against memory_fail
+ * x limit; F_QUEUE: pending against queue_fail) from source `subject`:
+ * feeds the trend (forecast.h) and, on a new trend point or a moved limit
+ * (a top-up), evaluates the forecast and raises, updates or withdraws the
+ * prediction. */
+void sm_pred_sample(sm_swarm *sw, int f, const char *subject, int64_t ts_ms,
+                    double value, double limit, sm_decisions *out);
+/* Tick sweep: closes the trends' steps as event time passes, and
+ * withdraws a swarm-wide prediction whose expected time plus margin has
+ * passed with no failure. */
+void sm_pred_sweep(sm_swarm *sw, sm_decisions *out);
 /* Swarm-wide failure f was raised now: its prediction is fulfilled. */
 void sm_pred_swarm_failed(sm_swarm *sw, int f, sm_decisions *out);
 

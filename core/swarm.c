@@ -25,6 +25,7 @@
 
 #include "detectors.h"
 #include "failures.h"
+#include "predict.h"
 #include "swarm_int.h"
 
 static int64_t floor_div(int64_t a, int64_t b)
@@ -54,6 +55,7 @@ static void sweep(sm_swarm *sw, sm_decisions *out)
         if (sw->st.groups[i].used)
             sm_detect_consensus(sw, &sw->st.groups[i], out);
     sm_fail_sweep(sw, out);
+    sm_pred_sweep(sw, out);
 }
 
 /* The slot of consensus group `name`: its own, a free one, or the one
@@ -131,6 +133,16 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
     sw->expire_retention_ms = -1;
     sw->cfg = *cfg;
     sm_detect_llr_terms(cfg, &sw->llr);
+    static const sm_fc_source fc_src[F_COUNT] = {
+        [F_TOKEN] = SM_FC_TOKENS, [F_MEMORY] = SM_FC_MEMORY,
+        [F_QUEUE] = SM_FC_QUEUE,
+    };
+    for (int f = 0; f < F_COUNT; f++) {
+        (void)sm_fc_defaults(fc_src[f], &sw->trend_cfg[f], &sw->fc_cfg[f]);
+        sw->fc_cfg[f].publish_min = cfg->pred_threshold;
+        sm_trend_init(&sw->st.trend[f]);
+        sm_forecast_init(&sw->st.fc[f]);
+    }
     sm_id_copy(sw->st.id, id);
     for (int i = 0; i < SM_GROUPS; i++)
         sm_ring_init(&sw->st.groups[i].rounds, cfg->window_ms, cfg->tick_ms);

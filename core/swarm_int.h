@@ -18,6 +18,7 @@
 
 #include "agents.h"
 #include "baseline.h"
+#include "forecast.h"
 #include "decision.h"
 #include "swarm.h"
 #include "window.h"
@@ -120,6 +121,13 @@ typedef struct sm_swarm_state {
     sm_episode fail[F_COUNT];   /* token, memory, queue exhaustion */
     uint32_t fail_run[F_COUNT]; /* consecutive samples over the line */
     sm_pred_ep pred[F_COUNT];   /* their predictions */
+    sm_trend trend[F_COUNT];    /* tokens used, memory used, pending */
+    sm_forecast fc[F_COUNT];    /* the forecast over each */
+    double fc_limit[F_COUNT];   /* the limit last forecast against (a
+                                   budget top-up moves it) */
+    double fc_value[F_COUNT];   /* the latest sample's value */
+    double topup_seen;          /* highest usage ratio at which operators
+                                   were seen to top the budget up; 0: never */
     sm_ledger ledger;
     sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];
@@ -139,6 +147,8 @@ typedef struct sm_llr_terms {
 struct sm_swarm {
     sm_detect_config cfg;
     sm_llr_terms llr;
+    sm_trend_config trend_cfg[F_COUNT];     /* sm_fc_defaults, at create */
+    sm_forecast_config fc_cfg[F_COUNT];
     sm_swarm_state st;
     bool dirty;                 /* swarm-wide part changed since the commit */
     sm_agents ag;

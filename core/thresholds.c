@@ -65,6 +65,7 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->pred_agent_eta_ms = 180000;
     cfg->pred_degraded_beats = 3;
     cfg->pred_healthy_beats = 3;
+    cfg->pred_topup_margin = 0.05;
 }
 
 /* The first broken rule, as a static sentence, or NULL. Comparisons are
@@ -186,6 +187,8 @@ static const char *config_problem(const sm_detect_config *c)
     if (c->pred_degraded_beats < 1 || c->pred_degraded_beats > 255 ||
         c->pred_healthy_beats < 1 || c->pred_healthy_beats > 255)
         return "pred_degraded_beats and pred_healthy_beats must be 1..255";
+    if (!(c->pred_topup_margin >= 0.0 && c->pred_topup_margin <= 1.0))
+        return "pred_topup_margin must be in [0, 1]";
     return NULL;
 }
 

@@ -89,7 +89,11 @@
  * pred_prior before any fate) + 0.2 x recency, published from
  * pred_threshold (0.7); withdrawn after pred_healthy_beats (3) healthy
  * heartbeats, or when the expected time plus pred_margin_ms passes with no
- * failure; fulfilled when the failure is raised.
+ * failure; fulfilled when the failure is raised. token_exhaustion,
+ * memory_exhaustion and queue_overflow from resource trends and queue
+ * growth (forecast.h): a budget that its operators have been seen to top
+ * up at usage u is not forecast to run out below u + pred_topup_margin
+ * (0.05).
  *
  * Every impact inside a band is capped just below the band's upper edge,
  * so the severity is the band's. Severity from impact: >= 0.8 CRITICAL,
@@ -213,6 +217,10 @@ typedef struct sm_detect_config {
                                    before agent_down is predicted */
     uint32_t pred_healthy_beats;    /* 3: consecutive other ones before the
                                    prediction is withdrawn */
+    double pred_topup_margin;   /* 0.05: a budget its operators have topped
+                                   up (or whose period has restarted) at
+                                   usage u is not forecast to run out
+                                   until usage passes u + this */
 } sm_detect_config;
 
 /* Fills *cfg with the defaults above. */

@@ -114,6 +114,7 @@ static const opt options[] = {
     {"pred_margin", OPT_DET_DUR, D(pred_margin_ms), "how late after its expected time a failure still fulfils a prediction"},
     {"pred_agent_eta", OPT_DET_DUR, D(pred_agent_eta_ms), "expected time from degraded signs to a death, until learned"},
     {"pred_degraded_beats", OPT_U32, D(pred_degraded_beats), "DEGRADED heartbeats in a row before agent_down is predicted"},
+    {"pred_topup_margin", OPT_F64, D(pred_topup_margin), "usage over the highest seen top-up before the budget is forecast to run out"},
     {"pred_healthy_beats", OPT_U32, D(pred_healthy_beats), "healthy heartbeats in a row before it is withdrawn"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])

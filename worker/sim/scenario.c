@@ -655,6 +655,56 @@ static void overflow_labels(deriv *d, int fi, int64_t from, int64_t to,
             "scheduler", from, to, fi);
 }
 
+/* The prediction labels of a gauge fault over [from, to]: when the
+ * failure line is crossed (fail >= 0), must from the fault's onset to the
+ * crossing if the run-up lasts 90 s or more (time to see it and 30 s of
+ * lead), else may; when it is not (a near miss), may until the peak, and
+ * a prediction must then be withdrawn within 60 s. */
+static void prediction_labels(deriv *d, int fi, const char *type,
+                              int64_t from, int64_t fail_ts, int64_t peak_ts)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    if (fail_ts >= 0) {
+        add(d, fail_ts - from >= S(90) ? SM_LABEL_MUST : SM_LABEL_MAY,
+            SM_KIND_PREDICTION, type, f->swarm, "", from, fail_ts, fi);
+        return;
+    }
+    sm_label *l = add(d, SM_LABEL_MAY, SM_KIND_PREDICTION, type, f->swarm, "",
+                      from, peak_ts > from ? peak_ts : from, fi);
+    if (l != NULL)
+        l->withdraw_within_ms = S(60);
+}
+
+/* Near-miss queue forecasts: a may-label per excursion of pending tasks
+ * over 50 in [from, to] (gaps under 30 s joined), from 60 s before it
+ * starts to 60 s after it ends (a trend fitted over 40 s lags the turn),
+ * withdrawn within 60 s of that ("near misses not predicted, or withdrawn
+ * within a minute"). */
+static void excursion_labels(deriv *d, int fi, int64_t from, int64_t to)
+{
+    const sm_wfault *f = &d->sc->world.faults[fi];
+    const gseries *g = &d->sc->series[f->swarm];
+    int64_t open = -1, last = 0;
+    for (size_t i = 0; i <= g->n; i++) {
+        const gsample *x = i < g->n ? &g->v[i] : NULL;
+        bool over = x && x->ts >= from && x->ts <= to && x->pending > 50;
+        if (over) {
+            if (open < 0)
+                open = x->ts;
+            last = x->ts;
+            continue;
+        }
+        if (open >= 0 && (!x || x->ts - last > S(30))) {
+            sm_label *l = add(d, SM_LABEL_MAY, SM_KIND_PREDICTION,
+                              "queue_overflow", f->swarm, "", open - S(60),
+                              last + S(60), fi);
+            if (l != NULL)
+                l->withdraw_within_ms = S(60);
+            open = -1;
+        }
+    }
+}
+
 static void queue_quota_labels(deriv *d, int fi)
 {
     const sm_wfault *f = &d->sc->world.faults[fi];
@@ -667,13 +717,16 @@ static void queue_quota_labels(deriv *d, int fi)
      * at most */
     int64_t run_end = t0 + d->sc->world.duration_ms;
     uint32_t peak = 0, over_q = 0;
+    int64_t peak_ts = from;
     bool near_q = false;
     for (size_t i = 0; i < g->n; i++) {
         const gsample *x = &g->v[i];
         if (x->ts < from || x->ts > to)
             continue;
-        if (x->pending > peak)
+        if (x->pending > peak) {
             peak = x->pending;
+            peak_ts = x->ts;
+        }
         over_q += x->active >= x->quota;
         near_q |= x->active >= 0.9 * x->quota;
     }
@@ -713,6 +766,22 @@ static void queue_quota_labels(deriv *d, int fi)
             "scheduler", from, to, fi);
     }
     overflow_labels(d, fi, from, to, peak);
+    /* queue growth: a queue that reaches the overflow line is a must (or
+     * may) from the onset; each excursion over the backlog line that
+     * stops short of it is a near miss, whose forecast must be withdrawn
+     * within 60 s of the excursion's peak */
+    SCAN(g, from, to, x->pending > 200, a, b);
+    (void)b;
+    if (a >= 0)
+        prediction_labels(d, fi, "queue_overflow", from, g->v[a].ts, peak_ts);
+    else
+        excursion_labels(d, fi, from, to);
+    /* more work burns tokens faster: a token forecast while it lasts is
+     * acceptable if withdrawn within 60 s of its end */
+    sm_label *tl = add(d, SM_LABEL_MAY, SM_KIND_PREDICTION, "token_exhaustion",
+                       f->swarm, "", from, fault_end(d->sc, f), fi);
+    if (tl != NULL)
+        tl->withdraw_within_ms = S(60);
 }
 
 /* token_exhaustion, a failure: usage reaching 0.99 of the budget over
@@ -749,11 +818,18 @@ static void token_labels(deriv *d, int fi)
     int64_t end = fault_end(d->sc, f);
     int64_t to = end + S(60);
     double peak = 0;
+    int64_t peak_ts = from;
     for (size_t i = 0; i < g->n; i++)
-        if (g->v[i].ts >= from && g->v[i].ts <= to && g->v[i].token > peak)
+        if (g->v[i].ts >= from && g->v[i].ts <= to && g->v[i].token > peak) {
             peak = g->v[i].token;
+            peak_ts = g->v[i].ts;
+        }
     long a, b, c, e;
     sm_label *l;
+    SCAN(g, from, to, x->token >= 0.99f, a, b);
+    (void)b;
+    prediction_labels(d, fi, "token_exhaustion", from,
+                      a >= 0 ? g->v[a].ts : -1, peak_ts);
     if (peak > 0.83) {
         SCAN(g, from, to, x->token > 0.80f, a, b);
         SCAN(g, g->v[a].ts, to, x->token > 0.75f, c, e);
@@ -765,9 +841,6 @@ static void token_labels(deriv *d, int fi)
             l->severity = peak > 0.92 ? 4 : peak < 0.88 ? 3 : 0;
         add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "token_exhaustion", f->swarm,
             "scheduler", from, end + S(180), fi);
-        if (cross - from >= S(90))
-            add(d, SM_LABEL_MUST, SM_KIND_PREDICTION, "token_exhaustion", f->swarm,
-                "", from + S(30), cross, fi);
         spent_labels(d, fi, from, to);
     } else if (peak >= 0.75) {
         add(d, SM_LABEL_MAY, SM_KIND_BOTTLENECK, "token_exhaustion", f->swarm,

@@ -1015,8 +1015,12 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
         double x = intensity(w, f, ts);
         int64_t rel = ts - w->cfg.start_ms;
         if (x > 0 || (rel >= f->onset_ms && rel < f->onset_ms + f->ramp_ms)) {
-            /* Operators sleep through the burn, unless it stopped short. */
-            if (f->stop_at <= 0 || st->used < f->stop_at * st->budget) {
+            /* Operators sleep through the burn, unless it stopped short:
+             * once at stop_at of the budget it is over for good (a top-up
+             * does not start it again) */
+            if (f->stop_at > 0 && st->used >= f->stop_at * st->budget)
+                w->fault_done[i] = 2;
+            if (w->fault_done[i] != 2) {
                 burning = true;
                 st->used += f->magnitude * st->token_rate * x * dt_s;
             }

@@ -146,7 +146,19 @@ static bool ramp_detection(const sm_score_episode *e, const sm_label *must,
     return false;
 }
 
-static void classify(sm_score_episode *e, const sm_labels *ls, int64_t start)
+/* Whether an episode ended in time for a may-label's withdraw rule (a
+ * run that stopped first cannot tell: in time). */
+static bool withdrawn_in_time(const sm_score_episode *e, const sm_label *l,
+                              span s, int64_t run_end)
+{
+    if (l->withdraw_within_ms < 0)
+        return true;
+    int64_t by = s.to + l->withdraw_within_ms;
+    return e->open ? run_end < by : e->resolved_at_ms <= by;
+}
+
+static void classify(sm_score_episode *e, const sm_labels *ls, int64_t start,
+                     int64_t run_end)
 {
     for (size_t i = 0; i < ls->n; i++) {
         const sm_label *l = &ls->v[i];
@@ -177,7 +189,8 @@ static void classify(sm_score_episode *e, const sm_labels *ls, int64_t start)
         const sm_label *l = &ls->v[i];
         span s = anchored(l, start);
         if (l->cls == SM_LABEL_MAY && key_matches(l, e) &&
-            e->raised_at_ms >= s.from && e->raised_at_ms <= s.to) {
+            e->raised_at_ms >= s.from && e->raised_at_ms <= s.to &&
+            withdrawn_in_time(e, l, s, run_end)) {
             e->may = (long)i;
             return;
         }
@@ -438,7 +451,7 @@ static sm_status build_episodes(const sm_conclusion *c, size_t n,
         qsort(e.v, e.n, sizeof *e.v, by_raise);
     for (size_t i = 0; i < e.n; i++) {
         e.v[i].must = e.v[i].may = e.v[i].never = -1;
-        classify(&e.v[i], labels, r->run_start_ms);
+        classify(&e.v[i], labels, r->run_start_ms, r->run_end_ms);
     }
     return SM_OK;
 }

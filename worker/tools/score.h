@@ -144,6 +144,11 @@ typedef struct sm_label {
     int severity;                   /* expected peak, sm_severity; 0 = unspecified */
     int64_t raise_within_ms;
     int64_t resolve_within_ms;
+    int64_t withdraw_within_ms;     /* a may prediction-label: its episode
+                                       must end (withdrawn) by to + this,
+                                       else it is a false alarm (a near
+                                       miss predicted and left standing);
+                                       -1: no such rule */
     char note[SM_SCORE_NOTE_MAX];   /* why the label exists, for reports
                                        ("derived from fault 1 (slow_agent)");
                                        "" none */

@@ -34,6 +34,7 @@ void sm_label_init(sm_label *l)
     l->kind = SM_KIND_BOTTLENECK;
     l->raise_within_ms = SM_SCORE_RAISE_WITHIN_MS;
     l->resolve_within_ms = SM_SCORE_RESOLVE_WITHIN_MS;
+    l->withdraw_within_ms = -1;
 }
 
 sm_status sm_labels_add(sm_labels *ls, const sm_label *l)
@@ -144,7 +145,8 @@ static bool known_fail_type(const char *t)
 
 static const char *const fields[] = {
     "kind", "type", "swarm", "subject", "from_s", "to_s", "from_ms", "to_ms",
-    "severity", "raise_within_s", "resolve_within_s", "note", NULL};
+    "severity", "raise_within_s", "resolve_within_s", "withdraw_within_s",
+    "note", NULL};
 
 static sm_status parse_label(const where *w, const json_t *o, sm_label_class cls,
                              sm_label *l)
@@ -163,7 +165,8 @@ static sm_status parse_label(const where *w, const json_t *o, sm_label_class cls
         if (!fields[i])
             return bad(w, key, "unknown field (kind, type, swarm, subject, "
                                "from_s/to_s or from_ms/to_ms, severity, "
-                               "raise_within_s, resolve_within_s, note)");
+                               "raise_within_s, resolve_within_s, "
+                               "withdraw_within_s, note)");
     }
     sm_label_init(l);
     l->cls = cls;
@@ -209,6 +212,8 @@ static sm_status parse_label(const where *w, const json_t *o, sm_label_class cls
         s = get_within(w, o, "raise_within_s", &l->raise_within_ms);
     if (s == SM_OK)
         s = get_within(w, o, "resolve_within_s", &l->resolve_within_ms);
+    if (s == SM_OK && json_object_get(o, "withdraw_within_s"))
+        s = get_within(w, o, "withdraw_within_s", &l->withdraw_within_ms);
     if (s != SM_OK)
         return s;
 
@@ -372,6 +377,8 @@ json_t *sm_label_to_json(const sm_label *l)
                                    json_string(sm_severity_str((sm_severity)l->severity)));
     bad |= put_s(o, "raise_within_s", l->raise_within_ms);
     bad |= put_s(o, "resolve_within_s", l->resolve_within_ms);
+    if (l->withdraw_within_ms >= 0)
+        bad |= put_s(o, "withdraw_within_s", l->withdraw_within_ms);
     if (l->note[0])
         bad |= json_object_set_new(o, "note", json_string(l->note));
     if (bad) {
