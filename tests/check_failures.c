@@ -404,6 +404,190 @@ START_TEST(failures_deterministic)
 }
 END_TEST
 
+/* ---- predictions ------------------------------------------------------ */
+
+typedef struct pfx {
+    sm_swarm *sw;
+    sm_decisions buf;
+    size_t n;
+    sm_decision p[MAXF];        /* prediction decisions, in order */
+    size_t nf;
+    sm_decision f[MAXF];        /* failure decisions */
+} pfx;
+
+static void ptake(pfx *x)
+{
+    for (size_t i = 0; i < x->buf.n; i++) {
+        const sm_decision *d = &x->buf.v[i];
+        if (d->kind == SM_DEC_PREDICTION && x->n < MAXF)
+            x->p[x->n++] = *d;
+        if (d->kind == SM_DEC_FAILURE && x->nf < MAXF)
+            x->f[x->nf++] = *d;
+    }
+    sm_decisions_clear(&x->buf);
+}
+
+static pfx *pfx_new(void)
+{
+    pfx *x = calloc(1, sizeof *x);
+    ck_assert_ptr_nonnull(x);
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    ck_assert_int_eq(sm_swarm_create(&x->sw, "s", &cfg), SM_OK);
+    return x;
+}
+
+static void pfx_free(pfx *x)
+{
+    sm_swarm_destroy(x->sw);
+    sm_decisions_free(&x->buf);
+    free(x);
+}
+
+static void phb(pfx *x, int64_t ts, const char *agent, uint32_t state)
+{
+    sm_heartbeat h = {.ts_ms = ts, .agent = agent, .state = state,
+                      .inflight = 1, .progress = (uint64_t)(ts - T0)};
+    ck_assert_int_eq(sm_swarm_on_heartbeat(x->sw, &h, &x->buf), SM_OK);
+    ptake(x);
+}
+
+static void pres(pfx *x, int64_t ts, double used, double budget, double mem,
+                 double limit)
+{
+    sm_resource_sample s = {.ts_ms = ts, .source = "sched",
+                            .token_budget = (uint64_t)budget,
+                            .tokens_used = (uint64_t)used,
+                            .memory_used = (uint64_t)mem,
+                            .memory_limit = (uint64_t)limit};
+    ck_assert_int_eq(sm_swarm_on_resource(x->sw, &s, &x->buf), SM_OK);
+    ptake(x);
+}
+
+static size_t pcount(const pfx *x, sm_fail_type t, sm_pred_transition tr)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < x->n; i++)
+        n += x->p[i].pred.type == t && x->p[i].pred.transition == tr;
+    return n;
+}
+
+/* Degraded health signs on three beats in a row forecast agent_down;
+ * the death fulfils it (lead and fate in the ledger); an agent that
+ * recovers has its forecast withdrawn, which the ledger counts against
+ * the source. */
+START_TEST(agent_health_forecast_fulfilled_and_withdrawn)
+{
+    pfx *x = pfx_new();
+    int64_t t = T0;
+    for (; t < T0 + 30000; t += 5000) {
+        phb(x, t, "dying", 2);
+        phb(x, t, "wobbly", 2);
+        phb(x, t, "clock", 2);
+    }
+    for (int i = 0; i < 4; i++, t += 5000) {
+        phb(x, t, "dying", 3);
+        phb(x, t, "wobbly", 3);
+        phb(x, t, "clock", 2);
+    }
+    ck_assert_uint_eq(pcount(x, SM_FAIL_AGENT_DOWN, SM_PRED_RAISED), 2);
+    const sm_decision *d = &x->p[0];
+    ck_assert_int_eq(d->pred.source, SM_SRC_AGENT_HEALTH);
+    ck_assert(d->pred.confidence >= 0.7 && d->pred.confidence <= 1.0);
+    ck_assert_int_eq(d->pred.expected_in_ms, 180000);   /* nothing learned */
+    int64_t raised = d->at_ms;
+    for (int i = 0; i < 3; i++, t += 5000) {            /* wobbly recovers */
+        phb(x, t, "wobbly", 2);
+        phb(x, t, "clock", 2);
+    }
+    ck_assert_uint_eq(pcount(x, SM_FAIL_AGENT_DOWN, SM_PRED_WITHDRAWN), 1);
+    for (int i = 0; i < 6; i++, t += 5000) {            /* dying is silent */
+        phb(x, t, "wobbly", 2);
+        phb(x, t, "clock", 2);
+    }
+    ck_assert_uint_eq(pcount(x, SM_FAIL_AGENT_DOWN, SM_PRED_FULFILLED), 1);
+    ck_assert(x->nf >= 1);
+    ck_assert_str_eq(x->f[0].subject, "dying");
+    sm_pred_tally src[SM_SRC_COUNT + 1] = {0}, type[SM_FAIL_MAX + 1] = {0};
+    sm_swarm_ledger_add(x->sw, src, type);
+    ck_assert_uint_eq(src[SM_SRC_AGENT_HEALTH].raised, 2);
+    ck_assert_uint_eq(src[SM_SRC_AGENT_HEALTH].fulfilled, 1);
+    ck_assert_uint_eq(src[SM_SRC_AGENT_HEALTH].wrong, 1);
+    ck_assert_uint_eq(type[SM_FAIL_AGENT_DOWN].fulfilled, 1);
+    ck_assert_double_eq_tol(src[0].lead_s, (double)(x->f[0].at_ms - raised) / 1000.0,
+                            1e-9);
+    pfx_free(x);
+}
+END_TEST
+
+/* A leak under a collection saw-tooth is forecast minutes ahead; the same
+ * saw-tooth with no leak, and one spike near the limit, are not. */
+START_TEST(memory_leak_forecast_sawtooth_and_spike_not)
+{
+    const double GB = 1e9, LIMIT = 8 * GB;
+    for (int leak = 0; leak < 2; leak++) {
+        pfx *x = pfx_new();
+        int64_t fail_at = -1;
+        for (int64_t s = 0; s < 1800; s++) {            /* 30 min at 1 Hz */
+            double saw = (double)(s % 75) / 75.0 * 1.0 * GB;
+            double mem = 3 * GB + saw + (leak ? 300e6 / 60.0 * (double)s : 0);
+            if (!leak && s == 900)
+                mem = 7.9 * GB;                         /* one spike */
+            if (fail_at < 0 && mem >= 0.98 * LIMIT)
+                fail_at = T0 + s * 1000;
+            pres(x, T0 + s * 1000, 1, 1000000, mem, LIMIT);
+        }
+        size_t raised = pcount(x, SM_FAIL_MEMORY_EXHAUSTION, SM_PRED_RAISED);
+        if (!leak) {
+            ck_assert_uint_eq(raised, 0);
+        } else {
+            ck_assert_uint_ge(raised, 1);
+            ck_assert(fail_at > 0);
+            int64_t first = -1;
+            for (size_t i = 0; i < x->n; i++)
+                if (x->p[i].pred.type == SM_FAIL_MEMORY_EXHAUSTION &&
+                    x->p[i].pred.transition == SM_PRED_RAISED && first < 0)
+                    first = x->p[i].at_ms;
+            ck_assert_msg(fail_at - first >= 60000,
+                          "leak forecast only %lld ms ahead",
+                          (long long)(fail_at - first));
+        }
+        pfx_free(x);
+    }
+}
+END_TEST
+
+/* A budget its operators top up at 70% is not forecast to run out while
+ * usage climbs toward that level again; a burn past it is. */
+START_TEST(token_forecast_learns_topups)
+{
+    pfx *x = pfx_new();
+    double budget = 1e6, used = 0.5e6;
+    int64_t t = T0;
+    int topups = 0;
+    for (; t < T0 + 1200000; t += 1000) {               /* 20 min */
+        used += 1000;                                   /* 0.1%/s */
+        if (used >= 0.7 * budget && topups < 3) {
+            budget *= 1.5;                              /* operators step in */
+            topups++;
+        }
+        if (topups == 3)
+            break;
+        pres(x, t, used, budget, 0, 0);
+    }
+    size_t before = pcount(x, SM_FAIL_TOKEN_EXHAUSTION, SM_PRED_RAISED);
+    size_t standing = before - pcount(x, SM_FAIL_TOKEN_EXHAUSTION, SM_PRED_WITHDRAWN);
+    ck_assert_uint_le(standing, 0);
+    /* after the third top-up the burn runs on, 4x, past every top-up seen */
+    for (int i = 0; i < 600 && used < 0.99 * budget; i++, t += 1000) {
+        used += 4000;
+        pres(x, t, used, budget, 0, 0);
+    }
+    ck_assert_uint_ge(pcount(x, SM_FAIL_TOKEN_EXHAUSTION, SM_PRED_RAISED), before + 1);
+    pfx_free(x);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("failures");
@@ -422,6 +606,11 @@ static Suite *suite(void)
     tcase_add_test(tc, resource_failures);
     tcase_add_test(tc, failure_state_survives_export_import);
     tcase_add_test(tc, failures_deterministic);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("predictions");
+    tcase_add_test(tc, agent_health_forecast_fulfilled_and_withdrawn);
+    tcase_add_test(tc, memory_leak_forecast_sawtooth_and_spike_not);
+    tcase_add_test(tc, token_forecast_learns_topups);
     suite_add_tcase(s, tc);
     return s;
 }
