@@ -69,6 +69,7 @@ void sm_pattern_config_default(sm_pattern_config *cfg)
     cfg->max_cv = 0.3;
     cfg->min_lift = 2.0;
     cfg->spike_factor = 2.0;
+    cfg->spike_alpha = 0.001;
     cfg->min_occurrences = 5;
     cfg->spike_min_days = 2;
 }
@@ -88,7 +89,8 @@ sm_status sm_pattern_config_check(const sm_pattern_config *c)
         !in(c->confidence, 0, 1) || !(c->confidence > 0) ||
         !in(c->shrink, 0, 1e6) || !in(c->max_cv, 0, 1e6) ||
         !(c->max_cv > 0) || !in(c->min_lift, 1, 1e6) ||
-        !in(c->spike_factor, 1, 1e6) || c->min_occurrences < 1 ||
+        !in(c->spike_factor, 1, 1e6) || !in(c->spike_alpha, 0, 1) ||
+        !(c->spike_alpha > 0) || c->min_occurrences < 1 ||
         c->spike_min_days < 1 || c->spike_min_days > 2 * GEN_DAYS)
         return SM_ERR_CONFIG;
     return SM_OK;
@@ -415,6 +417,21 @@ static bool corr_pattern(const view *v, const corr_acc *a, unsigned A,
     return true;
 }
 
+/* P(X >= c) for X ~ Poisson(lambda), c > lambda > 0 (the spike's lift
+ * guard comes first): the terms from c on shrink by lambda / (k + 1) < 1
+ * each, by under 1/2 at the default factor, so a few dozen suffice (200
+ * at most). */
+static double poisson_tail(double lambda, uint32_t c)
+{
+    double term = exp(-lambda + c * log(lambda) - lgamma(c + 1.0));
+    double sum = 0;
+    for (uint32_t k = c; k < c + 200 && term > sum * 1e-17; k++) {
+        sum += term;
+        term *= lambda / (k + 1);
+    }
+    return sum;
+}
+
 /* Which spike generations count at now, and the hours they cover (from
  * the learner's first happening at the earliest). False: none. */
 typedef struct spike_win {
@@ -475,7 +492,8 @@ static bool spike_eval(const view *v, const spike_win *w, unsigned x,
     double rate = (double)cnt / (double)exp_h;
     double mean = (double)total / (double)all;
     double lift = rate / mean;
-    if (!(lift > v->cfg->spike_factor))
+    if (!(lift > v->cfg->spike_factor) ||
+        !(poisson_tail(mean * (double)exp_h, cnt) < v->cfg->spike_alpha))
         return false;
     memset(p, 0, sizeof *p);
     p->kind = SM_PAT_SPIKE;

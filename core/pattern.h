@@ -49,8 +49,12 @@
  *                two generations below) over its mean rate per hour
  *                exceeds spike_factor (2), with at least
  *                min_occurrences occurrences on at least spike_min_days
- *                (2) distinct days. Confidence = days with it in that
- *                hour / (days that hour was covered + shrink).
+ *                (2) distinct days, and a count that noise at the mean
+ *                rate would reach with a chance under spike_alpha (0.001,
+ *                the Poisson upper tail: an hour among 24 of a code
+ *                among many is bound to look busy now and then).
+ *                Confidence = days with it in that hour / (days that
+ *                hour was covered + shrink).
  *
  * A pattern is learned (listed, and able to forecast) when it passes its
  * guards above and its confidence reaches `confidence` (0.7).
@@ -72,9 +76,11 @@
  *   - spikes: counts per code and hour of day, and a bit per day with
  *     any, in two generations of SM_PAT_SPIKE_GEN_DAYS (7) days each (the
  *     current one and the one before it). A new generation drops the
- *     older one, so a spike is forgotten 7 to 14 days after it stopped.
+ *     older one, so a spike is forgotten 7 to 14 days after it stopped;
+ *     its confidence sinks before that, each day its hour passes without
+ *     it (6 days of 7 is 0.75, 6 of 10 under 0.7).
  *
- * Fixed size: an sm_pattern_state is SM_PATTERN_STATE_BYTES (13424) bytes
+ * Fixed size: an sm_pattern_state is SM_PATTERN_STATE_BYTES (13432) bytes
  * however many happenings it has seen (4096 of ring, 9216 of hour tables),
  * plain fields, no pointers and no padding: it can be copied byte for byte.
  * It is not a persisted format (encode.c will write one, field by field).
@@ -105,7 +111,7 @@
 #define SM_PAT_HOURS 24
 #define SM_PAT_SPIKE_GEN_DAYS 7     /* days per spike generation (<= 8) */
 #define SM_PAT_TS_MAX INT64_C(253402300799999)  /* |ts| limit, year 9999 */
-#define SM_PATTERN_STATE_BYTES 13424
+#define SM_PATTERN_STATE_BYTES 13432
 
 typedef enum sm_pattern_kind {
     SM_PAT_NONE = 0,
@@ -125,6 +131,8 @@ typedef struct sm_pattern_config {
     double max_cv;              /* frequency: gaps regular under [0.3] */
     double min_lift;            /* correlation: over chance by [2.0] */
     double spike_factor;        /* spike: hour rate over mean rate [2.0] */
+    double spike_alpha;         /* spike: chance of its count in noise,
+                                   under [0.001] */
     uint32_t min_occurrences;   /* occurrences behind a pattern [5] */
     uint32_t spike_min_days;    /* spike: distinct days [2]; 1..14 */
 } sm_pattern_config;
@@ -198,7 +206,7 @@ void sm_pattern_config_default(sm_pattern_config *cfg);
 
 /* SM_OK if every setting is in range (windows > 0, corr_window_ms <= 1
  * day, confidence in (0, 1], shrink >= 0, max_cv > 0, min_lift >= 1,
- * spike_factor >= 1, min_occurrences >= 1, spike_min_days 1..14);
+ * spike_factor >= 1, spike_alpha in (0, 1], min_occurrences >= 1, spike_min_days 1..14);
  * SM_ERR_CONFIG otherwise, SM_ERR_INVALID for NULL. */
 sm_status sm_pattern_config_check(const sm_pattern_config *cfg);
 
