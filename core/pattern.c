@@ -493,7 +493,8 @@ static bool spike_eval(const view *v, const spike_win *w, unsigned x,
     double mean = (double)total / (double)all;
     double lift = rate / mean;
     if (!(lift > v->cfg->spike_factor) ||
-        !(poisson_tail(mean * (double)exp_h, cnt) < v->cfg->spike_alpha))
+        !(poisson_tail(mean * (double)exp_h, cnt) <
+          v->cfg->spike_alpha / SM_PAT_HOURS))
         return false;
     memset(p, 0, sizeof *p);
     p->kind = SM_PAT_SPIKE;

@@ -27,7 +27,9 @@
  *                standard deviation; regular when there are at least
  *                min_occurrences gaps and their coefficient of variation
  *                is under max_cv (0.3). Confidence (1 - cv) * n / (n +
- *                shrink); the next one is due one mean after the last.
+ *                shrink), i.e. 1 - cv shrunk toward 1, the cv of no
+ *                rhythm at all (a Poisson process); the next one is due
+ *                one mean after the last.
  *   correlation  B follows A (A != B) within corr_window_ms (W, 5 min)
  *                more often than chance. Over the occurrences of A whose
  *                window has closed (A + W <= now), hits = those with a B
@@ -50,9 +52,10 @@
  *                exceeds spike_factor (2), with at least
  *                min_occurrences occurrences on at least spike_min_days
  *                (2) distinct days, and a count that noise at the mean
- *                rate would reach with a chance under spike_alpha (0.001,
- *                the Poisson upper tail: an hour among 24 of a code
- *                among many is bound to look busy now and then).
+ *                rate would reach with a chance under spike_alpha / 24
+ *                (the Poisson upper tail; alpha 0.001 for the code's 24
+ *                hours together: among 24 hours of many codes some hour
+ *                is bound to look busy now and then).
  *                Confidence = days with it in that hour / (days that
  *                hour was covered + shrink).
  *
@@ -132,7 +135,7 @@ typedef struct sm_pattern_config {
     double min_lift;            /* correlation: over chance by [2.0] */
     double spike_factor;        /* spike: hour rate over mean rate [2.0] */
     double spike_alpha;         /* spike: chance of its count in noise,
-                                   under [0.001] */
+                                   over a code's 24 hours, under [0.001] */
     uint32_t min_occurrences;   /* occurrences behind a pattern [5] */
     uint32_t spike_min_days;    /* spike: distinct days [2]; 1..14 */
 } sm_pattern_config;
