@@ -421,9 +421,25 @@ static bool corr_pattern(const view *v, const corr_acc *a, unsigned A,
  * guard comes first): the terms from c on shrink by lambda / (k + 1) < 1
  * each, by under 1/2 at the default factor, so a few dozen suffice (200
  * at most). */
+static double log_factorial(uint32_t c)
+{
+    /* exact below 32; above, Stirling's series (error under 1e-12).
+     * Not lgamma: it writes the global signgam, and readers here may run
+     * side by side. */
+    if (c < 32) {
+        double sum = 0;
+        for (uint32_t k = 2; k <= c; k++)
+            sum += log((double)k);
+        return sum;
+    }
+    double n = (double)c;
+    return n * log(n) - n + 0.5 * log(2.0 * 3.14159265358979323846 * n) +
+           1.0 / (12.0 * n) - 1.0 / (360.0 * n * n * n);
+}
+
 static double poisson_tail(double lambda, uint32_t c)
 {
-    double term = exp(-lambda + c * log(lambda) - lgamma(c + 1.0));
+    double term = exp(-lambda + c * log(lambda) - log_factorial(c));
     double sum = 0;
     for (uint32_t k = c; k < c + 200 && term > sum * 1e-17; k++) {
         sum += term;
