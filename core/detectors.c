@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "episode.h"
+#include "predict.h"
 
 /* What the slow-agent rule sees of one agent right now. */
 typedef struct agent_view {
@@ -244,6 +245,7 @@ void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
         sm_agents_mark(&sw->ag, (uint32_t)(a - sw->ag.v));
         sm_agents_raised_link(&sw->ag, k);
         agent_decide(sw, a, &v, SM_TR_RAISED, v.reason, NULL, out);
+        sm_pred_happened(sw, SM_DEC_BOTTLENECK, SM_BN_SLOW_AGENT, a->s.id, out);
         return;
     }
     if (v.finished == 0) {

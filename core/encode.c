@@ -588,6 +588,7 @@ enum {
     SEC_TYPES = 7,
     SEC_FAILURES = 8,
     SEC_PREDICT = 9,
+    SEC_PATTERN = 10,
 };
 
 /* A forecaster's trend and forecast (forecast.h: every field but the
@@ -637,6 +638,56 @@ static void w_forecast(writer *w, const sm_forecast *f)
     w_f64(w, f->confidence);
     w_u32(w, f->updates);
     w_u32(w, f->broken);
+}
+
+/* The pattern learner (pattern.h) and its predictions: the ring's
+ * happenings oldest first, the non-zero hour cells, the standing
+ * predictions; its configuration is the build's (not stored). */
+static void w_pattern(writer *w, const sm_swarm_state *st)
+{
+    const sm_pattern_state *p = &st->pat;
+    size_t at = w_section(w, SEC_PATTERN, 1);
+    w_u64(w, p->total);
+    w_i64(w, p->first_ts_ms);
+    w_i64(w, p->newest_ts_ms);
+    w_i64(w, p->spike_gen);
+    w_u16(w, p->count);
+    for (uint32_t i = 0; i < p->count; i++) {
+        const sm_pattern_event *e =
+            &p->ring[(p->head + SM_PAT_HISTORY - p->count + i) % SM_PAT_HISTORY];
+        w_i64(w, e->ts_ms);
+        w_u32(w, e->subject);
+        w_u8(w, e->code);
+    }
+    uint32_t cells = 0;
+    for (int g = 0; g < 2; g++)
+        for (int c = 0; c < SM_PAT_CODES; c++)
+            for (int h = 0; h < SM_PAT_HOURS; h++)
+                cells += p->spike_count[g][c][h] || p->spike_days[g][c][h];
+    w_u32(w, cells);
+    for (int g = 0; g < 2; g++)
+        for (int c = 0; c < SM_PAT_CODES; c++)
+            for (int h = 0; h < SM_PAT_HOURS; h++) {
+                if (!p->spike_count[g][c][h] && !p->spike_days[g][c][h])
+                    continue;
+                w_u8(w, (uint32_t)g);
+                w_u8(w, (uint32_t)c);
+                w_u8(w, (uint32_t)h);
+                w_u16(w, p->spike_count[g][c][h]);
+                w_u8(w, p->spike_days[g][c][h]);
+            }
+    w_u8(w, SM_FAIL_MAX + 1);
+    for (int t = 0; t <= SM_FAIL_MAX; t++) {
+        const sm_pred_ep *e = &st->pat_pred[t];
+        w_u8(w, e->raised);
+        if (!e->raised)
+            continue;
+        w_i64(w, e->raised_at_ms);
+        w_i64(w, e->eta_ms);
+        w_i64(w, e->published_ms);
+        w_f64(w, e->confidence);
+    }
+    w_end(w, at);
 }
 
 static void swarm_encode(const sm_swarm_state *st, writer *w)
@@ -801,6 +852,8 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         w_f64(w, row->eta_err_s);
     }
     w_end(w, at);
+
+    w_pattern(w, st);
 }
 
 static uint32_t rd_u16(reader *r)
@@ -1141,6 +1194,60 @@ static bool sec_predict(reader *r, sm_swarm_state *st)
     return !r->bad;
 }
 
+static bool sec_pattern(reader *r, sm_swarm_state *st)
+{
+    sm_pattern_state *p = &st->pat;
+    sm_pattern_config cfg = p->cfg;
+    (void)sm_pattern_init(p, &cfg);
+    p->total = rd_u64(r);
+    p->first_ts_ms = (int64_t)rd_u64(r);
+    p->newest_ts_ms = (int64_t)rd_u64(r);
+    p->spike_gen = (int64_t)rd_u64(r);
+    uint32_t n = rd_u16(r);
+    if (n > SM_PAT_HISTORY || n > p->total)
+        return false;
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        sm_pattern_event *e = &p->ring[i];
+        e->ts_ms = (int64_t)rd_u64(r);
+        e->subject = rd_u32(r);
+        e->code = (uint16_t)rd_u8(r);
+    }
+    p->count = n;
+    p->head = n % SM_PAT_HISTORY;
+    uint32_t cells = rd_u32(r);
+    if (cells > 2u * SM_PAT_CODES * SM_PAT_HOURS)
+        return false;
+    for (uint32_t i = 0; i < cells && !r->bad; i++) {
+        uint32_t g = rd_u8(r), c = rd_u8(r), h = rd_u8(r);
+        uint32_t count = rd_u16(r), days = rd_u8(r);
+        if (g > 1 || c >= SM_PAT_CODES || h >= SM_PAT_HOURS)
+            return false;
+        p->spike_count[g][c][h] = (uint16_t)count;
+        p->spike_days[g][c][h] = (uint8_t)days;
+    }
+    uint32_t nt = rd_u8(r);
+    for (uint32_t t = 0; t < nt && !r->bad; t++) {
+        sm_pred_ep e = {0};
+        e.raised = rd_u8(r);
+        if (e.raised > 1)
+            return false;
+        if (e.raised) {
+            e.source = SM_SRC_PATTERN;
+            e.raised_at_ms = (int64_t)rd_u64(r);
+            e.eta_ms = (int64_t)rd_u64(r);
+            e.published_ms = (int64_t)rd_u64(r);
+            e.confidence = rd_f64(r);
+            if (!sm_ts_ok(e.raised_at_ms) || !sm_ts_ok(e.eta_ms) ||
+                !sm_ts_ok(e.published_ms) ||
+                !(e.confidence >= 0.0 && e.confidence <= 1.0))
+                return false;
+        }
+        if (t <= SM_FAIL_MAX)
+            st->pat_pred[t] = e;
+    }
+    return !r->bad && sm_pattern_valid(p);
+}
+
 typedef bool (*section_fn)(reader *r, sm_swarm_state *st);
 
 static const section_fn sections[] = {
@@ -1148,7 +1255,7 @@ static const section_fn sections[] = {
     [SEC_GAUGES] = sec_gauges,        [SEC_EPISODES] = sec_episodes,
     [SEC_CONSENSUS] = sec_consensus,  [SEC_DURATIONS] = sec_durations,
     [SEC_TYPES] = sec_types,          [SEC_FAILURES] = sec_failures,
-    [SEC_PREDICT] = sec_predict,
+    [SEC_PREDICT] = sec_predict,      [SEC_PATTERN] = sec_pattern,
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

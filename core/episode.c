@@ -3,6 +3,8 @@
  */
 #include "episode.h"
 
+#include "predict.h"
+
 #include <string.h>
 
 static double clamp01(double x)
@@ -100,6 +102,7 @@ void sm_episode_raise(sm_swarm *sw, sm_bn_type t, sm_episode *e,
     sm_id_copy(e->subject, subject);
     sw->dirty = true;
     episode_decide(sw, t, e, SM_TR_RAISED, f, out);
+    sm_pred_happened(sw, SM_DEC_BOTTLENECK, (int)t, subject, out);
 }
 
 void sm_episode_resolve(sm_swarm *sw, sm_bn_type t, sm_episode *e,

@@ -102,6 +102,7 @@ static sm_decision *agent_raise(sm_swarm *sw, uint32_t k, uint32_t bit,
     s->fail = (uint8_t)(s->fail | bit);
     *raised_at(s, bit) = sw->st.now_ms;
     sm_agents_mark(&sw->ag, k);
+    sm_pred_happened(sw, SM_DEC_FAILURE, (int)agent_type(bit), s->id, out);
     return fail_decision(sw, out, agent_type(bit), SM_TR_RAISED, s->id,
                          sw->st.now_ms, agent_severity(bit), reason, sig,
                          s->id, sig_ts);
@@ -415,6 +416,8 @@ static void swarm_step(sm_swarm *sw, int f, const sm_resource_sample *ev,
             sm_decision_metric(d, swarm_metric[f], value, line, 1);
         emit(d);
         sm_pred_swarm_failed(sw, f, out);
+        sm_pred_happened(sw, SM_DEC_FAILURE, (int)swarm_type[f], e->subject,
+                         out);
     } else if (e->raised && under) {
         e->raised = 0;
         sw->dirty = true;
@@ -475,6 +478,7 @@ void sm_fail_on_round(sm_swarm *sw, sm_group *g, const sm_consensus_round *ev,
         e->raised_at_ms = sw->st.now_ms;
         e->severity = SM_SEV_CRITICAL;
         sm_id_copy(e->subject, g->name);
+        sm_pred_happened(sw, SM_DEC_FAILURE, SM_FAIL_QUORUM_LOSS, g->name, out);
     } else if (e->raised && g->q_above >= need) {
         e->raised = 0;
     } else {

@@ -11,9 +11,22 @@
  */
 #include "predict.h"
 
+#include <string.h>
+
 #include "agents.h"
+#include "hash.h"
 
 #define PRIOR_WEIGHT 3.0        /* fates pred_prior stands for */
+
+/* Happening codes for the pattern learner (pattern.h: the caller owns
+ * them, < SM_PAT_CODES). */
+#define PAT_BN 1                /* + sm_bn_type: 2..6 */
+#define PAT_FAIL 10             /* + sm_fail_type: 11..21 */
+#define PAT_DEGRADED 30         /* an agent's first DEGRADED heartbeat */
+
+static void pat_sweep(sm_swarm *sw, sm_decisions *out);
+static void pat_record(sm_swarm *sw, unsigned code, const char *subject,
+                       sm_decisions *out);
 #define MOVE_FRACTION 0.25      /* an ETA change worth an UPDATED */
 #define MOVE_MIN_MS 30000       /* ... and at least this much, this often */
 
@@ -176,6 +189,8 @@ void sm_pred_on_heartbeat(sm_swarm *sw, uint32_t k, const sm_heartbeat *ev,
     bool degraded = ev->state == 3;
     if (degraded) {
         s->healthy_run = 0;
+        if (s->degraded_run == 0)
+            pat_record(sw, PAT_DEGRADED, s->id, out);
         if (s->degraded_run < 255)
             s->degraded_run++;
     } else {
@@ -376,6 +391,7 @@ void sm_pred_sample(sm_swarm *sw, int f, const char *subject, int64_t ts_ms,
 void sm_pred_sweep(sm_swarm *sw, sm_decisions *out)
 {
     sm_swarm_state *st = &sw->st;
+    pat_sweep(sw, out);
     for (int f = 0; f < F_COUNT; f++) {
         sm_pred_ep *p = &st->pred[f];
         if (p->raised && st->now_ms > p->eta_ms + sw->cfg.pred_margin_ms) {
@@ -398,4 +414,102 @@ void sm_pred_swarm_failed(sm_swarm *sw, int f, sm_decisions *out)
     if (sw->st.pred[f].raised)
         swarm_end(sw, f, SM_PRED_FULFILLED, out);
     sm_forecast_init(&sw->st.fc[f]);
+}
+
+/* ------------------------------------------------------- learned patterns */
+
+
+static const sm_fail_type pat_targets[] = {
+    SM_FAIL_AGENT_DOWN,        SM_FAIL_AGENT_STUCK,
+    SM_FAIL_TASK_TIMEOUT,      SM_FAIL_QUORUM_LOSS,
+    SM_FAIL_TOKEN_EXHAUSTION,  SM_FAIL_MEMORY_EXHAUSTION,
+    SM_FAIL_QUEUE_OVERFLOW,
+};
+
+static void pat_end(sm_swarm *sw, sm_fail_type t, sm_pred_transition tr,
+                    sm_decisions *out)
+{
+    sm_pred_ep *p = &sw->st.pat_pred[t];
+    int64_t now = sw->st.now_ms;
+    if (tr == SM_PRED_FULFILLED) {
+        double lead = (double)(now - p->raised_at_ms) / 1000.0;
+        double err = (double)(now > p->eta_ms ? now - p->eta_ms
+                                              : p->eta_ms - now) / 1000.0;
+        fate(sw, SM_SRC_PATTERN, t,
+             now <= p->eta_ms + sw->cfg.pred_margin_ms ? row_fulfilled
+                                                       : row_late,
+             lead, err);
+    } else {
+        fate(sw, SM_SRC_PATTERN, t, row_wrong, 0, 0);
+    }
+    decide(sw, out, t, tr, SM_SRC_PATTERN, p->subject, p->raised_at_ms,
+           p->eta_ms, p->confidence, SM_SIG_NONE, "", now);
+    p->raised = 0;
+    sw->dirty = true;
+}
+
+/* What the learned patterns forecast now, for every failure type. */
+static void pat_forecast(sm_swarm *sw, sm_decisions *out)
+{
+    int64_t now = sw->st.now_ms;
+    for (size_t i = 0; i < sizeof pat_targets / sizeof pat_targets[0]; i++) {
+        sm_fail_type t = pat_targets[i];
+        sm_pred_ep *p = &sw->st.pat_pred[t];
+        sm_pattern_forecast fc;
+        if (p->raised ||
+            !sm_pattern_predict(&sw->st.pat, now, PAT_FAIL + (unsigned)t, &fc))
+            continue;
+        double margin = sw->cfg.pred_margin_ms > 0 ? (double)sw->cfg.pred_margin_ms
+                                                   : 1.0;
+        double recency = 1.0 - (double)(now - fc.trigger_ts_ms) / margin;
+        double conf = 0.5 * fc.confidence +
+                      0.3 * sm_pred_accuracy(sw, SM_SRC_PATTERN) +
+                      0.2 * (recency < 0 ? 0 : recency > 1 ? 1 : recency);
+        if (conf < sw->cfg.pred_threshold)
+            continue;
+        p->raised = 1;
+        p->source = SM_SRC_PATTERN;
+        p->raised_at_ms = now;
+        p->published_ms = now;
+        p->eta_ms = now + fc.eta_ms;
+        p->confidence = conf;
+        memset(p->subject, 0, sizeof p->subject);  /* swarm-wide */
+        sw->dirty = true;
+        fate(sw, SM_SRC_PATTERN, t, row_raised, 0, 0);
+        decide(sw, out, t, SM_PRED_RAISED, SM_SRC_PATTERN, p->subject, now,
+               p->eta_ms, conf, SM_SIG_NONE, "", now);
+    }
+}
+
+static void pat_record(sm_swarm *sw, unsigned code, const char *subject,
+                       sm_decisions *out)
+{
+    uint32_t h = (uint32_t)sm_hash_str(SM_HASH_INIT, subject ? subject : "");
+    if (sm_pattern_record(&sw->st.pat, sw->st.now_ms, code, h) != SM_OK)
+        return;
+    sw->dirty = true;
+    pat_forecast(sw, out);
+}
+
+void sm_pred_happened(sm_swarm *sw, sm_decision_kind kind, int type,
+                      const char *subject, sm_decisions *out)
+{
+    if (kind == SM_DEC_FAILURE && type > 0 && type <= SM_FAIL_MAX &&
+        sw->st.pat_pred[type].raised)
+        pat_end(sw, (sm_fail_type)type, SM_PRED_FULFILLED, out);
+    if (kind == SM_DEC_BOTTLENECK && type > 0 && type <= SM_BN_COUNT)
+        pat_record(sw, PAT_BN + (unsigned)type, subject, out);
+    else if (kind == SM_DEC_FAILURE && type > 0 && type <= SM_FAIL_MAX)
+        pat_record(sw, PAT_FAIL + (unsigned)type, subject, out);
+}
+
+/* Tick: a pattern prediction whose time plus margin passed is withdrawn. */
+static void pat_sweep(sm_swarm *sw, sm_decisions *out)
+{
+    for (size_t i = 0; i < sizeof pat_targets / sizeof pat_targets[0]; i++) {
+        sm_fail_type t = pat_targets[i];
+        const sm_pred_ep *p = &sw->st.pat_pred[t];
+        if (p->raised && sw->st.now_ms > p->eta_ms + sw->cfg.pred_margin_ms)
+            pat_end(sw, t, SM_PRED_WITHDRAWN, out);
+    }
 }

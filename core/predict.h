@@ -48,6 +48,14 @@ void sm_pred_sweep(sm_swarm *sw, sm_decisions *out);
 /* Swarm-wide failure f was raised now: its prediction is fulfilled. */
 void sm_pred_swarm_failed(sm_swarm *sw, int f, sm_decisions *out);
 
+/* Something happened that patterns learn from (kind SM_DEC_BOTTLENECK:
+ * `type` an sm_bn_type; SM_DEC_FAILURE: an sm_fail_type, raised now;
+ * SM_DEC_PREDICTION is not one): records it, fulfils a pattern prediction
+ * of that failure, and asks the learned patterns what they now forecast.
+ * sm_pred_degraded() records an agent's first DEGRADED heartbeat. */
+void sm_pred_happened(sm_swarm *sw, sm_decision_kind kind, int type,
+                      const char *subject, sm_decisions *out);
+
 /* A source's accuracy as the ledger has measured it (pred_prior blended
  * in while few fates are known). */
 double sm_pred_accuracy(const sm_swarm *sw, sm_pred_source src);

@@ -143,6 +143,7 @@ sm_status sm_swarm_create(sm_swarm **out, const char *id,
         sm_trend_init(&sw->st.trend[f]);
         sm_forecast_init(&sw->st.fc[f]);
     }
+    (void)sm_pattern_init(&sw->st.pat, NULL);
     sm_id_copy(sw->st.id, id);
     for (int i = 0; i < SM_GROUPS; i++)
         sm_ring_init(&sw->st.groups[i].rounds, cfg->window_ms, cfg->tick_ms);

@@ -19,6 +19,7 @@
 #include "agents.h"
 #include "baseline.h"
 #include "forecast.h"
+#include "pattern.h"
 #include "decision.h"
 #include "swarm.h"
 #include "window.h"
@@ -128,6 +129,8 @@ typedef struct sm_swarm_state {
     double fc_value[F_COUNT];   /* the latest sample's value */
     double topup_seen;          /* highest usage ratio at which operators
                                    were seen to top the budget up; 0: never */
+    sm_pattern_state pat;       /* happenings learned from (predict.c) */
+    sm_pred_ep pat_pred[SM_FAIL_MAX + 1];   /* pattern predictions by type */
     sm_ledger ledger;
     sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];

@@ -45,6 +45,14 @@ static uint64_t tr_digest(uint64_t h, const sm_decision *t)
         h = sm_hash_u64(h, (uint64_t)t->at_ms);
         return sm_hash_u64(h, t->id);
     }
+    if (t->kind == SM_DEC_PREDICTION) {
+        h = sm_hash_u64(h, (uint64_t)t->pred.type << 8 | t->pred.transition);
+        h = sm_hash_str(h, t->subject);
+        h = hash_double(h, t->pred.confidence);
+        h = sm_hash_u64(h, (uint64_t)t->pred.expected_in_ms);
+        h = sm_hash_u64(h, (uint64_t)t->at_ms);
+        return sm_hash_u64(h, t->id);
+    }
     h = sm_hash_u64(h, (uint64_t)t->bn.type);
     h = sm_hash_u64(h, (uint64_t)t->bn.transition);
     h = sm_hash_u64(h, (uint64_t)t->bn.severity);
@@ -73,7 +81,8 @@ static void drain(rec *r)
     for (size_t i = 0; i < r->buf.n; i++) {
         const sm_decision *t = &r->buf.v[i];
         r->digest = tr_digest(r->digest, t);
-        if (t->kind == SM_DEC_FAILURE) {   /* kept apart: tr[] is bottlenecks */
+        if (t->kind != SM_DEC_BOTTLENECK) {    /* kept apart: tr[] is
+                                                  bottlenecks */
             if (r->nf < MAXTR)
                 r->ftr[r->nf++] = *t;
             continue;

@@ -588,6 +588,68 @@ START_TEST(token_forecast_learns_topups)
 }
 END_TEST
 
+/* Agents in turn report DEGRADED once and die about 2 minutes later: the
+ * pattern (a correlation, DEGRADED then agent_down) is learned from five
+ * pairs, and each DEGRADED after that is met with a pattern forecast of
+ * agent_down at once (one heartbeat: the agent's own health signs need
+ * three), fulfilled by the death; the learner survives export/import. */
+START_TEST(learned_pattern_forecasts_a_death)
+{
+    pfx *x = pfx_new();
+    int64_t t = T0;
+    char who[16];
+    for (int i = 0; i < 9; i++) {
+        snprintf(who, sizeof who, "v%d", i);
+        for (int k = 0; k < 6; k++, t += 5000) {    /* healthy 30 s */
+            phb(x, t, who, 2);
+            phb(x, t, "clock", 2);
+        }
+        phb(x, t, who, 3);                          /* degraded: once */
+        if (i == 8)
+            break;
+        for (int k = 0; k < 30; k++, t += 5000)     /* silent 150 s: dead */
+            phb(x, t, "clock", 2);
+    }
+    size_t n_pat = 0;
+    int64_t first_pat = -1;
+    for (size_t i = 0; i < x->n; i++)
+        if (x->p[i].pred.source == SM_SRC_PATTERN &&
+            x->p[i].pred.transition == SM_PRED_RAISED) {
+            n_pat++;
+            if (first_pat < 0)
+                first_pat = x->p[i].at_ms;
+        }
+    /* five pairs make a pattern: the sixth DEGRADED is the first met with
+     * a forecast, and each after it */
+    ck_assert_int_eq(first_pat, T0 + 5 * 180000 + 30000);
+    ck_assert_uint_eq(n_pat, 4);
+    size_t fulfilled = 0;
+    for (size_t i = 0; i < x->n; i++)
+        fulfilled += x->p[i].pred.source == SM_SRC_PATTERN &&
+                     x->p[i].pred.transition == SM_PRED_FULFILLED;
+    ck_assert_uint_eq(fulfilled, 3);    /* the ninth is still pending */
+    const sm_decision *last = NULL;
+    for (size_t i = 0; i < x->n; i++)
+        if (x->p[i].pred.source == SM_SRC_PATTERN)
+            last = &x->p[i];
+    ck_assert_int_eq(last->pred.type, SM_FAIL_AGENT_DOWN);
+    ck_assert(last->pred.confidence >= 0.7);
+    ck_assert(last->pred.expected_in_ms > 0 && last->pred.expected_in_ms <= 180000);
+
+    /* restored from its blob: the same forecast on the same next event */
+    size_t need = sm_swarm_export(x->sw, NULL, 0);
+    void *blob = malloc(need);
+    ck_assert_uint_eq(sm_swarm_export(x->sw, blob, need), need);
+    pfx *y = pfx_new();
+    ck_assert_int_eq(sm_swarm_import(y->sw, blob, need), SM_OK);
+    free(blob);
+    size_t again = sm_swarm_export(y->sw, NULL, 0);
+    ck_assert_uint_eq(again, need);
+    pfx_free(x);
+    pfx_free(y);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("failures");
@@ -611,6 +673,7 @@ static Suite *suite(void)
     tcase_add_test(tc, agent_health_forecast_fulfilled_and_withdrawn);
     tcase_add_test(tc, memory_leak_forecast_sawtooth_and_spike_not);
     tcase_add_test(tc, token_forecast_learns_topups);
+    tcase_add_test(tc, learned_pattern_forecasts_a_death);
     suite_add_tcase(s, tc);
     return s;
 }
