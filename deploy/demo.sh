@@ -49,7 +49,7 @@ grep -v '^watching' "$work/watch.out" || echo "(nothing)"
 echo
 echo "== worker figures"
 grep 'event=stopped' "$work/worker.log" | tr ' ' '\n' | \
-    grep -E '^(events|deadletters|bottlenecks|wall_ms|events_per_s|max_rss_kb|store_used_bytes|store_entries)=' | \
+    grep -E '^(events|deadletters|conclusions|wall_ms|events_per_s|max_rss_kb|store_used_bytes|store_entries)=' | \
     sed 's/^/  /'
 echo "  lmdb_dir_bytes=$(du -sb "$work/data" | cut -f1)"
 echo "(logs in $work)"

@@ -202,7 +202,7 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
     sm_inbox_stats is;
     sm_inbox_stats_get(w->inbox, &is);
     sm_log_write(w->log, SM_LOG_INFO, event,
-                 "events=%llu deadletters=%llu internal_errors=%llu bottlenecks=%llu "
+                 "events=%llu deadletters=%llu internal_errors=%llu conclusions=%llu "
                  "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
                  "commits=%llu commit_failures=%llu swarms=%zu wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "

@@ -85,7 +85,8 @@ typedef struct sm_worker_stats {
     uint64_t by_kind[7];        /* indexed by sm_input_kind */
     uint64_t deadletters;       /* inputs rejected and forwarded */
     uint64_t internal_errors;   /* of which our failure (out of memory) */
-    uint64_t transitions;       /* Bottleneck messages published */
+    uint64_t transitions;       /* conclusions published (bottleneck,
+                                   failure, prediction messages) */
     uint64_t publish_errors;
     uint64_t commits;
     uint64_t commit_failures;
