@@ -4,9 +4,12 @@
  *
  * An sm_codec owns a decode arena and an encode buffer, both reused for
  * every message: decoding allocates nothing per message once warm (the
- * arena only grows when a message is larger than any before). A decoded
- * event borrows its strings from the arena: it is valid until the next
- * decode call on the same codec.
+ * arena only grows when a message is larger than any before). A message
+ * larger than the arena still decodes the first time it is seen: the
+ * arena is grown for it and the decode retried (up to 64 MiB of decoded
+ * objects; a message needing more is undecodable). A decoded event
+ * borrows its strings from the arena: it is valid until the next decode
+ * call on the same codec.
  *
  * Validation is strict and every rejection comes with a static reason
  * sentence (*why) for the dead-letter header: undecodable bytes, missing
@@ -63,7 +66,8 @@ void sm_codec_destroy(sm_codec *c);
 
 /* Decoders. `subj` is the parsed subject of the message; ids in the
  * payload must match it (an empty payload id takes the subject's).
- * Errors: SM_ERR_DECODE (bytes), SM_ERR_INVALID (contents), *why set. */
+ * Errors: SM_ERR_DECODE (bytes), SM_ERR_INVALID (contents), SM_ERR_NOMEM
+ * (ours, not the sender's); *why set. */
 sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
                         size_t len, sm_task_event *out, const char **why);
 sm_status sm_codec_heartbeat(sm_codec *c, const sm_subject *subj,
