@@ -49,16 +49,19 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
 
 sm_status sm_worker_open(sm_worker *w)
 {
+    char why[256] = "";
     sm_store_config sc = {
         .dir = w->cfg->store_dir,
         .map_size = (size_t)w->cfg->map_size,
         .map_max = (size_t)w->cfg->map_max,
+        .why = why,
+        .why_cap = sizeof why,
     };
     sm_status s = sm_store_open(&w->store, &sc);
     if (s != SM_OK) {
         sm_log_write(w->log, SM_LOG_ERROR, "store_open_failed",
                      "dir=%s status=\"%s\" detail=\"%s\"", sc.dir,
-                     sm_status_str(s), w->store ? sm_store_error(w->store) : "");
+                     sm_status_str(s), why);
         return s;
     }
     s = sm_persist_create(&w->persist, w->store);
