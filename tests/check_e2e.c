@@ -815,6 +815,81 @@ START_TEST(worker_waits_for_a_server_that_comes_up_later)
 }
 END_TEST
 
+/* ---- credentials in --nats-url never reach a log line ------------------ */
+
+/* Whether any file of paths contains needle. */
+static bool any_has(const char *const *paths, const char *needle)
+{
+    for (int i = 0; paths[i]; i++) {
+        char *txt = sm_test_slurp(paths[i]);
+        bool hit = txt && strstr(txt, needle);
+        free(txt);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/* user:password@ in the URL: subscribed, reconnected, a refused connect
+ * and watch all name the server without them. */
+START_TEST(credentials_in_url_are_redacted_in_logs)
+{
+    sm_test_server srv;
+    const char *sargs[] = {"--user", "medic", "--pass", "s3cretpw", NULL};
+    sm_test_server_start(&srv, 0, sargs);
+    char dir[256], store[320], log[320], bad[320], wlog[320], url[160];
+    sm_test_tmpdir(dir, sizeof dir, "redact");
+    snprintf(store, sizeof store, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    snprintf(bad, sizeof bad, "%s/refused.log", dir);
+    snprintf(wlog, sizeof wlog, "%s/watch.log", dir);
+    snprintf(url, sizeof url, "nats://medic:s3cretpw@127.0.0.1:%d", srv.port);
+    pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
+    ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000), "%s",
+                  TAIL(log));
+    sm_test_server_stop(&srv);
+    ck_assert(sm_test_wait_for_text(log, "event=bus_disconnected", 10000));
+    int port = srv.port;
+    sm_test_rmtree(srv.dir);
+    sm_test_server_start(&srv, port, sargs);
+    ck_assert_msg(sm_test_wait_for_text(log, "event=bus_reconnected", 20000),
+                  "%s", TAIL(log));
+
+    char bin[512], wurl[200];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(wurl, sizeof wurl, "--nats-url=%s", url);
+    const char *wargv[] = {bin, "watch", wurl, NULL};
+    pid_t wp = sm_test_spawn(wargv, wlog, true);
+    ck_assert_msg(sm_test_wait_for_text(wlog, "watching", 20000), "%s", TAIL(wlog));
+    kill(wp, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(wp, 20000), 0);
+
+    char wrong[160], store2[320];
+    snprintf(wrong, sizeof wrong, "nats://medic:wr0ngpw@127.0.0.1:%d", srv.port);
+    snprintf(store2, sizeof store2, "%s/data2", dir);
+    pid_t r = spawn_worker_raw(wrong, store2, bad, "--log-level=info");
+    ck_assert_msg(sm_test_wait_for_text(bad, "event=bus_connect_failed attempt=2 ",
+                                         30000), "%s", TAIL(bad));
+    kill(r, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(r, 30000), 1);
+    kill(w, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(w, 30000), 0);
+
+    const char *logs[] = {log, bad, wlog, NULL};
+    ck_assert_msg(!any_has(logs, "s3cretpw") && !any_has(logs, "wr0ngpw"),
+                  "a password reached the logs:\n%s\n%s\n%s", TAIL(log),
+                  TAIL(bad), TAIL(wlog));
+    /* the server is still named */
+    char where[64];
+    snprintf(where, sizeof where, "127.0.0.1:%d", srv.port);
+    ck_assert(any_has((const char *const[]){log, NULL}, where));
+    ck_assert(any_has((const char *const[]){bad, NULL}, where));
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e");
@@ -834,6 +909,7 @@ int main(void)
     tcase_add_test(tc, refused_worker_says_why_retries_and_stops);
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
     tcase_add_test(tc, closed_connection_exits_nonzero);
+    tcase_add_test(tc, credentials_in_url_are_redacted_in_logs);
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);

@@ -45,9 +45,10 @@ static void on_disconnected(natsConnection *nc, void *closure)
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     sm_bus *b = closure;
-    char url[256] = "";
+    char url[256] = "", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    sm_log_write(b->log, SM_LOG_INFO, "bus_reconnected", "url=%s", url);
+    sm_log_write(b->log, SM_LOG_INFO, "bus_reconnected", "url=%s",
+                 sm_log_url(url, shown, sizeof shown));
 }
 
 /* A close we did not ask for (cnats gave up: a server error it cannot
@@ -146,7 +147,9 @@ sm_status sm_bus_connect(sm_bus **out, const sm_config *cfg, const sm_log *log,
     }
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
-        snprintf(err, errcap, "%s to %s failed: %s (%s)", step, cfg->nats_url,
+        char url[512];
+        snprintf(err, errcap, "%s to %s failed: %s (%s)", step,
+                 sm_log_url(cfg->nats_url, url, sizeof url),
                  natsStatus_GetText(s), nats_GetLastError(NULL));
         free(b);
         return (strcmp(step, "connect") == 0) ? SM_ERR_BUS : SM_ERR_CONFIG;

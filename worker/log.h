@@ -11,6 +11,7 @@
 #ifndef SM_LOG_H
 #define SM_LOG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef enum sm_log_level {
@@ -33,5 +34,12 @@ int sm_log_level_parse(const char *s);
 void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
                   const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Writes url into buf (cap > 0) without its credentials: the user
+ * information of each URL of a comma-separated list (user:password@,
+ * token@) becomes "***@", so a log line names the server and nothing
+ * that logs in to it. Every URL the worker or its tools log goes through
+ * here. Truncates to cap. Returns buf. */
+const char *sm_log_url(const char *url, char *buf, size_t cap);
 
 #endif

@@ -130,8 +130,10 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     }
     w->sink.publish = bus_sink;
     w->sink.ud = w->bus;
+    char url[512];
     sm_log_write(w->log, SM_LOG_INFO, "subscribed", "subject=%s url=%s",
-                 w->cfg->input_subject, w->cfg->nats_url);
+                 w->cfg->input_subject,
+                 sm_log_url(w->cfg->nats_url, url, sizeof url));
     return SM_OK;
 }
 

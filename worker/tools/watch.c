@@ -168,7 +168,9 @@ sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
         s = sm_bus_status(ns);
         goto cleanup;
     }
-    fprintf(out, "watching %s on %s\n", subj, cfg->nats_url);
+    char url[512];
+    fprintf(out, "watching %s on %s\n", subj,
+            sm_log_url(cfg->nats_url, url, sizeof url));
     fflush(out);
     int64_t printed = 0;
     while (!sm_proc_stop_pending(stop, NULL) && (max_msgs <= 0 || printed < max_msgs)) {
