@@ -815,6 +815,68 @@ START_TEST(worker_waits_for_a_server_that_comes_up_later)
 }
 END_TEST
 
+/* ---- a rejected message as large as the server allows ------------------ */
+
+/* The dead letter adds headers to the payload: at the server's max payload
+ * it would not fit. It still goes out, truncated, saying so. */
+START_TEST(max_payload_rejection_is_still_dead_lettered)
+{
+    enum { MAX = 1024 };
+    char sdir[256], conf[320];
+    sm_test_tmpdir(sdir, sizeof sdir, "maxpay");
+    snprintf(conf, sizeof conf, "%s/server.conf", sdir);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "max_payload: %d\n", MAX);
+    fclose(f);
+    const char *sargs[] = {"-c", conf, NULL};
+    rig r;
+    rig_up_auth(&r, sargs, NULL, NULL);
+    natsSubscription *dl = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&dl, r.nc, "medic.deadletter"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    ck_assert_int_eq(natsConnection_GetMaxPayload(r.nc), MAX);
+
+    static uint8_t big[MAX];
+    memset(big, 0xff, sizeof big);              /* not a TaskEvent */
+    ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.s0.task.a1", big, MAX),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.s0.task.a1", big, 10),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, dl, 10000) == NATS_OK,
+                  "the max-size rejection was not dead-lettered; log:\n%s",
+                  TAIL(r.log));
+    const char *trunc = NULL, *orig = NULL, *reason = NULL;
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Truncated", &trunc), NATS_OK);
+    ck_assert_str_eq(trunc, "1024");
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Subject", &orig), NATS_OK);
+    ck_assert_str_eq(orig, "swarm.s0.task.a1");
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Reason", &reason), NATS_OK);
+    ck_assert_msg(strstr(reason, "not a TaskEvent"), "%s", reason);
+    int len = natsMsg_GetDataLength(m);
+    ck_assert_int_gt(len, MAX / 2);
+    ck_assert_int_lt(len, MAX);
+    ck_assert_mem_eq(natsMsg_GetData(m), big, (size_t)len);
+    natsMsg_Destroy(m);
+
+    /* a small one still goes out whole, without the header */
+    ck_assert_int_eq(natsSubscription_NextMsg(&m, dl, 10000), NATS_OK);
+    ck_assert_int_eq(natsMsg_GetDataLength(m), 10);
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Truncated", &trunc), NATS_NOT_FOUND);
+    natsMsg_Destroy(m);
+    ck_assert_msg(!sm_test_wait_for_text(r.log, "forwarded=capacity", 10) &&
+                  !sm_test_wait_for_text(r.log, "forwarded=bus", 10),
+                  "a dead letter failed to publish:\n%s", TAIL(r.log));
+    natsSubscription_Destroy(dl);
+    rig_down(&r);
+    sm_test_rmtree(sdir);
+}
+END_TEST
+
 /* ---- credentials in --nats-url never reach a log line ------------------ */
 
 /* Whether any file of paths contains needle. */
@@ -910,6 +972,7 @@ int main(void)
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
     tcase_add_test(tc, closed_connection_exits_nonzero);
     tcase_add_test(tc, credentials_in_url_are_redacted_in_logs);
+    tcase_add_test(tc, max_payload_rejection_is_still_dead_lettered);
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);

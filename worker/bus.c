@@ -28,6 +28,7 @@ sm_status sm_bus_status(natsStatus s)
     case NATS_NO_MEMORY: return SM_ERR_NOMEM;
     case NATS_TIMEOUT: return SM_ERR_TIMEOUT;
     case NATS_INVALID_ARG: return SM_ERR_INVALID;
+    case NATS_MAX_PAYLOAD: return SM_ERR_FULL;
     default: return SM_ERR_BUS;
     }
 }
@@ -288,6 +289,14 @@ sm_status sm_bus_drain_wait(sm_bus *b, int64_t timeout_ms)
 sm_status sm_bus_flush(sm_bus *b, int64_t timeout_ms)
 {
     return sm_bus_status(natsConnection_FlushTimeout(b->nc, timeout_ms));
+}
+
+int64_t sm_bus_max_payload(sm_bus *b)
+{
+    if (!b || !b->nc)
+        return 0;
+    int64_t max = natsConnection_GetMaxPayload(b->nc);
+    return max > 0 ? max : 0;
 }
 
 int64_t sm_bus_dropped(sm_bus *b)

@@ -24,6 +24,11 @@ static sm_status bus_sink(void *ud, const char *subject, const void *data,
     return sm_bus_publish(ud, subject, data, len, headers);
 }
 
+static int64_t bus_max_payload(void *ud)
+{
+    return sm_bus_max_payload(ud);
+}
+
 sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
                            const sm_log *log)
 {
@@ -130,6 +135,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     }
     w->sink.publish = bus_sink;
     w->sink.ud = w->bus;
+    w->sink.max_payload = bus_max_payload;
     char url[512];
     sm_log_write(w->log, SM_LOG_INFO, "subscribed", "subject=%s url=%s",
                  w->cfg->input_subject,
