@@ -4,6 +4,7 @@
 #include <check.h>
 #include <nats/nats.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -678,6 +679,76 @@ START_TEST(replay_to_bus_publishes_every_record_in_order)
 }
 END_TEST
 
+/* ---- replay at the recorded pace: gaps, stops, crafted times ----------- */
+
+/* Writes a recording of two messages on swarm.p.task.a received at r0 and
+ * r1 (ms), into path. */
+static void two_record_file(const char *path, int64_t r0, int64_t r1)
+{
+    sm_recw *w = NULL;
+    ck_assert_int_eq(sm_recw_open(&w, path), SM_OK);
+    ck_assert_int_eq(sm_recw_append(w, r0, "swarm.p.task.a", NULL, "one", 3), SM_OK);
+    ck_assert_int_eq(sm_recw_append(w, r1, "swarm.p.task.a", NULL, "two", 3), SM_OK);
+    ck_assert_int_eq(sm_recw_close(w), SM_OK);
+}
+
+/* Replays a two-record recording at the recorded pace: the first record
+ * arrives, the second is not due for a long time and must not come; a
+ * SIGTERM then ends the replay within a second or two, exit 0. */
+static void replay_gap_then_stop(int64_t r0, int64_t r1)
+{
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&sub, nc, "swarm.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+    char bin[512], url[128], dir[256], log[320], rec[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(url, sizeof url, "--nats-url=%s", srv.url);
+    sm_test_tmpdir(dir, sizeof dir, "pace");
+    snprintf(log, sizeof log, "%s/replay.log", dir);
+    snprintf(rec, sizeof rec, "%s/gap.rec", dir);
+    two_record_file(rec, r0, r1);
+    const char *argv[] = {bin, "replay", rec, "--to-bus", "--speed", "recorded",
+                          url, NULL};
+    pid_t p = sm_test_spawn(argv, log, true);
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, sub, 20000) == NATS_OK,
+                  "first record never arrived: %s", TAIL(log));
+    ck_assert_mem_eq(natsMsg_GetData(m), "one", 3);
+    natsMsg_Destroy(m);
+    m = NULL;
+    natsStatus early = natsSubscription_NextMsg(&m, sub, 500);
+    natsMsg_Destroy(m);
+    kill(p, SIGTERM);
+    int rc = sm_test_wait(p, 3000);
+    if (rc < 0)
+        kill(p, SIGKILL);
+    ck_assert_msg(early == NATS_TIMEOUT, "the second record came at once");
+    ck_assert_msg(rc == 0, "replay exited %d after SIGTERM (-1: still "
+                  "sleeping): %s", rc, TAIL(log));
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+
+START_TEST(replay_recorded_pace_stops_on_sigterm_in_a_gap)
+{
+    replay_gap_then_stop(1767225600000LL, 1767225600000LL + 3600000);
+}
+END_TEST
+
+/* Receive times a crafted file may hold: the gap overflows int64. */
+START_TEST(replay_crafted_receive_times_do_not_overflow)
+{
+    replay_gap_then_stop(INT64_MIN + 1, INT64_MAX);
+}
+END_TEST
+
 /* ---- authentication: user/password and token ---------------------------- */
 
 typedef struct auth_case {
@@ -968,6 +1039,8 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_commits_every_event);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
+    tcase_add_test(tc, replay_recorded_pace_stops_on_sigterm_in_a_gap);
+    tcase_add_test(tc, replay_crafted_receive_times_do_not_overflow);
     tcase_add_test(tc, refused_worker_says_why_retries_and_stops);
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
     tcase_add_test(tc, closed_connection_exits_nonzero);
