@@ -34,7 +34,12 @@ START_TEST(subjects)
 
     const char *bad[] = {"swarm.s1.task", "swarm.s1.tusk.a1", "other.s1.task.a1",
                          "swarm.s1.task.a1.extra", "swarm..task.a1", "swarm.s1.task.",
-                         NULL};
+                         /* tokens that would make an output subject a
+                          * wildcard, or carry control bytes */
+                         "swarm.*.task.a1", "swarm.>.task.a1", "swarm.s*.task.a1",
+                         "swarm.s\x1b[2J.task.a1", "swarm.s1\x7f.task.a1",
+                         "swarm.s1.task.a\x07", "swarm.s1.task.*",
+                         "swarm.s1.task.a\n1", NULL};
     for (int i = 0; bad[i]; i++) {
         why = NULL;
         ck_assert_msg(sm_subject_parse(bad[i], &s, &why) == SM_ERR_INVALID,
@@ -180,6 +185,13 @@ START_TEST(bottleneck_round_trip)
     char subj[128];
     ck_assert_int_eq(sm_bottleneck_subject("medic", &t, subj, sizeof subj), SM_OK);
     ck_assert_str_eq(subj, "medic.s1.bottleneck.slow_agent");
+    snprintf(t.swarm, sizeof t.swarm, "*");     /* e.g. from an old store */
+    ck_assert_int_eq(sm_bottleneck_subject("medic", &t, subj, sizeof subj),
+                     SM_ERR_INVALID);
+    ck_assert_int_eq(sm_failure_subject("medic", &t, subj, sizeof subj),
+                     SM_ERR_INVALID);
+    ck_assert_int_eq(sm_prediction_subject("medic", &t, subj, sizeof subj),
+                     SM_ERR_INVALID);
     sm_codec_destroy(c);
 }
 END_TEST

@@ -262,6 +262,38 @@ START_TEST(deadletters_carry_reason_status_subject_and_payload)
 }
 END_TEST
 
+/* ---- subject tokens that would make output subjects wildcards ---------- */
+
+/* A valid token-exhaustion pair on a swarm token that is a wildcard (or
+ * holds control bytes) would publish on medic.*.bottleneck...: it is
+ * dead-lettered instead, and no swarm exists. */
+START_TEST(wildcard_and_control_tokens_are_dead_lettered)
+{
+    rig r;
+    rig_up(&r, false);
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.token_budget = 1000;
+    m.tokens_used = 995;
+    uint8_t buf[64];
+    const char *subj[] = {"swarm.*.resource.c", "swarm.>.resource.c",
+                          "swarm.s\x1b]0;x\x07.resource.c", "swarm.s.resource.*",
+                          NULL};
+    for (int i = 0; subj[i]; i++) {
+        for (int k = 0; k < 3; k++) {
+            m.ts_ms = T0 + k * 1000;
+            size_t n = swarmmedic__v1__resource_sample__pack(&m, buf);
+            sm_verdict v = feed(&r, subj[i], buf, n);
+            ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+            ck_assert_msg(strstr(v.reason, "token"), "%s", v.reason);
+        }
+    }
+    for (size_t i = 0; i < r.cap.n; i++)
+        ck_assert_str_eq(r.cap.m[i].subject, "medic.deadletter");
+    ck_assert_uint_eq(stats_of(r.w).swarms, 0);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- accepted events change state ------------------------------------- */
 
 START_TEST(accepted_events_change_state_and_conclude)
@@ -588,6 +620,7 @@ int main(void)
     tcase_add_test(tc, plain_item_headers_and_noop_settle);
     tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
+    tcase_add_test(tc, wildcard_and_control_tokens_are_dead_lettered);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);
     tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);
     tcase_add_test(tc, undecodable_on_1000_swarms_creates_no_swarm);

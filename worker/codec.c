@@ -181,6 +181,18 @@ const char *sm_input_kind_str(sm_input_kind k)
     return sm_signal_str((sm_signal)k);
 }
 
+/* Whether [s, end) may name a swarm or an entity: the swarm token goes
+ * into output subjects (medic.<swarm>....), so no wildcard byte ('*',
+ * '>'), and no space or control byte (C0, DEL). */
+static bool token_ok(const char *s, const char *end)
+{
+    for (const unsigned char *p = (const unsigned char *)s;
+         p < (const unsigned char *)end; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == '*' || *p == '>')
+            return false;
+    return true;
+}
+
 /* Copies the token [s, end) into dst; false if empty or too long. */
 static bool copy_token(char *dst, const char *s, const char *end)
 {
@@ -224,6 +236,11 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
     }
     if (!copy_token(out->id, id, id + strlen(id))) {
         *why = "id token empty or longer than 63 bytes";
+        return SM_ERR_INVALID;
+    }
+    if (!token_ok(sw, dot1) || !token_ok(id, id + strlen(id))) {
+        *why = "swarm or id token holds a wildcard ('*', '>'), a space or a "
+               "control byte";
         return SM_ERR_INVALID;
     }
     size_t klen = (size_t)(dot2 - dot1 - 1);
@@ -474,28 +491,37 @@ void sm_decision_id_hex(uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%016" PRIx64, id);
 }
 
+/* <prefix>.<swarm>.<kind>.<type>; a swarm token that is not one (a swarm
+ * a store kept from before tokens were checked) makes no subject. */
+static sm_status output_subject(char *buf, size_t cap, const char *prefix,
+                                const char *swarm, const char *kind,
+                                const char *type)
+{
+    if (!swarm[0] || !token_ok(swarm, swarm + strlen(swarm)))
+        return SM_ERR_INVALID;
+    int n = snprintf(buf, cap, "%s.%s.%s.%s", prefix, swarm, kind, type);
+    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+}
+
 sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.bottleneck.%s", prefix, d->swarm,
-                     sm_bn_type_str(d->bn.type));
-    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+    return output_subject(buf, cap, prefix, d->swarm, "bottleneck",
+                          sm_bn_type_str(d->bn.type));
 }
 
 sm_status sm_prediction_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.prediction.%s", prefix, d->swarm,
-                     sm_fail_type_str(d->pred.type));
-    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+    return output_subject(buf, cap, prefix, d->swarm, "prediction",
+                          sm_fail_type_str(d->pred.type));
 }
 
 sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
                              char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.failure.%s", prefix, d->swarm,
-                     sm_fail_type_str(d->fail.type));
-    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+    return output_subject(buf, cap, prefix, d->swarm, "failure",
+                          sm_fail_type_str(d->fail.type));
 }
 
 sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)

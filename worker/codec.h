@@ -44,7 +44,10 @@ typedef struct sm_subject {
     char id[SM_ID_MAX];         /* agent, source, group or command */
 } sm_subject;
 
-/* Parses an input subject. Errors: SM_ERR_INVALID with *why set. */
+/* Parses an input subject. Its swarm and id tokens must be 1 to 63 bytes
+ * with no wildcard ('*', '>'), space or control byte: the swarm token
+ * becomes a token of the output subjects. Errors: SM_ERR_INVALID with
+ * *why set. */
 sm_status sm_subject_parse(const char *subject, sm_subject *out,
                            const char **why);
 
@@ -104,7 +107,9 @@ sm_status sm_codec_prediction(sm_codec *c, const sm_decision *d,
 void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
 
 /* Output subject medic.<swarm>.bottleneck.<type> (prefix configurable).
- * Returns SM_ERR_FULL if cap is too small. */
+ * Returns SM_ERR_FULL if cap is too small, SM_ERR_INVALID if the swarm
+ * token is empty or holds a wildcard, space or control byte (never a
+ * wildcard subject). The same for the two below. */
 sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap);
 
