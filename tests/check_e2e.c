@@ -948,6 +948,126 @@ START_TEST(max_payload_rejection_is_still_dead_lettered)
 }
 END_TEST
 
+/* ---- the shipped server permissions confine each swarm ----------------- */
+
+#define PERMS_CONF "deploy/nats-server.conf"
+
+/* A connection as user:password to r's server. */
+static natsConnection *connect_as(const rig *r, const char *userinfo)
+{
+    char url[160];
+    natsConnection *nc = NULL;
+    snprintf(url, sizeof url, "nats://%s@127.0.0.1:%d", userinfo, r->srv.port);
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    return nc;
+}
+
+/* The next message on sub, which must come within 10 s. */
+static natsMsg *next_of(natsSubscription *sub, const rig *r)
+{
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, sub, 10000) == NATS_OK,
+                  "nothing arrived; worker log:\n%s", TAIL(r->log));
+    return m;
+}
+
+static void publish_tokens(natsConnection *nc, const char *swarm, int64_t ts)
+{
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.token_budget = 1000;
+    m.tokens_used = 850;
+    uint8_t buf[64];
+    char subj[64];
+    snprintf(subj, sizeof subj, "swarm.%s.resource.coord", swarm);
+    for (int i = 0; i < 3; i++) {
+        m.ts_ms = ts + i * 1000;
+        size_t n = swarmmedic__v1__resource_sample__pack(&m, buf);
+        ck_assert_int_eq(natsConnection_Publish(nc, subj, buf, (int)n), NATS_OK);
+    }
+}
+
+/* deploy/nats-server.conf: the worker (user medic) consumes swarm.> and
+ * publishes medic.>; swarm s0's publishers (user swarm-s0) publish on
+ * swarm.s0.> only and read medic.s0.>; a dashboard reads medic.>. A swarm
+ * publisher can neither publish into another swarm's subjects nor forge
+ * a conclusion, while the worker works. */
+START_TEST(deploy_permissions_confine_swarm_publishers)
+{
+    rig r;
+    memset(&r, 0, sizeof r);
+    const char *sargs[] = {"-c", PERMS_CONF, NULL};
+    sm_test_server_start(&r.srv, 0, sargs);
+    sm_test_tmpdir(r.dir, sizeof r.dir, "perms");
+    snprintf(r.store, sizeof r.store, "%s/data", r.dir);
+    const char *wargs[] = {"--nats-user=medic",
+                           "--nats-password=medic-example-password", NULL};
+    start_worker(&r, wargs);
+    r.nc = connect_as(&r, "dashboard:dashboard-example-password");
+    ck_assert_int_eq(natsConnection_SubscribeSync(&r.out, r.nc, "medic.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    natsConnection *s0 = connect_as(&r, "swarm-s0:s0-example-password");
+    natsSubscription *own = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&own, s0, "medic.s0.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(s0, 2000), NATS_OK);
+
+    /* the worker works: s0's events become s0's conclusion, which s0 and
+     * the dashboard both read */
+    publish_tokens(s0, "s0", 1767225600000LL);
+    ck_assert_int_eq(natsConnection_FlushTimeout(s0, 2000), NATS_OK);
+    natsMsg *m = next_of(own, &r);
+    ck_assert_str_eq(natsMsg_GetSubject(m), "medic.s0.bottleneck.token_exhaustion");
+    natsMsg_Destroy(m);
+    m = next_of(r.out, &r);
+    ck_assert_str_eq(natsMsg_GetSubject(m), "medic.s0.bottleneck.token_exhaustion");
+    natsMsg_Destroy(m);
+
+    /* s0 tries another swarm's subjects and a forged conclusion, then
+     * sends junk of its own as a sentinel: the server handles s0's
+     * messages in order, so anything let through would reach the
+     * dashboard before the sentinel's dead letter */
+    publish_tokens(s0, "s1", 1767225600000LL);
+    ck_assert_int_eq(natsConnection_Publish(s0, "swarm.s1.task.a", "x", 1), NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(s0, "medic.s0.bottleneck.slow_agent",
+                                            "forged", 6), NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(s0, "medic.deadletter", "forged", 6),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(s0, "swarm.s0.task.sentinel", "x", 1),
+                     NATS_OK);
+    natsConnection_FlushTimeout(s0, 2000);
+    m = next_of(r.out, &r);
+    const char *orig = NULL;
+    if (natsMsgHeader_Get(m, "Medic-Subject", &orig) != NATS_OK || !orig)
+        orig = "";
+    ck_assert_msg(strcmp(natsMsg_GetSubject(m), "medic.deadletter") == 0 &&
+                  strcmp(orig, "swarm.s0.task.sentinel") == 0,
+                  "a swarm publisher got through: %s (Medic-Subject '%s')",
+                  natsMsg_GetSubject(m), orig);
+    natsMsg_Destroy(m);
+    const char *last = NULL;
+    ck_assert_int_eq(natsConnection_GetLastError(s0, &last), NATS_NOT_PERMITTED);
+
+    /* nor may it read another swarm's conclusions: s1's own publisher
+     * gets s1 a conclusion, the dashboard sees it, s0 does not */
+    natsSubscription *other = NULL;
+    natsConnection_SubscribeSync(&other, s0, "medic.s1.>");
+    natsConnection_FlushTimeout(s0, 2000);
+    natsConnection *s1 = connect_as(&r, "swarm-s1:s1-example-password");
+    publish_tokens(s1, "s1", 1767225600000LL);
+    ck_assert_int_eq(natsConnection_FlushTimeout(s1, 2000), NATS_OK);
+    m = next_of(r.out, &r);
+    ck_assert_str_eq(natsMsg_GetSubject(m), "medic.s1.bottleneck.token_exhaustion");
+    natsMsg_Destroy(m);
+    m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, other, 300) != NATS_OK,
+                  "swarm-s0 read swarm s1's conclusion");
+    natsSubscription_Destroy(other);
+    natsSubscription_Destroy(own);
+    natsConnection_Destroy(s0);
+    natsConnection_Destroy(s1);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- credentials in --nats-url never reach a log line ------------------ */
 
 /* Whether any file of paths contains needle. */
@@ -1045,6 +1165,7 @@ int main(void)
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
     tcase_add_test(tc, closed_connection_exits_nonzero);
     tcase_add_test(tc, credentials_in_url_are_redacted_in_logs);
+    tcase_add_test(tc, deploy_permissions_confine_swarm_publishers);
     tcase_add_test(tc, max_payload_rejection_is_still_dead_lettered);
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
