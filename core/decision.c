@@ -152,37 +152,138 @@ const char *sm_signal_str(sm_signal s)
 
 /* ---------------------------------------------------------- decisions */
 
-void sm_decision_mint(sm_decision *d)
+/* The fields naming what a decision is about: swarm, kind and type,
+ * subject, when it was raised. The kind keeps a failure apart from a
+ * bottleneck of the same type token (token_exhaustion is both). */
+static uint64_t episode_key(const sm_decision *d)
 {
     uint64_t h = sm_hash_str(SM_HASH_INIT, d->swarm);
     switch (d->kind) {
     case SM_DEC_BOTTLENECK:
         h = sm_hash_u64(h, (uint64_t)d->bn.type);
         h = sm_hash_str(h, d->subject);
-        h = sm_hash_u64(h, (uint64_t)d->bn.raised_at_ms);
+        return sm_hash_u64(h, (uint64_t)d->bn.raised_at_ms);
+    case SM_DEC_FAILURE:
+        h = sm_hash_u64(h, (uint64_t)SM_DEC_FAILURE << 32 | (uint64_t)d->fail.type);
+        h = sm_hash_str(h, d->subject);
+        return sm_hash_u64(h, (uint64_t)d->fail.raised_at_ms);
+    case SM_DEC_PREDICTION:
+        h = sm_hash_u64(h, (uint64_t)SM_DEC_PREDICTION << 32 | (uint64_t)d->pred.type);
+        h = sm_hash_str(h, d->subject);
+        return sm_hash_u64(h, (uint64_t)d->pred.raised_at_ms);
+    }
+    return h;
+}
+
+/* The transition and what tells its repeats apart, after the key. */
+static uint64_t id_of(uint64_t key, uint32_t ordinal, const sm_decision *d)
+{
+    uint64_t h = ordinal ? sm_hash_u64(key, ordinal) : key;
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK:
         h = sm_hash_u64(h, (uint64_t)d->bn.transition);
         if (d->bn.transition == SM_TR_UPDATED) {
             h = sm_hash_u64(h, (uint64_t)d->at_ms);
             h = sm_hash_u64(h, (uint64_t)d->bn.severity);
         }
-        break;
+        return h;
     case SM_DEC_FAILURE:
-        /* the kind keeps a failure apart from a bottleneck of the same
-         * type token (token_exhaustion is both) */
-        h = sm_hash_u64(h, (uint64_t)SM_DEC_FAILURE << 32 | (uint64_t)d->fail.type);
-        h = sm_hash_str(h, d->subject);
-        h = sm_hash_u64(h, (uint64_t)d->fail.raised_at_ms);
-        h = sm_hash_u64(h, (uint64_t)d->fail.transition);
-        break;
+        return sm_hash_u64(h, (uint64_t)d->fail.transition);
     case SM_DEC_PREDICTION:
-        h = sm_hash_u64(h, (uint64_t)SM_DEC_PREDICTION << 32 | (uint64_t)d->pred.type);
-        h = sm_hash_str(h, d->subject);
-        h = sm_hash_u64(h, (uint64_t)d->pred.raised_at_ms);
         h = sm_hash_u64(h, (uint64_t)d->pred.transition);
-        h = sm_hash_u64(h, (uint64_t)d->at_ms);
-        break;
+        return sm_hash_u64(h, (uint64_t)d->at_ms);
     }
-    d->id = h;
+    return h;
+}
+
+/* The transition value, RAISED (1) opening an episode in every kind and
+ * RESOLVED, WITHDRAWN or FULFILLED (3, 4) closing it. */
+static uint32_t transition_of(const sm_decision *d)
+{
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK: return (uint32_t)d->bn.transition;
+    case SM_DEC_FAILURE:    return (uint32_t)d->fail.transition;
+    case SM_DEC_PREDICTION: return (uint32_t)d->pred.transition;
+    }
+    return 0;
+}
+
+static bool minted(const sm_minter *m, uint64_t id)
+{
+    uint32_t n = m->n < SM_MINT_IDS ? m->n : SM_MINT_IDS;
+    for (uint32_t i = 0; i < n; i++)
+        if (m->ids[i] == id)
+            return true;
+    return false;
+}
+
+/* Index of the open repeat episode `key`, or SM_MINT_OPEN. */
+static uint32_t open_find(const sm_minter *m, uint64_t key)
+{
+    for (uint32_t i = 0; i < m->n_open; i++)
+        if (m->open_key[i] == key)
+            return i;
+    return SM_MINT_OPEN;
+}
+
+static void open_drop(sm_minter *m, uint32_t i)
+{
+    m->n_open--;
+    memmove(&m->open_key[i], &m->open_key[i + 1],
+            (m->n_open - i) * sizeof m->open_key[0]);
+    memmove(&m->open_ord[i], &m->open_ord[i + 1],
+            (m->n_open - i) * sizeof m->open_ord[0]);
+}
+
+static void open_add(sm_minter *m, uint64_t key, uint32_t ordinal)
+{
+    if (m->n_open == SM_MINT_OPEN)          /* full: forget the oldest */
+        open_drop(m, 0);
+    m->open_key[m->n_open] = key;
+    m->open_ord[m->n_open++] = ordinal;
+}
+
+/* The id of d, distinct from every id minted before in its millisecond:
+ * a repeated RAISED takes the next free episode ordinal (kept until the
+ * episode closes), any other repeat the next free rank. */
+static uint64_t mint_distinct(sm_minter *m, const sm_decision *d)
+{
+    uint64_t key = episode_key(d);
+    uint32_t tr = transition_of(d), at = open_find(m, key);
+    uint32_t ordinal = tr != 1 && at < SM_MINT_OPEN ? m->open_ord[at] : 0;
+    uint64_t id = id_of(key, ordinal, d);
+    if (tr >= 3 && at < SM_MINT_OPEN)
+        open_drop(m, at);
+    if (m->n >= SM_MINT_IDS)        /* past the memory: its rank decides */
+        return sm_hash_u64(id, m->n);
+    if (tr == 1) {
+        if (at < SM_MINT_OPEN)      /* left by an episode that never closed */
+            open_drop(m, at);
+        while (minted(m, id))
+            id = id_of(key, ++ordinal, d);
+        if (ordinal > 0)
+            open_add(m, key, ordinal);
+    } else {
+        uint64_t base = id;
+        for (uint64_t rank = 1; minted(m, id); rank++)
+            id = sm_hash_u64(base, rank);
+    }
+    m->ids[m->n] = id;
+    return id;
+}
+
+void sm_decision_mint(sm_minter *m, sm_decision *d)
+{
+    if (m == NULL) {
+        d->id = id_of(episode_key(d), 0, d);
+        return;
+    }
+    if (m->at_ms != d->at_ms) {
+        m->at_ms = d->at_ms;
+        m->n = 0;
+    }
+    d->id = mint_distinct(m, d);
+    m->n++;
 }
 
 void sm_decision_metric(sm_decision *d, const char *name, double value,

@@ -17,7 +17,12 @@
  *
  * Decision ids are minted in one place, sm_decision_mint(): FNV-1a over the
  * fields that make a decision the same decision (same decision, same id,
- * so a re-derived decision carries the same Nats-Msg-Id).
+ * so a re-derived decision carries the same Nats-Msg-Id). Those fields
+ * do not tell apart two episodes of one kind raised in the same
+ * millisecond (raised, resolved, raised again on inputs stamped alike),
+ * nor two severity changes of one episode in one millisecond: each swarm
+ * keeps an sm_minter that numbers such repeats, so distinct decisions get
+ * distinct ids, and the same input sequence the same ids.
  *
  * Strings inside a decision are copied (ids) or static (reason, metric
  * names): a decision stays valid after the call that produced it, until
@@ -213,11 +218,34 @@ typedef struct sm_decision {
     };
 } sm_decision;
 
+/* What a swarm remembers to keep its decision ids distinct (in memory
+ * only; zeroed it is empty). The ids minted at the latest event time:
+ * an id already taken in that millisecond is taken again only by a
+ * repeat, which gets an ordinal mixed in. An episode opened as a repeat
+ * (raised in the same ms as an earlier one of its key) keeps its ordinal
+ * until it closes, so its later decisions differ from the earlier
+ * episode's too. Past SM_MINT_IDS ids in one ms, further ids of that ms
+ * mix in their rank instead. */
+#define SM_MINT_IDS 64
+#define SM_MINT_OPEN 16
+typedef struct sm_minter {
+    int64_t at_ms;              /* the event time ids[] are for */
+    uint32_t n;                 /* ids minted at at_ms */
+    uint32_t n_open;
+    uint64_t ids[SM_MINT_IDS];
+    uint64_t open_key[SM_MINT_OPEN];    /* episodes opened as repeats */
+    uint32_t open_ord[SM_MINT_OPEN];    /* ... and their ordinals */
+} sm_minter;
+
 /* Sets d->id from the fields that identify the decision. For a bottleneck:
  * FNV-1a of swarm, type, subject, raised_at_ms, transition (and at_ms,
  * severity for UPDATED). For a failure: the kind, swarm, type, subject,
- * raised_at_ms and transition. For a prediction: the same and at_ms. */
-void sm_decision_mint(sm_decision *d);
+ * raised_at_ms and transition. For a prediction: the same and at_ms.
+ * With m (the swarm's minter), a repeat in one millisecond of an id or of
+ * an episode gets its ordinal mixed in (see sm_minter); the first of each
+ * keeps the formula's id. m NULL: the formula alone. Deterministic: the
+ * same decisions minted in the same order get the same ids. */
+void sm_decision_mint(sm_minter *m, sm_decision *d);
 
 /* Appends a metric; ignored past SM_MAX_METRICS. */
 void sm_decision_metric(sm_decision *d, const char *name, double value,

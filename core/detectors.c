@@ -212,7 +212,7 @@ static void agent_decide(sm_swarm *sw, const sm_agent *a, const agent_view *v,
     if (d == NULL)
         return;
     agent_metrics(sw, v, d);
-    sm_decision_mint(d);
+    sm_decision_mint(&sw->mint, d);
 }
 
 static void agent_resolve(sm_swarm *sw, uint32_t k, const agent_view *v,

@@ -88,7 +88,7 @@ static void episode_decide(sm_swarm *sw, sm_bn_type t, const sm_episode *e,
     for (size_t i = 0; i < f->n_metrics; i++)
         d->metrics[i] = f->metrics[i];
     d->n_metrics = f->n_metrics;
-    sm_decision_mint(d);
+    sm_decision_mint(&sw->mint, d);
 }
 
 void sm_episode_raise(sm_swarm *sw, sm_bn_type t, sm_episode *e,

@@ -67,10 +67,10 @@ static sm_decision *fail_decision(const sm_swarm *sw, sm_decisions *out,
     return d;
 }
 
-static void emit(sm_decision *d)
+static void emit(sm_swarm *sw, sm_decision *d)
 {
     if (d != NULL)
-        sm_decision_mint(d);
+        sm_decision_mint(&sw->mint, d);
 }
 
 /* ------------------------------------------------------- agent failures */
@@ -118,7 +118,7 @@ static void agent_resolve(sm_swarm *sw, uint32_t k, uint32_t bit,
         return;
     s->fail = (uint8_t)(s->fail & ~bit);
     sm_agents_mark(&sw->ag, k);
-    emit(fail_decision(sw, out, agent_type(bit), SM_TR_RESOLVED, s->id,
+    emit(sw, fail_decision(sw, out, agent_type(bit), SM_TR_RESOLVED, s->id,
                        *raised_at(s, bit), agent_severity(bit), reason, sig,
                        s->id, sig_ts));
     *raised_at(s, bit) = 0;
@@ -187,7 +187,7 @@ static void agent_check(sm_swarm *sw, uint32_t k, sm_decisions *out)
                 sm_decision_metric(d, "heartbeat_interval_ms",
                                    interval_of(sw, s), 0, s->hb_gaps);
             }
-            emit(d);
+            emit(sw, d);
             /* a dead agent is not a slow one: its slow-agent episode ends
              * here, on the same evidence, instead of going stale */
             sm_evidence gone = {.signal = SM_SIG_HEARTBEAT,
@@ -220,7 +220,7 @@ static void agent_check(sm_swarm *sw, uint32_t k, sm_decisions *out)
             sm_decision_metric(d, "no_task_event_ms", (double)(now - s->act_ms),
                                (double)stuck_age(sw, s), 0);
         }
-        emit(d);
+        emit(sw, d);
     } else {
         wake = min64(wake, t);
     }
@@ -351,7 +351,7 @@ void sm_fail_on_task(sm_swarm *sw, uint32_t k, const sm_task_event *ev,
                                          SM_SIG_TASK, ev->ts_ms, out);
             if (d != NULL)
                 sm_decision_metric(d, "duration_ms", ev->duration_ms, 0, 1);
-            emit(d);
+            emit(sw, d);
         }
     }
     agent_check(sw, k, out);
@@ -414,7 +414,7 @@ static void swarm_step(sm_swarm *sw, int f, const sm_resource_sample *ev,
                                        SM_SIG_RESOURCE, ev->source, ev->ts_ms);
         if (d != NULL)
             sm_decision_metric(d, swarm_metric[f], value, line, 1);
-        emit(d);
+        emit(sw, d);
         sm_pred_swarm_failed(sw, f, out);
         sm_pred_happened(sw, SM_DEC_FAILURE, (int)swarm_type[f], e->subject,
                          out);
@@ -427,7 +427,7 @@ static void swarm_step(sm_swarm *sw, int f, const sm_resource_sample *ev,
                                        SM_SIG_RESOURCE, ev->source, ev->ts_ms);
         if (d != NULL)
             sm_decision_metric(d, swarm_metric[f], value, line, 1);
-        emit(d);
+        emit(sw, d);
     }
 }
 
@@ -495,5 +495,5 @@ void sm_fail_on_round(sm_swarm *sw, sm_group *g, const sm_consensus_round *ev,
         sm_decision_metric(d, "rounds", below ? g->q_below : g->q_above, need,
                            below ? g->q_below : g->q_above);
     }
-    emit(d);
+    emit(sw, d);
 }

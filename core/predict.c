@@ -143,7 +143,7 @@ static void decide(sm_swarm *sw, sm_decisions *out, sm_fail_type t,
                        sw->st.ledger.by_source[src].fulfilled +
                        sw->st.ledger.by_source[src].late +
                        sw->st.ledger.by_source[src].wrong);
-    sm_decision_mint(d);
+    sm_decision_mint(&sw->mint, d);
 }
 
 /* ------------------------------------------------------- agent health */

@@ -157,6 +157,7 @@ struct sm_swarm {
     sm_agents ag;
     int64_t expire_at_ms;       /* event time of the last expiry scan */
     int64_t expire_retention_ms;    /* its retention; -1 before the first */
+    sm_minter mint;             /* decision ids of the latest ms (decision.h) */
     double scratch[SM_SWARM_SAMPLES];
 };
 

@@ -1,5 +1,6 @@
 /* The wire edge: subjects, decoding with validation, Bottleneck encoding. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +34,12 @@ START_TEST(subjects)
 
     const char *bad[] = {"swarm.s1.task", "swarm.s1.tusk.a1", "other.s1.task.a1",
                          "swarm.s1.task.a1.extra", "swarm..task.a1", "swarm.s1.task.",
-                         NULL};
+                         /* tokens that would make an output subject a
+                          * wildcard, or carry control bytes */
+                         "swarm.*.task.a1", "swarm.>.task.a1", "swarm.s*.task.a1",
+                         "swarm.s\x1b[2J.task.a1", "swarm.s1\x7f.task.a1",
+                         "swarm.s1.task.a\x07", "swarm.s1.task.*",
+                         "swarm.s1.task.a\n1", NULL};
     for (int i = 0; bad[i]; i++) {
         why = NULL;
         ck_assert_msg(sm_subject_parse(bad[i], &s, &why) == SM_ERR_INVALID,
@@ -179,6 +185,13 @@ START_TEST(bottleneck_round_trip)
     char subj[128];
     ck_assert_int_eq(sm_bottleneck_subject("medic", &t, subj, sizeof subj), SM_OK);
     ck_assert_str_eq(subj, "medic.s1.bottleneck.slow_agent");
+    snprintf(t.swarm, sizeof t.swarm, "*");     /* e.g. from an old store */
+    ck_assert_int_eq(sm_bottleneck_subject("medic", &t, subj, sizeof subj),
+                     SM_ERR_INVALID);
+    ck_assert_int_eq(sm_failure_subject("medic", &t, subj, sizeof subj),
+                     SM_ERR_INVALID);
+    ck_assert_int_eq(sm_prediction_subject("medic", &t, subj, sizeof subj),
+                     SM_ERR_INVALID);
     sm_codec_destroy(c);
 }
 END_TEST
@@ -223,6 +236,66 @@ START_TEST(arena_survives_large_then_small)
 }
 END_TEST
 
+/* Messages bigger than any seen before decode the first time: the
+ * arena is sized for them, not for the next one. */
+START_TEST(large_valid_messages_decode_the_first_time)
+{
+    const char *why = NULL;
+    sm_codec *c;
+    ck_assert_int_eq(sm_codec_create(&c), SM_OK);
+    sm_subject subj;
+    sm_subject_parse("swarm.s1.resource.sched", &subj, &why);
+    enum { NP = 400 };
+    Swarmmedic__V1__PendingByPriority p[NP], *ps[NP];
+    for (int i = 0; i < NP; i++) {
+        swarmmedic__v1__pending_by_priority__init(&p[i]);
+        p[i].priority = (Swarmmedic__V1__Priority)(1 + i % 5);
+        p[i].count = 1;
+        ps[i] = &p[i];
+    }
+    Swarmmedic__V1__ResourceSample r = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    r.ts_ms = 5;
+    r.n_pending = NP;
+    r.pending = ps;
+    uint8_t *buf = malloc(swarmmedic__v1__resource_sample__get_packed_size(&r));
+    size_t n = swarmmedic__v1__resource_sample__pack(&r, buf);
+    sm_resource_sample ev;
+    ck_assert_msg(sm_codec_resource(c, &subj, buf, n, &ev, &why) == SM_OK,
+                  "400 pending entries rejected: %s", why);
+    for (int i = 0; i < 5; i++)
+        ck_assert_uint_eq(ev.pending[i], NP / 5);
+    free(buf);
+    sm_codec_destroy(c);
+
+    ck_assert_int_eq(sm_codec_create(&c), SM_OK);
+    sm_subject_parse("swarm.s1.agent.a1", &subj, &why);
+    enum { NC = 3000 };
+    static char capbuf[NC][16];
+    char *caps[NC];
+    for (int i = 0; i < NC; i++) {
+        snprintf(capbuf[i], sizeof capbuf[i], "cap-%d", i);
+        caps[i] = capbuf[i];
+    }
+    Swarmmedic__V1__AgentLifecycle m = SWARMMEDIC__V1__AGENT_LIFECYCLE__INIT;
+    m.ts_ms = 9;
+    m.agent = "a1";
+    m.kind = SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED;
+    m.n_capabilities = NC;
+    m.capabilities = caps;
+    buf = malloc(swarmmedic__v1__agent_lifecycle__get_packed_size(&m));
+    n = swarmmedic__v1__agent_lifecycle__pack(&m, buf);
+    sm_agent_lifecycle al;
+    ck_assert_msg(sm_codec_agent(c, &subj, buf, n, &al, &why) == SM_OK,
+                  "3,000 capabilities rejected: %s", why);
+    ck_assert_str_eq(al.agent, "a1");
+    /* still strict: junk is junk, however big the arena got */
+    memset(buf, 0xff, n);
+    ck_assert_int_eq(sm_codec_agent(c, &subj, buf, n, &al, &why), SM_ERR_DECODE);
+    free(buf);
+    sm_codec_destroy(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("codec");
@@ -232,6 +305,7 @@ int main(void)
     tcase_add_test(tc, resource_pending_summed_by_priority);
     tcase_add_test(tc, bottleneck_round_trip);
     tcase_add_test(tc, arena_survives_large_then_small);
+    tcase_add_test(tc, large_valid_messages_decode_the_first_time);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }

@@ -1233,6 +1233,77 @@ START_TEST(decision_ids_follow_the_formula)
 }
 END_TEST
 
+/* Every id a run decided, bottlenecks then failures. */
+static size_t ids_of(const rec *r, uint64_t *ids)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        ids[n++] = r->tr[i].id;
+    for (size_t i = 0; i < r->nf; i++)
+        ids[n++] = r->ftr[i].id;
+    return n;
+}
+
+/* Several decisions of one kind in one millisecond: a token episode
+ * raised, its severity up and down twice, resolved, and a second episode
+ * raised in the same ms that resolves a second later; an agent's task
+ * timing out three times in one ms (raised, resolved, raised, ...), the
+ * last one resolved later. */
+static void same_ms_run(sm_swarm *sw, rec *r)
+{
+    static const uint64_t used[] = {850, 850, 950, 760, 950, 760,
+                                    100, 100, 850, 850};
+    for (size_t i = 0; i < sizeof used / sizeof used[0]; i++)
+        token(sw, r, T0, used[i], 1000);
+    token(sw, r, T0 + 1000, 100, 1000);
+    token(sw, r, T0 + 1000, 100, 1000);
+    for (int i = 0; i < 5; i++)
+        task(sw, r, T0 + 1000, "a",
+             i % 2 ? SM_TASK_COMPLETED : SM_TASK_TIMED_OUT, 100);
+    task(sw, r, T0 + 2000, "a", SM_TASK_COMPLETED, 100);
+}
+
+START_TEST(decision_ids_distinct_within_one_ms)
+{
+    sm_swarm *sw = mk();
+    rec *r = rec_new();
+    same_ms_run(sw, r);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_RAISED), 2);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_UPDATED), 4);
+    ck_assert_uint_eq(count(r, SM_BN_TOKEN_EXHAUSTION, SM_TR_RESOLVED), 2);
+    ck_assert_uint_eq(r->nf, 6);
+    uint64_t ids[2 * MAXTR];
+    size_t n = ids_of(r, ids);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++)
+            ck_assert_msg(ids[i] != ids[j], "decisions %zu and %zu share id "
+                          "%016llx", i, j, (unsigned long long)ids[i]);
+    /* the first of each stays what the formula gives */
+    ck_assert_uint_eq(r->tr[0].id, expected_id(&r->tr[0]));
+    sm_swarm_destroy(sw);
+    rec_free(r);
+}
+END_TEST
+
+START_TEST(decision_ids_same_on_replay)
+{
+    sm_swarm *a = mk(), *b = mk();
+    rec *ra = rec_new(), *rb = rec_new();
+    same_ms_run(a, ra);
+    same_ms_run(b, rb);
+    uint64_t ia[2 * MAXTR], ib[2 * MAXTR];
+    size_t na = ids_of(ra, ia), nb = ids_of(rb, ib);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_uint_gt(na, 10);
+    for (size_t i = 0; i < na; i++)
+        ck_assert_uint_eq(ia[i], ib[i]);
+    sm_swarm_destroy(a);
+    sm_swarm_destroy(b);
+    rec_free(ra);
+    rec_free(rb);
+}
+END_TEST
+
 /* ------------------------------------------------- mixed workload, replay */
 
 static uint64_t mix(uint64_t x)
@@ -2241,6 +2312,8 @@ static Suite *detect_suite(void)
 
     tc = tcase_create("decisions");
     tcase_add_test(tc, decision_ids_follow_the_formula);
+    tcase_add_test(tc, decision_ids_distinct_within_one_ms);
+    tcase_add_test(tc, decision_ids_same_on_replay);
     tcase_add_test(tc, determinism_identical_runs);
     suite_add_tcase(s, tc);
 

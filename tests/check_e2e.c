@@ -4,6 +4,7 @@
 #include <check.h>
 #include <nats/nats.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -678,6 +679,76 @@ START_TEST(replay_to_bus_publishes_every_record_in_order)
 }
 END_TEST
 
+/* ---- replay at the recorded pace: gaps, stops, crafted times ----------- */
+
+/* Writes a recording of two messages on swarm.p.task.a received at r0 and
+ * r1 (ms), into path. */
+static void two_record_file(const char *path, int64_t r0, int64_t r1)
+{
+    sm_recw *w = NULL;
+    ck_assert_int_eq(sm_recw_open(&w, path), SM_OK);
+    ck_assert_int_eq(sm_recw_append(w, r0, "swarm.p.task.a", NULL, "one", 3), SM_OK);
+    ck_assert_int_eq(sm_recw_append(w, r1, "swarm.p.task.a", NULL, "two", 3), SM_OK);
+    ck_assert_int_eq(sm_recw_close(w), SM_OK);
+}
+
+/* Replays a two-record recording at the recorded pace: the first record
+ * arrives, the second is not due for a long time and must not come; a
+ * SIGTERM then ends the replay within a second or two, exit 0. */
+static void replay_gap_then_stop(int64_t r0, int64_t r1)
+{
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&sub, nc, "swarm.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+    char bin[512], url[128], dir[256], log[320], rec[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(url, sizeof url, "--nats-url=%s", srv.url);
+    sm_test_tmpdir(dir, sizeof dir, "pace");
+    snprintf(log, sizeof log, "%s/replay.log", dir);
+    snprintf(rec, sizeof rec, "%s/gap.rec", dir);
+    two_record_file(rec, r0, r1);
+    const char *argv[] = {bin, "replay", rec, "--to-bus", "--speed", "recorded",
+                          url, NULL};
+    pid_t p = sm_test_spawn(argv, log, true);
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, sub, 20000) == NATS_OK,
+                  "first record never arrived: %s", TAIL(log));
+    ck_assert_mem_eq(natsMsg_GetData(m), "one", 3);
+    natsMsg_Destroy(m);
+    m = NULL;
+    natsStatus early = natsSubscription_NextMsg(&m, sub, 500);
+    natsMsg_Destroy(m);
+    kill(p, SIGTERM);
+    int rc = sm_test_wait(p, 3000);
+    if (rc < 0)
+        kill(p, SIGKILL);
+    ck_assert_msg(early == NATS_TIMEOUT, "the second record came at once");
+    ck_assert_msg(rc == 0, "replay exited %d after SIGTERM (-1: still "
+                  "sleeping): %s", rc, TAIL(log));
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+
+START_TEST(replay_recorded_pace_stops_on_sigterm_in_a_gap)
+{
+    replay_gap_then_stop(1767225600000LL, 1767225600000LL + 3600000);
+}
+END_TEST
+
+/* Receive times a crafted file may hold: the gap overflows int64. */
+START_TEST(replay_crafted_receive_times_do_not_overflow)
+{
+    replay_gap_then_stop(INT64_MIN + 1, INT64_MAX);
+}
+END_TEST
+
 /* ---- authentication: user/password and token ---------------------------- */
 
 typedef struct auth_case {
@@ -815,6 +886,263 @@ START_TEST(worker_waits_for_a_server_that_comes_up_later)
 }
 END_TEST
 
+/* ---- a rejected message as large as the server allows ------------------ */
+
+/* The dead letter adds headers to the payload: at the server's max payload
+ * it would not fit. It still goes out, truncated, saying so. */
+START_TEST(max_payload_rejection_is_still_dead_lettered)
+{
+    enum { MAX = 1024 };
+    char sdir[256], conf[320];
+    sm_test_tmpdir(sdir, sizeof sdir, "maxpay");
+    snprintf(conf, sizeof conf, "%s/server.conf", sdir);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "max_payload: %d\n", MAX);
+    fclose(f);
+    const char *sargs[] = {"-c", conf, NULL};
+    rig r;
+    rig_up_auth(&r, sargs, NULL, NULL);
+    natsSubscription *dl = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&dl, r.nc, "medic.deadletter"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    ck_assert_int_eq(natsConnection_GetMaxPayload(r.nc), MAX);
+
+    static uint8_t big[MAX];
+    memset(big, 0xff, sizeof big);              /* not a TaskEvent */
+    ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.s0.task.a1", big, MAX),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.s0.task.a1", big, 10),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, dl, 10000) == NATS_OK,
+                  "the max-size rejection was not dead-lettered; log:\n%s",
+                  TAIL(r.log));
+    const char *trunc = NULL, *orig = NULL, *reason = NULL;
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Truncated", &trunc), NATS_OK);
+    ck_assert_str_eq(trunc, "1024");
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Subject", &orig), NATS_OK);
+    ck_assert_str_eq(orig, "swarm.s0.task.a1");
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Reason", &reason), NATS_OK);
+    ck_assert_msg(strstr(reason, "not a TaskEvent"), "%s", reason);
+    int len = natsMsg_GetDataLength(m);
+    ck_assert_int_gt(len, MAX / 2);
+    ck_assert_int_lt(len, MAX);
+    ck_assert_mem_eq(natsMsg_GetData(m), big, (size_t)len);
+    natsMsg_Destroy(m);
+
+    /* a small one still goes out whole, without the header */
+    ck_assert_int_eq(natsSubscription_NextMsg(&m, dl, 10000), NATS_OK);
+    ck_assert_int_eq(natsMsg_GetDataLength(m), 10);
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Truncated", &trunc), NATS_NOT_FOUND);
+    natsMsg_Destroy(m);
+    ck_assert_msg(!sm_test_wait_for_text(r.log, "forwarded=capacity", 10) &&
+                  !sm_test_wait_for_text(r.log, "forwarded=bus", 10),
+                  "a dead letter failed to publish:\n%s", TAIL(r.log));
+    natsSubscription_Destroy(dl);
+    rig_down(&r);
+    sm_test_rmtree(sdir);
+}
+END_TEST
+
+/* ---- the shipped server permissions confine each swarm ----------------- */
+
+#define PERMS_CONF "deploy/nats-server.conf"
+
+/* A connection as user:password to r's server. */
+static natsConnection *connect_as(const rig *r, const char *userinfo)
+{
+    char url[160];
+    natsConnection *nc = NULL;
+    snprintf(url, sizeof url, "nats://%s@127.0.0.1:%d", userinfo, r->srv.port);
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, url), NATS_OK);
+    return nc;
+}
+
+/* The next message on sub, which must come within 10 s. */
+static natsMsg *next_of(natsSubscription *sub, const rig *r)
+{
+    natsMsg *m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, sub, 10000) == NATS_OK,
+                  "nothing arrived; worker log:\n%s", TAIL(r->log));
+    return m;
+}
+
+static void publish_tokens(natsConnection *nc, const char *swarm, int64_t ts)
+{
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.token_budget = 1000;
+    m.tokens_used = 850;
+    uint8_t buf[64];
+    char subj[64];
+    snprintf(subj, sizeof subj, "swarm.%s.resource.coord", swarm);
+    for (int i = 0; i < 3; i++) {
+        m.ts_ms = ts + i * 1000;
+        size_t n = swarmmedic__v1__resource_sample__pack(&m, buf);
+        ck_assert_int_eq(natsConnection_Publish(nc, subj, buf, (int)n), NATS_OK);
+    }
+}
+
+/* deploy/nats-server.conf: the worker (user medic) consumes swarm.> and
+ * publishes medic.>; swarm s0's publishers (user swarm-s0) publish on
+ * swarm.s0.> only and read medic.s0.>; a dashboard reads medic.>. A swarm
+ * publisher can neither publish into another swarm's subjects nor forge
+ * a conclusion, while the worker works. */
+START_TEST(deploy_permissions_confine_swarm_publishers)
+{
+    rig r;
+    memset(&r, 0, sizeof r);
+    const char *sargs[] = {"-c", PERMS_CONF, NULL};
+    sm_test_server_start(&r.srv, 0, sargs);
+    sm_test_tmpdir(r.dir, sizeof r.dir, "perms");
+    snprintf(r.store, sizeof r.store, "%s/data", r.dir);
+    const char *wargs[] = {"--nats-user=medic",
+                           "--nats-password=medic-example-password", NULL};
+    start_worker(&r, wargs);
+    r.nc = connect_as(&r, "dashboard:dashboard-example-password");
+    ck_assert_int_eq(natsConnection_SubscribeSync(&r.out, r.nc, "medic.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    natsConnection *s0 = connect_as(&r, "swarm-s0:s0-example-password");
+    natsSubscription *own = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&own, s0, "medic.s0.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(s0, 2000), NATS_OK);
+
+    /* the worker works: s0's events become s0's conclusion, which s0 and
+     * the dashboard both read */
+    publish_tokens(s0, "s0", 1767225600000LL);
+    ck_assert_int_eq(natsConnection_FlushTimeout(s0, 2000), NATS_OK);
+    natsMsg *m = next_of(own, &r);
+    ck_assert_str_eq(natsMsg_GetSubject(m), "medic.s0.bottleneck.token_exhaustion");
+    natsMsg_Destroy(m);
+    m = next_of(r.out, &r);
+    ck_assert_str_eq(natsMsg_GetSubject(m), "medic.s0.bottleneck.token_exhaustion");
+    natsMsg_Destroy(m);
+
+    /* s0 tries another swarm's subjects and a forged conclusion, then
+     * sends junk of its own as a sentinel: the server handles s0's
+     * messages in order, so anything let through would reach the
+     * dashboard before the sentinel's dead letter */
+    publish_tokens(s0, "s1", 1767225600000LL);
+    ck_assert_int_eq(natsConnection_Publish(s0, "swarm.s1.task.a", "x", 1), NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(s0, "medic.s0.bottleneck.slow_agent",
+                                            "forged", 6), NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(s0, "medic.deadletter", "forged", 6),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_Publish(s0, "swarm.s0.task.sentinel", "x", 1),
+                     NATS_OK);
+    natsConnection_FlushTimeout(s0, 2000);
+    m = next_of(r.out, &r);
+    const char *orig = NULL;
+    if (natsMsgHeader_Get(m, "Medic-Subject", &orig) != NATS_OK || !orig)
+        orig = "";
+    ck_assert_msg(strcmp(natsMsg_GetSubject(m), "medic.deadletter") == 0 &&
+                  strcmp(orig, "swarm.s0.task.sentinel") == 0,
+                  "a swarm publisher got through: %s (Medic-Subject '%s')",
+                  natsMsg_GetSubject(m), orig);
+    natsMsg_Destroy(m);
+    const char *last = NULL;
+    ck_assert_int_eq(natsConnection_GetLastError(s0, &last), NATS_NOT_PERMITTED);
+
+    /* nor may it read another swarm's conclusions: s1's own publisher
+     * gets s1 a conclusion, the dashboard sees it, s0 does not */
+    natsSubscription *other = NULL;
+    natsConnection_SubscribeSync(&other, s0, "medic.s1.>");
+    natsConnection_FlushTimeout(s0, 2000);
+    natsConnection *s1 = connect_as(&r, "swarm-s1:s1-example-password");
+    publish_tokens(s1, "s1", 1767225600000LL);
+    ck_assert_int_eq(natsConnection_FlushTimeout(s1, 2000), NATS_OK);
+    m = next_of(r.out, &r);
+    ck_assert_str_eq(natsMsg_GetSubject(m), "medic.s1.bottleneck.token_exhaustion");
+    natsMsg_Destroy(m);
+    m = NULL;
+    ck_assert_msg(natsSubscription_NextMsg(&m, other, 300) != NATS_OK,
+                  "swarm-s0 read swarm s1's conclusion");
+    natsSubscription_Destroy(other);
+    natsSubscription_Destroy(own);
+    natsConnection_Destroy(s0);
+    natsConnection_Destroy(s1);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- credentials in --nats-url never reach a log line ------------------ */
+
+/* Whether any file of paths contains needle. */
+static bool any_has(const char *const *paths, const char *needle)
+{
+    for (int i = 0; paths[i]; i++) {
+        char *txt = sm_test_slurp(paths[i]);
+        bool hit = txt && strstr(txt, needle);
+        free(txt);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/* user:password@ in the URL: subscribed, reconnected, a refused connect
+ * and watch all name the server without them. */
+START_TEST(credentials_in_url_are_redacted_in_logs)
+{
+    sm_test_server srv;
+    const char *sargs[] = {"--user", "medic", "--pass", "s3cretpw", NULL};
+    sm_test_server_start(&srv, 0, sargs);
+    char dir[256], store[320], log[320], bad[320], wlog[320], url[160];
+    sm_test_tmpdir(dir, sizeof dir, "redact");
+    snprintf(store, sizeof store, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/worker.log", dir);
+    snprintf(bad, sizeof bad, "%s/refused.log", dir);
+    snprintf(wlog, sizeof wlog, "%s/watch.log", dir);
+    snprintf(url, sizeof url, "nats://medic:s3cretpw@127.0.0.1:%d", srv.port);
+    pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
+    ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000), "%s",
+                  TAIL(log));
+    sm_test_server_stop(&srv);
+    ck_assert(sm_test_wait_for_text(log, "event=bus_disconnected", 10000));
+    int port = srv.port;
+    sm_test_rmtree(srv.dir);
+    sm_test_server_start(&srv, port, sargs);
+    ck_assert_msg(sm_test_wait_for_text(log, "event=bus_reconnected", 20000),
+                  "%s", TAIL(log));
+
+    char bin[512], wurl[200];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(wurl, sizeof wurl, "--nats-url=%s", url);
+    const char *wargv[] = {bin, "watch", wurl, NULL};
+    pid_t wp = sm_test_spawn(wargv, wlog, true);
+    ck_assert_msg(sm_test_wait_for_text(wlog, "watching", 20000), "%s", TAIL(wlog));
+    kill(wp, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(wp, 20000), 0);
+
+    char wrong[160], store2[320];
+    snprintf(wrong, sizeof wrong, "nats://medic:wr0ngpw@127.0.0.1:%d", srv.port);
+    snprintf(store2, sizeof store2, "%s/data2", dir);
+    pid_t r = spawn_worker_raw(wrong, store2, bad, "--log-level=info");
+    ck_assert_msg(sm_test_wait_for_text(bad, "event=bus_connect_failed attempt=2 ",
+                                         30000), "%s", TAIL(bad));
+    kill(r, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(r, 30000), 1);
+    kill(w, SIGTERM);
+    ck_assert_int_eq(sm_test_wait(w, 30000), 0);
+
+    const char *logs[] = {log, bad, wlog, NULL};
+    ck_assert_msg(!any_has(logs, "s3cretpw") && !any_has(logs, "wr0ngpw"),
+                  "a password reached the logs:\n%s\n%s\n%s", TAIL(log),
+                  TAIL(bad), TAIL(wlog));
+    /* the server is still named */
+    char where[64];
+    snprintf(where, sizeof where, "127.0.0.1:%d", srv.port);
+    ck_assert(any_has((const char *const[]){log, NULL}, where));
+    ck_assert(any_has((const char *const[]){bad, NULL}, where));
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("e2e");
@@ -831,9 +1159,14 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_commits_every_event);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
+    tcase_add_test(tc, replay_recorded_pace_stops_on_sigterm_in_a_gap);
+    tcase_add_test(tc, replay_crafted_receive_times_do_not_overflow);
     tcase_add_test(tc, refused_worker_says_why_retries_and_stops);
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);
     tcase_add_test(tc, closed_connection_exits_nonzero);
+    tcase_add_test(tc, credentials_in_url_are_redacted_in_logs);
+    tcase_add_test(tc, deploy_permissions_confine_swarm_publishers);
+    tcase_add_test(tc, max_payload_rejection_is_still_dead_lettered);
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 
 #include "support.h"
@@ -260,6 +262,38 @@ START_TEST(deadletters_carry_reason_status_subject_and_payload)
 }
 END_TEST
 
+/* ---- subject tokens that would make output subjects wildcards ---------- */
+
+/* A valid token-exhaustion pair on a swarm token that is a wildcard (or
+ * holds control bytes) would publish on medic.*.bottleneck...: it is
+ * dead-lettered instead, and no swarm exists. */
+START_TEST(wildcard_and_control_tokens_are_dead_lettered)
+{
+    rig r;
+    rig_up(&r, false);
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.token_budget = 1000;
+    m.tokens_used = 995;
+    uint8_t buf[64];
+    const char *subj[] = {"swarm.*.resource.c", "swarm.>.resource.c",
+                          "swarm.s\x1b]0;x\x07.resource.c", "swarm.s.resource.*",
+                          NULL};
+    for (int i = 0; subj[i]; i++) {
+        for (int k = 0; k < 3; k++) {
+            m.ts_ms = T0 + k * 1000;
+            size_t n = swarmmedic__v1__resource_sample__pack(&m, buf);
+            sm_verdict v = feed(&r, subj[i], buf, n);
+            ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+            ck_assert_msg(strstr(v.reason, "token"), "%s", v.reason);
+        }
+    }
+    for (size_t i = 0; i < r.cap.n; i++)
+        ck_assert_str_eq(r.cap.m[i].subject, "medic.deadletter");
+    ck_assert_uint_eq(stats_of(r.w).swarms, 0);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- accepted events change state ------------------------------------- */
 
 START_TEST(accepted_events_change_state_and_conclude)
@@ -439,6 +473,108 @@ START_TEST(out_of_memory_is_an_internal_error_not_a_rejection)
 END_TEST
 #endif
 
+/* ---- a store that cannot be opened says why ----------------------------- */
+
+/* The detail="..." of the first `event` line in text ("" if none). */
+static void detail_of(const char *text, const char *event, char *out,
+                      size_t cap)
+{
+    out[0] = 0;
+    const char *line = strstr(text, event);
+    const char *d = line ? strstr(line, "detail=\"") : NULL;
+    if (!d)
+        return;
+    d += strlen("detail=\"");
+    const char *end = strchr(d, '"');
+    size_t n = end ? (size_t)(end - d) : strlen(d);
+    snprintf(out, cap, "%.*s", (int)n, d);
+}
+
+START_TEST(store_open_failure_says_why)
+{
+    char dir[256], file[320], detail[256];
+    sm_test_tmpdir(dir, sizeof dir, "openfail");
+    snprintf(file, sizeof file, "%s/plain-file", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    sm_config cfg;
+    ck_assert_int_eq(sm_config_init(&cfg), SM_OK);
+    free(cfg.store_dir);
+    cfg.store_dir = strdup(file);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    sm_log log = {.out = mem, .level = SM_LOG_INFO};
+    sm_worker *w = NULL;
+    ck_assert_int_eq(sm_worker_create(&w, &cfg, &log), SM_OK);
+    ck_assert_int_ne(sm_worker_open(w), SM_OK);
+    sm_worker_destroy(w);
+    fclose(mem);
+    detail_of(text, "event=store_open_failed", detail, sizeof detail);
+    ck_assert_msg(strstr(detail, "not a directory"),
+                  "store_open_failed detail '%s'; log:\n%s", detail, text);
+    free(text);
+    sm_config_free(&cfg);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* A disk that fills up under the store: LMDB reports the write cut short
+ * as "Input/output error"; the log line says the disk is full. Needs a
+ * small filesystem of its own: a 64 KiB tmpfs (root only; elsewhere the
+ * test says so and checks nothing). */
+START_TEST(full_disk_is_named_in_the_commit_failure)
+{
+    char dir[256], fill[320], detail[256];
+    sm_test_tmpdir(dir, sizeof dir, "fulldisk");
+    if (mount("tmpfs", dir, "tmpfs", 0, "size=64k") != 0) {
+        fprintf(stderr, "full_disk_is_named_in_the_commit_failure: not run "
+                "(mount tmpfs: %s; needs root)\n", strerror(errno));
+        sm_test_rmtree(dir);
+        return;
+    }
+    snprintf(fill, sizeof fill, "%s/fill", dir);
+    FILE *f = fopen(fill, "w");             /* leave 20 KiB */
+    ck_assert_ptr_nonnull(f);
+    static const char block[1024];
+    for (int i = 0; i < 44; i++)
+        fwrite(block, 1, sizeof block, f);
+    fclose(f);
+    sm_config cfg;
+    ck_assert_int_eq(sm_config_init(&cfg), SM_OK);
+    free(cfg.store_dir);
+    cfg.store_dir = malloc(strlen(dir) + 8);
+    sprintf(cfg.store_dir, "%s/data", dir);
+    cfg.map_size = cfg.map_max = 1 << 20;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    sm_log log = {.out = mem, .level = SM_LOG_INFO};
+    sm_worker *w = NULL;
+    ck_assert_int_eq(sm_worker_create(&w, &cfg, &log), SM_OK);
+    ck_assert_int_eq(sm_worker_open(w), SM_OK);
+    uint8_t buf[128];
+    for (int i = 0; i < 50; i++) {
+        char subj[64], id[24];
+        snprintf(id, sizeof id, "agent-%d", i);
+        snprintf(subj, sizeof subj, "swarm.full.task.%s", id);
+        sm_worker_handle(w, subj, buf, pack_task(buf, id, T0 + i, 100));
+    }
+    sm_status s = sm_worker_flush(w);
+    sm_worker_destroy(w);
+    fclose(mem);
+    sm_config_free(&cfg);
+    umount2(dir, MNT_DETACH);               /* before any assertion */
+    sm_test_rmtree(dir);
+    ck_assert_int_ne(s, SM_OK);
+    detail_of(text, "event=store_commit_failed", detail, sizeof detail);
+    ck_assert_msg(strstr(detail, "No space left on device"),
+                  "store_commit_failed detail '%s'; log:\n%s", detail, text);
+    free(text);
+}
+END_TEST
+
 /* ---- the loop: input that ends without a stop ---------------------------- */
 
 START_TEST(input_lost_is_handled_committed_and_a_failure)
@@ -484,6 +620,7 @@ int main(void)
     tcase_add_test(tc, plain_item_headers_and_noop_settle);
     tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
+    tcase_add_test(tc, wildcard_and_control_tokens_are_dead_lettered);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);
     tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);
     tcase_add_test(tc, undecodable_on_1000_swarms_creates_no_swarm);
@@ -493,6 +630,8 @@ int main(void)
     tcase_add_test(tc, out_of_memory_is_an_internal_error_not_a_rejection);
 #endif
     tcase_add_test(tc, input_lost_is_handled_committed_and_a_failure);
+    tcase_add_test(tc, store_open_failure_says_why);
+    tcase_add_test(tc, full_disk_is_named_in_the_commit_failure);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }

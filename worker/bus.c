@@ -28,6 +28,7 @@ sm_status sm_bus_status(natsStatus s)
     case NATS_NO_MEMORY: return SM_ERR_NOMEM;
     case NATS_TIMEOUT: return SM_ERR_TIMEOUT;
     case NATS_INVALID_ARG: return SM_ERR_INVALID;
+    case NATS_MAX_PAYLOAD: return SM_ERR_FULL;
     default: return SM_ERR_BUS;
     }
 }
@@ -45,9 +46,10 @@ static void on_disconnected(natsConnection *nc, void *closure)
 static void on_reconnected(natsConnection *nc, void *closure)
 {
     sm_bus *b = closure;
-    char url[256] = "";
+    char url[256] = "", shown[256];
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    sm_log_write(b->log, SM_LOG_INFO, "bus_reconnected", "url=%s", url);
+    sm_log_write(b->log, SM_LOG_INFO, "bus_reconnected", "url=%s",
+                 sm_log_url(url, shown, sizeof shown));
 }
 
 /* A close we did not ask for (cnats gave up: a server error it cannot
@@ -146,7 +148,9 @@ sm_status sm_bus_connect(sm_bus **out, const sm_config *cfg, const sm_log *log,
     }
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
-        snprintf(err, errcap, "%s to %s failed: %s (%s)", step, cfg->nats_url,
+        char url[512];
+        snprintf(err, errcap, "%s to %s failed: %s (%s)", step,
+                 sm_log_url(cfg->nats_url, url, sizeof url),
                  natsStatus_GetText(s), nats_GetLastError(NULL));
         free(b);
         return (strcmp(step, "connect") == 0) ? SM_ERR_BUS : SM_ERR_CONFIG;
@@ -285,6 +289,14 @@ sm_status sm_bus_drain_wait(sm_bus *b, int64_t timeout_ms)
 sm_status sm_bus_flush(sm_bus *b, int64_t timeout_ms)
 {
     return sm_bus_status(natsConnection_FlushTimeout(b->nc, timeout_ms));
+}
+
+int64_t sm_bus_max_payload(sm_bus *b)
+{
+    if (!b || !b->nc)
+        return 0;
+    int64_t max = natsConnection_GetMaxPayload(b->nc);
+    return max > 0 ? max : 0;
 }
 
 int64_t sm_bus_dropped(sm_bus *b)

@@ -72,9 +72,14 @@ sm_status sm_bus_drain_wait(sm_bus *b, int64_t timeout_ms);
 sm_status sm_bus_flush(sm_bus *b, int64_t timeout_ms);
 
 /* Publishes data on subject with headers given as a NULL-terminated list
- * of key, value pairs (NULL for none). Errors: SM_ERR_BUS. */
+ * of key, value pairs (NULL for none). Errors: SM_ERR_FULL (headers and
+ * data over the server's max payload), SM_ERR_BUS. */
 sm_status sm_bus_publish(sm_bus *b, const char *subject, const void *data,
                          size_t len, const char *const *headers);
+
+/* The largest message, headers and payload, the server takes (its
+ * max_payload), in bytes; 0 if unknown. */
+int64_t sm_bus_max_payload(sm_bus *b);
 
 /* Messages cnats dropped for us (slow consumer), -1 if unknown. */
 int64_t sm_bus_dropped(sm_bus *b);

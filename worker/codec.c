@@ -1,6 +1,7 @@
 #include "codec.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,16 @@
  * protobuf-c allocates every sub-object of a message through the
  * allocator it is given. We hand it a bump arena that is reset before each
  * decode, so steady-state decoding allocates nothing. A message larger than
- * the arena makes that decode fall back to malloc for the overflow; the
- * arena is then doubled for the next message. */
+ * the arena makes that decode fall back to malloc for the overflow (up to
+ * OVERFLOW_MAX blocks); the arena is then grown to what the message
+ * needed. A message that needs more than the arena and its overflow can
+ * give (hundreds of repeated entries) is decoded again on an arena grown
+ * to twice what it had asked for, so every valid message decodes the
+ * first time; the arena stops growing at ARENA_MAX (a message that needs
+ * more is rejected as undecodable). */
 
 #define ARENA_INITIAL (16 * 1024)
+#define ARENA_MAX ((size_t)64 << 20)
 #define OVERFLOW_MAX 256
 
 typedef struct arena {
@@ -22,6 +29,7 @@ typedef struct arena {
     size_t cap;
     size_t used;
     size_t want;                /* bytes the last message needed */
+    bool refused;               /* an allocation of this decode failed */
     void *overflow[OVERFLOW_MAX];
     size_t n_overflow;
 } arena;
@@ -43,11 +51,11 @@ static void *arena_alloc(void *ud, size_t size)
         a->used += size;
         return p;
     }
-    if (a->n_overflow == OVERFLOW_MAX)
-        return NULL;
-    void *p = malloc(size);
+    void *p = a->n_overflow < OVERFLOW_MAX ? malloc(size) : NULL;
     if (p)
         a->overflow[a->n_overflow++] = p;
+    else
+        a->refused = true;
     return p;
 }
 
@@ -57,23 +65,67 @@ static void arena_free(void *ud, void *p)
     (void)p;                    /* released in bulk by arena_reset */
 }
 
+/* Makes the arena at least `need` bytes (doubling, up to ARENA_MAX).
+ * Errors: SM_ERR_FULL (over ARENA_MAX), SM_ERR_NOMEM. */
+static sm_status arena_reserve(arena *a, size_t need)
+{
+    if (need > ARENA_MAX)
+        return SM_ERR_FULL;
+    size_t cap = a->cap;
+    while (cap < need)
+        cap *= 2;
+    if (cap > ARENA_MAX)
+        cap = ARENA_MAX;
+    if (cap == a->cap)
+        return SM_OK;
+    uint8_t *nb = realloc(a->base, cap);
+    if (!nb)
+        return SM_ERR_NOMEM;
+    a->base = nb;
+    a->cap = cap;
+    return SM_OK;
+}
+
 static void arena_reset(arena *a)
 {
     for (size_t i = 0; i < a->n_overflow; i++)
         free(a->overflow[i]);
-    if (a->n_overflow > 0 && a->want > a->cap) {
-        size_t cap = a->cap;
-        while (cap < a->want)
-            cap *= 2;
-        uint8_t *nb = realloc(a->base, cap);
-        if (nb) {
-            a->base = nb;
-            a->cap = cap;
-        }
-    }
+    if (a->n_overflow > 0 && a->want > a->cap)
+        arena_reserve(a, a->want);      /* best effort: overflow again */
     a->n_overflow = 0;
     a->used = 0;
     a->want = 0;
+    a->refused = false;
+}
+
+/* Decodes a message of type desc from buf into the arena. A decode the
+ * arena ran short for is retried on a bigger one. Returns the message
+ * (valid until the next decode) or NULL with *s set: SM_ERR_DECODE (not
+ * such a message, or one needing over ARENA_MAX), SM_ERR_NOMEM. */
+static ProtobufCMessage *decode(sm_codec *c,
+                                const ProtobufCMessageDescriptor *desc,
+                                const void *buf, size_t len, sm_status *s)
+{
+    for (;;) {
+        arena_reset(&c->ar);
+        ProtobufCMessage *m = protobuf_c_message_unpack(desc, &c->alloc, len,
+                                                        (const uint8_t *)buf);
+        if (m) {
+            *s = SM_OK;
+            return m;
+        }
+        if (!c->ar.refused) {
+            *s = SM_ERR_DECODE;
+            return NULL;
+        }
+        size_t need = 2 * c->ar.want;
+        arena_reset(&c->ar);
+        *s = arena_reserve(&c->ar, need);
+        if (*s != SM_OK) {
+            *s = *s == SM_ERR_NOMEM ? SM_ERR_NOMEM : SM_ERR_DECODE;
+            return NULL;
+        }
+    }
 }
 
 sm_status sm_codec_create(sm_codec **out)
@@ -129,6 +181,18 @@ const char *sm_input_kind_str(sm_input_kind k)
     return sm_signal_str((sm_signal)k);
 }
 
+/* Whether [s, end) may name a swarm or an entity: the swarm token goes
+ * into output subjects (medic.<swarm>....), so no wildcard byte ('*',
+ * '>'), and no space or control byte (C0, DEL). */
+static bool token_ok(const char *s, const char *end)
+{
+    for (const unsigned char *p = (const unsigned char *)s;
+         p < (const unsigned char *)end; p++)
+        if (*p <= ' ' || *p == 0x7f || *p == '*' || *p == '>')
+            return false;
+    return true;
+}
+
 /* Copies the token [s, end) into dst; false if empty or too long. */
 static bool copy_token(char *dst, const char *s, const char *end)
 {
@@ -174,6 +238,11 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "id token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
+    if (!token_ok(sw, dot1) || !token_ok(id, id + strlen(id))) {
+        *why = "swarm or id token holds a wildcard ('*', '>'), a space or a "
+               "control byte";
+        return SM_ERR_INVALID;
+    }
     size_t klen = (size_t)(dot2 - dot1 - 1);
     for (int k = SM_IN_TASK; k <= SM_IN_OUTCOME; k++) {
         const char *name = sm_signal_str((sm_signal)k);
@@ -201,18 +270,21 @@ static bool same_id(const char *payload, const sm_subject *subj,
     return strcmp(payload, subj->id) == 0;
 }
 
-#define UNPACK(c, type, fn, buf, len)                                        \
-    (arena_reset(&(c)->ar), (type *)fn(&(c)->alloc, (len), (const uint8_t *)(buf)))
+/* A failed decode's status, with the reason for the dead letter. */
+static sm_status undecoded(sm_status s, const char **why, const char *not_a)
+{
+    *why = s == SM_ERR_NOMEM ? "out of memory decoding the payload" : not_a;
+    return s;
+}
 
 sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
                         size_t len, sm_task_event *out, const char **why)
 {
-    Swarmmedic__V1__TaskEvent *m = UNPACK(c, Swarmmedic__V1__TaskEvent,
-        swarmmedic__v1__task_event__unpack, buf, len);
-    if (!m) {
-        *why = "payload is not a TaskEvent";
-        return SM_ERR_DECODE;
-    }
+    sm_status s;
+    Swarmmedic__V1__TaskEvent *m = (void *)decode(
+        c, &swarmmedic__v1__task_event__descriptor, buf, len, &s);
+    if (!m)
+        return undecoded(s, why, "payload is not a TaskEvent");
     if (m->ts_ms <= 0) {
         *why = "TaskEvent has no ts_ms (event time)";
         return SM_ERR_INVALID;
@@ -250,12 +322,11 @@ sm_status sm_codec_heartbeat(sm_codec *c, const sm_subject *subj,
                              const void *buf, size_t len, sm_heartbeat *out,
                              const char **why)
 {
-    Swarmmedic__V1__Heartbeat *m = UNPACK(c, Swarmmedic__V1__Heartbeat,
-        swarmmedic__v1__heartbeat__unpack, buf, len);
-    if (!m) {
-        *why = "payload is not a Heartbeat";
-        return SM_ERR_DECODE;
-    }
+    sm_status s;
+    Swarmmedic__V1__Heartbeat *m = (void *)decode(
+        c, &swarmmedic__v1__heartbeat__descriptor, buf, len, &s);
+    if (!m)
+        return undecoded(s, why, "payload is not a Heartbeat");
     if (m->ts_ms <= 0) {
         *why = "Heartbeat has no ts_ms (event time)";
         return SM_ERR_INVALID;
@@ -281,13 +352,11 @@ sm_status sm_codec_resource(sm_codec *c, const sm_subject *subj,
                             const void *buf, size_t len,
                             sm_resource_sample *out, const char **why)
 {
-    Swarmmedic__V1__ResourceSample *m = UNPACK(c,
-        Swarmmedic__V1__ResourceSample,
-        swarmmedic__v1__resource_sample__unpack, buf, len);
-    if (!m) {
-        *why = "payload is not a ResourceSample";
-        return SM_ERR_DECODE;
-    }
+    sm_status s;
+    Swarmmedic__V1__ResourceSample *m = (void *)decode(
+        c, &swarmmedic__v1__resource_sample__descriptor, buf, len, &s);
+    if (!m)
+        return undecoded(s, why, "payload is not a ResourceSample");
     if (m->ts_ms <= 0) {
         *why = "ResourceSample has no ts_ms (event time)";
         return SM_ERR_INVALID;
@@ -327,13 +396,11 @@ sm_status sm_codec_consensus(sm_codec *c, const sm_subject *subj,
                              const void *buf, size_t len,
                              sm_consensus_round *out, const char **why)
 {
-    Swarmmedic__V1__ConsensusRound *m = UNPACK(c,
-        Swarmmedic__V1__ConsensusRound,
-        swarmmedic__v1__consensus_round__unpack, buf, len);
-    if (!m) {
-        *why = "payload is not a ConsensusRound";
-        return SM_ERR_DECODE;
-    }
+    sm_status s;
+    Swarmmedic__V1__ConsensusRound *m = (void *)decode(
+        c, &swarmmedic__v1__consensus_round__descriptor, buf, len, &s);
+    if (!m)
+        return undecoded(s, why, "payload is not a ConsensusRound");
     if (m->ts_ms <= 0) {
         *why = "ConsensusRound has no ts_ms (event time)";
         return SM_ERR_INVALID;
@@ -361,13 +428,11 @@ sm_status sm_codec_agent(sm_codec *c, const sm_subject *subj, const void *buf,
                          size_t len, sm_agent_lifecycle *out,
                          const char **why)
 {
-    Swarmmedic__V1__AgentLifecycle *m = UNPACK(c,
-        Swarmmedic__V1__AgentLifecycle,
-        swarmmedic__v1__agent_lifecycle__unpack, buf, len);
-    if (!m) {
-        *why = "payload is not an AgentLifecycle";
-        return SM_ERR_DECODE;
-    }
+    sm_status s;
+    Swarmmedic__V1__AgentLifecycle *m = (void *)decode(
+        c, &swarmmedic__v1__agent_lifecycle__descriptor, buf, len, &s);
+    if (!m)
+        return undecoded(s, why, "payload is not an AgentLifecycle");
     if (m->ts_ms <= 0) {
         *why = "AgentLifecycle has no ts_ms (event time)";
         return SM_ERR_INVALID;
@@ -394,13 +459,11 @@ sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
                            const void *buf, size_t len, sm_outcome *out,
                            const char **why)
 {
-    Swarmmedic__V1__HealingOutcome *m = UNPACK(c,
-        Swarmmedic__V1__HealingOutcome,
-        swarmmedic__v1__healing_outcome__unpack, buf, len);
-    if (!m) {
-        *why = "payload is not a HealingOutcome";
-        return SM_ERR_DECODE;
-    }
+    sm_status s;
+    Swarmmedic__V1__HealingOutcome *m = (void *)decode(
+        c, &swarmmedic__v1__healing_outcome__descriptor, buf, len, &s);
+    if (!m)
+        return undecoded(s, why, "payload is not a HealingOutcome");
     if (m->ts_ms <= 0) {
         *why = "HealingOutcome has no ts_ms (event time)";
         return SM_ERR_INVALID;
@@ -428,28 +491,37 @@ void sm_decision_id_hex(uint64_t id, char *buf, size_t cap)
     snprintf(buf, cap, "%016" PRIx64, id);
 }
 
+/* <prefix>.<swarm>.<kind>.<type>; a swarm token that is not one (a swarm
+ * a store kept from before tokens were checked) makes no subject. */
+static sm_status output_subject(char *buf, size_t cap, const char *prefix,
+                                const char *swarm, const char *kind,
+                                const char *type)
+{
+    if (!swarm[0] || !token_ok(swarm, swarm + strlen(swarm)))
+        return SM_ERR_INVALID;
+    int n = snprintf(buf, cap, "%s.%s.%s.%s", prefix, swarm, kind, type);
+    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+}
+
 sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.bottleneck.%s", prefix, d->swarm,
-                     sm_bn_type_str(d->bn.type));
-    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+    return output_subject(buf, cap, prefix, d->swarm, "bottleneck",
+                          sm_bn_type_str(d->bn.type));
 }
 
 sm_status sm_prediction_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.prediction.%s", prefix, d->swarm,
-                     sm_fail_type_str(d->pred.type));
-    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+    return output_subject(buf, cap, prefix, d->swarm, "prediction",
+                          sm_fail_type_str(d->pred.type));
 }
 
 sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
                              char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%s.%s.failure.%s", prefix, d->swarm,
-                     sm_fail_type_str(d->fail.type));
-    return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
+    return output_subject(buf, cap, prefix, d->swarm, "failure",
+                          sm_fail_type_str(d->fail.type));
 }
 
 sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)

@@ -4,9 +4,12 @@
  *
  * An sm_codec owns a decode arena and an encode buffer, both reused for
  * every message: decoding allocates nothing per message once warm (the
- * arena only grows when a message is larger than any before). A decoded
- * event borrows its strings from the arena: it is valid until the next
- * decode call on the same codec.
+ * arena only grows when a message is larger than any before). A message
+ * larger than the arena still decodes the first time it is seen: the
+ * arena is grown for it and the decode retried (up to 64 MiB of decoded
+ * objects; a message needing more is undecodable). A decoded event
+ * borrows its strings from the arena: it is valid until the next decode
+ * call on the same codec.
  *
  * Validation is strict and every rejection comes with a static reason
  * sentence (*why) for the dead-letter header: undecodable bytes, missing
@@ -41,7 +44,10 @@ typedef struct sm_subject {
     char id[SM_ID_MAX];         /* agent, source, group or command */
 } sm_subject;
 
-/* Parses an input subject. Errors: SM_ERR_INVALID with *why set. */
+/* Parses an input subject. Its swarm and id tokens must be 1 to 63 bytes
+ * with no wildcard ('*', '>'), space or control byte: the swarm token
+ * becomes a token of the output subjects. Errors: SM_ERR_INVALID with
+ * *why set. */
 sm_status sm_subject_parse(const char *subject, sm_subject *out,
                            const char **why);
 
@@ -63,7 +69,8 @@ void sm_codec_destroy(sm_codec *c);
 
 /* Decoders. `subj` is the parsed subject of the message; ids in the
  * payload must match it (an empty payload id takes the subject's).
- * Errors: SM_ERR_DECODE (bytes), SM_ERR_INVALID (contents), *why set. */
+ * Errors: SM_ERR_DECODE (bytes), SM_ERR_INVALID (contents), SM_ERR_NOMEM
+ * (ours, not the sender's); *why set. */
 sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
                         size_t len, sm_task_event *out, const char **why);
 sm_status sm_codec_heartbeat(sm_codec *c, const sm_subject *subj,
@@ -100,7 +107,9 @@ sm_status sm_codec_prediction(sm_codec *c, const sm_decision *d,
 void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
 
 /* Output subject medic.<swarm>.bottleneck.<type> (prefix configurable).
- * Returns SM_ERR_FULL if cap is too small. */
+ * Returns SM_ERR_FULL if cap is too small, SM_ERR_INVALID if the swarm
+ * token is empty or holds a wildcard, space or control byte (never a
+ * wildcard subject). The same for the two below. */
 sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
                                 char *buf, size_t cap);
 

@@ -4,12 +4,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <jansson.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum opt_type {
     OPT_STR,
@@ -241,6 +243,84 @@ static bool parse_scaled(const char *s, bool duration, int64_t *out)
     return true;
 }
 
+/* Longest string setting, in bytes. */
+#define STR_MAX 511
+
+/* Integer settings whose range is narrower than their type's: what the
+ * NATS client takes (an int, and a connect needs time). */
+static const struct bound {
+    const char *name;
+    int64_t min, max;
+    const char *unit;
+} bounds[] = {
+    {"pending_limit", 1, INT_MAX, "messages"},
+    {"reconnect_buf", 1, INT_MAX, "bytes"},
+    {"connect_timeout", 1, INT64_MAX, "ms"},
+};
+
+/* Refuses v for o if o has a bound v is outside. */
+static sm_status check_bound(const opt *o, int64_t v, const char *value,
+                             const char *origin, char *err, size_t errcap)
+{
+    for (size_t i = 0; i < sizeof bounds / sizeof bounds[0]; i++) {
+        const struct bound *b = &bounds[i];
+        if (strcmp(b->name, o->name) != 0 || (v >= b->min && v <= b->max))
+            continue;
+        snprintf(err, errcap, "%s: %s must be %lld to %lld %s, not '%s'",
+                 origin, o->name, (long long)b->min, (long long)b->max,
+                 b->unit, value);
+        return SM_ERR_CONFIG;
+    }
+    return SM_OK;
+}
+
+/* Whether s is a NATS subject: dot-separated, non-empty tokens of
+ * printable bytes (no space, no control byte). Wildcards ('*', a last
+ * '>') only as whole tokens, and only in a filter. */
+static bool subject_ok(const char *s, bool filter)
+{
+    for (const char *tok = s;;) {
+        size_t n = strcspn(tok, ".");
+        bool star = n == 1 && *tok == '*', gt = n == 1 && *tok == '>';
+        if (n == 0 || ((star || gt) && !filter) || (gt && tok[n]))
+            return false;
+        for (size_t i = 0; i < n && !star && !gt; i++) {
+            unsigned char c = (unsigned char)tok[i];
+            if (c <= ' ' || c == 0x7f || c == '*' || c == '>')
+                return false;
+        }
+        if (!tok[n])
+            return true;
+        tok += n + 1;
+    }
+}
+
+/* Settings that are subjects: the worker's input filter, and the
+ * literal subjects (or first tokens) it publishes on. */
+static sm_status check_str(const opt *o, const char *value, const char *origin,
+                           char *err, size_t errcap)
+{
+    size_t n = strlen(value);
+    if (n > STR_MAX) {
+        snprintf(err, errcap, "%s: %s is %zu bytes long; at most %d", origin,
+                 o->name, n, STR_MAX);
+        return SM_ERR_CONFIG;
+    }
+    bool in = strcmp(o->name, "input_subject") == 0;
+    bool out = strcmp(o->name, "output_prefix") == 0 ||
+               strcmp(o->name, "deadletter_subject") == 0;
+    if ((in || out) && !subject_ok(value, in)) {
+        snprintf(err, errcap, "%s: %s '%s' is not a NATS subject %s", origin,
+                 o->name, value,
+                 in ? "filter (dot-separated tokens, no spaces or control "
+                      "bytes; '*' or a last '>' as whole tokens)"
+                    : "to publish on (dot-separated tokens, no spaces, "
+                      "control bytes or wildcards)");
+        return SM_ERR_CONFIG;
+    }
+    return SM_OK;
+}
+
 static sm_status apply(sm_config *cfg, const opt *o, const char *value,
                        const char *origin, char *err, size_t errcap)
 {
@@ -250,6 +330,8 @@ static sm_status apply(sm_config *cfg, const opt *o, const char *value,
     char *end;
     switch (o->type) {
     case OPT_STR:
+        if (check_str(o, value, origin, err, errcap) != SM_OK)
+            return SM_ERR_CONFIG;
         return set_str((char **)slot, value);
     case OPT_BOOL:
         if (!strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "yes"))
@@ -264,19 +346,16 @@ static sm_status apply(sm_config *cfg, const opt *o, const char *value,
         i64 = strtoll(value, &end, 10);
         if (errno || end == value || *end || i64 < 0)
             goto bad;
-        *(int64_t *)slot = i64;
-        return SM_OK;
+        goto set_i64;
     case OPT_DUR:
     case OPT_DET_DUR:
         if (!parse_scaled(value, true, &i64))
             goto bad;
-        *(int64_t *)slot = i64;
-        return SM_OK;
+        goto set_i64;
     case OPT_SIZE:
         if (!parse_scaled(value, false, &i64))
             goto bad;
-        *(int64_t *)slot = i64;
-        return SM_OK;
+        goto set_i64;
     case OPT_U32:
         errno = 0;
         i64 = strtoll(value, &end, 10);
@@ -295,6 +374,11 @@ static sm_status apply(sm_config *cfg, const opt *o, const char *value,
 bad:
     snprintf(err, errcap, "%s: bad value '%s' for %s", origin, value, o->name);
     return SM_ERR_CONFIG;
+set_i64:
+    if (check_bound(o, i64, value, origin, err, errcap) != SM_OK)
+        return SM_ERR_CONFIG;
+    *(int64_t *)slot = i64;
+    return SM_OK;
 }
 
 sm_status sm_config_set(sm_config *cfg, const char *name, const char *value,
@@ -306,6 +390,41 @@ sm_status sm_config_set(sm_config *cfg, const char *name, const char *value,
         return SM_ERR_CONFIG;
     }
     return apply(cfg, o, value, origin, err, errcap);
+}
+
+/* Applies one key of a JSON file: a string setting takes a JSON string
+ * (whole, never cut), the others a string, number or boolean. */
+static sm_status set_json(sm_config *cfg, const char *path, const char *key,
+                          json_t *val, char *err, size_t errcap)
+{
+    const opt *o = find_opt(key);
+    char num[64];
+    const char *text = num;
+    if (!o) {
+        snprintf(err, errcap, "%s: unknown setting '%s'", path, key);
+        return SM_ERR_CONFIG;
+    }
+    if (json_is_string(val)) {
+        text = json_string_value(val);
+        if (strlen(text) != json_string_length(val)) {
+            snprintf(err, errcap, "%s: '%s' holds a NUL byte", path, key);
+            return SM_ERR_CONFIG;
+        }
+    } else if (o->type == OPT_STR) {
+        snprintf(err, errcap, "%s: '%s' must be a string", path, key);
+        return SM_ERR_CONFIG;
+    } else if (json_is_integer(val)) {
+        snprintf(num, sizeof num, "%lld", (long long)json_integer_value(val));
+    } else if (json_is_real(val)) {
+        snprintf(num, sizeof num, "%.17g", json_real_value(val));
+    } else if (json_is_boolean(val)) {
+        snprintf(num, sizeof num, "%s", json_is_true(val) ? "true" : "false");
+    } else {
+        snprintf(err, errcap, "%s: '%s' must be a string, number or boolean",
+                 path, key);
+        return SM_ERR_CONFIG;
+    }
+    return apply(cfg, o, text, path, err, errcap);
 }
 
 sm_status sm_config_load_file(sm_config *cfg, const char *path, char *err,
@@ -327,22 +446,7 @@ sm_status sm_config_load_file(sm_config *cfg, const char *path, char *err,
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
-        char text[512];
-        if (json_is_string(val))
-            snprintf(text, sizeof text, "%s", json_string_value(val));
-        else if (json_is_integer(val))
-            snprintf(text, sizeof text, "%lld", (long long)json_integer_value(val));
-        else if (json_is_real(val))
-            snprintf(text, sizeof text, "%.17g", json_real_value(val));
-        else if (json_is_boolean(val))
-            snprintf(text, sizeof text, "%s", json_is_true(val) ? "true" : "false");
-        else {
-            snprintf(err, errcap, "%s: '%s' must be a string, number or boolean",
-                     path, key);
-            s = SM_ERR_CONFIG;
-            goto cleanup;
-        }
-        s = sm_config_set(cfg, key, text, path, err, errcap);
+        s = set_json(cfg, path, key, val, err, errcap);
         if (s != SM_OK)
             goto cleanup;
     }
@@ -370,6 +474,66 @@ sm_status sm_config_load_env(sm_config *cfg, char *const *envp, char *err,
         sm_status s = sm_config_set(cfg, name, eq + 1, origin, err, errcap);
         if (s != SM_OK)
             return s;
+    }
+    return SM_OK;
+}
+
+/* Files the client reads only when it connects: a missing one would be
+ * retried for ever, so they must be readable at start. */
+static sm_status check_files(const sm_config *cfg, char *err, size_t errcap)
+{
+    const struct { const char *name, *path; } files[] = {
+        {"nats_creds", cfg->nats_creds}, {"nats_nkey_seed", cfg->nats_nkey_seed},
+        {"tls_ca", cfg->tls_ca}, {"tls_cert", cfg->tls_cert},
+        {"tls_key", cfg->tls_key},
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        const char *p = files[i].path;
+        if (!p || !p[0] || access(p, R_OK) == 0)
+            continue;
+        snprintf(err, errcap, "%s: cannot read '%s' (%s)", files[i].name, p,
+                 strerror(errno));
+        return SM_ERR_CONFIG;
+    }
+    return SM_OK;
+}
+
+/* Whether two subjects (filters) can match one subject. */
+static bool overlap(const char *a, const char *b)
+{
+    for (;;) {
+        size_t na = strcspn(a, "."), nb = strcspn(b, ".");
+        if ((na == 1 && *a == '>') || (nb == 1 && *b == '>'))
+            return true;
+        bool any = (na == 1 && *a == '*') || (nb == 1 && *b == '*');
+        if (!any && (na != nb || memcmp(a, b, na) != 0))
+            return false;
+        a += na;
+        b += nb;
+        if (!*a || !*b)
+            return !*a && !*b;
+        a++;
+        b++;
+    }
+}
+
+/* What the worker publishes must not come back to it as input: a
+ * rejected dead letter would be dead-lettered again, for ever. */
+static sm_status check_loops(const sm_config *cfg, char *err, size_t errcap)
+{
+    char outputs[STR_MAX + 8];
+    snprintf(outputs, sizeof outputs, "%s.*.*.*", cfg->output_prefix);
+    if (overlap(cfg->input_subject, cfg->deadletter_subject)) {
+        snprintf(err, errcap, "deadletter_subject '%s' is inside input_subject "
+                 "'%s': dead letters would be consumed again",
+                 cfg->deadletter_subject, cfg->input_subject);
+        return SM_ERR_CONFIG;
+    }
+    if (overlap(cfg->input_subject, outputs)) {
+        snprintf(err, errcap, "output_prefix '%s': its subjects are inside "
+                 "input_subject '%s' and would be consumed again",
+                 cfg->output_prefix, cfg->input_subject);
+        return SM_ERR_CONFIG;
     }
     return SM_OK;
 }
@@ -411,7 +575,9 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
                  (long long)cfg->detect.window_ms);
         return SM_ERR_CONFIG;
     }
-    return SM_OK;
+    if (check_files(cfg, err, errcap) != SM_OK)
+        return SM_ERR_CONFIG;
+    return check_loops(cfg, err, errcap);
 }
 
 static void print_default(const sm_config *d, const opt *o, FILE *f)

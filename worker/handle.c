@@ -290,26 +290,58 @@ static const handler_fn handlers[] = {
 
 /* ---- applying a verdict ------------------------------------------------ */
 
-/* Forwards a rejected input, untouched, with the reason and its subject. */
+/* Bytes headers take in a message ("NATS/1.0" line, "Key: Value" lines,
+ * blank line), with room to spare. */
+static size_t header_bytes(const char *const *h)
+{
+    size_t n = sizeof "NATS/1.0\r\n\r\n" + 64;
+    for (size_t i = 0; h[i] && h[i + 1]; i += 2)
+        n += strlen(h[i]) + strlen(h[i + 1]) + 4;
+    return n;
+}
+
+/* How much of a len-byte payload with headers h fits the sink: all of it,
+ * or (over its max payload) what fits beside h and a Medic-Truncated
+ * header naming the length, which is then appended to h (2 free slots). */
+static size_t deadletter_fit(const sm_worker *w, size_t len, const char **h,
+                             size_t n_h, char orig[24])
+{
+    int64_t max = w->sink.max_payload ? w->sink.max_payload(w->sink.ud) : 0;
+    if (max <= 0 || len + header_bytes(h) <= (uint64_t)max)
+        return len;
+    snprintf(orig, 24, "%zu", len);
+    h[n_h] = "Medic-Truncated";
+    h[n_h + 1] = orig;
+    size_t need = header_bytes(h);
+    size_t room = (size_t)max > need ? (size_t)max - need : 0;
+    return room < len ? room : len;
+}
+
+/* Forwards a rejected input with the reason and its subject: untouched,
+ * or its first bytes when it and the headers would exceed what the bus
+ * takes (a message at the server's max payload), so nothing is lost
+ * without a trace. */
 static void deadletter(sm_worker *w, const sm_item *it, const sm_verdict *v)
 {
     w->st.deadletters++;
     if (v->internal)
         w->st.internal_errors++;
+    char orig[24];
     const char *headers[] = {"Medic-Reason", v->reason, "Medic-Status",
                              sm_status_str(v->status), "Medic-Subject",
-                             it->subject, NULL};
+                             it->subject, NULL, NULL, NULL};
+    size_t len = deadletter_fit(w, it->len, headers, 6, orig);
     sm_status s = w->sink.publish(w->sink.ud, w->cfg->deadletter_subject,
-                                  it->data, it->len, headers);
+                                  it->data, len, headers);
     if (s != SM_OK)
         w->st.publish_errors++;
     sm_log_write(w->log, v->internal ? SM_LOG_ERROR : SM_LOG_WARN,
                  v->internal ? "internal_error" : "input_rejected",
                  "subject=%s bytes=%zu reason=\"%s\" status=\"%s\" forwarded=%s "
-                 "total=%llu",
+                 "forwarded_bytes=%zu total=%llu",
                  it->subject, it->len, v->reason, sm_status_str(v->status),
                  s == SM_OK ? w->cfg->deadletter_subject : sm_status_str(s),
-                 (unsigned long long)w->st.deadletters);
+                 len, (unsigned long long)w->st.deadletters);
 }
 
 static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,

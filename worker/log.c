@@ -1,6 +1,8 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,6 +16,61 @@ int sm_log_level_parse(const char *s)
     return -1;
 }
 
+/* How the character at p is shown: as is (returns 1, esc ""), or escaped
+ * into esc: a backslash as \\, a C0 control byte or DEL as \xNN, a C1
+ * control character (U+0080..U+009F, two bytes in UTF-8) as \u00NN.
+ * Returns the bytes of p it stands for. */
+static size_t escape_at(const unsigned char *p, char esc[8])
+{
+    esc[0] = 0;
+    if (*p == '\\') {
+        snprintf(esc, 8, "\\\\");
+    } else if (*p < 0x20 || *p == 0x7f) {
+        snprintf(esc, 8, "\\x%02x", *p);
+    } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+        snprintf(esc, 8, "\\u%04x", p[1]);
+        return 2;
+    }
+    return 1;
+}
+
+/* Writes s to out with escape_at's escapes. */
+static void put_escaped(FILE *out, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s, *run = p;
+    char esc[8];
+    while (*p) {
+        size_t n = escape_at(p, esc);
+        if (!esc[0]) {
+            p += n;
+            continue;
+        }
+        fwrite(run, 1, (size_t)(p - run), out);
+        fputs(esc, out);
+        p += n;
+        run = p;
+    }
+    fwrite(run, 1, (size_t)(p - run), out);
+}
+
+const char *sm_log_escape(const char *s, char *buf, size_t cap)
+{
+    size_t len = 0;
+    char esc[8];
+    buf[0] = 0;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p;) {
+        size_t n = escape_at(p, esc);
+        const char *show = esc[0] ? esc : (const char *)p;
+        size_t k = esc[0] ? strlen(esc) : n;
+        if (len + k >= cap)
+            break;
+        memcpy(buf + len, show, k);
+        buf[len += k] = 0;
+        p += n;
+    }
+    return buf;
+}
+
 void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
                   const char *fmt, ...)
 {
@@ -22,17 +79,81 @@ void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     long long ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    /* the caller's pairs, rendered, then written escaped: values come
+     * from the wire (subjects), the format never holds a control byte */
+    char local[1024], *text = local;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = fmt ? vsnprintf(local, sizeof local, fmt, ap) : 0;
+    va_end(ap);
+    if (n >= (int)sizeof local && (text = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(text, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!text)
+        text = local;           /* out of memory: the line, cut short */
     FILE *out = lg->out ? lg->out : stderr;
     flockfile(out);
     fprintf(out, "ts=%lld level=%s event=%s", ms, level_name[level], event);
-    if (fmt && fmt[0]) {
-        va_list ap;
-        va_start(ap, fmt);
+    if (n > 0) {
         fputc(' ', out);
-        vfprintf(out, fmt, ap);
-        va_end(ap);
+        put_escaped(out, text);
     }
     fputc('\n', out);
     fflush(out);
     funlockfile(out);
+    if (text != local)
+        free(text);
+}
+
+/* Appends n bytes of s to buf at *len, keeping it terminated (cap > 0). */
+static void put(char *buf, size_t cap, size_t *len, const char *s, size_t n)
+{
+    size_t room = cap - 1 - *len;
+    if (n > room)
+        n = room;
+    memcpy(buf + *len, s, n);
+    *len += n;
+    buf[*len] = 0;
+}
+
+/* One URL [s, end): the user information, up to the last '@' of the
+ * authority (after "scheme://", before any '/', '?' or '#'), is masked. */
+static void put_url(char *buf, size_t cap, size_t *len, const char *s,
+                    const char *end)
+{
+    const char *auth = s;
+    for (const char *p = s; p + 3 <= end; p++)
+        if (memcmp(p, "://", 3) == 0) {
+            auth = p + 3;
+            break;
+        }
+    const char *at = NULL;
+    for (const char *p = auth; p < end && !strchr("/?#", *p); p++)
+        if (*p == '@')
+            at = p;
+    if (!at) {
+        put(buf, cap, len, s, (size_t)(end - s));
+        return;
+    }
+    put(buf, cap, len, s, (size_t)(auth - s));
+    put(buf, cap, len, "***", 3);
+    put(buf, cap, len, at, (size_t)(end - at));
+}
+
+const char *sm_log_url(const char *url, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = 0;
+    for (const char *s = url ? url : ""; *s;) {
+        const char *comma = strchr(s, ',');
+        const char *end = comma ? comma : s + strlen(s);
+        put_url(buf, cap, &len, s, end);
+        if (!comma)
+            break;
+        put(buf, cap, &len, ",", 1);
+        s = comma + 1;
+    }
+    return buf;
 }

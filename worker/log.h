@@ -11,6 +11,7 @@
 #ifndef SM_LOG_H
 #define SM_LOG_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 typedef enum sm_log_level {
@@ -29,9 +30,25 @@ typedef struct sm_log {
 int sm_log_level_parse(const char *s);
 
 /* Writes one line if level >= lg->level. `event` is a short snake_case
- * name; fmt adds key=value pairs (quote values with spaces yourself). */
+ * name; fmt adds key=value pairs (quote values with spaces yourself).
+ * Values are escaped here, for every line: a backslash as \\, control
+ * bytes (C0, DEL) as \xNN and C1 control characters as \u00NN, so a
+ * subject from the wire can neither start a line of its own nor send
+ * escape sequences to a terminal. */
 void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
                   const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Writes s into buf (cap > 0) with the escapes of sm_log_write, for
+ * output that is not a log line (watch); truncates to cap, never in the
+ * middle of an escape. Returns buf. */
+const char *sm_log_escape(const char *s, char *buf, size_t cap);
+
+/* Writes url into buf (cap > 0) without its credentials: the user
+ * information of each URL of a comma-separated list (user:password@,
+ * token@) becomes "***@", so a log line names the server and nothing
+ * that logs in to it. Every URL the worker or its tools log goes through
+ * here. Truncates to cap. Returns buf. */
+const char *sm_log_url(const char *url, char *buf, size_t cap);
 
 #endif

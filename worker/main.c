@@ -5,6 +5,7 @@
  *   swarm-medic watch [--count N]                             print conclusions
  *   swarm-medic record --out FILE [--subject S]... [--count N]
  *   swarm-medic replay FILE [--out-rec F] [--out-json F|-] [--store-dir D]
+ *                          (--store-dir: replay with persistence into D)
  *   swarm-medic replay FILE --to-bus [--speed recorded|fast|K]
  *   swarm-medic backtest FILE --b SETTING=VALUE... [--b-config FILE]
  *   swarm-medic score FILE --labels F [--b SETTING=VALUE...] [--floor K=V,...]
@@ -15,6 +16,8 @@
  * with its name and origin and the program exits 2 before touching the
  * store or the bus.
  */
+#include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,7 +60,8 @@ typedef struct args {
     const char *out_rec;        /* replay */
     const char *out_json;
     bool to_bus;
-    const char *speed;
+    double speed;               /* replay --to-bus: 0 fast, 1 recorded, k */
+    const char *store_dir;      /* --store-dir on the command line */
     const char *b_sets[MAX_LIST];
     size_t n_b_sets;
     const char *b_config;
@@ -78,8 +82,9 @@ static void usage(const sm_config *defaults)
            "  watch [--count N]          print the conclusions on the bus readably\n"
            "  record --out FILE [--subject S]... [--count N]\n"
            "                             record bus traffic (default subject swarm.>)\n"
-           "  replay FILE [--out-rec F] [--out-json F|-]\n"
+           "  replay FILE [--out-rec F] [--out-json F|-] [--store-dir D]\n"
            "                             replay offline through the pipeline\n"
+           "                             (--store-dir: with persistence in D)\n"
            "  replay FILE --to-bus [--speed recorded|fast|K]\n"
            "                             publish a recording to the bus\n"
            "  backtest FILE --b SETTING=VALUE... [--b-config FILE]\n"
@@ -96,16 +101,52 @@ static void usage(const sm_config *defaults)
     sm_config_usage(defaults, stdout);
 }
 
-/* Program-level flags (not settings). Returns true if `name` is one and
- * stores its value. */
-static bool program_flag(args *a, const char *name, const char *value)
+/* --count N: a whole number, 0 for no limit. */
+static bool parse_count(const char *v, int64_t *out)
 {
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < 0)
+        return false;
+    *out = n;
+    return true;
+}
+
+/* --speed recorded|fast|K: 1, 0, or K > 0 times the recorded pace. */
+static bool parse_speed(const char *v, double *out)
+{
+    if (strcmp(v, "recorded") == 0 || strcmp(v, "fast") == 0) {
+        *out = v[0] == 'r' ? 1.0 : 0.0;
+        return true;
+    }
+    char *end;
+    errno = 0;
+    double k = strtod(v, &end);
+    if (errno || end == v || *end || !isfinite(k) || k <= 0)
+        return false;
+    *out = k;
+    return true;
+}
+
+/* Program-level flags (not settings). Returns 1 if `name` is one (its
+ * value stored), 0 if not, -1 if its value is bad (err says why). */
+static int program_flag(args *a, const char *name, const char *value,
+                        char *err, size_t errcap)
+{
+    if (strcmp(name, "count") == 0 || strcmp(name, "speed") == 0) {
+        bool ok = name[0] == 'c' ? parse_count(value, &a->count)
+                                 : parse_speed(value, &a->speed);
+        if (!ok)
+            snprintf(err, errcap, "--%s: bad value '%s' (%s)", name, value,
+                     name[0] == 'c' ? "a whole number, 0 for no limit"
+                                    : "recorded, fast or a factor over 0");
+        return ok ? 1 : -1;
+    }
     if (strcmp(name, "config") == 0) a->config_file = value;
-    else if (strcmp(name, "count") == 0) a->count = atoll(value);
     else if (strcmp(name, "out") == 0) a->out = value;
     else if (strcmp(name, "out-rec") == 0) a->out_rec = value;
     else if (strcmp(name, "out-json") == 0) a->out_json = value;
-    else if (strcmp(name, "speed") == 0) a->speed = value;
     else if (strcmp(name, "b-config") == 0) a->b_config = value;
     else if (strcmp(name, "labels") == 0) a->labels = value;
     else if (strcmp(name, "scenario") == 0) a->scenario = value;
@@ -116,8 +157,26 @@ static bool program_flag(args *a, const char *name, const char *value)
     else if (strcmp(name, "b") == 0 && a->n_b_sets < MAX_LIST)
         a->b_sets[a->n_b_sets++] = value;
     else
-        return false;
-    return true;
+        return 0;
+    return 1;
+}
+
+/* A setting that names the store (store-dir, store_dir): replay honours
+ * it only when given here, on its command line. */
+static bool names_store(const char *name)
+{
+    return strcmp(name, "store-dir") == 0 || strcmp(name, "store_dir") == 0;
+}
+
+/* What the flags mean together, once all are read. */
+static sm_status check_args(const args *a, char *err, size_t errcap)
+{
+    if (a->store_dir && a->cmd == CMD_REPLAY && a->to_bus) {
+        snprintf(err, errcap, "--store-dir: replay --to-bus publishes a "
+                 "recording and opens no store");
+        return SM_ERR_CONFIG;
+    }
+    return SM_OK;
 }
 
 /* Pass 1 (apply false) reads the command and program flags; pass 2 applies
@@ -175,11 +234,14 @@ static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
             return SM_ERR_CONFIG;
         }
         if (!apply) {
-            program_flag(a, name, value);
+            if (program_flag(a, name, value, err, errcap) < 0)
+                return SM_ERR_CONFIG;
+            if (names_store(name))
+                a->store_dir = value;
             continue;
         }
         args scratch = {0};
-        if (program_flag(&scratch, name, value))
+        if (program_flag(&scratch, name, value, err, errcap) != 0)
             continue;
         sm_status s = sm_config_set(cfg, name, value, "command line", err, errcap);
         if (s != SM_OK)
@@ -192,6 +254,8 @@ static sm_status load_config(int argc, char **argv, args *a, sm_config *cfg,
                              char *err, size_t errcap)
 {
     sm_status s = parse_args(argc, argv, a, cfg, false, err, errcap);
+    if (s == SM_OK)
+        s = check_args(a, err, errcap);
     if (s == SM_OK && a->config_file)
         s = sm_config_load_file(cfg, a->config_file, err, errcap);
     if (s == SM_OK)
@@ -260,12 +324,7 @@ static int run_replay(const sm_config *cfg, const sm_log *log, const args *a,
     sm_replay_stats st;
     sm_status s;
     if (a->to_bus) {
-        double speed = 1.0;
-        if (a->speed && strcmp(a->speed, "fast") == 0)
-            speed = 0;
-        else if (a->speed && strcmp(a->speed, "recorded") != 0)
-            speed = atof(a->speed);
-        s = sm_replay_to_bus(cfg, log, a->file, speed, stop, &st);
+        s = sm_replay_to_bus(cfg, log, a->file, a->speed, stop, &st);
     } else {
         FILE *json = NULL;
         if (a->out_json)
@@ -274,7 +333,8 @@ static int run_replay(const sm_config *cfg, const sm_log *log, const args *a,
             fprintf(stderr, "swarm-medic replay: cannot write %s\n", a->out_json);
             return 1;
         }
-        sm_replay_opts o = {.out_rec = a->out_rec, .out_json = json};
+        sm_replay_opts o = {.out_rec = a->out_rec, .out_json = json,
+                            .store_dir = a->store_dir ? cfg->store_dir : NULL};
         s = sm_replay_offline(cfg, log, a->file, &o, &st);
         if (json && json != stdout && fclose(json) != 0 && s == SM_OK)
             s = SM_ERR_IO;
@@ -373,7 +433,7 @@ int main(int argc, char **argv)
     sm_config cfg;
     if (sm_config_init(&cfg) != SM_OK)
         return 1;
-    args a = {0};
+    args a = {.speed = 1.0};
     char err[512];
     sm_log log = {.out = stderr, .level = SM_LOG_INFO};
     sm_status s = load_config(argc, argv, &a, &cfg, err, sizeof err);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 
 #include <lmdb.h>
@@ -31,12 +32,33 @@ struct sm_store {
     char err[160];
 };
 
+/* Free bytes under which a disk counts as full. */
+#define DISK_FULL_BYTES ((unsigned long long)1 << 20)
+
+/* LMDB reports a write the disk cut short as EIO ("Input/output error"):
+ * when the store's disk has (almost) no room left, the text says so. */
+static void explain_eio(sm_store *st)
+{
+    const char *path = NULL;
+    struct statvfs fs;
+    if (!st->env || mdb_env_get_path(st->env, &path) != MDB_SUCCESS ||
+        !path || statvfs(path, &fs) != 0)
+        return;
+    unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+    if (avail < DISK_FULL_BYTES)
+        snprintf(st->err, sizeof st->err, "No space left on device (the "
+                 "store's disk has %llu bytes free; LMDB said: %s)", avail,
+                 mdb_strerror(EIO));
+}
+
 /* Remembers rc's text and converts it; counts map-full hits. */
 static sm_status status_of(sm_store *st, int rc)
 {
     if (rc == MDB_SUCCESS)
         return SM_OK;
     snprintf(st->err, sizeof st->err, "%s", mdb_strerror(rc));
+    if (rc == EIO)
+        explain_eio(st);
     switch (rc) {
     case MDB_MAP_FULL:
         st->map_full++;
@@ -128,22 +150,32 @@ static sm_status open_env(sm_store *st, const sm_store_config *cfg,
     return SM_OK;
 }
 
+/* A failed open: says why in cfg->why (if asked), returns s. */
+static sm_status open_failed(const sm_store_config *cfg, sm_status s,
+                             const char *why)
+{
+    if (cfg && cfg->why && cfg->why_cap > 0)
+        snprintf(cfg->why, cfg->why_cap, "%s", why);
+    return s;
+}
+
 sm_status sm_store_open(sm_store **out, const sm_store_config *cfg)
 {
     if (!out || !cfg || !cfg->dir || !cfg->dir[0])
-        return SM_ERR_INVALID;
+        return open_failed(cfg, SM_ERR_INVALID, "no store directory given");
     size_t map_size = cfg->map_size ? cfg->map_size : DEFAULT_MAP_SIZE;
     size_t map_max = cfg->map_max ? cfg->map_max : map_size;
     if (map_max < map_size)
-        return SM_ERR_INVALID;
+        return open_failed(cfg, SM_ERR_INVALID, "map_max below map_size");
 
     sm_store *st = calloc(1, sizeof *st);
     if (!st)
-        return SM_ERR_NOMEM;
+        return open_failed(cfg, SM_ERR_NOMEM, "out of memory");
     sm_status s = make_dir(st, cfg->dir);
     if (s == SM_OK)
         s = open_env(st, cfg, map_size);
     if (s != SM_OK) {
+        open_failed(cfg, s, st->err);       /* before st (and its text) goes */
         sm_store_close(st);
         return s;
     }

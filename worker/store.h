@@ -39,13 +39,17 @@ typedef struct sm_store_config {
     size_t map_size;        /* initial map size in bytes (0: 64 MiB) */
     size_t map_max;         /* growth limit; == map_size forbids growth;
                                0 means map_size; below map_size: invalid */
+    char *why;              /* optional (NULL): where a failed open writes
+                               why, for the caller's log line */
+    size_t why_cap;
 } sm_store_config;
 
 typedef struct sm_store sm_store;
 
 /* Opens (creating if needed). Sets *out only on SM_OK. If the environment
  * is already larger than map_size, its size is kept. Errors: SM_ERR_INVALID,
- * SM_ERR_IO (directory), SM_ERR_STORE, SM_ERR_NOMEM. */
+ * SM_ERR_IO (directory), SM_ERR_STORE, SM_ERR_NOMEM; with cfg->why set,
+ * the reason is written there (there is no store to ask afterwards). */
 sm_status sm_store_open(sm_store **out, const sm_store_config *cfg);
 /* Aborts an open batch and closes. NULL is a no-op. */
 void sm_store_close(sm_store *st);

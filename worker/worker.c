@@ -24,6 +24,11 @@ static sm_status bus_sink(void *ud, const char *subject, const void *data,
     return sm_bus_publish(ud, subject, data, len, headers);
 }
 
+static int64_t bus_max_payload(void *ud)
+{
+    return sm_bus_max_payload(ud);
+}
+
 sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
                            const sm_log *log)
 {
@@ -49,16 +54,19 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
 
 sm_status sm_worker_open(sm_worker *w)
 {
+    char why[256] = "";
     sm_store_config sc = {
         .dir = w->cfg->store_dir,
         .map_size = (size_t)w->cfg->map_size,
         .map_max = (size_t)w->cfg->map_max,
+        .why = why,
+        .why_cap = sizeof why,
     };
     sm_status s = sm_store_open(&w->store, &sc);
     if (s != SM_OK) {
         sm_log_write(w->log, SM_LOG_ERROR, "store_open_failed",
                      "dir=%s status=\"%s\" detail=\"%s\"", sc.dir,
-                     sm_status_str(s), w->store ? sm_store_error(w->store) : "");
+                     sm_status_str(s), why);
         return s;
     }
     s = sm_persist_create(&w->persist, w->store);
@@ -127,8 +135,11 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     }
     w->sink.publish = bus_sink;
     w->sink.ud = w->bus;
+    w->sink.max_payload = bus_max_payload;
+    char url[512];
     sm_log_write(w->log, SM_LOG_INFO, "subscribed", "subject=%s url=%s",
-                 w->cfg->input_subject, w->cfg->nats_url);
+                 w->cfg->input_subject,
+                 sm_log_url(w->cfg->nats_url, url, sizeof url));
     return SM_OK;
 }
 

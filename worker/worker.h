@@ -54,11 +54,15 @@
 typedef struct sm_worker sm_worker;
 
 /* Where conclusions and dead letters go: the bus, or (for replay and
- * tests) anything else. headers: NULL-terminated key, value list. */
+ * tests) anything else. headers: NULL-terminated key, value list.
+ * max_payload (optional, NULL: no limit): the largest message, headers
+ * and data, the sink takes now, 0 if unknown; a dead letter that would
+ * not fit goes out truncated (Medic-Truncated). */
 typedef struct sm_sink {
     sm_status (*publish)(void *ud, const char *subject, const void *data,
                          size_t len, const char *const *headers);
     void *ud;
+    int64_t (*max_payload)(void *ud);
 } sm_sink;
 
 /* What becomes of an input message. */

@@ -24,6 +24,7 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "log.h"
 #include "recfile.h"
 #include "scenario.h"
 #include "simgen.h"
@@ -444,8 +445,9 @@ static int run(sim_opts *o)
     if (!o->dry_run && !rec) {
         natsStatus s = connect_bus(o, &nc);
         if (s != NATS_OK) {
-            fprintf(stderr, "swarm-sim: cannot connect to %s: %s\n", o->url,
-                    natsStatus_GetText(s));
+            char url[512];
+            fprintf(stderr, "swarm-sim: cannot connect to %s: %s\n",
+                    sm_log_url(o->url, url, sizeof url), natsStatus_GetText(s));
             nats_Close();
             return EXIT_BUS;
         }
@@ -466,11 +468,13 @@ static int run(sim_opts *o)
             goto cleanup;
         }
     }
+    char shown[512];
     if (!o->quiet)
         fprintf(stderr, "swarm-sim: %s, %u swarms x %u agents, %.0f events/s "
                 "(%.1f tasks/s per swarm), %.1f s of event time, %zu "
                 "faults, seed %llu\n",
-                o->dry_run ? "dry run" : o->url, o->cfg.swarms,
+                o->dry_run ? "dry run" : sm_log_url(o->url, shown, sizeof shown),
+                o->cfg.swarms,
                 o->cfg.agents, o->cfg.rate, sm_sim_task_rate(sim),
                 (double)o->cfg.duration_ms / 1000.0, o->cfg.n_faults,
                 (unsigned long long)o->cfg.seed);
@@ -516,8 +520,9 @@ static int run(sim_opts *o)
     if (nc != NULL) {
         natsStatus s = natsConnection_FlushTimeout(nc, 30000);
         if (s != NATS_OK) {
-            fprintf(stderr, "swarm-sim: flush to %s failed: %s\n", o->url,
-                    natsStatus_GetText(s));
+            char url[512];
+            fprintf(stderr, "swarm-sim: flush to %s failed: %s\n",
+                    sm_log_url(o->url, url, sizeof url), natsStatus_GetText(s));
             rc = EXIT_BUS;
             goto cleanup;
         }

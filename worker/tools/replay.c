@@ -2,8 +2,9 @@
 #include "proc.h"
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
-#include <time.h>
 
 #include "bus.h"
 #include "pbjson.h"
@@ -152,6 +153,39 @@ static sm_status publish_rec(sm_bus *bus, const sm_rec *rec)
     return sm_bus_publish(bus, rec->subject, rec->data, rec->len, n ? h : NULL);
 }
 
+/* Waits beyond this are as good as for ever (73 years), and t0 plus one
+ * cannot overflow. */
+#define WAIT_MAX_NS (INT64_MAX / 4)
+/* Longest sleep between two looks at the stop signals. */
+#define SLICE_MS 50
+
+/* When a record received at recv_ms is due, in ns after the first one
+ * (received at first_ms), at `speed` times the recorded pace. In doubles
+ * and saturated: a crafted receive time cannot overflow; one earlier than
+ * the first is due at once. */
+static int64_t due_after_ns(int64_t first_ms, int64_t recv_ms, double speed)
+{
+    if (recv_ms <= first_ms)
+        return 0;
+    double ns = ((double)recv_ms - (double)first_ms) * 1e6 / speed;
+    return ns >= (double)WAIT_MAX_NS ? WAIT_MAX_NS : (int64_t)ns;
+}
+
+/* Sleeps until the monotonic time `due` (ns), in slices, looking at the
+ * stop signals between them. Returns false if one came first. */
+static bool wait_until(int64_t due, const sigset_t *stop)
+{
+    for (;;) {
+        if (sm_proc_stop_pending(stop, NULL))
+            return false;
+        int64_t left = due - sm_proc_mono_ns();
+        if (left <= 0)
+            return true;
+        int64_t ms = (left + 999999) / 1000000;
+        sm_proc_sleep_ms(ms > SLICE_MS ? SLICE_MS : (int)ms);
+    }
+}
+
 sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
                            const char *path, double speed,
                            const sigset_t *stop, sm_replay_stats *st)
@@ -172,15 +206,10 @@ sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
         if (st->records++ == 0)
             st->first_recv_ms = rec.recv_ms;
         st->last_recv_ms = rec.recv_ms;
-        if (speed > 0) {
-            int64_t due = t0 + (int64_t)((double)(rec.recv_ms - st->first_recv_ms)
-                                         * 1e6 / speed);
-            int64_t wait = due - sm_proc_mono_ns();
-            if (wait > 0) {
-                struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
-                nanosleep(&ts, NULL);
-            }
-        }
+        if (speed > 0 &&
+            !wait_until(t0 + due_after_ns(st->first_recv_ms, rec.recv_ms, speed),
+                        stop))
+            break;                  /* stopped in a gap: that record stays */
         if (publish_rec(bus, &rec) != SM_OK) {
             snprintf(st->error, sizeof st->error, "publish of record %llu failed",
                      (unsigned long long)rec.index);

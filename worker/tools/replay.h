@@ -68,8 +68,11 @@ sm_status sm_replay_offline(const sm_config *cfg, const sm_log *log,
                             sm_replay_stats *st);
 
 /* Publishes the records of `path` to cfg's NATS server. speed: 0 = as fast
- * as possible; 1 = recorded pace; k = k times faster. Stops early when a
- * signal in `stop` is pending. */
+ * as possible; 1 = recorded pace; k = k times faster (> 0). Stops early
+ * when a signal in `stop` is pending, also in the middle of a gap between
+ * receive times (it sleeps in slices of 50 ms); receive times are
+ * compared in saturating arithmetic, so any file's are safe (a record
+ * received before the first is due at once). */
 sm_status sm_replay_to_bus(const sm_config *cfg, const sm_log *log,
                            const char *path, double speed,
                            const sigset_t *stop, sm_replay_stats *st);

@@ -118,8 +118,10 @@ static void print_msg(const sm_config *cfg, natsMsg *m, FILE *out)
         const char *reason = "", *orig = "";
         natsMsgHeader_Get(m, "Medic-Reason", &reason);
         natsMsgHeader_Get(m, "Medic-Subject", &orig);
-        fprintf(out, "DEAD-LETTER  %s  (%d bytes): %s\n", orig,
-                natsMsg_GetDataLength(m), reason);
+        char o[512], r[512];
+        fprintf(out, "DEAD-LETTER  %s  (%d bytes): %s\n",
+                sm_log_escape(orig, o, sizeof o), natsMsg_GetDataLength(m),
+                sm_log_escape(reason, r, sizeof r));
     } else if ((strstr(subj, ".bottleneck.") &&
                 sm_watch_format(natsMsg_GetData(m),
                                 (size_t)natsMsg_GetDataLength(m), line,
@@ -134,7 +136,9 @@ static void print_msg(const sm_config *cfg, natsMsg *m, FILE *out)
                                            line, sizeof line) == SM_OK)) {
         fprintf(out, "%s\n", line);
     } else {
-        fprintf(out, "%s  (%d bytes)\n", subj, natsMsg_GetDataLength(m));
+        char o[512];
+        fprintf(out, "%s  (%d bytes)\n", sm_log_escape(subj, o, sizeof o),
+                natsMsg_GetDataLength(m));
     }
     fflush(out);
 }
@@ -168,7 +172,9 @@ sm_status sm_watch_run(const sm_config *cfg, const sm_log *log, FILE *out,
         s = sm_bus_status(ns);
         goto cleanup;
     }
-    fprintf(out, "watching %s on %s\n", subj, cfg->nats_url);
+    char url[512];
+    fprintf(out, "watching %s on %s\n", subj,
+            sm_log_url(cfg->nats_url, url, sizeof url));
     fflush(out);
     int64_t printed = 0;
     while (!sm_proc_stop_pending(stop, NULL) && (max_msgs <= 0 || printed < max_msgs)) {
