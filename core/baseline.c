@@ -13,23 +13,46 @@ void sm_baselines_init(sm_baselines *b)
     b->t[0].used = 1;           /* "": no type, and the overflow */
 }
 
+/* A name's quick key: its length and first 8 bytes (zero-padded). */
+static uint64_t name_head(const char *name, size_t n)
+{
+    uint64_t h = 0;
+    memcpy(&h, name, n < 8 ? n : 8);
+    return h;
+}
+
 uint32_t sm_baselines_slot(sm_baselines *b, const char *name)
 {
     if (name == NULL || name[0] == '\0')
         return 0;
+    size_t n = strnlen(name, SM_ID_MAX);
+    uint64_t head = name_head(name, n);
     for (uint32_t i = 1; i < SM_TASK_TYPES; i++) {
         sm_type_baseline *t = &b->t[i];
         if (!t->used) {
+            if (n >= SM_ID_MAX)
+                n = SM_ID_MAX - 1;
             t->used = 1;
-            size_t n = strnlen(name, SM_ID_MAX - 1);
             memcpy(t->name, name, n);
             t->name[n] = '\0';
+            t->len = (uint32_t)n;
+            t->head = name_head(t->name, n);
             return i;
         }
-        if (strncmp(t->name, name, SM_ID_MAX) == 0)
+        if (t->len == n && t->head == head &&
+            (n <= 8 || memcmp(t->name + 8, name + 8, n - 8) == 0))
             return i;
     }
     return 0;
+}
+
+void sm_baselines_rehash(sm_baselines *b)
+{
+    for (uint32_t i = 1; i < SM_TASK_TYPES; i++) {
+        sm_type_baseline *t = &b->t[i];
+        t->len = t->used ? (uint32_t)strnlen(t->name, SM_ID_MAX - 1) : 0;
+        t->head = t->used ? name_head(t->name, t->len) : 0;
+    }
 }
 
 void sm_baselines_push(sm_baselines *b, uint32_t slot, int64_t ts_ms,

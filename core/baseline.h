@@ -33,6 +33,10 @@
 typedef struct sm_type_baseline {
     char name[SM_ID_MAX];
     uint32_t used;              /* slot taken */
+    uint32_t len;               /* strlen(name), and */
+    uint64_t head;              /* its first 8 bytes, zero-padded: compared
+                                   before the rest of the name; not
+                                   persisted (sm_baselines_rehash) */
     uint32_t fresh;             /* samples since the last median */
     double median;              /* ms, over the horizon; 0: none */
     uint32_t median_n;          /* samples behind it */
@@ -64,6 +68,8 @@ void sm_baselines_refresh_slot(sm_baselines *b, uint32_t slot,
  * else 0. */
 double sm_baselines_median(const sm_baselines *b, uint32_t slot,
                            uint32_t min_n);
+/* Recomputes every slot's name key (len, head) after an import. */
+void sm_baselines_rehash(sm_baselines *b);
 /* Whether the baselines hold only valid slots (for import). */
 bool sm_baselines_valid(const sm_baselines *b);
 

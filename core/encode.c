@@ -1487,6 +1487,8 @@ sm_status sm_swarm_import(sm_swarm *sw, const void *buf, size_t len)
              blob_hdr_ok(&hdr, BLOB_MAGIC_SWARM, SWARM_V3, len,
                          raw + sizeof hdr, len - sizeof hdr) &&
              swarm_decode(raw + sizeof hdr, len - sizeof hdr, st);
+    if (ok)
+        sm_baselines_rehash(&st->types);    /* the hashes are not stored */
     ok = ok && swarm_state_ok(sw, st);
     if (ok) {
         sw->st = *st;

@@ -289,10 +289,23 @@ static void learn_gap(sm_agent_state *s, int64_t gap)
         s->hb_gaps++;
 }
 
+/* After an event of agent k. Its deadlines only move later while its
+ * failure state stays as it was (a beat, a task event), so a wake-up
+ * already set still comes first and the sweep's look then recomputes it:
+ * the full look runs only when the state changed or none is set (most
+ * events cost no look at all). */
+static void look_again(sm_swarm *sw, uint32_t k, uint8_t before,
+                       sm_decisions *out)
+{
+    if (sw->ag.v[k].s.fail != before || sw->ag.wake[k] == SM_WAKE_NEVER)
+        agent_check(sw, k, out);
+}
+
 void sm_fail_on_heartbeat(sm_swarm *sw, uint32_t k, const sm_heartbeat *ev,
                           sm_decisions *out)
 {
     sm_agent_state *s = &sw->ag.v[k].s;
+    uint8_t before = s->fail;
     if (ev->ts_ms < s->last_seen_ms ||
         ((s->fail & FAIL_WATCH) && ev->ts_ms <= s->hb_last_ms))
         return;                 /* late: says nothing about now */
@@ -323,7 +336,7 @@ void sm_fail_on_heartbeat(sm_swarm *sw, uint32_t k, const sm_heartbeat *ev,
     agent_resolve(sw, k, FAIL_DOWN, "heartbeat_back", SM_SIG_HEARTBEAT,
                   ev->ts_ms, out);
     sm_pred_on_heartbeat(sw, k, ev, out);
-    agent_check(sw, k, out);
+    look_again(sw, k, before, out);
 }
 
 void sm_fail_on_task(sm_swarm *sw, uint32_t k, const sm_task_event *ev,
@@ -332,12 +345,13 @@ void sm_fail_on_task(sm_swarm *sw, uint32_t k, const sm_task_event *ev,
     sm_agent_state *s = &sw->ag.v[k].s;
     if (ev->kind == SM_TASK_QUEUED)
         return;
+    uint8_t before = s->fail;
     s->act_ms = max64(s->act_ms, ev->ts_ms);
     if (ev->kind == SM_TASK_STARTED) {
         s->task_type = (uint8_t)sm_baselines_slot(&sw->st.types, ev->task_type);
         if (s->inflight == 0)
             s->inflight = 1;    /* until its next heartbeat says */
-    } else {
+    } else if (s->fail & (FAIL_STUCK | FAIL_TIMEOUT)) {
         agent_resolve(sw, k, FAIL_STUCK, "task_ended", SM_SIG_TASK, ev->ts_ms,
                       out);
         if (ev->kind == SM_TASK_COMPLETED)
@@ -354,7 +368,7 @@ void sm_fail_on_task(sm_swarm *sw, uint32_t k, const sm_task_event *ev,
             emit(sw, d);
         }
     }
-    agent_check(sw, k, out);
+    look_again(sw, k, before, out);
 }
 
 void sm_fail_on_lifecycle(sm_swarm *sw, uint32_t k,

@@ -215,6 +215,8 @@ void sm_pred_on_heartbeat(sm_swarm *sw, uint32_t k, const sm_heartbeat *ev,
     s->pred_raised = 1;
     s->pred_at_ms = sw->st.now_ms;
     s->pred_eta_ms = sw->st.now_ms + agent_eta(sw);
+    if (sw->ag.wake[k] > s->pred_eta_ms + c->pred_margin_ms)
+        sm_agents_wake(&sw->ag, k, s->pred_eta_ms + c->pred_margin_ms);
     s->pred_conf = conf;
     sm_agents_mark(&sw->ag, k);
     fate(sw, SM_SRC_AGENT_HEALTH, SM_FAIL_AGENT_DOWN, row_raised, 0, 0);

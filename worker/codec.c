@@ -188,7 +188,8 @@ static bool token_ok(const char *s, const char *end)
 {
     for (const unsigned char *p = (const unsigned char *)s;
          p < (const unsigned char *)end; p++)
-        if (*p <= ' ' || *p == 0x7f || *p == '*' || *p == '>')
+        /* printable is 0x21..0x7e: one unsigned compare for the rest */
+        if ((unsigned char)(*p - 0x21) > 0x7e - 0x21 || *p == '*' || *p == '>')
             return false;
     return true;
 }
@@ -234,11 +235,12 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "swarm token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
-    if (!copy_token(out->id, id, id + strlen(id))) {
+    const char *id_end = id + strlen(id);
+    if (!copy_token(out->id, id, id_end)) {
         *why = "id token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
-    if (!token_ok(sw, dot1) || !token_ok(id, id + strlen(id))) {
+    if (!token_ok(sw, dot1) || !token_ok(id, id_end)) {
         *why = "swarm or id token holds a wildcard ('*', '>'), a space or a "
                "control byte";
         return SM_ERR_INVALID;

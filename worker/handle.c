@@ -427,7 +427,8 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
         v = rejected(s, why);
     } else {
         v = handlers[subj.kind](w, &subj, it);
-        publish_decisions(w);
+        if (w->decisions.n > 0 || w->decisions.lost > 0)  /* most: none */
+            publish_decisions(w);
         if (v.disp == SM_DISP_ACCEPTED && w->touched != NULL)
             bus_clock(w, w->touched);
     }
