@@ -158,6 +158,7 @@ START_TEST(bus_clock_moves_quiet_swarms_and_holds_a_lone_jump)
 {
     rig r;
     rig_up(&r, false);
+    r.cfg.max_skew_ms = 0;      /* the hold alone (see clock skew below) */
     ck_assert_int_eq(feed_task(&r, "quiet", "a", T0, 1000).disp, SM_DISP_ACCEPTED);
     ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 1000, 1000).disp, SM_DISP_ACCEPTED);
     ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 120000, 1000).disp, SM_DISP_ACCEPTED);
@@ -178,6 +179,92 @@ START_TEST(bus_clock_moves_quiet_swarms_and_holds_a_lone_jump)
     st = stats_of(r.w);
     ck_assert_int_eq(st.bus_ms, hour);
     ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "quiet")), hour);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- clock skew ------------------------------------------------------------ */
+
+/* 8 agents of swarm `swarm` x 4 tasks of 1 s from *ts on, 100 ms apart. */
+static void feed_normal_round(rig *r, const char *swarm, int64_t *ts)
+{
+    for (int k = 0; k < 4; k++)
+        for (int a = 0; a < 8; a++) {
+            char id[16];
+            snprintf(id, sizeof id, "n%d", a);
+            ck_assert_int_eq(feed_task(r, swarm, id, *ts += 100, 1000).disp,
+                             SM_DISP_ACCEPTED);
+        }
+}
+
+/* One event a year ahead (a producer with a skewed clock) must not pin
+ * the swarm's clock: it is dead-lettered with the reason and the swarm
+ * goes on concluding on the events that follow at the right time. */
+START_TEST(far_future_event_is_deadlettered_and_the_swarm_keeps_concluding)
+{
+    rig r;
+    rig_up(&r, false);
+    int64_t ts = T0;
+    /* the first event of a worker has no bus time to be compared with: it
+     * is taken */
+    feed_normal_round(&r, "k", &ts);
+    int64_t before = sm_swarm_now(sm_worker_swarm(r.w, "k"));
+    ck_assert_int_eq(before, ts);
+
+    int64_t year = ts + 365LL * 24 * 3600 * 1000;
+    sm_verdict v = feed_task(&r, "k", "skewed", year, 1000);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert(!v.internal);
+    ck_assert_msg(strstr(v.reason, "max_skew"), "reason '%s'", v.reason);
+    ck_assert_uint_eq(r.cap.total, 1);
+    ck_assert_str_eq(r.cap.m[0].subject, "medic.deadletter");
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Reason"), v.reason);
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Subject"), "swarm.k.task.skewed");
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), before);
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_worker_swarm(r.w, "k")), 8);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.skew_rejected, 1);
+    ck_assert_uint_eq(st.deadletters, 1);
+    ck_assert_int_eq(st.bus_ms, before);
+
+    /* the same producer again: still rejected, nothing confirms it */
+    ck_assert_int_eq(feed_task(&r, "k", "skewed", year + 1000, 1000).disp,
+                     SM_DISP_DEADLETTER);
+
+    /* normal events go on, and a slow agent is still found */
+    feed_normal_round(&r, "k", &ts);
+    size_t dl = r.cap.total;
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(feed_task(&r, "k", "slow", ts += 100, 5000).disp,
+                         SM_DISP_ACCEPTED);
+    ck_assert_msg(r.cap.total > dl, "no conclusion after the skewed event");
+    ck_assert_str_eq(r.cap.m[dl].subject, "medic.k.bottleneck.slow_agent");
+    ck_assert(sm_swarm_is_raised(sm_worker_swarm(r.w, "k"), SM_BN_SLOW_AGENT, "slow"));
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), ts);
+    rig_down(&r);
+}
+END_TEST
+
+/* A real jump of the whole bus (input that resumes after a pause longer
+ * than max_skew) is told apart from one skewed producer: the first event
+ * of the jump is dead-lettered, a second producer showing the same time
+ * confirms it and the bus moves there. */
+START_TEST(a_jump_confirmed_by_a_second_producer_moves_the_bus)
+{
+    rig r;
+    rig_up(&r, false);
+    int64_t ts = T0;
+    feed_normal_round(&r, "k", &ts);
+    int64_t later = ts + 3600000;           /* an hour's pause */
+    ck_assert_int_eq(feed_task(&r, "k", "n0", later, 1000).disp,
+                     SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "k", "n1", later + 100, 1000).disp,
+                     SM_DISP_ACCEPTED);
+    ck_assert_int_eq(stats_of(r.w).bus_ms, later + 100);
+    ck_assert_int_eq(feed_task(&r, "k", "n0", later + 200, 1000).disp,
+                     SM_DISP_ACCEPTED);
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), later + 200);
+    ck_assert_uint_eq(stats_of(r.w).skew_rejected, 1);
     rig_down(&r);
 }
 END_TEST
@@ -483,6 +570,8 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, plain_item_headers_and_noop_settle);
     tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
+    tcase_add_test(tc, far_future_event_is_deadlettered_and_the_swarm_keeps_concluding);
+    tcase_add_test(tc, a_jump_confirmed_by_a_second_producer_moves_the_bus);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);
     tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);

@@ -60,6 +60,7 @@ static const opt options[] = {
     {"commit_interval", OPT_DUR, C(commit_ms), "group commit after this much wall time"},
     {"retention", OPT_DUR, C(retention_ms), "forget agents idle this long (event time)"},
     {"clock_jump", OPT_DUR, C(clock_jump_ms), "bus clock jump one swarm alone may not make (event time)"},
+    {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
@@ -158,6 +159,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->commit_ms = 1000;
     cfg->retention_ms = 10 * 60 * 1000;
     cfg->clock_jump_ms = 5 * 60 * 1000;
+    cfg->max_skew_ms = 5 * 60 * 1000;
     cfg->stats_ms = 10000;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
@@ -402,6 +404,12 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
     if (cfg->clock_jump_ms < cfg->detect.tick_ms) {
         snprintf(err, errcap, "clock_jump (%lld ms) must be at least the tick "
                  "(%lld ms)", (long long)cfg->clock_jump_ms,
+                 (long long)cfg->detect.tick_ms);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->max_skew_ms != 0 && cfg->max_skew_ms < cfg->detect.tick_ms) {
+        snprintf(err, errcap, "max_skew (%lld ms) must be 0 or at least the "
+                 "tick (%lld ms)", (long long)cfg->max_skew_ms,
                  (long long)cfg->detect.tick_ms);
         return SM_ERR_CONFIG;
     }

@@ -172,13 +172,28 @@ static sm_verdict core_verdict(sm_status s)
     return internal(s);
 }
 
-/* The swarm named by the subject, created on first use: called only once
- * the payload has decoded. */
-static sm_status swarm_of(sm_worker *w, const sm_subject *subj, sm_swarm **sw)
+static void bus_move(sm_worker *w, int64_t t);
+
+/* Whether an event at ts may move the clocks (see "clock skew" below);
+ * if not, *v says why. */
+static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
+                    sm_verdict *v);
+
+/* Admits a decoded event at ts: its time must not be too far ahead of
+ * the bus clock; then the swarm named by the subject is got, or created
+ * on first use. Returns false with *v set when the event is not taken. */
+static bool admit(sm_worker *w, const sm_subject *subj, int64_t ts,
+                  sm_swarm **sw, sm_verdict *v)
 {
+    if (!skew_ok(w, subj, ts, v))
+        return false;
     sm_status s = sm_registry_get(w->reg, subj->swarm, sw);
     w->touched = s == SM_OK ? *sw : NULL;
-    return s;
+    if (s != SM_OK) {
+        *v = internal(s);
+        return false;
+    }
+    return true;
 }
 
 /* ---- one handler per subject ------------------------------------------
@@ -200,11 +215,12 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
     sm_task_event ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_task(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
 }
 
@@ -214,11 +230,12 @@ static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
     sm_heartbeat ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_heartbeat(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_heartbeat(sw, &ev, &w->decisions));
 }
 
@@ -228,11 +245,12 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
     sm_resource_sample ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_resource(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
 }
 
@@ -242,11 +260,12 @@ static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,
     sm_consensus_round ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_consensus(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_consensus(sw, &ev, &w->decisions));
 }
 
@@ -256,11 +275,12 @@ static sm_verdict on_agent(sm_worker *w, const sm_subject *subj,
     sm_agent_lifecycle ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_agent(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_agent(sw, &ev, &w->decisions));
 }
 
@@ -273,11 +293,12 @@ static sm_verdict on_outcome(sm_worker *w, const sm_subject *subj,
     sm_outcome ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_outcome(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+        return v;
     sm_swarm_advance(sw, ev.ts_ms, &w->decisions);
     return accepted();
 }
@@ -358,6 +379,22 @@ static void advance_one(void *ud, sm_swarm *sw)
     publish_decisions(w);
 }
 
+/* Moves the bus clock to t (never back) and, on a new tick, every swarm. */
+static void bus_move(sm_worker *w, int64_t t)
+{
+    if (t <= w->bus_ms)
+        return;
+    w->jump_ms = 0;
+    w->jump_by = NULL;
+    w->bus_ms = t;
+    w->st.bus_ms = t;
+    int64_t tick = t / w->cfg->detect.tick_ms;
+    if (tick == w->bus_tick)
+        return;
+    w->bus_tick = tick;
+    sm_registry_foreach(w->reg, advance_one, w);
+}
+
 static void bus_clock(sm_worker *w, const sm_swarm *from)
 {
     int64_t t = sm_swarm_now(from);
@@ -373,15 +410,63 @@ static void bus_clock(sm_worker *w, const sm_swarm *from)
         }
         t = t < w->jump_ms ? t : w->jump_ms;    /* confirmed by a second */
     }
-    w->jump_ms = 0;
-    w->jump_by = NULL;
-    w->bus_ms = t;
-    w->st.bus_ms = t;
-    int64_t tick = t / w->cfg->detect.tick_ms;
-    if (tick == w->bus_tick)
-        return;
-    w->bus_tick = tick;
-    sm_registry_foreach(w->reg, advance_one, w);
+    bus_move(w, t);
+}
+
+/* ---- clock skew ---------------------------------------------------------
+ * An event more than max_skew ahead of the bus clock is never applied: a
+ * year-ahead stamp from one producer would pin its swarm's clock (stored
+ * with it), and every event after it would then be late. It is
+ * dead-lettered with the reason. Time that really jumps (input resuming
+ * after a pause longer than max_skew) is told apart by a second
+ * producer: an event of another producer (another swarm, or another
+ * agent, source or group of the subject) within max_skew of the held time
+ * confirms the jump; the bus moves to the lesser of the two and the event
+ * is taken. The first event of the jump stays dead-lettered.
+ *
+ * Before the bus has a time (the first event of a worker whose store gave
+ * it none) there is nothing to compare with: the event is taken. Like the
+ * bus clock, all of this follows from the input order alone. */
+
+static bool same_producer(const sm_worker *w, const sm_subject *subj)
+{
+    return strcmp(w->skew_swarm, subj->swarm) == 0 &&
+           strcmp(w->skew_id, subj->id) == 0;
+}
+
+static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
+                    sm_verdict *v)
+{
+    int64_t max = w->cfg->max_skew_ms;
+    if (max <= 0 || w->bus_ms == 0 || ts - w->bus_ms <= max)
+        return true;
+    if (w->skew_ms != 0 && !same_producer(w, subj) &&
+        ts - w->skew_ms <= max && w->skew_ms - ts <= max) {
+        int64_t to = ts < w->skew_ms ? ts : w->skew_ms;
+        sm_log_write(w->log, SM_LOG_WARN, "clock_jump_confirmed",
+                     "subject=%s from_ms=%lld to_ms=%lld first_swarm=%s "
+                     "first_id=%s", subj->swarm, (long long)w->bus_ms,
+                     (long long)to, w->skew_swarm, w->skew_id);
+        w->skew_ms = 0;
+        bus_move(w, to);
+        return true;
+    }
+    if (w->skew_ms == 0 || !same_producer(w, subj) || ts > w->skew_ms) {
+        w->skew_ms = ts;
+        snprintf(w->skew_swarm, sizeof w->skew_swarm, "%s", subj->swarm);
+        snprintf(w->skew_id, sizeof w->skew_id, "%s", subj->id);
+    }
+    w->st.skew_rejected++;
+    sm_log_write(w->log, SM_LOG_WARN, "clock_skew",
+                 "swarm=%s id=%s ts_ms=%lld bus_ms=%lld ahead_ms=%lld "
+                 "max_skew_ms=%lld total=%llu", subj->swarm, subj->id,
+                 (long long)ts, (long long)w->bus_ms,
+                 (long long)(ts - w->bus_ms), (long long)max,
+                 (unsigned long long)w->st.skew_rejected);
+    *v = rejected(SM_ERR_INVALID,
+                  "event time more than max_skew ahead of the bus clock "
+                  "(a skewed producer clock?)");
+    return false;
 }
 
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)

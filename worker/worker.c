@@ -204,7 +204,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
     sm_log_write(w->log, SM_LOG_INFO, event,
                  "events=%llu deadletters=%llu internal_errors=%llu bottlenecks=%llu "
                  "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
-                 "commits=%llu commit_failures=%llu swarms=%zu wall_ms=%lld "
+                 "commits=%llu commit_failures=%llu swarms=%zu skew_rejected=%llu "
+                 "wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
                  "store_map_bytes=%zu store_entries=%zu",
                  (unsigned long long)w->st.events,
@@ -215,7 +216,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)is.full_waits, (long long)sm_bus_dropped(w->bus),
                  (unsigned long long)w->st.commits,
                  (unsigned long long)w->st.commit_failures,
-                 sm_registry_count(w->reg), (long long)el,
+                 sm_registry_count(w->reg),
+                 (unsigned long long)w->st.skew_rejected, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
 }

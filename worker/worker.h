@@ -93,6 +93,8 @@ typedef struct sm_worker_stats {
     size_t swarms;              /* swarms held in memory */
     int64_t bus_ms;             /* the bus clock (handle.c) */
     uint64_t clock_jumps_held;  /* far-ahead times not (yet) confirmed */
+    uint64_t skew_rejected;     /* events over max_skew ahead of the bus
+                                   clock, dead-lettered */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on
