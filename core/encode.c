@@ -19,7 +19,8 @@
  * + bytes (no NUL). Sections:
  *
  *   1 clock      v1: str id, i64 now_ms, i64 tick, i64 stats_tick,
- *                    u8 started
+ *                    u8 started; v2 appends i64 last_event_ms (v1: taken
+ *                    to be now_ms)
  *   2 stats      v1: f64 median, f64 mad, u32 median_n, u32 new_samples,
  *                    u8 stats_dirty; v2 appends f64 spread
  *   3 gauges     v1: u8 n (3: token, quota, queue), then per gauge:
@@ -459,6 +460,11 @@ void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
     }
 }
 
+size_t sm_swarm_dirty_agents(const sm_swarm *sw)
+{
+    return sw == NULL ? 0 : sw->ag.n_dirty;
+}
+
 void sm_swarm_clear_dirty(sm_swarm *sw)
 {
     if (sw == NULL)
@@ -641,12 +647,13 @@ static void w_forecast(writer *w, const sm_forecast *f)
 
 static void swarm_encode(const sm_swarm_state *st, writer *w)
 {
-    size_t at = w_section(w, SEC_CLOCK, 1);
+    size_t at = w_section(w, SEC_CLOCK, 2);
     w_str(w, st->id);
     w_i64(w, st->now_ms);
     w_i64(w, st->tick);
     w_i64(w, st->stats_tick);
     w_u8(w, st->started);
+    w_i64(w, st->last_event_ms);    /* v2 */
     w_end(w, at);
 
     at = w_section(w, SEC_STATS, 2);
@@ -841,6 +848,7 @@ static bool sec_clock(reader *r, sm_swarm_state *st)
     st->tick = (int64_t)rd_u64(r);
     st->stats_tick = (int64_t)rd_u64(r);
     st->started = rd_u8(r);
+    st->last_event_ms = r->version >= 2 ? (int64_t)rd_u64(r) : st->now_ms;
     return !r->bad;
 }
 
@@ -1249,6 +1257,7 @@ static bool swarm_migrate_v2(const unsigned char *blob, size_t len,
     if (ok) {
         memcpy(st->id, v->id, SM_ID_MAX);
         st->now_ms = v->now_ms;
+        st->last_event_ms = v->now_ms;
         st->tick = v->tick;
         st->stats_tick = v->stats_tick;
         st->median = v->median;
@@ -1328,7 +1337,7 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
         return false;
     if (memcmp(st->id, sw->st.id, SM_ID_MAX) != 0 || st->started > 1 ||
         st->stats_dirty > 1 || st->median_n > SM_SWARM_SAMPLES ||
-        !sm_ts_ok(st->now_ms))
+        !sm_ts_ok(st->now_ms) || !sm_ts_ok(st->last_event_ms))
         return false;
     for (int i = 0; i < SM_GROUPS; i++) {
         const sm_group *g = &st->groups[i];

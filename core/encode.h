@@ -40,6 +40,8 @@ bool sm_swarm_is_dirty(const sm_swarm *sw);
  * changed (O(changed agents)), with the agent's blob encoded into a stack
  * buffer (no allocation). */
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
+/* Number of agents changed since the last clear. */
+size_t sm_swarm_dirty_agents(const sm_swarm *sw);
 void sm_swarm_clear_dirty(sm_swarm *sw);
 /* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,
  * SM_ERR_VERSION (an agent blob of a newer build: keep it), SM_ERR_NOMEM.

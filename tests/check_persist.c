@@ -504,6 +504,64 @@ START_TEST(test_map_full_keeps_everything_in_memory)
 }
 END_TEST
 
+/* One swarm too big for the map (which may not grow) must not keep the
+ * others from being saved: each swarm is written on its own, the one that
+ * does not fit stays dirty in memory and is retried, the rest commit. */
+START_TEST(test_a_swarm_that_cannot_be_written_does_not_block_the_others)
+{
+    env e;
+    env_init(&e, 256 * KIB, 256 * KIB);
+    sm_swarm *big = NULL, *small = NULL;
+    ck_assert_int_eq(sm_registry_get(e.reg, "big", &big), SM_OK);
+    ck_assert_int_eq(sm_registry_get(e.reg, "small", &small), SM_OK);
+    many_agents(big, "ag", 3000, 0);    /* ~700 KB of agents */
+    many_agents(small, "ag", 10, 0);
+
+    sm_persist_result res;
+    sm_status s = sm_persist_flush(e.p, e.reg, RETENTION_MS, &res);
+    ck_assert_int_eq(s, SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.swarms_failed, 1);
+    ck_assert_str_eq(res.failed_swarm, "big");
+    ck_assert_int_eq(res.failed_status, SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert_uint_eq(res.agents_written, 10);
+    ck_assert(!sm_swarm_is_dirty(small));
+    ck_assert(sm_swarm_is_dirty(big));
+    size_t dirty = 0;
+    sm_swarm_visit_dirty(big, count_dirty, &dirty);
+    ck_assert_uint_eq(dirty, 3000);
+
+    /* what a restart finds: the small swarm, whole */
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, 10);
+    ck_assert_ptr_nonnull(sm_registry_find(reg, "small"));
+    ck_assert_ptr_null(sm_registry_find(reg, "big"));
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+
+    /* the small swarm goes on being saved while the big one cannot be */
+    many_agents(small, "bg", 5, 1000);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res),
+                     SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.agents_written, 5);
+    ck_assert(!sm_swarm_is_dirty(small));
+
+    /* room at last: the big one is written too */
+    env_close_store(&e);
+    env_open_store(&e, 16 * MIB, 16 * MIB);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_failed, 0);
+    ck_assert_uint_eq(res.agents_written, 3000);
+    ck_assert(!sm_swarm_is_dirty(big));
+    env_fini(&e);
+}
+END_TEST
+
 typedef struct scan_count {
     size_t old_agents, new_agents;
 } scan_count;
@@ -1123,6 +1181,7 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_map_full_grows);
     tcase_add_test(tc, test_map_full_keeps_everything_in_memory);
     tcase_add_test(tc, test_map_full_prunes_idle_agents);
+    tcase_add_test(tc, test_a_swarm_that_cannot_be_written_does_not_block_the_others);
     tcase_add_test(tc, test_load_skips_corrupt_blobs);
     tcase_add_test(tc, test_agent_blobs_compact_and_exact);
     tcase_add_test(tc, test_newer_swarm_blob_kept);

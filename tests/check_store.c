@@ -394,6 +394,42 @@ START_TEST(test_map_full_no_growth)
 }
 END_TEST
 
+/* A write that fails inside a part ends the part only: the batch keeps
+ * what came before and after it, and commits. */
+START_TEST(test_failed_part_leaves_the_batch)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-part");
+    sm_store *st = open_store(dir, 64 * KIB, 64 * KIB);
+    collect c;
+    static char big[200 * 1024];
+    memset(big, 'x', sizeof big);
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "a", "before");
+    ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(st), SM_ERR_INVALID);
+    put_str(st, "b", "in the failed part");
+    ck_assert_int_eq(sm_store_put(st, "huge", 4, big, sizeof big), SM_ERR_MAP_FULL);
+    ck_assert_int_eq(sm_store_part_commit(st), SM_ERR_INVALID);  /* over */
+    ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+    put_str(st, "c", "in a good part");
+    ck_assert_int_eq(sm_store_part_commit(st), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+    put_str(st, "d", "aborted");
+    sm_store_part_abort(st);
+    put_str(st, "e", "after");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c), "a=before;c=in a good part;e=after;");
+    sm_store_close(st);
+    st = open_store(dir, 64 * KIB, 64 * KIB);
+    ck_assert_str_eq(scan_all(st, "", &c), "a=before;c=in a good part;e=after;");
+    ck_assert_int_eq(sm_store_part_begin(st), SM_ERR_INVALID);  /* no batch */
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_map_full_then_grow)
 {
     char dir[256];
@@ -506,6 +542,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_sigkill_mid_batch);
     tcase_add_test(tc, test_map_full_no_growth);
     tcase_add_test(tc, test_map_full_then_grow);
+    tcase_add_test(tc, test_failed_part_leaves_the_batch);
     suite_add_tcase(s, tc);
 
     TCase *churn = tcase_create("churn");

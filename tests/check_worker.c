@@ -159,6 +159,7 @@ START_TEST(bus_clock_moves_quiet_swarms_and_holds_a_lone_jump)
     rig r;
     rig_up(&r, false);
     r.cfg.max_skew_ms = 0;      /* the hold alone (see clock skew below) */
+    r.cfg.swarm_retention_ms = 0;   /* "quiet" is an hour idle, and kept */
     ck_assert_int_eq(feed_task(&r, "quiet", "a", T0, 1000).disp, SM_DISP_ACCEPTED);
     ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 1000, 1000).disp, SM_DISP_ACCEPTED);
     ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 120000, 1000).disp, SM_DISP_ACCEPTED);
@@ -265,6 +266,117 @@ START_TEST(a_jump_confirmed_by_a_second_producer_moves_the_bus)
                      SM_DISP_ACCEPTED);
     ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), later + 200);
     ck_assert_uint_eq(stats_of(r.w).skew_rejected, 1);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- bounded state --------------------------------------------------------- */
+
+static size_t pack_usage(uint8_t *buf, int64_t ts, uint64_t used, uint64_t budget)
+{
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.ts_ms = ts;
+    m.source = "budget";
+    m.tokens_used = used;
+    m.token_budget = budget;
+    return swarmmedic__v1__resource_sample__pack(&m, buf);
+}
+
+static sm_verdict feed_usage(rig *r, const char *swarm, int64_t ts,
+                             uint64_t used, uint64_t budget)
+{
+    uint8_t buf[128];
+    char subj[160];
+    size_t n = pack_usage(buf, ts, used, budget);
+    snprintf(subj, sizeof subj, "swarm.%s.resource.budget", swarm);
+    return feed(r, subj, buf, n);
+}
+
+/* Input over a cap is dead-lettered with the cap named and counted; what
+ * is already held keeps working. */
+START_TEST(input_over_the_caps_is_deadlettered_and_existing_state_works)
+{
+    rig r;
+    rig_up(&r, false);
+    r.cfg.max_agents = 3;
+    r.cfg.max_swarms = 2;
+    int64_t ts = T0;
+    for (int a = 0; a < 3; a++) {
+        char id[8];
+        snprintf(id, sizeof id, "a%d", a);
+        ck_assert_int_eq(feed_task(&r, "s0", id, ts += 10, 1000).disp,
+                         SM_DISP_ACCEPTED);
+    }
+    sm_verdict v = feed_task(&r, "s0", "a3", ts += 10, 1000);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert(!v.internal);
+    ck_assert_msg(strstr(v.reason, "max_agents"), "reason '%s'", v.reason);
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Reason"), v.reason);
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Subject"), "swarm.s0.task.a3");
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_worker_swarm(r.w, "s0")), 3);
+    /* known agents, and events that create none, are still taken */
+    ck_assert_int_eq(feed_task(&r, "s0", "a1", ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed_usage(&r, "s0", ts += 10, 10, 100).disp, SM_DISP_ACCEPTED);
+
+    ck_assert_int_eq(feed_task(&r, "s1", "a0", ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+    v = feed_task(&r, "s2", "a0", ts += 10, 1000);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert_msg(strstr(v.reason, "max_swarms"), "reason '%s'", v.reason);
+    ck_assert_ptr_null(sm_worker_swarm(r.w, "s2"));
+    ck_assert_int_eq(feed_usage(&r, "s2", ts += 10, 10, 100).disp, SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "s1", "a1", ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.agent_cap_rejected, 1);
+    ck_assert_uint_eq(st.swarm_cap_rejected, 2);
+    ck_assert_uint_eq(st.deadletters, 3);
+    ck_assert_uint_eq(st.swarms, 2);
+    rig_down(&r);
+}
+END_TEST
+
+/* A swarm with no event for swarm_retention of bus time and nothing
+ * raised is removed from memory and from the store; one with something
+ * raised stays. */
+START_TEST(idle_swarms_expire_from_memory_and_store)
+{
+    rig r;
+    rig_up(&r, true);
+    r.cfg.swarm_retention_ms = 600000;
+    int64_t ts = T0;
+    ck_assert_int_eq(feed_task(&r, "idle", "a0", ts, 1000).disp, SM_DISP_ACCEPTED);
+    /* "alarm" spends its budget (a failure raised), then goes silent too */
+    ck_assert_int_eq(feed_usage(&r, "alarm", ts += 1000, 995, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed_usage(&r, "alarm", ts += 1000, 996, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert(sm_swarm_failure_raised(sm_worker_swarm(r.w, "alarm"),
+                                      SM_FAIL_TOKEN_EXHAUSTION, ""));
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    /* "busy" goes on: "idle" stays for 10 minutes of bus time, and is gone
+     * within a minute more (looked for once a minute) */
+    for (int i = 0; i < 59; i++)
+        ck_assert_int_eq(feed_task(&r, "busy", "b0", ts += 10000, 1000).disp,
+                         SM_DISP_ACCEPTED);
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "idle"));
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(feed_task(&r, "busy", "b0", ts += 10000, 1000).disp,
+                         SM_DISP_ACCEPTED);
+    ck_assert_ptr_null(sm_worker_swarm(r.w, "idle"));
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "alarm"));
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "busy"));
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.swarms_expired, 1);
+    ck_assert_uint_eq(st.swarms, 2);
+    sm_worker_destroy(r.w);
+    r.w = reopen(&r);
+    ck_assert_ptr_null(sm_worker_swarm(r.w, "idle"));
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "alarm"));
+    ck_assert_uint_eq(stats_of(r.w).swarms, 2);
+    /* it comes back as a new swarm when it speaks again */
+    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
+    sm_worker_set_sink(r.w, &sink);
+    ck_assert_int_eq(feed_task(&r, "idle", "a0", ts += 1000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_worker_swarm(r.w, "idle")), 1);
     rig_down(&r);
 }
 END_TEST
@@ -572,6 +684,8 @@ int main(void)
     tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
     tcase_add_test(tc, far_future_event_is_deadlettered_and_the_swarm_keeps_concluding);
     tcase_add_test(tc, a_jump_confirmed_by_a_second_producer_moves_the_bus);
+    tcase_add_test(tc, input_over_the_caps_is_deadlettered_and_existing_state_works);
+    tcase_add_test(tc, idle_swarms_expire_from_memory_and_store);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);
     tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);

@@ -60,6 +60,11 @@ typedef struct sm_config {
     int64_t commit_events;      /* group commit after N events, 262144 */
     int64_t commit_ms;          /* or after this much wall time, 1000 */
     int64_t retention_ms;       /* drop idle agents after, 10m event time */
+    int64_t swarm_retention_ms; /* drop a swarm with no event for this long
+                                   (bus time) and nothing raised, 1h; 0:
+                                   never */
+    int64_t max_swarms;         /* swarms a worker holds, 1000; 0: no cap */
+    int64_t max_agents;         /* agents a swarm holds, 100000; 0: no cap */
     int64_t clock_jump_ms;      /* bus clock: a forward jump larger than
                                    this needs a second swarm to confirm
                                    it, 5m (handle.c) */

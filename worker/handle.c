@@ -9,6 +9,7 @@
  * handed to its detectors.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "worker_int.h"
@@ -179,20 +180,40 @@ static void bus_move(sm_worker *w, int64_t t);
 static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
                     sm_verdict *v);
 
-/* Admits a decoded event at ts: its time must not be too far ahead of
- * the bus clock; then the swarm named by the subject is got, or created
- * on first use. Returns false with *v set when the event is not taken. */
+/* Admits a decoded event at ts that would create agent `agent` if new
+ * (NULL: it creates none): its time must not be too far ahead of the bus
+ * clock, a new swarm must fit under max_swarms and a new agent under
+ * max_agents; then the swarm named by the subject is got, or created on
+ * first use. Returns false with *v set when the event is not taken. */
 static bool admit(sm_worker *w, const sm_subject *subj, int64_t ts,
-                  sm_swarm **sw, sm_verdict *v)
+                  const char *agent, sm_swarm **sw, sm_verdict *v)
 {
     if (!skew_ok(w, subj, ts, v))
         return false;
-    sm_status s = sm_registry_get(w->reg, subj->swarm, sw);
-    w->touched = s == SM_OK ? *sw : NULL;
+    const sm_config *c = w->cfg;
+    sm_swarm *found = sm_registry_find(w->reg, subj->swarm);
+    if (!found && c->max_swarms > 0 &&
+        sm_registry_count(w->reg) >= (size_t)c->max_swarms) {
+        w->st.swarm_cap_rejected++;
+        *v = rejected(SM_ERR_FULL, "the worker holds max_swarms swarms: a "
+                                   "new swarm is not taken");
+        return false;
+    }
+    if (found && agent && agent[0] && c->max_agents > 0 &&
+        sm_swarm_agent_count(found) >= (size_t)c->max_agents &&
+        !sm_swarm_has_agent(found, agent)) {
+        w->st.agent_cap_rejected++;
+        *v = rejected(SM_ERR_FULL, "the swarm holds max_agents agents: a new "
+                                   "agent is not taken");
+        return false;
+    }
+    sm_status s = found ? SM_OK : sm_registry_get(w->reg, subj->swarm, &found);
+    w->touched = s == SM_OK ? found : NULL;
     if (s != SM_OK) {
         *v = internal(s);
         return false;
     }
+    *sw = found;
     return true;
 }
 
@@ -219,7 +240,7 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_task(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+    if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
         return v;
     return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
 }
@@ -234,7 +255,7 @@ static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_heartbeat(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+    if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
         return v;
     return core_verdict(sm_swarm_on_heartbeat(sw, &ev, &w->decisions));
 }
@@ -249,7 +270,7 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_resource(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+    if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
     return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
 }
@@ -264,7 +285,7 @@ static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_consensus(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+    if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
     return core_verdict(sm_swarm_on_consensus(sw, &ev, &w->decisions));
 }
@@ -279,7 +300,7 @@ static sm_verdict on_agent(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_agent(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+    if (!admit(w, subj, ev.ts_ms, ev.registered ? ev.agent : NULL, &sw, &v))
         return v;
     return core_verdict(sm_swarm_on_agent(sw, &ev, &w->decisions));
 }
@@ -297,10 +318,9 @@ static sm_verdict on_outcome(sm_worker *w, const sm_subject *subj,
     sm_status s = sm_codec_outcome(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if (!admit(w, subj, ev.ts_ms, &sw, &v))
+    if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
-    sm_swarm_advance(sw, ev.ts_ms, &w->decisions);
-    return accepted();
+    return core_verdict(sm_swarm_on_outcome(sw, ev.ts_ms, &w->decisions));
 }
 
 static const handler_fn handlers[] = {
@@ -379,7 +399,69 @@ static void advance_one(void *ud, sm_swarm *sw)
     publish_decisions(w);
 }
 
-/* Moves the bus clock to t (never back) and, on a new tick, every swarm. */
+/* ---- idle swarms ---------------------------------------------------------
+ * A swarm with no event of its own for swarm_retention of bus time and
+ * nothing raised is forgotten: taken out of the registry, and its keys
+ * queued for deletion by the next commit. It comes back as a new swarm if
+ * it speaks again. Looked for once a minute of bus time, at a bus tick, so
+ * a replay forgets exactly what the live run forgot. */
+
+#define EXPIRE_EVERY_MS 60000
+
+typedef struct idle_list {
+    const sm_worker *w;
+    char (*ids)[SM_ID_MAX];
+    size_t n;
+} idle_list;
+
+static void find_idle(void *ud, sm_swarm *sw)
+{
+    idle_list *l = ud;
+    int64_t last = sm_swarm_last_event(sw);
+    if (l->w->bus_ms - last > l->w->cfg->swarm_retention_ms &&
+        !sm_swarm_any_raised(sw))
+        snprintf(l->ids[l->n++], SM_ID_MAX, "%s", sm_swarm_id(sw));
+}
+
+static void expire_swarms(sm_worker *w)
+{
+    if (w->cfg->swarm_retention_ms <= 0 ||
+        w->bus_ms - w->expired_at_ms < EXPIRE_EVERY_MS)
+        return;
+    w->expired_at_ms = w->bus_ms;
+    idle_list l = {w, NULL, 0};
+    size_t n = sm_registry_count(w->reg);
+    if (n == 0 || !(l.ids = malloc(n * sizeof *l.ids)))
+        return;                 /* out of memory: looked for next minute */
+    sm_registry_foreach(w->reg, find_idle, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        const sm_swarm *sw = sm_registry_find(w->reg, l.ids[i]);
+        int64_t idle = w->bus_ms - sm_swarm_last_event(sw);
+        sm_status s = w->persist ? sm_persist_forget_swarm(w->persist, l.ids[i])
+                                 : SM_OK;
+        if (s != SM_OK) {
+            sm_log_write(w->log, SM_LOG_ERROR, "swarm_expire_failed",
+                         "swarm=%s status=\"%s\" detail=\"%s\"", l.ids[i],
+                         sm_status_str(s), sm_store_error(w->store));
+            continue;           /* kept, tried again next minute */
+        }
+        if (w->jump_by == sw) {
+            w->jump_ms = 0;
+            w->jump_by = NULL;
+        }
+        (void)sm_registry_remove(w->reg, l.ids[i]);
+        w->st.swarms_expired++;
+        sm_log_write(w->log, SM_LOG_INFO, "swarm_expired",
+                     "swarm=%s idle_ms=%lld swarm_retention_ms=%lld swarms=%zu",
+                     l.ids[i], (long long)idle,
+                     (long long)w->cfg->swarm_retention_ms,
+                     sm_registry_count(w->reg));
+    }
+    free(l.ids);
+}
+
+/* Moves the bus clock to t (never back) and, on a new tick, every swarm;
+ * then forgets idle swarms. */
 static void bus_move(sm_worker *w, int64_t t)
 {
     if (t <= w->bus_ms)
@@ -393,6 +475,7 @@ static void bus_move(sm_worker *w, int64_t t)
         return;
     w->bus_tick = tick;
     sm_registry_foreach(w->reg, advance_one, w);
+    expire_swarms(w);
 }
 
 static void bus_clock(sm_worker *w, const sm_swarm *from)

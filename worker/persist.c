@@ -34,6 +34,9 @@ struct sm_persist {
     size_t cap_buf;
     char (*held)[SM_ID_MAX]; /* swarms with a blob of a newer build */
     size_t n_held, cap_held;
+    sm_swarm **done;        /* swarms the current batch wrote (or held),
+                               cleared once it commits */
+    size_t n_done, cap_done;
     sm_store_meta meta;     /* written with the next flush when dirty */
     bool meta_dirty;
     bool meta_held;         /* stored meta is newer: never overwritten */
@@ -133,6 +136,7 @@ void sm_persist_destroy(sm_persist *p)
     free(p->dels);
     free(p->buf);
     free(p->held);
+    free(p->done);
     free(p);
 }
 
@@ -302,12 +306,6 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
     return SM_OK;
 }
 
-static void clear_swarm(void *ud, sm_swarm *sw)
-{
-    (void)ud;
-    sm_swarm_clear_dirty(sw);
-}
-
 static sm_status load_meta(void *ud, const void *k, size_t klen,
                            const void *val, size_t vlen)
 {
@@ -354,7 +352,10 @@ typedef struct flush_ctx {
     sm_persist_result *res;
     const char *swarm;      /* swarm being visited */
     bool held;              /* ... and whether it is held */
-    sm_status s;            /* first failure; later writes are skipped */
+    sm_status s;            /* the batch's first failure: later writes are
+                               skipped */
+    sm_status part;         /* the current swarm's first failure */
+    size_t part_agents_written, part_agents_deleted;
     size_t removed;         /* agents expired by the current pass */
 } flush_ctx;
 
@@ -396,16 +397,16 @@ static void write_agent(void *ud, const char *agent, const void *blob,
 {
     flush_ctx *c = ud;
     key k;
-    if (c->s != SM_OK || !agent_key(&k, c->swarm, agent))
+    if (c->part != SM_OK || !agent_key(&k, c->swarm, agent))
         return;
     if (blob) {
-        c->s = sm_store_put(c->p->st, k.data, k.len, blob, len);
-        if (c->s == SM_OK)
-            c->res->agents_written++;
+        c->part = sm_store_put(c->p->st, k.data, k.len, blob, len);
+        if (c->part == SM_OK)
+            c->part_agents_written++;
     } else {
-        c->s = sm_store_del(c->p->st, k.data, k.len);
-        if (c->s == SM_OK)
-            c->res->agents_deleted++;
+        c->part = sm_store_del(c->p->st, k.data, k.len);
+        if (c->part == SM_OK)
+            c->part_agents_deleted++;
     }
 }
 
@@ -424,22 +425,52 @@ static sm_status put_swarm(flush_ctx *c, sm_swarm *sw)
         p->cap_buf = need;
         need = sm_swarm_export(sw, p->buf, p->cap_buf);
     }
-    sm_status s = sm_store_put(p->st, k.data, k.len, p->buf, need);
-    if (s == SM_OK)
-        c->res->swarms_written++;
-    return s;
+    return sm_store_put(p->st, k.data, k.len, p->buf, need);
 }
 
+/* A swarm whose part failed: it stays dirty, the first one is named. */
+static void swarm_failed(flush_ctx *c, const char *swarm, sm_status s)
+{
+    if (c->res->swarms_failed++ == 0) {
+        snprintf(c->res->failed_swarm, sizeof c->res->failed_swarm, "%s", swarm);
+        c->res->failed_status = s;
+    }
+}
+
+/* One swarm, in a part of its own: its blob if dirty, then its dirty
+ * agents. A failure ends the part only (the swarm stays dirty, the batch
+ * goes on); a swarm written, or held, is remembered to be cleared once
+ * the batch commits. */
 static void write_swarm(void *ud, sm_swarm *sw)
 {
     flush_ctx *c = ud;
-    if (is_held(c->p, sm_swarm_id(sw)))
-        return;                 /* in memory only: cleared after commit */
-    if (c->s == SM_OK && sm_swarm_is_dirty(sw))
-        c->s = put_swarm(c, sw);
+    sm_persist *p = c->p;
+    if (c->s != SM_OK)
+        return;
     c->swarm = sm_swarm_id(sw);
-    if (c->s == SM_OK)
+    bool dirty = sm_swarm_is_dirty(sw), agents = sm_swarm_dirty_agents(sw) > 0;
+    if (is_held(p, c->swarm) || (!dirty && !agents)) {
+        p->done[p->n_done++] = sw;  /* held: in memory only */
+        return;
+    }
+    c->part = sm_store_part_begin(p->st);
+    c->part_agents_written = c->part_agents_deleted = 0;
+    if (c->part == SM_OK && dirty)
+        c->part = put_swarm(c, sw);
+    if (c->part == SM_OK)
         sm_swarm_visit_dirty(sw, write_agent, c);
+    if (c->part == SM_OK)
+        c->part = sm_store_part_commit(p->st);
+    else
+        sm_store_part_abort(p->st);     /* no-op if the store ended it */
+    if (c->part != SM_OK) {
+        swarm_failed(c, c->swarm, c->part);
+        return;
+    }
+    c->res->swarms_written += dirty;
+    c->res->agents_written += c->part_agents_written;
+    c->res->agents_deleted += c->part_agents_deleted;
+    p->done[p->n_done++] = sw;
 }
 
 static sm_status put_meta(flush_ctx *c)
@@ -454,34 +485,64 @@ static sm_status put_meta(flush_ctx *c)
     return s;
 }
 
+/* Room to remember every swarm of reg as written. */
+static sm_status reserve_done(sm_persist *p, size_t n)
+{
+    p->n_done = 0;
+    if (n <= p->cap_done)
+        return SM_OK;
+    sm_swarm **d = realloc(p->done, n * sizeof *d);
+    if (!d)
+        return SM_ERR_NOMEM;
+    p->done = d;
+    p->cap_done = n;
+    return SM_OK;
+}
+
 /* One batch: queued deletions first (an agent that expired and came back
- * is then put again), then every dirty blob, then the meta record if it
- * changed; commit. */
+ * is then put again), then each swarm with something dirty in a part of
+ * its own, then the meta record if it changed; commit. A swarm whose part
+ * fails is counted in res and left dirty; the others commit. Once the
+ * batch has committed, the swarms written are clean and the deletion
+ * queue is empty. */
 static sm_status write_batch(flush_ctx *c, sm_registry *reg)
 {
     sm_persist *p = c->p;
-    c->res->swarms_written = 0;
-    c->res->agents_written = 0;
-    c->res->agents_deleted = 0;
-    c->res->swarms_deleted = 0;
-    c->res->meta_written = false;
-    c->s = sm_store_begin(p->st);
+    sm_persist_result *res = c->res;
+    res->swarms_written = res->agents_written = 0;
+    res->agents_deleted = res->swarms_deleted = 0;
+    res->swarms_failed = 0;
+    res->failed_swarm[0] = 0;
+    res->failed_status = SM_OK;
+    res->meta_written = false;
+    c->s = reserve_done(p, sm_registry_count(reg));
+    if (c->s == SM_OK)
+        c->s = sm_store_begin(p->st);
     for (size_t i = 0; i < p->n_dels && c->s == SM_OK; i++) {
         c->s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
         if (c->s == SM_OK && p->dels[i].data[0] == 's')
-            c->res->swarms_deleted++;
+            res->swarms_deleted++;
         else if (c->s == SM_OK)
-            c->res->agents_deleted++;
+            res->agents_deleted++;
     }
     if (c->s == SM_OK)
         sm_registry_foreach(reg, write_swarm, c);
-    if (c->s == SM_OK && p->meta_dirty && !p->meta_held)
+    /* the meta record says what the stored state reflects: not written
+     * while a swarm is missing from it */
+    if (c->s == SM_OK && p->meta_dirty && !p->meta_held && !res->swarms_failed)
         c->s = put_meta(c);
-    if (c->s != SM_OK) {
+    if (c->s == SM_OK)
+        c->s = sm_store_commit(p->st);
+    else
         sm_store_abort(p->st);      /* no-op if the store ended it */
+    if (c->s != SM_OK)
         return c->s;
-    }
-    return sm_store_commit(p->st);
+    for (size_t i = 0; i < p->n_done; i++)
+        sm_swarm_clear_dirty(p->done[i]);
+    p->n_dels = 0;
+    if (!res->swarms_failed)
+        p->meta_dirty = false;
+    return res->swarms_failed ? res->failed_status : SM_OK;
 }
 
 /* Shortens retention (halving, floor one window) until an expiry pass
@@ -539,10 +600,19 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
         expire_all(&c, reg);
     int64_t floor_ms = sm_registry_config(reg)->window_ms;
 
-    size_t deleted_early = 0;      /* by commit_deletes() */
+    /* What earlier rounds committed (a round after a full map writes
+     * only what is still dirty). */
+    size_t swarms = 0, agents = 0, deleted = 0, swarms_deleted = 0;
     sm_status s;
     for (;;) {
         s = write_batch(&c, reg);
+        if (s == SM_OK || res->swarms_failed) {
+            /* committed, maybe without some swarms */
+            swarms += res->swarms_written;
+            agents += res->agents_written;
+            deleted += res->agents_deleted;
+            swarms_deleted += res->swarms_deleted;
+        }
         if (s != SM_ERR_MAP_FULL)
             break;
         res->map_full++;
@@ -557,17 +627,15 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
         }
         if (res->retention_ms <= 0 || !prune(&c, reg, floor_ms))
             break;
-        s = commit_deletes(&c, &deleted_early);
+        s = commit_deletes(&c, &deleted);
         if (s == SM_ERR_MAP_FULL)
             res->map_full++;
         if (s != SM_OK)
             break;
     }
-    res->agents_deleted += deleted_early;
-    if (s != SM_OK)
-        return s;
-    sm_registry_foreach(reg, clear_swarm, NULL);
-    p->n_dels = 0;
-    p->meta_dirty = false;
-    return SM_OK;
+    res->swarms_written = swarms;
+    res->agents_written = agents;
+    res->agents_deleted = deleted;
+    res->swarms_deleted = swarms_deleted;
+    return s;
 }

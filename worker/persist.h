@@ -36,9 +36,14 @@
  * sm_persist_load() rebuilds the registry at start. sm_persist_flush()
  * writes what changed since the last flush in ONE store batch: expired
  * agents are deleted, dirty swarm and agent blobs are put, and only once
- * the batch has committed is the core's dirty state cleared. A failed
- * flush loses nothing: what was dirty stays dirty in memory and the
- * deletions stay queued, so the next flush writes them.
+ * the batch has committed is the core's dirty state cleared. Each swarm
+ * is written in a part of its own (store.h): a swarm whose part fails
+ * (too big for the map, too many pages for one transaction, out of
+ * memory) is counted and named in the result and stays dirty in memory,
+ * and the batch commits every other swarm; the meta record is then not
+ * written, since the store does not hold all of what it describes. A
+ * failed flush loses nothing: what was dirty stays dirty in memory and
+ * the deletions stay queued, so the next flush writes them.
  *
  * A full map is handled here: the batch is redone after sm_store_grow()
  * while the store may grow; once it may not, idle agents are pruned
@@ -95,6 +100,10 @@ typedef struct sm_persist_result {
     size_t grows;           /* map growths done to fit the batch */
     size_t prunes;          /* rounds of shortened retention */
     int64_t retention_ms;   /* retention finally applied (0: disabled) */
+    size_t swarms_failed;   /* swarms whose write failed: kept dirty in
+                               memory, retried by the next flush */
+    char failed_swarm[SM_ID_MAX];   /* the first of them ("" if none) */
+    sm_status failed_status;        /* and why (SM_OK if none) */
 } sm_persist_result;
 
 /* Creates a persister writing to st (borrowed: st must outlive it). Sets
@@ -120,12 +129,16 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
 /* Group commit of every swarm in reg. First expires agents idle for more
  * than retention_ms of event time (sm_swarm_expire; retention_ms <= 0
  * disables expiry and pruning) and queues their deletion; then writes
- * the queued deletions and every dirty swarm and agent blob in one batch
- * and commits it. On SM_OK the swarms are clean and the queue empty.
- * *res is always filled. Errors: SM_ERR_MAP_FULL (no room even after
- * growing and pruning; nothing lost from memory, retried at the next
- * flush), SM_ERR_NOMEM, SM_ERR_STORE, SM_ERR_INVALID. Must not be called
- * with a store batch open. */
+ * the queued deletions and every dirty swarm and agent blob in one batch,
+ * each swarm in a part of its own, and commits it. On SM_OK the swarms
+ * are clean and the queue empty. When some swarms could not be written
+ * (res->swarms_failed, the first named in res->failed_swarm with
+ * res->failed_status) the others are committed and clean, and that
+ * status is returned. *res is always filled. Errors: SM_ERR_MAP_FULL (no
+ * room even after growing and pruning, for the batch or for some swarms;
+ * nothing lost from memory, retried at the next flush), SM_ERR_NOMEM,
+ * SM_ERR_STORE, SM_ERR_INVALID. Must not be called with a store batch
+ * open. */
 sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
                            int64_t retention_ms, sm_persist_result *res);
 

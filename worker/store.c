@@ -24,6 +24,7 @@ struct sm_store {
     MDB_env *env;
     MDB_dbi dbi;
     MDB_txn *txn;           /* the open batch, or NULL */
+    MDB_txn *part;          /* its open part (a nested txn), or NULL */
     size_t map_max;
     size_t max_key;
     uint64_t grows;
@@ -156,8 +157,7 @@ void sm_store_close(sm_store *st)
 {
     if (!st)
         return;
-    if (st->txn)
-        mdb_txn_abort(st->txn);
+    sm_store_abort(st);
     if (st->env)
         mdb_env_close(st->env);
     free(st);
@@ -181,12 +181,24 @@ sm_status sm_store_begin(sm_store *st)
     return SM_OK;
 }
 
-/* A failed write leaves an LMDB txn usable only for abort: end the batch. */
-static sm_status fail_batch(sm_store *st, int rc)
+/* A failed write leaves an LMDB txn usable only for abort: end the part
+ * it happened in, or else the batch. */
+static sm_status fail_write(sm_store *st, int rc)
 {
-    mdb_txn_abort(st->txn);
-    st->txn = NULL;
+    if (st->part) {
+        mdb_txn_abort(st->part);
+        st->part = NULL;
+    } else {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
     return status_of(st, rc);
+}
+
+/* The transaction writes go to. */
+static MDB_txn *writer_of(const sm_store *st)
+{
+    return st->part ? st->part : st->txn;
 }
 
 sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
@@ -197,9 +209,9 @@ sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
         return SM_ERR_INVALID;
     MDB_val k = {klen, (void *)key};
     MDB_val v = {vlen, (void *)val};
-    int rc = mdb_put(st->txn, st->dbi, &k, &v, 0);
+    int rc = mdb_put(writer_of(st), st->dbi, &k, &v, 0);
     if (rc != MDB_SUCCESS)
-        return fail_batch(st, rc);
+        return fail_write(st, rc);
     return SM_OK;
 }
 
@@ -208,9 +220,9 @@ sm_status sm_store_del(sm_store *st, const void *key, size_t klen)
     if (!st || !st->txn || !key || klen == 0 || klen > st->max_key)
         return SM_ERR_INVALID;
     MDB_val k = {klen, (void *)key};
-    int rc = mdb_del(st->txn, st->dbi, &k, NULL);
+    int rc = mdb_del(writer_of(st), st->dbi, &k, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return fail_batch(st, rc);
+        return fail_write(st, rc);
     return SM_OK;
 }
 
@@ -218,6 +230,7 @@ sm_status sm_store_commit(sm_store *st)
 {
     if (!st || !st->txn)
         return SM_ERR_INVALID;
+    sm_store_part_abort(st);
     int rc = mdb_txn_commit(st->txn);     /* frees the txn either way */
     st->txn = NULL;
     return status_of(st, rc);
@@ -227,8 +240,38 @@ void sm_store_abort(sm_store *st)
 {
     if (!st || !st->txn)
         return;
+    sm_store_part_abort(st);
     mdb_txn_abort(st->txn);
     st->txn = NULL;
+}
+
+sm_status sm_store_part_begin(sm_store *st)
+{
+    if (!st || !st->txn || st->part)
+        return SM_ERR_INVALID;
+    int rc = mdb_txn_begin(st->env, st->txn, 0, &st->part);
+    if (rc != MDB_SUCCESS) {
+        st->part = NULL;
+        return status_of(st, rc);
+    }
+    return SM_OK;
+}
+
+sm_status sm_store_part_commit(sm_store *st)
+{
+    if (!st || !st->part)
+        return SM_ERR_INVALID;
+    int rc = mdb_txn_commit(st->part);     /* frees the part either way */
+    st->part = NULL;
+    return status_of(st, rc);
+}
+
+void sm_store_part_abort(sm_store *st)
+{
+    if (!st || !st->part)
+        return;
+    mdb_txn_abort(st->part);
+    st->part = NULL;
 }
 
 sm_status sm_store_grow(sm_store *st)
@@ -291,13 +334,13 @@ sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out)
         return SM_ERR_INVALID;
     MDB_envinfo info;
     MDB_stat ms;
-    MDB_txn *txn = st->txn;
+    MDB_txn *txn = writer_of(st);
     int rc = mdb_env_info(st->env, &info);
     if (rc == MDB_SUCCESS && !txn)
         rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc == MDB_SUCCESS)
         rc = mdb_stat(txn, st->dbi, &ms);
-    if (txn && txn != st->txn)
+    if (txn && txn != writer_of(st))
         mdb_txn_abort(txn);
     if (rc != MDB_SUCCESS)
         return status_of(st, rc);

@@ -13,6 +13,13 @@
  * thread (LMDB has one writer). A batch is never held across a publish or
  * any other blocking call: the caller opens it, writes, commits.
  *
+ * Parts: inside a batch, sm_store_part_begin() opens a part (an LMDB nested
+ * transaction); its writes join the batch with sm_store_part_commit() or
+ * vanish with sm_store_part_abort(). A write that fails inside a part
+ * ends the part only: the batch stays open and keeps what earlier parts
+ * wrote, so one record that cannot be written (too big for the map, too
+ * many pages for one transaction) does not sink the others.
+ *
  * Full map: when put, del or commit hits MDB_MAP_FULL the batch is aborted
  * and SM_ERR_MAP_FULL is returned; nothing of the batch is written and the
  * caller still holds its data. It may then call sm_store_grow() (doubles
@@ -53,9 +60,11 @@ void sm_store_close(sm_store *st);
 /* Opens the batch (an LMDB write transaction). Errors: SM_ERR_INVALID if
  * a batch is already open, SM_ERR_STORE. */
 sm_status sm_store_begin(sm_store *st);
-/* Copies key and value into the batch. klen 1..511. Errors: SM_ERR_INVALID
- * (no batch open, bad length; the batch stays open), SM_ERR_MAP_FULL or
- * SM_ERR_STORE (the batch is aborted: LMDB cannot continue it). */
+/* Copies key and value into the batch (into its open part, if any). klen
+ * 1..511. Errors: SM_ERR_INVALID (no batch open, bad length; the batch
+ * stays open), SM_ERR_MAP_FULL or SM_ERR_STORE (inside a part: the part
+ * is aborted and the batch stays open; otherwise the batch is aborted:
+ * LMDB cannot continue it). */
 sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
                        const void *val, size_t vlen);
 /* Deleting a missing key is SM_OK. Errors as sm_store_put(). */
@@ -63,8 +72,18 @@ sm_status sm_store_del(sm_store *st, const void *key, size_t klen);
 /* Commits and syncs the batch; the batch is over whatever the result.
  * Errors: SM_ERR_INVALID (no batch), SM_ERR_MAP_FULL, SM_ERR_STORE. */
 sm_status sm_store_commit(sm_store *st);
-/* Discards the open batch, if any. */
+/* Discards the open batch, if any (and its open part). */
 void sm_store_abort(sm_store *st);
+
+/* Opens a part inside the open batch; puts and dels go to it until it
+ * ends. Errors: SM_ERR_INVALID (no batch, or a part already open),
+ * SM_ERR_NOMEM, SM_ERR_STORE. */
+sm_status sm_store_part_begin(sm_store *st);
+/* Joins the part's writes to the batch. The part is over whatever the
+ * result. Errors: SM_ERR_INVALID (no part), SM_ERR_NOMEM, SM_ERR_STORE. */
+sm_status sm_store_part_commit(sm_store *st);
+/* Discards the open part, if any; the batch goes on. */
+void sm_store_part_abort(sm_store *st);
 
 /* Doubles the map size, capped at map_max. Must be called with no batch
  * open. Errors: SM_ERR_FULL when already at map_max, SM_ERR_STORE. */

@@ -150,22 +150,26 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
     if (s == SM_OK) {
         w->st.commits++;
-        w->st.agents_written += r.agents_written;
         w->uncommitted = 0;
     } else {
         w->st.commit_failures++;
     }
+    w->st.agents_written += r.agents_written;
     bool notable = s != SM_OK || r.grows || r.prunes || r.map_full;
+    /* a swarm that could not be written is kept in memory and retried at
+     * the next commit; the others are committed all the same */
     sm_log_write(w->log, notable ? (s == SM_OK ? SM_LOG_WARN : SM_LOG_ERROR)
                                  : SM_LOG_DEBUG,
                  s == SM_OK ? "store_commit" : "store_commit_failed",
                  "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
+                 "swarms_deleted=%zu swarms_failed=%zu failed_swarm=%s "
                  "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s "
                  "events_total=%llu detail=\"%s\"",
                  sm_status_str(s), r.swarms_written, r.agents_written,
-                 r.agents_deleted, r.map_full, r.grows, r.prunes,
-                 s == SM_OK ? "no" : "yes", (unsigned long long)w->st.events,
-                 sm_store_error(w->store));
+                 r.agents_deleted, r.swarms_deleted, r.swarms_failed,
+                 r.swarms_failed ? r.failed_swarm : "-", r.map_full, r.grows,
+                 r.prunes, s == SM_OK ? "no" : "yes",
+                 (unsigned long long)w->st.events, sm_store_error(w->store));
     return s;
 }
 
@@ -205,7 +209,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  "events=%llu deadletters=%llu internal_errors=%llu bottlenecks=%llu "
                  "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
                  "commits=%llu commit_failures=%llu swarms=%zu skew_rejected=%llu "
-                 "wall_ms=%lld "
+                 "swarm_cap_rejected=%llu agent_cap_rejected=%llu "
+                 "swarms_expired=%llu wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
                  "store_map_bytes=%zu store_entries=%zu",
                  (unsigned long long)w->st.events,
@@ -217,7 +222,10 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)w->st.commits,
                  (unsigned long long)w->st.commit_failures,
                  sm_registry_count(w->reg),
-                 (unsigned long long)w->st.skew_rejected, (long long)el,
+                 (unsigned long long)w->st.skew_rejected,
+                 (unsigned long long)w->st.swarm_cap_rejected,
+                 (unsigned long long)w->st.agent_cap_rejected,
+                 (unsigned long long)w->st.swarms_expired, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
 }

@@ -95,6 +95,9 @@ typedef struct sm_worker_stats {
     uint64_t clock_jumps_held;  /* far-ahead times not (yet) confirmed */
     uint64_t skew_rejected;     /* events over max_skew ahead of the bus
                                    clock, dead-lettered */
+    uint64_t swarm_cap_rejected;    /* inputs for a new swarm over max_swarms */
+    uint64_t agent_cap_rejected;    /* inputs for a new agent over max_agents */
+    uint64_t swarms_expired;    /* idle swarms removed (swarm_retention) */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on

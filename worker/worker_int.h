@@ -32,6 +32,8 @@ struct sm_worker {
     int64_t bus_tick;           /* floor(bus_ms / tick) at the last move */
     int64_t jump_ms;            /* a far-ahead time waiting to be confirmed */
     const sm_swarm *jump_by;    /* the swarm that showed it */
+    int64_t expired_at_ms;      /* bus time of the last look for idle
+                                   swarms (handle.c) */
     int64_t skew_ms;            /* an event time over max_skew ahead of the
                                    bus, waiting for a second producer to
                                    confirm it (handle.c); 0: none */
