@@ -160,17 +160,22 @@ static void blob_hdr_fill(blob_hdr *h, uint32_t magic, uint32_t version,
     h->check = blob_check(body, body_len);
 }
 
+/* Versions a later build may have reached: the checksum does not cover
+ * the header, so a version far beyond ours is a damaged header (one bit
+ * flipped in its upper bytes), not a later build's blob to be kept. */
+#define VERSION_SPAN 255u
+
 /* Copies the header of the blob of len bytes at buf (which may be
- * unaligned: a store value) into *hdr. SM_ERR_CORRUPT: too short, or
- * another kind of blob; SM_ERR_VERSION: written by a build newer than
- * `newest`. */
+ * unaligned: a store value) into *hdr. SM_ERR_CORRUPT: too short, another
+ * kind of blob, or a version no build can have written; SM_ERR_VERSION:
+ * written by a build newer than `newest`. */
 static sm_status blob_head(const void *buf, size_t len, uint32_t magic,
                            uint32_t newest, blob_hdr *hdr)
 {
     if (buf == NULL || len < sizeof *hdr)
         return SM_ERR_CORRUPT;
     memcpy(hdr, buf, sizeof *hdr);
-    if (hdr->magic != magic)
+    if (hdr->magic != magic || hdr->version > newest + VERSION_SPAN)
         return SM_ERR_CORRUPT;
     return hdr->version > newest ? SM_ERR_VERSION : SM_OK;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recfile.h"
@@ -626,6 +627,31 @@ START_TEST(bad_config_is_refused_with_reason)
 END_TEST
 
 
+/* A store it cannot read stops the worker with exit 1 and the reason,
+ * before it touches the bus: an empty data file is not a new store. */
+START_TEST(unreadable_store_exits_one_with_the_reason)
+{
+    char bin[512], dir[256], data[300], store[400], log[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    sm_test_tmpdir(dir, sizeof dir, "badstore");
+    snprintf(data, sizeof data, "%s/data", dir);
+    ck_assert_int_eq(mkdir(data, 0700), 0);
+    snprintf(store, sizeof store, "%s/data.mdb", data);
+    FILE *f = fopen(store, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(store, sizeof store, "--store-dir=%s", data);
+    snprintf(log, sizeof log, "%s/out.log", dir);
+    const char *argv[] = {bin, store, "--nats-url=nats://127.0.0.1:1", NULL};
+    int rc = sm_test_wait(sm_test_spawn(argv, log, true), 20000);
+    ck_assert_msg(rc == 1, "exit %d:\n%s", rc, TAIL(log));
+    ck_assert_msg(sm_test_wait_for_text(log, "event=store_open_failed", 100) &&
+                  sm_test_wait_for_text(log, "is 0 bytes", 100), "%s", TAIL(log));
+    ck_assert(!sm_test_wait_for_text(log, "event=subscribed", 100));
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* ---- a recording replayed onto a bus arrives whole and in order ------- */
 
 START_TEST(replay_to_bus_publishes_every_record_in_order)
@@ -830,6 +856,7 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
     tcase_add_test(tc, sigterm_drains_and_commits_every_event);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
+    tcase_add_test(tc, unreadable_store_exits_one_with_the_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
     tcase_add_test(tc, refused_worker_says_why_retries_and_stops);
     tcase_add_test(tc, worker_waits_for_a_server_that_comes_up_later);

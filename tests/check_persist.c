@@ -47,7 +47,7 @@ static sm_registry *new_registry(void)
 static void env_open_store(env *e, size_t map_size, size_t map_max)
 {
     sm_store_config sc = {.dir = e->db, .map_size = map_size, .map_max = map_max};
-    sm_status s = sm_store_open(&e->st, &sc);
+    sm_status s = sm_store_open(&e->st, &sc, NULL, 0);
     ck_assert_msg(s == SM_OK, "store open: %s", sm_status_str(s));
     ck_assert_int_eq(sm_persist_create(&e->p, e->st), SM_OK);
 }
@@ -240,7 +240,7 @@ static void restore_child(const env *parent)
     sm_detect_config cfg;
     sm_detect_config_default(&cfg);
     sm_persist_result res;
-    if (sm_store_open(&st, &sc) != SM_OK || sm_persist_create(&p, st) != SM_OK ||
+    if (sm_store_open(&st, &sc, NULL, 0) != SM_OK || sm_persist_create(&p, st) != SM_OK ||
         sm_registry_create(&reg, &cfg) != SM_OK)
         _exit(2);
     sm_swarm *sw = NULL;

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "store.h"
 #include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "worker.h"
@@ -381,6 +382,92 @@ START_TEST(idle_swarms_expire_from_memory_and_store)
 }
 END_TEST
 
+/* ---- a damaged store ------------------------------------------------------ */
+
+/* Opens a worker on r's store with its log in *text (freed by the caller). */
+static sm_status open_logged(rig *r, sm_worker **w, char **text)
+{
+    size_t len = 0;
+    FILE *f = open_memstream(text, &len);
+    ck_assert_ptr_nonnull(f);
+    sm_log lg = {.out = f, .level = SM_LOG_INFO};
+    ck_assert_int_eq(sm_worker_create(w, &r->cfg, &lg), SM_OK);
+    sm_status s = sm_worker_open(*w);
+    sm_worker_destroy(*w);
+    *w = NULL;
+    fclose(f);
+    return s;
+}
+
+static sm_status flip_value(void *ud, const void *key, size_t klen,
+                            const void *val, size_t vlen)
+{
+    unsigned char *copy = ud;
+    (void)key;
+    (void)klen;
+    ck_assert_uint_lt(vlen, 4096);
+    memcpy(copy + 2, val, vlen);
+    memcpy(copy, &(uint16_t){(uint16_t)vlen}, 2);
+    return SM_OK;
+}
+
+/* A store whose blob is damaged loads the rest and names what it dropped,
+ * key by key, with status "partial"; a store LMDB cannot read is refused
+ * with the reason instead of crashing the worker. */
+START_TEST(damaged_store_is_reported_key_by_key_or_refused)
+{
+    rig r;
+    rig_up(&r, true);
+    int64_t ts = T0;
+    for (int a = 0; a < 5; a++) {
+        char id[8];
+        snprintf(id, sizeof id, "a%d", a);
+        ck_assert_int_eq(feed_task(&r, "s0", id, ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+    }
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_destroy(r.w);
+    r.w = NULL;
+
+    /* one byte of agent a3's blob flipped, in place */
+    sm_store_config sc = {.dir = r.dir, .map_size = 64 << 20, .map_max = 1 << 30};
+    sm_store *st = NULL;
+    ck_assert_int_eq(sm_store_open(&st, &sc, NULL, 0), SM_OK);
+    static const char key[] = "a\0s0\0a3";
+    unsigned char val[4098];
+    ck_assert_int_eq(sm_store_scan(st, key, sizeof key - 1, flip_value, val), SM_OK);
+    uint16_t vlen;
+    memcpy(&vlen, val, 2);
+    val[2 + vlen - 1] ^= 0x10;
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_put(st, key, sizeof key - 1, val + 2, vlen), SM_OK);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    sm_store_close(st);
+
+    char *text = NULL;
+    sm_worker *w = NULL;
+    ck_assert_int_eq(open_logged(&r, &w, &text), SM_OK);
+    ck_assert_msg(strstr(text, "event=store_dropped key=\"a\\x00s0\\x00a3\" reason=\"agent blob damaged"),
+                  "log:\n%s", text);
+    ck_assert_msg(strstr(text, "status=\"partial\" swarms=1 agents=4 corrupt_skipped=1"),
+                  "log:\n%s", text);
+    free(text);
+
+    /* the data file's first page overwritten: refused, with the reason */
+    char path[400];
+    snprintf(path, sizeof path, "%s/data.mdb", r.dir);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 16, SEEK_SET);
+    fputs("this is not an LMDB meta page", f);
+    fclose(f);
+    ck_assert_int_eq(open_logged(&r, &w, &text), SM_ERR_CORRUPT);
+    ck_assert_msg(strstr(text, "event=store_open_failed") &&
+                  strstr(text, "not an LMDB meta page"), "log:\n%s", text);
+    free(text);
+    rig_down(&r);
+}
+END_TEST
+
 static const char junk[] = "\xff\xff\xff\xff\x0f garbage";
 
 /* ---- items -------------------------------------------------------------- */
@@ -686,6 +773,7 @@ int main(void)
     tcase_add_test(tc, a_jump_confirmed_by_a_second_producer_moves_the_bus);
     tcase_add_test(tc, input_over_the_caps_is_deadlettered_and_existing_state_works);
     tcase_add_test(tc, idle_swarms_expire_from_memory_and_store);
+    tcase_add_test(tc, damaged_store_is_reported_key_by_key_or_refused);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);
     tcase_add_test(tc, outcome_valid_is_counted_invalid_is_deadlettered);

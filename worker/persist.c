@@ -37,6 +37,8 @@ struct sm_persist {
     sm_swarm **done;        /* swarms the current batch wrote (or held),
                                cleared once it commits */
     size_t n_done, cap_done;
+    sm_persist_drop_fn on_drop;     /* told of each key load drops */
+    void *drop_ud;
     sm_store_meta meta;     /* written with the next flush when dirty */
     bool meta_dirty;
     bool meta_held;         /* stored meta is newer: never overwritten */
@@ -145,6 +147,14 @@ size_t sm_persist_pending_deletes(const sm_persist *p)
     return p ? p->n_dels : 0;
 }
 
+void sm_persist_on_drop(sm_persist *p, sm_persist_drop_fn fn, void *ud)
+{
+    if (!p)
+        return;
+    p->on_drop = fn;
+    p->drop_ud = ud;
+}
+
 bool sm_persist_is_held(const sm_persist *p, const char *swarm)
 {
     return p && swarm && is_held(p, swarm);
@@ -213,20 +223,32 @@ static bool copy_id(char dst[SM_ID_MAX], const unsigned char *src, size_t n)
     return true;
 }
 
-/* A rejected blob: counted, and its key queued for deletion so that the
- * next flush removes it (or rewrites it, for a swarm that changes). */
-static sm_status reject(load_ctx *c, const void *k, size_t klen)
+static void told(load_ctx *c, const void *k, size_t klen, const char *why)
+{
+    if (c->p->on_drop)
+        c->p->on_drop(c->p->drop_ud, k, klen, why);
+}
+
+/* A rejected blob: counted, reported, and its key queued for deletion so
+ * that the next flush removes it (or rewrites it, for a swarm that
+ * changes). */
+static sm_status reject(load_ctx *c, const void *k, size_t klen,
+                        const char *why)
 {
     c->out->corrupt++;
+    told(c, k, klen, why);
     sm_status s = queue_del(c->p, k, klen);
     return s == SM_ERR_INVALID ? SM_OK : s;
 }
 
-/* A blob of a newer build: counted, left in the store, and its swarm held
- * (taken out of the registry, never written by this build). */
-static sm_status keep_newer(load_ctx *c, const char *swarm)
+/* A blob of a newer build: counted, reported, left in the store, and its
+ * swarm held (taken out of the registry, never written by this build). */
+static sm_status keep_newer(load_ctx *c, const void *k, size_t klen,
+                            const char *swarm)
 {
     c->out->newer++;
+    told(c, k, klen, "written by a newer build: kept, its swarm held (not "
+                     "loaded, never written)");
     if (is_held(c->p, swarm))
         return SM_OK;
     sm_status s = hold(c->p, swarm);
@@ -256,21 +278,22 @@ static sm_status load_swarm(void *ud, const void *k, size_t klen,
     char id[SM_ID_MAX];
     sm_swarm *sw = NULL;
     if (!copy_id(id, (const unsigned char *)k + 2, klen - 2))
-        return reject(c, k, klen);
+        return reject(c, k, klen, "a swarm key with no valid swarm id");
     if (is_held(c->p, id))
         return SM_OK;
     sm_status s = load_target(c, id, &sw);
     if (s == SM_ERR_INVALID)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "a swarm key with no valid swarm id");
     if (s != SM_OK)
         return s;
     s = sm_swarm_import(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
         return s;
     if (s == SM_ERR_VERSION)
-        return keep_newer(c, id);
+        return keep_newer(c, k, klen, id);
     if (s != SM_OK)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "swarm blob damaged (checksum, size, field "
+                                  "or id): the swarm starts from its agents");
     c->out->swarms++;
     if (sm_swarm_is_dirty(sw))
         c->out->migrated++;
@@ -286,22 +309,32 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
     char id[SM_ID_MAX], agent[SM_ID_MAX];
     if (!sep || !copy_id(id, b + 2, (size_t)(sep - (b + 2))) ||
         !copy_id(agent, sep + 1, klen - (size_t)(sep + 1 - b)))
-        return reject(c, k, klen);
+        return reject(c, k, klen, "an agent key with no valid swarm or agent id");
     if (is_held(c->p, id))
         return SM_OK;
     sm_swarm *sw = NULL;
     sm_status s = load_target(c, id, &sw);
     if (s == SM_ERR_INVALID)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "an agent key with no valid swarm id");
     if (s != SM_OK)
         return s;
+    size_t before = sm_swarm_agent_count(sw);
     s = sm_swarm_import_agent(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
         return s;
     if (s == SM_ERR_VERSION)
-        return keep_newer(c, id);
+        return keep_newer(c, k, klen, id);
     if (s != SM_OK)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "agent blob damaged (checksum, size or "
+                                  "field): the agent is dropped");
+    if (!sm_swarm_has_agent(sw, agent)) {
+        /* the blob is sound but names another agent than its key: kept
+         * under the blob's own id, the stray key deleted */
+        if (sm_swarm_agent_count(sw) > before)
+            c->out->agents++;
+        return reject(c, k, klen, "the key names another agent than its "
+                                  "blob: loaded under the blob's id");
+    }
     c->out->agents++;
     return SM_OK;
 }
@@ -310,19 +343,40 @@ static sm_status load_meta(void *ud, const void *k, size_t klen,
                            const void *val, size_t vlen)
 {
     load_ctx *c = ud;
-    (void)k;
     if (klen != META_KEY_LEN)
-        return SM_OK;           /* not the meta key; not ours to judge */
+        return SM_OK;           /* not the meta key: see load_other */
     sm_status s = sm_meta_decode(&c->out->meta, val, vlen);
     if (s == SM_ERR_VERSION) {
         c->out->newer++;
+        told(c, k, klen, "meta record of a newer build: kept");
         c->p->meta_held = true;
     } else if (s != SM_OK) {
         c->out->corrupt++;
+        told(c, k, klen, "meta record damaged: rewritten by the next commit");
         c->p->meta_dirty = true;    /* replaced by the next flush */
     } else {
         c->out->have_meta = true;
         c->p->meta = c->out->meta;
+    }
+    return SM_OK;
+}
+
+/* A key of no shape this build writes ("s" 0, "a" 0, the meta key, or the
+ * pruning mark "m" 0): not read, kept, reported. */
+static sm_status load_other(void *ud, const void *k, size_t klen,
+                            const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    const unsigned char *b = k;
+    (void)val;
+    (void)vlen;
+    bool known = klen >= 2 && b[1] == 0 &&
+                 (b[0] == 's' || b[0] == 'a' ||
+                  (b[0] == 'm' && (klen == 2 || (klen == META_KEY_LEN &&
+                                                 memcmp(k, meta_key, klen) == 0))));
+    if (!known) {
+        c->out->unknown++;
+        told(c, k, klen, "a key of no shape this build writes: not read, kept");
     }
     return SM_OK;
 }
@@ -342,6 +396,8 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
         s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, "a", 2, load_agent, &c);
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, NULL, 0, load_other, &c);
     return s;
 }
 

@@ -13,12 +13,16 @@
  * (ids never contain a NUL byte, so keys do not collide and a prefix scan
  * of "a" 0x00 <swarm> 0x00 finds one swarm's agents.) The two-byte key
  * "m" 0x00 is written and deleted again while pruning (see below); it is
- * not the meta key, whose six bytes start with it. Load ignores every
- * other key.
+ * not the meta key, whose six bytes start with it. Load reads no other
+ * key, and reports each (below).
  *
  * Versions. A blob the core rejects as corrupt (SM_ERR_CORRUPT: checksum,
  * size, field) is counted in `corrupt` and its key deleted by the next
- * flush: there is nothing in it this or any build can read. A blob of a
+ * flush: there is nothing in it this or any build can read. So is an
+ * agent key whose sound blob names another agent (the agent is loaded
+ * under the blob's id). A key of no shape this build writes is counted in
+ * `unknown` and kept. Each of these keys is told to the sm_persist_on_drop
+ * function with what became of it, so nothing is dropped unsaid. A blob of a
  * NEWER format (SM_ERR_VERSION: written by a later build, e.g. before a
  * rollback) is never deleted and never overwritten: it is counted in
  * `newer`, and its swarm is HELD: the swarm is not loaded (it is taken out
@@ -83,6 +87,8 @@ typedef struct sm_persist_load_result {
                                by the next flush */
     size_t newer;           /* blobs of a newer format, kept untouched */
     size_t held;            /* swarms not loaded because of them */
+    size_t unknown;         /* keys of no shape this build writes: not
+                               read, kept */
     bool have_meta;         /* a meta record was read into `meta` */
     sm_store_meta meta;     /* the stored meta record (zero if none) */
 } sm_persist_load_result;
@@ -111,6 +117,15 @@ typedef struct sm_persist_result {
 sm_status sm_persist_create(sm_persist **out, sm_store *st);
 /* Frees the persister (queued deletions are dropped). NULL is a no-op. */
 void sm_persist_destroy(sm_persist *p);
+
+/* Told of each key sm_persist_load() does not load as it stands: its key
+ * (borrowed, klen bytes, not NUL-terminated) and a sentence saying what
+ * became of it (dropped and deleted at the next flush, kept for a newer
+ * build, kept unread, loaded under another id). */
+typedef void (*sm_persist_drop_fn)(void *ud, const void *key, size_t klen,
+                                   const char *why);
+/* Sets the function told of dropped keys (NULL: nobody is told). */
+void sm_persist_on_drop(sm_persist *p, sm_persist_drop_fn fn, void *ud);
 
 /* Loads the meta record, then every stored swarm into reg (created
  * through sm_registry_get), swarm blobs first, then agent blobs. A corrupt

@@ -15,6 +15,7 @@
 #include <lmdb.h>
 
 #include "store.h"
+#include "storecheck.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define MAX_KEY 511
@@ -29,7 +30,7 @@ struct sm_store {
     size_t max_key;
     uint64_t grows;
     uint64_t map_full;
-    char err[160];
+    char err[320];
 };
 
 /* Remembers rc's text and converts it; counts map-full hits. */
@@ -90,11 +91,30 @@ static size_t map_size_of(const sm_store *st)
     return info.me_mapsize;
 }
 
+/* Checks an existing data file before LMDB maps it (storecheck.h): a
+ * damaged one would crash or mislead LMDB. No file: a new store. */
+static sm_status check_data_file(sm_store *st, const char *dir)
+{
+    char path[4096 + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    sm_storecheck_result r;
+    sm_status s = sm_storecheck(path, DB_NAME, MAX_KEY, &r, st->err,
+                                sizeof st->err);
+    if (s == SM_ERR_NOT_FOUND) {
+        st->err[0] = 0;
+        return SM_OK;
+    }
+    return s;
+}
+
 /* Opens the environment and the named database. On failure the caller
  * closes st. */
 static sm_status open_env(sm_store *st, const sm_store_config *cfg,
                           size_t map_size)
 {
+    sm_status s = check_data_file(st, cfg->dir);
+    if (s != SM_OK)
+        return s;
     int rc = mdb_env_create(&st->env);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_maxdbs(st->env, 1);
@@ -129,8 +149,11 @@ static sm_status open_env(sm_store *st, const sm_store_config *cfg,
     return SM_OK;
 }
 
-sm_status sm_store_open(sm_store **out, const sm_store_config *cfg)
+sm_status sm_store_open(sm_store **out, const sm_store_config *cfg,
+                        char *err, size_t errcap)
 {
+    if (err && errcap)
+        err[0] = 0;
     if (!out || !cfg || !cfg->dir || !cfg->dir[0])
         return SM_ERR_INVALID;
     size_t map_size = cfg->map_size ? cfg->map_size : DEFAULT_MAP_SIZE;
@@ -145,6 +168,8 @@ sm_status sm_store_open(sm_store **out, const sm_store_config *cfg)
     if (s == SM_OK)
         s = open_env(st, cfg, map_size);
     if (s != SM_OK) {
+        if (err && errcap)
+            snprintf(err, errcap, "%s", st->err);
         sm_store_close(st);
         return s;
     }

@@ -50,10 +50,14 @@ typedef struct sm_store_config {
 
 typedef struct sm_store sm_store;
 
-/* Opens (creating if needed). Sets *out only on SM_OK. If the environment
- * is already larger than map_size, its size is kept. Errors: SM_ERR_INVALID,
- * SM_ERR_IO (directory), SM_ERR_STORE, SM_ERR_NOMEM. */
-sm_status sm_store_open(sm_store **out, const sm_store_config *cfg);
+/* Opens (creating if needed). Sets *out only on SM_OK; on failure a
+ * sentence saying why goes to err (errcap bytes; err may be NULL). If the
+ * environment is already larger than map_size, its size is kept. Errors:
+ * SM_ERR_INVALID, SM_ERR_IO (directory, data file unreadable),
+ * SM_ERR_CORRUPT (not an LMDB environment, or a damaged one), SM_ERR_STORE,
+ * SM_ERR_NOMEM. */
+sm_status sm_store_open(sm_store **out, const sm_store_config *cfg,
+                        char *err, size_t errcap);
 /* Aborts an open batch and closes. NULL is a no-op. */
 void sm_store_close(sm_store *st);
 

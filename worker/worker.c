@@ -47,6 +47,36 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
     return SM_OK;
 }
 
+/* A store key for a log line: printable bytes as they are, others as
+ * \xHH (ids never hold a NUL, the separators are one). */
+static void key_text(const void *key, size_t klen, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *k = key;
+    size_t n = 0;
+    for (size_t i = 0; i < klen && n + 5 < cap; i++) {
+        if (k[i] >= 0x21 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\') {
+            out[n++] = (char)k[i];
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[k[i] >> 4];
+            out[n++] = hex[k[i] & 15];
+        }
+    }
+    out[n] = 0;
+}
+
+/* Each key the load did not take as it stands, with what became of it. */
+static void log_dropped(void *ud, const void *key, size_t klen, const char *why)
+{
+    const sm_worker *w = ud;
+    char text[4 * 140 + 8];
+    key_text(key, klen, text, sizeof text);
+    sm_log_write(w->log, SM_LOG_WARN, "store_dropped", "key=\"%s\" reason=\"%s\"",
+                 text, why);
+}
+
 sm_status sm_worker_open(sm_worker *w)
 {
     sm_store_config sc = {
@@ -54,21 +84,36 @@ sm_status sm_worker_open(sm_worker *w)
         .map_size = (size_t)w->cfg->map_size,
         .map_max = (size_t)w->cfg->map_max,
     };
-    sm_status s = sm_store_open(&w->store, &sc);
+    char why[320];
+    sm_status s = sm_store_open(&w->store, &sc, why, sizeof why);
     if (s != SM_OK) {
         sm_log_write(w->log, SM_LOG_ERROR, "store_open_failed",
                      "dir=%s status=\"%s\" detail=\"%s\"", sc.dir,
-                     sm_status_str(s), w->store ? sm_store_error(w->store) : "");
+                     sm_status_str(s), why);
         return s;
     }
     s = sm_persist_create(&w->persist, w->store);
     if (s != SM_OK)
         return s;
+    sm_persist_on_drop(w->persist, log_dropped, w);
     sm_persist_load_result lr;
     s = sm_persist_load(w->persist, w->reg, &lr);
-    sm_log_write(w->log, s == SM_OK ? SM_LOG_INFO : SM_LOG_ERROR, "store_loaded",
-                 "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu newer_kept=%zu",
-                 sc.dir, sm_status_str(s), lr.swarms, lr.agents, lr.corrupt, lr.newer);
+    /* "ok" only when every key was loaded as it stands; otherwise each
+     * one not was logged above (store_dropped) */
+    bool whole = lr.corrupt == 0 && lr.newer == 0 && lr.unknown == 0;
+    sm_log_write(w->log, s != SM_OK ? SM_LOG_ERROR : whole ? SM_LOG_INFO : SM_LOG_WARN,
+                 "store_loaded",
+                 "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu "
+                 "newer_kept=%zu held_swarms=%zu unknown_kept=%zu",
+                 sc.dir, s != SM_OK ? sm_status_str(s) : whole ? "ok" : "partial",
+                 sm_registry_count(w->reg), lr.agents, lr.corrupt, lr.newer,
+                 lr.held, lr.unknown);
+    if (s == SM_OK && w->cfg->max_swarms > 0 &&
+        sm_registry_count(w->reg) > (size_t)w->cfg->max_swarms)
+        sm_log_write(w->log, SM_LOG_WARN, "store_over_max_swarms",
+                     "swarms=%zu max_swarms=%lld detail=\"all kept; no new swarm "
+                     "is taken until idle ones expire\"", sm_registry_count(w->reg),
+                     (long long)w->cfg->max_swarms);
     return s;
 }
 
