@@ -52,6 +52,9 @@
  *
  *   1 applied    v1: u64 applied_seq
  *   2 config     v1: u64 config_hash
+ *   3 bus        v1: i64 bus_ms, i64 jump_ms, str jump_swarm, i64 skew_ms,
+ *                    str skew_swarm, str skew_id, i64 expired_at_ms
+ *                    (written only when bus_ms is set)
  */
 #include "encode.h"
 
@@ -1412,6 +1415,7 @@ bool sm_swarm_is_dirty(const sm_swarm *sw)
 enum {
     META_APPLIED = 1,
     META_CONFIG = 2,
+    META_BUS = 3,
 };
 
 size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
@@ -1425,6 +1429,18 @@ size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
     at = w_section(&w, META_CONFIG, 1);
     w_u64(&w, m->config_hash);
     w_end(&w, at);
+    if (m->bus.bus_ms != 0) {
+        const sm_bus_state *b = &m->bus;
+        at = w_section(&w, META_BUS, 1);
+        w_i64(&w, b->bus_ms);
+        w_i64(&w, b->jump_ms);
+        w_str(&w, b->jump_swarm);
+        w_i64(&w, b->skew_ms);
+        w_str(&w, b->skew_swarm);
+        w_str(&w, b->skew_id);
+        w_i64(&w, b->expired_at_ms);
+        w_end(&w, at);
+    }
     if (buf != NULL && w.n <= cap) {
         blob_hdr hdr;
         blob_hdr_fill(&hdr, BLOB_MAGIC_META, META_V1, w.n,
@@ -1432,6 +1448,20 @@ size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
         memcpy(buf, &hdr, sizeof hdr);
     }
     return w.n;
+}
+
+/* The bus section: times in range, ids valid (rd_str). */
+static bool bus_decode(reader *r, sm_bus_state *b)
+{
+    b->bus_ms = (int64_t)rd_u64(r);
+    b->jump_ms = (int64_t)rd_u64(r);
+    rd_str(r, b->jump_swarm);
+    b->skew_ms = (int64_t)rd_u64(r);
+    rd_str(r, b->skew_swarm);
+    rd_str(r, b->skew_id);
+    b->expired_at_ms = (int64_t)rd_u64(r);
+    return !r->bad && sm_ts_ok(b->bus_ms) && sm_ts_ok(b->jump_ms) &&
+           sm_ts_ok(b->skew_ms) && sm_ts_ok(b->expired_at_ms);
 }
 
 sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
@@ -1446,7 +1476,8 @@ sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
     if (!blob_hdr_ok(&hdr, BLOB_MAGIC_META, META_V1, len, raw + sizeof hdr,
                      len - sizeof hdr))
         return SM_ERR_CORRUPT;
-    sm_store_meta got = {0, 0};
+    sm_store_meta got;
+    memset(&got, 0, sizeof got);
     reader r = {raw + sizeof hdr, raw + len, false, 0};
     while (r.p != r.end) {
         uint32_t tag = rd_u16(&r);
@@ -1460,6 +1491,8 @@ sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
             got.applied_seq = rd_u64(&sr);
         else if (tag == META_CONFIG)
             got.config_hash = rd_u64(&sr);
+        else if (tag == META_BUS && !bus_decode(&sr, &got.bus))
+            return SM_ERR_CORRUPT;
         if (sr.bad)
             return SM_ERR_CORRUPT;
     }

@@ -1018,11 +1018,46 @@ START_TEST(test_meta_in_the_flush)
 }
 END_TEST
 
+/* The bus clock rides in the meta record: round-trips, ids and times
+ * vetted. */
+START_TEST(test_meta_bus_clock)
+{
+    sm_store_meta m, got;
+    memset(&m, 0, sizeof m);
+    m.applied_seq = 42;
+    m.bus.bus_ms = 1767225600000LL;
+    m.bus.jump_ms = 1767225900000LL;
+    snprintf(m.bus.jump_swarm, sizeof m.bus.jump_swarm, "s9");
+    m.bus.skew_ms = 1798761600000LL;
+    snprintf(m.bus.skew_swarm, sizeof m.bus.skew_swarm, "s1");
+    snprintf(m.bus.skew_id, sizeof m.bus.skew_id, "agent-7");
+    m.bus.expired_at_ms = 1767225540000LL;
+    unsigned char buf[512];
+    size_t n = sm_meta_encode(&m, buf, sizeof buf);
+    ck_assert_uint_gt(n, 56);
+    ck_assert_uint_le(n, 280);
+    ck_assert_int_eq(sm_meta_decode(&got, buf, n), SM_OK);
+    ck_assert_uint_eq(got.applied_seq, 42);
+    ck_assert_int_eq(got.bus.bus_ms, m.bus.bus_ms);
+    ck_assert_int_eq(got.bus.jump_ms, m.bus.jump_ms);
+    ck_assert_str_eq(got.bus.jump_swarm, "s9");
+    ck_assert_int_eq(got.bus.skew_ms, m.bus.skew_ms);
+    ck_assert_str_eq(got.bus.skew_swarm, "s1");
+    ck_assert_str_eq(got.bus.skew_id, "agent-7");
+    ck_assert_int_eq(got.bus.expired_at_ms, m.bus.expired_at_ms);
+    /* a time out of range is damage */
+    m.bus.skew_ms = -5;
+    n = sm_meta_encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(sm_meta_decode(&got, buf, n), SM_ERR_CORRUPT);
+}
+END_TEST
+
 /* The meta record round-trips; a newer record is refused as such, a
  * damaged or short one as corrupt, and *m is left alone on error. */
 START_TEST(test_meta_format)
 {
-    sm_store_meta m = {7, 9}, got = {0, 0};
+    sm_store_meta m = {.applied_seq = 7, .config_hash = 9};
+    sm_store_meta got = {.applied_seq = 0};
     unsigned char buf[128];
     size_t n = sm_meta_encode(&m, buf, sizeof buf);
     ck_assert_uint_eq(n, 56);
@@ -1187,6 +1222,7 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_newer_swarm_blob_kept);
     tcase_add_test(tc, test_meta_in_the_flush);
     tcase_add_test(tc, test_meta_format);
+    tcase_add_test(tc, test_meta_bus_clock);
     tcase_add_test(tc, test_forget_swarm);
     suite_add_tcase(s, tc);
     return s;

@@ -247,6 +247,38 @@ START_TEST(far_future_event_is_deadlettered_and_the_swarm_keeps_concluding)
 }
 END_TEST
 
+/* The bus clock and the count of inputs handled are stored with the state
+ * and come back with it: a restarted worker judges skew as the one that
+ * stopped did, and a publisher knows where to resume. */
+START_TEST(restart_restores_the_bus_clock_and_the_inputs_handled)
+{
+    rig r;
+    rig_up(&r, true);
+    int64_t ts = T0;
+    feed_normal_round(&r, "k", &ts);
+    ck_assert_int_eq(feed(&r, "swarm.k.bogus.x", "x", 1).disp, SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "other", "o", ts - 5000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_stats before = stats_of(r.w);
+    ck_assert_uint_eq(before.applied, 34);
+    ck_assert_int_eq(before.bus_ms, ts);
+    sm_worker_destroy(r.w);
+
+    r.w = reopen(&r);
+    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
+    sm_worker_set_sink(r.w, &sink);
+    sm_worker_stats after = stats_of(r.w);
+    ck_assert_uint_eq(after.applied, 34);
+    ck_assert_int_eq(after.bus_ms, ts);
+    /* the first event after the restart is judged against that clock */
+    ck_assert_int_eq(feed_task(&r, "k", "n0", ts + 3600000, 1000).disp,
+                     SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "k", "n1", ts + 1000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_uint_eq(stats_of(r.w).applied, 36);
+    rig_down(&r);
+}
+END_TEST
+
 /* A real jump of the whole bus (input that resumes after a pause longer
  * than max_skew) is told apart from one skewed producer: the first event
  * of the jump is dead-lettered, a second producer showing the same time
@@ -771,6 +803,7 @@ int main(void)
     tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
     tcase_add_test(tc, far_future_event_is_deadlettered_and_the_swarm_keeps_concluding);
     tcase_add_test(tc, a_jump_confirmed_by_a_second_producer_moves_the_bus);
+    tcase_add_test(tc, restart_restores_the_bus_clock_and_the_inputs_handled);
     tcase_add_test(tc, input_over_the_caps_is_deadlettered_and_existing_state_works);
     tcase_add_test(tc, idle_swarms_expire_from_memory_and_store);
     tcase_add_test(tc, damaged_store_is_reported_key_by_key_or_refused);

@@ -395,7 +395,7 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
 static void advance_one(void *ud, sm_swarm *sw)
 {
     sm_worker *w = ud;
-    sm_swarm_advance(sw, w->bus_ms, &w->decisions);
+    sm_swarm_advance(sw, w->clock.bus_ms, &w->decisions);
     publish_decisions(w);
 }
 
@@ -418,7 +418,7 @@ static void find_idle(void *ud, sm_swarm *sw)
 {
     idle_list *l = ud;
     int64_t last = sm_swarm_last_event(sw);
-    if (l->w->bus_ms - last > l->w->cfg->swarm_retention_ms &&
+    if (l->w->clock.bus_ms - last > l->w->cfg->swarm_retention_ms &&
         !sm_swarm_any_raised(sw))
         snprintf(l->ids[l->n++], SM_ID_MAX, "%s", sm_swarm_id(sw));
 }
@@ -426,9 +426,9 @@ static void find_idle(void *ud, sm_swarm *sw)
 static void expire_swarms(sm_worker *w)
 {
     if (w->cfg->swarm_retention_ms <= 0 ||
-        w->bus_ms - w->expired_at_ms < EXPIRE_EVERY_MS)
+        w->clock.bus_ms - w->clock.expired_at_ms < EXPIRE_EVERY_MS)
         return;
-    w->expired_at_ms = w->bus_ms;
+    w->clock.expired_at_ms = w->clock.bus_ms;
     idle_list l = {w, NULL, 0};
     size_t n = sm_registry_count(w->reg);
     if (n == 0 || !(l.ids = malloc(n * sizeof *l.ids)))
@@ -436,7 +436,7 @@ static void expire_swarms(sm_worker *w)
     sm_registry_foreach(w->reg, find_idle, &l);
     for (size_t i = 0; i < l.n; i++) {
         const sm_swarm *sw = sm_registry_find(w->reg, l.ids[i]);
-        int64_t idle = w->bus_ms - sm_swarm_last_event(sw);
+        int64_t idle = w->clock.bus_ms - sm_swarm_last_event(sw);
         sm_status s = w->persist ? sm_persist_forget_swarm(w->persist, l.ids[i])
                                  : SM_OK;
         if (s != SM_OK) {
@@ -445,9 +445,9 @@ static void expire_swarms(sm_worker *w)
                          sm_status_str(s), sm_store_error(w->store));
             continue;           /* kept, tried again next minute */
         }
-        if (w->jump_by == sw) {
-            w->jump_ms = 0;
-            w->jump_by = NULL;
+        if (strcmp(w->clock.jump_swarm, l.ids[i]) == 0) {
+            w->clock.jump_ms = 0;
+            w->clock.jump_swarm[0] = 0;
         }
         (void)sm_registry_remove(w->reg, l.ids[i]);
         w->st.swarms_expired++;
@@ -464,11 +464,11 @@ static void expire_swarms(sm_worker *w)
  * then forgets idle swarms. */
 static void bus_move(sm_worker *w, int64_t t)
 {
-    if (t <= w->bus_ms)
+    if (t <= w->clock.bus_ms)
         return;
-    w->jump_ms = 0;
-    w->jump_by = NULL;
-    w->bus_ms = t;
+    w->clock.jump_ms = 0;
+    w->clock.jump_swarm[0] = 0;
+    w->clock.bus_ms = t;
     w->st.bus_ms = t;
     int64_t tick = t / w->cfg->detect.tick_ms;
     if (tick == w->bus_tick)
@@ -481,17 +481,19 @@ static void bus_move(sm_worker *w, int64_t t)
 static void bus_clock(sm_worker *w, const sm_swarm *from)
 {
     int64_t t = sm_swarm_now(from);
-    if (t <= w->bus_ms)
+    if (t <= w->clock.bus_ms)
         return;
-    if (w->bus_ms != 0 && t - w->bus_ms > w->cfg->clock_jump_ms) {
-        if (w->jump_ms == 0 || w->jump_by == from) {
-            if (w->jump_ms == 0)
+    if (w->clock.bus_ms != 0 && t - w->clock.bus_ms > w->cfg->clock_jump_ms) {
+        if (w->clock.jump_ms == 0 ||
+            strcmp(w->clock.jump_swarm, sm_swarm_id(from)) == 0) {
+            if (w->clock.jump_ms == 0)
                 w->st.clock_jumps_held++;
-            w->jump_ms = t;
-            w->jump_by = from;
+            w->clock.jump_ms = t;
+            snprintf(w->clock.jump_swarm, sizeof w->clock.jump_swarm, "%s",
+                     sm_swarm_id(from));
             return;
         }
-        t = t < w->jump_ms ? t : w->jump_ms;    /* confirmed by a second */
+        t = t < w->clock.jump_ms ? t : w->clock.jump_ms;    /* confirmed by a second */
     }
     bus_move(w, t);
 }
@@ -513,38 +515,38 @@ static void bus_clock(sm_worker *w, const sm_swarm *from)
 
 static bool same_producer(const sm_worker *w, const sm_subject *subj)
 {
-    return strcmp(w->skew_swarm, subj->swarm) == 0 &&
-           strcmp(w->skew_id, subj->id) == 0;
+    return strcmp(w->clock.skew_swarm, subj->swarm) == 0 &&
+           strcmp(w->clock.skew_id, subj->id) == 0;
 }
 
 static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
                     sm_verdict *v)
 {
     int64_t max = w->cfg->max_skew_ms;
-    if (max <= 0 || w->bus_ms == 0 || ts - w->bus_ms <= max)
+    if (max <= 0 || w->clock.bus_ms == 0 || ts - w->clock.bus_ms <= max)
         return true;
-    if (w->skew_ms != 0 && !same_producer(w, subj) &&
-        ts - w->skew_ms <= max && w->skew_ms - ts <= max) {
-        int64_t to = ts < w->skew_ms ? ts : w->skew_ms;
+    if (w->clock.skew_ms != 0 && !same_producer(w, subj) &&
+        ts - w->clock.skew_ms <= max && w->clock.skew_ms - ts <= max) {
+        int64_t to = ts < w->clock.skew_ms ? ts : w->clock.skew_ms;
         sm_log_write(w->log, SM_LOG_WARN, "clock_jump_confirmed",
                      "subject=%s from_ms=%lld to_ms=%lld first_swarm=%s "
-                     "first_id=%s", subj->swarm, (long long)w->bus_ms,
-                     (long long)to, w->skew_swarm, w->skew_id);
-        w->skew_ms = 0;
+                     "first_id=%s", subj->swarm, (long long)w->clock.bus_ms,
+                     (long long)to, w->clock.skew_swarm, w->clock.skew_id);
+        w->clock.skew_ms = 0;
         bus_move(w, to);
         return true;
     }
-    if (w->skew_ms == 0 || !same_producer(w, subj) || ts > w->skew_ms) {
-        w->skew_ms = ts;
-        snprintf(w->skew_swarm, sizeof w->skew_swarm, "%s", subj->swarm);
-        snprintf(w->skew_id, sizeof w->skew_id, "%s", subj->id);
+    if (w->clock.skew_ms == 0 || !same_producer(w, subj) || ts > w->clock.skew_ms) {
+        w->clock.skew_ms = ts;
+        snprintf(w->clock.skew_swarm, sizeof w->clock.skew_swarm, "%s", subj->swarm);
+        snprintf(w->clock.skew_id, sizeof w->clock.skew_id, "%s", subj->id);
     }
     w->st.skew_rejected++;
     sm_log_write(w->log, SM_LOG_WARN, "clock_skew",
                  "swarm=%s id=%s ts_ms=%lld bus_ms=%lld ahead_ms=%lld "
                  "max_skew_ms=%lld total=%llu", subj->swarm, subj->id,
-                 (long long)ts, (long long)w->bus_ms,
-                 (long long)(ts - w->bus_ms), (long long)max,
+                 (long long)ts, (long long)w->clock.bus_ms,
+                 (long long)(ts - w->clock.bus_ms), (long long)max,
                  (unsigned long long)w->st.skew_rejected);
     *v = rejected(SM_ERR_INVALID,
                   "event time more than max_skew ahead of the bus clock "
@@ -568,6 +570,7 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
             bus_clock(w, w->touched);
     }
     apply(w, it, &v, s == SM_OK ? subj.kind : 0);
+    w->applied++;
     return v;
 }
 

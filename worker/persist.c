@@ -19,7 +19,7 @@
 /* The meta record's key, and the pruning mark's (apart: other lengths). */
 static const char meta_key[] = "m\0meta";       /* 6 bytes, no NUL after */
 #define META_KEY_LEN (sizeof meta_key - 1)
-#define META_MAX 128
+#define META_MAX 512
 
 typedef struct key {
     size_t len;
@@ -165,6 +165,23 @@ void sm_persist_set_applied(sm_persist *p, uint64_t seq)
     if (!p)
         return;
     p->meta.applied_seq = seq;
+    p->meta_dirty = true;
+}
+
+static bool same_bus(const sm_bus_state *a, const sm_bus_state *b)
+{
+    return a->bus_ms == b->bus_ms && a->jump_ms == b->jump_ms &&
+           a->skew_ms == b->skew_ms && a->expired_at_ms == b->expired_at_ms &&
+           strcmp(a->jump_swarm, b->jump_swarm) == 0 &&
+           strcmp(a->skew_swarm, b->skew_swarm) == 0 &&
+           strcmp(a->skew_id, b->skew_id) == 0;
+}
+
+void sm_persist_set_bus(sm_persist *p, const sm_bus_state *bus)
+{
+    if (!p || !bus || same_bus(&p->meta.bus, bus))
+        return;
+    p->meta.bus = *bus;
     p->meta_dirty = true;
 }
 

@@ -171,6 +171,9 @@ bool sm_persist_is_held(const sm_persist *p, const char *swarm);
  * them back: sm_persist_load_result.meta. NULL p is a no-op. */
 void sm_persist_set_applied(sm_persist *p, uint64_t seq);
 void sm_persist_set_config_hash(sm_persist *p, uint64_t hash);
+/* The same for the bus clock the state was built at (copied; unchanged:
+ * nothing to write). */
+void sm_persist_set_bus(sm_persist *p, const sm_bus_state *bus);
 
 /* Queues the deletion of the swarm's blob and of every agent blob stored
  * under it (a prefix scan now; agents first stored after this call are not

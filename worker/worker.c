@@ -77,6 +77,28 @@ static void log_dropped(void *ud, const void *key, size_t klen, const char *why)
                  text, why);
 }
 
+static void latest_clock(void *ud, sm_swarm *sw)
+{
+    int64_t *t = ud;
+    if (sm_swarm_now(sw) > *t)
+        *t = sm_swarm_now(sw);
+}
+
+/* The bus clock and the input count the loaded state was built at, from
+ * the meta record; a store written before it recorded them gives the
+ * latest swarm clock (its events were the bus) and no count. */
+static void restore_clock(sm_worker *w, const sm_persist_load_result *lr)
+{
+    if (lr->have_meta) {
+        w->applied = lr->meta.applied_seq;
+        w->clock = lr->meta.bus;
+    }
+    if (w->clock.bus_ms == 0)
+        sm_registry_foreach(w->reg, latest_clock, &w->clock.bus_ms);
+    w->bus_tick = w->clock.bus_ms / w->cfg->detect.tick_ms;
+    w->st.bus_ms = w->clock.bus_ms;
+}
+
 sm_status sm_worker_open(sm_worker *w)
 {
     sm_store_config sc = {
@@ -98,16 +120,20 @@ sm_status sm_worker_open(sm_worker *w)
     sm_persist_on_drop(w->persist, log_dropped, w);
     sm_persist_load_result lr;
     s = sm_persist_load(w->persist, w->reg, &lr);
+    if (s == SM_OK)
+        restore_clock(w, &lr);
     /* "ok" only when every key was loaded as it stands; otherwise each
      * one not was logged above (store_dropped) */
     bool whole = lr.corrupt == 0 && lr.newer == 0 && lr.unknown == 0;
     sm_log_write(w->log, s != SM_OK ? SM_LOG_ERROR : whole ? SM_LOG_INFO : SM_LOG_WARN,
                  "store_loaded",
                  "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu "
-                 "newer_kept=%zu held_swarms=%zu unknown_kept=%zu",
+                 "newer_kept=%zu held_swarms=%zu unknown_kept=%zu applied=%llu "
+                 "bus_ms=%lld",
                  sc.dir, s != SM_OK ? sm_status_str(s) : whole ? "ok" : "partial",
                  sm_registry_count(w->reg), lr.agents, lr.corrupt, lr.newer,
-                 lr.held, lr.unknown);
+                 lr.held, lr.unknown, (unsigned long long)w->applied,
+                 (long long)w->clock.bus_ms);
     if (s == SM_OK && w->cfg->max_swarms > 0 &&
         sm_registry_count(w->reg) > (size_t)w->cfg->max_swarms)
         sm_log_write(w->log, SM_LOG_WARN, "store_over_max_swarms",
@@ -192,6 +218,8 @@ sm_status sm_worker_flush(sm_worker *w)
     if (!w->persist)
         return SM_OK;
     sm_persist_result r;
+    sm_persist_set_applied(w->persist, w->applied);
+    sm_persist_set_bus(w->persist, &w->clock);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
     if (s == SM_OK) {
         w->st.commits++;
@@ -209,12 +237,13 @@ sm_status sm_worker_flush(sm_worker *w)
                  "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
                  "swarms_deleted=%zu swarms_failed=%zu failed_swarm=%s "
                  "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s "
-                 "events_total=%llu detail=\"%s\"",
+                 "events_total=%llu applied=%llu detail=\"%s\"",
                  sm_status_str(s), r.swarms_written, r.agents_written,
                  r.agents_deleted, r.swarms_deleted, r.swarms_failed,
                  r.swarms_failed ? r.failed_swarm : "-", r.map_full, r.grows,
                  r.prunes, s == SM_OK ? "no" : "yes",
-                 (unsigned long long)w->st.events, sm_store_error(w->store));
+                 (unsigned long long)w->st.events,
+                 (unsigned long long)w->applied, sm_store_error(w->store));
     return s;
 }
 
@@ -456,6 +485,7 @@ void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out)
 {
     *out = w->st;
     out->swarms = sm_registry_count(w->reg);
+    out->applied = w->applied;
 }
 
 void sm_worker_destroy(sm_worker *w)
@@ -473,5 +503,6 @@ void sm_worker_destroy(sm_worker *w)
     sm_registry_destroy(w->reg);
     sm_codec_destroy(w->codec);
     sm_decisions_free(&w->decisions);
+    sm_decisions_free(&w->outbox);
     free(w);
 }

@@ -92,6 +92,9 @@ typedef struct sm_worker_stats {
     uint64_t agents_written;
     size_t swarms;              /* swarms held in memory */
     int64_t bus_ms;             /* the bus clock (handle.c) */
+    uint64_t applied;           /* inputs handled (accepted or dead-lettered)
+                                   since the store began: stored with the
+                                   state at each commit, restored at open */
     uint64_t clock_jumps_held;  /* far-ahead times not (yet) confirmed */
     uint64_t skew_rejected;     /* events over max_skew ahead of the bus
                                    clock, dead-lettered */

@@ -7,6 +7,7 @@
 #define SM_WORKER_INT_H
 
 #include "bus.h"
+#include "encode.h"
 #include "codec.h"
 #include "inbox.h"
 #include "persist.h"
@@ -28,17 +29,15 @@ struct sm_worker {
                                    call; published after it returns */
     uint64_t uncommitted;       /* events since the last commit */
     sm_swarm *touched;          /* the swarm the current input went to */
-    int64_t bus_ms;             /* the bus clock (handle.c); 0: none yet */
+    sm_bus_state clock;         /* the bus clock (handle.c), stored in the
+                                   meta record at each commit */
     int64_t bus_tick;           /* floor(bus_ms / tick) at the last move */
-    int64_t jump_ms;            /* a far-ahead time waiting to be confirmed */
-    const sm_swarm *jump_by;    /* the swarm that showed it */
-    int64_t expired_at_ms;      /* bus time of the last look for idle
-                                   swarms (handle.c) */
-    int64_t skew_ms;            /* an event time over max_skew ahead of the
-                                   bus, waiting for a second producer to
-                                   confirm it (handle.c); 0: none */
-    char skew_swarm[SM_ID_MAX]; /* the producer that showed it: swarm and */
-    char skew_id[SM_ID_MAX];    /* subject id (agent, source, group) */
+    uint64_t applied;           /* inputs handled since the store began:
+                                   the meta record's applied_seq */
+    sm_decisions outbox;        /* conclusions waiting for the commit of
+                                   the state they reveal (worker.c) */
+    bool in_batch;              /* the loop holds conclusions until the end
+                                   of its batch */
     sm_worker_stats st;
 };
 
