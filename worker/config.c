@@ -63,6 +63,7 @@ static const opt options[] = {
     {"max_swarms", OPT_I64, C(max_swarms), "swarms a worker holds; input for another is dead-lettered (0: no cap)"},
     {"max_agents", OPT_I64, C(max_agents), "agents a swarm holds; input for another is dead-lettered (0: no cap)"},
     {"clock_jump", OPT_DUR, C(clock_jump_ms), "bus clock jump one swarm alone may not make (event time)"},
+    {"publish_after_commit", OPT_BOOL, C(publish_after_commit), "send a conclusion only once the state it reveals is committed (false: at once; a crash may repeat it)"},
     {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
@@ -163,6 +164,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->retention_ms = 10 * 60 * 1000;
     cfg->clock_jump_ms = 5 * 60 * 1000;
     cfg->max_skew_ms = 5 * 60 * 1000;
+    cfg->publish_after_commit = true;
     cfg->swarm_retention_ms = 60 * 60 * 1000;
     cfg->max_swarms = 1000;
     cfg->max_agents = 100000;

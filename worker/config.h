@@ -68,6 +68,10 @@ typedef struct sm_config {
     int64_t clock_jump_ms;      /* bus clock: a forward jump larger than
                                    this needs a second swarm to confirm
                                    it, 5m (handle.c) */
+    bool publish_after_commit;  /* a conclusion is sent once the state it
+                                   reveals is committed (a SIGKILL never
+                                   repeats it), true; false: at once, one
+                                   commit sooner */
     int64_t max_skew_ms;        /* an event this far ahead of the bus clock
                                    is dead-lettered until a second producer
                                    confirms the jump, 5m; 0: off */

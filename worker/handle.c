@@ -110,22 +110,42 @@ static void publish_prediction(sm_worker *w, const sm_decision *d)
                  s == SM_OK ? "yes" : sm_status_str(s));
 }
 
-/* Publishes what the core decided during the last call, in order, and
- * empties the buffer. */
+/* Sends one decision, whatever its kind. */
+static void send_now(sm_worker *w, const sm_decision *d)
+{
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK:
+        publish_bottleneck(w, d);
+        break;
+    case SM_DEC_FAILURE:
+        publish_failure(w, d);
+        break;
+    case SM_DEC_PREDICTION:
+        publish_prediction(w, d);
+        break;
+    }
+}
+
+/* Takes what the core decided during the last call, in order, and
+ * empties the buffer. With a store, a conclusion is not sent yet: it
+ * waits in the outbox for the commit of the state it reveals
+ * (sm_worker_release), so a worker killed after sending it restarts with
+ * its episode open and never derives it again. Without a store (offline
+ * replay), or with publish_after_commit off, it is sent at once. */
 static void publish_decisions(sm_worker *w)
 {
+    bool hold = w->persist && w->cfg->publish_after_commit;
     for (size_t i = 0; i < w->decisions.n; i++) {
         const sm_decision *d = &w->decisions.v[i];
-        switch (d->kind) {
-        case SM_DEC_BOTTLENECK:
-            publish_bottleneck(w, d);
-            break;
-        case SM_DEC_FAILURE:
-            publish_failure(w, d);
-            break;
-        case SM_DEC_PREDICTION:
-            publish_prediction(w, d);
-            break;
+        sm_decision *held = hold ? sm_decisions_push(&w->outbox) : NULL;
+        if (held) {
+            *held = *d;
+        } else {
+            if (hold) {         /* no room to hold it: sent, not durable */
+                w->outbox.lost = 0;
+                w->st.not_durable++;
+            }
+            send_now(w, d);
         }
     }
     if (w->decisions.lost > 0) {
@@ -136,6 +156,25 @@ static void publish_decisions(sm_worker *w)
         w->decisions.lost = 0;
     }
     sm_decisions_clear(&w->decisions);
+}
+
+void sm_worker_release(sm_worker *w)
+{
+    if (w->outbox.n == 0)
+        return;
+    sm_status s = sm_worker_flush(w);
+    if (s != SM_OK) {
+        /* the store could not take it (logged by the flush): conclusions
+         * are not withheld for that, but a crash may repeat them */
+        w->st.not_durable += w->outbox.n;
+        sm_log_write(w->log, SM_LOG_ERROR, "conclusions_not_durable",
+                     "count=%zu status=\"%s\" detail=\"published before the "
+                     "state they reveal was committed\"", w->outbox.n,
+                     sm_status_str(s));
+    }
+    for (size_t i = 0; i < w->outbox.n; i++)
+        send_now(w, &w->outbox.v[i]);
+    sm_decisions_clear(&w->outbox);
 }
 
 /* ---- verdicts ---------------------------------------------------------- */
@@ -571,6 +610,8 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
     }
     apply(w, it, &v, s == SM_OK ? subj.kind : 0);
     w->applied++;
+    if (!w->in_batch)
+        sm_worker_release(w);
     return v;
 }
 

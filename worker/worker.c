@@ -284,7 +284,7 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
                  "commits=%llu commit_failures=%llu swarms=%zu skew_rejected=%llu "
                  "swarm_cap_rejected=%llu agent_cap_rejected=%llu "
-                 "swarms_expired=%llu wall_ms=%lld "
+                 "swarms_expired=%llu not_durable=%llu applied=%llu wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
                  "store_map_bytes=%zu store_entries=%zu",
                  (unsigned long long)w->st.events,
@@ -299,7 +299,9 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)w->st.skew_rejected,
                  (unsigned long long)w->st.swarm_cap_rejected,
                  (unsigned long long)w->st.agent_cap_rejected,
-                 (unsigned long long)w->st.swarms_expired, (long long)el,
+                 (unsigned long long)w->st.swarms_expired,
+                 (unsigned long long)w->st.not_durable,
+                 (unsigned long long)w->applied, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
 }
@@ -356,10 +358,13 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
 {
     sm_item batch[BATCH];
     size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
+    w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
         sm_worker_handle_item(w, &batch[i]);
         sm_item_release(&batch[i]);
     }
+    w->in_batch = false;
+    sm_worker_release(w);       /* one commit for the batch's conclusions */
     return n;
 }
 

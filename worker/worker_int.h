@@ -41,4 +41,9 @@ struct sm_worker {
     sm_worker_stats st;
 };
 
+/* Commits the state (sm_worker_flush), then sends the conclusions held
+ * in the outbox, in order (handle.c). The loop calls it at the end of
+ * each batch; sm_worker_handle_item calls it itself outside one. */
+void sm_worker_release(sm_worker *w);
+
 #endif
