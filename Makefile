@@ -6,6 +6,8 @@
 #   make asan       the suite under AddressSanitizer + UBSan (build-asan/)
 #   make valgrind   the end-to-end suite with the worker under valgrind
 #   make bench      benchmarks against the raw bus (not part of make test)
+#   make soak       20 SIGKILLs mid-stream: the conclusion ids equal an
+#                   uninterrupted run's, none repeated (not part of make test)
 #   make golden     regenerate the golden recordings in tests/golden/
 #   make eval       score every tests/scenarios/*.json (swarm-sim, then
 #                   swarm-medic score): one table, the gap to the targets
@@ -91,7 +93,7 @@ TOOL_H  := $(wildcard worker/tools/*.h)
 OTHER_H := $(wildcard worker/sim/*.h worker/bench/*.h tests/*.h)
 INCLUDE_OF = \#include *"([^"]*/)?($(call alt,$(1)))\.h"
 
-.PHONY: all deps demo test asan valgrind bench golden eval eval-baseline eval-target purity layering clean
+.PHONY: all deps demo test asan valgrind bench soak golden eval eval-baseline eval-target purity layering clean
 
 all: purity layering $(BIN)/swarm-medic $(BIN)/swarm-sim
 
@@ -183,6 +185,10 @@ valgrind: all $(TEST_BINS)
 # A benchmark, not a test: figures against the raw bus, same machine, same run.
 bench: deps all $(BIN)/swarm-bench
 	$(BIN)/swarm-bench --bin $(BIN)
+
+# Slow: the SIGKILL test of make test (5 kills) with 20 kills a recording.
+soak: all $(BIN)/check_e2e
+	SM_SOAK_KILLS=20 CK_RUN_CASE=sigkill CK_FORK=yes $(BIN)/check_e2e
 
 # Regenerates tests/golden/*.rec and their expected conclusions.
 golden: all

@@ -19,7 +19,8 @@
  * + bytes (no NUL). Sections:
  *
  *   1 clock      v1: str id, i64 now_ms, i64 tick, i64 stats_tick,
- *                    u8 started
+ *                    u8 started; v2 appends i64 last_event_ms (v1: taken
+ *                    to be now_ms)
  *   2 stats      v1: f64 median, f64 mad, u32 median_n, u32 new_samples,
  *                    u8 stats_dirty; v2 appends f64 spread
  *   3 gauges     v1: u8 n (3: token, quota, queue), then per gauge:
@@ -51,6 +52,9 @@
  *
  *   1 applied    v1: u64 applied_seq
  *   2 config     v1: u64 config_hash
+ *   3 bus        v1: i64 bus_ms, i64 jump_ms, str jump_swarm, i64 skew_ms,
+ *                    str skew_swarm, str skew_id, i64 expired_at_ms
+ *                    (written only when bus_ms is set)
  */
 #include "encode.h"
 
@@ -159,17 +163,22 @@ static void blob_hdr_fill(blob_hdr *h, uint32_t magic, uint32_t version,
     h->check = blob_check(body, body_len);
 }
 
+/* Versions a later build may have reached: the checksum does not cover
+ * the header, so a version far beyond ours is a damaged header (one bit
+ * flipped in its upper bytes), not a later build's blob to be kept. */
+#define VERSION_SPAN 255u
+
 /* Copies the header of the blob of len bytes at buf (which may be
- * unaligned: a store value) into *hdr. SM_ERR_CORRUPT: too short, or
- * another kind of blob; SM_ERR_VERSION: written by a build newer than
- * `newest`. */
+ * unaligned: a store value) into *hdr. SM_ERR_CORRUPT: too short, another
+ * kind of blob, or a version no build can have written; SM_ERR_VERSION:
+ * written by a build newer than `newest`. */
 static sm_status blob_head(const void *buf, size_t len, uint32_t magic,
                            uint32_t newest, blob_hdr *hdr)
 {
     if (buf == NULL || len < sizeof *hdr)
         return SM_ERR_CORRUPT;
     memcpy(hdr, buf, sizeof *hdr);
-    if (hdr->magic != magic)
+    if (hdr->magic != magic || hdr->version > newest + VERSION_SPAN)
         return SM_ERR_CORRUPT;
     return hdr->version > newest ? SM_ERR_VERSION : SM_OK;
 }
@@ -459,6 +468,11 @@ void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
     }
 }
 
+size_t sm_swarm_dirty_agents(const sm_swarm *sw)
+{
+    return sw == NULL ? 0 : sw->ag.n_dirty;
+}
+
 void sm_swarm_clear_dirty(sm_swarm *sw)
 {
     if (sw == NULL)
@@ -692,12 +706,13 @@ static void w_pattern(writer *w, const sm_swarm_state *st)
 
 static void swarm_encode(const sm_swarm_state *st, writer *w)
 {
-    size_t at = w_section(w, SEC_CLOCK, 1);
+    size_t at = w_section(w, SEC_CLOCK, 2);
     w_str(w, st->id);
     w_i64(w, st->now_ms);
     w_i64(w, st->tick);
     w_i64(w, st->stats_tick);
     w_u8(w, st->started);
+    w_i64(w, st->last_event_ms);    /* v2 */
     w_end(w, at);
 
     at = w_section(w, SEC_STATS, 2);
@@ -894,6 +909,7 @@ static bool sec_clock(reader *r, sm_swarm_state *st)
     st->tick = (int64_t)rd_u64(r);
     st->stats_tick = (int64_t)rd_u64(r);
     st->started = rd_u8(r);
+    st->last_event_ms = r->version >= 2 ? (int64_t)rd_u64(r) : st->now_ms;
     return !r->bad;
 }
 
@@ -1356,6 +1372,7 @@ static bool swarm_migrate_v2(const unsigned char *blob, size_t len,
     if (ok) {
         memcpy(st->id, v->id, SM_ID_MAX);
         st->now_ms = v->now_ms;
+        st->last_event_ms = v->now_ms;
         st->tick = v->tick;
         st->stats_tick = v->stats_tick;
         st->median = v->median;
@@ -1435,7 +1452,7 @@ static bool swarm_state_ok(const sm_swarm *sw, const sm_swarm_state *st)
         return false;
     if (memcmp(st->id, sw->st.id, SM_ID_MAX) != 0 || st->started > 1 ||
         st->stats_dirty > 1 || st->median_n > SM_SWARM_SAMPLES ||
-        !sm_ts_ok(st->now_ms))
+        !sm_ts_ok(st->now_ms) || !sm_ts_ok(st->last_event_ms))
         return false;
     for (int i = 0; i < SM_GROUPS; i++) {
         const sm_group *g = &st->groups[i];
@@ -1507,6 +1524,7 @@ bool sm_swarm_is_dirty(const sm_swarm *sw)
 enum {
     META_APPLIED = 1,
     META_CONFIG = 2,
+    META_BUS = 3,
 };
 
 size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
@@ -1520,6 +1538,18 @@ size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
     at = w_section(&w, META_CONFIG, 1);
     w_u64(&w, m->config_hash);
     w_end(&w, at);
+    if (m->bus.bus_ms != 0) {
+        const sm_bus_state *b = &m->bus;
+        at = w_section(&w, META_BUS, 1);
+        w_i64(&w, b->bus_ms);
+        w_i64(&w, b->jump_ms);
+        w_str(&w, b->jump_swarm);
+        w_i64(&w, b->skew_ms);
+        w_str(&w, b->skew_swarm);
+        w_str(&w, b->skew_id);
+        w_i64(&w, b->expired_at_ms);
+        w_end(&w, at);
+    }
     if (buf != NULL && w.n <= cap) {
         blob_hdr hdr;
         blob_hdr_fill(&hdr, BLOB_MAGIC_META, META_V1, w.n,
@@ -1527,6 +1557,20 @@ size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap)
         memcpy(buf, &hdr, sizeof hdr);
     }
     return w.n;
+}
+
+/* The bus section: times in range, ids valid (rd_str). */
+static bool bus_decode(reader *r, sm_bus_state *b)
+{
+    b->bus_ms = (int64_t)rd_u64(r);
+    b->jump_ms = (int64_t)rd_u64(r);
+    rd_str(r, b->jump_swarm);
+    b->skew_ms = (int64_t)rd_u64(r);
+    rd_str(r, b->skew_swarm);
+    rd_str(r, b->skew_id);
+    b->expired_at_ms = (int64_t)rd_u64(r);
+    return !r->bad && sm_ts_ok(b->bus_ms) && sm_ts_ok(b->jump_ms) &&
+           sm_ts_ok(b->skew_ms) && sm_ts_ok(b->expired_at_ms);
 }
 
 sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
@@ -1541,7 +1585,8 @@ sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
     if (!blob_hdr_ok(&hdr, BLOB_MAGIC_META, META_V1, len, raw + sizeof hdr,
                      len - sizeof hdr))
         return SM_ERR_CORRUPT;
-    sm_store_meta got = {0, 0};
+    sm_store_meta got;
+    memset(&got, 0, sizeof got);
     reader r = {raw + sizeof hdr, raw + len, false, 0};
     while (r.p != r.end) {
         uint32_t tag = rd_u16(&r);
@@ -1555,6 +1600,8 @@ sm_status sm_meta_decode(sm_store_meta *m, const void *buf, size_t len)
             got.applied_seq = rd_u64(&sr);
         else if (tag == META_CONFIG)
             got.config_hash = rd_u64(&sr);
+        else if (tag == META_BUS && !bus_decode(&sr, &got.bus))
+            return SM_ERR_CORRUPT;
         if (sr.bad)
             return SM_ERR_CORRUPT;
     }

@@ -40,21 +40,40 @@ bool sm_swarm_is_dirty(const sm_swarm *sw);
  * changed (O(changed agents)), with the agent's blob encoded into a stack
  * buffer (no allocation). */
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
+/* Number of agents changed since the last clear. */
+size_t sm_swarm_dirty_agents(const sm_swarm *sw);
 void sm_swarm_clear_dirty(sm_swarm *sw);
 /* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,
  * SM_ERR_VERSION (an agent blob of a newer build: keep it), SM_ERR_NOMEM.
  * The agent is not marked dirty. */
 sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len);
 
+/* The worker's bus clock (worker/handle.c), as the state committed with
+ * it saw it: the latest event time on any swarm, and what it holds back
+ * (a far jump one swarm showed, an event time over max_skew one producer
+ * showed), and when idle swarms were last looked for. All event time. */
+typedef struct sm_bus_state {
+    int64_t bus_ms;             /* 0: no time yet */
+    int64_t jump_ms;            /* a far-ahead time held; 0: none */
+    char jump_swarm[SM_ID_MAX]; /* the swarm that showed it */
+    int64_t skew_ms;            /* an event time over max_skew; 0: none */
+    char skew_swarm[SM_ID_MAX]; /* the producer that showed it */
+    char skew_id[SM_ID_MAX];
+    int64_t expired_at_ms;      /* bus time of the last look for idle swarms */
+} sm_bus_state;
+
 /* The store's meta record: what the state committed with it reflects.
  * Written in the same commit as the blobs (worker/persist.c). */
 typedef struct sm_store_meta {
-    uint64_t applied_seq;   /* last input stream sequence applied (0: none) */
+    uint64_t applied_seq;   /* last input stream sequence applied (0: none);
+                               on core NATS, inputs handled since the store
+                               began (worker.h) */
     uint64_t config_hash;   /* configuration the state was built under */
+    sm_bus_state bus;       /* the bus clock (bus_ms 0: none recorded) */
 } sm_store_meta;
 
 /* Writes the meta record into buf if cap is large enough; returns the size
- * needed either way (56 bytes today). */
+ * needed either way (56 bytes without a bus clock, at most 280 with). */
 size_t sm_meta_encode(const sm_store_meta *m, void *buf, size_t cap);
 /* Reads a meta record (sections it does not know skipped, fields absent
  * left 0). Sets *m only on SM_OK. Errors: SM_ERR_CORRUPT (magic, size,

@@ -114,6 +114,15 @@ static void clock_advance(sm_swarm *sw, int64_t ts, sm_decisions *out)
     }
 }
 
+/* An event of the swarm's own at ts (not a bus tick). */
+static void note_event(sm_swarm *sw, int64_t ts)
+{
+    if (ts > sw->st.last_event_ms) {
+        sw->st.last_event_ms = ts;
+        sw->dirty = true;
+    }
+}
+
 /* ------------------------------------------------------ create/destroy */
 
 sm_status sm_swarm_create(sm_swarm **out, const char *id,
@@ -177,6 +186,40 @@ size_t sm_swarm_agent_count(const sm_swarm *sw)
     return sw == NULL ? 0 : sw->ag.n;
 }
 
+bool sm_swarm_has_agent(const sm_swarm *sw, const char *agent)
+{
+    return sw != NULL && sm_id_len(agent) > 0 &&
+           sm_agents_find(&sw->ag, agent) != NULL;
+}
+
+int64_t sm_swarm_last_event(const sm_swarm *sw)
+{
+    return sw == NULL ? 0 : sw->st.last_event_ms;
+}
+
+bool sm_swarm_any_raised(const sm_swarm *sw)
+{
+    if (sw == NULL)
+        return false;
+    const sm_swarm_state *st = &sw->st;
+    for (int t = 0; t <= SM_BN_COUNT; t++)
+        if (st->ep[t].raised)
+            return true;
+    for (int i = 0; i < SM_GROUPS; i++)
+        if (st->groups[i].used &&
+            (st->groups[i].ep.raised || st->groups[i].qep.raised))
+            return true;
+    for (int f = 0; f < F_COUNT; f++)
+        if (st->fail[f].raised || st->pred[f].raised)
+            return true;
+    for (uint32_t k = 0; k < sw->ag.n; k++) {
+        const sm_agent *a = &sw->ag.v[k];
+        if (a->s.raised || a->s.pred_raised || sm_fail_agent_raised(a))
+            return true;
+    }
+    return false;
+}
+
 /* ------------------------------------------------------------- events */
 
 sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
@@ -199,6 +242,7 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
             return rc;
     }
     clock_advance(sw, ev->ts_ms, out);
+    note_event(sw, ev->ts_ms);
     if (k == SM_AGENT_NONE)
         return SM_OK;
 
@@ -261,6 +305,7 @@ sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
     if (rc != SM_OK)
         return rc;
     clock_advance(sw, ev->ts_ms, out);
+    note_event(sw, ev->ts_ms);
     sm_agent *a = &sw->ag.v[k];
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
@@ -277,6 +322,7 @@ sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
         return SM_ERR_INVALID;
     const sm_detect_config *c = &sw->cfg;
     clock_advance(sw, ev->ts_ms, out);
+    note_event(sw, ev->ts_ms);
 
     sm_gauge *g = &sw->st.gauges[G_TOKEN];
     if (ev->token_budget > 0 && (!g->have || ev->ts_ms >= g->last_ms)) {
@@ -327,6 +373,7 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
     if (ev->outcome < SM_ROUND_OK || ev->outcome > SM_ROUND_FAILED)
         return SM_ERR_INVALID;
     clock_advance(sw, ev->ts_ms, out);
+    note_event(sw, ev->ts_ms);
     uint32_t delta[SM_RING_COUNTERS] = {
         1, ev->outcome == SM_ROUND_TIMEOUT ? 1u : 0u,
     };
@@ -371,6 +418,7 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
             k = (uint32_t)(found - sw->ag.v);
     }
     clock_advance(sw, ev->ts_ms, out);
+    note_event(sw, ev->ts_ms);
     if (k == SM_AGENT_NONE)
         return SM_OK;
 
@@ -392,6 +440,15 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     forget_tasks(a);
     a->s.flags = (uint8_t)((a->s.flags & AGENT_DYNAMIC) | AGENT_UNREGISTERED);
     sm_fail_on_lifecycle(sw, k, ev, out);
+    return SM_OK;
+}
+
+sm_status sm_swarm_on_outcome(sm_swarm *sw, int64_t ts_ms, sm_decisions *out)
+{
+    if (sw == NULL || !sm_ts_ok(ts_ms))
+        return SM_ERR_INVALID;
+    clock_advance(sw, ts_ms, out);
+    note_event(sw, ts_ms);
     return SM_OK;
 }
 

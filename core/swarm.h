@@ -53,6 +53,15 @@ const char *sm_swarm_id(const sm_swarm *sw);
 int64_t sm_swarm_now(const sm_swarm *sw);
 /* Number of agents held. */
 size_t sm_swarm_agent_count(const sm_swarm *sw);
+/* Whether agent `agent` is held. */
+bool sm_swarm_has_agent(const sm_swarm *sw, const char *agent);
+/* Latest event time of an event of the swarm's own (an sm_swarm_on_*()
+ * call that succeeded; sm_swarm_advance() does not count), 0 before any.
+ * Persisted with the swarm. */
+int64_t sm_swarm_last_event(const sm_swarm *sw);
+/* Whether anything is raised in the swarm: a bottleneck, a failure or a
+ * prediction, swarm-wide or on any agent or group. O(agents). */
+bool sm_swarm_any_raised(const sm_swarm *sw);
 
 /* Event handlers. Each updates the windows, runs the detectors the event
  * touches (plus the tick sweep when due) and appends each decision to
@@ -70,6 +79,9 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
                                 sm_decisions *out);
 sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
                             sm_decisions *out);
+/* An event of the swarm that carries nothing but ts_ms, a healing
+ * outcome (healing is later work): moves the clock like any event. Errors: SM_ERR_INVALID (NULL, ts_ms outside year 0..9999). */
+sm_status sm_swarm_on_outcome(sm_swarm *sw, int64_t ts_ms, sm_decisions *out);
 /* Advances event time without an event (an explicit tick carrying bus
  * time) and runs the sweep if due. */
 void sm_swarm_advance(sm_swarm *sw, int64_t now_ms, sm_decisions *out);

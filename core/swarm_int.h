@@ -101,6 +101,8 @@ typedef struct sm_ledger {
 typedef struct sm_swarm_state {
     char id[SM_ID_MAX];
     int64_t now_ms;
+    int64_t last_event_ms;      /* latest time of an event of the swarm's
+                                   own (bus ticks do not count); 0: none */
     int64_t tick;               /* floor(now / tick_ms) at the last sweep */
     int64_t stats_tick;         /* tick of the last median recompute */
     double median;              /* swarm median duration ratio (x 1000)

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "recfile.h"
@@ -406,6 +407,304 @@ START_TEST(sigkill_restart_keeps_windows)
 }
 END_TEST
 
+/* ---- SIGKILL mid-stream: no conclusion repeated, none lost ------------- */
+
+/* A recording in memory, to publish from any record on. */
+typedef struct recs {
+    size_t n;
+    char **subject;
+    uint8_t **data;
+    size_t *len;
+} recs;
+
+static void recs_load(recs *R, const char *path)
+{
+    memset(R, 0, sizeof *R);
+    sm_recr *rd = NULL;
+    char err[256];
+    ck_assert_int_eq(sm_recr_open(&rd, path, err, sizeof err), SM_OK);
+    size_t cap = 0;
+    sm_rec rec;
+    while (sm_recr_next(rd, &rec) == SM_OK) {
+        if (R->n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            R->subject = realloc(R->subject, cap * sizeof *R->subject);
+            R->data = realloc(R->data, cap * sizeof *R->data);
+            R->len = realloc(R->len, cap * sizeof *R->len);
+        }
+        R->subject[R->n] = strdup(rec.subject);
+        R->data[R->n] = malloc(rec.len ? rec.len : 1);
+        memcpy(R->data[R->n], rec.data, rec.len);
+        R->len[R->n] = rec.len;
+        R->n++;
+    }
+    sm_recr_close(rd);
+}
+
+static void recs_free(recs *R)
+{
+    for (size_t i = 0; i < R->n; i++) {
+        free(R->subject[i]);
+        free(R->data[i]);
+    }
+    free(R->subject);
+    free(R->data);
+    free(R->len);
+}
+
+/* A conclusion received: its id, and the episode it belongs to. */
+typedef struct concl {
+    char id[17];
+    char episode[160];          /* output subject + what it is about */
+    int step;                   /* 1 raised, 2 updated, 3 closed */
+    int64_t raised_at_ms;
+} concl;
+
+/* Conclusions received, in order, duplicates kept. */
+typedef struct idlist {
+    concl *id;
+    size_t n, cap;
+} idlist;
+
+/* What a Bottleneck, Failure or Prediction says of its episode. */
+static void episode_of(natsMsg *m, concl *c)
+{
+    const char *subj = natsMsg_GetSubject(m);
+    const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
+    size_t n = (size_t)natsMsg_GetDataLength(m);
+    const char *about = "";
+    if (strstr(subj, ".bottleneck.")) {
+        Swarmmedic__V1__Bottleneck *b = swarmmedic__v1__bottleneck__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(b);
+        about = b->n_affected ? b->affected[0] : "";
+        snprintf(c->episode, sizeof c->episode, "%s/%s", subj, about);
+        c->step = (int)b->transition;
+        c->raised_at_ms = b->raised_at_ms;
+        swarmmedic__v1__bottleneck__free_unpacked(b, NULL);
+    } else if (strstr(subj, ".failure.")) {
+        Swarmmedic__V1__Failure *f = swarmmedic__v1__failure__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(f);
+        snprintf(c->episode, sizeof c->episode, "%s/%s", subj, f->subject);
+        c->step = (int)f->transition;
+        c->raised_at_ms = f->raised_at_ms;
+        swarmmedic__v1__failure__free_unpacked(f, NULL);
+    } else {
+        Swarmmedic__V1__Prediction *p = swarmmedic__v1__prediction__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(p);
+        snprintf(c->episode, sizeof c->episode, "%s/%s", subj, p->subject);
+        c->step = p->transition >= 3 ? 3 : (int)p->transition;
+        c->raised_at_ms = p->raised_at_ms;
+        swarmmedic__v1__prediction__free_unpacked(p, NULL);
+    }
+}
+
+/* Takes what the listener has until `quiet_ms` pass with nothing. */
+static void take_ids(rig *r, idlist *l, int quiet_ms)
+{
+    for (int waited = 0; waited < quiet_ms;) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, r->out, 50) != NATS_OK) {
+            waited += 50;
+            continue;
+        }
+        waited = 0;
+        const char *id = NULL;
+        if (strstr(natsMsg_GetSubject(m), "deadletter") == NULL &&
+            natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK) {
+            if (l->n == l->cap) {
+                l->cap = l->cap ? l->cap * 2 : 64;
+                l->id = realloc(l->id, l->cap * sizeof *l->id);
+            }
+            concl *c = &l->id[l->n++];
+            snprintf(c->id, sizeof c->id, "%s", id);
+            episode_of(m, c);
+        }
+        natsMsg_Destroy(m);
+    }
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(((const concl *)a)->id, ((const concl *)b)->id);
+}
+
+/* Every episode, in the order its conclusions came: never raised while
+ * open, and updated or closed only with the time it was raised at. Returns
+ * the first breach as text, or NULL. */
+static const char *episodes_broken(const idlist *l, char *why, size_t cap)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        int64_t open = 0;       /* raised_at of the open episode, 0: none */
+        bool first = true;
+        for (size_t j = 0; j < i && first; j++)
+            first = strcmp(l->id[j].episode, l->id[i].episode) != 0;
+        if (!first)
+            continue;           /* walked from its first conclusion */
+        for (size_t j = i; j < l->n; j++) {
+            const concl *c = &l->id[j];
+            if (strcmp(c->episode, l->id[i].episode) != 0)
+                continue;
+            bool ok = c->step == 1 ? open == 0 : open == c->raised_at_ms;
+            if (!ok) {
+                snprintf(why, cap, "%s: %s (raised at %lld) while %s%lld", c->episode,
+                         c->step == 1 ? "raised" : c->step == 2 ? "updated" : "closed",
+                         (long long)c->raised_at_ms,
+                         open ? "the episode raised at " : "none is open ",
+                         (long long)open);
+                return why;
+            }
+            open = c->step == 3 ? 0 : c->raised_at_ms;
+        }
+    }
+    return NULL;
+}
+
+/* The number restarted worker logged as the inputs its store reflects. */
+static size_t applied_of(const char *log)
+{
+    char *txt = sm_test_slurp(log);
+    ck_assert_ptr_nonnull(txt);
+    const char *at = strstr(txt, "event=store_loaded");
+    ck_assert_ptr_nonnull(at);
+    at = strstr(at, " applied=");
+    ck_assert_ptr_nonnull(at);
+    size_t n = (size_t)strtoull(at + 9, NULL, 10);
+    free(txt);
+    return n;
+}
+
+/* Publishes the recording to a fresh worker (commit interval 1 s, the
+ * default), killing it with SIGKILL `kills` times mid-stream. After each
+ * kill a new worker starts on the same store and the publisher resumes
+ * after the last input the store reflects (core NATS loses what is sent
+ * while no worker listens, and what a worker took but had not committed:
+ * the publisher waits for the worker and sends that again, so both runs
+ * see the same input). Returns the conclusion ids received, in order. */
+static void run_with_kills(const recs *R, int kills, uint64_t seed, bool resend,
+                           idlist *ids, size_t *resent)
+{
+    rig r;
+    const char *wargs[] = {"--commit-interval=1s", NULL};
+    rig_up(&r, wargs);
+    memset(ids, 0, sizeof *ids);
+    *resent = 0;
+    size_t pos = 0, expect = 0;     /* inputs the worker's count should be */
+    for (int k = 0; k <= kills; k++) {
+        size_t target = R->n;
+        if (k < kills) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t span = R->n / (size_t)(kills + 1);
+            target = span * (size_t)(k + 1) - span / 2 + (size_t)(seed >> 33) % span;
+        }
+        for (size_t i = pos; i < target; i++)
+            ck_assert_int_eq(natsConnection_Publish(r.nc, R->subject[i], R->data[i],
+                                                    (int)R->len[i]), NATS_OK);
+        ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 10000), NATS_OK);
+        expect += target - pos;
+        pos = target;
+        if (k == kills)
+            break;
+        /* let it work on them a little, then kill it mid-stream */
+        sm_proc_sleep_ms((int)((seed >> 20) % 200));
+        kill(r.worker, SIGKILL);
+        ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
+        start_worker(&r, wargs);
+        size_t applied = applied_of(r.log);
+        ck_assert_uint_le(applied, expect);
+        *resent += expect - applied;    /* taken, not committed: gone */
+        if (resend)
+            pos -= expect - applied;
+        expect = applied;
+    }
+    char want[64];
+    snprintf(want, sizeof want, "applied=%zu detail", expect);
+    ck_assert_msg(sm_test_wait_for_text(r.log, want, 60000),
+                  "the worker never committed all %zu inputs:\n%s", expect,
+                  TAIL(r.log));
+    take_ids(&r, ids, 1500);
+    rig_down(&r);
+}
+
+/* Conclusions survive SIGKILL without repeating: a run killed mid-stream
+ * SM_SOAK_KILLS times (5 by default; make soak: 20) publishes exactly the
+ * set of conclusion ids an uninterrupted run publishes, each once. */
+START_TEST(sigkill_mid_stream_repeats_and_loses_no_conclusion)
+{
+    static const char *const recordings[] = {"tests/golden/demo.rec",
+                                             "tests/golden/two-swarms.rec"};
+    const char *env = getenv("SM_SOAK_KILLS");
+    int kills = env ? atoi(env) : 5;
+    recs R;
+    recs_load(&R, recordings[_i]);
+    idlist once, killed;
+    size_t resent = 0;
+    run_with_kills(&R, 0, 1, true, &once, &resent);
+    run_with_kills(&R, kills, 0x5eed + (uint64_t)_i, true, &killed, &resent);
+
+    qsort(once.id, once.n, sizeof *once.id, cmp_id);
+    qsort(killed.id, killed.n, sizeof *killed.id, cmp_id);
+    size_t repeats = 0, missing = 0, extra = 0;
+    for (size_t i = 1; i < killed.n; i++)
+        repeats += strcmp(killed.id[i].id, killed.id[i - 1].id) == 0;
+    for (size_t i = 0, j = 0; i < once.n || j < killed.n;) {
+        int c = i == once.n ? 1 : j == killed.n ? -1
+                : strcmp(once.id[i].id, killed.id[j].id);
+        if (c == 0) {
+            i++;
+            j++;
+        } else if (c < 0) {
+            missing++;
+            i++;
+        } else {
+            if (j == 0 || strcmp(killed.id[j].id, killed.id[j - 1].id) != 0)
+                extra++;
+            j++;
+        }
+    }
+    fprintf(stderr, "sigkill %s: %d kills, %zu inputs sent again; uninterrupted "
+                    "%zu conclusions, killed %zu: %zu repeated, %zu missing, %zu "
+                    "new ids\n", recordings[_i], kills, resent, once.n, killed.n,
+            repeats, missing, extra);
+    ck_assert_uint_gt(once.n, 10);
+    ck_assert_msg(repeats == 0 && missing == 0 && extra == 0,
+                  "%d kills: %zu conclusions repeated, %zu missing, %zu with new ids "
+                  "(uninterrupted %zu, killed %zu)", kills, repeats, missing, extra,
+                  once.n, killed.n);
+    free(once.id);
+    free(killed.id);
+    recs_free(&R);
+}
+END_TEST
+
+/* Core NATS as it is: what a killed worker took but had not committed is
+ * lost (the publisher goes on where it was). The runs then differ, but no
+ * conclusion may open an episode that is already open, and none may close
+ * or update one under another raise time: the issue's token_exhaustion
+ * raised at 75.5 s and again at 77.5 s with another id, the first never
+ * closed. */
+START_TEST(sigkill_with_lost_input_opens_no_episode_twice)
+{
+    static const char *const recordings[] = {"tests/golden/demo.rec",
+                                             "tests/golden/two-swarms.rec"};
+    const char *env = getenv("SM_SOAK_KILLS");
+    int kills = env ? atoi(env) : 5;
+    recs R;
+    recs_load(&R, recordings[_i]);
+    idlist killed;
+    size_t lost = 0;
+    run_with_kills(&R, kills, 0xfeed + (uint64_t)_i, false, &killed, &lost);
+    char why[512];
+    const char *broken = episodes_broken(&killed, why, sizeof why);
+    fprintf(stderr, "sigkill %s, input lost: %d kills, %zu inputs lost, %zu "
+                    "conclusions, %s\n", recordings[_i], kills, lost, killed.n,
+            broken ? broken : "every episode well formed");
+    ck_assert_uint_gt(killed.n, 5);
+    ck_assert_msg(broken == NULL, "%s", broken);
+    free(killed.id);
+    recs_free(&R);
+}
+END_TEST
+
 /* ---- a dead agent in a silent swarm ------------------------------------ */
 
 static void publish_beat(natsConnection *nc, const char *swarm,
@@ -626,6 +925,31 @@ START_TEST(bad_config_is_refused_with_reason)
 }
 END_TEST
 
+
+/* A store it cannot read stops the worker with exit 1 and the reason,
+ * before it touches the bus: an empty data file is not a new store. */
+START_TEST(unreadable_store_exits_one_with_the_reason)
+{
+    char bin[512], dir[256], data[300], store[400], log[320];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    sm_test_tmpdir(dir, sizeof dir, "badstore");
+    snprintf(data, sizeof data, "%s/data", dir);
+    ck_assert_int_eq(mkdir(data, 0700), 0);
+    snprintf(store, sizeof store, "%s/data.mdb", data);
+    FILE *f = fopen(store, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    snprintf(store, sizeof store, "--store-dir=%s", data);
+    snprintf(log, sizeof log, "%s/out.log", dir);
+    const char *argv[] = {bin, store, "--nats-url=nats://127.0.0.1:1", NULL};
+    int rc = sm_test_wait(sm_test_spawn(argv, log, true), 20000);
+    ck_assert_msg(rc == 1, "exit %d:\n%s", rc, TAIL(log));
+    ck_assert_msg(sm_test_wait_for_text(log, "event=store_open_failed", 100) &&
+                  sm_test_wait_for_text(log, "is 0 bytes", 100), "%s", TAIL(log));
+    ck_assert(!sm_test_wait_for_text(log, "event=subscribed", 100));
+    sm_test_rmtree(dir);
+}
+END_TEST
 
 /* ---- a recording replayed onto a bus arrives whole and in order ------- */
 
@@ -1158,6 +1482,7 @@ int main(void)
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
     tcase_add_test(tc, sigterm_drains_and_commits_every_event);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
+    tcase_add_test(tc, unreadable_store_exits_one_with_the_reason);
     tcase_add_test(tc, replay_to_bus_publishes_every_record_in_order);
     tcase_add_test(tc, replay_recorded_pace_stops_on_sigterm_in_a_gap);
     tcase_add_test(tc, replay_crafted_receive_times_do_not_overflow);
@@ -1170,5 +1495,11 @@ int main(void)
     tcase_add_loop_test(tc, worker_authenticates, 0,
                         (int)(sizeof auths / sizeof auths[0]));
     suite_add_tcase(s, tc);
+    /* a case of its own: make soak runs it alone (CK_RUN_CASE=sigkill) */
+    TCase *kill9 = tcase_create("sigkill");
+    tcase_set_timeout(kill9, 600);
+    tcase_add_loop_test(kill9, sigkill_mid_stream_repeats_and_loses_no_conclusion, 0, 2);
+    tcase_add_loop_test(kill9, sigkill_with_lost_input_opens_no_episode_twice, 0, 2);
+    suite_add_tcase(s, kill9);
     return sm_run_suite(s);
 }

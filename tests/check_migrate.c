@@ -174,7 +174,7 @@ static void load(loaded *l, const char *db)
     sm_store_config sc = {.dir = db, .map_size = 1024 * 1024, .map_max = 64 * 1024 * 1024};
     sm_detect_config cfg;
     sm_detect_config_default(&cfg);
-    ck_assert_int_eq(sm_store_open(&l->st, &sc), SM_OK);
+    ck_assert_int_eq(sm_store_open(&l->st, &sc, NULL, 0), SM_OK);
     ck_assert_int_eq(sm_persist_create(&l->p, l->st), SM_OK);
     ck_assert_int_eq(sm_registry_create(&l->reg, &cfg), SM_OK);
     sm_status s = sm_persist_load(l->p, l->reg, &l->lr);

@@ -47,7 +47,7 @@ static sm_registry *new_registry(void)
 static void env_open_store(env *e, size_t map_size, size_t map_max)
 {
     sm_store_config sc = {.dir = e->db, .map_size = map_size, .map_max = map_max};
-    sm_status s = sm_store_open(&e->st, &sc);
+    sm_status s = sm_store_open(&e->st, &sc, NULL, 0);
     ck_assert_msg(s == SM_OK, "store open: %s", sm_status_str(s));
     ck_assert_int_eq(sm_persist_create(&e->p, e->st), SM_OK);
 }
@@ -240,7 +240,7 @@ static void restore_child(const env *parent)
     sm_detect_config cfg;
     sm_detect_config_default(&cfg);
     sm_persist_result res;
-    if (sm_store_open(&st, &sc) != SM_OK || sm_persist_create(&p, st) != SM_OK ||
+    if (sm_store_open(&st, &sc, NULL, 0) != SM_OK || sm_persist_create(&p, st) != SM_OK ||
         sm_registry_create(&reg, &cfg) != SM_OK)
         _exit(2);
     sm_swarm *sw = NULL;
@@ -500,6 +500,64 @@ START_TEST(test_map_full_keeps_everything_in_memory)
     assert_reload_equals(e.st, sw);
     free(before);
     free(after);
+    env_fini(&e);
+}
+END_TEST
+
+/* One swarm too big for the map (which may not grow) must not keep the
+ * others from being saved: each swarm is written on its own, the one that
+ * does not fit stays dirty in memory and is retried, the rest commit. */
+START_TEST(test_a_swarm_that_cannot_be_written_does_not_block_the_others)
+{
+    env e;
+    env_init(&e, 256 * KIB, 256 * KIB);
+    sm_swarm *big = NULL, *small = NULL;
+    ck_assert_int_eq(sm_registry_get(e.reg, "big", &big), SM_OK);
+    ck_assert_int_eq(sm_registry_get(e.reg, "small", &small), SM_OK);
+    many_agents(big, "ag", 3000, 0);    /* ~700 KB of agents */
+    many_agents(small, "ag", 10, 0);
+
+    sm_persist_result res;
+    sm_status s = sm_persist_flush(e.p, e.reg, RETENTION_MS, &res);
+    ck_assert_int_eq(s, SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.swarms_failed, 1);
+    ck_assert_str_eq(res.failed_swarm, "big");
+    ck_assert_int_eq(res.failed_status, SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.swarms_written, 1);
+    ck_assert_uint_eq(res.agents_written, 10);
+    ck_assert(!sm_swarm_is_dirty(small));
+    ck_assert(sm_swarm_is_dirty(big));
+    size_t dirty = 0;
+    sm_swarm_visit_dirty(big, count_dirty, &dirty);
+    ck_assert_uint_eq(dirty, 3000);
+
+    /* what a restart finds: the small swarm, whole */
+    sm_persist *p = NULL;
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, 10);
+    ck_assert_ptr_nonnull(sm_registry_find(reg, "small"));
+    ck_assert_ptr_null(sm_registry_find(reg, "big"));
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+
+    /* the small swarm goes on being saved while the big one cannot be */
+    many_agents(small, "bg", 5, 1000);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res),
+                     SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.agents_written, 5);
+    ck_assert(!sm_swarm_is_dirty(small));
+
+    /* room at last: the big one is written too */
+    env_close_store(&e);
+    env_open_store(&e, 16 * MIB, 16 * MIB);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.swarms_failed, 0);
+    ck_assert_uint_eq(res.agents_written, 3000);
+    ck_assert(!sm_swarm_is_dirty(big));
     env_fini(&e);
 }
 END_TEST
@@ -960,11 +1018,46 @@ START_TEST(test_meta_in_the_flush)
 }
 END_TEST
 
+/* The bus clock rides in the meta record: round-trips, ids and times
+ * vetted. */
+START_TEST(test_meta_bus_clock)
+{
+    sm_store_meta m, got;
+    memset(&m, 0, sizeof m);
+    m.applied_seq = 42;
+    m.bus.bus_ms = 1767225600000LL;
+    m.bus.jump_ms = 1767225900000LL;
+    snprintf(m.bus.jump_swarm, sizeof m.bus.jump_swarm, "s9");
+    m.bus.skew_ms = 1798761600000LL;
+    snprintf(m.bus.skew_swarm, sizeof m.bus.skew_swarm, "s1");
+    snprintf(m.bus.skew_id, sizeof m.bus.skew_id, "agent-7");
+    m.bus.expired_at_ms = 1767225540000LL;
+    unsigned char buf[512];
+    size_t n = sm_meta_encode(&m, buf, sizeof buf);
+    ck_assert_uint_gt(n, 56);
+    ck_assert_uint_le(n, 280);
+    ck_assert_int_eq(sm_meta_decode(&got, buf, n), SM_OK);
+    ck_assert_uint_eq(got.applied_seq, 42);
+    ck_assert_int_eq(got.bus.bus_ms, m.bus.bus_ms);
+    ck_assert_int_eq(got.bus.jump_ms, m.bus.jump_ms);
+    ck_assert_str_eq(got.bus.jump_swarm, "s9");
+    ck_assert_int_eq(got.bus.skew_ms, m.bus.skew_ms);
+    ck_assert_str_eq(got.bus.skew_swarm, "s1");
+    ck_assert_str_eq(got.bus.skew_id, "agent-7");
+    ck_assert_int_eq(got.bus.expired_at_ms, m.bus.expired_at_ms);
+    /* a time out of range is damage */
+    m.bus.skew_ms = -5;
+    n = sm_meta_encode(&m, buf, sizeof buf);
+    ck_assert_int_eq(sm_meta_decode(&got, buf, n), SM_ERR_CORRUPT);
+}
+END_TEST
+
 /* The meta record round-trips; a newer record is refused as such, a
  * damaged or short one as corrupt, and *m is left alone on error. */
 START_TEST(test_meta_format)
 {
-    sm_store_meta m = {7, 9}, got = {0, 0};
+    sm_store_meta m = {.applied_seq = 7, .config_hash = 9};
+    sm_store_meta got = {.applied_seq = 0};
     unsigned char buf[128];
     size_t n = sm_meta_encode(&m, buf, sizeof buf);
     ck_assert_uint_eq(n, 56);
@@ -1123,11 +1216,13 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_map_full_grows);
     tcase_add_test(tc, test_map_full_keeps_everything_in_memory);
     tcase_add_test(tc, test_map_full_prunes_idle_agents);
+    tcase_add_test(tc, test_a_swarm_that_cannot_be_written_does_not_block_the_others);
     tcase_add_test(tc, test_load_skips_corrupt_blobs);
     tcase_add_test(tc, test_agent_blobs_compact_and_exact);
     tcase_add_test(tc, test_newer_swarm_blob_kept);
     tcase_add_test(tc, test_meta_in_the_flush);
     tcase_add_test(tc, test_meta_format);
+    tcase_add_test(tc, test_meta_bus_clock);
     tcase_add_test(tc, test_forget_swarm);
     suite_add_tcase(s, tc);
     return s;

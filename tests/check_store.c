@@ -1,6 +1,8 @@
 /*
  * check_store.c - the LMDB store: batches, scans, durability across
- * SIGKILL, a full map, growth and bounded size under churn.
+ * SIGKILL, a full map, growth and bounded size under churn, and damaged
+ * stores (empty, truncated, flipped bytes) that are refused or reported,
+ * never loaded in part in silence, never a crash.
  */
 #include <check.h>
 #include <signal.h>
@@ -10,6 +12,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "persist.h"
+#include "registry.h"
 #include "store.h"
 #include "support.h"
 #include "runner.h"
@@ -21,7 +28,7 @@ static sm_store *open_store(const char *dir, size_t map_size, size_t map_max)
 {
     sm_store_config cfg = {.dir = dir, .map_size = map_size, .map_max = map_max};
     sm_store *st = NULL;
-    sm_status s = sm_store_open(&st, &cfg);
+    sm_status s = sm_store_open(&st, &cfg, NULL, 0);
     ck_assert_msg(s == SM_OK, "open %s: %s", dir, sm_status_str(s));
     ck_assert_ptr_nonnull(st);
     return st;
@@ -175,10 +182,10 @@ START_TEST(test_invalid_use)
     sm_test_tmpdir(dir, sizeof dir, "store");
     sm_store *st = NULL;
     sm_store_config bad = {.dir = dir, .map_size = 2 * MIB, .map_max = MIB};
-    ck_assert_int_eq(sm_store_open(&st, &bad), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_open(&st, &bad, NULL, 0), SM_ERR_INVALID);
     ck_assert_ptr_null(st);
     sm_store_config nodir = {.dir = "", .map_size = MIB, .map_max = MIB};
-    ck_assert_int_eq(sm_store_open(&st, &nodir), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_open(&st, &nodir, NULL, 0), SM_ERR_INVALID);
     ck_assert_ptr_null(st);
 
     /* A directory path that is a file. */
@@ -187,7 +194,7 @@ START_TEST(test_invalid_use)
     ck_assert_ptr_nonnull(f);
     fclose(f);
     sm_store_config isfile = {.dir = file, .map_size = MIB, .map_max = MIB};
-    ck_assert_int_eq(sm_store_open(&st, &isfile), SM_ERR_IO);
+    ck_assert_int_eq(sm_store_open(&st, &isfile, NULL, 0), SM_ERR_IO);
     ck_assert_ptr_null(st);
 
     /* Nested directories are created. */
@@ -261,7 +268,7 @@ static void killed_child(const char *dir, int mid_batch)
 {
     sm_store_config cfg = {.dir = dir, .map_size = MIB, .map_max = MIB};
     sm_store *st = NULL;
-    if (sm_store_open(&st, &cfg) != SM_OK || sm_store_begin(st) != SM_OK)
+    if (sm_store_open(&st, &cfg, NULL, 0) != SM_OK || sm_store_begin(st) != SM_OK)
         _exit(2);
     for (int i = 0; i < 100; i++) {
         char k[16], v[16];
@@ -394,6 +401,42 @@ START_TEST(test_map_full_no_growth)
 }
 END_TEST
 
+/* A write that fails inside a part ends the part only: the batch keeps
+ * what came before and after it, and commits. */
+START_TEST(test_failed_part_leaves_the_batch)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-part");
+    sm_store *st = open_store(dir, 64 * KIB, 64 * KIB);
+    collect c;
+    static char big[200 * 1024];
+    memset(big, 'x', sizeof big);
+
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    put_str(st, "a", "before");
+    ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(st), SM_ERR_INVALID);
+    put_str(st, "b", "in the failed part");
+    ck_assert_int_eq(sm_store_put(st, "huge", 4, big, sizeof big), SM_ERR_MAP_FULL);
+    ck_assert_int_eq(sm_store_part_commit(st), SM_ERR_INVALID);  /* over */
+    ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+    put_str(st, "c", "in a good part");
+    ck_assert_int_eq(sm_store_part_commit(st), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+    put_str(st, "d", "aborted");
+    sm_store_part_abort(st);
+    put_str(st, "e", "after");
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c), "a=before;c=in a good part;e=after;");
+    sm_store_close(st);
+    st = open_store(dir, 64 * KIB, 64 * KIB);
+    ck_assert_str_eq(scan_all(st, "", &c), "a=before;c=in a good part;e=after;");
+    ck_assert_int_eq(sm_store_part_begin(st), SM_ERR_INVALID);  /* no batch */
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_map_full_then_grow)
 {
     char dir[256];
@@ -434,6 +477,282 @@ START_TEST(test_map_full_then_grow)
     st = open_store(dir, 64 * KIB, 2 * MIB);
     ck_assert_uint_eq(count_keys(st), 201);
     sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* ---- damaged stores ------------------------------------------------------ */
+
+#define DAMAGE_SWARMS 3
+#define DAMAGE_AGENTS 700           /* per swarm: a B-tree of a few levels */
+
+/* A real store, as the worker writes it: DAMAGE_SWARMS swarms of
+ * DAMAGE_AGENTS agents with task history, in dir. */
+static void make_real_store(const char *dir)
+{
+    sm_store_config sc = {.dir = dir, .map_size = 8 * MIB, .map_max = 8 * MIB};
+    sm_store *st = NULL;
+    sm_persist *p = NULL;
+    sm_registry *reg = NULL;
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    ck_assert_int_eq(sm_store_open(&st, &sc, NULL, 0), SM_OK);
+    ck_assert_int_eq(sm_persist_create(&p, st), SM_OK);
+    ck_assert_int_eq(sm_registry_create(&reg, &cfg), SM_OK);
+    sm_persist_result res;
+    for (int k = 0; k < 4; k++)     /* four commits: free pages too */
+        for (int w = 0; w < DAMAGE_SWARMS; w++) {
+            char id[16];
+            snprintf(id, sizeof id, "swarm-%d", w);
+            sm_swarm *sw = NULL;
+            ck_assert_int_eq(sm_registry_get(reg, id, &sw), SM_OK);
+            for (int a = 0; a < DAMAGE_AGENTS; a++) {
+                char agent[32];
+                snprintf(agent, sizeof agent, "agent-%04d", a);
+                sm_task_event ev = {
+                    .ts_ms = 1767225600000LL + k * 10000 + a, .agent = agent,
+                    .kind = SM_TASK_COMPLETED, .priority = SM_PRIO_MEDIUM,
+                    .duration_ms = 900 + (uint32_t)(a % 200),
+                };
+                ck_assert_int_eq(sm_swarm_on_task(sw, &ev, NULL), SM_OK);
+            }
+            if (w == DAMAGE_SWARMS - 1)
+                ck_assert_int_eq(sm_persist_flush(p, reg, 0, &res), SM_OK);
+        }
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+    sm_store_close(st);
+}
+
+static unsigned char *slurp_bin(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+/* A fresh store directory holding `data` (len bytes) as its data file. */
+static void write_copy(const char *dir, const unsigned char *data, size_t len)
+{
+    char path[400];
+    sm_test_rmtree(dir);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, len, f), len);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* What opening and loading a copy came to, as its child process saw it. */
+typedef struct outcome {
+    int opened;                 /* 0: sm_store_open refused it */
+    sm_status open_status, load_status;
+    size_t swarms, agents, corrupt, newer, unknown;
+    size_t dropped;             /* keys load reported, each with a reason */
+    char why[200];
+} outcome;
+
+typedef enum verdict {
+    V_REFUSED,                  /* open or load said no, with a reason */
+    V_WHOLE,                    /* everything loaded */
+    V_REPORTED,                 /* loaded, what was dropped counted */
+    V_SILENT,                   /* loaded part and said it was fine */
+    V_CRASHED,                  /* the process died */
+    V_COUNT,
+} verdict;
+
+static const char *const verdict_names[V_COUNT] = {
+    "refused", "whole", "reported", "SILENT", "CRASHED",
+};
+
+static void count_drop(void *ud, const void *key, size_t klen, const char *why)
+{
+    (void)key;
+    (void)klen;
+    (void)why;
+    ((outcome *)ud)->dropped++;
+}
+
+static void probe_child(const char *dir, int fd)
+{
+    alarm(20);                  /* a hang inside liblmdb is a failure too */
+    outcome o;
+    memset(&o, 0, sizeof o);
+    sm_store_config sc = {.dir = dir, .map_size = 8 * MIB, .map_max = 8 * MIB};
+    sm_store *st = NULL;
+    o.open_status = sm_store_open(&st, &sc, o.why, sizeof o.why);
+    if (o.open_status == SM_OK) {
+        o.opened = 1;
+        sm_persist *p = NULL;
+        sm_registry *reg = NULL;
+        sm_detect_config cfg;
+        sm_detect_config_default(&cfg);
+        sm_persist_load_result lr;
+        if (sm_persist_create(&p, st) != SM_OK ||
+            sm_registry_create(&reg, &cfg) != SM_OK)
+            _exit(3);
+        sm_persist_on_drop(p, count_drop, &o);
+        o.load_status = sm_persist_load(p, reg, &lr);
+        o.swarms = sm_registry_count(reg);
+        o.agents = lr.agents;
+        o.corrupt = lr.corrupt;
+        o.newer = lr.newer;
+        o.unknown = lr.unknown;
+    }
+    if (write(fd, &o, sizeof o) != (ssize_t)sizeof o)
+        _exit(4);
+    _exit(0);
+}
+
+/* Opens and loads the store in dir in a child process (a crash inside
+ * liblmdb kills the child, not the test) and judges the outcome. */
+static verdict probe(const char *dir, outcome *o)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        probe_child(dir, fds[1]);
+    }
+    close(fds[1]);
+    memset(o, 0, sizeof *o);
+    ssize_t got = read(fds[0], o, sizeof *o);
+    close(fds[0]);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || got != (ssize_t)sizeof *o)
+        return V_CRASHED;
+    if (!o->opened || o->load_status != SM_OK)
+        return o->why[0] || o->load_status != SM_OK ? V_REFUSED : V_SILENT;
+    /* every key counted as dropped, kept for a newer build or unknown is
+     * reported, each with its reason */
+    if (o->dropped > 0 && o->dropped == o->corrupt + o->newer + o->unknown)
+        return V_REPORTED;
+    if (o->dropped > 0 || o->corrupt + o->newer + o->unknown > 0)
+        return V_SILENT;
+    if (o->swarms == DAMAGE_SWARMS && o->agents == DAMAGE_SWARMS * DAMAGE_AGENTS)
+        return V_WHOLE;
+    return V_SILENT;
+}
+
+static uint64_t rng_next(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* An empty data file is no store at all: refused, not started afresh. */
+START_TEST(test_empty_data_file_is_refused)
+{
+    char dir[256], copy[300];
+    sm_test_tmpdir(dir, sizeof dir, "store-empty");
+    snprintf(copy, sizeof copy, "%s/copy", dir);
+    write_copy(copy, (const unsigned char *)"", 0);
+    outcome o;
+    ck_assert_int_eq(probe(copy, &o), V_REFUSED);
+    ck_assert_int_eq(o.open_status, SM_ERR_CORRUPT);
+    ck_assert_msg(strstr(o.why, "0 bytes"), "why: '%s'", o.why);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* The real store loads whole; a copy cut anywhere is refused with the
+ * reason, or (cut past its last page in use) loads whole. */
+START_TEST(test_truncated_store_is_refused)
+{
+    char dir[256], real[300], copy[300], path[400];
+    sm_test_tmpdir(dir, sizeof dir, "store-trunc");
+    snprintf(real, sizeof real, "%s/real", dir);
+    snprintf(copy, sizeof copy, "%s/copy", dir);
+    make_real_store(real);
+    snprintf(path, sizeof path, "%s/data.mdb", real);
+    size_t len = 0;
+    unsigned char *data = slurp_bin(path, &len);
+    outcome o;
+    write_copy(copy, data, len);
+    ck_assert_int_eq(probe(copy, &o), V_WHOLE);
+
+    size_t cuts[] = {100, 4096, 8192, 3 * 4096 + 17, len / 4, len / 2,
+                     len * 3 / 4, len - 4096, len - 1};
+    int refused = 0;
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        write_copy(copy, data, cuts[i]);
+        verdict v = probe(copy, &o);
+        ck_assert_msg(v == V_REFUSED || v == V_WHOLE,
+                      "cut at %zu of %zu: %s (swarms %zu agents %zu, %s)", cuts[i],
+                      len, verdict_names[v], o.swarms, o.agents, o.why);
+        if (v == V_REFUSED) {
+            refused++;
+            ck_assert_msg(o.why[0], "cut at %zu: refused without a reason", cuts[i]);
+        }
+    }
+    ck_assert_int_ge(refused, 5);
+    free(data);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
+/* Copies of a real store with a few bytes flipped, half at random, half
+ * in page headers and node tables: each is refused with a reason, loads
+ * whole, or loads with what it dropped counted. None crashes the process
+ * and none loads in part while saying all is well. */
+START_TEST(test_flipped_bytes_never_crash_nor_load_part_silently)
+{
+    /* SM_FLIP_COPIES and SM_FLIP_SEED run a longer or another series */
+    const char *env_copies = getenv("SM_FLIP_COPIES"), *env_seed = getenv("SM_FLIP_SEED");
+    const int COPIES = env_copies ? atoi(env_copies) : 300;
+    char dir[256], real[300], copy[300], path[400];
+    sm_test_tmpdir(dir, sizeof dir, "store-flip");
+    snprintf(real, sizeof real, "%s/real", dir);
+    snprintf(copy, sizeof copy, "%s/copy", dir);
+    make_real_store(real);
+    snprintf(path, sizeof path, "%s/data.mdb", real);
+    size_t len = 0;
+    unsigned char *data = slurp_bin(path, &len);
+    unsigned char *bad = malloc(len);
+    size_t pages = len / 4096;
+    int count[V_COUNT] = {0};
+    char first_bad[512] = "";
+    uint64_t x = env_seed ? strtoull(env_seed, NULL, 0) | 1 : 0x9e3779b97f4a7c15ULL;
+    for (int c = 0; c < COPIES; c++) {
+        memcpy(bad, data, len);
+        int flips = 1 + (int)(rng_next(&x) % 4);
+        for (int f = 0; f < flips; f++) {
+            size_t at = (c % 2 == 0)
+                ? (size_t)(rng_next(&x) % len)
+                : (size_t)(rng_next(&x) % pages) * 4096 + rng_next(&x) % 96;
+            bad[at] ^= (unsigned char)(1u << (rng_next(&x) % 8));
+        }
+        write_copy(copy, bad, len);
+        outcome o;
+        verdict v = probe(copy, &o);
+        count[v]++;
+        if ((v == V_SILENT || v == V_CRASHED) && !first_bad[0])
+            snprintf(first_bad, sizeof first_bad,
+                     "copy %d: %s (opened %d, swarms %zu, agents %zu, corrupt %zu)",
+                     c, verdict_names[v], o.opened, o.swarms, o.agents, o.corrupt);
+    }
+    fprintf(stderr, "flipped copies: %d refused, %d whole, %d reported, %d silent, "
+                    "%d crashed\n", count[V_REFUSED], count[V_WHOLE],
+            count[V_REPORTED], count[V_SILENT], count[V_CRASHED]);
+    ck_assert_msg(count[V_CRASHED] == 0 && count[V_SILENT] == 0,
+                  "%d crashed, %d loaded in part silently; first: %s",
+                  count[V_CRASHED], count[V_SILENT], first_bad);
+    ck_assert_int_gt(count[V_REFUSED], 0);
+    free(bad);
+    free(data);
     sm_test_rmtree(dir);
 }
 END_TEST
@@ -506,6 +825,10 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_sigkill_mid_batch);
     tcase_add_test(tc, test_map_full_no_growth);
     tcase_add_test(tc, test_map_full_then_grow);
+    tcase_add_test(tc, test_failed_part_leaves_the_batch);
+    tcase_add_test(tc, test_empty_data_file_is_refused);
+    tcase_add_test(tc, test_truncated_store_is_refused);
+    tcase_add_test(tc, test_flipped_bytes_never_crash_nor_load_part_silently);
     suite_add_tcase(s, tc);
 
     TCase *churn = tcase_create("churn");

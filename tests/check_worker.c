@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 
+#include "store.h"
 #include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "worker.h"
@@ -160,6 +161,8 @@ START_TEST(bus_clock_moves_quiet_swarms_and_holds_a_lone_jump)
 {
     rig r;
     rig_up(&r, false);
+    r.cfg.max_skew_ms = 0;      /* the hold alone (see clock skew below) */
+    r.cfg.swarm_retention_ms = 0;   /* "quiet" is an hour idle, and kept */
     ck_assert_int_eq(feed_task(&r, "quiet", "a", T0, 1000).disp, SM_DISP_ACCEPTED);
     ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 1000, 1000).disp, SM_DISP_ACCEPTED);
     ck_assert_int_eq(feed_task(&r, "b", "x", T0 + 120000, 1000).disp, SM_DISP_ACCEPTED);
@@ -180,6 +183,321 @@ START_TEST(bus_clock_moves_quiet_swarms_and_holds_a_lone_jump)
     st = stats_of(r.w);
     ck_assert_int_eq(st.bus_ms, hour);
     ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "quiet")), hour);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- clock skew ------------------------------------------------------------ */
+
+/* 8 agents of swarm `swarm` x 4 tasks of 1 s from *ts on, 100 ms apart. */
+static void feed_normal_round(rig *r, const char *swarm, int64_t *ts)
+{
+    for (int k = 0; k < 4; k++)
+        for (int a = 0; a < 8; a++) {
+            char id[16];
+            snprintf(id, sizeof id, "n%d", a);
+            ck_assert_int_eq(feed_task(r, swarm, id, *ts += 100, 1000).disp,
+                             SM_DISP_ACCEPTED);
+        }
+}
+
+/* One event a year ahead (a producer with a skewed clock) must not pin
+ * the swarm's clock: it is dead-lettered with the reason and the swarm
+ * goes on concluding on the events that follow at the right time. */
+START_TEST(far_future_event_is_deadlettered_and_the_swarm_keeps_concluding)
+{
+    rig r;
+    rig_up(&r, false);
+    int64_t ts = T0;
+    /* the first event of a worker has no bus time to be compared with: it
+     * is taken */
+    feed_normal_round(&r, "k", &ts);
+    int64_t before = sm_swarm_now(sm_worker_swarm(r.w, "k"));
+    ck_assert_int_eq(before, ts);
+
+    int64_t year = ts + 365LL * 24 * 3600 * 1000;
+    sm_verdict v = feed_task(&r, "k", "skewed", year, 1000);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert(!v.internal);
+    ck_assert_msg(strstr(v.reason, "max_skew"), "reason '%s'", v.reason);
+    ck_assert_uint_eq(r.cap.total, 1);
+    ck_assert_str_eq(r.cap.m[0].subject, "medic.deadletter");
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Reason"), v.reason);
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Subject"), "swarm.k.task.skewed");
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), before);
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_worker_swarm(r.w, "k")), 8);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.skew_rejected, 1);
+    ck_assert_uint_eq(st.deadletters, 1);
+    ck_assert_int_eq(st.bus_ms, before);
+
+    /* the same producer again: still rejected, nothing confirms it */
+    ck_assert_int_eq(feed_task(&r, "k", "skewed", year + 1000, 1000).disp,
+                     SM_DISP_DEADLETTER);
+
+    /* normal events go on, and a slow agent is still found */
+    feed_normal_round(&r, "k", &ts);
+    size_t dl = r.cap.total;
+    for (int k = 0; k < 5; k++)
+        ck_assert_int_eq(feed_task(&r, "k", "slow", ts += 100, 5000).disp,
+                         SM_DISP_ACCEPTED);
+    ck_assert_msg(r.cap.total > dl, "no conclusion after the skewed event");
+    ck_assert_str_eq(r.cap.m[dl].subject, "medic.k.bottleneck.slow_agent");
+    ck_assert(sm_swarm_is_raised(sm_worker_swarm(r.w, "k"), SM_BN_SLOW_AGENT, "slow"));
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), ts);
+    rig_down(&r);
+}
+END_TEST
+
+/* The bus clock and the count of inputs handled are stored with the state
+ * and come back with it: a restarted worker judges skew as the one that
+ * stopped did, and a publisher knows where to resume. */
+START_TEST(restart_restores_the_bus_clock_and_the_inputs_handled)
+{
+    rig r;
+    rig_up(&r, true);
+    int64_t ts = T0;
+    feed_normal_round(&r, "k", &ts);
+    ck_assert_int_eq(feed(&r, "swarm.k.bogus.x", "x", 1).disp, SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "other", "o", ts - 5000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_stats before = stats_of(r.w);
+    ck_assert_uint_eq(before.applied, 34);
+    ck_assert_int_eq(before.bus_ms, ts);
+    sm_worker_destroy(r.w);
+
+    r.w = reopen(&r);
+    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
+    sm_worker_set_sink(r.w, &sink);
+    sm_worker_stats after = stats_of(r.w);
+    ck_assert_uint_eq(after.applied, 34);
+    ck_assert_int_eq(after.bus_ms, ts);
+    /* the first event after the restart is judged against that clock */
+    ck_assert_int_eq(feed_task(&r, "k", "n0", ts + 3600000, 1000).disp,
+                     SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "k", "n1", ts + 1000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_uint_eq(stats_of(r.w).applied, 36);
+    rig_down(&r);
+}
+END_TEST
+
+/* A real jump of the whole bus (input that resumes after a pause longer
+ * than max_skew) is told apart from one skewed producer: the first event
+ * of the jump is dead-lettered, a second producer showing the same time
+ * confirms it and the bus moves there. */
+START_TEST(a_jump_confirmed_by_a_second_producer_moves_the_bus)
+{
+    rig r;
+    rig_up(&r, false);
+    int64_t ts = T0;
+    feed_normal_round(&r, "k", &ts);
+    int64_t later = ts + 3600000;           /* an hour's pause */
+    ck_assert_int_eq(feed_task(&r, "k", "n0", later, 1000).disp,
+                     SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "k", "n1", later + 100, 1000).disp,
+                     SM_DISP_ACCEPTED);
+    ck_assert_int_eq(stats_of(r.w).bus_ms, later + 100);
+    ck_assert_int_eq(feed_task(&r, "k", "n0", later + 200, 1000).disp,
+                     SM_DISP_ACCEPTED);
+    ck_assert_int_eq(sm_swarm_now(sm_worker_swarm(r.w, "k")), later + 200);
+    ck_assert_uint_eq(stats_of(r.w).skew_rejected, 1);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- bounded state --------------------------------------------------------- */
+
+static size_t pack_usage(uint8_t *buf, int64_t ts, uint64_t used, uint64_t budget)
+{
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.ts_ms = ts;
+    m.source = "budget";
+    m.tokens_used = used;
+    m.token_budget = budget;
+    return swarmmedic__v1__resource_sample__pack(&m, buf);
+}
+
+static sm_verdict feed_usage(rig *r, const char *swarm, int64_t ts,
+                             uint64_t used, uint64_t budget)
+{
+    uint8_t buf[128];
+    char subj[160];
+    size_t n = pack_usage(buf, ts, used, budget);
+    snprintf(subj, sizeof subj, "swarm.%s.resource.budget", swarm);
+    return feed(r, subj, buf, n);
+}
+
+/* Input over a cap is dead-lettered with the cap named and counted; what
+ * is already held keeps working. */
+START_TEST(input_over_the_caps_is_deadlettered_and_existing_state_works)
+{
+    rig r;
+    rig_up(&r, false);
+    r.cfg.max_agents = 3;
+    r.cfg.max_swarms = 2;
+    int64_t ts = T0;
+    for (int a = 0; a < 3; a++) {
+        char id[8];
+        snprintf(id, sizeof id, "a%d", a);
+        ck_assert_int_eq(feed_task(&r, "s0", id, ts += 10, 1000).disp,
+                         SM_DISP_ACCEPTED);
+    }
+    sm_verdict v = feed_task(&r, "s0", "a3", ts += 10, 1000);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert(!v.internal);
+    ck_assert_msg(strstr(v.reason, "max_agents"), "reason '%s'", v.reason);
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Reason"), v.reason);
+    ck_assert_str_eq(header_of(&r.cap.m[0], "Medic-Subject"), "swarm.s0.task.a3");
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_worker_swarm(r.w, "s0")), 3);
+    /* known agents, and events that create none, are still taken */
+    ck_assert_int_eq(feed_task(&r, "s0", "a1", ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed_usage(&r, "s0", ts += 10, 10, 100).disp, SM_DISP_ACCEPTED);
+
+    ck_assert_int_eq(feed_task(&r, "s1", "a0", ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+    v = feed_task(&r, "s2", "a0", ts += 10, 1000);
+    ck_assert_int_eq(v.disp, SM_DISP_DEADLETTER);
+    ck_assert_msg(strstr(v.reason, "max_swarms"), "reason '%s'", v.reason);
+    ck_assert_ptr_null(sm_worker_swarm(r.w, "s2"));
+    ck_assert_int_eq(feed_usage(&r, "s2", ts += 10, 10, 100).disp, SM_DISP_DEADLETTER);
+    ck_assert_int_eq(feed_task(&r, "s1", "a1", ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.agent_cap_rejected, 1);
+    ck_assert_uint_eq(st.swarm_cap_rejected, 2);
+    ck_assert_uint_eq(st.deadletters, 3);
+    ck_assert_uint_eq(st.swarms, 2);
+    rig_down(&r);
+}
+END_TEST
+
+/* A swarm with no event for swarm_retention of bus time and nothing
+ * raised is removed from memory and from the store; one with something
+ * raised stays. */
+START_TEST(idle_swarms_expire_from_memory_and_store)
+{
+    rig r;
+    rig_up(&r, true);
+    r.cfg.swarm_retention_ms = 600000;
+    int64_t ts = T0;
+    ck_assert_int_eq(feed_task(&r, "idle", "a0", ts, 1000).disp, SM_DISP_ACCEPTED);
+    /* "alarm" spends its budget (a failure raised), then goes silent too */
+    ck_assert_int_eq(feed_usage(&r, "alarm", ts += 1000, 995, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed_usage(&r, "alarm", ts += 1000, 996, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert(sm_swarm_failure_raised(sm_worker_swarm(r.w, "alarm"),
+                                      SM_FAIL_TOKEN_EXHAUSTION, ""));
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    /* "busy" goes on: "idle" stays for 10 minutes of bus time, and is gone
+     * within a minute more (looked for once a minute) */
+    for (int i = 0; i < 59; i++)
+        ck_assert_int_eq(feed_task(&r, "busy", "b0", ts += 10000, 1000).disp,
+                         SM_DISP_ACCEPTED);
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "idle"));
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(feed_task(&r, "busy", "b0", ts += 10000, 1000).disp,
+                         SM_DISP_ACCEPTED);
+    ck_assert_ptr_null(sm_worker_swarm(r.w, "idle"));
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "alarm"));
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "busy"));
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.swarms_expired, 1);
+    ck_assert_uint_eq(st.swarms, 2);
+    sm_worker_destroy(r.w);
+    r.w = reopen(&r);
+    ck_assert_ptr_null(sm_worker_swarm(r.w, "idle"));
+    ck_assert_ptr_nonnull(sm_worker_swarm(r.w, "alarm"));
+    ck_assert_uint_eq(stats_of(r.w).swarms, 2);
+    /* it comes back as a new swarm when it speaks again */
+    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
+    sm_worker_set_sink(r.w, &sink);
+    ck_assert_int_eq(feed_task(&r, "idle", "a0", ts += 1000, 1000).disp, SM_DISP_ACCEPTED);
+    ck_assert_uint_eq(sm_swarm_agent_count(sm_worker_swarm(r.w, "idle")), 1);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- a damaged store ------------------------------------------------------ */
+
+/* Opens a worker on r's store with its log in *text (freed by the caller). */
+static sm_status open_logged(rig *r, sm_worker **w, char **text)
+{
+    size_t len = 0;
+    FILE *f = open_memstream(text, &len);
+    ck_assert_ptr_nonnull(f);
+    sm_log lg = {.out = f, .level = SM_LOG_INFO};
+    ck_assert_int_eq(sm_worker_create(w, &r->cfg, &lg), SM_OK);
+    sm_status s = sm_worker_open(*w);
+    sm_worker_destroy(*w);
+    *w = NULL;
+    fclose(f);
+    return s;
+}
+
+static sm_status flip_value(void *ud, const void *key, size_t klen,
+                            const void *val, size_t vlen)
+{
+    unsigned char *copy = ud;
+    (void)key;
+    (void)klen;
+    ck_assert_uint_lt(vlen, 4096);
+    memcpy(copy + 2, val, vlen);
+    memcpy(copy, &(uint16_t){(uint16_t)vlen}, 2);
+    return SM_OK;
+}
+
+/* A store whose blob is damaged loads the rest and names what it dropped,
+ * key by key, with status "partial"; a store LMDB cannot read is refused
+ * with the reason instead of crashing the worker. */
+START_TEST(damaged_store_is_reported_key_by_key_or_refused)
+{
+    rig r;
+    rig_up(&r, true);
+    int64_t ts = T0;
+    for (int a = 0; a < 5; a++) {
+        char id[8];
+        snprintf(id, sizeof id, "a%d", a);
+        ck_assert_int_eq(feed_task(&r, "s0", id, ts += 10, 1000).disp, SM_DISP_ACCEPTED);
+    }
+    ck_assert_int_eq(sm_worker_flush(r.w), SM_OK);
+    sm_worker_destroy(r.w);
+    r.w = NULL;
+
+    /* one byte of agent a3's blob flipped, in place */
+    sm_store_config sc = {.dir = r.dir, .map_size = 64 << 20, .map_max = 1 << 30};
+    sm_store *st = NULL;
+    ck_assert_int_eq(sm_store_open(&st, &sc, NULL, 0), SM_OK);
+    static const char key[] = "a\0s0\0a3";
+    unsigned char val[4098];
+    ck_assert_int_eq(sm_store_scan(st, key, sizeof key - 1, flip_value, val), SM_OK);
+    uint16_t vlen;
+    memcpy(&vlen, val, 2);
+    val[2 + vlen - 1] ^= 0x10;
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_put(st, key, sizeof key - 1, val + 2, vlen), SM_OK);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    sm_store_close(st);
+
+    char *text = NULL;
+    sm_worker *w = NULL;
+    ck_assert_int_eq(open_logged(&r, &w, &text), SM_OK);
+    ck_assert_msg(strstr(text, "event=store_dropped key=\"a/s0/a3\" reason=\"agent blob damaged"),
+                  "log:\n%s", text);
+    ck_assert_msg(strstr(text, "status=\"partial\" swarms=1 agents=4 corrupt_skipped=1"),
+                  "log:\n%s", text);
+    free(text);
+
+    /* the data file's first page overwritten: refused, with the reason */
+    char path[400];
+    snprintf(path, sizeof path, "%s/data.mdb", r.dir);
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 16, SEEK_SET);
+    fputs("this is not an LMDB meta page", f);
+    fclose(f);
+    ck_assert_int_eq(open_logged(&r, &w, &text), SM_ERR_CORRUPT);
+    ck_assert_msg(strstr(text, "event=store_open_failed") &&
+                  strstr(text, "not an LMDB meta page"), "log:\n%s", text);
+    free(text);
     rig_down(&r);
 }
 END_TEST
@@ -619,6 +937,12 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, plain_item_headers_and_noop_settle);
     tcase_add_test(tc, bus_clock_moves_quiet_swarms_and_holds_a_lone_jump);
+    tcase_add_test(tc, far_future_event_is_deadlettered_and_the_swarm_keeps_concluding);
+    tcase_add_test(tc, a_jump_confirmed_by_a_second_producer_moves_the_bus);
+    tcase_add_test(tc, restart_restores_the_bus_clock_and_the_inputs_handled);
+    tcase_add_test(tc, input_over_the_caps_is_deadlettered_and_existing_state_works);
+    tcase_add_test(tc, idle_swarms_expire_from_memory_and_store);
+    tcase_add_test(tc, damaged_store_is_reported_key_by_key_or_refused);
     tcase_add_test(tc, deadletters_carry_reason_status_subject_and_payload);
     tcase_add_test(tc, wildcard_and_control_tokens_are_dead_lettered);
     tcase_add_test(tc, accepted_events_change_state_and_conclude);

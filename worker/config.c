@@ -61,7 +61,12 @@ static const opt options[] = {
     {"commit_events", OPT_I64, C(commit_events), "group commit after this many events"},
     {"commit_interval", OPT_DUR, C(commit_ms), "group commit after this much wall time"},
     {"retention", OPT_DUR, C(retention_ms), "forget agents idle this long (event time)"},
+    {"swarm_retention", OPT_DUR, C(swarm_retention_ms), "forget a swarm with no event this long (bus time) and nothing raised (0: never)"},
+    {"max_swarms", OPT_I64, C(max_swarms), "swarms a worker holds; input for another is dead-lettered (0: no cap)"},
+    {"max_agents", OPT_I64, C(max_agents), "agents a swarm holds; input for another is dead-lettered (0: no cap)"},
     {"clock_jump", OPT_DUR, C(clock_jump_ms), "bus clock jump one swarm alone may not make (event time)"},
+    {"publish_after_commit", OPT_BOOL, C(publish_after_commit), "send a conclusion only once the state it reveals is committed (false: at once; a crash may repeat it)"},
+    {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
@@ -160,6 +165,11 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->commit_ms = 1000;
     cfg->retention_ms = 10 * 60 * 1000;
     cfg->clock_jump_ms = 5 * 60 * 1000;
+    cfg->max_skew_ms = 5 * 60 * 1000;
+    cfg->publish_after_commit = true;
+    cfg->swarm_retention_ms = 60 * 60 * 1000;
+    cfg->max_swarms = 1000;
+    cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
@@ -567,6 +577,19 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
         snprintf(err, errcap, "clock_jump (%lld ms) must be at least the tick "
                  "(%lld ms)", (long long)cfg->clock_jump_ms,
                  (long long)cfg->detect.tick_ms);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->max_skew_ms != 0 && cfg->max_skew_ms < cfg->detect.tick_ms) {
+        snprintf(err, errcap, "max_skew (%lld ms) must be 0 or at least the "
+                 "tick (%lld ms)", (long long)cfg->max_skew_ms,
+                 (long long)cfg->detect.tick_ms);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->swarm_retention_ms != 0 &&
+        cfg->swarm_retention_ms < cfg->detect.window_ms) {
+        snprintf(err, errcap, "swarm_retention (%lld ms) must be 0 or at least "
+                 "the window (%lld ms)", (long long)cfg->swarm_retention_ms,
+                 (long long)cfg->detect.window_ms);
         return SM_ERR_CONFIG;
     }
     if (cfg->retention_ms != 0 && cfg->retention_ms < cfg->detect.window_ms) {

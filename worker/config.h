@@ -60,9 +60,21 @@ typedef struct sm_config {
     int64_t commit_events;      /* group commit after N events, 262144 */
     int64_t commit_ms;          /* or after this much wall time, 1000 */
     int64_t retention_ms;       /* drop idle agents after, 10m event time */
+    int64_t swarm_retention_ms; /* drop a swarm with no event for this long
+                                   (bus time) and nothing raised, 1h; 0:
+                                   never */
+    int64_t max_swarms;         /* swarms a worker holds, 1000; 0: no cap */
+    int64_t max_agents;         /* agents a swarm holds, 100000; 0: no cap */
     int64_t clock_jump_ms;      /* bus clock: a forward jump larger than
                                    this needs a second swarm to confirm
                                    it, 5m (handle.c) */
+    bool publish_after_commit;  /* a conclusion is sent once the state it
+                                   reveals is committed (a SIGKILL never
+                                   repeats it), true; false: at once, one
+                                   commit sooner */
+    int64_t max_skew_ms;        /* an event this far ahead of the bus clock
+                                   is dead-lettered until a second producer
+                                   confirms the jump, 5m; 0: off */
 
     /* output */
     char *log_level;            /* "info" */

@@ -9,6 +9,7 @@
  * handed to its detectors.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "worker_int.h"
@@ -109,22 +110,42 @@ static void publish_prediction(sm_worker *w, const sm_decision *d)
                  s == SM_OK ? "yes" : sm_status_str(s));
 }
 
-/* Publishes what the core decided during the last call, in order, and
- * empties the buffer. */
+/* Sends one decision, whatever its kind. */
+static void send_now(sm_worker *w, const sm_decision *d)
+{
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK:
+        publish_bottleneck(w, d);
+        break;
+    case SM_DEC_FAILURE:
+        publish_failure(w, d);
+        break;
+    case SM_DEC_PREDICTION:
+        publish_prediction(w, d);
+        break;
+    }
+}
+
+/* Takes what the core decided during the last call, in order, and
+ * empties the buffer. With a store, a conclusion is not sent yet: it
+ * waits in the outbox for the commit of the state it reveals
+ * (sm_worker_release), so a worker killed after sending it restarts with
+ * its episode open and never derives it again. Without a store (offline
+ * replay), or with publish_after_commit off, it is sent at once. */
 static void publish_decisions(sm_worker *w)
 {
+    bool hold = w->persist && w->cfg->publish_after_commit;
     for (size_t i = 0; i < w->decisions.n; i++) {
         const sm_decision *d = &w->decisions.v[i];
-        switch (d->kind) {
-        case SM_DEC_BOTTLENECK:
-            publish_bottleneck(w, d);
-            break;
-        case SM_DEC_FAILURE:
-            publish_failure(w, d);
-            break;
-        case SM_DEC_PREDICTION:
-            publish_prediction(w, d);
-            break;
+        sm_decision *held = hold ? sm_decisions_push(&w->outbox) : NULL;
+        if (held) {
+            *held = *d;
+        } else {
+            if (hold) {         /* no room to hold it: sent, not durable */
+                w->outbox.lost = 0;
+                w->st.not_durable++;
+            }
+            send_now(w, d);
         }
     }
     if (w->decisions.lost > 0) {
@@ -135,6 +156,25 @@ static void publish_decisions(sm_worker *w)
         w->decisions.lost = 0;
     }
     sm_decisions_clear(&w->decisions);
+}
+
+void sm_worker_release(sm_worker *w)
+{
+    if (w->outbox.n == 0)
+        return;
+    sm_status s = sm_worker_flush(w);
+    if (s != SM_OK) {
+        /* the store could not take it (logged by the flush): conclusions
+         * are not withheld for that, but a crash may repeat them */
+        w->st.not_durable += w->outbox.n;
+        sm_log_write(w->log, SM_LOG_ERROR, "conclusions_not_durable",
+                     "count=%zu status=\"%s\" detail=\"published before the "
+                     "state they reveal was committed\"", w->outbox.n,
+                     sm_status_str(s));
+    }
+    for (size_t i = 0; i < w->outbox.n; i++)
+        send_now(w, &w->outbox.v[i]);
+    sm_decisions_clear(&w->outbox);
 }
 
 /* ---- verdicts ---------------------------------------------------------- */
@@ -172,13 +212,48 @@ static sm_verdict core_verdict(sm_status s)
     return internal(s);
 }
 
-/* The swarm named by the subject, created on first use: called only once
- * the payload has decoded. */
-static sm_status swarm_of(sm_worker *w, const sm_subject *subj, sm_swarm **sw)
+static void bus_move(sm_worker *w, int64_t t);
+
+/* Whether an event at ts may move the clocks (see "clock skew" below);
+ * if not, *v says why. */
+static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
+                    sm_verdict *v);
+
+/* Admits a decoded event at ts that would create agent `agent` if new
+ * (NULL: it creates none): its time must not be too far ahead of the bus
+ * clock, a new swarm must fit under max_swarms and a new agent under
+ * max_agents; then the swarm named by the subject is got, or created on
+ * first use. Returns false with *v set when the event is not taken. */
+static bool admit(sm_worker *w, const sm_subject *subj, int64_t ts,
+                  const char *agent, sm_swarm **sw, sm_verdict *v)
 {
-    sm_status s = sm_registry_get(w->reg, subj->swarm, sw);
-    w->touched = s == SM_OK ? *sw : NULL;
-    return s;
+    if (!skew_ok(w, subj, ts, v))
+        return false;
+    const sm_config *c = w->cfg;
+    sm_swarm *found = sm_registry_find(w->reg, subj->swarm);
+    if (!found && c->max_swarms > 0 &&
+        sm_registry_count(w->reg) >= (size_t)c->max_swarms) {
+        w->st.swarm_cap_rejected++;
+        *v = rejected(SM_ERR_FULL, "the worker holds max_swarms swarms: a "
+                                   "new swarm is not taken");
+        return false;
+    }
+    if (found && agent && agent[0] && c->max_agents > 0 &&
+        sm_swarm_agent_count(found) >= (size_t)c->max_agents &&
+        !sm_swarm_has_agent(found, agent)) {
+        w->st.agent_cap_rejected++;
+        *v = rejected(SM_ERR_FULL, "the swarm holds max_agents agents: a new "
+                                   "agent is not taken");
+        return false;
+    }
+    sm_status s = found ? SM_OK : sm_registry_get(w->reg, subj->swarm, &found);
+    w->touched = s == SM_OK ? found : NULL;
+    if (s != SM_OK) {
+        *v = internal(s);
+        return false;
+    }
+    *sw = found;
+    return true;
 }
 
 /* ---- one handler per subject ------------------------------------------
@@ -200,11 +275,12 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
     sm_task_event ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_task(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
 }
 
@@ -214,11 +290,12 @@ static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
     sm_heartbeat ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_heartbeat(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_heartbeat(sw, &ev, &w->decisions));
 }
 
@@ -228,11 +305,12 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
     sm_resource_sample ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_resource(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
 }
 
@@ -242,11 +320,12 @@ static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,
     sm_consensus_round ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_consensus(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_consensus(sw, &ev, &w->decisions));
 }
 
@@ -256,11 +335,12 @@ static sm_verdict on_agent(sm_worker *w, const sm_subject *subj,
     sm_agent_lifecycle ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_agent(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
+    if (!admit(w, subj, ev.ts_ms, ev.registered ? ev.agent : NULL, &sw, &v))
+        return v;
     return core_verdict(sm_swarm_on_agent(sw, &ev, &w->decisions));
 }
 
@@ -273,13 +353,13 @@ static sm_verdict on_outcome(sm_worker *w, const sm_subject *subj,
     sm_outcome ev;
     const char *why = "undecodable";
     sm_swarm *sw = NULL;
+    sm_verdict v;
     sm_status s = sm_codec_outcome(w->codec, subj, it->data, it->len, &ev, &why);
     if (s != SM_OK)
         return decode_verdict(s, why);
-    if ((s = swarm_of(w, subj, &sw)) != SM_OK)
-        return internal(s);
-    sm_swarm_advance(sw, ev.ts_ms, &w->decisions);
-    return accepted();
+    if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
+        return v;
+    return core_verdict(sm_swarm_on_outcome(sw, ev.ts_ms, &w->decisions));
 }
 
 static const handler_fn handlers[] = {
@@ -386,34 +466,163 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
 static void advance_one(void *ud, sm_swarm *sw)
 {
     sm_worker *w = ud;
-    sm_swarm_advance(sw, w->bus_ms, &w->decisions);
+    sm_swarm_advance(sw, w->clock.bus_ms, &w->decisions);
     publish_decisions(w);
 }
 
-static void bus_clock(sm_worker *w, const sm_swarm *from)
+/* ---- idle swarms ---------------------------------------------------------
+ * A swarm with no event of its own for swarm_retention of bus time and
+ * nothing raised is forgotten: taken out of the registry, and its keys
+ * queued for deletion by the next commit. It comes back as a new swarm if
+ * it speaks again. Looked for once a minute of bus time, at a bus tick, so
+ * a replay forgets exactly what the live run forgot. */
+
+#define EXPIRE_EVERY_MS 60000
+
+typedef struct idle_list {
+    const sm_worker *w;
+    char (*ids)[SM_ID_MAX];
+    size_t n;
+} idle_list;
+
+static void find_idle(void *ud, sm_swarm *sw)
 {
-    int64_t t = sm_swarm_now(from);
-    if (t <= w->bus_ms)
+    idle_list *l = ud;
+    int64_t last = sm_swarm_last_event(sw);
+    if (l->w->clock.bus_ms - last > l->w->cfg->swarm_retention_ms &&
+        !sm_swarm_any_raised(sw))
+        snprintf(l->ids[l->n++], SM_ID_MAX, "%s", sm_swarm_id(sw));
+}
+
+static void expire_swarms(sm_worker *w)
+{
+    if (w->cfg->swarm_retention_ms <= 0 ||
+        w->clock.bus_ms - w->clock.expired_at_ms < EXPIRE_EVERY_MS)
         return;
-    if (w->bus_ms != 0 && t - w->bus_ms > w->cfg->clock_jump_ms) {
-        if (w->jump_ms == 0 || w->jump_by == from) {
-            if (w->jump_ms == 0)
-                w->st.clock_jumps_held++;
-            w->jump_ms = t;
-            w->jump_by = from;
-            return;
+    w->clock.expired_at_ms = w->clock.bus_ms;
+    idle_list l = {w, NULL, 0};
+    size_t n = sm_registry_count(w->reg);
+    if (n == 0 || !(l.ids = malloc(n * sizeof *l.ids)))
+        return;                 /* out of memory: looked for next minute */
+    sm_registry_foreach(w->reg, find_idle, &l);
+    for (size_t i = 0; i < l.n; i++) {
+        const sm_swarm *sw = sm_registry_find(w->reg, l.ids[i]);
+        int64_t idle = w->clock.bus_ms - sm_swarm_last_event(sw);
+        sm_status s = w->persist ? sm_persist_forget_swarm(w->persist, l.ids[i])
+                                 : SM_OK;
+        if (s != SM_OK) {
+            sm_log_write(w->log, SM_LOG_ERROR, "swarm_expire_failed",
+                         "swarm=%s status=\"%s\" detail=\"%s\"", l.ids[i],
+                         sm_status_str(s), sm_store_error(w->store));
+            continue;           /* kept, tried again next minute */
         }
-        t = t < w->jump_ms ? t : w->jump_ms;    /* confirmed by a second */
+        if (strcmp(w->clock.jump_swarm, l.ids[i]) == 0) {
+            w->clock.jump_ms = 0;
+            w->clock.jump_swarm[0] = 0;
+        }
+        (void)sm_registry_remove(w->reg, l.ids[i]);
+        w->st.swarms_expired++;
+        sm_log_write(w->log, SM_LOG_INFO, "swarm_expired",
+                     "swarm=%s idle_ms=%lld swarm_retention_ms=%lld swarms=%zu",
+                     l.ids[i], (long long)idle,
+                     (long long)w->cfg->swarm_retention_ms,
+                     sm_registry_count(w->reg));
     }
-    w->jump_ms = 0;
-    w->jump_by = NULL;
-    w->bus_ms = t;
+    free(l.ids);
+}
+
+/* Moves the bus clock to t (never back) and, on a new tick, every swarm;
+ * then forgets idle swarms. */
+static void bus_move(sm_worker *w, int64_t t)
+{
+    if (t <= w->clock.bus_ms)
+        return;
+    w->clock.jump_ms = 0;
+    w->clock.jump_swarm[0] = 0;
+    w->clock.bus_ms = t;
     w->st.bus_ms = t;
     int64_t tick = t / w->cfg->detect.tick_ms;
     if (tick == w->bus_tick)
         return;
     w->bus_tick = tick;
     sm_registry_foreach(w->reg, advance_one, w);
+    expire_swarms(w);
+}
+
+static void bus_clock(sm_worker *w, const sm_swarm *from)
+{
+    int64_t t = sm_swarm_now(from);
+    if (t <= w->clock.bus_ms)
+        return;
+    if (w->clock.bus_ms != 0 && t - w->clock.bus_ms > w->cfg->clock_jump_ms) {
+        if (w->clock.jump_ms == 0 ||
+            strcmp(w->clock.jump_swarm, sm_swarm_id(from)) == 0) {
+            if (w->clock.jump_ms == 0)
+                w->st.clock_jumps_held++;
+            w->clock.jump_ms = t;
+            snprintf(w->clock.jump_swarm, sizeof w->clock.jump_swarm, "%s",
+                     sm_swarm_id(from));
+            return;
+        }
+        t = t < w->clock.jump_ms ? t : w->clock.jump_ms;    /* confirmed by a second */
+    }
+    bus_move(w, t);
+}
+
+/* ---- clock skew ---------------------------------------------------------
+ * An event more than max_skew ahead of the bus clock is never applied: a
+ * year-ahead stamp from one producer would pin its swarm's clock (stored
+ * with it), and every event after it would then be late. It is
+ * dead-lettered with the reason. Time that really jumps (input resuming
+ * after a pause longer than max_skew) is told apart by a second
+ * producer: an event of another producer (another swarm, or another
+ * agent, source or group of the subject) within max_skew of the held time
+ * confirms the jump; the bus moves to the lesser of the two and the event
+ * is taken. The first event of the jump stays dead-lettered.
+ *
+ * Before the bus has a time (the first event of a worker whose store gave
+ * it none) there is nothing to compare with: the event is taken. Like the
+ * bus clock, all of this follows from the input order alone. */
+
+static bool same_producer(const sm_worker *w, const sm_subject *subj)
+{
+    return strcmp(w->clock.skew_swarm, subj->swarm) == 0 &&
+           strcmp(w->clock.skew_id, subj->id) == 0;
+}
+
+static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
+                    sm_verdict *v)
+{
+    int64_t max = w->cfg->max_skew_ms;
+    if (max <= 0 || w->clock.bus_ms == 0 || ts - w->clock.bus_ms <= max)
+        return true;
+    if (w->clock.skew_ms != 0 && !same_producer(w, subj) &&
+        ts - w->clock.skew_ms <= max && w->clock.skew_ms - ts <= max) {
+        int64_t to = ts < w->clock.skew_ms ? ts : w->clock.skew_ms;
+        sm_log_write(w->log, SM_LOG_WARN, "clock_jump_confirmed",
+                     "subject=%s from_ms=%lld to_ms=%lld first_swarm=%s "
+                     "first_id=%s", subj->swarm, (long long)w->clock.bus_ms,
+                     (long long)to, w->clock.skew_swarm, w->clock.skew_id);
+        w->clock.skew_ms = 0;
+        bus_move(w, to);
+        return true;
+    }
+    if (w->clock.skew_ms == 0 || !same_producer(w, subj) || ts > w->clock.skew_ms) {
+        w->clock.skew_ms = ts;
+        snprintf(w->clock.skew_swarm, sizeof w->clock.skew_swarm, "%s", subj->swarm);
+        snprintf(w->clock.skew_id, sizeof w->clock.skew_id, "%s", subj->id);
+    }
+    w->st.skew_rejected++;
+    sm_log_write(w->log, SM_LOG_WARN, "clock_skew",
+                 "swarm=%s id=%s ts_ms=%lld bus_ms=%lld ahead_ms=%lld "
+                 "max_skew_ms=%lld total=%llu", subj->swarm, subj->id,
+                 (long long)ts, (long long)w->clock.bus_ms,
+                 (long long)(ts - w->clock.bus_ms), (long long)max,
+                 (unsigned long long)w->st.skew_rejected);
+    *v = rejected(SM_ERR_INVALID,
+                  "event time more than max_skew ahead of the bus clock "
+                  "(a skewed producer clock?)");
+    return false;
 }
 
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
@@ -433,6 +642,9 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
             bus_clock(w, w->touched);
     }
     apply(w, it, &v, s == SM_OK ? subj.kind : 0);
+    w->applied++;
+    if (!w->in_batch)
+        sm_worker_release(w);
     return v;
 }
 

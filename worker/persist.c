@@ -19,7 +19,7 @@
 /* The meta record's key, and the pruning mark's (apart: other lengths). */
 static const char meta_key[] = "m\0meta";       /* 6 bytes, no NUL after */
 #define META_KEY_LEN (sizeof meta_key - 1)
-#define META_MAX 128
+#define META_MAX 512
 
 typedef struct key {
     size_t len;
@@ -34,6 +34,11 @@ struct sm_persist {
     size_t cap_buf;
     char (*held)[SM_ID_MAX]; /* swarms with a blob of a newer build */
     size_t n_held, cap_held;
+    sm_swarm **done;        /* swarms the current batch wrote (or held),
+                               cleared once it commits */
+    size_t n_done, cap_done;
+    sm_persist_drop_fn on_drop;     /* told of each key load drops */
+    void *drop_ud;
     sm_store_meta meta;     /* written with the next flush when dirty */
     bool meta_dirty;
     bool meta_held;         /* stored meta is newer: never overwritten */
@@ -133,12 +138,21 @@ void sm_persist_destroy(sm_persist *p)
     free(p->dels);
     free(p->buf);
     free(p->held);
+    free(p->done);
     free(p);
 }
 
 size_t sm_persist_pending_deletes(const sm_persist *p)
 {
     return p ? p->n_dels : 0;
+}
+
+void sm_persist_on_drop(sm_persist *p, sm_persist_drop_fn fn, void *ud)
+{
+    if (!p)
+        return;
+    p->on_drop = fn;
+    p->drop_ud = ud;
 }
 
 bool sm_persist_is_held(const sm_persist *p, const char *swarm)
@@ -151,6 +165,23 @@ void sm_persist_set_applied(sm_persist *p, uint64_t seq)
     if (!p)
         return;
     p->meta.applied_seq = seq;
+    p->meta_dirty = true;
+}
+
+static bool same_bus(const sm_bus_state *a, const sm_bus_state *b)
+{
+    return a->bus_ms == b->bus_ms && a->jump_ms == b->jump_ms &&
+           a->skew_ms == b->skew_ms && a->expired_at_ms == b->expired_at_ms &&
+           strcmp(a->jump_swarm, b->jump_swarm) == 0 &&
+           strcmp(a->skew_swarm, b->skew_swarm) == 0 &&
+           strcmp(a->skew_id, b->skew_id) == 0;
+}
+
+void sm_persist_set_bus(sm_persist *p, const sm_bus_state *bus)
+{
+    if (!p || !bus || same_bus(&p->meta.bus, bus))
+        return;
+    p->meta.bus = *bus;
     p->meta_dirty = true;
 }
 
@@ -209,20 +240,32 @@ static bool copy_id(char dst[SM_ID_MAX], const unsigned char *src, size_t n)
     return true;
 }
 
-/* A rejected blob: counted, and its key queued for deletion so that the
- * next flush removes it (or rewrites it, for a swarm that changes). */
-static sm_status reject(load_ctx *c, const void *k, size_t klen)
+static void told(load_ctx *c, const void *k, size_t klen, const char *why)
+{
+    if (c->p->on_drop)
+        c->p->on_drop(c->p->drop_ud, k, klen, why);
+}
+
+/* A rejected blob: counted, reported, and its key queued for deletion so
+ * that the next flush removes it (or rewrites it, for a swarm that
+ * changes). */
+static sm_status reject(load_ctx *c, const void *k, size_t klen,
+                        const char *why)
 {
     c->out->corrupt++;
+    told(c, k, klen, why);
     sm_status s = queue_del(c->p, k, klen);
     return s == SM_ERR_INVALID ? SM_OK : s;
 }
 
-/* A blob of a newer build: counted, left in the store, and its swarm held
- * (taken out of the registry, never written by this build). */
-static sm_status keep_newer(load_ctx *c, const char *swarm)
+/* A blob of a newer build: counted, reported, left in the store, and its
+ * swarm held (taken out of the registry, never written by this build). */
+static sm_status keep_newer(load_ctx *c, const void *k, size_t klen,
+                            const char *swarm)
 {
     c->out->newer++;
+    told(c, k, klen, "written by a newer build: kept, its swarm held (not "
+                     "loaded, never written)");
     if (is_held(c->p, swarm))
         return SM_OK;
     sm_status s = hold(c->p, swarm);
@@ -252,21 +295,22 @@ static sm_status load_swarm(void *ud, const void *k, size_t klen,
     char id[SM_ID_MAX];
     sm_swarm *sw = NULL;
     if (!copy_id(id, (const unsigned char *)k + 2, klen - 2))
-        return reject(c, k, klen);
+        return reject(c, k, klen, "a swarm key with no valid swarm id");
     if (is_held(c->p, id))
         return SM_OK;
     sm_status s = load_target(c, id, &sw);
     if (s == SM_ERR_INVALID)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "a swarm key with no valid swarm id");
     if (s != SM_OK)
         return s;
     s = sm_swarm_import(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
         return s;
     if (s == SM_ERR_VERSION)
-        return keep_newer(c, id);
+        return keep_newer(c, k, klen, id);
     if (s != SM_OK)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "swarm blob damaged (checksum, size, field "
+                                  "or id): the swarm starts from its agents");
     c->out->swarms++;
     if (sm_swarm_is_dirty(sw))
         c->out->migrated++;
@@ -282,49 +326,74 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
     char id[SM_ID_MAX], agent[SM_ID_MAX];
     if (!sep || !copy_id(id, b + 2, (size_t)(sep - (b + 2))) ||
         !copy_id(agent, sep + 1, klen - (size_t)(sep + 1 - b)))
-        return reject(c, k, klen);
+        return reject(c, k, klen, "an agent key with no valid swarm or agent id");
     if (is_held(c->p, id))
         return SM_OK;
     sm_swarm *sw = NULL;
     sm_status s = load_target(c, id, &sw);
     if (s == SM_ERR_INVALID)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "an agent key with no valid swarm id");
     if (s != SM_OK)
         return s;
+    size_t before = sm_swarm_agent_count(sw);
     s = sm_swarm_import_agent(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
         return s;
     if (s == SM_ERR_VERSION)
-        return keep_newer(c, id);
+        return keep_newer(c, k, klen, id);
     if (s != SM_OK)
-        return reject(c, k, klen);
+        return reject(c, k, klen, "agent blob damaged (checksum, size or "
+                                  "field): the agent is dropped");
+    if (!sm_swarm_has_agent(sw, agent)) {
+        /* the blob is sound but names another agent than its key: kept
+         * under the blob's own id, the stray key deleted */
+        if (sm_swarm_agent_count(sw) > before)
+            c->out->agents++;
+        return reject(c, k, klen, "the key names another agent than its "
+                                  "blob: loaded under the blob's id");
+    }
     c->out->agents++;
     return SM_OK;
-}
-
-static void clear_swarm(void *ud, sm_swarm *sw)
-{
-    (void)ud;
-    sm_swarm_clear_dirty(sw);
 }
 
 static sm_status load_meta(void *ud, const void *k, size_t klen,
                            const void *val, size_t vlen)
 {
     load_ctx *c = ud;
-    (void)k;
     if (klen != META_KEY_LEN)
-        return SM_OK;           /* not the meta key; not ours to judge */
+        return SM_OK;           /* not the meta key: see load_other */
     sm_status s = sm_meta_decode(&c->out->meta, val, vlen);
     if (s == SM_ERR_VERSION) {
         c->out->newer++;
+        told(c, k, klen, "meta record of a newer build: kept");
         c->p->meta_held = true;
     } else if (s != SM_OK) {
         c->out->corrupt++;
+        told(c, k, klen, "meta record damaged: rewritten by the next commit");
         c->p->meta_dirty = true;    /* replaced by the next flush */
     } else {
         c->out->have_meta = true;
         c->p->meta = c->out->meta;
+    }
+    return SM_OK;
+}
+
+/* A key of no shape this build writes ("s" 0, "a" 0, the meta key, or the
+ * pruning mark "m" 0): not read, kept, reported. */
+static sm_status load_other(void *ud, const void *k, size_t klen,
+                            const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    const unsigned char *b = k;
+    (void)val;
+    (void)vlen;
+    bool known = klen >= 2 && b[1] == 0 &&
+                 (b[0] == 's' || b[0] == 'a' ||
+                  (b[0] == 'm' && (klen == 2 || (klen == META_KEY_LEN &&
+                                                 memcmp(k, meta_key, klen) == 0))));
+    if (!known) {
+        c->out->unknown++;
+        told(c, k, klen, "a key of no shape this build writes: not read, kept");
     }
     return SM_OK;
 }
@@ -344,6 +413,8 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
         s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, "a", 2, load_agent, &c);
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, NULL, 0, load_other, &c);
     return s;
 }
 
@@ -354,7 +425,10 @@ typedef struct flush_ctx {
     sm_persist_result *res;
     const char *swarm;      /* swarm being visited */
     bool held;              /* ... and whether it is held */
-    sm_status s;            /* first failure; later writes are skipped */
+    sm_status s;            /* the batch's first failure: later writes are
+                               skipped */
+    sm_status part;         /* the current swarm's first failure */
+    size_t part_agents_written, part_agents_deleted;
     size_t removed;         /* agents expired by the current pass */
 } flush_ctx;
 
@@ -396,16 +470,16 @@ static void write_agent(void *ud, const char *agent, const void *blob,
 {
     flush_ctx *c = ud;
     key k;
-    if (c->s != SM_OK || !agent_key(&k, c->swarm, agent))
+    if (c->part != SM_OK || !agent_key(&k, c->swarm, agent))
         return;
     if (blob) {
-        c->s = sm_store_put(c->p->st, k.data, k.len, blob, len);
-        if (c->s == SM_OK)
-            c->res->agents_written++;
+        c->part = sm_store_put(c->p->st, k.data, k.len, blob, len);
+        if (c->part == SM_OK)
+            c->part_agents_written++;
     } else {
-        c->s = sm_store_del(c->p->st, k.data, k.len);
-        if (c->s == SM_OK)
-            c->res->agents_deleted++;
+        c->part = sm_store_del(c->p->st, k.data, k.len);
+        if (c->part == SM_OK)
+            c->part_agents_deleted++;
     }
 }
 
@@ -424,22 +498,52 @@ static sm_status put_swarm(flush_ctx *c, sm_swarm *sw)
         p->cap_buf = need;
         need = sm_swarm_export(sw, p->buf, p->cap_buf);
     }
-    sm_status s = sm_store_put(p->st, k.data, k.len, p->buf, need);
-    if (s == SM_OK)
-        c->res->swarms_written++;
-    return s;
+    return sm_store_put(p->st, k.data, k.len, p->buf, need);
 }
 
+/* A swarm whose part failed: it stays dirty, the first one is named. */
+static void swarm_failed(flush_ctx *c, const char *swarm, sm_status s)
+{
+    if (c->res->swarms_failed++ == 0) {
+        snprintf(c->res->failed_swarm, sizeof c->res->failed_swarm, "%s", swarm);
+        c->res->failed_status = s;
+    }
+}
+
+/* One swarm, in a part of its own: its blob if dirty, then its dirty
+ * agents. A failure ends the part only (the swarm stays dirty, the batch
+ * goes on); a swarm written, or held, is remembered to be cleared once
+ * the batch commits. */
 static void write_swarm(void *ud, sm_swarm *sw)
 {
     flush_ctx *c = ud;
-    if (is_held(c->p, sm_swarm_id(sw)))
-        return;                 /* in memory only: cleared after commit */
-    if (c->s == SM_OK && sm_swarm_is_dirty(sw))
-        c->s = put_swarm(c, sw);
+    sm_persist *p = c->p;
+    if (c->s != SM_OK)
+        return;
     c->swarm = sm_swarm_id(sw);
-    if (c->s == SM_OK)
+    bool dirty = sm_swarm_is_dirty(sw), agents = sm_swarm_dirty_agents(sw) > 0;
+    if (is_held(p, c->swarm) || (!dirty && !agents)) {
+        p->done[p->n_done++] = sw;  /* held: in memory only */
+        return;
+    }
+    c->part = sm_store_part_begin(p->st);
+    c->part_agents_written = c->part_agents_deleted = 0;
+    if (c->part == SM_OK && dirty)
+        c->part = put_swarm(c, sw);
+    if (c->part == SM_OK)
         sm_swarm_visit_dirty(sw, write_agent, c);
+    if (c->part == SM_OK)
+        c->part = sm_store_part_commit(p->st);
+    else
+        sm_store_part_abort(p->st);     /* no-op if the store ended it */
+    if (c->part != SM_OK) {
+        swarm_failed(c, c->swarm, c->part);
+        return;
+    }
+    c->res->swarms_written += dirty;
+    c->res->agents_written += c->part_agents_written;
+    c->res->agents_deleted += c->part_agents_deleted;
+    p->done[p->n_done++] = sw;
 }
 
 static sm_status put_meta(flush_ctx *c)
@@ -454,34 +558,64 @@ static sm_status put_meta(flush_ctx *c)
     return s;
 }
 
+/* Room to remember every swarm of reg as written. */
+static sm_status reserve_done(sm_persist *p, size_t n)
+{
+    p->n_done = 0;
+    if (n <= p->cap_done)
+        return SM_OK;
+    sm_swarm **d = realloc(p->done, n * sizeof *d);
+    if (!d)
+        return SM_ERR_NOMEM;
+    p->done = d;
+    p->cap_done = n;
+    return SM_OK;
+}
+
 /* One batch: queued deletions first (an agent that expired and came back
- * is then put again), then every dirty blob, then the meta record if it
- * changed; commit. */
+ * is then put again), then each swarm with something dirty in a part of
+ * its own, then the meta record if it changed; commit. A swarm whose part
+ * fails is counted in res and left dirty; the others commit. Once the
+ * batch has committed, the swarms written are clean and the deletion
+ * queue is empty. */
 static sm_status write_batch(flush_ctx *c, sm_registry *reg)
 {
     sm_persist *p = c->p;
-    c->res->swarms_written = 0;
-    c->res->agents_written = 0;
-    c->res->agents_deleted = 0;
-    c->res->swarms_deleted = 0;
-    c->res->meta_written = false;
-    c->s = sm_store_begin(p->st);
+    sm_persist_result *res = c->res;
+    res->swarms_written = res->agents_written = 0;
+    res->agents_deleted = res->swarms_deleted = 0;
+    res->swarms_failed = 0;
+    res->failed_swarm[0] = 0;
+    res->failed_status = SM_OK;
+    res->meta_written = false;
+    c->s = reserve_done(p, sm_registry_count(reg));
+    if (c->s == SM_OK)
+        c->s = sm_store_begin(p->st);
     for (size_t i = 0; i < p->n_dels && c->s == SM_OK; i++) {
         c->s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
         if (c->s == SM_OK && p->dels[i].data[0] == 's')
-            c->res->swarms_deleted++;
+            res->swarms_deleted++;
         else if (c->s == SM_OK)
-            c->res->agents_deleted++;
+            res->agents_deleted++;
     }
     if (c->s == SM_OK)
         sm_registry_foreach(reg, write_swarm, c);
-    if (c->s == SM_OK && p->meta_dirty && !p->meta_held)
+    /* the meta record says what the stored state reflects: not written
+     * while a swarm is missing from it */
+    if (c->s == SM_OK && p->meta_dirty && !p->meta_held && !res->swarms_failed)
         c->s = put_meta(c);
-    if (c->s != SM_OK) {
+    if (c->s == SM_OK)
+        c->s = sm_store_commit(p->st);
+    else
         sm_store_abort(p->st);      /* no-op if the store ended it */
+    if (c->s != SM_OK)
         return c->s;
-    }
-    return sm_store_commit(p->st);
+    for (size_t i = 0; i < p->n_done; i++)
+        sm_swarm_clear_dirty(p->done[i]);
+    p->n_dels = 0;
+    if (!res->swarms_failed)
+        p->meta_dirty = false;
+    return res->swarms_failed ? res->failed_status : SM_OK;
 }
 
 /* Shortens retention (halving, floor one window) until an expiry pass
@@ -539,10 +673,19 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
         expire_all(&c, reg);
     int64_t floor_ms = sm_registry_config(reg)->window_ms;
 
-    size_t deleted_early = 0;      /* by commit_deletes() */
+    /* What earlier rounds committed (a round after a full map writes
+     * only what is still dirty). */
+    size_t swarms = 0, agents = 0, deleted = 0, swarms_deleted = 0;
     sm_status s;
     for (;;) {
         s = write_batch(&c, reg);
+        if (s == SM_OK || res->swarms_failed) {
+            /* committed, maybe without some swarms */
+            swarms += res->swarms_written;
+            agents += res->agents_written;
+            deleted += res->agents_deleted;
+            swarms_deleted += res->swarms_deleted;
+        }
         if (s != SM_ERR_MAP_FULL)
             break;
         res->map_full++;
@@ -557,17 +700,15 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
         }
         if (res->retention_ms <= 0 || !prune(&c, reg, floor_ms))
             break;
-        s = commit_deletes(&c, &deleted_early);
+        s = commit_deletes(&c, &deleted);
         if (s == SM_ERR_MAP_FULL)
             res->map_full++;
         if (s != SM_OK)
             break;
     }
-    res->agents_deleted += deleted_early;
-    if (s != SM_OK)
-        return s;
-    sm_registry_foreach(reg, clear_swarm, NULL);
-    p->n_dels = 0;
-    p->meta_dirty = false;
-    return SM_OK;
+    res->swarms_written = swarms;
+    res->agents_written = agents;
+    res->agents_deleted = deleted;
+    res->swarms_deleted = swarms_deleted;
+    return s;
 }

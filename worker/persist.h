@@ -13,12 +13,16 @@
  * (ids never contain a NUL byte, so keys do not collide and a prefix scan
  * of "a" 0x00 <swarm> 0x00 finds one swarm's agents.) The two-byte key
  * "m" 0x00 is written and deleted again while pruning (see below); it is
- * not the meta key, whose six bytes start with it. Load ignores every
- * other key.
+ * not the meta key, whose six bytes start with it. Load reads no other
+ * key, and reports each (below).
  *
  * Versions. A blob the core rejects as corrupt (SM_ERR_CORRUPT: checksum,
  * size, field) is counted in `corrupt` and its key deleted by the next
- * flush: there is nothing in it this or any build can read. A blob of a
+ * flush: there is nothing in it this or any build can read. So is an
+ * agent key whose sound blob names another agent (the agent is loaded
+ * under the blob's id). A key of no shape this build writes is counted in
+ * `unknown` and kept. Each of these keys is told to the sm_persist_on_drop
+ * function with what became of it, so nothing is dropped unsaid. A blob of a
  * NEWER format (SM_ERR_VERSION: written by a later build, e.g. before a
  * rollback) is never deleted and never overwritten: it is counted in
  * `newer`, and its swarm is HELD: the swarm is not loaded (it is taken out
@@ -36,9 +40,14 @@
  * sm_persist_load() rebuilds the registry at start. sm_persist_flush()
  * writes what changed since the last flush in ONE store batch: expired
  * agents are deleted, dirty swarm and agent blobs are put, and only once
- * the batch has committed is the core's dirty state cleared. A failed
- * flush loses nothing: what was dirty stays dirty in memory and the
- * deletions stay queued, so the next flush writes them.
+ * the batch has committed is the core's dirty state cleared. Each swarm
+ * is written in a part of its own (store.h): a swarm whose part fails
+ * (too big for the map, too many pages for one transaction, out of
+ * memory) is counted and named in the result and stays dirty in memory,
+ * and the batch commits every other swarm; the meta record is then not
+ * written, since the store does not hold all of what it describes. A
+ * failed flush loses nothing: what was dirty stays dirty in memory and
+ * the deletions stay queued, so the next flush writes them.
  *
  * A full map is handled here: the batch is redone after sm_store_grow()
  * while the store may grow; once it may not, idle agents are pruned
@@ -78,6 +87,8 @@ typedef struct sm_persist_load_result {
                                by the next flush */
     size_t newer;           /* blobs of a newer format, kept untouched */
     size_t held;            /* swarms not loaded because of them */
+    size_t unknown;         /* keys of no shape this build writes: not
+                               read, kept */
     bool have_meta;         /* a meta record was read into `meta` */
     sm_store_meta meta;     /* the stored meta record (zero if none) */
 } sm_persist_load_result;
@@ -95,6 +106,10 @@ typedef struct sm_persist_result {
     size_t grows;           /* map growths done to fit the batch */
     size_t prunes;          /* rounds of shortened retention */
     int64_t retention_ms;   /* retention finally applied (0: disabled) */
+    size_t swarms_failed;   /* swarms whose write failed: kept dirty in
+                               memory, retried by the next flush */
+    char failed_swarm[SM_ID_MAX];   /* the first of them ("" if none) */
+    sm_status failed_status;        /* and why (SM_OK if none) */
 } sm_persist_result;
 
 /* Creates a persister writing to st (borrowed: st must outlive it). Sets
@@ -102,6 +117,15 @@ typedef struct sm_persist_result {
 sm_status sm_persist_create(sm_persist **out, sm_store *st);
 /* Frees the persister (queued deletions are dropped). NULL is a no-op. */
 void sm_persist_destroy(sm_persist *p);
+
+/* Told of each key sm_persist_load() does not load as it stands: its key
+ * (borrowed, klen bytes, not NUL-terminated) and a sentence saying what
+ * became of it (dropped and deleted at the next flush, kept for a newer
+ * build, kept unread, loaded under another id). */
+typedef void (*sm_persist_drop_fn)(void *ud, const void *key, size_t klen,
+                                   const char *why);
+/* Sets the function told of dropped keys (NULL: nobody is told). */
+void sm_persist_on_drop(sm_persist *p, sm_persist_drop_fn fn, void *ud);
 
 /* Loads the meta record, then every stored swarm into reg (created
  * through sm_registry_get), swarm blobs first, then agent blobs. A corrupt
@@ -120,12 +144,16 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
 /* Group commit of every swarm in reg. First expires agents idle for more
  * than retention_ms of event time (sm_swarm_expire; retention_ms <= 0
  * disables expiry and pruning) and queues their deletion; then writes
- * the queued deletions and every dirty swarm and agent blob in one batch
- * and commits it. On SM_OK the swarms are clean and the queue empty.
- * *res is always filled. Errors: SM_ERR_MAP_FULL (no room even after
- * growing and pruning; nothing lost from memory, retried at the next
- * flush), SM_ERR_NOMEM, SM_ERR_STORE, SM_ERR_INVALID. Must not be called
- * with a store batch open. */
+ * the queued deletions and every dirty swarm and agent blob in one batch,
+ * each swarm in a part of its own, and commits it. On SM_OK the swarms
+ * are clean and the queue empty. When some swarms could not be written
+ * (res->swarms_failed, the first named in res->failed_swarm with
+ * res->failed_status) the others are committed and clean, and that
+ * status is returned. *res is always filled. Errors: SM_ERR_MAP_FULL (no
+ * room even after growing and pruning, for the batch or for some swarms;
+ * nothing lost from memory, retried at the next flush), SM_ERR_NOMEM,
+ * SM_ERR_STORE, SM_ERR_INVALID. Must not be called with a store batch
+ * open. */
 sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
                            int64_t retention_ms, sm_persist_result *res);
 
@@ -143,6 +171,9 @@ bool sm_persist_is_held(const sm_persist *p, const char *swarm);
  * them back: sm_persist_load_result.meta. NULL p is a no-op. */
 void sm_persist_set_applied(sm_persist *p, uint64_t seq);
 void sm_persist_set_config_hash(sm_persist *p, uint64_t hash);
+/* The same for the bus clock the state was built at (copied; unchanged:
+ * nothing to write). */
+void sm_persist_set_bus(sm_persist *p, const sm_bus_state *bus);
 
 /* Queues the deletion of the swarm's blob and of every agent blob stored
  * under it (a prefix scan now; agents first stored after this call are not

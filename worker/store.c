@@ -16,6 +16,7 @@
 #include <lmdb.h>
 
 #include "store.h"
+#include "storecheck.h"
 
 #define DEFAULT_MAP_SIZE ((size_t)64 << 20)
 #define MAX_KEY 511
@@ -25,11 +26,12 @@ struct sm_store {
     MDB_env *env;
     MDB_dbi dbi;
     MDB_txn *txn;           /* the open batch, or NULL */
+    MDB_txn *part;          /* its open part (a nested txn), or NULL */
     size_t map_max;
     size_t max_key;
     uint64_t grows;
     uint64_t map_full;
-    char err[160];
+    char err[320];
 };
 
 /* Free bytes under which a disk counts as full. */
@@ -111,11 +113,30 @@ static size_t map_size_of(const sm_store *st)
     return info.me_mapsize;
 }
 
+/* Checks an existing data file before LMDB maps it (storecheck.h): a
+ * damaged one would crash or mislead LMDB. No file: a new store. */
+static sm_status check_data_file(sm_store *st, const char *dir)
+{
+    char path[4096 + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    sm_storecheck_result r;
+    sm_status s = sm_storecheck(path, DB_NAME, MAX_KEY, &r, st->err,
+                                sizeof st->err);
+    if (s == SM_ERR_NOT_FOUND) {
+        st->err[0] = 0;
+        return SM_OK;
+    }
+    return s;
+}
+
 /* Opens the environment and the named database. On failure the caller
  * closes st. */
 static sm_status open_env(sm_store *st, const sm_store_config *cfg,
                           size_t map_size)
 {
+    sm_status s = check_data_file(st, cfg->dir);
+    if (s != SM_OK)
+        return s;
     int rc = mdb_env_create(&st->env);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_maxdbs(st->env, 1);
@@ -150,32 +171,40 @@ static sm_status open_env(sm_store *st, const sm_store_config *cfg,
     return SM_OK;
 }
 
-/* A failed open: says why in cfg->why (if asked), returns s. */
-static sm_status open_failed(const sm_store_config *cfg, sm_status s,
-                             const char *why)
+/* A failed open: says why in err and in cfg->why (each if asked),
+ * returns s. */
+static sm_status open_failed(const sm_store_config *cfg, char *err,
+                             size_t errcap, sm_status s, const char *why)
 {
     if (cfg && cfg->why && cfg->why_cap > 0)
         snprintf(cfg->why, cfg->why_cap, "%s", why);
+    if (err && errcap > 0)
+        snprintf(err, errcap, "%s", why);
     return s;
 }
 
-sm_status sm_store_open(sm_store **out, const sm_store_config *cfg)
+sm_status sm_store_open(sm_store **out, const sm_store_config *cfg,
+                        char *err, size_t errcap)
 {
+    if (err && errcap)
+        err[0] = 0;
     if (!out || !cfg || !cfg->dir || !cfg->dir[0])
-        return open_failed(cfg, SM_ERR_INVALID, "no store directory given");
+        return open_failed(cfg, err, errcap, SM_ERR_INVALID,
+                           "no store directory given");
     size_t map_size = cfg->map_size ? cfg->map_size : DEFAULT_MAP_SIZE;
     size_t map_max = cfg->map_max ? cfg->map_max : map_size;
     if (map_max < map_size)
-        return open_failed(cfg, SM_ERR_INVALID, "map_max below map_size");
+        return open_failed(cfg, err, errcap, SM_ERR_INVALID,
+                           "map_max below map_size");
 
     sm_store *st = calloc(1, sizeof *st);
     if (!st)
-        return open_failed(cfg, SM_ERR_NOMEM, "out of memory");
+        return open_failed(cfg, err, errcap, SM_ERR_NOMEM, "out of memory");
     sm_status s = make_dir(st, cfg->dir);
     if (s == SM_OK)
         s = open_env(st, cfg, map_size);
     if (s != SM_OK) {
-        open_failed(cfg, s, st->err);       /* before st (and its text) goes */
+        open_failed(cfg, err, errcap, s, st->err);  /* before st goes */
         sm_store_close(st);
         return s;
     }
@@ -188,8 +217,7 @@ void sm_store_close(sm_store *st)
 {
     if (!st)
         return;
-    if (st->txn)
-        mdb_txn_abort(st->txn);
+    sm_store_abort(st);
     if (st->env)
         mdb_env_close(st->env);
     free(st);
@@ -213,12 +241,24 @@ sm_status sm_store_begin(sm_store *st)
     return SM_OK;
 }
 
-/* A failed write leaves an LMDB txn usable only for abort: end the batch. */
-static sm_status fail_batch(sm_store *st, int rc)
+/* A failed write leaves an LMDB txn usable only for abort: end the part
+ * it happened in, or else the batch. */
+static sm_status fail_write(sm_store *st, int rc)
 {
-    mdb_txn_abort(st->txn);
-    st->txn = NULL;
+    if (st->part) {
+        mdb_txn_abort(st->part);
+        st->part = NULL;
+    } else {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
     return status_of(st, rc);
+}
+
+/* The transaction writes go to. */
+static MDB_txn *writer_of(const sm_store *st)
+{
+    return st->part ? st->part : st->txn;
 }
 
 sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
@@ -229,9 +269,9 @@ sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
         return SM_ERR_INVALID;
     MDB_val k = {klen, (void *)key};
     MDB_val v = {vlen, (void *)val};
-    int rc = mdb_put(st->txn, st->dbi, &k, &v, 0);
+    int rc = mdb_put(writer_of(st), st->dbi, &k, &v, 0);
     if (rc != MDB_SUCCESS)
-        return fail_batch(st, rc);
+        return fail_write(st, rc);
     return SM_OK;
 }
 
@@ -240,9 +280,9 @@ sm_status sm_store_del(sm_store *st, const void *key, size_t klen)
     if (!st || !st->txn || !key || klen == 0 || klen > st->max_key)
         return SM_ERR_INVALID;
     MDB_val k = {klen, (void *)key};
-    int rc = mdb_del(st->txn, st->dbi, &k, NULL);
+    int rc = mdb_del(writer_of(st), st->dbi, &k, NULL);
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
-        return fail_batch(st, rc);
+        return fail_write(st, rc);
     return SM_OK;
 }
 
@@ -250,6 +290,7 @@ sm_status sm_store_commit(sm_store *st)
 {
     if (!st || !st->txn)
         return SM_ERR_INVALID;
+    sm_store_part_abort(st);
     int rc = mdb_txn_commit(st->txn);     /* frees the txn either way */
     st->txn = NULL;
     return status_of(st, rc);
@@ -259,8 +300,38 @@ void sm_store_abort(sm_store *st)
 {
     if (!st || !st->txn)
         return;
+    sm_store_part_abort(st);
     mdb_txn_abort(st->txn);
     st->txn = NULL;
+}
+
+sm_status sm_store_part_begin(sm_store *st)
+{
+    if (!st || !st->txn || st->part)
+        return SM_ERR_INVALID;
+    int rc = mdb_txn_begin(st->env, st->txn, 0, &st->part);
+    if (rc != MDB_SUCCESS) {
+        st->part = NULL;
+        return status_of(st, rc);
+    }
+    return SM_OK;
+}
+
+sm_status sm_store_part_commit(sm_store *st)
+{
+    if (!st || !st->part)
+        return SM_ERR_INVALID;
+    int rc = mdb_txn_commit(st->part);     /* frees the part either way */
+    st->part = NULL;
+    return status_of(st, rc);
+}
+
+void sm_store_part_abort(sm_store *st)
+{
+    if (!st || !st->part)
+        return;
+    mdb_txn_abort(st->part);
+    st->part = NULL;
 }
 
 sm_status sm_store_grow(sm_store *st)
@@ -323,13 +394,13 @@ sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out)
         return SM_ERR_INVALID;
     MDB_envinfo info;
     MDB_stat ms;
-    MDB_txn *txn = st->txn;
+    MDB_txn *txn = writer_of(st);
     int rc = mdb_env_info(st->env, &info);
     if (rc == MDB_SUCCESS && !txn)
         rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn);
     if (rc == MDB_SUCCESS)
         rc = mdb_stat(txn, st->dbi, &ms);
-    if (txn && txn != st->txn)
+    if (txn && txn != writer_of(st))
         mdb_txn_abort(txn);
     if (rc != MDB_SUCCESS)
         return status_of(st, rc);

@@ -13,6 +13,13 @@
  * thread (LMDB has one writer). A batch is never held across a publish or
  * any other blocking call: the caller opens it, writes, commits.
  *
+ * Parts: inside a batch, sm_store_part_begin() opens a part (an LMDB nested
+ * transaction); its writes join the batch with sm_store_part_commit() or
+ * vanish with sm_store_part_abort(). A write that fails inside a part
+ * ends the part only: the batch stays open and keeps what earlier parts
+ * wrote, so one record that cannot be written (too big for the map, too
+ * many pages for one transaction) does not sink the others.
+ *
  * Full map: when put, del or commit hits MDB_MAP_FULL the batch is aborted
  * and SM_ERR_MAP_FULL is returned; nothing of the batch is written and the
  * caller still holds its data. It may then call sm_store_grow() (doubles
@@ -46,20 +53,25 @@ typedef struct sm_store_config {
 
 typedef struct sm_store sm_store;
 
-/* Opens (creating if needed). Sets *out only on SM_OK. If the environment
- * is already larger than map_size, its size is kept. Errors: SM_ERR_INVALID,
- * SM_ERR_IO (directory), SM_ERR_STORE, SM_ERR_NOMEM; with cfg->why set,
- * the reason is written there (there is no store to ask afterwards). */
-sm_status sm_store_open(sm_store **out, const sm_store_config *cfg);
+/* Opens (creating if needed). Sets *out only on SM_OK; on failure a
+ * sentence saying why goes to err (errcap bytes; err may be NULL) and to
+ * cfg->why (if set). If the environment is already larger than map_size,
+ * its size is kept. Errors: SM_ERR_INVALID, SM_ERR_IO (directory, data
+ * file unreadable), SM_ERR_CORRUPT (not an LMDB environment, or a damaged
+ * one), SM_ERR_STORE, SM_ERR_NOMEM. */
+sm_status sm_store_open(sm_store **out, const sm_store_config *cfg,
+                        char *err, size_t errcap);
 /* Aborts an open batch and closes. NULL is a no-op. */
 void sm_store_close(sm_store *st);
 
 /* Opens the batch (an LMDB write transaction). Errors: SM_ERR_INVALID if
  * a batch is already open, SM_ERR_STORE. */
 sm_status sm_store_begin(sm_store *st);
-/* Copies key and value into the batch. klen 1..511. Errors: SM_ERR_INVALID
- * (no batch open, bad length; the batch stays open), SM_ERR_MAP_FULL or
- * SM_ERR_STORE (the batch is aborted: LMDB cannot continue it). */
+/* Copies key and value into the batch (into its open part, if any). klen
+ * 1..511. Errors: SM_ERR_INVALID (no batch open, bad length; the batch
+ * stays open), SM_ERR_MAP_FULL or SM_ERR_STORE (inside a part: the part
+ * is aborted and the batch stays open; otherwise the batch is aborted:
+ * LMDB cannot continue it). */
 sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
                        const void *val, size_t vlen);
 /* Deleting a missing key is SM_OK. Errors as sm_store_put(). */
@@ -67,8 +79,18 @@ sm_status sm_store_del(sm_store *st, const void *key, size_t klen);
 /* Commits and syncs the batch; the batch is over whatever the result.
  * Errors: SM_ERR_INVALID (no batch), SM_ERR_MAP_FULL, SM_ERR_STORE. */
 sm_status sm_store_commit(sm_store *st);
-/* Discards the open batch, if any. */
+/* Discards the open batch, if any (and its open part). */
 void sm_store_abort(sm_store *st);
+
+/* Opens a part inside the open batch; puts and dels go to it until it
+ * ends. Errors: SM_ERR_INVALID (no batch, or a part already open),
+ * SM_ERR_NOMEM, SM_ERR_STORE. */
+sm_status sm_store_part_begin(sm_store *st);
+/* Joins the part's writes to the batch. The part is over whatever the
+ * result. Errors: SM_ERR_INVALID (no part), SM_ERR_NOMEM, SM_ERR_STORE. */
+sm_status sm_store_part_commit(sm_store *st);
+/* Discards the open part, if any; the batch goes on. */
+void sm_store_part_abort(sm_store *st);
 
 /* Doubles the map size, capped at map_max. Must be called with no batch
  * open. Errors: SM_ERR_FULL when already at map_max, SM_ERR_STORE. */

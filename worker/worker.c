@@ -52,17 +52,72 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
     return SM_OK;
 }
 
+/* A store key for a log line: printable bytes as they are, the NUL
+ * separating its parts as '/', others as \xHH (ids never hold a NUL or a
+ * '/': subject tokens cannot). */
+static void key_text(const void *key, size_t klen, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *k = key;
+    size_t n = 0;
+    for (size_t i = 0; i < klen && n + 5 < cap; i++) {
+        if (k[i] >= 0x21 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\' &&
+            k[i] != '/') {
+            out[n++] = (char)k[i];
+        } else if (k[i] == 0) {
+            out[n++] = '/';     /* the parts' separator (the log escapes a
+                                   backslash again, so not \x00) */
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[k[i] >> 4];
+            out[n++] = hex[k[i] & 15];
+        }
+    }
+    out[n] = 0;
+}
+
+/* Each key the load did not take as it stands, with what became of it. */
+static void log_dropped(void *ud, const void *key, size_t klen, const char *why)
+{
+    const sm_worker *w = ud;
+    char text[4 * 140 + 8];
+    key_text(key, klen, text, sizeof text);
+    sm_log_write(w->log, SM_LOG_WARN, "store_dropped", "key=\"%s\" reason=\"%s\"",
+                 text, why);
+}
+
+static void latest_clock(void *ud, sm_swarm *sw)
+{
+    int64_t *t = ud;
+    if (sm_swarm_now(sw) > *t)
+        *t = sm_swarm_now(sw);
+}
+
+/* The bus clock and the input count the loaded state was built at, from
+ * the meta record; a store written before it recorded them gives the
+ * latest swarm clock (its events were the bus) and no count. */
+static void restore_clock(sm_worker *w, const sm_persist_load_result *lr)
+{
+    if (lr->have_meta) {
+        w->applied = lr->meta.applied_seq;
+        w->clock = lr->meta.bus;
+    }
+    if (w->clock.bus_ms == 0)
+        sm_registry_foreach(w->reg, latest_clock, &w->clock.bus_ms);
+    w->bus_tick = w->clock.bus_ms / w->cfg->detect.tick_ms;
+    w->st.bus_ms = w->clock.bus_ms;
+}
+
 sm_status sm_worker_open(sm_worker *w)
 {
-    char why[256] = "";
+    char why[320] = "";
     sm_store_config sc = {
         .dir = w->cfg->store_dir,
         .map_size = (size_t)w->cfg->map_size,
         .map_max = (size_t)w->cfg->map_max,
-        .why = why,
-        .why_cap = sizeof why,
     };
-    sm_status s = sm_store_open(&w->store, &sc);
+    sm_status s = sm_store_open(&w->store, &sc, why, sizeof why);
     if (s != SM_OK) {
         sm_log_write(w->log, SM_LOG_ERROR, "store_open_failed",
                      "dir=%s status=\"%s\" detail=\"%s\"", sc.dir,
@@ -72,11 +127,29 @@ sm_status sm_worker_open(sm_worker *w)
     s = sm_persist_create(&w->persist, w->store);
     if (s != SM_OK)
         return s;
+    sm_persist_on_drop(w->persist, log_dropped, w);
     sm_persist_load_result lr;
     s = sm_persist_load(w->persist, w->reg, &lr);
-    sm_log_write(w->log, s == SM_OK ? SM_LOG_INFO : SM_LOG_ERROR, "store_loaded",
-                 "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu newer_kept=%zu",
-                 sc.dir, sm_status_str(s), lr.swarms, lr.agents, lr.corrupt, lr.newer);
+    if (s == SM_OK)
+        restore_clock(w, &lr);
+    /* "ok" only when every key was loaded as it stands; otherwise each
+     * one not was logged above (store_dropped) */
+    bool whole = lr.corrupt == 0 && lr.newer == 0 && lr.unknown == 0;
+    sm_log_write(w->log, s != SM_OK ? SM_LOG_ERROR : whole ? SM_LOG_INFO : SM_LOG_WARN,
+                 "store_loaded",
+                 "dir=%s status=\"%s\" swarms=%zu agents=%zu corrupt_skipped=%zu "
+                 "newer_kept=%zu held_swarms=%zu unknown_kept=%zu applied=%llu "
+                 "bus_ms=%lld",
+                 sc.dir, s != SM_OK ? sm_status_str(s) : whole ? "ok" : "partial",
+                 sm_registry_count(w->reg), lr.agents, lr.corrupt, lr.newer,
+                 lr.held, lr.unknown, (unsigned long long)w->applied,
+                 (long long)w->clock.bus_ms);
+    if (s == SM_OK && w->cfg->max_swarms > 0 &&
+        sm_registry_count(w->reg) > (size_t)w->cfg->max_swarms)
+        sm_log_write(w->log, SM_LOG_WARN, "store_over_max_swarms",
+                     "swarms=%zu max_swarms=%lld detail=\"all kept; no new swarm "
+                     "is taken until idle ones expire\"", sm_registry_count(w->reg),
+                     (long long)w->cfg->max_swarms);
     return s;
 }
 
@@ -158,25 +231,32 @@ sm_status sm_worker_flush(sm_worker *w)
     if (!w->persist)
         return SM_OK;
     sm_persist_result r;
+    sm_persist_set_applied(w->persist, w->applied);
+    sm_persist_set_bus(w->persist, &w->clock);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
     if (s == SM_OK) {
         w->st.commits++;
-        w->st.agents_written += r.agents_written;
         w->uncommitted = 0;
     } else {
         w->st.commit_failures++;
     }
+    w->st.agents_written += r.agents_written;
     bool notable = s != SM_OK || r.grows || r.prunes || r.map_full;
+    /* a swarm that could not be written is kept in memory and retried at
+     * the next commit; the others are committed all the same */
     sm_log_write(w->log, notable ? (s == SM_OK ? SM_LOG_WARN : SM_LOG_ERROR)
                                  : SM_LOG_DEBUG,
                  s == SM_OK ? "store_commit" : "store_commit_failed",
                  "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
+                 "swarms_deleted=%zu swarms_failed=%zu failed_swarm=%s "
                  "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s "
-                 "events_total=%llu detail=\"%s\"",
+                 "events_total=%llu applied=%llu detail=\"%s\"",
                  sm_status_str(s), r.swarms_written, r.agents_written,
-                 r.agents_deleted, r.map_full, r.grows, r.prunes,
-                 s == SM_OK ? "no" : "yes", (unsigned long long)w->st.events,
-                 sm_store_error(w->store));
+                 r.agents_deleted, r.swarms_deleted, r.swarms_failed,
+                 r.swarms_failed ? r.failed_swarm : "-", r.map_full, r.grows,
+                 r.prunes, s == SM_OK ? "no" : "yes",
+                 (unsigned long long)w->st.events,
+                 (unsigned long long)w->applied, sm_store_error(w->store));
     return s;
 }
 
@@ -215,7 +295,9 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
     sm_log_write(w->log, SM_LOG_INFO, event,
                  "events=%llu deadletters=%llu internal_errors=%llu conclusions=%llu "
                  "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
-                 "commits=%llu commit_failures=%llu swarms=%zu wall_ms=%lld "
+                 "commits=%llu commit_failures=%llu swarms=%zu skew_rejected=%llu "
+                 "swarm_cap_rejected=%llu agent_cap_rejected=%llu "
+                 "swarms_expired=%llu not_durable=%llu applied=%llu wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
                  "store_map_bytes=%zu store_entries=%zu",
                  (unsigned long long)w->st.events,
@@ -226,7 +308,13 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)is.full_waits, (long long)sm_bus_dropped(w->bus),
                  (unsigned long long)w->st.commits,
                  (unsigned long long)w->st.commit_failures,
-                 sm_registry_count(w->reg), (long long)el,
+                 sm_registry_count(w->reg),
+                 (unsigned long long)w->st.skew_rejected,
+                 (unsigned long long)w->st.swarm_cap_rejected,
+                 (unsigned long long)w->st.agent_cap_rejected,
+                 (unsigned long long)w->st.swarms_expired,
+                 (unsigned long long)w->st.not_durable,
+                 (unsigned long long)w->applied, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
 }
@@ -283,10 +371,13 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
 {
     sm_item batch[BATCH];
     size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
+    w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
         sm_worker_handle_item(w, &batch[i]);
         sm_item_release(&batch[i]);
     }
+    w->in_batch = false;
+    sm_worker_release(w);       /* one commit for the batch's conclusions */
     return n;
 }
 
@@ -412,6 +503,7 @@ void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out)
 {
     *out = w->st;
     out->swarms = sm_registry_count(w->reg);
+    out->applied = w->applied;
 }
 
 void sm_worker_destroy(sm_worker *w)
@@ -429,5 +521,6 @@ void sm_worker_destroy(sm_worker *w)
     sm_registry_destroy(w->reg);
     sm_codec_destroy(w->codec);
     sm_decisions_free(&w->decisions);
+    sm_decisions_free(&w->outbox);
     free(w);
 }

@@ -22,11 +22,17 @@
  * state to LMDB every commit_events events, after commit_interval of wall
  * time with uncommitted events, and whenever the input goes idle. The write
  * transaction is opened and closed inside sm_worker_flush and never spans
- * a publish. Conclusions are published as soon as they are decided, before
- * the commit: after a crash the events since the last commit are lost from
- * the windows (core NATS is at-most-once), and a re-delivered input that
- * re-derives the same decision yields the same decision id and thus the
- * same Nats-Msg-Id, which JetStream deduplicates.
+ * a publish. Conclusions wait for the commit of the state they reveal
+ * (publish_after_commit): decided during a batch of input, they are held
+ * in an outbox, and at the end of the batch the loop commits, then sends
+ * them in order. A worker killed at any point restarts with every episode
+ * it announced open, so it never announces one again; what it had decided
+ * but not yet sent dies with the state that led to it. After a crash the
+ * events since the last commit are lost from the windows (core NATS is
+ * at-most-once); a re-delivered input that re-derives the same decision
+ * yields the same decision id and Nats-Msg-Id. The meta record of each
+ * commit carries the bus clock and the count of inputs handled (applied),
+ * so a restart resumes both.
  *
  * Stop: on a stop signal the loop drains for real: the subscription is
  * drained at the server, every message already delivered is handled, the
@@ -92,12 +98,22 @@ typedef struct sm_worker_stats {
     uint64_t transitions;       /* conclusions published (bottleneck,
                                    failure, prediction messages) */
     uint64_t publish_errors;
+    uint64_t not_durable;       /* conclusions sent although the state they
+                                   reveal could not be committed first */
     uint64_t commits;
     uint64_t commit_failures;
     uint64_t agents_written;
     size_t swarms;              /* swarms held in memory */
     int64_t bus_ms;             /* the bus clock (handle.c) */
+    uint64_t applied;           /* inputs handled (accepted or dead-lettered)
+                                   since the store began: stored with the
+                                   state at each commit, restored at open */
     uint64_t clock_jumps_held;  /* far-ahead times not (yet) confirmed */
+    uint64_t skew_rejected;     /* events over max_skew ahead of the bus
+                                   clock, dead-lettered */
+    uint64_t swarm_cap_rejected;    /* inputs for a new swarm over max_swarms */
+    uint64_t agent_cap_rejected;    /* inputs for a new agent over max_agents */
+    uint64_t swarms_expired;    /* idle swarms removed (swarm_retention) */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on
@@ -124,9 +140,10 @@ sm_inbox *sm_worker_inbox(sm_worker *w);
 
 /* Handles one input item and applies the verdict: parse the subject,
  * decode, only then get or create the swarm, update windows, publish
- * conclusions; a rejected item goes to the dead-letter subject with
- * Medic-Reason, Medic-Status and Medic-Subject headers; then the item is
- * settled (acked). The item is not released. Never fails the caller. */
+ * conclusions (with a store: commit first, see above); a rejected item
+ * goes to the dead-letter subject with Medic-Reason, Medic-Status and
+ * Medic-Subject headers; then the item is settled (acked). The item is
+ * not released. Never fails the caller. */
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it);
 
 /* The same for a message without a source (offline replay): returns

@@ -7,6 +7,7 @@
 #define SM_WORKER_INT_H
 
 #include "bus.h"
+#include "encode.h"
 #include "codec.h"
 #include "inbox.h"
 #include "persist.h"
@@ -28,11 +29,21 @@ struct sm_worker {
                                    call; published after it returns */
     uint64_t uncommitted;       /* events since the last commit */
     sm_swarm *touched;          /* the swarm the current input went to */
-    int64_t bus_ms;             /* the bus clock (handle.c); 0: none yet */
+    sm_bus_state clock;         /* the bus clock (handle.c), stored in the
+                                   meta record at each commit */
     int64_t bus_tick;           /* floor(bus_ms / tick) at the last move */
-    int64_t jump_ms;            /* a far-ahead time waiting to be confirmed */
-    const sm_swarm *jump_by;    /* the swarm that showed it */
+    uint64_t applied;           /* inputs handled since the store began:
+                                   the meta record's applied_seq */
+    sm_decisions outbox;        /* conclusions waiting for the commit of
+                                   the state they reveal (worker.c) */
+    bool in_batch;              /* the loop holds conclusions until the end
+                                   of its batch */
     sm_worker_stats st;
 };
+
+/* Commits the state (sm_worker_flush), then sends the conclusions held
+ * in the outbox, in order (handle.c). The loop calls it at the end of
+ * each batch; sm_worker_handle_item calls it itself outside one. */
+void sm_worker_release(sm_worker *w);
 
 #endif
