@@ -53,8 +53,8 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
 }
 
 /* A store key for a log line: printable bytes as they are, the NUL
- * separating its parts as '/', others as \xHH (ids never hold a NUL or a
- * '/': subject tokens cannot). */
+ * separating its parts as '/', others (and a '/' inside an id) as \xHH
+ * (ids never hold a NUL). */
 static void key_text(const void *key, size_t klen, char *out, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
