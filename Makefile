@@ -180,7 +180,7 @@ asan:
 
 valgrind: all $(TEST_BINS)
 	SM_WORKER_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --quiet" \
-	  sh tests/run.sh $(BIN) e2e
+	  CK_RUN_CASE=e2e sh tests/run.sh $(BIN) e2e
 
 # A benchmark, not a test: figures against the raw bus, same machine, same run.
 bench: deps all $(BIN)/swarm-bench

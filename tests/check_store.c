@@ -502,7 +502,7 @@ static void make_real_store(const char *dir)
     sm_persist_result res;
     for (int k = 0; k < 4; k++)     /* four commits: free pages too */
         for (int w = 0; w < DAMAGE_SWARMS; w++) {
-            char id[16];
+            char id[24];
             snprintf(id, sizeof id, "swarm-%d", w);
             sm_swarm *sw = NULL;
             ck_assert_int_eq(sm_registry_get(reg, id, &sw), SM_OK);

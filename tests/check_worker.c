@@ -337,7 +337,7 @@ START_TEST(input_over_the_caps_is_deadlettered_and_existing_state_works)
     r.cfg.max_swarms = 2;
     int64_t ts = T0;
     for (int a = 0; a < 3; a++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "a%d", a);
         ck_assert_int_eq(feed_task(&r, "s0", id, ts += 10, 1000).disp,
                          SM_DISP_ACCEPTED);
@@ -454,7 +454,7 @@ START_TEST(damaged_store_is_reported_key_by_key_or_refused)
     rig_up(&r, true);
     int64_t ts = T0;
     for (int a = 0; a < 5; a++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "a%d", a);
         ck_assert_int_eq(feed_task(&r, "s0", id, ts += 10, 1000).disp, SM_DISP_ACCEPTED);
     }

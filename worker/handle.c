@@ -162,7 +162,9 @@ void sm_worker_release(sm_worker *w)
 {
     if (w->outbox.n == 0)
         return;
-    sm_status s = sm_worker_flush(w);
+    /* a store that failed its last commit is retried by the loop's group
+     * commit, not by every batch with a conclusion */
+    sm_status s = w->store_failing ? SM_ERR_STORE : sm_worker_flush(w);
     if (s != SM_OK) {
         /* the store could not take it (logged by the flush): conclusions
          * are not withheld for that, but a crash may repeat them */
@@ -461,7 +463,8 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
  * forward jump over clock_jump_ms is held until an event of another swarm
  * shows a time at least as far ahead; the bus then moves to the lesser of
  * the two. A worker with one swarm never needs its bus clock (the swarm's
- * own events move it). */
+ * own events move it). The clock (w->clock) is stored in the meta record
+ * with the state at each commit and comes back with it at a restart. */
 
 static void advance_one(void *ud, sm_swarm *sw)
 {

@@ -234,6 +234,7 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
+    w->store_failing = s != SM_OK;
     if (s == SM_OK) {
         w->st.commits++;
         w->uncommitted = 0;

@@ -36,6 +36,7 @@ struct sm_worker {
                                    the meta record's applied_seq */
     sm_decisions outbox;        /* conclusions waiting for the commit of
                                    the state they reveal (worker.c) */
+    bool store_failing;         /* the last commit failed (worker.c) */
     bool in_batch;              /* the loop holds conclusions until the end
                                    of its batch */
     sm_worker_stats st;
