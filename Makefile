@@ -7,7 +7,9 @@
 #   make valgrind   the end-to-end suite with the worker under valgrind
 #   make bench      benchmarks against the raw bus (not part of make test)
 #   make soak       20 SIGKILLs mid-stream: the conclusion ids equal an
-#                   uninterrupted run's, none repeated (not part of make test)
+#                   uninterrupted run's, none repeated; 1 M fuzzed messages:
+#                   peak RSS and LMDB size under their bounds (not part of
+#                   make test)
 #   make golden     regenerate the golden recordings in tests/golden/
 #   make eval       score every tests/scenarios/*.json (swarm-sim, then
 #                   swarm-medic score): one table, the gap to the targets
@@ -186,9 +188,12 @@ valgrind: all $(TEST_BINS)
 bench: deps all $(BIN)/swarm-bench
 	$(BIN)/swarm-bench --bin $(BIN)
 
-# Slow: the SIGKILL test of make test (5 kills) with 20 kills a recording.
-soak: all $(BIN)/check_e2e
+# Slow: the SIGKILL test of make test (5 kills) with 20 kills a recording,
+# and 1 M fuzzed messages through a worker with a store (its peak RSS and
+# LMDB size against their bounds, printed).
+soak: all $(BIN)/check_e2e $(BIN)/check_fuzz
 	SM_SOAK_KILLS=20 CK_RUN_CASE=sigkill CK_FORK=yes $(BIN)/check_e2e
+	SM_FUZZ_MESSAGES=1000000 CK_RUN_CASE=messages CK_FORK=yes $(BIN)/check_fuzz
 
 # Regenerates tests/golden/*.rec and their expected conclusions.
 golden: all

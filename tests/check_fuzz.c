@@ -29,6 +29,7 @@
 #include "recfile.h"
 #include "support.h"
 #include "swarm.h"
+#include "swarm_medic.pb-c.h"
 #include "worker.h"
 #include "runner.h"
 
@@ -550,6 +551,168 @@ START_TEST(meta_decoder_survives_mutations)
 }
 END_TEST
 
+/* ---- messages through the worker ------------------------------------ */
+
+#define MSG_DEFAULT 20000       /* make test; make soak: 1,000,000 */
+#define RSS_BOUND_KB (256 * 1024)
+#define LMDB_BOUND_BYTES ((long long)256 << 20)
+
+static long messages(void)
+{
+    const char *e = getenv("SM_FUZZ_MESSAGES");
+    long n = e ? atol(e) : MSG_DEFAULT;
+    return n > 0 ? n : MSG_DEFAULT;
+}
+
+static long vm_hwm_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* A valid packed message of input kind k (0..5) at ts about agent/source
+ * `id`; returns its length in out (cap >= 512). */
+static size_t valid_message(int k, int64_t ts, const char *id, uint64_t *x,
+                            uint8_t *out)
+{
+    switch (k) {
+    case 0: {
+        Swarmmedic__V1__TaskEvent m = SWARMMEDIC__V1__TASK_EVENT__INIT;
+        m.ts_ms = ts;
+        m.agent = (char *)id;
+        m.task_type = (char *)(rnd(x) % 2 ? "search" : "codegen");
+        m.kind = (Swarmmedic__V1__TaskEvent__Kind)(1 + rnd(x) % 6);
+        m.duration_ms = (uint32_t)(rnd(x) % 60000);
+        return swarmmedic__v1__task_event__pack(&m, out);
+    }
+    case 1: {
+        Swarmmedic__V1__Heartbeat m = SWARMMEDIC__V1__HEARTBEAT__INIT;
+        m.ts_ms = ts;
+        m.agent = (char *)id;
+        m.state = (Swarmmedic__V1__Heartbeat__State)(1 + rnd(x) % 4);
+        m.inflight = (uint32_t)(rnd(x) % 3);
+        m.progress = rnd(x) % 100000;
+        return swarmmedic__v1__heartbeat__pack(&m, out);
+    }
+    case 2: {
+        Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+        m.ts_ms = ts;
+        m.source = (char *)id;
+        m.token_budget = 1000000;
+        m.tokens_used = rnd(x) % 1000000;
+        m.memory_limit_bytes = 8000000000ULL;
+        m.memory_used_bytes = rnd(x) % 8000000000ULL;
+        m.active_agents = (uint32_t)(rnd(x) % 30);
+        m.agent_quota = 24;
+        return swarmmedic__v1__resource_sample__pack(&m, out);
+    }
+    case 3: {
+        Swarmmedic__V1__ConsensusRound m = SWARMMEDIC__V1__CONSENSUS_ROUND__INIT;
+        m.ts_ms = ts;
+        m.group = (char *)id;
+        m.outcome = (Swarmmedic__V1__ConsensusRound__Outcome)(1 + rnd(x) % 3);
+        m.participants = (uint32_t)(rnd(x) % 6);
+        m.quorum = 3;
+        return swarmmedic__v1__consensus_round__pack(&m, out);
+    }
+    case 4: {
+        Swarmmedic__V1__AgentLifecycle m = SWARMMEDIC__V1__AGENT_LIFECYCLE__INIT;
+        m.ts_ms = ts;
+        m.agent = (char *)id;
+        m.kind = (Swarmmedic__V1__AgentLifecycle__Kind)(1 + rnd(x) % 2);
+        return swarmmedic__v1__agent_lifecycle__pack(&m, out);
+    }
+    default: {
+        Swarmmedic__V1__HealingOutcome m = SWARMMEDIC__V1__HEALING_OUTCOME__INIT;
+        m.ts_ms = ts;
+        m.command_id = (char *)id;
+        m.result = (Swarmmedic__V1__HealingOutcome__Result)(1 + rnd(x) % 3);
+        return swarmmedic__v1__healing_outcome__pack(&m, out);
+    }
+    }
+}
+
+/* N messages (SM_FUZZ_MESSAGES; make soak: 1 M), valid or mutated, half
+ * on swarms under the cap and half drawn from a space far larger than it
+ * (agent ids too), through a
+ * worker with a store: it keeps working, and its peak RSS and LMDB file
+ * stay under the stated bounds (RSS_BOUND_KB, LMDB_BOUND_BYTES), which
+ * the test prints with the counts. */
+START_TEST(fuzzed_messages_keep_rss_and_store_bounded)
+{
+    static const char *const kinds[] = {"task", "heartbeat", "resource",
+                                        "consensus", "agent", "outcome"};
+    char dir[256], path[320];
+    sm_test_tmpdir(dir, sizeof dir, "fuzzmsg");
+    sm_config cfg;
+    ck_assert_int_eq(sm_config_init(&cfg), SM_OK);
+    free(cfg.store_dir);
+    cfg.store_dir = strdup(dir);
+    sm_log lg = {.out = stderr, .level = SM_LOG_ERROR + 1};
+    sm_worker *w = NULL;
+    ck_assert_int_eq(sm_worker_create(&w, &cfg, &lg), SM_OK);
+    ck_assert_int_eq(sm_worker_open(w), SM_OK);
+    sm_sink sink = {.publish = quiet_sink, .ud = NULL};
+    sm_worker_set_sink(w, &sink);
+
+    uint64_t x = seed_of(0x6d657373616765ULL);
+    long n = messages();
+    buf b = {0};
+    uint8_t raw[512];
+    char subject[200], id[40];
+    int64_t t0 = 1767225600000LL;
+    for (long i = 0; i < n; i++) {
+        int k = (int)(rnd(&x) % 6);
+        snprintf(id, sizeof id, "a%llu", (unsigned long long)(rnd(&x) % 1000000));
+        /* half on 500 swarms (under the cap: the detectors work), half
+         * on 200,000 (the cap at work) */
+        uint64_t sw = rnd(&x) % 2 ? rnd(&x) % 500 : rnd(&x) % 200000;
+        snprintf(subject, sizeof subject, "swarm.s%llu.%s.%s",
+                 (unsigned long long)sw, kinds[k], id);
+        int64_t ts = t0 + i + (int64_t)(rnd(&x) % 1000);
+        buf_set(&b, raw, valid_message(k, ts, id, &x, raw));
+        if (rnd(&x) % 2)
+            mutate(&b, &x);
+        (void)sm_worker_handle(w, subject, b.p, b.len);
+        if (i % 50000 == 49999)
+            ck_assert_int_eq(sm_worker_flush(w), SM_OK);
+    }
+    ck_assert_int_eq(sm_worker_flush(w), SM_OK);
+    sm_worker_stats st;
+    sm_worker_stats_get(w, &st);
+    long hwm = vm_hwm_kb();
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    long long lmdb = ftell(f);
+    fclose(f);
+    fprintf(stderr,
+            "fuzz messages: %ld handled, %llu accepted, %llu dead-lettered, "
+            "%zu swarms; VmHWM %.1f MiB (bound %d MiB), data.mdb %.1f MiB "
+            "(bound %lld MiB)\n",
+            n, (unsigned long long)st.events, (unsigned long long)st.deadletters,
+            st.swarms, hwm / 1024.0, RSS_BOUND_KB / 1024, lmdb / 1048576.0,
+            LMDB_BOUND_BYTES >> 20);
+    ck_assert_uint_eq(st.events + st.deadletters, (uint64_t)n);
+    ck_assert_uint_gt(st.events, 0);
+    ck_assert_uint_gt(st.deadletters, 0);
+    ck_assert_int_lt(hwm, RSS_BOUND_KB);
+    ck_assert_int_lt(lmdb, LMDB_BOUND_BYTES);
+    free(b.p);
+    sm_worker_destroy(w);
+    sm_config_free(&cfg);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("fuzz");
@@ -559,6 +722,10 @@ int main(void)
     tcase_add_test(tc, swarm_importer_survives_mutations);
     tcase_add_test(tc, agent_importer_survives_mutations);
     tcase_add_test(tc, meta_decoder_survives_mutations);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("messages");
+    tcase_set_timeout(tc, 1800);
+    tcase_add_test(tc, fuzzed_messages_keep_rss_and_store_bounded);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }
