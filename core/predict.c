@@ -91,6 +91,24 @@ static void row_wrong(sm_ledger_row *r, double a, double b)
     r->wrong++;
 }
 
+/* The fate of a prediction raised at raised_at, expecting its failure at
+ * eta, that ends now with tr: fulfilled (the failure came by eta +
+ * pred_margin_ms; lead and ETA error kept), late, or wrong. */
+static void settle(sm_swarm *sw, sm_pred_source src, sm_fail_type t,
+                   sm_pred_transition tr, int64_t raised_at, int64_t eta)
+{
+    int64_t now = sw->st.now_ms;
+    if (tr != SM_PRED_FULFILLED) {
+        fate(sw, src, t, row_wrong, 0, 0);
+        return;
+    }
+    double lead = (double)(now - raised_at) / 1000.0;
+    double err = (double)(now > eta ? now - eta : eta - now) / 1000.0;
+    fate(sw, src, t,
+         now <= eta + sw->cfg.pred_margin_ms ? row_fulfilled : row_late, lead,
+         err);
+}
+
 static const char *const reasoning_of[SM_FAIL_MAX + 1] = {
     [SM_FAIL_AGENT_DOWN] = "the agent reports degraded health on consecutive "
                            "heartbeats; deaths follow such signs",
@@ -162,18 +180,8 @@ static void agent_end(sm_swarm *sw, uint32_t k, sm_pred_transition tr,
                       sm_decisions *out)
 {
     sm_agent_state *s = &sw->ag.v[k].s;
-    int64_t now = sw->st.now_ms;
-    if (tr == SM_PRED_FULFILLED) {
-        double lead = (double)(now - s->pred_at_ms) / 1000.0;
-        double err = (double)(now > s->pred_eta_ms ? now - s->pred_eta_ms
-                                                   : s->pred_eta_ms - now) /
-                     1000.0;
-        bool in_time = now <= s->pred_eta_ms + sw->cfg.pred_margin_ms;
-        fate(sw, SM_SRC_AGENT_HEALTH, SM_FAIL_AGENT_DOWN,
-             in_time ? row_fulfilled : row_late, lead, err);
-    } else {
-        fate(sw, SM_SRC_AGENT_HEALTH, SM_FAIL_AGENT_DOWN, row_wrong, 0, 0);
-    }
+    settle(sw, SM_SRC_AGENT_HEALTH, SM_FAIL_AGENT_DOWN, tr, s->pred_at_ms,
+           s->pred_eta_ms);
     decide(sw, out, SM_FAIL_AGENT_DOWN, tr, SM_SRC_AGENT_HEALTH, s->id,
            s->pred_at_ms, s->pred_eta_ms, s->pred_conf, SM_SIG_HEARTBEAT, s->id,
            s->hb_last_ms);
@@ -271,17 +279,7 @@ static void swarm_end(sm_swarm *sw, int f, sm_pred_transition tr,
     sm_pred_ep *p = &sw->st.pred[f];
     int64_t now = sw->st.now_ms;
     sm_pred_source src = (sm_pred_source)p->source;
-    if (tr == SM_PRED_FULFILLED) {
-        double lead = (double)(now - p->raised_at_ms) / 1000.0;
-        double err = (double)(now > p->eta_ms ? now - p->eta_ms
-                                              : p->eta_ms - now) / 1000.0;
-        fate(sw, src, swarm_type[f],
-             now <= p->eta_ms + sw->cfg.pred_margin_ms ? row_fulfilled
-                                                       : row_late,
-             lead, err);
-    } else {
-        fate(sw, src, swarm_type[f], row_wrong, 0, 0);
-    }
+    settle(sw, src, swarm_type[f], tr, p->raised_at_ms, p->eta_ms);
     decide(sw, out, swarm_type[f], tr, src, p->subject, p->raised_at_ms,
            p->eta_ms, p->confidence, SM_SIG_RESOURCE, p->subject, now);
     p->raised = 0;
@@ -433,17 +431,7 @@ static void pat_end(sm_swarm *sw, sm_fail_type t, sm_pred_transition tr,
 {
     sm_pred_ep *p = &sw->st.pat_pred[t];
     int64_t now = sw->st.now_ms;
-    if (tr == SM_PRED_FULFILLED) {
-        double lead = (double)(now - p->raised_at_ms) / 1000.0;
-        double err = (double)(now > p->eta_ms ? now - p->eta_ms
-                                              : p->eta_ms - now) / 1000.0;
-        fate(sw, SM_SRC_PATTERN, t,
-             now <= p->eta_ms + sw->cfg.pred_margin_ms ? row_fulfilled
-                                                       : row_late,
-             lead, err);
-    } else {
-        fate(sw, SM_SRC_PATTERN, t, row_wrong, 0, 0);
-    }
+    settle(sw, SM_SRC_PATTERN, t, tr, p->raised_at_ms, p->eta_ms);
     decide(sw, out, t, tr, SM_SRC_PATTERN, p->subject, p->raised_at_ms,
            p->eta_ms, p->confidence, SM_SIG_NONE, "", now);
     p->raised = 0;

@@ -628,6 +628,13 @@ sm_status sm_codec_bottleneck(sm_codec *c, const sm_decision *t,
     return pack_out(c, &b.base, out, len);
 }
 
+/* Whether a failure of type t is about one agent (its subject names it). */
+static bool names_agent(sm_fail_type t)
+{
+    return t == SM_FAIL_AGENT_DOWN || t == SM_FAIL_AGENT_STUCK ||
+           t == SM_FAIL_TASK_TIMEOUT;
+}
+
 sm_status sm_codec_failure(sm_codec *c, const sm_decision *t,
                            const uint8_t **out, size_t *len)
 {
@@ -641,10 +648,7 @@ sm_status sm_codec_failure(sm_codec *c, const sm_decision *t,
     f.transition = (Swarmmedic__V1__Failure__Transition)t->fail.transition;
     f.severity = (Swarmmedic__V1__Severity)t->fail.severity;
     f.subject = (char *)t->subject;
-    bool about_agent = t->fail.type == SM_FAIL_AGENT_DOWN ||
-                       t->fail.type == SM_FAIL_AGENT_STUCK ||
-                       t->fail.type == SM_FAIL_TASK_TIMEOUT;
-    f.agent = (char *)(about_agent ? t->subject : "");
+    f.agent = (char *)(names_agent(t->fail.type) ? t->subject : "");
     f.raised_at_ms = t->fail.raised_at_ms;
     f.reason = (char *)(t->fail.reason ? t->fail.reason : "");
     return pack_out(c, &f.base, out, len);
@@ -665,10 +669,7 @@ sm_status sm_codec_prediction(sm_codec *c, const sm_decision *t,
     p.source = (Swarmmedic__V1__Prediction__Source)t->pred.source;
     p.reasoning = (char *)(t->pred.reasoning ? t->pred.reasoning : "");
     p.recommended_action = (char *)(t->pred.action ? t->pred.action : "");
-    bool about_agent = t->pred.type == SM_FAIL_AGENT_DOWN ||
-                       t->pred.type == SM_FAIL_AGENT_STUCK ||
-                       t->pred.type == SM_FAIL_TASK_TIMEOUT;
-    p.agent = (char *)(about_agent ? t->subject : "");
+    p.agent = (char *)(names_agent(t->pred.type) ? t->subject : "");
     p.transition = (Swarmmedic__V1__Prediction__Transition)t->pred.transition;
     p.raised_at_ms = t->pred.raised_at_ms;
     p.subject = (char *)t->subject;
