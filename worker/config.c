@@ -69,6 +69,10 @@ static const opt options[] = {
     {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
+    {"report_interval", OPT_DUR, C(report_interval_ms), "period of the PerformanceReport on <prefix>.<swarm>.report, in event time (0: off)"},
+    {"perf_retention", OPT_DUR, C(perf_retention_ms), "per-minute task aggregates kept for reports (event time)"},
+    {"decision_log_max", OPT_I64, C(decision_log_max), "decisions kept in the log explain reads"},
+    {"decision_log_age", OPT_DUR, C(decision_log_age_ms), "and for at most this long behind the newest (event time)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
     {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
@@ -171,6 +175,10 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->max_swarms = 1000;
     cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
+    cfg->report_interval_ms = 60 * 1000;
+    cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
+    cfg->decision_log_max = 100000;
+    cfg->decision_log_age_ms = 7LL * 24 * 60 * 60 * 1000;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},

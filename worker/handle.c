@@ -283,7 +283,10 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
+    s = sm_swarm_on_task(sw, &ev, &w->decisions);
+    if (s == SM_OK)
+        sm_service_on_task(w->svc, subj->swarm, &ev);   /* report aggregates */
+    return core_verdict(s);
 }
 
 static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
