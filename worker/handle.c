@@ -283,9 +283,10 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
         return v;
+    int64_t prev = sm_swarm_last_event(sw);
     s = sm_swarm_on_task(sw, &ev, &w->decisions);
-    if (s == SM_OK)
-        sm_service_on_task(w->svc, subj->swarm, &ev);   /* report aggregates */
+    if (s == SM_OK)     /* report aggregates (service.h) */
+        sm_service_on_task(w->svc, subj->swarm, &ev, prev);
     return core_verdict(s);
 }
 

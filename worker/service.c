@@ -734,15 +734,17 @@ static void publish_report(sm_service *svc, const char *swarm, int64_t start,
 }
 
 void sm_service_on_task(sm_service *svc, const char *swarm,
-                        const sm_task_event *ev)
+                        const sm_task_event *ev, int64_t prev_ms)
 {
     int64_t iv = svc->cfg->report_interval_ms;
-    if (iv > 0) {
-        sm_report_clock *c = clock_of(svc, swarm);
+    sm_report_clock *c = iv > 0 ? clock_of(svc, swarm) : NULL;
+    if (c) {
         int64_t next = (ev->ts_ms / iv + 1) * iv;
-        if (c && c->next_ms != 0 && ev->ts_ms >= c->next_ms)
+        if (c->next_ms == 0 && prev_ms > 0)     /* first sight since start */
+            c->next_ms = (prev_ms / iv + 1) * iv;
+        if (c->next_ms != 0 && ev->ts_ms >= c->next_ms)
             publish_report(svc, swarm, c->next_ms - iv, c->next_ms);
-        if (c && next > c->next_ms)
+        if (next > c->next_ms)
             c->next_ms = next;
     }
     sm_status s = sm_svcstore_on_task(svc->ss, swarm, ev);

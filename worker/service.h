@@ -91,9 +91,11 @@ bool sm_service_owns(const sm_service *svc, const char *swarm);
 void sm_service_handle(sm_service *svc, sm_item *it);
 
 /* A task event the core accepted (worker thread): aggregates it, and
- * publishes the PerformanceReport of an interval it closes. */
+ * publishes the PerformanceReport of the interval it closes. prev_ms: the
+ * swarm's latest event time before this event (sm_swarm_last_event, 0:
+ * none): after a restart it tells which interval was open. */
 void sm_service_on_task(sm_service *svc, const char *swarm,
-                        const sm_task_event *ev);
+                        const sm_task_event *ev, int64_t prev_ms);
 
 /* Before a commit (no batch open): logs the conclusions it will reveal
  * and runs retention when due. */

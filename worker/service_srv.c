@@ -208,6 +208,8 @@ sm_status sm_srv_subscribe(sm_service *svc, sm_bus *bus)
         if (s == SM_OK)
             s = sub_one(svc, subject, on_srv, &c[k]);
     }
+    if (s == SM_OK)     /* the server has our interest before we say so */
+        s = sm_bus_status(natsConnection_FlushTimeout(svc->nc, 2000));
     if (s == SM_OK)
         sm_log_write(svc->log, SM_LOG_INFO, "service_ready",
                      "name=%s id=%s api=%s.*.api.* endpoints=%d", SM_SERVICE_NAME,
