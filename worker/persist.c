@@ -608,10 +608,15 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
         c->s = put_meta(c);
     if (c->s == SM_OK && p->extra.write)
         c->s = p->extra.write(p->extra.ud, p->st);
-    if (c->s == SM_OK)
+    if (c->s == SM_OK) {
+        if (p->extra.sync_begin)
+            p->extra.sync_begin(p->extra.ud);
         c->s = sm_store_commit(p->st);
-    else
+        if (p->extra.sync_end)
+            p->extra.sync_end(p->extra.ud);
+    } else {
         sm_store_abort(p->st);      /* no-op if the store ended it */
+    }
     if (p->extra.done)
         p->extra.done(p->extra.ud, c->s == SM_OK);
     if (c->s != SM_OK)

@@ -190,6 +190,10 @@ void sm_persist_set_bus(sm_persist *p, const sm_bus_state *bus);
 typedef struct sm_persist_extra {
     sm_status (*write)(void *ud, sm_store *st);
     void (*done)(void *ud, bool committed);
+    /* around the store commit of a batch (its sync to disk): the caller's
+     * state is not touched between the two calls */
+    void (*sync_begin)(void *ud);
+    void (*sync_end)(void *ud);
     void *ud;
 } sm_persist_extra;
 void sm_persist_set_extra(sm_persist *p, const sm_persist_extra *extra);

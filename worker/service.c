@@ -63,6 +63,9 @@ sm_status sm_service_create(sm_service **out, const sm_config *cfg,
     svc->reg = reg;
     svc->sink = sink;
     pthread_mutex_init(&svc->mu, NULL);
+    pthread_mutex_init(&svc->state_mu, NULL);
+    pthread_mutex_init(&svc->wmu, NULL);
+    pthread_cond_init(&svc->wcv, NULL);
     sm_svcstore_config sc = {
         .perf_retention_ms = cfg->perf_retention_ms,
         .decision_log_max = cfg->decision_log_max,
@@ -92,13 +95,117 @@ void sm_service_destroy(sm_service *svc)
 {
     if (!svc)
         return;
+    sm_service_serve_stop(svc);
     sm_srv_unsubscribe(svc);
     sm_svcstore_destroy(svc->ss);
     pthread_mutex_destroy(&svc->mu);
+    pthread_mutex_destroy(&svc->state_mu);
+    pthread_mutex_destroy(&svc->wmu);
+    pthread_cond_destroy(&svc->wcv);
     free(svc->report);
     free(svc->out);
     free(svc->clocks);
     free(svc);
+}
+
+/* ---- commit windows ------------------------------------------------------ */
+
+static sm_status extra_write(void *ud, sm_store *st)
+{
+    sm_service *svc = ud;
+    return sm_svcstore_write(svc->ss, st);
+}
+
+static void extra_done(void *ud, bool committed)
+{
+    sm_service *svc = ud;
+    sm_svcstore_done(svc->ss, committed);
+}
+
+void sm_service_wake(sm_service *svc)
+{
+    pthread_mutex_lock(&svc->wmu);
+    if (svc->window)
+        pthread_cond_signal(&svc->wcv);
+    pthread_mutex_unlock(&svc->wmu);
+}
+
+/* The worker enters a commit: it lets go of the state. */
+static void window_open(void *ud)
+{
+    sm_service *svc = ud;
+    if (!svc->serving)
+        return;
+    pthread_mutex_lock(&svc->wmu);
+    svc->window = true;
+    pthread_cond_signal(&svc->wcv);
+    pthread_mutex_unlock(&svc->wmu);
+    pthread_mutex_unlock(&svc->state_mu);
+}
+
+/* The commit is over: the worker takes the state back (after the request
+ * being answered, if any). */
+static void window_close(void *ud)
+{
+    sm_service *svc = ud;
+    if (!svc->serving)
+        return;
+    pthread_mutex_lock(&svc->wmu);
+    svc->window = false;
+    pthread_mutex_unlock(&svc->wmu);
+    pthread_mutex_lock(&svc->state_mu);
+}
+
+/* The window thread: answers one waiting request at a time while a
+ * window is open. */
+static void *window_main(void *arg)
+{
+    sm_service *svc = arg;
+    pthread_mutex_lock(&svc->wmu);
+    for (;;) {
+        while (!svc->quit && !(svc->window && sm_inbox_urgent_waiting(svc->ib)))
+            pthread_cond_wait(&svc->wcv, &svc->wmu);
+        if (svc->quit)
+            break;
+        pthread_mutex_unlock(&svc->wmu);
+        pthread_mutex_lock(&svc->state_mu);
+        sm_item it;
+        if (sm_inbox_pop_urgent(svc->ib, &it, 1) == 1) {
+            sm_service_handle(svc, &it);
+            sm_item_release(&it);
+        }
+        pthread_mutex_unlock(&svc->state_mu);
+        pthread_mutex_lock(&svc->wmu);
+    }
+    pthread_mutex_unlock(&svc->wmu);
+    return NULL;
+}
+
+sm_status sm_service_serve_start(sm_service *svc)
+{
+    if (svc->serving || !svc->ib)
+        return SM_OK;           /* no bus: nothing to answer */
+    pthread_mutex_lock(&svc->state_mu);
+    svc->quit = false;
+    if (pthread_create(&svc->window_thread, NULL, window_main, svc) != 0) {
+        pthread_mutex_unlock(&svc->state_mu);
+        return SM_ERR_NOMEM;
+    }
+    svc->serving = true;
+    return SM_OK;
+}
+
+void sm_service_serve_stop(sm_service *svc)
+{
+    if (!svc->serving)
+        return;
+    pthread_mutex_lock(&svc->wmu);
+    svc->quit = true;
+    pthread_cond_signal(&svc->wcv);
+    pthread_mutex_unlock(&svc->wmu);
+    pthread_join(svc->window_thread, NULL);
+    svc->serving = false;
+    pthread_mutex_unlock(&svc->state_mu);
 }
 
 sm_status sm_service_attach_store(sm_service *svc, sm_store *st,
@@ -120,7 +227,8 @@ sm_status sm_service_attach_store(sm_service *svc, sm_store *st,
     sm_svcstore_destroy(svc->ss);
     svc->ss = ss;
     *extra = (sm_persist_extra){
-        .write = sm_svcstore_write, .done = sm_svcstore_done, .ud = ss,
+        .write = extra_write, .done = extra_done, .sync_begin = window_open,
+        .sync_end = window_close, .ud = svc,
     };
     return SM_OK;
 }
@@ -672,15 +780,14 @@ void sm_service_handle(sm_service *svc, sm_item *it)
     answer a = ep < EP_COUNT ? verbs[ep](svc, sw, it)
                              : fail(400, "unknown verb: report, stats, select, "
                                          "plan, explain or status");
-    sm_status s;
+    /* counted before the reply leaves: whoever got it sees it in $SRV.STATS */
+    count(svc, ep, &a, mono_ns() - t0);
+    sm_status s = SM_OK;
     if (a.code == 0)
         s = svc->sink->publish(svc->sink->ud, it->reply, a.data ? a.data : svc->out,
                                a.len, NULL);
     else
         sm_service_reply_error(svc, it->reply, a.code, a.text);
-    if (a.code != 0)
-        s = SM_OK;
-    count(svc, ep, &a, mono_ns() - t0);
     if (a.code != 0 || s != SM_OK)
         sm_log_write(svc->log, SM_LOG_INFO, "request_failed",
                      "subject=%s code=%d detail=\"%s\" publish=\"%s\"",

@@ -84,6 +84,19 @@ sm_status sm_service_attach_store(sm_service *svc, sm_store *st,
  * ib's urgent lane. Errors: SM_ERR_BUS, SM_ERR_NOMEM. */
 sm_status sm_service_connect(sm_service *svc, sm_bus *bus, sm_inbox *ib);
 
+/* Commit windows. While the worker thread is inside an LMDB commit (its
+ * sync to disk, publish_after_commit makes one per batch with a
+ * conclusion) it touches no swarm; a thread of the service answers the
+ * requests waiting then, so a request does not wait for the disk. The
+ * worker thread holds the service's state lock from serve_start to
+ * serve_stop and lets go of it only inside a window (the persist
+ * extra's sync_begin .. sync_end), so at any time exactly one thread
+ * reads or changes the swarms, and requests always see the state
+ * between two events. Outside sm_worker_run (replay, tests) there is no
+ * window thread and requests are answered by the worker thread only. */
+sm_status sm_service_serve_start(sm_service *svc);
+void sm_service_serve_stop(sm_service *svc);
+
 /* Whether this worker answers for swarm: today, whether it holds it. */
 bool sm_service_owns(const sm_service *svc, const char *swarm);
 

@@ -53,7 +53,21 @@ struct sm_service {
     size_t out_cap;
     sm_report_clock *clocks;
     size_t n_clocks, cap_clocks;
+    /* commit windows (service.h): the state lock, held by the worker
+     * thread while sm_service_serve_start..stop except inside a window,
+     * and the window thread's wake-up */
+    pthread_mutex_t state_mu;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    bool window;                /* under wmu: the worker is in a commit */
+    bool quit;                  /* under wmu: the window thread ends */
+    bool serving;               /* worker thread only: the thread runs */
+    pthread_t window_thread;
 };
+
+/* Wakes the window thread if a window is open (cnats thread, after a
+ * push to the urgent lane). */
+void sm_service_wake(sm_service *svc);
 
 /* Publishes an error reply (empty payload, Nats-Service-Error headers) on
  * reply through the sink; safe from any thread the sink is. */

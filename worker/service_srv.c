@@ -52,8 +52,10 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m,
         .src = m,
     };
     sm_status s = sm_inbox_push_urgent(svc->ib, &it);
-    if (s == SM_OK)
+    if (s == SM_OK) {
+        sm_service_wake(svc);
         return;
+    }
     if (s == SM_ERR_FULL && it.reply && it.reply[0]) {
         sm_service_reply_error(svc, it.reply, 503,
                                "busy: too many requests waiting");

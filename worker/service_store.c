@@ -625,7 +625,7 @@ sm_status sm_svcstore_explain(sm_svcstore *ss, uint64_t id,
         return SM_ERR_NOT_FOUND;
     unsigned char k[KEY_MAX];
     ss->val_len = 0;
-    sm_status s = sm_store_scan(ss->st, k, log_key(k, id), copy_val, ss);
+    sm_status s = sm_store_scan_shared(ss->st, k, 10, k, log_key(k, id), copy_val, ss);
     if (s != SM_OK && s != SM_ERR_FULL)
         return s;
     if (ss->val_len == 0)
@@ -743,7 +743,7 @@ sm_status sm_svcstore_report(sm_svcstore *ss, const char *swarm,
         c.pre = row_prefix(pre, swarm);
         memcpy(from, pre, c.pre);
         put_be64(from + c.pre, (uint64_t)c.m0 ^ UINT64_C(0x8000000000000000));
-        sm_status s = sm_store_scan_from(ss->st, pre, c.pre, from, c.pre + 8,
+        sm_status s = sm_store_scan_shared(ss->st, pre, c.pre, from, c.pre + 8,
                                          report_row, &c);
         if (s != SM_OK && s != SM_ERR_FULL)
             return s;

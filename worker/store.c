@@ -363,7 +363,16 @@ sm_status sm_store_scan_from(sm_store *st, const void *prefix, size_t plen,
                              const void *from, size_t flen,
                              sm_store_scan_fn fn, void *ud)
 {
-    if (!st || st->txn || !fn || (!prefix && plen > 0) || plen > st->max_key ||
+    if (!st || st->txn)
+        return SM_ERR_INVALID;
+    return sm_store_scan_shared(st, prefix, plen, from, flen, fn, ud);
+}
+
+sm_status sm_store_scan_shared(sm_store *st, const void *prefix, size_t plen,
+                               const void *from, size_t flen,
+                               sm_store_scan_fn fn, void *ud)
+{
+    if (!st || !fn || (!prefix && plen > 0) || plen > st->max_key ||
         (!from && flen > 0) || flen > st->max_key)
         return SM_ERR_INVALID;
     MDB_txn *txn = NULL;

@@ -484,6 +484,9 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     int64_t idle_ms = w->cfg->commit_ms > 0 ? w->cfg->commit_ms : 50;
     uint64_t full_seen = 0;
     sm_status lost = SM_OK;
+    if (sm_service_serve_start(w->svc) != SM_OK)    /* commit windows */
+        sm_log_write(w->log, SM_LOG_WARN, "service_windows_off",
+                     "detail=\"requests wait for commits\"");
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
         int64_t now = wall_ms();
@@ -521,6 +524,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             sm_log_write(w->log, SM_LOG_ERROR, "publish_flush_failed",
                          "status=\"%s\"", sm_status_str(fs));
     }
+    sm_service_serve_stop(w->svc);
     log_stats(w, "stopped", started);
     log_ledger(w);
     return lost != SM_OK ? lost : s;
