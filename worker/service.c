@@ -862,8 +862,10 @@ void sm_service_on_task(sm_service *svc, const char *swarm,
 
 void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n)
 {
-    if (n > 0 && sm_svcstore_log(svc->ss, d, n) != SM_OK)
+    sm_status s = n > 0 ? sm_svcstore_log(svc->ss, d, n) : SM_OK;
+    if (s != SM_OK)
         sm_log_write(svc->log, SM_LOG_ERROR, "decision_log_failed",
-                     "count=%zu detail=\"out of memory\"", n);
+                     "count=%zu status=\"%s\" detail=\"not kept for explain\"",
+                     n, sm_status_str(s));
     sm_svcstore_before_commit(svc->ss);
 }

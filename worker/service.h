@@ -36,7 +36,7 @@
  * of event time (service_store.h, persisted with the state); the report
  * endpoint and the periodic PerformanceReport on medic.<swarm>.report
  * (every report_interval of event time, for the interval that just
- * ended) read them. The decision log read by explain is written at each
+ * ended; off by default) read them. The decision log read by explain is written at each
  * commit from the conclusions waiting for it (publish_after_commit).
  *
  * Lifecycle: sm_service_create (with the worker), sm_service_attach_store

@@ -17,6 +17,7 @@
 #define RETAIN_EVERY 64         /* commits between retention passes */
 #define LOG_VERSION 1
 #define OTHER_TYPE "~other"
+#define LOG_PENDING_MAX 65536   /* decisions waiting for a commit */
 
 typedef struct open_row {
     int64_t minute;
@@ -389,6 +390,10 @@ sm_status sm_svcstore_log(sm_svcstore *ss, const sm_decision *d, size_t n)
         return SM_OK;
     sm_status s = SM_OK;
     for (size_t i = 0; i < n; i++) {
+        if (ss->n_log >= LOG_PENDING_MAX) {     /* the store keeps failing */
+            ss->stats.log_lost += n - i;
+            return SM_ERR_FULL;
+        }
         if (ss->n_log == ss->cap_log) {
             size_t cap = ss->cap_log ? 2 * ss->cap_log : 64;
             pending_log *v = realloc(ss->log, cap * sizeof *v);

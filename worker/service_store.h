@@ -69,8 +69,9 @@ sm_status sm_svcstore_on_task(sm_svcstore *ss, const char *swarm,
                               const sm_task_event *ev);
 
 /* Queues the decision log records of decisions (encoded now), for the
- * next commit. Errors: SM_ERR_NOMEM (the ones that did not fit are
- * counted in sm_svcstore_stats.log_lost). */
+ * next commit. Errors: SM_ERR_NOMEM, SM_ERR_FULL (65,536 already wait:
+ * the store keeps failing); the ones not queued are counted in
+ * sm_svcstore_stats.log_lost. */
 sm_status sm_svcstore_log(sm_svcstore *ss, const sm_decision *d, size_t n);
 
 /* Runs the retention pass when due (before a commit; no batch open). */
