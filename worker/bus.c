@@ -212,6 +212,18 @@ static const sm_item_ops core_ops = {
     .release = msg_release,
 };
 
+void sm_bus_item(sm_item *it, natsMsg *m)
+{
+    *it = (sm_item){
+        .subject = natsMsg_GetSubject(m),
+        .reply = natsMsg_GetReply(m),
+        .data = natsMsg_GetData(m),
+        .len = (size_t)natsMsg_GetDataLength(m),
+        .ops = &core_ops,
+        .src = m,
+    };
+}
+
 /* On cnats's delivery thread for b->sub. */
 static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
                    void *closure)

@@ -18,24 +18,6 @@
 
 /* ---- the api subscription ------------------------------------------------ */
 
-static const char *msg_header(const sm_item *it, const char *key)
-{
-    const char *v = NULL;
-    if (natsMsgHeader_Get(it->src, key, &v) != NATS_OK)
-        return NULL;
-    return v;
-}
-
-static void msg_release(sm_item *it)
-{
-    natsMsg_Destroy(it->src);
-}
-
-static const sm_item_ops request_ops = {
-    .header = msg_header,
-    .release = msg_release,
-};
-
 /* On cnats's delivery thread: to the worker's urgent lane, or "busy". */
 static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m,
                        void *closure)
@@ -43,14 +25,8 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m,
     (void)nc;
     (void)sub;
     sm_service *svc = closure;
-    sm_item it = {
-        .subject = natsMsg_GetSubject(m),
-        .reply = natsMsg_GetReply(m),
-        .data = natsMsg_GetData(m),
-        .len = (size_t)natsMsg_GetDataLength(m),
-        .ops = &request_ops,
-        .src = m,
-    };
+    sm_item it;
+    sm_bus_item(&it, m);
     sm_status s = sm_inbox_push_urgent(svc->ib, &it);
     if (s == SM_OK) {
         sm_service_wake(svc);
