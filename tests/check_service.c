@@ -18,6 +18,8 @@
 #include <string.h>
 
 #include "report.h"
+#include "service_store.h"
+#include "store.h"
 #include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "runner.h"
@@ -604,6 +606,108 @@ START_TEST(srv_discovery_lists_the_worker_and_its_endpoints)
 }
 END_TEST
 
+/* ---- retention, on the service store alone -------------------------------- */
+
+/* One group commit as the persister makes it: the retention pass, then the
+ * extra writer inside a batch, then done. */
+static void commit_once(sm_svcstore *ss, sm_store *st)
+{
+    sm_svcstore_before_commit(ss);
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    ck_assert_int_eq(sm_svcstore_write(ss, st), SM_OK);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    sm_svcstore_done(ss, true);
+}
+
+static void log_one(sm_svcstore *ss, uint64_t id, int64_t at)
+{
+    sm_decision d;
+    memset(&d, 0, sizeof d);
+    d.kind = SM_DEC_BOTTLENECK;
+    d.id = id;
+    d.at_ms = at;
+    snprintf(d.swarm, sizeof d.swarm, "s1");
+    d.bn.type = SM_BN_QUEUE_BACKLOG;
+    d.bn.transition = SM_TR_RAISED;
+    d.bn.severity = SM_SEV_HIGH;
+    d.bn.reason = "pending_tasks";
+    ck_assert_int_eq(sm_svcstore_log(ss, &d, 1), SM_OK);
+}
+
+static bool logged(sm_svcstore *ss, uint64_t id)
+{
+    const uint8_t *buf;
+    size_t len;
+    sm_status s = sm_svcstore_explain(ss, id, &buf, &len);
+    ck_assert(s == SM_OK || s == SM_ERR_NOT_FOUND);
+    return s == SM_OK;
+}
+
+START_TEST(decision_log_and_aggregates_keep_their_bounds)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "svcstore");
+    sm_store_config sc = {.dir = dir, .map_size = 4 << 20, .map_max = 4 << 20};
+    sm_store *st = NULL;
+    ck_assert_int_eq(sm_store_open(&st, &sc, NULL, 0), SM_OK);
+    sm_svcstore_config cfg = {.perf_retention_ms = 10 * 60000,
+                              .decision_log_max = 3,
+                              .decision_log_age_ms = 3600000};
+    sm_svcstore *ss = NULL;
+    ck_assert_int_eq(sm_svcstore_create(&ss, st, &cfg), SM_OK);
+    /* five decisions, one per commit: the log keeps the newest three */
+    for (uint64_t id = 1; id <= 5; id++) {
+        log_one(ss, id, T0 + (int64_t)id * 1000);
+        commit_once(ss, st);
+    }
+    sm_svcstore_stats stats;
+    sm_svcstore_stats_get(ss, &stats);
+    ck_assert_uint_eq(stats.log_count, 3);
+    ck_assert_uint_eq(stats.log_expired, 2);
+    ck_assert(!logged(ss, 1) && !logged(ss, 2));
+    ck_assert(logged(ss, 3) && logged(ss, 4) && logged(ss, 5));
+    /* and a reopened store counts what it holds */
+    sm_svcstore *again = NULL;
+    ck_assert_int_eq(sm_svcstore_create(&again, st, &cfg), SM_OK);
+    ck_assert_int_eq(sm_svcstore_load(again), SM_OK);
+    sm_svcstore_stats_get(again, &stats);
+    ck_assert_uint_eq(stats.log_count, 3);
+    sm_svcstore_destroy(again);
+
+    /* a task at minute 0 and one at minute 20: with 10 minutes kept, a
+     * late one for minute 1 is refused and minute 0 goes at the next
+     * retention pass */
+    sm_task_event ev = {.ts_ms = T0, .agent = "a", .task_type = "x",
+                        .kind = SM_TASK_COMPLETED, .duration_ms = 500};
+    ck_assert_int_eq(sm_svcstore_on_task(ss, "s1", &ev), SM_OK);
+    commit_once(ss, st);
+    ev.ts_ms = T0 + 20 * 60000;
+    ck_assert_int_eq(sm_svcstore_on_task(ss, "s1", &ev), SM_OK);
+    ev.ts_ms = T0 + 60000;
+    ck_assert_int_eq(sm_svcstore_on_task(ss, "s1", &ev), SM_OK);
+    sm_svcstore_stats_get(ss, &stats);
+    ck_assert_uint_eq(stats.too_old, 1);
+    sm_report *rep = malloc(sizeof *rep);
+    ck_assert_int_eq(sm_svcstore_report(ss, "s1", T0, T0 + 30 * 60000, NULL, rep),
+                     SM_OK);
+    ck_assert_uint_eq(rep->all.count, 2);
+    for (int i = 0; i < 64; i++)    /* a retention pass comes within 64 */
+        commit_once(ss, st);
+    ck_assert_int_eq(sm_svcstore_report(ss, "s1", T0, T0 + 30 * 60000, NULL, rep),
+                     SM_OK);
+    ck_assert_uint_eq(rep->all.count, 1);
+    ck_assert_uint_eq(rep->n_points, 12);   /* 30 minutes in 12 segments */
+    ck_assert_int_eq(rep->pts[0].start_ms, T0);
+    ck_assert_uint_eq(rep->pts[8].count, 1);    /* minute 20 of 30 */
+    sm_svcstore_stats_get(ss, &stats);
+    ck_assert_uint_eq(stats.rows_expired, 1);
+    free(rep);
+    sm_svcstore_destroy(ss);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("service");
@@ -613,6 +717,10 @@ static Suite *suite(void)
     tcase_add_test(tc, malformed_requests_get_errors_and_other_swarms_silence);
     tcase_add_test(tc, srv_discovery_lists_the_worker_and_its_endpoints);
     suite_add_tcase(s, tc);
+    TCase *st = tcase_create("store");
+    tcase_set_timeout(st, 60);
+    tcase_add_test(st, decision_log_and_aggregates_keep_their_bounds);
+    suite_add_tcase(s, st);
     return s;
 }
 
