@@ -42,6 +42,8 @@ static answer fail(int code, const char *text)
     return (answer){.code = code, .text = text};
 }
 
+static void tally(sm_service *svc, uint64_t *field);
+
 static int64_t mono_ns(void)
 {
     struct timespec ts;
@@ -173,6 +175,7 @@ static void *window_main(void *arg)
         if (sm_inbox_pop_urgent(svc->ib, &it, 1) == 1) {
             sm_service_handle(svc, &it);
             sm_item_release(&it);
+            tally(svc, &svc->st.in_commit);
         }
         pthread_mutex_unlock(&svc->state_mu);
         pthread_mutex_lock(&svc->wmu);
@@ -206,6 +209,14 @@ void sm_service_serve_stop(sm_service *svc)
     pthread_join(svc->window_thread, NULL);
     svc->serving = false;
     pthread_mutex_unlock(&svc->state_mu);
+    sm_service_stats st;
+    sm_service_stats_get(svc, &st);
+    sm_log_write(svc->log, SM_LOG_INFO, "service_stats",
+                 "requests=%llu errors=%llu not_owned=%llu no_reply=%llu busy=%llu "
+                 "in_commit=%llu reports=%llu", (unsigned long long)st.requests,
+                 (unsigned long long)st.errors, (unsigned long long)st.not_owned,
+                 (unsigned long long)st.no_reply, (unsigned long long)st.busy,
+                 (unsigned long long)st.in_commit, (unsigned long long)st.reports);
 }
 
 sm_status sm_service_attach_store(sm_service *svc, sm_store *st,

@@ -118,7 +118,13 @@ void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n);
 const char *sm_service_id(const sm_service *svc);
 
 typedef struct sm_service_stats {
-    uint64_t requests, errors, not_owned, no_reply, busy, reports;
+    uint64_t requests;          /* answered (errors included) */
+    uint64_t errors;            /* answered with Nats-Service-Error */
+    uint64_t not_owned;         /* for a swarm another worker holds */
+    uint64_t no_reply;          /* no reply subject: dropped */
+    uint64_t busy;              /* urgent lane full: answered 503 */
+    uint64_t in_commit;         /* answered by the window thread */
+    uint64_t reports;           /* periodic PerformanceReports sent */
 } sm_service_stats;
 void sm_service_stats_get(sm_service *svc, sm_service_stats *out);
 
