@@ -212,6 +212,43 @@ sm_status sm_query_plan(const sm_swarm *sw, const sm_plan_task *tasks,
     return SM_OK;
 }
 
+/* --------------------------------------------------------- scaling */
+
+size_t sm_query_idle_dynamic(const sm_swarm *sw, char (*ids)[SM_ID_MAX],
+                             size_t cap)
+{
+    size_t n = 0, kept = 0;
+    for (uint32_t k = 0; k < sw->ag.n; k++) {
+        const sm_agent_state *s = &sw->ag.v[k].s;
+        if (!(s->flags & AGENT_DYNAMIC) || !eligible(s) || s->inflight > 0 ||
+            (s->fail & FAIL_TIMEOUT))
+            continue;
+        n++;
+        if (cap == 0)
+            continue;
+        /* keep the cap smallest ids, sorted */
+        size_t i;
+        if (kept < cap)
+            i = kept++;
+        else if (strcmp(s->id, ids[cap - 1]) >= 0)
+            continue;
+        else
+            i = cap - 1;        /* the largest kept id drops out */
+        while (i > 0 && strcmp(s->id, ids[i - 1]) < 0) {
+            memcpy(ids[i], ids[i - 1], SM_ID_MAX);
+            i--;
+        }
+        memcpy(ids[i], s->id, SM_ID_MAX);
+    }
+    return n;
+}
+
+bool sm_query_tokens_short(const sm_swarm *sw)
+{
+    return sw->st.fail[F_TOKEN].raised || sw->st.pred[F_TOKEN].raised ||
+           sw->st.pat_pred[SM_FAIL_TOKEN_EXHAUSTION].raised;
+}
+
 /* ---------------------------------------------------------- status */
 
 typedef struct collect {

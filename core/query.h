@@ -104,6 +104,17 @@ sm_status sm_query_plan(const sm_swarm *sw, const sm_plan_task *tasks,
                         size_t n, bool aggressive, uint32_t *order,
                         sm_plan_fate *fate, sm_plan_result *res);
 
+/* --------------------------------------------------------- scaling */
+
+/* Dynamic agents that could go now: registered, dynamic, nothing in
+ * flight at their last heartbeat, no failure raised. Returns how many
+ * there are; writes the first cap of them in id order into ids. */
+size_t sm_query_idle_dynamic(const sm_swarm *sw, char (*ids)[SM_ID_MAX],
+                             size_t cap);
+
+/* Whether token exhaustion is raised or forecast (the scaling gate). */
+bool sm_query_tokens_short(const sm_swarm *sw);
+
 /* ---------------------------------------------------------- status */
 
 typedef enum sm_open_kind {

@@ -317,7 +317,10 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
+    s = sm_swarm_on_resource(sw, &ev, &w->decisions);
+    if (s == SM_OK)     /* scaling (service.h) */
+        sm_service_on_resource(w->svc, sw, subj->id, &ev);
+    return core_verdict(s);
 }
 
 static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,

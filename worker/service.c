@@ -824,6 +824,7 @@ static sm_report_clock *clock_of(sm_service *svc, const char *swarm)
     sm_report_clock *c = &svc->clocks[svc->n_clocks++];
     snprintf(c->swarm, sizeof c->swarm, "%s", swarm);
     c->next_ms = 0;
+    memset(&c->scale, 0, sizeof c->scale);
     return c;
 }
 
@@ -869,6 +870,128 @@ void sm_service_on_task(sm_service *svc, const char *swarm,
     if (s != SM_OK)
         sm_log_write(svc->log, SM_LOG_ERROR, "aggregate_failed",
                      "swarm=%s status=\"%s\"", swarm, sm_status_str(s));
+}
+
+/* ---- scaling ------------------------------------------------------------ */
+
+#define SCALE_REMOVE_MAX 50
+
+typedef struct scale_pb {
+    Swarmmedic__V1__ScalingDecision m;
+    Swarmmedic__V1__Decision d;
+    Swarmmedic__V1__Evidence ev;
+    Swarmmedic__V1__Metric metrics[3];
+    Swarmmedic__V1__Metric *mp[3];
+    char id[17];
+    char subject[3 * SM_ID_MAX + 32];
+    char ids[SCALE_REMOVE_MAX][SM_ID_MAX];
+    char *idp[SCALE_REMOVE_MAX];
+} scale_pb;
+
+static void scale_metric(scale_pb *pb, int i, const char *name, double value,
+                         double threshold)
+{
+    swarmmedic__v1__metric__init(&pb->metrics[i]);
+    pb->metrics[i].name = (char *)name;
+    pb->metrics[i].value = value;
+    pb->metrics[i].threshold = threshold;
+    pb->metrics[i].samples = 1;
+    pb->mp[i] = &pb->metrics[i];
+}
+
+/* The ScalingDecision of change sd on sample ev. */
+static void fill_scale(sm_service *svc, scale_pb *pb, const sm_swarm *sw,
+                       const char *source, const sm_resource_sample *ev,
+                       uint32_t pending, const sm_scale_decision *sd)
+{
+    const sm_config *c = svc->cfg;
+    Swarmmedic__V1__ScalingDecision *m = &pb->m;
+    swarmmedic__v1__scaling_decision__init(m);
+    swarmmedic__v1__decision__init(&pb->d);
+    swarmmedic__v1__evidence__init(&pb->ev);
+    uint64_t h = sm_hash_str(sm_hash_str(SM_HASH_INIT, "scale"), sm_swarm_id(sw));
+    h = sm_hash_u64(sm_hash_u64(h, (uint64_t)ev->ts_ms), sd->target);
+    sm_decision_id_hex(h, pb->id, sizeof pb->id);
+    snprintf(pb->subject, sizeof pb->subject, "swarm.%s.resource.%s",
+             sm_swarm_id(sw), source);
+    pb->ev.subject = pb->subject;
+    pb->ev.ts_ms = ev->ts_ms;
+    pb->ev.window_start_ms = ev->ts_ms - c->scale_stabilise_ms;
+    pb->ev.window_end_ms = ev->ts_ms;
+    scale_metric(pb, 0, "pending_tasks", pending,
+                 (double)(sd->dir == SM_SCALE_UP ? c->scale_up_pending
+                                                 : c->scale_down_pending));
+    scale_metric(pb, 1, "active_agents", ev->active_agents,
+                 (double)c->scale_max_agents);
+    scale_metric(pb, 2, "agent_quota", ev->agent_quota, 0.0);
+    pb->d.decision_id = pb->id;
+    pb->d.swarm = (char *)sm_swarm_id(sw);
+    pb->d.decided_at_ms = ev->ts_ms;
+    pb->d.evidence = &pb->ev;
+    pb->d.n_metrics = 3;
+    pb->d.metrics = pb->mp;
+    m->decision = &pb->d;
+    m->direction = (Swarmmedic__V1__ScalingDecision__Direction)sd->dir;
+    m->current_agents = sd->current;
+    m->target_agents = sd->target;
+    m->reason = (char *)sd->reason;
+    m->cooldown_until_ms = sd->cooldown_until_ms;
+    if (sd->dir == SM_SCALE_DOWN) {
+        size_t n = sd->remove < SCALE_REMOVE_MAX ? sd->remove : SCALE_REMOVE_MAX;
+        sm_query_idle_dynamic(sw, pb->ids, n);
+        for (size_t i = 0; i < n; i++)
+            pb->idp[i] = pb->ids[i];
+        m->n_remove_agents = n;
+        m->remove_agents = pb->idp;
+    }
+}
+
+void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
+                            const char *source, const sm_resource_sample *ev)
+{
+    const sm_config *c = svc->cfg;
+    if (!c->scaling || !ev->has_pending || ev->active_agents == 0)
+        return;
+    sm_report_clock *rc = clock_of(svc, sm_swarm_id(sw));
+    if (!rc)
+        return;
+    sm_scale_config sc = {
+        .up_pending = (uint32_t)c->scale_up_pending,
+        .per_agent = (uint32_t)(c->scale_per_agent > 0 ? c->scale_per_agent : 1),
+        .down_pending = (uint32_t)c->scale_down_pending,
+        .min_agents = 1,
+        .max_agents = (uint32_t)c->scale_max_agents,
+        .cooldown_ms = c->scale_cooldown_ms,
+        .stabilise_ms = c->scale_stabilise_ms,
+    };
+    uint32_t pending = 0;
+    for (int i = 0; i < SM_PRIO_COUNT; i++)
+        pending += ev->pending[i];
+    sm_scale_input in = {
+        .ts_ms = ev->ts_ms, .pending = pending, .active = ev->active_agents,
+        .quota = ev->agent_quota,
+        .idle_dynamic = (uint32_t)sm_query_idle_dynamic(sw, NULL, 0),
+        .tokens_short = sm_query_tokens_short(sw),
+    };
+    sm_scale_decision sd;
+    if (!sm_scale_step(&sc, &rc->scale, &in, &sd))
+        return;
+    scale_pb pb;
+    fill_scale(svc, &pb, sw, source, ev, pending, &sd);
+    answer a = pack(svc, &pb.m.base);
+    if (a.code != 0)
+        return;
+    char subject[256];
+    snprintf(subject, sizeof subject, "%s.%s.scale", c->output_prefix,
+             sm_swarm_id(sw));
+    const char *h[] = {"Nats-Msg-Id", pb.id, NULL};
+    sm_status s = svc->sink->publish(svc->sink->ud, subject, svc->out, a.len, h);
+    sm_log_write(svc->log, SM_LOG_INFO, "scale",
+                 "swarm=%s direction=%s current=%u target=%u remove=%u pending=%u "
+                 "reason=%s at_ms=%lld id=%s published=%s", sm_swarm_id(sw),
+                 sd.dir == SM_SCALE_UP ? "up" : "down", sd.current, sd.target,
+                 sd.remove, pending, sd.reason, (long long)ev->ts_ms, pb.id,
+                 s == SM_OK ? "yes" : sm_status_str(s));
 }
 
 void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n)

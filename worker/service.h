@@ -110,6 +110,15 @@ void sm_service_handle(sm_service *svc, sm_item *it);
 void sm_service_on_task(sm_service *svc, const char *swarm,
                         const sm_task_event *ev, int64_t prev_ms);
 
+/* A resource sample the core accepted (worker thread): with scaling on
+ * and the sample carrying pending tasks and active agents, runs the
+ * scaling policy (core/scale.h; its state per swarm lives here, in
+ * memory: a restart starts the cooldown and stabilisation afresh) and
+ * publishes a ScalingDecision on <prefix>.<swarm>.scale for each change
+ * (UP or DOWN; holds are not published). source: the sample's source. */
+void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
+                            const char *source, const sm_resource_sample *ev);
+
 /* Before a commit (no batch open): logs the conclusions it will reveal
  * and runs retention when due. */
 void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n);

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 
+#include "scale.h"
 #include "service.h"
 
 typedef enum sm_endpoint {
@@ -25,9 +26,11 @@ typedef struct sm_ep_stats {
     char last_error[160];
 } sm_ep_stats;
 
+/* What the service keeps per swarm (worker thread). */
 typedef struct sm_report_clock {
     char swarm[SM_ID_MAX];
-    int64_t next_ms;            /* end of the interval now open */
+    int64_t next_ms;            /* end of the report interval now open */
+    sm_scale_state scale;       /* the scaling policy's memory */
 } sm_report_clock;
 
 #define SM_SRV_SUBS 10
