@@ -30,7 +30,10 @@ static uint32_t recommend(const sm_scale_config *c, const sm_scale_input *in)
         uint32_t over = in->pending - c->up_pending;
         want = in->active + (over + c->per_agent - 1) / c->per_agent;
     } else if (in->pending < c->down_pending && in->active > 0) {
-        want = in->active - 1;
+        /* half the idle dynamic agents (at least one): a step per
+         * stabilisation window, so it must not be one agent at a time */
+        uint32_t shed = in->idle_dynamic / 2 > 1 ? in->idle_dynamic / 2 : 1;
+        want = in->active > shed ? in->active - shed : 0;
     }
     uint32_t top = ceiling(c, in);
     if (want > top)

@@ -5,7 +5,12 @@
  * The reference: up when more than 30 tasks are pending, one agent per 20
  * pending over that; down when fewer than 10 are pending, one idle
  * dynamic agent at a time; at least 1, at most 50 agents (and the
- * swarm's quota); 20 s of cooldown after a change. Beyond it:
+ * swarm's quota); 20 s of cooldown after a change. Beyond it (and where
+ * it differs):
+ *   - down sheds half the idle dynamic agents (at least one) per step:
+ *     with the window below a step comes at most once per window, and
+ *     one agent a minute would keep a swarm over-provisioned for an hour
+ *     after a burst;
  *   - a stabilisation window: the swarm scales down only to the HIGHEST
  *     target recommended over the last stabilise_ms, so a queue that
  *     dips between two bursts does not shed the agents the next burst
