@@ -51,7 +51,7 @@ static const char *log_tail(const char *path, char *buf, size_t cap)
 
 #define TAIL(path) log_tail((path), (char[2048]){0}, 2048)
 
-static void start_worker(rig *r)
+static void start_worker_with(rig *r, const char *extra)
 {
     char bin[512], url[128], store[400];
     sm_test_bin(bin, sizeof bin, "swarm-medic");
@@ -60,11 +60,16 @@ static void start_worker(rig *r)
     const char *argv[] = {bin, url, store, "--log-level=debug",
                           "--stats-interval=0", "--commit-interval=20ms",
                           "--slow-min-type-tasks=3", "--report-interval=1m",
-                          NULL};
+                          extra, NULL};
     snprintf(r->log, sizeof r->log, "%s/worker-%d.log", r->dir, ++r->starts);
     r->worker = sm_test_spawn(argv, r->log, true);
     ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
                   "worker did not subscribe; log:\n%s", TAIL(r->log));
+}
+
+static void start_worker(rig *r)
+{
+    start_worker_with(r, NULL);
 }
 
 static void stop_worker(rig *r)
@@ -211,6 +216,21 @@ static void ask_error(rig *r, const char *verb, const void *data, size_t len,
     natsMsg_Destroy(reply);
 }
 
+/* The reply to a request, or NULL while the worker does not hold the
+ * swarm yet (requests overtake events: the first ones may come before
+ * the event that creates it, and a swarm not held gets no reply). */
+static natsMsg *ask_soon(rig *r, const char *verb, const ProtobufCMessage *m)
+{
+    uint8_t buf[4096];
+    size_t n = protobuf_c_message_pack(m, buf);
+    natsMsg *reply = NULL;
+    natsStatus s = request(r, "s1", verb, buf, n, &reply, 250);
+    if (s == NATS_TIMEOUT)
+        return NULL;
+    ck_assert_msg(s == NATS_OK, "%s: %s", verb, natsStatus_GetText(s));
+    return reply;
+}
+
 /* Requests overtake events (they are answered before the event queue):
  * poll the report until the vector's 8 finished tasks are in. */
 static Swarmmedic__V1__PerformanceReport *report_when(rig *r, uint64_t tasks)
@@ -219,7 +239,9 @@ static Swarmmedic__V1__PerformanceReport *report_when(rig *r, uint64_t tasks)
     q.range_start_ms = T0;
     q.range_end_ms = T0 + 60000;
     for (int i = 0; i < 200; i++) {
-        natsMsg *m = ask(r, "report", &q.base);
+        natsMsg *m = ask_soon(r, "report", &q.base);
+        if (!m)
+            continue;
         Swarmmedic__V1__PerformanceReport *p =
             swarmmedic__v1__performance_report__unpack(
                 NULL, (size_t)natsMsg_GetDataLength(m),
@@ -240,7 +262,9 @@ static Swarmmedic__V1__StatusReply *status_when_raised(rig *r)
 {
     Swarmmedic__V1__StatusRequest q = SWARMMEDIC__V1__STATUS_REQUEST__INIT;
     for (int i = 0; i < 200; i++) {
-        natsMsg *m = ask(r, "status", &q.base);
+        natsMsg *m = ask_soon(r, "status", &q.base);
+        if (!m)
+            continue;
         Swarmmedic__V1__StatusReply *s = swarmmedic__v1__status_reply__unpack(
             NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
         natsMsg_Destroy(m);
@@ -606,6 +630,104 @@ START_TEST(srv_discovery_lists_the_worker_and_its_endpoints)
 }
 END_TEST
 
+/* ---- scaling ------------------------------------------------------------- */
+
+static void lifecycle(rig *r, int64_t ts, const char *agent)
+{
+    Swarmmedic__V1__AgentLifecycle a = SWARMMEDIC__V1__AGENT_LIFECYCLE__INIT;
+    char subject[128];
+    a.ts_ms = ts;
+    a.agent = (char *)agent;
+    a.kind = SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED;
+    a.dynamic = true;
+    snprintf(subject, sizeof subject, "swarm.s1.agent.%s", agent);
+    pub(r, subject, &a.base);
+}
+
+static void queue_sample(rig *r, int64_t ts, uint32_t pending, uint32_t active)
+{
+    Swarmmedic__V1__PendingByPriority p = SWARMMEDIC__V1__PENDING_BY_PRIORITY__INIT;
+    Swarmmedic__V1__PendingByPriority *pp = &p;
+    p.priority = SWARMMEDIC__V1__PRIORITY__PRIORITY_HIGH;
+    p.count = pending;
+    Swarmmedic__V1__ResourceSample s = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    s.ts_ms = ts;
+    s.source = "coord";
+    s.pending = &pp;
+    s.n_pending = 1;
+    s.active_agents = active;
+    pub(r, "swarm.s1.resource.coord", &s.base);
+}
+
+static Swarmmedic__V1__ScalingDecision *next_scale(rig *r, char id[17])
+{
+    for (int i = 0; i < 100; i++) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, r->out, 100) != NATS_OK)
+            continue;
+        Swarmmedic__V1__ScalingDecision *d = NULL;
+        const char *v = NULL;
+        if (strcmp(natsMsg_GetSubject(m), "medic.s1.scale") == 0 &&
+            natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK) {
+            snprintf(id, 17, "%s", v);
+            d = swarmmedic__v1__scaling_decision__unpack(
+                NULL, (size_t)natsMsg_GetDataLength(m),
+                (const uint8_t *)natsMsg_GetData(m));
+        }
+        natsMsg_Destroy(m);
+        if (d)
+            return d;
+    }
+    ck_abort_msg("no ScalingDecision on medic.s1.scale");
+    return NULL;
+}
+
+START_TEST(scaling_decisions_go_out_up_then_down_by_idle_dynamic_agents)
+{
+    rig r;
+    memset(&r, 0, sizeof r);
+    sm_test_server_start(&r.srv, 0, NULL);
+    sm_test_tmpdir(r.dir, sizeof r.dir, "svc");
+    snprintf(r.store, sizeof r.store, "%s/data", r.dir);
+    start_worker_with(&r, "--scaling=true");
+    ck_assert_int_eq(natsConnection_ConnectTo(&r.nc, r.srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&r.out, r.nc, "medic.s1.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    lifecycle(&r, T0, "d2");
+    lifecycle(&r, T0 + 1, "d1");
+    beat(&r, T0 + 2, "d1", 0);
+    beat(&r, T0 + 3, "d2", 0);
+    queue_sample(&r, T0 + 1000, 75, 10);
+    char id[17];
+    Swarmmedic__V1__ScalingDecision *d = next_scale(&r, id);
+    ck_assert_int_eq(d->direction, SWARMMEDIC__V1__SCALING_DECISION__DIRECTION__DIRECTION_UP);
+    ck_assert_uint_eq(d->current_agents, 10);
+    ck_assert_uint_eq(d->target_agents, 13);
+    ck_assert_str_eq(d->reason, "queue_backlog");
+    ck_assert_int_eq(d->cooldown_until_ms, T0 + 21000);
+    ck_assert_str_eq(d->decision->decision_id, id);
+    ck_assert_str_eq(d->decision->evidence->subject, "swarm.s1.resource.coord");
+    swarmmedic__v1__scaling_decision__free_unpacked(d, NULL);
+    /* drained, inside the cooldown and the window: nothing; after the
+     * window: one of the two idle dynamic agents, the first by id */
+    for (int64_t t = 10000; t <= 60000; t += 10000) {   /* alive, idle */
+        beat(&r, T0 + t, "d1", 0);
+        beat(&r, T0 + t + 1, "d2", 0);
+        if (t == 30000)
+            queue_sample(&r, T0 + t + 2, 2, 13);
+    }
+    queue_sample(&r, T0 + 62000, 2, 13);
+    d = next_scale(&r, id);
+    ck_assert_int_eq(d->direction, SWARMMEDIC__V1__SCALING_DECISION__DIRECTION__DIRECTION_DOWN);
+    ck_assert_uint_eq(d->target_agents, 12);
+    ck_assert_uint_eq(d->n_remove_agents, 1);
+    ck_assert_str_eq(d->remove_agents[0], "d1");
+    ck_assert_int_eq(d->decision->decided_at_ms, T0 + 62000);
+    swarmmedic__v1__scaling_decision__free_unpacked(d, NULL);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- retention, on the service store alone -------------------------------- */
 
 /* One group commit as the persister makes it: the retention pass, then the
@@ -716,6 +838,7 @@ static Suite *suite(void)
     tcase_add_test(tc, every_endpoint_answers_exactly_and_survives_a_restart);
     tcase_add_test(tc, malformed_requests_get_errors_and_other_swarms_silence);
     tcase_add_test(tc, srv_discovery_lists_the_worker_and_its_endpoints);
+    tcase_add_test(tc, scaling_decisions_go_out_up_then_down_by_idle_dynamic_agents);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("store");
     tcase_set_timeout(st, 60);
