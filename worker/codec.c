@@ -205,6 +205,19 @@ static bool copy_token(char *dst, const char *s, const char *end)
     return true;
 }
 
+/* Scans one token from s up to the next '.' or the end: its end, and
+ * whether every byte is one a token may hold (token_ok). */
+static const char *scan_token(const char *s, bool *ok)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool good = true;
+    for (; *p && *p != '.'; p++)
+        good &= (unsigned char)(*p - 0x21) <= 0x7e - 0x21 && *p != '*' &&
+                *p != '>';
+    *ok = good;
+    return (const char *)p;
+}
+
 sm_status sm_subject_parse(const char *subject, sm_subject *out,
                            const char **why)
 {
@@ -219,15 +232,18 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "subject does not start with swarm.";
         return SM_ERR_INVALID;
     }
+    /* one pass: swarm, kind and id tokens, each checked as it is read */
+    bool sw_ok, kind_ok, id_ok;
     const char *sw = subject + sizeof INPUT_ROOT - 1;
-    const char *dot1 = strchr(sw, '.');
-    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
-    if (!dot2) {
+    const char *dot1 = scan_token(sw, &sw_ok);
+    const char *dot2 = *dot1 ? scan_token(dot1 + 1, &kind_ok) : dot1;
+    if (!*dot2) {
         *why = "subject is not swarm.<swarm>.<kind>.<id>";
         return SM_ERR_INVALID;
     }
     const char *id = dot2 + 1;
-    if (strchr(id, '.')) {
+    const char *id_end = scan_token(id, &id_ok);
+    if (*id_end) {
         *why = "subject has more than four tokens";
         return SM_ERR_INVALID;
     }
@@ -235,12 +251,11 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "swarm token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
-    const char *id_end = id + strlen(id);
     if (!copy_token(out->id, id, id_end)) {
         *why = "id token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
-    if (!token_ok(sw, dot1) || !token_ok(id, id_end)) {
+    if (!sw_ok || !id_ok) {
         *why = "swarm or id token holds a wildcard ('*', '>'), a space or a "
                "control byte";
         return SM_ERR_INVALID;
