@@ -205,15 +205,32 @@ static bool copy_token(char *dst, const char *s, const char *end)
     return true;
 }
 
-/* Scans one token from s up to the next '.' or the end: its end, and
- * whether every byte is one a token may hold (token_ok). */
+/* Byte classes of an input subject: 0 a byte a token may hold, 1 the
+ * end of a token (NUL, '.'), 2 one it may not (token_ok's rule). */
+static const unsigned char subject_class[256] = {
+    1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* Scans one token from s to the next '.' or the end: its end, and
+ * whether every byte is one a token may hold. */
 static const char *scan_token(const char *s, bool *ok)
 {
     const unsigned char *p = (const unsigned char *)s;
     bool good = true;
-    for (; *p && *p != '.'; p++)
-        good &= (unsigned char)(*p - 0x21) <= 0x7e - 0x21 && *p != '*' &&
-                *p != '>';
+    for (;;) {
+        unsigned char c = subject_class[*p];
+        if (c == 1)
+            break;
+        good = good && c == 0;
+        p++;
+    }
     *ok = good;
     return (const char *)p;
 }
