@@ -258,13 +258,20 @@ bool sm_heal_rebalance_matches(const sm_heal_case *c)
 bool sm_heal_rebalance_plan(const sm_heal_case *c, sm_heal_plan *p)
 {
     p->action = SM_ACT_REBALANCE;
-    step(p, "pause_low_priority");
-    if (c->type == SM_FAIL_TOKEN_EXHAUSTION)
+    if (c->type == SM_FAIL_TOKEN_EXHAUSTION) {
+        /* fewer tokens burned, and budget moved to the swarm */
+        step(p, "pause_low_priority");
         step(p, "reallocate_budget");
-    else if (c->type == SM_FAIL_MEMORY_EXHAUSTION)
+    } else if (c->type == SM_FAIL_MEMORY_EXHAUSTION) {
         step(p, "free_memory");
-    else
-        step_n(p, "scale_up", 4);
+    } else {
+        /* a queue: capacity, one agent per 20 tasks over the clear line
+         * (SPEC capability 5); pausing work would only pile it up */
+        const sm_gauge *g = &c->sw->st.gauges[G_QUEUE];
+        double over = g->have ? g->value - c->sw->cfg.queue_clear : 0;
+        uint32_t n = over > 20 ? (uint32_t)((over + 19) / 20) : 1u;
+        step_n(p, "scale_up", n > 50 ? 50 : n);
+    }
     return true;
 }
 
