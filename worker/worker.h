@@ -55,6 +55,7 @@
 #include "config.h"
 #include "inbox.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 
 typedef struct sm_worker sm_worker;
@@ -114,6 +115,11 @@ typedef struct sm_worker_stats {
     uint64_t swarm_cap_rejected;    /* inputs for a new swarm over max_swarms */
     uint64_t agent_cap_rejected;    /* inputs for a new agent over max_agents */
     uint64_t swarms_expired;    /* idle swarms removed (swarm_retention) */
+    uint64_t deadletters_by_status[SM_METRICS_STATUSES];   /* by the
+                                   verdict's sm_status (metrics.h) */
+    uint64_t decisions[SM_METRICS_DEC_KINDS][SM_METRICS_DEC_TYPES];
+                                /* conclusions published, by
+                                   sm_decision_kind and type */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on
@@ -163,6 +169,13 @@ sm_status sm_worker_flush(sm_worker *w);
 sm_status sm_worker_run(sm_worker *w, const sigset_t *stop);
 
 void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out);
+
+/* Publishes the worker's figures into m (borrowed; must outlive the
+ * worker) from the worker thread: at each phase change and each turn of
+ * the loop (at most every SM_METRICS_PUBLISH_MS while busy), for the
+ * HTTP endpoints (http.h) to read. Call before sm_worker_open. Without
+ * it the worker publishes nothing (replay, tools). observe.c. */
+void sm_worker_set_metrics(sm_worker *w, sm_metrics *m);
 
 /* The swarm `id` the worker holds, or NULL (borrowed; valid until the next
  * input is handled). */
