@@ -139,6 +139,16 @@ static bool json_number(const char *s, size_t n)
     return i == n && digits <= 15;
 }
 
+/* Whether p starts with a key and its '=' ([A-Za-z0-9_]+=). */
+static bool key_follows(const char *p)
+{
+    const char *k = p;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+           (*p >= '0' && *p <= '9') || *p == '_')
+        p++;
+    return p > k && *p == '=';
+}
+
 /* One pair of the caller's text at *pp: key [k, k + kn), value
  * [v, v + vn), quoted or not; a word without '=' has kn 0. Advances *pp.
  * Returns false at the end. */
@@ -165,9 +175,10 @@ static bool next_pair(const char **pp, const char **k, size_t *kn,
     *k = word;
     *kn = (size_t)(p - word);
     p++;
-    if (*p == '"') {                    /* to a quote before a space or the end */
+    if (*p == '"') {                    /* to the quote that ends the line or
+                                           comes before " key=" */
         const char *q = ++p;
-        while (*q && !(*q == '"' && (q[1] == ' ' || !q[1])))
+        while (*q && !(*q == '"' && (!q[1] || (q[1] == ' ' && key_follows(q + 2)))))
             q++;
         *v = p;
         *vn = (size_t)(q - p);
@@ -183,7 +194,16 @@ static bool next_pair(const char **pp, const char **k, size_t *kn,
     return true;
 }
 
-/* The JSON form of a line (without its newline). */
+/* Whether key [k, k + n) is one of the line's own: ts, level, event. */
+static bool reserved(const char *k, size_t n)
+{
+    return (n == 2 && memcmp(k, "ts", 2) == 0) ||
+           (n == 5 && memcmp(k, "level", 5) == 0) ||
+           (n == 5 && memcmp(k, "event", 5) == 0);
+}
+
+/* The JSON form of a line (without its newline). A caller's key that is
+ * one of the line's own (ts, level, event) gets a leading '_'. */
 static void put_json_line(FILE *out, long long ms, const char *level,
                           const char *event, const char *text)
 {
@@ -194,10 +214,15 @@ static void put_json_line(FILE *out, long long ms, const char *level,
     bool quoted;
     while (next_pair(&p, &k, &kn, &v, &vn, &quoted)) {
         fputc(',', out);
-        if (kn)
-            put_json_str(out, k, kn);
-        else
+        if (!kn) {
             fputs("\"msg\"", out);
+        } else if (reserved(k, kn)) {   /* the line's own stay as they are */
+            char renamed[8] = "_";
+            memcpy(renamed + 1, k, kn);
+            put_json_str(out, renamed, kn + 1);
+        } else {
+            put_json_str(out, k, kn);
+        }
         fputc(':', out);
         if (!quoted && kn && json_number(v, vn))
             fwrite(v, 1, vn, out);
