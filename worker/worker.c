@@ -16,8 +16,8 @@
 #define INBOX_CAPACITY 16384
 /* Items handled per inbox lock. */
 #define BATCH 256
-/* How long a stop waits for the input to drain. */
-#define DRAIN_MS 10000
+/* How long a stop waits for the input to drain (worker.h). */
+#define DRAIN_MS SM_WORKER_DRAIN_MS
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
                           size_t len, const char *const *headers)

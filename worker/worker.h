@@ -60,6 +60,13 @@
 
 typedef struct sm_worker sm_worker;
 
+/* The longest a stop waits for delivered input to drain; then up to 1 s
+ * for the bus's drain and 2 s for the publish flush follow. A supervisor's
+ * stop timeout (systemd TimeoutStopSec, Kubernetes'
+ * terminationGracePeriodSeconds) must exceed the sum (deploy/). */
+#define SM_WORKER_DRAIN_MS 10000
+#define SM_WORKER_STOP_MS (SM_WORKER_DRAIN_MS + 1000 + 2000)
+
 /* Where conclusions and dead letters go: the bus, or (for replay and
  * tests) anything else. headers: NULL-terminated key, value list.
  * max_payload (optional, NULL: no limit): the largest message, headers
