@@ -104,6 +104,18 @@ static char *scrape_until(int port, const char *series, double want,
     }
 }
 
+/* GETs path until it answers `code` (up to timeout_ms); the last reply. */
+static reply await_code(int port, const char *path, int code, int timeout_ms)
+{
+    reply r = http_get(port, path, "GET");
+    for (int waited = 0; r.code != code && waited < timeout_ms; waited += 50) {
+        free(r.body);
+        sm_proc_sleep_ms(50);
+        r = http_get(port, path, "GET");
+    }
+    return r;
+}
+
 /* ---- the worker --------------------------------------------------------- */
 
 typedef struct rig {
@@ -325,27 +337,13 @@ START_TEST(readyz_is_503_until_connected)
     r.srv_up = true;
     ck_assert_msg(sm_test_wait_for_text(r.log, "\"subscribed\"", 20000),
                   "worker did not subscribe:\n%s", TAIL(r.log));
-    for (int waited = 0; waited < 5000; waited += 50) {
-        ready = http_get(r.http_port, "/readyz", "GET");
-        if (ready.code == 200)
-            break;
-        free(ready.body);
-        ready.body = NULL;
-        sm_proc_sleep_ms(50);
-    }
+    ready = await_code(r.http_port, "/readyz", 200, 5000);
     ck_assert_msg(ready.code == 200, "/readyz once subscribed: %d", ready.code);
     free(ready.body);
 
     /* the server goes away: not ready while reconnecting, alive all along */
     sm_test_server_stop(&r.srv);
-    for (int waited = 0; waited < 5000; waited += 50) {
-        ready = http_get(r.http_port, "/readyz", "GET");
-        if (ready.code == 503)
-            break;
-        free(ready.body);
-        ready.body = NULL;
-        sm_proc_sleep_ms(50);
-    }
+    ready = await_code(r.http_port, "/readyz", 503, 5000);
     ck_assert_msg(ready.code == 503 && strstr(ready.body, "disconnected"),
                   "/readyz without a server: %d %s", ready.code, ready.body);
     free(ready.body);
