@@ -297,7 +297,8 @@ static void render_state(out *o, const sm_metrics_snap *s)
     histogram(o, "commit_seconds", "Time one LMDB group commit takes.",
               &s->commit_latency);
     histogram(o, "handle_seconds",
-              "Time the worker takes to handle one input message.",
+              "Time the worker takes to handle one input message (one "
+              "message in 32 is timed).",
               &s->handle_latency);
     counter(o, "reconnects_total", "Reconnections to NATS.", s->reconnects);
     counter(o, "inbox_full_waits_total",

@@ -45,7 +45,9 @@ struct sm_worker {
     /* operations (observe.c): all touched by the worker thread only */
     sm_metrics *metrics;        /* borrowed; NULL: nothing published */
     sm_phase phase;
-    sm_hist handle_latency;     /* per input item (worker.c) */
+    sm_hist handle_latency;     /* per input item, one in
+                                   SM_METRICS_HANDLE_SAMPLE (worker.c) */
+    uint64_t handle_seq;        /* items popped, for that sampling */
     sm_hist commit_latency;     /* per sm_worker_flush (worker.c) */
     sm_notify notify;           /* systemd readiness and watchdog */
     int64_t published_ms;       /* monotonic ms of the last publish */
