@@ -221,8 +221,9 @@ static sent run_sim(const rig *r, const char *url, const char *seed)
     sm_test_bin(bin, sizeof bin, "swarm-sim");
     snprintf(u, sizeof u, "--url=%s", url);
     snprintf(out, sizeof out, "%s/sim-%s.log", r->dir, seed);
-    const char *argv[] = {bin, u, "--seed", seed, "--duration", "20s",
-                          "--rate", "150", NULL};
+    const char *argv[] = {bin, u, "--seed", seed, "--duration", "60s",
+                          "--rate", "150", "--fault", "token:0:10s-50s",
+                          "--fault", "slow:1:10s-50s", NULL};
     int rc = sm_test_wait(sm_test_spawn(argv, out, false), 30000);
     char *txt = sm_test_slurp(out);
     ck_assert_msg(rc == 0, "swarm-sim exited %d: %s", rc, txt);
@@ -254,6 +255,53 @@ static void expect_kinds(const char *body, const sent *s)
                       k[i].want);
 }
 
+/* The sum of every decisions_total sample. */
+static double decisions_sum(const char *body)
+{
+    static const char name[] = "swarm_medic_decisions_total{";
+    double sum = 0;
+    for (const char *p = strstr(body, name); p; p = strstr(p + 1, name))
+        if (p == body || p[-1] == '\n')
+            sum += strtod(strchr(p, ' ') + 1, NULL);
+    return sum;
+}
+
+/* Every conclusion (bottleneck, failure, prediction) a subscriber of
+ * medic.> got, until 1 s of silence, is counted in decisions_total under
+ * its kind and type, and nothing else is. */
+static void expect_decisions(int port, natsSubscription *out)
+{
+    char seen[64][128];
+    int count[64] = {0}, kinds = 0, total = 0;
+    natsMsg *m;
+    while (natsSubscription_NextMsg(&m, out, 1000) == NATS_OK) {
+        char kind[32], type[40];
+        if (sscanf(natsMsg_GetSubject(m), "medic.%*[^.].%31[^.].%39s", kind, type) == 2 &&
+            (!strcmp(kind, "bottleneck") || !strcmp(kind, "failure") ||
+             !strcmp(kind, "prediction"))) {
+            char series[128];
+            snprintf(series, sizeof series,
+                     "swarm_medic_decisions_total{kind=\"%s\",type=\"%s\"}", kind, type);
+            int i = 0;
+            while (i < kinds && strcmp(seen[i], series) != 0)
+                i++;
+            if (i == kinds && kinds < 64)
+                snprintf(seen[kinds++], sizeof seen[0], "%s", series);
+            count[i]++;
+            total++;
+        }
+        natsMsg_Destroy(m);
+    }
+    ck_assert_msg(total > 0, "the faults raised no conclusion");
+    char *body = scrape_until(port, "swarm_medic_up", 1, 1000);
+    for (int i = 0; i < kinds; i++)
+        ck_assert_msg(metric(body, seen[i]) == count[i], "%s = %g, received %d",
+                      seen[i], metric(body, seen[i]), count[i]);
+    ck_assert_msg(decisions_sum(body) == total, "decisions_total sum %g, received %d",
+                  decisions_sum(body), total);
+    free(body);
+}
+
 START_TEST(metrics_count_what_was_sent)
 {
     rig r = {0};
@@ -263,6 +311,11 @@ START_TEST(metrics_count_what_was_sent)
     start_worker(&r, r.srv.url);
     ck_assert_msg(sm_test_wait_for_text(r.log, "\"subscribed\"", 20000),
                   "worker did not subscribe:\n%s", TAIL(r.log));
+    natsConnection *nc = NULL;
+    natsSubscription *out = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, r.srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&out, nc, "medic.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
     char *body = scrape_until(r.http_port, "swarm_medic_up", 1, 5000);
     ck_assert_msg(metric(body, "swarm_medic_up") == 1, "not up: %g",
                   metric(body, "swarm_medic_up"));
@@ -288,10 +341,10 @@ START_TEST(metrics_count_what_was_sent)
               metric(body, "swarm_medic_commits_total"));
     ck_assert(metric(body, "swarm_medic_deadletters_total{reason=\"decode\"}") == 0);
     free(body);
+    expect_decisions(r.http_port, out);
+    natsSubscription_Destroy(out);
 
     /* one undecodable message: a dead letter, by its reason */
-    natsConnection *nc = NULL;
-    ck_assert_int_eq(natsConnection_ConnectTo(&nc, r.srv.url), NATS_OK);
     ck_assert_int_eq(natsConnection_PublishString(nc, "swarm.s0.task.a0",
                                                   "\xff\xff\xff not protobuf"),
                      NATS_OK);
