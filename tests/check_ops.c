@@ -255,10 +255,12 @@ static void expect_kinds(const char *body, const sent *s)
                       k[i].want);
 }
 
-/* The sum of every decisions_total sample. */
-static double decisions_sum(const char *body)
+/* The sum of the decisions_total samples whose labels start with
+ * `labels` ("" for all of them). */
+static double decisions_sum(const char *body, const char *labels)
 {
-    static const char name[] = "swarm_medic_decisions_total{";
+    char name[96];
+    snprintf(name, sizeof name, "swarm_medic_decisions_total{%s", labels);
     double sum = 0;
     for (const char *p = strstr(body, name); p; p = strstr(p + 1, name))
         if (p == body || p[-1] == '\n')
@@ -266,39 +268,59 @@ static double decisions_sum(const char *body)
     return sum;
 }
 
-/* Every conclusion (bottleneck, failure, prediction) a subscriber of
- * medic.> got, until 1 s of silence, is counted in decisions_total under
- * its kind and type, and nothing else is. */
+/* A tally of strings. */
+typedef struct tally {
+    char key[64][128];
+    int count[64], n;
+} tally;
+
+static void tally_add(tally *t, const char *key)
+{
+    int i = 0;
+    while (i < t->n && strcmp(t->key[i], key) != 0)
+        i++;
+    if (i == t->n && t->n < 64)
+        snprintf(t->key[t->n++], sizeof t->key[0], "%s", key);
+    if (i < 64)
+        t->count[i]++;
+}
+
+/* Every conclusion a subscriber of medic.> got (medic.<swarm>.<kind>.
+ * <type>, until 1 s of silence) is counted in decisions_total: under its
+ * kind, and for bottlenecks, failures and predictions under its type
+ * (a verdict's type label is its outcome, not the subject's action);
+ * nothing else is. */
 static void expect_decisions(int port, natsSubscription *out)
 {
-    char seen[64][128];
-    int count[64] = {0}, kinds = 0, total = 0;
+    tally series = {0}, kinds = {0};
+    int total = 0;
     natsMsg *m;
     while (natsSubscription_NextMsg(&m, out, 1000) == NATS_OK) {
-        char kind[32], type[40];
-        if (sscanf(natsMsg_GetSubject(m), "medic.%*[^.].%31[^.].%39s", kind, type) == 2 &&
-            (!strcmp(kind, "bottleneck") || !strcmp(kind, "failure") ||
-             !strcmp(kind, "prediction"))) {
-            char series[128];
-            snprintf(series, sizeof series,
-                     "swarm_medic_decisions_total{kind=\"%s\",type=\"%s\"}", kind, type);
-            int i = 0;
-            while (i < kinds && strcmp(seen[i], series) != 0)
-                i++;
-            if (i == kinds && kinds < 64)
-                snprintf(seen[kinds++], sizeof seen[0], "%s", series);
-            count[i]++;
+        char kind[32], type[40], key[128];
+        if (sscanf(natsMsg_GetSubject(m), "medic.%*[^.].%31[^.].%39s", kind, type) == 2) {
+            snprintf(key, sizeof key, "kind=\"%s\"", kind);
+            tally_add(&kinds, key);
+            snprintf(key, sizeof key, "swarm_medic_decisions_total{kind=\"%s\",type=\"%s\"}",
+                     kind, type);
+            if (!strcmp(kind, "bottleneck") || !strcmp(kind, "failure") ||
+                !strcmp(kind, "prediction"))
+                tally_add(&series, key);
             total++;
         }
         natsMsg_Destroy(m);
     }
-    ck_assert_msg(total > 0, "the faults raised no conclusion");
+    ck_assert_msg(series.n > 0, "the faults raised no conclusion");
     char *body = scrape_until(port, "swarm_medic_up", 1, 1000);
-    for (int i = 0; i < kinds; i++)
-        ck_assert_msg(metric(body, seen[i]) == count[i], "%s = %g, received %d",
-                      seen[i], metric(body, seen[i]), count[i]);
-    ck_assert_msg(decisions_sum(body) == total, "decisions_total sum %g, received %d",
-                  decisions_sum(body), total);
+    for (int i = 0; i < series.n; i++)
+        ck_assert_msg(metric(body, series.key[i]) == series.count[i],
+                      "%s = %g, received %d", series.key[i],
+                      metric(body, series.key[i]), series.count[i]);
+    for (int i = 0; i < kinds.n; i++)
+        ck_assert_msg(decisions_sum(body, kinds.key[i]) == kinds.count[i],
+                      "decisions_total{%s} sum %g, received %d", kinds.key[i],
+                      decisions_sum(body, kinds.key[i]), kinds.count[i]);
+    ck_assert_msg(decisions_sum(body, "") == total, "decisions_total sum %g, received %d",
+                  decisions_sum(body, ""), total);
     free(body);
 }
 

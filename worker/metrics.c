@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "codec.h"
+#include "heal.h"
 
 struct sm_metrics {
     pthread_mutex_t mu;
@@ -227,13 +228,26 @@ static const char *dec_kind_name(int k)
 {
     return k == SM_DEC_BOTTLENECK ? "bottleneck"
          : k == SM_DEC_FAILURE    ? "failure"
-         : k == SM_DEC_PREDICTION ? "prediction" : "unknown";
+         : k == SM_DEC_PREDICTION ? "prediction"
+         : k == SM_DEC_HEAL       ? "heal"
+         : k == SM_DEC_VERDICT    ? "verdict" : "unknown";
 }
 
+/* The type label of a kind's type index, "unknown" for a hole. */
 static const char *dec_type_name(int kind, int type)
 {
-    return kind == SM_DEC_BOTTLENECK ? sm_bn_type_str((sm_bn_type)type)
-                                     : sm_fail_type_str((sm_fail_type)type);
+    switch (kind) {
+    case SM_DEC_BOTTLENECK:
+        return type <= SM_BN_COUNT ? sm_bn_type_str((sm_bn_type)type) : "unknown";
+    case SM_DEC_HEAL:
+        return type <= SM_ACT_COUNT ? sm_heal_action_str((sm_heal_action)type)
+                                    : "unknown";
+    case SM_DEC_VERDICT:
+        return type <= SM_VERDICT_SUPERSEDED ? sm_verdict_str((sm_verdict_kind)type)
+                                             : "unknown";
+    default:
+        return sm_fail_type_str((sm_fail_type)type);
+    }
 }
 
 static void render_input(out *o, const sm_metrics_snap *s)
@@ -272,12 +286,12 @@ static void render_input(out *o, const sm_metrics_snap *s)
 static void render_output(out *o, const sm_metrics_snap *s)
 {
     family(o, "decisions_total", "counter",
-           "Conclusions published, by kind and type.");
+           "Conclusions published, by kind and type (heal: by action; "
+           "verdict: by what became of the command).");
     for (int k = 1; k < SM_METRICS_DEC_KINDS; k++)
         for (int t = 1; t < SM_METRICS_DEC_TYPES; t++) {
             const char *name = dec_type_name(k, t);
-            if (strcmp(name, "unknown") == 0 ||
-                (k == SM_DEC_BOTTLENECK && t > SM_BN_COUNT))
+            if (strcmp(name, "unknown") == 0)
                 continue;
             put(o, "swarm_medic_decisions_total{kind=\"%s\",type=\"%s\"} %llu\n",
                 dec_kind_name(k), name, (unsigned long long)s->decisions[k][t]);

@@ -33,8 +33,10 @@
 /* Indexes of tables by sm_status / sm_input_kind / sm_decision_kind. */
 #define SM_METRICS_STATUSES (SM_ERR_VERSION + 1)
 #define SM_METRICS_KINDS 7          /* sm_input_kind, [0] unused */
-#define SM_METRICS_DEC_KINDS 4      /* sm_decision_kind, [0] unused */
-#define SM_METRICS_DEC_TYPES (SM_FAIL_MAX + 1)
+#define SM_METRICS_DEC_KINDS 6      /* sm_decision_kind, [0] unused */
+#define SM_METRICS_DEC_TYPES (SM_FAIL_MAX + 1)  /* by sm_bn_type, sm_fail_type
+                                   (failures, predictions), sm_heal_action
+                                   (commands), sm_verdict_kind (verdicts) */
 
 /* How often a busy worker publishes its snapshot, at most (wall ms). */
 #define SM_METRICS_PUBLISH_MS 100

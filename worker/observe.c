@@ -17,7 +17,9 @@ void sm_worker_count_decision(sm_worker_stats *st, const sm_decision *d)
 {
     int type = d->kind == SM_DEC_BOTTLENECK ? (int)d->bn.type
              : d->kind == SM_DEC_FAILURE    ? (int)d->fail.type
-                                            : (int)d->pred.type;
+             : d->kind == SM_DEC_PREDICTION ? (int)d->pred.type
+             : d->kind == SM_DEC_HEAL       ? (int)d->heal.action
+             : d->kind == SM_DEC_VERDICT    ? (int)d->verdict.verdict : -1;
     if ((unsigned)d->kind < SM_METRICS_DEC_KINDS &&
         (unsigned)type < SM_METRICS_DEC_TYPES)
         st->decisions[d->kind][type]++;
