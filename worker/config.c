@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "strategies.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -69,6 +70,8 @@ static const opt options[] = {
     {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
+    {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
+    {"http_listen", OPT_STR, C(http_listen), "host:port for /metrics, /healthz, /readyz, e.g. 127.0.0.1:9464 (empty: off)"},
     {"report_interval", OPT_DUR, C(report_interval_ms), "period of the PerformanceReport on <prefix>.<swarm>.report, in event time (0: off)"},
     {"perf_retention", OPT_DUR, C(perf_retention_ms), "per-minute task aggregates kept for reports (event time)"},
     {"decision_log_max", OPT_I64, C(decision_log_max), "decisions kept in the log explain reads"},
@@ -134,6 +137,19 @@ static const opt options[] = {
     {"pred_degraded_beats", OPT_U32, D(pred_degraded_beats), "DEGRADED heartbeats in a row before agent_down is predicted"},
     {"pred_topup_margin", OPT_F64, D(pred_topup_margin), "usage over the highest seen top-up before the budget is forecast to run out"},
     {"pred_healthy_beats", OPT_U32, D(pred_healthy_beats), "healthy heartbeats in a row before it is withdrawn"},
+    {"heal", OPT_BOOL, C(heal), "issue healing commands (false: detect and predict only)"},
+    {"autonomy", OPT_STR, C(autonomy), "per action (and swarm): [<swarm>/]<action>=observe|recommend|act, comma separated"},
+    {"heal_preventive", OPT_F64, D(heal_preventive), "prediction confidence for a preventive command"},
+    {"heal_restart_deadline", OPT_DET_DUR, D(heal_restart_deadline_ms), "time for a restart to be verified"},
+    {"heal_retry_deadline", OPT_DET_DUR, D(heal_retry_deadline_ms), "time for a retried task to complete"},
+    {"heal_rebalance_deadline", OPT_DET_DUR, D(heal_rebalance_deadline_ms), "time for a rebalance (or custom action) to be verified"},
+    {"heal_quorum_deadline", OPT_DET_DUR, D(heal_quorum_deadline_ms), "time for quorum to be back"},
+    {"heal_restart_max", OPT_U32, D(heal_restart_max), "restarts of one agent within heal_restart_window before escalating"},
+    {"heal_swarm_restart_max", OPT_U32, D(heal_swarm_restart_max), "restarts in a swarm within heal_restart_window before escalating"},
+    {"heal_restart_window", OPT_DET_DUR, D(heal_restart_window_ms), "window of the restart caps (event time)"},
+    {"heal_backoff", OPT_DET_DUR, D(heal_backoff_ms), "wait before the second try of an episode, doubling"},
+    {"heal_backoff_max", OPT_DET_DUR, D(heal_backoff_max_ms), "longest wait between tries"},
+    {"heal_hold", OPT_DET_DUR, D(heal_hold_ms), "how long a restart waits for a quorum to spare, then escalates"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -182,6 +198,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->max_swarms = 1000;
     cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
+    cfg->heal = true;
     cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
     cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
     cfg->decision_log_max = 100000;
@@ -201,6 +218,9 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->deadletter_subject, "medic.deadletter"},
         {&cfg->store_dir, "./swarm-medic-data"},
         {&cfg->log_level, "info"},
+        {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
+        {&cfg->log_format, "text"},
+        {&cfg->http_listen, ""},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (set_str(strs[i].slot, strs[i].v) != SM_OK) {
@@ -570,6 +590,19 @@ static sm_status check_loops(const sm_config *cfg, char *err, size_t errcap)
     return SM_OK;
 }
 
+/* Whether s is host:port with a port of 0 to 65535 (http.c resolves the
+ * host when it listens). */
+static bool listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return atoi(colon + 1) <= 65535;
+}
+
 sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
 {
     const char *why = NULL;
@@ -587,6 +620,17 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
     }
     if (sm_log_level_parse(cfg->log_level) < 0) {
         snprintf(err, errcap, "log_level must be debug, info, warn or error");
+        return SM_ERR_CONFIG;
+    }
+    if (sm_log_format_parse(cfg->log_format) < 0) {
+        snprintf(err, errcap, "log_format must be text or json, not '%s'",
+                 cfg->log_format);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->http_listen[0] && !listen_ok(cfg->http_listen)) {
+        snprintf(err, errcap, "http_listen '%s' is not host:port (e.g. "
+                 "127.0.0.1:9464; port 0 picks a free one; empty: off)",
+                 cfg->http_listen);
         return SM_ERR_CONFIG;
     }
     if (!cfg->input_subject[0] || !cfg->output_prefix[0] ||
@@ -620,6 +664,9 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
                  (long long)cfg->detect.window_ms);
         return SM_ERR_CONFIG;
     }
+    sm_heal_config hc;
+    if (sm_heal_config_for(cfg->autonomy, NULL, &hc, err, errcap) != SM_OK)
+        return SM_ERR_CONFIG;
     if (check_files(cfg, err, errcap) != SM_OK)
         return SM_ERR_CONFIG;
     return check_loops(cfg, err, errcap);
@@ -651,5 +698,31 @@ void sm_config_usage(const sm_config *defaults, void *file)
         fprintf(f, "  --%-22s %s (default: ", flag, options[i].help);
         print_default(defaults, &options[i], f);
         fprintf(f, ")\n");
+    }
+}
+
+/* Settings whose value is a secret: --check-config shows only that one
+ * is set. */
+static bool secret(const char *name)
+{
+    return strcmp(name, "nats_password") == 0 || strcmp(name, "nats_token") == 0;
+}
+
+void sm_config_print(const sm_config *cfg, void *file)
+{
+    FILE *f = file;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char *const *str = (char *const *)((const char *)cfg + o->offset);
+        fprintf(f, "  %-22s = ", o->name);
+        if (o->type == OPT_STR && secret(o->name)) {
+            fprintf(f, "%s", *str && (*str)[0] ? "(set, not shown)" : "");
+        } else if (o->type == OPT_STR && strcmp(o->name, "nats_url") == 0) {
+            char url[STR_MAX + 1];
+            fprintf(f, "%s", sm_log_url(*str, url, sizeof url));
+        } else {
+            print_default(cfg, o, f);
+        }
+        fputc('\n', f);
     }
 }

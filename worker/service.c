@@ -14,6 +14,7 @@
 #include "codec.h"
 #include "hash.h"
 #include "query.h"
+#include "strategies.h"
 #include "report.h"
 #include "swarm_medic.pb-c.h"
 
@@ -443,6 +444,90 @@ static void fill_tally(Swarmmedic__V1__PredictionTally *o, const char *name,
     o->target_met = fates > 0 && o->accuracy >= 0.7;
 }
 
+static void fill_heal(Swarmmedic__V1__HealingTally *o, const char *name,
+                      const sm_heal_tally *t)
+{
+    swarmmedic__v1__healing_tally__init(o);
+    uint32_t good = t->verified + t->preempted, judged = good + t->failed;
+    o->name = (char *)name;
+    o->commands = t->commands;
+    o->verified = t->verified;
+    o->failed = t->failed;
+    o->preempted = t->preempted;
+    o->superseded = t->superseded;
+    o->escalated = t->escalated;
+    o->success_rate = judged ? (double)good / judged : 0.0;
+    o->detect_mean_s = t->verified ? t->detect_s / t->verified : 0.0;
+    o->recover_mean_s = t->verified ? t->recover_s / t->verified : 0.0;
+    /* the last 16 verdicts against the whole, as the worker's log line */
+    unsigned recent = 0;
+    for (uint32_t v = t->recent; v; v &= v - 1)
+        recent++;
+    double r = t->recent_n ? (double)recent / t->recent_n : o->success_rate;
+    o->trend = t->recent_n < 4 || judged < 8 ? 0
+               : r > o->success_rate + 0.1 ? SM_TREND_IMPROVING
+               : r < o->success_rate - 0.1 ? SM_TREND_DEGRADING : SM_TREND_STABLE;
+}
+
+static void add_heal(sm_heal_tally *to, const sm_heal_tally *x)
+{
+    to->commands += x->commands;
+    to->verified += x->verified;
+    to->failed += x->failed;
+    to->preempted += x->preempted;
+    to->superseded += x->superseded;
+    to->escalated += x->escalated;
+    to->detect_s += x->detect_s;
+    to->recover_s += x->recover_s;
+}
+
+/* The healing rows of a StatsReply: all, then each action, failure type
+ * and strategy that issued a command. */
+typedef struct heal_pb {
+    sm_heal_tally act[SM_ACT_COUNT + 1], typ[SM_FAIL_MAX + 1],
+        strat[SM_HEAL_MAX_STRATEGIES], all;
+    Swarmmedic__V1__HealingTally rows[1 + SM_ACT_COUNT + SM_FAIL_MAX + 1 +
+                                      SM_HEAL_MAX_STRATEGIES];
+    Swarmmedic__V1__HealingTally *pa[SM_ACT_COUNT + 1], *pt[SM_FAIL_MAX + 1],
+        *ps[SM_HEAL_MAX_STRATEGIES];
+} heal_pb;
+
+static void fill_healing(heal_pb *h, const sm_swarm *sw,
+                         Swarmmedic__V1__StatsReply *r)
+{
+    memset(h, 0, sizeof *h);
+    sm_swarm_heal_add(sw, h->act, h->typ, h->strat);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (i != SM_ACT_ESCALATE)
+            add_heal(&h->all, &h->act[i]);
+    h->all.escalated = h->act[SM_ACT_ESCALATE].escalated;
+    size_t k = 0;
+    fill_heal(&h->rows[k], "all", &h->all);
+    h->pa[r->n_healing_by_action++] = &h->rows[k++];
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (h->act[i].commands && i != SM_ACT_ESCALATE) {
+            fill_heal(&h->rows[k], sm_heal_action_str((sm_heal_action)i), &h->act[i]);
+            h->pa[r->n_healing_by_action++] = &h->rows[k++];
+        }
+    for (int i = 0; i <= SM_FAIL_MAX; i++)
+        if (h->typ[i].commands) {
+            fill_heal(&h->rows[k], i ? sm_fail_type_str((sm_fail_type)i)
+                                     : "bottleneck", &h->typ[i]);
+            h->pt[r->n_healing_by_type++] = &h->rows[k++];
+        }
+    size_t n;
+    const sm_strategy *table = sm_strategies(&n);
+    for (size_t i = 0; i < n && i < SM_HEAL_MAX_STRATEGIES; i++)
+        if (h->strat[i].commands) {
+            fill_heal(&h->rows[k], table[i].name, &h->strat[i]);
+            h->ps[r->n_healing_by_strategy++] = &h->rows[k++];
+        }
+    r->healings = h->all.commands;
+    r->healing_by_action = h->pa;
+    r->healing_by_type = h->pt;
+    r->healing_by_strategy = h->ps;
+}
+
 static answer on_stats(sm_service *svc, const sm_swarm *sw, const sm_item *it)
 {
     Swarmmedic__V1__StatsRequest *q =
@@ -473,6 +558,8 @@ static answer on_stats(sm_service *svc, const sm_swarm *sw, const sm_item *it)
     }
     r.by_source = tsp;
     r.by_type = typ_p;
+    heal_pb h;
+    fill_healing(&h, sw, &r);
     return pack(svc, &r.base);
 }
 
@@ -677,6 +764,38 @@ static const char *open_kind(sm_open_kind k)
            : k == SM_OPEN_FAILURE ? "failure" : "prediction";
 }
 
+/* Healing commands in flight, for the status reply. */
+#define COMMANDS_MAX 64
+
+typedef struct commands_pb {
+    size_t n;
+    Swarmmedic__V1__OpenItem items[COMMANDS_MAX];
+    Swarmmedic__V1__OpenItem *p[COMMANDS_MAX];
+    char id[COMMANDS_MAX][17], answers[COMMANDS_MAX][17];
+    char agent[COMMANDS_MAX][SM_ID_MAX];
+} commands_pb;
+
+static void command_open(void *ud, uint64_t command, sm_heal_action action,
+                         const char *agent, int64_t deadline_ms, uint64_t answers)
+{
+    commands_pb *c = ud;
+    if (c->n == COMMANDS_MAX)
+        return;
+    Swarmmedic__V1__OpenItem *o = &c->items[c->n];
+    swarmmedic__v1__open_item__init(o);
+    sm_decision_id_hex(command, c->id[c->n], 17);
+    sm_decision_id_hex(answers, c->answers[c->n], 17);
+    snprintf(c->agent[c->n], SM_ID_MAX, "%s", agent ? agent : "");
+    o->kind = "command";
+    o->type = (char *)sm_heal_action_str(action);
+    o->subject = c->agent[c->n];
+    o->eta_ms = deadline_ms;
+    o->id = c->id[c->n];
+    o->answers = c->answers[c->n];
+    c->p[c->n] = o;
+    c->n++;
+}
+
 static answer on_status(sm_service *svc, const sm_swarm *sw, const sm_item *it)
 {
     Swarmmedic__V1__StatusRequest *q =
@@ -713,7 +832,10 @@ static answer on_status(sm_service *svc, const sm_swarm *sw, const sm_item *it)
     r.failures = lists[1];
     r.n_predictions = counts[2];
     r.predictions = lists[2];
-    /* r.commands: healing commands in flight, once healing keeps them */
+    commands_pb cp = {.n = 0};
+    sm_swarm_heal_open(sw, command_open, &cp);
+    r.n_commands = cp.n;
+    r.commands = cp.p;
     return pack(svc, &r.base);
 }
 

@@ -309,6 +309,8 @@ static const char *kind_str(sm_decision_kind k)
     case SM_DEC_BOTTLENECK: return "bottleneck";
     case SM_DEC_FAILURE: return "failure";
     case SM_DEC_PREDICTION: return "prediction";
+    case SM_DEC_HEAL: return "heal";
+    case SM_DEC_VERDICT: return "verdict";
     }
     return "decision";
 }
@@ -336,6 +338,16 @@ static void record_kind(const sm_decision *d, Swarmmedic__V1__DecisionRecord *r)
         r->transition = (char *)sm_pred_transition_str(d->pred.transition);
         r->reason = (char *)d->pred.reasoning;
         r->impact_or_confidence = d->pred.confidence;
+        break;
+    case SM_DEC_HEAL:
+        r->type = (char *)sm_heal_action_str(d->heal.action);
+        r->transition = (char *)sm_autonomy_str(d->heal.autonomy);
+        r->reason = (char *)(d->heal.reason ? d->heal.reason : d->heal.strategy);
+        break;
+    case SM_DEC_VERDICT:
+        r->type = (char *)sm_heal_action_str(d->verdict.action);
+        r->transition = (char *)sm_verdict_str(d->verdict.verdict);
+        r->reason = (char *)d->verdict.reason;
         break;
     }
 }

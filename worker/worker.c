@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proc.h"
+#include "strategies.h"
 #include "worker_int.h"
 
 /* Items the inbox holds before sources block (then cnats's pending_limit
@@ -15,8 +16,8 @@
 #define INBOX_CAPACITY 16384
 /* Items handled per inbox lock. */
 #define BATCH 256
-/* How long a stop waits for the input to drain. */
-#define DRAIN_MS 10000
+/* How long a stop waits for the input to drain (worker.h). */
+#define DRAIN_MS SM_WORKER_DRAIN_MS
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
                           size_t len, const char *const *headers)
@@ -39,7 +40,16 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
         return SM_ERR_NOMEM;
     w->cfg = cfg;
     w->log = log;
+    sm_hist_init(&w->handle_latency, SM_HIST_HANDLE);
+    sm_hist_init(&w->commit_latency, SM_HIST_COMMIT);
+    sm_notify_init(&w->notify);
     sm_status s = sm_registry_create(&w->reg, &cfg->detect);
+    char err[256];
+    if (s == SM_OK && cfg->heal &&
+        sm_registry_set_autonomy(w->reg, cfg->autonomy, err, sizeof err) != SM_OK) {
+        sm_log_write(log, SM_LOG_ERROR, "config", "detail=\"%s\"", err);
+        s = SM_ERR_CONFIG;
+    }
     if (s == SM_OK)
         s = sm_codec_create(&w->codec);
     if (s == SM_OK)
@@ -162,12 +172,13 @@ sm_status sm_worker_open(sm_worker *w)
 
 /* Sleeps up to ms, in slices, unless a stop signal is pending. Returns
  * true if one is. */
-static bool wait_or_stop(int64_t ms, const sigset_t *stop)
+static bool wait_or_stop(sm_worker *w, int64_t ms, const sigset_t *stop)
 {
     for (int64_t slept = 0; slept < ms; slept += 50) {
         if (sm_proc_stop_pending(stop, NULL))
             return true;
         sm_proc_sleep_ms(50);
+        sm_worker_turn(w, false);
     }
     return sm_proc_stop_pending(stop, NULL);
 }
@@ -177,6 +188,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     char err[512];
     int64_t wait_ms = w->cfg->reconnect_wait_ms > 100 ? w->cfg->reconnect_wait_ms : 100;
     sm_status s;
+    sm_worker_phase(w, SM_PHASE_CONNECTING);
     /* cnats's own retry-on-failed-connect blocks inside Connect for ever
      * on an authorization error, deaf to signals and silent: retry here,
      * saying why each attempt failed. */
@@ -189,7 +201,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
                      err, s == SM_ERR_BUS ? " retry=yes" : " retry=no");
         if (s != SM_ERR_BUS)
             return s;           /* bad TLS or credential files: fatal */
-        if (wait_or_stop(wait_ms, stop)) {
+        if (wait_or_stop(w, wait_ms, stop)) {
             sm_log_write(w->log, SM_LOG_WARN, "stopping",
                          "detail=\"stopped before ever connecting\"");
             return SM_ERR_BUS;
@@ -207,7 +219,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
                      "subject=%s attempt=%u status=\"%s\" retry=yes "
                      "detail=\"the server did not confirm the subscription\"",
                      w->cfg->input_subject, attempt, sm_status_str(s));
-        if (wait_or_stop(wait_ms, stop)) {
+        if (wait_or_stop(w, wait_ms, stop)) {
             sm_log_write(w->log, SM_LOG_WARN, "stopping",
                          "detail=\"stopped before the subscription was confirmed\"");
             return SM_ERR_BUS;
@@ -236,6 +248,12 @@ void sm_worker_set_sink(sm_worker *w, const sm_sink *sink)
     w->sink = *sink;
 }
 
+/* Seconds from a to b (monotonic). */
+static double elapsed_s(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
 sm_status sm_worker_flush(sm_worker *w)
 {
     if (!w->persist)
@@ -244,7 +262,11 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_service_before_commit(w->svc, w->outbox.v, w->outbox.n);
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sm_hist_observe(&w->commit_latency, elapsed_s(&t0, &t1));
     w->store_failing = s != SM_OK;
     if (s == SM_OK) {
         w->st.commits++;
@@ -348,11 +370,12 @@ static void log_tally(const sm_worker *w, const char *what, const char *name,
     uint32_t fates = t->fulfilled + t->late + t->wrong;
     double acc = fates ? (double)t->fulfilled / fates : 0.0;
     sm_log_write(w->log, SM_LOG_INFO, "predictions",
-                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u open=%u "
-                 "accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
+                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u preempted=%u "
+                 "open=%u accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
                  "eta_err_mean_s=%.1f target_met=%s",
                  what, name, t->raised, t->fulfilled, t->late, t->wrong,
-                 t->raised - fates, acc, fates ? (double)t->wrong / fates : 0.0,
+                 t->preempted, t->raised - fates - t->preempted, acc,
+                 fates ? (double)t->wrong / fates : 0.0,
                  t->fulfilled ? t->lead_s / t->fulfilled : 0.0,
                  t->fulfilled + t->late ? t->eta_err_s / (t->fulfilled + t->late)
                                         : 0.0,
@@ -393,6 +416,95 @@ static size_t serve_requests(sm_worker *w)
     return total;
 }
 
+typedef struct heal_sum {
+    sm_heal_tally by_action[SM_ACT_COUNT + 1];
+    sm_heal_tally by_type[SM_FAIL_MAX + 1];
+    sm_heal_tally by_strategy[SM_HEAL_MAX_STRATEGIES];
+} heal_sum;
+
+static void heal_of(void *ud, sm_swarm *sw)
+{
+    heal_sum *h = ud;
+    sm_swarm_heal_add(sw, h->by_action, h->by_type, h->by_strategy);
+}
+
+static unsigned popcount16(uint32_t v)
+{
+    unsigned n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+static void add_tally(sm_heal_tally *to, const sm_heal_tally *x)
+{
+    to->commands += x->commands;
+    to->verified += x->verified;
+    to->failed += x->failed;
+    to->preempted += x->preempted;
+    to->superseded += x->superseded;
+    to->escalated += x->escalated;
+    to->detect_s += x->detect_s;
+    to->recover_s += x->recover_s;
+}
+
+/* One line of healing analytics (SPEC capability 6): success rate (a
+ * pre-empted failure counts as a success, a superseded command as
+ * neither), times, the trend of the last 16 verdicts against the whole,
+ * and a recommendation when a strategy fails too often. */
+static void log_heal(const sm_worker *w, const char *what, const char *name,
+                     const sm_heal_tally *t)
+{
+    uint32_t good = t->verified + t->preempted, judged = good + t->failed;
+    double rate = judged ? (double)good / judged : 0.0;
+    double recent = t->recent_n ? (double)popcount16(t->recent) / t->recent_n : rate;
+    const char *trend = t->recent_n < 4 || judged < 8 ? "unknown"
+                        : recent > rate + 0.1      ? "improving"
+                        : recent < rate - 0.1      ? "degrading" : "stable";
+    const char *advice = judged >= 5 && rate < 0.85
+                             ? "success_below_85pct:review_strategy_or_autonomy"
+                             : "-";
+    sm_log_write(w->log, SM_LOG_INFO, "healing_stats",
+                 "%s=%s commands=%u verified=%u failed=%u preempted=%u "
+                 "superseded=%u escalated=%u success_rate=%.3f "
+                 "detect_mean_s=%.1f recover_mean_s=%.1f trend=%s "
+                 "recommendation=%s target_met=%s",
+                 what, name, t->commands, t->verified, t->failed, t->preempted,
+                 t->superseded, t->escalated, rate,
+                 t->verified ? t->detect_s / t->verified : 0.0,
+                 t->verified ? t->recover_s / t->verified : 0.0, trend, advice,
+                 judged == 0 ? "unknown" : rate >= 0.85 ? "yes" : "no");
+}
+
+/* Healing analytics over every swarm: overall, per action, per failure
+ * type and per strategy that issued a command. */
+static void log_healing(sm_worker *w)
+{
+    heal_sum h;
+    memset(&h, 0, sizeof h);
+    sm_registry_foreach(w->reg, heal_of, &h);
+    sm_heal_tally all;
+    memset(&all, 0, sizeof all);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (i != SM_ACT_ESCALATE)
+            add_tally(&all, &h.by_action[i]);
+    all.escalated = h.by_action[SM_ACT_ESCALATE].escalated;
+    log_heal(w, "action", "all", &all);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (h.by_action[i].commands && i != SM_ACT_ESCALATE)
+            log_heal(w, "action", sm_heal_action_str((sm_heal_action)i),
+                     &h.by_action[i]);
+    for (int i = 0; i <= SM_FAIL_MAX; i++)
+        if (h.by_type[i].commands)
+            log_heal(w, "type", i ? sm_fail_type_str((sm_fail_type)i)
+                                  : "bottleneck", &h.by_type[i]);
+    size_t n;
+    const sm_strategy *table = sm_strategies(&n);
+    for (size_t i = 0; i < n && i < SM_HEAL_MAX_STRATEGIES; i++)
+        if (h.by_strategy[i].commands)
+            log_heal(w, "strategy", table[i].name, &h.by_strategy[i]);
+}
+
 /* Pops one batch (waiting up to wait_ms for it), handles and releases
  * each item; requests are answered first and between any two items.
  * Returns how many items and requests. */
@@ -403,7 +515,17 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
     size_t n = sm_inbox_pop(w->inbox, batch, BATCH, served ? 0 : wait_ms);
     w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
+        /* one item in SM_METRICS_HANDLE_SAMPLE is timed: a clock read
+         * can cost more than a tenth of an item's handling */
+        bool timed = w->handle_seq++ % SM_METRICS_HANDLE_SAMPLE == 0;
+        struct timespec t0, t1;
+        if (timed)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         sm_worker_handle_item(w, &batch[i]);
+        if (timed) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            sm_hist_observe(&w->handle_latency, elapsed_s(&t0, &t1));
+        }
         sm_item_release(&batch[i]);
         if (sm_inbox_urgent_waiting(w->inbox))
             served += serve_requests(w);
@@ -457,6 +579,7 @@ static void drain(sm_worker *w, bool input_lost)
     uint64_t before = w->st.events + w->st.deadletters;
     sm_inbox_stats is;
     for (;;) {
+        sm_worker_turn(w, false);
         if (handle_batch(w, 50) > 0)
             continue;
         sm_inbox_stats_get(w->inbox, &is);
@@ -487,13 +610,16 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     if (sm_service_serve_start(w->svc) != SM_OK)    /* commit windows */
         sm_log_write(w->log, SM_LOG_WARN, "service_windows_off",
                      "detail=\"requests wait for commits\"");
+    sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
         int64_t now = wall_ms();
         maybe_commit(w, idle, now, &last_commit);
+        sm_worker_turn(w, idle);
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
             log_stats(w, "stats", started);
             log_ledger(w);
+            log_healing(w);
             last_stats = now;
         }
         sm_inbox_stats is;
@@ -516,6 +642,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             break;
         }
     }
+    sm_worker_phase(w, SM_PHASE_DRAINING);
     drain(w, lost != SM_OK);
     sm_status s = sm_worker_flush(w);
     if (w->bus && lost == SM_OK) {
@@ -527,6 +654,8 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     sm_service_serve_stop(w->svc);
     log_stats(w, "stopped", started);
     log_ledger(w);
+    log_healing(w);
+    sm_worker_phase(w, SM_PHASE_STOPPED);
     return lost != SM_OK ? lost : s;
 }
 
