@@ -630,6 +630,89 @@ START_TEST(srv_discovery_lists_the_worker_and_its_endpoints)
 }
 END_TEST
 
+/* ---- healing: commands in flight, analytics, explain -------------------- */
+
+/* The Nats-Msg-Id of the first message on a subject starting with prefix. */
+static void first_id(rig *r, const char *prefix, char id[17])
+{
+    for (int i = 0; i < 100; i++) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, r->out, 100) != NATS_OK)
+            continue;
+        const char *v = NULL;
+        bool hit = strncmp(natsMsg_GetSubject(m), prefix, strlen(prefix)) == 0 &&
+                   natsMsgHeader_Get(m, "Nats-Msg-Id", &v) == NATS_OK;
+        if (hit)
+            snprintf(id, 17, "%s", v);
+        natsMsg_Destroy(m);
+        if (hit)
+            return;
+    }
+    ck_abort_msg("nothing on %s", prefix);
+}
+
+START_TEST(healing_commands_show_in_status_stats_and_explain)
+{
+    rig r;
+    rig_up(&r);
+    /* agent x beats twice, then goes silent while the swarm's clock moves
+     * on: agent_down, and a restart command answering it */
+    beat(&r, T0, "x", 0);
+    beat(&r, T0 + 1, "x", 0);
+    for (int64_t t = 10000; t <= 60000; t += 10000)
+        usage(&r, T0 + t, 100, 10000);
+    char failure[17], command[17];
+    first_id(&r, "medic.s1.failure.agent_down", failure);
+    first_id(&r, "medic.s1.heal.agent_restart", command);
+    Swarmmedic__V1__StatusRequest q = SWARMMEDIC__V1__STATUS_REQUEST__INIT;
+    natsMsg *m = ask(&r, "status", &q.base);
+    Swarmmedic__V1__StatusReply *st = swarmmedic__v1__status_reply__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    ck_assert_ptr_nonnull(st);
+    ck_assert_uint_eq(st->n_failures, 1);
+    ck_assert_str_eq(st->failures[0]->type, "agent_down");
+    ck_assert_uint_eq(st->n_commands, 1);
+    ck_assert_str_eq(st->commands[0]->kind, "command");
+    ck_assert_str_eq(st->commands[0]->type, "agent_restart");
+    ck_assert_str_eq(st->commands[0]->subject, "x");
+    ck_assert_str_eq(st->commands[0]->id, command);
+    ck_assert_str_eq(st->commands[0]->answers, failure);
+    ck_assert_int_gt(st->commands[0]->eta_ms, T0);
+    swarmmedic__v1__status_reply__free_unpacked(st, NULL);
+
+    Swarmmedic__V1__StatsRequest sq = SWARMMEDIC__V1__STATS_REQUEST__INIT;
+    m = ask(&r, "stats", &sq.base);
+    Swarmmedic__V1__StatsReply *s = swarmmedic__v1__stats_reply__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_uint_eq(s->healings, 1);
+    ck_assert_uint_eq(s->n_healing_by_action, 2);
+    ck_assert_str_eq(s->healing_by_action[0]->name, "all");
+    ck_assert_str_eq(s->healing_by_action[1]->name, "agent_restart");
+    ck_assert_uint_eq(s->healing_by_action[1]->commands, 1);
+    ck_assert_uint_eq(s->healing_by_action[1]->verified, 0);    /* in flight */
+    ck_assert_uint_eq(s->n_healing_by_type, 1);
+    ck_assert_str_eq(s->healing_by_type[0]->name, "agent_down");
+    ck_assert_uint_eq(s->n_healing_by_strategy, 1);
+    swarmmedic__v1__stats_reply__free_unpacked(s, NULL);
+
+    Swarmmedic__V1__ExplainRequest e = SWARMMEDIC__V1__EXPLAIN_REQUEST__INIT;
+    e.decision_id = command;
+    m = ask(&r, "explain", &e.base);
+    Swarmmedic__V1__DecisionRecord *d = swarmmedic__v1__decision_record__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    ck_assert_ptr_nonnull(d);
+    ck_assert_str_eq(d->kind, "heal");
+    ck_assert_str_eq(d->type, "agent_restart");
+    ck_assert_str_eq(d->subject, "x");
+    swarmmedic__v1__decision_record__free_unpacked(d, NULL);
+    rig_down(&r);
+}
+END_TEST
+
 /* ---- scaling ------------------------------------------------------------- */
 
 static void lifecycle(rig *r, int64_t ts, const char *agent)
@@ -839,6 +922,7 @@ static Suite *suite(void)
     tcase_add_test(tc, malformed_requests_get_errors_and_other_swarms_silence);
     tcase_add_test(tc, srv_discovery_lists_the_worker_and_its_endpoints);
     tcase_add_test(tc, scaling_decisions_go_out_up_then_down_by_idle_dynamic_agents);
+    tcase_add_test(tc, healing_commands_show_in_status_stats_and_explain);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("store");
     tcase_set_timeout(st, 60);
