@@ -231,14 +231,8 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
     (void)nc;
     (void)sub;
     sm_bus *b = closure;
-    sm_item it = {
-        .subject = natsMsg_GetSubject(m),
-        .reply = natsMsg_GetReply(m),
-        .data = natsMsg_GetData(m),
-        .len = (size_t)natsMsg_GetDataLength(m),
-        .ops = &core_ops,
-        .src = m,
-    };
+    sm_item it;
+    sm_bus_item(&it, m);
     if (sm_inbox_push(b->inbox, &it) != SM_OK)
         natsMsg_Destroy(m);     /* inbox closed: we are going down */
 }
