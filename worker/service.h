@@ -24,10 +24,11 @@
  * Threads. cnats's delivery thread of the api subscription pushes each
  * request into the worker's inbox on its urgent lane (inbox.h), never
  * blocking: a full lane is answered 503 at once. The worker thread, which
- * owns the swarms, answers urgent items before the next event, between
- * any two events of a batch, so a request waits for at most one event
- * (or a commit in progress), never for the event queue; answers read the
- * state as of the last event handled. Discovery ($SRV.PING, $SRV.INFO,
+ * owns the swarms, answers urgent items before the next event and
+ * between any two events of a batch, so a request waits for at most one
+ * event, never for the event queue; while the worker thread syncs a
+ * commit, the window thread answers instead (see "Commit windows"
+ * below). Answers read the state as of the last event handled. Discovery ($SRV.PING, $SRV.INFO,
  * $SRV.STATS, each also .<name> and .<name>.<id>) touches no swarm and is
  * answered on cnats's thread, in the io.nats.micro.v1 JSON shapes; the
  * endpoint statistics it reports are kept under a mutex.
@@ -36,8 +37,14 @@
  * of event time (service_store.h, persisted with the state); the report
  * endpoint and the periodic PerformanceReport on medic.<swarm>.report
  * (every report_interval of event time, for the interval that just
- * ended; off by default) read them. The decision log read by explain is written at each
- * commit from the conclusions waiting for it (publish_after_commit).
+ * ended; off by default) read them. The decision log read by explain is
+ * written at each commit from the conclusions waiting for it
+ * (publish_after_commit). stats reads the prediction ledger and the
+ * healing analytics (core/swarm.h), status the open episodes
+ * (core/query.h) and the healing commands in flight.
+ *
+ * Scaling (scaling=true, off by default): ScalingDecisions from resource
+ * samples, sm_service_on_resource below.
  *
  * Lifecycle: sm_service_create (with the worker), sm_service_attach_store
  * (after the store is open), sm_service_connect (after the bus is),
