@@ -939,3 +939,47 @@ bool sm_heal_preempting(const sm_swarm *sw, sm_fail_type type,
     }
     return false;
 }
+
+/* ------------------------------------------------------------ analytics */
+
+void sm_heal_tally_add(sm_heal_tally *to, const sm_heal_tally *x)
+{
+    to->commands += x->commands;
+    to->verified += x->verified;
+    to->failed += x->failed;
+    to->preempted += x->preempted;
+    to->superseded += x->superseded;
+    to->escalated += x->escalated;
+    to->detect_s += x->detect_s;
+    to->recover_s += x->recover_s;
+    /* the recent verdicts of several rows: the latest row's */
+    to->recent = x->recent;
+    to->recent_n = x->recent_n;
+}
+
+void sm_heal_tally_all(const sm_heal_tally *by_action, sm_heal_tally *all)
+{
+    memset(all, 0, sizeof *all);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (i != SM_ACT_ESCALATE)
+            sm_heal_tally_add(all, &by_action[i]);
+    all->recent = 0;
+    all->recent_n = 0;
+    all->escalated = by_action[SM_ACT_ESCALATE].escalated;
+}
+
+void sm_heal_summarize(const sm_heal_tally *t, sm_heal_summary *out)
+{
+    uint32_t good = t->verified + t->preempted;
+    out->judged = good + t->failed;
+    out->success_rate = out->judged ? (double)good / out->judged : 0.0;
+    out->detect_mean_s = t->verified ? t->detect_s / t->verified : 0.0;
+    out->recover_mean_s = t->verified ? t->recover_s / t->verified : 0.0;
+    unsigned recent = 0;
+    for (uint32_t v = t->recent; v; v &= v - 1)
+        recent++;
+    double r = t->recent_n ? (double)recent / t->recent_n : out->success_rate;
+    out->trend = t->recent_n < 4 || out->judged < 8 ? 0
+                 : r > out->success_rate + 0.1 ? 1
+                 : r < out->success_rate - 0.1 ? 3 : 2;
+}

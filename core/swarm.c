@@ -531,19 +531,8 @@ sm_status sm_swarm_set_heal(sm_swarm *sw, const sm_heal_config *hc)
 
 static void heal_rows_add(sm_heal_tally *to, const sm_heal_tally *x, size_t n)
 {
-    for (size_t i = 0; to != NULL && i < n; i++) {
-        to[i].commands += x[i].commands;
-        to[i].verified += x[i].verified;
-        to[i].failed += x[i].failed;
-        to[i].preempted += x[i].preempted;
-        to[i].superseded += x[i].superseded;
-        to[i].escalated += x[i].escalated;
-        to[i].detect_s += x[i].detect_s;
-        to[i].recover_s += x[i].recover_s;
-        /* the recent verdicts of several swarms: the latest swarm's */
-        to[i].recent = x[i].recent;
-        to[i].recent_n = x[i].recent_n;
-    }
+    for (size_t i = 0; to != NULL && i < n; i++)
+        sm_heal_tally_add(&to[i], &x[i]);
 }
 
 void sm_swarm_heal_add(const sm_swarm *sw, sm_heal_tally *by_action,

@@ -129,6 +129,26 @@ typedef struct sm_heal_tally {
                                    evidence */
 } sm_heal_tally;
 
+/* What a tally says: success rate (a pre-emption counts as a success, a
+ * superseded command as neither; 0 when nothing was judged), mean times,
+ * and the trend of the last 16 verdicts against the whole (0 unknown:
+ * fewer than 4 recent or 8 judged; 1 improving, 2 stable, 3 degrading:
+ * more than 0.1 above, within, below; values mirror
+ * PerformanceReport.Trend). */
+typedef struct sm_heal_summary {
+    uint32_t judged;            /* verified + pre-empted + failed */
+    double success_rate;
+    double detect_mean_s, recover_mean_s;
+    int trend;
+} sm_heal_summary;
+void sm_heal_summarize(const sm_heal_tally *t, sm_heal_summary *out);
+/* Adds x's counts and sums into to (recent verdicts: x's). */
+void sm_heal_tally_add(sm_heal_tally *to, const sm_heal_tally *x);
+/* The overall row from the by-action rows (SM_ACT_COUNT + 1 of them):
+ * every action's commands and verdicts but the escalations, which count
+ * as escalated. */
+void sm_heal_tally_all(const sm_heal_tally *by_action, sm_heal_tally *all);
+
 /* Adds the swarm's healing analytics into by_action (SM_ACT_COUNT + 1
  * rows, by sm_heal_action), by_type (SM_FAIL_MAX + 1 rows, [0]: answers
  * to bottlenecks) and by_strategy (SM_HEAL_MAX_STRATEGIES rows, by the

@@ -447,8 +447,9 @@ static void fill_tally(Swarmmedic__V1__PredictionTally *o, const char *name,
 static void fill_heal(Swarmmedic__V1__HealingTally *o, const char *name,
                       const sm_heal_tally *t)
 {
+    sm_heal_summary m;
+    sm_heal_summarize(t, &m);
     swarmmedic__v1__healing_tally__init(o);
-    uint32_t good = t->verified + t->preempted, judged = good + t->failed;
     o->name = (char *)name;
     o->commands = t->commands;
     o->verified = t->verified;
@@ -456,29 +457,10 @@ static void fill_heal(Swarmmedic__V1__HealingTally *o, const char *name,
     o->preempted = t->preempted;
     o->superseded = t->superseded;
     o->escalated = t->escalated;
-    o->success_rate = judged ? (double)good / judged : 0.0;
-    o->detect_mean_s = t->verified ? t->detect_s / t->verified : 0.0;
-    o->recover_mean_s = t->verified ? t->recover_s / t->verified : 0.0;
-    /* the last 16 verdicts against the whole, as the worker's log line */
-    unsigned recent = 0;
-    for (uint32_t v = t->recent; v; v &= v - 1)
-        recent++;
-    double r = t->recent_n ? (double)recent / t->recent_n : o->success_rate;
-    o->trend = t->recent_n < 4 || judged < 8 ? 0
-               : r > o->success_rate + 0.1 ? SM_TREND_IMPROVING
-               : r < o->success_rate - 0.1 ? SM_TREND_DEGRADING : SM_TREND_STABLE;
-}
-
-static void add_heal(sm_heal_tally *to, const sm_heal_tally *x)
-{
-    to->commands += x->commands;
-    to->verified += x->verified;
-    to->failed += x->failed;
-    to->preempted += x->preempted;
-    to->superseded += x->superseded;
-    to->escalated += x->escalated;
-    to->detect_s += x->detect_s;
-    to->recover_s += x->recover_s;
+    o->success_rate = m.success_rate;
+    o->detect_mean_s = m.detect_mean_s;
+    o->recover_mean_s = m.recover_mean_s;
+    o->trend = m.trend;     /* the worker's log line says the same */
 }
 
 /* The healing rows of a StatsReply: all, then each action, failure type
@@ -497,10 +479,7 @@ static void fill_healing(heal_pb *h, const sm_swarm *sw,
 {
     memset(h, 0, sizeof *h);
     sm_swarm_heal_add(sw, h->act, h->typ, h->strat);
-    for (int i = 1; i <= SM_ACT_COUNT; i++)
-        if (i != SM_ACT_ESCALATE)
-            add_heal(&h->all, &h->act[i]);
-    h->all.escalated = h->act[SM_ACT_ESCALATE].escalated;
+    sm_heal_tally_all(h->act, &h->all);
     size_t k = 0;
     fill_heal(&h->rows[k], "all", &h->all);
     h->pa[r->n_healing_by_action++] = &h->rows[k++];

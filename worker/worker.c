@@ -428,26 +428,6 @@ static void heal_of(void *ud, sm_swarm *sw)
     sm_swarm_heal_add(sw, h->by_action, h->by_type, h->by_strategy);
 }
 
-static unsigned popcount16(uint32_t v)
-{
-    unsigned n = 0;
-    for (; v; v &= v - 1)
-        n++;
-    return n;
-}
-
-static void add_tally(sm_heal_tally *to, const sm_heal_tally *x)
-{
-    to->commands += x->commands;
-    to->verified += x->verified;
-    to->failed += x->failed;
-    to->preempted += x->preempted;
-    to->superseded += x->superseded;
-    to->escalated += x->escalated;
-    to->detect_s += x->detect_s;
-    to->recover_s += x->recover_s;
-}
-
 /* One line of healing analytics (SPEC capability 6): success rate (a
  * pre-empted failure counts as a success, a superseded command as
  * neither), times, the trend of the last 16 verdicts against the whole,
@@ -455,13 +435,11 @@ static void add_tally(sm_heal_tally *to, const sm_heal_tally *x)
 static void log_heal(const sm_worker *w, const char *what, const char *name,
                      const sm_heal_tally *t)
 {
-    uint32_t good = t->verified + t->preempted, judged = good + t->failed;
-    double rate = judged ? (double)good / judged : 0.0;
-    double recent = t->recent_n ? (double)popcount16(t->recent) / t->recent_n : rate;
-    const char *trend = t->recent_n < 4 || judged < 8 ? "unknown"
-                        : recent > rate + 0.1      ? "improving"
-                        : recent < rate - 0.1      ? "degrading" : "stable";
-    const char *advice = judged >= 5 && rate < 0.85
+    static const char *const trends[] = {"unknown", "improving", "stable",
+                                         "degrading"};
+    sm_heal_summary m;
+    sm_heal_summarize(t, &m);
+    const char *advice = m.judged >= 5 && m.success_rate < 0.85
                              ? "success_below_85pct:review_strategy_or_autonomy"
                              : "-";
     sm_log_write(w->log, SM_LOG_INFO, "healing_stats",
@@ -470,10 +448,9 @@ static void log_heal(const sm_worker *w, const char *what, const char *name,
                  "detect_mean_s=%.1f recover_mean_s=%.1f trend=%s "
                  "recommendation=%s target_met=%s",
                  what, name, t->commands, t->verified, t->failed, t->preempted,
-                 t->superseded, t->escalated, rate,
-                 t->verified ? t->detect_s / t->verified : 0.0,
-                 t->verified ? t->recover_s / t->verified : 0.0, trend, advice,
-                 judged == 0 ? "unknown" : rate >= 0.85 ? "yes" : "no");
+                 t->superseded, t->escalated, m.success_rate, m.detect_mean_s,
+                 m.recover_mean_s, trends[m.trend], advice,
+                 m.judged == 0 ? "unknown" : m.success_rate >= 0.85 ? "yes" : "no");
 }
 
 /* Healing analytics over every swarm: overall, per action, per failure
@@ -484,11 +461,7 @@ static void log_healing(sm_worker *w)
     memset(&h, 0, sizeof h);
     sm_registry_foreach(w->reg, heal_of, &h);
     sm_heal_tally all;
-    memset(&all, 0, sizeof all);
-    for (int i = 1; i <= SM_ACT_COUNT; i++)
-        if (i != SM_ACT_ESCALATE)
-            add_tally(&all, &h.by_action[i]);
-    all.escalated = h.by_action[SM_ACT_ESCALATE].escalated;
+    sm_heal_tally_all(h.by_action, &all);
     log_heal(w, "action", "all", &all);
     for (int i = 1; i <= SM_ACT_COUNT; i++)
         if (h.by_action[i].commands && i != SM_ACT_ESCALATE)
