@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "hash.h"
+#include "query.h"
 #include "swarm_int.h"
 
 static int64_t min64(int64_t a, int64_t b)
@@ -77,64 +78,24 @@ static bool healthy(const sm_agent_state *s)
            !s->raised && !s->pred_raised;
 }
 
-/* SPEC capability 5's score of agent s for a task of type slot `slot`. */
-static double agent_score(const sm_swarm *sw, const sm_agent_state *s,
-                          uint32_t slot)
-{
-    int64_t since = sw->st.now_ms - sw->cfg.slow_horizon_ms;
-    uint32_t done = 0, ok = 0, rated = 0;
-    double ratio = 0;
-    for (uint32_t i = 0; i < s->tasks_hdr.count; i++) {
-        const sm_sample *x = &s->tasks[(s->tasks_hdr.head + s->tasks_hdr.cap -
-                                        1 - i) % s->tasks_hdr.cap];
-        if (x->ts_ms < since || !(x->flags & TASK_DONE))
-            continue;
-        done++;
-        ok += (x->flags & TASK_OK) != 0;
-        if ((x->flags & TASK_RATIO) && rated < sw->cfg.slow_recent_tasks) {
-            ratio += x->value / 1000.0;
-            rated++;
-        }
-    }
-    double success = done ? (double)ok / done : 0.5;
-    double speed = 0.5;             /* against its type's own median */
-    if (rated) {
-        double r = ratio / rated;
-        speed = r <= 1.0 ? 1.0 : 1.0 / r;
-    }
-    double free_cap = s->inflight >= 3 ? 0.0 : (3.0 - s->inflight) / 3.0;
-    double affinity = s->task_type == SM_TYPE_NONE || slot == SM_TYPE_NONE
-                          ? 0.5 : s->task_type == slot ? 1.0 : 0.0;
-    return 0.4 * success + 0.3 * speed + 0.2 * free_cap + 0.1 * affinity;
-}
-
-static uint32_t type_slot(const sm_swarm *sw, const char *name)
-{
-    if (name == NULL || name[0] == '\0')
-        return SM_TYPE_NONE;
-    for (uint32_t i = 0; i < SM_TASK_TYPES; i++)
-        if (sw->st.types.t[i].used &&
-            strncmp(sw->st.types.t[i].name, name, SM_ID_MAX) == 0)
-            return i;
-    return SM_TYPE_NONE;
-}
-
 double sm_heal_pick_agent(const sm_swarm *sw, const char *task_type,
                           const char *not, char *out)
 {
-    uint32_t slot = type_slot(sw, task_type);
-    double best = -1;
-    for (uint32_t k = 0; k < sw->ag.n; k++) {
-        const sm_agent_state *s = &sw->ag.v[k].s;
-        if (!healthy(s) || (not != NULL && strncmp(s->id, not, SM_ID_MAX) == 0))
+    /* the select endpoint's ranking (query.h), then this module's own
+     * bar: nobody slow, timing out, stopping or forecast to die */
+    sm_agent_score ranked[SM_HEAL_PICK];
+    size_t n = sm_query_select(sw, task_type, NULL, 0, ranked, SM_HEAL_PICK,
+                               NULL, NULL, NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (not != NULL && strncmp(ranked[i].agent, not, SM_ID_MAX) == 0)
             continue;
-        double score = agent_score(sw, s, slot);
-        if (score > best) {
-            best = score;
-            memcpy(out, s->id, SM_ID_MAX);
-        }
+        const sm_agent *a = sm_agents_find(&sw->ag, ranked[i].agent);
+        if (a == NULL || !healthy(&a->s))
+            continue;
+        memcpy(out, ranked[i].agent, SM_ID_MAX);
+        return ranked[i].score;
     }
-    return best;
+    return -1;
 }
 
 static sm_heal_group *group_of(sm_heal_state *h, uint64_t name)

@@ -139,12 +139,13 @@ bool sm_heal_quorum_plan(const sm_heal_case *c, sm_heal_plan *p);
     {"quorum_recovery", 2, sm_heal_quorum_matches, sm_heal_quorum_plan}
 
 /* The healthiest registered agent for a task of `task_type` other than
- * `not` (NULL: none excluded): SPEC capability 5's score, 0.4 success
- * rate + 0.3 speed within the type + 0.2 free capacity + 0.1 affinity
- * (0.5 for a term without history); agents down, stuck, timing out,
- * slow, stopping or unregistered are never picked. Writes the id into
- * out (SM_ID_MAX) and returns its score, or returns -1 (none). Ties go
- * to the lower agent index: deterministic. */
+ * `not` (NULL: none excluded): the best of the SM_HEAL_PICK best ranked
+ * by sm_query_select() (query.h: SPEC capability 5's 40/30/20/10 score,
+ * speed within the type) that is not down, stuck, timing out, slow,
+ * stopping, unregistered or forecast to die. Writes the id into out
+ * (SM_ID_MAX) and returns its score, or returns -1 (none).
+ * Deterministic. */
+#define SM_HEAL_PICK 32
 double sm_heal_pick_agent(const struct sm_swarm *sw, const char *task_type,
                           const char *not, char *out);
 
