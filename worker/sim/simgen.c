@@ -165,6 +165,7 @@ const char *sm_sim_kind_str(sm_sim_kind k)
     case SM_SIM_RESOURCE: return "resource";
     case SM_SIM_CONSENSUS: return "consensus";
     case SM_SIM_AGENT: return "agent";
+    case SM_SIM_OUTCOME: return "outcome";
     }
     return "unknown";
 }

@@ -176,11 +176,12 @@ typedef enum sm_sim_kind {
     SM_SIM_RESOURCE,            /* ResourceSample */
     SM_SIM_CONSENSUS,           /* ConsensusRound */
     SM_SIM_AGENT,               /* AgentLifecycle */
+    SM_SIM_OUTCOME,             /* HealingOutcome (the coordinator, world.h) */
 } sm_sim_kind;
-#define SM_SIM_KINDS 5
+#define SM_SIM_KINDS 6
 
-/* Static "task", "heartbeat", "resource", "consensus", "agent"; "unknown"
- * otherwise. */
+/* Static "task", "heartbeat", "resource", "consensus", "agent",
+ * "outcome"; "unknown" otherwise. */
 const char *sm_sim_kind_str(sm_sim_kind k);
 
 /* One generated message. subject and payload are owned by the generator

@@ -46,6 +46,9 @@ enum item_what {
     W_BURST,        /* a burst of arrivals (no message) */
     W_DIE,          /* an agent dies (no message) */
     W_REVIVE,       /* an agent comes back: REGISTERED */
+    W_HEAL,         /* the coordinator carries a command out (no message) */
+    W_OUTCOME,      /* HealingOutcome of command `task` */
+    W_CANCEL,       /* CANCELLED: a restart or a retry took the task away */
 };
 
 enum end_kind { END_OK = 0, END_FAILED, END_TIMED_OUT };
@@ -61,6 +64,7 @@ typedef struct witem {
     uint32_t epoch;
     uint8_t what, prio, type;
     uint8_t flag;           /* W_ARRIVE: 1 burst; W_END: end_kind | 4 stuck */
+    uint8_t attempt;        /* 0 or 1: first try; more: retried */
 } witem;
 
 typedef struct wslot {
@@ -82,7 +86,15 @@ typedef struct wagent {
     uint64_t cur_task;
     int64_t cur_start;
     uint32_t cur_dur, cur_used, stall_at, stall_len;
+    int64_t healed_at;      /* a restart: faults begun before spare it */
+    witem cur;              /* the task in flight (while cur_dur > 0) */
 } wagent;
+
+/* A task whose pending W_END a restart or retry made void. */
+typedef struct wvoid {
+    uint64_t task;
+    uint32_t agent, epoch;
+} wvoid;
 
 typedef struct wswarm_st {
     uint64_t rng;
@@ -101,12 +113,32 @@ typedef struct wswarm_st {
     int64_t last_scale, last_res;
     uint64_t rounds[SM_WORLD_MAX_GROUPS];
     sm_world_gauges g;
+    /* The coordinator's marks (all zero while no command came). */
+    int64_t paused_until;   /* LOW and BACKGROUND wait until then */
+    int64_t group_healed[SM_WORLD_MAX_GROUPS];  /* quorum recovered at */
+    ring voids;             /* wvoid */
+    witem *recent;          /* the last FAILED or TIMED_OUT tasks */
+    size_t n_recent;        /* ever recorded (ring index: mod) */
 } wswarm_st;
+
+/* A command the coordinator was handed. */
+typedef struct hpend {
+    sm_wheal cmd;
+    uint32_t swarm;
+    int result;             /* HealingOutcome.Result; 0: no outcome */
+    char detail[128];
+} hpend;
 
 struct sm_world {
     sm_world_config cfg;
     wswarm_st *sw;
     uint8_t *fault_done;    /* token_burn: topped up after the end */
+    int64_t *fault_healed;  /* a swarm fault the coordinator ended, at */
+    int64_t now;            /* event time of the last item popped */
+    uint64_t crng;          /* the coordinator's draws */
+    hpend *pend;
+    size_t n_pend, cap_pend;
+    sm_world_heal_stats hs;
     sm_evq events;          /* witems, by (ts, seq) */
     uint64_t count;
     bool done;
@@ -269,6 +301,7 @@ void sm_world_config_default(sm_world_config *cfg)
     cfg->duration_ms = 15LL * 60 * 1000;
     cfg->n_swarms = 1;
     sm_wswarm_default(&cfg->swarms[0], 0);
+    sm_wcoord_default(&cfg->coord);
 }
 
 double sm_wswarm_mean_task_s(const sm_wswarm *s)
@@ -386,6 +419,13 @@ sm_status sm_world_config_validate(const sm_world_config *cfg, char *why,
         CHECK(quota_of(s) >= s->agents + s->reserve,
               "swarm %s: quota below agents + reserve", s->id);
     }
+    const sm_wcoord *co = &cfg->coord;
+    CHECK(co->delay_mean_s >= 0 && co->delay_mean_s <= 3600 &&
+          co->delay_jitter_s >= 0 && co->delay_jitter_s <= co->delay_mean_s,
+          "coordinator: delay_s 0..3600, jitter_s 0..delay_s");
+    CHECK(co->fail_rate >= 0 && co->reject_rate >= 0 &&
+          co->fail_rate + co->reject_rate <= 1,
+          "coordinator: fail_rate and reject_rate 0..1, together at most 1");
     for (size_t i = 0; i < cfg->n_faults; i++) {
         const sm_wfault *f = &cfg->faults[i];
         const char *k = sm_wfault_type_str(f->type);
@@ -470,7 +510,19 @@ static bool fault_has_group(const sm_wfault *f, uint32_t g)
 
 static double intensity(const sm_world *w, const sm_wfault *f, int64_t ts)
 {
+    int64_t healed = w->fault_healed[f - w->cfg.faults];
+    if (healed > 0 && ts >= healed)
+        return 0.0;
     return sm_wfault_intensity(f, ts - w->cfg.start_ms, w->cfg.duration_ms);
+}
+
+/* Whether agent fault f still touches agent a: not once a restart after
+ * its onset healed the agent. */
+static bool touches(const sm_world *w, uint32_t s, uint32_t a,
+                    const sm_wfault *f)
+{
+    int64_t h = w->sw[s].ag[a].healed_at;
+    return h == 0 || w->cfg.start_ms + f->onset_ms > h;
 }
 
 /* Slow-down factor of a task an agent starts at ts. */
@@ -485,7 +537,7 @@ static double slow_factor(const sm_world *w, uint32_t s, uint32_t a,
                               f->type != SM_WF_SLOW_FRACTION &&
                               f->type != SM_WF_DEGRADING_AGENT))
             continue;
-        if (!sm_wfault_has_agent(f, a, n))
+        if (!sm_wfault_has_agent(f, a, n) || !touches(w, s, a, f))
             continue;
         double x = intensity(w, f, ts);
         if (x > 0)
@@ -501,7 +553,8 @@ static double fail_chance(const sm_world *w, uint32_t s, uint32_t a,
     uint32_t n = w->sw[s].n_static;
     for (size_t i = 0; i < w->cfg.n_faults; i++) {
         const sm_wfault *f = &w->cfg.faults[i];
-        if (f->swarm != s || !sm_wfault_has_agent(f, a, n))
+        if (f->swarm != s || !sm_wfault_has_agent(f, a, n) ||
+            !touches(w, s, a, f))
             continue;
         double x = intensity(w, f, ts);
         if (x <= 0)
@@ -522,7 +575,7 @@ static const sm_wfault *stuck_fault(const sm_world *w, uint32_t s,
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm == s && f->type == SM_WF_STUCK_AGENT &&
             sm_wfault_has_agent(f, a, w->sw[s].n_static) &&
-            intensity(w, f, ts) > 0)
+            touches(w, s, a, f) && intensity(w, f, ts) > 0)
             return f;
     }
     return NULL;
@@ -647,6 +700,9 @@ static bool swarm_init(sm_world *w, uint32_t s)
     for (int p = 0; p < PRIOS; p++)
         if (!ring_init(&st->queue[p], sizeof(witem), 64))
             return fail_nomem(w);
+    st->recent = malloc(SM_WCOORD_RECENT * sizeof *st->recent);
+    if (!ring_init(&st->voids, sizeof(wvoid), 8) || st->recent == NULL)
+        return fail_nomem(w);
     double wsum = 0.0;
     for (size_t t = 0; t < c->n_types; t++) {
         wsum += c->types[t].weight;
@@ -700,10 +756,13 @@ sm_status sm_world_create(sm_world **out, const sm_world_config *cfg)
     w->cfg = *cfg;
     w->sw = calloc(cfg->n_swarms, sizeof *w->sw);
     w->fault_done = calloc(cfg->n_faults + 1, 1);
+    w->fault_healed = calloc(cfg->n_faults + 1, sizeof *w->fault_healed);
+    w->crng = sm_rng_stream(cfg->seed, 0xC0u << 24);
+    w->now = cfg->start_ms;
     size_t cap = 256;
     for (size_t s = 0; s < cfg->n_swarms; s++)
         cap += (cfg->swarms[s].agents + cfg->swarms[s].reserve) * 3u;
-    if (w->sw == NULL || w->fault_done == NULL ||
+    if (w->sw == NULL || w->fault_done == NULL || w->fault_healed == NULL ||
         sm_evq_init(&w->events, sizeof(witem), cap) != SM_OK) {
         sm_world_destroy(w);
         return SM_ERR_NOMEM;
@@ -722,7 +781,14 @@ sm_status sm_world_create(sm_world **out, const sm_world_config *cfg)
         else
             continue;
         for (size_t a = 0; ok && a < f->n_agents; a++) {
-            ok = at(w, W_DIE, f->swarm, f->agents[a], cfg->start_ms + die);
+            witem d;
+            memset(&d, 0, sizeof d);
+            d.what = W_DIE;
+            d.swarm = f->swarm;
+            d.agent = f->agents[a];
+            d.task = i + 1;     /* the fault, for a restart to cancel */
+            d.ts = cfg->start_ms + die;
+            ok = push(w, d);
             if (ok && back > die && back < cfg->duration_ms)
                 ok = at(w, W_REVIVE, f->swarm, f->agents[a],
                         cfg->start_ms + back);
@@ -746,12 +812,16 @@ void sm_world_destroy(sm_world *w)
             free(st->ag);
             free(st->free_main.v);
             free(st->free_res.v);
+            free(st->voids.v);
+            free(st->recent);
             for (int p = 0; p < PRIOS; p++)
                 free(st->queue[p].v);
         }
     }
     free(w->sw);
     free(w->fault_done);
+    free(w->fault_healed);
+    free(w->pend);
     sm_evq_free(&w->events);
     free(w);
 }
@@ -828,6 +898,21 @@ static uint32_t pending_total(const wswarm_st *st)
     return n;
 }
 
+/* Priorities dispatch may take at `now`: all, or CRITICAL..MEDIUM while
+ * the coordinator pauses low-priority work. */
+static int prios_open(const wswarm_st *st, int64_t now)
+{
+    return now < st->paused_until ? 3 : PRIOS;
+}
+
+static uint32_t pending_open(const wswarm_st *st, int64_t now)
+{
+    uint32_t n = 0;
+    for (int p = 0; p < prios_open(st, now); p++)
+        n += (uint32_t)st->queue[p].n;
+    return n;
+}
+
 static bool slot_ok(const wswarm_st *st, const wslot *sl, uint32_t conc)
 {
     const wagent *a = &st->ag[sl->agent];
@@ -850,7 +935,7 @@ static bool dispatch(sm_world *w, uint32_t s, int64_t now)
     wswarm_st *st = &w->sw[s];
     const sm_wswarm *c = &w->cfg.swarms[s];
     for (;;) {
-        uint32_t waiting = pending_total(st);
+        uint32_t waiting = pending_open(st, now);
         if (waiting == 0)
             return true;
         wslot sl;
@@ -863,7 +948,7 @@ static bool dispatch(sm_world *w, uint32_t s, int64_t now)
         if (!got)
             return true;
         witem t;
-        for (int p = 0; p < PRIOS; p++)
+        for (int p = 0; p < prios_open(st, now); p++)
             if (ring_pop(&st->queue[p], &t))
                 break;
         wagent *ag = &st->ag[sl.agent];
@@ -962,7 +1047,7 @@ static bool degraded(const sm_world *w, uint32_t s, uint32_t a, int64_t ts)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm == s && f->type == SM_WF_DEGRADING_AGENT &&
             sm_wfault_has_agent(f, a, w->sw[s].n_static) &&
-            intensity(w, f, ts) > 0.3)
+            touches(w, s, a, f) && intensity(w, f, ts) > 0.3)
             return true;
     }
     return false;
@@ -1136,7 +1221,10 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
             continue;
         if (f->type == SM_WF_CONSENSUS_DEGRADATION && f->magnitude * x > p)
             p = f->magnitude * x;
-        else if (f->type == SM_WF_QUORUM_LOSS && sm_rng_uni(&st->rng) < x)
+        else if (f->type == SM_WF_QUORUM_LOSS &&
+                 !(st->group_healed[g] > 0 &&
+                   st->group_healed[g] >= w->cfg.start_ms + f->onset_ms) &&
+                 sm_rng_uni(&st->rng) < x)
             lost = true;
     }
     uint32_t parts = c->group_size, quorum = c->group_size / 2 + 1;
@@ -1271,6 +1359,7 @@ static void plan_task(sm_world *w, witem *t, wagent *ag)
         ag->stall_len = (uint32_t)len;
         ag->stall_at = (uint32_t)sm_rng_range(&st->rng, 0, t->dur - len);
     }
+    ag->cur = *t;
 }
 
 static int emit_task(sm_world *w, const witem *t, sm_sim_msg *out,
@@ -1285,7 +1374,7 @@ static int emit_task(sm_world *w, const witem *t, sm_sim_msg *out,
     m.kind = kind;
     m.priority = (Swarmmedic__V1__Priority)t->prio;
     m.tokens_estimated = t->est;
-    m.attempt = 1;
+    m.attempt = t->attempt > 1 ? t->attempt : 1;
     if (t->what == W_END) {
         m.tokens_used = t->used;
         m.duration_ms = t->dur;
@@ -1295,13 +1384,43 @@ static int emit_task(sm_world *w, const witem *t, sm_sim_msg *out,
     return pack(w, &m.base, out) ? 1 : -1;
 }
 
+/* Whether t is a W_END a restart or retry made void (then forgotten). */
+static bool voided(wswarm_st *st, const witem *t)
+{
+    for (size_t i = 0; i < st->voids.n; i++) {
+        wvoid *v = (wvoid *)(st->voids.v +
+                             ((st->voids.head + i) % st->voids.cap) *
+                                 sizeof(wvoid));
+        if (v->task == t->task && v->agent == t->agent &&
+            v->epoch == t->epoch) {
+            wvoid last;
+            ring_pop(&st->voids, &last);    /* the head fills the hole */
+            if (i > 0)
+                *v = last;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Keeps a FAILED or TIMED_OUT task for task_retry to find. */
+static void remember(wswarm_st *st, const witem *t)
+{
+    st->recent[st->n_recent++ % SM_WCOORD_RECENT] = *t;
+}
+
 static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
 {
     uint32_t s = t->swarm;
     wswarm_st *st = &w->sw[s];
     wagent *ag = &st->ag[t->agent];
     bool current = ag->epoch == t->epoch && ag->live == 1 && !ag->down;
+    if (t->what == W_END && st->voids.n > 0 && voided(st, t))
+        return 0;
     switch (t->what) {
+    case W_CANCEL:
+        return emit_task(w, t, out,
+                         SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_CANCELLED);
     case W_ASSIGN:
         if (!current) {         /* the agent went away: back in the queue */
             if (!ring_push(&st->queue[t->prio - 1], t))
@@ -1333,6 +1452,7 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     /* W_END */
     if (!current) {             /* the agent died: the coordinator gives up */
         t->flag = END_TIMED_OUT;
+        remember(st, t);
         return emit_task(w, t, out,
                          SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT);
     }
@@ -1359,6 +1479,8 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     if (st->used > st->budget)
         st->used = st->budget;
     int kind = t->flag & 3;
+    if (kind != END_OK)
+        remember(st, t);
     if (!free_slot(w, s, t->agent) || !dispatch(w, s, t->ts))
         return -1;
     return emit_task(w, t, out,
@@ -1417,6 +1539,480 @@ static bool on_scale(sm_world *w, witem *it)
     return push(w, next);
 }
 
+
+/* ------------------------------------------------------------- coordinator */
+
+#define ACT_RESTART SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_AGENT_RESTART
+#define ACT_RETRY SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_TASK_RETRY
+#define ACT_REBALANCE \
+    SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_RESOURCE_REBALANCE
+#define ACT_QUORUM SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_QUORUM_RECOVERY
+#define ACT_ESCALATE SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_ESCALATE
+#define RES_DONE SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE
+#define RES_FAILED SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_FAILED
+#define RES_REJECTED SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_REJECTED
+
+void sm_wcoord_default(sm_wcoord *c)
+{
+    memset(c, 0, sizeof *c);
+    c->delay_mean_s = 2.0;
+    c->delay_jitter_s = 1.0;
+}
+
+static void copy_id(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+sm_status sm_wheal_decode(const void *data, size_t len, sm_wheal *out)
+{
+    if (data == NULL && len > 0)
+        return SM_ERR_DECODE;
+    Swarmmedic__V1__HealingCommand *m =
+        swarmmedic__v1__healing_command__unpack(NULL, len, data);
+    if (m == NULL || m->decision == NULL) {
+        swarmmedic__v1__healing_command__free_unpacked(m, NULL);
+        return SM_ERR_DECODE;
+    }
+    memset(out, 0, sizeof *out);
+    copy_id(out->id, sizeof out->id, m->decision->decision_id);
+    copy_id(out->swarm, sizeof out->swarm, m->decision->swarm);
+    out->at_ms = m->decision->decided_at_ms;
+    out->action = (int)m->action;
+    copy_id(out->custom, sizeof out->custom, m->custom_action);
+    copy_id(out->agent, sizeof out->agent, m->agent);
+    copy_id(out->task_id, sizeof out->task_id, m->task_id);
+    copy_id(out->target, sizeof out->target, m->target_agent);
+    copy_id(out->subject, sizeof out->subject, m->subject);
+    out->attempt = m->attempt;
+    out->autonomy = (int)m->autonomy;
+    for (size_t i = 0; i < m->n_steps && i < SM_WHEAL_STEPS; i++)
+        copy_id(out->steps[out->n_steps++], SM_WHEAL_STEP, m->steps[i]);
+    out->deadline_ms = m->deadline_ms;
+    swarmmedic__v1__healing_command__free_unpacked(m, NULL);
+    return SM_OK;
+}
+
+static uint32_t swarm_index(const sm_world *w, const char *id)
+{
+    for (uint32_t s = 0; s < w->cfg.n_swarms; s++)
+        if (strcmp(w->cfg.swarms[s].id, id) == 0)
+            return s;
+    return UINT32_MAX;
+}
+
+/* "<prefix><n>" -> n, when n < limit. */
+static bool index_of(const char *name, char prefix, uint32_t limit,
+                     uint32_t *out)
+{
+    if (name[0] != prefix || name[1] < '0' || name[1] > '9')
+        return false;
+    char *end;
+    unsigned long v = strtoul(name + 1, &end, 10);
+    if (*end != 0 || v >= limit)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* Registers up to n dynamic agents within the quota; how many. */
+static uint32_t spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t)
+{
+    wswarm_st *st = &w->sw[s];
+    const sm_wswarm *c = &w->cfg.swarms[s];
+    uint32_t coming = 0, added = 0;
+    for (uint32_t a = c->agents + c->reserve; a < st->n_total; a++)
+        coming += st->ag[a].live == 2;
+    for (uint32_t a = c->agents + c->reserve; a < st->n_total && added < n;
+         a++) {
+        if (st->registered + coming >= st->quota)
+            break;
+        if (st->ag[a].live != 0)
+            continue;
+        st->ag[a].live = 2;
+        coming++;
+        added++;
+        if (!at(w, W_REG, s, a, t + 1 + added))
+            return added;
+    }
+    return added;
+}
+
+/* Takes agent a's task in flight away: CANCELLED now, its pending end
+ * void, a copy queued again (attempt + 1). */
+static bool take_task(sm_world *w, uint32_t s, uint32_t a, int64_t t)
+{
+    wswarm_st *st = &w->sw[s];
+    wagent *ag = &st->ag[a];
+    witem c = ag->cur;
+    wvoid v = {c.task, a, ag->epoch};
+    if (!ring_push(&st->voids, &v))
+        return fail_nomem(w);
+    witem cancel = c;
+    cancel.what = W_CANCEL;
+    cancel.ts = t;
+    witem again = c;
+    again.attempt = (uint8_t)((c.attempt > 1 ? c.attempt : 1) + 1);
+    again.ts = t;
+    ag->cur_dur = 0;
+    if (!push(w, cancel))
+        return false;
+    if (!ring_push(&st->queue[again.prio - 1], &again))
+        return fail_nomem(w);
+    return true;
+}
+
+static bool quorum_lost(const sm_world *w, uint32_t s, uint32_t g,
+                        int64_t now)
+{
+    const wswarm_st *st = &w->sw[s];
+    for (size_t i = 0; i < w->cfg.n_faults; i++) {
+        const sm_wfault *f = &w->cfg.faults[i];
+        if (f->swarm == s && f->type == SM_WF_QUORUM_LOSS &&
+            fault_has_group(f, g) && intensity(w, f, now) > 0 &&
+            !(st->group_healed[g] > 0 &&
+              st->group_healed[g] >= w->cfg.start_ms + f->onset_ms))
+            return true;
+    }
+    return false;
+}
+
+/* Counts a restart of a live group member the group cannot spare. */
+static void judge_quorum(sm_world *w, uint32_t s, const sm_wheal *cmd,
+                         int64_t now)
+{
+    const sm_wswarm *c = &w->cfg.swarms[s];
+    const wswarm_st *st = &w->sw[s];
+    uint32_t a;
+    if (c->groups == 0 || !index_of(cmd->agent, 'a', st->n_static, &a))
+        return;
+    uint32_t g = a / c->group_size;
+    const wagent *ag = &st->ag[a];
+    if (g >= c->groups || ag->live != 1 || ag->down)
+        return;
+    uint32_t quorum = c->group_size / 2 + 1;
+    uint32_t parts = quorum_lost(w, s, g, now) ? quorum - 1 : c->group_size;
+    for (uint32_t m = g * c->group_size;
+         m < (g + 1) * c->group_size && m < st->n_static; m++)
+        if (m != a && st->ag[m].live == 2 && st->ag[m].healed_at > 0 &&
+            parts > 0)
+            parts--;            /* being restarted */
+    if (parts <= quorum)
+        w->hs.below_quorum++;
+}
+
+static void refuse(hpend *p, const char *fmt, const char *what)
+    __attribute__((format(printf, 2, 0)));
+
+static void refuse(hpend *p, const char *fmt, const char *what)
+{
+    p->result = RES_REJECTED;
+    snprintf(p->detail, sizeof p->detail, fmt, what);
+}
+
+/* agent_restart: unregistered now, registered again healthy. */
+static bool heal_restart(sm_world *w, uint32_t s, hpend *p, int64_t t)
+{
+    wswarm_st *st = &w->sw[s];
+    uint32_t a;
+    if (!index_of(p->cmd.agent, 'a', st->n_total, &a)) {
+        refuse(p, "no agent \"%s\"", p->cmd.agent);
+        return true;
+    }
+    wagent *ag = &st->ag[a];
+    if (ag->live != 1) {
+        refuse(p, "agent %s is not registered", p->cmd.agent);
+        return true;
+    }
+    if (!ag->down && ag->inflight > 0 && ag->cur_dur > 0 &&
+        !take_task(w, s, a, t))
+        return false;
+    ag->epoch++;
+    ag->inflight = 0;
+    ag->stuck = 0;
+    ag->down = 0;
+    ag->progress = ag->shown = 0;
+    ag->live = 2;
+    ag->healed_at = t;
+    st->registered--;
+    snprintf(p->detail, sizeof p->detail, "%s restarted", p->cmd.agent);
+    return at(w, W_UNREG, s, a, t) &&
+           at(w, W_REG, s, a, t + SM_WCOORD_RESTART_MS) && dispatch(w, s, t);
+}
+
+/* task_retry: the task queued again, for target_agent if it is free. */
+static bool heal_retry(sm_world *w, uint32_t s, hpend *p, int64_t t)
+{
+    wswarm_st *st = &w->sw[s];
+    const sm_wswarm *c = &w->cfg.swarms[s];
+    size_t pre = strlen(c->id);
+    uint64_t n = 0;
+    const char *id = p->cmd.task_id;
+    if (strncmp(id, c->id, pre) == 0 && id[pre] == '-' && id[pre + 1] == 't')
+        n = strtoull(id + pre + 2, NULL, 10);
+    witem again;
+    bool found = false;
+    for (uint32_t a = 0; n > 0 && !found && a < st->n_total; a++) {
+        wagent *ag = &st->ag[a];
+        if (ag->live == 1 && !ag->down && ag->cur_dur > 0 &&
+            ag->cur.task == n) {
+            again = ag->cur;
+            if (!take_task(w, s, a, t))
+                return false;
+            /* the copy take_task queued is the retry; the agent is free */
+            ring *q = &st->queue[again.prio - 1];
+            q->n--;
+            ag->inflight--;
+            ag->stuck = 0;
+            if (!free_slot(w, s, a))
+                return false;
+            found = true;
+        }
+    }
+    size_t kept = st->n_recent < SM_WCOORD_RECENT ? st->n_recent
+                                                  : SM_WCOORD_RECENT;
+    for (size_t i = 0; n > 0 && !found && i < kept; i++) {
+        const witem *r = &st->recent[(st->n_recent - 1 - i) % SM_WCOORD_RECENT];
+        if (r->task == n) {
+            again = *r;
+            found = true;
+        }
+    }
+    if (!found) {
+        refuse(p, "task \"%s\" is neither running nor recently ended",
+               p->cmd.task_id);
+        return true;
+    }
+    again.attempt = (uint8_t)((again.attempt > 1 ? again.attempt : 1) + 1);
+    again.ts = t;
+    uint32_t a;
+    snprintf(p->detail, sizeof p->detail, "%s queued again", p->cmd.task_id);
+    if (index_of(p->cmd.target, 'a', st->n_total, &a) &&
+        st->ag[a].live == 1 && !st->ag[a].down &&
+        st->ag[a].inflight < c->concurrency) {
+        st->ag[a].inflight++;
+        again.what = W_ASSIGN;
+        again.agent = a;
+        again.epoch = st->ag[a].epoch;
+        again.ts = t + 1;
+        return push(w, again);
+    }
+    if (!ring_push(&st->queue[again.prio - 1], &again))
+        return fail_nomem(w);
+    return dispatch(w, s, t);
+}
+
+/* Ends the swarm faults of type ty begun by t. */
+static void end_faults(sm_world *w, uint32_t s, sm_wfault_type ty, int64_t t)
+{
+    for (size_t i = 0; i < w->cfg.n_faults; i++) {
+        const sm_wfault *f = &w->cfg.faults[i];
+        if (f->swarm == s && f->type == ty &&
+            w->cfg.start_ms + f->onset_ms <= t && w->fault_healed[i] == 0)
+            w->fault_healed[i] = t;
+    }
+}
+
+/* "name=N" -> N (0 when absent or bad). */
+static uint32_t step_count(const char *step, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(step, name, n) != 0 || step[n] != '=')
+        return 0;
+    unsigned long v = strtoul(step + n + 1, NULL, 10);
+    return v > 1000 ? 1000 : (uint32_t)v;
+}
+
+static bool heal_rebalance(sm_world *w, uint32_t s, hpend *p, int64_t t)
+{
+    wswarm_st *st = &w->sw[s];
+    size_t did = 0;
+    for (size_t i = 0; i < p->cmd.n_steps; i++) {
+        const char *step = p->cmd.steps[i];
+        uint32_t k;
+        if (strcmp(step, "pause_low_priority") == 0) {
+            st->paused_until = t + SM_WCOORD_PAUSE_MS;
+        } else if (strcmp(step, "reallocate_budget") == 0) {
+            end_faults(w, s, SM_WF_TOKEN_BURN, t);
+            if (st->budget < 2.0 * st->used)
+                st->budget = 2.0 * st->used;
+        } else if (strcmp(step, "free_memory") == 0) {
+            end_faults(w, s, SM_WF_MEMORY_LEAK, t);
+            st->leak = 0;
+        } else if ((k = step_count(step, "scale_up")) > 0) {
+            spawn(w, s, k, t);
+            if (w->status != SM_OK)
+                return false;
+        } else {
+            continue;
+        }
+        did++;
+    }
+    if (did == 0) {
+        refuse(p, "no step this coordinator knows (%s)",
+               p->cmd.n_steps ? p->cmd.steps[0] : "none given");
+        return true;
+    }
+    snprintf(p->detail, sizeof p->detail, "%zu of %zu steps done", did,
+             p->cmd.n_steps);
+    return true;
+}
+
+static bool heal_quorum(sm_world *w, uint32_t s, hpend *p, int64_t t)
+{
+    wswarm_st *st = &w->sw[s];
+    uint32_t g, want = 0;
+    if (!index_of(p->cmd.subject, 'g', w->cfg.swarms[s].groups, &g)) {
+        refuse(p, "no consensus group \"%s\"", p->cmd.subject);
+        return true;
+    }
+    for (size_t i = 0; i < p->cmd.n_steps; i++)
+        want += step_count(p->cmd.steps[i], "spawn_agents");
+    uint32_t got = spawn(w, s, want, t);
+    if (w->status != SM_OK)
+        return false;
+    st->group_healed[g] = t;
+    snprintf(p->detail, sizeof p->detail, "%u of %u agents spawned for %s",
+             got, want, p->cmd.subject);
+    return true;
+}
+
+/* The coordinator finishes a command: its effect (DONE), then the
+ * outcome (after the restart's re-registration). */
+static bool on_heal(sm_world *w, const witem *it)
+{
+    hpend *p = &w->pend[it->task];
+    uint32_t s = p->swarm;
+    int64_t t = it->ts, out_at = t;
+    bool ok = true;
+    if (p->result == RES_DONE) {
+        switch (p->cmd.action) {
+        case ACT_RESTART:
+            ok = heal_restart(w, s, p, t);
+            if (p->result == RES_DONE)
+                out_at = t + SM_WCOORD_RESTART_MS + 1;
+            break;
+        case ACT_RETRY:
+            ok = heal_retry(w, s, p, t);
+            break;
+        case ACT_REBALANCE:
+            ok = heal_rebalance(w, s, p, t);
+            break;
+        case ACT_QUORUM:
+            ok = heal_quorum(w, s, p, t);
+            break;
+        default:
+            break;
+        }
+    }
+    if (!ok)
+        return false;
+    w->hs.done += p->result == RES_DONE;
+    w->hs.failed += p->result == RES_FAILED;
+    w->hs.rejected += p->result == RES_REJECTED;
+    witem o = *it;
+    o.what = W_OUTCOME;
+    o.ts = out_at;
+    return push(w, o);
+}
+
+static int on_outcome(sm_world *w, const witem *it, sm_sim_msg *out)
+{
+    hpend *p = &w->pend[it->task];
+    Swarmmedic__V1__HealingOutcome m = SWARMMEDIC__V1__HEALING_OUTCOME__INIT;
+    m.ts_ms = it->ts;
+    m.command_id = p->cmd.id;
+    m.result = (Swarmmedic__V1__HealingOutcome__Result)p->result;
+    m.detail = p->detail;
+    subject(w, p->swarm, "outcome", p->cmd.id);
+    out->kind = SM_SIM_OUTCOME;
+    return pack(w, &m.base, out) ? 1 : -1;
+}
+
+static hpend *remember_command(sm_world *w, const sm_wheal *cmd, uint32_t s)
+{
+    if (w->n_pend == w->cap_pend) {
+        size_t cap = w->cap_pend ? w->cap_pend * 2 : 16;
+        hpend *v = realloc(w->pend, cap * sizeof *v);
+        if (v == NULL)
+            return NULL;
+        w->pend = v;
+        w->cap_pend = cap;
+    }
+    hpend *p = &w->pend[w->n_pend++];
+    memset(p, 0, sizeof *p);
+    p->cmd = *cmd;
+    p->swarm = s;
+    return p;
+}
+
+sm_status sm_world_heal(sm_world *w, const sm_wheal *cmd)
+{
+    if (w == NULL || cmd == NULL)
+        return SM_ERR_INVALID;
+    w->hs.received++;
+    int act = cmd->action > 0 && cmd->action < SM_WHEAL_ACTIONS ? cmd->action
+                                                               : 0;
+    w->hs.by_action[act]++;
+    for (size_t i = 0; i < w->n_pend; i++)
+        if (strcmp(w->pend[i].cmd.id, cmd->id) == 0) {
+            w->hs.duplicates++;
+            return SM_OK;
+        }
+    uint32_t s = swarm_index(w, cmd->swarm);
+    if (s == UINT32_MAX) {
+        w->hs.unknown_swarm++;
+        return SM_OK;
+    }
+    hpend *p = remember_command(w, cmd, s);
+    if (p == NULL)
+        return SM_ERR_NOMEM;
+    const sm_wcoord *c = &w->cfg.coord;
+    if (act == ACT_ESCALATE) {
+        w->hs.escalations++;
+        return SM_OK;
+    }
+    if (cmd->autonomy != SWARMMEDIC__V1__AUTONOMY__AUTONOMY_ACT &&
+        !(cmd->autonomy == SWARMMEDIC__V1__AUTONOMY__AUTONOMY_RECOMMEND &&
+          c->take_recommend)) {
+        w->hs.advice++;
+        return SM_OK;
+    }
+    int64_t now = cmd->at_ms > w->now ? cmd->at_ms : w->now;
+    if (act == ACT_RESTART)
+        judge_quorum(w, s, cmd, now);
+    double u = sm_rng_uni(&w->crng);
+    double d = c->delay_mean_s +
+               sm_rng_range(&w->crng, -c->delay_jitter_s, c->delay_jitter_s);
+    if (act < ACT_RESTART || act > ACT_QUORUM)
+        refuse(p, "unknown action \"%s\"",
+               cmd->custom[0] ? cmd->custom : "unspecified");
+    else if (u < c->reject_rate)
+        refuse(p, "%s", "the coordinator declined it");
+    else if (u < c->reject_rate + c->fail_rate) {
+        p->result = RES_FAILED;
+        snprintf(p->detail, sizeof p->detail, "carrying it out failed");
+    } else
+        p->result = RES_DONE;
+    witem it;
+    memset(&it, 0, sizeof it);
+    it.what = W_HEAL;
+    it.swarm = s;
+    it.task = (uint64_t)(p - w->pend);
+    it.ts = now + (d < 0.05 ? 50 : (int64_t)(d * 1000.0));
+    return push(w, it) ? SM_OK : SM_ERR_NOMEM;
+}
+
+void sm_world_heal_stats_of(const sm_world *w, sm_world_heal_stats *out)
+{
+    if (out == NULL)
+        return;
+    if (w == NULL)
+        memset(out, 0, sizeof *out);
+    else
+        *out = w->hs;
+}
+
 /* Handles one popped item: 1 with a message in *out, 0 without, -1 on
  * error. */
 static int step(sm_world *w, witem *it, sm_sim_msg *out)
@@ -1426,6 +2022,8 @@ static int step(sm_world *w, witem *it, sm_sim_msg *out)
     case W_REG:
     case W_REVIVE: {
         wagent *ag = &st->ag[it->agent];
+        if (it->what == W_REVIVE && ag->healed_at > 0 && !ag->down)
+            return 0;           /* a restart brought it back already */
         bool emits = it->what == W_REG ? ag->live == 2 : ag->live == 1;
         if (!on_register(w, it, out))
             return -1;
@@ -1451,12 +2049,19 @@ static int step(sm_world *w, witem *it, sm_sim_msg *out)
         return 0;
     case W_DIE: {
         wagent *ag = &st->ag[it->agent];
+        if (it->task > 0 &&
+            !touches(w, it->swarm, it->agent, &w->cfg.faults[it->task - 1]))
+            return 0;           /* a restart healed it before it died */
         ag->down = 1;
         ag->epoch++;
         ag->inflight = 0;
         ag->stuck = 0;
         return 0;
     }
+    case W_HEAL:
+        return on_heal(w, it) ? 0 : -1;
+    case W_OUTCOME:
+        return on_outcome(w, it, out);
     default:
         return on_task(w, it, out);
     }
@@ -1475,6 +2080,7 @@ bool sm_world_next(sm_world *w, sm_sim_msg *out)
         }
         witem it;
         sm_evq_pop(&w->events, &it);
+        w->now = it.ts;
         out->ts_ms = it.ts;
         out->swarm = it.swarm;
         int r = step(w, &it, out);
