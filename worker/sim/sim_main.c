@@ -6,13 +6,24 @@
  *             [--rate EV_PER_S] [--duration T] [--fault SPEC ...] [--demo]
  *             [--pace fast|real|X] [--count N] [--quiet] [--dry-run]
  *   swarm-sim --scenario FILE [--labels] [--url URL | --record F | --dry-run]
- *             [--labels-out L]
+ *             [--labels-out L] [--coordinator]
+ *   swarm-sim --scenario FILE --score [--heal] [--set NAME=VALUE ...]
+ *             [--floor K=V,...]
  *
  * Without --scenario it plays the simple profile (simgen.h); with it, the
  * scenario's realistic world (world.h, scenario.h).
  *
- * Exit status: 0 done; 1 the bus failed (connect, publish or flush);
- * 2 a bad flag, value or fault spec.
+ * --coordinator (live, with --url): the simulated coordinator of world.h
+ * listens on medic.*.heal.>, carries each HealingCommand out on the world
+ * it is playing and publishes the HealingOutcome in the stream.
+ * --score: scores the scenario in process through the product (as
+ * `swarm-medic score` does a recording), with --heal (or the scenario's
+ * "coordinator": {"loop": true}) the loop closed: the worker's commands go
+ * to the world's coordinator, and the healing figures follow.
+ *
+ * Exit status: 0 done (--score: every floor met); 1 the bus failed
+ * (connect, publish or flush), or --score missed a floor; 2 a bad flag,
+ * value or fault spec (--score: a scenario that cannot be scored).
  */
 #include <errno.h>
 #include <math.h>
@@ -24,13 +35,16 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "config.h"
 #include "log.h"
 #include "recfile.h"
 #include "scenario.h"
+#include "score.h"
 #include "simgen.h"
 
 #define EXIT_BUS 1
 #define EXIT_USAGE 2
+#define MAX_SETS 32
 
 /* Everything the program was asked to do; built in main. */
 typedef struct sim_opts {
@@ -48,6 +62,12 @@ typedef struct sim_opts {
     const char *scenario;       /* play this scenario file */
     bool labels;                /* print the scenario's labels and stop */
     const char *labels_out;     /* write its labels file (score's format) */
+    bool coordinator;           /* carry out medic.*.heal.> (live) */
+    bool score;                 /* score the scenario in process */
+    bool heal;                  /* with score: close the loop */
+    const char *sets[MAX_SETS]; /* --set NAME=VALUE for the worker */
+    size_t n_sets;
+    const char *floor;          /* --floor K=V,... over the scenario's */
     bool help;
 } sim_opts;
 
@@ -58,6 +78,7 @@ typedef struct sim_tally {
     uint64_t bytes;
     int64_t first_ts, last_ts;
     double wall_s;
+    uint64_t commands;          /* --coordinator: heal commands taken */
 } sim_tally;
 
 static void usage(FILE *to)
@@ -96,6 +117,19 @@ static void usage(FILE *to)
         "  --labels-out FILE  with --scenario: write its labels and floor as a\n"
         "                     labels file (absolute times) for\n"
         "                     swarm-medic score REC --labels FILE\n"
+        "  --coordinator      with --scenario on a bus: be the swarm's\n"
+        "                     coordinator: carry out the HealingCommands on\n"
+        "                     medic.*.heal.> on the world being played and\n"
+        "                     publish the HealingOutcomes\n"
+        "                     (swarm.<s>.outcome.<id>)\n"
+        "  --score            with --scenario: score it in process through\n"
+        "                     swarm-medic (its table, floors and figure\n"
+        "                     lines, as swarm-medic score prints them)\n"
+        "  --heal             with --score: close the loop (the worker's\n"
+        "                     HealingCommands go to the simulated\n"
+        "                     coordinator; the healing figures follow)\n"
+        "  --set NAME=VALUE   with --score: a worker setting (repeatable)\n"
+        "  --floor K=V,...    with --score: floors over the scenario's own\n"
         "  --quiet            no summary line\n"
         "  --help             this text\n");
 }
@@ -139,7 +173,8 @@ static bool flag_takes_value(const char *name)
 {
     static const char *const with[] = {
         "url", "seed", "swarms", "agents", "rate", "duration", "fault",
-        "pace", "count", "record", "scenario", "labels-out", NULL,
+        "pace", "count", "record", "scenario", "labels-out", "set", "floor",
+        NULL,
     };
     for (int i = 0; with[i]; i++)
         if (strcmp(name, with[i]) == 0)
@@ -226,6 +261,21 @@ static bool apply_flag(sim_opts *o, const char *name, const char *v,
         o->labels = true;
     } else if (strcmp(name, "labels-out") == 0) {
         o->labels_out = v;
+    } else if (strcmp(name, "coordinator") == 0) {
+        o->coordinator = true;
+    } else if (strcmp(name, "score") == 0) {
+        o->score = true;
+    } else if (strcmp(name, "heal") == 0) {
+        o->heal = true;
+    } else if (strcmp(name, "set") == 0) {
+        if (o->n_sets >= MAX_SETS || strchr(v, '=') == NULL) {
+            snprintf(err, cap, "--set wants NAME=VALUE (at most %d)",
+                     MAX_SETS);
+            return false;
+        }
+        o->sets[o->n_sets++] = v;
+    } else if (strcmp(name, "floor") == 0) {
+        o->floor = v;
     } else if (strcmp(name, "help") == 0) {
         o->help = true;
     } else {
@@ -289,9 +339,20 @@ static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
         }
         o->cfg.faults[o->cfg.n_faults++] = o->extra[i];
     }
-    if ((o->labels || o->labels_out) && !o->scenario) {
+    if ((o->labels || o->labels_out || o->score || o->coordinator) &&
+        !o->scenario) {
         snprintf(err, cap, "--%s needs --scenario",
-                 o->labels ? "labels" : "labels-out");
+                 o->labels ? "labels" : o->labels_out ? "labels-out"
+                 : o->score ? "score" : "coordinator");
+        return false;
+    }
+    if ((o->heal || o->n_sets || o->floor) && !o->score) {
+        snprintf(err, cap, "--heal, --set and --floor go with --score");
+        return false;
+    }
+    if (o->coordinator && (o->dry_run || o->record || o->score)) {
+        snprintf(err, cap, "--coordinator needs a bus (not --dry-run, "
+                 "--record or --score)");
         return false;
     }
     char why[256];
@@ -337,7 +398,8 @@ static void print_summary(const sim_opts *o, const sim_tally *t)
     }
     double span = t->n > 0 ? (double)(t->last_ts - t->first_ts) / 1000.0 : 0;
     printf("swarm-sim: %llu events (task %llu, heartbeat %llu, resource "
-           "%llu, consensus %llu, agent %llu), %.1f KiB, event time %.1f s "
+           "%llu, consensus %llu, agent %llu, outcome %llu), %.1f KiB, "
+           "event time %.1f s "
            "from %s, %u swarms x %u agents, %zu faults, wall %.3f s, "
            "%.0f events/s%s\n",
            (unsigned long long)t->n,
@@ -346,6 +408,7 @@ static void print_summary(const sim_opts *o, const sim_tally *t)
            (unsigned long long)t->by_kind[SM_SIM_RESOURCE],
            (unsigned long long)t->by_kind[SM_SIM_CONSENSUS],
            (unsigned long long)t->by_kind[SM_SIM_AGENT],
+           (unsigned long long)t->by_kind[SM_SIM_OUTCOME],
            (double)t->bytes / 1024.0, span, when, o->cfg.swarms,
            o->cfg.agents, o->cfg.n_faults, t->wall_s,
            t->wall_s > 0 ? (double)t->n / t->wall_s : 0.0,
@@ -416,16 +479,110 @@ static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
     return sm_sim_create_world(sim, &wc);
 }
 
+/* --score: the scenario through the product in process, the loop closed
+ * with --heal; prints as `swarm-medic score` does. Returns the exit
+ * status. */
+static int run_score(const sim_opts *o)
+{
+    char err[512] = "", name[SM_SCORE_ID_MAX];
+    sm_scenario *sc = NULL;
+    sm_sim *sim = NULL;
+    sm_config cfg;
+    sm_score_report rep;
+    sm_score_input in;
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    int rc = EXIT_USAGE;
+    memset(&rep, 0, sizeof rep);
+    if (sm_config_init(&cfg) != SM_OK) {
+        fprintf(stderr, "swarm-sim: out of memory\n");
+        return EXIT_USAGE;
+    }
+    sm_status st = sm_scenario_load(o->scenario, &sc, err, sizeof err);
+    for (size_t i = 0; st == SM_OK && i < o->n_sets; i++) {
+        char key[128];
+        const char *eq = strchr(o->sets[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
+        st = sm_config_set(&cfg, key, eq + 1, "--set", err, sizeof err);
+    }
+    sm_score_floors floors;
+    if (st == SM_OK) {
+        floors = *sm_scenario_floors(sc);
+        if (o->floor)
+            st = sm_score_floors_parse(&floors, o->floor, err, sizeof err);
+    }
+    if (st == SM_OK) {
+        bool loop = o->heal || sm_scenario_loop(sc);
+        st = loop ? sm_scenario_loop_input(sc, &sim, &in)
+                  : sm_scenario_score_input(sc, &sim, &in);
+        if (st != SM_OK)
+            snprintf(err, sizeof err, "cannot create the world: %s",
+                     sm_status_str(st));
+    }
+    if (st == SM_OK) {
+        const char *base = strrchr(o->scenario, '/');
+        base = base ? base + 1 : o->scenario;
+        const char *dot = strrchr(base, '.');
+        sm_score_clean_name(name, sizeof name, base,
+                            dot && dot != base ? (size_t)(dot - base)
+                                               : strlen(base));
+        in.name = name;
+        st = sm_score_run(&cfg, &log, &in, &rep, err, sizeof err);
+    }
+    if (st != SM_OK) {
+        fprintf(stderr, "swarm-sim: %s\n", err);
+        goto cleanup;
+    }
+    sm_score_print_table(&rep, sm_scenario_labels(sc), name, stdout);
+    size_t missed = sm_score_floors_check(&floors, &rep, stdout);
+    sm_score_print_lines(&rep, name, stdout);
+    rc = missed ? EXIT_BUS : 0;
+cleanup:
+    fflush(stdout);
+    sm_score_report_free(&rep);
+    sm_sim_destroy(sim);
+    sm_scenario_destroy(sc);
+    sm_config_free(&cfg);
+    return rc;
+}
+
+/* --coordinator: hands every HealingCommand waiting on sub to the world
+ * (at its current event time). */
+static void take_commands(natsSubscription *sub, sm_sim *sim, sim_tally *t)
+{
+    int pending = 0;
+    if (natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK)
+        return;
+    for (int i = 0; i < pending; i++) {
+        natsMsg *msg = NULL;
+        if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
+            return;
+        sm_wheal cmd;
+        if (sm_wheal_decode(natsMsg_GetData(msg),
+                            (size_t)natsMsg_GetDataLength(msg), &cmd) ==
+                SM_OK &&
+            sm_world_heal(sm_sim_world_mut(sim), &cmd) == SM_OK)
+            t->commands++;
+        else
+            fprintf(stderr, "swarm-sim: coordinator: %s is not a "
+                    "HealingCommand it can take\n", natsMsg_GetSubject(msg));
+        natsMsg_Destroy(msg);
+    }
+}
+
 /* Plays the stream; returns the exit status. */
 static int run(sim_opts *o)
 {
     sm_sim *sim = NULL;
     sm_scenario *sc = NULL;
     natsConnection *nc = NULL;
+    natsSubscription *heal_sub = NULL;
     sm_recw *rec = NULL;
     sim_tally t;
     int rc = 0;
     memset(&t, 0, sizeof t);
+
+    if (o->score)
+        return run_score(o);
 
     if (o->labels) {
         char err[512];
@@ -448,6 +605,15 @@ static int run(sim_opts *o)
             char url[512];
             fprintf(stderr, "swarm-sim: cannot connect to %s: %s\n",
                     sm_log_url(o->url, url, sizeof url), natsStatus_GetText(s));
+            nats_Close();
+            return EXIT_BUS;
+        }
+        if (o->coordinator &&
+            (s = natsConnection_SubscribeSync(&heal_sub, nc,
+                                              "medic.*.heal.>")) != NATS_OK) {
+            fprintf(stderr, "swarm-sim: cannot subscribe to medic.*.heal.>: "
+                    "%s\n", natsStatus_GetText(s));
+            natsConnection_Destroy(nc);
             nats_Close();
             return EXIT_BUS;
         }
@@ -481,7 +647,11 @@ static int run(sim_opts *o)
 
     double wall0 = mono_s();
     sm_sim_msg m;
-    while ((o->count == 0 || t.n < o->count) && sm_sim_next(sim, &m)) {
+    for (;;) {
+        if (heal_sub != NULL)
+            take_commands(heal_sub, sim, &t);
+        if ((o->count != 0 && t.n >= o->count) || !sm_sim_next(sim, &m))
+            break;
         if (t.n == 0)
             t.first_ts = m.ts_ms;
         pace(o, wall0, t.first_ts, m.ts_ms);
@@ -539,6 +709,7 @@ cleanup:
     }
     sm_sim_destroy(sim);
     sm_scenario_destroy(sc);
+    natsSubscription_Destroy(heal_sub);
     if (nc != NULL) {
         natsConnection_Destroy(nc);
         nats_Close();

@@ -598,6 +598,11 @@ const sm_world *sm_sim_world(const sm_sim *sim)
     return sim ? sim->world : NULL;
 }
 
+sm_world *sm_sim_world_mut(sm_sim *sim)
+{
+    return sim ? sim->world : NULL;
+}
+
 void sm_sim_destroy(sm_sim *sim)
 {
     if (sim == NULL)

@@ -214,6 +214,9 @@ sm_status sm_sim_create_world(sm_sim **out, const sm_world_config *wc);
  * profile. Borrowed: lives as long as sim. */
 const sm_world *sm_sim_world(const sm_sim *sim);
 
+/* The same, writable: for the coordinator (world.h, sm_world_heal). */
+sm_world *sm_sim_world_mut(sm_sim *sim);
+
 /* Frees everything. NULL is a no-op. */
 void sm_sim_destroy(sm_sim *sim);
 
