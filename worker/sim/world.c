@@ -126,6 +126,7 @@ typedef struct hpend {
     sm_wheal cmd;
     uint32_t swarm;
     int result;             /* HealingOutcome.Result; 0: no outcome */
+    bool applied;           /* carried out (W_HEAL done) */
     char detail[128];
 } hpend;
 
@@ -1677,6 +1678,24 @@ static bool quorum_lost(const sm_world *w, uint32_t s, uint32_t g,
     return false;
 }
 
+/* Whether agent m is being restarted, or about to be (a restart taken
+ * and not yet carried out). */
+static bool restarting(const sm_world *w, uint32_t s, uint32_t m)
+{
+    const wagent *ag = &w->sw[s].ag[m];
+    if (ag->live == 2 && ag->healed_at > 0)
+        return true;
+    for (size_t i = 0; i < w->n_pend; i++) {
+        const hpend *p = &w->pend[i];
+        uint32_t a;
+        if (p->swarm == s && !p->applied && p->result == RES_DONE &&
+            p->cmd.action == ACT_RESTART &&
+            index_of(p->cmd.agent, 'a', w->sw[s].n_total, &a) && a == m)
+            return true;
+    }
+    return false;
+}
+
 /* Counts a restart of a live group member the group cannot spare. */
 static void judge_quorum(sm_world *w, uint32_t s, const sm_wheal *cmd,
                          int64_t now)
@@ -1694,9 +1713,8 @@ static void judge_quorum(sm_world *w, uint32_t s, const sm_wheal *cmd,
     uint32_t parts = quorum_lost(w, s, g, now) ? quorum - 1 : c->group_size;
     for (uint32_t m = g * c->group_size;
          m < (g + 1) * c->group_size && m < st->n_static; m++)
-        if (m != a && st->ag[m].live == 2 && st->ag[m].healed_at > 0 &&
-            parts > 0)
-            parts--;            /* being restarted */
+        if (m != a && parts > 0 && restarting(w, s, m))
+            parts--;
     if (parts <= quorum)
         w->hs.below_quorum++;
 }
@@ -1885,6 +1903,7 @@ static bool on_heal(sm_world *w, const witem *it)
     uint32_t s = p->swarm;
     int64_t t = it->ts, out_at = t;
     bool ok = true;
+    p->applied = true;
     if (p->result == RES_DONE) {
         switch (p->cmd.action) {
         case ACT_RESTART:
