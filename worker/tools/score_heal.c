@@ -210,9 +210,10 @@ static void judge_order(const sm_heal_event *e, size_t n, sm_score_healing *h,
         h->incidents += x->answers[0] && !seen;
         h->id_header_bad += !x->id_header_ok;
     }
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++)      /* a duplicate is not another */
         h->unanswered += e[i].kind == SM_HEAL_COMMAND && !e[i].escalation &&
-                         e[i].autonomy == ACT && !k->answered[i];
+                         e[i].autonomy == ACT && !k->answered[i] &&
+                         command_of(e, i, e[i].id) < 0;
 }
 
 sm_status sm_score_heal_compute(const sm_heal_event *e, size_t n,
