@@ -13,6 +13,7 @@
 #include "runner.h"
 #include "simgen.h"
 #include "swarm_medic.pb-c.h"
+#include "watch.h"
 #include "world.h"
 
 #define T0 SM_SIM_DEFAULT_START_MS
@@ -749,6 +750,65 @@ START_TEST(config_checked)
 }
 END_TEST
 
+/* ---- the demo's lines (swarm-medic watch) -------------------------------- */
+
+START_TEST(watch_prints_the_loop)
+{
+    Swarmmedic__V1__Decision d = SWARMMEDIC__V1__DECISION__INIT;
+    d.decision_id = "00000000000000c1";
+    d.swarm = "s0";
+    d.decided_at_ms = AT(30);
+    Swarmmedic__V1__HealingCommand c = SWARMMEDIC__V1__HEALING_COMMAND__INIT;
+    char *steps[] = {"unregister", "reregister"};
+    c.decision = &d;
+    c.action = SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_AGENT_RESTART;
+    c.failure_type = SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_STUCK;
+    c.agent = "a2";
+    c.attempt = 1;
+    c.autonomy = SWARMMEDIC__V1__AUTONOMY__AUTONOMY_ACT;
+    c.deadline_ms = AT(90);
+    c.n_steps = 2;
+    c.steps = steps;
+    uint8_t buf[512];
+    char line[1024];
+    size_t n = swarmmedic__v1__healing_command__pack(&c, buf);
+    ck_assert_int_eq(sm_watch_format_heal(buf, n, line, sizeof line), SM_OK);
+    ck_assert_ptr_nonnull(strstr(line, "HEAL"));
+    ck_assert_ptr_nonnull(strstr(line, "agent_restart"));
+    ck_assert_ptr_nonnull(strstr(line, "agent_stuck"));
+    ck_assert_ptr_nonnull(strstr(line, " act "));
+    ck_assert_ptr_nonnull(strstr(line, "deadline=+60s"));
+    ck_assert_ptr_nonnull(strstr(line, "steps=unregister,reregister"));
+
+    Swarmmedic__V1__HealingOutcome o = SWARMMEDIC__V1__HEALING_OUTCOME__INIT;
+    o.ts_ms = AT(34);
+    o.command_id = "00000000000000c1";
+    o.result = SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE;
+    o.detail = "a2 restarted";
+    n = swarmmedic__v1__healing_outcome__pack(&o, buf);
+    ck_assert_int_eq(sm_watch_format_outcome("swarm.s0.outcome.00000000000000c1",
+                                             buf, n, line, sizeof line), SM_OK);
+    ck_assert_ptr_nonnull(strstr(line, "s0     OUTCOME  DONE"));
+    ck_assert_ptr_nonnull(strstr(line, "a2 restarted"));
+
+    Swarmmedic__V1__HealingVerdict v = SWARMMEDIC__V1__HEALING_VERDICT__INIT;
+    v.decision = &d;
+    v.command_id = "00000000000000c1";
+    v.action = c.action;
+    v.verdict = SWARMMEDIC__V1__HEALING_VERDICT__VERDICT__VERDICT_VERIFIED;
+    v.reason = "failure_resolved";
+    v.first_evidence_ms = AT(10);
+    v.recovered_at_ms = AT(40);
+    n = swarmmedic__v1__healing_verdict__pack(&v, buf);
+    ck_assert_int_eq(sm_watch_format_verdict(buf, n, line, sizeof line), SM_OK);
+    ck_assert_ptr_nonnull(strstr(line, "VERDICT"));
+    ck_assert_ptr_nonnull(strstr(line, "VERIFIED"));
+    ck_assert_ptr_nonnull(strstr(line, "recovered 30.0s"));
+    ck_assert_int_eq(sm_watch_format_verdict("\xff", 1, line, sizeof line),
+                     SM_ERR_DECODE);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coord");
@@ -771,6 +831,7 @@ int main(void)
     tcase_add_test(judge, same_seed_same_commands_same_bytes);
     tcase_add_test(judge, decode_command);
     tcase_add_test(judge, config_checked);
+    tcase_add_test(judge, watch_prints_the_loop);
     suite_add_tcase(s, judge);
     return sm_run_suite(s);
 }
