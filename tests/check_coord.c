@@ -6,12 +6,14 @@
  * advice and below-quorum counters.
  */
 #include <check.h>
+#include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runner.h"
 #include "simgen.h"
+#include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "watch.h"
 #include "world.h"
@@ -809,6 +811,104 @@ START_TEST(watch_prints_the_loop)
 }
 END_TEST
 
+/* ---- the coordinator on a real bus (swarm-sim --coordinator) ------------- */
+
+static natsMsg *next_on(natsSubscription *sub, int timeout_ms)
+{
+    natsMsg *m = NULL;
+    return natsSubscription_NextMsg(&m, sub, timeout_ms) == NATS_OK ? m : NULL;
+}
+
+/* swarm-sim plays a scenario with --coordinator: a HealingCommand published
+ * on medic.s0.heal.agent_restart is carried out (a2 unregisters and
+ * registers again) and answered on swarm.s0.outcome.<id>. */
+START_TEST(coordinator_on_the_bus)
+{
+    char dir[256], path[512], log[512], sim[512];
+    sm_test_tmpdir(dir, sizeof dir, "coord");
+    snprintf(path, sizeof path, "%s/loop.json", dir);
+    snprintf(log, sizeof log, "%s/sim.log", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"name\": \"loop\", \"duration_s\": 50, \"seed\": 3,"
+          " \"swarms\": [{\"agents\": 12}],"
+          " \"faults\": [{\"type\": \"stuck_agent\", \"agents\": [\"a2\"],"
+          " \"onset_s\": 5}],"
+          " \"coordinator\": {\"delay_s\": 0.5, \"jitter_s\": 0.2}}", f);
+    fclose(f);
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    natsConnection *nc = NULL;
+    natsSubscription *outcomes = NULL, *a2 = NULL, *any = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&outcomes, nc,
+                                                  "swarm.s0.outcome.*"), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&a2, nc, "swarm.s0.agent.a2"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&any, nc, "swarm.s0.resource.>"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+    sm_test_bin(sim, sizeof sim, "swarm-sim");
+    const char *argv[] = {sim, "--scenario", path, "--url", srv.url,
+                          "--coordinator", "--pace", "10", "--quiet", NULL};
+    pid_t pid = sm_test_spawn(argv, log, false);
+    /* A message it published after subscribing: it listens now. */
+    natsMsg *first = next_on(any, 10000);
+    ck_assert_msg(first != NULL, "swarm-sim published nothing");
+    natsMsg_Destroy(first);
+
+    Swarmmedic__V1__Decision d = SWARMMEDIC__V1__DECISION__INIT;
+    d.decision_id = "00000000000000b5";
+    d.swarm = "s0";
+    Swarmmedic__V1__HealingCommand c = SWARMMEDIC__V1__HEALING_COMMAND__INIT;
+    c.decision = &d;
+    c.action = SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_AGENT_RESTART;
+    c.agent = "a2";
+    c.autonomy = SWARMMEDIC__V1__AUTONOMY__AUTONOMY_ACT;
+    uint8_t buf[256];
+    size_t n = swarmmedic__v1__healing_command__pack(&c, buf);
+    natsMsg *cmd = NULL;
+    ck_assert_int_eq(natsMsg_Create(&cmd, "medic.s0.heal.agent_restart", NULL,
+                                    (const char *)buf, (int)n), NATS_OK);
+    natsMsgHeader_Set(cmd, "Nats-Msg-Id", d.decision_id);
+    ck_assert_int_eq(natsConnection_PublishMsg(nc, cmd), NATS_OK);
+    natsMsg_Destroy(cmd);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+
+    natsMsg *out = next_on(outcomes, 15000);
+    ck_assert_msg(out != NULL, "no HealingOutcome");
+    ck_assert_str_eq(natsMsg_GetSubject(out), "swarm.s0.outcome.00000000000000b5");
+    Swarmmedic__V1__HealingOutcome *o = swarmmedic__v1__healing_outcome__unpack(
+        NULL, (size_t)natsMsg_GetDataLength(out),
+        (const uint8_t *)natsMsg_GetData(out));
+    ck_assert_ptr_nonnull(o);
+    ck_assert_str_eq(o->command_id, "00000000000000b5");
+    ck_assert_int_eq(o->result, SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE);
+    swarmmedic__v1__healing_outcome__free_unpacked(o, NULL);
+    natsMsg_Destroy(out);
+    int unreg = 0, reg = 0;
+    for (natsMsg *m; (m = next_on(a2, 100)) != NULL; natsMsg_Destroy(m)) {
+        Swarmmedic__V1__AgentLifecycle *l = swarmmedic__v1__agent_lifecycle__unpack(
+            NULL, (size_t)natsMsg_GetDataLength(m),
+            (const uint8_t *)natsMsg_GetData(m));
+        ck_assert_ptr_nonnull(l);
+        bool r = l->kind == SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED;
+        reg += r;
+        unreg += !r;
+        swarmmedic__v1__agent_lifecycle__free_unpacked(l, NULL);
+    }
+    ck_assert_int_eq(unreg, 1);
+    ck_assert_int_eq(reg, 2);           /* at the start, and back */
+    ck_assert_int_eq(sm_test_wait(pid, 30000), 0);
+    natsSubscription_Destroy(outcomes);
+    natsSubscription_Destroy(a2);
+    natsSubscription_Destroy(any);
+    natsConnection_Destroy(nc);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coord");
@@ -833,5 +933,9 @@ int main(void)
     tcase_add_test(judge, config_checked);
     tcase_add_test(judge, watch_prints_the_loop);
     suite_add_tcase(s, judge);
+    TCase *bus = tcase_create("bus");
+    tcase_set_timeout(bus, 90);
+    tcase_add_test(bus, coordinator_on_the_bus);
+    suite_add_tcase(s, bus);
     return sm_run_suite(s);
 }
