@@ -9,7 +9,7 @@
  * (agent, epoch) pairs, an entry whose epoch is stale (the agent died or
  * was removed since) being dropped when it comes up.
  */
-#include "world.h"
+#include "world_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,135 +20,6 @@
 #include "rng.h"
 #include "simgen.h"
 #include "swarm_medic.pb-c.h"
-
-#define PACK_CAP 1024
-#define PRIOS 5
-#define GB (1024.0 * 1024.0 * 1024.0)
-#define MB (1024.0 * 1024.0)
-#define TIMEOUT_ROUND_MS 5000
-#define STALL_MIN_TASK_MS 12000
-#define SCALE_UP_COOLDOWN_MS 15000
-#define SCALE_DOWN_COOLDOWN_MS 30000
-#define SURGE_SCALE_UP_PENDING 5.0
-
-enum item_what {
-    W_REG = 0,      /* AgentLifecycle REGISTERED */
-    W_UNREG,        /* AgentLifecycle UNREGISTERED */
-    W_HB,           /* Heartbeat */
-    W_RES,          /* ResourceSample */
-    W_CONS,         /* ConsensusRound of group `agent` */
-    W_ARRIVE,       /* a task arrives in the queue (no message) */
-    W_ASSIGN,       /* QUEUED, on the agent it was given to */
-    W_START,        /* STARTED */
-    W_END,          /* COMPLETED, FAILED or TIMED_OUT */
-    W_SCALE,        /* the autoscaler looks (no message) */
-    W_TOPUP,        /* an operator tops the budget up (no message) */
-    W_BURST,        /* a burst of arrivals (no message) */
-    W_DIE,          /* an agent dies (no message) */
-    W_REVIVE,       /* an agent comes back: REGISTERED */
-    W_HEAL,         /* the coordinator carries a command out (no message) */
-    W_OUTCOME,      /* HealingOutcome of command `task` */
-    W_CANCEL,       /* CANCELLED: a restart or a retry took the task away */
-};
-
-enum end_kind { END_OK = 0, END_FAILED, END_TIMED_OUT };
-
-typedef struct witem {
-    int64_t ts;
-    uint64_t seq;
-    uint64_t task;
-    uint32_t swarm;
-    uint32_t agent;         /* or group, for W_CONS */
-    uint32_t dur;
-    uint32_t est, used;
-    uint32_t epoch;
-    uint8_t what, prio, type;
-    uint8_t flag;           /* W_ARRIVE: 1 burst; W_END: end_kind | 4 stuck */
-    uint8_t attempt;        /* 0 or 1: first try; more: retried */
-} witem;
-
-typedef struct wslot {
-    uint32_t agent, epoch;
-} wslot;
-
-/* A growable FIFO of fixed-size elements. */
-typedef struct ring {
-    unsigned char *v;
-    size_t esz, cap, head, n;
-} ring;
-
-typedef struct wagent {
-    uint32_t inflight, epoch;
-    uint8_t live;           /* 0 off, 1 registered, 2 registering */
-    uint8_t down, reserve, dynamic, stuck;
-    uint64_t progress;      /* tokens of finished tasks */
-    uint64_t shown;         /* last progress a heartbeat showed */
-    uint64_t cur_task;
-    int64_t cur_start;
-    uint32_t cur_dur, cur_used, stall_at, stall_len;
-    int64_t healed_at;      /* a restart: faults begun before spare it */
-    witem cur;              /* the task in flight (while cur_dur > 0) */
-} wagent;
-
-/* A task whose pending W_END a restart or retry made void. */
-typedef struct wvoid {
-    uint64_t task;
-    uint32_t agent, epoch;
-} wvoid;
-
-typedef struct wswarm_st {
-    uint64_t rng;
-    uint32_t n_static, n_total, quota;
-    wagent *ag;
-    ring queue[PRIOS];
-    ring free_main, free_res;
-    uint64_t tasks;
-    double base_rate;       /* tasks per second */
-    double token_rate;      /* tokens per second, expected */
-    double type_cum[SM_WORLD_MAX_TYPES];
-    double budget0, budget, used;
-    bool topup_pending;
-    double mem_saw, mem_step, leak;
-    uint32_t registered, dyn_on;
-    int64_t last_scale, last_res;
-    uint64_t rounds[SM_WORLD_MAX_GROUPS];
-    sm_world_gauges g;
-    /* The coordinator's marks (all zero while no command came). */
-    int64_t paused_until;   /* LOW and BACKGROUND wait until then */
-    int64_t group_healed[SM_WORLD_MAX_GROUPS];  /* quorum recovered at */
-    ring voids;             /* wvoid */
-    witem *recent;          /* the last FAILED or TIMED_OUT tasks */
-    size_t n_recent;        /* ever recorded (ring index: mod) */
-} wswarm_st;
-
-/* A command the coordinator was handed. */
-typedef struct hpend {
-    sm_wheal cmd;
-    uint32_t swarm;
-    int result;             /* HealingOutcome.Result; 0: no outcome */
-    bool applied;           /* carried out (W_HEAL done) */
-    char detail[128];
-} hpend;
-
-struct sm_world {
-    sm_world_config cfg;
-    wswarm_st *sw;
-    uint8_t *fault_done;    /* token_burn: topped up after the end */
-    int64_t *fault_healed;  /* a swarm fault the coordinator ended, at */
-    int64_t now;            /* event time of the last item popped */
-    uint64_t crng;          /* the coordinator's draws */
-    hpend *pend;
-    size_t n_pend, cap_pend;
-    sm_world_heal_stats hs;
-    sm_evq events;          /* witems, by (ts, seq) */
-    uint64_t count;
-    bool done;
-    sm_status status;
-    char subject[128];
-    char task_id[64];
-    char name[24];
-    uint8_t buf[PACK_CAP];
-};
 
 /* ------------------------------------------------------------- maths */
 
@@ -499,7 +370,7 @@ bool sm_wfault_has_agent(const sm_wfault *f, uint32_t a, uint32_t n)
     return (a * k) / n != ((uint64_t)(a + 1) * k) / n;
 }
 
-static bool fault_has_group(const sm_wfault *f, uint32_t g)
+bool sm_w_has_group(const sm_wfault *f, uint32_t g)
 {
     if (f->n_groups == 0)
         return true;
@@ -509,7 +380,7 @@ static bool fault_has_group(const sm_wfault *f, uint32_t g)
     return false;
 }
 
-static double intensity(const sm_world *w, const sm_wfault *f, int64_t ts)
+double sm_w_intensity(const sm_world *w, const sm_wfault *f, int64_t ts)
 {
     int64_t healed = w->fault_healed[f - w->cfg.faults];
     if (healed > 0 && ts >= healed)
@@ -540,7 +411,7 @@ static double slow_factor(const sm_world *w, uint32_t s, uint32_t a,
             continue;
         if (!sm_wfault_has_agent(f, a, n) || !touches(w, s, a, f))
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x > 0)
             k *= 1.0 + (f->magnitude - 1.0) * x;
     }
@@ -557,7 +428,7 @@ static double fail_chance(const sm_world *w, uint32_t s, uint32_t a,
         if (f->swarm != s || !sm_wfault_has_agent(f, a, n) ||
             !touches(w, s, a, f))
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x <= 0)
             continue;
         if (f->type == SM_WF_FAILING_AGENT && f->magnitude * x > p)
@@ -576,7 +447,7 @@ static const sm_wfault *stuck_fault(const sm_world *w, uint32_t s,
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm == s && f->type == SM_WF_STUCK_AGENT &&
             sm_wfault_has_agent(f, a, w->sw[s].n_static) &&
-            touches(w, s, a, f) && intensity(w, f, ts) > 0)
+            touches(w, s, a, f) && sm_w_intensity(w, f, ts) > 0)
             return f;
     }
     return NULL;
@@ -595,7 +466,7 @@ static double surge(const sm_world *w, uint32_t s, int64_t ts,
         if (f->swarm != s || (f->type != SM_WF_QUEUE_SURGE &&
                               f->type != SM_WF_QUOTA_SATURATION))
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x > 0) {
             k += f->magnitude * x;
             if (f->type == SM_WF_QUOTA_SATURATION && aggressive)
@@ -616,7 +487,7 @@ static bool ring_init(ring *r, size_t esz, size_t cap)
     return r->v != NULL;
 }
 
-static bool ring_push(ring *r, const void *e)
+bool sm_w_ring_push(ring *r, const void *e)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap * 2;
@@ -650,7 +521,7 @@ static bool ring_pop(ring *r, void *e)
 
 /* Schedules an item (sm_evq_push stamps its seq); on failure records
  * SM_ERR_NOMEM in w->status. */
-static bool push(sm_world *w, witem it)
+bool sm_w_push(sm_world *w, witem it)
 {
     if (sm_evq_push(&w->events, &it) != SM_OK) {
         w->status = SM_ERR_NOMEM;
@@ -659,7 +530,7 @@ static bool push(sm_world *w, witem it)
     return true;
 }
 
-static bool at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
+bool sm_w_at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
 {
     witem it;
     memset(&it, 0, sizeof it);
@@ -667,12 +538,12 @@ static bool at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
     it.swarm = s;
     it.agent = a;
     it.ts = ts;
-    return push(w, it);
+    return sm_w_push(w, it);
 }
 
 /* ------------------------------------------------------------- create */
 
-static bool fail_nomem(sm_world *w)
+bool sm_w_nomem(sm_world *w)
 {
     w->status = SM_ERR_NOMEM;
     return false;
@@ -688,7 +559,7 @@ static bool swarm_init(sm_world *w, uint32_t s)
     st->n_total = c->agents + c->reserve + max_dynamic(c);
     st->ag = calloc(st->n_total, sizeof *st->ag);
     if (st->ag == NULL)
-        return fail_nomem(w);
+        return sm_w_nomem(w);
     for (uint32_t a = 0; a < st->n_total; a++) {
         st->ag[a].reserve = a >= c->agents && a < c->agents + c->reserve;
         st->ag[a].dynamic = a >= c->agents + c->reserve;
@@ -697,13 +568,13 @@ static bool swarm_init(sm_world *w, uint32_t s)
     if (!ring_init(&st->free_main, sizeof(wslot), slots) ||
         !ring_init(&st->free_res, sizeof(wslot),
                    (size_t)c->reserve * c->concurrency * 2 + 8))
-        return fail_nomem(w);
+        return sm_w_nomem(w);
     for (int p = 0; p < PRIOS; p++)
         if (!ring_init(&st->queue[p], sizeof(witem), 64))
-            return fail_nomem(w);
+            return sm_w_nomem(w);
     st->recent = malloc(SM_WCOORD_RECENT * sizeof *st->recent);
     if (!ring_init(&st->voids, sizeof(wvoid), 8) || st->recent == NULL)
-        return fail_nomem(w);
+        return sm_w_nomem(w);
     double wsum = 0.0;
     for (size_t t = 0; t < c->n_types; t++) {
         wsum += c->types[t].weight;
@@ -724,23 +595,23 @@ static bool swarm_init(sm_world *w, uint32_t s)
     int64_t t0 = w->cfg.start_ms;
     for (uint32_t a = 0; a < c->agents + c->reserve; a++) {
         st->ag[a].live = 2;
-        if (!at(w, W_REG, s, a, t0))
+        if (!sm_w_at(w, W_REG, s, a, t0))
             return false;
     }
-    if (!at(w, W_RES, s, 0, t0 + (int64_t)sm_rng_range(&st->rng, 0, 1000)))
+    if (!sm_w_at(w, W_RES, s, 0, t0 + (int64_t)sm_rng_range(&st->rng, 0, 1000)))
         return false;
     for (uint32_t g = 0; g < c->groups; g++)
-        if (!at(w, W_CONS, s, g,
+        if (!sm_w_at(w, W_CONS, s, g,
                 t0 + (int64_t)sm_rng_range(&st->rng, 0, c->round_s * 1000)))
             return false;
-    if (!at(w, W_ARRIVE, s, 0, t0 + (int64_t)expo(&st->rng,
+    if (!sm_w_at(w, W_ARRIVE, s, 0, t0 + (int64_t)expo(&st->rng,
                                                   1000.0 / st->base_rate)))
         return false;
     if (c->burst_every_s > 0 && c->burst_tasks >= 1 &&
-        !at(w, W_BURST, s, 0,
+        !sm_w_at(w, W_BURST, s, 0,
             t0 + (int64_t)expo(&st->rng, c->burst_every_s * 1000)))
         return false;
-    if (!at(w, W_SCALE, s, 0, t0 + (int64_t)(c->scale_every_s * 1000)))
+    if (!sm_w_at(w, W_SCALE, s, 0, t0 + (int64_t)(c->scale_every_s * 1000)))
         return false;
     return true;
 }
@@ -789,9 +660,9 @@ sm_status sm_world_create(sm_world **out, const sm_world_config *cfg)
             d.agent = f->agents[a];
             d.task = i + 1;     /* the fault, for a restart to cancel */
             d.ts = cfg->start_ms + die;
-            ok = push(w, d);
+            ok = sm_w_push(w, d);
             if (ok && back > die && back < cfg->duration_ms)
-                ok = at(w, W_REVIVE, f->swarm, f->agents[a],
+                ok = sm_w_at(w, W_REVIVE, f->swarm, f->agents[a],
                         cfg->start_ms + back);
         }
     }
@@ -857,7 +728,7 @@ void sm_world_gauges_of(const sm_world *w, uint32_t s, sm_world_gauges *g)
 
 /* ------------------------------------------------------------- packing */
 
-static bool pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out)
+bool sm_w_pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
     if (n > sizeof w->buf) {
@@ -869,7 +740,7 @@ static bool pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out)
     return true;
 }
 
-static void subject(sm_world *w, uint32_t s, const char *kind,
+void sm_w_subject(sm_world *w, uint32_t s, const char *kind,
                     const char *id)
 {
     snprintf(w->subject, sizeof w->subject, "swarm.%s.%s.%s",
@@ -921,17 +792,17 @@ static bool slot_ok(const wswarm_st *st, const wslot *sl, uint32_t conc)
            a->inflight < conc;
 }
 
-static bool free_slot(sm_world *w, uint32_t s, uint32_t a)
+bool sm_w_free_slot(sm_world *w, uint32_t s, uint32_t a)
 {
     wswarm_st *st = &w->sw[s];
     wslot sl = {a, st->ag[a].epoch};
-    if (!ring_push(st->ag[a].reserve ? &st->free_res : &st->free_main, &sl))
-        return fail_nomem(w);
+    if (!sm_w_ring_push(st->ag[a].reserve ? &st->free_res : &st->free_main, &sl))
+        return sm_w_nomem(w);
     return true;
 }
 
 /* Hands waiting tasks to free agents, highest priority first. */
-static bool dispatch(sm_world *w, uint32_t s, int64_t now)
+bool sm_w_dispatch(sm_world *w, uint32_t s, int64_t now)
 {
     wswarm_st *st = &w->sw[s];
     const sm_wswarm *c = &w->cfg.swarms[s];
@@ -958,7 +829,7 @@ static bool dispatch(sm_world *w, uint32_t s, int64_t now)
         t.agent = sl.agent;
         t.epoch = ag->epoch;
         t.ts = now + sm_rng_below(&st->rng, 50);
-        if (!push(w, t))
+        if (!sm_w_push(w, t))
             return false;
     }
 }
@@ -983,9 +854,9 @@ static bool emit_lifecycle(sm_world *w, const witem *it, bool reg,
         m.n_capabilities = 2;
         m.capabilities = caps[it->agent % 4];
     }
-    subject(w, it->swarm, "agent", w->name);
+    sm_w_subject(w, it->swarm, "agent", w->name);
     out->kind = SM_SIM_AGENT;
-    return pack(w, &m.base, out);
+    return sm_w_pack(w, &m.base, out);
 }
 
 /* REGISTERED (start, autoscaler, revival): the agent takes work. */
@@ -1009,13 +880,13 @@ static bool on_register(sm_world *w, const witem *it, sm_sim_msg *out)
     ag->inflight = 0;
     ag->stuck = 0;
     for (uint32_t k = 0; k < c->concurrency; k++)
-        if (!free_slot(w, it->swarm, it->agent))
+        if (!sm_w_free_slot(w, it->swarm, it->agent))
             return false;
     witem hb = *it;
     hb.what = W_HB;
     hb.epoch = ag->epoch;
     hb.ts = it->ts + (int64_t)sm_rng_range(&st->rng, 0, c->heartbeat_s * 1000);
-    if (!push(w, hb) || !dispatch(w, it->swarm, it->ts))
+    if (!sm_w_push(w, hb) || !sm_w_dispatch(w, it->swarm, it->ts))
         return false;
     return emit_lifecycle(w, it, true, out);
 }
@@ -1048,7 +919,7 @@ static bool degraded(const sm_world *w, uint32_t s, uint32_t a, int64_t ts)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm == s && f->type == SM_WF_DEGRADING_AGENT &&
             sm_wfault_has_agent(f, a, w->sw[s].n_static) &&
-            touches(w, s, a, f) && intensity(w, f, ts) > 0.3)
+            touches(w, s, a, f) && sm_w_intensity(w, f, ts) > 0.3)
             return true;
     }
     return false;
@@ -1066,7 +937,7 @@ static int on_heartbeat(sm_world *w, witem *it, sm_sim_msg *out)
     double j = c->heartbeat_jitter_s * 1000.0;
     next.ts = it->ts + (int64_t)(c->heartbeat_s * 1000.0 +
                                  sm_rng_range(&st->rng, -j, j));
-    if (!push(w, next))
+    if (!sm_w_push(w, next))
         return -1;
     if (sm_rng_uni(&st->rng) < c->heartbeat_miss)
         return 0;
@@ -1083,9 +954,9 @@ static int on_heartbeat(sm_world *w, witem *it, sm_sim_msg *out)
     m.progress = progress_at(ag, it->ts);
     if (ag->inflight > 0)
         m.current_task = (char *)task_name(w, it->swarm, ag->cur_task);
-    subject(w, it->swarm, "heartbeat", w->name);
+    sm_w_subject(w, it->swarm, "heartbeat", w->name);
     out->kind = SM_SIM_HEARTBEAT;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 /* Token budget and usage at a resource sample, with burns and top-ups. */
@@ -1098,7 +969,7 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm != s || f->type != SM_WF_TOKEN_BURN)
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         int64_t rel = ts - w->cfg.start_ms;
         if (x > 0 || (rel >= f->onset_ms && rel < f->onset_ms + f->ramp_ms)) {
             /* Operators sleep through the burn, unless it stopped short:
@@ -1122,7 +993,7 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
     if (!burning && !st->topup_pending && st->used > c->topup_at * st->budget &&
         c->topup_frac > 0) {
         st->topup_pending = true;
-        return at(w, W_TOPUP, s, 0, ts + (int64_t)sm_rng_range(&st->rng, 20000,
+        return sm_w_at(w, W_TOPUP, s, 0, ts + (int64_t)sm_rng_range(&st->rng, 20000,
                                                         90000));
     }
     return true;
@@ -1144,7 +1015,7 @@ static void memory_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm != s || f->type != SM_WF_MEMORY_LEAK)
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x > 0) {
             leaking = true;
             st->leak += f->magnitude * MB * x * dt_s / 60.0;
@@ -1170,7 +1041,7 @@ static int on_resource(sm_world *w, witem *it, sm_sim_msg *out)
     memory_step(w, s, it->ts, dt);
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->resource_s * 1000);
-    if (!push(w, next))
+    if (!sm_w_push(w, next))
         return -1;
 
     Swarmmedic__V1__PendingByPriority pp[PRIOS];
@@ -1201,9 +1072,9 @@ static int on_resource(sm_world *w, witem *it, sm_sim_msg *out)
     st->g.pending = total;
     st->g.active = st->registered;
     st->g.quota = st->quota;
-    subject(w, s, "resource", "scheduler");
+    sm_w_subject(w, s, "resource", "scheduler");
     out->kind = SM_SIM_RESOURCE;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
@@ -1215,9 +1086,9 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
     bool lost = false;
     for (size_t i = 0; i < w->cfg.n_faults; i++) {
         const sm_wfault *f = &w->cfg.faults[i];
-        if (f->swarm != s || !fault_has_group(f, g))
+        if (f->swarm != s || !sm_w_has_group(f, g))
             continue;
-        double x = intensity(w, f, it->ts);
+        double x = sm_w_intensity(w, f, it->ts);
         if (x <= 0)
             continue;
         if (f->type == SM_WF_CONSENSUS_DEGRADATION && f->magnitude * x > p)
@@ -1255,11 +1126,11 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->round_s * 1000.0 *
                                  sm_rng_range(&st->rng, 0.8, 1.2));
-    if (!push(w, next))
+    if (!sm_w_push(w, next))
         return -1;
-    subject(w, s, "consensus", group);
+    sm_w_subject(w, s, "consensus", group);
     out->kind = SM_SIM_CONSENSUS;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 static Swarmmedic__V1__Priority pick_priority(uint64_t *rng)
@@ -1283,7 +1154,7 @@ static bool on_arrive(sm_world *w, witem *it)
         double rate = st->base_rate * (1.0 + surge(w, s, it->ts, NULL));
         witem next = *it;
         next.ts = it->ts + 1 + (int64_t)expo(&st->rng, 1000.0 / rate);
-        if (!push(w, next))
+        if (!sm_w_push(w, next))
             return false;
     }
     witem t;
@@ -1298,9 +1169,9 @@ static bool on_arrive(sm_world *w, witem *it)
     t.type = (uint8_t)k;
     t.est = (uint32_t)(c->types[k].tokens * lognormal(&st->rng, 0.3));
     t.ts = it->ts;
-    if (!ring_push(&st->queue[t.prio - 1], &t))
-        return fail_nomem(w);
-    return dispatch(w, s, it->ts);
+    if (!sm_w_ring_push(&st->queue[t.prio - 1], &t))
+        return sm_w_nomem(w);
+    return sm_w_dispatch(w, s, it->ts);
 }
 
 static bool on_burst(sm_world *w, witem *it)
@@ -1314,12 +1185,12 @@ static bool on_burst(sm_world *w, witem *it)
         a.what = W_ARRIVE;
         a.flag = 1;
         a.ts = it->ts + (int64_t)sm_rng_range(&st->rng, 0, 5000);
-        if (!push(w, a))
+        if (!sm_w_push(w, a))
             return false;
     }
     witem next = *it;
     next.ts = it->ts + 1 + (int64_t)expo(&st->rng, c->burst_every_s * 1000);
-    return push(w, next);
+    return sm_w_push(w, next);
 }
 
 /* The task's work: duration, tokens, outcome, tool-call stall. */
@@ -1380,9 +1251,9 @@ static int emit_task(sm_world *w, const witem *t, sm_sim_msg *out,
         m.tokens_used = t->used;
         m.duration_ms = t->dur;
     }
-    subject(w, t->swarm, "task", w->name);
+    sm_w_subject(w, t->swarm, "task", w->name);
     out->kind = SM_SIM_TASK;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 /* Whether t is a W_END a restart or retry made void (then forgotten). */
@@ -1424,21 +1295,21 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
                          SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_CANCELLED);
     case W_ASSIGN:
         if (!current) {         /* the agent went away: back in the queue */
-            if (!ring_push(&st->queue[t->prio - 1], t))
-                return fail_nomem(w) ? 0 : -1;
-            return dispatch(w, s, t->ts) ? 0 : -1;
+            if (!sm_w_ring_push(&st->queue[t->prio - 1], t))
+                return sm_w_nomem(w) ? 0 : -1;
+            return sm_w_dispatch(w, s, t->ts) ? 0 : -1;
         }
         if (emit_task(w, t, out,
                       SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED) < 0)
             return -1;
         t->what = W_START;
         t->ts += 20 + sm_rng_below(&st->rng, 280);
-        return push(w, *t) ? 1 : -1;
+        return sm_w_push(w, *t) ? 1 : -1;
     case W_START:
         if (!current) {
-            if (!ring_push(&st->queue[t->prio - 1], t))
-                return fail_nomem(w) ? 0 : -1;
-            return dispatch(w, s, t->ts) ? 0 : -1;
+            if (!sm_w_ring_push(&st->queue[t->prio - 1], t))
+                return sm_w_nomem(w) ? 0 : -1;
+            return sm_w_dispatch(w, s, t->ts) ? 0 : -1;
         }
         plan_task(w, t, ag);
         if (emit_task(w, t, out,
@@ -1446,7 +1317,7 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
             return -1;
         t->what = W_END;
         t->ts += t->dur;
-        return push(w, *t) ? 1 : -1;
+        return sm_w_push(w, *t) ? 1 : -1;
     default:
         break;
     }
@@ -1467,7 +1338,7 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
             t->flag = END_TIMED_OUT | 4;
             t->dur += (uint32_t)(end - t->ts);
             t->ts = end;
-            return push(w, *t) ? 0 : -1;
+            return sm_w_push(w, *t) ? 0 : -1;
         }
     }
     ag->stuck = 0;
@@ -1482,7 +1353,7 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     int kind = t->flag & 3;
     if (kind != END_OK)
         remember(st, t);
-    if (!free_slot(w, s, t->agent) || !dispatch(w, s, t->ts))
+    if (!sm_w_free_slot(w, s, t->agent) || !sm_w_dispatch(w, s, t->ts))
         return -1;
     return emit_task(w, t, out,
                      kind == END_OK
@@ -1517,7 +1388,7 @@ static bool on_scale(sm_world *w, witem *it)
             coming++;
             k--;
             st->last_scale = it->ts;
-            if (!at(w, W_REG, s, a, it->ts + 1 + coming))
+            if (!sm_w_at(w, W_REG, s, a, it->ts + 1 + coming))
                 return false;
         }
     } else if (waiting < c->scale_down_pending &&
@@ -1529,7 +1400,7 @@ static bool on_scale(sm_world *w, witem *it)
                 ag->epoch++;
                 st->registered--;
                 st->last_scale = it->ts;
-                if (!at(w, W_UNREG, s, a, it->ts + 1))
+                if (!sm_w_at(w, W_UNREG, s, a, it->ts + 1))
                     return false;
                 break;
             }
@@ -1537,500 +1408,9 @@ static bool on_scale(sm_world *w, witem *it)
     }
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->scale_every_s * 1000);
-    return push(w, next);
+    return sm_w_push(w, next);
 }
 
-
-/* ------------------------------------------------------------- coordinator */
-
-#define ACT_RESTART SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_AGENT_RESTART
-#define ACT_RETRY SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_TASK_RETRY
-#define ACT_REBALANCE \
-    SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_RESOURCE_REBALANCE
-#define ACT_QUORUM SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_QUORUM_RECOVERY
-#define ACT_ESCALATE SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_ESCALATE
-#define RES_DONE SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE
-#define RES_FAILED SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_FAILED
-#define RES_REJECTED SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_REJECTED
-
-void sm_wcoord_default(sm_wcoord *c)
-{
-    memset(c, 0, sizeof *c);
-    c->delay_mean_s = 2.0;
-    c->delay_jitter_s = 1.0;
-}
-
-static void copy_id(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
-sm_status sm_wheal_decode(const void *data, size_t len, sm_wheal *out)
-{
-    if (data == NULL && len > 0)
-        return SM_ERR_DECODE;
-    Swarmmedic__V1__HealingCommand *m =
-        swarmmedic__v1__healing_command__unpack(NULL, len, data);
-    if (m == NULL || m->decision == NULL) {
-        swarmmedic__v1__healing_command__free_unpacked(m, NULL);
-        return SM_ERR_DECODE;
-    }
-    memset(out, 0, sizeof *out);
-    copy_id(out->id, sizeof out->id, m->decision->decision_id);
-    copy_id(out->swarm, sizeof out->swarm, m->decision->swarm);
-    out->at_ms = m->decision->decided_at_ms;
-    out->action = (int)m->action;
-    copy_id(out->custom, sizeof out->custom, m->custom_action);
-    copy_id(out->agent, sizeof out->agent, m->agent);
-    copy_id(out->task_id, sizeof out->task_id, m->task_id);
-    copy_id(out->target, sizeof out->target, m->target_agent);
-    copy_id(out->subject, sizeof out->subject, m->subject);
-    out->attempt = m->attempt;
-    out->autonomy = (int)m->autonomy;
-    for (size_t i = 0; i < m->n_steps && i < SM_WHEAL_STEPS; i++)
-        copy_id(out->steps[out->n_steps++], SM_WHEAL_STEP, m->steps[i]);
-    out->deadline_ms = m->deadline_ms;
-    swarmmedic__v1__healing_command__free_unpacked(m, NULL);
-    return SM_OK;
-}
-
-static uint32_t swarm_index(const sm_world *w, const char *id)
-{
-    for (uint32_t s = 0; s < w->cfg.n_swarms; s++)
-        if (strcmp(w->cfg.swarms[s].id, id) == 0)
-            return s;
-    return UINT32_MAX;
-}
-
-/* "<prefix><n>" -> n, when n < limit. */
-static bool index_of(const char *name, char prefix, uint32_t limit,
-                     uint32_t *out)
-{
-    if (name[0] != prefix || name[1] < '0' || name[1] > '9')
-        return false;
-    char *end;
-    unsigned long v = strtoul(name + 1, &end, 10);
-    if (*end != 0 || v >= limit)
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-/* Registers up to n dynamic agents within the quota; how many. */
-static uint32_t spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t)
-{
-    wswarm_st *st = &w->sw[s];
-    const sm_wswarm *c = &w->cfg.swarms[s];
-    uint32_t coming = 0, added = 0;
-    for (uint32_t a = c->agents + c->reserve; a < st->n_total; a++)
-        coming += st->ag[a].live == 2;
-    for (uint32_t a = c->agents + c->reserve; a < st->n_total && added < n;
-         a++) {
-        if (st->registered + coming >= st->quota)
-            break;
-        if (st->ag[a].live != 0)
-            continue;
-        st->ag[a].live = 2;
-        coming++;
-        added++;
-        if (!at(w, W_REG, s, a, t + 1 + added))
-            return added;
-    }
-    return added;
-}
-
-/* Takes agent a's task in flight away: CANCELLED now, its pending end
- * void, a copy queued again (attempt + 1). */
-static bool take_task(sm_world *w, uint32_t s, uint32_t a, int64_t t)
-{
-    wswarm_st *st = &w->sw[s];
-    wagent *ag = &st->ag[a];
-    witem c = ag->cur;
-    wvoid v = {c.task, a, ag->epoch};
-    if (!ring_push(&st->voids, &v))
-        return fail_nomem(w);
-    witem cancel = c;
-    cancel.what = W_CANCEL;
-    cancel.ts = t;
-    witem again = c;
-    again.attempt = (uint8_t)((c.attempt > 1 ? c.attempt : 1) + 1);
-    again.ts = t;
-    ag->cur_dur = 0;
-    if (!push(w, cancel))
-        return false;
-    if (!ring_push(&st->queue[again.prio - 1], &again))
-        return fail_nomem(w);
-    return true;
-}
-
-static bool quorum_lost(const sm_world *w, uint32_t s, uint32_t g,
-                        int64_t now)
-{
-    const wswarm_st *st = &w->sw[s];
-    for (size_t i = 0; i < w->cfg.n_faults; i++) {
-        const sm_wfault *f = &w->cfg.faults[i];
-        if (f->swarm == s && f->type == SM_WF_QUORUM_LOSS &&
-            fault_has_group(f, g) && intensity(w, f, now) > 0 &&
-            !(st->group_healed[g] > 0 &&
-              st->group_healed[g] >= w->cfg.start_ms + f->onset_ms))
-            return true;
-    }
-    return false;
-}
-
-/* Whether agent m is being restarted, or about to be (a restart taken
- * and not yet carried out). */
-static bool restarting(const sm_world *w, uint32_t s, uint32_t m)
-{
-    const wagent *ag = &w->sw[s].ag[m];
-    if (ag->live == 2 && ag->healed_at > 0)
-        return true;
-    for (size_t i = 0; i < w->n_pend; i++) {
-        const hpend *p = &w->pend[i];
-        uint32_t a;
-        if (p->swarm == s && !p->applied && p->result == RES_DONE &&
-            p->cmd.action == ACT_RESTART &&
-            index_of(p->cmd.agent, 'a', w->sw[s].n_total, &a) && a == m)
-            return true;
-    }
-    return false;
-}
-
-/* Counts a restart of a live group member the group cannot spare. */
-static void judge_quorum(sm_world *w, uint32_t s, const sm_wheal *cmd,
-                         int64_t now)
-{
-    const sm_wswarm *c = &w->cfg.swarms[s];
-    const wswarm_st *st = &w->sw[s];
-    uint32_t a;
-    if (c->groups == 0 || !index_of(cmd->agent, 'a', st->n_static, &a))
-        return;
-    uint32_t g = a / c->group_size;
-    const wagent *ag = &st->ag[a];
-    if (g >= c->groups || ag->live != 1 || ag->down)
-        return;
-    uint32_t quorum = c->group_size / 2 + 1;
-    uint32_t parts = quorum_lost(w, s, g, now) ? quorum - 1 : c->group_size;
-    for (uint32_t m = g * c->group_size;
-         m < (g + 1) * c->group_size && m < st->n_static; m++)
-        if (m != a && parts > 0 && restarting(w, s, m))
-            parts--;
-    if (parts <= quorum)
-        w->hs.below_quorum++;
-}
-
-static void refuse(hpend *p, const char *fmt, const char *what)
-    __attribute__((format(printf, 2, 0)));
-
-static void refuse(hpend *p, const char *fmt, const char *what)
-{
-    p->result = RES_REJECTED;
-    snprintf(p->detail, sizeof p->detail, fmt, what);
-}
-
-/* agent_restart: unregistered now, registered again healthy. */
-static bool heal_restart(sm_world *w, uint32_t s, hpend *p, int64_t t)
-{
-    wswarm_st *st = &w->sw[s];
-    uint32_t a;
-    if (!index_of(p->cmd.agent, 'a', st->n_total, &a)) {
-        refuse(p, "no agent \"%s\"", p->cmd.agent);
-        return true;
-    }
-    wagent *ag = &st->ag[a];
-    if (ag->live != 1) {
-        refuse(p, "agent %s is not registered", p->cmd.agent);
-        return true;
-    }
-    if (!ag->down && ag->inflight > 0 && ag->cur_dur > 0 &&
-        !take_task(w, s, a, t))
-        return false;
-    ag->epoch++;
-    ag->inflight = 0;
-    ag->stuck = 0;
-    ag->down = 0;
-    ag->progress = ag->shown = 0;
-    ag->live = 2;
-    ag->healed_at = t;
-    st->registered--;
-    snprintf(p->detail, sizeof p->detail, "%s restarted", p->cmd.agent);
-    return at(w, W_UNREG, s, a, t) &&
-           at(w, W_REG, s, a, t + SM_WCOORD_RESTART_MS) && dispatch(w, s, t);
-}
-
-/* task_retry: the task queued again, for target_agent if it is free. */
-static bool heal_retry(sm_world *w, uint32_t s, hpend *p, int64_t t)
-{
-    wswarm_st *st = &w->sw[s];
-    const sm_wswarm *c = &w->cfg.swarms[s];
-    size_t pre = strlen(c->id);
-    uint64_t n = 0;
-    const char *id = p->cmd.task_id;
-    if (strncmp(id, c->id, pre) == 0 && id[pre] == '-' && id[pre + 1] == 't')
-        n = strtoull(id + pre + 2, NULL, 10);
-    witem again;
-    bool found = false;
-    for (uint32_t a = 0; n > 0 && !found && a < st->n_total; a++) {
-        wagent *ag = &st->ag[a];
-        if (ag->live == 1 && !ag->down && ag->cur_dur > 0 &&
-            ag->cur.task == n) {
-            again = ag->cur;
-            if (!take_task(w, s, a, t))
-                return false;
-            /* the copy take_task queued is the retry; the agent is free */
-            ring *q = &st->queue[again.prio - 1];
-            q->n--;
-            ag->inflight--;
-            ag->stuck = 0;
-            if (!free_slot(w, s, a))
-                return false;
-            found = true;
-        }
-    }
-    size_t kept = st->n_recent < SM_WCOORD_RECENT ? st->n_recent
-                                                  : SM_WCOORD_RECENT;
-    for (size_t i = 0; n > 0 && !found && i < kept; i++) {
-        const witem *r = &st->recent[(st->n_recent - 1 - i) % SM_WCOORD_RECENT];
-        if (r->task == n) {
-            again = *r;
-            found = true;
-        }
-    }
-    if (!found) {
-        refuse(p, "task \"%s\" is neither running nor recently ended",
-               p->cmd.task_id);
-        return true;
-    }
-    again.attempt = (uint8_t)((again.attempt > 1 ? again.attempt : 1) + 1);
-    again.ts = t;
-    uint32_t a;
-    snprintf(p->detail, sizeof p->detail, "%s queued again", p->cmd.task_id);
-    if (index_of(p->cmd.target, 'a', st->n_total, &a) &&
-        st->ag[a].live == 1 && !st->ag[a].down &&
-        st->ag[a].inflight < c->concurrency) {
-        st->ag[a].inflight++;
-        again.what = W_ASSIGN;
-        again.agent = a;
-        again.epoch = st->ag[a].epoch;
-        again.ts = t + 1;
-        return push(w, again);
-    }
-    if (!ring_push(&st->queue[again.prio - 1], &again))
-        return fail_nomem(w);
-    return dispatch(w, s, t);
-}
-
-/* Ends the swarm faults of type ty begun by t. */
-static void end_faults(sm_world *w, uint32_t s, sm_wfault_type ty, int64_t t)
-{
-    for (size_t i = 0; i < w->cfg.n_faults; i++) {
-        const sm_wfault *f = &w->cfg.faults[i];
-        if (f->swarm == s && f->type == ty &&
-            w->cfg.start_ms + f->onset_ms <= t && w->fault_healed[i] == 0)
-            w->fault_healed[i] = t;
-    }
-}
-
-/* "name=N" -> N (0 when absent or bad). */
-static uint32_t step_count(const char *step, const char *name)
-{
-    size_t n = strlen(name);
-    if (strncmp(step, name, n) != 0 || step[n] != '=')
-        return 0;
-    unsigned long v = strtoul(step + n + 1, NULL, 10);
-    return v > 1000 ? 1000 : (uint32_t)v;
-}
-
-static bool heal_rebalance(sm_world *w, uint32_t s, hpend *p, int64_t t)
-{
-    wswarm_st *st = &w->sw[s];
-    size_t did = 0;
-    for (size_t i = 0; i < p->cmd.n_steps; i++) {
-        const char *step = p->cmd.steps[i];
-        uint32_t k;
-        if (strcmp(step, "pause_low_priority") == 0) {
-            st->paused_until = t + SM_WCOORD_PAUSE_MS;
-        } else if (strcmp(step, "reallocate_budget") == 0) {
-            end_faults(w, s, SM_WF_TOKEN_BURN, t);
-            if (st->budget < 2.0 * st->used)
-                st->budget = 2.0 * st->used;
-        } else if (strcmp(step, "free_memory") == 0) {
-            end_faults(w, s, SM_WF_MEMORY_LEAK, t);
-            st->leak = 0;
-        } else if ((k = step_count(step, "scale_up")) > 0) {
-            spawn(w, s, k, t);
-            if (w->status != SM_OK)
-                return false;
-        } else {
-            continue;
-        }
-        did++;
-    }
-    if (did == 0) {
-        refuse(p, "no step this coordinator knows (%s)",
-               p->cmd.n_steps ? p->cmd.steps[0] : "none given");
-        return true;
-    }
-    snprintf(p->detail, sizeof p->detail, "%zu of %zu steps done", did,
-             p->cmd.n_steps);
-    return true;
-}
-
-static bool heal_quorum(sm_world *w, uint32_t s, hpend *p, int64_t t)
-{
-    wswarm_st *st = &w->sw[s];
-    uint32_t g, want = 0;
-    if (!index_of(p->cmd.subject, 'g', w->cfg.swarms[s].groups, &g)) {
-        refuse(p, "no consensus group \"%s\"", p->cmd.subject);
-        return true;
-    }
-    for (size_t i = 0; i < p->cmd.n_steps; i++)
-        want += step_count(p->cmd.steps[i], "spawn_agents");
-    uint32_t got = spawn(w, s, want, t);
-    if (w->status != SM_OK)
-        return false;
-    st->group_healed[g] = t;
-    snprintf(p->detail, sizeof p->detail, "%u of %u agents spawned for %s",
-             got, want, p->cmd.subject);
-    return true;
-}
-
-/* The coordinator finishes a command: its effect (DONE), then the
- * outcome (after the restart's re-registration). */
-static bool on_heal(sm_world *w, const witem *it)
-{
-    hpend *p = &w->pend[it->task];
-    uint32_t s = p->swarm;
-    int64_t t = it->ts, out_at = t;
-    bool ok = true;
-    p->applied = true;
-    if (p->result == RES_DONE) {
-        switch (p->cmd.action) {
-        case ACT_RESTART:
-            ok = heal_restart(w, s, p, t);
-            if (p->result == RES_DONE)
-                out_at = t + SM_WCOORD_RESTART_MS + 1;
-            break;
-        case ACT_RETRY:
-            ok = heal_retry(w, s, p, t);
-            break;
-        case ACT_REBALANCE:
-            ok = heal_rebalance(w, s, p, t);
-            break;
-        case ACT_QUORUM:
-            ok = heal_quorum(w, s, p, t);
-            break;
-        default:
-            break;
-        }
-    }
-    if (!ok)
-        return false;
-    w->hs.done += p->result == RES_DONE;
-    w->hs.failed += p->result == RES_FAILED;
-    w->hs.rejected += p->result == RES_REJECTED;
-    witem o = *it;
-    o.what = W_OUTCOME;
-    o.ts = out_at;
-    return push(w, o);
-}
-
-static int on_outcome(sm_world *w, const witem *it, sm_sim_msg *out)
-{
-    hpend *p = &w->pend[it->task];
-    Swarmmedic__V1__HealingOutcome m = SWARMMEDIC__V1__HEALING_OUTCOME__INIT;
-    m.ts_ms = it->ts;
-    m.command_id = p->cmd.id;
-    m.result = (Swarmmedic__V1__HealingOutcome__Result)p->result;
-    m.detail = p->detail;
-    subject(w, p->swarm, "outcome", p->cmd.id);
-    out->kind = SM_SIM_OUTCOME;
-    return pack(w, &m.base, out) ? 1 : -1;
-}
-
-static hpend *remember_command(sm_world *w, const sm_wheal *cmd, uint32_t s)
-{
-    if (w->n_pend == w->cap_pend) {
-        size_t cap = w->cap_pend ? w->cap_pend * 2 : 16;
-        hpend *v = realloc(w->pend, cap * sizeof *v);
-        if (v == NULL)
-            return NULL;
-        w->pend = v;
-        w->cap_pend = cap;
-    }
-    hpend *p = &w->pend[w->n_pend++];
-    memset(p, 0, sizeof *p);
-    p->cmd = *cmd;
-    p->swarm = s;
-    return p;
-}
-
-sm_status sm_world_heal(sm_world *w, const sm_wheal *cmd)
-{
-    if (w == NULL || cmd == NULL)
-        return SM_ERR_INVALID;
-    w->hs.received++;
-    int act = cmd->action > 0 && cmd->action < SM_WHEAL_ACTIONS ? cmd->action
-                                                               : 0;
-    w->hs.by_action[act]++;
-    for (size_t i = 0; i < w->n_pend; i++)
-        if (strcmp(w->pend[i].cmd.id, cmd->id) == 0) {
-            w->hs.duplicates++;
-            return SM_OK;
-        }
-    uint32_t s = swarm_index(w, cmd->swarm);
-    if (s == UINT32_MAX) {
-        w->hs.unknown_swarm++;
-        return SM_OK;
-    }
-    hpend *p = remember_command(w, cmd, s);
-    if (p == NULL)
-        return SM_ERR_NOMEM;
-    const sm_wcoord *c = &w->cfg.coord;
-    if (act == ACT_ESCALATE) {
-        w->hs.escalations++;
-        return SM_OK;
-    }
-    if (cmd->autonomy != SWARMMEDIC__V1__AUTONOMY__AUTONOMY_ACT &&
-        !(cmd->autonomy == SWARMMEDIC__V1__AUTONOMY__AUTONOMY_RECOMMEND &&
-          c->take_recommend)) {
-        w->hs.advice++;
-        return SM_OK;
-    }
-    int64_t now = cmd->at_ms > w->now ? cmd->at_ms : w->now;
-    if (act == ACT_RESTART)
-        judge_quorum(w, s, cmd, now);
-    double u = sm_rng_uni(&w->crng);
-    double d = c->delay_mean_s +
-               sm_rng_range(&w->crng, -c->delay_jitter_s, c->delay_jitter_s);
-    if (act < ACT_RESTART || act > ACT_QUORUM)
-        refuse(p, "unknown action \"%s\"",
-               cmd->custom[0] ? cmd->custom : "unspecified");
-    else if (u < c->reject_rate)
-        refuse(p, "%s", "the coordinator declined it");
-    else if (u < c->reject_rate + c->fail_rate) {
-        p->result = RES_FAILED;
-        snprintf(p->detail, sizeof p->detail, "carrying it out failed");
-    } else
-        p->result = RES_DONE;
-    witem it;
-    memset(&it, 0, sizeof it);
-    it.what = W_HEAL;
-    it.swarm = s;
-    it.task = (uint64_t)(p - w->pend);
-    it.ts = now + (d < 0.05 ? 50 : (int64_t)(d * 1000.0));
-    return push(w, it) ? SM_OK : SM_ERR_NOMEM;
-}
-
-void sm_world_heal_stats_of(const sm_world *w, sm_world_heal_stats *out)
-{
-    if (out == NULL)
-        return;
-    if (w == NULL)
-        memset(out, 0, sizeof *out);
-    else
-        *out = w->hs;
-}
 
 /* Handles one popped item: 1 with a message in *out, 0 without, -1 on
  * error. */
@@ -2078,9 +1458,9 @@ static int step(sm_world *w, witem *it, sm_sim_msg *out)
         return 0;
     }
     case W_HEAL:
-        return on_heal(w, it) ? 0 : -1;
+        return sm_w_on_heal(w, it) ? 0 : -1;
     case W_OUTCOME:
-        return on_outcome(w, it, out);
+        return sm_w_on_outcome(w, it, out);
     default:
         return on_task(w, it, out);
     }
