@@ -488,6 +488,23 @@ static void episode_of(natsMsg *m, concl *c)
         c->step = (int)f->transition;
         c->raised_at_ms = f->raised_at_ms;
         swarmmedic__v1__failure__free_unpacked(f, NULL);
+    } else if (strstr(subj, ".heal.")) {    /* a command opens ... */
+        Swarmmedic__V1__HealingCommand *h =
+            swarmmedic__v1__healing_command__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(h);
+        ck_assert_ptr_nonnull(h->decision);
+        snprintf(c->episode, sizeof c->episode, "heal/%s", h->decision->decision_id);
+        c->step = 1;
+        c->raised_at_ms = h->decision->decided_at_ms;
+        swarmmedic__v1__healing_command__free_unpacked(h, NULL);
+    } else if (strstr(subj, ".verdict.")) { /* ... its verdict closes */
+        Swarmmedic__V1__HealingVerdict *v =
+            swarmmedic__v1__healing_verdict__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(v);
+        snprintf(c->episode, sizeof c->episode, "heal/%s", v->command_id);
+        c->step = 3;
+        c->raised_at_ms = v->commanded_at_ms;
+        swarmmedic__v1__healing_verdict__free_unpacked(v, NULL);
     } else {
         Swarmmedic__V1__Prediction *p = swarmmedic__v1__prediction__unpack(NULL, n, d);
         ck_assert_ptr_nonnull(p);

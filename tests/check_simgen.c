@@ -137,7 +137,7 @@ static void feed(feeder *f, const sm_sim_msg *m)
         Swarmmedic__V1__TaskEvent *p =
             swarmmedic__v1__task_event__unpack(NULL, m->len, m->payload);
         REQUIRE(p != NULL);
-        sm_task_event ev = {p->ts_ms, p->agent, p->task_type, (sm_task_kind)p->kind,
+        sm_task_event ev = {p->ts_ms, p->agent, p->task_type, p->task_id, (sm_task_kind)p->kind,
                             (sm_priority)p->priority, p->tokens_used,
                             p->duration_ms};
         rc = sm_swarm_on_task(sw, &ev, &f->out);

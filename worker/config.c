@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "strategies.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -123,6 +124,19 @@ static const opt options[] = {
     {"pred_degraded_beats", OPT_U32, D(pred_degraded_beats), "DEGRADED heartbeats in a row before agent_down is predicted"},
     {"pred_topup_margin", OPT_F64, D(pred_topup_margin), "usage over the highest seen top-up before the budget is forecast to run out"},
     {"pred_healthy_beats", OPT_U32, D(pred_healthy_beats), "healthy heartbeats in a row before it is withdrawn"},
+    {"heal", OPT_BOOL, C(heal), "issue healing commands (false: detect and predict only)"},
+    {"autonomy", OPT_STR, C(autonomy), "per action (and swarm): [<swarm>/]<action>=observe|recommend|act, comma separated"},
+    {"heal_preventive", OPT_F64, D(heal_preventive), "prediction confidence for a preventive command"},
+    {"heal_restart_deadline", OPT_DET_DUR, D(heal_restart_deadline_ms), "time for a restart to be verified"},
+    {"heal_retry_deadline", OPT_DET_DUR, D(heal_retry_deadline_ms), "time for a retried task to complete"},
+    {"heal_rebalance_deadline", OPT_DET_DUR, D(heal_rebalance_deadline_ms), "time for a rebalance (or custom action) to be verified"},
+    {"heal_quorum_deadline", OPT_DET_DUR, D(heal_quorum_deadline_ms), "time for quorum to be back"},
+    {"heal_restart_max", OPT_U32, D(heal_restart_max), "restarts of one agent within heal_restart_window before escalating"},
+    {"heal_swarm_restart_max", OPT_U32, D(heal_swarm_restart_max), "restarts in a swarm within heal_restart_window before escalating"},
+    {"heal_restart_window", OPT_DET_DUR, D(heal_restart_window_ms), "window of the restart caps (event time)"},
+    {"heal_backoff", OPT_DET_DUR, D(heal_backoff_ms), "wait before the second try of an episode, doubling"},
+    {"heal_backoff_max", OPT_DET_DUR, D(heal_backoff_max_ms), "longest wait between tries"},
+    {"heal_hold", OPT_DET_DUR, D(heal_hold_ms), "how long a restart waits for a quorum to spare, then escalates"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -171,6 +185,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->max_swarms = 1000;
     cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
+    cfg->heal = true;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},
@@ -179,6 +194,7 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->deadletter_subject, "medic.deadletter"},
         {&cfg->store_dir, "./swarm-medic-data"},
         {&cfg->log_level, "info"},
+        {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (set_str(strs[i].slot, strs[i].v) != SM_OK) {
@@ -598,6 +614,9 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
                  (long long)cfg->detect.window_ms);
         return SM_ERR_CONFIG;
     }
+    sm_heal_config hc;
+    if (sm_heal_config_for(cfg->autonomy, NULL, &hc, err, errcap) != SM_OK)
+        return SM_ERR_CONFIG;
     if (check_files(cfg, err, errcap) != SM_OK)
         return SM_ERR_CONFIG;
     return check_loops(cfg, err, errcap);

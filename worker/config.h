@@ -80,6 +80,10 @@ typedef struct sm_config {
     char *log_level;            /* "info" */
     int64_t stats_ms;           /* stats log line period (wall), 10000 */
 
+    /* healing */
+    char *autonomy;             /* strategies.h: "[swarm/]action=level,..." */
+    bool heal;                  /* issue healing commands, true */
+
     sm_detect_config detect;
 } sm_config;
 

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proc.h"
+#include "strategies.h"
 #include "worker_int.h"
 
 /* Items the inbox holds before sources block (then cnats's pending_limit
@@ -40,6 +41,12 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
     w->cfg = cfg;
     w->log = log;
     sm_status s = sm_registry_create(&w->reg, &cfg->detect);
+    char err[256];
+    if (s == SM_OK && cfg->heal &&
+        sm_registry_set_autonomy(w->reg, cfg->autonomy, err, sizeof err) != SM_OK) {
+        sm_log_write(log, SM_LOG_ERROR, "config", "detail=\"%s\"", err);
+        s = SM_ERR_CONFIG;
+    }
     if (s == SM_OK)
         s = sm_codec_create(&w->codec);
     if (s == SM_OK)
@@ -337,11 +344,12 @@ static void log_tally(const sm_worker *w, const char *what, const char *name,
     uint32_t fates = t->fulfilled + t->late + t->wrong;
     double acc = fates ? (double)t->fulfilled / fates : 0.0;
     sm_log_write(w->log, SM_LOG_INFO, "predictions",
-                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u open=%u "
-                 "accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
+                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u preempted=%u "
+                 "open=%u accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
                  "eta_err_mean_s=%.1f target_met=%s",
                  what, name, t->raised, t->fulfilled, t->late, t->wrong,
-                 t->raised - fates, acc, fates ? (double)t->wrong / fates : 0.0,
+                 t->preempted, t->raised - fates - t->preempted, acc,
+                 fates ? (double)t->wrong / fates : 0.0,
                  t->fulfilled ? t->lead_s / t->fulfilled : 0.0,
                  t->fulfilled + t->late ? t->eta_err_s / (t->fulfilled + t->late)
                                         : 0.0,
@@ -364,6 +372,95 @@ static void log_ledger(sm_worker *w)
         if (l.by_type[i].raised)
             log_tally(w, "type", sm_fail_type_str((sm_fail_type)i),
                       &l.by_type[i]);
+}
+
+typedef struct heal_sum {
+    sm_heal_tally by_action[SM_ACT_COUNT + 1];
+    sm_heal_tally by_type[SM_FAIL_MAX + 1];
+    sm_heal_tally by_strategy[SM_HEAL_MAX_STRATEGIES];
+} heal_sum;
+
+static void heal_of(void *ud, sm_swarm *sw)
+{
+    heal_sum *h = ud;
+    sm_swarm_heal_add(sw, h->by_action, h->by_type, h->by_strategy);
+}
+
+static unsigned popcount16(uint32_t v)
+{
+    unsigned n = 0;
+    for (; v; v &= v - 1)
+        n++;
+    return n;
+}
+
+static void add_tally(sm_heal_tally *to, const sm_heal_tally *x)
+{
+    to->commands += x->commands;
+    to->verified += x->verified;
+    to->failed += x->failed;
+    to->preempted += x->preempted;
+    to->superseded += x->superseded;
+    to->escalated += x->escalated;
+    to->detect_s += x->detect_s;
+    to->recover_s += x->recover_s;
+}
+
+/* One line of healing analytics (SPEC capability 6): success rate (a
+ * pre-empted failure counts as a success, a superseded command as
+ * neither), times, the trend of the last 16 verdicts against the whole,
+ * and a recommendation when a strategy fails too often. */
+static void log_heal(const sm_worker *w, const char *what, const char *name,
+                     const sm_heal_tally *t)
+{
+    uint32_t good = t->verified + t->preempted, judged = good + t->failed;
+    double rate = judged ? (double)good / judged : 0.0;
+    double recent = t->recent_n ? (double)popcount16(t->recent) / t->recent_n : rate;
+    const char *trend = t->recent_n < 4 || judged < 8 ? "unknown"
+                        : recent > rate + 0.1      ? "improving"
+                        : recent < rate - 0.1      ? "degrading" : "stable";
+    const char *advice = judged >= 5 && rate < 0.85
+                             ? "success_below_85pct:review_strategy_or_autonomy"
+                             : "-";
+    sm_log_write(w->log, SM_LOG_INFO, "healing_stats",
+                 "%s=%s commands=%u verified=%u failed=%u preempted=%u "
+                 "superseded=%u escalated=%u success_rate=%.3f "
+                 "detect_mean_s=%.1f recover_mean_s=%.1f trend=%s "
+                 "recommendation=%s target_met=%s",
+                 what, name, t->commands, t->verified, t->failed, t->preempted,
+                 t->superseded, t->escalated, rate,
+                 t->verified ? t->detect_s / t->verified : 0.0,
+                 t->verified ? t->recover_s / t->verified : 0.0, trend, advice,
+                 judged == 0 ? "unknown" : rate >= 0.85 ? "yes" : "no");
+}
+
+/* Healing analytics over every swarm: overall, per action, per failure
+ * type and per strategy that issued a command. */
+static void log_healing(sm_worker *w)
+{
+    heal_sum h;
+    memset(&h, 0, sizeof h);
+    sm_registry_foreach(w->reg, heal_of, &h);
+    sm_heal_tally all;
+    memset(&all, 0, sizeof all);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (i != SM_ACT_ESCALATE)
+            add_tally(&all, &h.by_action[i]);
+    all.escalated = h.by_action[SM_ACT_ESCALATE].escalated;
+    log_heal(w, "action", "all", &all);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (h.by_action[i].commands && i != SM_ACT_ESCALATE)
+            log_heal(w, "action", sm_heal_action_str((sm_heal_action)i),
+                     &h.by_action[i]);
+    for (int i = 0; i <= SM_FAIL_MAX; i++)
+        if (h.by_type[i].commands)
+            log_heal(w, "type", i ? sm_fail_type_str((sm_fail_type)i)
+                                  : "bottleneck", &h.by_type[i]);
+    size_t n;
+    const sm_strategy *table = sm_strategies(&n);
+    for (size_t i = 0; i < n && i < SM_HEAL_MAX_STRATEGIES; i++)
+        if (h.by_strategy[i].commands)
+            log_heal(w, "strategy", table[i].name, &h.by_strategy[i]);
 }
 
 /* Pops one batch (waiting up to wait_ms for it), handles and releases
@@ -460,6 +557,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
             log_stats(w, "stats", started);
             log_ledger(w);
+            log_healing(w);
             last_stats = now;
         }
         sm_inbox_stats is;
@@ -492,6 +590,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     }
     log_stats(w, "stopped", started);
     log_ledger(w);
+    log_healing(w);
     return lost != SM_OK ? lost : s;
 }
 
