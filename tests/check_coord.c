@@ -780,6 +780,13 @@ START_TEST(watch_prints_the_loop)
     ck_assert_ptr_nonnull(strstr(line, "agent_stuck"));
     ck_assert_ptr_nonnull(strstr(line, " act "));
     ck_assert_ptr_nonnull(strstr(line, "deadline=+60s"));
+    c.deadline_ms = 0;                  /* an escalation has none */
+    n = swarmmedic__v1__healing_command__pack(&c, buf);
+    ck_assert_int_eq(sm_watch_format_heal(buf, n, line, sizeof line), SM_OK);
+    ck_assert_ptr_null(strstr(line, "deadline"));
+    c.deadline_ms = AT(90);
+    n = swarmmedic__v1__healing_command__pack(&c, buf);
+    ck_assert_int_eq(sm_watch_format_heal(buf, n, line, sizeof line), SM_OK);
     ck_assert_ptr_nonnull(strstr(line, "steps=unregister,reregister"));
 
     Swarmmedic__V1__HealingOutcome o = SWARMMEDIC__V1__HEALING_OUTCOME__INIT;

@@ -98,7 +98,7 @@ static sm_status score_loop(const char *path, scored *out, char *err,
     sm_sim *sim = NULL;
     sm_score_input in;
     if (s == SM_OK)
-        s = sm_scenario_loop_input(out->sc, &sim, &in);
+        s = sm_scenario_loop_input(out->sc, NULL, &sim, &in);
     if (s == SM_OK)
         s = sm_score_run(&cfg, &log, &in, &out->rep, err, cap);
     sm_sim_destroy(sim);

@@ -40,6 +40,7 @@ trap 'exit 2' INT TERM
 
 : >"$tmp/lines"
 : >"$tmp/heal"
+: >"$tmp/hostile"
 : >"$tmp/gap"
 n=0; missed=0; failed=0
 for f in "$dir"/*.json; do
@@ -66,6 +67,9 @@ for f in "$dir"/*.json; do
     0|1) grep '^score\.[^.]*\.heal\.' "$tmp/out" | sed "s/^/$name /" >>"$tmp/heal" ;;
     *) failed=$((failed + 1)); sed "s/^/$name: swarm-sim --score --heal: /" "$tmp/err" ;;
     esac
+    # the same loop with a coordinator that fails 20% and rejects 10%
+    "$bin/swarm-sim" --scenario "$f" --score --heal $SM_HEAL_SET --coord-fail 0.2 \
+        --coord-reject 0.1 2>/dev/null | grep '^score\.[^.]*\.heal\.' >>"$tmp/hostile"
 done
 
 if [ "$n" -eq 0 ]; then
@@ -205,26 +209,26 @@ function frac(a, b) { return b == 0 ? "-" : sprintf("%d/%d %.2f", a, b, a / b) }
 function mm(r, a, b) { return ((r, a) in v) ? sprintf("%.1f/%.1f", v[r, a], v[r, b]) : "-" }
 END {
     if (rows == 0) { print "healing: no scenario drew a HealingCommand (is healing on in the worker?)"; exit }
-    fmt = "%-24s %-18s %5s %5s %5s %6s  %-12s %-11s %-11s\n"
-    printf fmt, "scenario", "failure type", "cmds", "escal", "verif", "failed", "success", "detect s", "recover s"
-    printf fmt, "", "", "", "", "", "", "act", "med/max", "med/max"
+    fmt = "%-24s %-18s %5s %5s %5s %6s %5s  %-12s %-11s %-11s\n"
+    printf fmt, "scenario", "failure type", "cmds", "escal", "verif", "failed", "preem", "success", "detect s", "recover s"
+    printf fmt, "", "", "", "", "", "", "", "act", "med/max", "med/max"
     for (i = 1; i <= rows; i++) {
         r = order[i]; split(r, p, SUBSEP)
         if (p[2] == "all") continue
         printf fmt, p[1], p[2], v[r, "commands"], v[r, "escalations"], v[r, "verified"],
-            v[r, "failed"], frac(v[r, "act_verified"], v[r, "act_verified"] + v[r, "act_failed"]),
+            v[r, "failed"], v[r, "preempted"], frac(v[r, "act_verified"], v[r, "act_verified"] + v[r, "act_failed"]),
             mm(r, "detect_med", "detect_max"), mm(r, "recover_med", "recover_max")
     }
     for (j = 1; j <= ntypes; j++) {
         t = torder[j]; if (t == "all") continue
         printf fmt, "overall", t, S[t, "commands"], S[t, "escalations"], S[t, "verified"], S[t, "failed"],
-            frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
+            S[t, "preempted"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
             ((t, "detect_max") in S) ? "-/" sprintf("%.1f", S[t, "detect_max"]) : "-",
             ((t, "recover_max") in S) ? "-/" sprintf("%.1f", S[t, "recover_max"]) : "-"
     }
     t = "all"
     printf fmt, "overall", "all", S[t, "commands"], S[t, "escalations"], S[t, "verified"], S[t, "failed"],
-        frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
+        S[t, "preempted"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
         ((t, "detect_max") in S) ? "-/" sprintf("%.1f", S[t, "detect_max"]) : "-",
         ((t, "recover_max") in S) ? "-/" sprintf("%.1f", S[t, "recover_max"]) : "-"
     print "overall detect/recover: max over all scenarios (medians per scenario only)"
@@ -245,6 +249,14 @@ END {
     }
     for (i = 1; i <= 7; i++) printf "eval.heal.%s %d count\n", R[i], TOT[R[i]]
 }' "$tmp/heal"
+awk '
+{ n = split($1, k, "."); f = (n == 5) ? (k[4] == "all" ? k[5] : "") : k[4]; if (f != "") S[f] += $2 }
+END {
+    a = S["act_verified"] + S["act_failed"]
+    printf "with a coordinator failing 20%% and rejecting 10%% of the commands: success %s (%d/%d), %d rejected, %d failed, %d escalations, %d storms, %d duplicates, %d below quorum\n",
+        a ? sprintf("%.3f", S["act_verified"] / a) : "-", S["act_verified"], a, S["coord_rejected"], S["coord_failed"],
+        S["escalations"], S["storms"], S["duplicates"], S["below_quorum"]
+}' "$tmp/hostile"
 
 echo
 if [ -s "$tmp/gap" ]; then

@@ -1568,12 +1568,24 @@ static void loop_counts(void *ud, sm_score_coord *out)
     out->below_quorum = h.below_quorum;
 }
 
-sm_status sm_scenario_loop_input(const sm_scenario *sc, sm_sim **sim,
-                                 sm_score_input *in)
+sm_status sm_scenario_loop_input(const sm_scenario *sc, const sm_wcoord *coord,
+                                 sm_sim **sim, sm_score_input *in)
 {
-    sm_status rc = sm_scenario_score_input(sc, sim, in);
+    if (sc == NULL || sim == NULL || in == NULL)
+        return SM_ERR_INVALID;
+    sm_world_config wc = sc->world;
+    if (coord != NULL)
+        wc.coord = *coord;
+    sm_sim *s = NULL;
+    sm_status rc = sm_sim_create_world(&s, &wc);
     if (rc != SM_OK)
         return rc;
+    memset(in, 0, sizeof *in);
+    in->name = sc->name;
+    in->next = score_next;
+    in->ud = s;
+    in->labels = &sc->labels;
+    *sim = s;
     in->heal = loop_heal;
     in->coord = loop_counts;
     return SM_OK;

@@ -68,6 +68,8 @@ typedef struct sim_opts {
     const char *sets[MAX_SETS]; /* --set NAME=VALUE for the worker */
     size_t n_sets;
     const char *floor;          /* --floor K=V,... over the scenario's */
+    double fail_rate, reject_rate, delay_s;     /* --coord-*; NaN: the
+                                                   scenario's */
     bool help;
 } sim_opts;
 
@@ -129,7 +131,13 @@ static void usage(FILE *to)
         "                     HealingCommands go to the simulated\n"
         "                     coordinator; the healing figures follow)\n"
         "  --set NAME=VALUE   with --score: a worker setting (repeatable)\n"
-        "  --floor K=V,...    with --score: floors over the scenario's own\n"
+        "  --floor K=V,...    with --score: floors (with --heal, only these:\n"
+        "                     the scenario's are about the unhealed world)\n"
+        "  --coord-fail R, --coord-reject R, --coord-delay S\n"
+        "                     with --heal or --coordinator: the simulated\n"
+        "                     coordinator fails or rejects a share R of the\n"
+        "                     commands, finishes each S seconds (+-S/2) after\n"
+        "                     taking it (default: the scenario's, else 0, 0, 2)\n"
         "  --quiet            no summary line\n"
         "  --help             this text\n");
 }
@@ -174,7 +182,7 @@ static bool flag_takes_value(const char *name)
     static const char *const with[] = {
         "url", "seed", "swarms", "agents", "rate", "duration", "fault",
         "pace", "count", "record", "scenario", "labels-out", "set", "floor",
-        NULL,
+        "coord-fail", "coord-reject", "coord-delay", NULL,
     };
     for (int i = 0; with[i]; i++)
         if (strcmp(name, with[i]) == 0)
@@ -276,6 +284,22 @@ static bool apply_flag(sim_opts *o, const char *name, const char *v,
         o->sets[o->n_sets++] = v;
     } else if (strcmp(name, "floor") == 0) {
         o->floor = v;
+    } else if (strncmp(name, "coord-", 6) == 0) {
+        double *dst = strcmp(name, "coord-fail") == 0     ? &o->fail_rate
+                      : strcmp(name, "coord-reject") == 0 ? &o->reject_rate
+                      : strcmp(name, "coord-delay") == 0  ? &o->delay_s
+                                                          : NULL;
+        char *end;
+        double x = dst ? strtod(v, &end) : 0;
+        if (dst == NULL) {
+            snprintf(err, cap, "unknown flag --%s (see --help)", name);
+            return false;
+        }
+        if (end == v || *end != 0 || !isfinite(x) || x < 0) {
+            snprintf(err, cap, "--%s '%s' is not a number >= 0", name, v);
+            return false;
+        }
+        *dst = x;
     } else if (strcmp(name, "help") == 0) {
         o->help = true;
     } else {
@@ -348,6 +372,12 @@ static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
     }
     if ((o->heal || o->n_sets || o->floor) && !o->score) {
         snprintf(err, cap, "--heal, --set and --floor go with --score");
+        return false;
+    }
+    if ((!isnan(o->fail_rate) || !isnan(o->reject_rate) ||
+         !isnan(o->delay_s)) && !o->heal && !o->coordinator) {
+        snprintf(err, cap, "--coord-fail, --coord-reject and --coord-delay "
+                 "go with --heal or --coordinator");
         return false;
     }
     if (o->coordinator && (o->dry_run || o->record || o->score)) {
@@ -456,6 +486,19 @@ static int print_labels(const sm_scenario *sc)
     return 0;
 }
 
+/* Applies --coord-fail, --coord-reject and --coord-delay to c. */
+static void coord_flags(const sim_opts *o, sm_wcoord *c)
+{
+    if (!isnan(o->fail_rate))
+        c->fail_rate = o->fail_rate;
+    if (!isnan(o->reject_rate))
+        c->reject_rate = o->reject_rate;
+    if (!isnan(o->delay_s)) {
+        c->delay_mean_s = o->delay_s;
+        c->delay_jitter_s = o->delay_s / 2;
+    }
+}
+
 /* Opens the generator: the scenario's world, or the simple profile. */
 static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
 {
@@ -468,6 +511,7 @@ static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
         return st;
     }
     sm_world_config wc = *sm_scenario_world(*sc);
+    coord_flags(o, &wc.coord);
     if (o->duration_set && o->cfg.duration_ms > 0 &&
         o->cfg.duration_ms < wc.duration_ms)
         wc.duration_ms = o->cfg.duration_ms;
@@ -505,14 +549,23 @@ static int run_score(const sim_opts *o)
         st = sm_config_set(&cfg, key, eq + 1, "--set", err, sizeof err);
     }
     sm_score_floors floors;
+    bool loop = o->heal || (st == SM_OK && sm_scenario_loop(sc));
     if (st == SM_OK) {
-        floors = *sm_scenario_floors(sc);
+        /* The scenario's floors are about detection in the world as its
+         * faults make it; a healed world is another (its labels still
+         * derive from the faults), so with the loop closed only --floor
+         * applies. */
+        if (loop)
+            sm_score_floors_init(&floors);
+        else
+            floors = *sm_scenario_floors(sc);
         if (o->floor)
             st = sm_score_floors_parse(&floors, o->floor, err, sizeof err);
     }
     if (st == SM_OK) {
-        bool loop = o->heal || sm_scenario_loop(sc);
-        st = loop ? sm_scenario_loop_input(sc, &sim, &in)
+        sm_wcoord co = sm_scenario_world(sc)->coord;
+        coord_flags(o, &co);
+        st = loop ? sm_scenario_loop_input(sc, &co, &sim, &in)
                   : sm_scenario_score_input(sc, &sim, &in);
         if (st != SM_OK)
             snprintf(err, sizeof err, "cannot create the world: %s",
@@ -723,6 +776,7 @@ int main(int argc, char **argv)
     char err[512];
     memset(&o, 0, sizeof o);
     o.url = "nats://127.0.0.1:4222";
+    o.fail_rate = o.reject_rate = o.delay_s = NAN;
     sm_sim_config_default(&o.cfg);
 
     if (!parse_args(argc, argv, &o, err, sizeof err)) {

@@ -259,8 +259,9 @@ typedef struct sm_heal_event {
                                        command_id) */
     char swarm[SM_SCORE_ID_MAX];
     char action[SM_SCORE_TYPE_MAX]; /* the subject's action token */
-    char failure_type[SM_SCORE_TYPE_MAX];   /* sm_fail_type_str(); may be
-                                               "unknown" */
+    char failure_type[SM_SCORE_TYPE_MAX];   /* sm_fail_type_str(), or
+                                               "bottleneck" when the
+                                               command answers no failure */
     char answers[SM_SCORE_ID_MAX];
     int autonomy;                   /* command: Autonomy */
     bool escalation;                /* command: ACTION_ESCALATE */

@@ -55,6 +55,13 @@ static const char *header_value(const char *const *headers, const char *key)
     return NULL;
 }
 
+/* The failure type's token; "bottleneck" for a command that answers no
+ * failure (a strategy matching a bottleneck, as drain_agent does). */
+static const char *failure_of(int type)
+{
+    return type > 0 ? sm_fail_type_str((sm_fail_type)type) : "bottleneck";
+}
+
 static sm_status decode_command(const void *data, size_t len,
                                 const char *const *headers, sm_heal_event *e)
 {
@@ -66,8 +73,7 @@ static sm_status decode_command(const void *data, size_t len,
     }
     put(e->id, sizeof e->id, m->decision->decision_id);
     put(e->swarm, sizeof e->swarm, m->decision->swarm);
-    put(e->failure_type, sizeof e->failure_type,
-        sm_fail_type_str((sm_fail_type)m->failure_type));
+    put(e->failure_type, sizeof e->failure_type, failure_of(m->failure_type));
     put(e->answers, sizeof e->answers, m->answers);
     e->at_ms = m->decision->decided_at_ms;
     e->autonomy = (int)m->autonomy;
@@ -89,8 +95,7 @@ static sm_status decode_verdict(const void *data, size_t len, sm_heal_event *e)
     }
     put(e->id, sizeof e->id, m->command_id);
     put(e->swarm, sizeof e->swarm, m->decision->swarm);
-    put(e->failure_type, sizeof e->failure_type,
-        sm_fail_type_str((sm_fail_type)m->failure_type));
+    put(e->failure_type, sizeof e->failure_type, failure_of(m->failure_type));
     put(e->answers, sizeof e->answers, m->answers);
     e->at_ms = m->decision->decided_at_ms;
     e->verdict = (int)m->verdict;

@@ -146,11 +146,12 @@ sm_status sm_watch_format_heal(const void *data, size_t len, char *buf,
         SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_CUSTOM ? c->custom_action : act;
     const char *on = c->agent[0] ? c->agent : c->subject[0] ? c->subject : "-";
     int n = snprintf(buf, cap, "%s  %-6s HEAL     %-18s %-17s %-8s attempt=%u "
-                     "%s deadline=+%llds id=%s", when, d->swarm, what,
+                     "%s id=%s", when, d->swarm, what,
                      sm_fail_type_str((sm_fail_type)c->failure_type), on,
-                     c->attempt, aut,
-                     (long long)((c->deadline_ms - d->decided_at_ms) / 1000),
-                     d->decision_id);
+                     c->attempt, aut, d->decision_id);
+    if (c->deadline_ms > 0 && n > 0 && (size_t)n < cap)    /* none: escalate */
+        n += snprintf(buf + n, cap - (size_t)n, " deadline=+%llds",
+                      (long long)((c->deadline_ms - d->decided_at_ms) / 1000));
     for (size_t i = 0; i < c->n_steps && n > 0 && (size_t)n < cap; i++)
         n += snprintf(buf + n, cap - (size_t)n, "%s%s", i ? "," : " steps=",
                       c->steps[i]);
