@@ -7,6 +7,7 @@
  */
 #include <check.h>
 #include <nats/nats.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -916,6 +917,283 @@ START_TEST(coordinator_on_the_bus)
 }
 END_TEST
 
+/* ---- the closed loop on a real bus: worker + swarm-sim --coordinator ---- */
+
+/* A nats-server, a worker with a store, a listener on medic.s0.heal.> and
+ * medic.s0.verdict.>, and the scenario file. */
+typedef struct loop_rig {
+    char dir[256], scenario[400], store[400], wlog[400], slog[400];
+    sm_test_server srv;
+    natsConnection *nc;
+    natsSubscription *heal, *verdict;
+    pid_t worker, sim;
+    int starts;
+} loop_rig;
+
+/* One HealingCommand or HealingVerdict seen. */
+typedef struct seen_heal {
+    bool verdict;
+    char id[24], answers[24];
+    int action, failure, result;        /* result: Verdict */
+    uint32_t attempt;
+} seen_heal;
+
+typedef struct loop_log {
+    seen_heal v[256];
+    size_t n;
+} loop_log;
+
+static void loop_open(loop_rig *r, const char *scenario_json)
+{
+    memset(r, 0, sizeof *r);
+    sm_test_tmpdir(r->dir, sizeof r->dir, "loop");
+    snprintf(r->scenario, sizeof r->scenario, "%s/loop.json", r->dir);
+    snprintf(r->store, sizeof r->store, "%s/data", r->dir);
+    snprintf(r->slog, sizeof r->slog, "%s/sim.log", r->dir);
+    FILE *f = fopen(r->scenario, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(scenario_json, f);
+    fclose(f);
+    sm_test_server_start(&r->srv, 0, NULL);
+    ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, r->srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&r->heal, r->nc,
+                                                  "medic.s0.heal.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&r->verdict, r->nc,
+                                                  "medic.s0.verdict.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r->nc, 2000), NATS_OK);
+}
+
+static void loop_worker(loop_rig *r)
+{
+    char bin[512], url[128], store[440];
+    sm_test_bin(bin, sizeof bin, "swarm-medic");
+    snprintf(url, sizeof url, "--nats-url=%s", r->srv.url);
+    snprintf(store, sizeof store, "--store-dir=%s", r->store);
+    snprintf(r->wlog, sizeof r->wlog, "%s/worker-%d.log", r->dir, ++r->starts);
+    const char *argv[] = {bin, url, store, "--stats-interval=0",
+                          "--commit-interval=20ms", NULL};
+    r->worker = sm_test_spawn(argv, r->wlog, true);
+    ck_assert_msg(sm_test_wait_for_text(r->wlog, "event=subscribed", 30000),
+                  "worker did not subscribe");
+}
+
+/* swarm-sim --coordinator at pace `pace`, with extra flags. */
+static void loop_sim(loop_rig *r, const char *pace, const char *const *extra)
+{
+    char bin[512];
+    sm_test_bin(bin, sizeof bin, "swarm-sim");
+    const char *argv[24] = {bin, "--scenario", r->scenario, "--url",
+                            r->srv.url, "--coordinator", "--pace", pace,
+                            "--quiet"};
+    int n = 9;
+    for (int i = 0; extra && extra[i]; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    r->sim = sm_test_spawn(argv, r->slog, false);
+}
+
+/* Takes what arrived on the two subscriptions within wait_ms. */
+static void loop_drain(loop_rig *r, loop_log *lg, int wait_ms)
+{
+    natsSubscription *subs[2] = {r->heal, r->verdict};
+    for (int idle = 0; idle < 2;) {
+        bool got = false;
+        for (int i = 0; i < 2; i++) {
+            natsMsg *m = next_on(subs[i], idle ? wait_ms / 2 : 20);
+            if (m == NULL)
+                continue;
+            got = true;
+            ck_assert_uint_lt(lg->n, 256);
+            seen_heal *s = &lg->v[lg->n++];
+            memset(s, 0, sizeof *s);
+            s->verdict = i == 1;
+            const uint8_t *d = (const uint8_t *)natsMsg_GetData(m);
+            size_t len = (size_t)natsMsg_GetDataLength(m);
+            if (i == 0) {
+                Swarmmedic__V1__HealingCommand *c =
+                    swarmmedic__v1__healing_command__unpack(NULL, len, d);
+                ck_assert_ptr_nonnull(c);
+                snprintf(s->id, sizeof s->id, "%s", c->decision->decision_id);
+                snprintf(s->answers, sizeof s->answers, "%s", c->answers);
+                s->action = (int)c->action;
+                s->failure = (int)c->failure_type;
+                s->attempt = c->attempt;
+                swarmmedic__v1__healing_command__free_unpacked(c, NULL);
+            } else {
+                Swarmmedic__V1__HealingVerdict *v =
+                    swarmmedic__v1__healing_verdict__unpack(NULL, len, d);
+                ck_assert_ptr_nonnull(v);
+                snprintf(s->id, sizeof s->id, "%s", v->command_id);
+                snprintf(s->answers, sizeof s->answers, "%s", v->answers);
+                s->action = (int)v->action;
+                s->failure = (int)v->failure_type;
+                s->result = (int)v->verdict;
+                swarmmedic__v1__healing_verdict__free_unpacked(v, NULL);
+            }
+            natsMsg_Destroy(m);
+        }
+        idle = got ? 0 : idle + 1;
+    }
+}
+
+/* Drains until the simulator exits, then a little more. */
+static void loop_run_out(loop_rig *r, loop_log *lg, int timeout_ms)
+{
+    int waited = 0;
+    while (sm_test_wait(r->sim, 0) < 0 && waited < timeout_ms) {
+        loop_drain(r, lg, 200);
+        waited += 200;
+    }
+    ck_assert_msg(waited < timeout_ms, "swarm-sim did not finish");
+    loop_drain(r, lg, 1500);
+}
+
+static void loop_close(loop_rig *r)
+{
+    if (r->worker > 0) {
+        kill(r->worker, SIGTERM);
+        sm_test_wait(r->worker, 10000);
+    }
+    natsSubscription_Destroy(r->heal);
+    natsSubscription_Destroy(r->verdict);
+    natsConnection_Destroy(r->nc);
+    sm_test_server_stop(&r->srv);
+    sm_test_rmtree(r->dir);
+}
+
+/* Storms: a command for an `answers` whose earlier command (not an
+ * escalation) has no verdict yet. */
+static int storms_of(const loop_log *lg)
+{
+    int storms = 0;
+    for (size_t i = 0; i < lg->n; i++) {
+        const seen_heal *c = &lg->v[i];
+        if (c->verdict)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const seen_heal *e = &lg->v[j];
+            if (e->verdict || e->action == 6 || strcmp(e->answers, c->answers) ||
+                strcmp(e->id, c->id) == 0)
+                continue;
+            bool answered = false;
+            for (size_t k = j + 1; k < i; k++)
+                answered |= lg->v[k].verdict && !strcmp(lg->v[k].id, e->id);
+            storms += !answered;
+        }
+    }
+    return storms;
+}
+
+static bool verified(const loop_log *lg, int failure)
+{
+    for (size_t i = 0; i < lg->n; i++)
+        if (lg->v[i].verdict && lg->v[i].failure == failure &&
+            lg->v[i].result == 1)
+            return true;
+    return false;
+}
+
+/* Each failure type the simulated faults raise ends in a verified
+ * recovery: a stuck agent and a dead one restarted, a lost quorum
+ * recovered, the dead agent's timed-out task retried. */
+START_TEST(loop_verifies_each_failure_on_the_bus)
+{
+    loop_rig r;
+    loop_open(&r, "{\"name\": \"loop\", \"duration_s\": 240, \"seed\": 5,"
+              " \"swarms\": [{\"agents\": 20}],"
+              " \"faults\": ["
+              " {\"type\": \"stuck_agent\", \"agents\": [\"a12\"], \"onset_s\": 30},"
+              " {\"type\": \"crash_restart\", \"agents\": [\"a14\"], \"onset_s\": 80,"
+              "  \"end_s\": 235},"
+              " {\"type\": \"quorum_loss\", \"groups\": [\"g1\"], \"onset_s\": 150}]}");
+    loop_worker(&r);
+    loop_sim(&r, "20", NULL);
+    loop_log lg = {.n = 0};
+    loop_run_out(&r, &lg, 90000);
+    ck_assert_msg(verified(&lg, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_STUCK),
+                  "agent_stuck not verified");
+    ck_assert_msg(verified(&lg, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_DOWN),
+                  "agent_down not verified");
+    ck_assert_msg(verified(&lg, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_QUORUM_LOSS),
+                  "quorum_loss not verified");
+    ck_assert_int_eq(storms_of(&lg), 0);
+    for (size_t i = 0; i < lg.n; i++)   /* nothing had to be escalated */
+        ck_assert_int_ne(lg.v[i].action, 6);
+    loop_close(&r);
+}
+END_TEST
+
+/* A coordinator that rejects everything: each try gets its verdict before
+ * the next command, then an escalation, and nothing after it. */
+START_TEST(rejecting_coordinator_gets_an_escalation)
+{
+    loop_rig r;
+    loop_open(&r, "{\"name\": \"loop\", \"duration_s\": 260, \"seed\": 5,"
+              " \"swarms\": [{\"agents\": 20}],"
+              " \"faults\": ["
+              " {\"type\": \"stuck_agent\", \"agents\": [\"a12\"], \"onset_s\": 30}]}");
+    loop_worker(&r);
+    const char *reject[] = {"--coord-reject", "1", NULL};
+    loop_sim(&r, "30", reject);
+    loop_log lg = {.n = 0};
+    loop_run_out(&r, &lg, 90000);
+    int commands = 0, escalations = 0, failed = 0;
+    for (size_t i = 0; i < lg.n; i++) {
+        commands += !lg.v[i].verdict;
+        escalations += !lg.v[i].verdict && lg.v[i].action == 6;
+        failed += lg.v[i].verdict && lg.v[i].result == 2;
+    }
+    ck_assert_int_eq(escalations, 1);
+    ck_assert_int_ge(failed, 1);
+    ck_assert_int_eq(storms_of(&lg), 0);
+    ck_assert_int_le(commands, 5);
+    ck_assert_msg(!lg.v[lg.n - 1].verdict || lg.v[lg.n - 1].action != 6,
+                  "the escalation is the last word");
+    loop_close(&r);
+}
+END_TEST
+
+/* kill -9 of the worker between a command and its outcome: after the
+ * restart no other command is minted for the same episode and try. */
+START_TEST(kill9_between_command_and_outcome)
+{
+    loop_rig r;
+    loop_open(&r, "{\"name\": \"loop\", \"duration_s\": 260, \"seed\": 5,"
+              " \"swarms\": [{\"agents\": 20}],"
+              " \"faults\": ["
+              " {\"type\": \"stuck_agent\", \"agents\": [\"a12\"], \"onset_s\": 30}]}");
+    loop_worker(&r);
+    const char *slow[] = {"--coord-delay", "40", NULL};
+    loop_sim(&r, "20", slow);
+    loop_log lg = {.n = 0};
+    int waited = 0;
+    while (lg.n == 0 && waited < 60000) {
+        loop_drain(&r, &lg, 100);
+        waited += 100;
+    }
+    ck_assert_msg(lg.n > 0 && !lg.v[0].verdict, "no command before the kill");
+    kill(r.worker, SIGKILL);
+    ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
+    loop_worker(&r);
+    loop_run_out(&r, &lg, 90000);
+    for (size_t i = 0; i < lg.n; i++)
+        for (size_t j = 0; j < i; j++) {
+            const seen_heal *a = &lg.v[j], *b = &lg.v[i];
+            if (a->verdict || b->verdict || a->action == 6 || b->action == 6)
+                continue;
+            ck_assert_msg(strcmp(a->answers, b->answers) != 0 ||
+                          a->attempt != b->attempt || strcmp(a->id, b->id) == 0,
+                          "a second command %s for episode %s try %u after the "
+                          "restart (first %s)", b->id, b->answers, b->attempt,
+                          a->id);
+        }
+    ck_assert_int_eq(storms_of(&lg), 0);
+    ck_assert_msg(verified(&lg, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_STUCK),
+                  "the restart was not verified after the worker's restart");
+    loop_close(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("coord");
@@ -941,8 +1219,11 @@ int main(void)
     tcase_add_test(judge, watch_prints_the_loop);
     suite_add_tcase(s, judge);
     TCase *bus = tcase_create("bus");
-    tcase_set_timeout(bus, 90);
+    tcase_set_timeout(bus, 180);
     tcase_add_test(bus, coordinator_on_the_bus);
+    tcase_add_test(bus, loop_verifies_each_failure_on_the_bus);
+    tcase_add_test(bus, rejecting_coordinator_gets_an_escalation);
+    tcase_add_test(bus, kill9_between_command_and_outcome);
     suite_add_tcase(s, bus);
     return sm_run_suite(s);
 }

@@ -1234,7 +1234,8 @@ START_TEST(healing_figures_from_hand_built_events)
     ck_assert_double_eq_tol(h.per_incident, 7.0 / 4.0, 1e-9);
     ck_assert_uint_eq(h.unanswered, 1);
     const sm_heal_figures *down = htype(&h, "agent_down");
-    ck_assert_double_eq_tol(down->detect_med_s, 3.0, 1e-9);
+    ck_assert_double_eq_tol(down->raise_med_s, 3.0, 1e-9);
+    ck_assert(isnan(down->detect_med_s));   /* no failure labels here */
     ck_assert_double_eq_tol(down->recover_med_s, 9.0, 1e-9);
     ck_assert_double_eq_tol(down->success, 1.0, 1e-9);
     const sm_heal_figures *stuck = htype(&h, "agent_stuck");
@@ -1261,6 +1262,20 @@ START_TEST(healing_figures_from_hand_built_events)
     ck_assert_ptr_nonnull(strstr(buf, "score.t.heal.agent_down.recover_med 9 s"));
     ck_assert_ptr_nonnull(strstr(buf, "score.t.heal.storms 1 count"));
     free(buf);
+
+    /* Time to detect comes from the failure section: the fault's onset
+     * (its must-label's from) to the raise. */
+    sm_score_figures fdown = {.type = "agent_down", .delay_med_s = 16.5,
+                              .delay_max_s = 18.0};
+    r.failure.by_type = &fdown;
+    r.failure.n_types = 1;
+    r.failure.all.delay_med_s = 12.0;
+    r.failure.all.delay_max_s = 18.0;
+    sm_score_heal_detect(&r);
+    ck_assert_double_eq_tol(htype(&r.heal, "agent_down")->detect_med_s, 16.5, 1e-9);
+    ck_assert_double_eq_tol(htype(&r.heal, "agent_down")->detect_max_s, 18.0, 1e-9);
+    ck_assert(isnan(htype(&r.heal, "agent_stuck")->detect_med_s));
+    ck_assert_double_eq_tol(r.heal.all.detect_max_s, 18.0, 1e-9);
     sm_score_healing_free(&h);
 
     /* No storm when the second command follows the first one's verdict. */

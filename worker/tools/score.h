@@ -235,8 +235,12 @@ sm_status sm_score_decode(const char *subject, const void *data, size_t len,
  *   success      VERIFIED / (VERIFIED + FAILED) over the verdicts of ACT
  *                commands (RECOMMEND is advice; PREEMPTED and SUPERSEDED
  *                are neither).
- *   detect       a verdict's detected_at - first_evidence: from the first
- *                event behind the failure to the failure raised.
+ *   detect       fault onset to the failure raised: the failure
+ *                section's delay for that type (its must-labels' from is
+ *                when the fault took effect), copied by
+ *                sm_score_heal_detect; NaN without failure labels.
+ *   raise        a verdict's detected_at - first_evidence: from the first
+ *                event the worker holds behind the failure to its raise.
  *   recover      a VERIFIED verdict's recovered_at - first_evidence: to the
  *                verified recovery.
  *   incidents    distinct `answers` among the commands; commands per
@@ -287,8 +291,9 @@ typedef struct sm_heal_figures {
     size_t verdicts, verified, failed, preempted, superseded;
     size_t act_verified, act_failed;
     double success;                 /* NaN when no ACT verdict */
-    size_t detect_n;
-    double detect_med_s, detect_max_s;      /* NaN when detect_n == 0 */
+    double detect_med_s, detect_max_s;      /* fault onset -> raised */
+    size_t raise_n;
+    double raise_med_s, raise_max_s;        /* NaN when raise_n == 0 */
     size_t recover_n;
     double recover_med_s, recover_max_s;    /* NaN when recover_n == 0 */
 } sm_heal_figures;
@@ -424,6 +429,11 @@ sm_status sm_score_compute(const sm_conclusion *c, size_t n,
                            int64_t run_end_ms, sm_score_report *out);
 
 void sm_score_report_free(sm_score_report *r);
+
+/* Copies the failure section's delay (median, max) of each failure type
+ * into r->heal's rows of that type, and failure "all" into heal "all":
+ * time to detect from the fault's onset. sm_score_run calls it. */
+void sm_score_heal_detect(sm_score_report *r);
 
 /* --------------------------------------------------------------------- run */
 

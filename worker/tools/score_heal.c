@@ -133,7 +133,7 @@ sm_status sm_score_decode_heal(const char *subject, const void *data,
 
 /* Scratch of the computation: one slot per event. */
 typedef struct heal_scratch {
-    int64_t *detect, *recover;
+    int64_t *raise, *recover;
     bool *answered;             /* per command event: a verdict came */
 } heal_scratch;
 
@@ -171,7 +171,7 @@ static void figures_for(sm_heal_figures *f, const char *type,
             f->act_failed += x->verdict == FAILED;
         }
         if (x->first_evidence_ms > 0 && x->detected_at_ms >= x->first_evidence_ms)
-            k->detect[f->detect_n++] = x->detected_at_ms - x->first_evidence_ms;
+            k->raise[f->raise_n++] = x->detected_at_ms - x->first_evidence_ms;
         if (x->verdict == VERIFIED && x->first_evidence_ms > 0 &&
             x->recovered_at_ms >= x->first_evidence_ms)
             k->recover[f->recover_n++] =
@@ -181,8 +181,9 @@ static void figures_for(sm_heal_figures *f, const char *type,
                      ? (double)f->act_verified /
                            (double)(f->act_verified + f->act_failed)
                      : NAN;
-    sm_score_stats(k->detect, f->detect_n, &f->detect_med_s, NULL,
-                   &f->detect_max_s);
+    sm_score_stats(k->raise, f->raise_n, &f->raise_med_s, NULL,
+                   &f->raise_max_s);
+    f->detect_med_s = f->detect_max_s = NAN;
     sm_score_stats(k->recover, f->recover_n, &f->recover_med_s, NULL,
                    &f->recover_max_s);
 }
@@ -229,13 +230,13 @@ sm_status sm_score_heal_compute(const sm_heal_event *e, size_t n,
     out->on = on;
     size_t room = n ? n : 1;
     heal_scratch k = {
-        .detect = calloc(room, sizeof *k.detect),
+        .raise = calloc(room, sizeof *k.raise),
         .recover = calloc(room, sizeof *k.recover),
         .answered = calloc(room, sizeof *k.answered),
     };
     out->by_type = calloc(room, sizeof *out->by_type);
     sm_status s = SM_ERR_NOMEM;
-    if (!k.detect || !k.recover || !k.answered || !out->by_type)
+    if (!k.raise || !k.recover || !k.answered || !out->by_type)
         goto cleanup;
     for (size_t i = 0; i < n; i++) {
         bool known = false;
@@ -255,10 +256,24 @@ sm_status sm_score_heal_compute(const sm_heal_event *e, size_t n,
                             : NAN;
     s = SM_OK;
 cleanup:
-    free(k.detect);
+    free(k.raise);
     free(k.recover);
     free(k.answered);
     return s;
+}
+
+void sm_score_heal_detect(sm_score_report *r)
+{
+    sm_score_healing *h = &r->heal;
+    const sm_score_section *fs = &r->failure;
+    for (size_t i = 0; i < h->n_types; i++)
+        for (size_t j = 0; j < fs->n_types; j++)
+            if (strcmp(h->by_type[i].type, fs->by_type[j].type) == 0) {
+                h->by_type[i].detect_med_s = fs->by_type[j].delay_med_s;
+                h->by_type[i].detect_max_s = fs->by_type[j].delay_max_s;
+            }
+    h->all.detect_med_s = fs->all.delay_med_s;
+    h->all.detect_max_s = fs->all.delay_max_s;
 }
 
 void sm_score_healing_free(sm_score_healing *h)
@@ -359,6 +374,8 @@ static void heal_lines(FILE *out, const char *name, const sm_heal_figures *f)
     hline_d(out, pre, "success", f->success, "ratio");
     hline_d(out, pre, "detect_med", f->detect_med_s, "s");
     hline_d(out, pre, "detect_max", f->detect_max_s, "s");
+    hline_d(out, pre, "raise_med", f->raise_med_s, "s");
+    hline_d(out, pre, "raise_max", f->raise_max_s, "s");
     hline_d(out, pre, "recover_med", f->recover_med_s, "s");
     hline_d(out, pre, "recover_max", f->recover_max_s, "s");
 }

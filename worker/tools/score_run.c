@@ -280,6 +280,8 @@ sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
         out->heal.on = (in->heal != NULL && !in->rec_path) || k.nh > 0;
         s = sm_score_heal_compute(k.h, k.nh, &out->heal);
         out->heal.heal_errors = k.heal_errors;
+        if (s == SM_OK)
+            sm_score_heal_detect(out);
         if (s == SM_OK && in->coord && !in->rec_path) {
             in->coord(in->ud, &out->heal.coord);
             out->heal.coord_on = true;
