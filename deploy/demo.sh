@@ -10,7 +10,7 @@ bin=${1:-build/bin}
 here=$(cd "$(dirname "$0")" && pwd)
 # Worker flags that turn healing on for the loop (the README's healing
 # settings); override to try others.
-SM_DEMO_HEAL_ARGS=${SM_DEMO_HEAL_ARGS:-}
+SM_DEMO_HEAL_ARGS=${SM_DEMO_HEAL_ARGS:---autonomy=resource_rebalance=act}
 work=$(mktemp -d "${TMPDIR:-/tmp}/swarm-medic-demo.XXXXXX")
 pids=""
 cleanup() {
