@@ -52,7 +52,7 @@ CFLAGS_BASE := $(CSTD) $(OPT) -g $(SAN) -MMD -MP
 LDFLAGS  += $(SAN)
 
 CHECK_LIBS := -lcheck_pic -lsubunit -lrt -lm -pthread
-EDGE_LIBS  := -lnats -llmdb -lprotobuf-c -ljansson -lisal -lm -pthread
+EDGE_LIBS  := -lnats -llmdb -lprotobuf-c -ljansson -lisal -lmicrohttpd -lsystemd -lm -pthread
 
 CORE_SRC  := $(wildcard core/*.c)
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)

@@ -258,13 +258,20 @@ bool sm_heal_rebalance_matches(const sm_heal_case *c)
 bool sm_heal_rebalance_plan(const sm_heal_case *c, sm_heal_plan *p)
 {
     p->action = SM_ACT_REBALANCE;
-    step(p, "pause_low_priority");
-    if (c->type == SM_FAIL_TOKEN_EXHAUSTION)
+    if (c->type == SM_FAIL_TOKEN_EXHAUSTION) {
+        /* fewer tokens burned, and budget moved to the swarm */
+        step(p, "pause_low_priority");
         step(p, "reallocate_budget");
-    else if (c->type == SM_FAIL_MEMORY_EXHAUSTION)
+    } else if (c->type == SM_FAIL_MEMORY_EXHAUSTION) {
         step(p, "free_memory");
-    else
-        step_n(p, "scale_up", 4);
+    } else {
+        /* a queue: capacity, one agent per 20 tasks over the clear line
+         * (SPEC capability 5); pausing work would only pile it up */
+        const sm_gauge *g = &c->sw->st.gauges[G_QUEUE];
+        double over = g->have ? g->value - c->sw->cfg.queue_clear : 0;
+        uint32_t n = over > 20 ? (uint32_t)((over + 19) / 20) : 1u;
+        step_n(p, "scale_up", n > 50 ? 50 : n);
+    }
     return true;
 }
 
@@ -321,17 +328,35 @@ static int64_t default_deadline(const sm_detect_config *c, sm_heal_action a)
     return c->heal_rebalance_deadline_ms;
 }
 
-/* How many restarts of `agent` (0: of anyone) since `since`. */
+/* How many restarts of `agent` (0: of anyone) since `since`, and when
+ * the latest was (*last, 0 if none). */
 static uint32_t restarts_since(const sm_heal_state *h, uint64_t agent,
-                               int64_t since)
+                               int64_t since, int64_t *last)
 {
     uint32_t n = 0;
+    int64_t latest = 0;
     for (int i = 0; i < SM_HEAL_RESTARTS; i++) {
         const sm_heal_restart *r = &h->restarts[i];
-        if (r->agent != 0 && r->at_ms >= since && (agent == 0 || r->agent == agent))
+        if (r->agent != 0 && r->at_ms >= since && (agent == 0 || r->agent == agent)) {
             n++;
+            latest = r->at_ms > latest ? r->at_ms : latest;
+        }
     }
+    if (last != NULL)
+        *last = latest;
     return n;
+}
+
+/* base x 2^(k-1), at most max, plus 0..50% jitter drawn from key and k:
+ * deterministic. */
+static int64_t backoff_of(const sm_detect_config *c, uint64_t key, uint32_t k)
+{
+    int64_t wait = c->heal_backoff_ms;
+    for (uint32_t i = 1; i < k && wait < c->heal_backoff_max_ms; i++)
+        wait *= 2;
+    wait = min64(wait, c->heal_backoff_max_ms);
+    uint64_t j = sm_hash_u64(sm_hash_u64(SM_HASH_INIT, key), k);
+    return wait + wait * (int64_t)(j % 500) / 1000;
 }
 
 static void restart_note(sm_heal_state *h, const char *agent, int64_t at_ms)
@@ -533,11 +558,24 @@ static void next_command(sm_swarm *sw, sm_heal_ep *e, uint32_t from,
     sm_agent *a = sm_agents_find(&sw->ag, agent);
     bool live = a == NULL || !(a->s.fail & FAIL_DOWN);
     if (p.restarts) {
-        int64_t since = now - cfg->heal_restart_window_ms;
+        int64_t since = now - cfg->heal_restart_window_ms, last = 0;
         uint64_t ah = sm_hash_str(SM_HASH_INIT, agent);
-        if (restarts_since(&sw->st.heal, ah, since) >= cfg->heal_restart_max ||
-            restarts_since(&sw->st.heal, 0, since) >= cfg->heal_swarm_restart_max) {
+        uint32_t k = restarts_since(&sw->st.heal, ah, since, &last);
+        if (k >= cfg->heal_restart_max ||
+            restarts_since(&sw->st.heal, 0, since, NULL) >=
+                cfg->heal_swarm_restart_max) {
             escalate(sw, e, "restart_cap", out);
+            return;
+        }
+        /* restart intensity: the agent's k-th restart in the window waits
+         * its backoff after the one before */
+        int64_t at = k > 0 ? last + backoff_of(cfg, ah, k) : 0;
+        if (now < at) {
+            e->phase = HEAL_BACKOFF;
+            e->next_ms = at;
+            e->strategy = (uint8_t)i;
+            e->tries = (uint8_t)tries;
+            sw->dirty = true;
             return;
         }
         if (live && quorum_tight(sw)) {
@@ -604,16 +642,11 @@ static void next_command(sm_swarm *sw, sm_heal_ep *e, uint32_t from,
     sw->dirty = true;
 }
 
-/* Exponential backoff with deterministic jitter before try `attempt`. */
+/* Exponential backoff with deterministic jitter before the episode's
+ * next try. */
 static int64_t backoff(const sm_swarm *sw, const sm_heal_ep *e)
 {
-    const sm_detect_config *c = &sw->cfg;
-    int64_t wait = c->heal_backoff_ms;
-    for (uint32_t i = 1; i < e->attempt && wait < c->heal_backoff_max_ms; i++)
-        wait *= 2;
-    wait = min64(wait, c->heal_backoff_max_ms);
-    uint64_t j = sm_hash_u64(sm_hash_u64(SM_HASH_INIT, e->answers), e->attempt);
-    return wait + wait * (int64_t)(j % 500) / 1000;     /* + 0..50% */
+    return backoff_of(&sw->cfg, e->answers, e->attempt);
 }
 
 /* Whether the current command of e has done what it was for. */

@@ -1340,7 +1340,9 @@ START_TEST(deploy_permissions_confine_swarm_publishers)
 {
     rig r;
     memset(&r, 0, sizeof r);
-    const char *sargs[] = {"-c", PERMS_CONF, NULL};
+    char jsdir[256];            /* the config's JetStream store: ours */
+    sm_test_tmpdir(jsdir, sizeof jsdir, "js");
+    const char *sargs[] = {"-c", PERMS_CONF, "--store_dir", jsdir, NULL};
     sm_test_server_start(&r.srv, 0, sargs);
     sm_test_tmpdir(r.dir, sizeof r.dir, "perms");
     snprintf(r.store, sizeof r.store, "%s/data", r.dir);
@@ -1410,6 +1412,7 @@ START_TEST(deploy_permissions_confine_swarm_publishers)
     natsConnection_Destroy(s0);
     natsConnection_Destroy(s1);
     rig_down(&r);
+    sm_test_rmtree(jsdir);
 }
 END_TEST
 

@@ -317,6 +317,33 @@ START_TEST(restart_cap_per_agent)
 }
 END_TEST
 
+/* Restart intensity: an agent restarted a minute ago that dies again
+ * waits out the backoff (heal_backoff, doubling) before its next restart. */
+START_TEST(restart_intensity_backs_off)
+{
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    cfg.heal_backoff_ms = 60000;
+    fx *x = fx_new_cfg(&cfg, "*=act");
+    const sm_decision *c = kill_a(x);
+    int64_t first = c->at_ms;
+    int64_t t = first + 2000;
+    life(x, t, "a", true);
+    for (int i = 0; i < 6; i++, t += 2000) {
+        hb(x, t, "a", 2, 1, (uint64_t)t);
+        hb(x, t, "b", 2, 1, (uint64_t)t);
+    }
+    for (; t < first + 120000; t += 2000)       /* a dead again */
+        hb(x, t, "b", 2, 1, (uint64_t)t);
+    const sm_decision *c2 = nth_of(x, SM_DEC_HEAL, "a", 1);
+    ck_assert_ptr_nonnull(c2);
+    ck_assert_int_eq(c2->heal.action, SM_ACT_RESTART);
+    ck_assert_int_ge(c2->at_ms, first + 60000);
+    ck_assert_int_le(c2->at_ms, first + 91000);     /* + at most 50% */
+    fx_free(x);
+}
+END_TEST
+
 /* ---- quorum guard -------------------------------------------------------- */
 
 /* A stuck (live) agent is not restarted while a group has no participant
@@ -635,6 +662,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rejected_twice_then_escalated_not_stormed);
     tcase_add_test(tc, deadline_fails_a_silent_command);
     tcase_add_test(tc, restart_cap_per_agent);
+    tcase_add_test(tc, restart_intensity_backs_off);
     tcase_add_test(tc, quorum_guard_holds_a_live_restart);
     suite_add_tcase(s, tc);
     tc = tcase_create("strategies");

@@ -329,3 +329,24 @@ sm_status sm_bus_publish(sm_bus *b, const char *subject, const void *data,
     }
     return sm_bus_status(s);
 }
+
+/* ---- for the operations endpoints (metrics.h) -------------------------- */
+
+bool sm_bus_connected(sm_bus *b)
+{
+    return b && b->nc &&
+           natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+int64_t sm_bus_reconnects(sm_bus *b)
+{
+    natsStatistics *st = NULL;
+    uint64_t reconnects = 0;
+    int64_t r = -1;
+    if (b && b->nc && natsStatistics_Create(&st) == NATS_OK &&
+        natsConnection_GetStats(b->nc, st) == NATS_OK &&
+        natsStatistics_GetCounts(st, NULL, NULL, NULL, NULL, &reconnects) == NATS_OK)
+        r = (int64_t)reconnects;
+    natsStatistics_Destroy(st);
+    return r;
+}

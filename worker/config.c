@@ -70,6 +70,8 @@ static const opt options[] = {
     {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
+    {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
+    {"http_listen", OPT_STR, C(http_listen), "host:port for /metrics, /healthz, /readyz, e.g. 127.0.0.1:9464 (empty: off)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
     {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
@@ -195,6 +197,8 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->store_dir, "./swarm-medic-data"},
         {&cfg->log_level, "info"},
         {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
+        {&cfg->log_format, "text"},
+        {&cfg->http_listen, ""},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (set_str(strs[i].slot, strs[i].v) != SM_OK) {
@@ -564,6 +568,19 @@ static sm_status check_loops(const sm_config *cfg, char *err, size_t errcap)
     return SM_OK;
 }
 
+/* Whether s is host:port with a port of 0 to 65535 (http.c resolves the
+ * host when it listens). */
+static bool listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return atoi(colon + 1) <= 65535;
+}
+
 sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
 {
     const char *why = NULL;
@@ -581,6 +598,17 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
     }
     if (sm_log_level_parse(cfg->log_level) < 0) {
         snprintf(err, errcap, "log_level must be debug, info, warn or error");
+        return SM_ERR_CONFIG;
+    }
+    if (sm_log_format_parse(cfg->log_format) < 0) {
+        snprintf(err, errcap, "log_format must be text or json, not '%s'",
+                 cfg->log_format);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->http_listen[0] && !listen_ok(cfg->http_listen)) {
+        snprintf(err, errcap, "http_listen '%s' is not host:port (e.g. "
+                 "127.0.0.1:9464; port 0 picks a free one; empty: off)",
+                 cfg->http_listen);
         return SM_ERR_CONFIG;
     }
     if (!cfg->input_subject[0] || !cfg->output_prefix[0] ||
@@ -648,5 +676,31 @@ void sm_config_usage(const sm_config *defaults, void *file)
         fprintf(f, "  --%-22s %s (default: ", flag, options[i].help);
         print_default(defaults, &options[i], f);
         fprintf(f, ")\n");
+    }
+}
+
+/* Settings whose value is a secret: --check-config shows only that one
+ * is set. */
+static bool secret(const char *name)
+{
+    return strcmp(name, "nats_password") == 0 || strcmp(name, "nats_token") == 0;
+}
+
+void sm_config_print(const sm_config *cfg, void *file)
+{
+    FILE *f = file;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char *const *str = (char *const *)((const char *)cfg + o->offset);
+        fprintf(f, "  %-22s = ", o->name);
+        if (o->type == OPT_STR && secret(o->name)) {
+            fprintf(f, "%s", *str && (*str)[0] ? "(set, not shown)" : "");
+        } else if (o->type == OPT_STR && strcmp(o->name, "nats_url") == 0) {
+            char url[STR_MAX + 1];
+            fprintf(f, "%s", sm_log_url(*str, url, sizeof url));
+        } else {
+            print_default(cfg, o, f);
+        }
+        fputc('\n', f);
     }
 }

@@ -79,6 +79,11 @@ typedef struct sm_config {
     /* output */
     char *log_level;            /* "info" */
     int64_t stats_ms;           /* stats log line period (wall), 10000 */
+    char *log_format;           /* "text" (key=value) or "json" */
+
+    /* operations */
+    char *http_listen;          /* host:port of /metrics, /healthz,
+                                   /readyz; "" (the default): off */
 
     /* healing */
     char *autonomy;             /* strategies.h: "[swarm/]action=level,..." */
@@ -109,5 +114,10 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap);
 
 /* Prints every setting with its default and meaning (for --help). */
 void sm_config_usage(const sm_config *defaults, void *file /* FILE* */);
+
+/* Prints every setting's value, one "name = value" a line, for
+ * --check-config: passwords and tokens are shown only as set, and the
+ * user information of nats_url is masked (sm_log_url). */
+void sm_config_print(const sm_config *cfg, void *file /* FILE* */);
 
 #endif

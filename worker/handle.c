@@ -28,6 +28,8 @@ static sm_status send_decision(sm_worker *w, const sm_decision *d,
         w->st.publish_errors++;
     else
         w->st.transitions++;
+    if (s == SM_OK)
+        sm_worker_count_decision(&w->st, d);
     return s;
 }
 
@@ -413,6 +415,8 @@ static size_t deadletter_fit(const sm_worker *w, size_t len, const char **h,
 static void deadletter(sm_worker *w, const sm_item *it, const sm_verdict *v)
 {
     w->st.deadletters++;
+    if ((unsigned)v->status < SM_METRICS_STATUSES)
+        w->st.deadletters_by_status[v->status]++;
     if (v->internal)
         w->st.internal_errors++;
     char orig[24];

@@ -16,8 +16,8 @@
 #define INBOX_CAPACITY 16384
 /* Items handled per inbox lock. */
 #define BATCH 256
-/* How long a stop waits for the input to drain. */
-#define DRAIN_MS 10000
+/* How long a stop waits for the input to drain (worker.h). */
+#define DRAIN_MS SM_WORKER_DRAIN_MS
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
                           size_t len, const char *const *headers)
@@ -40,6 +40,9 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
         return SM_ERR_NOMEM;
     w->cfg = cfg;
     w->log = log;
+    sm_hist_init(&w->handle_latency, SM_HIST_HANDLE);
+    sm_hist_init(&w->commit_latency, SM_HIST_COMMIT);
+    sm_notify_init(&w->notify);
     sm_status s = sm_registry_create(&w->reg, &cfg->detect);
     char err[256];
     if (s == SM_OK && cfg->heal &&
@@ -162,12 +165,13 @@ sm_status sm_worker_open(sm_worker *w)
 
 /* Sleeps up to ms, in slices, unless a stop signal is pending. Returns
  * true if one is. */
-static bool wait_or_stop(int64_t ms, const sigset_t *stop)
+static bool wait_or_stop(sm_worker *w, int64_t ms, const sigset_t *stop)
 {
     for (int64_t slept = 0; slept < ms; slept += 50) {
         if (sm_proc_stop_pending(stop, NULL))
             return true;
         sm_proc_sleep_ms(50);
+        sm_worker_turn(w, false);
     }
     return sm_proc_stop_pending(stop, NULL);
 }
@@ -177,6 +181,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     char err[512];
     int64_t wait_ms = w->cfg->reconnect_wait_ms > 100 ? w->cfg->reconnect_wait_ms : 100;
     sm_status s;
+    sm_worker_phase(w, SM_PHASE_CONNECTING);
     /* cnats's own retry-on-failed-connect blocks inside Connect for ever
      * on an authorization error, deaf to signals and silent: retry here,
      * saying why each attempt failed. */
@@ -189,7 +194,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
                      err, s == SM_ERR_BUS ? " retry=yes" : " retry=no");
         if (s != SM_ERR_BUS)
             return s;           /* bad TLS or credential files: fatal */
-        if (wait_or_stop(wait_ms, stop)) {
+        if (wait_or_stop(w, wait_ms, stop)) {
             sm_log_write(w->log, SM_LOG_WARN, "stopping",
                          "detail=\"stopped before ever connecting\"");
             return SM_ERR_BUS;
@@ -207,7 +212,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
                      "subject=%s attempt=%u status=\"%s\" retry=yes "
                      "detail=\"the server did not confirm the subscription\"",
                      w->cfg->input_subject, attempt, sm_status_str(s));
-        if (wait_or_stop(wait_ms, stop)) {
+        if (wait_or_stop(w, wait_ms, stop)) {
             sm_log_write(w->log, SM_LOG_WARN, "stopping",
                          "detail=\"stopped before the subscription was confirmed\"");
             return SM_ERR_BUS;
@@ -233,6 +238,12 @@ void sm_worker_set_sink(sm_worker *w, const sm_sink *sink)
     w->sink = *sink;
 }
 
+/* Seconds from a to b (monotonic). */
+static double elapsed_s(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
 sm_status sm_worker_flush(sm_worker *w)
 {
     if (!w->persist)
@@ -240,7 +251,11 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_persist_result r;
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sm_hist_observe(&w->commit_latency, elapsed_s(&t0, &t1));
     w->store_failing = s != SM_OK;
     if (s == SM_OK) {
         w->st.commits++;
@@ -471,7 +486,17 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
     size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
     w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
+        /* one item in SM_METRICS_HANDLE_SAMPLE is timed: a clock read
+         * can cost more than a tenth of an item's handling */
+        bool timed = w->handle_seq++ % SM_METRICS_HANDLE_SAMPLE == 0;
+        struct timespec t0, t1;
+        if (timed)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         sm_worker_handle_item(w, &batch[i]);
+        if (timed) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            sm_hist_observe(&w->handle_latency, elapsed_s(&t0, &t1));
+        }
         sm_item_release(&batch[i]);
     }
     w->in_batch = false;
@@ -523,6 +548,7 @@ static void drain(sm_worker *w, bool input_lost)
     uint64_t before = w->st.events + w->st.deadletters;
     sm_inbox_stats is;
     for (;;) {
+        sm_worker_turn(w, false);
         if (handle_batch(w, 50) > 0)
             continue;
         sm_inbox_stats_get(w->inbox, &is);
@@ -550,10 +576,12 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     int64_t idle_ms = w->cfg->commit_ms > 0 ? w->cfg->commit_ms : 50;
     uint64_t full_seen = 0;
     sm_status lost = SM_OK;
+    sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
         int64_t now = wall_ms();
         maybe_commit(w, idle, now, &last_commit);
+        sm_worker_turn(w, idle);
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
             log_stats(w, "stats", started);
             log_ledger(w);
@@ -580,6 +608,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             break;
         }
     }
+    sm_worker_phase(w, SM_PHASE_DRAINING);
     drain(w, lost != SM_OK);
     sm_status s = sm_worker_flush(w);
     if (w->bus && lost == SM_OK) {
@@ -591,6 +620,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     log_stats(w, "stopped", started);
     log_ledger(w);
     log_healing(w);
+    sm_worker_phase(w, SM_PHASE_STOPPED);
     return lost != SM_OK ? lost : s;
 }
 
