@@ -428,17 +428,19 @@ static void print_summary(const sim_opts *o, const sim_tally *t)
     }
     double span = t->n > 0 ? (double)(t->last_ts - t->first_ts) / 1000.0 : 0;
     printf("swarm-sim: %llu events (task %llu, heartbeat %llu, resource "
-           "%llu, consensus %llu, agent %llu, outcome %llu), %.1f KiB, "
-           "event time %.1f s "
-           "from %s, %u swarms x %u agents, %zu faults, wall %.3f s, "
-           "%.0f events/s%s\n",
+           "%llu, consensus %llu, agent %llu)",
            (unsigned long long)t->n,
            (unsigned long long)t->by_kind[SM_SIM_TASK],
            (unsigned long long)t->by_kind[SM_SIM_HEARTBEAT],
            (unsigned long long)t->by_kind[SM_SIM_RESOURCE],
            (unsigned long long)t->by_kind[SM_SIM_CONSENSUS],
-           (unsigned long long)t->by_kind[SM_SIM_AGENT],
-           (unsigned long long)t->by_kind[SM_SIM_OUTCOME],
+           (unsigned long long)t->by_kind[SM_SIM_AGENT]);
+    if (o->coordinator)
+        printf(", coordinator: %llu commands taken, %llu outcomes",
+               (unsigned long long)t->commands,
+               (unsigned long long)t->by_kind[SM_SIM_OUTCOME]);
+    printf(", %.1f KiB, event time %.1f s from %s, %u swarms x %u agents, "
+           "%zu faults, wall %.3f s, %.0f events/s%s\n",
            (double)t->bytes / 1024.0, span, when, o->cfg.swarms,
            o->cfg.agents, o->cfg.n_faults, t->wall_s,
            t->wall_s > 0 ? (double)t->n / t->wall_s : 0.0,
