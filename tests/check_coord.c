@@ -476,6 +476,69 @@ START_TEST(quorum_recovery_restores_rounds)
 }
 END_TEST
 
+/* drain_agent: the slowed agent takes no new task, finishes the one in
+ * flight (COMPLETED, not CANCELLED), then restarts and comes back at
+ * normal speed; the outcome follows the re-registration. */
+START_TEST(drain_agent_finishes_then_restarts)
+{
+    sm_world_config c;
+    base(&c);
+    fault(&c, SM_WF_SLOW_AGENT, 1, 30, 0, 6.0);
+    sm_world *w = make(&c);
+    /* to a moment a1 is busy */
+    sm_sim_msg m;
+    bool running = false;
+    while (!running && sm_world_next(w, &m)) {
+        if (m.ts_ms < AT(100) || m.kind != SM_SIM_TASK)
+            continue;
+        Swarmmedic__V1__TaskEvent *t =
+            swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+        running = strcmp(t->agent, "a1") == 0 &&
+                  t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_STARTED;
+        swarmmedic__v1__task_event__free_unpacked(t, NULL);
+    }
+    ck_assert(running);
+    int64_t from = m.ts_ms;
+    sm_wheal d = command("0000000000000601", 5, "a1");
+    snprintf(d.custom, sizeof d.custom, "drain_agent");
+    ck_assert_int_eq(sm_world_heal(w, &d), SM_OK);
+    /* Until it unregisters: no QUEUED for a1, its task ends COMPLETED
+     * or FAILED, never CANCELLED. */
+    int queued = 0, ended = 0, cancelled = 0;
+    int64_t unreg = 0, reg = 0, outcome = 0;
+    while (!outcome && sm_world_next(w, &m)) {
+        if (m.kind == SM_SIM_TASK) {
+            Swarmmedic__V1__TaskEvent *t =
+                swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+            if (!strcmp(t->agent, "a1") && !unreg) {
+                queued += t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED;
+                ended += t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED ||
+                         t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_FAILED;
+                cancelled += t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_CANCELLED;
+            }
+            swarmmedic__v1__task_event__free_unpacked(t, NULL);
+        } else if (m.kind == SM_SIM_AGENT && !strcmp(m.subject, "swarm.s0.agent.a1")) {
+            *(unreg ? &reg : &unreg) = m.ts_ms;
+        } else if (m.kind == SM_SIM_OUTCOME) {
+            outcome = m.ts_ms;
+            ck_assert_str_eq(m.subject, "swarm.s0.outcome.0000000000000601");
+        }
+    }
+    ck_assert_int_gt(unreg, from + 3000);       /* it waited for the task */
+    ck_assert_int_eq(queued, 0);
+    ck_assert_int_eq(ended, 1);
+    ck_assert_int_eq(cancelled, 0);
+    ck_assert_int_eq(reg, unreg + SM_WCOORD_RESTART_MS);
+    ck_assert_int_ge(outcome, reg);
+    obs after = {.agent = "a1", .after = outcome};
+    play_out(w, &after);
+    ck_assert_int_gt(after.completed, 10);
+    ck_assert_msg(after.dur_sum / after.completed < 20000, "still slow: %.0f ms",
+                  after.dur_sum / after.completed);
+    sm_world_destroy(w);
+}
+END_TEST
+
 /* ---- rates, advice, duplicates, quorum guard ---------------------------- */
 
 /* Every command of a run at fail 0.3, reject 0.2: about those shares,
@@ -1206,6 +1269,7 @@ int main(void)
     tcase_add_test(act, rebalance_frees_budget_and_memory);
     tcase_add_test(act, rebalance_pauses_and_scales);
     tcase_add_test(act, quorum_recovery_restores_rounds);
+    tcase_add_test(act, drain_agent_finishes_then_restarts);
     suite_add_tcase(s, act);
     TCase *judge = tcase_create("judge");
     tcase_set_timeout(judge, 60);

@@ -209,26 +209,26 @@ function frac(a, b) { return b == 0 ? "-" : sprintf("%d/%d %.2f", a, b, a / b) }
 function mm(r, a, b) { return ((r, a) in v) ? sprintf("%.1f/%.1f", v[r, a], v[r, b]) : "-" }
 END {
     if (rows == 0) { print "healing: no scenario drew a HealingCommand (is healing on in the worker?)"; exit }
-    fmt = "%-24s %-18s %5s %5s %5s %6s %5s  %-12s %-11s %-11s\n"
-    printf fmt, "scenario", "failure type", "cmds", "escal", "verif", "failed", "preem", "success", "detect s", "recover s"
-    printf fmt, "", "", "", "", "", "", "", "act", "med/max", "med/max"
+    fmt = "%-24s %-18s %5s %5s %5s %6s %5s %5s  %-12s %-11s %-11s\n"
+    printf fmt, "scenario", "failure type", "cmds", "escal", "verif", "failed", "preem", "super", "success", "detect s", "recover s"
+    printf fmt, "", "", "", "", "", "", "", "", "act", "med/max", "med/max"
     for (i = 1; i <= rows; i++) {
         r = order[i]; split(r, p, SUBSEP)
         if (p[2] == "all") continue
         printf fmt, p[1], p[2], v[r, "commands"], v[r, "escalations"], v[r, "verified"],
-            v[r, "failed"], v[r, "preempted"], frac(v[r, "act_verified"], v[r, "act_verified"] + v[r, "act_failed"]),
+            v[r, "failed"], v[r, "preempted"], v[r, "superseded"], frac(v[r, "act_verified"], v[r, "act_verified"] + v[r, "act_failed"]),
             mm(r, "detect_med", "detect_max"), mm(r, "recover_med", "recover_max")
     }
     for (j = 1; j <= ntypes; j++) {
         t = torder[j]; if (t == "all") continue
         printf fmt, "overall", t, S[t, "commands"], S[t, "escalations"], S[t, "verified"], S[t, "failed"],
-            S[t, "preempted"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
+            S[t, "preempted"], S[t, "superseded"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
             ((t, "detect_max") in S) ? "-/" sprintf("%.1f", S[t, "detect_max"]) : "-",
             ((t, "recover_max") in S) ? "-/" sprintf("%.1f", S[t, "recover_max"]) : "-"
     }
     t = "all"
     printf fmt, "overall", "all", S[t, "commands"], S[t, "escalations"], S[t, "verified"], S[t, "failed"],
-        S[t, "preempted"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
+        S[t, "preempted"], S[t, "superseded"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
         ((t, "detect_max") in S) ? "-/" sprintf("%.1f", S[t, "detect_max"]) : "-",
         ((t, "recover_max") in S) ? "-/" sprintf("%.1f", S[t, "recover_max"]) : "-"
     print "overall detect/recover: max over all scenarios (medians per scenario only)"

@@ -789,7 +789,7 @@ static bool slot_ok(const wswarm_st *st, const wslot *sl, uint32_t conc)
 {
     const wagent *a = &st->ag[sl->agent];
     return a->live == 1 && !a->down && a->epoch == sl->epoch &&
-           a->inflight < conc;
+           a->inflight < conc && !a->drain;
 }
 
 bool sm_w_free_slot(sm_world *w, uint32_t s, uint32_t a)
@@ -1353,7 +1353,13 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     int kind = t->flag & 3;
     if (kind != END_OK)
         remember(st, t);
-    if (!sm_w_free_slot(w, s, t->agent) || !sm_w_dispatch(w, s, t->ts))
+    if (ag->drain > 0) {        /* the coordinator drains it: no new work */
+        if (ag->inflight == 0 && !sm_w_drained(w, s, t->agent, t->ts))
+            return -1;
+    } else if (!sm_w_free_slot(w, s, t->agent)) {
+        return -1;
+    }
+    if (!sm_w_dispatch(w, s, t->ts))
         return -1;
     return emit_task(w, t, out,
                      kind == END_OK

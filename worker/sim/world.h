@@ -119,11 +119,15 @@
  *   quorum_recovery    spawn_agents=N dynamic agents register (within the
  *                      quota); the group named by `subject` ("g<i>") is
  *                      free of its quorum_loss faults from then on.
+ *   custom drain_agent (worker/strategies.c's example) no new work for
+ *                      the agent; once its task in flight ends (at once
+ *                      when it has none) it is restarted as above, and the
+ *                      outcome follows the re-registration.
  *   escalate           counted; nothing done, no outcome (a human's job).
- *   custom / unknown   REJECTED, "unknown action ...".
+ *   other custom       REJECTED, "unknown action ...".
  * A RECOMMEND command is advice: carried out only when take_recommend;
  * OBSERVE never is. A command id seen before is a duplicate: counted, not
- * carried out again. A restart of a live member of a consensus group (group
+ * carried out again. A restart (or drain) of a live member of a consensus group (group
  * g holds static agents g*group_size .. +group_size-1) whose participants,
  * less the members being restarted, leave nothing above quorum is counted
  * as an action below quorum (it is still carried out, as a coordinator

@@ -18,6 +18,10 @@
     SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_RESOURCE_REBALANCE
 #define ACT_QUORUM SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_QUORUM_RECOVERY
 #define ACT_ESCALATE SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_ESCALATE
+#define ACT_CUSTOM SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_CUSTOM
+/* The custom action this coordinator knows: worker/strategies.c's example
+ * (stop assigning, let the task in flight finish, restart). */
+#define DRAIN "drain_agent"
 #define RES_DONE SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE
 #define RES_FAILED SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_FAILED
 #define RES_REJECTED SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_REJECTED
@@ -152,13 +156,13 @@ static bool quorum_lost(const sm_world *w, uint32_t s, uint32_t g,
 static bool restarting(const sm_world *w, uint32_t s, uint32_t m)
 {
     const wagent *ag = &w->sw[s].ag[m];
-    if (ag->live == 2 && ag->healed_at > 0)
+    if ((ag->live == 2 && ag->healed_at > 0) || ag->drain > 0)
         return true;
     for (size_t i = 0; i < w->n_pend; i++) {
         const hpend *p = &w->pend[i];
         uint32_t a;
         if (p->swarm == s && !p->applied && p->result == RES_DONE &&
-            p->cmd.action == ACT_RESTART &&
+            (p->cmd.action == ACT_RESTART || p->cmd.action == ACT_CUSTOM) &&
             index_of(p->cmd.agent, 'a', w->sw[s].n_total, &a) && a == m)
             return true;
     }
@@ -197,20 +201,26 @@ static void refuse(hpend *p, const char *fmt, const char *what)
     snprintf(p->detail, sizeof p->detail, fmt, what);
 }
 
-/* agent_restart: unregistered now, registered again healthy. */
-static bool heal_restart(sm_world *w, uint32_t s, hpend *p, int64_t t)
+/* The registered agent a command names, or false (refused, p says why). */
+static bool agent_of(sm_world *w, uint32_t s, hpend *p, uint32_t *a)
+{
+    if (!index_of(p->cmd.agent, 'a', w->sw[s].n_total, a)) {
+        refuse(p, "no agent \"%s\"", p->cmd.agent);
+        return false;
+    }
+    if (w->sw[s].ag[*a].live != 1) {
+        refuse(p, "agent %s is not registered", p->cmd.agent);
+        return false;
+    }
+    return true;
+}
+
+/* Agent a unregisters at t and registers again, healthy, a little later;
+ * its task in flight (if any) is cancelled and queued again. */
+static bool restart_agent(sm_world *w, uint32_t s, uint32_t a, int64_t t)
 {
     wswarm_st *st = &w->sw[s];
-    uint32_t a;
-    if (!index_of(p->cmd.agent, 'a', st->n_total, &a)) {
-        refuse(p, "no agent \"%s\"", p->cmd.agent);
-        return true;
-    }
     wagent *ag = &st->ag[a];
-    if (ag->live != 1) {
-        refuse(p, "agent %s is not registered", p->cmd.agent);
-        return true;
-    }
     if (!ag->down && ag->inflight > 0 && ag->cur_dur > 0 &&
         !take_task(w, s, a, t))
         return false;
@@ -220,11 +230,59 @@ static bool heal_restart(sm_world *w, uint32_t s, hpend *p, int64_t t)
     ag->down = 0;
     ag->progress = ag->shown = 0;
     ag->live = 2;
+    ag->drain = 0;
     ag->healed_at = t;
     st->registered--;
-    snprintf(p->detail, sizeof p->detail, "%s restarted", p->cmd.agent);
     return sm_w_at(w, W_UNREG, s, a, t) &&
-           sm_w_at(w, W_REG, s, a, t + SM_WCOORD_RESTART_MS) && sm_w_dispatch(w, s, t);
+           sm_w_at(w, W_REG, s, a, t + SM_WCOORD_RESTART_MS) &&
+           sm_w_dispatch(w, s, t);
+}
+
+/* agent_restart: unregistered now, registered again healthy. */
+static bool heal_restart(sm_world *w, uint32_t s, hpend *p, int64_t t)
+{
+    uint32_t a;
+    if (!agent_of(w, s, p, &a))
+        return true;
+    snprintf(p->detail, sizeof p->detail, "%s restarted", p->cmd.agent);
+    return restart_agent(w, s, a, t);
+}
+
+/* drain_agent: no new work for the agent; once its task in flight ends it
+ * is restarted (at once when it has none). *later: the outcome waits for
+ * that. */
+static bool heal_drain(sm_world *w, uint32_t s, hpend *p, int64_t t,
+                       bool *later)
+{
+    uint32_t a;
+    if (!agent_of(w, s, p, &a))
+        return true;
+    wagent *ag = &w->sw[s].ag[a];
+    snprintf(p->detail, sizeof p->detail, "%s drained and restarted",
+             p->cmd.agent);
+    if (ag->down || ag->inflight == 0)
+        return restart_agent(w, s, a, t);
+    ag->drain = (uint32_t)(p - w->pend) + 1;
+    *later = true;
+    return true;
+}
+
+static bool push_outcome(sm_world *w, size_t cmd, int64_t at)
+{
+    witem o;
+    memset(&o, 0, sizeof o);
+    o.what = W_OUTCOME;
+    o.swarm = w->pend[cmd].swarm;
+    o.task = cmd;
+    o.ts = at;
+    return sm_w_push(w, o);
+}
+
+bool sm_w_drained(sm_world *w, uint32_t s, uint32_t a, int64_t t)
+{
+    size_t cmd = w->sw[s].ag[a].drain - 1;
+    return restart_agent(w, s, a, t) &&
+           push_outcome(w, cmd, t + SM_WCOORD_RESTART_MS + 1);
 }
 
 /* task_retry: the task queued again, for target_agent if it is free. */
@@ -371,7 +429,7 @@ bool sm_w_on_heal(sm_world *w, const witem *it)
     hpend *p = &w->pend[it->task];
     uint32_t s = p->swarm;
     int64_t t = it->ts, out_at = t;
-    bool ok = true;
+    bool ok = true, later = false;
     p->applied = true;
     if (p->result == RES_DONE) {
         switch (p->cmd.action) {
@@ -389,6 +447,11 @@ bool sm_w_on_heal(sm_world *w, const witem *it)
         case ACT_QUORUM:
             ok = heal_quorum(w, s, p, t);
             break;
+        case ACT_CUSTOM:            /* drain_agent, the one it knows */
+            ok = heal_drain(w, s, p, t, &later);
+            if (p->result == RES_DONE && !later)
+                out_at = t + SM_WCOORD_RESTART_MS + 1;
+            break;
         default:
             break;
         }
@@ -398,10 +461,7 @@ bool sm_w_on_heal(sm_world *w, const witem *it)
     w->hs.done += p->result == RES_DONE;
     w->hs.failed += p->result == RES_FAILED;
     w->hs.rejected += p->result == RES_REJECTED;
-    witem o = *it;
-    o.what = W_OUTCOME;
-    o.ts = out_at;
-    return sm_w_push(w, o);
+    return later || push_outcome(w, it->task, out_at);
 }
 
 int sm_w_on_outcome(sm_world *w, const witem *it, sm_sim_msg *out)
@@ -467,12 +527,14 @@ sm_status sm_world_heal(sm_world *w, const sm_wheal *cmd)
         return SM_OK;
     }
     int64_t now = cmd->at_ms > w->now ? cmd->at_ms : w->now;
-    if (act == ACT_RESTART)
-        judge_quorum(w, s, cmd, now);
+    if (act == ACT_RESTART || (act == ACT_CUSTOM && !strcmp(cmd->custom, DRAIN)))
+        judge_quorum(w, s, cmd, now);     /* a drain ends in a restart */
     double u = sm_rng_uni(&w->crng);
     double d = c->delay_mean_s +
                sm_rng_range(&w->crng, -c->delay_jitter_s, c->delay_jitter_s);
-    if (act < ACT_RESTART || act > ACT_QUORUM)
+    bool known = (act >= ACT_RESTART && act <= ACT_QUORUM) ||
+                 (act == ACT_CUSTOM && strcmp(cmd->custom, DRAIN) == 0);
+    if (!known)
         refuse(p, "unknown action \"%s\"",
                cmd->custom[0] ? cmd->custom : "unspecified");
     else if (u < c->reject_rate)

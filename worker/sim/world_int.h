@@ -73,6 +73,7 @@ typedef struct wagent {
     uint32_t inflight, epoch;
     uint8_t live;           /* 0 off, 1 registered, 2 registering */
     uint8_t down, reserve, dynamic, stuck;
+    uint32_t drain;         /* drain_agent under way: its command + 1 */
     uint64_t progress;      /* tokens of finished tasks */
     uint64_t shown;         /* last progress a heartbeat showed */
     uint64_t cur_task;
@@ -171,6 +172,9 @@ bool sm_w_pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out);
 /* W_HEAL: the coordinator carries command `it->task` out; false on
  * error (w->status says which). */
 bool sm_w_on_heal(sm_world *w, const witem *it);
+/* A draining agent finished its last task at t: restarted now, the drain
+ * command answered after the re-registration. */
+bool sm_w_drained(sm_world *w, uint32_t s, uint32_t a, int64_t t);
 /* W_OUTCOME: the HealingOutcome of command `it->task`: 1 (a message in
  * *out) or -1. */
 int sm_w_on_outcome(sm_world *w, const witem *it, sm_sim_msg *out);
