@@ -1250,6 +1250,19 @@ START_TEST(kill9_between_command_and_outcome)
                           "restart (first %s)", b->id, b->answers, b->attempt,
                           a->id);
         }
+    int msgs = 0, again = 0;
+    for (size_t i = 0; i < lg.n; i++) {
+        if (lg.v[i].verdict)
+            continue;
+        msgs++;
+        for (size_t j = 0; j < i; j++)
+            if (!lg.v[j].verdict && !strcmp(lg.v[j].id, lg.v[i].id)) {
+                again++;
+                break;
+            }
+    }
+    fprintf(stderr, "kill9 loop: %d command messages, %d of them an id sent "
+            "before (same command again, Nats-Msg-Id dedups it)\n", msgs, again);
     ck_assert_int_eq(storms_of(&lg), 0);
     ck_assert_msg(verified(&lg, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_STUCK),
                   "the restart was not verified after the worker's restart");
