@@ -80,7 +80,7 @@ BENCH_OBJ  := $(BUILD)/worker/bench/bench_main.o
 HARNESS    := $(BUILD)/tests/harness.o
 
 # Core suites link libsmcore.a and Check only.
-CORE_TESTS := window detect failures forecast pattern
+CORE_TESTS := window detect failures forecast pattern query scale
 ALL_TESTS  := $(patsubst tests/check_%.c,%,$(wildcard tests/check_*.c))
 EDGE_TESTS := $(filter-out $(CORE_TESTS),$(ALL_TESTS))
 TEST_BINS  := $(ALL_TESTS:%=$(BIN)/check_%)

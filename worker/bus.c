@@ -212,14 +212,9 @@ static const sm_item_ops core_ops = {
     .release = msg_release,
 };
 
-/* On cnats's delivery thread for b->sub. */
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
-                   void *closure)
+void sm_bus_item(sm_item *it, natsMsg *m)
 {
-    (void)nc;
-    (void)sub;
-    sm_bus *b = closure;
-    sm_item it = {
+    *it = (sm_item){
         .subject = natsMsg_GetSubject(m),
         .reply = natsMsg_GetReply(m),
         .data = natsMsg_GetData(m),
@@ -227,6 +222,17 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
         .ops = &core_ops,
         .src = m,
     };
+}
+
+/* On cnats's delivery thread for b->sub. */
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                   void *closure)
+{
+    (void)nc;
+    (void)sub;
+    sm_bus *b = closure;
+    sm_item it;
+    sm_bus_item(&it, m);
     if (sm_inbox_push(b->inbox, &it) != SM_OK)
         natsMsg_Destroy(m);     /* inbox closed: we are going down */
 }

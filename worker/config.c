@@ -72,6 +72,17 @@ static const opt options[] = {
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
     {"http_listen", OPT_STR, C(http_listen), "host:port for /metrics, /healthz, /readyz, e.g. 127.0.0.1:9464 (empty: off)"},
+    {"report_interval", OPT_DUR, C(report_interval_ms), "period of the PerformanceReport on <prefix>.<swarm>.report, in event time (0: off)"},
+    {"perf_retention", OPT_DUR, C(perf_retention_ms), "per-minute task aggregates kept for reports (event time)"},
+    {"decision_log_max", OPT_I64, C(decision_log_max), "decisions kept in the log explain reads"},
+    {"decision_log_age", OPT_DUR, C(decision_log_age_ms), "and for at most this long behind the newest (event time)"},
+    {"scaling", OPT_BOOL, C(scaling), "publish ScalingDecisions on <prefix>.<swarm>.scale from resource samples"},
+    {"scale_up_pending", OPT_I64, C(scale_up_pending), "scale up above this many pending tasks"},
+    {"scale_per_agent", OPT_I64, C(scale_per_agent), "one more agent per this many pending over it"},
+    {"scale_down_pending", OPT_I64, C(scale_down_pending), "scale down below this many pending tasks"},
+    {"scale_max_agents", OPT_I64, C(scale_max_agents), "never more agents than this (nor the quota)"},
+    {"scale_cooldown", OPT_DUR, C(scale_cooldown_ms), "no change this soon after the last (event time)"},
+    {"scale_stabilise", OPT_DUR, C(scale_stabilise_ms), "scale down only to the highest target of this window (event time)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
     {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
@@ -188,6 +199,17 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
     cfg->heal = true;
+    cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
+    cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
+    cfg->decision_log_max = 100000;
+    cfg->decision_log_age_ms = 7LL * 24 * 60 * 60 * 1000;
+    cfg->scaling = false;      /* off: on, the goldens would carry decisions */
+    cfg->scale_up_pending = 30;
+    cfg->scale_per_agent = 20;
+    cfg->scale_down_pending = 10;
+    cfg->scale_max_agents = 50;
+    cfg->scale_cooldown_ms = 20000;
+    cfg->scale_stabilise_ms = 60000;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},

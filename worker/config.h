@@ -88,6 +88,19 @@ typedef struct sm_config {
     /* healing */
     char *autonomy;             /* strategies.h: "[swarm/]action=level,..." */
     bool heal;                  /* issue healing commands, true */
+    /* request/reply services (service.h) */
+    int64_t report_interval_ms; /* PerformanceReport period, event time;
+                                   0 (default): off */
+    int64_t perf_retention_ms;  /* per-minute aggregates kept, 24h */
+    int64_t decision_log_max;   /* decisions kept for explain, 100000 */
+    int64_t decision_log_age_ms;    /* ... for at most 7 days */
+    bool scaling;               /* publish ScalingDecisions, false */
+    int64_t scale_up_pending;   /* 30 */
+    int64_t scale_per_agent;    /* 20 */
+    int64_t scale_down_pending; /* 10 */
+    int64_t scale_max_agents;   /* 50 */
+    int64_t scale_cooldown_ms;  /* 20s */
+    int64_t scale_stabilise_ms; /* 60s */
 
     sm_detect_config detect;
 } sm_config;

@@ -292,7 +292,11 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
+    int64_t prev = sm_swarm_last_event(sw);
+    s = sm_swarm_on_task(sw, &ev, &w->decisions);
+    if (s == SM_OK)     /* report aggregates (service.h) */
+        sm_service_on_task(w->svc, subj->swarm, &ev, prev);
+    return core_verdict(s);
 }
 
 static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
@@ -322,7 +326,10 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
+    s = sm_swarm_on_resource(sw, &ev, &w->decisions);
+    if (s == SM_OK)     /* scaling (service.h) */
+        sm_service_on_resource(w->svc, sw, subj->id, &ev);
+    return core_verdict(s);
 }
 
 static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,

@@ -54,6 +54,8 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
         s = sm_codec_create(&w->codec);
     if (s == SM_OK)
         s = sm_inbox_create(&w->inbox, INBOX_CAPACITY);
+    if (s == SM_OK)
+        s = sm_service_create(&w->svc, cfg, log, w->reg, &w->sink);
     if (s != SM_OK) {
         sm_worker_destroy(w);
         return s;
@@ -138,6 +140,11 @@ sm_status sm_worker_open(sm_worker *w)
     if (s != SM_OK)
         return s;
     sm_persist_on_drop(w->persist, log_dropped, w);
+    sm_persist_extra extra;
+    s = sm_service_attach_store(w->svc, w->store, &extra);
+    if (s != SM_OK)
+        return s;
+    sm_persist_set_extra(w->persist, &extra);
     sm_persist_load_result lr;
     s = sm_persist_load(w->persist, w->reg, &lr);
     if (s == SM_OK)
@@ -221,6 +228,9 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     w->sink.publish = bus_sink;
     w->sink.ud = w->bus;
     w->sink.max_payload = bus_max_payload;
+    s = sm_service_connect(w->svc, w->bus, w->inbox);
+    if (s != SM_OK)
+        return s;
     char url[512];
     sm_log_write(w->log, SM_LOG_INFO, "subscribed", "subject=%s url=%s",
                  w->cfg->input_subject,
@@ -249,6 +259,7 @@ sm_status sm_worker_flush(sm_worker *w)
     if (!w->persist)
         return SM_OK;
     sm_persist_result r;
+    sm_service_before_commit(w->svc, w->outbox.v, w->outbox.n);
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
     struct timespec t0, t1;
@@ -389,6 +400,22 @@ static void log_ledger(sm_worker *w)
                       &l.by_type[i]);
 }
 
+/* Answers the requests waiting on the inbox's urgent lane (service.h).
+ * Returns how many. */
+static size_t serve_requests(sm_worker *w)
+{
+    sm_item req[16];
+    size_t total = 0, n;
+    while ((n = sm_inbox_pop_urgent(w->inbox, req, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            sm_service_handle(w->svc, &req[i]);
+            sm_item_release(&req[i]);
+        }
+        total += n;
+    }
+    return total;
+}
+
 typedef struct heal_sum {
     sm_heal_tally by_action[SM_ACT_COUNT + 1];
     sm_heal_tally by_type[SM_FAIL_MAX + 1];
@@ -479,11 +506,13 @@ static void log_healing(sm_worker *w)
 }
 
 /* Pops one batch (waiting up to wait_ms for it), handles and releases
- * each item. Returns how many. */
+ * each item; requests are answered first and between any two items.
+ * Returns how many items and requests. */
 static size_t handle_batch(sm_worker *w, int64_t wait_ms)
 {
     sm_item batch[BATCH];
-    size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
+    size_t served = serve_requests(w);
+    size_t n = sm_inbox_pop(w->inbox, batch, BATCH, served ? 0 : wait_ms);
     w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
         /* one item in SM_METRICS_HANDLE_SAMPLE is timed: a clock read
@@ -498,10 +527,12 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
             sm_hist_observe(&w->handle_latency, elapsed_s(&t0, &t1));
         }
         sm_item_release(&batch[i]);
+        if (sm_inbox_urgent_waiting(w->inbox))
+            served += serve_requests(w);
     }
     w->in_batch = false;
     sm_worker_release(w);       /* one commit for the batch's conclusions */
-    return n;
+    return n + served + serve_requests(w);
 }
 
 /* Group commit: after commit_events, after commit_ms of wall time with
@@ -576,6 +607,9 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     int64_t idle_ms = w->cfg->commit_ms > 0 ? w->cfg->commit_ms : 50;
     uint64_t full_seen = 0;
     sm_status lost = SM_OK;
+    if (sm_service_serve_start(w->svc) != SM_OK)    /* commit windows */
+        sm_log_write(w->log, SM_LOG_WARN, "service_windows_off",
+                     "detail=\"requests wait for commits\"");
     sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
@@ -617,6 +651,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             sm_log_write(w->log, SM_LOG_ERROR, "publish_flush_failed",
                          "status=\"%s\"", sm_status_str(fs));
     }
+    sm_service_serve_stop(w->svc);
     log_stats(w, "stopped", started);
     log_ledger(w);
     log_healing(w);
@@ -644,6 +679,7 @@ void sm_worker_destroy(sm_worker *w)
      * callback has run when this returns), then free what is queued. */
     if (w->inbox)
         sm_inbox_close(w->inbox);
+    sm_service_destroy(w->svc);     /* its subscriptions drain first */
     sm_bus_close(w->bus);
     sm_inbox_destroy(w->inbox);
     sm_persist_destroy(w->persist);

@@ -14,6 +14,7 @@
 #include "notify.h"
 #include "persist.h"
 #include "registry.h"
+#include "service.h"
 #include "store.h"
 #include "worker.h"
 
@@ -26,6 +27,7 @@ struct sm_worker {
     sm_codec *codec;
     sm_bus *bus;
     sm_inbox *inbox;
+    sm_service *svc;            /* request/reply endpoints (service.h) */
     sm_sink sink;
     sm_decisions decisions;     /* what the core decided in the current
                                    call; published after it returns */
