@@ -228,6 +228,9 @@ bool sm_heal_rebalance_plan(const sm_heal_case *c, sm_heal_plan *p)
     } else {
         /* a queue: capacity, one agent per 20 tasks over the clear line
          * (SPEC capability 5); pausing work would only pile it up */
+        const sm_gauge *q = &c->sw->st.gauges[G_QUOTA];
+        if (q->have && q->a > 0 && q->value >= q->a)
+            return false;       /* no room to add agents: a human's call */
         const sm_gauge *g = &c->sw->st.gauges[G_QUEUE];
         double over = g->have ? g->value - c->sw->cfg.queue_clear : 0;
         uint32_t n = over > 20 ? (uint32_t)((over + 19) / 20) : 1u;
@@ -680,6 +683,9 @@ static void look(sm_swarm *sw, sm_heal_ep *e, sm_decisions *out)
                 e->phase = HEAL_SPENT;
             } else if (e->kind == SM_DEC_PREDICTION) {
                 e->phase = HEAL_SPENT;  /* a forecast gets one try */
+            } else if (e->autonomy != SM_AUTO_ACT) {
+                e->phase = HEAL_SPENT;  /* advice is given once: no retry,
+                                           no escalation of it */
             } else {
                 e->phase = HEAL_BACKOFF;
                 e->next_ms = now + backoff(sw, e);
@@ -695,6 +701,30 @@ static void look(sm_swarm *sw, sm_heal_ep *e, sm_decisions *out)
         next_command(sw, e, e->strategy, e->tries, out);
 }
 
+/* The first event time behind decision d: where its own metrics say the
+ * trouble began (a stuck agent's progress froze, a timed-out task
+ * started), else its evidence's time. */
+static int64_t first_evidence(const sm_decision *d)
+{
+    int64_t at = d->evidence.ts_ms > 0 && d->evidence.ts_ms < d->at_ms
+                     ? d->evidence.ts_ms : d->at_ms;
+    const char *since = NULL;
+    int64_t from = d->at_ms;
+    if (d->kind == SM_DEC_FAILURE && d->fail.type == SM_FAIL_AGENT_STUCK)
+        since = "no_progress_ms";       /* counted back from the decision */
+    else if (d->kind == SM_DEC_FAILURE && d->fail.type == SM_FAIL_TASK_TIMEOUT) {
+        since = "duration_ms";          /* counted back from the task's end */
+        from = d->evidence.ts_ms;
+    }
+    for (size_t i = 0; since != NULL && i < d->n_metrics; i++)
+        if (strcmp(d->metrics[i].name, since) == 0 &&
+            d->metrics[i].value > 0 && d->metrics[i].value < 1e12) {
+            int64_t t = from - (int64_t)d->metrics[i].value;
+            return t < at && t >= 0 ? t : at;
+        }
+    return at;
+}
+
 /* A decision that opens an episode: a failure raised, a forecast
  * confident enough, a bottleneck raised. */
 static void open_episode(sm_swarm *sw, const sm_decision *d, uint32_t kind,
@@ -703,6 +733,16 @@ static void open_episode(sm_swarm *sw, const sm_decision *d, uint32_t kind,
     sm_heal_state *h = &sw->st.heal;
     if (sw->heal.n_strategies == 0 || ep_find(h, kind, type, d->subject))
         return;
+    /* the failure a preventive command was for came: that command's
+     * verdict goes first (the FULFILLED forecast may follow it) */
+    sm_heal_ep *pre = kind == SM_DEC_FAILURE
+                          ? ep_find(h, SM_DEC_PREDICTION, type, d->subject)
+                          : NULL;
+    if (pre != NULL) {
+        pre->over = HEAL_OVER_ENDED;
+        pre->over_ms = sw->st.now_ms;
+        look(sw, pre, out);
+    }
     /* a forecast of a failure being healed already adds nothing */
     if (kind == SM_DEC_PREDICTION &&
         ep_find(h, SM_DEC_FAILURE, type, d->subject) != NULL)
@@ -722,8 +762,7 @@ static void open_episode(sm_swarm *sw, const sm_decision *d, uint32_t kind,
     e->type = type;
     e->answers = d->id;
     e->detected_ms = d->at_ms;
-    e->first_ms = d->evidence.ts_ms > 0 && d->evidence.ts_ms < d->at_ms
-                      ? d->evidence.ts_ms : d->at_ms;
+    e->first_ms = first_evidence(d);
     e->task_slot = SM_TYPE_NONE;
     memcpy(e->subject, d->subject, SM_ID_MAX);
     e->ev_signal = (uint8_t)d->evidence.signal;
@@ -793,11 +832,18 @@ static void observe_one(sm_swarm *sw, const sm_decision *d, sm_decisions *out)
     case SM_DEC_BOTTLENECK:
         if (d->bn.transition == SM_TR_RAISED)
             open_episode(sw, d, SM_DEC_BOTTLENECK, d->bn.type, out);
-        else if (d->bn.transition == SM_TR_RESOLVED)    /* "no_data": the
-                                            agent left or died, not cured */
+        else if (d->bn.transition == SM_TR_RESOLVED) {
+            /* "no_data": the agent left or died, not cured; but the
+             * unregistering of a restart in flight proves nothing yet
+             * (the agent's state will) */
+            bool cleared = d->bn.reason && strcmp(d->bn.reason, "cleared") == 0;
+            sm_heal_ep *e = ep_find(&sw->st.heal, SM_DEC_BOTTLENECK,
+                                    d->bn.type, d->subject);
+            if (!cleared && e != NULL && e->restarts && e->phase == HEAL_WAIT)
+                break;
             close_episode(sw, SM_DEC_BOTTLENECK, d->bn.type, d->subject,
-                          d->bn.reason && strcmp(d->bn.reason, "cleared") == 0
-                              ? HEAL_OVER_GOOD : HEAL_OVER_ENDED, out);
+                          cleared ? HEAL_OVER_GOOD : HEAL_OVER_ENDED, out);
+        }
         break;
     case SM_DEC_HEAL:
     case SM_DEC_VERDICT:
