@@ -89,8 +89,7 @@ static bool index_of(const char *name, char prefix, uint32_t limit,
     return true;
 }
 
-/* Registers up to n dynamic agents within the quota; how many. */
-static uint32_t spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t)
+uint32_t sm_w_spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t)
 {
     wswarm_st *st = &w->sw[s];
     const sm_wswarm *c = &w->cfg.swarms[s];
@@ -385,7 +384,7 @@ static bool heal_rebalance(sm_world *w, uint32_t s, hpend *p, int64_t t)
             end_faults(w, s, SM_WF_MEMORY_LEAK, t);
             st->leak = 0;
         } else if ((k = step_count(step, "scale_up")) > 0) {
-            spawn(w, s, k, t);
+            sm_w_spawn(w, s, k, t);
             if (w->status != SM_OK)
                 return false;
         } else {
@@ -413,7 +412,7 @@ static bool heal_quorum(sm_world *w, uint32_t s, hpend *p, int64_t t)
     }
     for (size_t i = 0; i < p->cmd.n_steps; i++)
         want += step_count(p->cmd.steps[i], "spawn_agents");
-    uint32_t got = spawn(w, s, want, t);
+    uint32_t got = sm_w_spawn(w, s, want, t);
     if (w->status != SM_OK)
         return false;
     st->group_healed[g] = t;
