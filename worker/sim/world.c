@@ -791,7 +791,7 @@ static bool slot_ok(const wswarm_st *st, const wslot *sl, uint32_t conc)
 {
     const wagent *a = &st->ag[sl->agent];
     return a->live == 1 && !a->down && a->epoch == sl->epoch &&
-           a->inflight < conc && !a->drain;
+           a->inflight < conc && !a->drain && !a->leaving;
 }
 
 bool sm_w_free_slot(sm_world *w, uint32_t s, uint32_t a)

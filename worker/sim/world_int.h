@@ -88,6 +88,7 @@ typedef struct wagent {
     uint32_t inflight, epoch;
     uint8_t live;           /* 0 off, 1 registered, 2 registering */
     uint8_t down, reserve, dynamic, stuck;
+    uint8_t leaving;        /* named by a DOWN in flight: no new work */
     uint32_t drain;         /* drain_agent under way: its command + 1 */
     uint64_t progress;      /* tokens of finished tasks */
     uint64_t shown;         /* last progress a heartbeat showed */

@@ -52,6 +52,39 @@ static uint32_t swarm_index(const sm_world *w, const char *id)
     return UINT32_MAX;
 }
 
+/* "a<n>" -> n when n < limit. */
+static bool agent_index(const char *name, uint32_t limit, uint32_t *out)
+{
+    if (name[0] != 'a' || name[1] < '0' || name[1] > '9')
+        return false;
+    char *end;
+    unsigned long v = strtoul(name + 1, &end, 10);
+    if (*end != 0 || v >= limit)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* DOWN, on receipt: the named agents that are idle dynamic ones get no
+ * new work from now (a coordinator stops assigning to an agent it is
+ * about to remove); the others are refused (their names blanked). */
+static void reserve_leavers(sm_world *w, uint32_t s, sm_wscale *d)
+{
+    wswarm_st *st = &w->sw[s];
+    for (size_t i = 0; i < d->n_remove; i++) {
+        uint32_t a;
+        wagent *ag = agent_index(d->remove[i], st->n_total, &a) ? &st->ag[a]
+                                                                : NULL;
+        if (ag == NULL || !ag->dynamic || ag->live != 1 || ag->down ||
+            ag->inflight > 0 || ag->drain > 0 || ag->leaving) {
+            w->ss.refused++;
+            d->remove[i][0] = 0;
+            continue;
+        }
+        ag->leaving = 1;
+    }
+}
+
 sm_status sm_world_scale(sm_world *w, const sm_wscale *d)
 {
     if (w == NULL || d == NULL)
@@ -82,6 +115,8 @@ sm_status sm_world_scale(sm_world *w, const sm_wscale *d)
     spend *p = &w->spend[w->n_spend++];
     p->d = *d;
     p->swarm = s;
+    if (d->dir == DIR_DOWN)
+        reserve_leavers(w, s, &p->d);
     const sm_wcoord *c = &w->cfg.coord;
     int64_t now = d->at_ms > w->now ? d->at_ms : w->now;
     double delay = c->delay_mean_s +
@@ -95,31 +130,24 @@ sm_status sm_world_scale(sm_world *w, const sm_wscale *d)
     return sm_w_push(w, it) ? SM_OK : SM_ERR_NOMEM;
 }
 
-/* "a<n>" -> n when n < limit. */
-static bool agent_index(const char *name, uint32_t limit, uint32_t *out)
-{
-    if (name[0] != 'a' || name[1] < '0' || name[1] > '9')
-        return false;
-    char *end;
-    unsigned long v = strtoul(name + 1, &end, 10);
-    if (*end != 0 || v >= limit)
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-/* DOWN: the named idle dynamic agents unregister; the others are refused. */
+/* DOWN, after the delay: the reserved agents unregister (never the last
+ * one registered). */
 static bool remove_agents(sm_world *w, uint32_t s, const sm_wscale *d,
                           int64_t t)
 {
     wswarm_st *st = &w->sw[s];
     for (size_t i = 0; i < d->n_remove; i++) {
         uint32_t a;
-        wagent *ag = agent_index(d->remove[i], st->n_total, &a) ? &st->ag[a]
-                                                                : NULL;
-        if (ag == NULL || !ag->dynamic || ag->live != 1 || ag->down ||
-            ag->inflight > 0 || ag->drain > 0 || st->registered <= 1) {
+        if (!agent_index(d->remove[i], st->n_total, &a))
+            continue;                   /* refused on receipt */
+        wagent *ag = &st->ag[a];
+        bool ok = ag->leaving && ag->live == 1 && !ag->down &&
+                  st->registered > 1;
+        ag->leaving = 0;
+        if (!ok) {
             w->ss.refused++;
+            if (ag->live == 1 && !ag->down && !sm_w_free_slot(w, s, a))
+                return false;
             continue;
         }
         ag->live = 0;
@@ -187,6 +215,8 @@ void sm_w_load_sample(sm_world *w, uint32_t s, double dt)
     l->hist[q < SM_WLOAD_BINS ? q : SM_WLOAD_BINS - 1]++;
     if (q > l->max)
         l->max = q;
+    if (getenv("SM_DEBUG_SCALE") && l->samples % 10 == 0)
+        fprintf(stderr, "LOAD %.0f q=%u reg=%u busy=%.0f\n", l->seconds, q, st->registered, busy);
     if (dt > 0) {
         l->seconds += dt;
         l->pending_s += dt * q;
