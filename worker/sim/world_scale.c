@@ -215,8 +215,6 @@ void sm_w_load_sample(sm_world *w, uint32_t s, double dt)
     l->hist[q < SM_WLOAD_BINS ? q : SM_WLOAD_BINS - 1]++;
     if (q > l->max)
         l->max = q;
-    if (getenv("SM_DEBUG_SCALE") && l->samples % 10 == 0)
-        fprintf(stderr, "LOAD %.0f q=%u reg=%u busy=%.0f\n", l->seconds, q, st->registered, busy);
     if (dt > 0) {
         l->seconds += dt;
         l->pending_s += dt * q;

@@ -187,8 +187,6 @@ static bool collect_scale(collector *k, const char *subject, const void *data,
         k->capsc = cap;
     }
     k->sc[k->nsc++] = e;
-    if (getenv("SM_DEBUG_SCALE"))
-        fprintf(stderr, "DBG %lld dir=%d cur=%u tgt=%u rm=%u\n", (long long)e.at_ms, e.dir, e.current, e.target, e.remove);
     if (k->in && k->in->scale &&
         k->in->scale(k->in->ud, subject, data, len) != SM_OK)
         k->scale_errors++;
