@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "scenario.h"
 #include "score.h"
 #include "simgen.h"
+#include "support.h"
 #include "swarm_medic.pb-c.h"
 #include "world.h"
 
@@ -432,6 +434,116 @@ START_TEST(surge_scenario_figures)
 }
 END_TEST
 
+/* ---- swarm-sim --coordinator on a real bus -------------------------------- */
+
+static natsMsg *next_on(natsSubscription *sub, int timeout_ms)
+{
+    natsMsg *m = NULL;
+    return natsSubscription_NextMsg(&m, sub, timeout_ms) == NATS_OK ? m : NULL;
+}
+
+static void publish_decision(natsConnection *nc, const char *id, int dir,
+                             uint32_t target, char **remove, size_t n_remove)
+{
+    Swarmmedic__V1__Decision h = SWARMMEDIC__V1__DECISION__INIT;
+    h.decision_id = (char *)id;
+    h.swarm = "s0";
+    Swarmmedic__V1__ScalingDecision m = SWARMMEDIC__V1__SCALING_DECISION__INIT;
+    m.decision = &h;
+    m.direction = (Swarmmedic__V1__ScalingDecision__Direction)dir;
+    m.current_agents = 12;
+    m.target_agents = target;
+    m.remove_agents = remove;
+    m.n_remove_agents = n_remove;
+    uint8_t buf[256];
+    size_t n = swarmmedic__v1__scaling_decision__pack(&m, buf);
+    ck_assert_int_eq(natsConnection_Publish(nc, "medic.s0.scale", buf, (int)n),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+}
+
+/* Lifecycles on the bus until `want` of kind `reg` (dynamic ones for
+ * REGISTERED) came, or none for wait_ms: how many; *a12 counts a12's among
+ * them, *a0 every UNREGISTERED of a0. */
+static int lifecycles(natsSubscription *sub, bool reg, int want, int wait_ms,
+                      int *a12, int *a0)
+{
+    int got = 0;
+    for (natsMsg *m; got < want && (m = next_on(sub, wait_ms)) != NULL;
+         natsMsg_Destroy(m)) {
+        Swarmmedic__V1__AgentLifecycle *l =
+            swarmmedic__v1__agent_lifecycle__unpack(
+                NULL, (size_t)natsMsg_GetDataLength(m),
+                (const uint8_t *)natsMsg_GetData(m));
+        ck_assert_ptr_nonnull(l);
+        bool r = l->kind ==
+                 SWARMMEDIC__V1__AGENT_LIFECYCLE__KIND__KIND_REGISTERED;
+        if (r == reg && (!reg || l->dynamic)) {
+            got++;
+            *a12 += strcmp(l->agent, "a12") == 0;
+        }
+        *a0 += !r && strcmp(l->agent, "a0") == 0;
+        swarmmedic__v1__agent_lifecycle__free_unpacked(l, NULL);
+    }
+    return got;
+}
+
+/* swarm-sim --coordinator takes ScalingDecisions from medic.*.scale: an UP
+ * to 14 registers two dynamic agents; a DOWN naming a12 and the static a0
+ * unregisters a12 only. */
+START_TEST(coordinator_scales_on_the_bus)
+{
+    char dir[256], path[512], log[512], sim[512];
+    sm_test_tmpdir(dir, sizeof dir, "wscale");
+    snprintf(path, sizeof path, "%s/scale.json", dir);
+    snprintf(log, sizeof log, "%s/sim.log", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("{\"name\": \"scale\", \"duration_s\": 60, \"seed\": 5,"
+          " \"swarms\": [{\"agents\": 12, \"max_dynamic\": 4,"
+          " \"utilisation\": 0.01, \"burst_every_s\": 0,"
+          " \"autoscale_off\": 1}],"
+          " \"coordinator\": {\"delay_s\": 0.5, \"jitter_s\": 0.2}}", f);
+    fclose(f);
+    sm_test_server srv;
+    sm_test_server_start(&srv, 0, NULL);
+    natsConnection *nc = NULL;
+    natsSubscription *agents = NULL, *res = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&agents, nc,
+                                                  "swarm.s0.agent.*"), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&res, nc,
+                                                  "swarm.s0.resource.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+    sm_test_bin(sim, sizeof sim, "swarm-sim");
+    const char *argv[] = {sim, "--scenario", path, "--url", srv.url,
+                          "--coordinator", "--pace", "10", "--quiet", NULL};
+    pid_t pid = sm_test_spawn(argv, log, false);
+    natsMsg *first = next_on(res, 10000);
+    ck_assert_msg(first != NULL, "swarm-sim published nothing");
+    natsMsg_Destroy(first);
+    int a12 = 0, a0 = 0;
+    publish_decision(nc, "00000000000000c1", UP, 14, NULL, 0);
+    ck_assert_int_eq(lifecycles(agents, true, 2, 15000, &a12, &a0), 2);
+    ck_assert_int_eq(a12, 1);
+    char *names[] = {"a12", "a0"};
+    a12 = 0;
+    publish_decision(nc, "00000000000000c2", DOWN, 13, names, 2);
+    ck_assert_int_eq(lifecycles(agents, false, 1, 15000, &a12, &a0), 1);
+    ck_assert_int_eq(a12, 1);
+    ck_assert_int_eq(sm_test_wait(pid, 30000), 0);
+    /* to the end: a0 never unregistered, nothing else came off */
+    int rest = 0;
+    ck_assert_int_eq(lifecycles(agents, false, 1000, 500, &rest, &a0), 0);
+    ck_assert_int_eq(a0, 0);
+    natsSubscription_Destroy(agents);
+    natsSubscription_Destroy(res);
+    natsConnection_Destroy(nc);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("wscale");
@@ -444,6 +556,7 @@ static Suite *suite(void)
     tcase_add_test(tc, decode_decision);
     tcase_add_test(tc, flaps_on_a_hand_made_sequence);
     tcase_add_test(tc, surge_scenario_figures);
+    tcase_add_test(tc, coordinator_scales_on_the_bus);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;

@@ -610,33 +610,27 @@ cleanup:
     return rc;
 }
 
-/* --coordinator: hands every HealingCommand waiting on sub to the world
- * (at its current event time). */
-static void take_commands(natsSubscription *sub, sm_sim *sim, sim_tally *t)
+/* --coordinator: what it takes from the bus, decoded and handed to the
+ * world at its current event time. */
+static bool take_command(sm_world *w, const void *data, size_t len)
 {
-    int pending = 0;
-    if (natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK)
-        return;
-    for (int i = 0; i < pending; i++) {
-        natsMsg *msg = NULL;
-        if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
-            return;
-        sm_wheal cmd;
-        if (sm_wheal_decode(natsMsg_GetData(msg),
-                            (size_t)natsMsg_GetDataLength(msg), &cmd) ==
-                SM_OK &&
-            sm_world_heal(sm_sim_world_mut(sim), &cmd) == SM_OK)
-            t->commands++;
-        else
-            fprintf(stderr, "swarm-sim: coordinator: %s is not a "
-                    "HealingCommand it can take\n", natsMsg_GetSubject(msg));
-        natsMsg_Destroy(msg);
-    }
+    sm_wheal cmd;
+    return sm_wheal_decode(data, len, &cmd) == SM_OK &&
+           sm_world_heal(w, &cmd) == SM_OK;
 }
 
-/* --coordinator: hands every ScalingDecision waiting on sub to the world
- * (at its current event time). */
-static void take_scales(natsSubscription *sub, sm_sim *sim, sim_tally *t)
+static bool take_scale(sm_world *w, const void *data, size_t len)
+{
+    sm_wscale d;
+    return sm_wscale_decode(data, len, &d) == SM_OK &&
+           sm_world_scale(w, &d) == SM_OK;
+}
+
+/* Hands every message waiting on sub to the world with take; counts
+ * those taken, names the others (`what` they are not). */
+static void take_waiting(natsSubscription *sub, sm_sim *sim,
+                         bool (*take)(sm_world *, const void *, size_t),
+                         uint64_t *taken, const char *what)
 {
     int pending = 0;
     if (natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK)
@@ -645,14 +639,12 @@ static void take_scales(natsSubscription *sub, sm_sim *sim, sim_tally *t)
         natsMsg *msg = NULL;
         if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
             return;
-        sm_wscale d;
-        if (sm_wscale_decode(natsMsg_GetData(msg),
-                             (size_t)natsMsg_GetDataLength(msg), &d) == SM_OK &&
-            sm_world_scale(sm_sim_world_mut(sim), &d) == SM_OK)
-            t->scales++;
+        if (take(sm_sim_world_mut(sim), natsMsg_GetData(msg),
+                 (size_t)natsMsg_GetDataLength(msg)))
+            (*taken)++;
         else
-            fprintf(stderr, "swarm-sim: coordinator: %s is not a "
-                    "ScalingDecision it can take\n", natsMsg_GetSubject(msg));
+            fprintf(stderr, "swarm-sim: coordinator: %s is not a %s it can "
+                    "take\n", natsMsg_GetSubject(msg), what);
         natsMsg_Destroy(msg);
     }
 }
@@ -748,9 +740,11 @@ static int run(sim_opts *o)
     sm_sim_msg m;
     for (;;) {
         if (heal_sub != NULL)
-            take_commands(heal_sub, sim, &t);
+            take_waiting(heal_sub, sim, take_command, &t.commands,
+                         "HealingCommand");
         if (scale_sub != NULL)
-            take_scales(scale_sub, sim, &t);
+            take_waiting(scale_sub, sim, take_scale, &t.scales,
+                         "ScalingDecision");
         if ((o->count != 0 && t.n >= o->count) || !sm_sim_next(sim, &m))
             break;
         if (t.n == 0)

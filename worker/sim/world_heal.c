@@ -561,3 +561,20 @@ void sm_world_heal_stats_of(const sm_world *w, sm_world_heal_stats *out)
     else
         *out = w->hs;
 }
+
+/* The helpers world_scale.c shares (world_int.h). */
+uint32_t sm_w_swarm_index(const sm_world *w, const char *id)
+{
+    return swarm_index(w, id);
+}
+
+bool sm_w_index_of(const char *name, char prefix, uint32_t limit,
+                   uint32_t *out)
+{
+    return index_of(name, prefix, limit, out);
+}
+
+void sm_w_copy_id(char *dst, size_t cap, const char *src)
+{
+    copy_id(dst, cap, src);
+}

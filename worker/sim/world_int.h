@@ -192,6 +192,13 @@ bool sm_w_pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out);
 /* Registers up to n dynamic agents of swarm s within the quota, from t;
  * how many (w->status says whether scheduling failed). */
 uint32_t sm_w_spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t);
+/* The index of the swarm with id (UINT32_MAX: none). */
+uint32_t sm_w_swarm_index(const sm_world *w, const char *id);
+/* "<prefix><n>" -> n, when n < limit. */
+bool sm_w_index_of(const char *name, char prefix, uint32_t limit,
+                   uint32_t *out);
+/* Copies src (NULL: "") into dst, truncated to cap. */
+void sm_w_copy_id(char *dst, size_t cap, const char *src);
 
 /* W_HEAL: the coordinator carries command `it->task` out; false on
  * error (w->status says which). */

@@ -16,11 +16,6 @@
 #define DIR_UP SWARMMEDIC__V1__SCALING_DECISION__DIRECTION__DIRECTION_UP
 #define DIR_DOWN SWARMMEDIC__V1__SCALING_DECISION__DIRECTION__DIRECTION_DOWN
 
-static void copy_id(char *dst, size_t cap, const char *src)
-{
-    snprintf(dst, cap, "%s", src ? src : "");
-}
-
 sm_status sm_wscale_decode(const void *data, size_t len, sm_wscale *out)
 {
     if (out == NULL || (data == NULL && len > 0))
@@ -32,37 +27,16 @@ sm_status sm_wscale_decode(const void *data, size_t len, sm_wscale *out)
         return SM_ERR_DECODE;
     }
     memset(out, 0, sizeof *out);
-    copy_id(out->id, sizeof out->id, m->decision->decision_id);
-    copy_id(out->swarm, sizeof out->swarm, m->decision->swarm);
+    sm_w_copy_id(out->id, sizeof out->id, m->decision->decision_id);
+    sm_w_copy_id(out->swarm, sizeof out->swarm, m->decision->swarm);
     out->at_ms = m->decision->decided_at_ms;
     out->dir = (int)m->direction;
     out->current = m->current_agents;
     out->target = m->target_agents;
     for (size_t i = 0; i < m->n_remove_agents && i < SM_WSCALE_REMOVE; i++)
-        copy_id(out->remove[out->n_remove++], SM_WORLD_ID, m->remove_agents[i]);
+        sm_w_copy_id(out->remove[out->n_remove++], SM_WORLD_ID, m->remove_agents[i]);
     swarmmedic__v1__scaling_decision__free_unpacked(m, NULL);
     return SM_OK;
-}
-
-static uint32_t swarm_index(const sm_world *w, const char *id)
-{
-    for (uint32_t s = 0; s < w->cfg.n_swarms; s++)
-        if (strcmp(w->cfg.swarms[s].id, id) == 0)
-            return s;
-    return UINT32_MAX;
-}
-
-/* "a<n>" -> n when n < limit. */
-static bool agent_index(const char *name, uint32_t limit, uint32_t *out)
-{
-    if (name[0] != 'a' || name[1] < '0' || name[1] > '9')
-        return false;
-    char *end;
-    unsigned long v = strtoul(name + 1, &end, 10);
-    if (*end != 0 || v >= limit)
-        return false;
-    *out = (uint32_t)v;
-    return true;
 }
 
 /* DOWN, on receipt: the named agents that are idle dynamic ones get no
@@ -73,7 +47,7 @@ static void reserve_leavers(sm_world *w, uint32_t s, sm_wscale *d)
     wswarm_st *st = &w->sw[s];
     for (size_t i = 0; i < d->n_remove; i++) {
         uint32_t a;
-        wagent *ag = agent_index(d->remove[i], st->n_total, &a) ? &st->ag[a]
+        wagent *ag = sm_w_index_of(d->remove[i], 'a', st->n_total, &a) ? &st->ag[a]
                                                                 : NULL;
         if (ag == NULL || !ag->dynamic || ag->live != 1 || ag->down ||
             ag->inflight > 0 || ag->drain > 0 || ag->leaving) {
@@ -95,7 +69,7 @@ sm_status sm_world_scale(sm_world *w, const sm_wscale *d)
             w->ss.duplicates++;
             return SM_OK;
         }
-    uint32_t s = swarm_index(w, d->swarm);
+    uint32_t s = sm_w_swarm_index(w, d->swarm);
     if (s == UINT32_MAX) {
         w->ss.unknown_swarm++;
         return SM_OK;
@@ -138,7 +112,7 @@ static bool remove_agents(sm_world *w, uint32_t s, const sm_wscale *d,
     wswarm_st *st = &w->sw[s];
     for (size_t i = 0; i < d->n_remove; i++) {
         uint32_t a;
-        if (!agent_index(d->remove[i], st->n_total, &a))
+        if (!sm_w_index_of(d->remove[i], 'a', st->n_total, &a))
             continue;                   /* refused on receipt */
         wagent *ag = &st->ag[a];
         bool ok = ag->leaving && ag->live == 1 && !ag->down &&
