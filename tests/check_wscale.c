@@ -418,6 +418,7 @@ START_TEST(surge_scenario_figures)
     ck_assert_uint_gt(s->up, 0);
     ck_assert_uint_gt(s->down, 0);
     ck_assert_uint_eq(s->flaps, 0);
+    ck_assert_uint_eq(s->hook_errors, 0);
     ck_assert_uint_eq(l->applied_up, s->up);
     ck_assert_uint_eq(l->applied_down, s->down);
     ck_assert_uint_eq(l->agents_min, 20);

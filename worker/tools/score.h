@@ -382,6 +382,7 @@ typedef struct sm_score_load {
 typedef struct sm_score_scaling {
     bool on;                    /* decisions drawn, or the load measured */
     size_t decisions, up, down, flaps;
+    size_t hook_errors;         /* decisions the scale hook refused */
     int64_t window_ms;
     bool load_on;
     sm_score_load load;

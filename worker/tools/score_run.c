@@ -284,6 +284,7 @@ static void scale_figures(const sm_config *cfg, const sm_score_input *in,
         out->down += k->sc[i].dir == 2;
     }
     out->decisions = k->nsc;
+    out->hook_errors = k->scale_errors;
     out->flaps = sm_score_scale_flaps(k->sc, k->nsc, out->window_ms);
     if (in->load && !in->rec_path && (cfg->scaling || k->nsc > 0)) {
         in->load(in->ud, &out->load);

@@ -87,8 +87,9 @@ void sm_score_print_scaling(const sm_score_report *r, FILE *out)
     if (!s->on)
         return;
     fprintf(out, "scaling: %zu decisions (%zu up, %zu down), %zu flaps "
-                 "(a reversal within %.0f s)\n", s->decisions, s->up, s->down,
-            s->flaps, (double)s->window_ms / 1000.0);
+                 "(a reversal within %.0f s), %zu refused by the coordinator "
+                 "hook\n", s->decisions, s->up, s->down, s->flaps,
+            (double)s->window_ms / 1000.0, s->hook_errors);
     if (!s->load_on)
         return;
     const sm_score_load *l = &s->load;
@@ -125,6 +126,7 @@ void sm_score_print_scaling_lines(const sm_score_report *r, const char *name,
     line(out, name, "up", (double)s->up, "count");
     line(out, name, "down", (double)s->down, "count");
     line(out, name, "flaps", (double)s->flaps, "count");
+    line(out, name, "hook_errors", (double)s->hook_errors, "count");
     if (!s->load_on)
         return;
     const sm_score_load *l = &s->load;
