@@ -209,6 +209,7 @@ eval: all
 eval-baseline: all $(BIN)/check_scenarios
 	$(BIN)/check_scenarios --write-baseline tests/scenarios/baseline.tsv
 	$(BIN)/check_scenarios --write-heal-baseline tests/scenarios/heal-baseline.tsv
+	$(BIN)/check_scenarios --write-scale-baseline tests/scenarios/scale-baseline.tsv
 
 # The targets: every scenario's "floor" (fails until the detectors meet them).
 eval-target: all $(BIN)/check_scenarios

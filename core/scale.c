@@ -43,15 +43,29 @@ static uint32_t recommend(const sm_scale_config *c, const sm_scale_input *in)
     return want;
 }
 
-/* Keeps the recommendation; returns the highest one within the window. */
+/* Keeps the recommendation; returns the highest one within the window.
+ * The ring holds one slot per stabilise_ms / (SM_SCALE_HISTORY - 1) of
+ * event time, holding the highest recommendation of that span, so it spans the
+ * whole window however often samples come: one slot per sample would
+ * cover only SM_SCALE_HISTORY samples (32 s at the scheduler's 1 s). */
 static uint32_t remember(const sm_scale_config *c, sm_scale_state *s,
                          int64_t ts, uint32_t want)
 {
-    s->at[s->head] = ts;
-    s->want[s->head] = want;
-    s->head = (s->head + 1) % SM_SCALE_HISTORY;
-    if (s->n < SM_SCALE_HISTORY)
-        s->n++;
+    int64_t span = c->stabilise_ms / (SM_SCALE_HISTORY - 1);
+    uint32_t last = (s->head + SM_SCALE_HISTORY - 1) % SM_SCALE_HISTORY;
+    if (span < 1)
+        span = 1;
+    if (s->n > 0 && ts >= s->at[last] && ts / span == s->at[last] / span) {
+        s->at[last] = ts;
+        if (want > s->want[last])
+            s->want[last] = want;
+    } else {
+        s->at[s->head] = ts;
+        s->want[s->head] = want;
+        s->head = (s->head + 1) % SM_SCALE_HISTORY;
+        if (s->n < SM_SCALE_HISTORY)
+            s->n++;
+    }
     uint32_t high = want;
     for (uint32_t i = 0; i < s->n; i++) {
         uint32_t k = (s->head + SM_SCALE_HISTORY - 1 - i) % SM_SCALE_HISTORY;

@@ -57,7 +57,9 @@ typedef struct sm_scale_input {
 /* Per swarm, owned by the caller; zero it to start. */
 typedef struct sm_scale_state {
     int64_t last_change_ms;     /* event time of the last UP or DOWN; 0: none */
-    uint32_t n;                 /* recommendations held (a ring) */
+    uint32_t n;                 /* recommendations held (a ring, one slot
+                                   per stabilise_ms/31 of event time: the
+                                   highest of that span) */
     uint32_t head;
     int64_t at[SM_SCALE_HISTORY];
     uint32_t want[SM_SCALE_HISTORY];

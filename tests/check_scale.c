@@ -115,6 +115,40 @@ START_TEST(down_waits_for_the_window_and_takes_idle_dynamic_agents_only)
 }
 END_TEST
 
+/* The window spans its whole stabilise_ms however often samples come:
+ * at one sample a second (the scheduler's rate, more samples than the
+ * ring has slots) the first DOWN after an UP still waits for the window
+ * to pass over the UP's recommendation, and then comes. */
+START_TEST(window_spans_stabilise_at_any_sample_rate)
+{
+    sm_scale_config c;
+    sm_scale_config_default(&c);
+    for (int64_t every = 250; every <= 2000; every *= 2) {
+        sm_scale_state s;
+        memset(&s, 0, sizeof s);
+        sm_scale_decision d;
+        sm_scale_input in = sample(0, 70, 10);
+        ck_assert(sm_scale_step(&c, &s, &in, &d));
+        ck_assert_int_eq(d.dir, SM_SCALE_UP);
+        uint32_t agents = d.target;
+        int64_t first_down = -1;
+        for (int64_t t = every; t <= 120000 && first_down < 0; t += every) {
+            in = sample(t, 0, agents);
+            in.idle_dynamic = 4;
+            if (sm_scale_step(&c, &s, &in, &d)) {
+                ck_assert_int_eq(d.dir, SM_SCALE_DOWN);
+                first_down = t;
+            }
+        }
+        ck_assert_msg(first_down > c.stabilise_ms, "every %lld ms: a DOWN "
+                      "%lld ms after the UP", (long long)every,
+                      (long long)first_down);
+        ck_assert_int_le(first_down, c.stabilise_ms + 2 * c.stabilise_ms /
+                         (SM_SCALE_HISTORY - 1) + every);
+    }
+}
+END_TEST
+
 /* A queue: tasks arrive (1 a second, 3 a second for 3 minutes every 15,
  * with noise of +-50%), each agent finishes one task every 10 s (so 10
  * agents keep up, 30 in a burst); busy agents are those the arrivals and
@@ -197,6 +231,7 @@ static Suite *suite(void)
     Suite *s = suite_create("scale");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, up_by_one_agent_per_20_surplus_then_cooldown);
+    tcase_add_test(tc, window_spans_stabilise_at_any_sample_rate);
     tcase_add_test(tc, no_scaling_up_into_exhaustion_nor_past_quota_or_max);
     tcase_add_test(tc, down_waits_for_the_window_and_takes_idle_dynamic_agents_only);
     tcase_add_test(tc, bursty_queue_settles_without_flapping);

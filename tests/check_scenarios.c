@@ -41,6 +41,7 @@
 #define SCENARIOS "tests/scenarios"
 #define BASELINE SCENARIOS "/baseline.tsv"
 #define HEAL_BASELINE SCENARIOS "/heal-baseline.tsv"
+#define SCALE_BASELINE SCENARIOS "/scale-baseline.tsv"
 #define MAX_SCENARIOS 64
 
 /* The suite's inputs, set in main before the runner forks. */
@@ -91,6 +92,10 @@ static sm_status score_loop(const char *path, scored *out, char *err,
         return s;
     sm_config cfg;
     sm_config_init(&cfg);
+    for (size_t i = 0; s == SM_OK && i < sm_scenario_n_settings(out->sc); i++) {
+        const char *value, *key = sm_scenario_setting(out->sc, i, &value);
+        s = sm_config_set(&cfg, key, value, path, err, cap);
+    }
     for (size_t i = 0; s == SM_OK && heal_settings[i][0]; i++)
         s = sm_config_set(&cfg, heal_settings[i][0], heal_settings[i][1],
                           "check_scenarios", err, cap);
@@ -453,6 +458,168 @@ static int write_heal_baseline(const char *out)
     }
     if (rc == 0)
         printf("check_scenarios: wrote %s (%d scenarios)\n", out, n_files);
+    return rc;
+}
+
+/* ---- the scaling ratchet ----------------------------------------------- */
+
+/* The scenarios whose loop scales (a "settings" with scaling: true):
+ * flaps may not rise, the share of samples with the queue under 30 may
+ * not fall; the rest is written for the record. */
+static const char scale_header[] =
+    "# scenario\tdecisions\tflaps\tqueue_under30\tqueue_p95\tqueue_max\t"
+    "agent_util\n";
+
+typedef struct scale_row {
+    char scenario[128];
+    double v[6];                /* in scale_header's order */
+} scale_row;
+
+static void scale_values(const sm_score_scaling *s, double v[6])
+{
+    v[0] = (double)s->decisions;
+    v[1] = (double)s->flaps;
+    v[2] = s->load.queue_under;
+    v[3] = (double)s->load.queue_p95;
+    v[4] = (double)s->load.queue_max;
+    v[5] = s->load.agent_util;
+}
+
+static bool scale_find(const char *scenario, scale_row *out)
+{
+    FILE *f = fopen(SCALE_BASELINE, "r");
+    if (!f)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *tok[7], *end;
+        int n = 0;
+        if (line[0] == '#')
+            continue;
+        for (char *p = strtok(line, "\t\n"); p && n < 7; p = strtok(NULL, "\t\n"))
+            tok[n++] = p;
+        if (n != 7 || strcmp(tok[0], scenario) != 0)
+            continue;
+        snprintf(out->scenario, sizeof out->scenario, "%s", tok[0]);
+        found = true;
+        for (int i = 0; i < 6; i++) {
+            out->v[i] = strtod(tok[i + 1], &end);
+            found &= *end == 0;
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* How x is worse than b (the baseline keeps 4 decimals); how many. */
+static int scale_worse(const double x[6], const scale_row *b, char *why,
+                       size_t cap)
+{
+    int n = 0;
+    size_t len = strlen(why);
+    if (x[1] > b->v[1]) {
+        n++;
+        len += (size_t)snprintf(why + len, len < cap ? cap - len : 0,
+                                " flaps %.0f > baseline %.0f;", x[1], b->v[1]);
+    }
+    if (x[2] < b->v[2] - 5e-5) {
+        n++;
+        len += (size_t)snprintf(why + len, len < cap ? cap - len : 0,
+                                " queue under 30 in %.4f < baseline %.4f;",
+                                x[2], b->v[2]);
+    }
+    return n;
+}
+
+START_TEST(scenario_scales)
+{
+    const char *path = files[_i];
+    scored x;
+    char err[512] = "";
+    sm_status s = score_loop(path, &x, err, sizeof err);
+    ck_assert_msg(s == SM_OK, "%s: %s", path, err);
+    const char *name = sm_scenario_name(x.sc);
+    const sm_score_scaling *sc = &x.rep.scale;
+    scale_row b;
+    bool have = scale_find(name, &b);
+    if (!sc->on) {
+        ck_assert_msg(!have, "%s: in %s but its loop does not scale", name,
+                      SCALE_BASELINE);
+        scored_free(&x);
+        return;
+    }
+    printf("scaling  %-24s decisions %zu (up %zu down %zu) flaps %zu queue "
+           "mean %.1f p95 %u max %u under30 %.3f agents %u..%u util %.3f "
+           "tokens %.3f\n", name, sc->decisions, sc->up, sc->down, sc->flaps,
+           sc->load.queue_mean, sc->load.queue_p95, sc->load.queue_max,
+           sc->load.queue_under, sc->load.agents_min, sc->load.agents_max,
+           sc->load.agent_util, sc->load.token_util);
+    ck_assert_msg(have, "%s: not in %s (run make eval-baseline)", name,
+                  SCALE_BASELINE);
+    double v[6];
+    scale_values(sc, v);
+    char why[512] = "";
+    ck_assert_msg(scale_worse(v, &b, why, sizeof why) == 0, "%s: worse than "
+                  "%s:%s", name, SCALE_BASELINE, why);
+    scored_free(&x);
+}
+END_TEST
+
+/* The scaling ratchet bites. */
+START_TEST(scale_ratchet_catches_regressions)
+{
+    scale_row b = {"s", {12, 1, 0.9, 40, 60, 0.7}};
+    double x[6] = {12, 1, 0.9, 40, 60, 0.7};
+    char why[512] = "";
+    ck_assert_int_eq(scale_worse(x, &b, why, sizeof why), 0);
+    x[1] = 0;
+    x[2] = 0.95;                        /* better */
+    ck_assert_int_eq(scale_worse(x, &b, why, sizeof why), 0);
+    x[1] = 2;
+    ck_assert_int_eq(scale_worse(x, &b, why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, "flaps 2 > baseline 1"));
+    x[1] = 1;
+    x[2] = 0.85;
+    why[0] = 0;
+    ck_assert_int_eq(scale_worse(x, &b, why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, "queue under 30"));
+}
+END_TEST
+
+static int write_scale_baseline(const char *out)
+{
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        perror(out);
+        return 2;
+    }
+    fputs("# The scaling ratchet of tests/check_scenarios.c (make\n"
+          "# eval-baseline writes it): each scenario whose loop scales\n"
+          "# (\"settings\": {\"scaling\": true}); flaps may not rise, the share\n"
+          "# of 1 s samples with fewer than 30 tasks waiting may not fall.\n", f);
+    fputs(scale_header, f);
+    int rc = 0;
+    for (int i = 0; i < n_files && rc == 0; i++) {
+        scored x;
+        char err[512] = "";
+        if (score_loop(files[i], &x, err, sizeof err) != SM_OK) {
+            fprintf(stderr, "check_scenarios: %s\n", err);
+            rc = 2;
+        } else if (x.rep.scale.on) {
+            double v[6];
+            scale_values(&x.rep.scale, v);
+            fprintf(f, "%s\t%.0f\t%.0f\t%.4f\t%.0f\t%.0f\t%.4f\n",
+                    sm_scenario_name(x.sc), v[0], v[1], v[2], v[3], v[4], v[5]);
+        }
+        scored_free(&x);
+    }
+    if (fclose(f) != 0 && rc == 0) {
+        perror(out);
+        rc = 2;
+    }
+    if (rc == 0)
+        printf("check_scenarios: wrote %s\n", out);
     return rc;
 }
 
@@ -819,6 +986,8 @@ int main(int argc, char **argv)
         rc = write_baseline(argv[2]);
     } else if (argc == 3 && strcmp(argv[1], "--write-heal-baseline") == 0) {
         rc = write_heal_baseline(argv[2]);
+    } else if (argc == 3 && strcmp(argv[1], "--write-scale-baseline") == 0) {
+        rc = write_scale_baseline(argv[2]);
     } else {
         target_mode = argc == 2 && strcmp(argv[1], "--target") == 0;
         Suite *s = suite_create("scenarios");
@@ -828,6 +997,8 @@ int main(int argc, char **argv)
         if (!target_mode) {
             tcase_add_loop_test(tc, scenario_heals, 0, n_files);
             tcase_add_test(tc, heal_ratchet_catches_regressions);
+            tcase_add_loop_test(tc, scenario_scales, 0, n_files);
+            tcase_add_test(tc, scale_ratchet_catches_regressions);
         }
         tcase_add_test(tc, derived_agent_and_group_failures);
         tcase_add_test(tc, derived_gauge_failures);

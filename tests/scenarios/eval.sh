@@ -23,6 +23,11 @@
 # target (SM_HEAL_TARGET, 0.95). The detection table above is the loop
 # off, as always.
 #
+# Then the scaling: the scenarios whose "settings" turn scaling on, from
+# the same loop-on run (the coordinator also applies the worker's
+# ScalingDecisions): decisions, flaps, queue depth, agent and token
+# utilisation against SPEC's figures, one row per scenario.
+#
 # A report, not a gate: the floors are targets here; tests/check_scenarios.c
 # holds the detectors to tests/scenarios/baseline.tsv (the ratchet) and the
 # loop to tests/scenarios/heal-baseline.tsv.
@@ -40,6 +45,7 @@ trap 'exit 2' INT TERM
 
 : >"$tmp/lines"
 : >"$tmp/heal"
+: >"$tmp/scale"
 : >"$tmp/hostile"
 : >"$tmp/gap"
 n=0; missed=0; failed=0
@@ -59,12 +65,13 @@ for f in "$dir"/*.json; do
        grep '^floor .*MISSED' "$tmp/out" | sed "s/^floor /$name: /" >>"$tmp/gap" ;;
     *) failed=$((failed + 1)); sed "s/^/$name: /" "$tmp/err"; continue ;;
     esac
-    grep '^score\.' "$tmp/out" | grep -v '^score\.[^.]*\.heal\.' |
+    grep '^score\.' "$tmp/out" | grep -v '^score\.[^.]*\.\(heal\|scale\)\.' |
         sed "s/^/$name /" >>"$tmp/lines"
     rm -f "$tmp/$name.rec"
     "$bin/swarm-sim" --scenario "$f" --score --heal $SM_HEAL_SET >"$tmp/out" 2>"$tmp/err"
     case $? in
-    0|1) grep '^score\.[^.]*\.heal\.' "$tmp/out" | sed "s/^/$name /" >>"$tmp/heal" ;;
+    0|1) grep '^score\.[^.]*\.heal\.' "$tmp/out" | sed "s/^/$name /" >>"$tmp/heal"
+         grep '^score\.[^.]*\.scale\.' "$tmp/out" | sed "s/^/$name /" >>"$tmp/scale" ;;
     *) failed=$((failed + 1)); sed "s/^/$name: swarm-sim --score --heal: /" "$tmp/err" ;;
     esac
     # the same loop with a coordinator that fails 20% and rejects 10%
@@ -257,6 +264,38 @@ END {
         a ? sprintf("%.3f", S["act_verified"] / a) : "-", S["act_verified"], a, S["coord_rejected"], S["coord_failed"],
         S["escalations"], S["storms"], S["duplicates"], S["below_quorum"]
 }' "$tmp/hostile"
+
+
+echo
+# FILE score.<name>.scale.<figure> value unit: one row per scenario whose
+# loop scales (its "settings" turn scaling on), against SPEC's figures.
+awk '
+{ n = split($2, k, "."); if (!($1 in seen)) { seen[$1] = 1; order[++rows] = $1 }; v[$1, k[4]] = $3 }
+function band(x, lo, hi) { return x < lo ? "below" : x > hi ? "above" : "in" }
+END {
+    if (rows == 0) { print "scaling: no scenario scales (none sets \"settings\": {\"scaling\": true})"; exit }
+    fmt = "%-24s %5s %4s %5s %5s  %-6s %5s %5s %-9s %-8s %-13s %-13s\n"
+    printf fmt, "scenario", "decis", "up", "down", "flaps", "queue", "p95", "max", "under 30", "agents", "agent util", "token util"
+    printf fmt, "", "", "", "", "", "mean", "", "", "share", "min-max", "(0.70-0.80)", "(0.80-0.90)"
+    for (i = 1; i <= rows; i++) {
+        r = order[i]
+        printf fmt, r, v[r, "decisions"], v[r, "up"], v[r, "down"], v[r, "flaps"],
+            sprintf("%.1f", v[r, "queue_mean"]), v[r, "queue_p95"], v[r, "queue_max"],
+            sprintf("%.3f", v[r, "queue_under30"]), v[r, "agents_min"] "-" v[r, "agents_max"],
+            sprintf("%.2f %s", v[r, "agent_util"], band(v[r, "agent_util"], 0.70, 0.80)),
+            sprintf("%.2f %s", v[r, "token_util"], band(v[r, "token_util"], 0.80, 0.90))
+        F += v[r, "flaps"]; D += v[r, "decisions"]
+        if (v[r, "queue_p95"] >= 30) over++
+    }
+    printf "scaling: %d scenarios, %d decisions, %d flaps (a reversal within cooldown + stabilisation); queue p95 under 30 on %d of %d\n",
+        rows, D, F, rows - over, rows
+    for (i = 1; i <= rows; i++) {
+        r = order[i]
+        split("decisions flaps queue_mean queue_p95 queue_max queue_under30 agent_util token_util", K, " ")
+        for (j = 1; j <= 8; j++) printf "eval.scale.%s.%s %s %s\n", r, K[j], v[r, K[j]],
+            (K[j] ~ /^queue_(mean|p95|max)$/) ? "tasks" : (K[j] ~ /util|under/) ? "ratio" : "count"
+    }
+}' "$tmp/scale"
 
 echo
 if [ -s "$tmp/gap" ]; then

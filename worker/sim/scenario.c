@@ -66,6 +66,8 @@ typedef struct hbgaps {
     uint32_t max_agents;
 } hbgaps;
 
+#define SCENARIO_SETTINGS 16
+
 struct sm_scenario {
     char name[128];
     char description[512];
@@ -73,6 +75,8 @@ struct sm_scenario {
     sm_score_floors floor;
     bool derive;
     bool loop;                  /* "coordinator": {"loop": true} */
+    size_t n_settings;          /* "settings": worker settings */
+    char settings[SCENARIO_SETTINGS][2][64];
     sm_labels labels;
     gseries series[SM_WORLD_MAX_SWARMS];
     tmouts timeouts;            /* in event order */
@@ -127,7 +131,7 @@ static const field swarm_fields[] = {
     FD(heartbeat_s), FD(heartbeat_jitter_s), FD(heartbeat_miss),
     FD(stall_rate), FD(resource_s), FD(scale_every_s), FD(scale_up_pending),
     FD(scale_down_pending), FD(budget), FD(topup_at), FD(topup_frac),
-    FD(memory_gb), FD(memory_limit_gb),
+    FD(memory_gb), FD(memory_limit_gb), FU(autoscale_off),
 };
 
 static bool swarm_parse(json_t *o, uint32_t idx, sm_wswarm *s, char *err,
@@ -1228,12 +1232,44 @@ static bool coord_parse(sm_scenario *sc, json_t *o, char *err, size_t cap)
     return true;
 }
 
+/* "settings": {"name": value, ...}: worker settings for the loop, kept
+ * as strings (sm_config_set checks them when applied). */
+static bool settings_parse(sm_scenario *sc, json_t *o, char *err, size_t cap)
+{
+    const char *k;
+    json_t *v;
+    if (!json_is_object(o) || json_object_size(o) > SCENARIO_SETTINGS) {
+        say(err, cap, "\"settings\" must be an object of at most %d "
+            "settings", SCENARIO_SETTINGS);
+        return false;
+    }
+    json_object_foreach(o, k, v) {
+        char (*kv)[64] = sc->settings[sc->n_settings];
+        int n = json_is_string(v) ? snprintf(kv[1], 64, "%s", json_string_value(v))
+                : json_is_boolean(v) ? snprintf(kv[1], 64, "%s",
+                                                json_is_true(v) ? "true" : "false")
+                : json_is_integer(v) ? snprintf(kv[1], 64, "%lld",
+                                                (long long)json_integer_value(v))
+                : json_is_real(v) ? snprintf(kv[1], 64, "%.17g", json_real_value(v))
+                : -1;
+        if (n < 0 || n >= 64 || strlen(k) >= 64) {
+            say(err, cap, "settings.%s must be a string, number or boolean "
+                "under 64 characters", k);
+            return false;
+        }
+        snprintf(kv[0], 64, "%s", k);
+        sc->n_settings++;
+    }
+    return true;
+}
+
 static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
                             size_t cap)
 {
     static const char *const keys[] = {
         "name", "description", "seed", "duration_s", "start_ms", "swarms",
-        "faults", "labels", "floor", "derive_labels", "coordinator", NULL,
+        "faults", "labels", "floor", "derive_labels", "coordinator",
+        "settings", NULL,
     };
     const char *k;
     json_t *v;
@@ -1309,6 +1345,9 @@ static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
     }
     if ((v = json_object_get(root, "coordinator")) != NULL &&
         !coord_parse(sc, v, err, cap))
+        return SM_ERR_CONFIG;
+    if ((v = json_object_get(root, "settings")) != NULL &&
+        !settings_parse(sc, v, err, cap))
         return SM_ERR_CONFIG;
     char why[384];
     if (sm_world_config_validate(w, why, sizeof why) != SM_OK) {
@@ -1568,6 +1607,58 @@ static void loop_counts(void *ud, sm_score_coord *out)
     out->below_quorum = h.below_quorum;
 }
 
+/* A ScalingDecision the worker publishes goes to the coordinator too. */
+static sm_status loop_scale(void *ud, const char *subject, const void *data,
+                            size_t len)
+{
+    (void)subject;
+    sm_world *w = sm_sim_world_mut(ud);
+    sm_wscale d;
+    if (w == NULL)
+        return SM_ERR_INVALID;
+    sm_status s = sm_wscale_decode(data, len, &d);
+    return s == SM_OK ? sm_world_scale(w, &d) : s;
+}
+
+static void loop_load(void *ud, sm_score_load *out)
+{
+    const sm_world *w = sm_sim_world(ud);
+    sm_world_load l;
+    sm_world_scale_stats st;
+    sm_world_load_of(w, 0, &l);
+    sm_world_scale_stats_of(w, &st);
+    memset(out, 0, sizeof *out);
+    out->seconds = l.seconds;
+    out->queue_mean = l.queue_mean;
+    out->queue_p95 = l.queue_p95;
+    out->queue_max = l.queue_max;
+    out->queue_under = l.queue_under;
+    out->agent_util = l.agent_util;
+    out->token_util = l.token_util;
+    out->agents_min = l.agents_min;
+    out->agents_max = l.agents_max;
+    out->applied_up = st.up;
+    out->applied_down = st.down;
+    out->added = st.added;
+    out->removed = st.removed;
+    out->refused = st.refused;
+}
+
+size_t sm_scenario_n_settings(const sm_scenario *sc)
+{
+    return sc ? sc->n_settings : 0;
+}
+
+const char *sm_scenario_setting(const sm_scenario *sc, size_t i,
+                                const char **value)
+{
+    if (sc == NULL || i >= sc->n_settings)
+        return NULL;
+    if (value)
+        *value = sc->settings[i][1];
+    return sc->settings[i][0];
+}
+
 sm_status sm_scenario_loop_input(const sm_scenario *sc, const sm_wcoord *coord,
                                  sm_sim **sim, sm_score_input *in)
 {
@@ -1588,6 +1679,8 @@ sm_status sm_scenario_loop_input(const sm_scenario *sc, const sm_wcoord *coord,
     *sim = s;
     in->heal = loop_heal;
     in->coord = loop_counts;
+    in->scale = loop_scale;
+    in->load = loop_load;
     return SM_OK;
 }
 

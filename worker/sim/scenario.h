@@ -176,11 +176,22 @@ bool sm_scenario_loop(const sm_scenario *sc);
 /* sm_scenario_score_input with the loop closed: in->heal hands every
  * HealingCommand the worker publishes to the world's coordinator
  * (world.h, sm_world_heal), whose HealingOutcomes come back in the stream;
- * in->coord reports its counters. coord: the coordinator to play (NULL:
+ * in->coord reports its counters; in->scale hands every ScalingDecision
+ * to the coordinator too (sm_world_scale) and in->load reports swarm 0's
+ * load and the scaling counters. coord: the coordinator to play (NULL:
  * the scenario's). Same errors (SM_ERR_CONFIG for a coord that does not
  * validate). */
 sm_status sm_scenario_loop_input(const sm_scenario *sc, const sm_wcoord *coord,
                                  sm_sim **sim, sm_score_input *in);
+
+/* The worker settings the scenario asks for in the loop (its "settings"
+ * object, {"scaling": true, "scale_cooldown": "20s", ...}: values as
+ * strings, booleans and numbers written out): how many; setting i's name
+ * and value (borrowed). The caller applies them (sm_config_set) before
+ * its own --set. */
+size_t sm_scenario_n_settings(const sm_scenario *sc);
+const char *sm_scenario_setting(const sm_scenario *sc, size_t i,
+                                const char **value);
 
 /* The labels file of the scenario, as `swarm-medic score --labels` reads
  * it: {"name", "description", "labels": {...}, "floor": {...}}, absolute

@@ -15,7 +15,9 @@
  *
  * --coordinator (live, with --url): the simulated coordinator of world.h
  * listens on medic.*.heal.>, carries each HealingCommand out on the world
- * it is playing and publishes the HealingOutcome in the stream.
+ * it is playing and publishes the HealingOutcome in the stream; it also
+ * listens on medic.*.scale and applies each ScalingDecision (agents
+ * registered or unregistered in the stream).
  * --score: scores the scenario in process through the product (as
  * `swarm-medic score` does a recording), with --heal (or the scenario's
  * "coordinator": {"loop": true}) the loop closed: the worker's commands go
@@ -81,6 +83,7 @@ typedef struct sim_tally {
     int64_t first_ts, last_ts;
     double wall_s;
     uint64_t commands;          /* --coordinator: heal commands taken */
+    uint64_t scales;            /* --coordinator: ScalingDecisions taken */
 } sim_tally;
 
 static void usage(FILE *to)
@@ -121,7 +124,8 @@ static void usage(FILE *to)
         "                     swarm-medic score REC --labels FILE\n"
         "  --coordinator      with --scenario on a bus: be the swarm's\n"
         "                     coordinator: carry out the HealingCommands on\n"
-        "                     medic.*.heal.> on the world being played and\n"
+        "                     medic.*.heal.> (and the ScalingDecisions on\n"
+        "                     medic.*.scale) on the world being played and\n"
         "                     publish the HealingOutcomes\n"
         "                     (swarm.<s>.outcome.<id>)\n"
         "  --score            with --scenario: score it in process through\n"
@@ -436,9 +440,10 @@ static void print_summary(const sim_opts *o, const sim_tally *t)
            (unsigned long long)t->by_kind[SM_SIM_CONSENSUS],
            (unsigned long long)t->by_kind[SM_SIM_AGENT]);
     if (o->coordinator)
-        printf(", coordinator: %llu commands taken, %llu outcomes",
-               (unsigned long long)t->commands,
-               (unsigned long long)t->by_kind[SM_SIM_OUTCOME]);
+        printf(", coordinator: %llu commands taken, %llu outcomes, %llu "
+               "scaling decisions taken", (unsigned long long)t->commands,
+               (unsigned long long)t->by_kind[SM_SIM_OUTCOME],
+               (unsigned long long)t->scales);
     printf(", %.1f KiB, event time %.1f s from %s, %u swarms x %u agents, "
            "%zu faults, wall %.3f s, %.0f events/s%s\n",
            (double)t->bytes / 1024.0, span, when, o->cfg.swarms,
@@ -544,6 +549,11 @@ static int run_score(const sim_opts *o)
         return EXIT_USAGE;
     }
     sm_status st = sm_scenario_load(o->scenario, &sc, err, sizeof err);
+    for (size_t i = 0; st == SM_OK && i < sm_scenario_n_settings(sc); i++) {
+        const char *value, *key = sm_scenario_setting(sc, i, &value);
+        st = sm_config_set(&cfg, key, value, "scenario settings", err,
+                           sizeof err);
+    }
     for (size_t i = 0; st == SM_OK && i < o->n_sets; i++) {
         char key[128];
         const char *eq = strchr(o->sets[i], '=');
@@ -600,9 +610,27 @@ cleanup:
     return rc;
 }
 
-/* --coordinator: hands every HealingCommand waiting on sub to the world
- * (at its current event time). */
-static void take_commands(natsSubscription *sub, sm_sim *sim, sim_tally *t)
+/* --coordinator: what it takes from the bus, decoded and handed to the
+ * world at its current event time. */
+static bool take_command(sm_world *w, const void *data, size_t len)
+{
+    sm_wheal cmd;
+    return sm_wheal_decode(data, len, &cmd) == SM_OK &&
+           sm_world_heal(w, &cmd) == SM_OK;
+}
+
+static bool take_scale(sm_world *w, const void *data, size_t len)
+{
+    sm_wscale d;
+    return sm_wscale_decode(data, len, &d) == SM_OK &&
+           sm_world_scale(w, &d) == SM_OK;
+}
+
+/* Hands every message waiting on sub to the world with take; counts
+ * those taken, names the others (`what` they are not). */
+static void take_waiting(natsSubscription *sub, sm_sim *sim,
+                         bool (*take)(sm_world *, const void *, size_t),
+                         uint64_t *taken, const char *what)
 {
     int pending = 0;
     if (natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK)
@@ -611,15 +639,12 @@ static void take_commands(natsSubscription *sub, sm_sim *sim, sim_tally *t)
         natsMsg *msg = NULL;
         if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
             return;
-        sm_wheal cmd;
-        if (sm_wheal_decode(natsMsg_GetData(msg),
-                            (size_t)natsMsg_GetDataLength(msg), &cmd) ==
-                SM_OK &&
-            sm_world_heal(sm_sim_world_mut(sim), &cmd) == SM_OK)
-            t->commands++;
+        if (take(sm_sim_world_mut(sim), natsMsg_GetData(msg),
+                 (size_t)natsMsg_GetDataLength(msg)))
+            (*taken)++;
         else
-            fprintf(stderr, "swarm-sim: coordinator: %s is not a "
-                    "HealingCommand it can take\n", natsMsg_GetSubject(msg));
+            fprintf(stderr, "swarm-sim: coordinator: %s is not a %s it can "
+                    "take\n", natsMsg_GetSubject(msg), what);
         natsMsg_Destroy(msg);
     }
 }
@@ -630,7 +655,7 @@ static int run(sim_opts *o)
     sm_sim *sim = NULL;
     sm_scenario *sc = NULL;
     natsConnection *nc = NULL;
-    natsSubscription *heal_sub = NULL;
+    natsSubscription *heal_sub = NULL, *scale_sub = NULL;
     sm_recw *rec = NULL;
     sim_tally t;
     int rc = 0;
@@ -672,6 +697,17 @@ static int run(sim_opts *o)
             nats_Close();
             return EXIT_BUS;
         }
+        if (o->coordinator &&
+            (s = natsConnection_SubscribeSync(&scale_sub, nc,
+                                              "medic.*.scale")) != NATS_OK) {
+            fprintf(stderr, "swarm-sim: cannot subscribe to medic.*.scale: "
+                    "%s\n", natsStatus_GetText(s));
+            natsSubscription_Destroy(heal_sub);
+    natsSubscription_Destroy(scale_sub);
+            natsConnection_Destroy(nc);
+            nats_Close();
+            return EXIT_BUS;
+        }
     }
     sm_status st = open_sim(o, &sc, &sim);
     if (st != SM_OK) {
@@ -704,7 +740,11 @@ static int run(sim_opts *o)
     sm_sim_msg m;
     for (;;) {
         if (heal_sub != NULL)
-            take_commands(heal_sub, sim, &t);
+            take_waiting(heal_sub, sim, take_command, &t.commands,
+                         "HealingCommand");
+        if (scale_sub != NULL)
+            take_waiting(scale_sub, sim, take_scale, &t.scales,
+                         "ScalingDecision");
         if ((o->count != 0 && t.n >= o->count) || !sm_sim_next(sim, &m))
             break;
         if (t.n == 0)
@@ -765,6 +805,7 @@ cleanup:
     sm_sim_destroy(sim);
     sm_scenario_destroy(sc);
     natsSubscription_Destroy(heal_sub);
+    natsSubscription_Destroy(scale_sub);
     if (nc != NULL) {
         natsConnection_Destroy(nc);
         nats_Close();

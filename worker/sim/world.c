@@ -611,7 +611,8 @@ static bool swarm_init(sm_world *w, uint32_t s)
         !sm_w_at(w, W_BURST, s, 0,
             t0 + (int64_t)expo(&st->rng, c->burst_every_s * 1000)))
         return false;
-    if (!sm_w_at(w, W_SCALE, s, 0, t0 + (int64_t)(c->scale_every_s * 1000)))
+    if (!c->autoscale_off &&
+        !sm_w_at(w, W_SCALE, s, 0, t0 + (int64_t)(c->scale_every_s * 1000)))
         return false;
     return true;
 }
@@ -694,6 +695,7 @@ void sm_world_destroy(sm_world *w)
     free(w->fault_done);
     free(w->fault_healed);
     free(w->pend);
+    free(w->spend);
     sm_evq_free(&w->events);
     free(w);
 }
@@ -789,7 +791,7 @@ static bool slot_ok(const wswarm_st *st, const wslot *sl, uint32_t conc)
 {
     const wagent *a = &st->ag[sl->agent];
     return a->live == 1 && !a->down && a->epoch == sl->epoch &&
-           a->inflight < conc && !a->drain;
+           a->inflight < conc && !a->drain && !a->leaving;
 }
 
 bool sm_w_free_slot(sm_world *w, uint32_t s, uint32_t a)
@@ -1072,6 +1074,7 @@ static int on_resource(sm_world *w, witem *it, sm_sim_msg *out)
     st->g.pending = total;
     st->g.active = st->registered;
     st->g.quota = st->quota;
+    sm_w_load_sample(w, s, dt);
     sm_w_subject(w, s, "resource", "scheduler");
     out->kind = SM_SIM_RESOURCE;
     return sm_w_pack(w, &m.base, out) ? 1 : -1;
@@ -1467,6 +1470,8 @@ static int step(sm_world *w, witem *it, sm_sim_msg *out)
         return sm_w_on_heal(w, it) ? 0 : -1;
     case W_OUTCOME:
         return sm_w_on_outcome(w, it, out);
+    case W_RESIZE:
+        return sm_w_on_resize(w, it) ? 0 : -1;
     default:
         return on_task(w, it, out);
     }

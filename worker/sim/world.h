@@ -179,6 +179,9 @@ typedef struct sm_wswarm {
     double scale_every_s, scale_up_pending, scale_down_pending;
     double budget, topup_at, topup_frac;
     double memory_gb, memory_limit_gb;
+    uint32_t autoscale_off;     /* [0] 1: the world's autoscaler never
+                                   looks (swarm-medic's ScalingDecisions,
+                                   sm_world_scale, are the only scaling) */
 } sm_wswarm;
 
 typedef enum sm_wfault_type {
@@ -344,5 +347,81 @@ sm_status sm_world_heal(sm_world *w, const sm_wheal *cmd);
 
 /* The counters so far. */
 void sm_world_heal_stats_of(const sm_world *w, sm_world_heal_stats *out);
+
+/* ------------------------------------------------- scaling (world_scale.c)
+ *
+ * The coordinator also applies swarm-medic's ScalingDecisions
+ * (medic.<swarm>.scale), with the same delay as a command (sm_wcoord: mean
+ * +- jitter, drawn from the coordinator's stream) and always DONE:
+ *   UP    dynamic agents register until registered (plus those already
+ *         registering) reach target_agents, within the quota and the
+ *         swarm's dynamic slots;
+ *   DOWN  each agent named in remove_agents unregisters if it is a
+ *         registered dynamic agent with nothing in flight (not dead, not
+ *         draining) when the decision is carried out; any other is refused
+ *         (counted), never a static agent, never a busy one.
+ * A decision id seen before is a duplicate (counted, not applied). With no
+ * decision handed in, the stream is byte for byte what it was.
+ *
+ * The world also measures, per swarm, what the scaling is for (SPEC,
+ * "Figures we hold ourselves to"): at each ResourceSample (weighted by the
+ * time since the last) the queue (pending tasks), the registered agents and
+ * the busy ones. */
+
+#define SM_WSCALE_REMOVE 64
+#define SM_WLOAD_BINS 1024          /* queue depth histogram: 0..1022, 1023+ */
+#define SM_WLOAD_QUEUE_TARGET 30    /* SPEC: queue depth under 30 */
+
+/* A ScalingDecision as the coordinator reads it (sm_wscale_decode). */
+typedef struct sm_wscale {
+    char id[24];                /* decision.decision_id */
+    char swarm[SM_WORLD_ID];
+    int64_t at_ms;              /* decision.decided_at_ms */
+    int dir;                    /* ScalingDecision.Direction: 1 up, 2 down */
+    uint32_t current, target;
+    size_t n_remove;            /* beyond SM_WSCALE_REMOVE: dropped */
+    char remove[SM_WSCALE_REMOVE][SM_WORLD_ID];
+} sm_wscale;
+
+/* Decodes a ScalingDecision payload. SM_ERR_DECODE when it does not decode
+ * or has no decision header. */
+sm_status sm_wscale_decode(const void *data, size_t len, sm_wscale *out);
+
+/* Hands one decision to the coordinator at the world's current event time
+ * (or d->at_ms if later); its effect comes later, in event order, as
+ * REGISTERED / UNREGISTERED lifecycles out of sm_world_next(). Errors:
+ * SM_ERR_INVALID (NULL), SM_ERR_NOMEM. A duplicate, an unknown swarm or a
+ * HOLD is counted and SM_OK. */
+sm_status sm_world_scale(sm_world *w, const sm_wscale *d);
+
+typedef struct sm_world_scale_stats {
+    uint64_t received;          /* every decision, duplicates included */
+    uint64_t duplicates, unknown_swarm, holds;
+    uint64_t up, down;          /* applied */
+    uint64_t added;             /* agents registered by UP */
+    uint64_t removed;           /* agents unregistered by DOWN */
+    uint64_t refused;           /* named agents DOWN could not remove */
+} sm_world_scale_stats;
+
+void sm_world_scale_stats_of(const sm_world *w, sm_world_scale_stats *out);
+
+/* What the swarm's load looked like over the run (the samples so far). */
+typedef struct sm_world_load {
+    uint64_t samples;
+    double seconds;             /* sampled time */
+    double queue_mean;          /* pending tasks, time-weighted */
+    uint32_t queue_p95, queue_max;  /* over samples (p95 capped at 1023) */
+    double queue_under;         /* share of samples with fewer than
+                                   SM_WLOAD_QUEUE_TARGET pending */
+    double agent_util;          /* busy agent-seconds / registered
+                                   agent-seconds (busy: tasks in flight /
+                                   concurrency); NaN without agents */
+    double token_util;          /* tokens used / budget, latest sample */
+    uint32_t agents_min, agents_max;    /* registered */
+} sm_world_load;
+
+/* Swarm index `swarm`'s figures (zeros, NaN utilisation, before any
+ * sample or for a swarm out of range). */
+void sm_world_load_of(const sm_world *w, uint32_t swarm, sm_world_load *out);
 
 #endif

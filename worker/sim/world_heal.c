@@ -89,8 +89,7 @@ static bool index_of(const char *name, char prefix, uint32_t limit,
     return true;
 }
 
-/* Registers up to n dynamic agents within the quota; how many. */
-static uint32_t spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t)
+uint32_t sm_w_spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t)
 {
     wswarm_st *st = &w->sw[s];
     const sm_wswarm *c = &w->cfg.swarms[s];
@@ -385,7 +384,7 @@ static bool heal_rebalance(sm_world *w, uint32_t s, hpend *p, int64_t t)
             end_faults(w, s, SM_WF_MEMORY_LEAK, t);
             st->leak = 0;
         } else if ((k = step_count(step, "scale_up")) > 0) {
-            spawn(w, s, k, t);
+            sm_w_spawn(w, s, k, t);
             if (w->status != SM_OK)
                 return false;
         } else {
@@ -413,7 +412,7 @@ static bool heal_quorum(sm_world *w, uint32_t s, hpend *p, int64_t t)
     }
     for (size_t i = 0; i < p->cmd.n_steps; i++)
         want += step_count(p->cmd.steps[i], "spawn_agents");
-    uint32_t got = spawn(w, s, want, t);
+    uint32_t got = sm_w_spawn(w, s, want, t);
     if (w->status != SM_OK)
         return false;
     st->group_healed[g] = t;
@@ -561,4 +560,21 @@ void sm_world_heal_stats_of(const sm_world *w, sm_world_heal_stats *out)
         memset(out, 0, sizeof *out);
     else
         *out = w->hs;
+}
+
+/* The helpers world_scale.c shares (world_int.h). */
+uint32_t sm_w_swarm_index(const sm_world *w, const char *id)
+{
+    return swarm_index(w, id);
+}
+
+bool sm_w_index_of(const char *name, char prefix, uint32_t limit,
+                   uint32_t *out)
+{
+    return index_of(name, prefix, limit, out);
+}
+
+void sm_w_copy_id(char *dst, size_t cap, const char *src)
+{
+    copy_id(dst, cap, src);
 }

@@ -41,6 +41,7 @@ enum item_what {
     W_HEAL,         /* the coordinator carries a command out (no message) */
     W_OUTCOME,      /* HealingOutcome of command `task` */
     W_CANCEL,       /* CANCELLED: a restart or a retry took the task away */
+    W_RESIZE,       /* the coordinator applies ScalingDecision `task` */
 };
 
 enum end_kind { END_OK = 0, END_FAILED, END_TIMED_OUT };
@@ -59,6 +60,20 @@ typedef struct witem {
     uint8_t attempt;        /* 0 or 1: first try; more: retried */
 } witem;
 
+/* The load samples of a swarm (sm_world_load). */
+typedef struct wload {
+    uint64_t samples, under;
+    double seconds, pending_s, busy_s, reg_s;
+    uint32_t max, reg_min, reg_max;
+    uint32_t hist[SM_WLOAD_BINS];
+} wload;
+
+/* A ScalingDecision the coordinator was handed. */
+typedef struct spend {
+    sm_wscale d;
+    uint32_t swarm;
+} spend;
+
 typedef struct wslot {
     uint32_t agent, epoch;
 } wslot;
@@ -73,6 +88,7 @@ typedef struct wagent {
     uint32_t inflight, epoch;
     uint8_t live;           /* 0 off, 1 registered, 2 registering */
     uint8_t down, reserve, dynamic, stuck;
+    uint8_t leaving;        /* named by a DOWN in flight: no new work */
     uint32_t drain;         /* drain_agent under way: its command + 1 */
     uint64_t progress;      /* tokens of finished tasks */
     uint64_t shown;         /* last progress a heartbeat showed */
@@ -112,6 +128,7 @@ typedef struct wswarm_st {
     ring voids;             /* wvoid */
     witem *recent;          /* the last FAILED or TIMED_OUT tasks */
     size_t n_recent;        /* ever recorded (ring index: mod) */
+    wload load;             /* what scaling is judged on (world_scale.c) */
 } wswarm_st;
 
 /* A command the coordinator was handed. */
@@ -133,6 +150,9 @@ struct sm_world {
     hpend *pend;
     size_t n_pend, cap_pend;
     sm_world_heal_stats hs;
+    spend *spend;           /* ScalingDecisions handed in */
+    size_t n_spend, cap_spend;
+    sm_world_scale_stats ss;
     sm_evq events;          /* witems, by (ts, seq) */
     uint64_t count;
     bool done;
@@ -169,6 +189,17 @@ bool sm_w_pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out);
 
 /* ---- world_heal.c, for the world ---- */
 
+/* Registers up to n dynamic agents of swarm s within the quota, from t;
+ * how many (w->status says whether scheduling failed). */
+uint32_t sm_w_spawn(sm_world *w, uint32_t s, uint32_t n, int64_t t);
+/* The index of the swarm with id (UINT32_MAX: none). */
+uint32_t sm_w_swarm_index(const sm_world *w, const char *id);
+/* "<prefix><n>" -> n, when n < limit. */
+bool sm_w_index_of(const char *name, char prefix, uint32_t limit,
+                   uint32_t *out);
+/* Copies src (NULL: "") into dst, truncated to cap. */
+void sm_w_copy_id(char *dst, size_t cap, const char *src);
+
 /* W_HEAL: the coordinator carries command `it->task` out; false on
  * error (w->status says which). */
 bool sm_w_on_heal(sm_world *w, const witem *it);
@@ -178,5 +209,13 @@ bool sm_w_drained(sm_world *w, uint32_t s, uint32_t a, int64_t t);
 /* W_OUTCOME: the HealingOutcome of command `it->task`: 1 (a message in
  * *out) or -1. */
 int sm_w_on_outcome(sm_world *w, const witem *it, sm_sim_msg *out);
+
+/* ---- world_scale.c, for the world ---- */
+
+/* W_RESIZE: ScalingDecision `it->task` carried out; false on error. */
+bool sm_w_on_resize(sm_world *w, const witem *it);
+/* A ResourceSample of swarm s at ts, dt seconds after the last: counted
+ * into its load. */
+void sm_w_load_sample(sm_world *w, uint32_t s, double dt);
 
 #endif

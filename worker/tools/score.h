@@ -334,6 +334,67 @@ void sm_score_healing_free(sm_score_healing *h);
 void sm_score_stats(int64_t *v, size_t n, double *med, double *min,
                     double *max);
 
+/* ----------------------------------------------------------------- scaling */
+
+/* The closed loop's scaling (issue 10). With `scaling=true` the worker
+ * publishes a ScalingDecision on <prefix>.<swarm>.scale for each change;
+ * sm_score_run decodes them (sm_score_decode_scale), hands each to the
+ * input's scale hook (the simulated coordinator applies it) and counts:
+ *   decisions, up, down  the ScalingDecisions drawn;
+ *   flaps                decisions that reverse the direction of the same
+ *                        swarm's previous decision (UP after DOWN, DOWN
+ *                        after UP) within window_ms of it: the worker's
+ *                        scale_cooldown + scale_stabilise (80 s by default),
+ *                        the span a damped scaler must hold a direction;
+ * and, through the load hook, what the world looked like (swarm 0): queue
+ * depth (time-weighted mean, p95 and max over the 1 s ResourceSamples,
+ * share of samples under 30), agent utilisation (busy agent-seconds over
+ * registered agent-seconds; SPEC: 70-80%), token utilisation (used over
+ * budget at the end; SPEC: 80-90%), and the coordinator's counts. */
+typedef struct sm_score_scale_event {
+    char swarm[SM_SCORE_ID_MAX];
+    int64_t at_ms;              /* decided_at_ms */
+    int dir;                    /* 1 up, 2 down (ScalingDecision.Direction) */
+    uint32_t current, target, remove;
+} sm_score_scale_event;
+
+/* A ScalingDecision on <prefix>.<swarm>.scale: SM_OK and *is; another
+ * subject: SM_OK, !*is; SM_ERR_DECODE when it does not decode. */
+sm_status sm_score_decode_scale(const char *subject, const void *data,
+                                size_t len, sm_score_scale_event *out,
+                                bool *is);
+
+/* The flaps of e[0..n) (in the order drawn) as defined above. */
+size_t sm_score_scale_flaps(const sm_score_scale_event *e, size_t n,
+                            int64_t window_ms);
+
+/* The world's side (the load hook fills it). */
+typedef struct sm_score_load {
+    double seconds;
+    double queue_mean;
+    uint32_t queue_p95, queue_max;
+    double queue_under;         /* share of samples under 30 pending */
+    double agent_util, token_util;      /* NaN: undefined */
+    uint32_t agents_min, agents_max;
+    uint64_t applied_up, applied_down, added, removed, refused;
+} sm_score_load;
+
+typedef struct sm_score_scaling {
+    bool on;                    /* decisions drawn, or the load measured */
+    size_t decisions, up, down, flaps;
+    size_t hook_errors;         /* decisions the scale hook refused */
+    int64_t window_ms;
+    bool load_on;
+    sm_score_load load;
+} sm_score_scaling;
+
+/* The scaling table (when r->scale.on) and its lines:
+ * score.<name>.scale.<figure>. */
+struct sm_score_report;
+void sm_score_print_scaling(const struct sm_score_report *r, FILE *out);
+void sm_score_print_scaling_lines(const struct sm_score_report *r,
+                                  const char *name, FILE *out);
+
 /* ------------------------------------------------------------------ engine */
 
 typedef struct sm_score_figures {
@@ -419,6 +480,7 @@ typedef struct sm_score_report {
     size_t n_must;
     int64_t run_start_ms, run_end_ms;
     sm_score_healing heal;          /* filled by sm_score_run */
+    sm_score_scaling scale;         /* filled by sm_score_run */
 } sm_score_report;
 
 /* Scores conclusions c[0..n) (in the order drawn) against labels over a
@@ -458,6 +520,8 @@ typedef sm_status (*sm_score_heal_fn)(void *ud, const char *subject,
                                       const void *data, size_t len);
 /* The coordinator's counters at the end of the run. */
 typedef void (*sm_score_coord_fn)(void *ud, sm_score_coord *out);
+/* The world's load figures at the end of the run (scaling). */
+typedef void (*sm_score_load_fn)(void *ud, sm_score_load *out);
 
 /* What to score: a recording (rec_path) or a generator (next + ud), and
  * the labels. `name` names the figures (score.<name>.<type>.<figure>).
@@ -470,6 +534,8 @@ typedef struct sm_score_input {
     const sm_labels *labels;        /* borrowed */
     sm_score_heal_fn heal;          /* NULL: the loop is open */
     sm_score_coord_fn coord;
+    sm_score_heal_fn scale;         /* each ScalingDecision, as heal */
+    sm_score_load_fn load;
 } sm_score_input;
 
 /* Runs the input through a fresh worker built from cfg (no store, no bus)

@@ -214,6 +214,7 @@ void sm_score_print_table(const sm_score_report *r, const sm_labels *labels,
         if (shown(r, (sm_label_kind)k))
             print_section(r, labels, (sm_label_kind)k, out);
     sm_score_print_healing(r, out);
+    sm_score_print_scaling(r, out);
     print_details(r, labels, out);
 }
 
@@ -296,6 +297,7 @@ void sm_score_print_lines(const sm_score_report *r, const char *name,
         lines_row(out, name, (sm_label_kind)k, &sec->all);
     }
     sm_score_print_healing_lines(r, name, out);
+    sm_score_print_scaling_lines(r, name, out);
 }
 
 /* ---- the command ------------------------------------------------------ */

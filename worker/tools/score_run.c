@@ -125,6 +125,9 @@ typedef struct collector {
     size_t n, cap;
     sm_heal_event *h;           /* healing commands and verdicts */
     size_t nh, caph;
+    sm_score_scale_event *sc;   /* scaling decisions */
+    size_t nsc, capsc;
+    size_t scale_errors;
     const sm_score_input *in;   /* its heal hook closes the loop */
     size_t heal_errors;
     sm_status status;           /* first failure (decode, memory) */
@@ -160,10 +163,41 @@ static bool collect_heal(collector *k, const char *subject, const void *data,
     return true;
 }
 
+/* A ScalingDecision: kept, and handed to the loop's coordinator. True
+ * when the subject was one. */
+static bool collect_scale(collector *k, const char *subject, const void *data,
+                          size_t len)
+{
+    sm_score_scale_event e;
+    bool is;
+    sm_status s = sm_score_decode_scale(subject, data, len, &e, &is);
+    if (s != SM_OK || !is) {
+        if (k->status == SM_OK)
+            k->status = s;
+        return s != SM_OK;
+    }
+    if (k->nsc == k->capsc) {
+        size_t cap = k->capsc ? k->capsc * 2 : 32;
+        sm_score_scale_event *nv = realloc(k->sc, cap * sizeof *nv);
+        if (!nv) {
+            k->status = SM_ERR_NOMEM;
+            return true;
+        }
+        k->sc = nv;
+        k->capsc = cap;
+    }
+    k->sc[k->nsc++] = e;
+    if (k->in && k->in->scale &&
+        k->in->scale(k->in->ud, subject, data, len) != SM_OK)
+        k->scale_errors++;
+    return true;
+}
+
 static void collect(collector *k, const char *subject, const void *data,
                     size_t len, const char *const *headers)
 {
-    if (collect_heal(k, subject, data, len, headers))
+    if (collect_scale(k, subject, data, len) ||
+        collect_heal(k, subject, data, len, headers))
         return;
     sm_conclusion c;
     bool is;
@@ -238,6 +272,27 @@ static sm_status run_generator(const sm_config *cfg, const sm_log *log,
     return SM_OK;
 }
 
+/* The scaling figures: the decisions drawn, and the world's load when
+ * the input measures it. */
+static void scale_figures(const sm_config *cfg, const sm_score_input *in,
+                          const collector *k, sm_score_scaling *out)
+{
+    memset(out, 0, sizeof *out);
+    out->window_ms = cfg->scale_cooldown_ms + cfg->scale_stabilise_ms;
+    for (size_t i = 0; i < k->nsc; i++) {
+        out->up += k->sc[i].dir == 1;
+        out->down += k->sc[i].dir == 2;
+    }
+    out->decisions = k->nsc;
+    out->hook_errors = k->scale_errors;
+    out->flaps = sm_score_scale_flaps(k->sc, k->nsc, out->window_ms);
+    if (in->load && !in->rec_path && (cfg->scaling || k->nsc > 0)) {
+        in->load(in->ud, &out->load);
+        out->load_on = true;
+    }
+    out->on = k->nsc > 0 || out->load_on;
+}
+
 sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
                        const sm_score_input *in, sm_score_report *out,
                        char *err, size_t errcap)
@@ -289,8 +344,11 @@ sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
         if (s != SM_OK)
             snprintf(err, errcap, "scoring healing: %s", sm_status_str(s));
     }
+    if (s == SM_OK)
+        scale_figures(cfg, in, &k, &out->scale);
     free(k.v);
     free(k.h);
+    free(k.sc);
     return s;
 }
 
