@@ -437,6 +437,94 @@ START_TEST(test_failed_part_leaves_the_batch)
 }
 END_TEST
 
+/* Puts go through one cursor per writer (store.c): many puts, deletes
+ * and overwrites in shuffled order, across batches, committed and aborted
+ * parts and an aborted batch, leave exactly what a plain model says. */
+#define MODEL_KEYS 1500
+
+typedef struct model {
+    int val[MODEL_KEYS];        /* -1: absent */
+    size_t seen, wrong;
+} model;
+
+static sm_status model_fn(void *ud, const void *key, size_t klen,
+                          const void *val, size_t vlen)
+{
+    model *m = ud;
+    char k[32], v[32];
+    snprintf(k, sizeof k, "%.*s", (int)klen, (const char *)key);
+    snprintf(v, sizeof v, "%.*s", (int)vlen, (const char *)val);
+    int i = atoi(k + 1), x = atoi(v);
+    m->seen++;
+    if (i < 0 || i >= MODEL_KEYS || m->val[i] != x)
+        m->wrong++;
+    return SM_OK;
+}
+
+static void model_write(sm_store *st, int *val, unsigned *rnd, int step)
+{
+    for (int n = 0; n < 400; n++) {
+        *rnd = *rnd * 1103515245u + 12345u;
+        int i = (int)((*rnd >> 8) % MODEL_KEYS);
+        char k[16], v[16];
+        snprintf(k, sizeof k, "k%05d", i);
+        if ((*rnd >> 4) % 5 == 0) {
+            ck_assert_int_eq(sm_store_del(st, k, strlen(k)), SM_OK);
+            val[i] = -1;
+        } else {
+            snprintf(v, sizeof v, "%d", step * 100000 + n);
+            put_str(st, k, v);
+            val[i] = step * 100000 + n;
+        }
+    }
+}
+
+START_TEST(test_puts_through_cursor_match_a_model)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-cursor");
+    sm_store *st = open_store(dir, 16 * MIB, 16 * MIB);
+    static model committed, pending;
+    for (int i = 0; i < MODEL_KEYS; i++)
+        committed.val[i] = -1;
+    unsigned rnd = 7;
+    for (int round = 0; round < 12; round++) {
+        pending = committed;
+        ck_assert_int_eq(sm_store_begin(st), SM_OK);
+        model_write(st, pending.val, &rnd, round * 10);
+        for (int part = 0; part < 3; part++) {
+            int before[MODEL_KEYS];
+            memcpy(before, pending.val, sizeof before);
+            ck_assert_int_eq(sm_store_part_begin(st), SM_OK);
+            model_write(st, pending.val, &rnd, round * 10 + part + 1);
+            if (part == 1) {        /* the middle part is dropped */
+                sm_store_part_abort(st);
+                memcpy(pending.val, before, sizeof before);
+            } else {
+                ck_assert_int_eq(sm_store_part_commit(st), SM_OK);
+            }
+            model_write(st, pending.val, &rnd, round * 10 + part + 5);
+        }
+        if (round % 4 == 3) {       /* every fourth batch is aborted */
+            sm_store_abort(st);
+            continue;
+        }
+        ck_assert_int_eq(sm_store_commit(st), SM_OK);
+        committed = pending;
+    }
+    size_t present = 0;
+    for (int i = 0; i < MODEL_KEYS; i++)
+        present += committed.val[i] >= 0;
+    committed.seen = committed.wrong = 0;
+    ck_assert_int_eq(sm_store_scan(st, NULL, 0, model_fn, &committed), SM_OK);
+    ck_assert_uint_eq(committed.wrong, 0);
+    ck_assert_uint_eq(committed.seen, present);
+    ck_assert_uint_gt(present, MODEL_KEYS / 2);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(test_map_full_then_grow)
 {
     char dir[256];
@@ -826,6 +914,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_map_full_no_growth);
     tcase_add_test(tc, test_map_full_then_grow);
     tcase_add_test(tc, test_failed_part_leaves_the_batch);
+    tcase_add_test(tc, test_puts_through_cursor_match_a_model);
     tcase_add_test(tc, test_empty_data_file_is_refused);
     tcase_add_test(tc, test_truncated_store_is_refused);
     tcase_add_test(tc, test_flipped_bytes_never_crash_nor_load_part_silently);
