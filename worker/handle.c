@@ -134,7 +134,8 @@ static void send_now(sm_worker *w, const sm_decision *d)
  * replay), or with publish_after_commit off, it is sent at once. */
 static void publish_decisions(sm_worker *w)
 {
-    bool hold = w->persist && w->cfg->publish_after_commit;
+    bool hold = w->persist && w->cfg->publish_after_commit &&
+                !w->send_before_commit;
     for (size_t i = 0; i < w->decisions.n; i++) {
         const sm_decision *d = &w->decisions.v[i];
         sm_decision *held = hold ? sm_decisions_push(&w->outbox) : NULL;
@@ -635,7 +636,9 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
     sm_verdict v;
     sm_status s = sm_subject_parse(it->subject, &subj, &why);
     w->touched = NULL;
-    if (s != SM_OK) {
+    if (it->reject) {           /* the source's: a poison message */
+        v = rejected(SM_ERR_INVALID, it->reject);
+    } else if (s != SM_OK) {
         v = rejected(s, why);
     } else {
         v = handlers[subj.kind](w, &subj, it);
@@ -644,7 +647,7 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
         if (v.disp == SM_DISP_ACCEPTED && w->touched != NULL)
             bus_clock(w, w->touched);
     }
-    apply(w, it, &v, s == SM_OK ? subj.kind : 0);
+    apply(w, it, &v, s == SM_OK && !it->reject ? subj.kind : 0);
     w->applied++;
     if (!w->in_batch)
         sm_worker_release(w);

@@ -165,6 +165,36 @@ static bool wait_or_stop(int64_t ms, const sigset_t *stop)
     return sm_proc_stop_pending(stop, NULL);
 }
 
+/* JetStream input (js.h): streams and consumer, conclusions into the
+ * output stream as soon as decided. A server that does not answer the
+ * JetStream API yet (starting, electing) is retried like a connect. */
+static sm_status connect_js(sm_worker *w, const sigset_t *stop)
+{
+    char err[512], url[512];
+    sm_status s;
+    for (unsigned attempt = 1;; attempt++) {
+        s = sm_js_open(&w->js, w->bus, w->cfg, w->log, w->persist, w->inbox,
+                       err, sizeof err);
+        if (s == SM_OK)
+            break;
+        sm_log_write(w->log, SM_LOG_ERROR, "js_setup_failed",
+                     "attempt=%u status=\"%s\" detail=\"%s\" retry=%s", attempt,
+                     sm_status_str(s), err, s == SM_ERR_BUS ? "yes" : "no");
+        if (s != SM_ERR_BUS || wait_or_stop(1000, stop))
+            return s;
+    }
+    w->sink.publish = sm_js_publish;
+    w->sink.ud = w->js;
+    w->sink.max_payload = bus_max_payload;
+    w->send_before_commit = true;
+    sm_log_write(w->log, SM_LOG_INFO, "subscribed",
+                 "subject=%s url=%s input=jetstream stream=%s consumer=%s "
+                 "out_stream=%s", w->cfg->input_subject,
+                 sm_log_url(w->cfg->nats_url, url, sizeof url), w->cfg->js_stream,
+                 w->cfg->js_consumer, w->cfg->js_out_stream);
+    return SM_OK;
+}
+
 sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
 {
     char err[512];
@@ -190,6 +220,8 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
         if (wait_ms < 5000)
             wait_ms *= 2;
     }
+    if (strcmp(w->cfg->input, "jetstream") == 0)
+        return connect_js(w, stop);
     s = sm_bus_subscribe(w->bus, w->cfg->input_subject, w->cfg->pending_limit,
                          w->inbox);
     if (s != SM_OK)
@@ -233,9 +265,11 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_persist_result r;
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
+    sm_js_before_commit(w->js, w->persist);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
     w->store_failing = s != SM_OK;
     if (s == SM_OK) {
+        sm_js_committed(w->js);     /* ack what the commit made durable */
         w->st.commits++;
         w->uncommitted = 0;
     } else {
@@ -374,7 +408,10 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
     size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
     w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
-        sm_worker_handle_item(w, &batch[i]);
+        if (sm_item_seen(&batch[i]))
+            w->uncommitted++;   /* held already: acked by the next commit */
+        else
+            sm_worker_handle_item(w, &batch[i]);
         sm_item_release(&batch[i]);
     }
     w->in_batch = false;
@@ -415,6 +452,7 @@ static void note_backpressure(sm_worker *w, const sm_inbox_stats *is,
  * message), we pop until no source is open and the inbox is empty. */
 static void drain(sm_worker *w, bool input_lost)
 {
+    sm_js_drain(w->js);
     sm_status s = input_lost ? SM_OK : sm_bus_drain(w->bus, DRAIN_MS);
     if (s != SM_OK)
         sm_log_write(w->log, SM_LOG_ERROR, "drain_failed", "status=\"%s\"",
@@ -515,6 +553,7 @@ void sm_worker_destroy(sm_worker *w)
      * callback has run when this returns), then free what is queued. */
     if (w->inbox)
         sm_inbox_close(w->inbox);
+    sm_js_close(w->js);
     sm_bus_close(w->bus);
     sm_inbox_destroy(w->inbox);
     sm_persist_destroy(w->persist);

@@ -10,6 +10,7 @@
 #include "encode.h"
 #include "codec.h"
 #include "inbox.h"
+#include "js.h"
 #include "persist.h"
 #include "registry.h"
 #include "store.h"
@@ -24,6 +25,12 @@ struct sm_worker {
     sm_codec *codec;
     sm_bus *bus;
     sm_inbox *inbox;
+    sm_js *js;                  /* JetStream input (input = jetstream), or
+                                   NULL: core NATS (bus.c) */
+    bool send_before_commit;    /* JetStream: conclusions go out when
+                                   decided, before the commit, and the
+                                   output stream drops a re-decided one
+                                   by its Nats-Msg-Id (js.h) */
     sm_sink sink;
     sm_decisions decisions;     /* what the core decided in the current
                                    call; published after it returns */
