@@ -387,6 +387,9 @@ static void *fetch_main(void *arg)
             continue;
         }
         errors = 0;
+        if (list.Count > 0)
+            sm_log_write(js->log, SM_LOG_DEBUG, "js_fetched", "consumer=%s count=%d",
+                         src->name, list.Count);
         bool broken = false;
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
