@@ -327,7 +327,11 @@ static const char *first_difference(const dump *a, const dump *b, char *buf,
     while (*p && *q) {
         size_t np = strcspn(p, "\n"), nq = strcspn(q, "\n");
         if (np != nq || memcmp(p, q, np) != 0) {
-            snprintf(buf, cap, "key %.*s", (int)strcspn(p, "="), p);
+            size_t at = 0;
+            while (at < np && at < nq && p[at] == q[at])
+                at++;
+            snprintf(buf, cap, "key %.*s, from hex digit %zu of %zu: %.40s vs %.40s",
+                     (int)strcspn(p, "="), p, at, np, p + at, q + at);
             return buf;
         }
         p += np + (p[np] == '\n');
@@ -362,7 +366,11 @@ static uint64_t next_rand(uint64_t *seed)
 static void run_with_kills(const recs *R, int kills, uint64_t seed, outcome *o)
 {
     rig r;
-    const char *wargs[] = {"--commit-interval=100ms", NULL};
+    /* every kill counts as a delivery of what the worker had fetched and
+     * not committed: 20 kills in a few seconds is a crash loop, in which
+     * a message could reach the default js_max_deliver (5) and be
+     * dead-lettered as poison (see poison_message_is_dead_lettered) */
+    const char *wargs[] = {"--commit-interval=100ms", "--js-max-deliver=100", NULL};
     rig_up(&r, wargs);
     memset(o, 0, sizeof *o);
     size_t pos = 0;
@@ -508,6 +516,69 @@ START_TEST(server_restart_loses_nothing)
 }
 END_TEST
 
+/* ---- poison ----------------------------------------------------------------- */
+
+static size_t consumer_delivered(rig *r)
+{
+    jsConsumerInfo *ci = consumer_info(r);
+    size_t d = ci ? (size_t)ci->Delivered.Consumer : 0;
+    jsConsumerInfo_Destroy(ci);
+    return d;
+}
+
+/* A message delivered js_max_deliver times without being committed (each
+ * worker that took it died) is dead-lettered with the reason on the next
+ * delivery, unhandled: it reaches the output stream's dead-letter subject
+ * with Medic-Reason, and the store holds no swarm for it. */
+START_TEST(poison_message_is_dead_lettered)
+{
+    recs R;
+    recs_load(&R, "tests/golden/demo.rec");
+    rig r;
+    /* a commit only at the end: what a worker took dies with it */
+    const char *wargs[] = {"--commit-interval=1h", "--js-max-deliver=3", NULL};
+    rig_up(&r, wargs);
+    publish_range(&r, &R, 0, 1);
+    for (size_t deliveries = 1; deliveries < 3; deliveries++) {
+        for (int t = 0; consumer_delivered(&r) < deliveries; t += 20) {
+            ck_assert_msg(t < 30000, "delivery %zu never came; log:\n%s",
+                          deliveries, TAIL(r.log));
+            sm_proc_sleep_ms(20);
+        }
+        kill(r.worker, SIGKILL);
+        ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
+        start_worker(&r);
+    }
+    ck_assert_msg(sm_test_wait_for_text(r.log, "reason=\"poison", 30000),
+                  "the third delivery was not dead-lettered; log:\n%s", TAIL(r.log));
+    stop_worker(&r);
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "MEDIC";
+    so.Ordered = true;
+    ck_assert_int_eq(js_SubscribeSync(&sub, r.js, "medic.deadletter", NULL, &so, NULL),
+                     NATS_OK);
+    natsMsg *m = NULL;
+    ck_assert_int_eq(natsSubscription_NextMsg(&m, sub, 5000), NATS_OK);
+    const char *reason = NULL, *subject = NULL;
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Reason", &reason), NATS_OK);
+    ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Subject", &subject), NATS_OK);
+    ck_assert_msg(strstr(reason, "poison") != NULL, "reason: %s", reason);
+    ck_assert_str_eq(subject, R.subject[0]);
+    ck_assert_int_eq(natsMsg_GetDataLength(m), (int)R.len[0]);
+    natsMsg_Destroy(m);
+    natsSubscription_Destroy(sub);
+    dump state;
+    dump_store(r.store, &state);
+    ck_assert_msg(strstr(state.txt, "\n7300") == NULL && strncmp(state.txt, "7300", 4) != 0,
+                  "a swarm was stored for a poison message:\n%s", state.txt);
+    free(state.txt);
+    rig_down(&r);
+    recs_free(&R);
+}
+END_TEST
+
 /* ---- streams that do not fit ---------------------------------------------- */
 
 /* An input stream that exists on other subjects is refused at start with
@@ -555,6 +626,7 @@ int main(void)
     TCase *tc = tcase_create("jetstream");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, stream_mismatch_is_refused_with_reason);
+    tcase_add_test(tc, poison_message_is_dead_lettered);
     tcase_add_test(tc, server_restart_loses_nothing);
     tcase_add_loop_test(tc, kill9_twenty_times_equals_uninterrupted, 0, 2);
     suite_add_tcase(s, tc);

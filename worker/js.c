@@ -14,6 +14,8 @@
 
 /* How long one fetch waits for messages: the drain's latency. */
 #define FETCH_MS 500
+/* Batches fetched ahead of the worker at most. */
+#define AHEAD_BATCHES 4
 /* A reply subject of a JetStream message ($JS.ACK.<stream>.<consumer>...). */
 #define ACK_SUBJECT_MAX 512
 /* Messages delivered and not yet acknowledged before the server waits:
@@ -371,6 +373,15 @@ static void *fetch_main(void *arg)
         nap(src, src->wait_ms + 200);
     }
     while (!atomic_load(&src->stop)) {
+        /* fetch only a few batches ahead of the worker: what is fetched
+         * and not yet committed comes back after a crash, and each
+         * delivery counts towards js_max_deliver */
+        sm_inbox_stats is;
+        sm_inbox_stats_get(js->inbox, &is);
+        if (is.queued > (size_t)(AHEAD_BATCHES * js->cfg->js_fetch_batch)) {
+            nats_Sleep(1);
+            continue;
+        }
         natsMsgList list = {0};
         jsErrCode jerr = 0;
         natsStatus s = natsSubscription_Fetch(&list, src->sub,
@@ -579,6 +590,12 @@ void sm_js_stats_get(const sm_js *js, sm_js_stats *out)
     out->fetched = atomic_load(&js->fetched);
     out->gaps = atomic_load(&js->gaps);
     out->applied_seq = js->src.applied;
+}
+
+int64_t sm_js_max_payload(void *ud)
+{
+    sm_js *js = ud;
+    return sm_bus_max_payload(js->bus);
 }
 
 int64_t sm_js_lag(sm_js *js)

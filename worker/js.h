@@ -107,6 +107,9 @@ void sm_js_committed(sm_js *js);
 sm_status sm_js_publish(void *ud, const char *subject, const void *data,
                         size_t len, const char *const *headers);
 
+/* The sink's max_payload: the server's (bus.h). ud is the sm_js. */
+int64_t sm_js_max_payload(void *ud);
+
 typedef struct sm_js_stats {
     uint64_t fetched;           /* messages pushed into the inbox */
     uint64_t redelivered_seen;  /* redeliveries skipped (state held them) */

@@ -185,7 +185,7 @@ static sm_status connect_js(sm_worker *w, const sigset_t *stop)
     }
     w->sink.publish = sm_js_publish;
     w->sink.ud = w->js;
-    w->sink.max_payload = bus_max_payload;
+    w->sink.max_payload = sm_js_max_payload;
     w->send_before_commit = true;
     sm_log_write(w->log, SM_LOG_INFO, "subscribed",
                  "subject=%s url=%s input=jetstream stream=%s consumer=%s "
