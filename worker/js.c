@@ -190,6 +190,15 @@ static const char *consumer_misfit(const jsConsumerInfo *ci, const js_source *sr
     return NULL;
 }
 
+/* How long until every message delivered before now and not acknowledged
+ * is due again: ack_wait, plus the life of a pull request a dead worker
+ * left behind (the server may still deliver into it), plus a margin for
+ * the server's redelivery timer. */
+static int64_t redelivery_wait(int64_t ack_wait_ms)
+{
+    return ack_wait_ms + FETCH_MS + 300;
+}
+
 /* Makes the consumer fit the cursor the store holds (js.h, "Order"). */
 static sm_status ensure_consumer(sm_js *js, js_source *src, uint64_t cursor,
                                  char *err, size_t errcap)
@@ -212,7 +221,7 @@ static sm_status ensure_consumer(sm_js *js, js_source *src, uint64_t cursor,
                   "store): replaying the retained stream from the cursor";
         recreate = why != NULL;
         if (!recreate && ci->Delivered.Stream > cursor && ci->NumAckPending > 0)
-            src->wait_ms = ci->Config->AckWait / 1000000;
+            src->wait_ms = redelivery_wait(ci->Config->AckWait / 1000000);
         sm_log_write(js->log, recreate ? SM_LOG_WARN : SM_LOG_INFO, "js_consumer",
                      "consumer=%s cursor=%llu delivered=%llu ack_floor=%llu "
                      "ack_pending=%lld pending=%llu action=%s wait_ms=%lld%s%s%s",
@@ -370,7 +379,7 @@ static void *fetch_main(void *arg)
                      "consumer=%s wait_ms=%lld detail=\"messages delivered to a "
                      "worker that never acknowledged them come back first\"",
                      src->name, (long long)src->wait_ms);
-        nap(src, src->wait_ms + 200);
+        nap(src, src->wait_ms);
     }
     while (!atomic_load(&src->stop)) {
         /* fetch only a few batches ahead of the worker: what is fetched
@@ -413,7 +422,7 @@ static void *fetch_main(void *arg)
         natsMsgList_Destroy(&list);
         if (broken) {
             src->last_cseq = 0;
-            nap(src, js->cfg->js_ack_wait_ms + 200);
+            nap(src, redelivery_wait(js->cfg->js_ack_wait_ms));
         }
     }
     sm_inbox_source_done(js->inbox, SM_OK);
