@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "js.h"
 #include "proc.h"
 #include "recfile.h"
 #include "runner.h"
@@ -448,7 +449,14 @@ START_TEST(kill9_twenty_times_equals_uninterrupted)
     ck_assert_msg(missing == 0 && extra == 0,
                   "%zu conclusions missing, %zu new after %d kills", missing,
                   extra, kills);
-    ck_assert_msg(diff == NULL, "stores differ after %d kills: %s", kills, diff);
+    if (diff) {                 /* both dumps kept for a look */
+        FILE *f = fopen("/tmp/sm-js-diff-once.txt", "w");
+        if (f) { fputs(once.state.txt, f); fclose(f); }
+        f = fopen("/tmp/sm-js-diff-killed.txt", "w");
+        if (f) { fputs(killed.state.txt, f); fclose(f); }
+    }
+    ck_assert_msg(diff == NULL, "stores differ after %d kills: %s (dumps: "
+                  "/tmp/sm-js-diff-*.txt)", kills, diff);
     outcome_free(&once);
     outcome_free(&killed);
     recs_free(&R);
@@ -620,6 +628,59 @@ START_TEST(stream_mismatch_is_refused_with_reason)
 }
 END_TEST
 
+/* ---- partitions ------------------------------------------------------------ */
+
+/* sm_js_partition computes what the server's partition() mapping does:
+ * 300 swarm ids (short, long, with dashes and digits) published on a
+ * server mapping swarm.*.*.* into 7 partitions arrive on the partition
+ * sm_js_partition names. */
+START_TEST(partition_matches_the_server_mapping)
+{
+    char dir[256], conf[320];
+    sm_test_tmpdir(dir, sizeof dir, "jsmap");
+    snprintf(conf, sizeof conf, "%s/map.conf", dir);
+    FILE *f = fopen(conf, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "mappings = {\n  \"swarm.*.*.*\": \"part.{{partition(7,1)}}.swarm."
+               "{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}\"\n}\n");
+    fclose(f);
+    sm_test_server srv;
+    const char *args[] = {"-c", conf, NULL};
+    sm_test_server_start(&srv, 0, args);
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    ck_assert_int_eq(natsConnection_ConnectTo(&nc, srv.url), NATS_OK);
+    ck_assert_int_eq(natsConnection_SubscribeSync(&sub, nc, "part.>"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
+    uint64_t seed = 7;
+    uint32_t seen[7] = {0};
+    for (int i = 0; i < 300; i++) {
+        char id[64], subject[128];
+        int len = 1 + (int)(next_rand(&seed) % 40);
+        for (int k = 0; k < len; k++)
+            id[k] = "abcdefghijklmnopqrstuvwxyz0123456789-_"[next_rand(&seed) % 38];
+        id[len] = 0;
+        snprintf(subject, sizeof subject, "swarm.%s.task.a1", id);
+        ck_assert_int_eq(natsConnection_PublishString(nc, subject, "x"), NATS_OK);
+        natsMsg *m = NULL;
+        ck_assert_int_eq(natsSubscription_NextMsg(&m, sub, 5000), NATS_OK);
+        char want[160];
+        uint32_t p = sm_js_partition(id, 7);
+        snprintf(want, sizeof want, "part.%u.%s", p, subject);
+        ck_assert_str_eq(natsMsg_GetSubject(m), want);
+        seen[p]++;
+        natsMsg_Destroy(m);
+    }
+    for (int p = 0; p < 7; p++)
+        ck_assert_uint_gt(seen[p], 0);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    sm_test_server_stop(&srv);
+    sm_test_rmtree(srv.dir);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("jetstream");
@@ -630,5 +691,9 @@ int main(void)
     tcase_add_test(tc, server_restart_loses_nothing);
     tcase_add_loop_test(tc, kill9_twenty_times_equals_uninterrupted, 0, 2);
     suite_add_tcase(s, tc);
+    TCase *part = tcase_create("partition");
+    tcase_set_timeout(part, 60);
+    tcase_add_test(part, partition_matches_the_server_mapping);
+    suite_add_tcase(s, part);
     return sm_run_suite(s);
 }

@@ -601,6 +601,16 @@ void sm_js_stats_get(const sm_js *js, sm_js_stats *out)
     out->applied_seq = js->src.applied;
 }
 
+uint32_t sm_js_partition(const char *swarm, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)swarm; *p; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    return n ? h % n : 0;
+}
+
 int64_t sm_js_max_payload(void *ud)
 {
     sm_js *js = ud;

@@ -110,6 +110,14 @@ sm_status sm_js_publish(void *ud, const char *subject, const void *data,
 /* The sink's max_payload: the server's (bus.h). ud is the sm_js. */
 int64_t sm_js_max_payload(void *ud);
 
+/* The partition of a swarm among n (n >= 1): FNV-1a (32-bit) of the
+ * swarm id modulo n, as nats-server's partition(n, 1) subject mapping
+ * computes it for swarm.<swarm>.<kind>.<id> (deploy/: "swarm.*.*.*" to
+ * "part.{{partition(n,1)}}.swarm.{{wildcard(1)}}.{{wildcard(2)}}.
+ * {{wildcard(3)}}"), so a worker knows which partition a swarm's events
+ * are in. check_jetstream holds it to a real server's mapping. */
+uint32_t sm_js_partition(const char *swarm, uint32_t n);
+
 typedef struct sm_js_stats {
     uint64_t fetched;           /* messages pushed into the inbox */
     uint64_t redelivered_seen;  /* redeliveries skipped (state held them) */
