@@ -122,7 +122,8 @@ static void rig_down(rig *r)
         stop_worker(r);
     sm_test_server_stop(&r->srv);
     sm_test_rmtree(r->srv.dir);
-    sm_test_rmtree(r->dir);
+    if (!getenv("SM_JS_KEEP"))      /* logs and stores kept for a look */
+        sm_test_rmtree(r->dir);
 }
 
 /* ---- the input ---------------------------------------------------------- */

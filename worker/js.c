@@ -22,6 +22,14 @@
  * acks come once per commit (commit_interval, commit_events). */
 #define MAX_ACK_PENDING (1 << 20)
 
+/* Messages held for a message owed before them, at most. */
+#define HOLD_MAX 4096
+
+typedef struct held_msg {
+    uint64_t seq, nd;
+    natsMsg *m;
+} held_msg;
+
 typedef struct js_source {
     sm_js *js;
     char name[SM_PERSIST_CURSOR_NAME];  /* durable consumer = cursor name */
@@ -32,7 +40,10 @@ typedef struct js_source {
     atomic_bool stop;
     int64_t wait_ms;            /* before the first fetch (redeliveries) */
     /* fetch thread only */
-    uint64_t last_cseq;         /* consumer sequence of the last delivery */
+    uint64_t next;              /* stream sequence of the next new message */
+    held_msg held[HOLD_MAX];    /* came before their turn, by sequence */
+    size_t n_held;
+    int64_t owed_since;         /* when `next` began to be owed (ms) */
     /* worker thread only */
     uint64_t applied;           /* stream sequence applied (in memory) */
     char ack_subject[ACK_SUBJECT_MAX];  /* reply subject of `applied` */
@@ -321,33 +332,21 @@ static bool nap(js_source *src, int64_t ms)
     return !atomic_load(&src->stop);
 }
 
-/* Pushes one fetched message; false if it breaks the delivery sequence
- * (a delivery before it was lost), then the caller drops the rest. */
-static bool push_one(js_source *src, natsMsg *m)
+/* Whether stream sequence seq is gone from the stream (deleted, or
+ * expired by max age): then nothing will ever deliver it. */
+static bool seq_gone(sm_js *js, uint64_t seq)
+{
+    natsMsg *m = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetMsg(&m, js->ctx, js->cfg->js_stream, seq, NULL, &jerr);
+    natsMsg_Destroy(m);
+    return s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr;
+}
+
+/* Pushes one message into the inbox as an item. */
+static void push(js_source *src, natsMsg *m, uint64_t sseq, uint64_t nd)
 {
     sm_js *js = src->js;
-    jsMsgMetaData *md = NULL;
-    if (natsMsg_GetMetaData(&md, m) != NATS_OK) {
-        natsMsg_Destroy(m);     /* a status message, not a delivery */
-        return true;
-    }
-    uint64_t cseq = md->Sequence.Consumer, sseq = md->Sequence.Stream;
-    uint64_t nd = md->NumDelivered;
-    jsMsgMetaData_Destroy(md);
-    if (src->last_cseq != 0 && cseq != src->last_cseq + 1) {
-        atomic_fetch_add(&js->gaps, 1);
-        sm_log_write(js->log, SM_LOG_WARN, "js_delivery_gap",
-                     "consumer=%s expected=%llu got=%llu stream_seq=%llu "
-                     "wait_ms=%lld detail=\"deliveries lost on the way: "
-                     "fetching again after ack_wait, when the server "
-                     "redelivers them first\"", src->name,
-                     (unsigned long long)(src->last_cseq + 1),
-                     (unsigned long long)cseq, (unsigned long long)sseq,
-                     (long long)js->cfg->js_ack_wait_ms);
-        natsMsg_Destroy(m);
-        return false;
-    }
-    src->last_cseq = cseq;
     sm_item it = {
         .subject = natsMsg_GetSubject(m),
         .reply = NULL,
@@ -366,7 +365,95 @@ static bool push_one(js_source *src, natsMsg *m)
         natsMsg_Destroy(m);
     else
         atomic_fetch_add(&js->fetched, 1);
+}
+
+/* Holds a message that came before its turn, in stream order (a second
+ * copy of one held is dropped). False when the hold is full: then the
+ * message is dropped unacknowledged and comes back later. */
+static bool hold(js_source *src, natsMsg *m, uint64_t sseq, uint64_t nd)
+{
+    size_t i = src->n_held;
+    while (i > 0 && src->held[i - 1].seq > sseq)
+        i--;
+    if ((i > 0 && src->held[i - 1].seq == sseq) || src->n_held == HOLD_MAX) {
+        natsMsg_Destroy(m);
+        return i > 0 && src->held[i - 1].seq == sseq;
+    }
+    memmove(&src->held[i + 1], &src->held[i], (src->n_held - i) * sizeof *src->held);
+    src->held[i] = (held_msg){.seq = sseq, .nd = nd, .m = m};
+    src->n_held++;
     return true;
+}
+
+/* Pushes what is held and now in turn. */
+static void release_held(js_source *src)
+{
+    size_t k = 0;
+    while (k < src->n_held && src->held[k].seq <= src->next) {
+        held_msg *h = &src->held[k++];
+        if (h->seq == src->next)
+            src->next++;
+        push(src, h->m, h->seq, h->nd);
+    }
+    memmove(src->held, &src->held[k], (src->n_held - k) * sizeof *src->held);
+    src->n_held -= k;
+}
+
+/* Takes one fetched message. The consumer reads the whole stream, so
+ * stream sequences are contiguous and each new message is `next`; one
+ * after it means a message before it is still owed (lost on the way, or
+ * delivered to a dead worker's pull request): it is held until the owed
+ * ones are redelivered, so the worker applies the stream in order and a
+ * cursor can tell a redelivery from a new message. A redelivery of what
+ * was pushed already goes through (the worker skips it as seen). */
+static void take(js_source *src, natsMsg *m)
+{
+    sm_js *js = src->js;
+    jsMsgMetaData *md = NULL;
+    if (natsMsg_GetMetaData(&md, m) != NATS_OK) {
+        natsMsg_Destroy(m);     /* a status message, not a delivery */
+        return;
+    }
+    uint64_t sseq = md->Sequence.Stream, nd = md->NumDelivered;
+    jsMsgMetaData_Destroy(md);
+    if (sseq <= src->next) {
+        if (sseq == src->next)
+            src->next++;
+        push(src, m, sseq, nd);
+        release_held(src);
+        return;
+    }
+    if (src->n_held == 0) {
+        atomic_fetch_add(&js->gaps, 1);
+        src->owed_since = nats_Now();
+        sm_log_write(js->log, SM_LOG_WARN, "js_delivery_gap",
+                     "consumer=%s expected=%llu got=%llu detail=\"a message "
+                     "before this one is still owed (lost on the way, or in "
+                     "flight to a dead worker): held until it is redelivered\"",
+                     src->name, (unsigned long long)src->next,
+                     (unsigned long long)sseq);
+    }
+    hold(src, m, sseq, nd);
+}
+
+/* A message owed for long: if the stream no longer has it (deleted,
+ * expired), nothing will redeliver it; go on from what is held. */
+static void check_owed(js_source *src)
+{
+    sm_js *js = src->js;
+    if (src->n_held == 0 ||
+        nats_Now() - src->owed_since < 3 * redelivery_wait(js->cfg->js_ack_wait_ms))
+        return;
+    src->owed_since = nats_Now();
+    if (!seq_gone(js, src->next))
+        return;
+    sm_log_write(js->log, SM_LOG_WARN, "js_sequence_jump",
+                 "consumer=%s from=%llu to=%llu detail=\"the messages between "
+                 "are gone from the stream\"", src->name,
+                 (unsigned long long)src->next,
+                 (unsigned long long)src->held[0].seq);
+    src->next = src->held[0].seq;
+    release_held(src);
 }
 
 static void *fetch_main(void *arg)
@@ -410,21 +497,20 @@ static void *fetch_main(void *arg)
         if (list.Count > 0)
             sm_log_write(js->log, SM_LOG_DEBUG, "js_fetched", "consumer=%s count=%d",
                          src->name, list.Count);
-        bool broken = false;
         for (int i = 0; i < list.Count; i++) {
             natsMsg *m = list.Msgs[i];
             list.Msgs[i] = NULL;
-            if (broken || atomic_load(&src->stop))
+            if (atomic_load(&src->stop))
                 natsMsg_Destroy(m);     /* redelivered later */
             else
-                broken = !push_one(src, m);
+                take(src, m);
         }
         natsMsgList_Destroy(&list);
-        if (broken) {
-            src->last_cseq = 0;
-            nap(src, redelivery_wait(js->cfg->js_ack_wait_ms));
-        }
+        check_owed(src);
     }
+    for (size_t i = 0; i < src->n_held; i++)
+        natsMsg_Destroy(src->held[i].m);
+    src->n_held = 0;
     sm_inbox_source_done(js->inbox, SM_OK);
     return NULL;
 }
@@ -438,6 +524,14 @@ static sm_status source_start(sm_js *js, js_source *src, sm_persist *p,
     sm_status rc = ensure_consumer(js, src, src->applied, err, errcap);
     if (rc != SM_OK)
         return rc;
+    /* the first message owed: after the cursor, or the stream's first
+     * (older ones expired) */
+    jsStreamInfo *si = NULL;
+    src->next = src->applied + 1;
+    if (js_GetStreamInfo(&si, js->ctx, js->cfg->js_stream, NULL, NULL) == NATS_OK &&
+        si->State.FirstSeq > src->next)
+        src->next = si->State.FirstSeq;
+    jsStreamInfo_Destroy(si);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = js->cfg->js_stream;
