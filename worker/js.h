@@ -21,20 +21,20 @@
  *    redelivery of what the state already holds: it is acknowledged and
  *    not handled again (sm_item_seen).
  *
- *  - Order. A cursor can only skip redeliveries if nothing after it was
- *    applied before something before it. New messages come in stream
- *    order; what breaks the order is a delivery lost on the way (a
- *    server restart, a dead worker that had fetched it): the server
- *    redelivers it only after ack_wait, behind newer messages. So: at
- *    start, if the consumer delivered beyond the stored cursor to
- *    somebody who never acknowledged, the worker waits one ack_wait
- *    before its first fetch (the server then redelivers those first, in
- *    stream order); in a run, a gap in the consumer sequence of what
- *    arrives means deliveries were lost: the messages after the gap are
- *    dropped unacknowledged and fetching resumes after one ack_wait. A
- *    consumer whose acknowledged floor is beyond the store (a new or
- *    older store: a takeover, a restore) is recreated at the store's
- *    cursor, so the windows are rebuilt from the retained stream.
+ *  - Order. A cursor can only skip redeliveries if nothing after a
+ *    message was applied before it. The consumer reads the whole input
+ *    stream, so stream sequences are contiguous: the fetch thread knows
+ *    the next sequence owed, pushes messages in that order, and holds one
+ *    that comes early (a delivery before it was lost on the way, or went
+ *    to the pull request of a worker that died: the server redelivers it
+ *    only after ack_wait, behind newer ones) until the owed ones are
+ *    redelivered; a sequence gone from the stream (deleted, expired) is
+ *    stepped over. At start, if the consumer delivered beyond the stored
+ *    cursor to somebody who never acknowledged, the first fetch waits
+ *    one ack_wait, so those come back first. A consumer whose
+ *    acknowledged floor is beyond the store (a new or older store: a
+ *    restore, another host) is recreated at the store's cursor, so the
+ *    windows are rebuilt from the retained stream.
  *
  *  - Output. Conclusions are published (js_PublishMsg, waiting for the
  *    stream's acknowledgement) as soon as they are decided, BEFORE the
