@@ -14,6 +14,8 @@
 
 /* How long one fetch waits for messages: the drain's latency. */
 #define FETCH_MS 500
+/* Longest pause between two polls of an idle consumer. */
+#define IDLE_MAX_MS 16
 /* Batches fetched ahead of the worker at most. */
 #define AHEAD_BATCHES 4
 /* A reply subject of a JetStream message ($JS.ACK.<stream>.<consumer>...). */
@@ -460,7 +462,7 @@ static void *fetch_main(void *arg)
 {
     js_source *src = arg;
     sm_js *js = src->js;
-    int64_t errors = 0;
+    int64_t errors = 0, idle_ms = 1;
     if (src->wait_ms > 0) {
         sm_log_write(js->log, SM_LOG_INFO, "js_redelivery_wait",
                      "consumer=%s wait_ms=%lld detail=\"messages delivered to a "
@@ -478,12 +480,26 @@ static void *fetch_main(void *arg)
             nats_Sleep(1);
             continue;
         }
+        /* no_wait: the server answers with what it has and forgets the
+         * request; a waiting request outliving the client's wait took
+         * messages the client then discarded (lost until ack_wait) */
         natsMsgList list = {0};
         jsErrCode jerr = 0;
-        natsStatus s = natsSubscription_Fetch(&list, src->sub,
-                                              (int)js->cfg->js_fetch_batch,
-                                              FETCH_MS, &jerr);
-        if (s != NATS_OK && s != NATS_TIMEOUT) {
+        jsFetchRequest req;
+        jsFetchRequest_Init(&req);
+        req.Batch = (int)js->cfg->js_fetch_batch;
+        req.NoWait = true;
+        req.Expires = (int64_t)FETCH_MS * 1000000;
+        natsStatus s = natsSubscription_FetchRequest(&list, src->sub, &req);
+        if (s == NATS_TIMEOUT || s == NATS_NOT_FOUND || (s == NATS_OK && list.Count == 0)) {
+            natsMsgList_Destroy(&list);
+            check_owed(src);
+            nats_Sleep(idle_ms);        /* nothing now: poll, backing off */
+            idle_ms = idle_ms < IDLE_MAX_MS ? idle_ms * 2 : IDLE_MAX_MS;
+            continue;
+        }
+        idle_ms = 1;
+        if (s != NATS_OK) {
             if (errors++ % 20 == 0)
                 sm_log_write(js->log, SM_LOG_WARN, "js_fetch_failed",
                              "consumer=%s status=\"%s\" code=%d errors=%lld "

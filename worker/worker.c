@@ -319,6 +319,21 @@ static long max_rss_kb(void)
     return kb;
 }
 
+/* The JetStream figures beside the stats line (js.h). */
+static void log_js(const sm_worker *w, const char *event)
+{
+    sm_js_stats j;
+    sm_js_stats_get(w->js, &j);
+    sm_log_write(w->log, SM_LOG_INFO, "js_stats",
+                 "at=%s js_fetched=%llu js_redelivered_seen=%llu "
+                 "js_poison=%llu js_gaps=%llu js_acks=%llu js_dup_dropped=%llu "
+                 "js_applied_seq=%llu", event, (unsigned long long)j.fetched,
+                 (unsigned long long)j.redelivered_seen,
+                 (unsigned long long)j.poison, (unsigned long long)j.gaps,
+                 (unsigned long long)j.acks, (unsigned long long)j.dup_dropped,
+                 (unsigned long long)j.applied_seq);
+}
+
 static void log_stats(sm_worker *w, const char *event, int64_t started)
 {
     sm_store_stats ss = {0};
@@ -352,6 +367,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)w->applied, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
+    if (w->js)
+        log_js(w, event);
 }
 
 typedef struct ledger_sum {
