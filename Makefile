@@ -52,7 +52,7 @@ CFLAGS_BASE := $(CSTD) $(OPT) -g $(SAN) -MMD -MP
 LDFLAGS  += $(SAN)
 
 CHECK_LIBS := -lcheck_pic -lsubunit -lrt -lm -pthread
-EDGE_LIBS  := -lnats -llmdb -lprotobuf-c -ljansson -lisal -lm -pthread
+EDGE_LIBS  := -lnats -llmdb -lprotobuf-c -ljansson -lisal -lmicrohttpd -lsystemd -lm -pthread
 
 CORE_SRC  := $(wildcard core/*.c)
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
@@ -80,7 +80,7 @@ BENCH_OBJ  := $(BUILD)/worker/bench/bench_main.o
 HARNESS    := $(BUILD)/tests/harness.o
 
 # Core suites link libsmcore.a and Check only.
-CORE_TESTS := window detect failures forecast pattern
+CORE_TESTS := window detect failures forecast pattern query scale
 ALL_TESTS  := $(patsubst tests/check_%.c,%,$(wildcard tests/check_*.c))
 EDGE_TESTS := $(filter-out $(CORE_TESTS),$(ALL_TESTS))
 TEST_BINS  := $(ALL_TESTS:%=$(BIN)/check_%)
@@ -208,6 +208,7 @@ eval: all
 # get better. make test fails when any figure gets worse than it.
 eval-baseline: all $(BIN)/check_scenarios
 	$(BIN)/check_scenarios --write-baseline tests/scenarios/baseline.tsv
+	$(BIN)/check_scenarios --write-heal-baseline tests/scenarios/heal-baseline.tsv
 
 # The targets: every scenario's "floor" (fails until the detectors meet them).
 eval-target: all $(BIN)/check_scenarios

@@ -58,6 +58,17 @@ const char *sm_pred_transition_str(sm_pred_transition t)
     return "unknown";
 }
 
+const char *sm_verdict_str(sm_verdict_kind v)
+{
+    switch (v) {
+    case SM_VERDICT_VERIFIED:   return "verified";
+    case SM_VERDICT_FAILED:     return "failed";
+    case SM_VERDICT_PREEMPTED:  return "preempted";
+    case SM_VERDICT_SUPERSEDED: return "superseded";
+    }
+    return "unknown";
+}
+
 const char *sm_severity_str(sm_severity s)
 {
     switch (s) {
@@ -171,6 +182,13 @@ static uint64_t episode_key(const sm_decision *d)
         h = sm_hash_u64(h, (uint64_t)SM_DEC_PREDICTION << 32 | (uint64_t)d->pred.type);
         h = sm_hash_str(h, d->subject);
         return sm_hash_u64(h, (uint64_t)d->pred.raised_at_ms);
+    case SM_DEC_HEAL:       /* the episode it answers, its try and action */
+        h = sm_hash_u64(h, (uint64_t)SM_DEC_HEAL << 32 | (uint64_t)d->heal.action);
+        h = sm_hash_u64(h, d->heal.answers);
+        return sm_hash_u64(h, d->heal.attempt);
+    case SM_DEC_VERDICT:    /* one per command */
+        h = sm_hash_u64(h, (uint64_t)SM_DEC_VERDICT << 32);
+        return sm_hash_u64(h, d->verdict.command);
     }
     return h;
 }
@@ -192,6 +210,9 @@ static uint64_t id_of(uint64_t key, uint32_t ordinal, const sm_decision *d)
     case SM_DEC_PREDICTION:
         h = sm_hash_u64(h, (uint64_t)d->pred.transition);
         return sm_hash_u64(h, (uint64_t)d->at_ms);
+    case SM_DEC_HEAL:
+    case SM_DEC_VERDICT:
+        return h;
     }
     return h;
 }
@@ -204,6 +225,8 @@ static uint32_t transition_of(const sm_decision *d)
     case SM_DEC_BOTTLENECK: return (uint32_t)d->bn.transition;
     case SM_DEC_FAILURE:    return (uint32_t)d->fail.transition;
     case SM_DEC_PREDICTION: return (uint32_t)d->pred.transition;
+    case SM_DEC_HEAL:
+    case SM_DEC_VERDICT:    break;
     }
     return 0;
 }

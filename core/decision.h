@@ -42,12 +42,13 @@
 
 #define SM_MAX_METRICS 6
 
-/* What kind of decision. Predictions, healing and scaling are reserved for
- * the modules that will produce them. */
+/* What kind of decision. */
 typedef enum sm_decision_kind {
     SM_DEC_BOTTLENECK = 1,
     SM_DEC_FAILURE = 2,
     SM_DEC_PREDICTION = 3,
+    SM_DEC_HEAL = 4,            /* a healing command (heal.h) */
+    SM_DEC_VERDICT = 5,         /* what became of one */
 } sm_decision_kind;
 
 typedef enum sm_bn_type {
@@ -162,6 +163,7 @@ typedef struct sm_failure {
                                    "unregistered", "task_ended",
                                    "quorum_back", "recovered",
                                    "no_data" */
+    char task[SM_ID_MAX];       /* task_timeout raised: the task; else "" */
 } sm_failure;
 
 /* Where a prediction comes from; values mirror Prediction.Source. */
@@ -200,6 +202,85 @@ typedef struct sm_prediction {
     const char *action;         /* static: the recommended action */
 } sm_prediction;
 
+/* Healing actions; values mirror HealingCommand.Action. */
+typedef enum sm_heal_action {
+    SM_ACT_RESTART = 1,
+    SM_ACT_RETRY = 2,
+    SM_ACT_REBALANCE = 3,
+    SM_ACT_QUORUM = 4,
+    SM_ACT_CUSTOM = 5,
+    SM_ACT_ESCALATE = 6,
+} sm_heal_action;
+#define SM_ACT_COUNT 6
+
+/* Values mirror the schema's Autonomy. */
+typedef enum sm_autonomy {
+    SM_AUTO_OBSERVE = 1,        /* logged only */
+    SM_AUTO_RECOMMEND = 2,      /* published as advice */
+    SM_AUTO_ACT = 3,            /* published to be carried out */
+} sm_autonomy;
+
+#define SM_STEP_MAX 32
+#define SM_CMD_STEPS 4
+
+/* A healing command (heal.h). */
+typedef struct sm_heal_cmd {
+    sm_heal_action action;
+    sm_autonomy autonomy;
+    sm_decision_kind answers_kind;  /* failure, prediction or bottleneck */
+    int type;                   /* sm_fail_type answered or forecast (0 for
+                                   a bottleneck: bn_type says which) */
+    int bn_type;                /* sm_bn_type for a bottleneck, else 0 */
+    uint32_t attempt;           /* 1-based try of the episode */
+    bool preventive;
+    int64_t deadline_ms;        /* event time to be verified by */
+    uint64_t answers;           /* id of the decision it answers */
+    uint64_t escalates;         /* ESCALATE: the command that failed */
+    const char *strategy;       /* static: the strategy's name */
+    const char *custom;         /* static: the custom action, or NULL */
+    const char *reason;         /* static: why (ESCALATE: "strategies_spent",
+                                   "restart_cap", "quorum_guard") */
+    char agent[SM_ID_MAX];
+    char task[SM_ID_MAX];
+    char target[SM_ID_MAX];
+    size_t n_steps;
+    char steps[SM_CMD_STEPS][SM_STEP_MAX];
+} sm_heal_cmd;
+
+/* Values mirror HealingVerdict.Verdict. */
+typedef enum sm_verdict_kind {
+    SM_VERDICT_VERIFIED = 1,
+    SM_VERDICT_FAILED = 2,
+    SM_VERDICT_PREEMPTED = 3,
+    SM_VERDICT_SUPERSEDED = 4,
+} sm_verdict_kind;
+
+/* What became of a command. */
+typedef struct sm_heal_verdict {
+    sm_verdict_kind verdict;
+    sm_heal_action action;
+    uint64_t command;
+    uint64_t answers;
+    int type;                   /* sm_fail_type, 0 for a bottleneck */
+    uint32_t attempt;
+    uint32_t outcome;           /* HealingOutcome.Result, 0: none came */
+    int64_t first_evidence_ms;
+    int64_t detected_ms;
+    int64_t commanded_ms;
+    int64_t recovered_ms;       /* VERIFIED, PREEMPTED: when; else 0 */
+    const char *strategy;       /* static */
+    const char *custom;         /* static or NULL */
+    const char *reason;         /* static: "failure_resolved",
+                                   "task_completed", "prediction_withdrawn",
+                                   "outcome_failed", "outcome_rejected",
+                                   "deadline_passed", "retry_failed",
+                                   "failure_came", "agent_gone", ... */
+    char agent[SM_ID_MAX];
+} sm_heal_verdict;
+
+/* "verified", "failed", "preempted", "superseded". */
+const char *sm_verdict_str(sm_verdict_kind v);
+
 typedef struct sm_decision {
     sm_decision_kind kind;
     uint64_t id;                /* minted by sm_decision_mint() */
@@ -215,6 +296,8 @@ typedef struct sm_decision {
         sm_bottleneck bn;       /* kind SM_DEC_BOTTLENECK */
         sm_failure fail;        /* kind SM_DEC_FAILURE */
         sm_prediction pred;     /* kind SM_DEC_PREDICTION */
+        sm_heal_cmd heal;       /* kind SM_DEC_HEAL */
+        sm_heal_verdict verdict;    /* kind SM_DEC_VERDICT */
     };
 } sm_decision;
 

@@ -231,6 +231,12 @@ void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
 {
     const sm_detect_config *c = &sw->cfg;
     sm_agent *a = &sw->ag.v[k];
+    /* an agent whose evidence is under both lines cannot be raised (the
+     * MAD guard aside): nothing to measure, the common case */
+    if (!a->s.raised && c->slow_mad_k <= 0 &&
+        a->s.slow_llr <= c->slow_evidence &&
+        a->s.fail_llr <= c->success_evidence)
+        return;
     agent_view v;
     agent_measure(sw, a, &v);
 

@@ -603,6 +603,7 @@ enum {
     SEC_FAILURES = 8,
     SEC_PREDICT = 9,
     SEC_PATTERN = 10,
+    SEC_HEAL = 11,
 };
 
 /* A forecaster's trend and forecast (forecast.h: every field but the
@@ -700,6 +701,93 @@ static void w_pattern(writer *w, const sm_swarm_state *st)
         w_i64(w, e->eta_ms);
         w_i64(w, e->published_ms);
         w_f64(w, e->confidence);
+    }
+    w_end(w, at);
+}
+
+static void w_heal_row(writer *w, const sm_heal_row *r)
+{
+    w_u32(w, r->commands);
+    w_u32(w, r->verified);
+    w_u32(w, r->failed);
+    w_u32(w, r->preempted);
+    w_u32(w, r->superseded);
+    w_u32(w, r->escalated);
+    w_u32(w, r->recent);
+    w_u32(w, r->recent_n);
+    w_f64(w, r->detect_s);
+    w_f64(w, r->recover_s);
+}
+
+/* Healing (heal.c): the open episodes, the restarts the caps count, the
+ * groups the quorum guard watches, the analytics. */
+static void w_heal(writer *w, const sm_heal_state *h)
+{
+    size_t at = w_section(w, SEC_HEAL, 1);
+    w_i64(w, h->tick);
+    w_u32(w, h->dropped);
+    w_u8(w, h->n_open);
+    for (int i = 0; i < SM_HEAL_EPS; i++) {
+        const sm_heal_ep *e = &h->ep[i];
+        if (!e->used)
+            continue;
+        const uint8_t b[] = {e->phase, e->kind, e->strategy, e->tries,
+                             e->attempt, e->outcome, e->over, e->autonomy,
+                             e->action, e->task_done, e->restarts,
+                             e->task_slot, e->restarted, e->ev_signal};
+        for (size_t k = 0; k < sizeof b; k++)
+            w_u8(w, b[k]);
+        w_u32(w, (uint32_t)e->type);
+        w_u64(w, e->answers);
+        w_u64(w, e->command);
+        const int64_t t[] = {e->first_ms, e->detected_ms, e->commanded_ms,
+                             e->deadline_ms, e->next_ms, e->over_ms,
+                             e->ev_ts_ms, e->ev_from_ms};
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++)
+            w_i64(w, t[k]);
+        w_str(w, e->subject);
+        w_str(w, e->task);
+        w_str(w, e->agent);
+        w_str(w, e->ev_id);
+    }
+    /* sparse from here: the slots in use, the rows with a command */
+    w_u8(w, h->restart_head);
+    uint32_t n = 0;
+    for (int i = 0; i < SM_HEAL_RESTARTS; i++)
+        n += h->restarts[i].agent != 0;
+    w_u8(w, n);
+    for (int i = 0; i < SM_HEAL_RESTARTS; i++) {
+        if (h->restarts[i].agent == 0)
+            continue;
+        w_u8(w, (uint32_t)i);
+        w_u64(w, h->restarts[i].agent);
+        w_i64(w, h->restarts[i].at_ms);
+    }
+    n = 0;
+    for (int i = 0; i < SM_GROUPS; i++)
+        n += h->groups[i].name != 0;
+    w_u8(w, n);
+    for (int i = 0; i < SM_GROUPS; i++) {
+        if (h->groups[i].name == 0)
+            continue;
+        w_u8(w, (uint32_t)i);
+        w_u64(w, h->groups[i].name);
+        w_i64(w, h->groups[i].at_ms);
+        w_u32(w, (uint32_t)h->groups[i].spare);
+    }
+    const sm_heal_row *tables[] = {h->by_action, h->by_type, h->by_strategy};
+    const int rows[] = {SM_ACT_COUNT + 1, SM_FAIL_MAX + 1, SM_HEAL_MAX_STRATEGIES};
+    for (int t = 0; t < 3; t++) {
+        n = 0;
+        for (int i = 0; i < rows[t]; i++)
+            n += tables[t][i].commands != 0;
+        w_u8(w, n);
+        for (int i = 0; i < rows[t]; i++) {
+            if (tables[t][i].commands == 0)
+                continue;
+            w_u8(w, (uint32_t)i);
+            w_heal_row(w, &tables[t][i]);
+        }
     }
     w_end(w, at);
 }
@@ -833,7 +921,7 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
     }
     w_end(w, at);
 
-    at = w_section(w, SEC_PREDICT, 1);
+    at = w_section(w, SEC_PREDICT, 2);
     w_u8(w, F_COUNT);
     for (int f = 0; f < F_COUNT; f++) {
         const sm_pred_ep *p = &st->pred[f];
@@ -866,9 +954,13 @@ static void swarm_encode(const sm_swarm_state *st, writer *w)
         w_f64(w, row->lead_s);
         w_f64(w, row->eta_err_s);
     }
+    for (int i = 0; i < SM_SRC_COUNT + 1 + SM_FAIL_MAX + 1; i++)  /* v2 */
+        w_u32(w, i <= SM_SRC_COUNT ? l->by_source[i].preempted
+                                   : l->by_type[i - SM_SRC_COUNT - 1].preempted);
     w_end(w, at);
 
     w_pattern(w, st);
+    w_heal(w, &st->heal);
 }
 
 static uint32_t rd_u16(reader *r)
@@ -1202,10 +1294,122 @@ static bool sec_predict(reader *r, sm_swarm_state *st)
         row.eta_err_s = rd_f64(r);
         if (!(row.lead_s >= 0.0 && row.eta_err_s >= 0.0))
             return false;
+        row.preempted = 0;
         if (i < ns && i <= SM_SRC_COUNT)
             st->ledger.by_source[i] = row;
         else if (i >= ns && i - ns <= SM_FAIL_MAX)
             st->ledger.by_type[i - ns] = row;
+    }
+    for (uint32_t i = 0; r->version >= 2 && i < ns + nt && !r->bad; i++) {
+        uint32_t k = rd_u32(r);
+        if (i < ns && i <= SM_SRC_COUNT)
+            st->ledger.by_source[i].preempted = k;
+        else if (i >= ns && i - ns <= SM_FAIL_MAX)
+            st->ledger.by_type[i - ns].preempted = k;
+    }
+    return !r->bad;
+}
+
+static bool rd_heal_row(reader *r, sm_heal_row *x)
+{
+    x->commands = rd_u32(r);
+    x->verified = rd_u32(r);
+    x->failed = rd_u32(r);
+    x->preempted = rd_u32(r);
+    x->superseded = rd_u32(r);
+    x->escalated = rd_u32(r);
+    x->recent = rd_u32(r);
+    x->recent_n = rd_u32(r);
+    x->detect_s = rd_f64(r);
+    x->recover_s = rd_f64(r);
+    return !r->bad && x->recent_n <= 16 && x->recent <= 0xffffu &&
+           x->detect_s >= -1e12 && x->detect_s <= 1e12 &&
+           x->recover_s >= -1e12 && x->recover_s <= 1e12;
+}
+
+static bool sec_heal(reader *r, sm_swarm_state *st)
+{
+    sm_heal_state *h = &st->heal;
+    memset(h, 0, sizeof *h);
+    h->tick = (int64_t)rd_u64(r);
+    h->dropped = rd_u32(r);
+    uint32_t n = rd_u8(r);
+    if (n > SM_HEAL_EPS)
+        return false;
+    for (uint32_t i = 0; i < n && !r->bad; i++) {
+        sm_heal_ep *e = &h->ep[i];
+        e->used = 1;
+        uint8_t *b[] = {&e->phase, &e->kind, &e->strategy, &e->tries,
+                        &e->attempt, &e->outcome, &e->over, &e->autonomy,
+                        &e->action, &e->task_done, &e->restarts,
+                        &e->task_slot, &e->restarted, &e->ev_signal};
+        for (size_t k = 0; k < sizeof b / sizeof b[0]; k++)
+            *b[k] = (uint8_t)rd_u8(r);
+        e->type = (int32_t)rd_u32(r);
+        e->answers = rd_u64(r);
+        e->command = rd_u64(r);
+        int64_t *t[] = {&e->first_ms, &e->detected_ms, &e->commanded_ms,
+                        &e->deadline_ms, &e->next_ms, &e->over_ms,
+                        &e->ev_ts_ms, &e->ev_from_ms};
+        for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+            *t[k] = (int64_t)rd_u64(r);
+            if (k < 6 && !sm_ts_ok(*t[k]))
+                return false;
+        }
+        rd_str(r, e->subject);
+        rd_str(r, e->task);
+        rd_str(r, e->agent);
+        rd_str(r, e->ev_id);
+        if (e->ev_signal > SM_SIG_OUTCOME)
+            return false;
+        if (e->phase < HEAL_WAIT || e->phase > HEAL_SPENT ||
+            e->kind < SM_DEC_BOTTLENECK || e->kind > SM_DEC_PREDICTION ||
+            e->over > HEAL_OVER_ENDED || e->outcome > 3 ||
+            e->autonomy > SM_AUTO_ACT || e->action > SM_ACT_COUNT ||
+            e->task_done > 2 || e->restarts > 1 || e->restarted > 1 ||
+            e->strategy >= SM_HEAL_MAX_STRATEGIES ||
+            (e->task_slot >= SM_TASK_TYPES && e->task_slot != SM_TYPE_NONE))
+            return false;
+    }
+    h->n_open = n;
+    h->restart_head = rd_u8(r);
+    uint32_t nr = rd_u8(r);
+    if (nr > SM_HEAL_RESTARTS || h->restart_head >= SM_HEAL_RESTARTS)
+        return false;
+    for (uint32_t i = 0; i < nr && !r->bad; i++) {
+        uint32_t k = rd_u8(r);
+        if (k >= SM_HEAL_RESTARTS)
+            return false;
+        h->restarts[k].agent = rd_u64(r);
+        h->restarts[k].at_ms = (int64_t)rd_u64(r);
+        if (!sm_ts_ok(h->restarts[k].at_ms))
+            return false;
+    }
+    uint32_t ng = rd_u8(r);
+    if (ng > SM_GROUPS)
+        return false;
+    for (uint32_t i = 0; i < ng && !r->bad; i++) {
+        uint32_t k = rd_u8(r);
+        if (k >= SM_GROUPS)
+            return false;
+        h->groups[k].name = rd_u64(r);
+        h->groups[k].at_ms = (int64_t)rd_u64(r);
+        h->groups[k].spare = (int32_t)rd_u32(r);
+        if (!sm_ts_ok(h->groups[k].at_ms))
+            return false;
+    }
+    sm_heal_row *tables[] = {h->by_action, h->by_type, h->by_strategy};
+    const uint32_t rows[] = {SM_ACT_COUNT + 1, SM_FAIL_MAX + 1,
+                             SM_HEAL_MAX_STRATEGIES};
+    for (int t = 0; t < 3; t++) {
+        uint32_t nrows = rd_u8(r);
+        if (nrows > rows[t])
+            return false;
+        for (uint32_t i = 0; i < nrows && !r->bad; i++) {
+            uint32_t k = rd_u8(r);
+            if (k >= rows[t] || !rd_heal_row(r, &tables[t][k]))
+                return false;
+        }
     }
     return !r->bad;
 }
@@ -1272,6 +1476,7 @@ static const section_fn sections[] = {
     [SEC_CONSENSUS] = sec_consensus,  [SEC_DURATIONS] = sec_durations,
     [SEC_TYPES] = sec_types,          [SEC_FAILURES] = sec_failures,
     [SEC_PREDICT] = sec_predict,      [SEC_PATTERN] = sec_pattern,
+    [SEC_HEAL] = sec_heal,
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
 

@@ -41,6 +41,7 @@ typedef struct sm_task_event {
     int64_t ts_ms;
     const char *agent;          /* may be "" for QUEUED */
     const char *task_type;      /* "" or NULL: no type */
+    const char *task_id;        /* "" or NULL: none (healing retries it) */
     sm_task_kind kind;
     sm_priority priority;
     uint64_t tokens_used;

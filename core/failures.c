@@ -363,8 +363,10 @@ void sm_fail_on_task(sm_swarm *sw, uint32_t k, const sm_task_event *ev,
         if (!(s->fail & FAIL_TIMEOUT)) {
             sm_decision *d = agent_raise(sw, k, FAIL_TIMEOUT, "timed_out",
                                          SM_SIG_TASK, ev->ts_ms, out);
-            if (d != NULL)
+            if (d != NULL) {
                 sm_decision_metric(d, "duration_ms", ev->duration_ms, 0, 1);
+                sm_id_copy(d->fail.task, ev->task_id);
+            }
             emit(sw, d);
         }
     }

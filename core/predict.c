@@ -15,6 +15,7 @@
 
 #include "agents.h"
 #include "hash.h"
+#include "heal.h"
 
 #define PRIOR_WEIGHT 3.0        /* fates pred_prior stands for */
 
@@ -94,12 +95,24 @@ static void row_wrong(sm_ledger_row *r, double a, double b)
 /* The fate of a prediction raised at raised_at, expecting its failure at
  * eta, that ends now with tr: fulfilled (the failure came by eta +
  * pred_margin_ms; lead and ETA error kept), late, or wrong. */
+static void row_preempted(sm_ledger_row *r, double a, double b)
+{
+    (void)a, (void)b;
+    r->preempted++;
+}
+
+/* ... or, withdrawn while a preventive command for it stood (heal.h),
+ * pre-empted. */
 static void settle(sm_swarm *sw, sm_pred_source src, sm_fail_type t,
-                   sm_pred_transition tr, int64_t raised_at, int64_t eta)
+                   const char *subject, sm_pred_transition tr,
+                   int64_t raised_at, int64_t eta)
 {
     int64_t now = sw->st.now_ms;
     if (tr != SM_PRED_FULFILLED) {
-        fate(sw, src, t, row_wrong, 0, 0);
+        fate(sw, src, t,
+             tr == SM_PRED_WITHDRAWN && sm_heal_preempting(sw, t, subject)
+                 ? row_preempted : row_wrong,
+             0, 0);
         return;
     }
     double lead = (double)(now - raised_at) / 1000.0;
@@ -180,8 +193,8 @@ static void agent_end(sm_swarm *sw, uint32_t k, sm_pred_transition tr,
                       sm_decisions *out)
 {
     sm_agent_state *s = &sw->ag.v[k].s;
-    settle(sw, SM_SRC_AGENT_HEALTH, SM_FAIL_AGENT_DOWN, tr, s->pred_at_ms,
-           s->pred_eta_ms);
+    settle(sw, SM_SRC_AGENT_HEALTH, SM_FAIL_AGENT_DOWN, s->id, tr,
+           s->pred_at_ms, s->pred_eta_ms);
     decide(sw, out, SM_FAIL_AGENT_DOWN, tr, SM_SRC_AGENT_HEALTH, s->id,
            s->pred_at_ms, s->pred_eta_ms, s->pred_conf, SM_SIG_HEARTBEAT, s->id,
            s->hb_last_ms);
@@ -279,7 +292,7 @@ static void swarm_end(sm_swarm *sw, int f, sm_pred_transition tr,
     sm_pred_ep *p = &sw->st.pred[f];
     int64_t now = sw->st.now_ms;
     sm_pred_source src = (sm_pred_source)p->source;
-    settle(sw, src, swarm_type[f], tr, p->raised_at_ms, p->eta_ms);
+    settle(sw, src, swarm_type[f], p->subject, tr, p->raised_at_ms, p->eta_ms);
     decide(sw, out, swarm_type[f], tr, src, p->subject, p->raised_at_ms,
            p->eta_ms, p->confidence, SM_SIG_RESOURCE, p->subject, now);
     p->raised = 0;
@@ -431,7 +444,7 @@ static void pat_end(sm_swarm *sw, sm_fail_type t, sm_pred_transition tr,
 {
     sm_pred_ep *p = &sw->st.pat_pred[t];
     int64_t now = sw->st.now_ms;
-    settle(sw, SM_SRC_PATTERN, t, tr, p->raised_at_ms, p->eta_ms);
+    settle(sw, SM_SRC_PATTERN, t, p->subject, tr, p->raised_at_ms, p->eta_ms);
     decide(sw, out, t, tr, SM_SRC_PATTERN, p->subject, p->raised_at_ms,
            p->eta_ms, p->confidence, SM_SIG_NONE, "", now);
     p->raised = 0;

@@ -25,6 +25,7 @@
 
 #include "detectors.h"
 #include "failures.h"
+#include "heal.h"
 #include "predict.h"
 #include "swarm_int.h"
 
@@ -222,7 +223,7 @@ bool sm_swarm_any_raised(const sm_swarm *sw)
 
 /* ------------------------------------------------------------- events */
 
-sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
+static sm_status on_task(sm_swarm *sw, const sm_task_event *ev,
                            sm_decisions *out)
 {
     if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms))
@@ -251,6 +252,7 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
         a->s.last_seen_ms = ev->ts_ms;
     sm_agents_mark(&sw->ag, k);
     sm_fail_on_task(sw, k, ev, out);
+    sm_heal_on_task(sw, ev);
     bool finished = ev->kind == SM_TASK_COMPLETED ||
                     ev->kind == SM_TASK_FAILED ||
                     ev->kind == SM_TASK_TIMED_OUT;
@@ -294,7 +296,7 @@ sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
     return SM_OK;
 }
 
-sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
+static sm_status on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
                                 sm_decisions *out)
 {
     if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
@@ -314,7 +316,7 @@ sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
     return SM_OK;
 }
 
-sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
+static sm_status on_resource(sm_swarm *sw, const sm_resource_sample *ev,
                                sm_decisions *out)
 {
     if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
@@ -364,7 +366,7 @@ sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
     return SM_OK;
 }
 
-sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
+static sm_status on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
                                 sm_decisions *out)
 {
     if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
@@ -374,6 +376,7 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
         return SM_ERR_INVALID;
     clock_advance(sw, ev->ts_ms, out);
     note_event(sw, ev->ts_ms);
+    sm_heal_on_round(sw, ev);
     uint32_t delta[SM_RING_COUNTERS] = {
         1, ev->outcome == SM_ROUND_TIMEOUT ? 1u : 0u,
     };
@@ -401,7 +404,7 @@ static void forget_tasks(sm_agent *a)
     a->s.fail_llr = 0;
 }
 
-sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
+static sm_status on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
                             sm_decisions *out)
 {
     if (sw == NULL || ev == NULL || !sm_ts_ok(ev->ts_ms) ||
@@ -426,6 +429,7 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     if (ev->ts_ms > a->s.last_seen_ms || a->s.last_seen_ms == 0)
         a->s.last_seen_ms = ev->ts_ms;
     sm_agents_mark(&sw->ag, k);
+    sm_heal_on_agent(sw, ev);
     if (ev->registered) {
         if (a->s.fail & FAIL_DOWN)  /* a restart: a new process, new record */
             forget_tasks(a);
@@ -443,20 +447,118 @@ sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
     return SM_OK;
 }
 
-sm_status sm_swarm_on_outcome(sm_swarm *sw, int64_t ts_ms, sm_decisions *out)
+/* The public handlers: the event, then the healer over the decisions it
+ * led to (heal.h). */
+#define HEALED(call)                                        \
+    do {                                                    \
+        size_t from_ = out != NULL ? out->n : 0;            \
+        sm_status s_ = (call);                              \
+        if (s_ == SM_OK)                                    \
+            sm_heal_observe(sw, out, from_);                \
+        return s_;                                          \
+    } while (0)
+
+sm_status sm_swarm_on_task(sm_swarm *sw, const sm_task_event *ev,
+                           sm_decisions *out)
+{
+    HEALED(on_task(sw, ev, out));
+}
+
+sm_status sm_swarm_on_heartbeat(sm_swarm *sw, const sm_heartbeat *ev,
+                                sm_decisions *out)
+{
+    HEALED(on_heartbeat(sw, ev, out));
+}
+
+sm_status sm_swarm_on_resource(sm_swarm *sw, const sm_resource_sample *ev,
+                               sm_decisions *out)
+{
+    HEALED(on_resource(sw, ev, out));
+}
+
+sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
+                                sm_decisions *out)
+{
+    HEALED(on_consensus(sw, ev, out));
+}
+
+sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
+                            sm_decisions *out)
+{
+    HEALED(on_agent(sw, ev, out));
+}
+
+static sm_status on_outcome(sm_swarm *sw, int64_t ts_ms, uint64_t command,
+                            uint32_t result, sm_decisions *out)
 {
     if (sw == NULL || !sm_ts_ok(ts_ms))
         return SM_ERR_INVALID;
     clock_advance(sw, ts_ms, out);
     note_event(sw, ts_ms);
+    sm_heal_on_outcome(sw, command, result);
     return SM_OK;
+}
+
+sm_status sm_swarm_on_outcome(sm_swarm *sw, int64_t ts_ms, uint64_t command,
+                              uint32_t result, sm_decisions *out)
+{
+    HEALED(on_outcome(sw, ts_ms, command, result, out));
 }
 
 void sm_swarm_advance(sm_swarm *sw, int64_t now_ms, sm_decisions *out)
 {
     if (sw == NULL || !sm_ts_ok(now_ms))
         return;
+    size_t from = out != NULL ? out->n : 0;
     clock_advance(sw, now_ms, out);
+    sm_heal_observe(sw, out, from);
+}
+
+sm_status sm_swarm_set_heal(sm_swarm *sw, const sm_heal_config *hc)
+{
+    if (sw == NULL || hc == NULL || hc->n_strategies > SM_HEAL_MAX_STRATEGIES ||
+        (hc->n_strategies > 0 && hc->strategies == NULL))
+        return SM_ERR_INVALID;
+    for (size_t i = 0; i < hc->n_strategies; i++) {
+        const sm_strategy *s = &hc->strategies[i];
+        if (s->name == NULL || s->matches == NULL || s->plan == NULL ||
+            s->max_tries == 0)
+            return SM_ERR_INVALID;
+    }
+    sw->heal = *hc;
+    return SM_OK;
+}
+
+static void heal_rows_add(sm_heal_tally *to, const sm_heal_tally *x, size_t n)
+{
+    for (size_t i = 0; to != NULL && i < n; i++)
+        sm_heal_tally_add(&to[i], &x[i]);
+}
+
+void sm_swarm_heal_add(const sm_swarm *sw, sm_heal_tally *by_action,
+                       sm_heal_tally *by_type, sm_heal_tally *by_strategy)
+{
+    if (sw == NULL)
+        return;
+    const sm_heal_state *h = &sw->st.heal;
+    heal_rows_add(by_action, h->by_action, SM_ACT_COUNT + 1);
+    heal_rows_add(by_type, h->by_type, SM_FAIL_MAX + 1);
+    heal_rows_add(by_strategy, h->by_strategy, SM_HEAL_MAX_STRATEGIES);
+}
+
+size_t sm_swarm_heal_open(const sm_swarm *sw, sm_heal_visit_fn fn, void *ud)
+{
+    size_t n = 0;
+    for (int i = 0; sw != NULL && i < SM_HEAL_EPS; i++) {
+        const sm_heal_ep *e = &sw->st.heal.ep[i];
+        if (!e->used || e->phase != HEAL_WAIT)
+            continue;
+        n++;
+        if (fn != NULL)
+            fn(ud, e->command, (sm_heal_action)e->action, e->agent,
+               e->deadline_ms, e->answers);
+    }
+    return n;
 }
 
 bool sm_swarm_is_raised(const sm_swarm *sw, sm_bn_type t,
@@ -525,6 +627,7 @@ static void tally_add(sm_pred_tally *to, const sm_pred_tally *x)
     to->fulfilled += x->fulfilled;
     to->late += x->late;
     to->wrong += x->wrong;
+    to->preempted += x->preempted;
     to->lead_s += x->lead_s;
     to->eta_err_s += x->eta_err_s;
 }

@@ -36,6 +36,7 @@
 #include "decision.h"
 #include "event.h"
 #include "status.h"
+#include "heal.h"
 #include "thresholds.h"
 
 typedef struct sm_swarm sm_swarm;
@@ -79,9 +80,13 @@ sm_status sm_swarm_on_consensus(sm_swarm *sw, const sm_consensus_round *ev,
                                 sm_decisions *out);
 sm_status sm_swarm_on_agent(sm_swarm *sw, const sm_agent_lifecycle *ev,
                             sm_decisions *out);
-/* An event of the swarm that carries nothing but ts_ms, a healing
- * outcome (healing is later work): moves the clock like any event. Errors: SM_ERR_INVALID (NULL, ts_ms outside year 0..9999). */
-sm_status sm_swarm_on_outcome(sm_swarm *sw, int64_t ts_ms, sm_decisions *out);
+/* A coordinator's HealingOutcome for command `command` (its decision id;
+ * result 1 DONE, 2 FAILED, 3 REJECTED): moves the clock like any event
+ * and feeds the command's verification (heal.h); an unknown command only
+ * moves the clock. Errors: SM_ERR_INVALID (NULL, ts_ms outside year
+ * 0..9999). */
+sm_status sm_swarm_on_outcome(sm_swarm *sw, int64_t ts_ms, uint64_t command,
+                              uint32_t result, sm_decisions *out);
 /* Advances event time without an event (an explicit tick carrying bus
  * time) and runs the sweep if due. */
 void sm_swarm_advance(sm_swarm *sw, int64_t now_ms, sm_decisions *out);
@@ -106,7 +111,64 @@ typedef struct sm_pred_tally {
     double lead_s;              /* sum over fulfilled: failure - raise */
     double eta_err_s;           /* sum over fulfilled and late:
                                    |failure - expected| */
+    uint32_t preempted;         /* withdrawn while a preventive command
+                                   stood (not counted wrong) */
 } sm_pred_tally;
+
+/* Healing analytics (heal.c): what became of the commands, by action,
+ * by failure type or by strategy. */
+typedef struct sm_heal_tally {
+    uint32_t commands;          /* published (recommend or act) */
+    uint32_t verified, failed, preempted, superseded, escalated;
+    uint32_t recent;            /* the last 16 verdicts, 1 = verified or
+                                   pre-empted (newest in bit 0) */
+    uint32_t recent_n;          /* verdicts in recent, <= 16 */
+    double detect_s;            /* sum over verified: detected - first
+                                   evidence */
+    double recover_s;           /* sum over verified: recovered - first
+                                   evidence */
+} sm_heal_tally;
+
+/* What a tally says: success rate (a pre-emption counts as a success, a
+ * superseded command as neither; 0 when nothing was judged), mean times,
+ * and the trend of the last 16 verdicts against the whole (0 unknown:
+ * fewer than 4 recent or 8 judged; 1 improving, 2 stable, 3 degrading:
+ * more than 0.1 above, within, below; values mirror
+ * PerformanceReport.Trend). */
+typedef struct sm_heal_summary {
+    uint32_t judged;            /* verified + pre-empted + failed */
+    double success_rate;
+    double detect_mean_s, recover_mean_s;
+    int trend;
+} sm_heal_summary;
+void sm_heal_summarize(const sm_heal_tally *t, sm_heal_summary *out);
+/* Adds x's counts and sums into to (recent verdicts: x's). */
+void sm_heal_tally_add(sm_heal_tally *to, const sm_heal_tally *x);
+/* The overall row from the by-action rows (SM_ACT_COUNT + 1 of them):
+ * every action's commands and verdicts but the escalations, which count
+ * as escalated. */
+void sm_heal_tally_all(const sm_heal_tally *by_action, sm_heal_tally *all);
+
+/* Adds the swarm's healing analytics into by_action (SM_ACT_COUNT + 1
+ * rows, by sm_heal_action), by_type (SM_FAIL_MAX + 1 rows, [0]: answers
+ * to bottlenecks) and by_strategy (SM_HEAL_MAX_STRATEGIES rows, by the
+ * index in the strategy table); each may be NULL. */
+void sm_swarm_heal_add(const sm_swarm *sw, sm_heal_tally *by_action,
+                       sm_heal_tally *by_type, sm_heal_tally *by_strategy);
+
+/* How the swarm heals (heal.h): the strategy table (must outlive the
+ * swarm) and the autonomy per action; copied. Before it is set the swarm
+ * heals nothing. Errors: SM_ERR_INVALID (more than SM_HEAL_MAX_STRATEGIES
+ * strategies, one without a name, matches or plan, or max_tries 0). */
+sm_status sm_swarm_set_heal(sm_swarm *sw, const sm_heal_config *hc);
+
+/* Visitor over the commands in flight: each call gets the command's id,
+ * action, agent, deadline and the id of what it answers. */
+typedef void (*sm_heal_visit_fn)(void *ud, uint64_t command,
+                                 sm_heal_action action, const char *agent,
+                                 int64_t deadline_ms, uint64_t answers);
+/* Calls fn for each command awaiting its verdict; returns how many. */
+size_t sm_swarm_heal_open(const sm_swarm *sw, sm_heal_visit_fn fn, void *ud);
 
 /* Adds the swarm's ledger into by_source (SM_SRC_COUNT + 1 rows, [0] all
  * sources) and by_type (SM_FAIL_MAX + 1 rows, by sm_fail_type). */

@@ -19,6 +19,7 @@
 #include "agents.h"
 #include "baseline.h"
 #include "forecast.h"
+#include "heal.h"
 #include "pattern.h"
 #include "decision.h"
 #include "swarm.h"
@@ -98,6 +99,94 @@ typedef struct sm_ledger {
     sm_ledger_row by_type[SM_FAIL_MAX + 1];     /* [0] unused */
 } sm_ledger;
 
+/* Healing (heal.c). An episode being healed: the decision it answers and
+ * the command in flight, or the next try waiting. */
+#define SM_HEAL_EPS 32
+#define SM_HEAL_RESTARTS 32
+
+enum {
+    HEAL_WAIT = 1,              /* a command is out: waiting for its verdict */
+    HEAL_BACKOFF = 2,           /* the last failed: next try at next_ms */
+    HEAL_HELD = 3,              /* a restart held by the quorum guard */
+    HEAL_SPENT = 4,             /* escalated or observed only: nothing more
+                                   until the episode ends */
+};
+
+enum {
+    HEAL_OVER_NO = 0,
+    HEAL_OVER_GOOD = 1,         /* the failure resolved; the prediction
+                                   was withdrawn; the bottleneck cleared */
+    HEAL_OVER_ENDED = 2,        /* it ended otherwise: agent gone,
+                                   prediction fulfilled */
+};
+
+typedef struct sm_heal_ep {
+    uint8_t used;
+    uint8_t phase;              /* HEAL_* */
+    uint8_t kind;               /* sm_decision_kind answered */
+    uint8_t strategy;           /* index of the current command's strategy */
+    uint8_t tries;              /* that strategy's tries this episode */
+    uint8_t attempt;            /* commands issued (escalation included) */
+    uint8_t outcome;            /* the coordinator's result, 0: none yet */
+    uint8_t over;               /* HEAL_OVER_* */
+    uint8_t autonomy;           /* of the current command */
+    uint8_t action;             /* of the current command */
+    uint8_t task_done;          /* retry: 1 the task completed, 2 it failed */
+    uint8_t restarts;           /* the current command restarts the agent */
+    uint8_t task_slot;          /* task type slot (retry), SM_TYPE_NONE */
+    uint8_t restarted;          /* the agent registered after the command */
+    uint8_t ev_signal;          /* the answered decision's evidence: its
+                                   signal (sm_signal), ... */
+    uint8_t reserved;
+    int32_t type;               /* sm_fail_type or sm_bn_type */
+    uint32_t reserved2;
+    uint64_t answers;           /* id of the decision answered */
+    uint64_t command;           /* id of the current command */
+    int64_t first_ms;           /* first evidence */
+    int64_t detected_ms;        /* the answered decision's time */
+    int64_t commanded_ms;
+    int64_t deadline_ms;
+    int64_t next_ms;            /* BACKOFF: next try; HELD: give up at */
+    int64_t over_ms;            /* when it went over */
+    char subject[SM_ID_MAX];
+    char task[SM_ID_MAX];
+    char agent[SM_ID_MAX];      /* the current command's agent */
+    char ev_id[SM_ID_MAX];      /* ... the entity of that input, ... */
+    int64_t ev_ts_ms;           /* ... its event time, ... */
+    int64_t ev_from_ms;         /* ... and its window's start */
+} sm_heal_ep;
+
+/* A restart commanded (the caps count them). */
+typedef struct sm_heal_restart {
+    uint64_t agent;             /* FNV-1a of the id; 0: empty */
+    int64_t at_ms;
+} sm_heal_restart;
+
+/* A consensus group's latest round as the quorum guard sees it. */
+typedef struct sm_heal_group {
+    uint64_t name;              /* FNV-1a; 0: empty */
+    int64_t at_ms;
+    int32_t spare;              /* participants - quorum */
+    uint32_t reserved;
+} sm_heal_group;
+
+/* Healing analytics: what became of commands (swarm.h). */
+typedef sm_heal_tally sm_heal_row;
+
+typedef struct sm_heal_state {
+    int64_t tick;               /* the tick of the last full look */
+    uint32_t n_open;            /* episodes used */
+    uint32_t dropped;           /* episodes not healed: the table was full */
+    sm_heal_ep ep[SM_HEAL_EPS];
+    uint32_t restart_head;
+    uint32_t reserved;
+    sm_heal_restart restarts[SM_HEAL_RESTARTS];
+    sm_heal_group groups[SM_GROUPS];
+    sm_heal_row by_action[SM_ACT_COUNT + 1];
+    sm_heal_row by_type[SM_FAIL_MAX + 1];
+    sm_heal_row by_strategy[SM_HEAL_MAX_STRATEGIES];
+} sm_heal_state;
+
 typedef struct sm_swarm_state {
     char id[SM_ID_MAX];
     int64_t now_ms;
@@ -137,6 +226,7 @@ typedef struct sm_swarm_state {
     sm_samples dur_hdr;         /* duration ratios of completed tasks */
     sm_sample dur[SM_SWARM_SAMPLES];
     sm_baselines types;         /* per task type duration baselines */
+    sm_heal_state heal;         /* healing episodes and analytics */
 } sm_swarm_state;
 
 /* Log-likelihood terms of the sequential tests, fixed by the config
@@ -160,6 +250,7 @@ struct sm_swarm {
     int64_t expire_at_ms;       /* event time of the last expiry scan */
     int64_t expire_retention_ms;    /* its retention; -1 before the first */
     sm_minter mint;             /* decision ids of the latest ms (decision.h) */
+    sm_heal_config heal;        /* strategies and autonomy (not persisted) */
     double scratch[SM_SWARM_SAMPLES];
 };
 

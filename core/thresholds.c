@@ -66,6 +66,17 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->pred_degraded_beats = 3;
     cfg->pred_healthy_beats = 3;
     cfg->pred_topup_margin = 0.05;
+    cfg->heal_preventive = 0.8;
+    cfg->heal_restart_deadline_ms = 90000;
+    cfg->heal_retry_deadline_ms = 120000;
+    cfg->heal_rebalance_deadline_ms = 240000;
+    cfg->heal_quorum_deadline_ms = 120000;
+    cfg->heal_restart_max = 3;
+    cfg->heal_swarm_restart_max = 10;
+    cfg->heal_restart_window_ms = 600000;
+    cfg->heal_backoff_ms = 5000;
+    cfg->heal_backoff_max_ms = 120000;
+    cfg->heal_hold_ms = 120000;
 }
 
 /* The first broken rule, as a static sentence, or NULL. Comparisons are
@@ -189,6 +200,22 @@ static const char *config_problem(const sm_detect_config *c)
         return "pred_degraded_beats and pred_healthy_beats must be 1..255";
     if (!(c->pred_topup_margin >= 0.0 && c->pred_topup_margin <= 1.0))
         return "pred_topup_margin must be in [0, 1]";
+    if (!(c->heal_preventive > 0.0 && c->heal_preventive <= 1.0))
+        return "heal_preventive must be in (0, 1]";
+    const int64_t heal_ms[] = {
+        c->heal_restart_deadline_ms, c->heal_retry_deadline_ms,
+        c->heal_rebalance_deadline_ms, c->heal_quorum_deadline_ms,
+        c->heal_restart_window_ms, c->heal_backoff_ms, c->heal_hold_ms,
+    };
+    for (size_t i = 0; i < sizeof heal_ms / sizeof heal_ms[0]; i++)
+        if (heal_ms[i] < 1 || heal_ms[i] > WINDOW_MAX)
+            return "heal deadlines, window, backoff and hold must be "
+                   "between 1 ms and 30 days";
+    if (c->heal_backoff_max_ms < c->heal_backoff_ms ||
+        c->heal_backoff_max_ms > WINDOW_MAX)
+        return "heal_backoff_max_ms must be at least heal_backoff_ms";
+    if (c->heal_restart_max < 1 || c->heal_swarm_restart_max < 1)
+        return "heal_restart_max and heal_swarm_restart_max must be at least 1";
     return NULL;
 }
 

@@ -221,6 +221,21 @@ typedef struct sm_detect_config {
                                    up (or whose period has restarted) at
                                    usage u is not forecast to run out
                                    until usage passes u + this */
+
+    /* healing (heal.c) */
+    double heal_preventive;     /* 0.8: a prediction's confidence for a
+                                   preventive command */
+    int64_t heal_restart_deadline_ms;   /* 90000 */
+    int64_t heal_retry_deadline_ms;     /* 120000 */
+    int64_t heal_rebalance_deadline_ms; /* 240000 */
+    int64_t heal_quorum_deadline_ms;    /* 120000 */
+    uint32_t heal_restart_max;  /* 3 restarts of one agent ... */
+    uint32_t heal_swarm_restart_max;    /* 10 of the swarm ... */
+    int64_t heal_restart_window_ms;     /* 600000 ... within this */
+    int64_t heal_backoff_ms;    /* 5000: wait before the 2nd try, doubling */
+    int64_t heal_backoff_max_ms;    /* 120000 */
+    int64_t heal_hold_ms;       /* 120000: a restart held by the quorum
+                                   guard waits this long, then escalates */
 } sm_detect_config;
 
 /* Fills *cfg with the defaults above. */

@@ -3,7 +3,8 @@
 # only those missing. Uses sudo when not root. Safe to run repeatedly.
 set -eu
 pkgs="build-essential pkg-config libnats-dev nats-server protobuf-c-compiler \
-libprotobuf-c-dev liblmdb-dev lmdb-utils check libsubunit-dev libjansson-dev libisal-dev valgrind"
+libprotobuf-c-dev liblmdb-dev lmdb-utils check libsubunit-dev libjansson-dev libisal-dev valgrind \
+libmicrohttpd-dev libsystemd-dev systemd python3-yaml"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

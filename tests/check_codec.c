@@ -183,14 +183,18 @@ START_TEST(bottleneck_round_trip)
                   strstr(line, "high") && strstr(line, "a3"), "%s", line);
 
     char subj[128];
-    ck_assert_int_eq(sm_bottleneck_subject("medic", &t, subj, sizeof subj), SM_OK);
+    ck_assert_int_eq(sm_output_subject("medic", &t, subj, sizeof subj), SM_OK);
     ck_assert_str_eq(subj, "medic.s1.bottleneck.slow_agent");
     snprintf(t.swarm, sizeof t.swarm, "*");     /* e.g. from an old store */
-    ck_assert_int_eq(sm_bottleneck_subject("medic", &t, subj, sizeof subj),
+    ck_assert_int_eq(sm_output_subject("medic", &t, subj, sizeof subj),
                      SM_ERR_INVALID);
-    ck_assert_int_eq(sm_failure_subject("medic", &t, subj, sizeof subj),
+    t.kind = SM_DEC_FAILURE;
+    t.fail.type = SM_FAIL_AGENT_DOWN;
+    ck_assert_int_eq(sm_output_subject("medic", &t, subj, sizeof subj),
                      SM_ERR_INVALID);
-    ck_assert_int_eq(sm_prediction_subject("medic", &t, subj, sizeof subj),
+    t.kind = SM_DEC_PREDICTION;
+    t.pred.type = SM_FAIL_AGENT_DOWN;
+    ck_assert_int_eq(sm_output_subject("medic", &t, subj, sizeof subj),
                      SM_ERR_INVALID);
     sm_codec_destroy(c);
 }

@@ -488,6 +488,23 @@ static void episode_of(natsMsg *m, concl *c)
         c->step = (int)f->transition;
         c->raised_at_ms = f->raised_at_ms;
         swarmmedic__v1__failure__free_unpacked(f, NULL);
+    } else if (strstr(subj, ".heal.")) {    /* a command opens ... */
+        Swarmmedic__V1__HealingCommand *h =
+            swarmmedic__v1__healing_command__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(h);
+        ck_assert_ptr_nonnull(h->decision);
+        snprintf(c->episode, sizeof c->episode, "heal/%s", h->decision->decision_id);
+        c->step = 1;
+        c->raised_at_ms = h->decision->decided_at_ms;
+        swarmmedic__v1__healing_command__free_unpacked(h, NULL);
+    } else if (strstr(subj, ".verdict.")) { /* ... its verdict closes */
+        Swarmmedic__V1__HealingVerdict *v =
+            swarmmedic__v1__healing_verdict__unpack(NULL, n, d);
+        ck_assert_ptr_nonnull(v);
+        snprintf(c->episode, sizeof c->episode, "heal/%s", v->command_id);
+        c->step = 3;
+        c->raised_at_ms = v->commanded_at_ms;
+        swarmmedic__v1__healing_verdict__free_unpacked(v, NULL);
     } else {
         Swarmmedic__V1__Prediction *p = swarmmedic__v1__prediction__unpack(NULL, n, d);
         ck_assert_ptr_nonnull(p);
@@ -1323,7 +1340,9 @@ START_TEST(deploy_permissions_confine_swarm_publishers)
 {
     rig r;
     memset(&r, 0, sizeof r);
-    const char *sargs[] = {"-c", PERMS_CONF, NULL};
+    char jsdir[256];            /* the config's JetStream store: ours */
+    sm_test_tmpdir(jsdir, sizeof jsdir, "js");
+    const char *sargs[] = {"-c", PERMS_CONF, "--store_dir", jsdir, NULL};
     sm_test_server_start(&r.srv, 0, sargs);
     sm_test_tmpdir(r.dir, sizeof r.dir, "perms");
     snprintf(r.store, sizeof r.store, "%s/data", r.dir);
@@ -1393,6 +1412,7 @@ START_TEST(deploy_permissions_confine_swarm_publishers)
     natsConnection_Destroy(s0);
     natsConnection_Destroy(s1);
     rig_down(&r);
+    sm_test_rmtree(jsdir);
 }
 END_TEST
 

@@ -143,6 +143,24 @@ START_TEST(golden_evidence_names_the_signal)
         const char *type = json_string_value(json_object_get(m, "type"));
         if (type == NULL)       /* a Prediction: its failure_type */
             type = json_string_value(json_object_get(m, "failure_type"));
+        if (json_object_get(m, "action") != NULL) {
+            /* a healing command or verdict cites what its episode's
+             * failure (prediction, bottleneck) cited: of its swarm, no
+             * later than the decision */
+            const char *sw = json_string_value(
+                json_object_get(json_object_get(m, "decision"), "swarm"));
+            const char *es = json_string_value(json_object_get(
+                json_object_get(json_object_get(m, "decision"), "evidence"),
+                "subject"));
+            char pre[128];
+            snprintf(pre, sizeof pre, "swarm.%s.", sw ? sw : "?");
+            ck_assert_msg(es && strncmp(es, pre, strlen(pre)) == 0,
+                          "%s:%zu: a healing decision cites %s", path, n + 1,
+                          es ? es : "nothing");
+            json_decref(j);
+            n++;
+            continue;
+        }
         const char *swarm = json_string_value(json_object_get(d, "swarm"));
         const char *subj = json_string_value(json_object_get(ev, "subject"));
         const char *affected =

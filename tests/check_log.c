@@ -1,7 +1,9 @@
 /*
- * check_log.c - what a log line may show: URLs without their credentials.
+ * check_log.c - what a log line may show: URLs without their credentials,
+ * values escaped; with --log-format=json, lines jansson parses.
  */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +97,80 @@ START_TEST(long_values_are_written_whole)
 }
 END_TEST
 
+/* ---- JSON lines ----------------------------------------------------------- */
+
+/* One JSON line through sm_log_write, parsed (the caller frees both). */
+static json_t *json_line_of(char **raw, const char *subject, const char *id)
+{
+    size_t len = 0;
+    *raw = NULL;
+    FILE *mem = open_memstream(raw, &len);
+    ck_assert_ptr_nonnull(mem);
+    sm_log lg = {.out = mem, .level = SM_LOG_DEBUG, .format = SM_LOG_JSON};
+    sm_log_write(&lg, SM_LOG_WARN, "input_rejected",
+                 "subject=%s bytes=%d reason=\"%s\" id=%s ratio=%.3f "
+                 "neg=-2 big=12345678901234567 odd=1e bare", subject, 3,
+                 "bad \"thing\" here", id, 0.125);
+    fclose(mem);
+    ck_assert_msg(strchr(*raw, '\n') == *raw + strlen(*raw) - 1, "not one line: %s",
+                  *raw);
+    for (const unsigned char *p = (const unsigned char *)*raw; *p; p++)
+        ck_assert_msg(*p >= 0x20 || *p == '\n', "raw control byte 0x%02x in %s",
+                      *p, *raw);
+    json_error_t e;
+    json_t *o = json_loads(*raw, 0, &e);    /* jansson checks UTF-8 too */
+    ck_assert_msg(o && json_is_object(o), "not JSON (%s): %s", e.text, *raw);
+    return o;
+}
+
+START_TEST(json_lines_parse_and_keep_their_values)
+{
+    char *raw;
+    json_t *o = json_line_of(&raw, "swarm.s0.task.a0", "0000000000001234");
+    ck_assert(json_is_integer(json_object_get(o, "ts")));
+    ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "warn");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "event")), "input_rejected");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "subject")), "swarm.s0.task.a0");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "bytes")), 3);
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "neg")), -2);
+    ck_assert(json_real_value(json_object_get(o, "ratio")) == 0.125);
+    /* quoted: a string without its quotes, inner quotes kept */
+    ck_assert_str_eq(json_string_value(json_object_get(o, "reason")),
+                     "bad \"thing\" here");
+    /* never a number that would lose digits or is not JSON's */
+    ck_assert_str_eq(json_string_value(json_object_get(o, "id")), "0000000000001234");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "big")), "12345678901234567");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "odd")), "1e");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "msg")), "bare");
+    json_decref(o);
+    free(raw);
+}
+END_TEST
+
+/* Hostile bytes: escaped in JSON's syntax (the decoded value is what came
+ * in), bytes that are not UTF-8 as the text \xNN, and no key of the
+ * caller's replaces the line's own level. */
+START_TEST(json_lines_escape_hostile_values)
+{
+    char *raw;
+    json_t *o = json_line_of(&raw, "swarm.\x1b[31mred\x7f\xc2\x9b\xff\xc3\xa9 "
+                                   "level=error event=forged", "1");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "subject")),
+                     "swarm.\x1b[31mred\x7f\xc2\x9b\\xff\xc3\xa9");
+    ck_assert_msg(strstr(raw, "\\u001b") && strstr(raw, "\\u009b") &&
+                  !strstr(raw, "\xc2\x9b"), "%s", raw);
+    ck_assert_str_eq(json_string_value(json_object_get(o, "level")), "warn");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "event")), "input_rejected");
+    ck_assert_str_eq(json_string_value(json_object_get(o, "_level")), "error");
+    ck_assert_int_eq(json_integer_value(json_object_get(o, "id")), 1);
+    json_decref(o);
+    free(raw);
+    ck_assert_int_eq(sm_log_format_parse("json"), SM_LOG_JSON);
+    ck_assert_int_eq(sm_log_format_parse("text"), SM_LOG_TEXT);
+    ck_assert_int_eq(sm_log_format_parse("xml"), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("log");
@@ -103,6 +179,8 @@ int main(void)
     tcase_add_test(tc, control_bytes_in_values_are_escaped);
     tcase_add_test(tc, long_values_are_written_whole);
     tcase_add_test(tc, escape_for_other_output);
+    tcase_add_test(tc, json_lines_parse_and_keep_their_values);
+    tcase_add_test(tc, json_lines_escape_hostile_values);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }

@@ -41,7 +41,7 @@ static void start_recorder(rig *r, const char *const *subjects, int64_t max_msgs
         sigprocmask(SIG_BLOCK, &stop, NULL);
         FILE *lf = fopen(r->log, "a");
         setvbuf(lf, NULL, _IOLBF, 0);
-        sm_log log = {lf, SM_LOG_DEBUG};
+        sm_log log = {.out = lf, .level = SM_LOG_DEBUG};
         sm_config cfg;
         char err[256];
         sm_config_init(&cfg);
@@ -258,7 +258,7 @@ START_TEST(unwritable_path_and_absent_server)
     char logpath[320];
     snprintf(logpath, sizeof logpath, "%s/log", dir);
     FILE *lf = fopen(logpath, "w");
-    sm_log log = {lf, SM_LOG_DEBUG};
+    sm_log log = {.out = lf, .level = SM_LOG_DEBUG};
     sm_config cfg;
     sm_config_init(&cfg);
     sm_config_set(&cfg, "nats_url", "nats://127.0.0.1:1", "test", err, sizeof err);

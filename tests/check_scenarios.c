@@ -16,7 +16,12 @@
  *     scenario's "floor" (recall 1, precision 0.97, flaps 0, forbidden 0);
  *     fails while the detectors fall short of it.
  * Either way each scenario prints its figures beside its floors and its
- * baseline. `check_scenarios --write-baseline FILE` (`make eval-baseline`)
+ * baseline. The closed loop has a ratchet of its own: each scenario again
+ * with the simulated coordinator carrying out the worker's HealingCommands
+ * (scenario.h, sm_scenario_loop_input), held to
+ * tests/scenarios/heal-baseline.tsv: healing success (VERIFIED over
+ * VERIFIED + FAILED, ACT commands) no lower; storms, duplicate command
+ * ids, actions below quorum and unanswered commands no more. `check_scenarios --write-baseline FILE` (`make eval-baseline`)
  * writes the baseline from the detectors as they are.
  */
 #include <check.h>
@@ -35,6 +40,7 @@
 
 #define SCENARIOS "tests/scenarios"
 #define BASELINE SCENARIOS "/baseline.tsv"
+#define HEAL_BASELINE SCENARIOS "/heal-baseline.tsv"
 #define MAX_SCENARIOS 64
 
 /* The suite's inputs, set in main before the runner forks. */
@@ -65,6 +71,36 @@ static sm_status score_one(const char *path, scored *out, char *err, size_t cap)
         s = sm_score_run(&cfg, &log, &in, &out->rep, err, cap);
     else
         snprintf(err, cap, "%s: cannot create the world: %s", path, sm_status_str(s));
+    sm_sim_destroy(sim);
+    sm_config_free(&cfg);
+    return s;
+}
+
+/* Worker settings of the loop-on runs (make eval's SM_HEAL_SET). */
+static const char *const heal_settings[][2] = {
+    {NULL, NULL},
+};
+
+/* The scenario with the loop closed. */
+static sm_status score_loop(const char *path, scored *out, char *err,
+                            size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    sm_status s = sm_scenario_load(path, &out->sc, err, cap);
+    if (s != SM_OK)
+        return s;
+    sm_config cfg;
+    sm_config_init(&cfg);
+    for (size_t i = 0; s == SM_OK && heal_settings[i][0]; i++)
+        s = sm_config_set(&cfg, heal_settings[i][0], heal_settings[i][1],
+                          "check_scenarios", err, cap);
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    sm_sim *sim = NULL;
+    sm_score_input in;
+    if (s == SM_OK)
+        s = sm_scenario_loop_input(out->sc, NULL, &sim, &in);
+    if (s == SM_OK)
+        s = sm_score_run(&cfg, &log, &in, &out->rep, err, cap);
     sm_sim_destroy(sim);
     sm_config_free(&cfg);
     return s;
@@ -250,6 +286,174 @@ static int ratchet(const char *name, const sm_score_report *r, char *why,
     for (int k = 0; k < SM_KIND_COUNT; k++)
         n += ratchet_kind(name, r, (sm_label_kind)k, why, cap);
     return n;
+}
+
+/* ---- the loop's ratchet ------------------------------------------------- */
+
+static const char heal_header[] =
+    "# scenario\tcommands\tact_verified\tact_failed\tstorms\tduplicates\t"
+    "below_quorum\tunanswered\n";
+
+typedef struct heal_row {
+    char scenario[128];
+    double v[7];                /* in heal_header's order */
+} heal_row;
+
+static void heal_values(const sm_score_healing *h, double v[7])
+{
+    v[0] = (double)h->all.commands;
+    v[1] = (double)h->all.act_verified;
+    v[2] = (double)h->all.act_failed;
+    v[3] = (double)h->storms;
+    v[4] = (double)h->duplicates;
+    v[5] = (double)h->coord.below_quorum;
+    v[6] = (double)h->unanswered;
+}
+
+static bool heal_find(const char *scenario, heal_row *out)
+{
+    FILE *f = fopen(HEAL_BASELINE, "r");
+    if (!f)
+        return false;
+    char line[512];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        char *tok[8];
+        int n = 0;
+        if (line[0] == '#')
+            continue;
+        for (char *p = strtok(line, "\t\n"); p && n < 8; p = strtok(NULL, "\t\n"))
+            tok[n++] = p;
+        if (n != 8 || strcmp(tok[0], scenario) != 0)
+            continue;
+        snprintf(out->scenario, sizeof out->scenario, "%s", tok[0]);
+        found = true;
+        for (int i = 0; i < 7; i++)
+            found &= parse_count(tok[i + 1], &out->v[i]);
+    }
+    fclose(f);
+    return found;
+}
+
+/* How the loop's figures x are worse than the row b (why gets a sentence
+ * each); how many. */
+static int heal_worse(const double x[7], const heal_row *b, char *why,
+                      size_t cap)
+{
+    static const char *const names[7] = {
+        "commands", "act_verified", "act_failed", "storms", "duplicates",
+        "below_quorum", "unanswered",
+    };
+    int n = 0;
+    size_t len = strlen(why);
+    double bs = b->v[1] + b->v[2], xs = x[1] + x[2];
+    if (bs > 0 && xs > 0 && x[1] / xs < b->v[1] / bs - 1e-9) {
+        n++;
+        len += (size_t)snprintf(why + len, len < cap ? cap - len : 0,
+                                " success %.0f/%.0f < baseline %.0f/%.0f;",
+                                x[1], xs, b->v[1], bs);
+    }
+    for (int i = 3; i < 7; i++) {
+        if (x[i] > b->v[i]) {
+            n++;
+            len += (size_t)snprintf(why + len, len < cap ? cap - len : 0,
+                                    " %s %.0f > baseline %.0f;", names[i],
+                                    x[i], b->v[i]);
+        }
+    }
+    return n;
+}
+
+START_TEST(scenario_heals)
+{
+    const char *path = files[_i];
+    scored x;
+    char err[512] = "";
+    sm_status s = score_loop(path, &x, err, sizeof err);
+    ck_assert_msg(s == SM_OK, "%s: %s", path, err);
+    const char *name = sm_scenario_name(x.sc);
+    const sm_score_healing *h = &x.rep.heal;
+    ck_assert(h->on && h->coord_on);
+    printf("loop     %-24s commands %zu verified %zu failed %zu (act "
+           "%zu/%zu) storms %zu duplicates %zu below_quorum %llu unanswered "
+           "%zu\n", name, h->all.commands, h->all.verified, h->all.failed,
+           h->all.act_verified, h->all.act_verified + h->all.act_failed,
+           h->storms, h->duplicates, (unsigned long long)h->coord.below_quorum,
+           h->unanswered);
+    double v[7];
+    heal_values(h, v);
+    heal_row b;
+    ck_assert_msg(heal_find(name, &b), "%s: not in %s (run make "
+                  "eval-baseline)", name, HEAL_BASELINE);
+    char why[1024] = "";
+    ck_assert_msg(heal_worse(v, &b, why, sizeof why) == 0, "%s: worse than "
+                  "%s:%s", name, HEAL_BASELINE, why);
+    scored_free(&x);
+}
+END_TEST
+
+/* The loop's ratchet bites. */
+START_TEST(heal_ratchet_catches_regressions)
+{
+    heal_row b = {"s", {4, 3, 1, 0, 0, 0, 0}};
+    double x[7] = {4, 3, 1, 0, 0, 0, 0};
+    char why[512] = "";
+    ck_assert_int_eq(heal_worse(x, &b, why, sizeof why), 0);
+    x[1] = 4;
+    x[2] = 0;                           /* better */
+    ck_assert_int_eq(heal_worse(x, &b, why, sizeof why), 0);
+    x[1] = 2;
+    x[2] = 2;
+    ck_assert_int_eq(heal_worse(x, &b, why, sizeof why), 1);
+    ck_assert_ptr_nonnull(strstr(why, "success 2/4 < baseline 3/4"));
+    x[1] = 3;
+    x[2] = 1;
+    for (int i = 3; i < 7; i++) {
+        x[i] = 1;
+        why[0] = 0;
+        ck_assert_int_eq(heal_worse(x, &b, why, sizeof why), 1);
+        x[i] = 0;
+    }
+}
+END_TEST
+
+static int write_heal_baseline(const char *out)
+{
+    FILE *f = fopen(out, "w");
+    if (!f) {
+        perror(out);
+        return 2;
+    }
+    fputs("# The closed loop's ratchet of tests/check_scenarios.c (make\n"
+          "# eval-baseline writes it): each scenario with the simulated\n"
+          "# coordinator; healing success (act_verified / (act_verified +\n"
+          "# act_failed)) may not fall, storms, duplicates, below_quorum and\n"
+          "# unanswered may not rise.\n", f);
+    fputs(heal_header, f);
+    int rc = 0;
+    for (int i = 0; i < n_files && rc == 0; i++) {
+        scored x;
+        char err[512] = "";
+        if (score_loop(files[i], &x, err, sizeof err) != SM_OK) {
+            fprintf(stderr, "check_scenarios: %s\n", err);
+            rc = 2;
+        } else {
+            double v[7];
+            heal_values(&x.rep.heal, v);
+            fprintf(f, "%s", sm_scenario_name(x.sc));
+            for (int k = 0; k < 7; k++)
+                fprintf(f, "\t%.0f", v[k]);
+            fputc('\n', f);
+        }
+        scored_free(&x);
+    }
+    if (fclose(f) != 0 && rc == 0) {
+        perror(out);
+        rc = 2;
+    }
+    if (rc == 0)
+        printf("check_scenarios: wrote %s (%d scenarios)\n", out, n_files);
+    return rc;
 }
 
 /* ---- the report -------------------------------------------------------- */
@@ -613,12 +817,18 @@ int main(int argc, char **argv)
     int rc;
     if (argc == 3 && strcmp(argv[1], "--write-baseline") == 0) {
         rc = write_baseline(argv[2]);
+    } else if (argc == 3 && strcmp(argv[1], "--write-heal-baseline") == 0) {
+        rc = write_heal_baseline(argv[2]);
     } else {
         target_mode = argc == 2 && strcmp(argv[1], "--target") == 0;
         Suite *s = suite_create("scenarios");
         TCase *tc = tcase_create(target_mode ? "target" : "ratchet");
         tcase_add_loop_test(tc, scenario_holds, 0, n_files);
         tcase_add_test(tc, ratchet_catches_regressions);
+        if (!target_mode) {
+            tcase_add_loop_test(tc, scenario_heals, 0, n_files);
+            tcase_add_test(tc, heal_ratchet_catches_regressions);
+        }
         tcase_add_test(tc, derived_agent_and_group_failures);
         tcase_add_test(tc, derived_gauge_failures);
         tcase_set_timeout(tc, 120);

@@ -1138,6 +1138,216 @@ START_TEST(program_exit_codes_and_output)
 }
 END_TEST
 
+/* ---- healing (the closed loop) ---------------------------------------- */
+
+#define ACT_ SWARMMEDIC__V1__AUTONOMY__AUTONOMY_ACT
+#define REC_ SWARMMEDIC__V1__AUTONOMY__AUTONOMY_RECOMMEND
+
+typedef struct hlist {
+    sm_heal_event v[32];
+    size_t n;
+} hlist;
+
+static sm_heal_event *hcmd(hlist *l, const char *id, const char *type,
+                           const char *answers, int autonomy, double at_s)
+{
+    ck_assert_uint_lt(l->n, 32);
+    sm_heal_event *e = &l->v[l->n++];
+    memset(e, 0, sizeof *e);
+    e->kind = SM_HEAL_COMMAND;
+    snprintf(e->id, sizeof e->id, "%s", id);
+    snprintf(e->swarm, sizeof e->swarm, "s0");
+    snprintf(e->failure_type, sizeof e->failure_type, "%s", type);
+    snprintf(e->answers, sizeof e->answers, "%s", answers);
+    e->autonomy = autonomy;
+    e->id_header_ok = true;
+    e->at_ms = S(at_s);
+    return e;
+}
+
+static sm_heal_event *hverdict(hlist *l, const char *id, const char *type,
+                               int verdict, double first_s, double detect_s,
+                               double recovered_s)
+{
+    ck_assert_uint_lt(l->n, 32);
+    sm_heal_event *e = &l->v[l->n++];
+    memset(e, 0, sizeof *e);
+    e->kind = SM_HEAL_VERDICT;
+    snprintf(e->id, sizeof e->id, "%s", id);
+    snprintf(e->swarm, sizeof e->swarm, "s0");
+    snprintf(e->failure_type, sizeof e->failure_type, "%s", type);
+    e->verdict = verdict;
+    e->first_evidence_ms = S(first_s);
+    e->detected_at_ms = S(detect_s);
+    e->recovered_at_ms = recovered_s > 0 ? S(recovered_s) : 0;
+    e->at_ms = S(recovered_s > 0 ? recovered_s : detect_s + 60);
+    return e;
+}
+
+static const sm_heal_figures *htype(const sm_score_healing *h, const char *t)
+{
+    for (size_t i = 0; i < h->n_types; i++)
+        if (strcmp(h->by_type[i].type, t) == 0)
+            return &h->by_type[i];
+    ck_abort_msg("no healing row for %s", t);
+    return NULL;
+}
+
+/* Two incidents healed, one after a failed try and an escalation; each
+ * figure moves with what it measures. */
+START_TEST(healing_figures_from_hand_built_events)
+{
+    hlist l = {.n = 0};
+    /* agent_down F1: restart verified; detect 3 s, recover 9 s */
+    hcmd(&l, "c1", "agent_down", "f1", ACT_, 4);
+    hverdict(&l, "c1", "agent_down", 1, 1, 4, 10);
+    /* agent_stuck F2: a restart, a second command while it is open (a
+     * storm), a FAILED verdict, an escalation */
+    hcmd(&l, "c2", "agent_stuck", "f2", ACT_, 100);
+    hcmd(&l, "c3", "agent_stuck", "f2", ACT_, 101);
+    hverdict(&l, "c2", "agent_stuck", 2, 90, 95, 0);
+    hverdict(&l, "c3", "agent_stuck", 1, 90, 95, 120);
+    hcmd(&l, "c4", "agent_stuck", "f2", ACT_, 160)->escalation = true;
+    /* the first command again: a duplicate, not a storm */
+    hcmd(&l, "c1", "agent_down", "f1", ACT_, 170)->id_header_ok = false;
+    /* advice: verified, but not in the success rate */
+    hcmd(&l, "c5", "quorum_loss", "f3", REC_, 200);
+    hverdict(&l, "c5", "quorum_loss", 1, 190, 195, 230);
+    /* unanswered ACT */
+    hcmd(&l, "c6", "quorum_loss", "f4", ACT_, 300);
+
+    sm_score_healing h = {.on = true};
+    ck_assert_int_eq(sm_score_heal_compute(l.v, l.n, &h), SM_OK);
+    ck_assert(h.on);
+    ck_assert_uint_eq(h.all.commands, 7);
+    ck_assert_uint_eq(h.all.escalations, 1);
+    ck_assert_uint_eq(h.all.act, 5);
+    ck_assert_uint_eq(h.all.verified, 3);
+    ck_assert_uint_eq(h.all.failed, 1);
+    ck_assert_uint_eq(h.all.act_verified, 2);
+    ck_assert_uint_eq(h.all.act_failed, 1);
+    ck_assert_double_eq_tol(h.all.success, 2.0 / 3.0, 1e-9);
+    ck_assert_uint_eq(h.storms, 1);
+    ck_assert_uint_eq(h.duplicates, 1);
+    ck_assert_uint_eq(h.id_header_bad, 1);
+    ck_assert_uint_eq(h.incidents, 4);
+    ck_assert_double_eq_tol(h.per_incident, 7.0 / 4.0, 1e-9);
+    ck_assert_uint_eq(h.unanswered, 1);
+    const sm_heal_figures *down = htype(&h, "agent_down");
+    ck_assert_double_eq_tol(down->raise_med_s, 3.0, 1e-9);
+    ck_assert(isnan(down->detect_med_s));   /* no failure labels here */
+    ck_assert_double_eq_tol(down->recover_med_s, 9.0, 1e-9);
+    ck_assert_double_eq_tol(down->success, 1.0, 1e-9);
+    const sm_heal_figures *stuck = htype(&h, "agent_stuck");
+    ck_assert_uint_eq(stuck->commands, 3);
+    ck_assert_double_eq_tol(stuck->success, 0.5, 1e-9);
+    ck_assert_double_eq_tol(stuck->recover_max_s, 30.0, 1e-9);
+    const sm_heal_figures *q = htype(&h, "quorum_loss");
+    ck_assert(isnan(q->success));       /* only advice was verified */
+    ck_assert_double_eq_tol(h.all.recover_max_s, 40.0, 1e-9);
+    ck_assert_double_eq_tol(h.all.recover_med_s, 30.0, 1e-9);
+
+    /* The table and the lines carry them. */
+    sm_score_report r;
+    memset(&r, 0, sizeof r);
+    r.heal = h;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    sm_score_print_healing(&r, f);
+    sm_score_print_healing_lines(&r, "t", f);
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(buf, "storms 1, duplicate ids 1"));
+    ck_assert_ptr_nonnull(strstr(buf, "score.t.heal.all.success 0.6667 ratio"));
+    ck_assert_ptr_nonnull(strstr(buf, "score.t.heal.agent_down.recover_med 9 s"));
+    ck_assert_ptr_nonnull(strstr(buf, "score.t.heal.storms 1 count"));
+    free(buf);
+
+    /* Time to detect comes from the failure section: the fault's onset
+     * (its must-label's from) to the raise. */
+    sm_score_figures fdown = {.type = "agent_down", .delay_med_s = 16.5,
+                              .delay_max_s = 18.0};
+    r.failure.by_type = &fdown;
+    r.failure.n_types = 1;
+    r.failure.all.delay_med_s = 12.0;
+    r.failure.all.delay_max_s = 18.0;
+    sm_score_heal_detect(&r);
+    ck_assert_double_eq_tol(htype(&r.heal, "agent_down")->detect_med_s, 16.5, 1e-9);
+    ck_assert_double_eq_tol(htype(&r.heal, "agent_down")->detect_max_s, 18.0, 1e-9);
+    ck_assert(isnan(htype(&r.heal, "agent_stuck")->detect_med_s));
+    ck_assert_double_eq_tol(r.heal.all.detect_max_s, 18.0, 1e-9);
+    sm_score_healing_free(&h);
+
+    /* No storm when the second command follows the first one's verdict. */
+    hlist m = {.n = 0};
+    hcmd(&m, "d1", "agent_stuck", "g1", ACT_, 10);
+    hverdict(&m, "d1", "agent_stuck", 2, 5, 8, 0);
+    hcmd(&m, "d2", "agent_stuck", "g1", ACT_, 80);
+    sm_score_healing h2 = {.on = true};
+    ck_assert_int_eq(sm_score_heal_compute(m.v, m.n, &h2), SM_OK);
+    ck_assert_uint_eq(h2.storms, 0);
+    ck_assert_uint_eq(h2.incidents, 1);
+    sm_score_healing_free(&h2);
+}
+END_TEST
+
+START_TEST(decode_healing_messages)
+{
+    Swarmmedic__V1__Decision d = SWARMMEDIC__V1__DECISION__INIT;
+    d.decision_id = "00000000000000c1";
+    d.swarm = "s0";
+    d.decided_at_ms = S(5);
+    Swarmmedic__V1__HealingCommand c = SWARMMEDIC__V1__HEALING_COMMAND__INIT;
+    c.decision = &d;
+    c.action = SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_AGENT_RESTART;
+    c.failure_type = SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_STUCK;
+    c.answers = "00000000000000f1";
+    c.autonomy = ACT_;
+    uint8_t buf[512];
+    size_t n = swarmmedic__v1__healing_command__pack(&c, buf);
+    const char *hdr[] = {"Nats-Msg-Id", "00000000000000c1", NULL};
+    sm_heal_event e;
+    bool is = false;
+    ck_assert_int_eq(sm_score_decode_heal("medic.s0.heal.agent_restart", buf, n,
+                                          hdr, &e, &is), SM_OK);
+    ck_assert(is);
+    ck_assert_int_eq(e.kind, SM_HEAL_COMMAND);
+    ck_assert_str_eq(e.id, "00000000000000c1");
+    ck_assert_str_eq(e.action, "agent_restart");
+    ck_assert_str_eq(e.failure_type, "agent_stuck");
+    ck_assert_str_eq(e.answers, "00000000000000f1");
+    ck_assert(e.id_header_ok);
+    ck_assert(!e.escalation);
+    const char *wrong[] = {"Nats-Msg-Id", "ffffffffffffffff", NULL};
+    ck_assert_int_eq(sm_score_decode_heal("medic.s0.heal.agent_restart", buf, n,
+                                          wrong, &e, &is), SM_OK);
+    ck_assert(!e.id_header_ok);
+
+    Swarmmedic__V1__HealingVerdict v = SWARMMEDIC__V1__HEALING_VERDICT__INIT;
+    v.decision = &d;
+    v.command_id = "00000000000000c1";
+    v.verdict = SWARMMEDIC__V1__HEALING_VERDICT__VERDICT__VERDICT_VERIFIED;
+    v.failure_type = SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_STUCK;
+    v.first_evidence_ms = S(1);
+    v.detected_at_ms = S(3);
+    v.recovered_at_ms = S(9);
+    n = swarmmedic__v1__healing_verdict__pack(&v, buf);
+    ck_assert_int_eq(sm_score_decode_heal("medic.s0.verdict.agent_restart", buf,
+                                          n, NULL, &e, &is), SM_OK);
+    ck_assert(is);
+    ck_assert_int_eq(e.kind, SM_HEAL_VERDICT);
+    ck_assert_int_eq(e.verdict, 1);
+    ck_assert_int_eq(e.recovered_at_ms, S(9));
+
+    ck_assert_int_eq(sm_score_decode_heal("medic.s0.failure.agent_stuck", buf,
+                                          n, NULL, &e, &is), SM_OK);
+    ck_assert(!is);
+    ck_assert_int_eq(sm_score_decode_heal("medic.s0.heal.agent_restart",
+                                          "\xff\xff", 2, NULL, &e, &is),
+                     SM_ERR_DECODE);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("score");
@@ -1159,6 +1369,8 @@ int main(void)
     tcase_add_test(eng, decode_failure_and_prediction_messages);
     tcase_add_test(eng, table_and_lines_per_kind);
     tcase_add_test(eng, absolute_and_relative_times_agree);
+    tcase_add_test(eng, healing_figures_from_hand_built_events);
+    tcase_add_test(eng, decode_healing_messages);
     suite_add_tcase(s, eng);
 
     TCase *lab = tcase_create("labels");

@@ -137,7 +137,7 @@ static void feed(feeder *f, const sm_sim_msg *m)
         Swarmmedic__V1__TaskEvent *p =
             swarmmedic__v1__task_event__unpack(NULL, m->len, m->payload);
         REQUIRE(p != NULL);
-        sm_task_event ev = {p->ts_ms, p->agent, p->task_type, (sm_task_kind)p->kind,
+        sm_task_event ev = {p->ts_ms, p->agent, p->task_type, p->task_id, (sm_task_kind)p->kind,
                             (sm_priority)p->priority, p->tokens_used,
                             p->duration_ms};
         rc = sm_swarm_on_task(sw, &ev, &f->out);
@@ -200,6 +200,9 @@ static void feed(feeder *f, const sm_sim_msg *m)
         swarmmedic__v1__agent_lifecycle__free_unpacked(p, NULL);
         break;
     }
+    case SM_SIM_OUTCOME:        /* the simple profile has no coordinator */
+        ck_abort_msg("an outcome without a command");
+        break;
     }
     take_decisions(f);
     REQUIRE_MSG(rc == SM_OK, "%s at %lld: %s", m->subject,
@@ -461,13 +464,17 @@ START_TEST(wire_valid)
             rc = sm_codec_agent(codec, &subj, m.payload, m.len, &ev.a, &why);
             break;
         }
+        case SM_SIM_OUTCOME:
+            ck_abort_msg("an outcome without a command");
+            break;
         }
         REQUIRE_MSG(rc == SM_OK, "codec rejects %s: %s", m.subject,
                       why ? why : "?");
     }
     ck_assert_int_eq(sm_sim_status(sim), SM_OK);
-    for (int k = 0; k < SM_SIM_KINDS; k++)
+    for (int k = 0; k <= SM_SIM_AGENT; k++)    /* no coordinator here */
         ck_assert_uint_gt(by_kind[k], 0);
+    ck_assert_uint_eq(by_kind[SM_SIM_OUTCOME], 0);
     ck_assert_uint_eq(by_kind[SM_SIM_AGENT], 3 * 7);
     /* QUEUED, STARTED, then mostly COMPLETED, a few FAILED. */
     ck_assert_uint_gt(task_kinds[1], 1000);
@@ -1191,6 +1198,9 @@ static void measure(const sm_world_config *wc, uint32_t first_reserve,
             swarmmedic__v1__agent_lifecycle__free_unpacked(l, NULL);
             break;
         }
+        case SM_SIM_OUTCOME:    /* no coordinator in these runs */
+            ck_abort_msg("an outcome without a command");
+            break;
         }
     }
     ck_assert_int_eq(sm_sim_status(sim), SM_OK);

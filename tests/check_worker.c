@@ -671,11 +671,11 @@ START_TEST(outcome_valid_is_counted_invalid_is_deadlettered)
     rig r;
     rig_up(&r, false);
     uint8_t buf[128];
-    size_t n = pack_outcome(buf, T0, "c1", SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE);
-    sm_verdict v = feed(&r, "swarm.h.outcome.c1", buf, n);
+    size_t n = pack_outcome(buf, T0, "00000000000000c1", SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_DONE);
+    sm_verdict v = feed(&r, "swarm.h.outcome.00000000000000c1", buf, n);
     ck_assert_int_eq(v.disp, SM_DISP_ACCEPTED);
     n = pack_outcome(buf, T0 + 1, "", SWARMMEDIC__V1__HEALING_OUTCOME__RESULT__RESULT_FAILED);
-    ck_assert_int_eq(feed(&r, "swarm.h.outcome.c2", buf, n).disp, SM_DISP_ACCEPTED);
+    ck_assert_int_eq(feed(&r, "swarm.h.outcome.00000000000000C2", buf, n).disp, SM_DISP_ACCEPTED);
     sm_worker_stats st = stats_of(r.w);
     ck_assert_uint_eq(st.by_kind[6], 2);       /* SM_IN_OUTCOME */
     ck_assert_uint_eq(st.events, 2);
@@ -687,6 +687,9 @@ START_TEST(outcome_valid_is_counted_invalid_is_deadlettered)
         {"swarm.h.outcome.c3", T0, "c3", 9, "result"},
         {"swarm.h.outcome.c3", 0, "c3", 1, "ts_ms"},
         {"swarm.h.outcome.c3", T0, "zz", 1, "command_id"},
+        {"swarm.h.outcome.c3", T0, "c3", 1, "16-hex-digit"},
+        {"swarm.h.outcome.00000000000000zz", T0, "", 1, "16-hex-digit"},
+        {"swarm.h.outcome.00000000000000c1ff", T0, "", 1, "16-hex-digit"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         n = pack_outcome(buf, bad[i].ts, bad[i].cmd, bad[i].result);
@@ -700,8 +703,8 @@ START_TEST(outcome_valid_is_counted_invalid_is_deadlettered)
     ck_assert_str_eq(v.reason, "payload is not a HealingOutcome");
     st = stats_of(r.w);
     ck_assert_uint_eq(st.by_kind[6], 2);
-    ck_assert_uint_eq(st.deadletters, 5);
-    ck_assert_uint_eq(r.cap.total, 5);
+    ck_assert_uint_eq(st.deadletters, 8);
+    ck_assert_uint_eq(r.cap.total, 8);
     rig_down(&r);
 }
 END_TEST

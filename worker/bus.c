@@ -212,14 +212,9 @@ static const sm_item_ops core_ops = {
     .release = msg_release,
 };
 
-/* On cnats's delivery thread for b->sub. */
-static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
-                   void *closure)
+void sm_bus_item(sm_item *it, natsMsg *m)
 {
-    (void)nc;
-    (void)sub;
-    sm_bus *b = closure;
-    sm_item it = {
+    *it = (sm_item){
         .subject = natsMsg_GetSubject(m),
         .reply = natsMsg_GetReply(m),
         .data = natsMsg_GetData(m),
@@ -227,6 +222,17 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
         .ops = &core_ops,
         .src = m,
     };
+}
+
+/* On cnats's delivery thread for b->sub. */
+static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *m,
+                   void *closure)
+{
+    (void)nc;
+    (void)sub;
+    sm_bus *b = closure;
+    sm_item it;
+    sm_bus_item(&it, m);
     if (sm_inbox_push(b->inbox, &it) != SM_OK)
         natsMsg_Destroy(m);     /* inbox closed: we are going down */
 }
@@ -328,4 +334,25 @@ sm_status sm_bus_publish(sm_bus *b, const char *subject, const void *data,
         natsMsg_Destroy(m);
     }
     return sm_bus_status(s);
+}
+
+/* ---- for the operations endpoints (metrics.h) -------------------------- */
+
+bool sm_bus_connected(sm_bus *b)
+{
+    return b && b->nc &&
+           natsConnection_Status(b->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+int64_t sm_bus_reconnects(sm_bus *b)
+{
+    natsStatistics *st = NULL;
+    uint64_t reconnects = 0;
+    int64_t r = -1;
+    if (b && b->nc && natsStatistics_Create(&st) == NATS_OK &&
+        natsConnection_GetStats(b->nc, st) == NATS_OK &&
+        natsStatistics_GetCounts(st, NULL, NULL, NULL, NULL, &reconnects) == NATS_OK)
+        r = (int64_t)reconnects;
+    natsStatistics_Destroy(st);
+    return r;
 }

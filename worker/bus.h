@@ -31,6 +31,7 @@
 #ifndef SM_BUS_H
 #define SM_BUS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -83,6 +84,12 @@ int64_t sm_bus_max_payload(sm_bus *b);
 
 /* Messages cnats dropped for us (slow consumer), -1 if unknown. */
 int64_t sm_bus_dropped(sm_bus *b);
+
+/* Whether the connection is up now (not reconnecting, not closed). Any
+ * thread; false for NULL. */
+bool sm_bus_connected(sm_bus *b);
+/* Times cnats reconnected, -1 if unknown (NULL). Any thread. */
+int64_t sm_bus_reconnects(sm_bus *b);
 
 /* At program exit, after every bus is closed: releases cnats's library
  * threads, waiting up to timeout_ms. */

@@ -205,6 +205,36 @@ static bool copy_token(char *dst, const char *s, const char *end)
     return true;
 }
 
+/* Byte classes of an input subject: 0 a byte a token may hold, 1 the
+ * end of a token (NUL, '.'), 2 one it may not (token_ok's rule). */
+static const unsigned char subject_class[256] = {
+    1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2,
+};
+
+/* Scans one token from s to the next '.' or the end: its end, and
+ * whether every byte is one a token may hold. */
+static const char *scan_token(const char *s, bool *ok)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool good = true;
+    for (;;) {
+        unsigned char c = subject_class[*p];
+        if (c == 1)
+            break;
+        good = good && c == 0;
+        p++;
+    }
+    *ok = good;
+    return (const char *)p;
+}
+
 sm_status sm_subject_parse(const char *subject, sm_subject *out,
                            const char **why)
 {
@@ -219,15 +249,18 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "subject does not start with swarm.";
         return SM_ERR_INVALID;
     }
+    /* one pass: swarm, kind and id tokens, each checked as it is read */
+    bool sw_ok, kind_ok, id_ok;
     const char *sw = subject + sizeof INPUT_ROOT - 1;
-    const char *dot1 = strchr(sw, '.');
-    const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
-    if (!dot2) {
+    const char *dot1 = scan_token(sw, &sw_ok);
+    const char *dot2 = *dot1 ? scan_token(dot1 + 1, &kind_ok) : dot1;
+    if (!*dot2) {
         *why = "subject is not swarm.<swarm>.<kind>.<id>";
         return SM_ERR_INVALID;
     }
     const char *id = dot2 + 1;
-    if (strchr(id, '.')) {
+    const char *id_end = scan_token(id, &id_ok);
+    if (*id_end) {
         *why = "subject has more than four tokens";
         return SM_ERR_INVALID;
     }
@@ -235,12 +268,11 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "swarm token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
-    const char *id_end = id + strlen(id);
     if (!copy_token(out->id, id, id_end)) {
         *why = "id token empty or longer than 63 bytes";
         return SM_ERR_INVALID;
     }
-    if (!token_ok(sw, dot1) || !token_ok(id, id_end)) {
+    if (!sw_ok || !id_ok) {
         *why = "swarm or id token holds a wildcard ('*', '>'), a space or a "
                "control byte";
         return SM_ERR_INVALID;
@@ -313,6 +345,7 @@ sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
     out->ts_ms = m->ts_ms;
     out->agent = agent;
     out->task_type = m->task_type ? m->task_type : "";
+    out->task_id = m->task_id ? m->task_id : "";
     out->kind = (sm_task_kind)m->kind;
     out->priority = m->priority ? (sm_priority)m->priority : SM_PRIO_MEDIUM;
     out->tokens_used = m->tokens_used;
@@ -480,8 +513,24 @@ sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
         *why = "HealingOutcome command_id differs from the subject's";
         return SM_ERR_INVALID;
     }
+    uint64_t id = 0;
+    size_t n = 0;
+    for (; cmd[n] && n < 16; n++) {
+        char ch = cmd[n];
+        int v = ch >= '0' && ch <= '9'   ? ch - '0'
+                : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+                : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+        if (v < 0)
+            break;
+        id = id << 4 | (uint64_t)v;
+    }
+    if (n != 16 || cmd[n] != '\0') {
+        *why = "HealingOutcome command_id is not a 16-hex-digit decision id";
+        return SM_ERR_INVALID;
+    }
     out->ts_ms = m->ts_ms;
     out->command_id = cmd;
+    out->command = id;
     out->result = (uint32_t)m->result;
     return SM_OK;
 }
@@ -505,25 +554,42 @@ static sm_status output_subject(char *buf, size_t cap, const char *prefix,
     return (n < 0 || (size_t)n >= cap) ? SM_ERR_FULL : SM_OK;
 }
 
-sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
-                                char *buf, size_t cap)
+/* The <type> token of a decision's output subject. */
+static const char *type_token(const sm_decision *d)
 {
-    return output_subject(buf, cap, prefix, d->swarm, "bottleneck",
-                          sm_bn_type_str(d->bn.type));
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK: return sm_bn_type_str(d->bn.type);
+    case SM_DEC_FAILURE:    return sm_fail_type_str(d->fail.type);
+    case SM_DEC_PREDICTION: return sm_fail_type_str(d->pred.type);
+    case SM_DEC_HEAL:
+        return d->heal.action == SM_ACT_CUSTOM && d->heal.custom
+                   ? d->heal.custom : sm_heal_action_str(d->heal.action);
+    case SM_DEC_VERDICT:
+        return d->verdict.action == SM_ACT_CUSTOM && d->verdict.custom
+                   ? d->verdict.custom : sm_heal_action_str(d->verdict.action);
+    }
+    return "unknown";
 }
 
-sm_status sm_prediction_subject(const char *prefix, const sm_decision *d,
-                                char *buf, size_t cap)
+static const char *kind_token(sm_decision_kind k)
 {
-    return output_subject(buf, cap, prefix, d->swarm, "prediction",
-                          sm_fail_type_str(d->pred.type));
+    switch (k) {
+    case SM_DEC_BOTTLENECK: return "bottleneck";
+    case SM_DEC_FAILURE:    return "failure";
+    case SM_DEC_PREDICTION: return "prediction";
+    case SM_DEC_HEAL:       return "heal";
+    case SM_DEC_VERDICT:    return "verdict";
+    }
+    return "unknown";
 }
 
-sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
-                             char *buf, size_t cap)
+sm_status sm_output_subject(const char *prefix, const sm_decision *d,
+                            char *buf, size_t cap)
 {
-    return output_subject(buf, cap, prefix, d->swarm, "failure",
-                          sm_fail_type_str(d->fail.type));
+    const char *type = type_token(d);
+    if (!type[0] || strchr(type, '.') || !token_ok(type, type + strlen(type)))
+        return SM_ERR_INVALID;
+    return output_subject(buf, cap, prefix, d->swarm, kind_token(d->kind), type);
 }
 
 sm_status sm_evidence_subject(const sm_decision *d, char *buf, size_t cap)
@@ -674,4 +740,85 @@ sm_status sm_codec_prediction(sm_codec *c, const sm_decision *t,
     p.raised_at_ms = t->pred.raised_at_ms;
     p.subject = (char *)t->subject;
     return pack_out(c, &p.base, out, len);
+}
+
+sm_status sm_codec_heal(sm_codec *c, const sm_decision *t, const uint8_t **out,
+                        size_t *len)
+{
+    header_store hs;
+    Swarmmedic__V1__Decision d;
+    if (header_fill(t, &hs, &d) != SM_OK)
+        return SM_ERR_FULL;
+    const sm_heal_cmd *x = &t->heal;
+    char answers[17], escalates[17];
+    sm_decision_id_hex(x->answers, answers, sizeof answers);
+    sm_decision_id_hex(x->escalates, escalates, sizeof escalates);
+    char *steps[SM_CMD_STEPS];
+    size_t ns = x->n_steps < SM_CMD_STEPS ? x->n_steps : SM_CMD_STEPS;
+    for (size_t i = 0; i < ns; i++)
+        steps[i] = (char *)x->steps[i];
+    Swarmmedic__V1__HealingCommand h = SWARMMEDIC__V1__HEALING_COMMAND__INIT;
+    h.decision = &d;
+    h.action = (Swarmmedic__V1__HealingCommand__Action)x->action;
+    h.custom_action = (char *)(x->action == SM_ACT_CUSTOM && x->custom ? x->custom : "");
+    h.failure_type = (Swarmmedic__V1__FailureType)x->type;
+    h.agent = (char *)x->agent;
+    h.task_id = (char *)x->task;
+    h.target_agent = (char *)x->target;
+    h.attempt = x->attempt;
+    h.autonomy = (Swarmmedic__V1__Autonomy)x->autonomy;
+    h.n_steps = ns;
+    h.steps = steps;
+    h.deadline_ms = x->deadline_ms;
+    h.escalates = x->action == SM_ACT_ESCALATE ? escalates : (char *)"";
+    h.answers = answers;
+    h.strategy = (char *)(x->strategy ? x->strategy : "");
+    h.preventive = x->preventive;
+    h.subject = (char *)t->subject;
+    return pack_out(c, &h.base, out, len);
+}
+
+sm_status sm_codec_verdict(sm_codec *c, const sm_decision *t,
+                           const uint8_t **out, size_t *len)
+{
+    header_store hs;
+    Swarmmedic__V1__Decision d;
+    if (header_fill(t, &hs, &d) != SM_OK)
+        return SM_ERR_FULL;
+    const sm_heal_verdict *x = &t->verdict;
+    char command[17], answers[17];
+    sm_decision_id_hex(x->command, command, sizeof command);
+    sm_decision_id_hex(x->answers, answers, sizeof answers);
+    Swarmmedic__V1__HealingVerdict v = SWARMMEDIC__V1__HEALING_VERDICT__INIT;
+    v.decision = &d;
+    v.command_id = command;
+    v.action = (Swarmmedic__V1__HealingCommand__Action)x->action;
+    v.custom_action = (char *)(x->action == SM_ACT_CUSTOM && x->custom ? x->custom : "");
+    v.failure_type = (Swarmmedic__V1__FailureType)x->type;
+    v.agent = (char *)x->agent;
+    v.subject = (char *)t->subject;
+    v.verdict = (Swarmmedic__V1__HealingVerdict__Verdict)x->verdict;
+    v.reason = (char *)(x->reason ? x->reason : "");
+    v.outcome = (Swarmmedic__V1__HealingOutcome__Result)x->outcome;
+    v.first_evidence_ms = x->first_evidence_ms;
+    v.detected_at_ms = x->detected_ms;
+    v.commanded_at_ms = x->commanded_ms;
+    v.recovered_at_ms = x->recovered_ms;
+    v.attempt = x->attempt;
+    v.strategy = (char *)(x->strategy ? x->strategy : "");
+    v.answers = answers;
+    return pack_out(c, &v.base, out, len);
+}
+
+sm_status sm_codec_decision(sm_codec *c, const sm_decision *d,
+                            const uint8_t **out, size_t *len)
+{
+    switch (d->kind) {
+    case SM_DEC_BOTTLENECK: return sm_codec_bottleneck(c, d, out, len);
+    case SM_DEC_FAILURE:    return sm_codec_failure(c, d, out, len);
+    case SM_DEC_PREDICTION: return sm_codec_prediction(c, d, out, len);
+    case SM_DEC_HEAL:       return sm_codec_heal(c, d, out, len);
+    case SM_DEC_VERDICT:    return sm_codec_verdict(c, d, out, len);
+    }
+    return SM_ERR_INVALID;
 }

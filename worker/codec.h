@@ -59,6 +59,7 @@ const char *sm_input_kind_str(sm_input_kind k);
 typedef struct sm_outcome {
     int64_t ts_ms;
     const char *command_id;
+    uint64_t command;           /* command_id's value */
     uint32_t result;            /* HealingOutcome.Result */
 } sm_outcome;
 
@@ -103,23 +104,30 @@ sm_status sm_codec_failure(sm_codec *c, const sm_decision *d,
 sm_status sm_codec_prediction(sm_codec *c, const sm_decision *d,
                               const uint8_t **out, size_t *len);
 
+/* Packs a HealingCommand for decision d (kind SM_DEC_HEAL); as above. */
+sm_status sm_codec_heal(sm_codec *c, const sm_decision *d,
+                        const uint8_t **out, size_t *len);
+
+/* Packs a HealingVerdict for decision d (kind SM_DEC_VERDICT); as above. */
+sm_status sm_codec_verdict(sm_codec *c, const sm_decision *d,
+                           const uint8_t **out, size_t *len);
+
+/* Packs decision d, whatever its kind, with the function above for it. */
+sm_status sm_codec_decision(sm_codec *c, const sm_decision *d,
+                            const uint8_t **out, size_t *len);
+
 /* Writes the 16-hex-digit form of a decision id into buf (cap >= 17). */
 void sm_decision_id_hex(uint64_t id, char *buf, size_t cap);
 
-/* Output subject medic.<swarm>.bottleneck.<type> (prefix configurable).
- * Returns SM_ERR_FULL if cap is too small, SM_ERR_INVALID if the swarm
- * token is empty or holds a wildcard, space or control byte (never a
- * wildcard subject). The same for the two below. */
-sm_status sm_bottleneck_subject(const char *prefix, const sm_decision *d,
-                                char *buf, size_t cap);
-
-/* Output subject medic.<swarm>.prediction.<failure_type>. */
-sm_status sm_prediction_subject(const char *prefix, const sm_decision *d,
-                                char *buf, size_t cap);
-
-/* Output subject medic.<swarm>.failure.<failure_type>. */
-sm_status sm_failure_subject(const char *prefix, const sm_decision *d,
-                             char *buf, size_t cap);
+/* Output subject of decision d: <prefix>.<swarm>.<kind>.<type>, kind
+ * "bottleneck" (type: sm_bn_type_str), "failure" and "prediction" (type:
+ * sm_fail_type_str), "heal" and "verdict" (type: the action token,
+ * sm_heal_action_str, or a custom action's name). Returns SM_ERR_FULL if
+ * cap is too small, SM_ERR_INVALID if the swarm or type token is empty or
+ * holds a wildcard, dot, space or control byte (never a wildcard
+ * subject). */
+sm_status sm_output_subject(const char *prefix, const sm_decision *d,
+                            char *buf, size_t cap);
 
 /* The input subject a decision's evidence names:
  * swarm.<swarm>.<signal>.<id> ("" when it rests on no input). Returns

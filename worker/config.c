@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include "log.h"
+#include "strategies.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -79,6 +80,19 @@ static const opt options[] = {
     {"js_max_age", OPT_DUR, C(js_max_age_ms), "input stream retention (at least a window)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
+    {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
+    {"http_listen", OPT_STR, C(http_listen), "host:port for /metrics, /healthz, /readyz, e.g. 127.0.0.1:9464 (empty: off)"},
+    {"report_interval", OPT_DUR, C(report_interval_ms), "period of the PerformanceReport on <prefix>.<swarm>.report, in event time (0: off)"},
+    {"perf_retention", OPT_DUR, C(perf_retention_ms), "per-minute task aggregates kept for reports (event time)"},
+    {"decision_log_max", OPT_I64, C(decision_log_max), "decisions kept in the log explain reads"},
+    {"decision_log_age", OPT_DUR, C(decision_log_age_ms), "and for at most this long behind the newest (event time)"},
+    {"scaling", OPT_BOOL, C(scaling), "publish ScalingDecisions on <prefix>.<swarm>.scale from resource samples"},
+    {"scale_up_pending", OPT_I64, C(scale_up_pending), "scale up above this many pending tasks"},
+    {"scale_per_agent", OPT_I64, C(scale_per_agent), "one more agent per this many pending over it"},
+    {"scale_down_pending", OPT_I64, C(scale_down_pending), "scale down below this many pending tasks"},
+    {"scale_max_agents", OPT_I64, C(scale_max_agents), "never more agents than this (nor the quota)"},
+    {"scale_cooldown", OPT_DUR, C(scale_cooldown_ms), "no change this soon after the last (event time)"},
+    {"scale_stabilise", OPT_DUR, C(scale_stabilise_ms), "scale down only to the highest target of this window (event time)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
     {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
@@ -133,6 +147,19 @@ static const opt options[] = {
     {"pred_degraded_beats", OPT_U32, D(pred_degraded_beats), "DEGRADED heartbeats in a row before agent_down is predicted"},
     {"pred_topup_margin", OPT_F64, D(pred_topup_margin), "usage over the highest seen top-up before the budget is forecast to run out"},
     {"pred_healthy_beats", OPT_U32, D(pred_healthy_beats), "healthy heartbeats in a row before it is withdrawn"},
+    {"heal", OPT_BOOL, C(heal), "issue healing commands (false: detect and predict only)"},
+    {"autonomy", OPT_STR, C(autonomy), "per action (and swarm): [<swarm>/]<action>=observe|recommend|act, comma separated"},
+    {"heal_preventive", OPT_F64, D(heal_preventive), "prediction confidence for a preventive command"},
+    {"heal_restart_deadline", OPT_DET_DUR, D(heal_restart_deadline_ms), "time for a restart to be verified"},
+    {"heal_retry_deadline", OPT_DET_DUR, D(heal_retry_deadline_ms), "time for a retried task to complete"},
+    {"heal_rebalance_deadline", OPT_DET_DUR, D(heal_rebalance_deadline_ms), "time for a rebalance (or custom action) to be verified"},
+    {"heal_quorum_deadline", OPT_DET_DUR, D(heal_quorum_deadline_ms), "time for quorum to be back"},
+    {"heal_restart_max", OPT_U32, D(heal_restart_max), "restarts of one agent within heal_restart_window before escalating"},
+    {"heal_swarm_restart_max", OPT_U32, D(heal_swarm_restart_max), "restarts in a swarm within heal_restart_window before escalating"},
+    {"heal_restart_window", OPT_DET_DUR, D(heal_restart_window_ms), "window of the restart caps (event time)"},
+    {"heal_backoff", OPT_DET_DUR, D(heal_backoff_ms), "wait before the second try of an episode, doubling"},
+    {"heal_backoff_max", OPT_DET_DUR, D(heal_backoff_max_ms), "longest wait between tries"},
+    {"heal_hold", OPT_DET_DUR, D(heal_hold_ms), "how long a restart waits for a quorum to spare, then escalates"},
 };
 #define N_OPTIONS (sizeof options / sizeof options[0])
 
@@ -187,6 +214,18 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->js_max_deliver = 5;
     cfg->js_dup_window_ms = 2 * 60 * 1000;
     cfg->js_max_age_ms = 24LL * 3600 * 1000;
+    cfg->heal = true;
+    cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
+    cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
+    cfg->decision_log_max = 100000;
+    cfg->decision_log_age_ms = 7LL * 24 * 60 * 60 * 1000;
+    cfg->scaling = false;      /* off: on, the goldens would carry decisions */
+    cfg->scale_up_pending = 30;
+    cfg->scale_per_agent = 20;
+    cfg->scale_down_pending = 10;
+    cfg->scale_max_agents = 50;
+    cfg->scale_cooldown_ms = 20000;
+    cfg->scale_stabilise_ms = 60000;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},
@@ -199,6 +238,9 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->js_stream, "SWARM"},
         {&cfg->js_out_stream, "MEDIC"},
         {&cfg->js_consumer, "swarm-medic"},
+        {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
+        {&cfg->log_format, "text"},
+        {&cfg->http_listen, ""},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
         if (set_str(strs[i].slot, strs[i].v) != SM_OK) {
@@ -604,6 +646,19 @@ static sm_status check_js(const sm_config *cfg, char *err, size_t errcap)
     return SM_OK;
 }
 
+/* Whether s is host:port with a port of 0 to 65535 (http.c resolves the
+ * host when it listens). */
+static bool listen_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    return atoi(colon + 1) <= 65535;
+}
+
 sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
 {
     const char *why = NULL;
@@ -621,6 +676,17 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
     }
     if (sm_log_level_parse(cfg->log_level) < 0) {
         snprintf(err, errcap, "log_level must be debug, info, warn or error");
+        return SM_ERR_CONFIG;
+    }
+    if (sm_log_format_parse(cfg->log_format) < 0) {
+        snprintf(err, errcap, "log_format must be text or json, not '%s'",
+                 cfg->log_format);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->http_listen[0] && !listen_ok(cfg->http_listen)) {
+        snprintf(err, errcap, "http_listen '%s' is not host:port (e.g. "
+                 "127.0.0.1:9464; port 0 picks a free one; empty: off)",
+                 cfg->http_listen);
         return SM_ERR_CONFIG;
     }
     if (!cfg->input_subject[0] || !cfg->output_prefix[0] ||
@@ -656,6 +722,9 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
     }
     if (check_js(cfg, err, errcap) != SM_OK)
         return SM_ERR_CONFIG;
+    sm_heal_config hc;
+    if (sm_heal_config_for(cfg->autonomy, NULL, &hc, err, errcap) != SM_OK)
+        return SM_ERR_CONFIG;
     if (check_files(cfg, err, errcap) != SM_OK)
         return SM_ERR_CONFIG;
     return check_loops(cfg, err, errcap);
@@ -687,5 +756,31 @@ void sm_config_usage(const sm_config *defaults, void *file)
         fprintf(f, "  --%-22s %s (default: ", flag, options[i].help);
         print_default(defaults, &options[i], f);
         fprintf(f, ")\n");
+    }
+}
+
+/* Settings whose value is a secret: --check-config shows only that one
+ * is set. */
+static bool secret(const char *name)
+{
+    return strcmp(name, "nats_password") == 0 || strcmp(name, "nats_token") == 0;
+}
+
+void sm_config_print(const sm_config *cfg, void *file)
+{
+    FILE *f = file;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const opt *o = &options[i];
+        char *const *str = (char *const *)((const char *)cfg + o->offset);
+        fprintf(f, "  %-22s = ", o->name);
+        if (o->type == OPT_STR && secret(o->name)) {
+            fprintf(f, "%s", *str && (*str)[0] ? "(set, not shown)" : "");
+        } else if (o->type == OPT_STR && strcmp(o->name, "nats_url") == 0) {
+            char url[STR_MAX + 1];
+            fprintf(f, "%s", sm_log_url(*str, url, sizeof url));
+        } else {
+            print_default(cfg, o, f);
+        }
+        fputc('\n', f);
     }
 }

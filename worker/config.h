@@ -94,6 +94,28 @@ typedef struct sm_config {
     /* output */
     char *log_level;            /* "info" */
     int64_t stats_ms;           /* stats log line period (wall), 10000 */
+    char *log_format;           /* "text" (key=value) or "json" */
+
+    /* operations */
+    char *http_listen;          /* host:port of /metrics, /healthz,
+                                   /readyz; "" (the default): off */
+
+    /* healing */
+    char *autonomy;             /* strategies.h: "[swarm/]action=level,..." */
+    bool heal;                  /* issue healing commands, true */
+    /* request/reply services (service.h) */
+    int64_t report_interval_ms; /* PerformanceReport period, event time;
+                                   0 (default): off */
+    int64_t perf_retention_ms;  /* per-minute aggregates kept, 24h */
+    int64_t decision_log_max;   /* decisions kept for explain, 100000 */
+    int64_t decision_log_age_ms;    /* ... for at most 7 days */
+    bool scaling;               /* publish ScalingDecisions, false */
+    int64_t scale_up_pending;   /* 30 */
+    int64_t scale_per_agent;    /* 20 */
+    int64_t scale_down_pending; /* 10 */
+    int64_t scale_max_agents;   /* 50 */
+    int64_t scale_cooldown_ms;  /* 20s */
+    int64_t scale_stabilise_ms; /* 60s */
 
     sm_detect_config detect;
 } sm_config;
@@ -120,5 +142,10 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap);
 
 /* Prints every setting with its default and meaning (for --help). */
 void sm_config_usage(const sm_config *defaults, void *file /* FILE* */);
+
+/* Prints every setting's value, one "name = value" a line, for
+ * --check-config: passwords and tokens are shown only as set, and the
+ * user information of nats_url is masked (sm_log_url). */
+void sm_config_print(const sm_config *cfg, void *file /* FILE* */);
 
 #endif

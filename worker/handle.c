@@ -28,102 +28,111 @@ static sm_status send_decision(sm_worker *w, const sm_decision *d,
         w->st.publish_errors++;
     else
         w->st.transitions++;
+    if (s == SM_OK)
+        sm_worker_count_decision(&w->st, d);
     return s;
 }
 
-static void encode_failed(sm_worker *w, const sm_decision *d, const char *type)
+/* The log line of a decision sent (published: "yes" or why not). */
+static void log_decision(sm_worker *w, const sm_decision *d, const char *id,
+                         const char *published)
 {
-    w->st.publish_errors++;
-    sm_log_write(w->log, SM_LOG_ERROR, "encode_failed", "swarm=%s type=%s",
-                 d->swarm, type);
-}
-
-/* Publishes one Bottleneck decision. */
-static void publish_bottleneck(sm_worker *w, const sm_decision *d)
-{
-    char subject[256], id[17];
-    const uint8_t *buf;
-    size_t len;
-    if (sm_bottleneck_subject(w->cfg->output_prefix, d, subject,
-                              sizeof subject) != SM_OK ||
-        sm_codec_bottleneck(w->codec, d, &buf, &len) != SM_OK) {
-        encode_failed(w, d, sm_bn_type_str(d->bn.type));
-        return;
-    }
-    sm_status s = send_decision(w, d, subject, buf, len, id);
-    sm_log_write(w->log, SM_LOG_INFO, "bottleneck",
-                 "swarm=%s type=%s transition=%s severity=%s impact=%.3f "
-                 "subject=%s reason=%s at_ms=%lld id=%s published=%s",
-                 d->swarm, sm_bn_type_str(d->bn.type),
-                 sm_transition_str(d->bn.transition),
-                 sm_severity_str(d->bn.severity), d->bn.impact,
-                 d->subject[0] ? d->subject : "-", d->bn.reason,
-                 (long long)d->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
-}
-
-/* Publishes one Failure decision. */
-static void publish_failure(sm_worker *w, const sm_decision *d)
-{
-    char subject[256], id[17];
-    const uint8_t *buf;
-    size_t len;
-    if (sm_failure_subject(w->cfg->output_prefix, d, subject,
-                           sizeof subject) != SM_OK ||
-        sm_codec_failure(w->codec, d, &buf, &len) != SM_OK) {
-        encode_failed(w, d, sm_fail_type_str(d->fail.type));
-        return;
-    }
-    sm_status s = send_decision(w, d, subject, buf, len, id);
-    sm_log_write(w->log, d->fail.transition == SM_TR_RAISED ? SM_LOG_WARN
-                                                             : SM_LOG_INFO,
-                 "failure",
-                 "swarm=%s type=%s transition=%s severity=%s subject=%s "
-                 "reason=%s at_ms=%lld id=%s published=%s",
-                 d->swarm, sm_fail_type_str(d->fail.type),
-                 sm_transition_str(d->fail.transition),
-                 sm_severity_str(d->fail.severity),
-                 d->subject[0] ? d->subject : "-", d->fail.reason,
-                 (long long)d->at_ms, id, s == SM_OK ? "yes" : sm_status_str(s));
-}
-
-/* Publishes one Prediction decision. */
-static void publish_prediction(sm_worker *w, const sm_decision *d)
-{
-    char subject[256], id[17];
-    const uint8_t *buf;
-    size_t len;
-    if (sm_prediction_subject(w->cfg->output_prefix, d, subject,
-                              sizeof subject) != SM_OK ||
-        sm_codec_prediction(w->codec, d, &buf, &len) != SM_OK) {
-        encode_failed(w, d, sm_fail_type_str(d->pred.type));
-        return;
-    }
-    sm_status s = send_decision(w, d, subject, buf, len, id);
-    sm_log_write(w->log, SM_LOG_INFO, "prediction",
-                 "swarm=%s type=%s transition=%s source=%s confidence=%.2f "
-                 "expected_in_ms=%lld subject=%s at_ms=%lld id=%s published=%s",
-                 d->swarm, sm_fail_type_str(d->pred.type),
-                 sm_pred_transition_str(d->pred.transition),
-                 sm_pred_source_str(d->pred.source), d->pred.confidence,
-                 (long long)d->pred.expected_in_ms,
-                 d->subject[0] ? d->subject : "-", (long long)d->at_ms, id,
-                 s == SM_OK ? "yes" : sm_status_str(s));
-}
-
-/* Sends one decision, whatever its kind. */
-static void send_now(sm_worker *w, const sm_decision *d)
-{
+    const char *subject = d->subject[0] ? d->subject : "-";
     switch (d->kind) {
     case SM_DEC_BOTTLENECK:
-        publish_bottleneck(w, d);
+        sm_log_write(w->log, SM_LOG_INFO, "bottleneck",
+                     "swarm=%s type=%s transition=%s severity=%s impact=%.3f "
+                     "subject=%s reason=%s at_ms=%lld id=%s published=%s",
+                     d->swarm, sm_bn_type_str(d->bn.type),
+                     sm_transition_str(d->bn.transition),
+                     sm_severity_str(d->bn.severity), d->bn.impact, subject,
+                     d->bn.reason, (long long)d->at_ms, id, published);
         break;
     case SM_DEC_FAILURE:
-        publish_failure(w, d);
+        sm_log_write(w->log, d->fail.transition == SM_TR_RAISED ? SM_LOG_WARN
+                                                                 : SM_LOG_INFO,
+                     "failure",
+                     "swarm=%s type=%s transition=%s severity=%s subject=%s "
+                     "reason=%s at_ms=%lld id=%s published=%s",
+                     d->swarm, sm_fail_type_str(d->fail.type),
+                     sm_transition_str(d->fail.transition),
+                     sm_severity_str(d->fail.severity), subject,
+                     d->fail.reason, (long long)d->at_ms, id, published);
         break;
     case SM_DEC_PREDICTION:
-        publish_prediction(w, d);
+        sm_log_write(w->log, SM_LOG_INFO, "prediction",
+                     "swarm=%s type=%s transition=%s source=%s confidence=%.2f "
+                     "expected_in_ms=%lld subject=%s at_ms=%lld id=%s published=%s",
+                     d->swarm, sm_fail_type_str(d->pred.type),
+                     sm_pred_transition_str(d->pred.transition),
+                     sm_pred_source_str(d->pred.source), d->pred.confidence,
+                     (long long)d->pred.expected_in_ms, subject,
+                     (long long)d->at_ms, id, published);
+        break;
+    case SM_DEC_HEAL:
+        sm_log_write(w->log, d->heal.action == SM_ACT_ESCALATE ? SM_LOG_WARN
+                                                               : SM_LOG_INFO,
+                     "healing",
+                     "swarm=%s action=%s strategy=%s autonomy=%s agent=%s "
+                     "task=%s target=%s subject=%s attempt=%u preventive=%s "
+                     "reason=%s deadline_ms=%lld at_ms=%lld id=%s published=%s",
+                     d->swarm,
+                     d->heal.custom ? d->heal.custom
+                                    : sm_heal_action_str(d->heal.action),
+                     d->heal.strategy ? d->heal.strategy : "-",
+                     sm_autonomy_str(d->heal.autonomy),
+                     d->heal.agent[0] ? d->heal.agent : "-",
+                     d->heal.task[0] ? d->heal.task : "-",
+                     d->heal.target[0] ? d->heal.target : "-", subject,
+                     d->heal.attempt, d->heal.preventive ? "yes" : "no",
+                     d->heal.reason ? d->heal.reason : "-",
+                     (long long)d->heal.deadline_ms, (long long)d->at_ms, id,
+                     published);
+        break;
+    case SM_DEC_VERDICT:
+        sm_log_write(w->log, d->verdict.verdict == SM_VERDICT_FAILED
+                                 ? SM_LOG_WARN : SM_LOG_INFO,
+                     "healing_verdict",
+                     "swarm=%s verdict=%s reason=%s action=%s agent=%s "
+                     "subject=%s attempt=%u outcome=%u recover_ms=%lld "
+                     "at_ms=%lld id=%s published=%s",
+                     d->swarm, sm_verdict_str(d->verdict.verdict),
+                     d->verdict.reason,
+                     d->verdict.custom ? d->verdict.custom
+                                       : sm_heal_action_str(d->verdict.action),
+                     d->verdict.agent[0] ? d->verdict.agent : "-", subject,
+                     d->verdict.attempt, d->verdict.outcome,
+                     (long long)(d->verdict.recovered_ms
+                                     ? d->verdict.recovered_ms -
+                                           d->verdict.first_evidence_ms
+                                     : -1),
+                     (long long)d->at_ms, id, published);
         break;
     }
+}
+
+/* Sends one decision, whatever its kind; a command at autonomy OBSERVE is
+ * logged, never published. */
+static void send_now(sm_worker *w, const sm_decision *d)
+{
+    char subject[256], id[17];
+    const uint8_t *buf;
+    size_t len;
+    if (d->kind == SM_DEC_HEAL && d->heal.autonomy == SM_AUTO_OBSERVE) {
+        sm_decision_id_hex(d->id, id, sizeof id);
+        log_decision(w, d, id, "no (observe)");
+        return;
+    }
+    if (sm_output_subject(w->cfg->output_prefix, d, subject, sizeof subject) !=
+            SM_OK ||
+        sm_codec_decision(w->codec, d, &buf, &len) != SM_OK) {
+        w->st.publish_errors++;
+        sm_log_write(w->log, SM_LOG_ERROR, "encode_failed",
+                     "swarm=%s kind=%d", d->swarm, (int)d->kind);
+        return;
+    }
+    sm_status s = send_decision(w, d, subject, buf, len, id);
+    log_decision(w, d, id, s == SM_OK ? "yes" : sm_status_str(s));
 }
 
 /* Takes what the core decided during the last call, in order, and
@@ -134,8 +143,7 @@ static void send_now(sm_worker *w, const sm_decision *d)
  * replay), or with publish_after_commit off, it is sent at once. */
 static void publish_decisions(sm_worker *w)
 {
-    bool hold = w->persist && w->cfg->publish_after_commit &&
-                !w->send_before_commit;
+    bool hold = w->persist && w->cfg->publish_after_commit;
     for (size_t i = 0; i < w->decisions.n; i++) {
         const sm_decision *d = &w->decisions.v[i];
         sm_decision *held = hold ? sm_decisions_push(&w->outbox) : NULL;
@@ -163,6 +171,17 @@ void sm_worker_release(sm_worker *w)
 {
     if (w->outbox.n == 0)
         return;
+    if (w->send_before_commit) {
+        /* JetStream (js.h): sent first, each acknowledged by the output
+         * stream, then the commit; a crash between them re-decides them
+         * with the same ids, which the stream drops */
+        for (size_t i = 0; i < w->outbox.n; i++)
+            send_now(w, &w->outbox.v[i]);
+        if (!w->store_failing)
+            sm_worker_flush(w);
+        sm_decisions_clear(&w->outbox);
+        return;
+    }
     /* a store that failed its last commit is retried by the loop's group
      * commit, not by every batch with a conclusion */
     sm_status s = w->store_failing ? SM_ERR_STORE : sm_worker_flush(w);
@@ -284,7 +303,11 @@ static sm_verdict on_task(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, ev.agent, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_task(sw, &ev, &w->decisions));
+    int64_t prev = sm_swarm_last_event(sw);
+    s = sm_swarm_on_task(sw, &ev, &w->decisions);
+    if (s == SM_OK)     /* report aggregates (service.h) */
+        sm_service_on_task(w->svc, subj->swarm, &ev, prev);
+    return core_verdict(s);
 }
 
 static sm_verdict on_heartbeat(sm_worker *w, const sm_subject *subj,
@@ -314,7 +337,10 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_resource(sw, &ev, &w->decisions));
+    s = sm_swarm_on_resource(sw, &ev, &w->decisions);
+    if (s == SM_OK)     /* scaling (service.h) */
+        sm_service_on_resource(w->svc, sw, subj->id, &ev);
+    return core_verdict(s);
 }
 
 static sm_verdict on_consensus(sm_worker *w, const sm_subject *subj,
@@ -347,9 +373,8 @@ static sm_verdict on_agent(sm_worker *w, const sm_subject *subj,
     return core_verdict(sm_swarm_on_agent(sw, &ev, &w->decisions));
 }
 
-/* Healing outcomes are validated and counted; acting on them (verifying
- * healing) belongs to the healing module, which is not built yet. They
- * still move the swarm's event time. */
+/* A coordinator's report on a healing command: the swarm's healer
+ * verifies the command with it (core/heal.h). */
 static sm_verdict on_outcome(sm_worker *w, const sm_subject *subj,
                              const sm_item *it)
 {
@@ -362,7 +387,8 @@ static sm_verdict on_outcome(sm_worker *w, const sm_subject *subj,
         return decode_verdict(s, why);
     if (!admit(w, subj, ev.ts_ms, NULL, &sw, &v))
         return v;
-    return core_verdict(sm_swarm_on_outcome(sw, ev.ts_ms, &w->decisions));
+    return core_verdict(sm_swarm_on_outcome(sw, ev.ts_ms, ev.command, ev.result,
+                                            &w->decisions));
 }
 
 static const handler_fn handlers[] = {
@@ -407,6 +433,8 @@ static size_t deadletter_fit(const sm_worker *w, size_t len, const char **h,
 static void deadletter(sm_worker *w, const sm_item *it, const sm_verdict *v)
 {
     w->st.deadletters++;
+    if ((unsigned)v->status < SM_METRICS_STATUSES)
+        w->st.deadletters_by_status[v->status]++;
     if (v->internal)
         w->st.internal_errors++;
     char orig[24];

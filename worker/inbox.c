@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -53,6 +54,9 @@ struct sm_inbox {
     pthread_cond_t not_full;    /* producers wait here */
     sm_item *ring;
     size_t cap, head, count;
+    sm_item urgent[SM_INBOX_URGENT_CAP];    /* the urgent lane's ring */
+    size_t uhead;
+    atomic_size_t ucount;
     size_t sources;
     unsigned producers_waiting;
     bool consumer_waiting;
@@ -92,6 +96,10 @@ void sm_inbox_destroy(sm_inbox *ib)
     for (; ib->count > 0; ib->count--) {
         sm_item_release(&ib->ring[ib->head]);
         ib->head = (ib->head + 1) % ib->cap;
+    }
+    for (size_t n = atomic_load(&ib->ucount); n > 0; n--) {
+        sm_item_release(&ib->urgent[ib->uhead]);
+        ib->uhead = (ib->uhead + 1) % SM_INBOX_URGENT_CAP;
     }
     pthread_cond_destroy(&ib->not_empty);
     pthread_cond_destroy(&ib->not_full);
@@ -143,7 +151,8 @@ size_t sm_inbox_pop(sm_inbox *ib, sm_item *out, size_t max, int64_t timeout_ms)
         struct timespec until;
         deadline_in(&until, timeout_ms);
         ib->consumer_waiting = true;
-        while (ib->count == 0 && ib->sources > 0 && ib->failure == SM_OK)
+        while (ib->count == 0 && atomic_load(&ib->ucount) == 0 &&
+               ib->sources > 0 && ib->failure == SM_OK)
             if (pthread_cond_timedwait(&ib->not_empty, &ib->mu, &until) == ETIMEDOUT)
                 break;
         ib->consumer_waiting = false;
@@ -157,6 +166,46 @@ size_t sm_inbox_pop(sm_inbox *ib, sm_item *out, size_t max, int64_t timeout_ms)
         pthread_cond_broadcast(&ib->not_full);
     pthread_mutex_unlock(&ib->mu);
     return n;
+}
+
+sm_status sm_inbox_push_urgent(sm_inbox *ib, const sm_item *it)
+{
+    sm_status s = SM_OK;
+    pthread_mutex_lock(&ib->mu);
+    size_t n = atomic_load(&ib->ucount);
+    if (ib->closed) {
+        ib->refused++;
+        s = SM_ERR_INVALID;
+    } else if (n == SM_INBOX_URGENT_CAP) {
+        s = SM_ERR_FULL;
+    } else {
+        ib->urgent[(ib->uhead + n) % SM_INBOX_URGENT_CAP] = *it;
+        atomic_store(&ib->ucount, n + 1);
+        if (ib->consumer_waiting)
+            pthread_cond_signal(&ib->not_empty);
+    }
+    pthread_mutex_unlock(&ib->mu);
+    return s;
+}
+
+size_t sm_inbox_pop_urgent(sm_inbox *ib, sm_item *out, size_t max)
+{
+    if (atomic_load_explicit(&ib->ucount, memory_order_relaxed) == 0)
+        return 0;
+    pthread_mutex_lock(&ib->mu);
+    size_t n = 0, have = atomic_load(&ib->ucount);
+    for (; n < max && n < have; n++) {
+        out[n] = ib->urgent[ib->uhead];
+        ib->uhead = (ib->uhead + 1) % SM_INBOX_URGENT_CAP;
+    }
+    atomic_store(&ib->ucount, have - n);
+    pthread_mutex_unlock(&ib->mu);
+    return n;
+}
+
+bool sm_inbox_urgent_waiting(sm_inbox *ib)
+{
+    return atomic_load_explicit(&ib->ucount, memory_order_relaxed) > 0;
 }
 
 void sm_inbox_source_open(sm_inbox *ib)

@@ -118,6 +118,22 @@ sm_status sm_inbox_push(sm_inbox *ib, const sm_item *it);
 size_t sm_inbox_pop(sm_inbox *ib, sm_item *out, size_t max,
                     int64_t timeout_ms);
 
+/* The urgent lane: requests that must not wait behind the event queue
+ * (request/reply endpoints, service.h). A small ring of its own, never
+ * blocking: when it is full the push fails with SM_ERR_FULL and the
+ * source answers "busy" itself. The consumer takes urgent items with
+ * sm_inbox_pop_urgent, checks for them between events with
+ * sm_inbox_urgent_waiting (one atomic load, no lock), and a consumer
+ * waiting in sm_inbox_pop wakes (returning 0) when one arrives. Urgent
+ * items are popped in push order among themselves. */
+#define SM_INBOX_URGENT_CAP 1024
+sm_status sm_inbox_push_urgent(sm_inbox *ib, const sm_item *it);
+/* Moves up to max urgent items into out without waiting. */
+size_t sm_inbox_pop_urgent(sm_inbox *ib, sm_item *out, size_t max);
+/* Whether urgent items wait (a relaxed read: may lag a push by a moment,
+ * never reports one that is not there). */
+bool sm_inbox_urgent_waiting(sm_inbox *ib);
+
 /* A source starts pushing. */
 void sm_inbox_source_open(sm_inbox *ib);
 /* A source made its last push. why: SM_OK for an end we asked for, else

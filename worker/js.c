@@ -64,6 +64,7 @@ struct sm_js {
     uint64_t cur_seq;
     sm_js_stats st;
     atomic_uint_fast64_t fetched, gaps;
+    atomic_int_fast64_t pending;    /* the last delivery's NumPending */
 };
 
 /* ---- streams ------------------------------------------------------------ */
@@ -417,6 +418,7 @@ static void take(js_source *src, natsMsg *m)
         return;
     }
     uint64_t sseq = md->Sequence.Stream, nd = md->NumDelivered;
+    atomic_store(&js->pending, (int_fast64_t)md->NumPending);
     jsMsgMetaData_Destroy(md);
     if (sseq <= src->next) {
         if (sseq == src->next)
@@ -708,6 +710,7 @@ void sm_js_stats_get(const sm_js *js, sm_js_stats *out)
     *out = js->st;
     out->fetched = atomic_load(&js->fetched);
     out->gaps = atomic_load(&js->gaps);
+    out->pending = atomic_load(&js->pending);
     out->applied_seq = js->src.applied;
 }
 

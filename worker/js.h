@@ -37,8 +37,9 @@
  *    windows are rebuilt from the retained stream.
  *
  *  - Output. Conclusions are published (js_PublishMsg, waiting for the
- *    stream's acknowledgement) as soon as they are decided, BEFORE the
- *    commit of the state that produced them, with their decision id as
+ *    stream's acknowledgement) at the end of the batch that decided them,
+ *    BEFORE the commit of the state that produced them (the worker's
+ *    outbox, sm_worker_release), with their decision id as
  *    Nats-Msg-Id. A worker killed before the commit re-derives them from
  *    the redelivered input with the same ids, and the output stream
  *    (duplicate window js_dup_window) drops them. Dead letters of a
@@ -128,13 +129,16 @@ typedef struct sm_js_stats {
                                    duplicates (re-decided after a restart) */
     uint64_t applied_seq;       /* stream sequence applied, summed over
                                    consumers */
+    int64_t pending;            /* consumer lag: messages of the stream not
+                                   yet delivered to us, as the last
+                                   delivery said (NumPending; 0 before) */
 } sm_js_stats;
 /* Counters (worker thread). */
 void sm_js_stats_get(const sm_js *js, sm_js_stats *out);
 
 /* Messages of the consumer's filter not yet delivered plus delivered and
- * not acknowledged (asks the server; for the metrics endpoint: consumer
- * lag). -1 if unknown. */
+ * not acknowledged, asked of the server (a round trip: not for the
+ * worker thread's hot path; sm_js_stats.pending is free). -1 if unknown. */
 int64_t sm_js_lag(sm_js *js);
 
 #endif

@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,12 @@ int sm_log_level_parse(const char *s)
         if (strcmp(s, level_name[i]) == 0)
             return i;
     return -1;
+}
+
+int sm_log_format_parse(const char *s)
+{
+    return strcmp(s, "text") == 0 ? SM_LOG_TEXT
+         : strcmp(s, "json") == 0 ? SM_LOG_JSON : -1;
 }
 
 /* How the character at p is shown: as is (returns 1, esc ""), or escaped
@@ -51,6 +58,178 @@ static void put_escaped(FILE *out, const char *s)
         run = p;
     }
     fwrite(run, 1, (size_t)(p - run), out);
+}
+
+/* ---- JSON lines --------------------------------------------------------- */
+
+/* Bytes of the UTF-8 sequence at p (2 to 4), or 0 if it is not one. */
+static size_t utf8_len(const unsigned char *p)
+{
+    size_t n = *p >= 0xf0 && *p <= 0xf4 ? 4 : *p >= 0xe0 ? 3 : *p >= 0xc2 ? 2 : 0;
+    if (*p >= 0xf5)
+        n = 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && *p == 0xe0 && p[1] < 0xa0) ||       /* overlong */
+        (n == 3 && *p == 0xed && p[1] >= 0xa0) ||      /* surrogate */
+        (n == 4 && *p == 0xf0 && p[1] < 0x90) ||
+        (n == 4 && *p == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+/* Writes [s, s + n) as a JSON string, quotes included. */
+static void put_json_str(FILE *out, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    fputc('"', out);
+    while (p < end) {
+        size_t u = *p >= 0x80 ? utf8_len(p) : 1;
+        if (u > (size_t)(end - p))
+            u = 0;
+        if (*p == '"' || *p == '\\') {
+            fputc('\\', out);
+            fputc(*p, out);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(out, "\\u%04x", *p);
+        } else if (u == 2 && *p == 0xc2 && p[1] <= 0x9f) {
+            fprintf(out, "\\u%04x", p[1]);           /* C1 control */
+        } else if (u == 0) {
+            fprintf(out, "\\\\x%02x", *p);          /* not UTF-8 */
+            u = 1;
+        } else {
+            fwrite(p, 1, u, out);
+        }
+        p += u ? u : 1;
+    }
+    fputc('"', out);
+}
+
+/* Whether [s, s + n) is a JSON number of at most 15 digits. */
+static bool json_number(const char *s, size_t n)
+{
+    size_t i = 0, digits = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++, digits++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++, digits++;
+    else
+        return false;
+    if (i < n && s[i] == '.') {
+        size_t before = i++;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++, digits++;
+        if (i == before + 1)
+            return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        size_t before = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+        if (i == before)
+            return false;
+    }
+    return i == n && digits <= 15;
+}
+
+/* Whether p starts with a key and its '=' ([A-Za-z0-9_]+=). */
+static bool key_follows(const char *p)
+{
+    const char *k = p;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+           (*p >= '0' && *p <= '9') || *p == '_')
+        p++;
+    return p > k && *p == '=';
+}
+
+/* One pair of the caller's text at *pp: key [k, k + kn), value
+ * [v, v + vn), quoted or not; a word without '=' has kn 0. Advances *pp.
+ * Returns false at the end. */
+static bool next_pair(const char **pp, const char **k, size_t *kn,
+                      const char **v, size_t *vn, bool *quoted)
+{
+    const char *p = *pp;
+    while (*p == ' ')
+        p++;
+    if (!*p)
+        return false;
+    const char *word = p;
+    while (*p && *p != ' ' && *p != '=')
+        p++;
+    *quoted = false;
+    if (*p != '=') {                    /* a bare word */
+        *k = word;
+        *kn = 0;
+        *v = word;
+        *vn = (size_t)(p - word);
+        *pp = p;
+        return true;
+    }
+    *k = word;
+    *kn = (size_t)(p - word);
+    p++;
+    if (*p == '"') {                    /* to the quote that ends the line or
+                                           comes before " key=" */
+        const char *q = ++p;
+        while (*q && !(*q == '"' && (!q[1] || (q[1] == ' ' && key_follows(q + 2)))))
+            q++;
+        *v = p;
+        *vn = (size_t)(q - p);
+        *quoted = true;
+        *pp = *q ? q + 1 : q;
+        return true;
+    }
+    *v = p;
+    while (*p && *p != ' ')
+        p++;
+    *vn = (size_t)(p - *v);
+    *pp = p;
+    return true;
+}
+
+/* Whether key [k, k + n) is one of the line's own: ts, level, event. */
+static bool reserved(const char *k, size_t n)
+{
+    return (n == 2 && memcmp(k, "ts", 2) == 0) ||
+           (n == 5 && memcmp(k, "level", 5) == 0) ||
+           (n == 5 && memcmp(k, "event", 5) == 0);
+}
+
+/* The JSON form of a line (without its newline). A caller's key that is
+ * one of the line's own (ts, level, event) gets a leading '_'. */
+static void put_json_line(FILE *out, long long ms, const char *level,
+                          const char *event, const char *text)
+{
+    fprintf(out, "{\"ts\":%lld,\"level\":\"%s\",\"event\":", ms, level);
+    put_json_str(out, event, strlen(event));
+    const char *p = text, *k, *v;
+    size_t kn, vn;
+    bool quoted;
+    while (next_pair(&p, &k, &kn, &v, &vn, &quoted)) {
+        fputc(',', out);
+        if (!kn) {
+            fputs("\"msg\"", out);
+        } else if (reserved(k, kn)) {   /* the line's own stay as they are */
+            char renamed[8] = "_";
+            memcpy(renamed + 1, k, kn);
+            put_json_str(out, renamed, kn + 1);
+        } else {
+            put_json_str(out, k, kn);
+        }
+        fputc(':', out);
+        if (!quoted && kn && json_number(v, vn))
+            fwrite(v, 1, vn, out);
+        else
+            put_json_str(out, v, vn);
+    }
+    fputc('}', out);
 }
 
 const char *sm_log_escape(const char *s, char *buf, size_t cap)
@@ -95,10 +274,14 @@ void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
         text = local;           /* out of memory: the line, cut short */
     FILE *out = lg->out ? lg->out : stderr;
     flockfile(out);
-    fprintf(out, "ts=%lld level=%s event=%s", ms, level_name[level], event);
-    if (n > 0) {
-        fputc(' ', out);
-        put_escaped(out, text);
+    if (lg->format == SM_LOG_JSON) {
+        put_json_line(out, ms, level_name[level], event, n > 0 ? text : "");
+    } else {
+        fprintf(out, "ts=%lld level=%s event=%s", ms, level_name[level], event);
+        if (n > 0) {
+            fputc(' ', out);
+            put_escaped(out, text);
+        }
     }
     fputc('\n', out);
     fflush(out);

@@ -9,6 +9,7 @@
  *   swarm-medic replay FILE --to-bus [--speed recorded|fast|K]
  *   swarm-medic backtest FILE --b SETTING=VALUE... [--b-config FILE]
  *   swarm-medic score FILE --labels F [--b SETTING=VALUE...] [--floor K=V,...]
+ *   swarm-medic [COMMAND] --check-config [...]   validate, print, exit 0/1
  *   swarm-medic --help
  *
  * Settings come from defaults, then the JSON file, then SWARM_MEDIC_*
@@ -25,7 +26,9 @@
 
 #include "bus.h"
 #include "config.h"
+#include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "worker.h"
 
 /* The commands beside the worker live in worker/tools/ (libsmtools.a). */
@@ -51,6 +54,7 @@ typedef enum command {
 typedef struct args {
     command cmd;
     bool help;
+    bool check_config;          /* --check-config: validate, print, exit */
     const char *config_file;
     const char *file;           /* replay / backtest input */
     int64_t count;              /* watch, record: stop after N messages */
@@ -96,7 +100,10 @@ static void usage(const sm_config *defaults)
            "                             (a scenario: make eval, or swarm-sim\n"
            "                             --scenario F --record R --labels-out L,\n"
            "                             then score R --labels L)\n"
-           "  --config FILE              JSON file of settings\n\n"
+           "  --config FILE              JSON file of settings\n"
+           "  --check-config             validate the settings (file, environment,\n"
+           "                             flags), print them and exit: 0 valid, 1 not;\n"
+           "                             connects to nothing\n\n"
            "Settings (also SWARM_MEDIC_<NAME> in the environment):\n");
     sm_config_usage(defaults, stdout);
 }
@@ -204,6 +211,10 @@ static sm_status parse_args(int argc, char **argv, args *a, sm_config *cfg,
             a->to_bus = true;
             continue;
         }
+        if (strcmp(arg, "--check-config") == 0) {
+            a->check_config = true;
+            continue;
+        }
         if (strncmp(arg, "--", 2) != 0) {
             if (apply && arg == a->file)
                 continue;           /* taken in pass 1 */
@@ -267,11 +278,37 @@ static sm_status load_config(int argc, char **argv, args *a, sm_config *cfg,
     return s;
 }
 
+/* Serves /metrics, /healthz and /readyz on http_listen from what w
+ * publishes into a new *m. */
+static sm_status start_http(const sm_config *cfg, const sm_log *log,
+                            sm_worker *w, sm_metrics **m, sm_http **http)
+{
+    char err[512];
+    sm_status s = sm_metrics_create(m);
+    if (s == SM_OK)
+        s = sm_http_start(http, cfg->http_listen, *m, err, sizeof err);
+    else
+        snprintf(err, sizeof err, "out of memory");
+    if (s != SM_OK) {
+        sm_log_write(log, SM_LOG_ERROR, "http_listen_failed", "detail=\"%s\"", err);
+        return s;
+    }
+    sm_worker_set_metrics(w, *m);
+    sm_log_write(log, SM_LOG_INFO, "http_listening",
+                 "listen=%s port=%d paths=\"/metrics /healthz /readyz\"",
+                 cfg->http_listen, sm_http_port(*http));
+    return SM_OK;
+}
+
 static int run_worker(const sm_config *cfg, const sm_log *log,
                       const sigset_t *stop)
 {
     sm_worker *w = NULL;
+    sm_metrics *m = NULL;
+    sm_http *http = NULL;
     sm_status s = sm_worker_create(&w, cfg, log);
+    if (s == SM_OK && cfg->http_listen[0])
+        s = start_http(cfg, log, w, &m, &http);
     if (s == SM_OK)
         s = sm_worker_open(w);
     if (s == SM_OK)
@@ -281,8 +318,26 @@ static int run_worker(const sm_config *cfg, const sm_log *log,
     if (s != SM_OK)
         sm_log_write(log, SM_LOG_ERROR, "worker_failed", "status=\"%s\"",
                      sm_status_str(s));
+    sm_http_stop(http);
     sm_worker_destroy(w);
+    sm_metrics_destroy(m);
     return s == SM_OK ? 0 : 1;
+}
+
+/* --check-config: the verdict in one sentence, then what would run. */
+static int check_config(const args *a, const sm_config *cfg, sm_status s,
+                        const char *err)
+{
+    if (s != SM_OK) {
+        fprintf(stderr, "swarm-medic: configuration invalid: %s\n", err);
+        return 1;
+    }
+    printf("swarm-medic: configuration valid; would run %s%s with:\n",
+           a->cmd == CMD_RUN ? "the worker" : command_names[a->cmd],
+           a->config_file ? " (file, environment and flags)"
+                          : " (defaults, environment and flags)");
+    sm_config_print(cfg, stdout);
+    return 0;
 }
 
 static int run_record(const sm_config *cfg, const sm_log *log, const args *a,
@@ -445,6 +500,11 @@ int main(int argc, char **argv)
         sm_config_free(&cfg);
         return 0;
     }
+    if (a.check_config) {
+        int rc = check_config(&a, &cfg, s, err);
+        sm_config_free(&cfg);
+        return rc;
+    }
     if (s != SM_OK) {
         fprintf(stderr, "swarm-medic: %s\n", err);
         sm_log_write(&log, SM_LOG_ERROR, "config_rejected", "detail=\"%s\"", err);
@@ -452,6 +512,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log.level = (sm_log_level)sm_log_level_parse(cfg.log_level);
+    log.format = (sm_log_format)sm_log_format_parse(cfg.log_format);
     int rc = 0;
     switch (a.cmd) {
     case CMD_RUN: rc = run_worker(&cfg, &log, &stop); break;

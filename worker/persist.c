@@ -44,6 +44,7 @@ struct sm_persist {
     bool meta_held;         /* stored meta is newer: never overwritten */
     sm_persist_cursor_t cursors[SM_PERSIST_CURSORS];  /* input positions */
     size_t n_cursors;
+    sm_persist_extra extra; /* records written beside the state */
 };
 
 /* Length of id if it is a storable id (1..SM_ID_MAX-1 bytes), else 0. */
@@ -487,7 +488,8 @@ static sm_status load_other(void *ud, const void *k, size_t klen,
     (void)val;
     (void)vlen;
     bool known = klen >= 2 && b[1] == 0 &&
-                 (b[0] == 's' || b[0] == 'a' || b[0] == 'c' ||
+                 (b[0] == 's' || b[0] == 'a' || b[0] == 'c' || b[0] == 'r' ||
+                  b[0] == 'x' || b[0] == 'y' ||
                   (b[0] == 'm' && (klen == 2 || (klen == META_KEY_LEN &&
                                                  memcmp(k, meta_key, klen) == 0))));
     if (!known) {
@@ -707,10 +709,19 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
         c->s = put_meta(c);
     if (c->s == SM_OK && !res->swarms_failed)
         c->s = put_cursors(p);
-    if (c->s == SM_OK)
+    if (c->s == SM_OK && p->extra.write)
+        c->s = p->extra.write(p->extra.ud, p->st);
+    if (c->s == SM_OK) {
+        if (p->extra.sync_begin)
+            p->extra.sync_begin(p->extra.ud);
         c->s = sm_store_commit(p->st);
-    else
+        if (p->extra.sync_end)
+            p->extra.sync_end(p->extra.ud);
+    } else {
         sm_store_abort(p->st);      /* no-op if the store ended it */
+    }
+    if (p->extra.done)
+        p->extra.done(p->extra.ud, c->s == SM_OK);
     if (c->s != SM_OK)
         return c->s;
     for (size_t i = 0; i < p->n_done; i++)
@@ -764,6 +775,12 @@ static sm_status commit_deletes(flush_ctx *c, size_t *deleted)
         (void)sm_store_commit(p->st);
     sm_store_abort(p->st);      /* no-op unless a step above failed */
     return SM_OK;
+}
+
+void sm_persist_set_extra(sm_persist *p, const sm_persist_extra *extra)
+{
+    if (p)
+        p->extra = extra ? *extra : (sm_persist_extra){0};
 }
 
 sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,

@@ -10,6 +10,11 @@
  *   "m" 0x00 "meta"                       the meta record (core/encode.h:
  *                                         applied stream sequence and
  *                                         configuration hash)
+ *   "r" 0x00, "x" 0x00, "y" 0x00 ...      the services' records (per-minute
+ *                                         task aggregates, decision log:
+ *                                         service_store.h), written by the
+ *                                         extra writer (sm_persist_set_extra)
+ *                                         in the same batch; load skips them
  *
  * (ids never contain a NUL byte, so keys do not collide and a prefix scan
  * of "a" 0x00 <swarm> 0x00 finds one swarm's agents.) The two-byte key
@@ -195,6 +200,23 @@ typedef struct sm_persist_cursor_t {
 sm_status sm_persist_set_cursor(sm_persist *p, const char *name, uint64_t seq);
 /* The cursor's sequence as loaded or last set, 0 if none. */
 uint64_t sm_persist_cursor(sm_persist *p, const char *name);
+/* Records written beside the state, in the same batch (so they commit
+ * with the state they describe): write(ud, st) is called inside each
+ * batch attempt after the swarms and the meta record, and puts or
+ * deletes through st; an error from it fails the attempt like any write
+ * (a full map grows the store and retries, calling write again). done(ud,
+ * committed) follows each attempt. Either may be NULL; extra is copied
+ * (NULL: none). */
+typedef struct sm_persist_extra {
+    sm_status (*write)(void *ud, sm_store *st);
+    void (*done)(void *ud, bool committed);
+    /* around the store commit of a batch (its sync to disk): the caller's
+     * state is not touched between the two calls */
+    void (*sync_begin)(void *ud);
+    void (*sync_end)(void *ud);
+    void *ud;
+} sm_persist_extra;
+void sm_persist_set_extra(sm_persist *p, const sm_persist_extra *extra);
 
 /* Queues the deletion of the swarm's blob and of every agent blob stored
  * under it (a prefix scan now; agents first stored after this call are not

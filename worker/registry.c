@@ -5,14 +5,19 @@
  * open-addressing table of indexes into it (0 empty, i + 1 for swarms[i]),
  * kept at most half full.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hash.h"
 #include "registry.h"
+#include "strategies.h"
 
 struct sm_registry {
     sm_detect_config cfg;
+    char autonomy[512];     /* the autonomy setting; "" until set: no
+                               healing (strategies.h) */
+    bool heal;
     sm_swarm **swarms;
     size_t count, cap;
     size_t *slots;
@@ -121,6 +126,13 @@ sm_status sm_registry_get(sm_registry *reg, const char *id, sm_swarm **sw)
         s = sm_swarm_create(&made, id, &reg->cfg);
     if (s != SM_OK)
         return s;
+    if (reg->heal) {
+        sm_heal_config hc;
+        char err[8];
+        /* the setting was checked by sm_registry_set_autonomy() */
+        if (sm_heal_config_for(reg->autonomy, id, &hc, err, sizeof err) == SM_OK)
+            (void)sm_swarm_set_heal(made, &hc);
+    }
     reg->swarms[reg->count] = made;
     reg->slots[slot_of(reg, id)] = reg->count + 1;
     reg->count++;
@@ -159,4 +171,28 @@ void sm_registry_foreach(const sm_registry *reg, sm_registry_fn fn, void *ud)
         return;
     for (size_t i = 0; i < reg->count; i++)
         fn(ud, reg->swarms[i]);
+}
+
+sm_status sm_registry_set_autonomy(sm_registry *reg, const char *spec,
+                                   char *err, size_t errcap)
+{
+    sm_heal_config hc;
+    if (!reg || !spec)
+        return SM_ERR_INVALID;
+    if (strlen(spec) >= sizeof reg->autonomy) {
+        snprintf(err, errcap, "autonomy: longer than %zu bytes",
+                 sizeof reg->autonomy - 1);
+        return SM_ERR_CONFIG;
+    }
+    sm_status s = sm_heal_config_for(spec, NULL, &hc, err, errcap);
+    if (s != SM_OK)
+        return s;
+    memcpy(reg->autonomy, spec, strlen(spec) + 1);
+    reg->heal = true;
+    for (size_t k = 0; k < reg->count; k++) {
+        const char *id = sm_swarm_id(reg->swarms[k]);
+        if (sm_heal_config_for(spec, id, &hc, err, errcap) == SM_OK)
+            (void)sm_swarm_set_heal(reg->swarms[k], &hc);
+    }
+    return SM_OK;
 }

@@ -49,6 +49,14 @@ size_t sm_registry_count(const sm_registry *reg);
 /* The detector configuration swarms are created with (owned by reg). */
 const sm_detect_config *sm_registry_config(const sm_registry *reg);
 
+/* Turns healing on: every swarm held and created from now on heals with
+ * the strategy table and the autonomy setting `spec` (strategies.h),
+ * resolved for its id. Before this call no swarm heals. Errors:
+ * SM_ERR_INVALID (NULL), SM_ERR_CONFIG (spec does not parse; a sentence
+ * in err). */
+sm_status sm_registry_set_autonomy(sm_registry *reg, const char *spec,
+                                   char *err, size_t errcap);
+
 /* Calls fn for each swarm in insertion order. fn must not create or
  * remove swarms (no sm_registry_get() of a new id, no
  * sm_registry_remove()) during the walk. */

@@ -356,7 +356,24 @@ sm_status sm_store_grow(sm_store *st)
 sm_status sm_store_scan(sm_store *st, const void *prefix, size_t plen,
                         sm_store_scan_fn fn, void *ud)
 {
-    if (!st || st->txn || !fn || (!prefix && plen > 0) || plen > st->max_key)
+    return sm_store_scan_from(st, prefix, plen, prefix, plen, fn, ud);
+}
+
+sm_status sm_store_scan_from(sm_store *st, const void *prefix, size_t plen,
+                             const void *from, size_t flen,
+                             sm_store_scan_fn fn, void *ud)
+{
+    if (!st || st->txn)
+        return SM_ERR_INVALID;
+    return sm_store_scan_shared(st, prefix, plen, from, flen, fn, ud);
+}
+
+sm_status sm_store_scan_shared(sm_store *st, const void *prefix, size_t plen,
+                               const void *from, size_t flen,
+                               sm_store_scan_fn fn, void *ud)
+{
+    if (!st || !fn || (!prefix && plen > 0) || plen > st->max_key ||
+        (!from && flen > 0) || flen > st->max_key)
         return SM_ERR_INVALID;
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
@@ -368,8 +385,8 @@ sm_status sm_store_scan(sm_store *st, const void *prefix, size_t plen,
         s = status_of(st, rc);
         goto cleanup;
     }
-    MDB_val k = {plen, (void *)prefix}, v = {0, NULL};
-    rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
+    MDB_val k = {flen, (void *)from}, v = {0, NULL};
+    rc = mdb_cursor_get(cur, &k, &v, flen ? MDB_SET_RANGE : MDB_FIRST);
     while (rc == MDB_SUCCESS) {
         if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
             break;

@@ -105,6 +105,22 @@ typedef sm_status (*sm_store_scan_fn)(void *ud, const void *key, size_t klen,
 sm_status sm_store_scan(sm_store *st, const void *prefix, size_t plen,
                         sm_store_scan_fn fn, void *ud);
 
+/* The same, starting at the first key >= from (flen 0: at the prefix):
+ * a range scan. */
+sm_status sm_store_scan_from(sm_store *st, const void *prefix, size_t plen,
+                             const void *from, size_t flen,
+                             sm_store_scan_fn fn, void *ud);
+
+/* The same from another thread while the owner's batch may be open or
+ * committing (MDB_NOTLS: a read transaction is not tied to a thread; it
+ * sees the last committed state). Never on the thread that holds the
+ * batch. Touches only what is fixed at open (the environment, the
+ * database handle), so it does not race with the owner; not during
+ * sm_store_grow (the caller excludes that). */
+sm_status sm_store_scan_shared(sm_store *st, const void *prefix, size_t plen,
+                               const void *from, size_t flen,
+                               sm_store_scan_fn fn, void *ud);
+
 typedef struct sm_store_stats {
     size_t map_size;        /* current map size */
     size_t used_bytes;      /* pages in use * page size (high-water mark) */

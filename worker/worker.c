@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "proc.h"
+#include "strategies.h"
 #include "worker_int.h"
 
 /* Items the inbox holds before sources block (then cnats's pending_limit
@@ -15,8 +16,8 @@
 #define INBOX_CAPACITY 16384
 /* Items handled per inbox lock. */
 #define BATCH 256
-/* How long a stop waits for the input to drain. */
-#define DRAIN_MS 10000
+/* How long a stop waits for the input to drain (worker.h). */
+#define DRAIN_MS SM_WORKER_DRAIN_MS
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
                           size_t len, const char *const *headers)
@@ -39,11 +40,22 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
         return SM_ERR_NOMEM;
     w->cfg = cfg;
     w->log = log;
+    sm_hist_init(&w->handle_latency, SM_HIST_HANDLE);
+    sm_hist_init(&w->commit_latency, SM_HIST_COMMIT);
+    sm_notify_init(&w->notify);
     sm_status s = sm_registry_create(&w->reg, &cfg->detect);
+    char err[256];
+    if (s == SM_OK && cfg->heal &&
+        sm_registry_set_autonomy(w->reg, cfg->autonomy, err, sizeof err) != SM_OK) {
+        sm_log_write(log, SM_LOG_ERROR, "config", "detail=\"%s\"", err);
+        s = SM_ERR_CONFIG;
+    }
     if (s == SM_OK)
         s = sm_codec_create(&w->codec);
     if (s == SM_OK)
         s = sm_inbox_create(&w->inbox, INBOX_CAPACITY);
+    if (s == SM_OK)
+        s = sm_service_create(&w->svc, cfg, log, w->reg, &w->sink);
     if (s != SM_OK) {
         sm_worker_destroy(w);
         return s;
@@ -128,6 +140,11 @@ sm_status sm_worker_open(sm_worker *w)
     if (s != SM_OK)
         return s;
     sm_persist_on_drop(w->persist, log_dropped, w);
+    sm_persist_extra extra;
+    s = sm_service_attach_store(w->svc, w->store, &extra);
+    if (s != SM_OK)
+        return s;
+    sm_persist_set_extra(w->persist, &extra);
     sm_persist_load_result lr;
     s = sm_persist_load(w->persist, w->reg, &lr);
     if (s == SM_OK)
@@ -155,12 +172,13 @@ sm_status sm_worker_open(sm_worker *w)
 
 /* Sleeps up to ms, in slices, unless a stop signal is pending. Returns
  * true if one is. */
-static bool wait_or_stop(int64_t ms, const sigset_t *stop)
+static bool wait_or_stop(sm_worker *w, int64_t ms, const sigset_t *stop)
 {
     for (int64_t slept = 0; slept < ms; slept += 50) {
         if (sm_proc_stop_pending(stop, NULL))
             return true;
         sm_proc_sleep_ms(50);
+        sm_worker_turn(w, false);
     }
     return sm_proc_stop_pending(stop, NULL);
 }
@@ -180,13 +198,16 @@ static sm_status connect_js(sm_worker *w, const sigset_t *stop)
         sm_log_write(w->log, SM_LOG_ERROR, "js_setup_failed",
                      "attempt=%u status=\"%s\" detail=\"%s\" retry=%s", attempt,
                      sm_status_str(s), err, s == SM_ERR_BUS ? "yes" : "no");
-        if (s != SM_ERR_BUS || wait_or_stop(1000, stop))
+        if (s != SM_ERR_BUS || wait_or_stop(w, 1000, stop))
             return s;
     }
     w->sink.publish = sm_js_publish;
     w->sink.ud = w->js;
     w->sink.max_payload = sm_js_max_payload;
     w->send_before_commit = true;
+    s = sm_service_connect(w->svc, w->bus, w->inbox);
+    if (s != SM_OK)
+        return s;
     sm_log_write(w->log, SM_LOG_INFO, "subscribed",
                  "subject=%s url=%s input=jetstream stream=%s consumer=%s "
                  "out_stream=%s", w->cfg->input_subject,
@@ -200,6 +221,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     char err[512];
     int64_t wait_ms = w->cfg->reconnect_wait_ms > 100 ? w->cfg->reconnect_wait_ms : 100;
     sm_status s;
+    sm_worker_phase(w, SM_PHASE_CONNECTING);
     /* cnats's own retry-on-failed-connect blocks inside Connect for ever
      * on an authorization error, deaf to signals and silent: retry here,
      * saying why each attempt failed. */
@@ -212,7 +234,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
                      err, s == SM_ERR_BUS ? " retry=yes" : " retry=no");
         if (s != SM_ERR_BUS)
             return s;           /* bad TLS or credential files: fatal */
-        if (wait_or_stop(wait_ms, stop)) {
+        if (wait_or_stop(w, wait_ms, stop)) {
             sm_log_write(w->log, SM_LOG_WARN, "stopping",
                          "detail=\"stopped before ever connecting\"");
             return SM_ERR_BUS;
@@ -232,7 +254,7 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
                      "subject=%s attempt=%u status=\"%s\" retry=yes "
                      "detail=\"the server did not confirm the subscription\"",
                      w->cfg->input_subject, attempt, sm_status_str(s));
-        if (wait_or_stop(wait_ms, stop)) {
+        if (wait_or_stop(w, wait_ms, stop)) {
             sm_log_write(w->log, SM_LOG_WARN, "stopping",
                          "detail=\"stopped before the subscription was confirmed\"");
             return SM_ERR_BUS;
@@ -241,6 +263,9 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
     w->sink.publish = bus_sink;
     w->sink.ud = w->bus;
     w->sink.max_payload = bus_max_payload;
+    s = sm_service_connect(w->svc, w->bus, w->inbox);
+    if (s != SM_OK)
+        return s;
     char url[512];
     sm_log_write(w->log, SM_LOG_INFO, "subscribed", "subject=%s url=%s",
                  w->cfg->input_subject,
@@ -258,15 +283,26 @@ void sm_worker_set_sink(sm_worker *w, const sm_sink *sink)
     w->sink = *sink;
 }
 
+/* Seconds from a to b (monotonic). */
+static double elapsed_s(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
 sm_status sm_worker_flush(sm_worker *w)
 {
     if (!w->persist)
         return SM_OK;
     sm_persist_result r;
+    sm_service_before_commit(w->svc, w->outbox.v, w->outbox.n);
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
     sm_js_before_commit(w->js, w->persist);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    sm_hist_observe(&w->commit_latency, elapsed_s(&t0, &t1));
     w->store_failing = s != SM_OK;
     if (s == SM_OK) {
         sm_js_committed(w->js);     /* ack what the commit made durable */
@@ -388,11 +424,12 @@ static void log_tally(const sm_worker *w, const char *what, const char *name,
     uint32_t fates = t->fulfilled + t->late + t->wrong;
     double acc = fates ? (double)t->fulfilled / fates : 0.0;
     sm_log_write(w->log, SM_LOG_INFO, "predictions",
-                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u open=%u "
-                 "accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
+                 "%s=%s raised=%u fulfilled=%u late=%u wrong=%u preempted=%u "
+                 "open=%u accuracy=%.3f false_positive_rate=%.3f lead_mean_s=%.1f "
                  "eta_err_mean_s=%.1f target_met=%s",
                  what, name, t->raised, t->fulfilled, t->late, t->wrong,
-                 t->raised - fates, acc, fates ? (double)t->wrong / fates : 0.0,
+                 t->preempted, t->raised - fates - t->preempted, acc,
+                 fates ? (double)t->wrong / fates : 0.0,
                  t->fulfilled ? t->lead_s / t->fulfilled : 0.0,
                  t->fulfilled + t->late ? t->eta_err_s / (t->fulfilled + t->late)
                                         : 0.0,
@@ -417,23 +454,115 @@ static void log_ledger(sm_worker *w)
                       &l.by_type[i]);
 }
 
+/* Answers the requests waiting on the inbox's urgent lane (service.h).
+ * Returns how many. */
+static size_t serve_requests(sm_worker *w)
+{
+    sm_item req[16];
+    size_t total = 0, n;
+    while ((n = sm_inbox_pop_urgent(w->inbox, req, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            sm_service_handle(w->svc, &req[i]);
+            sm_item_release(&req[i]);
+        }
+        total += n;
+    }
+    return total;
+}
+
+typedef struct heal_sum {
+    sm_heal_tally by_action[SM_ACT_COUNT + 1];
+    sm_heal_tally by_type[SM_FAIL_MAX + 1];
+    sm_heal_tally by_strategy[SM_HEAL_MAX_STRATEGIES];
+} heal_sum;
+
+static void heal_of(void *ud, sm_swarm *sw)
+{
+    heal_sum *h = ud;
+    sm_swarm_heal_add(sw, h->by_action, h->by_type, h->by_strategy);
+}
+
+/* One line of healing analytics (SPEC capability 6): success rate (a
+ * pre-empted failure counts as a success, a superseded command as
+ * neither), times, the trend of the last 16 verdicts against the whole,
+ * and a recommendation when a strategy fails too often. */
+static void log_heal(const sm_worker *w, const char *what, const char *name,
+                     const sm_heal_tally *t)
+{
+    static const char *const trends[] = {"unknown", "improving", "stable",
+                                         "degrading"};
+    sm_heal_summary m;
+    sm_heal_summarize(t, &m);
+    const char *advice = m.judged >= 5 && m.success_rate < 0.85
+                             ? "success_below_85pct:review_strategy_or_autonomy"
+                             : "-";
+    sm_log_write(w->log, SM_LOG_INFO, "healing_stats",
+                 "%s=%s commands=%u verified=%u failed=%u preempted=%u "
+                 "superseded=%u escalated=%u success_rate=%.3f "
+                 "detect_mean_s=%.1f recover_mean_s=%.1f trend=%s "
+                 "recommendation=%s target_met=%s",
+                 what, name, t->commands, t->verified, t->failed, t->preempted,
+                 t->superseded, t->escalated, m.success_rate, m.detect_mean_s,
+                 m.recover_mean_s, trends[m.trend], advice,
+                 m.judged == 0 ? "unknown" : m.success_rate >= 0.85 ? "yes" : "no");
+}
+
+/* Healing analytics over every swarm: overall, per action, per failure
+ * type and per strategy that issued a command. */
+static void log_healing(sm_worker *w)
+{
+    heal_sum h;
+    memset(&h, 0, sizeof h);
+    sm_registry_foreach(w->reg, heal_of, &h);
+    sm_heal_tally all;
+    sm_heal_tally_all(h.by_action, &all);
+    log_heal(w, "action", "all", &all);
+    for (int i = 1; i <= SM_ACT_COUNT; i++)
+        if (h.by_action[i].commands && i != SM_ACT_ESCALATE)
+            log_heal(w, "action", sm_heal_action_str((sm_heal_action)i),
+                     &h.by_action[i]);
+    for (int i = 0; i <= SM_FAIL_MAX; i++)
+        if (h.by_type[i].commands)
+            log_heal(w, "type", i ? sm_fail_type_str((sm_fail_type)i)
+                                  : "bottleneck", &h.by_type[i]);
+    size_t n;
+    const sm_strategy *table = sm_strategies(&n);
+    for (size_t i = 0; i < n && i < SM_HEAL_MAX_STRATEGIES; i++)
+        if (h.by_strategy[i].commands)
+            log_heal(w, "strategy", table[i].name, &h.by_strategy[i]);
+}
+
 /* Pops one batch (waiting up to wait_ms for it), handles and releases
- * each item. Returns how many. */
+ * each item; requests are answered first and between any two items.
+ * Returns how many items and requests. */
 static size_t handle_batch(sm_worker *w, int64_t wait_ms)
 {
     sm_item batch[BATCH];
-    size_t n = sm_inbox_pop(w->inbox, batch, BATCH, wait_ms);
+    size_t served = serve_requests(w);
+    size_t n = sm_inbox_pop(w->inbox, batch, BATCH, served ? 0 : wait_ms);
     w->in_batch = true;
     for (size_t i = 0; i < n; i++) {
+        /* one item in SM_METRICS_HANDLE_SAMPLE is timed: a clock read
+         * can cost more than a tenth of an item's handling */
+        bool timed = w->handle_seq++ % SM_METRICS_HANDLE_SAMPLE == 0;
+        struct timespec t0, t1;
+        if (timed)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         if (sm_item_seen(&batch[i]))
             w->uncommitted++;   /* held already: acked by the next commit */
         else
             sm_worker_handle_item(w, &batch[i]);
+        if (timed) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            sm_hist_observe(&w->handle_latency, elapsed_s(&t0, &t1));
+        }
         sm_item_release(&batch[i]);
+        if (sm_inbox_urgent_waiting(w->inbox))
+            served += serve_requests(w);
     }
     w->in_batch = false;
     sm_worker_release(w);       /* one commit for the batch's conclusions */
-    return n;
+    return n + served + serve_requests(w);
 }
 
 /* Group commit: after commit_events, after commit_ms of wall time with
@@ -481,6 +610,7 @@ static void drain(sm_worker *w, bool input_lost)
     uint64_t before = w->st.events + w->st.deadletters;
     sm_inbox_stats is;
     for (;;) {
+        sm_worker_turn(w, false);
         if (handle_batch(w, 50) > 0)
             continue;
         sm_inbox_stats_get(w->inbox, &is);
@@ -508,13 +638,19 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     int64_t idle_ms = w->cfg->commit_ms > 0 ? w->cfg->commit_ms : 50;
     uint64_t full_seen = 0;
     sm_status lost = SM_OK;
+    if (sm_service_serve_start(w->svc) != SM_OK)    /* commit windows */
+        sm_log_write(w->log, SM_LOG_WARN, "service_windows_off",
+                     "detail=\"requests wait for commits\"");
+    sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
         int64_t now = wall_ms();
         maybe_commit(w, idle, now, &last_commit);
+        sm_worker_turn(w, idle);
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
             log_stats(w, "stats", started);
             log_ledger(w);
+            log_healing(w);
             last_stats = now;
         }
         sm_inbox_stats is;
@@ -537,6 +673,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             break;
         }
     }
+    sm_worker_phase(w, SM_PHASE_DRAINING);
     drain(w, lost != SM_OK);
     sm_status s = sm_worker_flush(w);
     if (w->bus && lost == SM_OK) {
@@ -545,8 +682,11 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
             sm_log_write(w->log, SM_LOG_ERROR, "publish_flush_failed",
                          "status=\"%s\"", sm_status_str(fs));
     }
+    sm_service_serve_stop(w->svc);
     log_stats(w, "stopped", started);
     log_ledger(w);
+    log_healing(w);
+    sm_worker_phase(w, SM_PHASE_STOPPED);
     return lost != SM_OK ? lost : s;
 }
 
@@ -570,6 +710,7 @@ void sm_worker_destroy(sm_worker *w)
      * callback has run when this returns), then free what is queued. */
     if (w->inbox)
         sm_inbox_close(w->inbox);
+    sm_service_destroy(w->svc);     /* its subscriptions drain first */
     sm_js_close(w->js);
     sm_bus_close(w->bus);
     sm_inbox_destroy(w->inbox);

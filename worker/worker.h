@@ -55,9 +55,17 @@
 #include "config.h"
 #include "inbox.h"
 #include "log.h"
+#include "metrics.h"
 #include "status.h"
 
 typedef struct sm_worker sm_worker;
+
+/* The longest a stop waits for delivered input to drain; then up to 1 s
+ * for the bus's drain and 2 s for the publish flush follow. A supervisor's
+ * stop timeout (systemd TimeoutStopSec, Kubernetes'
+ * terminationGracePeriodSeconds) must exceed the sum (deploy/). */
+#define SM_WORKER_DRAIN_MS 10000
+#define SM_WORKER_STOP_MS (SM_WORKER_DRAIN_MS + 1000 + 2000)
 
 /* Where conclusions and dead letters go: the bus, or (for replay and
  * tests) anything else. headers: NULL-terminated key, value list.
@@ -114,6 +122,11 @@ typedef struct sm_worker_stats {
     uint64_t swarm_cap_rejected;    /* inputs for a new swarm over max_swarms */
     uint64_t agent_cap_rejected;    /* inputs for a new agent over max_agents */
     uint64_t swarms_expired;    /* idle swarms removed (swarm_retention) */
+    uint64_t deadletters_by_status[SM_METRICS_STATUSES];   /* by the
+                                   verdict's sm_status (metrics.h) */
+    uint64_t decisions[SM_METRICS_DEC_KINDS][SM_METRICS_DEC_TYPES];
+                                /* conclusions published, by
+                                   sm_decision_kind and type */
 } sm_worker_stats;
 
 /* cfg and log are borrowed and must outlive the worker. Sets *out only on
@@ -163,6 +176,13 @@ sm_status sm_worker_flush(sm_worker *w);
 sm_status sm_worker_run(sm_worker *w, const sigset_t *stop);
 
 void sm_worker_stats_get(const sm_worker *w, sm_worker_stats *out);
+
+/* Publishes the worker's figures into m (borrowed; must outlive the
+ * worker) from the worker thread: at each phase change and each turn of
+ * the loop (at most every SM_METRICS_PUBLISH_MS while busy), for the
+ * HTTP endpoints (http.h) to read. Call before sm_worker_open. Without
+ * it the worker publishes nothing (replay, tools). observe.c. */
+void sm_worker_set_metrics(sm_worker *w, sm_metrics *m);
 
 /* The swarm `id` the worker holds, or NULL (borrowed; valid until the next
  * input is handled). */

@@ -1,7 +1,7 @@
 /*
  * worker_int.h - the sm_worker struct, shared by worker.c (lifecycle and
- * loop) and handle.c (one handler per input subject). Not for other
- * modules.
+ * loop), handle.c (one handler per input subject) and observe.c (what an
+ * operator sees: metrics, systemd notifications). Not for other modules.
  */
 #ifndef SM_WORKER_INT_H
 #define SM_WORKER_INT_H
@@ -11,8 +11,11 @@
 #include "codec.h"
 #include "inbox.h"
 #include "js.h"
+#include "metrics.h"
+#include "notify.h"
 #include "persist.h"
 #include "registry.h"
+#include "service.h"
 #include "store.h"
 #include "worker.h"
 
@@ -27,10 +30,11 @@ struct sm_worker {
     sm_inbox *inbox;
     sm_js *js;                  /* JetStream input (input = jetstream), or
                                    NULL: core NATS (bus.c) */
-    bool send_before_commit;    /* JetStream: conclusions go out when
-                                   decided, before the commit, and the
-                                   output stream drops a re-decided one
-                                   by its Nats-Msg-Id (js.h) */
+    bool send_before_commit;    /* JetStream: the outbox is sent at the
+                                   end of a batch before the commit, and
+                                   the output stream drops a re-decided
+                                   conclusion by its Nats-Msg-Id (js.h) */
+    sm_service *svc;            /* request/reply endpoints (service.h) */
     sm_sink sink;
     sm_decisions decisions;     /* what the core decided in the current
                                    call; published after it returns */
@@ -47,11 +51,30 @@ struct sm_worker {
     bool in_batch;              /* the loop holds conclusions until the end
                                    of its batch */
     sm_worker_stats st;
+    /* operations (observe.c): all touched by the worker thread only */
+    sm_metrics *metrics;        /* borrowed; NULL: nothing published */
+    sm_phase phase;
+    sm_hist handle_latency;     /* per input item, one in
+                                   SM_METRICS_HANDLE_SAMPLE (worker.c) */
+    uint64_t handle_seq;        /* items popped, for that sampling */
+    sm_hist commit_latency;     /* per sm_worker_flush (worker.c) */
+    sm_notify notify;           /* systemd readiness and watchdog */
+    int64_t published_ms;       /* monotonic ms of the last publish */
 };
 
 /* Commits the state (sm_worker_flush), then sends the conclusions held
  * in the outbox, in order (handle.c). The loop calls it at the end of
  * each batch; sm_worker_handle_item calls it itself outside one. */
 void sm_worker_release(sm_worker *w);
+
+/* Enters phase p: publishes the figures at once, and tells systemd
+ * (READY=1 on entering RUNNING, STOPPING=1 on DRAINING). observe.c. */
+void sm_worker_phase(sm_worker *w, sm_phase p);
+/* One turn of a loop (consume, drain, connect retry): pings the systemd
+ * watchdog when due, publishes the figures if SM_METRICS_PUBLISH_MS
+ * passed or `now` is true. observe.c. */
+void sm_worker_turn(sm_worker *w, bool now);
+/* Counts a published conclusion by kind and type (handle.c). observe.c. */
+void sm_worker_count_decision(sm_worker_stats *st, const sm_decision *d);
 
 #endif

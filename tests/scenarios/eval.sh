@@ -16,18 +16,31 @@
 # target floor ("floor" in its file). The figures are defined in
 # tests/scenarios/README.md.
 #
+# Then the closed loop: each scenario again, in process, with the simulated
+# coordinator carrying out the worker's HealingCommands
+# (swarm-sim --scenario F --score --heal): one healing row per scenario and
+# failure type, the overall rows, and the healing success against the
+# target (SM_HEAL_TARGET, 0.95). The detection table above is the loop
+# off, as always.
+#
 # A report, not a gate: the floors are targets here; tests/check_scenarios.c
-# holds the detectors to tests/scenarios/baseline.tsv (the ratchet).
+# holds the detectors to tests/scenarios/baseline.tsv (the ratchet) and the
+# loop to tests/scenarios/heal-baseline.tsv.
 # Exit status: 0 every scenario scored (floors met or not), 2 a scenario
 # could not be simulated or scored (a tooling error).
 set -u
 bin=${1:-build/bin}
+# Worker settings for the loop-on run (--set NAME=VALUE ...), and the target.
+SM_HEAL_SET=${SM_HEAL_SET:-}
+SM_HEAL_TARGET=${SM_HEAL_TARGET:-0.95}
 dir=$(dirname "$0")
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sm-eval-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 2' INT TERM
 
 : >"$tmp/lines"
+: >"$tmp/heal"
+: >"$tmp/hostile"
 : >"$tmp/gap"
 n=0; missed=0; failed=0
 for f in "$dir"/*.json; do
@@ -46,8 +59,17 @@ for f in "$dir"/*.json; do
        grep '^floor .*MISSED' "$tmp/out" | sed "s/^floor /$name: /" >>"$tmp/gap" ;;
     *) failed=$((failed + 1)); sed "s/^/$name: /" "$tmp/err"; continue ;;
     esac
-    grep '^score\.' "$tmp/out" | sed "s/^/$name /" >>"$tmp/lines"
+    grep '^score\.' "$tmp/out" | grep -v '^score\.[^.]*\.heal\.' |
+        sed "s/^/$name /" >>"$tmp/lines"
     rm -f "$tmp/$name.rec"
+    "$bin/swarm-sim" --scenario "$f" --score --heal $SM_HEAL_SET >"$tmp/out" 2>"$tmp/err"
+    case $? in
+    0|1) grep '^score\.[^.]*\.heal\.' "$tmp/out" | sed "s/^/$name /" >>"$tmp/heal" ;;
+    *) failed=$((failed + 1)); sed "s/^/$name: swarm-sim --score --heal: /" "$tmp/err" ;;
+    esac
+    # the same loop with a coordinator that fails 20% and rejects 10%
+    "$bin/swarm-sim" --scenario "$f" --score --heal $SM_HEAL_SET --coord-fail 0.2 \
+        --coord-reject 0.1 2>/dev/null | grep '^score\.[^.]*\.heal\.' >>"$tmp/hostile"
 done
 
 if [ "$n" -eq 0 ]; then
@@ -159,6 +181,82 @@ END {
         if ((t, "eta_err_max") in S) printf "eval.%s.eta_err_max %.4g s\n", t, S[t, "eta_err_max"]
     }
 }' "$tmp/lines"
+
+echo
+# FILE score.<name>.heal.<type>.<figure> value unit (a row per FILE x type)
+# and FILE score.<name>.heal.<figure> value unit (the run's counts)
+awk -v target="$SM_HEAL_TARGET" '
+BEGIN {
+    split("commands act escalations verified failed preempted superseded act_verified act_failed", C, " ")
+    split("incidents storms duplicates unanswered below_quorum coord_rejected coord_failed", R, " ")
+}
+{
+    n = split($2, k, ".")
+    if (n == 5) {
+        t = k[4]; fig = k[5]; row = $1 SUBSEP t
+        if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
+        if (!(t in tseen)) { tseen[t] = 1; torder[++ntypes] = t }
+        v[row, fig] = $3
+        for (i in C) if (fig == C[i]) S[t, fig] += $3
+        if (fig == "recover_max" && (!((t, fig) in S) || $3 > S[t, fig])) S[t, fig] = $3
+        if (fig == "detect_max" && (!((t, fig) in S) || $3 > S[t, fig])) S[t, fig] = $3
+    } else if (n == 4) {
+        scen[$1] = 1; w[$1, k[4]] = $3
+        for (i in R) if (k[4] == R[i]) TOT[k[4]] += $3
+    }
+}
+function frac(a, b) { return b == 0 ? "-" : sprintf("%d/%d %.2f", a, b, a / b) }
+function mm(r, a, b) { return ((r, a) in v) ? sprintf("%.1f/%.1f", v[r, a], v[r, b]) : "-" }
+END {
+    if (rows == 0) { print "healing: no scenario drew a HealingCommand (is healing on in the worker?)"; exit }
+    fmt = "%-24s %-18s %5s %5s %5s %6s %5s %5s  %-12s %-11s %-11s\n"
+    printf fmt, "scenario", "failure type", "cmds", "escal", "verif", "failed", "preem", "super", "success", "detect s", "recover s"
+    printf fmt, "", "", "", "", "", "", "", "", "act", "med/max", "med/max"
+    for (i = 1; i <= rows; i++) {
+        r = order[i]; split(r, p, SUBSEP)
+        if (p[2] == "all") continue
+        printf fmt, p[1], p[2], v[r, "commands"], v[r, "escalations"], v[r, "verified"],
+            v[r, "failed"], v[r, "preempted"], v[r, "superseded"], frac(v[r, "act_verified"], v[r, "act_verified"] + v[r, "act_failed"]),
+            mm(r, "detect_med", "detect_max"), mm(r, "recover_med", "recover_max")
+    }
+    for (j = 1; j <= ntypes; j++) {
+        t = torder[j]; if (t == "all") continue
+        printf fmt, "overall", t, S[t, "commands"], S[t, "escalations"], S[t, "verified"], S[t, "failed"],
+            S[t, "preempted"], S[t, "superseded"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
+            ((t, "detect_max") in S) ? "-/" sprintf("%.1f", S[t, "detect_max"]) : "-",
+            ((t, "recover_max") in S) ? "-/" sprintf("%.1f", S[t, "recover_max"]) : "-"
+    }
+    t = "all"
+    printf fmt, "overall", "all", S[t, "commands"], S[t, "escalations"], S[t, "verified"], S[t, "failed"],
+        S[t, "preempted"], S[t, "superseded"], frac(S[t, "act_verified"], S[t, "act_verified"] + S[t, "act_failed"]),
+        ((t, "detect_max") in S) ? "-/" sprintf("%.1f", S[t, "detect_max"]) : "-",
+        ((t, "recover_max") in S) ? "-/" sprintf("%.1f", S[t, "recover_max"]) : "-"
+    print "overall detect/recover: max over all scenarios (medians per scenario only)"
+    printf "loop: %d incidents, %d storms, %d duplicate command ids, %d unanswered, %d actions below quorum; the coordinator rejected %d, failed %d\n",
+        TOT["incidents"], TOT["storms"], TOT["duplicates"], TOT["unanswered"], TOT["below_quorum"], TOT["coord_rejected"], TOT["coord_failed"]
+    ok = S[t, "act_verified"]; all = S[t, "act_verified"] + S[t, "act_failed"]
+    if (all > 0)
+        printf "healing success %.3f (%d/%d ACT verdicts), target >= %s: %s\n", ok / all, ok, all, target,
+            ((ok / all >= target) ? "met" : "NOT MET")
+    else
+        print "healing success: no ACT verdict"
+    for (j = 1; j <= ntypes; j++) {
+        t = torder[j]
+        for (i = 1; i <= 9; i++) printf "eval.heal.%s.%s %d count\n", t, C[i], S[t, C[i]]
+        a = S[t, "act_verified"] + S[t, "act_failed"]
+        if (a > 0) printf "eval.heal.%s.success %.4g ratio\n", t, S[t, "act_verified"] / a
+        if ((t, "recover_max") in S) printf "eval.heal.%s.recover_max %.4g s\n", t, S[t, "recover_max"]
+    }
+    for (i = 1; i <= 7; i++) printf "eval.heal.%s %d count\n", R[i], TOT[R[i]]
+}' "$tmp/heal"
+awk '
+{ n = split($1, k, "."); f = (n == 5) ? (k[4] == "all" ? k[5] : "") : k[4]; if (f != "") S[f] += $2 }
+END {
+    a = S["act_verified"] + S["act_failed"]
+    printf "with a coordinator failing 20%% and rejecting 10%% of the commands: success %s (%d/%d), %d rejected, %d failed, %d escalations, %d storms, %d duplicates, %d below quorum\n",
+        a ? sprintf("%.3f", S["act_verified"] / a) : "-", S["act_verified"], a, S["coord_rejected"], S["coord_failed"],
+        S["escalations"], S["storms"], S["duplicates"], S["below_quorum"]
+}' "$tmp/hostile"
 
 echo
 if [ -s "$tmp/gap" ]; then

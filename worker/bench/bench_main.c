@@ -19,6 +19,10 @@
  *   rss      the worker's RSS along a long stream, its peak, the LMDB size
  *   agents   the worker's rate with 1 x 100 agents and with 10 x 10,000
  *   replay   offline replay of a recording in process (no LMDB, no JSON)
+ *   requests request/reply latency of the `select` and `report` endpoints
+ *            (service.h) while the worker handles a paced 50,000 events/s,
+ *            beside the raw request/reply round trip to a plain cnats
+ *            responder on the same server under the same load
  *
  * The end of a flat-out run: after the stream, two ResourceSamples with
  * 1000 pending tasks on swarm.zzend.resource.s. The raw subscriber stops at
@@ -98,12 +102,14 @@ typedef enum section {
     SEC_RSS,
     SEC_AGENTS,
     SEC_REPLAY,
+    SEC_REQUESTS,
     SEC_JS,
     SEC_COUNT,
 } section;
 
 static const char *const section_names[SEC_COUNT] = {
-    "raw", "worker", "latency", "rss", "agents", "replay", "jetstream",
+    "raw", "worker", "latency", "rss", "agents", "replay", "requests",
+    "jetstream",
 };
 
 /* What the bench was asked to do; built in main from the flags. */
@@ -161,6 +167,17 @@ typedef struct lat_stats {
     double max_late_ms;         /* its worst lag behind the schedule */
 } lat_stats;
 
+/* Request round trips by kind (the requests section). */
+enum { RQ_SELECT, RQ_REPORT, RQ_RAW, RQ_KINDS };
+
+typedef struct req_stats {
+    bool done;
+    size_t n[RQ_KINDS];
+    uint64_t errors[RQ_KINDS];  /* timeouts and error replies */
+    double p50_ms[RQ_KINDS], p99_ms[RQ_KINDS], max_ms[RQ_KINDS];
+    double rate;                /* events/s the paced publisher achieved */
+} req_stats;
+
 typedef struct results {
     bool ran[SEC_COUNT];
     bool ok[SEC_COUNT];
@@ -188,6 +205,7 @@ typedef struct results {
     double replay_loop_rate;    /* the handling loop alone (stats.wall_ns) */
     uint64_t replay_records;
     uint64_t replay_accepted;
+    req_stats req;
 } results;
 
 /* The one struct built in main and handed to every section. */
@@ -1565,6 +1583,153 @@ static int run_js(bench *b, char *why, size_t cap)
 
 /* ------------------------------------------------------------------- report */
 
+/* Section 7: request/reply under load. A requester thread sends, every
+ * REQ_EVERY_NS, in turn a `select` and a `report` to the worker (swarm
+ * s0 of the stream) and the same bytes to a plain responder, and times
+ * each round trip, while the main thread paces the stream at 50,000
+ * events/s into the worker. Requests start after REQ_WARMUP_MS, once
+ * the swarm exists. */
+#define REQ_EVERY_NS 3000000LL      /* one request every 3 ms */
+#define REQ_WARMUP_MS 1000
+#define REQ_TIMEOUT_MS 1000
+#define REQ_ECHO_SUBJECT "bench.echo.request"
+
+static const char *const rq_names[RQ_KINDS] = {"select", "report", "raw"};
+
+typedef struct requester {
+    natsConnection *nc;
+    atomic_bool stop;
+    int64_t *lat[RQ_KINDS];
+    size_t n[RQ_KINDS], cap;
+    uint64_t errors[RQ_KINDS];
+} requester;
+
+/* The plain responder: the request's bytes back. */
+static void on_echo_request(natsConnection *nc, natsSubscription *sub,
+                            natsMsg *m, void *closure)
+{
+    (void)sub;
+    (void)closure;
+    if (natsMsg_GetReply(m))
+        natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m),
+                               natsMsg_GetDataLength(m));
+    natsMsg_Destroy(m);
+}
+
+static void *requester_main(void *arg)
+{
+    requester *q = arg;
+    uint8_t sel[128], rep[64];
+    Swarmmedic__V1__SelectRequest sq = SWARMMEDIC__V1__SELECT_REQUEST__INIT;
+    sq.task_type = "code";
+    size_t sel_len = protobuf_c_message_pack(&sq.base, sel);
+    Swarmmedic__V1__ReportRequest rq = SWARMMEDIC__V1__REPORT_REQUEST__INIT;
+    size_t rep_len = protobuf_c_message_pack(&rq.base, rep);
+    for (int i = 0; i < REQ_WARMUP_MS / 10 && !atomic_load(&q->stop); i++)
+        sleep_ms(10);
+    const char *subjects[RQ_KINDS] = {"medic.s0.api.select", "medic.s0.api.report",
+                                      REQ_ECHO_SUBJECT};
+    int64_t next = sm_proc_mono_ns();
+    for (unsigned k = 0; !atomic_load(&q->stop); k++) {
+        sleep_until(next);
+        next += REQ_EVERY_NS;
+        int kind = (int)(k % RQ_KINDS);
+        const void *data = kind == RQ_REPORT ? rep : sel;
+        int len = (int)(kind == RQ_REPORT ? rep_len : sel_len);
+        natsMsg *m = NULL;
+        int64_t t0 = sm_proc_mono_ns();
+        natsStatus s = natsConnection_Request(&m, q->nc, subjects[kind], data, len,
+                                              REQ_TIMEOUT_MS);
+        int64_t dt = sm_proc_mono_ns() - t0;
+        const char *err = NULL;
+        bool ok = s == NATS_OK &&
+                  natsMsgHeader_Get(m, "Nats-Service-Error", &err) != NATS_OK;
+        natsMsg_Destroy(m);
+        if (!ok)
+            q->errors[kind]++;
+        else if (q->n[kind] < q->cap)
+            q->lat[kind][q->n[kind]++] = dt;
+    }
+    return NULL;
+}
+
+static int run_requests(bench *b, char *why, size_t cap)
+{
+    req_stats *out = &b->res.req;
+    worker_proc w;
+    memset(&w, 0, sizeof w);
+    memset(out, 0, sizeof *out);
+    requester q;
+    memset(&q, 0, sizeof q);
+    probe_table pt;
+    lat_stats paced;
+    memset(&paced, 0, sizeof paced);
+    natsConnection *pub = NULL, *echoc = NULL;
+    natsSubscription *echos = NULL;
+    pthread_t th;
+    bool started = false;
+    int result = -1;
+    natsStatus s;
+    size_t crossings = (size_t)(b->opt.latency_s * PACE_RATE / PROBE_EVERY / 2) + 16;
+    q.cap = (size_t)(b->opt.latency_s * 1000000000LL / REQ_EVERY_NS) + 16;
+    for (int k = 0; k < RQ_KINDS; k++)
+        q.lat[k] = calloc(q.cap, sizeof *q.lat[k]);
+    if (probe_table_init(&pt, crossings) != 0 || !q.lat[0] || !q.lat[1] || !q.lat[2]) {
+        fail(why, cap, "out of memory");
+        goto cleanup;
+    }
+    if (worker_start(b, "requests", &w, NULL, why, cap) != 0)
+        goto cleanup;
+    if ((s = connect_bus(b, "bench-echo", &echoc)) != NATS_OK ||
+        (s = subscribe(echoc, &echos, REQ_ECHO_SUBJECT, on_echo_request, NULL)) != NATS_OK ||
+        (s = connect_bus(b, "bench-requests", &q.nc)) != NATS_OK ||
+        (s = connect_bus(b, "bench-pub", &pub)) != NATS_OK) {
+        bus_fail(why, cap, "connect/subscribe", s);
+        goto cleanup;
+    }
+    if (pthread_create(&th, NULL, requester_main, &q) != 0) {
+        fail(why, cap, "cannot start the requester thread");
+        goto cleanup;
+    }
+    started = true;
+    note("requests: %llu s at %u events/s, a request every %.0f ms (select, "
+         "report, raw in turn)", (unsigned long long)b->opt.latency_s, PACE_RATE,
+         REQ_EVERY_NS / 1e6);
+    if (paced_publish(b, pub, &pt, &paced, why, cap) != 0)
+        goto cleanup;
+    atomic_store(&q.stop, true);
+    pthread_join(th, NULL);
+    started = false;
+    for (int k = 0; k < RQ_KINDS; k++) {
+        qsort(q.lat[k], q.n[k], sizeof *q.lat[k], cmp_i64);
+        out->n[k] = q.n[k];
+        out->errors[k] = q.errors[k];
+        out->p50_ms[k] = (double)percentile(q.lat[k], q.n[k], 0.50) / 1e6;
+        out->p99_ms[k] = (double)percentile(q.lat[k], q.n[k], 0.99) / 1e6;
+        out->max_ms[k] = q.n[k] ? (double)q.lat[k][q.n[k] - 1] / 1e6 : 0;
+    }
+    out->rate = paced.rate;
+    worker_exit x;
+    if (worker_stop(&w, &x, why, cap) != 0)
+        goto cleanup;
+    out->done = true;
+    result = 0;
+cleanup:
+    if (started) {
+        atomic_store(&q.stop, true);
+        pthread_join(th, NULL);
+    }
+    unsubscribe(echos);
+    disconnect(q.nc);
+    disconnect(pub);
+    disconnect(echoc);
+    worker_cleanup(&w);
+    probe_table_destroy(&pt);
+    for (int k = 0; k < RQ_KINDS; k++)
+        free(q.lat[k]);
+    return result;
+}
+
 static const char *verdict(bool met)
 {
     return met ? "met" : "NOT met";
@@ -1595,6 +1760,33 @@ static void rate_text(const rate_run *rr, char *out, size_t cap)
         snprintf(out, cap, "%.0f events/s (%.0f-%.0f)", rr->rate, rr->min, rr->max);
     else
         snprintf(out, cap, "%.0f events/s", rr->rate);
+}
+
+/* The requests section's rows. */
+static void request_rows(const results *r)
+{
+    char v[128], t[64];
+    const req_stats *q = &r->req;
+    if (r->ran[SEC_REQUESTS] && !r->ok[SEC_REQUESTS])
+        failed_row(r, SEC_REQUESTS);
+    if (!q->done)
+        return;
+    for (int k = 0; k < RQ_KINDS; k++) {
+        char label[64];
+        snprintf(label, sizeof label, "%s round trip p50/p99/max", rq_names[k]);
+        snprintf(v, sizeof v, "%.3f / %.3f / %.3f ms (n %zu, err %llu)",
+                 q->p50_ms[k], q->p99_ms[k], q->max_ms[k], q->n[k],
+                 (unsigned long long)q->errors[k]);
+        row(label, v, k == RQ_RAW ? "(reference)" : "", "");
+    }
+    for (int k = RQ_SELECT; k <= RQ_REPORT; k++) {
+        char label[64];
+        double diff = q->p99_ms[k] - q->p99_ms[RQ_RAW];
+        snprintf(label, sizeof label, "p99 %s - p99 raw request", rq_names[k]);
+        snprintf(v, sizeof v, "%.3f ms at %.0f events/s", diff, q->rate);
+        snprintf(t, sizeof t, "<= %.1f ms", TARGET_P99_DIFF_MS);
+        row(label, v, t, verdict(diff <= TARGET_P99_DIFF_MS && q->errors[k] == 0));
+    }
 }
 
 static void print_table(const bench *b)
@@ -1722,6 +1914,7 @@ static void print_table(const bench *b)
         snprintf(t, sizeof t, ">= %.1f x", TARGET_AGENTS_RATIO);
         row("100k agents / 100 agents", v, t, verdict(ratio >= TARGET_AGENTS_RATIO));
     }
+    request_rows(r);
     if (r->ran[SEC_JS] && !r->ok[SEC_JS])
         failed_row(r, SEC_JS);
     if (r->js_raw.done && r->js_worker.done) {
@@ -1799,6 +1992,12 @@ static void print_figures(const results *r)
         printf("agents_rate_ratio %.2f x\n", r->agents100k.rate / r->agents100.rate);
     if (r->ok[SEC_REPLAY])
         printf("replay_rate %.0f events/s\n", r->replay_rate);
+    for (int k = 0; r->req.done && k < RQ_KINDS; k++) {
+        printf("request_%s_p50 %.3f ms\n", rq_names[k], r->req.p50_ms[k]);
+        printf("request_%s_p99 %.3f ms\n", rq_names[k], r->req.p99_ms[k]);
+        printf("request_%s_errors %llu\n", rq_names[k],
+               (unsigned long long)r->req.errors[k]);
+    }
     for (int s = 0; s < SEC_COUNT; s++)
         if (r->ran[s] && !r->ok[s])
             printf("# %s failed: %s\n", section_names[s], r->why[s]);
@@ -1921,7 +2120,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     int (*const runs[SEC_COUNT])(bench *, char *, size_t) = {
-        run_raw, run_worker, run_latency, run_rss, run_agents, run_replay, run_js,
+        run_raw, run_worker, run_latency, run_rss, run_agents, run_replay,
+        run_requests, run_js,
     };
     results *r = &b.res;
     int exit_code = 0;
@@ -1964,7 +2164,8 @@ int main(int argc, char **argv)
         if (!wanted(&b, (section)sec) || sm_proc_stop_pending(&b.stop, NULL))
             continue;
         r->ran[sec] = true;
-        if (!need_main && sec != SEC_RSS && sec != SEC_LATENCY && sec != SEC_AGENTS) {
+        if (!need_main && sec != SEC_RSS && sec != SEC_LATENCY && sec != SEC_AGENTS &&
+            sec != SEC_REQUESTS) {
             snprintf(r->why[sec], sizeof r->why[sec], "the stream could not be generated");
             continue;
         }

@@ -6,6 +6,7 @@
 #include "scenario.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,7 @@ struct sm_scenario {
     sm_world_config world;
     sm_score_floors floor;
     bool derive;
+    bool loop;                  /* "coordinator": {"loop": true} */
     sm_labels labels;
     gseries series[SM_WORLD_MAX_SWARMS];
     tmouts timeouts;            /* in event order */
@@ -1173,12 +1175,65 @@ static void crossing_labels(deriv *d)
 
 /* ------------------------------------------------------------- loading */
 
+/* "coordinator": {"loop", "delay_s", "jitter_s", "fail_rate",
+ * "reject_rate", "take_recommend"}; validated with the world. */
+static bool coord_parse(sm_scenario *sc, json_t *o, char *err, size_t cap)
+{
+    static const char *const keys[] = {
+        "loop", "delay_s", "jitter_s", "fail_rate", "reject_rate",
+        "take_recommend", NULL,
+    };
+    static const struct {
+        const char *key;
+        size_t off;
+    } nums[] = {
+        {"delay_s", offsetof(sm_wcoord, delay_mean_s)},
+        {"jitter_s", offsetof(sm_wcoord, delay_jitter_s)},
+        {"fail_rate", offsetof(sm_wcoord, fail_rate)},
+        {"reject_rate", offsetof(sm_wcoord, reject_rate)},
+    };
+    const char *k;
+    json_t *v;
+    if (!json_is_object(o)) {
+        say(err, cap, "\"coordinator\" must be an object");
+        return false;
+    }
+    json_object_foreach(o, k, v) {
+        if (!is_key(k, keys)) {
+            say(err, cap, "coordinator has an unknown key \"%s\"", k);
+            return false;
+        }
+    }
+    sm_wcoord *c = &sc->world.coord;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        if ((v = json_object_get(o, nums[i].key)) == NULL)
+            continue;
+        if (!json_is_number(v)) {
+            say(err, cap, "coordinator.%s must be a number", nums[i].key);
+            return false;
+        }
+        *(double *)((char *)c + nums[i].off) = json_number_value(v);
+    }
+    const char *flags[] = {"loop", "take_recommend"};
+    bool *dst[] = {&sc->loop, &c->take_recommend};
+    for (size_t i = 0; i < 2; i++) {
+        if ((v = json_object_get(o, flags[i])) == NULL)
+            continue;
+        if (!json_is_boolean(v)) {
+            say(err, cap, "coordinator.%s must be true or false", flags[i]);
+            return false;
+        }
+        *dst[i] = json_is_true(v);
+    }
+    return true;
+}
+
 static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
                             size_t cap)
 {
     static const char *const keys[] = {
         "name", "description", "seed", "duration_s", "start_ms", "swarms",
-        "faults", "labels", "floor", "derive_labels", NULL,
+        "faults", "labels", "floor", "derive_labels", "coordinator", NULL,
     };
     const char *k;
     json_t *v;
@@ -1252,6 +1307,9 @@ static sm_status parse_root(sm_scenario *sc, json_t *root, char *err,
             w->n_faults++;
         }
     }
+    if ((v = json_object_get(root, "coordinator")) != NULL &&
+        !coord_parse(sc, v, err, cap))
+        return SM_ERR_CONFIG;
     char why[384];
     if (sm_world_config_validate(w, why, sizeof why) != SM_OK) {
         say(err, cap, "%s", why);
@@ -1473,6 +1531,63 @@ sm_status sm_scenario_score_input(const sm_scenario *sc, sm_sim **sim,
     in->ud = s;
     in->labels = &sc->labels;
     *sim = s;
+    return SM_OK;
+}
+
+bool sm_scenario_loop(const sm_scenario *sc)
+{
+    return sc != NULL && sc->loop;
+}
+
+/* The closed loop's hooks (score.h): a HealingCommand the worker publishes
+ * goes to the world's coordinator; its counters, at the end. */
+static sm_status loop_heal(void *ud, const char *subject, const void *data,
+                           size_t len)
+{
+    (void)subject;
+    sm_world *w = sm_sim_world_mut(ud);
+    sm_wheal cmd;
+    if (w == NULL)
+        return SM_ERR_INVALID;
+    sm_status s = sm_wheal_decode(data, len, &cmd);
+    return s == SM_OK ? sm_world_heal(w, &cmd) : s;
+}
+
+static void loop_counts(void *ud, sm_score_coord *out)
+{
+    sm_world_heal_stats h;
+    sm_world_heal_stats_of(sm_sim_world(ud), &h);
+    memset(out, 0, sizeof *out);
+    out->received = h.received;
+    out->duplicates = h.duplicates;
+    out->advice = h.advice;
+    out->escalations = h.escalations;
+    out->done = h.done;
+    out->failed = h.failed;
+    out->rejected = h.rejected;
+    out->below_quorum = h.below_quorum;
+}
+
+sm_status sm_scenario_loop_input(const sm_scenario *sc, const sm_wcoord *coord,
+                                 sm_sim **sim, sm_score_input *in)
+{
+    if (sc == NULL || sim == NULL || in == NULL)
+        return SM_ERR_INVALID;
+    sm_world_config wc = sc->world;
+    if (coord != NULL)
+        wc.coord = *coord;
+    sm_sim *s = NULL;
+    sm_status rc = sm_sim_create_world(&s, &wc);
+    if (rc != SM_OK)
+        return rc;
+    memset(in, 0, sizeof *in);
+    in->name = sc->name;
+    in->next = score_next;
+    in->ud = s;
+    in->labels = &sc->labels;
+    *sim = s;
+    in->heal = loop_heal;
+    in->coord = loop_counts;
     return SM_OK;
 }
 

@@ -167,6 +167,21 @@ sm_status sm_sim_create_scenario(sm_sim **out, const sm_scenario *sc);
 sm_status sm_scenario_score_input(const sm_scenario *sc, sm_sim **sim,
                                   sm_score_input *in);
 
+/* Whether the scenario asks for the closed loop: "coordinator": {"loop":
+ * true} (the coordinator's other keys, delay_s, jitter_s, fail_rate,
+ * reject_rate, take_recommend, set world.h's sm_wcoord; format in
+ * tests/scenarios/README.md). */
+bool sm_scenario_loop(const sm_scenario *sc);
+
+/* sm_scenario_score_input with the loop closed: in->heal hands every
+ * HealingCommand the worker publishes to the world's coordinator
+ * (world.h, sm_world_heal), whose HealingOutcomes come back in the stream;
+ * in->coord reports its counters. coord: the coordinator to play (NULL:
+ * the scenario's). Same errors (SM_ERR_CONFIG for a coord that does not
+ * validate). */
+sm_status sm_scenario_loop_input(const sm_scenario *sc, const sm_wcoord *coord,
+                                 sm_sim **sim, sm_score_input *in);
+
 /* The labels file of the scenario, as `swarm-medic score --labels` reads
  * it: {"name", "description", "labels": {...}, "floor": {...}}, absolute
  * from_ms/to_ms. Writes it to path. Errors: SM_ERR_IO (cannot write, err

@@ -6,13 +6,24 @@
  *             [--rate EV_PER_S] [--duration T] [--fault SPEC ...] [--demo]
  *             [--pace fast|real|X] [--count N] [--quiet] [--dry-run]
  *   swarm-sim --scenario FILE [--labels] [--url URL | --record F | --dry-run]
- *             [--labels-out L]
+ *             [--labels-out L] [--coordinator]
+ *   swarm-sim --scenario FILE --score [--heal] [--set NAME=VALUE ...]
+ *             [--floor K=V,...]
  *
  * Without --scenario it plays the simple profile (simgen.h); with it, the
  * scenario's realistic world (world.h, scenario.h).
  *
- * Exit status: 0 done; 1 the bus failed (connect, publish or flush);
- * 2 a bad flag, value or fault spec.
+ * --coordinator (live, with --url): the simulated coordinator of world.h
+ * listens on medic.*.heal.>, carries each HealingCommand out on the world
+ * it is playing and publishes the HealingOutcome in the stream.
+ * --score: scores the scenario in process through the product (as
+ * `swarm-medic score` does a recording), with --heal (or the scenario's
+ * "coordinator": {"loop": true}) the loop closed: the worker's commands go
+ * to the world's coordinator, and the healing figures follow.
+ *
+ * Exit status: 0 done (--score: every floor met); 1 the bus failed
+ * (connect, publish or flush), or --score missed a floor; 2 a bad flag,
+ * value or fault spec (--score: a scenario that cannot be scored).
  */
 #include <errno.h>
 #include <math.h>
@@ -24,13 +35,16 @@
 #include <jansson.h>
 #include <nats/nats.h>
 
+#include "config.h"
 #include "log.h"
 #include "recfile.h"
 #include "scenario.h"
+#include "score.h"
 #include "simgen.h"
 
 #define EXIT_BUS 1
 #define EXIT_USAGE 2
+#define MAX_SETS 32
 
 /* Everything the program was asked to do; built in main. */
 typedef struct sim_opts {
@@ -48,6 +62,14 @@ typedef struct sim_opts {
     const char *scenario;       /* play this scenario file */
     bool labels;                /* print the scenario's labels and stop */
     const char *labels_out;     /* write its labels file (score's format) */
+    bool coordinator;           /* carry out medic.*.heal.> (live) */
+    bool score;                 /* score the scenario in process */
+    bool heal;                  /* with score: close the loop */
+    const char *sets[MAX_SETS]; /* --set NAME=VALUE for the worker */
+    size_t n_sets;
+    const char *floor;          /* --floor K=V,... over the scenario's */
+    double fail_rate, reject_rate, delay_s;     /* --coord-*; NaN: the
+                                                   scenario's */
     bool help;
 } sim_opts;
 
@@ -58,6 +80,7 @@ typedef struct sim_tally {
     uint64_t bytes;
     int64_t first_ts, last_ts;
     double wall_s;
+    uint64_t commands;          /* --coordinator: heal commands taken */
 } sim_tally;
 
 static void usage(FILE *to)
@@ -96,6 +119,25 @@ static void usage(FILE *to)
         "  --labels-out FILE  with --scenario: write its labels and floor as a\n"
         "                     labels file (absolute times) for\n"
         "                     swarm-medic score REC --labels FILE\n"
+        "  --coordinator      with --scenario on a bus: be the swarm's\n"
+        "                     coordinator: carry out the HealingCommands on\n"
+        "                     medic.*.heal.> on the world being played and\n"
+        "                     publish the HealingOutcomes\n"
+        "                     (swarm.<s>.outcome.<id>)\n"
+        "  --score            with --scenario: score it in process through\n"
+        "                     swarm-medic (its table, floors and figure\n"
+        "                     lines, as swarm-medic score prints them)\n"
+        "  --heal             with --score: close the loop (the worker's\n"
+        "                     HealingCommands go to the simulated\n"
+        "                     coordinator; the healing figures follow)\n"
+        "  --set NAME=VALUE   with --score: a worker setting (repeatable)\n"
+        "  --floor K=V,...    with --score: floors (with --heal, only these:\n"
+        "                     the scenario's are about the unhealed world)\n"
+        "  --coord-fail R, --coord-reject R, --coord-delay S\n"
+        "                     with --heal or --coordinator: the simulated\n"
+        "                     coordinator fails or rejects a share R of the\n"
+        "                     commands, finishes each S seconds (+-S/2) after\n"
+        "                     taking it (default: the scenario's, else 0, 0, 2)\n"
         "  --quiet            no summary line\n"
         "  --help             this text\n");
 }
@@ -139,7 +181,8 @@ static bool flag_takes_value(const char *name)
 {
     static const char *const with[] = {
         "url", "seed", "swarms", "agents", "rate", "duration", "fault",
-        "pace", "count", "record", "scenario", "labels-out", NULL,
+        "pace", "count", "record", "scenario", "labels-out", "set", "floor",
+        "coord-fail", "coord-reject", "coord-delay", NULL,
     };
     for (int i = 0; with[i]; i++)
         if (strcmp(name, with[i]) == 0)
@@ -226,6 +269,37 @@ static bool apply_flag(sim_opts *o, const char *name, const char *v,
         o->labels = true;
     } else if (strcmp(name, "labels-out") == 0) {
         o->labels_out = v;
+    } else if (strcmp(name, "coordinator") == 0) {
+        o->coordinator = true;
+    } else if (strcmp(name, "score") == 0) {
+        o->score = true;
+    } else if (strcmp(name, "heal") == 0) {
+        o->heal = true;
+    } else if (strcmp(name, "set") == 0) {
+        if (o->n_sets >= MAX_SETS || strchr(v, '=') == NULL) {
+            snprintf(err, cap, "--set wants NAME=VALUE (at most %d)",
+                     MAX_SETS);
+            return false;
+        }
+        o->sets[o->n_sets++] = v;
+    } else if (strcmp(name, "floor") == 0) {
+        o->floor = v;
+    } else if (strncmp(name, "coord-", 6) == 0) {
+        double *dst = strcmp(name, "coord-fail") == 0     ? &o->fail_rate
+                      : strcmp(name, "coord-reject") == 0 ? &o->reject_rate
+                      : strcmp(name, "coord-delay") == 0  ? &o->delay_s
+                                                          : NULL;
+        char *end;
+        double x = dst ? strtod(v, &end) : 0;
+        if (dst == NULL) {
+            snprintf(err, cap, "unknown flag --%s (see --help)", name);
+            return false;
+        }
+        if (end == v || *end != 0 || !isfinite(x) || x < 0) {
+            snprintf(err, cap, "--%s '%s' is not a number >= 0", name, v);
+            return false;
+        }
+        *dst = x;
     } else if (strcmp(name, "help") == 0) {
         o->help = true;
     } else {
@@ -289,9 +363,26 @@ static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
         }
         o->cfg.faults[o->cfg.n_faults++] = o->extra[i];
     }
-    if ((o->labels || o->labels_out) && !o->scenario) {
+    if ((o->labels || o->labels_out || o->score || o->coordinator) &&
+        !o->scenario) {
         snprintf(err, cap, "--%s needs --scenario",
-                 o->labels ? "labels" : "labels-out");
+                 o->labels ? "labels" : o->labels_out ? "labels-out"
+                 : o->score ? "score" : "coordinator");
+        return false;
+    }
+    if ((o->heal || o->n_sets || o->floor) && !o->score) {
+        snprintf(err, cap, "--heal, --set and --floor go with --score");
+        return false;
+    }
+    if ((!isnan(o->fail_rate) || !isnan(o->reject_rate) ||
+         !isnan(o->delay_s)) && !o->heal && !o->coordinator) {
+        snprintf(err, cap, "--coord-fail, --coord-reject and --coord-delay "
+                 "go with --heal or --coordinator");
+        return false;
+    }
+    if (o->coordinator && (o->dry_run || o->record || o->score)) {
+        snprintf(err, cap, "--coordinator needs a bus (not --dry-run, "
+                 "--record or --score)");
         return false;
     }
     char why[256];
@@ -337,15 +428,19 @@ static void print_summary(const sim_opts *o, const sim_tally *t)
     }
     double span = t->n > 0 ? (double)(t->last_ts - t->first_ts) / 1000.0 : 0;
     printf("swarm-sim: %llu events (task %llu, heartbeat %llu, resource "
-           "%llu, consensus %llu, agent %llu), %.1f KiB, event time %.1f s "
-           "from %s, %u swarms x %u agents, %zu faults, wall %.3f s, "
-           "%.0f events/s%s\n",
+           "%llu, consensus %llu, agent %llu)",
            (unsigned long long)t->n,
            (unsigned long long)t->by_kind[SM_SIM_TASK],
            (unsigned long long)t->by_kind[SM_SIM_HEARTBEAT],
            (unsigned long long)t->by_kind[SM_SIM_RESOURCE],
            (unsigned long long)t->by_kind[SM_SIM_CONSENSUS],
-           (unsigned long long)t->by_kind[SM_SIM_AGENT],
+           (unsigned long long)t->by_kind[SM_SIM_AGENT]);
+    if (o->coordinator)
+        printf(", coordinator: %llu commands taken, %llu outcomes",
+               (unsigned long long)t->commands,
+               (unsigned long long)t->by_kind[SM_SIM_OUTCOME]);
+    printf(", %.1f KiB, event time %.1f s from %s, %u swarms x %u agents, "
+           "%zu faults, wall %.3f s, %.0f events/s%s\n",
            (double)t->bytes / 1024.0, span, when, o->cfg.swarms,
            o->cfg.agents, o->cfg.n_faults, t->wall_s,
            t->wall_s > 0 ? (double)t->n / t->wall_s : 0.0,
@@ -393,6 +488,19 @@ static int print_labels(const sm_scenario *sc)
     return 0;
 }
 
+/* Applies --coord-fail, --coord-reject and --coord-delay to c. */
+static void coord_flags(const sim_opts *o, sm_wcoord *c)
+{
+    if (!isnan(o->fail_rate))
+        c->fail_rate = o->fail_rate;
+    if (!isnan(o->reject_rate))
+        c->reject_rate = o->reject_rate;
+    if (!isnan(o->delay_s)) {
+        c->delay_mean_s = o->delay_s;
+        c->delay_jitter_s = o->delay_s / 2;
+    }
+}
+
 /* Opens the generator: the scenario's world, or the simple profile. */
 static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
 {
@@ -405,6 +513,7 @@ static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
         return st;
     }
     sm_world_config wc = *sm_scenario_world(*sc);
+    coord_flags(o, &wc.coord);
     if (o->duration_set && o->cfg.duration_ms > 0 &&
         o->cfg.duration_ms < wc.duration_ms)
         wc.duration_ms = o->cfg.duration_ms;
@@ -416,16 +525,119 @@ static sm_status open_sim(sim_opts *o, sm_scenario **sc, sm_sim **sim)
     return sm_sim_create_world(sim, &wc);
 }
 
+/* --score: the scenario through the product in process, the loop closed
+ * with --heal; prints as `swarm-medic score` does. Returns the exit
+ * status. */
+static int run_score(const sim_opts *o)
+{
+    char err[512] = "", name[SM_SCORE_ID_MAX];
+    sm_scenario *sc = NULL;
+    sm_sim *sim = NULL;
+    sm_config cfg;
+    sm_score_report rep;
+    sm_score_input in;
+    sm_log log = {.out = stderr, .level = SM_LOG_ERROR};
+    int rc = EXIT_USAGE;
+    memset(&rep, 0, sizeof rep);
+    if (sm_config_init(&cfg) != SM_OK) {
+        fprintf(stderr, "swarm-sim: out of memory\n");
+        return EXIT_USAGE;
+    }
+    sm_status st = sm_scenario_load(o->scenario, &sc, err, sizeof err);
+    for (size_t i = 0; st == SM_OK && i < o->n_sets; i++) {
+        char key[128];
+        const char *eq = strchr(o->sets[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets[i]), o->sets[i]);
+        st = sm_config_set(&cfg, key, eq + 1, "--set", err, sizeof err);
+    }
+    sm_score_floors floors;
+    bool loop = o->heal || (st == SM_OK && sm_scenario_loop(sc));
+    if (st == SM_OK) {
+        /* The scenario's floors are about detection in the world as its
+         * faults make it; a healed world is another (its labels still
+         * derive from the faults), so with the loop closed only --floor
+         * applies. */
+        if (loop)
+            sm_score_floors_init(&floors);
+        else
+            floors = *sm_scenario_floors(sc);
+        if (o->floor)
+            st = sm_score_floors_parse(&floors, o->floor, err, sizeof err);
+    }
+    if (st == SM_OK) {
+        sm_wcoord co = sm_scenario_world(sc)->coord;
+        coord_flags(o, &co);
+        st = loop ? sm_scenario_loop_input(sc, &co, &sim, &in)
+                  : sm_scenario_score_input(sc, &sim, &in);
+        if (st != SM_OK)
+            snprintf(err, sizeof err, "cannot create the world: %s",
+                     sm_status_str(st));
+    }
+    if (st == SM_OK) {
+        const char *base = strrchr(o->scenario, '/');
+        base = base ? base + 1 : o->scenario;
+        const char *dot = strrchr(base, '.');
+        sm_score_clean_name(name, sizeof name, base,
+                            dot && dot != base ? (size_t)(dot - base)
+                                               : strlen(base));
+        in.name = name;
+        st = sm_score_run(&cfg, &log, &in, &rep, err, sizeof err);
+    }
+    if (st != SM_OK) {
+        fprintf(stderr, "swarm-sim: %s\n", err);
+        goto cleanup;
+    }
+    sm_score_print_table(&rep, sm_scenario_labels(sc), name, stdout);
+    size_t missed = sm_score_floors_check(&floors, &rep, stdout);
+    sm_score_print_lines(&rep, name, stdout);
+    rc = missed ? EXIT_BUS : 0;
+cleanup:
+    fflush(stdout);
+    sm_score_report_free(&rep);
+    sm_sim_destroy(sim);
+    sm_scenario_destroy(sc);
+    sm_config_free(&cfg);
+    return rc;
+}
+
+/* --coordinator: hands every HealingCommand waiting on sub to the world
+ * (at its current event time). */
+static void take_commands(natsSubscription *sub, sm_sim *sim, sim_tally *t)
+{
+    int pending = 0;
+    if (natsSubscription_GetPending(sub, &pending, NULL) != NATS_OK)
+        return;
+    for (int i = 0; i < pending; i++) {
+        natsMsg *msg = NULL;
+        if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
+            return;
+        sm_wheal cmd;
+        if (sm_wheal_decode(natsMsg_GetData(msg),
+                            (size_t)natsMsg_GetDataLength(msg), &cmd) ==
+                SM_OK &&
+            sm_world_heal(sm_sim_world_mut(sim), &cmd) == SM_OK)
+            t->commands++;
+        else
+            fprintf(stderr, "swarm-sim: coordinator: %s is not a "
+                    "HealingCommand it can take\n", natsMsg_GetSubject(msg));
+        natsMsg_Destroy(msg);
+    }
+}
+
 /* Plays the stream; returns the exit status. */
 static int run(sim_opts *o)
 {
     sm_sim *sim = NULL;
     sm_scenario *sc = NULL;
     natsConnection *nc = NULL;
+    natsSubscription *heal_sub = NULL;
     sm_recw *rec = NULL;
     sim_tally t;
     int rc = 0;
     memset(&t, 0, sizeof t);
+
+    if (o->score)
+        return run_score(o);
 
     if (o->labels) {
         char err[512];
@@ -448,6 +660,15 @@ static int run(sim_opts *o)
             char url[512];
             fprintf(stderr, "swarm-sim: cannot connect to %s: %s\n",
                     sm_log_url(o->url, url, sizeof url), natsStatus_GetText(s));
+            nats_Close();
+            return EXIT_BUS;
+        }
+        if (o->coordinator &&
+            (s = natsConnection_SubscribeSync(&heal_sub, nc,
+                                              "medic.*.heal.>")) != NATS_OK) {
+            fprintf(stderr, "swarm-sim: cannot subscribe to medic.*.heal.>: "
+                    "%s\n", natsStatus_GetText(s));
+            natsConnection_Destroy(nc);
             nats_Close();
             return EXIT_BUS;
         }
@@ -481,7 +702,11 @@ static int run(sim_opts *o)
 
     double wall0 = mono_s();
     sm_sim_msg m;
-    while ((o->count == 0 || t.n < o->count) && sm_sim_next(sim, &m)) {
+    for (;;) {
+        if (heal_sub != NULL)
+            take_commands(heal_sub, sim, &t);
+        if ((o->count != 0 && t.n >= o->count) || !sm_sim_next(sim, &m))
+            break;
         if (t.n == 0)
             t.first_ts = m.ts_ms;
         pace(o, wall0, t.first_ts, m.ts_ms);
@@ -539,6 +764,7 @@ cleanup:
     }
     sm_sim_destroy(sim);
     sm_scenario_destroy(sc);
+    natsSubscription_Destroy(heal_sub);
     if (nc != NULL) {
         natsConnection_Destroy(nc);
         nats_Close();
@@ -552,6 +778,7 @@ int main(int argc, char **argv)
     char err[512];
     memset(&o, 0, sizeof o);
     o.url = "nats://127.0.0.1:4222";
+    o.fail_rate = o.reject_rate = o.delay_s = NAN;
     sm_sim_config_default(&o.cfg);
 
     if (!parse_args(argc, argv, &o, err, sizeof err)) {

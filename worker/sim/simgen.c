@@ -165,6 +165,7 @@ const char *sm_sim_kind_str(sm_sim_kind k)
     case SM_SIM_RESOURCE: return "resource";
     case SM_SIM_CONSENSUS: return "consensus";
     case SM_SIM_AGENT: return "agent";
+    case SM_SIM_OUTCOME: return "outcome";
     }
     return "unknown";
 }
@@ -593,6 +594,11 @@ sm_status sm_sim_create_world(sm_sim **out, const sm_world_config *wc)
 }
 
 const sm_world *sm_sim_world(const sm_sim *sim)
+{
+    return sim ? sim->world : NULL;
+}
+
+sm_world *sm_sim_world_mut(sm_sim *sim)
 {
     return sim ? sim->world : NULL;
 }

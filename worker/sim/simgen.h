@@ -176,11 +176,12 @@ typedef enum sm_sim_kind {
     SM_SIM_RESOURCE,            /* ResourceSample */
     SM_SIM_CONSENSUS,           /* ConsensusRound */
     SM_SIM_AGENT,               /* AgentLifecycle */
+    SM_SIM_OUTCOME,             /* HealingOutcome (the coordinator, world.h) */
 } sm_sim_kind;
-#define SM_SIM_KINDS 5
+#define SM_SIM_KINDS 6
 
-/* Static "task", "heartbeat", "resource", "consensus", "agent"; "unknown"
- * otherwise. */
+/* Static "task", "heartbeat", "resource", "consensus", "agent",
+ * "outcome"; "unknown" otherwise. */
 const char *sm_sim_kind_str(sm_sim_kind k);
 
 /* One generated message. subject and payload are owned by the generator
@@ -212,6 +213,9 @@ sm_status sm_sim_create_world(sm_sim **out, const sm_world_config *wc);
 /* The realistic world behind sim (for its gauges), or NULL for the simple
  * profile. Borrowed: lives as long as sim. */
 const sm_world *sm_sim_world(const sm_sim *sim);
+
+/* The same, writable: for the coordinator (world.h, sm_world_heal). */
+sm_world *sm_sim_world_mut(sm_sim *sim);
 
 /* Frees everything. NULL is a no-op. */
 void sm_sim_destroy(sm_sim *sim);

@@ -9,7 +9,7 @@
  * (agent, epoch) pairs, an entry whose epoch is stale (the agent died or
  * was removed since) being dropped when it comes up.
  */
-#include "world.h"
+#include "world_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,102 +20,6 @@
 #include "rng.h"
 #include "simgen.h"
 #include "swarm_medic.pb-c.h"
-
-#define PACK_CAP 1024
-#define PRIOS 5
-#define GB (1024.0 * 1024.0 * 1024.0)
-#define MB (1024.0 * 1024.0)
-#define TIMEOUT_ROUND_MS 5000
-#define STALL_MIN_TASK_MS 12000
-#define SCALE_UP_COOLDOWN_MS 15000
-#define SCALE_DOWN_COOLDOWN_MS 30000
-#define SURGE_SCALE_UP_PENDING 5.0
-
-enum item_what {
-    W_REG = 0,      /* AgentLifecycle REGISTERED */
-    W_UNREG,        /* AgentLifecycle UNREGISTERED */
-    W_HB,           /* Heartbeat */
-    W_RES,          /* ResourceSample */
-    W_CONS,         /* ConsensusRound of group `agent` */
-    W_ARRIVE,       /* a task arrives in the queue (no message) */
-    W_ASSIGN,       /* QUEUED, on the agent it was given to */
-    W_START,        /* STARTED */
-    W_END,          /* COMPLETED, FAILED or TIMED_OUT */
-    W_SCALE,        /* the autoscaler looks (no message) */
-    W_TOPUP,        /* an operator tops the budget up (no message) */
-    W_BURST,        /* a burst of arrivals (no message) */
-    W_DIE,          /* an agent dies (no message) */
-    W_REVIVE,       /* an agent comes back: REGISTERED */
-};
-
-enum end_kind { END_OK = 0, END_FAILED, END_TIMED_OUT };
-
-typedef struct witem {
-    int64_t ts;
-    uint64_t seq;
-    uint64_t task;
-    uint32_t swarm;
-    uint32_t agent;         /* or group, for W_CONS */
-    uint32_t dur;
-    uint32_t est, used;
-    uint32_t epoch;
-    uint8_t what, prio, type;
-    uint8_t flag;           /* W_ARRIVE: 1 burst; W_END: end_kind | 4 stuck */
-} witem;
-
-typedef struct wslot {
-    uint32_t agent, epoch;
-} wslot;
-
-/* A growable FIFO of fixed-size elements. */
-typedef struct ring {
-    unsigned char *v;
-    size_t esz, cap, head, n;
-} ring;
-
-typedef struct wagent {
-    uint32_t inflight, epoch;
-    uint8_t live;           /* 0 off, 1 registered, 2 registering */
-    uint8_t down, reserve, dynamic, stuck;
-    uint64_t progress;      /* tokens of finished tasks */
-    uint64_t shown;         /* last progress a heartbeat showed */
-    uint64_t cur_task;
-    int64_t cur_start;
-    uint32_t cur_dur, cur_used, stall_at, stall_len;
-} wagent;
-
-typedef struct wswarm_st {
-    uint64_t rng;
-    uint32_t n_static, n_total, quota;
-    wagent *ag;
-    ring queue[PRIOS];
-    ring free_main, free_res;
-    uint64_t tasks;
-    double base_rate;       /* tasks per second */
-    double token_rate;      /* tokens per second, expected */
-    double type_cum[SM_WORLD_MAX_TYPES];
-    double budget0, budget, used;
-    bool topup_pending;
-    double mem_saw, mem_step, leak;
-    uint32_t registered, dyn_on;
-    int64_t last_scale, last_res;
-    uint64_t rounds[SM_WORLD_MAX_GROUPS];
-    sm_world_gauges g;
-} wswarm_st;
-
-struct sm_world {
-    sm_world_config cfg;
-    wswarm_st *sw;
-    uint8_t *fault_done;    /* token_burn: topped up after the end */
-    sm_evq events;          /* witems, by (ts, seq) */
-    uint64_t count;
-    bool done;
-    sm_status status;
-    char subject[128];
-    char task_id[64];
-    char name[24];
-    uint8_t buf[PACK_CAP];
-};
 
 /* ------------------------------------------------------------- maths */
 
@@ -269,6 +173,7 @@ void sm_world_config_default(sm_world_config *cfg)
     cfg->duration_ms = 15LL * 60 * 1000;
     cfg->n_swarms = 1;
     sm_wswarm_default(&cfg->swarms[0], 0);
+    sm_wcoord_default(&cfg->coord);
 }
 
 double sm_wswarm_mean_task_s(const sm_wswarm *s)
@@ -386,6 +291,13 @@ sm_status sm_world_config_validate(const sm_world_config *cfg, char *why,
         CHECK(quota_of(s) >= s->agents + s->reserve,
               "swarm %s: quota below agents + reserve", s->id);
     }
+    const sm_wcoord *co = &cfg->coord;
+    CHECK(co->delay_mean_s >= 0 && co->delay_mean_s <= 3600 &&
+          co->delay_jitter_s >= 0 && co->delay_jitter_s <= co->delay_mean_s,
+          "coordinator: delay_s 0..3600, jitter_s 0..delay_s");
+    CHECK(co->fail_rate >= 0 && co->reject_rate >= 0 &&
+          co->fail_rate + co->reject_rate <= 1,
+          "coordinator: fail_rate and reject_rate 0..1, together at most 1");
     for (size_t i = 0; i < cfg->n_faults; i++) {
         const sm_wfault *f = &cfg->faults[i];
         const char *k = sm_wfault_type_str(f->type);
@@ -458,7 +370,7 @@ bool sm_wfault_has_agent(const sm_wfault *f, uint32_t a, uint32_t n)
     return (a * k) / n != ((uint64_t)(a + 1) * k) / n;
 }
 
-static bool fault_has_group(const sm_wfault *f, uint32_t g)
+bool sm_w_has_group(const sm_wfault *f, uint32_t g)
 {
     if (f->n_groups == 0)
         return true;
@@ -468,9 +380,21 @@ static bool fault_has_group(const sm_wfault *f, uint32_t g)
     return false;
 }
 
-static double intensity(const sm_world *w, const sm_wfault *f, int64_t ts)
+double sm_w_intensity(const sm_world *w, const sm_wfault *f, int64_t ts)
 {
+    int64_t healed = w->fault_healed[f - w->cfg.faults];
+    if (healed > 0 && ts >= healed)
+        return 0.0;
     return sm_wfault_intensity(f, ts - w->cfg.start_ms, w->cfg.duration_ms);
+}
+
+/* Whether agent fault f still touches agent a: not once a restart after
+ * its onset healed the agent. */
+static bool touches(const sm_world *w, uint32_t s, uint32_t a,
+                    const sm_wfault *f)
+{
+    int64_t h = w->sw[s].ag[a].healed_at;
+    return h == 0 || w->cfg.start_ms + f->onset_ms > h;
 }
 
 /* Slow-down factor of a task an agent starts at ts. */
@@ -485,9 +409,9 @@ static double slow_factor(const sm_world *w, uint32_t s, uint32_t a,
                               f->type != SM_WF_SLOW_FRACTION &&
                               f->type != SM_WF_DEGRADING_AGENT))
             continue;
-        if (!sm_wfault_has_agent(f, a, n))
+        if (!sm_wfault_has_agent(f, a, n) || !touches(w, s, a, f))
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x > 0)
             k *= 1.0 + (f->magnitude - 1.0) * x;
     }
@@ -501,9 +425,10 @@ static double fail_chance(const sm_world *w, uint32_t s, uint32_t a,
     uint32_t n = w->sw[s].n_static;
     for (size_t i = 0; i < w->cfg.n_faults; i++) {
         const sm_wfault *f = &w->cfg.faults[i];
-        if (f->swarm != s || !sm_wfault_has_agent(f, a, n))
+        if (f->swarm != s || !sm_wfault_has_agent(f, a, n) ||
+            !touches(w, s, a, f))
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x <= 0)
             continue;
         if (f->type == SM_WF_FAILING_AGENT && f->magnitude * x > p)
@@ -522,7 +447,7 @@ static const sm_wfault *stuck_fault(const sm_world *w, uint32_t s,
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm == s && f->type == SM_WF_STUCK_AGENT &&
             sm_wfault_has_agent(f, a, w->sw[s].n_static) &&
-            intensity(w, f, ts) > 0)
+            touches(w, s, a, f) && sm_w_intensity(w, f, ts) > 0)
             return f;
     }
     return NULL;
@@ -541,7 +466,7 @@ static double surge(const sm_world *w, uint32_t s, int64_t ts,
         if (f->swarm != s || (f->type != SM_WF_QUEUE_SURGE &&
                               f->type != SM_WF_QUOTA_SATURATION))
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x > 0) {
             k += f->magnitude * x;
             if (f->type == SM_WF_QUOTA_SATURATION && aggressive)
@@ -562,7 +487,7 @@ static bool ring_init(ring *r, size_t esz, size_t cap)
     return r->v != NULL;
 }
 
-static bool ring_push(ring *r, const void *e)
+bool sm_w_ring_push(ring *r, const void *e)
 {
     if (r->n == r->cap) {
         size_t cap = r->cap * 2;
@@ -596,7 +521,7 @@ static bool ring_pop(ring *r, void *e)
 
 /* Schedules an item (sm_evq_push stamps its seq); on failure records
  * SM_ERR_NOMEM in w->status. */
-static bool push(sm_world *w, witem it)
+bool sm_w_push(sm_world *w, witem it)
 {
     if (sm_evq_push(&w->events, &it) != SM_OK) {
         w->status = SM_ERR_NOMEM;
@@ -605,7 +530,7 @@ static bool push(sm_world *w, witem it)
     return true;
 }
 
-static bool at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
+bool sm_w_at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
 {
     witem it;
     memset(&it, 0, sizeof it);
@@ -613,12 +538,12 @@ static bool at(sm_world *w, uint8_t what, uint32_t s, uint32_t a, int64_t ts)
     it.swarm = s;
     it.agent = a;
     it.ts = ts;
-    return push(w, it);
+    return sm_w_push(w, it);
 }
 
 /* ------------------------------------------------------------- create */
 
-static bool fail_nomem(sm_world *w)
+bool sm_w_nomem(sm_world *w)
 {
     w->status = SM_ERR_NOMEM;
     return false;
@@ -634,7 +559,7 @@ static bool swarm_init(sm_world *w, uint32_t s)
     st->n_total = c->agents + c->reserve + max_dynamic(c);
     st->ag = calloc(st->n_total, sizeof *st->ag);
     if (st->ag == NULL)
-        return fail_nomem(w);
+        return sm_w_nomem(w);
     for (uint32_t a = 0; a < st->n_total; a++) {
         st->ag[a].reserve = a >= c->agents && a < c->agents + c->reserve;
         st->ag[a].dynamic = a >= c->agents + c->reserve;
@@ -643,10 +568,13 @@ static bool swarm_init(sm_world *w, uint32_t s)
     if (!ring_init(&st->free_main, sizeof(wslot), slots) ||
         !ring_init(&st->free_res, sizeof(wslot),
                    (size_t)c->reserve * c->concurrency * 2 + 8))
-        return fail_nomem(w);
+        return sm_w_nomem(w);
     for (int p = 0; p < PRIOS; p++)
         if (!ring_init(&st->queue[p], sizeof(witem), 64))
-            return fail_nomem(w);
+            return sm_w_nomem(w);
+    st->recent = malloc(SM_WCOORD_RECENT * sizeof *st->recent);
+    if (!ring_init(&st->voids, sizeof(wvoid), 8) || st->recent == NULL)
+        return sm_w_nomem(w);
     double wsum = 0.0;
     for (size_t t = 0; t < c->n_types; t++) {
         wsum += c->types[t].weight;
@@ -667,23 +595,23 @@ static bool swarm_init(sm_world *w, uint32_t s)
     int64_t t0 = w->cfg.start_ms;
     for (uint32_t a = 0; a < c->agents + c->reserve; a++) {
         st->ag[a].live = 2;
-        if (!at(w, W_REG, s, a, t0))
+        if (!sm_w_at(w, W_REG, s, a, t0))
             return false;
     }
-    if (!at(w, W_RES, s, 0, t0 + (int64_t)sm_rng_range(&st->rng, 0, 1000)))
+    if (!sm_w_at(w, W_RES, s, 0, t0 + (int64_t)sm_rng_range(&st->rng, 0, 1000)))
         return false;
     for (uint32_t g = 0; g < c->groups; g++)
-        if (!at(w, W_CONS, s, g,
+        if (!sm_w_at(w, W_CONS, s, g,
                 t0 + (int64_t)sm_rng_range(&st->rng, 0, c->round_s * 1000)))
             return false;
-    if (!at(w, W_ARRIVE, s, 0, t0 + (int64_t)expo(&st->rng,
+    if (!sm_w_at(w, W_ARRIVE, s, 0, t0 + (int64_t)expo(&st->rng,
                                                   1000.0 / st->base_rate)))
         return false;
     if (c->burst_every_s > 0 && c->burst_tasks >= 1 &&
-        !at(w, W_BURST, s, 0,
+        !sm_w_at(w, W_BURST, s, 0,
             t0 + (int64_t)expo(&st->rng, c->burst_every_s * 1000)))
         return false;
-    if (!at(w, W_SCALE, s, 0, t0 + (int64_t)(c->scale_every_s * 1000)))
+    if (!sm_w_at(w, W_SCALE, s, 0, t0 + (int64_t)(c->scale_every_s * 1000)))
         return false;
     return true;
 }
@@ -700,10 +628,13 @@ sm_status sm_world_create(sm_world **out, const sm_world_config *cfg)
     w->cfg = *cfg;
     w->sw = calloc(cfg->n_swarms, sizeof *w->sw);
     w->fault_done = calloc(cfg->n_faults + 1, 1);
+    w->fault_healed = calloc(cfg->n_faults + 1, sizeof *w->fault_healed);
+    w->crng = sm_rng_stream(cfg->seed, 0xC0u << 24);
+    w->now = cfg->start_ms;
     size_t cap = 256;
     for (size_t s = 0; s < cfg->n_swarms; s++)
         cap += (cfg->swarms[s].agents + cfg->swarms[s].reserve) * 3u;
-    if (w->sw == NULL || w->fault_done == NULL ||
+    if (w->sw == NULL || w->fault_done == NULL || w->fault_healed == NULL ||
         sm_evq_init(&w->events, sizeof(witem), cap) != SM_OK) {
         sm_world_destroy(w);
         return SM_ERR_NOMEM;
@@ -722,9 +653,16 @@ sm_status sm_world_create(sm_world **out, const sm_world_config *cfg)
         else
             continue;
         for (size_t a = 0; ok && a < f->n_agents; a++) {
-            ok = at(w, W_DIE, f->swarm, f->agents[a], cfg->start_ms + die);
+            witem d;
+            memset(&d, 0, sizeof d);
+            d.what = W_DIE;
+            d.swarm = f->swarm;
+            d.agent = f->agents[a];
+            d.task = i + 1;     /* the fault, for a restart to cancel */
+            d.ts = cfg->start_ms + die;
+            ok = sm_w_push(w, d);
             if (ok && back > die && back < cfg->duration_ms)
-                ok = at(w, W_REVIVE, f->swarm, f->agents[a],
+                ok = sm_w_at(w, W_REVIVE, f->swarm, f->agents[a],
                         cfg->start_ms + back);
         }
     }
@@ -746,12 +684,16 @@ void sm_world_destroy(sm_world *w)
             free(st->ag);
             free(st->free_main.v);
             free(st->free_res.v);
+            free(st->voids.v);
+            free(st->recent);
             for (int p = 0; p < PRIOS; p++)
                 free(st->queue[p].v);
         }
     }
     free(w->sw);
     free(w->fault_done);
+    free(w->fault_healed);
+    free(w->pend);
     sm_evq_free(&w->events);
     free(w);
 }
@@ -786,7 +728,7 @@ void sm_world_gauges_of(const sm_world *w, uint32_t s, sm_world_gauges *g)
 
 /* ------------------------------------------------------------- packing */
 
-static bool pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out)
+bool sm_w_pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
     if (n > sizeof w->buf) {
@@ -798,7 +740,7 @@ static bool pack(sm_world *w, const ProtobufCMessage *msg, sm_sim_msg *out)
     return true;
 }
 
-static void subject(sm_world *w, uint32_t s, const char *kind,
+void sm_w_subject(sm_world *w, uint32_t s, const char *kind,
                     const char *id)
 {
     snprintf(w->subject, sizeof w->subject, "swarm.%s.%s.%s",
@@ -828,29 +770,44 @@ static uint32_t pending_total(const wswarm_st *st)
     return n;
 }
 
+/* Priorities dispatch may take at `now`: all, or CRITICAL..MEDIUM while
+ * the coordinator pauses low-priority work. */
+static int prios_open(const wswarm_st *st, int64_t now)
+{
+    return now < st->paused_until ? 3 : PRIOS;
+}
+
+static uint32_t pending_open(const wswarm_st *st, int64_t now)
+{
+    uint32_t n = 0;
+    for (int p = 0; p < prios_open(st, now); p++)
+        n += (uint32_t)st->queue[p].n;
+    return n;
+}
+
 static bool slot_ok(const wswarm_st *st, const wslot *sl, uint32_t conc)
 {
     const wagent *a = &st->ag[sl->agent];
     return a->live == 1 && !a->down && a->epoch == sl->epoch &&
-           a->inflight < conc;
+           a->inflight < conc && !a->drain;
 }
 
-static bool free_slot(sm_world *w, uint32_t s, uint32_t a)
+bool sm_w_free_slot(sm_world *w, uint32_t s, uint32_t a)
 {
     wswarm_st *st = &w->sw[s];
     wslot sl = {a, st->ag[a].epoch};
-    if (!ring_push(st->ag[a].reserve ? &st->free_res : &st->free_main, &sl))
-        return fail_nomem(w);
+    if (!sm_w_ring_push(st->ag[a].reserve ? &st->free_res : &st->free_main, &sl))
+        return sm_w_nomem(w);
     return true;
 }
 
 /* Hands waiting tasks to free agents, highest priority first. */
-static bool dispatch(sm_world *w, uint32_t s, int64_t now)
+bool sm_w_dispatch(sm_world *w, uint32_t s, int64_t now)
 {
     wswarm_st *st = &w->sw[s];
     const sm_wswarm *c = &w->cfg.swarms[s];
     for (;;) {
-        uint32_t waiting = pending_total(st);
+        uint32_t waiting = pending_open(st, now);
         if (waiting == 0)
             return true;
         wslot sl;
@@ -863,7 +820,7 @@ static bool dispatch(sm_world *w, uint32_t s, int64_t now)
         if (!got)
             return true;
         witem t;
-        for (int p = 0; p < PRIOS; p++)
+        for (int p = 0; p < prios_open(st, now); p++)
             if (ring_pop(&st->queue[p], &t))
                 break;
         wagent *ag = &st->ag[sl.agent];
@@ -872,7 +829,7 @@ static bool dispatch(sm_world *w, uint32_t s, int64_t now)
         t.agent = sl.agent;
         t.epoch = ag->epoch;
         t.ts = now + sm_rng_below(&st->rng, 50);
-        if (!push(w, t))
+        if (!sm_w_push(w, t))
             return false;
     }
 }
@@ -897,9 +854,9 @@ static bool emit_lifecycle(sm_world *w, const witem *it, bool reg,
         m.n_capabilities = 2;
         m.capabilities = caps[it->agent % 4];
     }
-    subject(w, it->swarm, "agent", w->name);
+    sm_w_subject(w, it->swarm, "agent", w->name);
     out->kind = SM_SIM_AGENT;
-    return pack(w, &m.base, out);
+    return sm_w_pack(w, &m.base, out);
 }
 
 /* REGISTERED (start, autoscaler, revival): the agent takes work. */
@@ -923,13 +880,13 @@ static bool on_register(sm_world *w, const witem *it, sm_sim_msg *out)
     ag->inflight = 0;
     ag->stuck = 0;
     for (uint32_t k = 0; k < c->concurrency; k++)
-        if (!free_slot(w, it->swarm, it->agent))
+        if (!sm_w_free_slot(w, it->swarm, it->agent))
             return false;
     witem hb = *it;
     hb.what = W_HB;
     hb.epoch = ag->epoch;
     hb.ts = it->ts + (int64_t)sm_rng_range(&st->rng, 0, c->heartbeat_s * 1000);
-    if (!push(w, hb) || !dispatch(w, it->swarm, it->ts))
+    if (!sm_w_push(w, hb) || !sm_w_dispatch(w, it->swarm, it->ts))
         return false;
     return emit_lifecycle(w, it, true, out);
 }
@@ -962,7 +919,7 @@ static bool degraded(const sm_world *w, uint32_t s, uint32_t a, int64_t ts)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm == s && f->type == SM_WF_DEGRADING_AGENT &&
             sm_wfault_has_agent(f, a, w->sw[s].n_static) &&
-            intensity(w, f, ts) > 0.3)
+            touches(w, s, a, f) && sm_w_intensity(w, f, ts) > 0.3)
             return true;
     }
     return false;
@@ -980,7 +937,7 @@ static int on_heartbeat(sm_world *w, witem *it, sm_sim_msg *out)
     double j = c->heartbeat_jitter_s * 1000.0;
     next.ts = it->ts + (int64_t)(c->heartbeat_s * 1000.0 +
                                  sm_rng_range(&st->rng, -j, j));
-    if (!push(w, next))
+    if (!sm_w_push(w, next))
         return -1;
     if (sm_rng_uni(&st->rng) < c->heartbeat_miss)
         return 0;
@@ -997,9 +954,9 @@ static int on_heartbeat(sm_world *w, witem *it, sm_sim_msg *out)
     m.progress = progress_at(ag, it->ts);
     if (ag->inflight > 0)
         m.current_task = (char *)task_name(w, it->swarm, ag->cur_task);
-    subject(w, it->swarm, "heartbeat", w->name);
+    sm_w_subject(w, it->swarm, "heartbeat", w->name);
     out->kind = SM_SIM_HEARTBEAT;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 /* Token budget and usage at a resource sample, with burns and top-ups. */
@@ -1012,7 +969,7 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm != s || f->type != SM_WF_TOKEN_BURN)
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         int64_t rel = ts - w->cfg.start_ms;
         if (x > 0 || (rel >= f->onset_ms && rel < f->onset_ms + f->ramp_ms)) {
             /* Operators sleep through the burn, unless it stopped short:
@@ -1036,7 +993,7 @@ static bool tokens_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
     if (!burning && !st->topup_pending && st->used > c->topup_at * st->budget &&
         c->topup_frac > 0) {
         st->topup_pending = true;
-        return at(w, W_TOPUP, s, 0, ts + (int64_t)sm_rng_range(&st->rng, 20000,
+        return sm_w_at(w, W_TOPUP, s, 0, ts + (int64_t)sm_rng_range(&st->rng, 20000,
                                                         90000));
     }
     return true;
@@ -1058,7 +1015,7 @@ static void memory_step(sm_world *w, uint32_t s, int64_t ts, double dt_s)
         const sm_wfault *f = &w->cfg.faults[i];
         if (f->swarm != s || f->type != SM_WF_MEMORY_LEAK)
             continue;
-        double x = intensity(w, f, ts);
+        double x = sm_w_intensity(w, f, ts);
         if (x > 0) {
             leaking = true;
             st->leak += f->magnitude * MB * x * dt_s / 60.0;
@@ -1084,7 +1041,7 @@ static int on_resource(sm_world *w, witem *it, sm_sim_msg *out)
     memory_step(w, s, it->ts, dt);
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->resource_s * 1000);
-    if (!push(w, next))
+    if (!sm_w_push(w, next))
         return -1;
 
     Swarmmedic__V1__PendingByPriority pp[PRIOS];
@@ -1115,9 +1072,9 @@ static int on_resource(sm_world *w, witem *it, sm_sim_msg *out)
     st->g.pending = total;
     st->g.active = st->registered;
     st->g.quota = st->quota;
-    subject(w, s, "resource", "scheduler");
+    sm_w_subject(w, s, "resource", "scheduler");
     out->kind = SM_SIM_RESOURCE;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
@@ -1129,14 +1086,17 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
     bool lost = false;
     for (size_t i = 0; i < w->cfg.n_faults; i++) {
         const sm_wfault *f = &w->cfg.faults[i];
-        if (f->swarm != s || !fault_has_group(f, g))
+        if (f->swarm != s || !sm_w_has_group(f, g))
             continue;
-        double x = intensity(w, f, it->ts);
+        double x = sm_w_intensity(w, f, it->ts);
         if (x <= 0)
             continue;
         if (f->type == SM_WF_CONSENSUS_DEGRADATION && f->magnitude * x > p)
             p = f->magnitude * x;
-        else if (f->type == SM_WF_QUORUM_LOSS && sm_rng_uni(&st->rng) < x)
+        else if (f->type == SM_WF_QUORUM_LOSS &&
+                 !(st->group_healed[g] > 0 &&
+                   st->group_healed[g] >= w->cfg.start_ms + f->onset_ms) &&
+                 sm_rng_uni(&st->rng) < x)
             lost = true;
     }
     uint32_t parts = c->group_size, quorum = c->group_size / 2 + 1;
@@ -1166,11 +1126,11 @@ static int on_consensus(sm_world *w, witem *it, sm_sim_msg *out)
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->round_s * 1000.0 *
                                  sm_rng_range(&st->rng, 0.8, 1.2));
-    if (!push(w, next))
+    if (!sm_w_push(w, next))
         return -1;
-    subject(w, s, "consensus", group);
+    sm_w_subject(w, s, "consensus", group);
     out->kind = SM_SIM_CONSENSUS;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
 }
 
 static Swarmmedic__V1__Priority pick_priority(uint64_t *rng)
@@ -1194,7 +1154,7 @@ static bool on_arrive(sm_world *w, witem *it)
         double rate = st->base_rate * (1.0 + surge(w, s, it->ts, NULL));
         witem next = *it;
         next.ts = it->ts + 1 + (int64_t)expo(&st->rng, 1000.0 / rate);
-        if (!push(w, next))
+        if (!sm_w_push(w, next))
             return false;
     }
     witem t;
@@ -1209,9 +1169,9 @@ static bool on_arrive(sm_world *w, witem *it)
     t.type = (uint8_t)k;
     t.est = (uint32_t)(c->types[k].tokens * lognormal(&st->rng, 0.3));
     t.ts = it->ts;
-    if (!ring_push(&st->queue[t.prio - 1], &t))
-        return fail_nomem(w);
-    return dispatch(w, s, it->ts);
+    if (!sm_w_ring_push(&st->queue[t.prio - 1], &t))
+        return sm_w_nomem(w);
+    return sm_w_dispatch(w, s, it->ts);
 }
 
 static bool on_burst(sm_world *w, witem *it)
@@ -1225,12 +1185,12 @@ static bool on_burst(sm_world *w, witem *it)
         a.what = W_ARRIVE;
         a.flag = 1;
         a.ts = it->ts + (int64_t)sm_rng_range(&st->rng, 0, 5000);
-        if (!push(w, a))
+        if (!sm_w_push(w, a))
             return false;
     }
     witem next = *it;
     next.ts = it->ts + 1 + (int64_t)expo(&st->rng, c->burst_every_s * 1000);
-    return push(w, next);
+    return sm_w_push(w, next);
 }
 
 /* The task's work: duration, tokens, outcome, tool-call stall. */
@@ -1271,6 +1231,7 @@ static void plan_task(sm_world *w, witem *t, wagent *ag)
         ag->stall_len = (uint32_t)len;
         ag->stall_at = (uint32_t)sm_rng_range(&st->rng, 0, t->dur - len);
     }
+    ag->cur = *t;
 }
 
 static int emit_task(sm_world *w, const witem *t, sm_sim_msg *out,
@@ -1285,14 +1246,39 @@ static int emit_task(sm_world *w, const witem *t, sm_sim_msg *out,
     m.kind = kind;
     m.priority = (Swarmmedic__V1__Priority)t->prio;
     m.tokens_estimated = t->est;
-    m.attempt = 1;
+    m.attempt = t->attempt > 1 ? t->attempt : 1;
     if (t->what == W_END) {
         m.tokens_used = t->used;
         m.duration_ms = t->dur;
     }
-    subject(w, t->swarm, "task", w->name);
+    sm_w_subject(w, t->swarm, "task", w->name);
     out->kind = SM_SIM_TASK;
-    return pack(w, &m.base, out) ? 1 : -1;
+    return sm_w_pack(w, &m.base, out) ? 1 : -1;
+}
+
+/* Whether t is a W_END a restart or retry made void (then forgotten). */
+static bool voided(wswarm_st *st, const witem *t)
+{
+    for (size_t i = 0; i < st->voids.n; i++) {
+        wvoid *v = (wvoid *)(st->voids.v +
+                             ((st->voids.head + i) % st->voids.cap) *
+                                 sizeof(wvoid));
+        if (v->task == t->task && v->agent == t->agent &&
+            v->epoch == t->epoch) {
+            wvoid last;
+            ring_pop(&st->voids, &last);    /* the head fills the hole */
+            if (i > 0)
+                *v = last;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Keeps a FAILED or TIMED_OUT task for task_retry to find. */
+static void remember(wswarm_st *st, const witem *t)
+{
+    st->recent[st->n_recent++ % SM_WCOORD_RECENT] = *t;
 }
 
 static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
@@ -1301,24 +1287,29 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     wswarm_st *st = &w->sw[s];
     wagent *ag = &st->ag[t->agent];
     bool current = ag->epoch == t->epoch && ag->live == 1 && !ag->down;
+    if (t->what == W_END && st->voids.n > 0 && voided(st, t))
+        return 0;
     switch (t->what) {
+    case W_CANCEL:
+        return emit_task(w, t, out,
+                         SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_CANCELLED);
     case W_ASSIGN:
         if (!current) {         /* the agent went away: back in the queue */
-            if (!ring_push(&st->queue[t->prio - 1], t))
-                return fail_nomem(w) ? 0 : -1;
-            return dispatch(w, s, t->ts) ? 0 : -1;
+            if (!sm_w_ring_push(&st->queue[t->prio - 1], t))
+                return sm_w_nomem(w) ? 0 : -1;
+            return sm_w_dispatch(w, s, t->ts) ? 0 : -1;
         }
         if (emit_task(w, t, out,
                       SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED) < 0)
             return -1;
         t->what = W_START;
         t->ts += 20 + sm_rng_below(&st->rng, 280);
-        return push(w, *t) ? 1 : -1;
+        return sm_w_push(w, *t) ? 1 : -1;
     case W_START:
         if (!current) {
-            if (!ring_push(&st->queue[t->prio - 1], t))
-                return fail_nomem(w) ? 0 : -1;
-            return dispatch(w, s, t->ts) ? 0 : -1;
+            if (!sm_w_ring_push(&st->queue[t->prio - 1], t))
+                return sm_w_nomem(w) ? 0 : -1;
+            return sm_w_dispatch(w, s, t->ts) ? 0 : -1;
         }
         plan_task(w, t, ag);
         if (emit_task(w, t, out,
@@ -1326,13 +1317,14 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
             return -1;
         t->what = W_END;
         t->ts += t->dur;
-        return push(w, *t) ? 1 : -1;
+        return sm_w_push(w, *t) ? 1 : -1;
     default:
         break;
     }
     /* W_END */
     if (!current) {             /* the agent died: the coordinator gives up */
         t->flag = END_TIMED_OUT;
+        remember(st, t);
         return emit_task(w, t, out,
                          SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT);
     }
@@ -1346,7 +1338,7 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
             t->flag = END_TIMED_OUT | 4;
             t->dur += (uint32_t)(end - t->ts);
             t->ts = end;
-            return push(w, *t) ? 0 : -1;
+            return sm_w_push(w, *t) ? 0 : -1;
         }
     }
     ag->stuck = 0;
@@ -1359,7 +1351,15 @@ static int on_task(sm_world *w, witem *t, sm_sim_msg *out)
     if (st->used > st->budget)
         st->used = st->budget;
     int kind = t->flag & 3;
-    if (!free_slot(w, s, t->agent) || !dispatch(w, s, t->ts))
+    if (kind != END_OK)
+        remember(st, t);
+    if (ag->drain > 0) {        /* the coordinator drains it: no new work */
+        if (ag->inflight == 0 && !sm_w_drained(w, s, t->agent, t->ts))
+            return -1;
+    } else if (!sm_w_free_slot(w, s, t->agent)) {
+        return -1;
+    }
+    if (!sm_w_dispatch(w, s, t->ts))
         return -1;
     return emit_task(w, t, out,
                      kind == END_OK
@@ -1394,7 +1394,7 @@ static bool on_scale(sm_world *w, witem *it)
             coming++;
             k--;
             st->last_scale = it->ts;
-            if (!at(w, W_REG, s, a, it->ts + 1 + coming))
+            if (!sm_w_at(w, W_REG, s, a, it->ts + 1 + coming))
                 return false;
         }
     } else if (waiting < c->scale_down_pending &&
@@ -1406,7 +1406,7 @@ static bool on_scale(sm_world *w, witem *it)
                 ag->epoch++;
                 st->registered--;
                 st->last_scale = it->ts;
-                if (!at(w, W_UNREG, s, a, it->ts + 1))
+                if (!sm_w_at(w, W_UNREG, s, a, it->ts + 1))
                     return false;
                 break;
             }
@@ -1414,8 +1414,9 @@ static bool on_scale(sm_world *w, witem *it)
     }
     witem next = *it;
     next.ts = it->ts + (int64_t)(c->scale_every_s * 1000);
-    return push(w, next);
+    return sm_w_push(w, next);
 }
+
 
 /* Handles one popped item: 1 with a message in *out, 0 without, -1 on
  * error. */
@@ -1426,6 +1427,8 @@ static int step(sm_world *w, witem *it, sm_sim_msg *out)
     case W_REG:
     case W_REVIVE: {
         wagent *ag = &st->ag[it->agent];
+        if (it->what == W_REVIVE && ag->healed_at > 0 && !ag->down)
+            return 0;           /* a restart brought it back already */
         bool emits = it->what == W_REG ? ag->live == 2 : ag->live == 1;
         if (!on_register(w, it, out))
             return -1;
@@ -1451,12 +1454,19 @@ static int step(sm_world *w, witem *it, sm_sim_msg *out)
         return 0;
     case W_DIE: {
         wagent *ag = &st->ag[it->agent];
+        if (it->task > 0 &&
+            !touches(w, it->swarm, it->agent, &w->cfg.faults[it->task - 1]))
+            return 0;           /* a restart healed it before it died */
         ag->down = 1;
         ag->epoch++;
         ag->inflight = 0;
         ag->stuck = 0;
         return 0;
     }
+    case W_HEAL:
+        return sm_w_on_heal(w, it) ? 0 : -1;
+    case W_OUTCOME:
+        return sm_w_on_outcome(w, it, out);
     default:
         return on_task(w, it, out);
     }
@@ -1475,6 +1485,7 @@ bool sm_world_next(sm_world *w, sm_sim_msg *out)
         }
         witem it;
         sm_evq_pop(&w->events, &it);
+        w->now = it.ts;
         out->ts_ms = it.ts;
         out->swarm = it.swarm;
         int r = step(w, &it, out);

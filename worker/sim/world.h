@@ -90,6 +90,50 @@
  *                     re-register.
  *   crash_restart     listed agents die at onset and re-register at end.
  *
+ * The coordinator (sm_world_heal, below): the world also plays the
+ * coordinator that swarm-medic's HealingCommands are addressed to
+ * (issue 9). A command handed in at the world's current event time is
+ * carried out after a delay (sm_wcoord: mean +- jitter), succeeds, fails
+ * or is rejected at the configured rates (draws from a coordinator stream
+ * of the seed, apart from the swarms' streams), and its HealingOutcome
+ * comes out of sm_world_next() in event order on
+ * swarm.<s>.outcome.<command_id> when it finishes. DONE has an effect,
+ * FAILED and REJECTED none:
+ *   agent_restart      the agent unregisters; its task in flight is
+ *                      CANCELLED and queued again (attempt + 1); it
+ *                      registers again SM_WCOORD_RESTART_MS later, healthy:
+ *                      the agent faults begun before the restart (slow,
+ *                      failing, slow_fraction, stuck, degrading,
+ *                      crash_restart) no longer touch it. The outcome
+ *                      follows the re-registration.
+ *   task_retry         task_id (its task in flight, or one of the last
+ *                      SM_WCOORD_RECENT that FAILED or TIMED_OUT) is queued
+ *                      again (attempt + 1), straight to target_agent when
+ *                      it is registered and free, else by priority.
+ *   resource_rebalance per step: pause_low_priority (LOW and BACKGROUND
+ *                      wait SM_WCOORD_PAUSE_MS), reallocate_budget (the
+ *                      budget grows to twice the usage; token burns stop),
+ *                      free_memory (leaks stop, the leaked memory is
+ *                      reclaimed), scale_up=N (N dynamic agents within the
+ *                      quota).
+ *   quorum_recovery    spawn_agents=N dynamic agents register (within the
+ *                      quota); the group named by `subject` ("g<i>") is
+ *                      free of its quorum_loss faults from then on.
+ *   custom drain_agent (worker/strategies.c's example) no new work for
+ *                      the agent; once its task in flight ends (at once
+ *                      when it has none) it is restarted as above, and the
+ *                      outcome follows the re-registration.
+ *   escalate           counted; nothing done, no outcome (a human's job).
+ *   other custom       REJECTED, "unknown action ...".
+ * A RECOMMEND command is advice: carried out only when take_recommend;
+ * OBSERVE never is. A command id seen before is a duplicate: counted, not
+ * carried out again. A restart (or drain) of a live member of a consensus group (group
+ * g holds static agents g*group_size .. +group_size-1) whose participants,
+ * less the members being restarted, leave nothing above quorum is counted
+ * as an action below quorum (it is still carried out, as a coordinator
+ * that trusts its medic would). With no command handed in, the stream is
+ * byte for byte what it was without the coordinator.
+ *
  * Determinism: splitmix64 per swarm, integer and basic IEEE arithmetic
  * (own exp and log, no libm): the same configuration gives the same bytes
  * on every machine. Memory: allocation at creation, and when a queue, the
@@ -167,6 +211,19 @@ typedef struct sm_wfault {
     uint32_t groups[SM_WORLD_FAULT_AGENTS];
 } sm_wfault;
 
+/* The simulated coordinator (see "The coordinator" above). */
+typedef struct sm_wcoord {
+    double delay_mean_s;        /* [2] receipt to finish */
+    double delay_jitter_s;      /* [1] uniform +-, under the mean */
+    double fail_rate;           /* [0] FAILED, no effect */
+    double reject_rate;         /* [0] REJECTED, no effect */
+    bool take_recommend;        /* [false] carry out RECOMMEND commands */
+} sm_wcoord;
+
+#define SM_WCOORD_RESTART_MS 2000   /* unregistered to registered again */
+#define SM_WCOORD_PAUSE_MS 120000   /* pause_low_priority lasts */
+#define SM_WCOORD_RECENT 256        /* ended tasks task_retry can find */
+
 typedef struct sm_world_config {
     uint64_t seed;
     int64_t start_ms;           /* SM_SIM_DEFAULT_START_MS */
@@ -175,12 +232,17 @@ typedef struct sm_world_config {
     sm_wswarm swarms[SM_WORLD_MAX_SWARMS];
     size_t n_faults;
     sm_wfault faults[SM_WORLD_MAX_FAULTS];
+    sm_wcoord coord;            /* used only when commands are handed in */
 } sm_world_config;
 
 /* Defaults for one swarm (the bracketed figures above), id "s<index>". */
 void sm_wswarm_default(sm_wswarm *s, uint32_t index);
 
-/* One default swarm, 15 minutes, seed 1, no faults. */
+/* The coordinator's defaults (bracketed above). */
+void sm_wcoord_default(sm_wcoord *c);
+
+/* One default swarm, 15 minutes, seed 1, no faults, the default
+ * coordinator. */
 void sm_world_config_default(sm_world_config *cfg);
 
 /* SM_OK or SM_ERR_CONFIG with a sentence in why. */
@@ -230,5 +292,57 @@ uint64_t sm_world_count(const sm_world *w);
 double sm_world_task_rate(const sm_world *w);
 void sm_world_gauges_of(const sm_world *w, uint32_t swarm,
                         sm_world_gauges *g);
+
+/* ------------------------------------------------------- the coordinator */
+
+#define SM_WHEAL_STEPS 8
+#define SM_WHEAL_STEP 32
+/* HealingCommand.Action values 0..6 (0: unspecified or out of range). */
+#define SM_WHEAL_ACTIONS 7
+
+/* A HealingCommand as the coordinator reads it (sm_wheal_decode). */
+typedef struct sm_wheal {
+    char id[24];                /* decision.decision_id */
+    char swarm[SM_WORLD_ID];
+    int64_t at_ms;              /* decision.decided_at_ms */
+    int action;                 /* HealingCommand.Action */
+    char custom[SM_WHEAL_STEP];
+    char agent[SM_WORLD_ID];
+    char task_id[64];
+    char target[SM_WORLD_ID];   /* target_agent */
+    char subject[SM_WORLD_ID];
+    uint32_t attempt;
+    int autonomy;               /* Autonomy: 1 observe, 2 recommend, 3 act */
+    size_t n_steps;
+    char steps[SM_WHEAL_STEPS][SM_WHEAL_STEP];
+    int64_t deadline_ms;
+} sm_wheal;
+
+/* Decodes a HealingCommand payload into *out (strings truncated to fit,
+ * steps beyond SM_WHEAL_STEPS dropped). SM_ERR_DECODE when it does not
+ * decode or has no decision header. */
+sm_status sm_wheal_decode(const void *data, size_t len, sm_wheal *out);
+
+/* What the coordinator was handed and did, for a judge. */
+typedef struct sm_world_heal_stats {
+    uint64_t received;          /* every command, duplicates included */
+    uint64_t by_action[SM_WHEAL_ACTIONS];
+    uint64_t duplicates;        /* an id seen before */
+    uint64_t advice;            /* OBSERVE, or RECOMMEND not taken */
+    uint64_t escalations;
+    uint64_t unknown_swarm;     /* a swarm the world does not have */
+    uint64_t done, failed, rejected;    /* outcomes decided */
+    uint64_t below_quorum;      /* restarts of a needed group member */
+} sm_world_heal_stats;
+
+/* Hands one command to the coordinator at the world's current event time
+ * (the last message's, or cmd->at_ms if later); its effect and its
+ * HealingOutcome come later from sm_world_next(). Errors: SM_ERR_INVALID
+ * (NULL), SM_ERR_NOMEM. A command the coordinator will not carry out
+ * (duplicate, advice, escalation, unknown swarm) is counted and SM_OK. */
+sm_status sm_world_heal(sm_world *w, const sm_wheal *cmd);
+
+/* The counters so far. */
+void sm_world_heal_stats_of(const sm_world *w, sm_world_heal_stats *out);
 
 #endif

@@ -350,5 +350,9 @@ const ProtobufCMessageDescriptor *sm_pbjson_output_of(const char *subject)
         return &swarmmedic__v1__failure__descriptor;
     if (strstr(subject, ".prediction."))
         return &swarmmedic__v1__prediction__descriptor;
+    if (strstr(subject, ".heal."))
+        return &swarmmedic__v1__healing_command__descriptor;
+    if (strstr(subject, ".verdict."))
+        return &swarmmedic__v1__healing_verdict__descriptor;
     return NULL;
 }

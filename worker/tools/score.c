@@ -238,9 +238,8 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median, min and max of v[0..n) in seconds (NaN when n == 0); sorts v.
- * min may be NULL. */
-static void stats(int64_t *v, size_t n, double *med, double *min, double *max)
+void sm_score_stats(int64_t *v, size_t n, double *med, double *min,
+                    double *max)
 {
     if (n == 0) {
         *med = *max = NAN;
@@ -338,11 +337,11 @@ static void fill(sm_score_figures *f, sm_label_kind kind, const char *type,
         else
             count_hit(f, o, l, s, k);
     }
-    stats(k->delays, f->delay_n, &f->delay_med_s, NULL, &f->delay_max_s);
-    stats(k->resolves, f->resolve_n, &f->resolve_med_s, NULL, &f->resolve_max_s);
+    sm_score_stats(k->delays, f->delay_n, &f->delay_med_s, NULL, &f->delay_max_s);
+    sm_score_stats(k->resolves, f->resolve_n, &f->resolve_med_s, NULL, &f->resolve_max_s);
     double unused;
-    stats(k->leads, f->lead_n, &f->lead_med_s, &f->lead_min_s, &unused);
-    stats(k->etas, f->eta_n, &f->eta_err_med_s, NULL, &f->eta_err_max_s);
+    sm_score_stats(k->leads, f->lead_n, &f->lead_med_s, &f->lead_min_s, &unused);
+    sm_score_stats(k->etas, f->eta_n, &f->eta_err_med_s, NULL, &f->eta_err_max_s);
     f->recall = ratio(f->matched, f->must);
     f->precision = ratio(f->correct, f->episodes);
     f->severity = ratio(f->severity_ok, f->severity_n);
@@ -501,5 +500,6 @@ void sm_score_report_free(sm_score_report *r)
         free(r->kind[k].by_type);
     free(r->episodes);
     free(r->must);
+    sm_score_healing_free(&r->heal);
     memset(r, 0, sizeof *r);
 }

@@ -225,6 +225,115 @@ typedef struct sm_conclusion {
 sm_status sm_score_decode(const char *subject, const void *data, size_t len,
                           sm_conclusion *out, bool *is);
 
+/* ----------------------------------------------------------------- healing */
+
+/* The closed loop (issue 9). When the worker heals, it publishes a
+ * HealingCommand on medic.<swarm>.heal.<action> and later a HealingVerdict
+ * on medic.<swarm>.verdict.<action>; sm_score_decode_heal turns each into
+ * an sm_heal_event and sm_score_heal_compute, a pure function of the events
+ * in the order drawn, into figures (tests/scenarios/README.md, "Healing"):
+ *   success      VERIFIED / (VERIFIED + FAILED) over the verdicts of ACT
+ *                commands (RECOMMEND is advice; PREEMPTED and SUPERSEDED
+ *                are neither).
+ *   detect       fault onset to the failure raised: the failure
+ *                section's delay for that type (its must-labels' from is
+ *                when the fault took effect), copied by
+ *                sm_score_heal_detect; NaN without failure labels.
+ *   raise        a verdict's detected_at - first_evidence: from the first
+ *                event the worker holds behind the failure to its raise.
+ *   recover      a VERIFIED verdict's recovered_at - first_evidence: to the
+ *                verified recovery.
+ *   incidents    distinct `answers` among the commands; commands per
+ *                incident = commands / incidents (escalations included).
+ *   storms       commands drawn while an earlier command (not an
+ *                escalation) for the same `answers` had no verdict yet.
+ *   duplicates   commands whose id an earlier command had.
+ *   id header    commands whose Nats-Msg-Id header is not their id.
+ *   unanswered   ACT commands without a verdict by the end of the run.
+ * Figures per failure type (the command's, or the verdict's) and "all". */
+
+typedef enum sm_heal_kind {
+    SM_HEAL_COMMAND = 0,
+    SM_HEAL_VERDICT,
+} sm_heal_kind;
+
+typedef struct sm_heal_event {
+    sm_heal_kind kind;
+    char id[SM_SCORE_ID_MAX];       /* the command's id (a verdict's
+                                       command_id) */
+    char swarm[SM_SCORE_ID_MAX];
+    char action[SM_SCORE_TYPE_MAX]; /* the subject's action token */
+    char failure_type[SM_SCORE_TYPE_MAX];   /* sm_fail_type_str(), or
+                                               "bottleneck" when the
+                                               command answers no failure */
+    char answers[SM_SCORE_ID_MAX];
+    int autonomy;                   /* command: Autonomy */
+    bool escalation;                /* command: ACTION_ESCALATE */
+    bool id_header_ok;              /* command: Nats-Msg-Id == id */
+    int verdict;                    /* verdict: HealingVerdict.Verdict */
+    int64_t at_ms;                  /* decision.decided_at_ms */
+    int64_t first_evidence_ms, detected_at_ms, recovered_at_ms; /* verdict */
+} sm_heal_event;
+
+/* Decodes one output message into *out when it is a HealingCommand
+ * (.heal.<action>) or HealingVerdict (.verdict.<action>): SM_OK and *is
+ * true; SM_OK and *is false for any other subject; SM_ERR_DECODE when the
+ * payload does not decode or has no decision header. headers as the
+ * worker's sink gives them (NULL-terminated key, value list; may be
+ * NULL). */
+sm_status sm_score_decode_heal(const char *subject, const void *data,
+                               size_t len, const char *const *headers,
+                               sm_heal_event *out, bool *is);
+
+typedef struct sm_heal_figures {
+    char type[SM_SCORE_TYPE_MAX];   /* failure type, or "all" */
+    size_t commands, act, escalations;
+    size_t verdicts, verified, failed, preempted, superseded;
+    size_t act_verified, act_failed;
+    double success;                 /* NaN when no ACT verdict */
+    double detect_med_s, detect_max_s;      /* fault onset -> raised */
+    size_t raise_n;
+    double raise_med_s, raise_max_s;        /* NaN when raise_n == 0 */
+    size_t recover_n;
+    double recover_med_s, recover_max_s;    /* NaN when recover_n == 0 */
+} sm_heal_figures;
+
+/* The coordinator's own counters (the simulator's, through the input's
+ * coord hook). */
+typedef struct sm_score_coord {
+    uint64_t received, duplicates, advice, escalations;
+    uint64_t done, failed, rejected;
+    uint64_t below_quorum;          /* restarts a consensus group could
+                                       not spare */
+} sm_score_coord;
+
+typedef struct sm_score_healing {
+    bool on;                        /* the loop was closed, or healing
+                                       messages were drawn */
+    sm_heal_figures all;
+    sm_heal_figures *by_type;       /* failure types in order of first use */
+    size_t n_types;
+    size_t incidents;
+    double per_incident;            /* NaN without incidents */
+    size_t storms, duplicates, id_header_bad, unanswered;
+    size_t heal_errors;             /* commands the heal hook refused */
+    bool coord_on;                  /* coord below is filled */
+    sm_score_coord coord;
+} sm_score_healing;
+
+/* Fills *out from events e[0..n) in the order drawn (out->on is left to
+ * the caller). Free with sm_score_healing_free, also after an error.
+ * Errors: SM_ERR_NOMEM. */
+sm_status sm_score_heal_compute(const sm_heal_event *e, size_t n,
+                                sm_score_healing *out);
+
+void sm_score_healing_free(sm_score_healing *h);
+
+/* Median, min and max of v[0..n) milliseconds, in seconds (NaN when n is
+ * 0); sorts v. min may be NULL. */
+void sm_score_stats(int64_t *v, size_t n, double *med, double *min,
+                    double *max);
+
 /* ------------------------------------------------------------------ engine */
 
 typedef struct sm_score_figures {
@@ -309,6 +418,7 @@ typedef struct sm_score_report {
     sm_score_outcome *must;         /* one per must-label, in label order */
     size_t n_must;
     int64_t run_start_ms, run_end_ms;
+    sm_score_healing heal;          /* filled by sm_score_run */
 } sm_score_report;
 
 /* Scores conclusions c[0..n) (in the order drawn) against labels over a
@@ -319,6 +429,11 @@ sm_status sm_score_compute(const sm_conclusion *c, size_t n,
                            int64_t run_end_ms, sm_score_report *out);
 
 void sm_score_report_free(sm_score_report *r);
+
+/* Copies the failure section's delay (median, max) of each failure type
+ * into r->heal's rows of that type, and failure "all" into heal "all":
+ * time to detect from the fault's onset. sm_score_run calls it. */
+void sm_score_heal_detect(sm_score_report *r);
 
 /* --------------------------------------------------------------------- run */
 
@@ -334,14 +449,27 @@ typedef struct sm_score_msg {
  * (then *st, if it is not SM_OK, says why it stopped early). */
 typedef bool (*sm_score_next_fn)(void *ud, sm_score_msg *out, sm_status *st);
 
+/* The closed loop: called, with the input's ud, for every HealingCommand
+ * the worker publishes (subject and payload, borrowed for the call), while
+ * the worker handles the message that made it; the generator then yields
+ * the coordinator's doing (its HealingOutcome, the world's changes) in
+ * event order. An error is counted (heal_errors), not fatal. */
+typedef sm_status (*sm_score_heal_fn)(void *ud, const char *subject,
+                                      const void *data, size_t len);
+/* The coordinator's counters at the end of the run. */
+typedef void (*sm_score_coord_fn)(void *ud, sm_score_coord *out);
+
 /* What to score: a recording (rec_path) or a generator (next + ud), and
- * the labels. `name` names the figures (score.<name>.<type>.<figure>). */
+ * the labels. `name` names the figures (score.<name>.<type>.<figure>).
+ * heal and coord (generator only, optional) close the loop. */
 typedef struct sm_score_input {
     const char *name;
     const char *rec_path;           /* a recording, or NULL */
     sm_score_next_fn next;          /* used when rec_path is NULL */
     void *ud;
     const sm_labels *labels;        /* borrowed */
+    sm_score_heal_fn heal;          /* NULL: the loop is open */
+    sm_score_coord_fn coord;
 } sm_score_input;
 
 /* Runs the input through a fresh worker built from cfg (no store, no bus)
@@ -416,6 +544,15 @@ size_t sm_score_floors_check(const sm_score_floors *f,
 void sm_score_print_table(const sm_score_report *r, const sm_labels *labels,
                           const char *name, FILE *out);
 
+/* The healing table (when r->heal.on): per failure type and all, then
+ * incidents, storms, duplicates, the coordinator's counters. */
+void sm_score_print_healing(const sm_score_report *r, FILE *out);
+
+/* Its lines: score.<name>.heal.<type>.<figure> and score.<name>.heal.<figure>
+ * for the run-wide counts. */
+void sm_score_print_healing_lines(const sm_score_report *r, const char *name,
+                                  FILE *out);
+
 /* `name value unit` lines, per type then "all", undefined figures left
  * out: score.<name>.<type>.<figure> for bottlenecks,
  * score.<name>.failure.<type>.<figure> and
@@ -425,6 +562,10 @@ void sm_score_print_lines(const sm_score_report *r, const char *name,
                           FILE *out);
 
 /* ------------------------------------------------------------------- CLI */
+
+/* The first n characters of name in [A-Za-z0-9_-] (others become '_'), so
+ * that figure lines split on '.'; "run" if empty. */
+void sm_score_clean_name(char *buf, size_t cap, const char *name, size_t n);
 
 /* Scenarios are not scored here: the simulator links the product, never
  * the reverse. `swarm-sim --scenario F --record R --labels-out L` writes a

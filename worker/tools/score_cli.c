@@ -213,6 +213,7 @@ void sm_score_print_table(const sm_score_report *r, const sm_labels *labels,
     for (int k = SM_KIND_FAILURE; k < SM_KIND_COUNT; k++)
         if (shown(r, (sm_label_kind)k))
             print_section(r, labels, (sm_label_kind)k, out);
+    sm_score_print_healing(r, out);
     print_details(r, labels, out);
 }
 
@@ -294,13 +295,12 @@ void sm_score_print_lines(const sm_score_report *r, const char *name,
             lines_row(out, name, (sm_label_kind)k, &sec->by_type[i]);
         lines_row(out, name, (sm_label_kind)k, &sec->all);
     }
+    sm_score_print_healing_lines(r, name, out);
 }
 
 /* ---- the command ------------------------------------------------------ */
 
-/* name in [A-Za-z0-9_-] (others become '_'), so that the figure lines
- * split on '.'; "run" if empty. */
-static void clean_name(char *buf, size_t cap, const char *name, size_t n)
+void sm_score_clean_name(char *buf, size_t cap, const char *name, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n && name[i] && k + 1 < cap; i++) {
@@ -320,7 +320,7 @@ static void file_name(char *buf, size_t cap, const char *path)
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
     const char *dot = strrchr(base, '.');
-    clean_name(buf, cap, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
+    sm_score_clean_name(buf, cap, base, dot && dot != base ? (size_t)(dot - base) : strlen(base));
 }
 
 int sm_score_main(const sm_config *cfg, const sm_log *log,
@@ -346,7 +346,7 @@ int sm_score_main(const sm_config *cfg, const sm_log *log,
     file_name(name, sizeof name, cli->rec_path);
     in.rec_path = cli->rec_path;
     if (cli->name)
-        clean_name(name, sizeof name, cli->name, strlen(cli->name));
+        sm_score_clean_name(name, sizeof name, cli->name, strlen(cli->name));
     in.name = name;
     in.labels = &labels;
     for (size_t i = 0; s == SM_OK && i < cli->n_floors; i++)

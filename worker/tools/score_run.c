@@ -123,12 +123,48 @@ sm_status sm_score_decode(const char *subject, const void *data, size_t len,
 typedef struct collector {
     sm_conclusion *v;
     size_t n, cap;
+    sm_heal_event *h;           /* healing commands and verdicts */
+    size_t nh, caph;
+    const sm_score_input *in;   /* its heal hook closes the loop */
+    size_t heal_errors;
     sm_status status;           /* first failure (decode, memory) */
 } collector;
 
-static void collect(collector *k, const char *subject, const void *data,
-                    size_t len)
+/* A HealingCommand or HealingVerdict: kept, and a command handed to the
+ * loop's coordinator. True when the subject was one. */
+static bool collect_heal(collector *k, const char *subject, const void *data,
+                         size_t len, const char *const *headers)
 {
+    sm_heal_event e;
+    bool is;
+    sm_status s = sm_score_decode_heal(subject, data, len, headers, &e, &is);
+    if (s != SM_OK || !is) {
+        if (k->status == SM_OK)
+            k->status = s;
+        return s != SM_OK;
+    }
+    if (k->nh == k->caph) {
+        size_t cap = k->caph ? k->caph * 2 : 32;
+        sm_heal_event *nv = realloc(k->h, cap * sizeof *nv);
+        if (!nv) {
+            k->status = SM_ERR_NOMEM;
+            return true;
+        }
+        k->h = nv;
+        k->caph = cap;
+    }
+    k->h[k->nh++] = e;
+    if (e.kind == SM_HEAL_COMMAND && k->in && k->in->heal &&
+        k->in->heal(k->in->ud, subject, data, len) != SM_OK)
+        k->heal_errors++;
+    return true;
+}
+
+static void collect(collector *k, const char *subject, const void *data,
+                    size_t len, const char *const *headers)
+{
+    if (collect_heal(k, subject, data, len, headers))
+        return;
     sm_conclusion c;
     bool is;
     sm_status s = sm_score_decode(subject, data, len, &c, &is);
@@ -155,15 +191,13 @@ static void from_replay(void *ud, int64_t recv_ms, const char *subject,
                         size_t len)
 {
     (void)recv_ms;
-    (void)headers;
-    collect(ud, subject, data, len);
+    collect(ud, subject, data, len, headers);
 }
 
 static sm_status from_worker(void *ud, const char *subject, const void *data,
                              size_t len, const char *const *headers)
 {
-    (void)headers;
-    collect(ud, subject, data, len);
+    collect(ud, subject, data, len, headers);
     return SM_OK;
 }
 
@@ -209,7 +243,7 @@ sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
                        char *err, size_t errcap)
 {
     memset(out, 0, sizeof *out);
-    collector k = {0};
+    collector k = {.in = in};
     int64_t first = 0, last = 0;
     sm_status s;
     if (!in || !in->labels || (!in->rec_path && !in->next)) {
@@ -242,7 +276,21 @@ sm_status sm_score_run(const sm_config *cfg, const sm_log *log,
         if (s != SM_OK)
             snprintf(err, errcap, "scoring: %s", sm_status_str(s));
     }
+    if (s == SM_OK) {
+        out->heal.on = (in->heal != NULL && !in->rec_path) || k.nh > 0;
+        s = sm_score_heal_compute(k.h, k.nh, &out->heal);
+        out->heal.heal_errors = k.heal_errors;
+        if (s == SM_OK)
+            sm_score_heal_detect(out);
+        if (s == SM_OK && in->coord && !in->rec_path) {
+            in->coord(in->ud, &out->heal.coord);
+            out->heal.coord_on = true;
+        }
+        if (s != SM_OK)
+            snprintf(err, errcap, "scoring healing: %s", sm_status_str(s));
+    }
     free(k.v);
+    free(k.h);
     return s;
 }
 

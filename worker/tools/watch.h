@@ -6,7 +6,11 @@
  * Bottleneck messages with protobuf-c and prints:
  *   <event time UTC>  <swarm>  RAISED|UPDATED|RESOLVED  <type>  <severity>
  *   <affected>  <metric>=<value> (threshold <t>) ...  -> <recommendation>
- * Dead letters print their Medic-Reason and original subject.
+ * Dead letters print their Medic-Reason and original subject. The closed
+ * loop prints HEAL (a HealingCommand: action, failure, agent or subject,
+ * attempt, autonomy, deadline, id, steps), OUTCOME (the coordinator's
+ * HealingOutcome, from <input prefix>.*.outcome.*) and VERDICT (what became
+ * of the command, and how long the recovery took).
  */
 #ifndef SM_WATCH_H
 #define SM_WATCH_H
@@ -28,6 +32,14 @@ sm_status sm_watch_format_failure(const void *data, size_t len, char *buf,
                                   size_t cap);
 sm_status sm_watch_format_prediction(const void *data, size_t len, char *buf,
                                      size_t cap);
+/* The same for a HealingCommand, a HealingVerdict and a HealingOutcome
+ * (its swarm from the subject swarm.<swarm>.outcome.<id>). */
+sm_status sm_watch_format_heal(const void *data, size_t len, char *buf,
+                               size_t cap);
+sm_status sm_watch_format_verdict(const void *data, size_t len, char *buf,
+                                  size_t cap);
+sm_status sm_watch_format_outcome(const char *subject, const void *data,
+                                  size_t len, char *buf, size_t cap);
 
 /* Prints conclusions to `out` until a signal in `stop` is pending or, if
  * max_msgs > 0, that many messages have been printed. */
