@@ -622,8 +622,8 @@ START_TEST(stream_mismatch_is_refused_with_reason)
     w = spawn_worker(&r);
     ck_assert_int_eq(sm_test_wait(w, 30000), 1);
     ck_assert_msg(sm_test_wait_for_text(r.log, "JetStream stream SWARM exists but "
-                                               "does not fit: its subjects do "
-                                               "not cover swarm.>", 1000),
+                                               "does not fit: its subjects are "
+                                               "not exactly swarm.>", 1000),
                   "%s", TAIL(r.log));
     rig_down(&r);
 }
@@ -685,16 +685,18 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("jetstream");
+    /* quick: streams that do not fit, the partition hash */
+    TCase *setup = tcase_create("setup");
+    tcase_set_timeout(setup, 120);
+    tcase_add_test(setup, stream_mismatch_is_refused_with_reason);
+    tcase_add_test(setup, partition_matches_the_server_mapping);
+    suite_add_tcase(s, setup);
+    /* slow: kills, restarts, poison (SM_JS_KILLS, SM_JS_KEEP) */
     TCase *tc = tcase_create("jetstream");
     tcase_set_timeout(tc, 600);
-    tcase_add_test(tc, stream_mismatch_is_refused_with_reason);
     tcase_add_test(tc, poison_message_is_dead_lettered);
     tcase_add_test(tc, server_restart_loses_nothing);
     tcase_add_loop_test(tc, kill9_twenty_times_equals_uninterrupted, 0, 2);
     suite_add_tcase(s, tc);
-    TCase *part = tcase_create("partition");
-    tcase_set_timeout(part, 60);
-    tcase_add_test(part, partition_matches_the_server_mapping);
-    suite_add_tcase(s, part);
     return sm_run_suite(s);
 }

@@ -97,6 +97,13 @@ static bool covers(const char *have, const char *want)
 static const char *misfit(const jsStreamConfig *sc, const char *subject,
                           bool dedup, char *why, size_t cap)
 {
+    /* the input: the consumer reads the whole stream, whose sequences are
+     * then contiguous (the fetch thread's order check relies on it) */
+    if (!dedup && (sc->SubjectsLen != 1 || strcmp(sc->Subjects[0], subject) != 0)) {
+        snprintf(why, cap, "its subjects are not exactly %s (the worker reads "
+                 "the whole input stream, in sequence)", subject);
+        return why;
+    }
     bool ok = false;
     for (int i = 0; i < sc->SubjectsLen && !ok; i++)
         ok = covers(sc->Subjects[i], subject);
