@@ -458,6 +458,7 @@ typedef struct concl {
     char episode[160];          /* output subject + what it is about */
     int step;                   /* 1 raised, 2 updated, 3 closed */
     int64_t raised_at_ms;
+    int epoch;                  /* workers killed before it was taken */
 } concl;
 
 /* Conclusions received, in order, duplicates kept. */
@@ -515,8 +516,9 @@ static void episode_of(natsMsg *m, concl *c)
     }
 }
 
-/* Takes what the listener has until `quiet_ms` pass with nothing. */
-static void take_ids(rig *r, idlist *l, int quiet_ms)
+/* Takes what the listener has until `quiet_ms` pass with nothing, each
+ * marked with `epoch`. */
+static void take_ids(rig *r, idlist *l, int quiet_ms, int epoch)
 {
     for (int waited = 0; waited < quiet_ms;) {
         natsMsg *m = NULL;
@@ -534,6 +536,7 @@ static void take_ids(rig *r, idlist *l, int quiet_ms)
             }
             concl *c = &l->id[l->n++];
             snprintf(c->id, sizeof c->id, "%s", id);
+            c->epoch = epoch;
             episode_of(m, c);
         }
         natsMsg_Destroy(m);
@@ -546,12 +549,19 @@ static int cmp_id(const void *a, const void *b)
 }
 
 /* Every episode, in the order its conclusions came: never raised while
- * open, and updated or closed only with the time it was raised at. Returns
- * the first breach as text, or NULL. */
-static const char *episodes_broken(const idlist *l, char *why, size_t cap)
+ * open, and updated or closed only with the time it was raised at. A kill
+ * may lose the conclusions of the one commit it interrupts (decided and
+ * committed, never published: the design's at-most-once output on core
+ * NATS), so a gap is tolerated only across a kill: between two
+ * conclusions of the episode taken in different epochs; *gaps counts
+ * those. Returns the first breach as text, or NULL. */
+static const char *episodes_broken(const idlist *l, char *why, size_t cap,
+                                   size_t *gaps)
 {
+    *gaps = 0;
     for (size_t i = 0; i < l->n; i++) {
         int64_t open = 0;       /* raised_at of the open episode, 0: none */
+        int epoch = l->id[i].epoch;
         bool first = true;
         for (size_t j = 0; j < i && first; j++)
             first = strcmp(l->id[j].episode, l->id[i].episode) != 0;
@@ -562,6 +572,11 @@ static const char *episodes_broken(const idlist *l, char *why, size_t cap)
             if (strcmp(c->episode, l->id[i].episode) != 0)
                 continue;
             bool ok = c->step == 1 ? open == 0 : open == c->raised_at_ms;
+            if (!ok && c->epoch != epoch) {
+                (*gaps)++;      /* its missing step died with a worker */
+                ok = true;
+            }
+            epoch = c->epoch;
             if (!ok) {
                 snprintf(why, cap, "%s: %s (raised at %lld) while %s%lld", c->episode,
                          c->step == 1 ? "raised" : c->step == 2 ? "updated" : "closed",
@@ -625,6 +640,7 @@ static void run_with_kills(const recs *R, int kills, uint64_t seed, bool resend,
         sm_proc_sleep_ms((int)((seed >> 20) % 200));
         kill(r.worker, SIGKILL);
         ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
+        take_ids(&r, ids, 300, k);      /* what the dead worker sent */
         start_worker(&r, wargs);
         size_t applied = applied_of(r.log);
         ck_assert_uint_le(applied, expect);
@@ -638,7 +654,7 @@ static void run_with_kills(const recs *R, int kills, uint64_t seed, bool resend,
     ck_assert_msg(sm_test_wait_for_text(r.log, want, 60000),
                   "the worker never committed all %zu inputs:\n%s", expect,
                   TAIL(r.log));
-    take_ids(&r, ids, 1500);
+    take_ids(&r, ids, 1500, kills);
     rig_down(&r);
 }
 
@@ -715,9 +731,11 @@ START_TEST(sigkill_with_lost_input_opens_no_episode_twice)
     size_t lost = 0;
     run_with_kills(&R, kills, 0xfeed + (uint64_t)_i, false, &killed, &lost);
     char why[512];
-    const char *broken = episodes_broken(&killed, why, sizeof why);
+    size_t gaps = 0;
+    const char *broken = episodes_broken(&killed, why, sizeof why, &gaps);
     fprintf(stderr, "sigkill %s, input lost: %d kills, %zu inputs lost, %zu "
-                    "conclusions, %s\n", recordings[_i], kills, lost, killed.n,
+                    "conclusions, %zu gaps across a kill, %s\n", recordings[_i],
+            kills, lost, killed.n, gaps,
             broken ? broken : "every episode well formed");
     ck_assert_uint_gt(killed.n, 5);
     ck_assert_msg(broken == NULL, "%s", broken);
