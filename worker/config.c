@@ -68,6 +68,16 @@ static const opt options[] = {
     {"clock_jump", OPT_DUR, C(clock_jump_ms), "bus clock jump one swarm alone may not make (event time)"},
     {"publish_after_commit", OPT_BOOL, C(publish_after_commit), "send a conclusion only once the state it reveals is committed (false: at once; a crash may repeat it)"},
     {"max_skew", OPT_DUR, C(max_skew_ms), "an event this far ahead of the bus clock is dead-lettered until a second producer shows the jump (0: off)"},
+    {"input", OPT_STR, C(input), "core (plain NATS, at most once) or jetstream (durable pull consumer, exactly-once effects)"},
+    {"js_stream", OPT_STR, C(js_stream), "JetStream input stream on input_subject"},
+    {"js_out_stream", OPT_STR, C(js_out_stream), "JetStream output stream on <output_prefix>.> (duplicates dropped by Nats-Msg-Id)"},
+    {"js_consumer", OPT_STR, C(js_consumer), "durable pull consumer name"},
+    {"js_setup", OPT_BOOL, C(js_setup), "create the streams when absent (false: left to the deploy configs, only checked)"},
+    {"js_fetch_batch", OPT_I64, C(js_fetch_batch), "messages per JetStream fetch"},
+    {"js_ack_wait", OPT_DUR, C(js_ack_wait_ms), "JetStream redelivery of an unacknowledged message after"},
+    {"js_max_deliver", OPT_I64, C(js_max_deliver), "deliveries after which a message is dead-lettered as poison"},
+    {"js_dup_window", OPT_DUR, C(js_dup_window_ms), "output stream duplicate window"},
+    {"js_max_age", OPT_DUR, C(js_max_age_ms), "input stream retention (at least a window)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
@@ -198,6 +208,12 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->max_swarms = 1000;
     cfg->max_agents = 100000;
     cfg->stats_ms = 10000;
+    cfg->js_setup = true;
+    cfg->js_fetch_batch = 256;
+    cfg->js_ack_wait_ms = 30000;
+    cfg->js_max_deliver = 5;
+    cfg->js_dup_window_ms = 2 * 60 * 1000;
+    cfg->js_max_age_ms = 24LL * 3600 * 1000;
     cfg->heal = true;
     cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
     cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
@@ -218,6 +234,10 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->deadletter_subject, "medic.deadletter"},
         {&cfg->store_dir, "./swarm-medic-data"},
         {&cfg->log_level, "info"},
+        {&cfg->input, "core"},
+        {&cfg->js_stream, "SWARM"},
+        {&cfg->js_out_stream, "MEDIC"},
+        {&cfg->js_consumer, "swarm-medic"},
         {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
         {&cfg->log_format, "text"},
         {&cfg->http_listen, ""},
@@ -590,6 +610,42 @@ static sm_status check_loops(const sm_config *cfg, char *err, size_t errcap)
     return SM_OK;
 }
 
+/* The JetStream settings (js.h): names the server takes, sane sizes. */
+static sm_status check_js(const sm_config *cfg, char *err, size_t errcap)
+{
+    if (strcmp(cfg->input, "core") != 0 && strcmp(cfg->input, "jetstream") != 0) {
+        snprintf(err, errcap, "input must be core or jetstream, not '%s'", cfg->input);
+        return SM_ERR_CONFIG;
+    }
+    const char *names[] = {cfg->js_stream, cfg->js_out_stream, cfg->js_consumer};
+    for (size_t i = 0; i < 3; i++)
+        if (!names[i][0] || strpbrk(names[i], ". *>\t\r\n/\\")) {
+            snprintf(err, errcap, "js_stream, js_out_stream and js_consumer must "
+                     "be non-empty names without '.', '*', '>', '/' or spaces "
+                     "('%s')", names[i]);
+            return SM_ERR_CONFIG;
+        }
+    if (strcmp(cfg->js_stream, cfg->js_out_stream) == 0) {
+        snprintf(err, errcap, "js_stream and js_out_stream must differ");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->js_fetch_batch < 1 || cfg->js_max_deliver < 1 ||
+        cfg->js_ack_wait_ms < 100 || cfg->js_dup_window_ms < 1000 ||
+        cfg->js_max_age_ms < 0) {
+        snprintf(err, errcap, "js_fetch_batch and js_max_deliver must be >= 1, "
+                 "js_ack_wait >= 100ms, js_dup_window >= 1s");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->js_max_age_ms != 0 && cfg->js_max_age_ms < cfg->detect.window_ms) {
+        snprintf(err, errcap, "js_max_age (%lld ms) must be 0 (no limit) or at "
+                 "least the window (%lld ms): a takeover rebuilds the windows "
+                 "from the retained stream", (long long)cfg->js_max_age_ms,
+                 (long long)cfg->detect.window_ms);
+        return SM_ERR_CONFIG;
+    }
+    return SM_OK;
+}
+
 /* Whether s is host:port with a port of 0 to 65535 (http.c resolves the
  * host when it listens). */
 static bool listen_ok(const char *s)
@@ -664,6 +720,8 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
                  (long long)cfg->detect.window_ms);
         return SM_ERR_CONFIG;
     }
+    if (check_js(cfg, err, errcap) != SM_OK)
+        return SM_ERR_CONFIG;
     sm_heal_config hc;
     if (sm_heal_config_for(cfg->autonomy, NULL, &hc, err, errcap) != SM_OK)
         return SM_ERR_CONFIG;

@@ -76,6 +76,21 @@ typedef struct sm_config {
                                    is dead-lettered until a second producer
                                    confirms the jump, 5m; 0: off */
 
+    /* JetStream input (js.h); input "core" keeps plain NATS */
+    char *input;                /* "core" or "jetstream" */
+    char *js_stream;            /* input stream on input_subject, "SWARM" */
+    char *js_out_stream;        /* output stream on <output_prefix>.>, "MEDIC" */
+    char *js_consumer;          /* durable pull consumer, "swarm-medic" */
+    bool js_setup;              /* create the streams if absent, true; false:
+                                   they are left to the deploy configs and
+                                   only checked */
+    int64_t js_fetch_batch;     /* messages per fetch, 256 */
+    int64_t js_ack_wait_ms;     /* redelivery after, 30s */
+    int64_t js_max_deliver;     /* deliveries before a message is
+                                   dead-lettered as poison, 5 */
+    int64_t js_dup_window_ms;   /* output stream duplicate window, 2m */
+    int64_t js_max_age_ms;      /* input stream retention, 24h */
+
     /* output */
     char *log_level;            /* "info" */
     int64_t stats_ms;           /* stats log line period (wall), 10000 */

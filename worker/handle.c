@@ -171,6 +171,17 @@ void sm_worker_release(sm_worker *w)
 {
     if (w->outbox.n == 0)
         return;
+    if (w->send_before_commit) {
+        /* JetStream (js.h): sent first, each acknowledged by the output
+         * stream, then the commit; a crash between them re-decides them
+         * with the same ids, which the stream drops */
+        for (size_t i = 0; i < w->outbox.n; i++)
+            send_now(w, &w->outbox.v[i]);
+        if (!w->store_failing)
+            sm_worker_flush(w);
+        sm_decisions_clear(&w->outbox);
+        return;
+    }
     /* a store that failed its last commit is retried by the loop's group
      * commit, not by every batch with a conclusion */
     sm_status s = w->store_failing ? SM_ERR_STORE : sm_worker_flush(w);
@@ -653,7 +664,9 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
     sm_verdict v;
     sm_status s = sm_subject_parse(it->subject, &subj, &why);
     w->touched = NULL;
-    if (s != SM_OK) {
+    if (it->reject) {           /* the source's: a poison message */
+        v = rejected(SM_ERR_INVALID, it->reject);
+    } else if (s != SM_OK) {
         v = rejected(s, why);
     } else {
         v = handlers[subj.kind](w, &subj, it);
@@ -662,7 +675,7 @@ sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
         if (v.disp == SM_DISP_ACCEPTED && w->touched != NULL)
             bus_clock(w, w->touched);
     }
-    apply(w, it, &v, s == SM_OK ? subj.kind : 0);
+    apply(w, it, &v, s == SM_OK && !it->reject ? subj.kind : 0);
     w->applied++;
     if (!w->in_batch)
         sm_worker_release(w);

@@ -27,6 +27,11 @@ const char *sm_item_header(const sm_item *it, const char *key)
     return NULL;
 }
 
+bool sm_item_seen(const sm_item *it)
+{
+    return it->ops && it->ops->seen && it->ops->seen(it);
+}
+
 sm_status sm_item_settle(sm_item *it, sm_settle how, int64_t delay_ms)
 {
     if (it->ops && it->ops->settle)

@@ -58,6 +58,10 @@ typedef enum sm_settle {
  * release). header returns a value borrowed from the item, or NULL. */
 typedef struct sm_item_ops {
     const char *(*header)(const sm_item *it, const char *key);
+    /* Whether the state already holds the item (a redelivery of what was
+     * applied before): the worker then settles it without handling it.
+     * Called on the worker thread just before handling. */
+    bool (*seen)(const sm_item *it);
     sm_status (*settle)(sm_item *it, sm_settle how, int64_t delay_ms);
     void (*release)(sm_item *it);
 } sm_item_ops;
@@ -72,6 +76,13 @@ struct sm_item {
     const sm_item_ops *ops;
     void *src;                  /* the source's message (e.g. a natsMsg) */
     const char *const *headers; /* plain items: key, value, ..., NULL */
+    void *ctx;                  /* the source that pushed it (its hooks') */
+    uint64_t seq;               /* the source's sequence (JetStream: the
+                                   stream sequence), 0 if none */
+    const char *reject;         /* set by the source: dead-letter the item
+                                   unhandled, with this reason (static),
+                                   e.g. a poison message redelivered
+                                   js_max_deliver times */
 };
 
 /* Fills *it with a source-less item over borrowed memory. headers: a
@@ -81,6 +92,8 @@ void sm_item_plain(sm_item *it, const char *subject, const void *data,
 
 /* The value of header key (case-sensitive, first one), or NULL. */
 const char *sm_item_header(const sm_item *it, const char *key);
+/* Whether the source says the state already holds the item. */
+bool sm_item_seen(const sm_item *it);
 /* Tells the source what became of the item. Errors: the source's. */
 sm_status sm_item_settle(sm_item *it, sm_settle how, int64_t delay_ms);
 /* Releases the source message. The item must not be used after. */

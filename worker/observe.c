@@ -72,8 +72,13 @@ static void snapshot(sm_worker *w, sm_metrics_snap *s, int64_t now)
     s->applied = w->applied;
     s->handle_latency = w->handle_latency;
     s->commit_latency = w->commit_latency;
-    /* consumer_lag, partitions_owned: the JetStream source fills them
-     * here (they stay -1, unexposed, on core NATS) */
+    /* consumer_lag: JetStream only (-1, unexposed, on core NATS);
+     * partitions_owned stays -1 until partitions exist (js.h) */
+    if (w->js) {
+        sm_js_stats j;
+        sm_js_stats_get(w->js, &j);
+        s->consumer_lag = j.pending;
+    }
 }
 
 static void publish(sm_worker *w, int64_t now)

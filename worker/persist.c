@@ -42,6 +42,8 @@ struct sm_persist {
     sm_store_meta meta;     /* written with the next flush when dirty */
     bool meta_dirty;
     bool meta_held;         /* stored meta is newer: never overwritten */
+    sm_persist_cursor_t cursors[SM_PERSIST_CURSORS];  /* input positions */
+    size_t n_cursors;
     sm_persist_extra extra; /* records written beside the state */
 };
 
@@ -223,6 +225,71 @@ sm_status sm_persist_forget_swarm(sm_persist *p, const char *swarm)
     return s;
 }
 
+/* ---- input cursors ("c" 0 <name>: version 1, stream sequence LE64) */
+
+#define CURSOR_VERSION 1
+#define CURSOR_LEN 9
+
+static sm_persist_cursor_t *cursor_of(sm_persist *p, const char *name, bool add)
+{
+    for (size_t i = 0; i < p->n_cursors; i++)
+        if (strcmp(p->cursors[i].name, name) == 0)
+            return &p->cursors[i];
+    if (!add || p->n_cursors == SM_PERSIST_CURSORS)
+        return NULL;
+    sm_persist_cursor_t *c = &p->cursors[p->n_cursors++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    return c;
+}
+
+static size_t cursor_key(unsigned char *k, const char *name)
+{
+    size_t n = strlen(name);
+    k[0] = 'c';
+    k[1] = 0;
+    memcpy(k + 2, name, n);
+    return n + 2;
+}
+
+sm_status sm_persist_set_cursor(sm_persist *p, const char *name, uint64_t seq)
+{
+    if (!p || !name || !name[0] || strlen(name) >= SM_PERSIST_CURSOR_NAME)
+        return SM_ERR_INVALID;
+    sm_persist_cursor_t *c = cursor_of(p, name, true);
+    if (!c)
+        return SM_ERR_FULL;
+    if (c->seq != seq) {
+        c->seq = seq;
+        c->dirty = true;
+    }
+    return SM_OK;
+}
+
+uint64_t sm_persist_cursor(sm_persist *p, const char *name)
+{
+    sm_persist_cursor_t *c = p && name ? cursor_of(p, name, false) : NULL;
+    return c ? c->seq : 0;
+}
+
+static sm_status put_cursors(sm_persist *p)
+{
+    for (size_t i = 0; i < p->n_cursors; i++) {
+        sm_persist_cursor_t *c = &p->cursors[i];
+        if (!c->dirty)
+            continue;
+        unsigned char k[2 + SM_PERSIST_CURSOR_NAME], v[CURSOR_LEN];
+        size_t klen = cursor_key(k, c->name);
+        v[0] = CURSOR_VERSION;
+        for (int b = 0; b < 8; b++)
+            v[1 + b] = (unsigned char)(c->seq >> (8 * b));
+        sm_status s = sm_store_put(p->st, k, klen, v, sizeof v);
+        if (s != SM_OK)
+            return s;
+    }
+    return SM_OK;
+}
+
 /* ---- load */
 
 typedef struct load_ctx {
@@ -379,6 +446,38 @@ static sm_status load_meta(void *ud, const void *k, size_t klen,
     return SM_OK;
 }
 
+static sm_status load_cursor(void *ud, const void *k, size_t klen,
+                             const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    const unsigned char *v = val;
+    char name[SM_PERSIST_CURSOR_NAME];
+    if (klen <= 2 || klen - 2 >= sizeof name || memchr((const char *)k + 2, 0, klen - 2)) {
+        c->out->corrupt++;
+        told(c, k, klen, "cursor key of the wrong shape: kept unread");
+        return SM_OK;
+    }
+    memcpy(name, (const char *)k + 2, klen - 2);
+    name[klen - 2] = 0;
+    if (vlen < CURSOR_LEN || v[0] != CURSOR_VERSION) {
+        bool newer = vlen >= 1 && v[0] > CURSOR_VERSION;
+        c->out->newer += newer;
+        c->out->corrupt += !newer;
+        told(c, k, klen, newer ? "cursor of a newer build: kept, not read"
+                               : "cursor damaged: rewritten by the next commit");
+        return SM_OK;
+    }
+    uint64_t seq = 0;
+    for (int b = 0; b < 8; b++)
+        seq |= (uint64_t)v[1 + b] << (8 * b);
+    sm_persist_cursor_t *cur = cursor_of(c->p, name, true);
+    if (cur) {
+        cur->seq = seq;
+        cur->dirty = false;
+    }
+    return SM_OK;
+}
+
 /* A key of no shape this build writes ("s" 0, "a" 0, the meta key, or the
  * pruning mark "m" 0): not read, kept, reported. */
 static sm_status load_other(void *ud, const void *k, size_t klen,
@@ -389,8 +488,8 @@ static sm_status load_other(void *ud, const void *k, size_t klen,
     (void)val;
     (void)vlen;
     bool known = klen >= 2 && b[1] == 0 &&
-                 (b[0] == 's' || b[0] == 'a' || b[0] == 'r' || b[0] == 'x' ||
-                  b[0] == 'y' ||
+                 (b[0] == 's' || b[0] == 'a' || b[0] == 'c' || b[0] == 'r' ||
+                  b[0] == 'x' || b[0] == 'y' ||
                   (b[0] == 'm' && (klen == 2 || (klen == META_KEY_LEN &&
                                                  memcmp(k, meta_key, klen) == 0))));
     if (!known) {
@@ -415,6 +514,8 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
         s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, "a", 2, load_agent, &c);
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, "c", 2, load_cursor, &c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, NULL, 0, load_other, &c);
     return s;
@@ -606,6 +707,8 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
      * while a swarm is missing from it */
     if (c->s == SM_OK && p->meta_dirty && !p->meta_held && !res->swarms_failed)
         c->s = put_meta(c);
+    if (c->s == SM_OK && !res->swarms_failed)
+        c->s = put_cursors(p);
     if (c->s == SM_OK && p->extra.write)
         c->s = p->extra.write(p->extra.ud, p->st);
     if (c->s == SM_OK) {
@@ -624,8 +727,11 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
     for (size_t i = 0; i < p->n_done; i++)
         sm_swarm_clear_dirty(p->done[i]);
     p->n_dels = 0;
-    if (!res->swarms_failed)
+    if (!res->swarms_failed) {
         p->meta_dirty = false;
+        for (size_t i = 0; i < p->n_cursors; i++)
+            p->cursors[i].dirty = false;
+    }
     return res->swarms_failed ? res->failed_status : SM_OK;
 }
 

@@ -6,6 +6,7 @@
  *
  *   "s" 0x00 <swarm id>                   swarm-wide state
  *   "a" 0x00 <swarm id> 0x00 <agent id>   one agent
+ *   "c" 0x00 <source name>                an input cursor (see below)
  *   "m" 0x00 "meta"                       the meta record (core/encode.h:
  *                                         applied stream sequence and
  *                                         configuration hash)
@@ -180,6 +181,25 @@ void sm_persist_set_config_hash(sm_persist *p, uint64_t hash);
  * nothing to write). */
 void sm_persist_set_bus(sm_persist *p, const sm_bus_state *bus);
 
+/* Input cursors: the last input stream sequence applied, per input
+ * source (a JetStream consumer, js.h), stored under "c" 0 <name> as a
+ * version byte and the sequence (little-endian, 8 bytes). A cursor set
+ * here is written by the next sm_persist_flush() that commits every swarm,
+ * in the same batch as the state it describes (like the meta record), so
+ * the stored cursor never runs ahead of the stored state. Loaded by
+ * sm_persist_load(). At most SM_PERSIST_CURSORS names, each shorter than
+ * SM_PERSIST_CURSOR_NAME bytes. Errors: SM_ERR_INVALID (bad name),
+ * SM_ERR_FULL (too many names). */
+#define SM_PERSIST_CURSORS 256
+#define SM_PERSIST_CURSOR_NAME 64
+typedef struct sm_persist_cursor_t {
+    char name[SM_PERSIST_CURSOR_NAME];
+    uint64_t seq;
+    bool dirty;
+} sm_persist_cursor_t;
+sm_status sm_persist_set_cursor(sm_persist *p, const char *name, uint64_t seq);
+/* The cursor's sequence as loaded or last set, 0 if none. */
+uint64_t sm_persist_cursor(sm_persist *p, const char *name);
 /* Records written beside the state, in the same batch (so they commit
  * with the state they describe): write(ud, st) is called inside each
  * batch attempt after the swarms and the meta record, and puts or

@@ -225,7 +225,9 @@ static open_row *row_of(sm_svcstore *ss, perf_swarm *p, int64_t minute,
     memset(r, 0, sizeof *r);
     r->minute = minute;
     snprintf(r->type, sizeof r->type, "%s", type);
-    if (ss->st && minute < p->newest) {     /* a closed minute: read it back */
+    /* not in memory: a closed minute, or any minute after a restart (the
+     * store has what was committed of it): read it back */
+    if (ss->st) {
         unsigned char k[KEY_MAX];
         read_one ro = {.klen = row_key(k, p->id, minute, type), .row = &r->row};
         sm_status rs = sm_store_scan(ss->st, k, ro.klen, read_row, &ro);

@@ -183,6 +183,39 @@ static bool wait_or_stop(sm_worker *w, int64_t ms, const sigset_t *stop)
     return sm_proc_stop_pending(stop, NULL);
 }
 
+/* JetStream input (js.h): streams and consumer, conclusions into the
+ * output stream as soon as decided. A server that does not answer the
+ * JetStream API yet (starting, electing) is retried like a connect. */
+static sm_status connect_js(sm_worker *w, const sigset_t *stop)
+{
+    char err[512], url[512];
+    sm_status s;
+    for (unsigned attempt = 1;; attempt++) {
+        s = sm_js_open(&w->js, w->bus, w->cfg, w->log, w->persist, w->inbox,
+                       err, sizeof err);
+        if (s == SM_OK)
+            break;
+        sm_log_write(w->log, SM_LOG_ERROR, "js_setup_failed",
+                     "attempt=%u status=\"%s\" detail=\"%s\" retry=%s", attempt,
+                     sm_status_str(s), err, s == SM_ERR_BUS ? "yes" : "no");
+        if (s != SM_ERR_BUS || wait_or_stop(w, 1000, stop))
+            return s;
+    }
+    w->sink.publish = sm_js_publish;
+    w->sink.ud = w->js;
+    w->sink.max_payload = sm_js_max_payload;
+    w->send_before_commit = true;
+    s = sm_service_connect(w->svc, w->bus, w->inbox);
+    if (s != SM_OK)
+        return s;
+    sm_log_write(w->log, SM_LOG_INFO, "subscribed",
+                 "subject=%s url=%s input=jetstream stream=%s consumer=%s "
+                 "out_stream=%s", w->cfg->input_subject,
+                 sm_log_url(w->cfg->nats_url, url, sizeof url), w->cfg->js_stream,
+                 w->cfg->js_consumer, w->cfg->js_out_stream);
+    return SM_OK;
+}
+
 sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
 {
     char err[512];
@@ -209,6 +242,8 @@ sm_status sm_worker_connect(sm_worker *w, const sigset_t *stop)
         if (wait_ms < 5000)
             wait_ms *= 2;
     }
+    if (strcmp(w->cfg->input, "jetstream") == 0)
+        return connect_js(w, stop);
     s = sm_bus_subscribe(w->bus, w->cfg->input_subject, w->cfg->pending_limit,
                          w->inbox);
     if (s != SM_OK)
@@ -262,6 +297,7 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_service_before_commit(w->svc, w->outbox.v, w->outbox.n);
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
+    sm_js_before_commit(w->js, w->persist);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
@@ -269,6 +305,7 @@ sm_status sm_worker_flush(sm_worker *w)
     sm_hist_observe(&w->commit_latency, elapsed_s(&t0, &t1));
     w->store_failing = s != SM_OK;
     if (s == SM_OK) {
+        sm_js_committed(w->js);     /* ack what the commit made durable */
         w->st.commits++;
         w->uncommitted = 0;
     } else {
@@ -318,6 +355,21 @@ static long max_rss_kb(void)
     return kb;
 }
 
+/* The JetStream figures beside the stats line (js.h). */
+static void log_js(const sm_worker *w, const char *event)
+{
+    sm_js_stats j;
+    sm_js_stats_get(w->js, &j);
+    sm_log_write(w->log, SM_LOG_INFO, "js_stats",
+                 "at=%s js_fetched=%llu js_redelivered_seen=%llu "
+                 "js_poison=%llu js_gaps=%llu js_acks=%llu js_dup_dropped=%llu "
+                 "js_applied_seq=%llu", event, (unsigned long long)j.fetched,
+                 (unsigned long long)j.redelivered_seen,
+                 (unsigned long long)j.poison, (unsigned long long)j.gaps,
+                 (unsigned long long)j.acks, (unsigned long long)j.dup_dropped,
+                 (unsigned long long)j.applied_seq);
+}
+
 static void log_stats(sm_worker *w, const char *event, int64_t started)
 {
     sm_store_stats ss = {0};
@@ -351,6 +403,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)w->applied, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
                  max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
+    if (w->js)
+        log_js(w, event);
 }
 
 typedef struct ledger_sum {
@@ -494,7 +548,10 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
         struct timespec t0, t1;
         if (timed)
             clock_gettime(CLOCK_MONOTONIC, &t0);
-        sm_worker_handle_item(w, &batch[i]);
+        if (sm_item_seen(&batch[i]))
+            w->uncommitted++;   /* held already: acked by the next commit */
+        else
+            sm_worker_handle_item(w, &batch[i]);
         if (timed) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             sm_hist_observe(&w->handle_latency, elapsed_s(&t0, &t1));
@@ -541,6 +598,7 @@ static void note_backpressure(sm_worker *w, const sm_inbox_stats *is,
  * message), we pop until no source is open and the inbox is empty. */
 static void drain(sm_worker *w, bool input_lost)
 {
+    sm_js_drain(w->js);
     sm_status s = input_lost ? SM_OK : sm_bus_drain(w->bus, DRAIN_MS);
     if (s != SM_OK)
         sm_log_write(w->log, SM_LOG_ERROR, "drain_failed", "status=\"%s\"",
@@ -653,6 +711,7 @@ void sm_worker_destroy(sm_worker *w)
     if (w->inbox)
         sm_inbox_close(w->inbox);
     sm_service_destroy(w->svc);     /* its subscriptions drain first */
+    sm_js_close(w->js);
     sm_bus_close(w->bus);
     sm_inbox_destroy(w->inbox);
     sm_persist_destroy(w->persist);

@@ -10,6 +10,7 @@
 #include "encode.h"
 #include "codec.h"
 #include "inbox.h"
+#include "js.h"
 #include "metrics.h"
 #include "notify.h"
 #include "persist.h"
@@ -27,6 +28,12 @@ struct sm_worker {
     sm_codec *codec;
     sm_bus *bus;
     sm_inbox *inbox;
+    sm_js *js;                  /* JetStream input (input = jetstream), or
+                                   NULL: core NATS (bus.c) */
+    bool send_before_commit;    /* JetStream: the outbox is sent at the
+                                   end of a batch before the commit, and
+                                   the output stream drops a re-decided
+                                   conclusion by its Nats-Msg-Id (js.h) */
     sm_service *svc;            /* request/reply endpoints (service.h) */
     sm_sink sink;
     sm_decisions decisions;     /* what the core decided in the current

@@ -93,6 +93,7 @@
 #define TARGET_RSS_GROWTH 1.10      /* "flat": last sample <= 1.1x the first */
 #define TARGET_AGENTS_RATIO 0.8
 #define TARGET_REPLAY_RATE 2000000.0
+#define TARGET_JS_RATIO 0.7
 
 typedef enum section {
     SEC_RAW = 0,
@@ -102,11 +103,13 @@ typedef enum section {
     SEC_AGENTS,
     SEC_REPLAY,
     SEC_REQUESTS,
+    SEC_JS,
     SEC_COUNT,
 } section;
 
 static const char *const section_names[SEC_COUNT] = {
     "raw", "worker", "latency", "rss", "agents", "replay", "requests",
+    "jetstream",
 };
 
 /* What the bench was asked to do; built in main from the flags. */
@@ -182,6 +185,8 @@ typedef struct results {
     char load[64];              /* /proc/loadavg when the bench started */
     double gen_s;               /* generating the main stream */
     rate_run raw, worker, agents100, agents100k;
+    rate_run js_raw, js_worker;     /* a raw pull consumer, the worker in
+                                       JetStream mode, on one stored stream */
     lat_stats lat_worker, lat_raw;
     size_t n_rss;
     uint64_t rss_at[N_CHECKPOINTS];
@@ -818,7 +823,7 @@ typedef struct worker_exit {
 
 /* Starts swarm-medic on a fresh store and waits for event=subscribed. */
 static int worker_start(const bench *b, const char *tag, worker_proc *w,
-                        char *why, size_t cap)
+                        const char *const *extra, char *why, size_t cap)
 {
     memset(w, 0, sizeof *w);
     snprintf(w->store, sizeof w->store, "%s/store-%s", b->tmp, tag);
@@ -832,8 +837,10 @@ static int worker_start(const bench *b, const char *tag, worker_proc *w,
     snprintf(store, sizeof store, "--store-dir=%s", w->store);
     if (access(exe, X_OK) != 0)
         return fail(why, cap, "%s: %s (see --bin)", exe, strerror(errno));
-    const char *argv[] = {exe, url, store, "--stats-interval=0",
-                          "--log-level=info", NULL};
+    const char *argv[16] = {exe, url, store, "--stats-interval=0",
+                            "--log-level=info", NULL};
+    for (int i = 0; extra && extra[i] && i < 10; i++)
+        argv[5 + i] = extra[i];
     w->pid = sm_harness_spawn(argv, w->log, NULL);
     if (w->pid < 0) {
         w->pid = 0;
@@ -981,7 +988,7 @@ static int flat_once(bench *b, const stream *st, const char *tag, rate_run *out,
     out->expected = st->n + 2;
     if (listener_init(&l, false, NULL, 0) != 0)
         return fail(why, cap, "out of memory");
-    if (worker_start(b, tag, &w, why, cap) != 0)
+    if (worker_start(b, tag, &w, NULL, why, cap) != 0)
         goto cleanup;
     if ((s = connect_bus(b, "bench-listen", &lis)) != NATS_OK ||
         (s = subscribe(lis, &sub, END_ANSWER, on_answer, &l)) != NATS_OK ||
@@ -1165,7 +1172,7 @@ static int latency_pass(bench *b, bool echo, lat_stats *out, char *why,
         fail(why, cap, "out of memory");
         goto cleanup;
     }
-    if (!echo && worker_start(b, "latency", &w, why, cap) != 0)
+    if (!echo && worker_start(b, "latency", &w, NULL, why, cap) != 0)
         goto cleanup;
     if (echo && ((s = connect_bus(b, "bench-echo", &echoc)) != NATS_OK ||
                  (s = subscribe(echoc, &echos, "swarm.>", on_echo, NULL)) != NATS_OK)) {
@@ -1253,7 +1260,7 @@ static int run_rss(bench *b, char *why, size_t cap)
         fail(why, cap, "the simulator could not start");
         goto cleanup;
     }
-    if (worker_start(b, "rss", &w, why, cap) != 0)
+    if (worker_start(b, "rss", &w, NULL, why, cap) != 0)
         goto cleanup;
     if ((s = connect_bus(b, "bench-listen", &lis)) != NATS_OK ||
         (s = subscribe(lis, &sub, MARK_ANSWER, on_answer, &l)) != NATS_OK ||
@@ -1416,6 +1423,164 @@ static int run_replay(bench *b, char *why, size_t cap)
     return 0;
 }
 
+/* ---------------------------------------------------------------- jetstream */
+
+/* The stream (and the end samples) stored in a fresh input stream SWARM
+ * as the worker would create it. */
+static int js_fill(bench *b, jsCtx *js, char *why, size_t cap)
+{
+    const stream *st = &b->main;
+    js_DeleteStream(js, "SWARM", NULL, NULL);
+    js_DeleteStream(js, "MEDIC", NULL, NULL);
+    jsStreamConfig sc;
+    jsStreamConfig_Init(&sc);
+    const char *subjects[] = {"swarm.>"};
+    sc.Name = "SWARM";
+    sc.Subjects = subjects;
+    sc.SubjectsLen = 1;
+    sc.Storage = js_FileStorage;
+    natsStatus s = js_AddStream(NULL, js, &sc, NULL, NULL);
+    if (s != NATS_OK)
+        return bus_fail(why, cap, "create the stream", s);
+    note("jetstream: storing %zu events in stream SWARM", st->n);
+    for (size_t i = 0; i < st->n && s == NATS_OK; i++) {
+        const stream_msg *e = &st->msgs[i];
+        while ((s = js_PublishAsync(js, st->arena + e->subject, st->arena + e->payload,
+                                    (int)e->len, NULL)) == NATS_TIMEOUT)
+            ;
+    }
+    if (s == NATS_OK)
+        s = js_PublishAsyncComplete(js, NULL);
+    natsConnection *nc = NULL;
+    if (s == NATS_OK)
+        s = connect_bus(b, "bench-js-end", &nc);
+    if (s == NATS_OK)
+        s = publish_end(nc, st->last_ts);
+    if (s == NATS_OK)
+        s = natsConnection_FlushTimeout(nc, WAIT_MS);
+    disconnect(nc);
+    if (s != NATS_OK)
+        return bus_fail(why, cap, "store the stream", s);
+    return 0;
+}
+
+/* A raw pull consumer on the stored stream: fetch batches of 256 (the
+ * worker's js_fetch_batch), acknowledge each batch's last message (ack
+ * all), until every message came. */
+static int js_raw_once(bench *b, jsCtx *js, rate_run *out, char *why, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->expected = b->main.n + 2;
+    jsConsumerConfig cc;
+    jsConsumerConfig_Init(&cc);
+    cc.Durable = "bench-raw";
+    cc.AckPolicy = js_AckAll;
+    cc.MaxAckPending = 1 << 20;
+    js_DeleteConsumer(js, "SWARM", "bench-raw", NULL, NULL);
+    natsStatus s = js_AddConsumer(NULL, js, "SWARM", &cc, NULL, NULL);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "SWARM";
+    so.Consumer = "bench-raw";
+    natsSubscription *sub = NULL;
+    if (s == NATS_OK)
+        s = js_PullSubscribe(&sub, js, "swarm.>", "bench-raw", NULL, &so, NULL);
+    if (s != NATS_OK)
+        return bus_fail(why, cap, "raw pull consumer", s);
+    note("jetstream: a raw pull consumer reads the %llu stored messages",
+         (unsigned long long)out->expected);
+    int64_t t0 = sm_proc_mono_ns(), give_up = t0 + (int64_t)WAIT_MS * 1000000LL;
+    while (out->accepted < out->expected && sm_proc_mono_ns() < give_up &&
+           !sm_proc_stop_pending(&b->stop, NULL)) {
+        natsMsgList list = {0};
+        if (natsSubscription_Fetch(&list, sub, 256, 1000, NULL) == NATS_OK && list.Count > 0) {
+            out->accepted += (uint64_t)list.Count;
+            natsMsg_Ack(list.Msgs[list.Count - 1], NULL);
+        }
+        natsMsgList_Destroy(&list);
+    }
+    int64_t t1 = sm_proc_mono_ns();
+    natsSubscription_Destroy(sub);
+    js_DeleteConsumer(js, "SWARM", "bench-raw", NULL, NULL);
+    if (out->accepted < out->expected)
+        return fail(why, cap, "the raw pull consumer got %llu of %llu",
+                    (unsigned long long)out->accepted,
+                    (unsigned long long)out->expected);
+    out->rate = (double)b->main.n / seconds(t1 - t0);
+    out->done = true;
+    return 0;
+}
+
+/* The worker in JetStream mode on the same stored stream, from its start
+ * (process start and stream checks included) to its answer to the end
+ * samples. */
+static int js_worker_once(bench *b, rate_run *out, char *why, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->expected = b->main.n + 2;
+    worker_proc w;
+    memset(&w, 0, sizeof w);
+    listener l;
+    natsConnection *lis = NULL;
+    natsSubscription *sub = NULL;
+    int result = -1;
+    natsStatus s;
+    if (listener_init(&l, false, NULL, 0) != 0)
+        return fail(why, cap, "out of memory");
+    if ((s = connect_bus(b, "bench-listen", &lis)) != NATS_OK ||
+        (s = subscribe(lis, &sub, END_ANSWER, on_answer, &l)) != NATS_OK) {
+        bus_fail(why, cap, "connect/subscribe", s);
+        goto cleanup;
+    }
+    note("jetstream: the worker (--input=jetstream) reads the stored stream");
+    const char *extra[] = {"--input=jetstream", NULL};
+    int64_t t0 = sm_proc_mono_ns();
+    if (worker_start(b, "jetstream", &w, extra, why, cap) != 0)
+        goto cleanup;
+    wait_result r = listener_wait(&l, b->main.last_ts + 2, WAIT_MS, &b->stop);
+    if (r != WAIT_OK) {
+        wait_fail(r, &w, why, cap, "the end samples (" END_ANSWER ")");
+        goto cleanup;
+    }
+    pthread_mutex_lock(&l.mu);
+    int64_t done_ns = l.acked_ns;
+    pthread_mutex_unlock(&l.mu);
+    out->rate = (double)b->main.n / seconds(done_ns - t0);
+    worker_exit x;
+    if (worker_stop(&w, &x, why, cap) != 0)
+        goto cleanup;
+    out->accepted = x.events;
+    out->done = true;
+    result = 0;
+cleanup:
+    worker_cleanup(&w);
+    unsubscribe(sub);
+    disconnect(lis);
+    listener_destroy(&l);
+    return result;
+}
+
+static int run_js(bench *b, char *why, size_t cap)
+{
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsStatus s = connect_bus(b, "bench-js", &nc);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&js, nc, NULL);
+    if (s != NATS_OK) {
+        disconnect(nc);
+        return bus_fail(why, cap, "connect (JetStream)", s);
+    }
+    int rc = js_fill(b, js, why, cap);
+    if (rc == 0)
+        rc = js_raw_once(b, js, &b->res.js_raw, why, cap);
+    if (rc == 0)
+        rc = js_worker_once(b, &b->res.js_worker, why, cap);
+    jsCtx_Destroy(js);
+    disconnect(nc);
+    return rc;
+}
+
 /* ------------------------------------------------------------------- report */
 
 /* Section 7: request/reply under load. A requester thread sends, every
@@ -1513,7 +1678,7 @@ static int run_requests(bench *b, char *why, size_t cap)
         fail(why, cap, "out of memory");
         goto cleanup;
     }
-    if (worker_start(b, "requests", &w, why, cap) != 0)
+    if (worker_start(b, "requests", &w, NULL, why, cap) != 0)
         goto cleanup;
     if ((s = connect_bus(b, "bench-echo", &echoc)) != NATS_OK ||
         (s = subscribe(echoc, &echos, REQ_ECHO_SUBJECT, on_echo_request, NULL)) != NATS_OK ||
@@ -1750,6 +1915,22 @@ static void print_table(const bench *b)
         row("100k agents / 100 agents", v, t, verdict(ratio >= TARGET_AGENTS_RATIO));
     }
     request_rows(r);
+    if (r->ran[SEC_JS] && !r->ok[SEC_JS])
+        failed_row(r, SEC_JS);
+    if (r->js_raw.done && r->js_worker.done) {
+        rate_text(&r->js_raw, v, sizeof v);
+        row("raw JetStream pull consumer rate", v, "(reference)", "");
+        rate_text(&r->js_worker, v, sizeof v);
+        row("worker rate, --input=jetstream", v, "", "");
+        double ratio = r->js_worker.rate / r->js_raw.rate;
+        snprintf(v, sizeof v, "%.2f x", ratio);
+        snprintf(t, sizeof t, ">= %.1f x raw pull", TARGET_JS_RATIO);
+        row("  ratio to the raw pull consumer", v, t, verdict(ratio >= TARGET_JS_RATIO));
+        snprintf(v, sizeof v, "%llu of %llu", (unsigned long long)r->js_worker.accepted,
+                 (unsigned long long)r->js_worker.expected);
+        row("  worker accepted", v, "all",
+            verdict(r->js_worker.accepted >= r->js_worker.expected));
+    }
     if (r->ran[SEC_REPLAY] && !r->ok[SEC_REPLAY])
         failed_row(r, SEC_REPLAY);
     if (r->ok[SEC_REPLAY]) {
@@ -1767,6 +1948,12 @@ static void print_table(const bench *b)
 static void print_figures(const results *r)
 {
     printf("\n");
+    if (r->js_raw.done)
+        printf("js_raw_pull_rate %.0f events/s\n", r->js_raw.rate);
+    if (r->js_worker.done)
+        printf("js_worker_rate %.0f events/s\n", r->js_worker.rate);
+    if (r->js_raw.done && r->js_worker.done)
+        printf("js_worker_rate_ratio %.2f x\n", r->js_worker.rate / r->js_raw.rate);
     if (r->raw.done)
         printf("raw_bus_rate %.0f events/s\n", r->raw.rate);
     if (r->worker.done) {
@@ -1832,7 +2019,8 @@ static void usage(FILE *to)
         "                         (default 3, at most 9)\n"
         "  --quick                small sizes for a smoke run (100000 events,\n"
         "                         3 s, 500000 RSS events, 1 repeat)\n"
-        "  --only SECTION         raw, worker, latency, rss, agents or replay\n");
+        "  --only SECTION         raw, worker, latency, rss, agents, replay or\n"
+        "                         jetstream\n");
 }
 
 static bool parse_count(const char *text, uint64_t min, uint64_t *out)
@@ -1933,7 +2121,7 @@ int main(int argc, char **argv)
 
     int (*const runs[SEC_COUNT])(bench *, char *, size_t) = {
         run_raw, run_worker, run_latency, run_rss, run_agents, run_replay,
-        run_requests,
+        run_requests, run_js,
     };
     results *r = &b.res;
     int exit_code = 0;
@@ -1948,7 +2136,10 @@ int main(int argc, char **argv)
     char natsdir[300];
     snprintf(natsdir, sizeof natsdir, "%s/nats", b.tmp);
     mkdir(natsdir, 0700);
-    sm_status s = sm_harness_nats_start(&b.nats, natsdir, 0, NULL);
+    char jsdir[320];
+    snprintf(jsdir, sizeof jsdir, "%s/jetstream", b.tmp);
+    const char *nats_args[] = {"-js", "-sd", jsdir, NULL};
+    sm_status s = sm_harness_nats_start(&b.nats, natsdir, 0, nats_args);
     if (s != SM_OK) {
         fprintf(stderr, "swarm-bench: nats-server did not start: %s\n", sm_status_str(s));
         remove_tree(b.tmp);
@@ -1956,7 +2147,8 @@ int main(int argc, char **argv)
     }
     note("nats-server at %s; temp dir %s", b.nats.url, b.tmp);
 
-    bool need_main = wanted(&b, SEC_RAW) || wanted(&b, SEC_WORKER) || wanted(&b, SEC_REPLAY);
+    bool need_main = wanted(&b, SEC_RAW) || wanted(&b, SEC_WORKER) ||
+                     wanted(&b, SEC_REPLAY) || wanted(&b, SEC_JS);
     if (need_main) {
         note("generating %llu events (10 x 100 agents) into memory",
              (unsigned long long)b.opt.events);
