@@ -464,10 +464,28 @@ START_TEST(rebalance_recommended_by_default)
     ck_assert_int_eq(c->heal.autonomy, SM_AUTO_RECOMMEND);
     ck_assert_str_eq(c->heal.steps[0], "pause_low_priority");
     ck_assert_str_eq(c->heal.steps[1], "reallocate_budget");
-    res(x, T0 + 3000, 996, 2000);           /* a top-up */
+    uint64_t id = c->id;
+    res(x, T0 + 3000, 996, 2000);           /* a top-up nobody reported */
     res(x, T0 + 4000, 997, 2000);
     advance(x, T0 + 5000);
     const sm_decision *v = nth(x, SM_DEC_VERDICT, 0);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_uint_eq(v->verdict.command, id);
+    ck_assert_int_eq(v->verdict.verdict, SM_VERDICT_SUPERSEDED);
+    ck_assert_str_eq(v->verdict.reason, "recovered_unreported");
+    fx_free(x);
+
+    /* the same advice, taken and reported DONE: VERIFIED */
+    x = fx_new_cfg(&cfg, SM_AUTONOMY_DEFAULT);
+    res(x, T0 + 1000, 995, 1000);
+    res(x, T0 + 2000, 996, 1000);
+    c = nth(x, SM_DEC_HEAL, 0);
+    ck_assert_ptr_nonnull(c);
+    outcome(x, T0 + 2500, c->id, 1);
+    res(x, T0 + 3000, 996, 2000);
+    res(x, T0 + 4000, 997, 2000);
+    advance(x, T0 + 5000);
+    v = nth(x, SM_DEC_VERDICT, 0);
     ck_assert_ptr_nonnull(v);
     ck_assert_int_eq(v->verdict.verdict, SM_VERDICT_VERIFIED);
     fx_free(x);

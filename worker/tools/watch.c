@@ -147,7 +147,8 @@ sm_status sm_watch_format_heal(const void *data, size_t len, char *buf,
     const char *on = c->agent[0] ? c->agent : c->subject[0] ? c->subject : "-";
     int n = snprintf(buf, cap, "%s  %-6s HEAL     %-18s %-17s %-8s attempt=%u "
                      "%s id=%s", when, d->swarm, what,
-                     sm_fail_type_str((sm_fail_type)c->failure_type), on,
+                     c->failure_type ? sm_fail_type_str((sm_fail_type)c->failure_type)
+                                     : "bottleneck", on,
                      c->attempt, aut, d->decision_id);
     if (c->deadline_ms > 0 && n > 0 && (size_t)n < cap)    /* none: escalate */
         n += snprintf(buf + n, cap - (size_t)n, " deadline=+%llds",
@@ -181,9 +182,13 @@ sm_status sm_watch_format_verdict(const void *data, size_t len, char *buf,
                (int)v->verdict, ver, sizeof ver);
     for (char *p = ver; *p; p++)
         *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+    const char *what = v->action ==
+        SWARMMEDIC__V1__HEALING_COMMAND__ACTION__ACTION_CUSTOM && v->custom_action[0]
+        ? v->custom_action : act;
     int n = snprintf(buf, cap, "%s  %-6s VERDICT  %-18s %-17s %-8s %-10s "
-                     "reason=%s id=%s", when, d->swarm, act,
-                     sm_fail_type_str((sm_fail_type)v->failure_type),
+                     "reason=%s id=%s", when, d->swarm, what,
+                     v->failure_type ? sm_fail_type_str((sm_fail_type)v->failure_type)
+                                     : "bottleneck",
                      v->subject[0] ? v->subject : v->agent[0] ? v->agent : "-",
                      ver, v->reason, v->command_id);
     if (v->recovered_at_ms > 0 && v->first_evidence_ms > 0 && n > 0 &&
