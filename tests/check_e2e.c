@@ -409,49 +409,6 @@ END_TEST
 
 /* ---- SIGKILL mid-stream: no conclusion repeated, none lost ------------- */
 
-/* A recording in memory, to publish from any record on. */
-typedef struct recs {
-    size_t n;
-    char **subject;
-    uint8_t **data;
-    size_t *len;
-} recs;
-
-static void recs_load(recs *R, const char *path)
-{
-    memset(R, 0, sizeof *R);
-    sm_recr *rd = NULL;
-    char err[256];
-    ck_assert_int_eq(sm_recr_open(&rd, path, err, sizeof err), SM_OK);
-    size_t cap = 0;
-    sm_rec rec;
-    while (sm_recr_next(rd, &rec) == SM_OK) {
-        if (R->n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            R->subject = realloc(R->subject, cap * sizeof *R->subject);
-            R->data = realloc(R->data, cap * sizeof *R->data);
-            R->len = realloc(R->len, cap * sizeof *R->len);
-        }
-        R->subject[R->n] = strdup(rec.subject);
-        R->data[R->n] = malloc(rec.len ? rec.len : 1);
-        memcpy(R->data[R->n], rec.data, rec.len);
-        R->len[R->n] = rec.len;
-        R->n++;
-    }
-    sm_recr_close(rd);
-}
-
-static void recs_free(recs *R)
-{
-    for (size_t i = 0; i < R->n; i++) {
-        free(R->subject[i]);
-        free(R->data[i]);
-    }
-    free(R->subject);
-    free(R->data);
-    free(R->len);
-}
-
 /* A conclusion received: its id, and the episode it belongs to. */
 typedef struct concl {
     char id[17];
@@ -612,7 +569,7 @@ static size_t applied_of(const char *log)
  * while no worker listens, and what a worker took but had not committed:
  * the publisher waits for the worker and sends that again, so both runs
  * see the same input). Returns the conclusion ids received, in order. */
-static void run_with_kills(const recs *R, int kills, uint64_t seed, bool resend,
+static void run_with_kills(const sm_test_recs *R, int kills, uint64_t seed, bool resend,
                            idlist *ids, size_t *resent)
 {
     rig r;
@@ -667,8 +624,8 @@ START_TEST(sigkill_mid_stream_repeats_and_loses_no_conclusion)
                                              "tests/golden/two-swarms.rec"};
     const char *env = getenv("SM_SOAK_KILLS");
     int kills = env ? atoi(env) : 5;
-    recs R;
-    recs_load(&R, recordings[_i]);
+    sm_test_recs R;
+    sm_test_recs_load(&R, recordings[_i]);
     idlist once, killed;
     size_t resent = 0;
     run_with_kills(&R, 0, 1, true, &once, &resent);
@@ -709,7 +666,7 @@ START_TEST(sigkill_mid_stream_repeats_and_loses_no_conclusion)
                   once.n, killed.n);
     free(once.id);
     free(killed.id);
-    recs_free(&R);
+    sm_test_recs_free(&R);
 }
 END_TEST
 
@@ -725,8 +682,8 @@ START_TEST(sigkill_with_lost_input_opens_no_episode_twice)
                                              "tests/golden/two-swarms.rec"};
     const char *env = getenv("SM_SOAK_KILLS");
     int kills = env ? atoi(env) : 5;
-    recs R;
-    recs_load(&R, recordings[_i]);
+    sm_test_recs R;
+    sm_test_recs_load(&R, recordings[_i]);
     idlist killed;
     size_t lost = 0;
     run_with_kills(&R, kills, 0xfeed + (uint64_t)_i, false, &killed, &lost);
@@ -740,7 +697,7 @@ START_TEST(sigkill_with_lost_input_opens_no_episode_twice)
     ck_assert_uint_gt(killed.n, 5);
     ck_assert_msg(broken == NULL, "%s", broken);
     free(killed.id);
-    recs_free(&R);
+    sm_test_recs_free(&R);
 }
 END_TEST
 

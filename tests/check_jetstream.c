@@ -128,51 +128,9 @@ static void rig_down(rig *r)
 
 /* ---- the input ---------------------------------------------------------- */
 
-typedef struct recs {
-    size_t n;
-    char **subject;
-    uint8_t **data;
-    size_t *len;
-} recs;
-
-static void recs_load(recs *R, const char *path)
-{
-    memset(R, 0, sizeof *R);
-    sm_recr *rd = NULL;
-    char err[256];
-    ck_assert_int_eq(sm_recr_open(&rd, path, err, sizeof err), SM_OK);
-    size_t cap = 0;
-    sm_rec rec;
-    while (sm_recr_next(rd, &rec) == SM_OK) {
-        if (R->n == cap) {
-            cap = cap ? cap * 2 : 1024;
-            R->subject = realloc(R->subject, cap * sizeof *R->subject);
-            R->data = realloc(R->data, cap * sizeof *R->data);
-            R->len = realloc(R->len, cap * sizeof *R->len);
-        }
-        R->subject[R->n] = strdup(rec.subject);
-        R->data[R->n] = malloc(rec.len ? rec.len : 1);
-        memcpy(R->data[R->n], rec.data, rec.len);
-        R->len[R->n] = rec.len;
-        R->n++;
-    }
-    sm_recr_close(rd);
-}
-
-static void recs_free(recs *R)
-{
-    for (size_t i = 0; i < R->n; i++) {
-        free(R->subject[i]);
-        free(R->data[i]);
-    }
-    free(R->subject);
-    free(R->data);
-    free(R->len);
-}
-
 /* Publishes records [from, to) into the input stream, each acknowledged
  * by the stream (asynchronous publishes, then waiting for all). */
-static void publish_range(rig *r, const recs *R, size_t from, size_t to)
+static void publish_range(rig *r, const sm_test_recs *R, size_t from, size_t to)
 {
     for (size_t i = from; i < to; i++) {
         natsStatus s;
@@ -365,7 +323,7 @@ static uint64_t next_rand(uint64_t *seed)
  * work 0-150 ms, and kills it with SIGKILL, then starts a new one on the
  * same store. At the end every input is acknowledged, the worker drained
  * with SIGTERM, and the output stream and the store are read. */
-static void run_with_kills(const recs *R, int kills, uint64_t seed, outcome *o)
+static void run_with_kills(const sm_test_recs *R, int kills, uint64_t seed, outcome *o)
 {
     rig r;
     /* every kill counts as a delivery of what the worker had fetched and
@@ -418,8 +376,8 @@ START_TEST(kill9_twenty_times_equals_uninterrupted)
                                              "tests/golden/two-swarms.rec"};
     const char *env = getenv("SM_JS_KILLS");
     int kills = env ? atoi(env) : 20;
-    recs R;
-    recs_load(&R, recordings[_i]);
+    sm_test_recs R;
+    sm_test_recs_load(&R, recordings[_i]);
     outcome once, killed;
     run_with_kills(&R, 0, 1, &once);
     run_with_kills(&R, kills, 0x5eed + (uint64_t)_i, &killed);
@@ -460,7 +418,7 @@ START_TEST(kill9_twenty_times_equals_uninterrupted)
                   "/tmp/sm-js-diff-*.txt)", kills, diff);
     outcome_free(&once);
     outcome_free(&killed);
-    recs_free(&R);
+    sm_test_recs_free(&R);
 }
 END_TEST
 
@@ -472,8 +430,8 @@ END_TEST
  * restart. */
 START_TEST(server_restart_loses_nothing)
 {
-    recs R;
-    recs_load(&R, "tests/golden/demo.rec");
+    sm_test_recs R;
+    sm_test_recs_load(&R, "tests/golden/demo.rec");
     outcome once;
     run_with_kills(&R, 0, 1, &once);
 
@@ -521,7 +479,7 @@ START_TEST(server_restart_loses_nothing)
     free(out.v);
     free(state.txt);
     outcome_free(&once);
-    recs_free(&R);
+    sm_test_recs_free(&R);
 }
 END_TEST
 
@@ -541,8 +499,8 @@ static size_t consumer_delivered(rig *r)
  * with Medic-Reason, and the store holds no swarm for it. */
 START_TEST(poison_message_is_dead_lettered)
 {
-    recs R;
-    recs_load(&R, "tests/golden/demo.rec");
+    sm_test_recs R;
+    sm_test_recs_load(&R, "tests/golden/demo.rec");
     rig r;
     /* a commit only at the end: what a worker took dies with it */
     const char *wargs[] = {"--commit-interval=1h", "--js-max-deliver=3", NULL};
@@ -584,7 +542,7 @@ START_TEST(poison_message_is_dead_lettered)
                   "a swarm was stored for a poison message:\n%s", state.txt);
     free(state.txt);
     rig_down(&r);
-    recs_free(&R);
+    sm_test_recs_free(&R);
 }
 END_TEST
 

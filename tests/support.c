@@ -2,6 +2,7 @@
 
 #include "harness.h"
 #include "proc.h"
+#include "recfile.h"
 
 #include <check.h>
 #include <errno.h>
@@ -112,4 +113,39 @@ bool sm_test_wait_for_text(const char *path, const char *needle, int timeout_ms)
         sm_proc_sleep_ms(20);
     }
     return false;
+}
+
+void sm_test_recs_load(sm_test_recs *R, const char *path)
+{
+    memset(R, 0, sizeof *R);
+    sm_recr *rd = NULL;
+    char err[256];
+    ck_assert_int_eq(sm_recr_open(&rd, path, err, sizeof err), SM_OK);
+    size_t cap = 0;
+    sm_rec rec;
+    while (sm_recr_next(rd, &rec) == SM_OK) {
+        if (R->n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            R->subject = realloc(R->subject, cap * sizeof *R->subject);
+            R->data = realloc(R->data, cap * sizeof *R->data);
+            R->len = realloc(R->len, cap * sizeof *R->len);
+        }
+        R->subject[R->n] = strdup(rec.subject);
+        R->data[R->n] = malloc(rec.len ? rec.len : 1);
+        memcpy(R->data[R->n], rec.data, rec.len);
+        R->len[R->n] = rec.len;
+        R->n++;
+    }
+    sm_recr_close(rd);
+}
+
+void sm_test_recs_free(sm_test_recs *R)
+{
+    for (size_t i = 0; i < R->n; i++) {
+        free(R->subject[i]);
+        free(R->data[i]);
+    }
+    free(R->subject);
+    free(R->data);
+    free(R->len);
 }

@@ -10,6 +10,8 @@
 #define SM_TEST_SUPPORT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Creates a fresh directory under $TMPDIR (or /tmp) named sm-<tag>-XXXXXX
@@ -52,5 +54,17 @@ char *sm_test_slurp(const char *path);
 /* Polls until file `path` contains `needle` or timeout_ms passes. */
 bool sm_test_wait_for_text(const char *path, const char *needle,
                            int timeout_ms);
+
+/* A recording held in memory, to publish from any record on: subjects and
+ * payloads copied out of the file (sm_test_recs_load asserts it opens). */
+typedef struct sm_test_recs {
+    size_t n;
+    char **subject;
+    uint8_t **data;
+    size_t *len;
+} sm_test_recs;
+
+void sm_test_recs_load(sm_test_recs *R, const char *path);
+void sm_test_recs_free(sm_test_recs *R);
 
 #endif
