@@ -658,19 +658,18 @@ static void look(sm_swarm *sw, sm_heal_ep *e, sm_decisions *out)
         /* advice nobody reported carrying out takes no credit for a
          * recovery: it may have come on its own */
         bool shown = e->autonomy == SM_AUTO_ACT || e->outcome == 1;
-        if (recovered(sw, e, &at) && !shown) {
-            verdict(sw, e, SM_VERDICT_SUPERSEDED, "recovered_unreported", at,
-                    out);
-            e->phase = HEAL_SPENT;
-            e->over = e->over ? e->over : HEAL_OVER_GOOD;
-        } else if (recovered(sw, e, &at)) {
-            verdict(sw, e, e->kind == SM_DEC_PREDICTION ? SM_VERDICT_PREEMPTED
-                                                        : SM_VERDICT_VERIFIED,
-                    e->kind == SM_DEC_PREDICTION ? "prediction_withdrawn"
-                    : e->action == SM_ACT_RETRY  ? "task_completed"
-                    : e->restarts                ? "agent_back"
-                                                 : "failure_resolved",
-                    at, out);
+        if (recovered(sw, e, &at)) {
+            if (!shown)
+                verdict(sw, e, SM_VERDICT_SUPERSEDED, "recovered_unreported",
+                        at, out);
+            else
+                verdict(sw, e, e->kind == SM_DEC_PREDICTION
+                                   ? SM_VERDICT_PREEMPTED : SM_VERDICT_VERIFIED,
+                        e->kind == SM_DEC_PREDICTION ? "prediction_withdrawn"
+                        : e->action == SM_ACT_RETRY  ? "task_completed"
+                        : e->restarts                ? "agent_back"
+                                                     : "failure_resolved",
+                        at, out);
             e->phase = HEAL_SPENT;
             e->over = e->over ? e->over : HEAL_OVER_GOOD;
         } else if (e->kind == SM_DEC_PREDICTION && e->over == HEAL_OVER_ENDED) {
