@@ -481,6 +481,15 @@ void sm_swarm_clear_dirty(sm_swarm *sw)
     sm_agents_clean(&sw->ag);
 }
 
+void sm_swarm_mark_all_dirty(sm_swarm *sw)
+{
+    if (sw == NULL)
+        return;
+    sw->dirty = true;
+    for (uint32_t k = 0; k < sw->ag.n; k++)
+        sm_agents_mark(&sw->ag, k);
+}
+
 sm_status sm_swarm_import_agent(sm_swarm *sw, const void *blob, size_t len)
 {
     if (sw == NULL || len > AGENT_BLOB_MAX)

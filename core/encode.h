@@ -43,6 +43,10 @@ void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
 /* Number of agents changed since the last clear. */
 size_t sm_swarm_dirty_agents(const sm_swarm *sw);
 void sm_swarm_clear_dirty(sm_swarm *sw);
+/* Marks the swarm-wide part and every agent dirty: the next commit
+ * rewrites all of it (after a commit that was prepared from it failed,
+ * its state is known to memory only). No allocation. */
+void sm_swarm_mark_all_dirty(sm_swarm *sw);
 /* Adds or replaces one agent from its blob. Errors: SM_ERR_CORRUPT,
  * SM_ERR_VERSION (an agent blob of a newer build: keep it), SM_ERR_NOMEM.
  * The agent is not marked dirty. */

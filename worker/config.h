@@ -68,6 +68,10 @@ typedef struct sm_config {
     int64_t clock_jump_ms;      /* bus clock: a forward jump larger than
                                    this needs a second swarm to confirm
                                    it, 5m (handle.c) */
+    bool commit_thread;         /* the run loop's group commits are written
+                                   by a thread of their own (writer.h)
+                                   while events go on, true; false: on
+                                   the event thread */
     bool publish_after_commit;  /* a conclusion is sent once the state it
                                    reveals is committed (a SIGKILL never
                                    repeats it), true; false: at once, one

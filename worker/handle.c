@@ -167,7 +167,27 @@ static void publish_decisions(sm_worker *w)
     sm_decisions_clear(&w->decisions);
 }
 
+void sm_worker_send_held(sm_worker *w, sm_decisions *held)
+{
+    for (size_t i = 0; i < held->n; i++)
+        send_now(w, &held->v[i]);
+    sm_decisions_clear(held);
+}
+
 void sm_worker_release(sm_worker *w)
+{
+    if (w->outbox.n == 0)
+        return;
+    if (w->writer && !w->store_failing) {
+        /* the run loop with a commit thread: the outbox goes out once
+         * the batch that holds its state is written (worker.c) */
+        sm_worker_commit_async(w, true, false);
+        return;
+    }
+    sm_worker_release_now(w);
+}
+
+void sm_worker_release_now(sm_worker *w)
 {
     if (w->outbox.n == 0)
         return;
@@ -537,6 +557,8 @@ static void expire_swarms(sm_worker *w)
     if (n == 0 || !(l.ids = malloc(n * sizeof *l.ids)))
         return;                 /* out of memory: looked for next minute */
     sm_registry_foreach(w->reg, find_idle, &l);
+    if (l.n > 0 && w->writer)   /* the scan below needs the store back */
+        sm_worker_commit_async(w, false, true);
     for (size_t i = 0; i < l.n; i++) {
         const sm_swarm *sw = sm_registry_find(w->reg, l.ids[i]);
         int64_t idle = w->clock.bus_ms - sm_swarm_last_event(sw);

@@ -60,6 +60,7 @@ struct sm_inbox {
     size_t sources;
     unsigned producers_waiting;
     bool consumer_waiting;
+    bool woken;                 /* sm_inbox_wake: the next wait returns */
     bool closed;
     sm_status failure;
     uint64_t pushed, full_waits, refused;
@@ -152,11 +153,12 @@ size_t sm_inbox_pop(sm_inbox *ib, sm_item *out, size_t max, int64_t timeout_ms)
         deadline_in(&until, timeout_ms);
         ib->consumer_waiting = true;
         while (ib->count == 0 && atomic_load(&ib->ucount) == 0 &&
-               ib->sources > 0 && ib->failure == SM_OK)
+               !ib->woken && ib->sources > 0 && ib->failure == SM_OK)
             if (pthread_cond_timedwait(&ib->not_empty, &ib->mu, &until) == ETIMEDOUT)
                 break;
         ib->consumer_waiting = false;
     }
+    ib->woken = false;
     size_t n = 0;
     for (; n < max && ib->count > 0; n++, ib->count--) {
         out[n] = ib->ring[ib->head];
@@ -166,6 +168,15 @@ size_t sm_inbox_pop(sm_inbox *ib, sm_item *out, size_t max, int64_t timeout_ms)
         pthread_cond_broadcast(&ib->not_full);
     pthread_mutex_unlock(&ib->mu);
     return n;
+}
+
+void sm_inbox_wake(sm_inbox *ib)
+{
+    pthread_mutex_lock(&ib->mu);
+    ib->woken = true;
+    if (ib->consumer_waiting)
+        pthread_cond_signal(&ib->not_empty);
+    pthread_mutex_unlock(&ib->mu);
 }
 
 sm_status sm_inbox_push_urgent(sm_inbox *ib, const sm_item *it)

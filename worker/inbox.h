@@ -118,6 +118,10 @@ sm_status sm_inbox_push(sm_inbox *ib, const sm_item *it);
 size_t sm_inbox_pop(sm_inbox *ib, sm_item *out, size_t max,
                     int64_t timeout_ms);
 
+/* Makes the consumer's current or next wait in sm_inbox_pop return at
+ * once (with what is queued, maybe nothing): e.g. the commit thread
+ * telling the worker its batch is written (writer.h). From any thread. */
+void sm_inbox_wake(sm_inbox *ib);
 /* The urgent lane: requests that must not wait behind the event queue
  * (request/reply endpoints, service.h). A small ring of its own, never
  * blocking: when it is full the push fails with SM_ERR_FULL and the

@@ -50,6 +50,13 @@ typedef struct js_source {
     uint64_t applied;           /* stream sequence applied (in memory) */
     char ack_subject[ACK_SUBJECT_MAX];  /* reply subject of `applied` */
     bool ack_due;
+    char commit_ack[ACK_SUBJECT_MAX];   /* what the commit being written
+                                           acks: ack_subject when it was
+                                           prepared (a commit written by
+                                           the commit thread, writer.h,
+                                           must not ack what was applied
+                                           after it was prepared) */
+    bool commit_ack_due;
 } js_source;
 
 struct sm_js {
@@ -643,18 +650,27 @@ void sm_js_close(sm_js *js)
 
 void sm_js_before_commit(sm_js *js, sm_persist *p)
 {
-    if (js && js->src.applied > 0)
+    if (!js)
+        return;
+    if (js->src.applied > 0)
         sm_persist_set_cursor(p, js->src.name, js->src.applied);
+    if (js->src.ack_due) {
+        /* what this commit holds; an earlier ack not sent is covered */
+        snprintf(js->src.commit_ack, sizeof js->src.commit_ack, "%s",
+                 js->src.ack_subject);
+        js->src.commit_ack_due = true;
+        js->src.ack_due = false;
+    }
 }
 
 void sm_js_committed(sm_js *js)
 {
-    if (!js || !js->src.ack_due || !js->src.ack_subject[0])
+    if (!js || !js->src.commit_ack_due || !js->src.commit_ack[0])
         return;
     /* "+ACK" on the reply subject is what natsMsg_Ack sends */
-    if (natsConnection_PublishString(js->nc, js->src.ack_subject, "+ACK") == NATS_OK) {
+    if (natsConnection_PublishString(js->nc, js->src.commit_ack, "+ACK") == NATS_OK) {
         js->st.acks++;
-        js->src.ack_due = false;
+        js->src.commit_ack_due = false;
     }
 }
 

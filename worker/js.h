@@ -96,8 +96,10 @@ void sm_js_drain(sm_js *js);
 /* Stops, joins, frees. NULL is a no-op. */
 void sm_js_close(sm_js *js);
 
-/* Before a commit: stores each consumer's applied stream sequence in p
- * (written in the commit's batch). */
+/* Before a commit (when it is prepared): stores each consumer's applied
+ * stream sequence in p (written in the commit's batch) and notes the
+ * message the commit will acknowledge, so that what is applied while the
+ * commit is being written is acknowledged only by a later one. */
 void sm_js_before_commit(sm_js *js, sm_persist *p);
 /* After a commit that wrote them: acknowledges what it made durable. */
 void sm_js_committed(sm_js *js);

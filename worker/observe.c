@@ -62,11 +62,15 @@ static void snapshot(sm_worker *w, sm_metrics_snap *s, int64_t now)
     s->swarms = sm_registry_count(w->reg);
     sm_registry_foreach(w->reg, add_agents, &s->agents);
     s->swarms_expired = w->st.swarms_expired;
-    sm_store_stats ss = {0};
-    if (w->store && sm_store_stats_get(w->store, &ss) == SM_OK) {
-        s->store_used_bytes = ss.used_bytes;
-        s->store_map_bytes = ss.map_size;
-        s->store_entries = ss.entries;
+    /* while the commit thread has the store, the figures last read */
+    sm_store_stats ss;
+    if (w->store && !sm_writer_busy(w->writer) &&
+        sm_store_stats_get(w->store, &ss) == SM_OK)
+        w->store_seen = ss;
+    if (w->store) {
+        s->store_used_bytes = w->store_seen.used_bytes;
+        s->store_map_bytes = w->store_seen.map_size;
+        s->store_entries = w->store_seen.entries;
     }
     s->bus_ms = w->clock.bus_ms;
     s->applied = w->applied;

@@ -45,6 +45,17 @@ struct sm_persist {
     sm_persist_cursor_t cursors[SM_PERSIST_CURSORS];  /* input positions */
     size_t n_cursors;
     sm_persist_extra extra; /* records written beside the state */
+    /* A prepared batch (sm_persist_prepare) out for writing: */
+    bool prepared;
+    char (*parts)[SM_ID_MAX];   /* the swarm of each part of its log */
+    size_t n_parts, cap_parts;
+    size_t log_dels;        /* it carries dels[0 .. log_dels) */
+    bool log_meta;          /* ... and the meta record */
+    bool log_cursor[SM_PERSIST_CURSORS];    /* ... and these cursors */
+    sm_store *xlog;         /* the extra records of the prepared batch */
+    sm_store *carry;        /* extra records a failed batch did not write:
+                               written first by the next batch */
+    bool carrying;
 };
 
 /* Length of id if it is a storable id (1..SM_ID_MAX-1 bytes), else 0. */
@@ -142,6 +153,9 @@ void sm_persist_destroy(sm_persist *p)
     free(p->buf);
     free(p->held);
     free(p->done);
+    free(p->parts);
+    sm_store_close(p->xlog);
+    sm_store_close(p->carry);
     free(p);
 }
 
@@ -272,7 +286,7 @@ uint64_t sm_persist_cursor(sm_persist *p, const char *name)
     return c ? c->seq : 0;
 }
 
-static sm_status put_cursors(sm_persist *p)
+static sm_status put_cursors(sm_persist *p, sm_store *out)
 {
     for (size_t i = 0; i < p->n_cursors; i++) {
         sm_persist_cursor_t *c = &p->cursors[i];
@@ -283,7 +297,7 @@ static sm_status put_cursors(sm_persist *p)
         v[0] = CURSOR_VERSION;
         for (int b = 0; b < 8; b++)
             v[1 + b] = (unsigned char)(c->seq >> (8 * b));
-        sm_status s = sm_store_put(p->st, k, klen, v, sizeof v);
+        sm_status s = sm_store_put(out, k, klen, v, sizeof v);
         if (s != SM_OK)
             return s;
     }
@@ -525,6 +539,8 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
 
 typedef struct flush_ctx {
     sm_persist *p;
+    sm_store *out;          /* where the batch goes: p->st, or a log */
+    bool logging;           /* out is a log: remember each part's swarm */
     sm_persist_result *res;
     const char *swarm;      /* swarm being visited */
     bool held;              /* ... and whether it is held */
@@ -576,11 +592,11 @@ static void write_agent(void *ud, const char *agent, const void *blob,
     if (c->part != SM_OK || !agent_key(&k, c->swarm, agent))
         return;
     if (blob) {
-        c->part = sm_store_put(c->p->st, k.data, k.len, blob, len);
+        c->part = sm_store_put(c->out, k.data, k.len, blob, len);
         if (c->part == SM_OK)
             c->part_agents_written++;
     } else {
-        c->part = sm_store_del(c->p->st, k.data, k.len);
+        c->part = sm_store_del(c->out, k.data, k.len);
         if (c->part == SM_OK)
             c->part_agents_deleted++;
     }
@@ -601,7 +617,7 @@ static sm_status put_swarm(flush_ctx *c, sm_swarm *sw)
         p->cap_buf = need;
         need = sm_swarm_export(sw, p->buf, p->cap_buf);
     }
-    return sm_store_put(p->st, k.data, k.len, p->buf, need);
+    return sm_store_put(c->out, k.data, k.len, p->buf, need);
 }
 
 /* A swarm whose part failed: it stays dirty, the first one is named. */
@@ -629,16 +645,16 @@ static void write_swarm(void *ud, sm_swarm *sw)
         p->done[p->n_done++] = sw;  /* held: in memory only */
         return;
     }
-    c->part = sm_store_part_begin(p->st);
+    c->part = sm_store_part_begin(c->out);
     c->part_agents_written = c->part_agents_deleted = 0;
     if (c->part == SM_OK && dirty)
         c->part = put_swarm(c, sw);
     if (c->part == SM_OK)
         sm_swarm_visit_dirty(sw, write_agent, c);
     if (c->part == SM_OK)
-        c->part = sm_store_part_commit(p->st);
+        c->part = sm_store_part_commit(c->out);
     else
-        sm_store_part_abort(p->st);     /* no-op if the store ended it */
+        sm_store_part_abort(c->out);    /* no-op if the store ended it */
     if (c->part != SM_OK) {
         swarm_failed(c, c->swarm, c->part);
         return;
@@ -647,6 +663,8 @@ static void write_swarm(void *ud, sm_swarm *sw)
     c->res->agents_written += c->part_agents_written;
     c->res->agents_deleted += c->part_agents_deleted;
     p->done[p->n_done++] = sw;
+    if (c->logging)             /* room reserved with done */
+        snprintf(p->parts[p->n_parts++], SM_ID_MAX, "%s", c->swarm);
 }
 
 static sm_status put_meta(flush_ctx *c)
@@ -655,7 +673,7 @@ static sm_status put_meta(flush_ctx *c)
     size_t n = sm_meta_encode(&c->p->meta, buf, sizeof buf);
     if (n > sizeof buf)
         return SM_ERR_INVALID;
-    sm_status s = sm_store_put(c->p->st, meta_key, META_KEY_LEN, buf, n);
+    sm_status s = sm_store_put(c->out, meta_key, META_KEY_LEN, buf, n);
     if (s == SM_OK)
         c->res->meta_written = true;
     return s;
@@ -708,7 +726,9 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
     if (c->s == SM_OK && p->meta_dirty && !p->meta_held && !res->swarms_failed)
         c->s = put_meta(c);
     if (c->s == SM_OK && !res->swarms_failed)
-        c->s = put_cursors(p);
+        c->s = put_cursors(p, p->st);
+    if (c->s == SM_OK && p->carrying)
+        c->s = sm_store_log_replay(p->st, p->carry);
     if (c->s == SM_OK && p->extra.write)
         c->s = p->extra.write(p->extra.ud, p->st);
     if (c->s == SM_OK) {
@@ -727,6 +747,7 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
     for (size_t i = 0; i < p->n_done; i++)
         sm_swarm_clear_dirty(p->done[i]);
     p->n_dels = 0;
+    p->carrying = false;
     if (!res->swarms_failed) {
         p->meta_dirty = false;
         for (size_t i = 0; i < p->n_cursors; i++)
@@ -788,9 +809,9 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
 {
     if (res)
         memset(res, 0, sizeof *res);
-    if (!p || !reg || !res)
+    if (!p || !reg || !res || p->prepared)
         return SM_ERR_INVALID;
-    flush_ctx c = {.p = p, .res = res};
+    flush_ctx c = {.p = p, .out = p->st, .res = res};
     res->retention_ms = retention_ms > 0 ? retention_ms : 0;
     if (res->retention_ms > 0)
         expire_all(&c, reg);
@@ -834,4 +855,173 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
     res->agents_deleted = deleted;
     res->swarms_deleted = swarms_deleted;
     return s;
+}
+
+/* ---- prepared batches (a commit written by another thread) */
+
+bool sm_persist_prepared(const sm_persist *p)
+{
+    return p && p->prepared;
+}
+
+/* Room for a part per swarm, and the extra records' log. */
+static sm_status reserve_parts(sm_persist *p, size_t n)
+{
+    p->n_parts = 0;
+    if (!p->xlog) {
+        sm_status s = sm_store_log_open(&p->xlog);
+        if (s != SM_OK)
+            return s;
+    }
+    if (n <= p->cap_parts)
+        return SM_OK;
+    char (*v)[SM_ID_MAX] = realloc(p->parts, n * sizeof *v);
+    if (!v)
+        return SM_ERR_NOMEM;
+    p->parts = v;
+    p->cap_parts = n;
+    return SM_OK;
+}
+
+/* The extra records of this batch, into p->xlog: what a failed batch
+ * carried first, then what the extra writer has now. */
+static sm_status write_extra(sm_persist *p)
+{
+    sm_status s = sm_store_begin(p->xlog);
+    if (s == SM_OK && p->carrying)
+        s = sm_store_log_replay(p->xlog, p->carry);
+    if (s == SM_OK && p->extra.write)
+        s = p->extra.write(p->extra.ud, p->xlog);
+    if (s == SM_OK)
+        return sm_store_commit(p->xlog);
+    sm_store_abort(p->xlog);
+    return s;
+}
+
+sm_status sm_persist_prepare(sm_persist *p, sm_registry *reg,
+                             int64_t retention_ms, sm_store *log,
+                             sm_persist_result *res)
+{
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!p || !reg || !log || !res || p->prepared)
+        return SM_ERR_INVALID;
+    flush_ctx c = {.p = p, .out = log, .logging = true, .res = res};
+    res->retention_ms = retention_ms > 0 ? retention_ms : 0;
+    if (res->retention_ms > 0)
+        expire_all(&c, reg);
+    size_t n = sm_registry_count(reg);
+    c.s = reserve_done(p, n);
+    if (c.s == SM_OK)
+        c.s = reserve_parts(p, n);
+    if (c.s == SM_OK)
+        c.s = sm_store_begin(log);
+    for (size_t i = 0; i < p->n_dels && c.s == SM_OK; i++) {
+        c.s = sm_store_del(log, p->dels[i].data, p->dels[i].len);
+        if (p->dels[i].data[0] == 's')
+            res->swarms_deleted++;
+        else
+            res->agents_deleted++;
+    }
+    if (c.s == SM_OK)
+        sm_registry_foreach(reg, write_swarm, &c);
+    if (c.s == SM_OK && res->swarms_failed)
+        c.s = res->failed_status;   /* recording fails only for memory */
+    if (c.s == SM_OK)
+        c.s = write_extra(p);
+    if (c.s == SM_OK)
+        c.s = sm_store_log_replay(log, p->xlog);
+    /* what the stored state reflects: written only if every part is */
+    if (c.s == SM_OK)
+        c.s = sm_store_log_cond(log);
+    bool meta = p->meta_dirty && !p->meta_held;
+    if (c.s == SM_OK && meta)
+        c.s = put_meta(&c);
+    if (c.s == SM_OK)
+        c.s = put_cursors(p, log);
+    if (c.s == SM_OK)
+        c.s = sm_store_commit(log);
+    if (c.s != SM_OK) {
+        sm_store_abort(log);
+        return c.s;             /* nothing changed: all still dirty */
+    }
+    /* The log holds it now: memory is clean, the extra writer's records
+     * are handed over (carried by p->xlog until the batch is written). */
+    for (size_t i = 0; i < p->n_done; i++)
+        sm_swarm_clear_dirty(p->done[i]);
+    if (p->extra.done)
+        p->extra.done(p->extra.ud, true);
+    p->log_dels = p->n_dels;
+    p->log_meta = meta;
+    p->meta_dirty = false;
+    for (size_t i = 0; i < p->n_cursors; i++) {
+        p->log_cursor[i] = p->cursors[i].dirty;
+        p->cursors[i].dirty = false;
+    }
+    p->prepared = true;
+    return SM_OK;
+}
+
+/* Marks the swarm named by a part of the prepared log fully dirty. */
+static void redo_part(sm_persist *p, sm_registry *reg, size_t i)
+{
+    sm_swarm *sw = sm_registry_find(reg, p->parts[i]);
+    if (sw)
+        sm_swarm_mark_all_dirty(sw);
+}
+
+size_t sm_persist_prepared_parts(const sm_persist *p)
+{
+    return p && p->prepared ? p->n_parts : 0;
+}
+
+sm_status sm_persist_complete(sm_persist *p, sm_registry *reg,
+                              sm_status applied, const sm_status *part_status,
+                              sm_persist_result *res)
+{
+    if (!p || !reg || !res || !p->prepared)
+        return SM_ERR_INVALID;
+    p->prepared = false;
+    size_t failed = 0;
+    for (size_t i = 0; i < p->n_parts; i++) {
+        sm_status ps = part_status ? part_status[i] : SM_OK;
+        bool bad = applied != SM_OK || ps != SM_OK;
+        if (!bad)
+            continue;
+        /* memory was cleared when the log was made: rewrite all of it */
+        redo_part(p, reg, i);
+        if (applied == SM_OK && failed++ == 0) {
+            snprintf(res->failed_swarm, sizeof res->failed_swarm, "%s",
+                     p->parts[i]);
+            res->failed_status = ps;
+        }
+    }
+    res->swarms_failed = failed;
+    if (applied == SM_OK) {
+        /* the batch committed: its deletions and extra records are in */
+        memmove(p->dels, p->dels + p->log_dels,
+                (p->n_dels - p->log_dels) * sizeof *p->dels);
+        p->n_dels -= p->log_dels;
+        p->carrying = false;
+    } else if (sm_store_log_bytes(p->xlog) > 0) {
+        /* nothing went in: the extra records are carried to the next */
+        if (!p->carry && sm_store_log_open(&p->carry) != SM_OK) {
+            p->carrying = false;    /* out of memory: they are lost */
+        } else {
+            sm_store *t = p->carry;
+            p->carry = p->xlog;
+            p->xlog = t;
+            p->carrying = true;
+        }
+    }
+    p->log_dels = 0;
+    if (applied == SM_OK && failed == 0)
+        return SM_OK;
+    /* the meta record and the cursors went in only with every part */
+    if (p->log_meta)
+        p->meta_dirty = true;
+    for (size_t i = 0; i < p->n_cursors; i++)
+        p->cursors[i].dirty |= p->log_cursor[i];
+    res->meta_written = false;
+    return applied != SM_OK ? applied : res->failed_status;
 }

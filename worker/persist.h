@@ -163,6 +163,47 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
 sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
                            int64_t retention_ms, sm_persist_result *res);
 
+/* Prepared batches: a commit written by another thread (writer.h).
+ *
+ * sm_persist_prepare() does on the calling thread what a flush does up to
+ * the store: expiry, then the queued deletions, each dirty swarm in a
+ * part of its own, the extra writer's records, and (conditional on every
+ * part: sm_store_log_cond) the meta record and the cursors, recorded
+ * into log (a log store, store.h) instead of written. The swarms are
+ * then clean in memory, as after a commit: the log holds their state.
+ * The log is then written elsewhere (sm_store_apply) while the caller
+ * goes on changing the registry, and sm_persist_complete() is told how it
+ * went, on the caller's thread again, before the next prepare or flush:
+ *  - committed, every part in: the deletions it carried leave the queue;
+ *  - committed, some parts failed: those swarms are marked dirty in full
+ *    (sm_swarm_mark_all_dirty: memory is newer than the log), and the
+ *    meta record and cursors the log carried are pending again; the
+ *    status of the first failed part is returned;
+ *  - not committed: the same for every part, the deletions stay queued,
+ *    and the extra writer's records (handed over at prepare: its done()
+ *    was called with true) are carried in memory and written first by
+ *    the next batch, prepared or flushed. The apply status is returned.
+ * So nothing is lost and nothing is written twice out of order: the next
+ * batch rewrites from memory what the failed one held. A full map is the
+ * caller's to handle after completion: sm_persist_flush() grows, prunes
+ * and reports as described above. While prepared, sm_persist_flush() and
+ * a second prepare return SM_ERR_INVALID.
+ * res of prepare counts what the log holds; res of complete names the
+ * failed swarms. Errors of prepare: SM_ERR_INVALID, SM_ERR_NOMEM (nothing
+ * changed). */
+sm_status sm_persist_prepare(sm_persist *p, sm_registry *reg,
+                             int64_t retention_ms, sm_store *log,
+                             sm_persist_result *res);
+/* Whether a prepared batch waits for sm_persist_complete(), and how many
+ * parts its log has. */
+bool sm_persist_prepared(const sm_persist *p);
+size_t sm_persist_prepared_parts(const sm_persist *p);
+/* applied: what sm_store_apply() returned; part_status: each part's
+ * status (sm_persist_prepared_parts() of them; NULL: all SM_OK). */
+sm_status sm_persist_complete(sm_persist *p, sm_registry *reg,
+                              sm_status applied, const sm_status *part_status,
+                              sm_persist_result *res);
+
 /* Number of key deletions queued and not yet committed. */
 size_t sm_persist_pending_deletes(const sm_persist *p);
 

@@ -6,6 +6,8 @@
  * caller's log line.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +37,26 @@ struct sm_store {
     uint64_t grows;
     uint64_t map_full;
     char err[320];
+    /* A log store (sm_store_log_open: env NULL) records its writes here
+     * instead: one record after another (see LOG_* below). */
+    bool is_log;
+    bool log_open;          /* between begin and commit/abort */
+    bool log_in_part;
+    bool log_cond;          /* sm_store_log_cond() was called */
+    size_t part_mark;       /* log length where the open part began */
+    unsigned char *log;
+    size_t log_len, log_cap;
+    size_t log_parts;       /* parts committed into the log */
+    /* sm_store_apply() on another thread: scans of the owner wait */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool applying;
 };
+
+/* Log records: a tag byte, then for PUT u32 klen, u32 vlen, key, value;
+ * for DEL u32 klen, key; PART_BEGIN, PART_END and COND have nothing more
+ * (host byte order: a log never leaves the process). */
+enum { LOG_PUT = 1, LOG_DEL, LOG_PART_BEGIN, LOG_PART_END, LOG_COND };
 
 /* Free bytes under which a disk counts as full. */
 #define DISK_FULL_BYTES ((unsigned long long)1 << 20)
@@ -203,6 +224,8 @@ sm_status sm_store_open(sm_store **out, const sm_store_config *cfg,
     sm_store *st = calloc(1, sizeof *st);
     if (!st)
         return open_failed(cfg, err, errcap, SM_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
     sm_status s = make_dir(st, cfg->dir);
     if (s == SM_OK)
         s = open_env(st, cfg, map_size);
@@ -223,11 +246,206 @@ void sm_store_close(sm_store *st)
     sm_store_abort(st);
     if (st->env)
         mdb_env_close(st->env);
+    if (!st->is_log) {
+        pthread_cond_destroy(&st->cv);
+        pthread_mutex_destroy(&st->mu);
+    }
+    free(st->log);
     free(st);
 }
 
+/* ---- log stores (store.h, "Logs") */
+
+static sm_status log_reserve(sm_store *st, size_t more)
+{
+    if (st->log_cap - st->log_len >= more)
+        return SM_OK;
+    size_t cap = st->log_cap ? st->log_cap : 4096;
+    while (cap - st->log_len < more)
+        cap *= 2;
+    unsigned char *b = realloc(st->log, cap);
+    if (!b)
+        return SM_ERR_NOMEM;
+    st->log = b;
+    st->log_cap = cap;
+    return SM_OK;
+}
+
+static sm_status log_record(sm_store *st, int tag, const void *key,
+                            size_t klen, const void *val, size_t vlen,
+                            bool has_val)
+{
+    if (!st->log_open)
+        return SM_ERR_INVALID;
+    size_t need = 1 + (key ? 4 + klen : 0) + (has_val ? 4 + vlen : 0);
+    sm_status s = log_reserve(st, need);
+    if (s != SM_OK)
+        return s;
+    unsigned char *p = st->log + st->log_len;
+    *p++ = (unsigned char)tag;
+    if (key) {
+        uint32_t k32 = (uint32_t)klen;
+        memcpy(p, &k32, 4);
+        p += 4;
+    }
+    if (has_val) {
+        uint32_t v32 = (uint32_t)vlen;
+        memcpy(p, &v32, 4);
+        p += 4;
+    }
+    if (key) {
+        memcpy(p, key, klen);
+        p += klen;
+    }
+    if (has_val && vlen)
+        memcpy(p, val, vlen);
+    st->log_len += need;
+    return SM_OK;
+}
+
+sm_status sm_store_log_open(sm_store **out)
+{
+    if (!out)
+        return SM_ERR_INVALID;
+    sm_store *st = calloc(1, sizeof *st);
+    if (!st)
+        return SM_ERR_NOMEM;
+    st->is_log = true;
+    st->max_key = MAX_KEY;
+    *out = st;
+    return SM_OK;
+}
+
+sm_status sm_store_log_cond(sm_store *st)
+{
+    if (!st || !st->is_log || st->log_in_part || st->log_cond)
+        return SM_ERR_INVALID;
+    sm_status s = log_record(st, LOG_COND, NULL, 0, NULL, 0, false);
+    if (s == SM_OK)
+        st->log_cond = true;
+    return s;
+}
+
+size_t sm_store_log_parts(const sm_store *st)
+{
+    return st && st->is_log ? st->log_parts : 0;
+}
+
+size_t sm_store_log_bytes(const sm_store *st)
+{
+    return st && st->is_log ? st->log_len : 0;
+}
+
+/* Applies one part of the log at *pos (just after its PART_BEGIN), up
+ * to and including its PART_END. Returns the part's status; *pos is
+ * after the part whatever happened. */
+static sm_status apply_part(sm_store *st, const sm_store *log, size_t *pos);
+
+/* One PUT or DEL record at *pos into st's writer; advances *pos. */
+static sm_status apply_one(sm_store *st, const sm_store *log, size_t *pos,
+                           bool skip)
+{
+    const unsigned char *p = log->log + *pos;
+    int tag = *p++;
+    uint32_t klen, vlen = 0;
+    memcpy(&klen, p, 4);
+    p += 4;
+    if (tag == LOG_PUT) {
+        memcpy(&vlen, p, 4);
+        p += 4;
+    }
+    const unsigned char *key = p, *val = p + klen;
+    *pos = (size_t)(val + (tag == LOG_PUT ? vlen : 0) - log->log);
+    if (skip)
+        return SM_OK;
+    return tag == LOG_PUT ? sm_store_put(st, key, klen, val, vlen)
+                          : sm_store_del(st, key, klen);
+}
+
+static sm_status apply_part(sm_store *st, const sm_store *log, size_t *pos)
+{
+    sm_status s = sm_store_part_begin(st);
+    while (*pos < log->log_len && log->log[*pos] != LOG_PART_END) {
+        sm_status w = apply_one(st, log, pos, s != SM_OK);
+        if (s == SM_OK)
+            s = w;              /* a failed write ended the part */
+    }
+    (*pos)++;                   /* the PART_END */
+    if (s == SM_OK)
+        return sm_store_part_commit(st);
+    sm_store_part_abort(st);    /* no-op if the store ended it */
+    return s;
+}
+
+sm_status sm_store_log_replay(sm_store *st, const sm_store *log)
+{
+    if (!st || !log || !log->is_log || log->log_open || st == log)
+        return SM_ERR_INVALID;
+    size_t pos = 0;
+    sm_status s = SM_OK;
+    while (s == SM_OK && pos < log->log_len) {
+        int tag = log->log[pos];
+        if (tag == LOG_PUT || tag == LOG_DEL)
+            s = apply_one(st, log, &pos, false);
+        else
+            pos++;
+    }
+    return s;
+}
+
+sm_status sm_store_apply(sm_store *st, const sm_store *log,
+                         sm_store_part_fn on_part, void *ud)
+{
+    if (!st || st->is_log || !log || !log->is_log || log->log_open)
+        return SM_ERR_INVALID;
+    size_t pos = 0, part = 0, failed = 0;
+    pthread_mutex_lock(&st->mu);
+    st->applying = true;
+    pthread_mutex_unlock(&st->mu);
+    sm_status s = sm_store_begin(st);
+    while (s == SM_OK && pos < log->log_len) {
+        int tag = log->log[pos];
+        if (tag == LOG_PART_BEGIN) {
+            pos++;
+            sm_status ps = apply_part(st, log, &pos);
+            if (!st->txn)
+                s = ps;         /* the batch itself ended */
+            else if (ps != SM_OK)
+                failed++;
+            if (on_part)
+                on_part(ud, part, ps);
+            part++;
+        } else if (tag == LOG_COND) {
+            pos++;
+            if (failed)
+                break;          /* the rest only if every part went in */
+        } else {
+            s = apply_one(st, log, &pos, false);
+        }
+    }
+    if (s == SM_OK)
+        s = sm_store_commit(st);
+    else
+        sm_store_abort(st);     /* no-op if the store ended it */
+    pthread_mutex_lock(&st->mu);
+    st->applying = false;
+    pthread_cond_broadcast(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return s;
+}
+
+/* ---- batches */
+
 sm_status sm_store_begin(sm_store *st)
 {
+    if (st && st->is_log) {
+        if (st->log_open)
+            return SM_ERR_INVALID;
+        st->log_open = true;
+        st->log_in_part = st->log_cond = false;
+        st->log_len = st->log_parts = 0;
+        return SM_OK;
+    }
     if (!st || st->txn)
         return SM_ERR_INVALID;
     int rc = mdb_txn_begin(st->env, NULL, 0, &st->txn);
@@ -268,6 +486,11 @@ static MDB_txn *writer_of(const sm_store *st)
 sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
                        const void *val, size_t vlen)
 {
+    if (st && st->is_log)
+        return !key || klen == 0 || klen > MAX_KEY || (!val && vlen > 0) ||
+                       vlen > UINT32_MAX
+                   ? SM_ERR_INVALID
+                   : log_record(st, LOG_PUT, key, klen, val, vlen, true);
     if (!st || !st->txn || !key || klen == 0 || klen > st->max_key ||
         (!val && vlen > 0))
         return SM_ERR_INVALID;
@@ -288,6 +511,10 @@ sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
 
 sm_status sm_store_del(sm_store *st, const void *key, size_t klen)
 {
+    if (st && st->is_log)
+        return !key || klen == 0 || klen > MAX_KEY
+                   ? SM_ERR_INVALID
+                   : log_record(st, LOG_DEL, key, klen, NULL, 0, false);
     if (!st || !st->txn || !key || klen == 0 || klen > st->max_key)
         return SM_ERR_INVALID;
     MDB_val k = {klen, (void *)key};
@@ -299,6 +526,13 @@ sm_status sm_store_del(sm_store *st, const void *key, size_t klen)
 
 sm_status sm_store_commit(sm_store *st)
 {
+    if (st && st->is_log) {
+        if (!st->log_open)
+            return SM_ERR_INVALID;
+        sm_store_part_abort(st);
+        st->log_open = false;
+        return SM_OK;
+    }
     if (!st || !st->txn)
         return SM_ERR_INVALID;
     sm_store_part_abort(st);
@@ -310,6 +544,11 @@ sm_status sm_store_commit(sm_store *st)
 
 void sm_store_abort(sm_store *st)
 {
+    if (st && st->is_log) {
+        st->log_open = st->log_in_part = st->log_cond = false;
+        st->log_len = st->log_parts = 0;
+        return;
+    }
     if (!st || !st->txn)
         return;
     sm_store_part_abort(st);
@@ -320,6 +559,17 @@ void sm_store_abort(sm_store *st)
 
 sm_status sm_store_part_begin(sm_store *st)
 {
+    if (st && st->is_log) {
+        if (!st->log_open || st->log_in_part || st->log_cond)
+            return SM_ERR_INVALID;
+        size_t mark = st->log_len;
+        sm_status s = log_record(st, LOG_PART_BEGIN, NULL, 0, NULL, 0, false);
+        if (s == SM_OK) {
+            st->part_mark = mark;
+            st->log_in_part = true;
+        }
+        return s;
+    }
     if (!st || !st->txn || st->part)
         return SM_ERR_INVALID;
     st->cur = NULL;         /* the part writes through a cursor of its own */
@@ -333,6 +583,18 @@ sm_status sm_store_part_begin(sm_store *st)
 
 sm_status sm_store_part_commit(sm_store *st)
 {
+    if (st && st->is_log) {
+        if (!st->log_in_part)
+            return SM_ERR_INVALID;
+        sm_status s = log_record(st, LOG_PART_END, NULL, 0, NULL, 0, false);
+        if (s != SM_OK) {
+            sm_store_part_abort(st);
+            return s;
+        }
+        st->log_in_part = false;
+        st->log_parts++;
+        return SM_OK;
+    }
     if (!st || !st->part)
         return SM_ERR_INVALID;
     st->cur = NULL;
@@ -343,6 +605,12 @@ sm_status sm_store_part_commit(sm_store *st)
 
 void sm_store_part_abort(sm_store *st)
 {
+    if (st && st->is_log) {
+        if (st->log_in_part)
+            st->log_len = st->part_mark;
+        st->log_in_part = false;
+        return;
+    }
     if (!st || !st->part)
         return;
     st->cur = NULL;
@@ -352,7 +620,7 @@ void sm_store_part_abort(sm_store *st)
 
 sm_status sm_store_grow(sm_store *st)
 {
-    if (!st || st->txn)
+    if (!st || st->txn || st->is_log)
         return SM_ERR_INVALID;
     size_t cur = map_size_of(st);
     if (cur == 0) {
@@ -379,6 +647,13 @@ sm_status sm_store_scan_from(sm_store *st, const void *prefix, size_t plen,
                              const void *from, size_t flen,
                              sm_store_scan_fn fn, void *ud)
 {
+    if (st && !st->is_log) {
+        /* a batch being written by the commit thread: see its result */
+        pthread_mutex_lock(&st->mu);
+        while (st->applying)
+            pthread_cond_wait(&st->cv, &st->mu);
+        pthread_mutex_unlock(&st->mu);
+    }
     if (!st || st->txn)
         return SM_ERR_INVALID;
     return sm_store_scan_shared(st, prefix, plen, from, flen, fn, ud);
@@ -388,7 +663,7 @@ sm_status sm_store_scan_shared(sm_store *st, const void *prefix, size_t plen,
                                const void *from, size_t flen,
                                sm_store_scan_fn fn, void *ud)
 {
-    if (!st || !fn || (!prefix && plen > 0) || plen > st->max_key ||
+    if (!st || st->is_log || !fn || (!prefix && plen > 0) || plen > st->max_key ||
         (!from && flen > 0) || flen > st->max_key)
         return SM_ERR_INVALID;
     MDB_txn *txn = NULL;
@@ -423,7 +698,7 @@ cleanup:
 
 sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out)
 {
-    if (!st || !out)
+    if (!st || st->is_log || !out)
         return SM_ERR_INVALID;
     MDB_envinfo info;
     MDB_stat ms;

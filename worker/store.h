@@ -133,6 +133,50 @@ typedef struct sm_store_stats {
  * batch's uncommitted writes). Errors: SM_ERR_INVALID, SM_ERR_STORE. */
 sm_status sm_store_stats_get(sm_store *st, sm_store_stats *out);
 
+/* Logs. A log store holds no data: between sm_store_begin() and
+ * sm_store_commit() its puts, dels and parts are recorded in memory (keys
+ * and values copied), for sm_store_apply() to write into a real store
+ * later, from another thread. This is how a batch is prepared on the
+ * thread that owns the state and written by the commit thread
+ * (writer.h): code that writes a batch through sm_store_put() does not
+ * need to know which of the two it writes to. On a log store begin
+ * empties the log, part_abort drops what the part recorded, abort
+ * empties the log, commit only closes it (nothing is written anywhere);
+ * grow, scans and stats are SM_ERR_INVALID. Errors of the writes:
+ * SM_ERR_INVALID (no batch, bad length), SM_ERR_NOMEM. */
+sm_status sm_store_log_open(sm_store **out);
+/* Marks the rest of the log conditional: sm_store_apply() writes what is
+ * recorded after this only if every part before it went in. At most once
+ * a batch, outside a part. Errors: SM_ERR_INVALID, SM_ERR_NOMEM. */
+sm_status sm_store_log_cond(sm_store *st);
+/* Parts committed into the log, and its size in bytes. */
+size_t sm_store_log_parts(const sm_store *st);
+size_t sm_store_log_bytes(const sm_store *st);
+
+/* Writes every put and del of a committed log, in order, into the batch
+ * open on st (a real store or another log), ignoring its parts and its
+ * condition. Errors: SM_ERR_INVALID, and those of the writes. */
+sm_status sm_store_log_replay(sm_store *st, const sm_store *log);
+
+/* Told of each part sm_store_apply() wrote or failed to write, in log
+ * order (index from 0) with its status (SM_OK: joined the batch). */
+typedef void (*sm_store_part_fn)(void *ud, size_t part, sm_status s);
+/* Writes a committed log into st (a real store) as one batch: begin,
+ * each record in order (each part in a part of its own: a part that
+ * fails is dropped and reported to on_part, the batch goes on, as with
+ * sm_store_part_*), the conditional rest only if no part failed, then
+ * commit. SM_OK: the batch committed (some parts may have failed: see
+ * on_part). Otherwise nothing of the log is in st. Same rules as a batch
+ * (no batch open; one thread at a time per st); log is only read, so
+ * another thread may record into a different log meanwhile. Errors:
+ * SM_ERR_INVALID (log still open, not a log), SM_ERR_MAP_FULL,
+ * SM_ERR_STORE, SM_ERR_NOMEM. While it runs, sm_store_scan() and
+ * sm_store_scan_from() on st from another thread wait for it to end, so
+ * that the owner of the state reads what the batch wrote (and never
+ * touches the batch). */
+sm_status sm_store_apply(sm_store *st, const sm_store *log,
+                         sm_store_part_fn on_part, void *ud);
+
 /* Last LMDB error text (static storage inside st), "" if none. */
 const char *sm_store_error(const sm_store *st);
 

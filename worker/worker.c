@@ -289,15 +289,48 @@ static double elapsed_s(const struct timespec *a, const struct timespec *b)
     return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
 }
 
-sm_status sm_worker_flush(sm_worker *w)
+/* Logs a commit's outcome: debug when all went in, warn or error when
+ * something did not (it is kept in memory and retried). */
+static void log_commit(sm_worker *w, sm_status s, const sm_persist_result *r,
+                       const char *how, uint64_t events, uint64_t applied)
 {
-    if (!w->persist)
-        return SM_OK;
-    sm_persist_result r;
+    bool notable = s != SM_OK || r->grows || r->prunes || r->map_full;
+    /* a swarm that could not be written is kept in memory and retried at
+     * the next commit; the others are committed all the same */
+    sm_log_write(w->log, notable ? (s == SM_OK ? SM_LOG_WARN : SM_LOG_ERROR)
+                                 : SM_LOG_DEBUG,
+                 s == SM_OK ? "store_commit" : "store_commit_failed",
+                 "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
+                 "swarms_deleted=%zu swarms_failed=%zu failed_swarm=%s "
+                 "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s by=%s "
+                 "events_total=%llu applied=%llu detail=\"%s\"",
+                 sm_status_str(s), r->swarms_written, r->agents_written,
+                 r->agents_deleted, r->swarms_deleted, r->swarms_failed,
+                 r->swarms_failed ? r->failed_swarm : "-", r->map_full, r->grows,
+                 r->prunes, s == SM_OK ? "no" : "yes", how,
+                 (unsigned long long)events, (unsigned long long)applied,
+                 sm_store_error(w->store));
+}
+
+/* What a commit records beside the state: the services' records, the
+ * applied count, the bus clock, the JetStream cursor (and the ack the
+ * commit will send). */
+static void before_commit(sm_worker *w)
+{
     sm_service_before_commit(w->svc, w->outbox.v, w->outbox.n);
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
     sm_js_before_commit(w->js, w->persist);
+}
+
+sm_status sm_worker_flush(sm_worker *w)
+{
+    if (!w->persist)
+        return SM_OK;
+    if (w->writer)              /* the batch in hand goes first */
+        sm_worker_commit_async(w, false, true);
+    sm_persist_result r;
+    before_commit(w);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     sm_status s = sm_persist_flush(w->persist, w->reg, w->cfg->retention_ms, &r);
@@ -312,23 +345,104 @@ sm_status sm_worker_flush(sm_worker *w)
         w->st.commit_failures++;
     }
     w->st.agents_written += r.agents_written;
-    bool notable = s != SM_OK || r.grows || r.prunes || r.map_full;
-    /* a swarm that could not be written is kept in memory and retried at
-     * the next commit; the others are committed all the same */
-    sm_log_write(w->log, notable ? (s == SM_OK ? SM_LOG_WARN : SM_LOG_ERROR)
-                                 : SM_LOG_DEBUG,
-                 s == SM_OK ? "store_commit" : "store_commit_failed",
-                 "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
-                 "swarms_deleted=%zu swarms_failed=%zu failed_swarm=%s "
-                 "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s "
-                 "events_total=%llu applied=%llu detail=\"%s\"",
-                 sm_status_str(s), r.swarms_written, r.agents_written,
-                 r.agents_deleted, r.swarms_deleted, r.swarms_failed,
-                 r.swarms_failed ? r.failed_swarm : "-", r.map_full, r.grows,
-                 r.prunes, s == SM_OK ? "no" : "yes",
-                 (unsigned long long)w->st.events,
-                 (unsigned long long)w->applied, sm_store_error(w->store));
+    log_commit(w, s, &r, "event_thread", w->st.events, w->applied);
     return s;
+}
+
+/* ---- the commit thread (writer.h) ---------------------------------------- */
+
+static void wake_loop(void *ud)
+{
+    sm_worker *w = ud;
+    sm_inbox_wake(w->inbox);
+}
+
+/* Prepares the next batch (encoding only) and hands it to the writer;
+ * the conclusions of the outbox wait for it in `inflight` (JetStream:
+ * sent now, before the commit, as sm_worker_release does). */
+static void commit_begin(sm_worker *w)
+{
+    before_commit(w);
+    sm_persist_result r;
+    sm_status s = sm_persist_prepare(w->persist, w->reg, w->cfg->retention_ms,
+                                     sm_writer_log(w->writer), &r);
+    if (s != SM_OK) {
+        /* not even recorded (out of memory): on the event thread */
+        sm_log_write(w->log, SM_LOG_WARN, "store_commit_prepare_failed",
+                     "status=\"%s\" detail=\"committing on the event thread\"",
+                     sm_status_str(s));
+        if (w->outbox.n > 0)
+            sm_worker_release_now(w);
+        else
+            sm_worker_flush(w);
+        return;
+    }
+    if (w->send_before_commit) {
+        sm_worker_send_held(w, &w->outbox);
+    } else {
+        sm_decisions t = w->inflight;   /* empty: sent at completion */
+        w->inflight = w->outbox;
+        w->outbox = t;
+    }
+    w->inflight_events = w->uncommitted;
+    w->uncommitted = 0;
+    w->inflight_res = r;
+    w->inflight_total = w->st.events;
+    w->inflight_applied = w->applied;
+    sm_writer_submit(w->writer);
+}
+
+/* Takes the outcome of the batch in hand, if written (wait: waits).
+ * Written: the JetStream ack, then its conclusions. Not (wholly)
+ * written: memory holds it again (persist.h), and the commit is redone
+ * on the event thread, which grows the map, prunes and reports as
+ * without a commit thread. Returns whether the writer is free. */
+static bool commit_finish(sm_worker *w, bool wait)
+{
+    sm_writer_result wr;
+    if (!sm_writer_busy(w->writer))
+        return true;
+    if (!sm_writer_poll(w->writer, wait, &wr))
+        return false;
+    sm_persist_result r;
+    memset(&r, 0, sizeof r);
+    sm_status s = sm_persist_complete(w->persist, w->reg, wr.applied,
+                                      wr.part_status, &r);
+    sm_hist_observe(&w->commit_latency, wr.seconds);
+    if (s == SM_OK) {
+        w->store_failing = false;
+        sm_js_committed(w->js);     /* ack what the commit made durable */
+        w->st.commits++;
+        w->st.agents_written += w->inflight_res.agents_written;
+        log_commit(w, s, &w->inflight_res, "commit_thread",
+                   w->inflight_total, w->inflight_applied);
+        sm_worker_send_held(w, &w->inflight);
+        return true;
+    }
+    sm_log_write(w->log, SM_LOG_WARN, "store_commit_redo",
+                 "status=\"%s\" swarms_failed=%zu failed_swarm=%s "
+                 "detail=\"the commit thread could not write all of the batch "
+                 "(%s); kept in memory, committing on the event thread\"",
+                 sm_status_str(s), r.swarms_failed,
+                 r.swarms_failed ? r.failed_swarm : "-", sm_store_error(w->store));
+    w->uncommitted += w->inflight_events;
+    sm_status fs = sm_worker_flush(w);
+    if (fs != SM_OK && w->inflight.n > 0) {
+        w->st.not_durable += w->inflight.n;
+        sm_log_write(w->log, SM_LOG_ERROR, "conclusions_not_durable",
+                     "count=%zu status=\"%s\" detail=\"published before the "
+                     "state they reveal was committed\"", w->inflight.n,
+                     sm_status_str(fs));
+    }
+    sm_worker_send_held(w, &w->inflight);
+    return true;
+}
+
+void sm_worker_commit_async(sm_worker *w, bool start, bool wait)
+{
+    if (!w->writer || !commit_finish(w, wait) || !start)
+        return;
+    commit_begin(w);
 }
 
 static int64_t wall_ms(void)
@@ -372,9 +486,12 @@ static void log_js(const sm_worker *w, const char *event)
 
 static void log_stats(sm_worker *w, const char *event, int64_t started)
 {
-    sm_store_stats ss = {0};
-    if (w->store)
-        sm_store_stats_get(w->store, &ss);
+    /* while the commit thread has the store, the figures last read */
+    sm_store_stats ss;
+    if (w->store && !sm_writer_busy(w->writer) &&
+        sm_store_stats_get(w->store, &ss) == SM_OK)
+        w->store_seen = ss;
+    ss = w->store_seen;
     int64_t el = wall_ms() - started;
     sm_inbox_stats is;
     sm_inbox_stats_get(w->inbox, &is);
@@ -569,9 +686,21 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
  * uncommitted events, or when the input goes idle. */
 static void maybe_commit(sm_worker *w, bool idle, int64_t now, int64_t *last)
 {
-    if (w->uncommitted > 0 &&
-        (idle || w->uncommitted >= (uint64_t)w->cfg->commit_events ||
-         now - *last >= w->cfg->commit_ms)) {
+    bool due = w->uncommitted > 0 &&
+               (idle || w->uncommitted >= (uint64_t)w->cfg->commit_events ||
+                now - *last >= w->cfg->commit_ms);
+    if (w->writer) {
+        /* the outcome of the batch in hand, if written; then the next
+         * one if due, or if conclusions wait for one */
+        if (!commit_finish(w, false))
+            return;
+        if (due || (w->outbox.n > 0 && !w->store_failing)) {
+            commit_begin(w);
+            *last = now;
+        }
+        return;
+    }
+    if (due) {
         sm_worker_flush(w);
         *last = now;
     }
@@ -641,6 +770,13 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     if (sm_service_serve_start(w->svc) != SM_OK)    /* commit windows */
         sm_log_write(w->log, SM_LOG_WARN, "service_windows_off",
                      "detail=\"requests wait for commits\"");
+    if (w->persist && w->cfg->commit_thread) {
+        sm_status ws = sm_writer_start(&w->writer, w->store, wake_loop, w);
+        if (ws != SM_OK)
+            sm_log_write(w->log, SM_LOG_WARN, "commit_thread_off",
+                         "status=\"%s\" detail=\"commits on the event thread\"",
+                         sm_status_str(ws));
+    }
     sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
@@ -675,7 +811,9 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     }
     sm_worker_phase(w, SM_PHASE_DRAINING);
     drain(w, lost != SM_OK);
-    sm_status s = sm_worker_flush(w);
+    sm_status s = sm_worker_flush(w);   /* after the batch in hand */
+    sm_writer_stop(w->writer);
+    w->writer = NULL;
     if (w->bus && lost == SM_OK) {
         sm_status fs = sm_bus_flush(w->bus, 2000);
         if (fs != SM_OK)
@@ -713,6 +851,7 @@ void sm_worker_destroy(sm_worker *w)
     sm_service_destroy(w->svc);     /* its subscriptions drain first */
     sm_js_close(w->js);
     sm_bus_close(w->bus);
+    sm_writer_stop(w->writer);  /* before the store; its outcome dropped */
     sm_inbox_destroy(w->inbox);
     sm_persist_destroy(w->persist);
     sm_store_close(w->store);
@@ -720,5 +859,6 @@ void sm_worker_destroy(sm_worker *w)
     sm_codec_destroy(w->codec);
     sm_decisions_free(&w->decisions);
     sm_decisions_free(&w->outbox);
+    sm_decisions_free(&w->inflight);
     free(w);
 }

@@ -18,6 +18,7 @@
 #include "service.h"
 #include "store.h"
 #include "worker.h"
+#include "writer.h"
 
 struct sm_worker {
     const sm_config *cfg;
@@ -48,6 +49,16 @@ struct sm_worker {
     sm_decisions outbox;        /* conclusions waiting for the commit of
                                    the state they reveal (worker.c) */
     bool store_failing;         /* the last commit failed (worker.c) */
+    /* the commit thread (writer.h), run loop only: NULL otherwise */
+    sm_writer *writer;
+    sm_decisions inflight;      /* conclusions held for the batch the
+                                   writer has in hand */
+    uint64_t inflight_events;   /* events that batch holds */
+    sm_persist_result inflight_res; /* what it writes (sm_persist_prepare) */
+    uint64_t inflight_total, inflight_applied;  /* events and inputs it
+                                                   holds (for the log) */
+    sm_store_stats store_seen;  /* the store's figures when last read:
+                                   shown while the writer has the store */
     bool in_batch;              /* the loop holds conclusions until the end
                                    of its batch */
     sm_worker_stats st;
@@ -66,6 +77,16 @@ struct sm_worker {
  * in the outbox, in order (handle.c). The loop calls it at the end of
  * each batch; sm_worker_handle_item calls it itself outside one. */
 void sm_worker_release(sm_worker *w);
+/* sm_worker_release without the commit thread: commits on the spot,
+ * then sends (handle.c). */
+void sm_worker_release_now(sm_worker *w);
+/* Sends the conclusions in held, in order, and empties it (handle.c). */
+void sm_worker_send_held(sm_worker *w, sm_decisions *held);
+/* The run loop's commit through the commit thread (worker.c): takes the
+ * outcome of the batch in hand if it is written (wait: waits for it) and
+ * then, if start and the writer is free, prepares and hands over the
+ * next one. Only with a commit thread (w->writer). */
+void sm_worker_commit_async(sm_worker *w, bool start, bool wait);
 
 /* Enters phase p: publishes the figures at once, and tells systemd
  * (READY=1 on entering RUNNING, STOPPING=1 on DRAINING). observe.c. */
