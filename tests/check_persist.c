@@ -18,6 +18,7 @@
 #include "registry.h"
 #include "store.h"
 #include "support.h"
+#include "writer.h"
 #include "runner.h"
 
 #define KIB ((size_t)1024)
@@ -558,6 +559,214 @@ START_TEST(test_a_swarm_that_cannot_be_written_does_not_block_the_others)
     ck_assert_uint_eq(res.swarms_failed, 0);
     ck_assert_uint_eq(res.agents_written, 3000);
     ck_assert(!sm_swarm_is_dirty(big));
+    env_fini(&e);
+}
+END_TEST
+
+
+/* ---- batches written by the commit thread (writer.h) */
+
+/* One batch through the commit thread: prepare, hand over, wait, complete. */
+static sm_status commit_by_writer(env *e, sm_writer *wr, sm_persist_result *res)
+{
+    sm_status s = sm_persist_prepare(e->p, e->reg, RETENTION_MS,
+                                     sm_writer_log(wr), res);
+    if (s != SM_OK)
+        return s;
+    ck_assert(sm_persist_prepared(e->p));
+    ck_assert_int_eq(sm_writer_submit(wr), SM_OK);
+    ck_assert_ptr_null(sm_writer_log(wr));          /* the writer's now */
+    ck_assert_int_eq(sm_writer_submit(wr), SM_ERR_INVALID);
+    sm_writer_result w;
+    ck_assert(sm_writer_poll(wr, true, &w));
+    ck_assert(!sm_writer_busy(wr));
+    ck_assert_uint_eq(w.parts, sm_persist_prepared_parts(e->p));
+    return sm_persist_complete(e->p, e->reg, w.applied, w.part_status, res);
+}
+
+/* What the commit thread writes is what a flush writes; the swarm is
+ * clean once the batch is prepared, and what changes while the batch is
+ * being written is dirty again and goes with the next one. */
+START_TEST(test_writer_commit_equals_flush)
+{
+    env e;
+    env_init(&e, 16 * MIB, 16 * MIB);
+    sm_writer *wr = NULL;
+    ck_assert_int_eq(sm_writer_start(&wr, e.st, NULL, NULL), SM_OK);
+    sm_swarm *sw = swarm_of(e.reg);
+    many_agents(sw, "ag", 300, 0);
+    sm_persist_set_applied(e.p, 300);
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_prepare(e.p, e.reg, RETENTION_MS,
+                                        sm_writer_log(wr), &res), SM_OK);
+    ck_assert_uint_eq(res.agents_written, 300);
+    ck_assert(!sm_swarm_is_dirty(sw));
+    ck_assert_uint_eq(sm_swarm_dirty_agents(sw), 0);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res),
+                     SM_ERR_INVALID);               /* one batch at a time */
+    ck_assert_int_eq(sm_writer_submit(wr), SM_OK);
+    many_agents(sw, "bg", 5, 1000);                 /* while it is written */
+    sm_writer_result w;
+    ck_assert(sm_writer_poll(wr, true, &w));
+    ck_assert_int_eq(w.applied, SM_OK);
+    ck_assert_int_eq(sm_persist_complete(e.p, e.reg, w.applied, w.part_status,
+                                         &res), SM_OK);
+    ck_assert_uint_eq(sm_swarm_dirty_agents(sw), 5);
+    ck_assert_int_eq(commit_by_writer(&e, wr, &res), SM_OK);
+    ck_assert_uint_eq(res.agents_written, 5);
+    ck_assert_uint_eq(store_entries(e.st), 1 + 305 + 1);   /* + meta */
+    assert_reload_equals(e.st, sw);
+
+    /* the same state flushed on the calling thread: the same store */
+    env f;
+    env_init(&f, 16 * MIB, 16 * MIB);
+    sm_swarm *sf = swarm_of(f.reg);
+    many_agents(sf, "ag", 300, 0);
+    many_agents(sf, "bg", 5, 1000);
+    sm_persist_set_applied(f.p, 300);
+    ck_assert_int_eq(sm_persist_flush(f.p, f.reg, RETENTION_MS, &res), SM_OK);
+    sm_writer_stop(wr);
+    ck_assert_uint_eq(store_entries(f.st), store_entries(e.st));
+    assert_reload_equals(f.st, sw);
+    env_fini(&f);
+    env_fini(&e);
+}
+END_TEST
+
+/* A swarm the commit thread cannot write (too big for a map that may not
+ * grow) is redone from memory: all of it dirty again, the others
+ * committed, the meta record held back until the store has everything;
+ * given room, the next commit writes it. */
+START_TEST(test_writer_part_that_fails_is_redone_from_memory)
+{
+    env e;
+    env_init(&e, 256 * KIB, 256 * KIB);
+    sm_writer *wr = NULL;
+    ck_assert_int_eq(sm_writer_start(&wr, e.st, NULL, NULL), SM_OK);
+    sm_swarm *big = NULL, *small = NULL;
+    ck_assert_int_eq(sm_registry_get(e.reg, "big", &big), SM_OK);
+    ck_assert_int_eq(sm_registry_get(e.reg, "small", &small), SM_OK);
+    many_agents(big, "ag", 3000, 0);
+    many_agents(small, "ag", 10, 0);
+    sm_persist_set_applied(e.p, 42);
+    sm_persist_result res;
+    ck_assert_int_eq(commit_by_writer(&e, wr, &res), SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(res.swarms_failed, 1);
+    ck_assert_str_eq(res.failed_swarm, "big");
+    ck_assert_int_eq(res.failed_status, SM_ERR_MAP_FULL);
+    ck_assert(!sm_persist_prepared(e.p));
+    ck_assert(sm_swarm_is_dirty(big));
+    ck_assert_uint_eq(sm_swarm_dirty_agents(big), 3000);
+    ck_assert(!sm_swarm_is_dirty(small));
+    ck_assert_uint_eq(sm_swarm_dirty_agents(small), 0);
+    sm_writer_stop(wr);
+
+    sm_persist *p = NULL;       /* what a restart finds: small, no meta */
+    ck_assert_int_eq(sm_persist_create(&p, e.st), SM_OK);
+    sm_registry *reg = new_registry();
+    sm_persist_load_result lr;
+    ck_assert_int_eq(sm_persist_load(p, reg, &lr), SM_OK);
+    ck_assert_uint_eq(lr.swarms, 1);
+    ck_assert_uint_eq(lr.agents, 10);
+    ck_assert(!lr.have_meta);
+    sm_registry_destroy(reg);
+    sm_persist_destroy(p);
+
+    env_close_store(&e);        /* room at last */
+    env_open_store(&e, 16 * MIB, 16 * MIB);
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.agents_written, 3000);
+    ck_assert(!sm_swarm_is_dirty(big));
+    env_fini(&e);
+}
+END_TEST
+
+/* An extra writer handing over its records once (as the services' store
+ * does: done(true) forgets them). */
+typedef struct once_extra {
+    int writes, dones;
+    bool written;
+    size_t len;
+} once_extra;
+
+static sm_status once_write(void *ud, sm_store *st)
+{
+    once_extra *x = ud;
+    static char blob[200 * 1024];
+    x->writes++;
+    if (x->written)
+        return SM_OK;
+    memset(blob, 'r', x->len);
+    return sm_store_put(st, "x\0one", 5, blob, x->len);
+}
+
+static void once_done(void *ud, bool committed)
+{
+    once_extra *x = ud;
+    x->dones++;
+    if (committed)
+        x->written = true;
+}
+
+static sm_status find_key(void *ud, const void *k, size_t klen,
+                          const void *v, size_t vlen)
+{
+    (void)k;
+    (void)klen;
+    (void)v;
+    *(size_t *)ud = vlen;
+    return SM_OK;
+}
+
+/* A batch the commit thread cannot write at all (a record outside any
+ * swarm too big for the map) loses nothing: the swarms are dirty again,
+ * the queued deletions stay queued, and the extra records, handed over
+ * when the batch was prepared, are carried to the next batch. */
+START_TEST(test_writer_failed_batch_keeps_deletes_and_extra_records)
+{
+    env e;
+    env_init(&e, 64 * KIB, 16 * MIB);   /* only the event thread grows */
+    sm_swarm *old = NULL;
+    ck_assert_int_eq(sm_registry_get(e.reg, "old", &old), SM_OK);
+    many_agents(old, "ag", 3, 0);
+    sm_persist_result res;
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_eq(res.grows, 0);
+    ck_assert_int_eq(sm_persist_forget_swarm(e.p, "old"), SM_OK);
+    ck_assert_int_eq(sm_registry_remove(e.reg, "old"), SM_OK);
+    ck_assert_uint_eq(sm_persist_pending_deletes(e.p), 4);
+    once_extra x = {.len = 100 * 1024};
+    sm_persist_extra ex = {.write = once_write, .done = once_done, .ud = &x};
+    sm_persist_set_extra(e.p, &ex);
+    sm_swarm *sw = swarm_of(e.reg);
+    many_agents(sw, "ag", 20, 0);
+
+    sm_writer *wr = NULL;
+    ck_assert_int_eq(sm_writer_start(&wr, e.st, NULL, NULL), SM_OK);
+    ck_assert_int_eq(commit_by_writer(&e, wr, &res), SM_ERR_MAP_FULL);
+    ck_assert_int_eq(x.dones, 1);               /* handed over */
+    ck_assert(x.written);
+    ck_assert_uint_eq(sm_swarm_dirty_agents(sw), 20);
+    ck_assert(sm_swarm_is_dirty(sw));
+    ck_assert_uint_eq(sm_persist_pending_deletes(e.p), 4);
+    ck_assert_uint_eq(store_entries(e.st), 4);  /* "old" still stored */
+    /* again: the carried record does not fit again, still carried */
+    ck_assert_int_eq(commit_by_writer(&e, wr, &res), SM_ERR_MAP_FULL);
+    ck_assert_uint_eq(store_entries(e.st), 4);
+    sm_writer_stop(wr);
+
+    /* the event thread's flush grows the map and writes it all */
+    ck_assert_int_eq(sm_persist_flush(e.p, e.reg, RETENTION_MS, &res), SM_OK);
+    ck_assert_uint_gt(res.grows, 0);
+    ck_assert_uint_eq(res.agents_written, 20);
+    ck_assert_uint_eq(res.agents_deleted, 3);
+    ck_assert_uint_eq(res.swarms_deleted, 1);
+    ck_assert_uint_eq(sm_persist_pending_deletes(e.p), 0);
+    size_t vlen = 0;
+    ck_assert_int_eq(sm_store_scan(e.st, "x\0one", 5, find_key, &vlen), SM_OK);
+    ck_assert_uint_eq(vlen, 100 * 1024);
+    ck_assert_uint_eq(store_entries(e.st), 1 + 20 + 1);
+    assert_reload_equals(e.st, sw);
     env_fini(&e);
 }
 END_TEST
@@ -1217,6 +1426,9 @@ static Suite *persist_suite(void)
     tcase_add_test(tc, test_map_full_keeps_everything_in_memory);
     tcase_add_test(tc, test_map_full_prunes_idle_agents);
     tcase_add_test(tc, test_a_swarm_that_cannot_be_written_does_not_block_the_others);
+    tcase_add_test(tc, test_writer_commit_equals_flush);
+    tcase_add_test(tc, test_writer_part_that_fails_is_redone_from_memory);
+    tcase_add_test(tc, test_writer_failed_batch_keeps_deletes_and_extra_records);
     tcase_add_test(tc, test_load_skips_corrupt_blobs);
     tcase_add_test(tc, test_agent_blobs_compact_and_exact);
     tcase_add_test(tc, test_newer_swarm_blob_kept);

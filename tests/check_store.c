@@ -437,6 +437,112 @@ START_TEST(test_failed_part_leaves_the_batch)
 }
 END_TEST
 
+
+/* ---- logs: a batch recorded on one thread, written by another */
+
+typedef struct parts_seen {
+    sm_status s[8];
+    size_t n;
+} parts_seen;
+
+static void part_seen(void *ud, size_t part, sm_status s)
+{
+    parts_seen *p = ud;
+    ck_assert_uint_eq(part, p->n);      /* in log order */
+    p->s[p->n++] = s;
+}
+
+/* A log replays into the store exactly what the same calls would have
+ * written directly: puts, dels, parts (one that fails is dropped, the
+ * batch goes on), an aborted part, and the conditional rest only when
+ * every part went in. A log is no store: no scans, no stats, no grow. */
+START_TEST(test_log_applies_as_the_batch_would)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-log");
+    sm_store *st = open_store(dir, 64 * KIB, 64 * KIB);
+    sm_store *log = NULL;
+    collect c;
+    static char big[200 * 1024];
+    memset(big, 'x', sizeof big);
+    ck_assert_int_eq(sm_store_log_open(&log), SM_OK);
+    ck_assert_int_eq(sm_store_put(log, "a", 1, "x", 1), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_scan(log, NULL, 0, collect_fn, &c), SM_ERR_INVALID);
+    ck_assert_int_eq(sm_store_grow(log), SM_ERR_INVALID);
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(log, &ss), SM_ERR_INVALID);
+
+    /* first batch: everything goes in, the conditional rest too */
+    ck_assert_int_eq(sm_store_begin(log), SM_OK);
+    put_str(log, "gone", "soon deleted");
+    put_str(log, "a", "1");
+    ck_assert_int_eq(sm_store_part_begin(log), SM_OK);
+    put_str(log, "b", "part one");
+    ck_assert_int_eq(sm_store_part_commit(log), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(log), SM_OK);
+    put_str(log, "z", "aborted part");
+    sm_store_part_abort(log);
+    ck_assert_int_eq(sm_store_del(log, "gone", 4), SM_OK);
+    ck_assert_int_eq(sm_store_log_cond(log), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(log), SM_ERR_INVALID);
+    put_str(log, "m", "meta");
+    ck_assert_int_eq(sm_store_apply(st, log, NULL, NULL), SM_ERR_INVALID); /* open */
+    ck_assert_int_eq(sm_store_commit(log), SM_OK);
+    ck_assert_uint_eq(sm_store_log_parts(log), 1);
+    ck_assert_uint_gt(sm_store_log_bytes(log), 0);
+    parts_seen ps = {{0}, 0};
+    ck_assert_int_eq(sm_store_apply(st, log, part_seen, &ps), SM_OK);
+    ck_assert_uint_eq(ps.n, 1);
+    ck_assert_int_eq(ps.s[0], SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c), "a=1;b=part one;m=meta;");
+
+    /* second batch: a part too big for the map fails alone; the batch
+     * commits the rest but not what is conditional on every part */
+    ck_assert_int_eq(sm_store_begin(log), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(log), SM_OK);
+    put_str(log, "c", "part, fails");
+    ck_assert_int_eq(sm_store_put(log, "huge", 4, big, sizeof big), SM_OK);
+    ck_assert_int_eq(sm_store_part_commit(log), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(log), SM_OK);
+    put_str(log, "d", "part, goes in");
+    ck_assert_int_eq(sm_store_part_commit(log), SM_OK);
+    put_str(log, "e", "unconditional");
+    ck_assert_int_eq(sm_store_log_cond(log), SM_OK);
+    put_str(log, "m", "meta 2");
+    ck_assert_int_eq(sm_store_commit(log), SM_OK);
+    memset(&ps, 0, sizeof ps);
+    ck_assert_int_eq(sm_store_apply(st, log, part_seen, &ps), SM_OK);
+    ck_assert_uint_eq(ps.n, 2);
+    ck_assert_int_eq(ps.s[0], SM_ERR_MAP_FULL);
+    ck_assert_int_eq(ps.s[1], SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c),
+                     "a=1;b=part one;d=part, goes in;e=unconditional;m=meta;");
+
+    /* third batch: too big outside any part: nothing of it goes in */
+    ck_assert_int_eq(sm_store_begin(log), SM_OK);
+    put_str(log, "f", "lost with the batch");
+    ck_assert_int_eq(sm_store_put(log, "huge", 4, big, sizeof big), SM_OK);
+    ck_assert_int_eq(sm_store_commit(log), SM_OK);
+    ck_assert_int_eq(sm_store_apply(st, log, NULL, NULL), SM_ERR_MAP_FULL);
+    ck_assert_str_eq(scan_all(st, "", &c),
+                     "a=1;b=part one;d=part, goes in;e=unconditional;m=meta;");
+
+    /* replay into an open batch: puts and dels only */
+    ck_assert_int_eq(sm_store_begin(log), SM_OK);
+    ck_assert_int_eq(sm_store_del(log, "a", 1), SM_OK);
+    put_str(log, "g", "replayed");
+    ck_assert_int_eq(sm_store_commit(log), SM_OK);
+    ck_assert_int_eq(sm_store_begin(st), SM_OK);
+    ck_assert_int_eq(sm_store_log_replay(st, log), SM_OK);
+    ck_assert_int_eq(sm_store_commit(st), SM_OK);
+    ck_assert_str_eq(scan_all(st, "", &c),
+                     "b=part one;d=part, goes in;e=unconditional;g=replayed;m=meta;");
+    sm_store_close(log);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* Puts go through one cursor per writer (store.c): many puts, deletes
  * and overwrites in shuffled order, across batches, committed and aborted
  * parts and an aborted batch, leave exactly what a plain model says. */
@@ -914,6 +1020,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_map_full_no_growth);
     tcase_add_test(tc, test_map_full_then_grow);
     tcase_add_test(tc, test_failed_part_leaves_the_batch);
+    tcase_add_test(tc, test_log_applies_as_the_batch_would);
     tcase_add_test(tc, test_puts_through_cursor_match_a_model);
     tcase_add_test(tc, test_empty_data_file_is_refused);
     tcase_add_test(tc, test_truncated_store_is_refused);

@@ -933,6 +933,113 @@ START_TEST(input_lost_is_handled_committed_and_a_failure)
 }
 END_TEST
 
+
+/* ---- the loop's commits on the commit thread (writer.h) ------------------ */
+
+/* Appends each key and value, in hex, to a growing text. */
+typedef struct dump_text {
+    char *s;
+    size_t n, cap;
+} dump_text;
+
+static sm_status dump_kv(void *ud, const void *k, size_t klen, const void *v,
+                         size_t vlen)
+{
+    dump_text *d = ud;
+    size_t need = 2 * (klen + vlen) + 3;
+    if (d->n + need + 1 > d->cap) {
+        d->cap = (d->n + need + 1) * 2;
+        d->s = realloc(d->s, d->cap);
+        ck_assert_ptr_nonnull(d->s);
+    }
+    for (size_t i = 0; i < klen; i++)
+        d->n += (size_t)sprintf(d->s + d->n, "%02x", ((const uint8_t *)k)[i]);
+    d->s[d->n++] = '=';
+    for (size_t i = 0; i < vlen; i++)
+        d->n += (size_t)sprintf(d->s + d->n, "%02x", ((const uint8_t *)v)[i]);
+    d->s[d->n++] = '\n';
+    d->s[d->n] = 0;
+    return SM_OK;
+}
+
+/* Runs the loop over a fixed input of 3 swarms x 40 agents (committing
+ * every 64 events: a commit a batch of 256 when the writer is free, so
+ * there are several, and with the thread some
+ * written while events go on) until the input ends, then returns the
+ * store as text, the conclusions sent and the inputs handled. */
+static char *loop_store(bool thread, size_t *sent, uint64_t *applied)
+{
+    rig r;
+    memset(&r, 0, sizeof r);
+    ck_assert_int_eq(sm_config_init(&r.cfg), SM_OK);
+    r.log = (sm_log){.out = stderr, .level = SM_LOG_ERROR};
+    sm_test_tmpdir(r.dir, sizeof r.dir, "worker-loop");
+    free(r.cfg.store_dir);
+    r.cfg.store_dir = strdup(r.dir);
+    r.cfg.commit_thread = thread;
+    r.cfg.commit_events = 64;
+    ck_assert_int_eq(sm_worker_create(&r.w, &r.cfg, &r.log), SM_OK);
+    ck_assert_int_eq(sm_worker_open(r.w), SM_OK);
+    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
+    sm_worker_set_sink(r.w, &sink);
+    sm_inbox *ib = sm_worker_inbox(r.w);
+    sm_inbox_source_open(ib);
+    enum { N = 3000 };
+    static uint8_t bufs[N][128];
+    static char subj[N][64];
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "a%d", i % 40);
+        /* a slow agent now and then: something to conclude */
+        uint32_t dur = i % 40 == 7 && i > N / 2 ? 9000 : 100 + (uint32_t)(i % 13);
+        size_t n = pack_task(bufs[i], id, T0 + i * 50, dur);
+        snprintf(subj[i], sizeof subj[i], "swarm.s%d.task.%s", i % 3, id);
+        sm_item it;
+        sm_item_plain(&it, subj[i], bufs[i], n, NULL);
+        ck_assert_int_eq(sm_inbox_push(ib, &it), SM_OK);
+    }
+    sm_inbox_source_done(ib, SM_ERR_BUS);
+    sigset_t none;
+    sigemptyset(&none);
+    ck_assert_int_eq(sm_worker_run(r.w, &none), SM_ERR_BUS);
+    sm_worker_stats st = stats_of(r.w);
+    ck_assert_uint_eq(st.events, N);
+    ck_assert_uint_gt(st.commits, 2);
+    *sent = r.cap.total;
+    sm_worker_destroy(r.w);
+    r.w = NULL;
+    sm_store_config sc = {.dir = r.dir};
+    sm_store *store = NULL;
+    ck_assert_int_eq(sm_store_open(&store, &sc, NULL, 0), SM_OK);
+    dump_text d = {0};
+    ck_assert_int_eq(sm_store_scan(store, NULL, 0, dump_kv, &d), SM_OK);
+    sm_store_close(store);
+    r.w = reopen(&r);           /* what a restart finds: every input */
+    *applied = stats_of(r.w).applied;
+    rig_down(&r);
+    return d.s;
+}
+
+/* The commit thread writes the same store as commits on the event thread,
+ * and the stop commits everything (the batch in hand first). */
+START_TEST(commit_thread_stores_what_the_event_thread_would)
+{
+    size_t sent_a = 0, sent_b = 0;
+    uint64_t applied_a = 0, applied_b = 0;
+    char *a = loop_store(true, &sent_a, &applied_a);
+    char *b = loop_store(false, &sent_b, &applied_b);
+    ck_assert_uint_eq(applied_a, 3000);
+    ck_assert_uint_eq(applied_b, 3000);
+    ck_assert_uint_gt(sent_a, 0);
+    ck_assert_uint_eq(sent_a, sent_b);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_msg(strcmp(a, b) == 0, "stores differ:\n%.2000s\nvs\n%.2000s", a, b);
+    free(a);
+    free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("worker");
@@ -957,6 +1064,7 @@ int main(void)
     tcase_add_test(tc, out_of_memory_is_an_internal_error_not_a_rejection);
 #endif
     tcase_add_test(tc, input_lost_is_handled_committed_and_a_failure);
+    tcase_add_test(tc, commit_thread_stores_what_the_event_thread_would);
     tcase_add_test(tc, store_open_failure_says_why);
     tcase_add_test(tc, full_disk_is_named_in_the_commit_failure);
     suite_add_tcase(s, tc);
