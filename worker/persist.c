@@ -999,9 +999,11 @@ sm_status sm_persist_complete(sm_persist *p, sm_registry *reg,
     res->swarms_failed = failed;
     if (applied == SM_OK) {
         /* the batch committed: its deletions and extra records are in */
-        memmove(p->dels, p->dels + p->log_dels,
-                (p->n_dels - p->log_dels) * sizeof *p->dels);
-        p->n_dels -= p->log_dels;
+        if (p->log_dels > 0) {
+            memmove(p->dels, p->dels + p->log_dels,
+                    (p->n_dels - p->log_dels) * sizeof *p->dels);
+            p->n_dels -= p->log_dels;
+        }
         p->carrying = false;
     } else if (sm_store_log_bytes(p->xlog) > 0) {
         /* nothing went in: the extra records are carried to the next */
