@@ -291,8 +291,12 @@ static double elapsed_s(const struct timespec *a, const struct timespec *b)
 
 /* Logs a commit's outcome: debug when all went in, warn or error when
  * something did not (it is kept in memory and retried). */
+/* held_s: how long the worker thread spent on the commit (all of it on
+ * the event thread; preparing the log with the commit thread); write_s:
+ * how long the store took. */
 static void log_commit(sm_worker *w, sm_status s, const sm_persist_result *r,
-                       const char *how, uint64_t events, uint64_t applied)
+                       const char *how, double held_s, double write_s,
+                       uint64_t events, uint64_t applied)
 {
     bool notable = s != SM_OK || r->grows || r->prunes || r->map_full;
     /* a swarm that could not be written is kept in memory and retried at
@@ -303,11 +307,13 @@ static void log_commit(sm_worker *w, sm_status s, const sm_persist_result *r,
                  "status=\"%s\" swarms=%zu agents_written=%zu agents_deleted=%zu "
                  "swarms_deleted=%zu swarms_failed=%zu failed_swarm=%s "
                  "map_full=%zu grows=%zu prunes=%zu kept_in_memory=%s by=%s "
+                 "held_ms=%.1f write_ms=%.1f "
                  "events_total=%llu applied=%llu detail=\"%s\"",
                  sm_status_str(s), r->swarms_written, r->agents_written,
                  r->agents_deleted, r->swarms_deleted, r->swarms_failed,
                  r->swarms_failed ? r->failed_swarm : "-", r->map_full, r->grows,
-                 r->prunes, s == SM_OK ? "no" : "yes", how,
+                 r->prunes, s == SM_OK ? "no" : "yes", how, held_s * 1000,
+                 write_s * 1000,
                  (unsigned long long)events, (unsigned long long)applied,
                  sm_store_error(w->store));
 }
@@ -345,7 +351,8 @@ sm_status sm_worker_flush(sm_worker *w)
         w->st.commit_failures++;
     }
     w->st.agents_written += r.agents_written;
-    log_commit(w, s, &r, "event_thread", w->st.events, w->applied);
+    double took = elapsed_s(&t0, &t1);
+    log_commit(w, s, &r, "event_thread", took, took, w->st.events, w->applied);
     return s;
 }
 
@@ -362,10 +369,13 @@ static void wake_loop(void *ud)
  * sent now, before the commit, as sm_worker_release does). */
 static void commit_begin(sm_worker *w)
 {
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     before_commit(w);
     sm_persist_result r;
     sm_status s = sm_persist_prepare(w->persist, w->reg, w->cfg->retention_ms,
                                      sm_writer_log(w->writer), &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (s != SM_OK) {
         /* not even recorded (out of memory): on the event thread */
         sm_log_write(w->log, SM_LOG_WARN, "store_commit_prepare_failed",
@@ -387,6 +397,7 @@ static void commit_begin(sm_worker *w)
     w->inflight_events = w->uncommitted;
     w->uncommitted = 0;
     w->inflight_res = r;
+    w->inflight_held_s = elapsed_s(&t0, &t1);
     w->inflight_total = w->st.events;
     w->inflight_applied = w->applied;
     sm_writer_submit(w->writer);
@@ -414,8 +425,8 @@ static bool commit_finish(sm_worker *w, bool wait)
         sm_js_committed(w->js);     /* ack what the commit made durable */
         w->st.commits++;
         w->st.agents_written += w->inflight_res.agents_written;
-        log_commit(w, s, &w->inflight_res, "commit_thread",
-                   w->inflight_total, w->inflight_applied);
+        log_commit(w, s, &w->inflight_res, "commit_thread", w->inflight_held_s,
+                   wr.seconds, w->inflight_total, w->inflight_applied);
         sm_worker_send_held(w, &w->inflight);
         return true;
     }

@@ -57,6 +57,7 @@ struct sm_worker {
     sm_persist_result inflight_res; /* what it writes (sm_persist_prepare) */
     uint64_t inflight_total, inflight_applied;  /* events and inputs it
                                                    holds (for the log) */
+    double inflight_held_s;     /* the worker thread's time preparing it */
     sm_store_stats store_seen;  /* the store's figures when last read:
                                    shown while the writer has the store */
     bool in_batch;              /* the loop holds conclusions until the end
