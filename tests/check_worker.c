@@ -967,7 +967,8 @@ static sm_status dump_kv(void *ud, const void *k, size_t klen, const void *v,
  * there are several, and with the thread some
  * written while events go on) until the input ends, then returns the
  * store as text, the conclusions sent and the inputs handled. */
-static char *loop_store(bool thread, size_t *sent, uint64_t *applied)
+static char *loop_store(bool thread, int64_t thread_min, size_t *sent,
+                        uint64_t *applied)
 {
     rig r;
     memset(&r, 0, sizeof r);
@@ -977,6 +978,7 @@ static char *loop_store(bool thread, size_t *sent, uint64_t *applied)
     free(r.cfg.store_dir);
     r.cfg.store_dir = strdup(r.dir);
     r.cfg.commit_thread = thread;
+    r.cfg.commit_thread_min = thread_min;
     r.cfg.commit_events = 64;
     ck_assert_int_eq(sm_worker_create(&r.w, &r.cfg, &r.log), SM_OK);
     ck_assert_int_eq(sm_worker_open(r.w), SM_OK);
@@ -1020,14 +1022,21 @@ static char *loop_store(bool thread, size_t *sent, uint64_t *applied)
     return d.s;
 }
 
-/* The commit thread writes the same store as commits on the event thread,
- * and the stop commits everything (the batch in hand first). */
+/* The commit thread writes the same store as commits on the event thread
+ * (also when small batches are written in place, commit_thread_min), and
+ * the stop commits everything (the batch in hand first). */
 START_TEST(commit_thread_stores_what_the_event_thread_would)
 {
-    size_t sent_a = 0, sent_b = 0;
-    uint64_t applied_a = 0, applied_b = 0;
-    char *a = loop_store(true, &sent_a, &applied_a);
-    char *b = loop_store(false, &sent_b, &applied_b);
+    size_t sent_a = 0, sent_b = 0, sent_c = 0;
+    uint64_t applied_a = 0, applied_b = 0, applied_c = 0;
+    char *a = loop_store(true, 0, &sent_a, &applied_a);   /* all by the thread */
+    char *b = loop_store(false, 0, &sent_b, &applied_b);
+    char *c = loop_store(true, 1 << 20, &sent_c, &applied_c);  /* small: here */
+    ck_assert_uint_eq(applied_c, 3000);
+    ck_assert_uint_eq(sent_c, sent_b);
+    ck_assert_msg(strcmp(c, b) == 0, "stores differ (small batches written "
+                  "in place):\n%.2000s\nvs\n%.2000s", c, b);
+    free(c);
     ck_assert_uint_eq(applied_a, 3000);
     ck_assert_uint_eq(applied_b, 3000);
     ck_assert_uint_gt(sent_a, 0);

@@ -62,6 +62,7 @@ static const opt options[] = {
     {"commit_events", OPT_I64, C(commit_events), "group commit after this many events"},
     {"commit_interval", OPT_DUR, C(commit_ms), "group commit after this much wall time"},
     {"commit_thread", OPT_BOOL, C(commit_thread), "write group commits on a thread of their own while events go on (false: on the event thread)"},
+    {"commit_thread_min", OPT_SIZE, C(commit_thread_min), "a commit smaller than this is written by the event thread itself (no hand-over: lower latency)"},
     {"retention", OPT_DUR, C(retention_ms), "forget agents idle this long (event time)"},
     {"swarm_retention", OPT_DUR, C(swarm_retention_ms), "forget a swarm with no event this long (bus time) and nothing raised (0: never)"},
     {"max_swarms", OPT_I64, C(max_swarms), "swarms a worker holds; input for another is dead-lettered (0: no cap)"},
@@ -202,6 +203,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->commit_events = 262144;
     cfg->commit_ms = 1000;
     cfg->commit_thread = true;
+    cfg->commit_thread_min = 1 << 20;
     cfg->retention_ms = 10 * 60 * 1000;
     cfg->clock_jump_ms = 5 * 60 * 1000;
     cfg->max_skew_ms = 5 * 60 * 1000;

@@ -72,6 +72,9 @@ typedef struct sm_config {
                                    by a thread of their own (writer.h)
                                    while events go on, true; false: on
                                    the event thread */
+    int64_t commit_thread_min;  /* a batch smaller than this (bytes of
+                                   its log) is written by the event thread
+                                   itself, 1M */
     bool publish_after_commit;  /* a conclusion is sent once the state it
                                    reveals is committed (a SIGKILL never
                                    repeats it), true; false: at once, one

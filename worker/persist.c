@@ -859,6 +859,14 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
 
 /* ---- prepared batches (a commit written by another thread) */
 
+void sm_persist_window(sm_persist *p, bool open)
+{
+    if (p && open && p->extra.sync_begin)
+        p->extra.sync_begin(p->extra.ud);
+    else if (p && !open && p->extra.sync_end)
+        p->extra.sync_end(p->extra.ud);
+}
+
 bool sm_persist_prepared(const sm_persist *p)
 {
     return p && p->prepared;

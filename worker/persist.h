@@ -194,6 +194,10 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
 sm_status sm_persist_prepare(sm_persist *p, sm_registry *reg,
                              int64_t retention_ms, sm_store *log,
                              sm_persist_result *res);
+/* Calls the extra writer's sync_begin (open) or sync_end: around the
+ * writing of a prepared batch on the caller's own thread, as a flush does
+ * around its commit. */
+void sm_persist_window(sm_persist *p, bool open);
 /* Whether a prepared batch waits for sm_persist_complete(), and how many
  * parts its log has. */
 bool sm_persist_prepared(const sm_persist *p);

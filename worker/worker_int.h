@@ -58,6 +58,8 @@ struct sm_worker {
     uint64_t inflight_total, inflight_applied;  /* events and inputs it
                                                    holds (for the log) */
     double inflight_held_s;     /* the worker thread's time preparing it */
+    const char *inflight_how;   /* "commit_thread", or "event_thread" for
+                                   a small batch written in place */
     sm_store_stats store_seen;  /* the store's figures when last read:
                                    shown while the writer has the store */
     bool in_batch;              /* the loop holds conclusions until the end

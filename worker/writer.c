@@ -157,6 +157,21 @@ sm_status sm_writer_submit(sm_writer *w)
     return SM_OK;
 }
 
+sm_status sm_writer_write_here(sm_writer *w, sm_writer_result *out)
+{
+    if (!w || w->busy || !out)
+        return SM_ERR_INVALID;
+    write_log(w);               /* the thread is idle: nothing shared */
+    *out = (sm_writer_result){
+        .applied = w->applied,
+        .parts = w->n_parts,
+        .part_status = w->n_parts ? w->part_status : NULL,
+        .bytes = sm_store_log_bytes(w->log),
+        .seconds = w->seconds,
+    };
+    return SM_OK;
+}
+
 bool sm_writer_busy(const sm_writer *w)
 {
     return w && w->busy;

@@ -59,6 +59,10 @@ sm_store *sm_writer_log(sm_writer *w);
 /* Hands the prepared (committed) log to the writer thread. Errors:
  * SM_ERR_INVALID (a batch in hand, NULL). */
 sm_status sm_writer_submit(sm_writer *w);
+/* Writes the prepared log on the calling thread instead (a small batch:
+ * cheaper than a hand-over and a wake-up) and fills *out as poll would.
+ * Errors: SM_ERR_INVALID (a batch in hand, NULL). */
+sm_status sm_writer_write_here(sm_writer *w, sm_writer_result *out);
 /* Whether a batch is in hand (submitted, its outcome not yet polled). */
 bool sm_writer_busy(const sm_writer *w);
 /* Whether the batch in hand is written; with wait, blocks until it is.
