@@ -19,6 +19,7 @@
 #include "registry.h"
 #include "store.h"
 #include "support.h"
+#include "writer.h"
 #include "runner.h"
 
 #define KIB ((size_t)1024)
@@ -543,6 +544,48 @@ START_TEST(test_log_applies_as_the_batch_would)
 }
 END_TEST
 
+
+/* Once a log is handed to the commit thread, the owner's scans see what
+ * it writes: they wait for the write, even one the thread has not begun
+ * yet (sm_store_apply_coming), and never touch the batch. */
+START_TEST(test_scan_after_hand_over_sees_the_batch)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-handover");
+    sm_store *st = open_store(dir, 16 * MIB, 16 * MIB);
+    sm_writer *w = NULL;
+    ck_assert_int_eq(sm_writer_start(&w, st, NULL, NULL), SM_OK);
+    for (int round = 1; round <= 5; round++) {
+        sm_store *log = sm_writer_log(w);
+        ck_assert_ptr_nonnull(log);
+        ck_assert_int_eq(sm_store_begin(log), SM_OK);
+        for (int i = 0; i < 2000; i++) {
+            char k[32], v[32];
+            snprintf(k, sizeof k, "k%05d", i);
+            snprintf(v, sizeof v, "%d", round);
+            put_str(log, k, v);
+        }
+        ck_assert_int_eq(sm_store_commit(log), SM_OK);
+        ck_assert_int_eq(sm_writer_submit(w), SM_OK);
+        collect c;
+        memset(&c, 0, sizeof c);
+        c.stop_after = 1;
+        ck_assert_int_eq(sm_store_scan(st, "k", 1, collect_fn, &c), SM_ERR_FULL);
+        char want[32];
+        snprintf(want, sizeof want, "k00000=%d;", round);
+        ck_assert_str_eq(c.text, want);
+        sm_writer_result r;
+        ck_assert(sm_writer_poll(w, true, &r));
+        ck_assert_int_eq(r.applied, SM_OK);
+        ck_assert_uint_eq(count_keys(st), 2000);
+    }
+    ck_assert(!sm_writer_poll(w, false, NULL));     /* nothing in hand */
+    sm_writer_stop(w);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* Puts go through one cursor per writer (store.c): many puts, deletes
  * and overwrites in shuffled order, across batches, committed and aborted
  * parts and an aborted batch, leave exactly what a plain model says. */
@@ -1021,6 +1064,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_map_full_then_grow);
     tcase_add_test(tc, test_failed_part_leaves_the_batch);
     tcase_add_test(tc, test_log_applies_as_the_batch_would);
+    tcase_add_test(tc, test_scan_after_hand_over_sees_the_batch);
     tcase_add_test(tc, test_puts_through_cursor_match_a_model);
     tcase_add_test(tc, test_empty_data_file_is_refused);
     tcase_add_test(tc, test_truncated_store_is_refused);

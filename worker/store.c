@@ -393,6 +393,15 @@ sm_status sm_store_log_replay(sm_store *st, const sm_store *log)
     return s;
 }
 
+void sm_store_apply_coming(sm_store *st)
+{
+    if (!st || st->is_log)
+        return;
+    pthread_mutex_lock(&st->mu);
+    st->applying = true;
+    pthread_mutex_unlock(&st->mu);
+}
+
 sm_status sm_store_apply(sm_store *st, const sm_store *log,
                          sm_store_part_fn on_part, void *ud)
 {

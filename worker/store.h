@@ -176,6 +176,10 @@ typedef void (*sm_store_part_fn)(void *ud, size_t part, sm_status s);
  * touches the batch). */
 sm_status sm_store_apply(sm_store *st, const sm_store *log,
                          sm_store_part_fn on_part, void *ud);
+/* Called by the owner before it hands a log to another thread for
+ * sm_store_apply(): from then on its scans wait for that apply to end,
+ * even if the other thread has not begun it yet. */
+void sm_store_apply_coming(sm_store *st);
 
 /* Last LMDB error text (static storage inside st), "" if none. */
 const char *sm_store_error(const sm_store *st);

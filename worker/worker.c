@@ -410,14 +410,20 @@ static void commit_begin(sm_worker *w)
         (size_t)w->cfg->commit_thread_min) {
         w->inflight_how = "event_thread";
         sm_persist_window(w->persist, true);    /* requests, meanwhile */
-        sm_writer_write_here(w->writer, &wr);
+        sm_status hs = sm_writer_write_here(w->writer, &wr);
         sm_persist_window(w->persist, false);
+        if (hs != SM_OK)        /* not written: redone as a failure */
+            wr = (sm_writer_result){.applied = hs};
         w->inflight_held_s += wr.seconds;
         commit_done(w, &wr);
         return;
     }
     w->inflight_how = "commit_thread";
-    sm_writer_submit(w->writer);
+    sm_status ss = sm_writer_submit(w->writer);
+    if (ss != SM_OK) {
+        wr = (sm_writer_result){.applied = ss};
+        commit_done(w, &wr);
+    }
 }
 
 /* Takes the outcome of the batch in hand, if written (wait: waits).

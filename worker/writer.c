@@ -45,26 +45,27 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Writes the log: statuses first sized to its parts (SM_ERR_NOMEM for
- * the batch if they cannot be: nothing written, redone from memory). */
-static void write_log(sm_writer *w)
+/* Sizes the part statuses to the log's parts (owner thread, before the
+ * hand-over, so that the writing itself allocates nothing of ours). */
+static sm_status reserve_parts(sm_writer *w)
 {
-    double t0 = now_s();
     size_t n = sm_store_log_parts(w->log);
-    w->n_parts = 0;
     if (n > w->cap_parts) {
         sm_status *v = realloc(w->part_status, n * sizeof *v);
-        if (!v) {
-            w->applied = SM_ERR_NOMEM;
-            w->seconds = now_s() - t0;
-            return;
-        }
+        if (!v)
+            return SM_ERR_NOMEM;
         w->part_status = v;
         w->cap_parts = n;
     }
     w->n_parts = n;
     for (size_t i = 0; i < n; i++)
         w->part_status[i] = SM_OK;
+    return SM_OK;
+}
+
+static void write_log(sm_writer *w)
+{
+    double t0 = now_s();
     w->applied = sm_store_apply(w->st, w->log, on_part, w);
     w->seconds = now_s() - t0;
 }
@@ -148,7 +149,11 @@ sm_status sm_writer_submit(sm_writer *w)
 {
     if (!w || w->busy)
         return SM_ERR_INVALID;
+    sm_status s = reserve_parts(w);
+    if (s != SM_OK)
+        return s;
     w->busy = true;
+    sm_store_apply_coming(w->st);   /* the owner's scans wait from now */
     pthread_mutex_lock(&w->mu);
     w->done = false;
     w->job = true;
@@ -161,6 +166,9 @@ sm_status sm_writer_write_here(sm_writer *w, sm_writer_result *out)
 {
     if (!w || w->busy || !out)
         return SM_ERR_INVALID;
+    sm_status s = reserve_parts(w);
+    if (s != SM_OK)
+        return s;
     write_log(w);               /* the thread is idle: nothing shared */
     *out = (sm_writer_result){
         .applied = w->applied,

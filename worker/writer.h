@@ -57,11 +57,13 @@ void sm_writer_stop(sm_writer *w);
 /* The log to prepare the next batch into (NULL while a batch is in hand). */
 sm_store *sm_writer_log(sm_writer *w);
 /* Hands the prepared (committed) log to the writer thread. Errors:
- * SM_ERR_INVALID (a batch in hand, NULL). */
+ * SM_ERR_INVALID (a batch in hand, NULL), SM_ERR_NOMEM (nothing handed
+ * over: the log was not written). */
 sm_status sm_writer_submit(sm_writer *w);
 /* Writes the prepared log on the calling thread instead (a small batch:
  * cheaper than a hand-over and a wake-up) and fills *out as poll would.
- * Errors: SM_ERR_INVALID (a batch in hand, NULL). */
+ * Errors: SM_ERR_INVALID (a batch in hand, NULL), SM_ERR_NOMEM (not
+ * written). */
 sm_status sm_writer_write_here(sm_writer *w, sm_writer_result *out);
 /* Whether a batch is in hand (submitted, its outcome not yet polled). */
 bool sm_writer_busy(const sm_writer *w);
