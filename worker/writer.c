@@ -63,6 +63,18 @@ static sm_status reserve_parts(sm_writer *w)
     return SM_OK;
 }
 
+/* The outcome of the last write, for the owner. */
+static void result_of(const sm_writer *w, sm_writer_result *out)
+{
+    *out = (sm_writer_result){
+        .applied = w->applied,
+        .parts = w->n_parts,
+        .part_status = w->n_parts ? w->part_status : NULL,
+        .bytes = sm_store_log_bytes(w->log),
+        .seconds = w->seconds,
+    };
+}
+
 static void write_log(sm_writer *w)
 {
     double t0 = now_s();
@@ -170,13 +182,7 @@ sm_status sm_writer_write_here(sm_writer *w, sm_writer_result *out)
     if (s != SM_OK)
         return s;
     write_log(w);               /* the thread is idle: nothing shared */
-    *out = (sm_writer_result){
-        .applied = w->applied,
-        .parts = w->n_parts,
-        .part_status = w->n_parts ? w->part_status : NULL,
-        .bytes = sm_store_log_bytes(w->log),
-        .seconds = w->seconds,
-    };
+    result_of(w, out);
     return SM_OK;
 }
 
@@ -199,12 +205,6 @@ bool sm_writer_poll(sm_writer *w, bool wait, sm_writer_result *out)
         return false;
     w->busy = false;
     if (out)
-        *out = (sm_writer_result){
-            .applied = w->applied,
-            .parts = w->n_parts,
-            .part_status = w->n_parts ? w->part_status : NULL,
-            .bytes = sm_store_log_bytes(w->log),
-            .seconds = w->seconds,
-        };
+        result_of(w, out);
     return true;
 }
