@@ -80,17 +80,22 @@ static void stop_worker(rig *r)
     r->worker = 0;
 }
 
-static void rig_up(rig *r)
+static void rig_up_with(rig *r, const char *extra)
 {
     memset(r, 0, sizeof *r);
     sm_test_server_start(&r->srv, 0, NULL);
     sm_test_tmpdir(r->dir, sizeof r->dir, "svc");
     snprintf(r->store, sizeof r->store, "%s/data", r->dir);
-    start_worker(r);
+    start_worker_with(r, extra);
     ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, r->srv.url), NATS_OK);
     ck_assert_int_eq(natsConnection_SubscribeSync(&r->out, r->nc, "medic.s1.>"),
                      NATS_OK);
     ck_assert_int_eq(natsConnection_FlushTimeout(r->nc, 2000), NATS_OK);
+}
+
+static void rig_up(rig *r)
+{
+    rig_up_with(r, NULL);
 }
 
 static void rig_down(rig *r)
@@ -509,6 +514,25 @@ START_TEST(every_endpoint_answers_exactly_and_survives_a_restart)
 }
 END_TEST
 
+/* A conclusion sent before its commit (publish_after_commit off) is in
+ * the decision log all the same, before and after a restart. */
+START_TEST(explain_finds_conclusions_sent_before_their_commit)
+{
+    rig r;
+    rig_up_with(&r, "--publish-after-commit=false");
+    feed_vector(&r);
+    Swarmmedic__V1__StatusReply *st = status_when_raised(&r);
+    swarmmedic__v1__status_reply__free_unpacked(st, NULL);
+    published pb;
+    bottleneck_id(&r, &pb);
+    check_explain(&r, &pb);
+    stop_worker(&r);
+    start_worker_with(&r, "--publish-after-commit=false");
+    check_explain(&r, &pb);
+    rig_down(&r);
+}
+END_TEST
+
 START_TEST(malformed_requests_get_errors_and_other_swarms_silence)
 {
     rig r;
@@ -919,6 +943,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("bus");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, every_endpoint_answers_exactly_and_survives_a_restart);
+    tcase_add_test(tc, explain_finds_conclusions_sent_before_their_commit);
     tcase_add_test(tc, malformed_requests_get_errors_and_other_swarms_silence);
     tcase_add_test(tc, srv_discovery_lists_the_worker_and_its_endpoints);
     tcase_add_test(tc, scaling_decisions_go_out_up_then_down_by_idle_dynamic_agents);

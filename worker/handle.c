@@ -154,6 +154,8 @@ static void publish_decisions(sm_worker *w)
                 w->outbox.lost = 0;
                 w->st.not_durable++;
             }
+            if (w->persist)     /* for explain, written by the next commit */
+                sm_service_log(w->svc, d, 1);
             send_now(w, d);
         }
     }

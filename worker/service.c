@@ -1095,12 +1095,17 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
                  s == SM_OK ? "yes" : sm_status_str(s));
 }
 
-void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n)
+void sm_service_log(sm_service *svc, const sm_decision *d, size_t n)
 {
     sm_status s = n > 0 ? sm_svcstore_log(svc->ss, d, n) : SM_OK;
     if (s != SM_OK)
         sm_log_write(svc->log, SM_LOG_ERROR, "decision_log_failed",
                      "count=%zu status=\"%s\" detail=\"not kept for explain\"",
                      n, sm_status_str(s));
+}
+
+void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n)
+{
+    sm_service_log(svc, d, n);
     sm_svcstore_before_commit(svc->ss);
 }

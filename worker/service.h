@@ -126,6 +126,11 @@ void sm_service_on_task(sm_service *svc, const char *swarm,
 void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
                             const char *source, const sm_resource_sample *ev);
 
+/* Queues conclusions for the decision log read by explain; the next
+ * commit writes them. For conclusions sent before their commit
+ * (publish_after_commit off); held ones are logged by before_commit. */
+void sm_service_log(sm_service *svc, const sm_decision *d, size_t n);
+
 /* Before a commit (no batch open): logs the conclusions it will reveal
  * and runs retention when due. */
 void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n);
