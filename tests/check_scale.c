@@ -166,63 +166,102 @@ static double unit(queue_sim *q)
     return (double)(q->rng >> 11) / (double)(1ULL << 53);
 }
 
-START_TEST(bursty_queue_settles_without_flapping)
+/* What an hour of the bursty queue did. */
+typedef struct bursty_run {
+    int changes, downs;
+    int reversals;          /* DOWN within stabilise_ms of an UP */
+    int up_after_down;      /* UP within stabilise_ms of a DOWN */
+    int flaps;              /* either, within cooldown + stabilise (the
+                               score's flap) */
+    int64_t calm, calm_over_30;
+    uint32_t peak, end_of_cycle_max;
+} bursty_run;
+
+/* Runs the hour; with sized, the samples carry the work (tasks served
+ * over the last 60 s, agents busy). */
+static bursty_run bursty_hour(const sm_scale_config *c, bool sized)
 {
-    sm_scale_config c;
-    sm_scale_config_default(&c);
     sm_scale_state s;
     memset(&s, 0, sizeof s);
     queue_sim q = {.rng = 42, .pending = 0, .agents = 5};
-    int last_dir = 0, changes = 0, downs = 0, reversals = 0, up_after_down = 0;
-    int64_t last_change = -1000000, calm = 0, calm_over_30 = 0;
-    uint32_t peak = 0, end_of_cycle_max = 0;
-    for (int64_t t = 0; t < 3600 * 1000; t += 2000) {
+    bursty_run r;
+    memset(&r, 0, sizeof r);
+    double served[30] = {0};
+    int last_dir = 0;
+    int64_t last_change = -1000000;
+    for (int64_t t = 0, i = 0; t < 3600 * 1000; t += 2000, i++) {
         int minute = (int)((t / 60000) % 15);
         double arrived = (minute < 3 ? 3.0 : 1.0) * 2.0 * (0.5 + unit(&q));
-        q.pending += arrived - q.agents * 0.2;
-        if (q.pending < 0)
-            q.pending = 0;
-        double busy = arrived / 2.0 * 10.0 + q.pending;
+        double cap = q.agents * 0.2, work = q.pending + arrived;
+        served[i % 30] = work < cap ? work : cap;
+        q.pending = work - served[i % 30];
+        double busy = arrived / 2.0 * 10.0 + q.pending, window = 0;
+        for (int k = 0; k < 30; k++)
+            window += served[k];
         sm_scale_input in = {.ts_ms = T0 + t, .pending = (uint32_t)q.pending,
                              .active = q.agents,
                              .idle_dynamic = busy >= q.agents ? 0
                                              : q.agents - (uint32_t)busy};
+        if (sized) {
+            in.busy = served[i % 30] / 0.2;
+            in.done = window;
+        }
         sm_scale_decision d;
-        if (sm_scale_step(&c, &s, &in, &d)) {
-            changes++;
-            downs += d.dir == SM_SCALE_DOWN;
-            /* flapping: shedding agents within the window after adding
-             * some; adding right after shedding is counted apart (a
-             * burst may start then) */
+        if (sm_scale_step(c, &s, &in, &d)) {
+            int64_t since = t - last_change;
+            r.changes++;
+            r.downs += d.dir == SM_SCALE_DOWN;
             if (last_dir == SM_SCALE_UP && d.dir == SM_SCALE_DOWN &&
-                t - last_change < c.stabilise_ms)
-                reversals++;
+                since < c->stabilise_ms)
+                r.reversals++;
             if (last_dir == SM_SCALE_DOWN && d.dir == SM_SCALE_UP &&
-                t - last_change < c.stabilise_ms)
-                up_after_down++;
+                since < c->stabilise_ms)
+                r.up_after_down++;
+            if (last_dir != 0 && (int)d.dir != last_dir &&
+                since < c->cooldown_ms + c->stabilise_ms)
+                r.flaps++;
             last_dir = (int)d.dir;
             last_change = t;
             q.agents = d.target;
         }
-        if (q.agents > peak)
-            peak = q.agents;
+        if (q.agents > r.peak)
+            r.peak = q.agents;
         if (minute >= 4) {          /* a minute after the burst and on */
-            calm++;
-            calm_over_30 += q.pending >= 30;
+            r.calm++;
+            r.calm_over_30 += q.pending >= 30;
         }
-        if (minute == 14 && q.agents > end_of_cycle_max)
-            end_of_cycle_max = q.agents;
+        if (minute == 14 && q.agents > r.end_of_cycle_max)
+            r.end_of_cycle_max = q.agents;
     }
-    ck_assert_int_eq(reversals, 0);
-    ck_assert_int_le(up_after_down, 4);     /* at most once a burst */
-    ck_assert_int_ge(downs, 4);             /* it does give agents back */
-    ck_assert_int_gt(changes - downs, 4);
-    ck_assert_uint_le(peak, 50);
-    ck_assert_msg(calm_over_30 * 20 <= calm,
+    return r;
+}
+
+/* It gives agents back (4 DOWNs at least) and adds some (more than 4
+ * UPs), within 50; the queue under 30 in 95% of the calm samples; at most
+ * end_max agents at the end of each cycle. */
+static void settles(const bursty_run *r, uint32_t end_max)
+{
+    ck_assert_int_ge(r->downs, 4);
+    ck_assert_int_gt(r->changes - r->downs, 4);
+    ck_assert_uint_le(r->peak, 50);
+    ck_assert_msg(r->calm_over_30 * 20 <= r->calm,
                   "queue at or over 30 in %lld of %lld calm samples",
-                  (long long)calm_over_30, (long long)calm);
+                  (long long)r->calm_over_30, (long long)r->calm);
+    ck_assert_uint_le(r->end_of_cycle_max, end_max);
+}
+
+START_TEST(bursty_queue_settles_without_flapping)
+{
+    sm_scale_config c;
+    sm_scale_config_default(&c);
+    bursty_run r = bursty_hour(&c, false);
+    /* flapping: shedding agents within the window after adding some;
+     * adding right after shedding is counted apart (a burst may start
+     * then) */
+    ck_assert_int_eq(r.reversals, 0);
+    ck_assert_int_le(r.up_after_down, 4);   /* at most once a burst */
     /* back near the 10 agents the calm load needs before the next burst */
-    ck_assert_uint_le(end_of_cycle_max, 15);
+    settles(&r, 15);
 }
 END_TEST
 
@@ -249,6 +288,22 @@ static sm_scale_decision calm(const sm_scale_config *c, sm_scale_state *s,
     return d;
 }
 
+/* A minute of calm (15 waiting), then 50 waiting at 62 s: the UP of
+ * up_sized_by_drain_time_and_growth, to 31 agents. */
+static sm_scale_decision burst(const sm_scale_config *c, sm_scale_state *s)
+{
+    memset(s, 0, sizeof *s);
+    int changes = 0;
+    calm(c, s, 0, 60000, 15, 20, 0, &changes);
+    ck_assert_int_eq(changes, 0);
+    sm_scale_input in = sample(62000, 50, 20);
+    in.busy = 16;
+    in.done = 60;
+    sm_scale_decision d;
+    ck_assert(sm_scale_step(c, s, &in, &d));
+    return d;
+}
+
 /* UP by drain time: the window's mean work (16) plus the task cost (16
  * agent-seconds) times the backlog over 10 spread over 45 s, or the
  * queue's growth when that is larger; the reference alone would add one
@@ -258,15 +313,7 @@ START_TEST(up_sized_by_drain_time_and_growth)
     sm_scale_config c;
     sm_scale_config_default(&c);
     sm_scale_state s;
-    memset(&s, 0, sizeof s);
-    int changes = 0;
-    calm(&c, &s, 0, 60000, 15, 20, 0, &changes);
-    ck_assert_int_eq(changes, 0);
-    sm_scale_input in = sample(62000, 50, 20);
-    in.busy = 16;
-    in.done = 60;
-    sm_scale_decision d;
-    ck_assert(sm_scale_step(&c, &s, &in, &d));
+    sm_scale_decision d = burst(&c, &s);
     ck_assert_int_eq(d.dir, SM_SCALE_UP);
     ck_assert_double_eq_tol(d.busy_mean, 16.0, 1e-9);
     ck_assert_double_eq_tol(d.task_s, 16.0, 1e-9);
@@ -287,7 +334,7 @@ START_TEST(up_sized_by_drain_time_and_growth)
         q.done = 60;
         ck_assert(!sm_scale_step(&c, &s, &q, &d));
     }
-    in = sample(60000, 60, 20);
+    sm_scale_input in = sample(60000, 60, 20);
     in.busy = 16;
     in.done = 60;
     ck_assert(sm_scale_step(&c, &s, &in, &d));
@@ -315,13 +362,7 @@ START_TEST(down_by_window_half_way_to_the_work_not_for_less_than_a_tenth)
     sm_scale_config_default(&c);
     c.burst_ms = 1000;
     sm_scale_state s;
-    memset(&s, 0, sizeof s);
-    calm(&c, &s, 0, 60000, 15, 20, 0, NULL);
-    sm_scale_input in = sample(62000, 50, 20);
-    in.busy = 16;
-    in.done = 60;
-    sm_scale_decision d;
-    ck_assert(sm_scale_step(&c, &s, &in, &d));
+    sm_scale_decision d = burst(&c, &s);
     ck_assert_uint_eq(d.target, 31);
     /* drained at once: every recommendation is 31 - ceil(11 / 2) = 25,
      * but the UP's 31 holds for the window, then cooldown + window hold */
@@ -359,13 +400,8 @@ START_TEST(a_recent_burst_keeps_its_agents)
         if (forget)
             c.burst_ms = 1000;
         sm_scale_state s;
-        memset(&s, 0, sizeof s);
-        calm(&c, &s, 0, 60000, 15, 20, 0, NULL);
-        sm_scale_input in = sample(62000, 50, 20);
-        in.busy = 16;
-        in.done = 60;
-        sm_scale_decision d;
-        ck_assert(sm_scale_step(&c, &s, &in, &d));
+        sm_scale_decision d = burst(&c, &s);
+        ck_assert_uint_eq(d.target, 31);
         int64_t first_down = -1;
         for (int64_t t = 64000; t <= 400000 && first_down < 0; t += 2000) {
             int changes = 0;
@@ -385,66 +421,18 @@ START_TEST(a_recent_burst_keeps_its_agents)
 END_TEST
 
 /* The bursty queue of bursty_queue_settles_without_flapping with the
- * work known: tasks finished over the window and agents busy. No DOWN
- * within cooldown + window of an UP, no UP within it of a DOWN (the
- * score's flap), the queue under 30 a minute after each burst, agents
- * back near the calm need (10 at 0.8: 13; a DOWN of less than a tenth is
- * not made, so up to 16) before the next. */
+ * work known: tasks served over the window and agents busy. No reversal
+ * within cooldown + window either way (the score's flap), the queue under
+ * 30 a minute after each burst, agents back near the calm need (10 at
+ * 0.8: 13; a DOWN of less than a tenth is not made, so up to 16) before
+ * the next. */
 START_TEST(bursty_queue_sized_by_work_settles_without_flapping)
 {
     sm_scale_config c;
     sm_scale_config_default(&c);
-    sm_scale_state s;
-    memset(&s, 0, sizeof s);
-    queue_sim q = {.rng = 42, .pending = 0, .agents = 5};
-    double served[30] = {0};
-    int last_dir = 0, changes = 0, downs = 0, flaps = 0;
-    int64_t last_change = -1000000, calm_n = 0, calm_over_30 = 0;
-    uint32_t peak = 0, end_of_cycle_max = 0;
-    for (int64_t t = 0, i = 0; t < 3600 * 1000; t += 2000, i++) {
-        int minute = (int)((t / 60000) % 15);
-        double arrived = (minute < 3 ? 3.0 : 1.0) * 2.0 * (0.5 + unit(&q));
-        double work = q.pending + arrived, cap = q.agents * 0.2;
-        double done = work < cap ? work : cap;
-        q.pending = work - done;
-        served[i % 30] = done;
-        double window = 0;
-        for (int k = 0; k < 30; k++)
-            window += served[k];
-        double busy = done / 0.2;
-        sm_scale_input in = {.ts_ms = T0 + t, .pending = (uint32_t)q.pending,
-                             .active = q.agents, .busy = busy, .done = window,
-                             .idle_dynamic = busy >= q.agents ? 0
-                                             : q.agents - (uint32_t)busy};
-        sm_scale_decision d;
-        if (sm_scale_step(&c, &s, &in, &d)) {
-            changes++;
-            downs += d.dir == SM_SCALE_DOWN;
-            if (last_dir != 0 && (int)d.dir != last_dir &&
-                t - last_change < c.cooldown_ms + c.stabilise_ms)
-                flaps++;
-            last_dir = (int)d.dir;
-            last_change = t;
-            q.agents = d.target;
-        }
-        if (q.agents > peak)
-            peak = q.agents;
-        if (minute >= 4) {
-            calm_n++;
-            calm_over_30 += q.pending >= 30;
-        }
-        if (minute == 14 && q.agents > end_of_cycle_max)
-            end_of_cycle_max = q.agents;
-    }
-    ck_assert_int_eq(flaps, 0);
-    ck_assert_int_ge(downs, 4);
-    ck_assert_int_gt(changes - downs, 4);
-    ck_assert_uint_le(peak, 50);
-    ck_assert_msg(calm_over_30 * 20 <= calm_n,
-                  "queue at or over 30 in %lld of %lld calm samples",
-                  (long long)calm_over_30, (long long)calm_n);
-    /* 13 plus what a DOWN of less than a tenth leaves */
-    ck_assert_uint_le(end_of_cycle_max, 16);
+    bursty_run r = bursty_hour(&c, true);
+    ck_assert_int_eq(r.flaps, 0);
+    settles(&r, 16);
 }
 END_TEST
 
