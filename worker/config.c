@@ -93,6 +93,10 @@ static const opt options[] = {
     {"scale_max_agents", OPT_I64, C(scale_max_agents), "never more agents than this (nor the quota)"},
     {"scale_cooldown", OPT_DUR, C(scale_cooldown_ms), "no change this soon after the last (event time)"},
     {"scale_stabilise", OPT_DUR, C(scale_stabilise_ms), "scale down only to the highest target of this window (event time)"},
+    {"scale_drain", OPT_DUR, C(scale_drain_ms), "an UP drains the queue over scale_down_pending within this (event time)"},
+    {"scale_work", OPT_DUR, C(scale_work_ms), "the work a DOWN sizes on is averaged over about this (event time)"},
+    {"scale_burst", OPT_DUR, C(scale_burst_ms), "a DOWN keeps the agents that drain the queue's recent peak, decaying over about this (event time)"},
+    {"scale_target_util", OPT_F64, C(scale_target_util), "share of their time agents should be busy (0 to 1)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
     {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
@@ -226,6 +230,10 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->scale_max_agents = 50;
     cfg->scale_cooldown_ms = 20000;
     cfg->scale_stabilise_ms = 60000;
+    cfg->scale_drain_ms = 45000;
+    cfg->scale_work_ms = 120000;
+    cfg->scale_burst_ms = 480000;
+    cfg->scale_target_util = 0.8;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},

@@ -116,6 +116,10 @@ typedef struct sm_config {
     int64_t scale_max_agents;   /* 50 */
     int64_t scale_cooldown_ms;  /* 20s */
     int64_t scale_stabilise_ms; /* 60s */
+    int64_t scale_drain_ms;     /* 45s */
+    int64_t scale_work_ms;      /* 120s */
+    int64_t scale_burst_ms;     /* 480s */
+    double scale_target_util;   /* 0.8 */
 
     sm_detect_config detect;
 } sm_config;

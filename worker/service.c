@@ -1064,6 +1064,10 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
         .max_agents = (uint32_t)c->scale_max_agents,
         .cooldown_ms = c->scale_cooldown_ms,
         .stabilise_ms = c->scale_stabilise_ms,
+        .drain_ms = c->scale_drain_ms,
+        .target_util = c->scale_target_util,
+        .work_ms = c->scale_work_ms,
+        .burst_ms = c->scale_burst_ms,
     };
     uint32_t pending = 0;
     for (int i = 0; i < SM_PRIO_COUNT; i++)
@@ -1074,6 +1078,10 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
         .idle_dynamic = (uint32_t)sm_query_idle_dynamic(sw, NULL, 0),
         .tokens_short = sm_query_tokens_short(sw),
     };
+    sm_query_work work;
+    sm_query_work_of(sw, ev->ts_ms - c->scale_stabilise_ms, &work);
+    in.done = work.done;
+    in.busy = work.busy;
     sm_scale_decision sd;
     if (!sm_scale_step(&sc, &rc->scale, &in, &sd))
         return;
@@ -1089,9 +1097,11 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
     sm_status s = svc->sink->publish(svc->sink->ud, subject, svc->out, a.len, h);
     sm_log_write(svc->log, SM_LOG_INFO, "scale",
                  "swarm=%s direction=%s current=%u target=%u remove=%u pending=%u "
-                 "reason=%s at_ms=%lld id=%s published=%s", sm_swarm_id(sw),
+                 "reason=%s busy=%.1f busy_long=%.1f task_s=%.1f growth=%.2f "
+                 "peak=%.0f at_ms=%lld id=%s published=%s", sm_swarm_id(sw),
                  sd.dir == SM_SCALE_UP ? "up" : "down", sd.current, sd.target,
-                 sd.remove, pending, sd.reason, (long long)ev->ts_ms, pb.id,
+                 sd.remove, pending, sd.reason, sd.busy_mean, sd.busy_long,
+                 sd.task_s, sd.growth, sd.peak, (long long)ev->ts_ms, pb.id,
                  s == SM_OK ? "yes" : sm_status_str(s));
 }
 
