@@ -141,6 +141,13 @@ typedef struct sm_detect_config {
     double slow_evidence;       /* 3.0: log-likelihood ratio (nats) for
                                    "slow" over "tolerable" to raise;
                                    the episode clears below half of it */
+    double slow_clear_evidence; /* 3.0: log-likelihood ratio (nats) for
+                                   "tolerable" over "slow" in the agent's
+                                   latest slow_clear_tasks tasks alone
+                                   (fresh evidence) that clears a raised
+                                   agent; 0: off (only the rule on the
+                                   spent CUSUM and the longer median) */
+    uint32_t slow_clear_tasks;  /* 4: those latest completed tasks */
     double success_raise;       /* 0.55: the success rate of a failing
                                    agent (the reference's 0.70 sits too
                                    close to a healthy-but-unlucky 0.80 to

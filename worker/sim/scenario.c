@@ -44,7 +44,8 @@ typedef struct tmouts {
 /* A task the probe saw an agent complete. */
 typedef struct done {
     uint32_t swarm, agent;
-    int64_t ts;
+    int64_t ts;                 /* completed */
+    int64_t start;              /* started: ts - duration */
 } done;
 
 typedef struct dones {
@@ -398,7 +399,8 @@ static bool keep_timeout(sm_scenario *sc, const sm_sim_msg *m)
         ok = v != NULL;
         if (ok) {
             c->v = v;
-            c->v[c->n++] = (done){m->swarm, a, m->ts_ms};
+            c->v[c->n++] = (done){m->swarm, a, m->ts_ms,
+                                  m->ts_ms - (int64_t)t->duration_ms};
         }
     }
     if (ok && t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT) {
@@ -539,16 +541,19 @@ static size_t completed_in(const sm_scenario *sc, uint32_t s, uint32_t a,
     return n;
 }
 
-/* When agent a of swarm s completed its k-th task after t (probe), or -1. */
-static int64_t kth_completed_after(const sm_scenario *sc, uint32_t s,
-                                   uint32_t a, int64_t t, size_t k)
+/* When agent a of swarm s completed the last task it started in
+ * [from, to) (probe): the end of the work the fault slowed; -1 if none. */
+static int64_t slowed_work_end(const sm_scenario *sc, uint32_t s, uint32_t a,
+                               int64_t from, int64_t to)
 {
+    int64_t last = -1;
     for (size_t i = 0; i < sc->completed.n; i++) {
         const done *x = &sc->completed.v[i];
-        if (x->swarm == s && x->agent == a && x->ts > t && --k == 0)
-            return x->ts;
+        if (x->swarm == s && x->agent == a && x->start >= from &&
+            x->start < to && x->ts > last)
+            last = x->ts;
     }
-    return -1;
+    return last;
 }
 
 static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
@@ -561,16 +566,18 @@ static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
     int64_t onset = t0 + ft->onset_ms;
     char who[16];
     snprintf(who, sizeof who, "a%u", a);
-    int64_t q = clamp_ms(180 + 2 * f * m, 900);
-    /* recovery shows only in tasks that end after the fault: a task begun
-     * slow still runs slow (allow the agent's second completion + 30 s) */
-    int64_t back = kth_completed_after(d->sc, ft->swarm, a, to, 2);
-    if (back > 0 && back - to + S(30) > q)
-        q = back - to + S(30) < S(900) ? back - to + S(30) : S(900);
+    int64_t q = S(180);
     /* a slowed agent that completes fewer than two tasks while slowed
      * (one long task held through the fault) shows no duration to judge */
     if (completed_in(d->sc, ft->swarm, a, from, to) < 2)
         must_ok = false;
+    /* the fault is over when the work it slowed is: a task begun under it
+     * runs slow to its end, however long after the fault that is (a 4x
+     * codegen begun just before the end runs two minutes more, a 4x
+     * outlier ten), and only the tasks after it can show the recovery */
+    int64_t slowed = slowed_work_end(d->sc, ft->swarm, a, onset, to);
+    if (slowed > to)
+        to = slowed;
     sm_label *l;
     if (f >= 2.5 && must_ok && to > from) {
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm,
