@@ -113,7 +113,7 @@ static double slow_sigma(const sm_swarm *sw);
  * (slow_ok), for lognormal durations of spread sg. Its log ratio is
  * clipped at m1 + (m1 - m0) so that a single 30x outlier cannot make the
  * case for slow alone; the evidence test adds these up (CUSUM) and clips
- * the fast side at the mirror image of that. Clearing adds up the
+ * the fast side at -(m1 + (m1 - m0)). Clearing adds up the
  * opposite over an agent's latest tasks and clips the fast side at
  * m0 - (m1 - m0) (`clearing`): one very fast task weighs no more for
  * tolerable than the slowest one does for slow. */
