@@ -125,6 +125,8 @@ static const opt options[] = {
     {"consensus_min_rounds", OPT_U32, D(consensus_min_rounds), "rounds needed"},
     {"consensus_evidence", OPT_F64, D(consensus_evidence), "timeout evidence (nats) to raise a consensus group"},
     {"severity_margin", OPT_F64, D(severity_margin), "impact below a band before severity steps down"},
+    {"slow_clear_evidence", OPT_F64, D(slow_clear_evidence), "evidence (nats) for tolerable in an agent's latest tasks alone that clears it (0: off)"},
+    {"slow_clear_tasks", OPT_U32, D(slow_clear_tasks), "latest completed tasks of a raised agent that evidence to clear is taken from"},
     {"slow_clear_hold", OPT_DET_DUR, D(slow_clear_hold_ms), "how long a slow agent must look normal to resolve"},
     {"slow_horizon", OPT_DET_DUR, D(slow_horizon_ms), "how far back an agent's tasks and the type baselines reach"},
     {"slow_recent_tasks", OPT_U32, D(slow_recent_tasks), "latest completed tasks of an agent that are judged"},
