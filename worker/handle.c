@@ -498,6 +498,10 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
 static void advance_one(void *ud, sm_swarm *sw)
 {
     sm_worker *w = ud;
+    /* partitions: a swarm of a partition we do not own, or are still
+     * rebuilding from the retained stream, keeps its own events' time */
+    if (w->js && !sm_js_swarm_live(w->js, sm_swarm_id(sw)))
+        return;
     sm_swarm_advance(sw, w->clock.bus_ms, &w->decisions);
     publish_decisions(w);
 }
@@ -521,6 +525,8 @@ static void find_idle(void *ud, sm_swarm *sw)
 {
     idle_list *l = ud;
     int64_t last = sm_swarm_last_event(sw);
+    if (l->w->js && !sm_js_swarm_live(l->w->js, sm_swarm_id(sw)))
+        return;                 /* not ours, or rebuilding: not idle */
     if (l->w->clock.bus_ms - last > l->w->cfg->swarm_retention_ms &&
         !sm_swarm_any_raised(sw))
         snprintf(l->ids[l->n++], SM_ID_MAX, "%s", sm_swarm_id(sw));
