@@ -67,8 +67,8 @@ typedef struct js_source {
     bool active;                /* its items are handled (not skipped) */
     uint64_t floor;             /* conclusions of items up to here were
                                    published by the previous owner */
-    uint64_t live_at;           /* the stream's last sequence at takeover:
-                                   the bus clock moves its swarms after */
+    sm_js_clock clock;          /* the partition's bus clock */
+    char clock_name[SM_PERSIST_CURSOR_NAME];    /* its store record */
     uint64_t committed;         /* applied as of the last commit */
     int64_t retry_at;           /* a failed start is tried again then */
 } js_source;
@@ -945,6 +945,14 @@ static void lease_round(sm_js *js)
     lease_balance(js, lease_members(js, now), now);
 }
 
+static bool any_released(sm_js *js)
+{
+    for (uint32_t k = 0; k < js->nparts; k++)
+        if (atomic_load(&js->leases[k].state) == L_RELEASED)
+            return true;
+    return false;
+}
+
 static void *lease_main(void *arg)
 {
     sm_js *js = arg;
@@ -952,7 +960,9 @@ static void *lease_main(void *arg)
     while (!atomic_load(&js->lease_stop)) {
         int64_t t0 = mono_ms();
         lease_round(js);
-        while (!atomic_load(&js->lease_stop) && mono_ms() - t0 < every)
+        /* a hand-back the worker thread committed is written at once */
+        while (!atomic_load(&js->lease_stop) && mono_ms() - t0 < every &&
+               !any_released(js))
             nats_Sleep(20);
     }
     return NULL;
@@ -1000,6 +1010,8 @@ static void part_source(sm_js *js, int k)
     src->part = k;
     snprintf(src->stream, sizeof src->stream, "%s_P%d", cfg->js_stream, k);
     snprintf(src->cursor, sizeof src->cursor, "%s_P%d", cfg->js_stream, k);
+    snprintf(src->clock_name, sizeof src->clock_name, "%s_P%d_clock", cfg->js_stream, k);
+    src->clock.part = (uint32_t)k;
     snprintf(src->name, sizeof src->name, "%s_%s_P%d", cfg->js_consumer, js->id, k);
     snprintf(src->filter_buf, sizeof src->filter_buf, "part.%d.>", k);
     src->filter = src->filter_buf;
@@ -1067,8 +1079,11 @@ static void part_start(sm_js *js, int k, int64_t now)
     source_join(src);
     uint64_t cursor = src->loaded ? src->applied
                                   : sm_persist_cursor(js->persist, src->cursor);
+    if (!src->loaded) {
+        src->clock.bus_ms = (int64_t)sm_persist_cursor(js->persist, src->clock_name);
+        src->clock.tick = src->clock.bus_ms / js->cfg->detect.tick_ms;
+    }
     src->floor = atomic_load(&js->leases[k].floor);
-    src->live_at = stream_last(js, src->stream);
     src->committed = cursor;
     atomic_store(&js->leases[k].committed, cursor);
     char err[400];
@@ -1083,11 +1098,12 @@ static void part_start(sm_js *js, int k, int64_t now)
     src->running = true;
     src->active = true;
     sm_log_write(js->log, SM_LOG_INFO, "partition_started",
-                 "partition=%d consumer=%s cursor=%llu floor=%llu live_at=%llu "
-                 "detail=\"windows rebuilt from the retained stream after the "
-                 "cursor; conclusions up to floor were published by the "
-                 "previous owner\"", k, src->name, (unsigned long long)cursor,
-                 (unsigned long long)src->floor, (unsigned long long)src->live_at);
+                 "partition=%d consumer=%s cursor=%llu floor=%llu bus_ms=%lld "
+                 "last=%llu detail=\"windows rebuilt from the retained stream "
+                 "after the cursor; conclusions up to floor were published by "
+                 "the previous owner\"", k, src->name, (unsigned long long)cursor,
+                 (unsigned long long)src->floor, (long long)src->clock.bus_ms,
+                 (unsigned long long)stream_last(js, src->stream));
 }
 
 void sm_js_poll(sm_js *js)
@@ -1142,12 +1158,11 @@ bool sm_js_owns(const sm_js *js, const char *swarm)
            src_owned(&js->srcs[sm_js_partition(swarm, js->nparts)]);
 }
 
-bool sm_js_swarm_live(const sm_js *js, const char *swarm)
+sm_js_clock *sm_js_clock_of(sm_js *js, const char *swarm)
 {
     if (!js || js->nparts == 0)
-        return true;
-    const js_source *src = &js->srcs[sm_js_partition(swarm, js->nparts)];
-    return src_owned(src) && src->applied >= src->live_at;
+        return NULL;
+    return &js->srcs[sm_js_partition(swarm, js->nparts)].clock;
 }
 
 int64_t sm_js_owned(const sm_js *js)
@@ -1251,9 +1266,13 @@ void sm_js_before_commit(sm_js *js, sm_persist *p)
 {
     if (!js)
         return;
-    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++)
-        if (js->srcs[k].applied > 0)
-            sm_persist_set_cursor(p, js->srcs[k].cursor, js->srcs[k].applied);
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++) {
+        const js_source *src = &js->srcs[k];
+        if (src->applied > 0)
+            sm_persist_set_cursor(p, src->cursor, src->applied);
+        if (src->part >= 0 && src->clock.bus_ms > 0)
+            sm_persist_set_cursor(p, src->clock_name, (uint64_t)src->clock.bus_ms);
+    }
 }
 
 void sm_js_committed(sm_js *js)

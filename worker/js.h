@@ -149,9 +149,21 @@ void sm_js_poll(sm_js *js);
 void sm_js_hand_back(sm_js *js);
 /* Whether the swarm's partition is ours (true when not partitioned). */
 bool sm_js_owns(const sm_js *js, const char *swarm);
-/* Whether the bus clock may move the swarm: its partition is ours and
- * past the stream's end at takeover (not replaying). */
-bool sm_js_swarm_live(const sm_js *js, const char *swarm);
+/* A partition's bus clock (handle.c): the latest event time of its
+ * stream, stored beside its cursor (<js_stream>_P<k>_clock). Each
+ * partition is totally ordered only within itself, so its swarms are
+ * advanced by its own clock: a partition that lags behind another (its
+ * fetch thread slower, or rebuilding after a takeover) never sees its
+ * agents as silent because another partition's events are ahead, and a
+ * replay on another worker decides exactly what its owner decided. */
+typedef struct sm_js_clock {
+    int64_t bus_ms;             /* latest event time of the partition */
+    int64_t tick;               /* bus_ms / tick at the last advance */
+    uint32_t part;
+} sm_js_clock;
+/* The clock of the swarm's partition, or NULL when not partitioned.
+ * Worker thread. */
+sm_js_clock *sm_js_clock_of(sm_js *js, const char *swarm);
 /* Partitions owned, -1 when not partitioned. */
 int64_t sm_js_owned(const sm_js *js);
 /* The balance rule: the share of n partitions a worker holds among
