@@ -205,17 +205,19 @@ static void beat(rig *r, const char *swarm, const char *agent, int64_t ts)
 }
 
 /* Every swarm's agents a1 and a2 beat once a second of event time from
- * `from` to `to` (inclusive), except `quiet` (NULL: none) whose a1 is
- * silent. */
-static void beats(rig *r, int64_t from, int64_t to, const char *quiet)
+ * `from` to `to` (inclusive), except a1 of swarm quiet1 and a2 of swarm
+ * quiet2 (NULL: none). */
+static void beats(rig *r, int64_t from, int64_t to, const char *quiet1,
+                  const char *quiet2)
 {
     for (int64_t t = from; t <= to; t += 1000)
         for (int s = 0; s < NSWARMS; s++) {
             char sw[16];
             swarm_name(sw, sizeof sw, s);
-            if (!quiet || strcmp(quiet, sw) != 0)
+            if (!quiet1 || strcmp(quiet1, sw) != 0)
                 beat(r, sw, "a1", t);
-            beat(r, sw, "a2", t);
+            if (!quiet2 || strcmp(quiet2, sw) != 0)
+                beat(r, sw, "a2", t);
         }
     ck_assert_int_eq(js_PublishAsyncComplete(r->js, NULL), NATS_OK);
 }
@@ -257,12 +259,26 @@ static size_t output_repeats(rig *r, size_t *total)
     return rep;
 }
 
+/* Whether the line starting at p (NULL: none) holds needle. */
+static bool line_has(const char *p, const char *needle)
+{
+    if (!p)
+        return false;
+    const char *at = strstr(p, needle), *eol = strchr(p, '\n');
+    return at && (!eol || at < eol);
+}
+
 /* ---- tests -------------------------------------------------------------- */
 
-/* Two workers split the 8 partitions; A is killed with SIGKILL; B owns
- * all 8 within lease_ttl (2 s) and a margin; then an agent of a swarm A
- * held falls silent while the others go on, and B publishes its
- * agent_down; the output stream holds no conclusion twice. */
+/* Two workers split the 8 partitions. In a swarm A holds, agent a2 falls
+ * silent and A publishes its agent_down. A is killed with SIGKILL; B owns
+ * all 8 within lease_ttl (2 s) and a margin, rebuilds A's partitions from
+ * the retained streams and re-decides that agent_down there without
+ * publishing it (A did: the lease's floor). Then a1 of the same swarm
+ * falls silent while the others go on, and B publishes its agent_down,
+ * the first failure raised that a plain subscriber on the swarm's
+ * conclusions sees after the kill. No conclusion is twice in the output
+ * stream. */
 START_TEST(kill9_one_of_two_partitions_taken_over)
 {
     rig r;
@@ -291,10 +307,16 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     }
     ck_assert_msg(victim[0], "none of %d swarms is in A's partitions", NSWARMS);
     int64_t t0 = 1767225600000LL;
-    beats(&r, t0, t0 + 20000, NULL);
-    /* both applied what they own: each committed its partitions */
-    ck_assert(sm_test_wait_for_text(r.w[0].log, "event=store_commit", 30000));
-    sm_proc_sleep_ms(1000);
+    beats(&r, t0, t0 + 10000, NULL, NULL);
+    beats(&r, t0 + 11000, t0 + 20000, NULL, victim);
+    char a2_down[128];
+    snprintf(a2_down, sizeof a2_down, "event=failure swarm=%s type=agent_down "
+             "transition=raised", victim);
+    ck_assert_msg(sm_test_wait_for_text(r.w[0].log, a2_down, 30000),
+                  "A did not find a2 of %s down; A:\n%s", victim, TAIL(r.w[0].log));
+    /* committed, and the lease renewed with the committed sequence (every
+     * lease_ttl / 3) */
+    sm_proc_sleep_ms(1500);
     kill(r.w[0].pid, SIGKILL);
     ck_assert_int_eq(sm_test_wait(r.w[0].pid, 10000), 128 + SIGKILL);
     r.w[0].pid = 0;
@@ -309,7 +331,7 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     snprintf(subj, sizeof subj, "medic.%s.failure.>", victim);
     ck_assert_int_eq(natsConnection_SubscribeSync(&sub, r.nc, subj), NATS_OK);
     ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
-    beats(&r, t0 + 21000, t0 + 40000, victim);
+    beats(&r, t0 + 21000, t0 + 40000, victim, NULL);
     Swarmmedic__V1__Failure *f = NULL;
     for (int waited = 0; waited < 30000 && !f; waited += 100) {
         natsMsg *m = NULL;
@@ -318,6 +340,10 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
         f = swarmmedic__v1__failure__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
                                             (const uint8_t *)natsMsg_GetData(m));
         natsMsg_Destroy(m);
+        if (f && f->transition != SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RAISED) {
+            swarmmedic__v1__failure__free_unpacked(f, NULL);    /* a2 back */
+            f = NULL;
+        }
     }
     ck_assert_msg(f != NULL, "no failure for %s after the takeover; B:\n%s", victim,
                   TAIL(r.w[1].log));
@@ -328,6 +354,13 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     ck_assert_int_gt(f->decision->decided_at_ms, t0 + 20000);
     swarmmedic__v1__failure__free_unpacked(f, NULL);
     natsSubscription_Destroy(sub);
+    /* B re-decided a2's agent_down while rebuilding, and kept it */
+    char *txt = sm_test_slurp(r.w[1].log);
+    const char *p = txt ? strstr(txt, a2_down) : NULL;
+    ck_assert_msg(line_has(p, "subject=a2") && line_has(p, "published=no (replay)"),
+                  "B did not re-decide a2's agent_down as a replay; B:\n%s",
+                  TAIL(r.w[1].log));
+    free(txt);
     size_t total = 0, rep = output_repeats(&r, &total);
     fprintf(stderr, "partition kill -9: victim %s, %zu conclusions in the output "
                     "stream, %zu repeated\n", victim, total, rep);

@@ -146,6 +146,14 @@ static void publish_decisions(sm_worker *w)
     bool hold = w->persist && w->cfg->publish_after_commit;
     for (size_t i = 0; i < w->decisions.n; i++) {
         const sm_decision *d = &w->decisions.v[i];
+        if (sm_js_replayed(w->js)) {
+            /* a taken partition's rebuild: its previous owner published
+             * this one (js.h "Partitions") */
+            char id[17];
+            sm_decision_id_hex(d->id, id, sizeof id);
+            log_decision(w, d, id, "no (replay)");
+            continue;
+        }
         sm_decision *held = hold ? sm_decisions_push(&w->outbox) : NULL;
         if (held) {
             *held = *d;

@@ -1302,18 +1302,18 @@ static bool transient(natsStatus s)
            s == NATS_CONNECTION_DISCONNECTED || s == NATS_CONNECTION_CLOSED;
 }
 
-/* Partitions: whether a conclusion on subject is ours to publish. Not
- * when its swarm's partition is not (or no longer) ours; not while the
- * partition replays what its previous owner applied and published (up
- * to the floor its lease carried): the output stream's duplicate window
- * would drop only the recent ones. */
+/* Partitions: whether a conclusion on subject is ours to publish: not
+ * when its swarm's partition is not (or no longer) ours, the lease lost
+ * between the decision and the end of its batch; not a dead letter of an
+ * item its previous owner handled (sm_js_replayed). */
 static bool ours_to_publish(sm_js *js, const char *subject)
 {
     const char *prefix = js->cfg->output_prefix;
     size_t n = strlen(prefix);
-    if (js->nparts == 0 || strncmp(subject, prefix, n) != 0 || subject[n] != '.' ||
-        strcmp(subject, js->cfg->deadletter_subject) == 0)
+    if (js->nparts == 0 || strncmp(subject, prefix, n) != 0 || subject[n] != '.')
         return true;
+    if (strcmp(subject, js->cfg->deadletter_subject) == 0)
+        return !sm_js_replayed(js);     /* the item being handled */
     char swarm[SM_ID_MAX];
     const char *sw = subject + n + 1;
     size_t len = strcspn(sw, ".");
@@ -1326,10 +1326,15 @@ static bool ours_to_publish(sm_js *js, const char *subject)
         js->st.not_owned_dropped++;
         return false;
     }
-    if (src->applied <= src->floor) {
-        js->st.replay_suppressed++;
+    return true;
+}
+
+bool sm_js_replayed(sm_js *js)
+{
+    const js_source *src = js ? js->cur : NULL;
+    if (!src || src->part < 0 || js->cur_seq > src->floor)
         return false;
-    }
+    js->st.replay_suppressed++;
     return true;
 }
 

@@ -164,6 +164,12 @@ typedef struct sm_js_clock {
 /* The clock of the swarm's partition, or NULL when not partitioned.
  * Worker thread. */
 sm_js_clock *sm_js_clock_of(sm_js *js, const char *swarm);
+/* Whether the item being handled (worker thread) is one the previous
+ * owner of its partition applied and whose conclusions it published: at
+ * or below the floor its lease carried. Counted (replay_suppressed) each
+ * time it says true: the caller drops what the item decided. The output
+ * stream's duplicate window alone would drop only the recent ones. */
+bool sm_js_replayed(sm_js *js);
 /* Partitions owned, -1 when not partitioned. */
 int64_t sm_js_owned(const sm_js *js);
 /* The balance rule: the share of n partitions a worker holds among
