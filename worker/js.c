@@ -1018,7 +1018,8 @@ static void part_source(sm_js *js, int k)
     src->strip = strlen(src->filter_buf) - 1;   /* "part.<k>." */
 }
 
-static sm_status open_partitions(sm_js *js, char *err, size_t errcap)
+/* worker_id, or <host>-<pid> (host cut to 20 bytes of [A-Za-z0-9-]). */
+static void set_worker_id(sm_js *js)
 {
     const sm_config *cfg = js->cfg;
     if (cfg->worker_id[0]) {
@@ -1034,14 +1035,12 @@ static sm_status open_partitions(sm_js *js, char *err, size_t errcap)
                 *c = '-';
         snprintf(js->id, sizeof js->id, "%s-%ld", host, (long)getpid());
     }
-    sm_status rc = SM_OK;
-    for (uint32_t k = 0; k < js->nparts && rc == SM_OK; k++) {
-        part_source(js, (int)k);
-        rc = ensure_stream(js, js->srcs[k].stream, js->srcs[k].filter,
-                           cfg->js_max_age_ms, 0, err, errcap);
-    }
-    if (rc == SM_OK)
-        rc = open_bucket(js, err, errcap);
+}
+
+static sm_status open_partitions(sm_js *js, char *err, size_t errcap)
+{
+    const sm_config *cfg = js->cfg;
+    sm_status rc = open_bucket(js, err, errcap);
     if (rc != SM_OK)
         return rc;
     /* the inbox has a source while we hold no partition: the leases */
@@ -1207,13 +1206,9 @@ sm_status sm_js_open(sm_js **out, sm_bus *b, const sm_config *cfg,
     }
     char out_subject[600];
     snprintf(out_subject, sizeof out_subject, "%s.>", cfg->output_prefix);
-    if (rc == SM_OK)
-        rc = ensure_stream(js, cfg->js_out_stream, out_subject, 0,
-                           cfg->js_dup_window_ms, err, errcap);
-    if (rc == SM_OK && js->nparts > 0) {
-        rc = open_partitions(js, err, errcap);
-    } else if (rc == SM_OK) {
-        js_source *src = &js->srcs[0];
+    /* the input stream(s), then the output stream, then the sources */
+    js_source *src = &js->srcs[0];
+    if (rc == SM_OK && js->nparts == 0) {
         src->part = -1;
         src->filter = cfg->input_subject;
         snprintf(src->name, sizeof src->name, "%s", cfg->js_consumer);
@@ -1221,8 +1216,21 @@ sm_status sm_js_open(sm_js **out, sm_bus *b, const sm_config *cfg,
         snprintf(src->stream, sizeof src->stream, "%s", cfg->js_stream);
         rc = ensure_stream(js, cfg->js_stream, cfg->input_subject,
                            cfg->js_max_age_ms, 0, err, errcap);
-        if (rc == SM_OK)
-            rc = source_start(js, src, sm_persist_cursor(p, src->cursor), err, errcap);
+    }
+    if (js->nparts > 0)
+        set_worker_id(js);
+    for (uint32_t k = 0; k < js->nparts && rc == SM_OK; k++) {
+        part_source(js, (int)k);
+        rc = ensure_stream(js, js->srcs[k].stream, js->srcs[k].filter,
+                           cfg->js_max_age_ms, 0, err, errcap);
+    }
+    if (rc == SM_OK)
+        rc = ensure_stream(js, cfg->js_out_stream, out_subject, 0,
+                           cfg->js_dup_window_ms, err, errcap);
+    if (rc == SM_OK && js->nparts > 0) {
+        rc = open_partitions(js, err, errcap);
+    } else if (rc == SM_OK) {
+        rc = source_start(js, src, sm_persist_cursor(p, src->cursor), err, errcap);
         src->running = src->active = rc == SM_OK;
     }
     if (rc != SM_OK) {
