@@ -82,6 +82,7 @@ static const opt options[] = {
     {"lease_ttl", OPT_DUR, C(lease_ttl_ms), "a partition lease not renewed for this long is taken over"},
     {"worker_id", OPT_STR, C(worker_id), "this worker's name in the leases (empty: <host>-<pid>)"},
     {"lease_bucket", OPT_STR, C(lease_bucket), "JetStream key-value bucket of the partition leases"},
+    {"js_replicas", OPT_I64, C(js_replicas), "replicas of the streams and lease bucket the worker creates (3 on a three-node cluster)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
@@ -220,6 +221,7 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->js_max_age_ms = 24LL * 3600 * 1000;
     cfg->partitions = 0;
     cfg->lease_ttl_ms = 10000;
+    cfg->js_replicas = 1;
     cfg->heal = true;
     cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
     cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
@@ -648,6 +650,10 @@ static sm_status check_js(const sm_config *cfg, char *err, size_t errcap)
         (cfg->partitions > 0 && strcmp(cfg->input, "jetstream") != 0)) {
         snprintf(err, errcap, "partitions must be 0 (off) to %d, and needs "
                  "input=jetstream", SM_CONFIG_MAX_PARTITIONS);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->js_replicas < 1 || cfg->js_replicas > 5) {
+        snprintf(err, errcap, "js_replicas must be 1 to 5");
         return SM_ERR_CONFIG;
     }
     if (cfg->partitions > 0 && cfg->lease_ttl_ms < 300) {

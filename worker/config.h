@@ -103,6 +103,9 @@ typedef struct sm_config {
                                    <host>-<pid> */
     char *lease_bucket;         /* JetStream KV bucket of the leases,
                                    "medic_leases" */
+    int64_t js_replicas;        /* replicas of the streams and the bucket
+                                   the worker creates, 1 (3 on a
+                                   three-node cluster) */
 
     /* output */
     char *log_level;            /* "info" */

@@ -221,6 +221,7 @@ static sm_status ensure_stream(sm_js *js, const char *name, const char *subject,
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Retention = js_LimitsPolicy;
+    sc.Replicas = (int)js->cfg->js_replicas;
     sc.MaxAge = max_age_ms * 1000000;
     if (dup_ms > 0)
         sc.Duplicates = dup_ms * 1000000;
@@ -992,6 +993,7 @@ static sm_status open_bucket(sm_js *js, char *err, size_t errcap)
     kc.Bucket = js->cfg->lease_bucket;
     kc.History = 1;
     kc.StorageType = js_FileStorage;
+    kc.Replicas = (int)js->cfg->js_replicas;
     s = js_CreateKeyValue(&js->kv, js->ctx, &kc);
     if (s != NATS_OK) {
         snprintf(err, errcap, "creating lease bucket %s: %s (%s)",
