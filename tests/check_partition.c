@@ -100,9 +100,10 @@ static void rig_up(rig *r, const char *ttl)
     const char *args[] = {"-js", "-sd", r->jsdir, "-c", conf, NULL};
     sm_test_server_start(&r->srv, 0, args);
     for (int i = 0; i < 2; i++) {
-        snprintf(r->w[i].id, sizeof r->w[i].id, "%c", 'A' + i);
-        snprintf(r->w[i].store, sizeof r->w[i].store, "%s/data-%s", r->dir, r->w[i].id);
-        snprintf(r->w[i].log, sizeof r->w[i].log, "%s/worker-%s.log", r->dir, r->w[i].id);
+        char id = (char)('A' + i);
+        snprintf(r->w[i].id, sizeof r->w[i].id, "%c", id);
+        snprintf(r->w[i].store, sizeof r->w[i].store, "%s/data-%c", r->dir, id);
+        snprintf(r->w[i].log, sizeof r->w[i].log, "%s/worker-%c.log", r->dir, id);
     }
     ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, r->srv.url), NATS_OK);
     ck_assert_int_eq(natsConnection_JetStream(&r->js, r->nc, NULL), NATS_OK);
@@ -143,7 +144,7 @@ static void owners(rig *r, char out[NPARTS][16])
         ck_assert_int_eq(js_KeyValue(&r->kv, r->js, "medic_leases"), NATS_OK);
     for (int k = 0; k < NPARTS; k++) {
         char key[8];
-        snprintf(key, sizeof key, "p%d", k);
+        snprintf(key, sizeof key, "p%u", (unsigned)k % NPARTS);
         kvEntry *e = NULL;
         uint64_t seq = 0;
         out[k][0] = 0;

@@ -1035,7 +1035,7 @@ static void set_worker_id(sm_js *js)
             if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
                   (*c >= '0' && *c <= '9') || *c == '-'))
                 *c = '-';
-        snprintf(js->id, sizeof js->id, "%s-%ld", host, (long)getpid());
+        snprintf(js->id, sizeof js->id, "%.20s-%ld", host, (long)getpid());
     }
 }
 
