@@ -50,20 +50,7 @@ typedef struct rig {
     kvStore *kv;
 } rig;
 
-static const char *log_tail(const char *path, char *buf, size_t cap)
-{
-    char *txt = sm_test_slurp(path);
-    if (!txt) {
-        snprintf(buf, cap, "(no log at %s)", path);
-        return buf;
-    }
-    size_t n = strlen(txt);
-    snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
-    free(txt);
-    return buf;
-}
-
-#define TAIL(path) log_tail((path), (char[3000]){0}, 3000)
+#define TAIL(path) sm_test_log_tail((path), (char[3000]){0}, 3000)
 
 static void start_worker(rig *r, int i)
 {
@@ -180,6 +167,23 @@ static bool wait_split(rig *r, const char *id, int want, const char *oid,
     return false;
 }
 
+/* Waits until A and B both own some partitions and together all 8 (o:
+ * the owners last read). */
+static void wait_both_own(rig *r, char o[NPARTS][16], int timeout_ms)
+{
+    bool split = false;
+    for (int t = 0; t < timeout_ms && !split; t += 100) {
+        owners(r, o);
+        int a = count_owned(o, "A"), b = count_owned(o, "B");
+        split = a > 0 && b > 0 && a + b == NPARTS;
+        if (!split)
+            sm_proc_sleep_ms(100);
+    }
+    ck_assert_msg(split, "the partitions were not split (A %d, B %d); A:\n%s\nB:\n%s",
+                  count_owned(o, "A"), count_owned(o, "B"), TAIL(r->w[0].log),
+                  TAIL(r->w[1].log));
+}
+
 /* ---- the input ---------------------------------------------------------- */
 
 static void swarm_name(char *buf, size_t cap, int s)
@@ -287,17 +291,7 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     start_worker(&r, 0);
     start_worker(&r, 1);
     char o[NPARTS][16];
-    bool split = false;
-    for (int t = 0; t < 30000 && !split; t += 100) {
-        owners(&r, o);
-        int a = count_owned(o, "A"), b = count_owned(o, "B");
-        split = a > 0 && b > 0 && a + b == NPARTS;
-        if (!split)
-            sm_proc_sleep_ms(100);
-    }
-    ck_assert_msg(split, "the partitions were not split (A %d, B %d); A:\n%s\nB:\n%s",
-                  count_owned(o, "A"), count_owned(o, "B"), TAIL(r.w[0].log),
-                  TAIL(r.w[1].log));
+    wait_both_own(&r, o, 30000);
     /* a swarm in one of A's partitions */
     char victim[16] = "";
     for (int s = 0; s < NSWARMS && !victim[0]; s++) {
@@ -380,17 +374,8 @@ START_TEST(drain_hands_partitions_back)
     rig_up(&r, "30s");
     start_worker(&r, 0);
     start_worker(&r, 1);
-    bool split = false;
     char o[NPARTS][16];
-    for (int t = 0; t < 60000 && !split; t += 100) {
-        owners(&r, o);
-        int a = count_owned(o, "A"), b = count_owned(o, "B");
-        split = a > 0 && b > 0 && a + b == NPARTS;
-        if (!split)
-            sm_proc_sleep_ms(100);
-    }
-    ck_assert_msg(split, "no split; A:\n%s\nB:\n%s", TAIL(r.w[0].log),
-                  TAIL(r.w[1].log));
+    wait_both_own(&r, o, 60000);
     int had = count_owned(o, "B");
     stop_worker(&r, 1);
     ck_assert(sm_test_wait_for_text(r.w[1].log, "event=partition_handed_back", 1000));

@@ -1045,6 +1045,19 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The median of the runs in agg (n >= 1), their min and max; done. */
+static void rate_median(rate_run *agg)
+{
+    double sorted[MAX_REPEAT];
+    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
+    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
+    agg->min = sorted[0];
+    agg->max = sorted[agg->n - 1];
+    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
+                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
+    agg->done = true;
+}
+
 /* Runs raw_once (st NULL) or flat_once opt.repeat times into *agg. */
 static int repeat_runs(bench *b, const stream *st, const char *tag,
                        rate_run *agg, char *why, size_t cap)
@@ -1062,14 +1075,7 @@ static int repeat_runs(bench *b, const stream *st, const char *tag,
         if (k == 0 || one.accepted < agg->accepted)
             agg->accepted = one.accepted;
     }
-    double sorted[MAX_REPEAT];
-    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
-    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
-    agg->min = sorted[0];
-    agg->max = sorted[agg->n - 1];
-    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
-                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
-    agg->done = true;
+    rate_median(agg);
     return 0;
 }
 
@@ -1742,18 +1748,6 @@ cleanup:
     return result;
 }
 
-static void part_median(rate_run *agg)
-{
-    double sorted[MAX_REPEAT];
-    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
-    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
-    agg->min = sorted[0];
-    agg->max = sorted[agg->n - 1];
-    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
-                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
-    agg->done = true;
-}
-
 static int run_parts(bench *b, char *why, size_t cap)
 {
     stream st;
@@ -1795,8 +1789,8 @@ static int run_parts(bench *b, char *why, size_t cap)
         }
     }
     if (rc == 0) {
-        part_median(&r->part_one);
-        part_median(&r->part_two);
+        rate_median(&r->part_one);
+        rate_median(&r->part_two);
     }
     jsCtx_Destroy(js);
     disconnect(nc);
