@@ -419,6 +419,65 @@ START_TEST(lost_lease_stops_the_partition)
 }
 END_TEST
 
+/* A worker drained with SIGTERM and started again with the same id on
+ * the same store takes its handed-back leases at once and resumes each
+ * partition from its stored cursor and clock: nothing replayed, nothing
+ * re-published, and the agent_down it raised before the restart is
+ * resolved after it. */
+START_TEST(restart_resumes_from_the_store)
+{
+    rig r;
+    rig_up(&r, "2s");
+    start_worker(&r, 0);
+    ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "A:\n%s",
+                  TAIL(r.w[0].log));
+    const char *victim = "sw00";
+    int64_t t0 = 1767225600000LL;
+    beats(&r, t0, t0 + 10000, NULL, NULL);
+    beats(&r, t0 + 11000, t0 + 20000, NULL, victim);
+    ck_assert_msg(sm_test_wait_for_text(r.w[0].log, "event=failure swarm=sw00 "
+                                        "type=agent_down transition=raised", 30000),
+                  "A:\n%s", TAIL(r.w[0].log));
+    stop_worker(&r, 0);
+    start_worker(&r, 0);
+    ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "A:\n%s",
+                  TAIL(r.w[0].log));
+    /* the victim's partition resumed after a cursor, not from 0 */
+    char started[96];
+    snprintf(started, sizeof started, "event=partition_started partition=%u ",
+             sm_js_partition(victim, NPARTS));
+    char *txt = sm_test_slurp(r.w[0].log);
+    const char *first = txt ? strstr(txt, started) : NULL;
+    const char *second = first ? strstr(first + 1, started) : NULL;
+    ck_assert_msg(second && !line_has(second, "cursor=0 "), "A:\n%s", TAIL(r.w[0].log));
+    free(txt);
+    natsSubscription *sub = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&sub, r.nc, "medic.sw00.failure.>"),
+                     NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+    beats(&r, t0 + 21000, t0 + 25000, NULL, NULL);
+    Swarmmedic__V1__Failure *f = NULL;
+    natsMsg *m = NULL;
+    if (natsSubscription_NextMsg(&m, sub, 30000) == NATS_OK)
+        f = swarmmedic__v1__failure__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
+                                            (const uint8_t *)natsMsg_GetData(m));
+    natsMsg_Destroy(m);
+    ck_assert_msg(f != NULL, "nothing on medic.sw00.failure.>; A:\n%s", TAIL(r.w[0].log));
+    ck_assert_int_eq(f->transition, SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RESOLVED);
+    ck_assert_str_eq(f->agent, "a2");
+    swarmmedic__v1__failure__free_unpacked(f, NULL);
+    natsSubscription_Destroy(sub);
+    txt = sm_test_slurp(r.w[0].log);
+    ck_assert_msg(txt && !strstr(txt, "published=no (replay)"), "A replayed:\n%s",
+                  TAIL(r.w[0].log));
+    free(txt);
+    size_t total = 0;
+    ck_assert_uint_eq(output_repeats(&r, &total), 0);
+    ck_assert_uint_gt(total, 0);
+    rig_down(&r);
+}
+END_TEST
+
 START_TEST(balance_rule_and_lease_value)
 {
     ck_assert_uint_eq(sm_js_lease_target(8, 1), 8);
@@ -454,6 +513,7 @@ int main(void)
     tcase_add_test(tc, kill9_one_of_two_partitions_taken_over);
     tcase_add_test(tc, drain_hands_partitions_back);
     tcase_add_test(tc, lost_lease_stops_the_partition);
+    tcase_add_test(tc, restart_resumes_from_the_store);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }
