@@ -52,7 +52,8 @@
  *    server's count: each crash while it was in flight counts) and not
  *    yet applied is dead-lettered with the reason, unhandled.
  *
- * Streams: the input stream on input_subject and the output stream on
+ * Streams: the input stream on input_subject (partitions: one stream per
+ * partition, below) and the output stream on
  * <output_prefix>.> are created at start when absent (js_setup true) or
  * only checked (false: left to the deploy configs). A stream that exists
  * with subjects that do not cover ours, another retention than limits, or
@@ -60,9 +61,12 @@
  * The consumer is the worker's own: created, and recreated when its
  * configuration is not ours.
  *
- * Threads: sm_js_open/close and the commit hooks run on the worker
- * thread; one fetch thread per consumer pushes into the inbox; publishing
- * is safe from the worker thread only (it uses the current item).
+ * Threads: sm_js_open/close, sm_js_poll, sm_js_hand_back and the commit
+ * hooks run on the worker thread; one fetch thread per consumer pushes
+ * into the inbox; with partitions a lease thread does every KV round trip
+ * and tells the worker thread what it took or lost through one atomic
+ * state per partition; publishing is safe from the worker thread only
+ * (it uses the current item).
  */
 #ifndef SM_JS_H
 #define SM_JS_H
