@@ -78,6 +78,11 @@ static const opt options[] = {
     {"js_max_deliver", OPT_I64, C(js_max_deliver), "deliveries after which a message is dead-lettered as poison"},
     {"js_dup_window", OPT_DUR, C(js_dup_window_ms), "output stream duplicate window"},
     {"js_max_age", OPT_DUR, C(js_max_age_ms), "input stream retention (at least a window)"},
+    {"partitions", OPT_I64, C(partitions), "partition streams <js_stream>_P<k> on part.<k>.> owned through leases (0: off; must equal the server's partition(n,1) mapping)"},
+    {"lease_ttl", OPT_DUR, C(lease_ttl_ms), "a partition lease not renewed for this long is taken over"},
+    {"worker_id", OPT_STR, C(worker_id), "this worker's name in the leases (empty: <host>-<pid>)"},
+    {"lease_bucket", OPT_STR, C(lease_bucket), "JetStream key-value bucket of the partition leases"},
+    {"js_replicas", OPT_I64, C(js_replicas), "replicas of the streams and lease bucket the worker creates (3 on a three-node cluster)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
@@ -220,6 +225,9 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->js_max_deliver = 5;
     cfg->js_dup_window_ms = 2 * 60 * 1000;
     cfg->js_max_age_ms = 24LL * 3600 * 1000;
+    cfg->partitions = 0;
+    cfg->lease_ttl_ms = 10000;
+    cfg->js_replicas = 1;
     cfg->heal = true;
     cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
     cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
@@ -248,6 +256,8 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->js_stream, "SWARM"},
         {&cfg->js_out_stream, "MEDIC"},
         {&cfg->js_consumer, "swarm-medic"},
+        {&cfg->worker_id, ""},
+        {&cfg->lease_bucket, "medic_leases"},
         {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
         {&cfg->log_format, "text"},
         {&cfg->http_listen, ""},
@@ -644,6 +654,31 @@ static sm_status check_js(const sm_config *cfg, char *err, size_t errcap)
         cfg->js_max_age_ms < 0) {
         snprintf(err, errcap, "js_fetch_batch and js_max_deliver must be >= 1, "
                  "js_ack_wait >= 100ms, js_dup_window >= 1s");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->partitions < 0 || cfg->partitions > SM_CONFIG_MAX_PARTITIONS ||
+        (cfg->partitions > 0 && strcmp(cfg->input, "jetstream") != 0)) {
+        snprintf(err, errcap, "partitions must be 0 (off) to %d, and needs "
+                 "input=jetstream", SM_CONFIG_MAX_PARTITIONS);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->js_replicas < 1 || cfg->js_replicas > 5) {
+        snprintf(err, errcap, "js_replicas must be 1 to 5");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->partitions > 0 && cfg->lease_ttl_ms < 300) {
+        snprintf(err, errcap, "lease_ttl must be at least 300ms (renewed every "
+                 "third of it)");
+        return SM_ERR_CONFIG;
+    }
+    if (strlen(cfg->worker_id) > 40 ||
+        (cfg->partitions > 0 && strlen(cfg->js_consumer) + strlen(cfg->js_stream) > 40) ||
+        strspn(cfg->worker_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               "0123456789-_") != strlen(cfg->worker_id) ||
+        !cfg->lease_bucket[0] || strpbrk(cfg->lease_bucket, ". *>\t\r\n/\\")) {
+        snprintf(err, errcap, "worker_id: at most 40 of [A-Za-z0-9_-]; "
+                 "js_stream and js_consumer: 40 bytes together; lease_bucket: "
+                 "a name without '.', '*', '>', '/' or spaces");
         return SM_ERR_CONFIG;
     }
     if (cfg->js_max_age_ms != 0 && cfg->js_max_age_ms < cfg->detect.window_ms) {

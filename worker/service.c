@@ -258,9 +258,17 @@ const char *sm_service_id(const sm_service *svc)
 
 bool sm_service_owns(const sm_service *svc, const char *swarm)
 {
-    /* One worker holds every swarm it has seen; when swarms are
-     * partitioned across workers, the partition check goes here. */
-    return sm_registry_find(svc->reg, swarm) != NULL;
+    /* a swarm of a partition another worker took may still be in our
+     * registry (frozen since): that worker answers for it */
+    return sm_registry_find(svc->reg, swarm) != NULL &&
+           (!svc->owner || svc->owner(svc->owner_ud, swarm));
+}
+
+void sm_service_set_owner(sm_service *svc, sm_service_owner_fn owns,
+                          const void *ud)
+{
+    svc->owner = owns;
+    svc->owner_ud = ud;
 }
 
 void sm_service_stats_get(sm_service *svc, sm_service_stats *out)

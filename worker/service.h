@@ -104,8 +104,13 @@ sm_status sm_service_connect(sm_service *svc, sm_bus *bus, sm_inbox *ib);
 sm_status sm_service_serve_start(sm_service *svc);
 void sm_service_serve_stop(sm_service *svc);
 
-/* Whether this worker answers for swarm: today, whether it holds it. */
+/* Whether this worker answers for swarm: it holds it and, when swarms
+ * are partitioned across workers, owns its partition (the owner
+ * function, js.h sm_js_owns, set by the worker; NULL: no partitions). */
 bool sm_service_owns(const sm_service *svc, const char *swarm);
+typedef bool (*sm_service_owner_fn)(const void *ud, const char *swarm);
+void sm_service_set_owner(sm_service *svc, sm_service_owner_fn owns,
+                          const void *ud);
 
 /* Answers one request item (worker thread). The item is not released. */
 void sm_service_handle(sm_service *svc, sm_item *it);

@@ -39,6 +39,8 @@ struct sm_service {
     const sm_config *cfg;
     const sm_log *log;
     sm_registry *reg;
+    sm_service_owner_fn owner;  /* partition ownership, or NULL */
+    const void *owner_ud;
     const sm_sink *sink;
     sm_svcstore *ss;
     sm_inbox *ib;
