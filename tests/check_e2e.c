@@ -510,15 +510,18 @@ static int cmp_id(const void *a, const void *b)
  * may lose the conclusions of the one commit it interrupts (decided and
  * committed, never published: the design's at-most-once output on core
  * NATS), so a gap is tolerated only across a kill: between two
- * conclusions of the episode taken in different epochs; *gaps counts
- * those. Returns the first breach as text, or NULL. */
+ * conclusions of the episode taken in different epochs, or before the
+ * first one taken after a kill; *gaps counts those. Returns the first breach as text, or NULL. */
 static const char *episodes_broken(const idlist *l, char *why, size_t cap,
                                    size_t *gaps)
 {
     *gaps = 0;
     for (size_t i = 0; i < l->n; i++) {
         int64_t open = 0;       /* raised_at of the open episode, 0: none */
-        int epoch = l->id[i].epoch;
+        /* an episode first seen after a kill may have had its raise
+         * committed and lost with the worker before it was sent (README,
+         * Storage): a gap, like one between two of its steps */
+        int epoch = l->id[i].epoch > 0 ? -1 : 0;
         bool first = true;
         for (size_t j = 0; j < i && first; j++)
             first = strcmp(l->id[j].episode, l->id[i].episode) != 0;
