@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "registry.h"
 #include "report.h"
+#include "service_int.h"
 #include "service_store.h"
 #include "store.h"
 #include "support.h"
@@ -937,6 +940,49 @@ START_TEST(decision_log_and_aggregates_keep_their_bounds)
 }
 END_TEST
 
+/* ---- who says "busy" ------------------------------------------------------ */
+
+/* Partitions 0 and 1 of 2 by name: this worker owns the swarms whose
+ * name starts with 'm'. */
+static bool owns_m(const void *ud, const char *swarm)
+{
+    (void)ud;
+    return swarm[0] == 'm';
+}
+
+static sm_status no_publish(void *ud, const char *subject, const void *data,
+                            size_t len, const char *const *headers)
+{
+    (void)ud, (void)subject, (void)data, (void)len, (void)headers;
+    return SM_OK;
+}
+
+/* The delivery thread answers "busy" (503) only for a swarm this worker
+ * owns: with partitions, another worker's "busy" would reach the asker
+ * before the owner's answer. Unpartitioned, every request is its own. */
+START_TEST(busy_is_said_only_for_owned_swarms)
+{
+    sm_config cfg;
+    ck_assert_int_eq(sm_config_init(&cfg), SM_OK);
+    sm_registry *reg = NULL;
+    ck_assert_int_eq(sm_registry_create(&reg, &cfg.detect), SM_OK);
+    sm_log lg = {.out = stderr, .level = SM_LOG_ERROR};
+    sm_sink sink = {.publish = no_publish};
+    sm_service *svc = NULL;
+    ck_assert_int_eq(sm_service_create(&svc, &cfg, &lg, reg, &sink), SM_OK);
+    ck_assert(!sm_service_elsewhere(svc, "medic.x1.api.status"));  /* no partitions */
+    sm_service_set_owner(svc, owns_m, NULL);
+    ck_assert(sm_service_elsewhere(svc, "medic.x1.api.status"));
+    ck_assert(!sm_service_elsewhere(svc, "medic.m1.api.status"));
+    ck_assert(!sm_service_elsewhere(svc, "medic.m1.api.nope"));    /* its 400 */
+    ck_assert(!sm_service_elsewhere(svc, "other.x1.api.status"));  /* no swarm */
+    ck_assert(!sm_service_elsewhere(svc, "medic.x1.status"));
+    sm_service_destroy(svc);
+    sm_registry_destroy(reg);
+    sm_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("service");
@@ -952,6 +998,7 @@ static Suite *suite(void)
     TCase *st = tcase_create("store");
     tcase_set_timeout(st, 60);
     tcase_add_test(st, decision_log_and_aggregates_keep_their_bounds);
+    tcase_add_test(st, busy_is_said_only_for_owned_swarms);
     suite_add_tcase(s, st);
     return s;
 }

@@ -64,7 +64,9 @@ typedef struct js_source {
     bool ack_due;
     bool running;               /* fetching for us (partitions: owned) */
     bool loaded;                /* applied came from the store once */
-    bool active;                /* its items are handled (not skipped) */
+    atomic_bool active;         /* its items are handled (not skipped);
+                                   written by the worker thread, read by
+                                   any (sm_js_owns) */
     uint64_t floor;             /* conclusions of items up to here were
                                    published by the previous owner */
     sm_js_clock clock;          /* the partition's bus clock */
@@ -373,7 +375,7 @@ static void msg_release(sm_item *it)
 static bool src_owned(const js_source *src)
 {
     return src->part < 0 ||
-           (src->active &&
+           (atomic_load(&src->active) &&
             atomic_load(&src->js->leases[src->part].state) != L_FREE);
 }
 
@@ -1097,7 +1099,7 @@ static void part_start(sm_js *js, int k, int64_t now)
         return;
     }
     src->running = true;
-    src->active = true;
+    atomic_store(&src->active, true);
     sm_log_write(js->log, SM_LOG_INFO, "partition_started",
                  "partition=%d consumer=%s cursor=%llu floor=%llu bus_ms=%lld "
                  "last=%llu detail=\"windows rebuilt from the retained stream "
@@ -1120,7 +1122,7 @@ void sm_js_poll(sm_js *js)
         if (src->running && (st == L_FREE || st == L_RELEASE)) {
             atomic_store(&src->stop, true);
             src->running = false;
-            src->active = false;
+            atomic_store(&src->active, false);
             sm_log_write(js->log, st == L_FREE ? SM_LOG_WARN : SM_LOG_INFO,
                          "partition_stopped", "partition=%d reason=%s applied=%llu",
                          k, st == L_FREE ? "lease_lost" : "handing_back",
@@ -1233,7 +1235,8 @@ sm_status sm_js_open(sm_js **out, sm_bus *b, const sm_config *cfg,
         rc = open_partitions(js, err, errcap);
     } else if (rc == SM_OK) {
         rc = source_start(js, src, sm_persist_cursor(p, src->cursor), err, errcap);
-        src->running = src->active = rc == SM_OK;
+        src->running = rc == SM_OK;
+        atomic_store(&src->active, src->running);
     }
     if (rc != SM_OK) {
         sm_js_close(js);

@@ -151,7 +151,8 @@ void sm_js_poll(sm_js *js);
  * back at once ("- <seq>"), so others take them without waiting for
  * lease_ttl, and leaves the members. */
 void sm_js_hand_back(sm_js *js);
-/* Whether the swarm's partition is ours (true when not partitioned). */
+/* Whether the swarm's partition is ours (true when not partitioned).
+ * Any thread (atomics only). */
 bool sm_js_owns(const sm_js *js, const char *swarm);
 /* A partition's bus clock (handle.c): the latest event time of its
  * stream, stored beside its cursor (<js_stream>_P<k>_clock). Each

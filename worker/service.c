@@ -856,6 +856,14 @@ static bool parse_api(const sm_service *svc, const char *subject,
     return true;
 }
 
+bool sm_service_elsewhere(const sm_service *svc, const char *subject)
+{
+    char swarm[SM_ID_MAX];
+    sm_endpoint ep;
+    return svc->owner && parse_api(svc, subject, swarm, &ep) &&
+           !svc->owner(svc->owner_ud, swarm);
+}
+
 static void count(sm_service *svc, sm_endpoint ep, const answer *a, int64_t ns)
 {
     pthread_mutex_lock(&svc->mu);

@@ -108,6 +108,9 @@ void sm_service_serve_stop(sm_service *svc);
  * are partitioned across workers, owns its partition (the owner
  * function, js.h sm_js_owns, set by the worker; NULL: no partitions). */
 bool sm_service_owns(const sm_service *svc, const char *swarm);
+/* The owner function is called from any thread (cnats's delivery thread
+ * asks it before answering "busy"), so it must read only what is safe
+ * to read there. Set before sm_service_connect. */
 typedef bool (*sm_service_owner_fn)(const void *ud, const char *swarm);
 void sm_service_set_owner(sm_service *svc, sm_service_owner_fn owns,
                           const void *ud);

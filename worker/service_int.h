@@ -74,6 +74,12 @@ struct sm_service {
  * push to the urgent lane). */
 void sm_service_wake(sm_service *svc);
 
+/* Whether a request on subject is for a swarm of a partition another
+ * worker owns (false when not partitioned, or for a subject that names
+ * no swarm); any thread: it asks the owner function only, not the
+ * registry. */
+bool sm_service_elsewhere(const sm_service *svc, const char *subject);
+
 /* Publishes an error reply (empty payload, Nats-Service-Error headers) on
  * reply through the sink; safe from any thread the sink is. */
 void sm_service_reply_error(const sm_service *svc, const char *reply,
