@@ -50,8 +50,6 @@ typedef struct rig {
     kvStore *kv;
 } rig;
 
-#define TAIL(path) sm_test_log_tail((path), (char[3000]){0}, 3000)
-
 static void start_worker(rig *r, int i)
 {
     wk *w = &r->w[i];
@@ -68,7 +66,7 @@ static void start_worker(rig *r, int i)
                           NULL};
     w->pid = sm_test_spawn(argv, w->log, true);
     ck_assert_msg(sm_test_wait_for_text(w->log, "event=subscribed", 30000),
-                  "worker %s did not start; log:\n%s", w->id, TAIL(w->log));
+                  "worker %s did not start; log:\n%s", w->id, SM_TEST_TAIL(w->log));
 }
 
 static void rig_up(rig *r, const char *ttl)
@@ -106,7 +104,7 @@ static void stop_worker(rig *r, int i)
     if (rc < 0)
         kill(w->pid, SIGKILL);
     ck_assert_msg(rc == 0, "worker %s exited %d on SIGTERM; log:\n%s", w->id, rc,
-                  TAIL(w->log));
+                  SM_TEST_TAIL(w->log));
     w->pid = 0;
 }
 
@@ -180,8 +178,8 @@ static void wait_both_own(rig *r, char o[NPARTS][16], int timeout_ms)
             sm_proc_sleep_ms(100);
     }
     ck_assert_msg(split, "the partitions were not split (A %d, B %d); A:\n%s\nB:\n%s",
-                  count_owned(o, "A"), count_owned(o, "B"), TAIL(r->w[0].log),
-                  TAIL(r->w[1].log));
+                  count_owned(o, "A"), count_owned(o, "B"), SM_TEST_TAIL(r->w[0].log),
+                  SM_TEST_TAIL(r->w[1].log));
 }
 
 /* ---- the input ---------------------------------------------------------- */
@@ -313,7 +311,7 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     snprintf(a2_down, sizeof a2_down, "event=failure swarm=%s type=agent_down "
              "transition=raised", victim);
     ck_assert_msg(sm_test_wait_for_text(r.w[0].log, a2_down, 30000),
-                  "A did not find a2 of %s down; A:\n%s", victim, TAIL(r.w[0].log));
+                  "A did not find a2 of %s down; A:\n%s", victim, SM_TEST_TAIL(r.w[0].log));
     /* committed, and the lease renewed with the committed sequence (every
      * lease_ttl / 3) */
     sm_proc_sleep_ms(1500);
@@ -323,7 +321,7 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     /* lease_ttl 2 s, plus the observer's round (ttl/3) and a margin for a
      * loaded machine */
     ck_assert_msg(wait_split(&r, "B", NPARTS, "A", 0, 15000),
-                  "B did not take all partitions over; B:\n%s", TAIL(r.w[1].log));
+                  "B did not take all partitions over; B:\n%s", SM_TEST_TAIL(r.w[1].log));
     ck_assert(sm_test_wait_for_text(r.w[1].log, "detail=\"its holder did not "
                                                 "renew it for lease_ttl\"", 1000));
     natsSubscription *sub = NULL;
@@ -346,7 +344,7 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
         }
     }
     ck_assert_msg(f != NULL, "no failure for %s after the takeover; B:\n%s", victim,
-                  TAIL(r.w[1].log));
+                  SM_TEST_TAIL(r.w[1].log));
     ck_assert_int_eq(f->type, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_DOWN);
     ck_assert_str_eq(f->agent, "a1");
     ck_assert_str_eq(f->decision->swarm, victim);
@@ -359,7 +357,7 @@ START_TEST(kill9_one_of_two_partitions_taken_over)
     const char *p = txt ? strstr(txt, a2_down) : NULL;
     ck_assert_msg(line_has(p, "subject=a2") && line_has(p, "published=no (replay)"),
                   "B did not re-decide a2's agent_down as a replay; B:\n%s",
-                  TAIL(r.w[1].log));
+                  SM_TEST_TAIL(r.w[1].log));
     free(txt);
     size_t total = 0, others = 0, rep = output_repeats(&r, victim, &total, &others);
     fprintf(stderr, "partition kill -9: victim %s, %zu conclusions in the output "
@@ -389,7 +387,7 @@ START_TEST(drain_hands_partitions_back)
     stop_worker(&r, 1);
     ck_assert(sm_test_wait_for_text(r.w[1].log, "event=partition_handed_back", 1000));
     ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 25000),
-                  "A did not take B's partitions; A:\n%s", TAIL(r.w[0].log));
+                  "A did not take B's partitions; A:\n%s", SM_TEST_TAIL(r.w[0].log));
     char *txt = sm_test_slurp(r.w[0].log);
     int handed = 0;
     /* A took all 8 first (detail "never held"), then handed 4 to B: the
@@ -398,7 +396,7 @@ START_TEST(drain_hands_partitions_back)
         handed++;
     free(txt);
     ck_assert_msg(handed >= had, "A took %d of B's %d partitions as handed back; "
-                  "A:\n%s", handed, had, TAIL(r.w[0].log));
+                  "A:\n%s", handed, had, SM_TEST_TAIL(r.w[0].log));
     rig_down(&r);
 }
 END_TEST
@@ -412,17 +410,17 @@ START_TEST(lost_lease_stops_the_partition)
     rig_up(&r, "2s");
     start_worker(&r, 0);
     ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "A:\n%s",
-                  TAIL(r.w[0].log));
+                  SM_TEST_TAIL(r.w[0].log));
     uint64_t rev = 0;
     ck_assert_int_eq(kvStore_PutString(&rev, r.kv, "p3", "intruder 0"), NATS_OK);
     ck_assert_msg(sm_test_wait_for_text(r.w[0].log, "event=lease_lost partition=3",
-                                        15000), "A:\n%s", TAIL(r.w[0].log));
+                                        15000), "A:\n%s", SM_TEST_TAIL(r.w[0].log));
     ck_assert_msg(sm_test_wait_for_text(r.w[0].log, "event=partition_stopped "
                                         "partition=3 reason=lease_lost", 5000),
-                  "A:\n%s", TAIL(r.w[0].log));
+                  "A:\n%s", SM_TEST_TAIL(r.w[0].log));
     ck_assert_msg(sm_test_wait_for_text(r.w[0].log, "event=lease_taken partition=3 "
                                         "worker=A from=intruder", 20000),
-                  "A:\n%s", TAIL(r.w[0].log));
+                  "A:\n%s", SM_TEST_TAIL(r.w[0].log));
     ck_assert(wait_split(&r, "A", NPARTS, "B", 0, 10000));
     rig_down(&r);
 }
@@ -439,18 +437,18 @@ START_TEST(restart_resumes_from_the_store)
     rig_up(&r, "2s");
     start_worker(&r, 0);
     ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "A:\n%s",
-                  TAIL(r.w[0].log));
+                  SM_TEST_TAIL(r.w[0].log));
     const char *victim = "sw00";
     int64_t t0 = 1767225600000LL;
     beats(&r, t0, t0 + 10000, NULL, NULL);
     beats(&r, t0 + 11000, t0 + 20000, NULL, victim);
     ck_assert_msg(sm_test_wait_for_text(r.w[0].log, "event=failure swarm=sw00 "
                                         "type=agent_down transition=raised", 30000),
-                  "A:\n%s", TAIL(r.w[0].log));
+                  "A:\n%s", SM_TEST_TAIL(r.w[0].log));
     stop_worker(&r, 0);
     start_worker(&r, 0);
     ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "A:\n%s",
-                  TAIL(r.w[0].log));
+                  SM_TEST_TAIL(r.w[0].log));
     /* the victim's partition resumed after a cursor, not from 0 */
     char started[96];
     snprintf(started, sizeof started, "event=partition_started partition=%u ",
@@ -458,7 +456,7 @@ START_TEST(restart_resumes_from_the_store)
     char *txt = sm_test_slurp(r.w[0].log);
     const char *first = txt ? strstr(txt, started) : NULL;
     const char *second = first ? strstr(first + 1, started) : NULL;
-    ck_assert_msg(second && !line_has(second, "cursor=0 "), "A:\n%s", TAIL(r.w[0].log));
+    ck_assert_msg(second && !line_has(second, "cursor=0 "), "A:\n%s", SM_TEST_TAIL(r.w[0].log));
     free(txt);
     natsSubscription *sub = NULL;
     ck_assert_int_eq(natsConnection_SubscribeSync(&sub, r.nc, "medic.sw00.failure.>"),
@@ -471,14 +469,14 @@ START_TEST(restart_resumes_from_the_store)
         f = swarmmedic__v1__failure__unpack(NULL, (size_t)natsMsg_GetDataLength(m),
                                             (const uint8_t *)natsMsg_GetData(m));
     natsMsg_Destroy(m);
-    ck_assert_msg(f != NULL, "nothing on medic.sw00.failure.>; A:\n%s", TAIL(r.w[0].log));
+    ck_assert_msg(f != NULL, "nothing on medic.sw00.failure.>; A:\n%s", SM_TEST_TAIL(r.w[0].log));
     ck_assert_int_eq(f->transition, SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RESOLVED);
     ck_assert_str_eq(f->agent, "a2");
     swarmmedic__v1__failure__free_unpacked(f, NULL);
     natsSubscription_Destroy(sub);
     txt = sm_test_slurp(r.w[0].log);
     ck_assert_msg(txt && !strstr(txt, "published=no (replay)"), "A replayed:\n%s",
-                  TAIL(r.w[0].log));
+                  SM_TEST_TAIL(r.w[0].log));
     free(txt);
     size_t total = 0, others = 0;
     ck_assert_uint_eq(output_repeats(&r, victim, &total, &others), 0);

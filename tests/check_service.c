@@ -39,21 +39,6 @@ typedef struct rig {
     natsSubscription *out;      /* medic.s1.> outputs */
 } rig;
 
-static const char *log_tail(const char *path, char *buf, size_t cap)
-{
-    char *txt = sm_test_slurp(path);
-    if (!txt) {
-        snprintf(buf, cap, "(no log at %s)", path);
-        return buf;
-    }
-    size_t n = strlen(txt);
-    snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
-    free(txt);
-    return buf;
-}
-
-#define TAIL(path) log_tail((path), (char[2048]){0}, 2048)
-
 static void start_worker_with(rig *r, const char *extra)
 {
     char bin[512], url[128], store[400];
@@ -67,7 +52,7 @@ static void start_worker_with(rig *r, const char *extra)
     snprintf(r->log, sizeof r->log, "%s/worker-%d.log", r->dir, ++r->starts);
     r->worker = sm_test_spawn(argv, r->log, true);
     ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
-                  "worker did not subscribe; log:\n%s", TAIL(r->log));
+                  "worker did not subscribe; log:\n%s", SM_TEST_TAIL(r->log));
 }
 
 static void start_worker(rig *r)
@@ -79,7 +64,7 @@ static void stop_worker(rig *r)
 {
     kill(r->worker, SIGTERM);
     int rc = sm_test_wait(r->worker, 60000);
-    ck_assert_msg(rc == 0, "worker exited %d; log:\n%s", rc, TAIL(r->log));
+    ck_assert_msg(rc == 0, "worker exited %d; log:\n%s", rc, SM_TEST_TAIL(r->log));
     r->worker = 0;
 }
 
@@ -200,7 +185,7 @@ static natsMsg *ask(rig *r, const char *verb, const ProtobufCMessage *m)
     natsMsg *reply = NULL;
     natsStatus s = request(r, "s1", verb, buf, n, &reply, WAIT_MS);
     ck_assert_msg(s == NATS_OK, "%s: %s; log:\n%s", verb, natsStatus_GetText(s),
-                  TAIL(r->log));
+                  SM_TEST_TAIL(r->log));
     const char *err = NULL;
     if (natsMsgHeader_Get(reply, "Nats-Service-Error", &err) == NATS_OK)
         ck_abort_msg("%s answered an error: %s", verb, err);
