@@ -616,7 +616,7 @@ static int run_score(const sim_opts *o)
     }
     sm_score_print_table(&rep, sm_scenario_labels(sc), name, stdout);
     size_t missed = sm_score_floors_check(&floors, &rep, stdout);
-    sm_score_print_lines(&rep, name, stdout);
+    sm_score_print_lines(&rep, sm_scenario_labels(sc), name, stdout);
     rc = missed ? EXIT_BUS : 0;
 cleanup:
     fflush(stdout);
