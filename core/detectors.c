@@ -39,6 +39,10 @@ typedef struct agent_view {
                                    slow_min_agent_tasks of them, for a
                                    raised agent: clearing looks at what it
                                    does now */
+    double clear_evidence;      /* nats for tolerable over slow in the
+                                   latest slow_clear_tasks judged tasks
+                                   alone, for a raised agent */
+    uint32_t clear_n;           /* tasks behind it */
     bool ratio_known;
     bool ratio_over;            /* the duration rule fires */
     bool success_under;         /* the success rule fires */
@@ -103,6 +107,26 @@ void sm_detect_stats_maybe(sm_swarm *sw)
 
 /* ------------------------------------------------------- slow agents */
 
+static double slow_sigma(const sm_swarm *sw);
+
+/* One task's log-likelihood ratio, slow (slow_high) over tolerable
+ * (slow_ok), for lognormal durations of spread sg. Its log ratio is
+ * clipped at m1 + (m1 - m0) so that a single 30x outlier cannot make the
+ * case for slow alone; the evidence test adds these up (CUSUM) and clips
+ * the fast side at -(m1 + (m1 - m0)). Clearing adds up the
+ * opposite over an agent's latest tasks and clips the fast side at
+ * m0 - (m1 - m0) (`clearing`): one very fast task weighs no more for
+ * tolerable than the slowest one does for slow. */
+static double slow_task_llr(const sm_swarm *sw, double sg, double ratio,
+                            bool clearing)
+{
+    double m0 = sw->llr.slow_m0, m1 = sw->llr.slow_m1;
+    double hi = m1 + (m1 - m0), lo = clearing ? m0 - (m1 - m0) : -hi;
+    double x = log(ratio);
+    x = x > hi ? hi : x < lo ? lo : x;
+    return (m1 - m0) / (sg * sg) * (x - (m0 + m1) / 2);
+}
+
 /* What the slow-agent rule sees of agent a: over its finished tasks in the
  * slow horizon (newest first, SM_AGENT_TASKS at most), the success rate,
  * and the median ratio of duration to the task type's baseline over its
@@ -116,6 +140,10 @@ static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
     double r[SM_AGENT_TASKS];
     size_t nr = 0;
 
+    /* a raised agent's latest slow_clear_tasks are read too (clearing) */
+    size_t want = c->slow_recent_tasks;
+    if (a->s.raised && c->slow_clear_tasks > want)
+        want = c->slow_clear_tasks;
     memset(v, 0, sizeof *v);
     for (uint32_t i = 0; i < h->count; i++) {
         const sm_sample *x = sm_samples_at(h, a->s.tasks, h->count - 1 - i);
@@ -125,19 +153,29 @@ static void agent_measure(const sm_swarm *sw, const sm_agent *a, agent_view *v)
         if (!(x->flags & TASK_OK))
             continue;
         v->completed++;
-        if ((x->flags & TASK_RATIO) && nr < c->slow_recent_tasks)
+        if ((x->flags & TASK_RATIO) && nr < want)
             r[nr++] = (double)x->value / 1000.0;
     }
-    v->judged = (uint32_t)nr;
-    v->success = v->finished > 0 ? (double)v->completed / v->finished : 1.0;
-    v->ratio_known = nr > 0;
-    if (a->s.raised) {          /* only clearing looks at it */
+    if (a->s.raised) {          /* only clearing looks at these */
         size_t nrecent = nr < c->slow_min_agent_tasks ? nr
                                                       : c->slow_min_agent_tasks;
         double recent[SM_AGENT_TASKS];
         memcpy(recent, r, nrecent * sizeof *recent);
         v->ratio_recent = sm_stats_median(recent, nrecent);
+        /* fresh evidence: the latest tasks alone, none of the fault's
+         * history that the CUSUM and the longer median still carry */
+        v->clear_n = (uint32_t)(nr < c->slow_clear_tasks ? nr
+                                                         : c->slow_clear_tasks);
+        double sg = slow_sigma(sw);
+        for (uint32_t i = 0; i < v->clear_n; i++)
+            v->clear_evidence -= r[i] > 0 ? slow_task_llr(sw, sg, r[i], true)
+                                          : 0.0;
     }
+    if (nr > c->slow_recent_tasks)
+        nr = c->slow_recent_tasks;
+    v->judged = (uint32_t)nr;
+    v->success = v->finished > 0 ? (double)v->completed / v->finished : 1.0;
+    v->ratio_known = nr > 0;
     v->ratio = sm_stats_median(r, nr);
     double swarm = st->median / 1000.0, mad = st->mad / 1000.0;
 
@@ -261,10 +299,14 @@ void sm_detect_agent(sm_swarm *sw, uint32_t k, sm_decisions *out)
     /* too few swarm samples to judge against: hold the episode as is */
     if (sw->st.median_n < c->slow_min_swarm_tasks)
         return;
-    /* clear: the evidence is spent and the agent's latest tasks run
-     * at a tolerable ratio, or its longer median is back under the clear
-     * line */
-    bool ratio_ok = !v.ratio_known ||
+    /* clear: the agent's latest slow_clear_tasks tasks alone favour
+     * tolerable over slow by slow_clear_evidence (fresh evidence); or the
+     * evidence is spent and the agent's latest tasks run at a tolerable
+     * ratio, or its longer median is back under the clear line */
+    bool fresh_ok = c->slow_clear_evidence > 0 &&
+                    v.clear_n >= c->slow_clear_tasks &&
+                    v.clear_evidence >= c->slow_clear_evidence;
+    bool ratio_ok = !v.ratio_known || fresh_ok ||
                     (a->s.slow_llr < c->slow_evidence / 2 &&
                      (v.ratio < c->slow_clear ||
                       (a->s.slow_llr == 0.0 &&
@@ -583,14 +625,9 @@ void sm_detect_task_outcome(sm_swarm *sw, uint32_t k, bool ok, double ratio)
     const sm_detect_config *c = &sw->cfg;
     sm_agent_state *s = &sw->ag.v[k].s;
     if (ok && ratio > 0 && (s->slow_llr > 0.0 || ratio > sw->llr.slow_mid)) {
-        /* slow (slow_high) vs tolerable (slow_ok), lognormal durations of
-         * spread sigma; one task's log ratio is clipped so a single 30x
-         * outlier cannot make the case alone */
-        double m0 = sw->llr.slow_m0, m1 = sw->llr.slow_m1;
-        double sg = slow_sigma(sw), lim = m1 + (m1 - m0);
-        double x = log(ratio);
-        x = x > lim ? lim : x < -lim ? -lim : x;
-        double y = s->slow_llr + (m1 - m0) / (sg * sg) * (x - (m0 + m1) / 2);
+        /* slow (slow_high) vs tolerable (slow_ok), task by task */
+        double y = s->slow_llr + slow_task_llr(sw, slow_sigma(sw), ratio,
+                                               false);
         double top = c->slow_evidence * 1.5;
         s->slow_llr = y < 0.0 ? 0.0 : y > top ? top : y;
     }

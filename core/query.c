@@ -243,6 +243,32 @@ size_t sm_query_idle_dynamic(const sm_swarm *sw, char (*ids)[SM_ID_MAX],
     return n;
 }
 
+void sm_query_work_of(const sm_swarm *sw, int64_t since_ms, sm_query_work *out)
+{
+    memset(out, 0, sizeof *out);
+    uint32_t inflight = 0, most = 0;
+    int64_t now = sw->st.now_ms;
+    for (uint32_t k = 0; k < sw->ag.n; k++) {
+        const sm_agent_state *s = &sw->ag.v[k].s;
+        uint32_t n = sm_samples_count(&s->tasks_hdr, s->tasks, since_ms,
+                                      TASK_DONE, TASK_DONE);
+        int64_t oldest = n > 0 ? sm_samples_at(&s->tasks_hdr, s->tasks, 0)->ts_ms
+                               : since_ms;
+        if (n > 0 && n == s->tasks_hdr.cap && oldest > since_ms && now > oldest)
+            out->done += (double)n * (double)(now - since_ms) /
+                         (double)(now - oldest);
+        else
+            out->done += n;
+        if (!eligible(s) || s->hb_last_ms == 0)
+            continue;
+        inflight += s->inflight;
+        if (s->inflight > most)
+            most = s->inflight;
+    }
+    out->concurrency = most > 0 ? most : 1;
+    out->busy = (double)inflight / out->concurrency;
+}
+
 bool sm_query_tokens_short(const sm_swarm *sw)
 {
     return sw->st.fail[F_TOKEN].raised || sw->st.pred[F_TOKEN].raised ||

@@ -112,6 +112,24 @@ sm_status sm_query_plan(const sm_swarm *sw, const sm_plan_task *tasks,
 size_t sm_query_idle_dynamic(const sm_swarm *sw, char (*ids)[SM_ID_MAX],
                              size_t cap);
 
+/* The work a swarm's agents did and hold, for sizing by drain time. */
+typedef struct sm_query_work {
+    double done;            /* tasks finished (any outcome) with event time
+                               >= since_ms; an agent whose ring of
+                               SM_AGENT_TASKS filled within the span counts
+                               at the rate its ring shows */
+    double busy;            /* agents' worth of tasks in flight at the
+                               last heartbeats of the agents not gone
+                               (unregistered, down or stuck): their
+                               sum over the most any one reported (the
+                               agents' concurrency, at least 1) */
+    uint32_t concurrency;   /* that most (1 when none is in flight) */
+} sm_query_work;
+
+/* Fills *out (never NULL) from the agents' task rings and heartbeats. O(agents
+ * x SM_AGENT_TASKS). */
+void sm_query_work_of(const sm_swarm *sw, int64_t since_ms, sm_query_work *out);
+
 /* Whether token exhaustion is raised or forecast (the scaling gate). */
 bool sm_query_tokens_short(const sm_swarm *sw);
 

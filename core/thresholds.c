@@ -25,6 +25,8 @@ void sm_detect_config_default(sm_detect_config *cfg)
     cfg->slow_mad_k = 0.0;
     cfg->slow_ok = 1.6;
     cfg->slow_evidence = 3.0;
+    cfg->slow_clear_evidence = 3.0;
+    cfg->slow_clear_tasks = 4;
     cfg->success_raise = 0.55;
     cfg->success_evidence = 5.0;
     cfg->success_clear = 0.80;
@@ -113,6 +115,10 @@ static const char *config_problem(const sm_detect_config *c)
         return "slow_ok must be at least 1 and below slow_high";
     if (!(c->slow_evidence > 0.0 && c->slow_evidence <= 100.0))
         return "slow_evidence must be in (0, 100]";
+    if (!(c->slow_clear_evidence >= 0.0 && c->slow_clear_evidence <= 100.0))
+        return "slow_clear_evidence must be in [0, 100]";
+    if (c->slow_clear_tasks < 2 || c->slow_clear_tasks > SM_AGENT_TASKS)
+        return "slow_clear_tasks must be between 2 and 16";
     if (!(c->slow_mad_k >= 0.0))
         return "slow_mad_k must not be negative";
     if (!(c->success_raise > 0.0))

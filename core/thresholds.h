@@ -31,9 +31,21 @@
  *                     0.2*(r-raise)/(high-raise) (MEDIUM); > high -> 0.6 +
  *                     0.2*min(1,(r-high)/high) (HIGH). By success: 0.4 +
  *                     0.2*(success_raise - s)/success_raise (MEDIUM). The
- *                     larger applies. Clear: ratio < slow_clear (1.5) and
- *                     success >= success_clear (0.80), or the agent has no
- *                     finished task left in the window.
+ *                     larger applies. Clear (held slow_clear_hold_ms): the
+ *                     failure evidence under half its line, and for the
+ *                     durations either fresh evidence -- the agent's latest
+ *                     slow_clear_tasks (4) judged tasks alone favour
+ *                     tolerable (slow_ok) over slow (slow_high) by
+ *                     slow_clear_evidence (3 nats), each task's log ratio
+ *                     clipped at slow_ok^2/slow_high on the fast side --
+ *                     or the slowness CUSUM under half of slow_evidence
+ *                     with the median ratio of the latest slow_recent_tasks
+ *                     under slow_clear (1.5) (or the CUSUM at 0 and the
+ *                     median of the latest slow_min_agent_tasks under
+ *                     slow_ok); or the agent has no finished task left in
+ *                     the horizon ("no_data"). The fresh rule does not
+ *                     wait for the fault's tasks to leave the longer
+ *                     median, nor for the CUSUM to walk down from its cap.
  *   queue backlog     pending = sum of pending over priorities, latest
  *                     sample with pending figures. Raise: pending >
  *                     queue_raise (50), debounced; clear: pending <
@@ -141,6 +153,13 @@ typedef struct sm_detect_config {
     double slow_evidence;       /* 3.0: log-likelihood ratio (nats) for
                                    "slow" over "tolerable" to raise;
                                    the episode clears below half of it */
+    double slow_clear_evidence; /* 3.0: log-likelihood ratio (nats) for
+                                   "tolerable" over "slow" in the agent's
+                                   latest slow_clear_tasks tasks alone
+                                   (fresh evidence) that clears a raised
+                                   agent; 0: off (only the rule on the
+                                   spent CUSUM and the longer median) */
+    uint32_t slow_clear_tasks;  /* 4: those latest completed tasks */
     double success_raise;       /* 0.55: the success rate of a failing
                                    agent (the reference's 0.70 sits too
                                    close to a healthy-but-unlucky 0.80 to

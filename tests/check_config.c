@@ -289,6 +289,40 @@ START_TEST(subjects_are_checked)
 }
 END_TEST
 
+/* partitions need JetStream, a lease_ttl the renewal (every third) can
+ * keep, and a worker_id usable in consumer and key names. */
+START_TEST(partition_settings_are_checked)
+{
+    sm_config c;
+    char err[256];
+    sm_config_init(&c);
+    ck_assert_int_eq(c.partitions, 0);
+    ck_assert_int_eq(c.lease_ttl_ms, 10000);
+    ck_assert_int_eq(sm_config_set(&c, "partitions", "8", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "input=jetstream"), "%s", err);
+    ck_assert_int_eq(sm_config_set(&c, "input", "jetstream", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_set(&c, "lease_ttl", "100ms", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "lease_ttl"), "%s", err);
+    ck_assert_int_eq(sm_config_set(&c, "lease_ttl", "2s", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_set(&c, "worker_id", "pod.1", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "worker_id"), "%s", err);
+    ck_assert_int_eq(sm_config_set(&c, "worker_id", "swarm-medic-0", "t", err, sizeof err),
+                     SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_set(&c, "partitions", "65", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_int_eq(sm_config_set(&c, "partitions", "8", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_set(&c, "js_replicas", "0", "t", err, sizeof err), SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "js_replicas"), "%s", err);
+    sm_config_free(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -304,6 +338,7 @@ int main(void)
     tcase_add_test(tc, missing_credential_files_are_refused);
     tcase_add_test(tc, long_strings_and_wrong_json_types_are_refused);
     tcase_add_test(tc, subjects_are_checked);
+    tcase_add_test(tc, partition_settings_are_checked);
     suite_add_tcase(s, tc);
     return sm_run_suite(s);
 }

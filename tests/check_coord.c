@@ -890,9 +890,11 @@ static natsMsg *next_on(natsSubscription *sub, int timeout_ms)
     return natsSubscription_NextMsg(&m, sub, timeout_ms) == NATS_OK ? m : NULL;
 }
 
-/* swarm-sim plays a scenario with --coordinator: a HealingCommand published
- * on medic.s0.heal.agent_restart is carried out (a2 unregisters and
- * registers again) and answered on swarm.s0.outcome.<id>. */
+/* swarm-sim plays a scenario with --coordinator under a worker's
+ * output_prefix of its own (ops.medic): a HealingCommand published on
+ * ops.medic.s0.heal.agent_restart is carried out (a2 unregisters and
+ * registers again) and answered on swarm.s0.outcome.<id>; one on the
+ * default prefix is not its to take. */
 START_TEST(coordinator_on_the_bus)
 {
     char dir[256], path[512], log[512], sim[512];
@@ -921,7 +923,8 @@ START_TEST(coordinator_on_the_bus)
     ck_assert_int_eq(natsConnection_FlushTimeout(nc, 2000), NATS_OK);
     sm_test_bin(sim, sizeof sim, "swarm-sim");
     const char *argv[] = {sim, "--scenario", path, "--url", srv.url,
-                          "--coordinator", "--pace", "10", "--quiet", NULL};
+                          "--coordinator", "--output-prefix", "ops.medic",
+                          "--pace", "10", "--quiet", NULL};
     pid_t pid = sm_test_spawn(argv, log, false);
     /* A message it published after subscribing: it listens now. */
     natsMsg *first = next_on(any, 10000);
@@ -937,9 +940,16 @@ START_TEST(coordinator_on_the_bus)
     c.agent = "a2";
     c.autonomy = SWARMMEDIC__V1__AUTONOMY__AUTONOMY_ACT;
     uint8_t buf[256];
+    /* first one on the default prefix (not listened to: its outcome would
+     * come first), then the one on its own */
+    d.decision_id = "00000000000000a1";
     size_t n = swarmmedic__v1__healing_command__pack(&c, buf);
+    ck_assert_int_eq(natsConnection_Publish(nc, "medic.s0.heal.agent_restart",
+                                            buf, (int)n), NATS_OK);
+    d.decision_id = "00000000000000b5";
+    n = swarmmedic__v1__healing_command__pack(&c, buf);
     natsMsg *cmd = NULL;
-    ck_assert_int_eq(natsMsg_Create(&cmd, "medic.s0.heal.agent_restart", NULL,
+    ck_assert_int_eq(natsMsg_Create(&cmd, "ops.medic.s0.heal.agent_restart", NULL,
                                     (const char *)buf, (int)n), NATS_OK);
     natsMsgHeader_Set(cmd, "Nats-Msg-Id", d.decision_id);
     ck_assert_int_eq(natsConnection_PublishMsg(nc, cmd), NATS_OK);

@@ -1148,6 +1148,64 @@ START_TEST(slow_resolved_cleared_when_fast_again)
 }
 END_TEST
 
+/* A raised agent clears on fresh evidence: its latest slow_clear_tasks (4)
+ * tasks alone favour tolerable over slow by slow_clear_evidence, although
+ * its longer median (6 tasks, two of them from the slowdown) is still over
+ * the clear line and its CUSUM is not at 0 (the last task ran 2.4x): the
+ * rule before it held such an agent as long as the fault's tasks stayed
+ * among its latest six. A single fast task cannot do it alone. */
+/* A slow agent (4x) raised, then three tasks of first_ms and one of
+ * last_ms, then 6 s of heartbeats: how many RESOLVED ("cleared"). */
+static int fresh_clear_run(const sm_detect_config *cfg, uint32_t first_ms,
+                           uint32_t last_ms)
+{
+    sm_swarm *sw = mk_cfg("swarm-a", cfg);
+    rec *r = rec_new();
+    int64_t ts = T0;
+    slow_scenario(sw, r, &ts, "slow", 8, 4000);
+    ck_assert_uint_eq(count(r, SM_BN_SLOW_AGENT, SM_TR_RAISED), 1);
+    normal_load(sw, r, &ts, 1, 1000);
+    tasks_of(sw, r, &ts, "slow", 3, SM_TASK_COMPLETED, first_ms);
+    tasks_of(sw, r, &ts, "slow", 1, SM_TASK_COMPLETED, last_ms);
+    for (int i = 1; i <= 6; i++)
+        beat(sw, r, ts + i * 1000, "n1");
+    int resolved = (int)count(r, SM_BN_SLOW_AGENT, SM_TR_RESOLVED);
+    if (resolved > 0)
+        ck_assert_str_eq(last_of(r, SM_BN_SLOW_AGENT)->bn.reason, "cleared");
+    sm_swarm_destroy(sw);
+    rec_free(r);
+    return resolved;
+}
+
+START_TEST(slow_clears_on_fresh_evidence)
+{
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    ck_assert_int_eq(fresh_clear_run(&cfg, 1000, 2400), 1);
+    cfg.slow_clear_evidence = 0;        /* the rule before: held */
+    ck_assert_int_eq(fresh_clear_run(&cfg, 1000, 2400), 0);
+    /* the line matters: at the floor spread (0.25) those four tasks give
+     * about 23 nats for tolerable */
+    sm_detect_config_default(&cfg);
+    cfg.slow_clear_evidence = 30;
+    ck_assert_int_eq(fresh_clear_run(&cfg, 1000, 2400), 0);
+    cfg.slow_clear_evidence = 20;
+    ck_assert_int_eq(fresh_clear_run(&cfg, 1000, 2400), 1);
+}
+END_TEST
+
+START_TEST(slow_one_fast_task_does_not_clear)
+{
+    /* three more tasks at 4x and one at 0.2x: the latest four do not
+     * favour tolerable (the fast one is clipped at 0.85x); four at 0.85x
+     * do */
+    sm_detect_config cfg;
+    sm_detect_config_default(&cfg);
+    ck_assert_int_eq(fresh_clear_run(&cfg, 4000, 200), 0);
+    ck_assert_int_eq(fresh_clear_run(&cfg, 850, 850), 1);
+}
+END_TEST
+
 START_TEST(slow_unregister_resolves_and_restarts_clean)
 {
     sm_swarm *sw = mk();
@@ -2063,7 +2121,8 @@ START_TEST(config_rejects_bad_orderings)
         {"success_raise"}, {"queue_clear"}, {"queue_raise"},
         {"consensus_clear"}, {"consensus_raise"}, {"consensus_min_rounds"},
         {"slow_min_agent_tasks"}, {"token_clear"}, {"quota_clear"},
-        {"window_ms"},
+        {"window_ms"}, {"slow_clear_tasks"}, {"slow_clear_tasks"},
+        {"slow_clear_evidence"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         sm_detect_config c;
@@ -2086,6 +2145,9 @@ START_TEST(config_rejects_bad_orderings)
         case 14: c.token_clear = 0.0 / 0.0; break;      /* NaN */
         case 15: c.quota_clear = 1.5; break;
         case 16: c.window_ms = INT64_MAX - 7; c.tick_ms = 1; break;
+        case 17: c.slow_clear_tasks = 1; break;         /* one task */
+        case 18: c.slow_clear_tasks = SM_AGENT_TASKS + 1; break;
+        case 19: c.slow_clear_evidence = -1; break;
         }
         const char *why = NULL;
         ck_assert_int_eq(sm_detect_config_validate(&c, &why), SM_ERR_CONFIG);
@@ -2305,6 +2367,8 @@ static Suite *detect_suite(void)
     tcase_add_test(tc, slow_resolved_when_quiet_by_advance);
     tcase_add_test(tc, slow_resolved_when_quiet_by_other_events);
     tcase_add_test(tc, slow_resolved_cleared_when_fast_again);
+    tcase_add_test(tc, slow_clears_on_fresh_evidence);
+    tcase_add_test(tc, slow_one_fast_task_does_not_clear);
     tcase_add_test(tc, slow_hold_stops_resolve_reraise_churn);
     tcase_add_test(tc, severity_does_not_flap_at_a_band_edge);
     tcase_add_test(tc, slow_unregister_resolves_and_restarts_clean);

@@ -29,22 +29,6 @@ typedef struct rig {
     natsSubscription *out;      /* medic.> */
 } rig;
 
-/* The last part of a log, small enough for a Check message. */
-static const char *log_tail(const char *path, char *buf, size_t cap)
-{
-    char *txt = sm_test_slurp(path);
-    if (!txt) {
-        snprintf(buf, cap, "(no log at %s)", path);
-        return buf;
-    }
-    size_t n = strlen(txt);
-    snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
-    free(txt);
-    return buf;
-}
-
-#define TAIL(path) log_tail((path), (char[2048]){0}, 2048)
-
 static void start_worker(rig *r, const char *const *extra)
 {
     char bin[512], url[128], store[400];
@@ -60,7 +44,7 @@ static void start_worker(rig *r, const char *const *extra)
     snprintf(r->log, sizeof r->log, "%s/worker-%d.log", r->dir, ++r->starts);
     r->worker = sm_test_spawn(argv, r->log, true);
     ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
-                  "worker did not subscribe; log:\n%s", TAIL(r->log));
+                  "worker did not subscribe; log:\n%s", SM_TEST_TAIL(r->log));
 }
 
 static void connect_listener_as(rig *r, const char *userinfo)
@@ -114,7 +98,7 @@ static void rig_down_rc(rig *r, int want_rc)
     sm_test_server_stop(&r->srv);
     /* under valgrind, errors or leaks exit 99 */
     ck_assert_msg(rc == want_rc, "worker exited %d on SIGTERM, want %d; log:\n%s",
-                  rc, want_rc, TAIL(r->log));
+                  rc, want_rc, SM_TEST_TAIL(r->log));
     sm_test_rmtree(r->srv.dir);
     sm_test_rmtree(r->dir);
 }
@@ -244,7 +228,7 @@ START_TEST(fault_raises_then_resolves)
     seen s[MAX_SEEN];
     size_t n = collect(&r, s, 0, 60000, resolved_of, fc->type);
     ck_assert_msg(n > 0, "%s: no Bottleneck message at all; worker log:\n%s",
-                  fc->kind, TAIL(r.log));
+                  fc->kind, SM_TEST_TAIL(r.log));
 
     char want_subj[128];
     snprintf(want_subj, sizeof want_subj, "medic.s0.bottleneck.%s", fc->type_name);
@@ -317,7 +301,7 @@ START_TEST(malformed_input_dead_lettered_and_worker_keeps_serving)
     for (int i = 0; i < 3; i++) {
         natsMsg *m = NULL;
         ck_assert_msg(natsSubscription_NextMsg(&m, dl, 10000) == NATS_OK,
-                      "dead letter %d missing; log:\n%s", i, TAIL(r.log));
+                      "dead letter %d missing; log:\n%s", i, SM_TEST_TAIL(r.log));
         const char *reason = NULL, *orig = NULL;
         ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Reason", &reason), NATS_OK);
         ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Subject", &orig), NATS_OK);
@@ -380,7 +364,7 @@ START_TEST(sigkill_restart_keeps_windows)
     /* wait for the commit that holds all 35 events, then kill -9 */
     ck_assert_msg(sm_test_wait_for_text(r.log, "status=\"ok\" swarms=1", 30000) &&
                   sm_test_wait_for_text(r.log, "events_total=35 ", 30000),
-                  "no commit of the 35 events logged:\n%s", TAIL(r.log));
+                  "no commit of the 35 events logged:\n%s", SM_TEST_TAIL(r.log));
     kill(r.worker, SIGKILL);
     ck_assert_int_eq(sm_test_wait(r.worker, 10000), 128 + SIGKILL);
     seen s[MAX_SEEN];
@@ -389,14 +373,14 @@ START_TEST(sigkill_restart_keeps_windows)
 
     start_worker(&r, NULL);
     ck_assert_msg(sm_test_wait_for_text(r.log, "agents=9", 1000),
-                  "restart did not load 9 agents:\n%s", TAIL(r.log));
+                  "restart did not load 9 agents:\n%s", SM_TEST_TAIL(r.log));
     for (int k = 0; k < 2; k++)
         publish_task(r.nc, "slow", ts += 100, 5000);
     natsConnection_FlushTimeout(r.nc, 2000);
     n = collect(&r, s, 0, 60000, raised_of, 3);
     ck_assert_msg(raised_of(s, n, 3),
                   "5 slow tasks across a SIGKILL did not raise slow_agent; log:\n%s",
-                  TAIL(r.log));
+                  SM_TEST_TAIL(r.log));
     for (size_t i = 0; i < n; i++)
         if (s[i].b->type == 3) {
             ck_assert_uint_eq(s[i].b->n_affected, 1);
@@ -510,15 +494,18 @@ static int cmp_id(const void *a, const void *b)
  * may lose the conclusions of the one commit it interrupts (decided and
  * committed, never published: the design's at-most-once output on core
  * NATS), so a gap is tolerated only across a kill: between two
- * conclusions of the episode taken in different epochs; *gaps counts
- * those. Returns the first breach as text, or NULL. */
+ * conclusions of the episode taken in different epochs, or before the
+ * first one taken after a kill; *gaps counts those. Returns the first breach as text, or NULL. */
 static const char *episodes_broken(const idlist *l, char *why, size_t cap,
                                    size_t *gaps)
 {
     *gaps = 0;
     for (size_t i = 0; i < l->n; i++) {
         int64_t open = 0;       /* raised_at of the open episode, 0: none */
-        int epoch = l->id[i].epoch;
+        /* an episode first seen after a kill may have had its raise
+         * committed and lost with the worker before it was sent (README,
+         * Storage): a gap, like one between two of its steps */
+        int epoch = l->id[i].epoch > 0 ? -1 : 0;
         bool first = true;
         for (size_t j = 0; j < i && first; j++)
             first = strcmp(l->id[j].episode, l->id[i].episode) != 0;
@@ -610,7 +597,7 @@ static void run_with_kills(const sm_test_recs *R, int kills, uint64_t seed, bool
     snprintf(want, sizeof want, "applied=%zu detail", expect);
     ck_assert_msg(sm_test_wait_for_text(r.log, want, 60000),
                   "the worker never committed all %zu inputs:\n%s", expect,
-                  TAIL(r.log));
+                  SM_TEST_TAIL(r.log));
     take_ids(&r, ids, 1500, kills);
     rig_down(&r);
 }
@@ -755,7 +742,7 @@ START_TEST(dead_agent_in_silent_swarm_is_down_and_resolves_on_restart)
     }
     natsConnection_FlushTimeout(r.nc, 2000);
     Swarmmedic__V1__Failure *f = next_failure(&r, 30000);
-    ck_assert_msg(f != NULL, "no Failure published; log:\n%s", TAIL(r.log));
+    ck_assert_msg(f != NULL, "no Failure published; log:\n%s", SM_TEST_TAIL(r.log));
     ck_assert_int_eq(f->type, SWARMMEDIC__V1__FAILURE_TYPE__FAILURE_TYPE_AGENT_DOWN);
     ck_assert_int_eq(f->transition, SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RAISED);
     ck_assert_str_eq(f->decision->swarm, "q");
@@ -777,7 +764,7 @@ START_TEST(dead_agent_in_silent_swarm_is_down_and_resolves_on_restart)
     natsConnection_FlushTimeout(r.nc, 2000);
     f = next_failure(&r, 30000);
     ck_assert_msg(f != NULL, "restart did not resolve agent_down; log:\n%s",
-                  TAIL(r.log));
+                  SM_TEST_TAIL(r.log));
     ck_assert_int_eq(f->transition, SWARMMEDIC__V1__FAILURE__TRANSITION__TRANSITION_RESOLVED);
     ck_assert_str_eq(f->agent, "a1");
     ck_assert_int_eq(f->raised_at_ms, raised);
@@ -800,10 +787,10 @@ START_TEST(server_restart_worker_reconnects)
     r.nc = NULL;
     sm_test_server_stop(&r.srv);
     ck_assert_msg(sm_test_wait_for_text(r.log, "event=bus_disconnected", 10000),
-                  "worker did not report the lost connection:\n%s", TAIL(r.log));
+                  "worker did not report the lost connection:\n%s", SM_TEST_TAIL(r.log));
     sm_test_server_start(&r.srv, port, NULL);
     ck_assert_msg(sm_test_wait_for_text(r.log, "event=bus_reconnected", 20000),
-                  "worker did not reconnect:\n%s", TAIL(r.log));
+                  "worker did not reconnect:\n%s", SM_TEST_TAIL(r.log));
     connect_listener(&r);
     sm_proc_sleep_ms(200);              /* the worker re-subscribes on reconnect */
     const char *args[] = {"--seed", "5", "--swarms", "1", "--agents", "12", "--rate",
@@ -812,7 +799,7 @@ START_TEST(server_restart_worker_reconnects)
     seen s[MAX_SEEN];
     size_t n = collect(&r, s, 0, 60000, raised_of, 4);
     ck_assert_msg(raised_of(s, n, 4), "no queue_backlog after reconnect; log:\n%s",
-                  TAIL(r.log));
+                  SM_TEST_TAIL(r.log));
     free_seen(s, n);
     rig_down(&r);
 }
@@ -853,7 +840,7 @@ START_TEST(sigterm_drains_and_exits_zero)
     kill(r.worker, SIGTERM);
     int rc = sm_test_wait(r.worker, 20000);
     r.worker = 0;
-    ck_assert_msg(rc == 0, "exit %d; log:\n%s", rc, TAIL(r.log));
+    ck_assert_msg(rc == 0, "exit %d; log:\n%s", rc, SM_TEST_TAIL(r.log));
     ck_assert(sm_test_wait_for_text(r.log, "event=stopped events=1 ", 1000));
     rig_down(&r);
 }
@@ -890,15 +877,15 @@ START_TEST(sigterm_drains_and_commits_every_event)
     kill(r.worker, SIGCONT);
     int rc = sm_test_wait(r.worker, 30000);
     r.worker = 0;
-    ck_assert_msg(rc == 0, "exit %d; log:\n%s", rc, TAIL(r.log));
+    ck_assert_msg(rc == 0, "exit %d; log:\n%s", rc, SM_TEST_TAIL(r.log));
     char want[64];
     snprintf(want, sizeof want, "event=stopped events=%d ", N);
     ck_assert_msg(sm_test_wait_for_text(r.log, want, 1000),
-                  "not every event handled before stopping:\n%s", TAIL(r.log));
+                  "not every event handled before stopping:\n%s", SM_TEST_TAIL(r.log));
     start_worker(&r, NULL);
     snprintf(want, sizeof want, "swarms=1 agents=%d ", N);
     ck_assert_msg(sm_test_wait_for_text(r.log, want, 1000),
-                  "restart did not load all %d agents:\n%s", N, TAIL(r.log));
+                  "restart did not load all %d agents:\n%s", N, SM_TEST_TAIL(r.log));
     rig_down(&r);
 }
 END_TEST
@@ -939,9 +926,9 @@ START_TEST(unreadable_store_exits_one_with_the_reason)
     snprintf(log, sizeof log, "%s/out.log", dir);
     const char *argv[] = {bin, store, "--nats-url=nats://127.0.0.1:1", NULL};
     int rc = sm_test_wait(sm_test_spawn(argv, log, true), 20000);
-    ck_assert_msg(rc == 1, "exit %d:\n%s", rc, TAIL(log));
+    ck_assert_msg(rc == 1, "exit %d:\n%s", rc, SM_TEST_TAIL(log));
     ck_assert_msg(sm_test_wait_for_text(log, "event=store_open_failed", 100) &&
-                  sm_test_wait_for_text(log, "is 0 bytes", 100), "%s", TAIL(log));
+                  sm_test_wait_for_text(log, "is 0 bytes", 100), "%s", SM_TEST_TAIL(log));
     ck_assert(!sm_test_wait_for_text(log, "event=subscribed", 100));
     sm_test_rmtree(dir);
 }
@@ -968,7 +955,7 @@ START_TEST(replay_to_bus_publishes_every_record_in_order)
     snprintf(log, sizeof log, "%s/replay.log", dir);
     const char *argv[] = {bin, "replay", path, "--to-bus", "--speed", "fast", url, NULL};
     int rc = sm_test_wait(sm_test_spawn(argv, log, true), 120000);
-    ck_assert_msg(rc == 0, "replay --to-bus exited %d: %s", rc, TAIL(log));
+    ck_assert_msg(rc == 0, "replay --to-bus exited %d: %s", rc, SM_TEST_TAIL(log));
 
     sm_recr *r = NULL;
     char err[256];
@@ -1036,7 +1023,7 @@ static void replay_gap_then_stop(int64_t r0, int64_t r1)
     pid_t p = sm_test_spawn(argv, log, true);
     natsMsg *m = NULL;
     ck_assert_msg(natsSubscription_NextMsg(&m, sub, 20000) == NATS_OK,
-                  "first record never arrived: %s", TAIL(log));
+                  "first record never arrived: %s", SM_TEST_TAIL(log));
     ck_assert_mem_eq(natsMsg_GetData(m), "one", 3);
     natsMsg_Destroy(m);
     m = NULL;
@@ -1048,7 +1035,7 @@ static void replay_gap_then_stop(int64_t r0, int64_t r1)
         kill(p, SIGKILL);
     ck_assert_msg(early == NATS_TIMEOUT, "the second record came at once");
     ck_assert_msg(rc == 0, "replay exited %d after SIGTERM (-1: still "
-                  "sleeping): %s", rc, TAIL(log));
+                  "sleeping): %s", rc, SM_TEST_TAIL(log));
     natsSubscription_Destroy(sub);
     natsConnection_Destroy(nc);
     sm_test_server_stop(&srv);
@@ -1095,7 +1082,7 @@ START_TEST(worker_authenticates)
     ck_assert_int_eq(natsConnection_Publish(r.nc, "swarm.s0.bogus.a1", "x", 1), NATS_OK);
     natsMsg *m = NULL;
     ck_assert_msg(natsSubscription_NextMsg(&m, dl, 20000) == NATS_OK,
-                  "no answer from the authenticated worker; log:\n%s", TAIL(r.log));
+                  "no answer from the authenticated worker; log:\n%s", SM_TEST_TAIL(r.log));
     natsMsg_Destroy(m);
     natsSubscription_Destroy(dl);
     rig_down(&r);
@@ -1127,11 +1114,11 @@ START_TEST(refused_worker_says_why_retries_and_stops)
     snprintf(log, sizeof log, "%s/worker.log", dir);
     pid_t w = spawn_worker_raw(srv.url, store, log, "--nats-token=wrong");
     ck_assert_msg(sm_test_wait_for_text(log, "event=bus_connect_failed attempt=2 ", 30000),
-                  "no retried connect failure logged:\n%s", TAIL(log));
-    ck_assert_msg(sm_test_wait_for_text(log, "Authorization", 100), "%s", TAIL(log));
+                  "no retried connect failure logged:\n%s", SM_TEST_TAIL(log));
+    ck_assert_msg(sm_test_wait_for_text(log, "Authorization", 100), "%s", SM_TEST_TAIL(log));
     kill(w, SIGTERM);
     int rc = sm_test_wait(w, 30000);
-    ck_assert_msg(rc == 1, "refused worker exited %d on SIGTERM:\n%s", rc, TAIL(log));
+    ck_assert_msg(rc == 1, "refused worker exited %d on SIGTERM:\n%s", rc, SM_TEST_TAIL(log));
     ck_assert(sm_test_wait_for_text(log, "stopped before ever connecting", 100));
     sm_test_server_stop(&srv);
     sm_test_rmtree(srv.dir);
@@ -1157,7 +1144,7 @@ START_TEST(closed_connection_exits_nonzero)
     sm_test_server_start(&srv, 0, sargs);
     snprintf(url, sizeof url, "nats://medic:one@127.0.0.1:%d", srv.port);
     pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
-    ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000), "%s", TAIL(log));
+    ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000), "%s", SM_TEST_TAIL(log));
     /* revoke the worker's password and reload: the server drops it and
      * refuses its reconnects, cnats closes the connection for good */
     f = fopen(conf, "w");
@@ -1169,7 +1156,7 @@ START_TEST(closed_connection_exits_nonzero)
     if (rc < 0)
         kill(w, SIGKILL);
     ck_assert_msg(rc == 1, "worker exited %d after its connection closed:\n%s", rc,
-                  TAIL(log));
+                  SM_TEST_TAIL(log));
     ck_assert(sm_test_wait_for_text(log, "event=bus_closed expected=no", 100));
     ck_assert(sm_test_wait_for_text(log, "event=input_lost", 100));
     sm_test_server_stop(&srv);
@@ -1194,10 +1181,10 @@ START_TEST(worker_waits_for_a_server_that_comes_up_later)
     snprintf(log, sizeof log, "%s/worker.log", dir);
     pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
     ck_assert_msg(sm_test_wait_for_text(log, "event=bus_connect_failed", 30000),
-                  "%s", TAIL(log));
+                  "%s", SM_TEST_TAIL(log));
     sm_test_server_start(&srv, port, NULL);
     ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000),
-                  "worker never connected once the server was up:\n%s", TAIL(log));
+                  "worker never connected once the server was up:\n%s", SM_TEST_TAIL(log));
     kill(w, SIGTERM);
     ck_assert_int_eq(sm_test_wait(w, 30000), 0);
     sm_test_server_stop(&srv);
@@ -1240,7 +1227,7 @@ START_TEST(max_payload_rejection_is_still_dead_lettered)
     natsMsg *m = NULL;
     ck_assert_msg(natsSubscription_NextMsg(&m, dl, 10000) == NATS_OK,
                   "the max-size rejection was not dead-lettered; log:\n%s",
-                  TAIL(r.log));
+                  SM_TEST_TAIL(r.log));
     const char *trunc = NULL, *orig = NULL, *reason = NULL;
     ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Truncated", &trunc), NATS_OK);
     ck_assert_str_eq(trunc, "1024");
@@ -1261,7 +1248,7 @@ START_TEST(max_payload_rejection_is_still_dead_lettered)
     natsMsg_Destroy(m);
     ck_assert_msg(!sm_test_wait_for_text(r.log, "forwarded=capacity", 10) &&
                   !sm_test_wait_for_text(r.log, "forwarded=bus", 10),
-                  "a dead letter failed to publish:\n%s", TAIL(r.log));
+                  "a dead letter failed to publish:\n%s", SM_TEST_TAIL(r.log));
     natsSubscription_Destroy(dl);
     rig_down(&r);
     sm_test_rmtree(sdir);
@@ -1287,7 +1274,7 @@ static natsMsg *next_of(natsSubscription *sub, const rig *r)
 {
     natsMsg *m = NULL;
     ck_assert_msg(natsSubscription_NextMsg(&m, sub, 10000) == NATS_OK,
-                  "nothing arrived; worker log:\n%s", TAIL(r->log));
+                  "nothing arrived; worker log:\n%s", SM_TEST_TAIL(r->log));
     return m;
 }
 
@@ -1422,21 +1409,21 @@ START_TEST(credentials_in_url_are_redacted_in_logs)
     snprintf(url, sizeof url, "nats://medic:s3cretpw@127.0.0.1:%d", srv.port);
     pid_t w = spawn_worker_raw(url, store, log, "--log-level=info");
     ck_assert_msg(sm_test_wait_for_text(log, "event=subscribed", 30000), "%s",
-                  TAIL(log));
+                  SM_TEST_TAIL(log));
     sm_test_server_stop(&srv);
     ck_assert(sm_test_wait_for_text(log, "event=bus_disconnected", 10000));
     int port = srv.port;
     sm_test_rmtree(srv.dir);
     sm_test_server_start(&srv, port, sargs);
     ck_assert_msg(sm_test_wait_for_text(log, "event=bus_reconnected", 20000),
-                  "%s", TAIL(log));
+                  "%s", SM_TEST_TAIL(log));
 
     char bin[512], wurl[200];
     sm_test_bin(bin, sizeof bin, "swarm-medic");
     snprintf(wurl, sizeof wurl, "--nats-url=%s", url);
     const char *wargv[] = {bin, "watch", wurl, NULL};
     pid_t wp = sm_test_spawn(wargv, wlog, true);
-    ck_assert_msg(sm_test_wait_for_text(wlog, "watching", 20000), "%s", TAIL(wlog));
+    ck_assert_msg(sm_test_wait_for_text(wlog, "watching", 20000), "%s", SM_TEST_TAIL(wlog));
     kill(wp, SIGTERM);
     ck_assert_int_eq(sm_test_wait(wp, 20000), 0);
 
@@ -1445,7 +1432,7 @@ START_TEST(credentials_in_url_are_redacted_in_logs)
     snprintf(store2, sizeof store2, "%s/data2", dir);
     pid_t r = spawn_worker_raw(wrong, store2, bad, "--log-level=info");
     ck_assert_msg(sm_test_wait_for_text(bad, "event=bus_connect_failed attempt=2 ",
-                                         30000), "%s", TAIL(bad));
+                                         30000), "%s", SM_TEST_TAIL(bad));
     kill(r, SIGTERM);
     ck_assert_int_eq(sm_test_wait(r, 30000), 1);
     kill(w, SIGTERM);
@@ -1453,8 +1440,8 @@ START_TEST(credentials_in_url_are_redacted_in_logs)
 
     const char *logs[] = {log, bad, wlog, NULL};
     ck_assert_msg(!any_has(logs, "s3cretpw") && !any_has(logs, "wr0ngpw"),
-                  "a password reached the logs:\n%s\n%s\n%s", TAIL(log),
-                  TAIL(bad), TAIL(wlog));
+                  "a password reached the logs:\n%s\n%s\n%s", SM_TEST_TAIL(log),
+                  SM_TEST_TAIL(bad), SM_TEST_TAIL(wlog));
     /* the server is still named */
     char where[64];
     snprintf(where, sizeof where, "127.0.0.1:%d", srv.port);

@@ -33,21 +33,6 @@ typedef struct rig {
     jsCtx *js;
 } rig;
 
-static const char *log_tail(const char *path, char *buf, size_t cap)
-{
-    char *txt = sm_test_slurp(path);
-    if (!txt) {
-        snprintf(buf, cap, "(no log at %s)", path);
-        return buf;
-    }
-    size_t n = strlen(txt);
-    snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
-    free(txt);
-    return buf;
-}
-
-#define TAIL(path) log_tail((path), (char[3000]){0}, 3000)
-
 static void server_up(rig *r, int port)
 {
     const char *args[] = {"-js", "-sd", r->jsdir, NULL};
@@ -75,7 +60,7 @@ static void start_worker(rig *r)
 {
     r->worker = spawn_worker(r);
     ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
-                  "worker did not subscribe; log:\n%s", TAIL(r->log));
+                  "worker did not subscribe; log:\n%s", SM_TEST_TAIL(r->log));
 }
 
 static void connect_client(rig *r)
@@ -111,7 +96,7 @@ static void stop_worker(rig *r)
     int rc = sm_test_wait(r->worker, 60000);
     if (rc < 0)
         kill(r->worker, SIGKILL);
-    ck_assert_msg(rc == 0, "worker exited %d on SIGTERM; log:\n%s", rc, TAIL(r->log));
+    ck_assert_msg(rc == 0, "worker exited %d on SIGTERM; log:\n%s", rc, SM_TEST_TAIL(r->log));
     r->worker = 0;
 }
 
@@ -163,7 +148,7 @@ static void wait_acked(rig *r, uint64_t seq, int timeout_ms)
         sm_proc_sleep_ms(50);
     }
     ck_abort_msg("inputs acknowledged up to %llu, want %llu; log:\n%s",
-                 (unsigned long long)floor, (unsigned long long)seq, TAIL(r->log));
+                 (unsigned long long)floor, (unsigned long long)seq, SM_TEST_TAIL(r->log));
 }
 
 /* Waits until the consumer delivered beyond `after`: the worker is at
@@ -179,7 +164,7 @@ static void wait_delivered(rig *r, uint64_t after, int timeout_ms)
         sm_proc_sleep_ms(10);
     }
     ck_abort_msg("the worker fetched nothing after %llu; log:\n%s",
-                 (unsigned long long)after, TAIL(r->log));
+                 (unsigned long long)after, SM_TEST_TAIL(r->log));
 }
 
 /* ---- the output --------------------------------------------------------- */
@@ -509,7 +494,7 @@ START_TEST(poison_message_is_dead_lettered)
     for (size_t deliveries = 1; deliveries < 3; deliveries++) {
         for (int t = 0; consumer_delivered(&r) < deliveries; t += 20) {
             ck_assert_msg(t < 30000, "delivery %zu never came; log:\n%s",
-                          deliveries, TAIL(r.log));
+                          deliveries, SM_TEST_TAIL(r.log));
             sm_proc_sleep_ms(20);
         }
         kill(r.worker, SIGKILL);
@@ -517,7 +502,7 @@ START_TEST(poison_message_is_dead_lettered)
         start_worker(&r);
     }
     ck_assert_msg(sm_test_wait_for_text(r.log, "reason=\"poison", 30000),
-                  "the third delivery was not dead-lettered; log:\n%s", TAIL(r.log));
+                  "the third delivery was not dead-lettered; log:\n%s", SM_TEST_TAIL(r.log));
     stop_worker(&r);
     natsSubscription *sub = NULL;
     jsSubOptions so;
@@ -566,7 +551,7 @@ START_TEST(stream_mismatch_is_refused_with_reason)
     ck_assert_int_eq(sm_test_wait(w, 30000), 1);
     ck_assert_msg(sm_test_wait_for_text(r.log, "JetStream stream SWARM does not "
                                                "exist and js_setup is false", 1000),
-                  "%s", TAIL(r.log));
+                  "%s", SM_TEST_TAIL(r.log));
 
     connect_client(&r);
     jsStreamConfig sc;
@@ -582,7 +567,7 @@ START_TEST(stream_mismatch_is_refused_with_reason)
     ck_assert_msg(sm_test_wait_for_text(r.log, "JetStream stream SWARM exists but "
                                                "does not fit: its subjects are "
                                                "not exactly swarm.>", 1000),
-                  "%s", TAIL(r.log));
+                  "%s", SM_TEST_TAIL(r.log));
     rig_down(&r);
 }
 END_TEST

@@ -127,17 +127,6 @@ typedef struct rig {
     int http_port;
 } rig;
 
-#define TAIL(path) tail_of((path), (char[2048]){0}, 2048)
-
-static const char *tail_of(const char *path, char *buf, size_t cap)
-{
-    char *txt = sm_test_slurp(path);
-    size_t n = txt ? strlen(txt) : 0;
-    snprintf(buf, cap, "%s", !txt ? "(no log)" : n > cap - 1 ? txt + n - (cap - 1) : txt);
-    free(txt);
-    return buf;
-}
-
 /* Every line of the worker's log is a JSON object with ts, level and
  * event; returns the port of its http_listening line (0 if none yet). */
 static int json_log_port(const char *path, int *lines)
@@ -178,10 +167,10 @@ static void start_worker(rig *r, const char *url)
     snprintf(r->log, sizeof r->log, "%s/worker.log", r->dir);
     r->worker = sm_test_spawn(argv, r->log, true);
     ck_assert_msg(sm_test_wait_for_text(r->log, "\"http_listening\"", 20000),
-                  "no http_listening line:\n%s", TAIL(r->log));
+                  "no http_listening line:\n%s", SM_TEST_TAIL(r->log));
     int lines;
     r->http_port = json_log_port(r->log, &lines);
-    ck_assert_msg(r->http_port > 0, "no port in the log:\n%s", TAIL(r->log));
+    ck_assert_msg(r->http_port > 0, "no port in the log:\n%s", SM_TEST_TAIL(r->log));
 }
 
 static void rig_down(rig *r)
@@ -189,7 +178,7 @@ static void rig_down(rig *r)
     if (r->worker > 0) {
         kill(r->worker, SIGTERM);
         int rc = sm_test_wait(r->worker, 20000);
-        ck_assert_msg(rc == 0, "worker exited %d:\n%s", rc, TAIL(r->log));
+        ck_assert_msg(rc == 0, "worker exited %d:\n%s", rc, SM_TEST_TAIL(r->log));
     }
     if (r->srv_up)
         sm_test_server_stop(&r->srv);
@@ -332,7 +321,7 @@ START_TEST(metrics_count_what_was_sent)
     r.srv_up = true;
     start_worker(&r, r.srv.url);
     ck_assert_msg(sm_test_wait_for_text(r.log, "\"subscribed\"", 20000),
-                  "worker did not subscribe:\n%s", TAIL(r.log));
+                  "worker did not subscribe:\n%s", SM_TEST_TAIL(r.log));
     natsConnection *nc = NULL;
     natsSubscription *out = NULL;
     ck_assert_int_eq(natsConnection_ConnectTo(&nc, r.srv.url), NATS_OK);
@@ -387,7 +376,7 @@ START_TEST(metrics_count_what_was_sent)
     int lines;
     json_log_port(r.log, &lines);   /* every line, to the last, is JSON */
     ck_assert_msg(lines > 5 && sm_test_wait_for_text(r.log, "\"stopped\"", 0),
-                  "%d lines:\n%s", lines, TAIL(r.log));
+                  "%d lines:\n%s", lines, SM_TEST_TAIL(r.log));
     rig_down(&r);
 }
 END_TEST
@@ -401,7 +390,7 @@ START_TEST(readyz_is_503_until_connected)
     snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
     start_worker(&r, url);          /* nothing listens on port yet */
     ck_assert_msg(sm_test_wait_for_text(r.log, "bus_connect_failed", 20000),
-                  "no failed connect:\n%s", TAIL(r.log));
+                  "no failed connect:\n%s", SM_TEST_TAIL(r.log));
     reply ready = http_get(r.http_port, "/readyz", "GET");
     reply health = http_get(r.http_port, "/healthz", "GET");
     ck_assert_msg(ready.code == 503, "/readyz before connect: %d %s", ready.code,
@@ -415,7 +404,7 @@ START_TEST(readyz_is_503_until_connected)
     sm_test_server_start(&r.srv, port, NULL);
     r.srv_up = true;
     ck_assert_msg(sm_test_wait_for_text(r.log, "\"subscribed\"", 20000),
-                  "worker did not subscribe:\n%s", TAIL(r.log));
+                  "worker did not subscribe:\n%s", SM_TEST_TAIL(r.log));
     ready = await_code(r.http_port, "/readyz", 200, 5000);
     ck_assert_msg(ready.code == 200, "/readyz once subscribed: %d", ready.code);
     free(ready.body);
@@ -431,7 +420,7 @@ START_TEST(readyz_is_503_until_connected)
     free(health.body);
     sm_test_server_start(&r.srv, port, NULL);
     ck_assert_msg(sm_test_wait_for_text(r.log, "\"bus_reconnected\"", 20000),
-                  "no reconnect:\n%s", TAIL(r.log));
+                  "no reconnect:\n%s", SM_TEST_TAIL(r.log));
     char *body = scrape_until(r.http_port, "swarm_medic_reconnects_total", 1, 5000);
     ck_assert_msg(metric(body, "swarm_medic_reconnects_total") == 1,
                   "reconnects: %g", metric(body, "swarm_medic_reconnects_total"));
@@ -481,7 +470,7 @@ START_TEST(systemd_hears_ready_watchdog_and_stopping)
     unsetenv("WATCHDOG_USEC");
     char seen[8192] = "";
     ck_assert_msg(await_notify(fd, "READY=1", seen, sizeof seen, 20000),
-                  "no READY=1: %s\n%s", seen, TAIL(r.log));
+                  "no READY=1: %s\n%s", seen, SM_TEST_TAIL(r.log));
     ck_assert_msg(sm_test_wait_for_text(r.log, "\"subscribed\"", 1000),
                   "READY=1 before the subscription");
     int pings = 0;

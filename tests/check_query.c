@@ -3,7 +3,8 @@
  * selection (40/30/20/10, 0.5 without history, speed within a type),
  * the token plan (weight per token, 90% / 95%), what is open (status),
  * and the report arithmetic (log-bucket percentiles within their bound,
- * trends read in time order, the row byte layout).
+ * trends read in time order, the row byte layout), and the work the
+ * scaler sizes on.
  */
 #include <check.h>
 #include <math.h>
@@ -294,6 +295,34 @@ START_TEST(trends_read_in_time_order)
 }
 END_TEST
 
+/* The work the scaler sizes on: tasks finished since a time (any
+ * outcome), agents' worth in flight at the last heartbeats (over the most
+ * one agent reported), and an agent whose ring filled within the span
+ * counted at its ring's rate. */
+START_TEST(work_counts_finished_tasks_and_agents_worth_in_flight)
+{
+    sm_swarm *sw = selection_swarm();
+    sm_query_work wk;
+    sm_query_work_of(sw, T0, &wk);
+    ck_assert_double_eq_tol(wk.done, 8.0, 1e-9);    /* a: 6 (one failed), b: 2 */
+    ck_assert_uint_eq(wk.concurrency, 3);           /* b reported 3 */
+    ck_assert_double_eq_tol(wk.busy, 4.0 / 3.0, 1e-9);
+    sm_query_work_of(sw, T0 + 5500, &wk);
+    ck_assert_double_eq_tol(wk.done, 3.0, 1e-9);    /* a's failure, b's two */
+    /* d finishes 20 tasks 100 ms apart, its ring keeps the last 16 */
+    int64_t t = T0 + 12000;
+    for (int i = 0; i < 20; i++)
+        task(sw, t += 100, "d", "search", SM_TASK_COMPLETED, 50);
+    sm_query_work_of(sw, T0 + 13000, &wk);
+    ck_assert_double_eq_tol(wk.done, 11.0, 1e-9);   /* 13000..14000 */
+    /* since 12000: the 16 held span 12500..14000, so 16 x 2000 / 1500 */
+    sm_query_work_of(sw, T0 + 12000, &wk);
+    ck_assert_double_eq_tol(wk.done, 16.0 * 2000.0 / 1500.0, 1e-9);
+    ck_assert_double_eq_tol(wk.busy, 4.0 / 3.0, 1e-9);  /* d never beat */
+    sm_swarm_destroy(sw);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("query");
@@ -306,6 +335,7 @@ static Suite *suite(void)
     tcase_add_test(tc, percentiles_are_within_the_stated_bound);
     tcase_add_test(tc, rows_round_trip_and_bad_bytes_are_refused);
     tcase_add_test(tc, trends_read_in_time_order);
+    tcase_add_test(tc, work_counts_finished_tasks_and_agents_worth_in_flight);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -704,7 +704,7 @@ START_TEST(table_and_lines_per_kind)
     size_t len = 0;
     FILE *out = open_memstream(&text, &len);
     sm_score_print_table(&r, &ls, "t", out);
-    sm_score_print_lines(&r, "t", out);
+    sm_score_print_lines(&r, &ls, "t", out);
     fclose(out);
     ck_assert_msg(strstr(text, "score t: 1 must, 0 may, 0 never labels; 1 episodes"),
                   "%s", text);
@@ -712,6 +712,9 @@ START_TEST(table_and_lines_per_kind)
     ck_assert_ptr_null(strstr(text, "predictions:"));
     ck_assert_ptr_null(strstr(text, "score.t.failure."));
     ck_assert(strstr(text, "score.t.slow_agent.recall 1 ratio"));
+    /* each matched label's delay, for a suite's median (make eval) */
+    ck_assert_msg(strstr(text, "score.t.slow_agent.delay_each 10 s\n"
+                               "score.t.all.delay_each 10 s\n"), "%s", text);
     free(text);
     sm_score_report_free(&r);
 
@@ -723,7 +726,7 @@ START_TEST(table_and_lines_per_kind)
     r = score(&l, &ls);
     out = open_memstream(&text, &len);
     sm_score_print_table(&r, &ls, "t", out);
-    sm_score_print_lines(&r, "t", out);
+    sm_score_print_lines(&r, &ls, "t", out);
     fclose(out);
     ck_assert_msg(strstr(text, "score t: 1 must, 0 may, 0 never labels; 1 episodes"),
                   "%s", text);
@@ -738,6 +741,8 @@ START_TEST(table_and_lines_per_kind)
                            "raised at +400.0 s"));
     ck_assert(strstr(text, "score.t.slow_agent.recall 1 ratio"));
     ck_assert(strstr(text, "score.t.all.recall 1 ratio"));
+    ck_assert(strstr(text, "score.t.failure.agent_down.delay_each 5 s"));
+    ck_assert_ptr_null(strstr(text, "score.t.prediction.agent_down.delay_each"));
     ck_assert(strstr(text, "score.t.failure.agent_down.recall 1 ratio"));
     ck_assert(strstr(text, "score.t.failure.agent_down.delay_max 5 s"));
     ck_assert(strstr(text, "score.t.failure.all.resolve_max 20 s"));

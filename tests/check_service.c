@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
+#include "registry.h"
 #include "report.h"
+#include "service_int.h"
 #include "service_store.h"
 #include "store.h"
 #include "support.h"
@@ -36,21 +39,6 @@ typedef struct rig {
     natsSubscription *out;      /* medic.s1.> outputs */
 } rig;
 
-static const char *log_tail(const char *path, char *buf, size_t cap)
-{
-    char *txt = sm_test_slurp(path);
-    if (!txt) {
-        snprintf(buf, cap, "(no log at %s)", path);
-        return buf;
-    }
-    size_t n = strlen(txt);
-    snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
-    free(txt);
-    return buf;
-}
-
-#define TAIL(path) log_tail((path), (char[2048]){0}, 2048)
-
 static void start_worker_with(rig *r, const char *extra)
 {
     char bin[512], url[128], store[400];
@@ -64,7 +52,7 @@ static void start_worker_with(rig *r, const char *extra)
     snprintf(r->log, sizeof r->log, "%s/worker-%d.log", r->dir, ++r->starts);
     r->worker = sm_test_spawn(argv, r->log, true);
     ck_assert_msg(sm_test_wait_for_text(r->log, "event=subscribed", 30000),
-                  "worker did not subscribe; log:\n%s", TAIL(r->log));
+                  "worker did not subscribe; log:\n%s", SM_TEST_TAIL(r->log));
 }
 
 static void start_worker(rig *r)
@@ -76,21 +64,26 @@ static void stop_worker(rig *r)
 {
     kill(r->worker, SIGTERM);
     int rc = sm_test_wait(r->worker, 60000);
-    ck_assert_msg(rc == 0, "worker exited %d; log:\n%s", rc, TAIL(r->log));
+    ck_assert_msg(rc == 0, "worker exited %d; log:\n%s", rc, SM_TEST_TAIL(r->log));
     r->worker = 0;
 }
 
-static void rig_up(rig *r)
+static void rig_up_with(rig *r, const char *extra)
 {
     memset(r, 0, sizeof *r);
     sm_test_server_start(&r->srv, 0, NULL);
     sm_test_tmpdir(r->dir, sizeof r->dir, "svc");
     snprintf(r->store, sizeof r->store, "%s/data", r->dir);
-    start_worker(r);
+    start_worker_with(r, extra);
     ck_assert_int_eq(natsConnection_ConnectTo(&r->nc, r->srv.url), NATS_OK);
     ck_assert_int_eq(natsConnection_SubscribeSync(&r->out, r->nc, "medic.s1.>"),
                      NATS_OK);
     ck_assert_int_eq(natsConnection_FlushTimeout(r->nc, 2000), NATS_OK);
+}
+
+static void rig_up(rig *r)
+{
+    rig_up_with(r, NULL);
 }
 
 static void rig_down(rig *r)
@@ -192,7 +185,7 @@ static natsMsg *ask(rig *r, const char *verb, const ProtobufCMessage *m)
     natsMsg *reply = NULL;
     natsStatus s = request(r, "s1", verb, buf, n, &reply, WAIT_MS);
     ck_assert_msg(s == NATS_OK, "%s: %s; log:\n%s", verb, natsStatus_GetText(s),
-                  TAIL(r->log));
+                  SM_TEST_TAIL(r->log));
     const char *err = NULL;
     if (natsMsgHeader_Get(reply, "Nats-Service-Error", &err) == NATS_OK)
         ck_abort_msg("%s answered an error: %s", verb, err);
@@ -505,6 +498,25 @@ START_TEST(every_endpoint_answers_exactly_and_survives_a_restart)
         natsMsg_Destroy(m);
     }
     ck_assert_msg(seen, "no PerformanceReport on medic.s1.report");
+    rig_down(&r);
+}
+END_TEST
+
+/* A conclusion sent before its commit (publish_after_commit off) is in
+ * the decision log all the same, before and after a restart. */
+START_TEST(explain_finds_conclusions_sent_before_their_commit)
+{
+    rig r;
+    rig_up_with(&r, "--publish-after-commit=false");
+    feed_vector(&r);
+    Swarmmedic__V1__StatusReply *st = status_when_raised(&r);
+    swarmmedic__v1__status_reply__free_unpacked(st, NULL);
+    published pb;
+    bottleneck_id(&r, &pb);
+    check_explain(&r, &pb);
+    stop_worker(&r);
+    start_worker_with(&r, "--publish-after-commit=false");
+    check_explain(&r, &pb);
     rig_down(&r);
 }
 END_TEST
@@ -913,12 +925,56 @@ START_TEST(decision_log_and_aggregates_keep_their_bounds)
 }
 END_TEST
 
+/* ---- who says "busy" ------------------------------------------------------ */
+
+/* Partitions 0 and 1 of 2 by name: this worker owns the swarms whose
+ * name starts with 'm'. */
+static bool owns_m(const void *ud, const char *swarm)
+{
+    (void)ud;
+    return swarm[0] == 'm';
+}
+
+static sm_status no_publish(void *ud, const char *subject, const void *data,
+                            size_t len, const char *const *headers)
+{
+    (void)ud, (void)subject, (void)data, (void)len, (void)headers;
+    return SM_OK;
+}
+
+/* The delivery thread answers "busy" (503) only for a swarm this worker
+ * owns: with partitions, another worker's "busy" would reach the asker
+ * before the owner's answer. Unpartitioned, every request is its own. */
+START_TEST(busy_is_said_only_for_owned_swarms)
+{
+    sm_config cfg;
+    ck_assert_int_eq(sm_config_init(&cfg), SM_OK);
+    sm_registry *reg = NULL;
+    ck_assert_int_eq(sm_registry_create(&reg, &cfg.detect), SM_OK);
+    sm_log lg = {.out = stderr, .level = SM_LOG_ERROR};
+    sm_sink sink = {.publish = no_publish};
+    sm_service *svc = NULL;
+    ck_assert_int_eq(sm_service_create(&svc, &cfg, &lg, reg, &sink), SM_OK);
+    ck_assert(!sm_service_elsewhere(svc, "medic.x1.api.status"));  /* no partitions */
+    sm_service_set_owner(svc, owns_m, NULL);
+    ck_assert(sm_service_elsewhere(svc, "medic.x1.api.status"));
+    ck_assert(!sm_service_elsewhere(svc, "medic.m1.api.status"));
+    ck_assert(!sm_service_elsewhere(svc, "medic.m1.api.nope"));    /* its 400 */
+    ck_assert(!sm_service_elsewhere(svc, "other.x1.api.status"));  /* no swarm */
+    ck_assert(!sm_service_elsewhere(svc, "medic.x1.status"));
+    sm_service_destroy(svc);
+    sm_registry_destroy(reg);
+    sm_config_free(&cfg);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("service");
     TCase *tc = tcase_create("bus");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, every_endpoint_answers_exactly_and_survives_a_restart);
+    tcase_add_test(tc, explain_finds_conclusions_sent_before_their_commit);
     tcase_add_test(tc, malformed_requests_get_errors_and_other_swarms_silence);
     tcase_add_test(tc, srv_discovery_lists_the_worker_and_its_endpoints);
     tcase_add_test(tc, scaling_decisions_go_out_up_then_down_by_idle_dynamic_agents);
@@ -927,6 +983,7 @@ static Suite *suite(void)
     TCase *st = tcase_create("store");
     tcase_set_timeout(st, 60);
     tcase_add_test(st, decision_log_and_aggregates_keep_their_bounds);
+    tcase_add_test(st, busy_is_said_only_for_owned_swarms);
     suite_add_tcase(s, st);
     return s;
 }

@@ -1455,6 +1455,33 @@ START_TEST(scenarios_load)
 }
 END_TEST
 
+/* When agent `who` of swarm 0 completed the last task it started in
+ * [from, to) in the scenario's stream (-1: none): the end of the work a
+ * fault over [from, to) slowed. */
+static int64_t last_started_in(const sm_scenario *sc, const char *who,
+                               int64_t from, int64_t to)
+{
+    sm_sim *sim = NULL;
+    ck_assert_int_eq(sm_sim_create_scenario(&sim, sc), SM_OK);
+    sm_sim_msg m;
+    int64_t last = -1;
+    while (sm_sim_next(sim, &m)) {
+        if (m.kind != SM_SIM_TASK || m.swarm != 0)
+            continue;
+        Swarmmedic__V1__TaskEvent *p =
+            swarmmedic__v1__task_event__unpack(NULL, m.len, m.payload);
+        REQUIRE(p != NULL);
+        int64_t start = p->ts_ms - (int64_t)p->duration_ms;
+        if (p->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED &&
+            strcmp(p->agent, who) == 0 && start >= from && start < to &&
+            p->ts_ms > last)
+            last = p->ts_ms;
+        swarmmedic__v1__task_event__free_unpacked(p, NULL);
+    }
+    sm_sim_destroy(sim);
+    return last;
+}
+
 #define ONE_SWARM "\"seed\": 3, \"duration_s\": 900, " \
     "\"swarms\": [{\"id\": \"s0\", \"agents\": 30}]"
 
@@ -1483,7 +1510,12 @@ START_TEST(scenario_label_rules)
                                    "slow_agent", "a3");
     ck_assert_ptr_nonnull(l);
     ck_assert_int_eq(l->from_ms, t0 + 100000);
-    ck_assert_int_eq(l->to_ms, t0 + 700000);
+    /* it ends with the work the fault slowed: a3's task in flight at 700 s
+     * began at 3.5x and ends later; resolved within 3 minutes of that */
+    int64_t slowed = last_started_in(sc, "a3", t0 + 100000, t0 + 700000);
+    ck_assert_int_gt(slowed, t0 + 700000);
+    ck_assert_int_eq(l->to_ms, slowed);
+    ck_assert_int_eq(l->resolve_within_ms, 180000);
     ck_assert_int_eq(l->severity, 3);
     ck_assert_int_gt(l->raise_within_ms, 120000);
     ck_assert_str_eq(l->note, "derived from fault 1 (slow_agent)");

@@ -149,3 +149,16 @@ void sm_test_recs_free(sm_test_recs *R)
     free(R->data);
     free(R->len);
 }
+
+const char *sm_test_log_tail(const char *path, char *buf, size_t cap)
+{
+    char *txt = sm_test_slurp(path);
+    if (!txt) {
+        snprintf(buf, cap, "(no log at %s)", path);
+        return buf;
+    }
+    size_t n = strlen(txt);
+    snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
+    free(txt);
+    return buf;
+}

@@ -51,6 +51,12 @@ void sm_test_bin(char *buf, size_t cap, const char *prog);
  * Caller frees. */
 char *sm_test_slurp(const char *path);
 
+/* The last cap - 1 bytes of the log at path, into buf (a sentence if
+ * there is none): for assertion messages. Returns buf. */
+const char *sm_test_log_tail(const char *path, char *buf, size_t cap);
+/* The tail of a log for an assertion message, in a buffer of its own. */
+#define SM_TEST_TAIL(path) sm_test_log_tail((path), (char[3000]){0}, 3000)
+
 /* Polls until file `path` contains `needle` or timeout_ms passes. */
 bool sm_test_wait_for_text(const char *path, const char *needle,
                            int timeout_ms);

@@ -80,6 +80,11 @@ static const opt options[] = {
     {"js_max_deliver", OPT_I64, C(js_max_deliver), "deliveries after which a message is dead-lettered as poison"},
     {"js_dup_window", OPT_DUR, C(js_dup_window_ms), "output stream duplicate window"},
     {"js_max_age", OPT_DUR, C(js_max_age_ms), "input stream retention (at least a window)"},
+    {"partitions", OPT_I64, C(partitions), "partition streams <js_stream>_P<k> on part.<k>.> owned through leases (0: off; must equal the server's partition(n,1) mapping)"},
+    {"lease_ttl", OPT_DUR, C(lease_ttl_ms), "a partition lease not renewed for this long is taken over"},
+    {"worker_id", OPT_STR, C(worker_id), "this worker's name in the leases (empty: <host>-<pid>)"},
+    {"lease_bucket", OPT_STR, C(lease_bucket), "JetStream key-value bucket of the partition leases"},
+    {"js_replicas", OPT_I64, C(js_replicas), "replicas of the streams and lease bucket the worker creates (3 on a three-node cluster)"},
     {"log_level", OPT_STR, C(log_level), "debug, info, warn, error"},
     {"stats_interval", OPT_DUR, C(stats_ms), "period of the stats log line (0: off)"},
     {"log_format", OPT_STR, C(log_format), "text (key=value) or json (one object a line)"},
@@ -95,6 +100,10 @@ static const opt options[] = {
     {"scale_max_agents", OPT_I64, C(scale_max_agents), "never more agents than this (nor the quota)"},
     {"scale_cooldown", OPT_DUR, C(scale_cooldown_ms), "no change this soon after the last (event time)"},
     {"scale_stabilise", OPT_DUR, C(scale_stabilise_ms), "scale down only to the highest target of this window (event time)"},
+    {"scale_drain", OPT_DUR, C(scale_drain_ms), "an UP drains the queue over scale_down_pending within this (event time)"},
+    {"scale_work", OPT_DUR, C(scale_work_ms), "the work a DOWN sizes on is averaged over about this (event time)"},
+    {"scale_burst", OPT_DUR, C(scale_burst_ms), "a DOWN keeps the agents that drain the queue's recent peak, decaying over about this (event time)"},
+    {"scale_target_util", OPT_F64, C(scale_target_util), "share of their time agents should be busy (0 to 1)"},
     {"window", OPT_DET_DUR, D(window_ms), "rolling window (event time)"},
     {"tick", OPT_DET_DUR, D(tick_ms), "sweep granularity (event time)"},
     {"gauge_min_samples", OPT_U32, D(gauge_min_samples), "consecutive samples to raise or clear a gauge"},
@@ -123,6 +132,8 @@ static const opt options[] = {
     {"consensus_min_rounds", OPT_U32, D(consensus_min_rounds), "rounds needed"},
     {"consensus_evidence", OPT_F64, D(consensus_evidence), "timeout evidence (nats) to raise a consensus group"},
     {"severity_margin", OPT_F64, D(severity_margin), "impact below a band before severity steps down"},
+    {"slow_clear_evidence", OPT_F64, D(slow_clear_evidence), "evidence (nats) for tolerable in an agent's latest tasks alone that clears it (0: off)"},
+    {"slow_clear_tasks", OPT_U32, D(slow_clear_tasks), "latest completed tasks of a raised agent that evidence to clear is taken from"},
     {"slow_clear_hold", OPT_DET_DUR, D(slow_clear_hold_ms), "how long a slow agent must look normal to resolve"},
     {"slow_horizon", OPT_DET_DUR, D(slow_horizon_ms), "how far back an agent's tasks and the type baselines reach"},
     {"slow_recent_tasks", OPT_U32, D(slow_recent_tasks), "latest completed tasks of an agent that are judged"},
@@ -218,6 +229,9 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->js_max_deliver = 5;
     cfg->js_dup_window_ms = 2 * 60 * 1000;
     cfg->js_max_age_ms = 24LL * 3600 * 1000;
+    cfg->partitions = 0;
+    cfg->lease_ttl_ms = 10000;
+    cfg->js_replicas = 1;
     cfg->heal = true;
     cfg->report_interval_ms = 0;   /* off: on, the goldens would carry reports */
     cfg->perf_retention_ms = 24LL * 60 * 60 * 1000;
@@ -230,6 +244,10 @@ sm_status sm_config_init(sm_config *cfg)
     cfg->scale_max_agents = 50;
     cfg->scale_cooldown_ms = 20000;
     cfg->scale_stabilise_ms = 60000;
+    cfg->scale_drain_ms = 45000;
+    cfg->scale_work_ms = 120000;
+    cfg->scale_burst_ms = 480000;
+    cfg->scale_target_util = 0.8;
     const struct { char **slot; const char *v; } strs[] = {
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},
@@ -242,6 +260,8 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->js_stream, "SWARM"},
         {&cfg->js_out_stream, "MEDIC"},
         {&cfg->js_consumer, "swarm-medic"},
+        {&cfg->worker_id, ""},
+        {&cfg->lease_bucket, "medic_leases"},
         {&cfg->autonomy, SM_AUTONOMY_DEFAULT},
         {&cfg->log_format, "text"},
         {&cfg->http_listen, ""},
@@ -638,6 +658,31 @@ static sm_status check_js(const sm_config *cfg, char *err, size_t errcap)
         cfg->js_max_age_ms < 0) {
         snprintf(err, errcap, "js_fetch_batch and js_max_deliver must be >= 1, "
                  "js_ack_wait >= 100ms, js_dup_window >= 1s");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->partitions < 0 || cfg->partitions > SM_CONFIG_MAX_PARTITIONS ||
+        (cfg->partitions > 0 && strcmp(cfg->input, "jetstream") != 0)) {
+        snprintf(err, errcap, "partitions must be 0 (off) to %d, and needs "
+                 "input=jetstream", SM_CONFIG_MAX_PARTITIONS);
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->js_replicas < 1 || cfg->js_replicas > 5) {
+        snprintf(err, errcap, "js_replicas must be 1 to 5");
+        return SM_ERR_CONFIG;
+    }
+    if (cfg->partitions > 0 && cfg->lease_ttl_ms < 300) {
+        snprintf(err, errcap, "lease_ttl must be at least 300ms (renewed every "
+                 "third of it)");
+        return SM_ERR_CONFIG;
+    }
+    if (strlen(cfg->worker_id) > 40 ||
+        (cfg->partitions > 0 && strlen(cfg->js_consumer) + strlen(cfg->js_stream) > 40) ||
+        strspn(cfg->worker_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+               "0123456789-_") != strlen(cfg->worker_id) ||
+        !cfg->lease_bucket[0] || strpbrk(cfg->lease_bucket, ". *>\t\r\n/\\")) {
+        snprintf(err, errcap, "worker_id: at most 40 of [A-Za-z0-9_-]; "
+                 "js_stream and js_consumer: 40 bytes together; lease_bucket: "
+                 "a name without '.', '*', '>', '/' or spaces");
         return SM_ERR_CONFIG;
     }
     if (cfg->js_max_age_ms != 0 && cfg->js_max_age_ms < cfg->detect.window_ms) {

@@ -19,6 +19,9 @@
 #ifndef SM_CONFIG_H
 #define SM_CONFIG_H
 
+/* Partitions a worker can spread swarms over (config partitions). */
+#define SM_CONFIG_MAX_PARTITIONS 64
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -97,6 +100,19 @@ typedef struct sm_config {
                                    dead-lettered as poison, 5 */
     int64_t js_dup_window_ms;   /* output stream duplicate window, 2m */
     int64_t js_max_age_ms;      /* input stream retention, 24h */
+    int64_t partitions;         /* swarms spread over this many partition
+                                   streams <js_stream>_P<k> on part.<k>.>,
+                                   each owned by one worker through a
+                                   lease (js.h); 0: off, one stream */
+    int64_t lease_ttl_ms;       /* a lease not renewed for this long is
+                                   taken over, 10s */
+    char *worker_id;            /* this worker's name in the leases; "":
+                                   <host>-<pid> */
+    char *lease_bucket;         /* JetStream KV bucket of the leases,
+                                   "medic_leases" */
+    int64_t js_replicas;        /* replicas of the streams and the bucket
+                                   the worker creates, 1 (3 on a
+                                   three-node cluster) */
 
     /* output */
     char *log_level;            /* "info" */
@@ -123,6 +139,10 @@ typedef struct sm_config {
     int64_t scale_max_agents;   /* 50 */
     int64_t scale_cooldown_ms;  /* 20s */
     int64_t scale_stabilise_ms; /* 60s */
+    int64_t scale_drain_ms;     /* 45s */
+    int64_t scale_work_ms;      /* 120s */
+    int64_t scale_burst_ms;     /* 480s */
+    double scale_target_util;   /* 0.8 */
 
     sm_detect_config detect;
 } sm_config;

@@ -146,6 +146,14 @@ static void publish_decisions(sm_worker *w)
     bool hold = w->persist && w->cfg->publish_after_commit;
     for (size_t i = 0; i < w->decisions.n; i++) {
         const sm_decision *d = &w->decisions.v[i];
+        if (sm_js_replayed(w->js)) {
+            /* a taken partition's rebuild: its previous owner published
+             * this one (js.h "Partitions") */
+            char id[17];
+            sm_decision_id_hex(d->id, id, sizeof id);
+            log_decision(w, d, id, "no (replay)");
+            continue;
+        }
         sm_decision *held = hold ? sm_decisions_push(&w->outbox) : NULL;
         if (held) {
             *held = *d;
@@ -154,6 +162,8 @@ static void publish_decisions(sm_worker *w)
                 w->outbox.lost = 0;
                 w->st.not_durable++;
             }
+            if (w->persist)     /* for explain, written by the next commit */
+                sm_service_log(w->svc, d, 1);
             send_now(w, d);
         }
     }
@@ -518,6 +528,8 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
 static void advance_one(void *ud, sm_swarm *sw)
 {
     sm_worker *w = ud;
+    if (sm_js_clock_of(w->js, sm_swarm_id(sw)))
+        return;                 /* partitioned: its partition's clock */
     sm_swarm_advance(sw, w->clock.bus_ms, &w->decisions);
     publish_decisions(w);
 }
@@ -541,7 +553,12 @@ static void find_idle(void *ud, sm_swarm *sw)
 {
     idle_list *l = ud;
     int64_t last = sm_swarm_last_event(sw);
-    if (l->w->clock.bus_ms - last > l->w->cfg->swarm_retention_ms &&
+    /* partitioned: idle by its partition's clock, and only if ours */
+    const sm_js_clock *pc = sm_js_clock_of(l->w->js, sm_swarm_id(sw));
+    if (pc && !sm_js_owns(l->w->js, sm_swarm_id(sw)))
+        return;
+    int64_t now = pc ? pc->bus_ms : l->w->clock.bus_ms;
+    if (now - last > l->w->cfg->swarm_retention_ms &&
         !sm_swarm_any_raised(sw))
         snprintf(l->ids[l->n++], SM_ID_MAX, "%s", sm_swarm_id(sw));
 }
@@ -603,9 +620,50 @@ static void bus_move(sm_worker *w, int64_t t)
     expire_swarms(w);
 }
 
+typedef struct part_advance {
+    sm_worker *w;
+    const sm_js_clock *pc;
+} part_advance;
+
+static void advance_in_part(void *ud, sm_swarm *sw)
+{
+    part_advance *a = ud;
+    if (sm_js_partition(sm_swarm_id(sw), (uint32_t)a->w->cfg->partitions) != a->pc->part)
+        return;
+    sm_swarm_advance(sw, a->pc->bus_ms, &a->w->decisions);
+    publish_decisions(a->w);
+}
+
+/* Partitioned input (js.h sm_js_clock): the swarm's partition clock moves
+ * to t and, on its new tick, the partition's swarms; the worker's bus
+ * clock is the latest of its partitions (metrics, skew). No held jump:
+ * max_skew bounds a skewed producer. */
+static void part_clock(sm_worker *w, sm_js_clock *pc, int64_t t)
+{
+    if (t <= pc->bus_ms)
+        return;
+    pc->bus_ms = t;
+    if (t > w->clock.bus_ms) {
+        w->clock.bus_ms = t;
+        w->st.bus_ms = t;
+    }
+    int64_t tick = t / w->cfg->detect.tick_ms;
+    if (tick == pc->tick)
+        return;
+    pc->tick = tick;
+    part_advance a = {w, pc};
+    sm_registry_foreach(w->reg, advance_in_part, &a);
+    expire_swarms(w);
+}
+
 static void bus_clock(sm_worker *w, const sm_swarm *from)
 {
     int64_t t = sm_swarm_now(from);
+    sm_js_clock *pc = sm_js_clock_of(w->js, sm_swarm_id(from));
+    if (pc) {
+        part_clock(w, pc, t);
+        return;
+    }
     if (t <= w->clock.bus_ms)
         return;
     if (w->clock.bus_ms != 0 && t - w->clock.bus_ms > w->cfg->clock_jump_ms) {

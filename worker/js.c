@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bus_nats.h"
 
@@ -16,6 +18,9 @@
 #define FETCH_MS 500
 /* Longest pause between two polls of an idle consumer. */
 #define IDLE_MAX_MS 16
+/* The same for a partition's consumer: a worker polls one per partition
+ * it owns, so an idle one is asked less often. */
+#define IDLE_MAX_PART_MS 64
 /* Batches fetched ahead of the worker at most. */
 #define AHEAD_BATCHES 4
 /* A reply subject of a JetStream message ($JS.ACK.<stream>.<consumer>...). */
@@ -34,12 +39,19 @@ typedef struct held_msg {
 
 typedef struct js_source {
     sm_js *js;
-    char name[SM_PERSIST_CURSOR_NAME];  /* durable consumer = cursor name */
+    int part;                   /* partition, -1 when not partitioned */
+    char name[128];             /* durable consumer */
+    char cursor[SM_PERSIST_CURSOR_NAME];    /* its cursor in the store */
+    char stream[SM_PERSIST_CURSOR_NAME];    /* the stream it reads */
+    char filter_buf[32];
     const char *filter;
+    size_t strip;               /* "part.<k>." before the publisher's subject */
     natsSubscription *sub;
     pthread_t thread;
     bool started;
     atomic_bool stop;
+    atomic_bool done;           /* the fetch thread has ended */
+    atomic_int inflight;        /* items pushed and not yet released */
     int64_t wait_ms;            /* before the first fetch (redeliveries) */
     /* fetch thread only */
     uint64_t next;              /* stream sequence of the next new message */
@@ -50,14 +62,51 @@ typedef struct js_source {
     uint64_t applied;           /* stream sequence applied (in memory) */
     char ack_subject[ACK_SUBJECT_MAX];  /* reply subject of `applied` */
     bool ack_due;
-    char commit_ack[ACK_SUBJECT_MAX];   /* what the commit being written
-                                           acks: ack_subject when it was
-                                           prepared (a commit written by
-                                           the commit thread, writer.h,
-                                           must not ack what was applied
-                                           after it was prepared) */
+    /* the commit being prepared or written (a commit written by the
+     * commit thread, writer.h, must not ack, count or hand back what was
+     * applied after it was prepared): noted in sm_js_before_commit, used
+     * in sm_js_committed */
+    char commit_ack[ACK_SUBJECT_MAX];   /* ack_subject when it was prepared */
     bool commit_ack_due;
+    uint64_t commit_applied;    /* applied when it was prepared */
+    bool running;               /* fetching for us (partitions: owned) */
+    bool loaded;                /* applied came from the store once */
+    atomic_bool active;         /* its items are handled (not skipped);
+                                   written by the worker thread, read by
+                                   any (sm_js_owns) */
+    uint64_t floor;             /* conclusions of items up to here were
+                                   published by the previous owner */
+    sm_js_clock clock;          /* the partition's bus clock */
+    char clock_name[SM_PERSIST_CURSOR_NAME];    /* its store record */
+    uint64_t committed;         /* applied as of the last commit that
+                                   completed */
+    int64_t retry_at;           /* a failed start is tried again then */
 } js_source;
+
+/* The lease of one partition. state and the figures the two threads
+ * exchange are atomics; the rest is the lease thread's. */
+enum { L_FREE, L_OWNED, L_RELEASE, L_RELEASED };
+
+typedef struct js_lease {
+    atomic_int state;           /* L_*: the lease thread takes (OWNED) and
+                                   loses (FREE) it, asks for a hand-back
+                                   (RELEASE); the worker thread says when
+                                   the hand-back is committed (RELEASED) */
+    atomic_uint_fast64_t floor;     /* the previous owner's committed sequence */
+    atomic_uint_fast64_t committed; /* ours (worker thread writes) */
+    uint64_t rev;               /* our last revision of the key */
+    int64_t renewed_ms;         /* our last successful renewal */
+    uint64_t seen_rev;          /* another owner's revision, as observed */
+    int64_t seen_ms;            /* since when it has not changed */
+} js_lease;
+
+/* Members seen in the bucket (w.<id>), with when their key last changed. */
+#define MAX_MEMBERS 64
+typedef struct js_member {
+    char id[48];
+    uint64_t rev;
+    int64_t seen_ms;
+} js_member;
 
 struct sm_js {
     const sm_config *cfg;
@@ -66,12 +115,26 @@ struct sm_js {
     natsConnection *nc;
     jsCtx *ctx;
     sm_inbox *inbox;
-    js_source src;              /* one consumer (partitions: one each) */
+    sm_persist *persist;
+    uint32_t nparts;            /* 0: one source, not partitioned */
+    js_source *srcs;            /* nparts of them, or one */
     const js_source *cur;       /* source of the item being handled */
     uint64_t cur_seq;
     sm_js_stats st;
     atomic_uint_fast64_t fetched, gaps;
     atomic_int_fast64_t pending;    /* the last delivery's NumPending */
+    /* partitions: the leases (js.h, "Partitions") */
+    char id[48];                /* worker_id */
+    kvStore *kv;
+    js_lease leases[SM_CONFIG_MAX_PARTITIONS];
+    js_member members[MAX_MEMBERS];
+    size_t n_members;
+    pthread_t lease_thread;
+    bool lease_started;
+    atomic_bool lease_stop;
+    atomic_bool draining;       /* renew only, take nothing */
+    bool held_open;             /* the inbox source the leases hold open */
+    atomic_uint_fast64_t taken, lost, handed_back, takeovers;
 };
 
 /* ---- streams ------------------------------------------------------------ */
@@ -168,6 +231,7 @@ static sm_status ensure_stream(sm_js *js, const char *name, const char *subject,
     sc.SubjectsLen = 1;
     sc.Storage = js_FileStorage;
     sc.Retention = js_LimitsPolicy;
+    sc.Replicas = (int)js->cfg->js_replicas;
     sc.MaxAge = max_age_ms * 1000000;
     if (dup_ms > 0)
         sc.Duplicates = dup_ms * 1000000;
@@ -186,6 +250,14 @@ static sm_status ensure_stream(sm_js *js, const char *name, const char *subject,
 
 /* ---- the consumer ------------------------------------------------------- */
 
+/* How long a partition consumer nobody pulls from is kept: a dead or
+ * departed worker's, or ours for a partition another worker took. */
+static int64_t inactive_threshold(const sm_config *cfg)
+{
+    int64_t t = 5 * cfg->lease_ttl_ms;
+    return t > 60000 ? t : 60000;
+}
+
 static natsStatus add_consumer(sm_js *js, js_source *src, uint64_t after,
                                jsErrCode *jerr)
 {
@@ -199,8 +271,12 @@ static natsStatus add_consumer(sm_js *js, js_source *src, uint64_t after,
     cc.MaxAckPending = MAX_ACK_PENDING; /* acks come once per commit */
     cc.DeliverPolicy = after ? js_DeliverByStartSequence : js_DeliverAll;
     cc.OptStartSeq = after ? after + 1 : 0;
+    /* a partition's consumer is this worker's alone (its name carries
+     * worker_id): the server removes it once nobody pulls from it */
+    if (src->part >= 0)
+        cc.InactiveThreshold = inactive_threshold(js->cfg) * 1000000;
     jsConsumerInfo *ci = NULL;
-    natsStatus s = js_AddConsumer(&ci, js->ctx, js->cfg->js_stream, &cc, NULL, jerr);
+    natsStatus s = js_AddConsumer(&ci, js->ctx, src->stream, &cc, NULL, jerr);
     jsConsumerInfo_Destroy(ci);
     return s;
 }
@@ -234,7 +310,7 @@ static sm_status ensure_consumer(sm_js *js, js_source *src, uint64_t cursor,
     jsConsumerInfo *ci = NULL;
     jsErrCode jerr = 0;
     const char *why = NULL;
-    natsStatus s = js_GetConsumerInfo(&ci, js->ctx, js->cfg->js_stream, src->name,
+    natsStatus s = js_GetConsumerInfo(&ci, js->ctx, src->stream, src->name,
                                       NULL, &jerr);
     if (s != NATS_OK && jerr != JSConsumerNotFoundErr) {
         snprintf(err, errcap, "JetStream consumer %s: %s (%s)", src->name,
@@ -262,7 +338,7 @@ static sm_status ensure_consumer(sm_js *js, js_source *src, uint64_t cursor,
                      why ? " detail=\"" : "", why ? why : "", why ? "\"" : "");
         jsConsumerInfo_Destroy(ci);
         if (recreate)
-            s = js_DeleteConsumer(js->ctx, js->cfg->js_stream, src->name, NULL, &jerr);
+            s = js_DeleteConsumer(js->ctx, src->stream, src->name, NULL, &jerr);
         if (s != NATS_OK) {
             snprintf(err, errcap, "deleting JetStream consumer %s: %s",
                      src->name, natsStatus_GetText(s));
@@ -296,7 +372,19 @@ static const char *msg_header(const sm_item *it, const char *key)
 
 static void msg_release(sm_item *it)
 {
+    js_source *src = it->ctx;
     natsMsg_Destroy(it->src);
+    atomic_fetch_sub(&src->inflight, 1);
+}
+
+/* Worker thread: whether the source's items are ours to handle: always
+ * when not partitioned; else while it runs and the lease is not lost
+ * (the lease thread's word counts at once, before sm_js_poll stops it). */
+static bool src_owned(const js_source *src)
+{
+    return src->part < 0 ||
+           (atomic_load(&src->active) &&
+            atomic_load(&src->js->leases[src->part].state) != L_FREE);
 }
 
 /* Worker thread: the item about to be handled. */
@@ -305,6 +393,10 @@ static bool msg_seen(const sm_item *it)
     js_source *src = it->ctx;
     src->js->cur = src;
     src->js->cur_seq = it->seq;
+    if (!src_owned(src)) {
+        src->js->st.not_owned_skipped++;    /* the next owner's to apply */
+        return true;
+    }
     if (it->seq > src->applied) {
         src->js->st.poison += it->reject != NULL;
         return false;
@@ -351,11 +443,12 @@ static bool nap(js_source *src, int64_t ms)
 
 /* Whether stream sequence seq is gone from the stream (deleted, or
  * expired by max age): then nothing will ever deliver it. */
-static bool seq_gone(sm_js *js, uint64_t seq)
+static bool seq_gone(js_source *src, uint64_t seq)
 {
+    sm_js *js = src->js;
     natsMsg *m = NULL;
     jsErrCode jerr = 0;
-    natsStatus s = js_GetMsg(&m, js->ctx, js->cfg->js_stream, seq, NULL, &jerr);
+    natsStatus s = js_GetMsg(&m, js->ctx, src->stream, seq, NULL, &jerr);
     natsMsg_Destroy(m);
     return s == NATS_NOT_FOUND || jerr == JSNoMessageFoundErr;
 }
@@ -364,8 +457,11 @@ static bool seq_gone(sm_js *js, uint64_t seq)
 static void push(js_source *src, natsMsg *m, uint64_t sseq, uint64_t nd)
 {
     sm_js *js = src->js;
+    const char *subject = natsMsg_GetSubject(m);
+    if (src->strip && strlen(subject) > src->strip)
+        subject += src->strip;  /* part.<k>.swarm...: the publisher's */
     sm_item it = {
-        .subject = natsMsg_GetSubject(m),
+        .subject = subject,
         .reply = NULL,
         .data = natsMsg_GetData(m),
         .len = (size_t)natsMsg_GetDataLength(m),
@@ -378,10 +474,13 @@ static void push(js_source *src, natsMsg *m, uint64_t sseq, uint64_t nd)
                         "committed (did it stop the worker?)"
                       : NULL,
     };
-    if (sm_inbox_push(js->inbox, &it) != SM_OK)
+    atomic_fetch_add(&src->inflight, 1);
+    if (sm_inbox_push(js->inbox, &it) != SM_OK) {
         natsMsg_Destroy(m);
-    else
+        atomic_fetch_sub(&src->inflight, 1);
+    } else {
         atomic_fetch_add(&js->fetched, 1);
+    }
 }
 
 /* Holds a message that came before its turn, in stream order (a second
@@ -463,7 +562,7 @@ static void check_owed(js_source *src)
         nats_Now() - src->owed_since < 3 * redelivery_wait(js->cfg->js_ack_wait_ms))
         return;
     src->owed_since = nats_Now();
-    if (!seq_gone(js, src->next))
+    if (!seq_gone(src, src->next))
         return;
     sm_log_write(js->log, SM_LOG_WARN, "js_sequence_jump",
                  "consumer=%s from=%llu to=%llu detail=\"the messages between "
@@ -511,7 +610,8 @@ static void *fetch_main(void *arg)
             natsMsgList_Destroy(&list);
             check_owed(src);
             nats_Sleep(idle_ms);        /* nothing now: poll, backing off */
-            idle_ms = idle_ms < IDLE_MAX_MS ? idle_ms * 2 : IDLE_MAX_MS;
+            int64_t cap = src->part >= 0 ? IDLE_MAX_PART_MS : IDLE_MAX_MS;
+            idle_ms = idle_ms < cap ? idle_ms * 2 : cap;
             continue;
         }
         idle_ms = 1;
@@ -544,15 +644,31 @@ static void *fetch_main(void *arg)
         natsMsg_Destroy(src->held[i].m);
     src->n_held = 0;
     sm_inbox_source_done(js->inbox, SM_OK);
+    atomic_store(&src->done, true);
     return NULL;
 }
 
-static sm_status source_start(sm_js *js, js_source *src, sm_persist *p,
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Starts fetching for src after stream sequence `cursor` (what the store
+ * holds of it). Worker thread. */
+static sm_status source_start(sm_js *js, js_source *src, uint64_t cursor,
                               char *err, size_t errcap)
 {
     src->js = js;
-    src->filter = js->cfg->input_subject;
-    src->applied = sm_persist_cursor(p, src->name);
+    src->applied = cursor;
+    src->loaded = true;
+    src->wait_ms = 0;
+    src->n_held = 0;
+    src->ack_due = false;
+    src->ack_subject[0] = 0;
+    atomic_store(&src->stop, false);
+    atomic_store(&src->done, false);
     sm_status rc = ensure_consumer(js, src, src->applied, err, errcap);
     if (rc != SM_OK)
         return rc;
@@ -560,13 +676,13 @@ static sm_status source_start(sm_js *js, js_source *src, sm_persist *p,
      * (older ones expired) */
     jsStreamInfo *si = NULL;
     src->next = src->applied + 1;
-    if (js_GetStreamInfo(&si, js->ctx, js->cfg->js_stream, NULL, NULL) == NATS_OK &&
+    if (js_GetStreamInfo(&si, js->ctx, src->stream, NULL, NULL) == NATS_OK &&
         si->State.FirstSeq > src->next)
         src->next = si->State.FirstSeq;
     jsStreamInfo_Destroy(si);
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Stream = js->cfg->js_stream;
+    so.Stream = src->stream;
     so.Consumer = src->name;
     jsErrCode jerr = 0;
     natsStatus s = js_PullSubscribe(&src->sub, js->ctx, src->filter, src->name,
@@ -579,10 +695,499 @@ static sm_status source_start(sm_js *js, js_source *src, sm_persist *p,
     sm_inbox_source_open(js->inbox);
     if (pthread_create(&src->thread, NULL, fetch_main, src) != 0) {
         sm_inbox_source_done(js->inbox, SM_ERR_NOMEM);
+        natsSubscription_Destroy(src->sub);
+        src->sub = NULL;
         return SM_ERR_NOMEM;
     }
     src->started = true;
     return SM_OK;
+}
+
+/* Joins an ended fetch thread (stop it first) and drops its subscription
+ * (not unsubscribed: the durable consumer stays for the next start). */
+static void source_join(js_source *src)
+{
+    if (src->started)
+        pthread_join(src->thread, NULL);
+    src->started = false;
+    natsSubscription_Destroy(src->sub);
+    src->sub = NULL;
+}
+
+/* ---- partitions: leases ------------------------------------------------- */
+
+uint32_t sm_js_lease_target(uint32_t n, uint32_t members)
+{
+    return members ? (n + members - 1) / members : n;
+}
+
+bool sm_js_lease_parse(const char *value, size_t len, char *owner, size_t cap,
+                       uint64_t *seq)
+{
+    char buf[96];
+    if (!value || len == 0 || len >= sizeof buf || cap == 0)
+        return false;
+    memcpy(buf, value, len);
+    buf[len] = 0;
+    char *sp = strchr(buf, ' ');
+    if (!sp || sp == buf || (size_t)(sp - buf) >= cap)
+        return false;
+    char *end = NULL;
+    unsigned long long v = strtoull(sp + 1, &end, 10);
+    if (!end || end == sp + 1 || *end)
+        return false;
+    *sp = 0;
+    snprintf(owner, cap, "%s", buf);
+    *seq = (uint64_t)v;
+    return true;
+}
+
+static void lease_key(char *buf, size_t cap, int k)
+{
+    snprintf(buf, cap, "p%d", k);
+}
+
+/* What the lease of k says: who holds it and the sequence up to which
+ * conclusions of its partition are published (the previous owner's
+ * committed sequence, or ours when further). */
+static void lease_value(const sm_js *js, int k, const char *owner, char *buf,
+                        size_t cap)
+{
+    const js_lease *l = &js->leases[k];
+    uint64_t f = atomic_load(&l->floor), c = atomic_load(&l->committed);
+    snprintf(buf, cap, "%s %llu", owner, (unsigned long long)(c > f ? c : f));
+}
+
+static void lease_lose(sm_js *js, int k, const char *why)
+{
+    js_lease *l = &js->leases[k];
+    int st = atomic_exchange(&l->state, L_FREE);
+    if (st == L_FREE)
+        return;
+    atomic_fetch_add(&js->lost, 1);
+    sm_log_write(js->log, SM_LOG_WARN, "lease_lost",
+                 "partition=%d worker=%s detail=\"%s: its input stops at once "
+                 "(no more items handled, no conclusions published for its "
+                 "swarms)\"", k, js->id, why);
+}
+
+/* Renews what we hold; writes a hand-back the worker thread committed. */
+static void lease_renew(sm_js *js, int k, int64_t now)
+{
+    js_lease *l = &js->leases[k];
+    int st = atomic_load(&l->state);
+    if (st == L_FREE)
+        return;
+    char key[16], val[96];
+    lease_key(key, sizeof key, k);
+    uint64_t rev = 0;
+    if (st == L_RELEASED) {
+        lease_value(js, k, "-", val, sizeof val);
+        natsStatus s = kvStore_UpdateString(&rev, js->kv, key, val, l->rev);
+        int expect = L_RELEASED;
+        atomic_compare_exchange_strong(&l->state, &expect, L_FREE);
+        atomic_fetch_add(&js->handed_back, 1);
+        sm_log_write(js->log, s == NATS_OK ? SM_LOG_INFO : SM_LOG_WARN,
+                     "partition_handed_back", "partition=%d worker=%s value=\"%s\" "
+                     "status=\"%s\"", k, js->id, val, natsStatus_GetText(s));
+        return;
+    }
+    lease_value(js, k, js->id, val, sizeof val);
+    natsStatus s = kvStore_UpdateString(&rev, js->kv, key, val, l->rev);
+    if (s == NATS_OK) {
+        l->rev = rev;
+        l->renewed_ms = now;
+        return;
+    }
+    kvEntry *e = NULL;
+    s = kvStore_Get(&e, js->kv, key);
+    char why[160];
+    if (s == NATS_OK && kvEntry_Revision(e) != l->rev) {
+        snprintf(why, sizeof why, "the key was written by another (revision "
+                 "%llu, value '%.60s')", (unsigned long long)kvEntry_Revision(e),
+                 kvEntry_ValueString(e));
+        lease_lose(js, k, why);
+    } else if (s == NATS_NOT_FOUND) {
+        lease_lose(js, k, "the key was deleted by another");
+    } else if (now - l->renewed_ms >= js->cfg->lease_ttl_ms) {
+        lease_lose(js, k, "not renewed for lease_ttl (server away?)");
+    }
+    kvEntry_Destroy(e);
+}
+
+/* The members in the bucket that renewed within lease_ttl, us included;
+ * a member key unchanged for lease_ttl is deleted. */
+static uint32_t lease_members(sm_js *js, int64_t now)
+{
+    char key[64];
+    snprintf(key, sizeof key, "w.%s", js->id);
+    uint64_t rev = 0;
+    (void)kvStore_PutString(&rev, js->kv, key, "alive");
+    kvKeysList list = {0};
+    uint32_t live = 1;
+    bool listed[MAX_MEMBERS] = {false};
+    if (kvStore_Keys(&list, js->kv, NULL) == NATS_OK) {
+        for (int i = 0; i < list.Count; i++) {
+            const char *k = list.Keys[i];
+            if (strncmp(k, "w.", 2) != 0 || strcmp(k + 2, js->id) == 0)
+                continue;
+            kvEntry *e = NULL;
+            if (kvStore_Get(&e, js->kv, k) != NATS_OK)
+                continue;
+            uint64_t r = kvEntry_Revision(e);
+            kvEntry_Destroy(e);
+            size_t m = 0;
+            while (m < js->n_members && strcmp(js->members[m].id, k + 2) != 0)
+                m++;
+            if (m == js->n_members) {
+                if (m == MAX_MEMBERS)
+                    continue;
+                snprintf(js->members[m].id, sizeof js->members[m].id, "%s", k + 2);
+                js->members[m].rev = 0;
+                js->n_members++;
+            }
+            listed[m] = true;
+            js_member *mb = &js->members[m];
+            if (mb->rev != r) {
+                mb->rev = r;
+                mb->seen_ms = now;
+            }
+            if (now - mb->seen_ms < js->cfg->lease_ttl_ms) {
+                live++;
+            } else {
+                sm_log_write(js->log, SM_LOG_INFO, "member_gone",
+                             "member=%s detail=\"not renewed for lease_ttl\"",
+                             mb->id);
+                (void)kvStore_Delete(js->kv, k);
+                listed[m] = false;
+            }
+        }
+        kvKeysList_Destroy(&list);
+    }
+    size_t n = 0;           /* forget those no longer listed */
+    for (size_t m = 0; m < js->n_members; m++)
+        if (listed[m])
+            js->members[n++] = js->members[m];
+    js->n_members = n;
+    return live;
+}
+
+/* Takes free partitions up to the target, hands back those beyond it. */
+static void lease_balance(sm_js *js, uint32_t members, int64_t now)
+{
+    uint32_t n = js->nparts, owned = 0;
+    for (uint32_t k = 0; k < n; k++)
+        owned += atomic_load(&js->leases[k].state) == L_OWNED;
+    uint32_t target = sm_js_lease_target(n, members);
+    /* start from a place of our own, so two workers starting together
+     * ask for different partitions first */
+    uint32_t start = sm_js_partition(js->id, n);
+    for (uint32_t i = 0; i < n && !atomic_load(&js->draining); i++) {
+        int k = (int)((start + i) % n);
+        js_lease *l = &js->leases[k];
+        if (atomic_load(&l->state) != L_FREE)
+            continue;
+        char key[16], owner[64] = "", val[96];
+        lease_key(key, sizeof key, k);
+        uint64_t seq = 0, rev = 0, have = 0;
+        bool free_now = true;
+        kvEntry *e = NULL;
+        natsStatus s = kvStore_Get(&e, js->kv, key);
+        if (s == NATS_OK) {
+            have = kvEntry_Revision(e);
+            if (!sm_js_lease_parse(kvEntry_Value(e), (size_t)kvEntry_ValueLen(e),
+                                   owner, sizeof owner, &seq))
+                snprintf(owner, sizeof owner, "?");
+            if (have != l->seen_rev) {
+                l->seen_rev = have;
+                l->seen_ms = now;
+            }
+            /* "-": handed back; our own id: a life of ours before;
+             * another's unchanged for lease_ttl: its holder is gone */
+            free_now = strcmp(owner, "-") == 0 || strcmp(owner, js->id) == 0 ||
+                       now - l->seen_ms >= js->cfg->lease_ttl_ms;
+        } else if (s != NATS_NOT_FOUND) {
+            free_now = false;           /* cannot tell: not now */
+        }
+        kvEntry_Destroy(e);
+        if (!free_now || owned >= target)
+            continue;
+        atomic_store(&l->floor, seq);
+        atomic_store(&l->committed, 0);
+        lease_value(js, k, js->id, val, sizeof val);
+        s = have ? kvStore_UpdateString(&rev, js->kv, key, val, have)
+                 : kvStore_CreateString(&rev, js->kv, key, val);
+        if (s != NATS_OK)
+            continue;                   /* another was quicker */
+        bool takeover = have && strcmp(owner, "-") != 0 && strcmp(owner, js->id) != 0;
+        l->rev = rev;
+        l->renewed_ms = now;
+        atomic_store(&l->state, L_OWNED);
+        atomic_fetch_add(&js->taken, 1);
+        if (takeover)
+            atomic_fetch_add(&js->takeovers, 1);
+        owned++;
+        sm_log_write(js->log, SM_LOG_INFO, "lease_taken",
+                     "partition=%d worker=%s from=%s floor=%llu members=%u "
+                     "target=%u detail=\"%s\"", k, js->id, have ? owner : "-",
+                     (unsigned long long)seq, members, target,
+                     takeover ? "its holder did not renew it for lease_ttl"
+                              : have ? "handed back" : "never held");
+    }
+    /* more than our share (a member joined): hand the highest back */
+    for (int k = (int)n - 1; k >= 0 && owned > target; k--) {
+        int expect = L_OWNED;
+        if (atomic_compare_exchange_strong(&js->leases[k].state, &expect, L_RELEASE)) {
+            owned--;
+            sm_log_write(js->log, SM_LOG_INFO, "partition_release",
+                         "partition=%d worker=%s members=%u target=%u", k, js->id,
+                         members, target);
+        }
+    }
+}
+
+static void lease_round(sm_js *js)
+{
+    int64_t now = mono_ms();
+    for (uint32_t k = 0; k < js->nparts; k++)
+        lease_renew(js, (int)k, now);
+    if (atomic_load(&js->draining))
+        return;
+    lease_balance(js, lease_members(js, now), now);
+}
+
+static bool any_released(sm_js *js)
+{
+    for (uint32_t k = 0; k < js->nparts; k++)
+        if (atomic_load(&js->leases[k].state) == L_RELEASED)
+            return true;
+    return false;
+}
+
+static void *lease_main(void *arg)
+{
+    sm_js *js = arg;
+    int64_t every = js->cfg->lease_ttl_ms / 3;
+    while (!atomic_load(&js->lease_stop)) {
+        int64_t t0 = mono_ms();
+        lease_round(js);
+        /* a hand-back the worker thread committed is written at once */
+        while (!atomic_load(&js->lease_stop) && mono_ms() - t0 < every &&
+               !any_released(js))
+            nats_Sleep(20);
+    }
+    return NULL;
+}
+
+static void lease_thread_stop(sm_js *js)
+{
+    atomic_store(&js->lease_stop, true);
+    if (js->lease_started)
+        pthread_join(js->lease_thread, NULL);
+    js->lease_started = false;
+}
+
+/* The bucket of the leases: opened, or created when absent (js_setup). */
+static sm_status open_bucket(sm_js *js, char *err, size_t errcap)
+{
+    natsStatus s = js_KeyValue(&js->kv, js->ctx, js->cfg->lease_bucket);
+    if (s == NATS_OK)
+        return SM_OK;
+    if (!js->cfg->js_setup) {
+        snprintf(err, errcap, "lease bucket %s: %s (js_setup is false: create "
+                 "it, history 1)", js->cfg->lease_bucket, natsStatus_GetText(s));
+        return s == NATS_NOT_FOUND ? SM_ERR_CONFIG : SM_ERR_BUS;
+    }
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = js->cfg->lease_bucket;
+    kc.History = 1;
+    kc.StorageType = js_FileStorage;
+    kc.Replicas = (int)js->cfg->js_replicas;
+    s = js_CreateKeyValue(&js->kv, js->ctx, &kc);
+    if (s != NATS_OK) {
+        snprintf(err, errcap, "creating lease bucket %s: %s (%s)",
+                 js->cfg->lease_bucket, natsStatus_GetText(s), nats_GetLastError(NULL));
+        return SM_ERR_BUS;
+    }
+    return SM_OK;
+}
+
+/* Partition k's source: its stream, consumer (ours alone) and cursor. */
+static void part_source(sm_js *js, int k)
+{
+    js_source *src = &js->srcs[k];
+    const sm_config *cfg = js->cfg;
+    src->js = js;
+    src->part = k;
+    snprintf(src->stream, sizeof src->stream, "%s_P%d", cfg->js_stream, k);
+    snprintf(src->cursor, sizeof src->cursor, "%s_P%d", cfg->js_stream, k);
+    snprintf(src->clock_name, sizeof src->clock_name, "%s_P%d_clock", cfg->js_stream, k);
+    src->clock.part = (uint32_t)k;
+    snprintf(src->name, sizeof src->name, "%s_%s_P%d", cfg->js_consumer, js->id, k);
+    snprintf(src->filter_buf, sizeof src->filter_buf, "part.%d.>", k);
+    src->filter = src->filter_buf;
+    src->strip = strlen(src->filter_buf) - 1;   /* "part.<k>." */
+}
+
+/* worker_id, or <host>-<pid> (host cut to 20 bytes of [A-Za-z0-9-]). */
+static void set_worker_id(sm_js *js)
+{
+    const sm_config *cfg = js->cfg;
+    if (cfg->worker_id[0]) {
+        snprintf(js->id, sizeof js->id, "%s", cfg->worker_id);
+    } else {
+        char host[64] = "";
+        if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+            snprintf(host, sizeof host, "worker");
+        host[20] = 0;
+        for (char *c = host; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '-'))
+                *c = '-';
+        snprintf(js->id, sizeof js->id, "%.20s-%ld", host, (long)getpid());
+    }
+}
+
+static sm_status open_partitions(sm_js *js, char *err, size_t errcap)
+{
+    const sm_config *cfg = js->cfg;
+    sm_status rc = open_bucket(js, err, errcap);
+    if (rc != SM_OK)
+        return rc;
+    /* the inbox has a source while we hold no partition: the leases */
+    sm_inbox_source_open(js->inbox);
+    js->held_open = true;
+    lease_round(js);            /* the first share before ready */
+    if (pthread_create(&js->lease_thread, NULL, lease_main, js) != 0)
+        return SM_ERR_NOMEM;
+    js->lease_started = true;
+    sm_log_write(js->log, SM_LOG_INFO, "partitions",
+                 "partitions=%u worker=%s bucket=%s lease_ttl_ms=%lld",
+                 js->nparts, js->id, cfg->lease_bucket, (long long)cfg->lease_ttl_ms);
+    sm_js_poll(js);
+    return SM_OK;
+}
+
+/* The stream's last sequence, 0 when empty or unknown. */
+static uint64_t stream_last(sm_js *js, const char *stream)
+{
+    jsStreamInfo *si = NULL;
+    uint64_t last = 0;
+    if (js_GetStreamInfo(&si, js->ctx, stream, NULL, NULL) == NATS_OK &&
+        si->State.Msgs > 0)
+        last = si->State.LastSeq;
+    jsStreamInfo_Destroy(si);
+    return last;
+}
+
+/* Starts partition k's source for us, the new owner. */
+static void part_start(sm_js *js, int k, int64_t now)
+{
+    js_source *src = &js->srcs[k];
+    if (src->started && (!atomic_load(&src->done) || atomic_load(&src->inflight) > 0))
+        return;                 /* the last run's items are still going */
+    source_join(src);
+    uint64_t cursor = src->loaded ? src->applied
+                                  : sm_persist_cursor(js->persist, src->cursor);
+    if (!src->loaded) {
+        src->clock.bus_ms = (int64_t)sm_persist_cursor(js->persist, src->clock_name);
+        src->clock.tick = src->clock.bus_ms / js->cfg->detect.tick_ms;
+    }
+    src->floor = atomic_load(&js->leases[k].floor);
+    /* the store's cursor is committed; what was applied in memory since
+     * the last commit that completed is counted only when one holding it
+     * completes (sm_js_committed) */
+    if (!src->loaded)
+        src->committed = cursor;
+    atomic_store(&js->leases[k].committed, src->committed);
+    char err[400];
+    sm_status rc = source_start(js, src, cursor, err, sizeof err);
+    if (rc != SM_OK) {
+        src->retry_at = now + 1000;
+        sm_log_write(js->log, SM_LOG_ERROR, "partition_start_failed",
+                     "partition=%d status=\"%s\" detail=\"%s\" retry=yes", k,
+                     sm_status_str(rc), err);
+        return;
+    }
+    src->running = true;
+    atomic_store(&src->active, true);
+    sm_log_write(js->log, SM_LOG_INFO, "partition_started",
+                 "partition=%d consumer=%s cursor=%llu floor=%llu bus_ms=%lld "
+                 "last=%llu detail=\"windows rebuilt from the retained stream "
+                 "after the cursor; conclusions up to floor were published by "
+                 "the previous owner\"", k, src->name, (unsigned long long)cursor,
+                 (unsigned long long)src->floor, (long long)src->clock.bus_ms,
+                 (unsigned long long)stream_last(js, src->stream));
+}
+
+void sm_js_poll(sm_js *js)
+{
+    if (!js || js->nparts == 0)
+        return;
+    int64_t now = mono_ms();
+    for (uint32_t i = 0; i < js->nparts; i++) {
+        int k = (int)i;
+        js_source *src = &js->srcs[k];
+        js_lease *l = &js->leases[k];
+        int st = atomic_load(&l->state);
+        if (src->running && (st == L_FREE || st == L_RELEASE)) {
+            atomic_store(&src->stop, true);
+            src->running = false;
+            atomic_store(&src->active, false);
+            sm_log_write(js->log, st == L_FREE ? SM_LOG_WARN : SM_LOG_INFO,
+                         "partition_stopped", "partition=%d reason=%s applied=%llu",
+                         k, st == L_FREE ? "lease_lost" : "handing_back",
+                         (unsigned long long)src->applied);
+        }
+        if (!src->running && st == L_RELEASE && src->committed >= src->applied) {
+            int expect = L_RELEASE;
+            atomic_compare_exchange_strong(&l->state, &expect, L_RELEASED);
+        }
+        if (!src->running && st == L_OWNED && !atomic_load(&js->draining) &&
+            now >= src->retry_at)
+            part_start(js, k, now);
+    }
+}
+
+void sm_js_hand_back(sm_js *js)
+{
+    if (!js || js->nparts == 0 || !js->kv)
+        return;
+    lease_thread_stop(js);
+    for (uint32_t k = 0; k < js->nparts; k++) {
+        js_lease *l = &js->leases[k];
+        if (atomic_load(&l->state) == L_FREE)
+            continue;
+        atomic_store(&l->state, L_RELEASED);
+        lease_renew(js, (int)k, mono_ms());
+    }
+    char key[64];
+    snprintf(key, sizeof key, "w.%s", js->id);
+    (void)kvStore_Delete(js->kv, key);
+}
+
+bool sm_js_owns(const sm_js *js, const char *swarm)
+{
+    return !js || js->nparts == 0 ||
+           src_owned(&js->srcs[sm_js_partition(swarm, js->nparts)]);
+}
+
+sm_js_clock *sm_js_clock_of(sm_js *js, const char *swarm)
+{
+    if (!js || js->nparts == 0)
+        return NULL;
+    return &js->srcs[sm_js_partition(swarm, js->nparts)].clock;
+}
+
+int64_t sm_js_owned(const sm_js *js)
+{
+    if (!js || js->nparts == 0)
+        return -1;
+    int64_t n = 0;
+    for (uint32_t k = 0; k < js->nparts; k++)
+        n += src_owned(&js->srcs[k]);
+    return n;
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -599,6 +1204,13 @@ sm_status sm_js_open(sm_js **out, sm_bus *b, const sm_config *cfg,
     js->bus = b;
     js->nc = sm_bus_conn(b);
     js->inbox = ib;
+    js->persist = p;
+    js->nparts = (uint32_t)cfg->partitions;
+    js->srcs = calloc(js->nparts ? js->nparts : 1, sizeof *js->srcs);
+    if (!js->srcs) {
+        free(js);
+        return SM_ERR_NOMEM;
+    }
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = 5000;
@@ -610,15 +1222,34 @@ sm_status sm_js_open(sm_js **out, sm_bus *b, const sm_config *cfg,
     }
     char out_subject[600];
     snprintf(out_subject, sizeof out_subject, "%s.>", cfg->output_prefix);
-    if (rc == SM_OK)
+    /* the input stream(s), then the output stream, then the sources */
+    js_source *src = &js->srcs[0];
+    if (rc == SM_OK && js->nparts == 0) {
+        src->part = -1;
+        src->filter = cfg->input_subject;
+        snprintf(src->name, sizeof src->name, "%s", cfg->js_consumer);
+        snprintf(src->cursor, sizeof src->cursor, "%s", cfg->js_consumer);
+        snprintf(src->stream, sizeof src->stream, "%s", cfg->js_stream);
         rc = ensure_stream(js, cfg->js_stream, cfg->input_subject,
                            cfg->js_max_age_ms, 0, err, errcap);
+    }
+    if (js->nparts > 0)
+        set_worker_id(js);
+    for (uint32_t k = 0; k < js->nparts && rc == SM_OK; k++) {
+        part_source(js, (int)k);
+        rc = ensure_stream(js, js->srcs[k].stream, js->srcs[k].filter,
+                           cfg->js_max_age_ms, 0, err, errcap);
+    }
     if (rc == SM_OK)
         rc = ensure_stream(js, cfg->js_out_stream, out_subject, 0,
                            cfg->js_dup_window_ms, err, errcap);
-    snprintf(js->src.name, sizeof js->src.name, "%s", cfg->js_consumer);
-    if (rc == SM_OK)
-        rc = source_start(js, &js->src, p, err, errcap);
+    if (rc == SM_OK && js->nparts > 0) {
+        rc = open_partitions(js, err, errcap);
+    } else if (rc == SM_OK) {
+        rc = source_start(js, src, sm_persist_cursor(p, src->cursor), err, errcap);
+        src->running = rc == SM_OK;
+        atomic_store(&src->active, src->running);
+    }
     if (rc != SM_OK) {
         sm_js_close(js);
         return rc;
@@ -629,8 +1260,15 @@ sm_status sm_js_open(sm_js **out, sm_bus *b, const sm_config *cfg,
 
 void sm_js_drain(sm_js *js)
 {
-    if (js)
-        atomic_store(&js->src.stop, true);
+    if (!js)
+        return;
+    atomic_store(&js->draining, true);
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++)
+        atomic_store(&js->srcs[k].stop, true);
+    if (js->held_open) {
+        sm_inbox_source_done(js->inbox, SM_OK);
+        js->held_open = false;
+    }
 }
 
 void sm_js_close(sm_js *js)
@@ -638,11 +1276,12 @@ void sm_js_close(sm_js *js)
     if (!js)
         return;
     sm_js_drain(js);
-    if (js->src.started)
-        pthread_join(js->src.thread, NULL);
-    /* not unsubscribed: the durable consumer stays for the next start */
-    natsSubscription_Destroy(js->src.sub);
+    lease_thread_stop(js);
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++)
+        source_join(&js->srcs[k]);
+    kvStore_Destroy(js->kv);
     jsCtx_Destroy(js->ctx);
+    free(js->srcs);
     free(js);
 }
 
@@ -652,25 +1291,42 @@ void sm_js_before_commit(sm_js *js, sm_persist *p)
 {
     if (!js)
         return;
-    if (js->src.applied > 0)
-        sm_persist_set_cursor(p, js->src.name, js->src.applied);
-    if (js->src.ack_due) {
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++) {
+        js_source *src = &js->srcs[k];
+        if (src->applied > 0)
+            sm_persist_set_cursor(p, src->cursor, src->applied);
+        if (src->part >= 0 && src->clock.bus_ms > 0)
+            sm_persist_set_cursor(p, src->clock_name, (uint64_t)src->clock.bus_ms);
         /* what this commit holds; an earlier ack not sent is covered */
-        snprintf(js->src.commit_ack, sizeof js->src.commit_ack, "%s",
-                 js->src.ack_subject);
-        js->src.commit_ack_due = true;
-        js->src.ack_due = false;
+        if (src->ack_due) {
+            snprintf(src->commit_ack, sizeof src->commit_ack, "%s",
+                     src->ack_subject);
+            src->commit_ack_due = true;
+            src->ack_due = false;
+        }
+        src->commit_applied = src->applied;
     }
 }
 
 void sm_js_committed(sm_js *js)
 {
-    if (!js || !js->src.commit_ack_due || !js->src.commit_ack[0])
+    if (!js)
         return;
-    /* "+ACK" on the reply subject is what natsMsg_Ack sends */
-    if (natsConnection_PublishString(js->nc, js->src.commit_ack, "+ACK") == NATS_OK) {
-        js->st.acks++;
-        js->src.commit_ack_due = false;
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++) {
+        js_source *src = &js->srcs[k];
+        /* our own consumer: acked even after a lease is lost (nobody
+         * else reads it), so it agrees with the store */
+        if (src->commit_ack_due && src->commit_ack[0] &&
+            natsConnection_PublishString(js->nc, src->commit_ack, "+ACK") == NATS_OK) {
+            js->st.acks++;          /* "+ACK" is what natsMsg_Ack sends */
+            src->commit_ack_due = false;
+        }
+        /* what the commit held when prepared (never back: a restart of
+         * the partition may have counted further, part_start) */
+        if (src->commit_applied > src->committed)
+            src->committed = src->commit_applied;
+        if (src->part >= 0)
+            atomic_store(&js->leases[k].committed, src->committed);
     }
 }
 
@@ -682,10 +1338,48 @@ static bool transient(natsStatus s)
            s == NATS_CONNECTION_DISCONNECTED || s == NATS_CONNECTION_CLOSED;
 }
 
+/* Partitions: whether a conclusion on subject is ours to publish: not
+ * when its swarm's partition is not (or no longer) ours, the lease lost
+ * between the decision and the end of its batch; not a dead letter of an
+ * item its previous owner handled (sm_js_replayed). */
+static bool ours_to_publish(sm_js *js, const char *subject)
+{
+    const char *prefix = js->cfg->output_prefix;
+    size_t n = strlen(prefix);
+    if (js->nparts == 0 || strncmp(subject, prefix, n) != 0 || subject[n] != '.')
+        return true;
+    if (strcmp(subject, js->cfg->deadletter_subject) == 0)
+        return !sm_js_replayed(js);     /* the item being handled */
+    char swarm[SM_ID_MAX];
+    const char *sw = subject + n + 1;
+    size_t len = strcspn(sw, ".");
+    if (len == 0 || len >= sizeof swarm)
+        return true;
+    memcpy(swarm, sw, len);
+    swarm[len] = 0;
+    const js_source *src = &js->srcs[sm_js_partition(swarm, js->nparts)];
+    if (!src_owned(src)) {
+        js->st.not_owned_dropped++;
+        return false;
+    }
+    return true;
+}
+
+bool sm_js_replayed(sm_js *js)
+{
+    const js_source *src = js ? js->cur : NULL;
+    if (!src || src->part < 0 || js->cur_seq > src->floor)
+        return false;
+    js->st.replay_suppressed++;
+    return true;
+}
+
 sm_status sm_js_publish(void *ud, const char *subject, const void *data,
                         size_t len, const char *const *headers)
 {
     sm_js *js = ud;
+    if (!ours_to_publish(js, subject))
+        return SM_OK;
     natsMsg *m = NULL;
     bool has_id = false;
     char dl_id[128];
@@ -696,7 +1390,7 @@ sm_status sm_js_publish(void *ud, const char *subject, const void *data,
     }
     if (s == NATS_OK && !has_id && js->cur) {
         /* a dead letter of a JetStream input: the same id if redone */
-        snprintf(dl_id, sizeof dl_id, "dl.%s.%llu", js->cur->name,
+        snprintf(dl_id, sizeof dl_id, "dl.%s.%llu", js->cur->cursor,
                  (unsigned long long)js->cur_seq);
         s = natsMsgHeader_Set(m, "Nats-Msg-Id", dl_id);
     }
@@ -734,7 +1428,13 @@ void sm_js_stats_get(const sm_js *js, sm_js_stats *out)
     out->fetched = atomic_load(&js->fetched);
     out->gaps = atomic_load(&js->gaps);
     out->pending = atomic_load(&js->pending);
-    out->applied_seq = js->src.applied;
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++)
+        out->applied_seq += js->srcs[k].applied;
+    out->partitions_owned = sm_js_owned(js);
+    out->leases_taken = atomic_load(&js->taken);
+    out->leases_lost = atomic_load(&js->lost);
+    out->leases_handed_back = atomic_load(&js->handed_back);
+    out->takeovers = atomic_load(&js->takeovers);
 }
 
 uint32_t sm_js_partition(const char *swarm, uint32_t n)
@@ -755,11 +1455,19 @@ int64_t sm_js_max_payload(void *ud)
 
 int64_t sm_js_lag(sm_js *js)
 {
-    jsConsumerInfo *ci = NULL;
-    if (!js || js_GetConsumerInfo(&ci, js->ctx, js->cfg->js_stream, js->src.name,
-                                  NULL, NULL) != NATS_OK)
+    if (!js)
         return -1;
-    int64_t lag = (int64_t)ci->NumPending + ci->NumAckPending;
-    jsConsumerInfo_Destroy(ci);
+    int64_t lag = 0;
+    for (uint32_t k = 0; k < (js->nparts ? js->nparts : 1); k++) {
+        js_source *src = &js->srcs[k];
+        jsConsumerInfo *ci = NULL;
+        if (!src_owned(src))
+            continue;
+        if (js_GetConsumerInfo(&ci, js->ctx, src->stream, src->name, NULL,
+                               NULL) != NATS_OK)
+            return -1;
+        lag += (int64_t)ci->NumPending + ci->NumAckPending;
+        jsConsumerInfo_Destroy(ci);
+    }
     return lag;
 }

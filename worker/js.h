@@ -43,7 +43,8 @@
  *    Nats-Msg-Id. A worker killed before the commit re-derives them from
  *    the redelivered input with the same ids, and the output stream
  *    (duplicate window js_dup_window) drops them. Dead letters of a
- *    JetStream input get the id "dl.<consumer>.<stream sequence>".
+ *    JetStream input get the id "dl.<cursor>.<stream sequence>" (the
+ *    consumer's name, or <js_stream>_P<k> for a partition).
  *    Subscribers that must never see a repeat consume the output stream;
  *    a plain core subscription on medic.> sees every publish.
  *
@@ -51,7 +52,8 @@
  *    server's count: each crash while it was in flight counts) and not
  *    yet applied is dead-lettered with the reason, unhandled.
  *
- * Streams: the input stream on input_subject and the output stream on
+ * Streams: the input stream on input_subject (partitions: one stream per
+ * partition, below) and the output stream on
  * <output_prefix>.> are created at start when absent (js_setup true) or
  * only checked (false: left to the deploy configs). A stream that exists
  * with subjects that do not cover ours, another retention than limits, or
@@ -59,9 +61,12 @@
  * The consumer is the worker's own: created, and recreated when its
  * configuration is not ours.
  *
- * Threads: sm_js_open/close and the commit hooks run on the worker
- * thread; one fetch thread per consumer pushes into the inbox; publishing
- * is safe from the worker thread only (it uses the current item).
+ * Threads: sm_js_open/close, sm_js_poll, sm_js_hand_back and the commit
+ * hooks run on the worker thread; one fetch thread per consumer pushes
+ * into the inbox; with partitions a lease thread does every KV round trip
+ * and tells the worker thread what it took or lost through one atomic
+ * state per partition; publishing is safe from the worker thread only
+ * (it uses the current item).
  */
 #ifndef SM_JS_H
 #define SM_JS_H
@@ -121,6 +126,67 @@ int64_t sm_js_max_payload(void *ud);
  * are in. check_jetstream holds it to a real server's mapping. */
 uint32_t sm_js_partition(const char *swarm, uint32_t n);
 
+/* ---- partitions (config partitions > 0) ----
+ * Swarms are spread over N partition streams <js_stream>_P<k> on
+ * part.<k>.> (the server maps swarm.<s>.> there with partition(N,1)),
+ * each owned by one worker at a time through a lease: key p<k> of the
+ * KV bucket lease_bucket, value "<worker_id> <seq>". A lease thread
+ * renews what it holds every lease_ttl/3 (kvStore_Update with the last
+ * revision: a failed one means another wrote the key, and the partition
+ * stops at once); takes a partition whose key is absent, handed back
+ * ("- <seq>") or unchanged for lease_ttl as it observed it (its holder
+ * is gone: no clocks compared across hosts); and keeps a share of
+ * ceil(N / live members), members being keys w.<id> renewed the same
+ * way. <seq> is the committed stream sequence of the partition: the
+ * next owner publishes no conclusion it re-decides up to it (the old
+ * owner did). The worker thread starts and stops the partition sources
+ * in sm_js_poll; each is a durable consumer of this worker's alone
+ * (<js_consumer>_<worker_id>_P<k>, removed by the server when idle)
+ * starting after the store's cursor <js_stream>_P<k>, so a takeover
+ * rebuilds the windows from the retained stream. */
+
+/* Worker thread, each turn of the loop: starts sources for partitions
+ * just taken, stops those lost or being handed back (and says when a
+ * hand-back is committed). No-op when not partitioned. */
+void sm_js_poll(sm_js *js);
+/* Worker thread, after the final commit of a drain: hands every lease
+ * back at once ("- <seq>"), so others take them without waiting for
+ * lease_ttl, and leaves the members. */
+void sm_js_hand_back(sm_js *js);
+/* Whether the swarm's partition is ours (true when not partitioned).
+ * Any thread (atomics only). */
+bool sm_js_owns(const sm_js *js, const char *swarm);
+/* A partition's bus clock (handle.c): the latest event time of its
+ * stream, stored beside its cursor (<js_stream>_P<k>_clock). Each
+ * partition is totally ordered only within itself, so its swarms are
+ * advanced by its own clock: a partition that lags behind another (its
+ * fetch thread slower, or rebuilding after a takeover) never sees its
+ * agents as silent because another partition's events are ahead, and a
+ * replay on another worker decides exactly what its owner decided. */
+typedef struct sm_js_clock {
+    int64_t bus_ms;             /* latest event time of the partition */
+    int64_t tick;               /* bus_ms / tick at the last advance */
+    uint32_t part;
+} sm_js_clock;
+/* The clock of the swarm's partition, or NULL when not partitioned.
+ * Worker thread. */
+sm_js_clock *sm_js_clock_of(sm_js *js, const char *swarm);
+/* Whether the item being handled (worker thread) is one the previous
+ * owner of its partition applied and whose conclusions it published: at
+ * or below the floor its lease carried. Counted (replay_suppressed) each
+ * time it says true: the caller drops what the item decided. The output
+ * stream's duplicate window alone would drop only the recent ones. */
+bool sm_js_replayed(sm_js *js);
+/* Partitions owned, -1 when not partitioned. */
+int64_t sm_js_owned(const sm_js *js);
+/* The balance rule: the share of n partitions a worker holds among
+ * `members` live ones, ceil(n / members) (n when members is 0). */
+uint32_t sm_js_lease_target(uint32_t n, uint32_t members);
+/* Parses a lease value "<owner> <seq>" (len bytes, not terminated):
+ * false when it is not one. */
+bool sm_js_lease_parse(const char *value, size_t len, char *owner, size_t cap,
+                       uint64_t *seq);
+
 typedef struct sm_js_stats {
     uint64_t fetched;           /* messages pushed into the inbox */
     uint64_t redelivered_seen;  /* redeliveries skipped (state held them) */
@@ -134,6 +200,19 @@ typedef struct sm_js_stats {
     int64_t pending;            /* consumer lag: messages of the stream not
                                    yet delivered to us, as the last
                                    delivery said (NumPending; 0 before) */
+    /* partitions (0, and -1 owned, when not partitioned) */
+    int64_t partitions_owned;   /* partitions whose items we handle */
+    uint64_t leases_taken;      /* leases we took (any reason) */
+    uint64_t leases_lost;       /* leases another took from us, or not
+                                   renewed in time */
+    uint64_t leases_handed_back;/* given back (a drain, a rebalance) */
+    uint64_t takeovers;         /* leases taken from a holder gone silent */
+    uint64_t not_owned_skipped; /* items of a lost partition not handled */
+    uint64_t not_owned_dropped; /* conclusions of a lost partition's swarm
+                                   not published */
+    uint64_t replay_suppressed; /* conclusions re-decided while rebuilding
+                                   a taken partition's windows, up to the
+                                   previous owner's floor: not published */
 } sm_js_stats;
 /* Counters (worker thread). */
 void sm_js_stats_get(const sm_js *js, sm_js_stats *out);

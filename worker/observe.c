@@ -82,6 +82,7 @@ static void snapshot(sm_worker *w, sm_metrics_snap *s, int64_t now)
         sm_js_stats j;
         sm_js_stats_get(w->js, &j);
         s->consumer_lag = j.pending;
+        s->partitions_owned = j.partitions_owned;
     }
 }
 

@@ -258,9 +258,17 @@ const char *sm_service_id(const sm_service *svc)
 
 bool sm_service_owns(const sm_service *svc, const char *swarm)
 {
-    /* One worker holds every swarm it has seen; when swarms are
-     * partitioned across workers, the partition check goes here. */
-    return sm_registry_find(svc->reg, swarm) != NULL;
+    /* a swarm of a partition another worker took may still be in our
+     * registry (frozen since): that worker answers for it */
+    return sm_registry_find(svc->reg, swarm) != NULL &&
+           (!svc->owner || svc->owner(svc->owner_ud, swarm));
+}
+
+void sm_service_set_owner(sm_service *svc, sm_service_owner_fn owns,
+                          const void *ud)
+{
+    svc->owner = owns;
+    svc->owner_ud = ud;
 }
 
 void sm_service_stats_get(sm_service *svc, sm_service_stats *out)
@@ -848,6 +856,14 @@ static bool parse_api(const sm_service *svc, const char *subject,
     return true;
 }
 
+bool sm_service_elsewhere(const sm_service *svc, const char *subject)
+{
+    char swarm[SM_ID_MAX];
+    sm_endpoint ep;
+    return svc->owner && parse_api(svc, subject, swarm, &ep) &&
+           !svc->owner(svc->owner_ud, swarm);
+}
+
 static void count(sm_service *svc, sm_endpoint ep, const answer *a, int64_t ns)
 {
     pthread_mutex_lock(&svc->mu);
@@ -1064,6 +1080,10 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
         .max_agents = (uint32_t)c->scale_max_agents,
         .cooldown_ms = c->scale_cooldown_ms,
         .stabilise_ms = c->scale_stabilise_ms,
+        .drain_ms = c->scale_drain_ms,
+        .target_util = c->scale_target_util,
+        .work_ms = c->scale_work_ms,
+        .burst_ms = c->scale_burst_ms,
     };
     uint32_t pending = 0;
     for (int i = 0; i < SM_PRIO_COUNT; i++)
@@ -1074,6 +1094,10 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
         .idle_dynamic = (uint32_t)sm_query_idle_dynamic(sw, NULL, 0),
         .tokens_short = sm_query_tokens_short(sw),
     };
+    sm_query_work work;
+    sm_query_work_of(sw, ev->ts_ms - c->scale_stabilise_ms, &work);
+    in.done = work.done;
+    in.busy = work.busy;
     sm_scale_decision sd;
     if (!sm_scale_step(&sc, &rc->scale, &in, &sd))
         return;
@@ -1089,18 +1113,25 @@ void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
     sm_status s = svc->sink->publish(svc->sink->ud, subject, svc->out, a.len, h);
     sm_log_write(svc->log, SM_LOG_INFO, "scale",
                  "swarm=%s direction=%s current=%u target=%u remove=%u pending=%u "
-                 "reason=%s at_ms=%lld id=%s published=%s", sm_swarm_id(sw),
+                 "reason=%s busy=%.1f busy_long=%.1f task_s=%.1f growth=%.2f "
+                 "peak=%.0f at_ms=%lld id=%s published=%s", sm_swarm_id(sw),
                  sd.dir == SM_SCALE_UP ? "up" : "down", sd.current, sd.target,
-                 sd.remove, pending, sd.reason, (long long)ev->ts_ms, pb.id,
+                 sd.remove, pending, sd.reason, sd.busy_mean, sd.busy_long,
+                 sd.task_s, sd.growth, sd.peak, (long long)ev->ts_ms, pb.id,
                  s == SM_OK ? "yes" : sm_status_str(s));
 }
 
-void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n)
+void sm_service_log(sm_service *svc, const sm_decision *d, size_t n)
 {
     sm_status s = n > 0 ? sm_svcstore_log(svc->ss, d, n) : SM_OK;
     if (s != SM_OK)
         sm_log_write(svc->log, SM_LOG_ERROR, "decision_log_failed",
                      "count=%zu status=\"%s\" detail=\"not kept for explain\"",
                      n, sm_status_str(s));
+}
+
+void sm_service_before_commit(sm_service *svc, const sm_decision *d, size_t n)
+{
+    sm_service_log(svc, d, n);
     sm_svcstore_before_commit(svc->ss);
 }

@@ -104,8 +104,16 @@ sm_status sm_service_connect(sm_service *svc, sm_bus *bus, sm_inbox *ib);
 sm_status sm_service_serve_start(sm_service *svc);
 void sm_service_serve_stop(sm_service *svc);
 
-/* Whether this worker answers for swarm: today, whether it holds it. */
+/* Whether this worker answers for swarm: it holds it and, when swarms
+ * are partitioned across workers, owns its partition (the owner
+ * function, js.h sm_js_owns, set by the worker; NULL: no partitions). */
 bool sm_service_owns(const sm_service *svc, const char *swarm);
+/* The owner function is called from any thread (cnats's delivery thread
+ * asks it before answering "busy"), so it must read only what is safe
+ * to read there. Set before sm_service_connect. */
+typedef bool (*sm_service_owner_fn)(const void *ud, const char *swarm);
+void sm_service_set_owner(sm_service *svc, sm_service_owner_fn owns,
+                          const void *ud);
 
 /* Answers one request item (worker thread). The item is not released. */
 void sm_service_handle(sm_service *svc, sm_item *it);
@@ -125,6 +133,11 @@ void sm_service_on_task(sm_service *svc, const char *swarm,
  * (UP or DOWN; holds are not published). source: the sample's source. */
 void sm_service_on_resource(sm_service *svc, const sm_swarm *sw,
                             const char *source, const sm_resource_sample *ev);
+
+/* Queues conclusions for the decision log read by explain; the next
+ * commit writes them. For conclusions sent before their commit
+ * (publish_after_commit off); held ones are logged by before_commit. */
+void sm_service_log(sm_service *svc, const sm_decision *d, size_t n);
 
 /* Before a commit (no batch open): logs the conclusions it will reveal
  * and runs retention when due. */

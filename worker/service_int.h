@@ -39,6 +39,8 @@ struct sm_service {
     const sm_config *cfg;
     const sm_log *log;
     sm_registry *reg;
+    sm_service_owner_fn owner;  /* partition ownership, or NULL */
+    const void *owner_ud;
     const sm_sink *sink;
     sm_svcstore *ss;
     sm_inbox *ib;
@@ -71,6 +73,12 @@ struct sm_service {
 /* Wakes the window thread if a window is open (cnats thread, after a
  * push to the urgent lane). */
 void sm_service_wake(sm_service *svc);
+
+/* Whether a request on subject is for a swarm of a partition another
+ * worker owns (false when not partitioned, or for a subject that names
+ * no swarm); any thread: it asks the owner function only, not the
+ * registry. */
+bool sm_service_elsewhere(const sm_service *svc, const char *subject);
 
 /* Publishes an error reply (empty payload, Nats-Service-Error headers) on
  * reply through the sink; safe from any thread the sink is. */

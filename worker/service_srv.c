@@ -32,7 +32,13 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m,
         sm_service_wake(svc);
         return;
     }
-    if (s == SM_ERR_FULL && it.reply && it.reply[0]) {
+    /* busy, but only the owner says so: another worker's "busy" would
+     * reach the asker before the owner's answer */
+    if (s == SM_ERR_FULL && sm_service_elsewhere(svc, it.subject)) {
+        pthread_mutex_lock(&svc->mu);
+        svc->st.not_owned++;
+        pthread_mutex_unlock(&svc->mu);
+    } else if (s == SM_ERR_FULL && it.reply && it.reply[0]) {
         sm_service_reply_error(svc, it.reply, 503,
                                "busy: too many requests waiting");
         pthread_mutex_lock(&svc->mu);

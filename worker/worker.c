@@ -183,6 +183,11 @@ static bool wait_or_stop(sm_worker *w, int64_t ms, const sigset_t *stop)
     return sm_proc_stop_pending(stop, NULL);
 }
 
+static bool js_owns(const void *ud, const char *swarm)
+{
+    return sm_js_owns(ud, swarm);
+}
+
 /* JetStream input (js.h): streams and consumer, conclusions into the
  * output stream as soon as decided. A server that does not answer the
  * JetStream API yet (starting, electing) is retried like a connect. */
@@ -205,6 +210,8 @@ static sm_status connect_js(sm_worker *w, const sigset_t *stop)
     w->sink.ud = w->js;
     w->sink.max_payload = sm_js_max_payload;
     w->send_before_commit = true;
+    if (w->cfg->partitions > 0)
+        sm_service_set_owner(w->svc, js_owns, w->js);
     s = sm_service_connect(w->svc, w->bus, w->inbox);
     if (s != SM_OK)
         return s;
@@ -518,11 +525,20 @@ static void log_js(const sm_worker *w, const char *event)
     sm_log_write(w->log, SM_LOG_INFO, "js_stats",
                  "at=%s js_fetched=%llu js_redelivered_seen=%llu "
                  "js_poison=%llu js_gaps=%llu js_acks=%llu js_dup_dropped=%llu "
-                 "js_applied_seq=%llu", event, (unsigned long long)j.fetched,
+                 "js_applied_seq=%llu partitions_owned=%lld leases_taken=%llu "
+                 "leases_lost=%llu leases_handed_back=%llu takeovers=%llu "
+                 "not_owned_skipped=%llu not_owned_dropped=%llu "
+                 "replay_suppressed=%llu", event, (unsigned long long)j.fetched,
                  (unsigned long long)j.redelivered_seen,
                  (unsigned long long)j.poison, (unsigned long long)j.gaps,
                  (unsigned long long)j.acks, (unsigned long long)j.dup_dropped,
-                 (unsigned long long)j.applied_seq);
+                 (unsigned long long)j.applied_seq, (long long)j.partitions_owned,
+                 (unsigned long long)j.leases_taken, (unsigned long long)j.leases_lost,
+                 (unsigned long long)j.leases_handed_back,
+                 (unsigned long long)j.takeovers,
+                 (unsigned long long)j.not_owned_skipped,
+                 (unsigned long long)j.not_owned_dropped,
+                 (unsigned long long)j.replay_suppressed);
 }
 
 static void log_stats(sm_worker *w, const char *event, int64_t started)
@@ -821,6 +837,7 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
         bool idle = handle_batch(w, idle_ms) == 0;
+        sm_js_poll(w->js);      /* partitions taken, lost, handed back */
         int64_t now = wall_ms();
         maybe_commit(w, idle, now, &last_commit);
         sm_worker_turn(w, idle);
@@ -855,6 +872,8 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     sm_status s = sm_worker_flush(w);   /* after the batch in hand */
     sm_writer_stop(w->writer);
     w->writer = NULL;
+    if (s == SM_OK)
+        sm_js_hand_back(w->js);     /* committed: others take them now */
     if (w->bus && lost == SM_OK) {
         sm_status fs = sm_bus_flush(w->bus, 2000);
         if (fs != SM_OK)

@@ -93,6 +93,7 @@ BEGIN {
 {
     n = split($2, k, ".")
     if (n == 5) { t = k[3] "." k[4]; fig = k[5] } else { t = k[3]; fig = k[4] }
+    if (fig == "delay_each") { E[t, ++ne[t]] = $3; next }
     row = $1 SUBSEP t
     if (!(row in seen)) { seen[row] = 1; order[++rows] = row }
     v[row, fig] = $3
@@ -112,13 +113,24 @@ function put(scen, t, rec, prec, fl, dl, rs, sev, fb, fa) {
     printf fmt, scen, t, rec, prec, fl, dl, rs, sev, fb, fa
 }
 function pred(t) { return substr(t, 1, 11) == "prediction." }
+# the median delay of type t over every matched label of all scenarios
+function median(t,    i, j, n, a, x) {
+    n = ne[t]
+    for (i = 1; i <= n; i++) a[i] = E[t, i]
+    for (i = 2; i <= n; i++) {
+        x = a[i]
+        for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]
+        a[j + 1] = x
+    }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
 function overall(t, lead) {
     if (lead) {
         dmax = ((t, "lead_min") in S) ? "-/" s1(S[t, "lead_min"]) : "-"
         rmax = ((t, "eta_err_max") in S) ? "-/" s1(S[t, "eta_err_max"]) : "-"
         sev = ""
     } else {
-        dmax = ((t, "delay_max") in S) ? "-/" s1(S[t, "delay_max"]) : "-"
+        dmax = ((t, "delay_max") in S) ? (ne[t] ? s1(median(t)) : "-") "/" s1(S[t, "delay_max"]) : "-"
         rmax = ((t, "resolve_max") in S) ? "-/" s1(S[t, "resolve_max"]) : "-"
         sev = frac(S[t, "severity_ok"], S[t, "severity_checked"])
     }
@@ -168,7 +180,7 @@ END {
         if (pred(torder[j]) && torder[j] != "prediction.all") list[++nl] = torder[j]
     if ("prediction.all" in tseen) list[++nl] = "prediction.all"
     for (j = 1; j <= nb; j++) overall(list[j], 0)
-    print "overall delay/resolve: max over all scenarios (medians are per scenario only)"
+    print "overall delay: median over every matched label of all scenarios / max; resolve: max over all scenarios (its median is per scenario only)"
     if (nl > nb) {
         print ""
         table(1)
@@ -182,6 +194,7 @@ END {
         if (S[t, "must"] > 0) printf "eval.%s.recall %.4g ratio\n", t, S[t, "matched"] / S[t, "must"]
         if (S[t, "episodes"] > 0) printf "eval.%s.precision %.4g ratio\n", t, (S[t, "episodes"] - S[t, "false_alarms"]) / S[t, "episodes"]
         if (S[t, "severity_checked"] > 0) printf "eval.%s.severity %.4g ratio\n", t, S[t, "severity_ok"] / S[t, "severity_checked"]
+        if (ne[t]) printf "eval.%s.delay_med %.4g s\n", t, median(t)
         if ((t, "delay_max") in S) printf "eval.%s.delay_max %.4g s\n", t, S[t, "delay_max"]
         if ((t, "resolve_max") in S) printf "eval.%s.resolve_max %.4g s\n", t, S[t, "resolve_max"]
         if ((t, "lead_min") in S) printf "eval.%s.lead_min %.4g s\n", t, S[t, "lead_min"]

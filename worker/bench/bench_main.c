@@ -23,6 +23,11 @@
  *            (service.h) while the worker handles a paced 50,000 events/s,
  *            beside the raw request/reply round trip to a plain cnats
  *            responder on the same server under the same load
+ *   partitions  the same events (40 swarms x 25 agents) stored in 8
+ *            partition streams, read by one worker owning all 8 and by
+ *            two workers owning 4 each (--partitions=8): total events/s
+ *            from the first worker's start to the last partition's
+ *            acknowledged floor reaching its end
  *
  * The end of a flat-out run: after the stream, two ResourceSamples with
  * 1000 pending tasks on swarm.zzend.resource.s. The raw subscriber stops at
@@ -55,6 +60,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "js.h"
 #include "log.h"
 #include "proc.h"
 #include "recfile.h"
@@ -104,12 +110,13 @@ typedef enum section {
     SEC_REPLAY,
     SEC_REQUESTS,
     SEC_JS,
+    SEC_PARTS,
     SEC_COUNT,
 } section;
 
 static const char *const section_names[SEC_COUNT] = {
     "raw", "worker", "latency", "rss", "agents", "replay", "requests",
-    "jetstream",
+    "jetstream", "partitions",
 };
 
 /* What the bench was asked to do; built in main from the flags. */
@@ -206,6 +213,8 @@ typedef struct results {
     uint64_t replay_records;
     uint64_t replay_accepted;
     req_stats req;
+    rate_run part_one, part_two;    /* one worker on 8 partitions, two on 4 */
+    uint64_t part_split[2];     /* events on each worker's 4 partitions */
 } results;
 
 /* The one struct built in main and handed to every section. */
@@ -1036,6 +1045,19 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The median of the runs in agg (n >= 1), their min and max; done. */
+static void rate_median(rate_run *agg)
+{
+    double sorted[MAX_REPEAT];
+    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
+    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
+    agg->min = sorted[0];
+    agg->max = sorted[agg->n - 1];
+    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
+                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
+    agg->done = true;
+}
+
 /* Runs raw_once (st NULL) or flat_once opt.repeat times into *agg. */
 static int repeat_runs(bench *b, const stream *st, const char *tag,
                        rate_run *agg, char *why, size_t cap)
@@ -1053,14 +1075,7 @@ static int repeat_runs(bench *b, const stream *st, const char *tag,
         if (k == 0 || one.accepted < agg->accepted)
             agg->accepted = one.accepted;
     }
-    double sorted[MAX_REPEAT];
-    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
-    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
-    agg->min = sorted[0];
-    agg->max = sorted[agg->n - 1];
-    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
-                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
-    agg->done = true;
+    rate_median(agg);
     return 0;
 }
 
@@ -1581,6 +1596,207 @@ static int run_js(bench *b, char *why, size_t cap)
     return rc;
 }
 
+/* --------------------------------------------------------------- partitions */
+
+/* Section 9: partitions. A stream of 40 swarms x 25 agents (10 swarms
+ * would spread unevenly over 8 partitions) is stored once in streams
+ * SWARM_P0..7 on part.<k>.>, each event on the subject the server's
+ * partition(8,1) mapping would give it (sm_js_partition: the bench's
+ * server has no mapping, so it publishes there directly). Each run
+ * seeds the lease bucket so that the split is known from the start (a
+ * worker takes the keys carrying its own id at once; lease_ttl 60 s, so
+ * none is taken from the other during the run), starts the workers on
+ * fresh stores and polls the partition consumers' acknowledged floors
+ * (acks follow the LMDB commit) until every partition is done. */
+#define PART_N 8
+#define PART_SWARMS 40
+#define PART_AGENTS 25
+
+static int part_fill(jsCtx *js, const stream *st, uint64_t last[PART_N],
+                     char *why, size_t cap)
+{
+    natsStatus s = NATS_OK;
+    for (int k = 0; k < PART_N && s == NATS_OK; k++) {
+        char name[32], subj[32];
+        snprintf(name, sizeof name, "SWARM_P%d", k);
+        snprintf(subj, sizeof subj, "part.%d.>", k);
+        js_DeleteStream(js, name, NULL, NULL);
+        jsStreamConfig sc;
+        jsStreamConfig_Init(&sc);
+        const char *subjects[] = {subj};
+        sc.Name = name;
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        sc.Storage = js_FileStorage;
+        s = js_AddStream(NULL, js, &sc, NULL, NULL);
+        last[k] = 0;
+    }
+    if (s != NATS_OK)
+        return bus_fail(why, cap, "create the partition streams", s);
+    note("partitions: storing %zu events in 8 partition streams", st->n);
+    for (size_t i = 0; i < st->n && s == NATS_OK; i++) {
+        const stream_msg *e = &st->msgs[i];
+        const char *subject = st->arena + e->subject;
+        char swarm[64], part[200];
+        const char *sw = subject + strlen("swarm.");
+        size_t n = strcspn(sw, ".");
+        snprintf(swarm, sizeof swarm, "%.*s", (int)n, sw);
+        uint32_t k = sm_js_partition(swarm, PART_N);
+        snprintf(part, sizeof part, "part.%u.%s", k, subject);
+        last[k]++;
+        while ((s = js_PublishAsync(js, part, st->arena + e->payload, (int)e->len,
+                                    NULL)) == NATS_TIMEOUT)
+            ;
+    }
+    if (s == NATS_OK)
+        s = js_PublishAsyncComplete(js, NULL);
+    if (s != NATS_OK)
+        return bus_fail(why, cap, "store the partition streams", s);
+    return 0;
+}
+
+/* A fresh lease bucket: partitions 0..3 held by w1, 4..7 by w1 (one
+ * worker) or w2 (two). */
+static natsStatus part_leases(jsCtx *js, int workers)
+{
+    js_DeleteKeyValue(js, "medic_leases");
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = "medic_leases";
+    kc.History = 1;
+    kc.StorageType = js_FileStorage;
+    kvStore *kv = NULL;
+    natsStatus s = js_CreateKeyValue(&kv, js, &kc);
+    for (int k = 0; k < PART_N && s == NATS_OK; k++) {
+        char key[8];
+        snprintf(key, sizeof key, "p%d", k);
+        s = kvStore_PutString(NULL, kv, key, workers == 2 && k >= PART_N / 2 ? "w2 0"
+                                                                          : "w1 0");
+    }
+    kvStore_Destroy(kv);
+    return s;
+}
+
+/* Whether every partition's owner acknowledged its last message. */
+static bool part_done(jsCtx *js, int workers, const uint64_t last[PART_N])
+{
+    for (int k = 0; k < PART_N; k++) {
+        char stream_name[32], consumer[64];
+        snprintf(stream_name, sizeof stream_name, "SWARM_P%d", k);
+        snprintf(consumer, sizeof consumer, "swarm-medic_w%d_P%d",
+                 workers == 2 && k >= PART_N / 2 ? 2 : 1, k);
+        jsConsumerInfo *ci = NULL;
+        if (js_GetConsumerInfo(&ci, js, stream_name, consumer, NULL, NULL) != NATS_OK)
+            return false;
+        bool done = ci->AckFloor.Stream >= last[k];
+        jsConsumerInfo_Destroy(ci);
+        if (!done)
+            return false;
+    }
+    return true;
+}
+
+static int part_once(bench *b, jsCtx *js, int workers, const uint64_t last[PART_N],
+                     rate_run *out, char *why, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    for (int k = 0; k < PART_N; k++)
+        out->expected += last[k];
+    js_DeleteStream(js, "MEDIC", NULL, NULL);
+    natsStatus s = part_leases(js, workers);
+    if (s != NATS_OK)
+        return bus_fail(why, cap, "seed the lease bucket", s);
+    worker_proc w[2];
+    memset(w, 0, sizeof w);
+    int result = -1;
+    note("partitions: %d worker%s on 8 partitions", workers, workers == 2 ? "s" : "");
+    int64_t t0 = sm_proc_mono_ns();
+    for (int i = 0; i < workers; i++) {
+        char tag[16], id[32];
+        snprintf(tag, sizeof tag, "part%d-w%d", workers, i + 1);
+        snprintf(id, sizeof id, "--worker-id=w%d", i + 1);
+        const char *extra[] = {"--input=jetstream", "--partitions=8",
+                               "--lease-ttl=60s", id, NULL};
+        if (worker_start(b, tag, &w[i], extra, why, cap) != 0)
+            goto cleanup;
+    }
+    int64_t give_up = t0 + (int64_t)WAIT_MS * 1000000LL, t1 = 0;
+    while (!part_done(js, workers, last)) {
+        if (sm_proc_mono_ns() > give_up) {
+            fail(why, cap, "not every partition acknowledged within %d s", WAIT_MS / 1000);
+            goto cleanup;
+        }
+        if (sm_proc_stop_pending(&b->stop, NULL)) {
+            fail(why, cap, "interrupted");
+            goto cleanup;
+        }
+        sleep_ms(20);
+    }
+    t1 = sm_proc_mono_ns();
+    out->rate = (double)out->expected / seconds(t1 - t0);
+    for (int i = 0; i < workers; i++) {
+        worker_exit x;
+        if (worker_stop(&w[i], &x, why, cap) != 0)
+            goto cleanup;
+        out->accepted += x.events;
+    }
+    out->done = true;
+    result = 0;
+cleanup:
+    for (int i = 0; i < workers; i++)
+        worker_cleanup(&w[i]);
+    return result;
+}
+
+static int run_parts(bench *b, char *why, size_t cap)
+{
+    stream st;
+    note("partitions: generating %llu events for %d x %d agents",
+         (unsigned long long)b->opt.events, PART_SWARMS, PART_AGENTS);
+    if (stream_generate(&st, PART_SWARMS, PART_AGENTS, b->opt.events, why, cap) != 0)
+        return -1;
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    natsStatus s = connect_bus(b, "bench-parts", &nc);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&js, nc, NULL);
+    if (s != NATS_OK) {
+        disconnect(nc);
+        stream_free(&st);
+        return bus_fail(why, cap, "connect (JetStream)", s);
+    }
+    uint64_t last[PART_N];
+    int rc = part_fill(js, &st, last, why, cap);
+    stream_free(&st);
+    results *r = &b->res;
+    memset(&r->part_one, 0, sizeof r->part_one);
+    memset(&r->part_two, 0, sizeof r->part_two);
+    r->part_split[0] = r->part_split[1] = 0;
+    for (int k = 0; k < PART_N; k++)
+        r->part_split[k >= PART_N / 2] += last[k];
+    /* alternated, so a change of load over the run hits both alike */
+    for (uint64_t i = 0; rc == 0 && i < b->opt.repeat; i++) {
+        for (int workers = 1; rc == 0 && workers <= 2; workers++) {
+            rate_run one;
+            rate_run *agg = workers == 1 ? &r->part_one : &r->part_two;
+            rc = part_once(b, js, workers, last, &one, why, cap);
+            if (rc != 0)
+                break;
+            agg->rates[agg->n++] = one.rate;
+            agg->expected = one.expected;
+            if (agg->n == 1 || one.accepted < agg->accepted)
+                agg->accepted = one.accepted;
+        }
+    }
+    if (rc == 0) {
+        rate_median(&r->part_one);
+        rate_median(&r->part_two);
+    }
+    jsCtx_Destroy(js);
+    disconnect(nc);
+    return rc;
+}
+
 /* ------------------------------------------------------------------- report */
 
 /* Section 7: request/reply under load. A requester thread sends, every
@@ -1931,6 +2147,24 @@ static void print_table(const bench *b)
         row("  worker accepted", v, "all",
             verdict(r->js_worker.accepted >= r->js_worker.expected));
     }
+    if (r->ran[SEC_PARTS] && !r->ok[SEC_PARTS])
+        failed_row(r, SEC_PARTS);
+    if (r->part_one.done && r->part_two.done) {
+        rate_text(&r->part_one, v, sizeof v);
+        row("partitions: one worker owning 8", v, "", "");
+        rate_text(&r->part_two, v, sizeof v);
+        row("partitions: two workers owning 4 each", v, "", "");
+        snprintf(v, sizeof v, "%.2f x (events split %llu / %llu)",
+                 r->part_two.rate / r->part_one.rate,
+                 (unsigned long long)r->part_split[0], (unsigned long long)r->part_split[1]);
+        row("  two / one", v, "(2 shared cores)", "");
+        snprintf(v, sizeof v, "%llu and %llu of %llu", (unsigned long long)r->part_one.accepted,
+                 (unsigned long long)r->part_two.accepted,
+                 (unsigned long long)r->part_one.expected);
+        row("  accepted (one, two)", v, "all",
+            verdict(r->part_one.accepted >= r->part_one.expected &&
+                    r->part_two.accepted >= r->part_two.expected));
+    }
     if (r->ran[SEC_REPLAY] && !r->ok[SEC_REPLAY])
         failed_row(r, SEC_REPLAY);
     if (r->ok[SEC_REPLAY]) {
@@ -1998,6 +2232,12 @@ static void print_figures(const results *r)
         printf("request_%s_errors %llu\n", rq_names[k],
                (unsigned long long)r->req.errors[k]);
     }
+    if (r->part_one.done)
+        printf("partitions_one_worker_rate %.0f events/s\n", r->part_one.rate);
+    if (r->part_two.done)
+        printf("partitions_two_workers_rate %.0f events/s\n", r->part_two.rate);
+    if (r->part_one.done && r->part_two.done)
+        printf("partitions_two_over_one %.2f x\n", r->part_two.rate / r->part_one.rate);
     for (int s = 0; s < SEC_COUNT; s++)
         if (r->ran[s] && !r->ok[s])
             printf("# %s failed: %s\n", section_names[s], r->why[s]);
@@ -2019,8 +2259,8 @@ static void usage(FILE *to)
         "                         (default 3, at most 9)\n"
         "  --quick                small sizes for a smoke run (100000 events,\n"
         "                         3 s, 500000 RSS events, 1 repeat)\n"
-        "  --only SECTION         raw, worker, latency, rss, agents, replay or\n"
-        "                         jetstream\n");
+        "  --only SECTION         raw, worker, latency, rss, agents, replay,\n"
+        "                         requests, jetstream or partitions\n");
 }
 
 static bool parse_count(const char *text, uint64_t min, uint64_t *out)
@@ -2121,7 +2361,7 @@ int main(int argc, char **argv)
 
     int (*const runs[SEC_COUNT])(bench *, char *, size_t) = {
         run_raw, run_worker, run_latency, run_rss, run_agents, run_replay,
-        run_requests, run_js,
+        run_requests, run_js, run_parts,
     };
     results *r = &b.res;
     int exit_code = 0;
@@ -2165,7 +2405,7 @@ int main(int argc, char **argv)
             continue;
         r->ran[sec] = true;
         if (!need_main && sec != SEC_RSS && sec != SEC_LATENCY && sec != SEC_AGENTS &&
-            sec != SEC_REQUESTS) {
+            sec != SEC_REQUESTS && sec != SEC_PARTS) {
             snprintf(r->why[sec], sizeof r->why[sec], "the stream could not be generated");
             continue;
         }

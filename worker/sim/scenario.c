@@ -42,9 +42,16 @@ typedef struct tmouts {
 } tmouts;
 
 /* A task the probe saw an agent complete. */
+/* A task event the probe keeps: a start, a completion, or another end
+ * (failed, timed out, cancelled). */
+typedef enum done_kind { DONE_STARTED, DONE_COMPLETED, DONE_ENDED } done_kind;
+
 typedef struct done {
     uint32_t swarm, agent;
-    int64_t ts;
+    done_kind kind;
+    int64_t ts;                 /* the event's */
+    int64_t start;              /* a completion's start: ts - duration */
+    uint64_t task;              /* hash of the task id */
 } done;
 
 typedef struct dones {
@@ -81,7 +88,7 @@ struct sm_scenario {
     gseries series[SM_WORLD_MAX_SWARMS];
     tmouts timeouts;            /* in event order */
     hbgaps gaps;                /* in event order */
-    dones completed;            /* in event order */
+    dones completed;            /* task starts and ends, in event order */
 };
 
 static void say(char *err, size_t cap, const char *fmt, ...)
@@ -382,7 +389,8 @@ static bool keep_gauges(sm_scenario *sc, sm_world *w, const sm_sim_msg *m)
     return true;
 }
 
-/* Keeps a task event if it reports a TIMED_OUT task. */
+/* Keeps what the labels need of a task event: a TIMED_OUT task, and
+ * every start and end of an agent's task. */
 static bool keep_timeout(sm_scenario *sc, const sm_sim_msg *m)
 {
     Swarmmedic__V1__TaskEvent *t =
@@ -391,14 +399,22 @@ static bool keep_timeout(sm_scenario *sc, const sm_sim_msg *m)
         return false;
     bool ok = true;
     unsigned a = 0;
-    if (t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED &&
+    done_kind k = t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_STARTED
+                  ? DONE_STARTED
+                  : t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_COMPLETED
+                  ? DONE_COMPLETED : DONE_ENDED;
+    if (t->kind != SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED &&
         sscanf(t->agent, "a%u", &a) == 1) {
+        uint64_t h = 1469598103934665603ULL;        /* FNV-1a */
+        for (const char *q = t->task_id; *q; q++)
+            h = (h ^ (unsigned char)*q) * 1099511628211ULL;
         dones *c = &sc->completed;
         done *v = grow(c->v, &c->cap, c->n, sizeof *v);
         ok = v != NULL;
         if (ok) {
             c->v = v;
-            c->v[c->n++] = (done){m->swarm, a, m->ts_ms};
+            c->v[c->n++] = (done){m->swarm, a, k, m->ts_ms,
+                                  m->ts_ms - (int64_t)t->duration_ms, h};
         }
     }
     if (ok && t->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_TIMED_OUT) {
@@ -534,21 +550,45 @@ static size_t completed_in(const sm_scenario *sc, uint32_t s, uint32_t a,
     size_t n = 0;
     for (size_t i = 0; i < sc->completed.n; i++) {
         const done *x = &sc->completed.v[i];
-        n += x->swarm == s && x->agent == a && x->ts >= from && x->ts <= to;
+        n += x->kind == DONE_COMPLETED && x->swarm == s && x->agent == a &&
+             x->ts >= from && x->ts <= to;
     }
     return n;
 }
 
-/* When agent a of swarm s completed its k-th task after t (probe), or -1. */
-static int64_t kth_completed_after(const sm_scenario *sc, uint32_t s,
-                                   uint32_t a, int64_t t, size_t k)
+/* Whether the task started at index i of the probe's list ends in it. */
+static bool task_ends(const sm_scenario *sc, size_t i)
 {
+    const done *st = &sc->completed.v[i];
+    for (size_t j = i + 1; j < sc->completed.n; j++) {
+        const done *x = &sc->completed.v[j];
+        if (x->kind != DONE_STARTED && x->task == st->task &&
+            x->swarm == st->swarm && x->agent == st->agent)
+            return true;
+    }
+    return false;
+}
+
+/* The end of the work a fault over [from, to) slowed for agent a of swarm
+ * s (probe): when the last task it started in [from, to) and completed
+ * did; INT64_MAX when a task it started then is still running at the
+ * run's end; -1 if it started none. */
+static int64_t slowed_work_end(const sm_scenario *sc, uint32_t s, uint32_t a,
+                               int64_t from, int64_t to)
+{
+    int64_t last = -1;
     for (size_t i = 0; i < sc->completed.n; i++) {
         const done *x = &sc->completed.v[i];
-        if (x->swarm == s && x->agent == a && x->ts > t && --k == 0)
-            return x->ts;
+        if (x->swarm != s || x->agent != a)
+            continue;
+        if (x->kind == DONE_COMPLETED && x->start >= from && x->start < to &&
+            x->ts > last)
+            last = x->ts;
+        if (x->kind == DONE_STARTED && x->ts >= from && x->ts < to &&
+            !task_ends(sc, i))
+            return INT64_MAX;
     }
-    return -1;
+    return last;
 }
 
 static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
@@ -561,16 +601,19 @@ static void slow_labels(deriv *d, int fi, uint32_t a, double f, int64_t from,
     int64_t onset = t0 + ft->onset_ms;
     char who[16];
     snprintf(who, sizeof who, "a%u", a);
-    int64_t q = clamp_ms(180 + 2 * f * m, 900);
-    /* recovery shows only in tasks that end after the fault: a task begun
-     * slow still runs slow (allow the agent's second completion + 30 s) */
-    int64_t back = kth_completed_after(d->sc, ft->swarm, a, to, 2);
-    if (back > 0 && back - to + S(30) > q)
-        q = back - to + S(30) < S(900) ? back - to + S(30) : S(900);
+    int64_t q = S(180);
     /* a slowed agent that completes fewer than two tasks while slowed
      * (one long task held through the fault) shows no duration to judge */
     if (completed_in(d->sc, ft->swarm, a, from, to) < 2)
         must_ok = false;
+    /* the fault is over when the work it slowed is: a task begun under it
+     * runs slow to its end, however long after the fault that is (a 4x
+     * codegen begun just before the end runs two minutes more, a 4x
+     * outlier ten), and only the tasks after it can show the recovery */
+    int64_t slowed = slowed_work_end(d->sc, ft->swarm, a, onset, to);
+    int64_t run_end = t0 + d->sc->world.duration_ms;
+    if (slowed > to)
+        to = slowed < run_end ? slowed : run_end;
     sm_label *l;
     if (f >= 2.5 && must_ok && to > from) {
         if ((l = add(d, SM_LABEL_MUST, SM_KIND_BOTTLENECK, "slow_agent", ft->swarm,

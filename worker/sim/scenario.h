@@ -25,12 +25,19 @@
  * labels about a resource name its source, "scheduler"; prediction labels
  * about the swarm have subject "" (a Prediction names an agent or none).
  *   slow_agent f      per agent: f >= 2.5 -> must bottleneck slow_agent
- *                     over [E, end], R = 120 + 6 f m s (at most 900: a slowed
- *                     agent finishes few tasks a minute), Q = 180 + 2 f m,
+ *                     over [E, end'], R = 120 + 6 f m s (at most 900: a
+ *                     slowed agent finishes few tasks a minute), Q = 180 s,
  *                     severity high if f >= 3.3, medium if f <= 2.7; plus may
- *                     over [onset, end + Q]. 1.8 < f < 2.5 -> may. f <= 1.8
- *                     -> never slow_agent for that agent over [onset, end +
- *                     180].
+ *                     over [onset, end' + Q]. end' is when the last task the
+ *                     agent started in [onset, end) completed, if later than
+ *                     end, or the run's end when such a task is still
+ *                     running then (the probe's stream): a task's slowdown
+ *                     is drawn when it starts, so a task begun under the
+ *                     fault runs slow to its end and no task can show the
+ *                     recovery before. Fewer than two tasks completed in
+ *                     [E, end] ->
+ *                     may. 1.8 < f < 2.5 -> may. f <= 1.8 -> never
+ *                     slow_agent for that agent over [onset, end + 180].
  *   failing_agent r   per agent: r >= 0.45 -> must slow_agent (the success
  *                     rule) over [E, end], severity medium, R = 120 + 12 m,
  *                     may tail; 0.2 < r < 0.45 -> may; r <= 0.2 (80% success

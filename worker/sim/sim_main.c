@@ -6,7 +6,7 @@
  *             [--rate EV_PER_S] [--duration T] [--fault SPEC ...] [--demo]
  *             [--pace fast|real|X] [--count N] [--quiet] [--dry-run]
  *   swarm-sim --scenario FILE [--labels] [--url URL | --record F | --dry-run]
- *             [--labels-out L] [--coordinator]
+ *             [--labels-out L] [--coordinator [--output-prefix P]]
  *   swarm-sim --scenario FILE --score [--heal] [--set NAME=VALUE ...]
  *             [--floor K=V,...]
  *
@@ -14,10 +14,11 @@
  * scenario's realistic world (world.h, scenario.h).
  *
  * --coordinator (live, with --url): the simulated coordinator of world.h
- * listens on medic.*.heal.>, carries each HealingCommand out on the world
- * it is playing and publishes the HealingOutcome in the stream; it also
- * listens on medic.*.scale and applies each ScalingDecision (agents
- * registered or unregistered in the stream).
+ * listens on <prefix>.*.heal.>, carries each HealingCommand out on the
+ * world it is playing and publishes the HealingOutcome in the stream; it
+ * also listens on <prefix>.*.scale and applies each ScalingDecision
+ * (agents registered or unregistered in the stream). The prefix is the
+ * worker's output_prefix, "medic" unless --output-prefix says otherwise.
  * --score: scores the scenario in process through the product (as
  * `swarm-medic score` does a recording), with --heal (or the scenario's
  * "coordinator": {"loop": true}) the loop closed: the worker's commands go
@@ -64,7 +65,8 @@ typedef struct sim_opts {
     const char *scenario;       /* play this scenario file */
     bool labels;                /* print the scenario's labels and stop */
     const char *labels_out;     /* write its labels file (score's format) */
-    bool coordinator;           /* carry out medic.*.heal.> (live) */
+    bool coordinator;           /* carry out <prefix>.*.heal.> (live) */
+    const char *prefix;         /* the worker's output_prefix, "medic" */
     bool score;                 /* score the scenario in process */
     bool heal;                  /* with score: close the loop */
     const char *sets[MAX_SETS]; /* --set NAME=VALUE for the worker */
@@ -128,6 +130,8 @@ static void usage(FILE *to)
         "                     medic.*.scale) on the world being played and\n"
         "                     publish the HealingOutcomes\n"
         "                     (swarm.<s>.outcome.<id>)\n"
+        "  --output-prefix P  with --coordinator: the worker's output_prefix\n"
+        "                     (default medic)\n"
         "  --score            with --scenario: score it in process through\n"
         "                     swarm-medic (its table, floors and figure\n"
         "                     lines, as swarm-medic score prints them)\n"
@@ -186,7 +190,7 @@ static bool flag_takes_value(const char *name)
     static const char *const with[] = {
         "url", "seed", "swarms", "agents", "rate", "duration", "fault",
         "pace", "count", "record", "scenario", "labels-out", "set", "floor",
-        "coord-fail", "coord-reject", "coord-delay", NULL,
+        "output-prefix", "coord-fail", "coord-reject", "coord-delay", NULL,
     };
     for (int i = 0; with[i]; i++)
         if (strcmp(name, with[i]) == 0)
@@ -275,6 +279,8 @@ static bool apply_flag(sim_opts *o, const char *name, const char *v,
         o->labels_out = v;
     } else if (strcmp(name, "coordinator") == 0) {
         o->coordinator = true;
+    } else if (strcmp(name, "output-prefix") == 0) {
+        o->prefix = v;
     } else if (strcmp(name, "score") == 0) {
         o->score = true;
     } else if (strcmp(name, "heal") == 0) {
@@ -382,6 +388,17 @@ static bool parse_args(int argc, char **argv, sim_opts *o, char *err,
          !isnan(o->delay_s)) && !o->heal && !o->coordinator) {
         snprintf(err, cap, "--coord-fail, --coord-reject and --coord-delay "
                  "go with --heal or --coordinator");
+        return false;
+    }
+    if (o->prefix && !o->coordinator) {
+        snprintf(err, cap, "--output-prefix goes with --coordinator");
+        return false;
+    }
+    if (o->prefix && (o->prefix[0] == '\0' || strpbrk(o->prefix, " *>") ||
+                      o->prefix[0] == '.' ||
+                      o->prefix[strlen(o->prefix) - 1] == '.')) {
+        snprintf(err, cap, "--output-prefix '%s' is not a subject prefix",
+                 o->prefix);
         return false;
     }
     if (o->coordinator && (o->dry_run || o->record || o->score)) {
@@ -599,7 +616,7 @@ static int run_score(const sim_opts *o)
     }
     sm_score_print_table(&rep, sm_scenario_labels(sc), name, stdout);
     size_t missed = sm_score_floors_check(&floors, &rep, stdout);
-    sm_score_print_lines(&rep, name, stdout);
+    sm_score_print_lines(&rep, sm_scenario_labels(sc), name, stdout);
     rc = missed ? EXIT_BUS : 0;
 cleanup:
     fflush(stdout);
@@ -688,22 +705,25 @@ static int run(sim_opts *o)
             nats_Close();
             return EXIT_BUS;
         }
+        char heal_subj[300], scale_subj[300];
+        const char *prefix = o->prefix ? o->prefix : "medic";
+        snprintf(heal_subj, sizeof heal_subj, "%s.*.heal.>", prefix);
+        snprintf(scale_subj, sizeof scale_subj, "%s.*.scale", prefix);
         if (o->coordinator &&
-            (s = natsConnection_SubscribeSync(&heal_sub, nc,
-                                              "medic.*.heal.>")) != NATS_OK) {
-            fprintf(stderr, "swarm-sim: cannot subscribe to medic.*.heal.>: "
-                    "%s\n", natsStatus_GetText(s));
+            (s = natsConnection_SubscribeSync(&heal_sub, nc, heal_subj)) !=
+                NATS_OK) {
+            fprintf(stderr, "swarm-sim: cannot subscribe to %s: %s\n",
+                    heal_subj, natsStatus_GetText(s));
             natsConnection_Destroy(nc);
             nats_Close();
             return EXIT_BUS;
         }
         if (o->coordinator &&
-            (s = natsConnection_SubscribeSync(&scale_sub, nc,
-                                              "medic.*.scale")) != NATS_OK) {
-            fprintf(stderr, "swarm-sim: cannot subscribe to medic.*.scale: "
-                    "%s\n", natsStatus_GetText(s));
+            (s = natsConnection_SubscribeSync(&scale_sub, nc, scale_subj)) !=
+                NATS_OK) {
+            fprintf(stderr, "swarm-sim: cannot subscribe to %s: %s\n",
+                    scale_subj, natsStatus_GetText(s));
             natsSubscription_Destroy(heal_sub);
-    natsSubscription_Destroy(scale_sub);
             natsConnection_Destroy(nc);
             nats_Close();
             return EXIT_BUS;
@@ -819,6 +839,7 @@ int main(int argc, char **argv)
     char err[512];
     memset(&o, 0, sizeof o);
     o.url = "nats://127.0.0.1:4222";
+    o.prefix = NULL;
     o.fail_rate = o.reject_rate = o.delay_s = NAN;
     sm_sim_config_default(&o.cfg);
 

@@ -214,6 +214,7 @@ static void judge_must(sm_score_outcome *o, const sm_label *l,
     if (!first)
         return;
     o->raised_at_ms = first->raised_at_ms;
+    o->delay_ms = first->raised_at_ms - s.from;
     o->peak = first->peak;
     o->expected_in_ms = first->expected_in_ms;
     o->matched = in_time(l, s, first->raised_at_ms);
@@ -298,9 +299,9 @@ static void count_lead(sm_score_figures *f, const sm_score_outcome *o,
 
 /* A matched label's delay, resolve and severity. */
 static void count_hit(sm_score_figures *f, const sm_score_outcome *o,
-                      const sm_label *l, span s, scratch *k)
+                      const sm_label *l, scratch *k)
 {
-    k->delays[f->delay_n++] = o->raised_at_ms - s.from;
+    k->delays[f->delay_n++] = o->delay_ms;
     if (o->resolve == SM_RESOLVE_IN_TIME)
         k->resolves[f->resolve_n++] = o->resolve_ms;
     else if (o->resolve == SM_RESOLVE_UNRESOLVED)
@@ -331,11 +332,10 @@ static void fill(sm_score_figures *f, sm_label_kind kind, const char *type,
         if (!o->matched)
             continue;
         f->matched++;
-        span s = anchored(l, r->run_start_ms);
         if (kind == SM_KIND_PREDICTION)
-            count_lead(f, o, s, k);
+            count_lead(f, o, anchored(l, r->run_start_ms), k);
         else
-            count_hit(f, o, l, s, k);
+            count_hit(f, o, l, k);
     }
     sm_score_stats(k->delays, f->delay_n, &f->delay_med_s, NULL, &f->delay_max_s);
     sm_score_stats(k->resolves, f->resolve_n, &f->resolve_med_s, NULL, &f->resolve_max_s);

@@ -436,6 +436,7 @@ typedef struct sm_score_outcome {
     size_t episodes;                /* belonging to it */
     bool matched;
     int64_t raised_at_ms;           /* of its first episode, if any */
+    int64_t delay_ms;               /* raised_at_ms - the label's from */
     int peak;                       /* of its first episode, if any */
     int64_t expected_in_ms;         /* of its first episode (predictions) */
     sm_resolve_state resolve;
@@ -623,9 +624,11 @@ void sm_score_print_healing_lines(const sm_score_report *r, const char *name,
  * out: score.<name>.<type>.<figure> for bottlenecks,
  * score.<name>.failure.<type>.<figure> and
  * score.<name>.prediction.<type>.<figure> for the other kinds (when they
- * have labels or episodes). */
-void sm_score_print_lines(const sm_score_report *r, const char *name,
-                          FILE *out);
+ * have labels or episodes). Then, for bottlenecks and failures, one
+ * `delay_each` line per matched must-label (its type's and "all"), so
+ * that a suite of scenarios can take the median over all of them. */
+void sm_score_print_lines(const sm_score_report *r, const sm_labels *labels,
+                          const char *name, FILE *out);
 
 /* ------------------------------------------------------------------- CLI */
 

@@ -285,8 +285,24 @@ static void lines_row(FILE *out, const char *name, sm_label_kind kind,
         lines_for(out, pre, f);
 }
 
-void sm_score_print_lines(const sm_score_report *r, const char *name,
-                          FILE *out)
+/* A matched must-label's delay, under its type's name and "all". */
+static void lines_delay(FILE *out, const char *name, const sm_label *l,
+                        const sm_score_outcome *o)
+{
+    const char *types[] = {l->type, "all"};
+    for (int i = 0; i < 2; i++) {
+        char pre[2 * SM_SCORE_ID_MAX + 2 * SM_SCORE_TYPE_MAX];
+        if (l->kind == SM_KIND_BOTTLENECK)
+            snprintf(pre, sizeof pre, "%s.%s", name, types[i]);
+        else
+            snprintf(pre, sizeof pre, "%s.%s.%s", name,
+                     sm_label_kind_str(l->kind), types[i]);
+        line_d(out, pre, "delay_each", (double)o->delay_ms / 1000.0, "s");
+    }
+}
+
+void sm_score_print_lines(const sm_score_report *r, const sm_labels *labels,
+                          const char *name, FILE *out)
 {
     for (int k = 0; k < SM_KIND_COUNT; k++) {
         const sm_score_section *sec = &r->kind[k];
@@ -295,6 +311,11 @@ void sm_score_print_lines(const sm_score_report *r, const char *name,
         for (size_t i = 0; i < sec->n_types; i++)
             lines_row(out, name, (sm_label_kind)k, &sec->by_type[i]);
         lines_row(out, name, (sm_label_kind)k, &sec->all);
+        for (size_t i = 0; i < r->n_must && k != SM_KIND_PREDICTION; i++) {
+            const sm_label *l = &labels->v[r->must[i].label];
+            if (r->must[i].matched && l->kind == (sm_label_kind)k)
+                lines_delay(out, name, l, &r->must[i]);
+        }
     }
     sm_score_print_healing_lines(r, name, out);
     sm_score_print_scaling_lines(r, name, out);
@@ -361,7 +382,7 @@ int sm_score_main(const sm_config *cfg, const sm_log *log,
     }
     sm_score_print_table(&rep, &labels, in.name, out);
     size_t missed = sm_score_floors_check(&floors, &rep, out);
-    sm_score_print_lines(&rep, in.name, out);
+    sm_score_print_lines(&rep, &labels, in.name, out);
     rc = missed ? 1 : 0;
     if (missed)
         fprintf(err, "swarm-medic score: %s: %zu floor%s missed\n", in.name,
