@@ -525,13 +525,21 @@ static void apply(sm_worker *w, sm_item *it, const sm_verdict *v,
  * own events move it). The clock (w->clock) is stored in the meta record
  * with the state at each commit and comes back with it at a restart. */
 
+/* The swarms one clock drives: pc, a partition's (js.h sm_js_clock), or
+ * NULL for the worker's bus clock, which drives the unpartitioned ones. */
+typedef struct clock_swarms {
+    sm_worker *w;
+    const sm_js_clock *pc;
+} clock_swarms;
+
 static void advance_one(void *ud, sm_swarm *sw)
 {
-    sm_worker *w = ud;
-    if (sm_js_clock_of(w->js, sm_swarm_id(sw)))
-        return;                 /* partitioned: its partition's clock */
-    sm_swarm_advance(sw, w->clock.bus_ms, &w->decisions);
-    publish_decisions(w);
+    clock_swarms *c = ud;
+    if (sm_js_clock_of(c->w->js, sm_swarm_id(sw)) != c->pc)
+        return;                 /* another clock's */
+    sm_swarm_advance(sw, c->pc ? c->pc->bus_ms : c->w->clock.bus_ms,
+                     &c->w->decisions);
+    publish_decisions(c->w);
 }
 
 /* ---- idle swarms ---------------------------------------------------------
@@ -602,8 +610,23 @@ static void expire_swarms(sm_worker *w)
     free(l.ids);
 }
 
-/* Moves the bus clock to t (never back) and, on a new tick, every swarm;
- * then forgets idle swarms. */
+/* A clock (pc, or NULL: the bus clock) moved to t: on a new tick (*last
+ * holds the one of its last advance), advances the swarms it drives, then
+ * forgets idle swarms. */
+static void tick_swarms(sm_worker *w, int64_t *last, int64_t t,
+                        const sm_js_clock *pc)
+{
+    int64_t tick = t / w->cfg->detect.tick_ms;
+    if (tick == *last)
+        return;
+    *last = tick;
+    clock_swarms c = {w, pc};
+    sm_registry_foreach(w->reg, advance_one, &c);
+    expire_swarms(w);
+}
+
+/* Moves the bus clock to t (never back) and, on a new tick, the swarms it
+ * drives. */
 static void bus_move(sm_worker *w, int64_t t)
 {
     if (t <= w->clock.bus_ms)
@@ -612,26 +635,7 @@ static void bus_move(sm_worker *w, int64_t t)
     w->clock.jump_swarm[0] = 0;
     w->clock.bus_ms = t;
     w->st.bus_ms = t;
-    int64_t tick = t / w->cfg->detect.tick_ms;
-    if (tick == w->bus_tick)
-        return;
-    w->bus_tick = tick;
-    sm_registry_foreach(w->reg, advance_one, w);
-    expire_swarms(w);
-}
-
-typedef struct part_advance {
-    sm_worker *w;
-    const sm_js_clock *pc;
-} part_advance;
-
-static void advance_in_part(void *ud, sm_swarm *sw)
-{
-    part_advance *a = ud;
-    if (sm_js_partition(sm_swarm_id(sw), (uint32_t)a->w->cfg->partitions) != a->pc->part)
-        return;
-    sm_swarm_advance(sw, a->pc->bus_ms, &a->w->decisions);
-    publish_decisions(a->w);
+    tick_swarms(w, &w->bus_tick, t, NULL);
 }
 
 /* Partitioned input (js.h sm_js_clock): the swarm's partition clock moves
@@ -647,13 +651,7 @@ static void part_clock(sm_worker *w, sm_js_clock *pc, int64_t t)
         w->clock.bus_ms = t;
         w->st.bus_ms = t;
     }
-    int64_t tick = t / w->cfg->detect.tick_ms;
-    if (tick == pc->tick)
-        return;
-    pc->tick = tick;
-    part_advance a = {w, pc};
-    sm_registry_foreach(w->reg, advance_in_part, &a);
-    expire_swarms(w);
+    tick_swarms(w, &pc->tick, t, pc);
 }
 
 static void bus_clock(sm_worker *w, const sm_swarm *from)
