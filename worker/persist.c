@@ -699,6 +699,21 @@ static sm_status reserve_done(sm_persist *p, size_t n)
  * fails is counted in res and left dirty; the others commit. Once the
  * batch has committed, the swarms written are clean and the deletion
  * queue is empty. */
+/* The queued deletions, into out (the store's batch or a log), counted
+ * in res as they go in. */
+static sm_status put_deletes(sm_persist *p, sm_store *out, sm_persist_result *res)
+{
+    sm_status s = SM_OK;
+    for (size_t i = 0; i < p->n_dels && s == SM_OK; i++) {
+        s = sm_store_del(out, p->dels[i].data, p->dels[i].len);
+        if (s == SM_OK && p->dels[i].data[0] == 's')
+            res->swarms_deleted++;
+        else if (s == SM_OK)
+            res->agents_deleted++;
+    }
+    return s;
+}
+
 static sm_status write_batch(flush_ctx *c, sm_registry *reg)
 {
     sm_persist *p = c->p;
@@ -712,13 +727,8 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
     c->s = reserve_done(p, sm_registry_count(reg));
     if (c->s == SM_OK)
         c->s = sm_store_begin(p->st);
-    for (size_t i = 0; i < p->n_dels && c->s == SM_OK; i++) {
-        c->s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
-        if (c->s == SM_OK && p->dels[i].data[0] == 's')
-            res->swarms_deleted++;
-        else if (c->s == SM_OK)
-            res->agents_deleted++;
-    }
+    if (c->s == SM_OK)
+        c->s = put_deletes(p, p->st, res);
     if (c->s == SM_OK)
         sm_registry_foreach(reg, write_swarm, c);
     /* the meta record says what the stored state reflects: not written
@@ -924,13 +934,8 @@ sm_status sm_persist_prepare(sm_persist *p, sm_registry *reg,
         c.s = reserve_parts(p, n);
     if (c.s == SM_OK)
         c.s = sm_store_begin(log);
-    for (size_t i = 0; i < p->n_dels && c.s == SM_OK; i++) {
-        c.s = sm_store_del(log, p->dels[i].data, p->dels[i].len);
-        if (p->dels[i].data[0] == 's')
-            res->swarms_deleted++;
-        else
-            res->agents_deleted++;
-    }
+    if (c.s == SM_OK)
+        c.s = put_deletes(p, log, res);
     if (c.s == SM_OK)
         sm_registry_foreach(reg, write_swarm, &c);
     if (c.s == SM_OK && res->swarms_failed)
