@@ -693,14 +693,9 @@ END_TEST
 static void publish_beat(natsConnection *nc, const char *swarm,
                          const char *agent, int64_t ts)
 {
-    Swarmmedic__V1__Heartbeat h = SWARMMEDIC__V1__HEARTBEAT__INIT;
-    h.ts_ms = ts;
-    h.agent = (char *)agent;
-    h.state = SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_IDLE;
     uint8_t buf[128];
-    size_t n = swarmmedic__v1__heartbeat__pack(&h, buf);
     char subj[128];
-    snprintf(subj, sizeof subj, "swarm.%s.heartbeat.%s", swarm, agent);
+    size_t n = sm_test_idle_beat(buf, subj, swarm, agent, ts);
     ck_assert_int_eq(natsConnection_Publish(nc, subj, buf, (int)n), NATS_OK);
 }
 

@@ -170,7 +170,7 @@ static void wait_delivered(rig *r, uint64_t after, int timeout_ms)
 /* ---- the output --------------------------------------------------------- */
 
 typedef struct ids {
-    char (*v)[80];
+    char (*v)[sizeof(sm_test_msg_id)]; /* "<subject>:<id>" */
     size_t n, cap;
     size_t deadletters;
 } ids;
@@ -179,42 +179,24 @@ typedef struct ids {
 static void read_output(rig *r, ids *out)
 {
     memset(out, 0, sizeof *out);
-    natsSubscription *sub = NULL;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = "MEDIC";
-    so.Ordered = true;
-    ck_assert_int_eq(js_SubscribeSync(&sub, r->js, "medic.>", NULL, &so, NULL), NATS_OK);
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, sub, 1500) == NATS_OK) {
-        const char *id = NULL;
-        ck_assert_int_eq(natsMsgHeader_Get(m, "Nats-Msg-Id", &id), NATS_OK);
-        if (strstr(natsMsg_GetSubject(m), "deadletter"))
+    sm_test_msg_id *m = NULL;
+    size_t n = sm_test_stream_ids(r->js, "MEDIC", "medic.>", &m);
+    out->v = malloc((n ? n : 1) * sizeof *out->v);
+    ck_assert_ptr_nonnull(out->v);
+    out->cap = n;
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(m[i].subject, "deadletter"))
             out->deadletters++;
-        if (out->n == out->cap) {
-            out->cap = out->cap ? out->cap * 2 : 64;
-            out->v = realloc(out->v, out->cap * sizeof *out->v);
-        }
-        snprintf(out->v[out->n++], sizeof out->v[0], "%s:%s",
-                 natsMsg_GetSubject(m), id);
-        natsMsg_Destroy(m);
+        snprintf(out->v[out->n++], sizeof out->v[0], "%s:%s", m[i].subject,
+                 m[i].id);
     }
-    natsSubscription_Destroy(sub);
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(a, b);
+    free(m);
 }
 
 /* Sorted; how many ids repeat. */
 static size_t sort_ids(ids *l)
 {
-    qsort(l->v, l->n, sizeof *l->v, cmp_str);
-    size_t rep = 0;
-    for (size_t i = 1; i < l->n; i++)
-        rep += strcmp(l->v[i], l->v[i - 1]) == 0;
-    return rep;
+    return sm_test_sort_repeats(l->v, l->n, sizeof *l->v);
 }
 
 /* ---- the persisted state ------------------------------------------------ */

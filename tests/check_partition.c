@@ -193,14 +193,9 @@ static void swarm_name(char *buf, size_t cap, int s)
  * the mapping put it in. */
 static void beat(rig *r, const char *swarm, const char *agent, int64_t ts)
 {
-    Swarmmedic__V1__Heartbeat h = SWARMMEDIC__V1__HEARTBEAT__INIT;
-    h.ts_ms = ts;
-    h.agent = (char *)agent;
-    h.state = SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_IDLE;
     uint8_t buf[128];
-    size_t n = swarmmedic__v1__heartbeat__pack(&h, buf);
     char subj[128];
-    snprintf(subj, sizeof subj, "swarm.%s.heartbeat.%s", swarm, agent);
+    size_t n = sm_test_idle_beat(buf, subj, swarm, agent, ts);
     natsStatus s;
     while ((s = js_PublishAsync(r->js, subj, buf, (int)n, NULL)) == NATS_TIMEOUT)
         ;
@@ -227,42 +222,24 @@ static void beats(rig *r, int64_t from, int64_t to, const char *quiet1,
 
 /* ---- the output --------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
 /* Messages of the output stream, how many of them are about another
  * swarm than `only`, and how many of their ids repeat. */
 static size_t output_repeats(rig *r, const char *only, size_t *total, size_t *others)
 {
     char mine[64];
     snprintf(mine, sizeof mine, "medic.%s.", only);
+    sm_test_msg_id *m = NULL;
+    size_t n = sm_test_stream_ids(r->js, "MEDIC", "medic.>", &m);
+    char (*v)[sizeof m->id] = malloc((n ? n : 1) * sizeof *v);
+    ck_assert_ptr_nonnull(v);
     *others = 0;
-    natsSubscription *sub = NULL;
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = "MEDIC";
-    so.Ordered = true;
-    ck_assert_int_eq(js_SubscribeSync(&sub, r->js, "medic.>", NULL, &so, NULL), NATS_OK);
-    size_t n = 0, cap = 64;
-    char (*v)[96] = malloc(cap * sizeof *v);
-    natsMsg *m = NULL;
-    while (natsSubscription_NextMsg(&m, sub, 1500) == NATS_OK) {
-        const char *id = NULL;
-        ck_assert_int_eq(natsMsgHeader_Get(m, "Nats-Msg-Id", &id), NATS_OK);
-        *others += strncmp(natsMsg_GetSubject(m), mine, strlen(mine)) != 0;
-        if (n == cap)
-            v = realloc(v, (cap *= 2) * sizeof *v);
-        snprintf(v[n++], sizeof v[0], "%s", id);
-        natsMsg_Destroy(m);
+    for (size_t i = 0; i < n; i++) {
+        *others += strncmp(m[i].subject, mine, strlen(mine)) != 0;
+        memcpy(v[i], m[i].id, sizeof v[i]);
     }
-    natsSubscription_Destroy(sub);
-    qsort(v, n, sizeof *v, cmp_str);
-    size_t rep = 0;
-    for (size_t i = 1; i < n; i++)
-        rep += strcmp(v[i], v[i - 1]) == 0;
+    size_t rep = sm_test_sort_repeats(v, n, sizeof *v);
     free(v);
+    free(m);
     *total = n;
     return rep;
 }

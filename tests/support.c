@@ -3,6 +3,7 @@
 #include "harness.h"
 #include "proc.h"
 #include "recfile.h"
+#include "swarm_medic.pb-c.h"
 
 #include <check.h>
 #include <errno.h>
@@ -161,4 +162,60 @@ const char *sm_test_log_tail(const char *path, char *buf, size_t cap)
     snprintf(buf, cap, "%s", n > cap - 1 ? txt + n - (cap - 1) : txt);
     free(txt);
     return buf;
+}
+
+size_t sm_test_idle_beat(uint8_t *buf, char *subject, const char *swarm,
+                         const char *agent, int64_t ts)
+{
+    Swarmmedic__V1__Heartbeat h = SWARMMEDIC__V1__HEARTBEAT__INIT;
+    h.ts_ms = ts;
+    h.agent = (char *)agent;
+    h.state = SWARMMEDIC__V1__HEARTBEAT__STATE__STATE_IDLE;
+    snprintf(subject, 128, "swarm.%s.heartbeat.%s", swarm, agent);
+    return swarmmedic__v1__heartbeat__pack(&h, buf);
+}
+
+size_t sm_test_stream_ids(jsCtx *js, const char *stream, const char *subject,
+                          sm_test_msg_id **out)
+{
+    natsSubscription *sub = NULL;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream;
+    so.Ordered = true;
+    ck_assert_int_eq(js_SubscribeSync(&sub, js, subject, NULL, &so, NULL), NATS_OK);
+    size_t n = 0, cap = 64;
+    sm_test_msg_id *v = malloc(cap * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, sub, 1500) == NATS_OK) {
+        const char *id = NULL;
+        ck_assert_int_eq(natsMsgHeader_Get(m, "Nats-Msg-Id", &id), NATS_OK);
+        if (n == cap) {
+            v = realloc(v, (cap *= 2) * sizeof *v);
+            ck_assert_ptr_nonnull(v);
+        }
+        snprintf(v[n].subject, sizeof v[n].subject, "%s", natsMsg_GetSubject(m));
+        snprintf(v[n].id, sizeof v[n].id, "%s", id);
+        n++;
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Destroy(sub);
+    *out = v;
+    return n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+size_t sm_test_sort_repeats(void *v, size_t n, size_t w)
+{
+    char *s = v;
+    qsort(s, n, w, cmp_str);
+    size_t rep = 0;
+    for (size_t i = 1; i < n; i++)
+        rep += strcmp(s + i * w, s + (i - 1) * w) == 0;
+    return rep;
 }

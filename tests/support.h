@@ -9,6 +9,7 @@
 #ifndef SM_TEST_SUPPORT_H
 #define SM_TEST_SUPPORT_H
 
+#include <nats/nats.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -72,5 +73,27 @@ typedef struct sm_test_recs {
 
 void sm_test_recs_load(sm_test_recs *R, const char *path);
 void sm_test_recs_free(sm_test_recs *R);
+
+/* An idle Heartbeat of agent in swarm at ts: packed into buf (cap >= 128)
+ * with its subject swarm.<swarm>.heartbeat.<agent> in subject (cap >=
+ * 128). Returns the packed length. */
+size_t sm_test_idle_beat(uint8_t *buf, char *subject, const char *swarm,
+                         const char *agent, int64_t ts);
+
+/* One message of a JetStream stream: its subject and Nats-Msg-Id. */
+typedef struct sm_test_msg_id {
+    char subject[128];
+    char id[64];
+} sm_test_msg_id;
+
+/* Every message of `stream` on `subject`, in stream order, read by an
+ * ordered consumer until 1.5 s pass with none; each must carry a
+ * Nats-Msg-Id. *out is malloc'd (caller frees); returns the count. */
+size_t sm_test_stream_ids(jsCtx *js, const char *stream, const char *subject,
+                          sm_test_msg_id **out);
+
+/* Sorts n NUL-terminated strings of w bytes each at v and returns how
+ * many equal the one before (the repeats). */
+size_t sm_test_sort_repeats(void *v, size_t n, size_t w);
 
 #endif
