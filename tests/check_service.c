@@ -860,6 +860,40 @@ static bool logged(sm_svcstore *ss, uint64_t id)
     return s == SM_OK;
 }
 
+/* A batch prepared for the commit thread (or written in a commit window)
+ * takes the log records when it is recorded (done), before they are in
+ * the store: explain still finds them then, and from the store after. */
+START_TEST(decision_log_explains_a_batch_in_flight)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "svcstore");
+    sm_store_config sc = {.dir = dir, .map_size = 4 << 20, .map_max = 4 << 20};
+    sm_store *st = NULL, *log = NULL;
+    ck_assert_int_eq(sm_store_open(&st, &sc, NULL, 0), SM_OK);
+    ck_assert_int_eq(sm_store_log_open(&log), SM_OK);
+    sm_svcstore_config cfg = {.perf_retention_ms = 10 * 60000,
+                              .decision_log_max = 100,
+                              .decision_log_age_ms = 3600000};
+    sm_svcstore *ss = NULL;
+    ck_assert_int_eq(sm_svcstore_create(&ss, st, &cfg), SM_OK);
+    log_one(ss, 7, T0);
+    sm_svcstore_before_commit(ss);
+    ck_assert_int_eq(sm_store_begin(log), SM_OK);      /* sm_persist_prepare */
+    ck_assert_int_eq(sm_svcstore_write(ss, log), SM_OK);
+    ck_assert_int_eq(sm_store_commit(log), SM_OK);
+    sm_svcstore_done(ss, true);
+    ck_assert(logged(ss, 7));                           /* in flight */
+    ck_assert_int_eq(sm_store_apply(st, log, NULL, NULL), SM_OK);
+    log_one(ss, 8, T0 + 1000);
+    commit_once(ss, st);                                /* the next batch */
+    ck_assert(logged(ss, 7) && logged(ss, 8));          /* from the store */
+    sm_svcstore_destroy(ss);
+    sm_store_close(log);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 START_TEST(decision_log_and_aggregates_keep_their_bounds)
 {
     char dir[256];
@@ -983,6 +1017,7 @@ static Suite *suite(void)
     TCase *st = tcase_create("store");
     tcase_set_timeout(st, 60);
     tcase_add_test(st, decision_log_and_aggregates_keep_their_bounds);
+    tcase_add_test(st, decision_log_explains_a_batch_in_flight);
     tcase_add_test(st, busy_is_said_only_for_owned_swarms);
     suite_add_tcase(s, st);
     return s;

@@ -53,6 +53,12 @@ struct sm_svcstore {
     size_t n_sw, cap_sw;
     pending_log *log;
     size_t n_log, cap_log;
+    /* the log records the last batch took (done), kept for explain until
+     * the next batch takes its own: a batch handed to the commit thread,
+     * or written in a commit window, is in neither log nor the store
+     * until it commits */
+    pending_log *handed;
+    size_t n_handed, cap_handed;
     skey *dels;                 /* retention deletions for the next commit */
     size_t n_dels, n_dels_logs;
     int64_t newest_log_ms;
@@ -89,8 +95,11 @@ void sm_svcstore_destroy(sm_svcstore *ss)
         free(ss->sw[i].rows);
     for (size_t i = 0; i < ss->n_log; i++)
         free(ss->log[i].buf);
+    for (size_t i = 0; i < ss->n_handed; i++)
+        free(ss->handed[i].buf);
     free(ss->sw);
     free(ss->log);
+    free(ss->handed);
     free(ss->dels);
     free(ss->val);
     free(ss);
@@ -483,13 +492,21 @@ void sm_svcstore_done(void *ud, bool committed)
         return;
     for (size_t i = 0; i < ss->n_sw; i++)
         close_rows(ss, &ss->sw[i]);
-    for (size_t i = 0; i < ss->n_log; i++) {
+    for (size_t i = 0; i < ss->n_handed; i++)
+        free(ss->handed[i].buf);
+    for (size_t i = 0; i < ss->n_log; i++)
         if (ss->log[i].at_ms > ss->newest_log_ms)
             ss->newest_log_ms = ss->log[i].at_ms;
-        free(ss->log[i].buf);
-    }
     ss->stats.logged += ss->n_log;
     ss->stats.log_count += ss->n_log;
+    /* this batch's records become the handed ones (the arrays swap) */
+    pending_log *v = ss->handed;
+    size_t cap = ss->cap_handed;
+    ss->handed = ss->log;
+    ss->cap_handed = ss->cap_log;
+    ss->n_handed = ss->n_log;
+    ss->log = v;
+    ss->cap_log = cap;
     ss->n_log = 0;
     ss->stats.rows_expired += ss->n_dels - ss->n_dels_logs * 2;
     ss->stats.log_expired += ss->n_dels_logs;
@@ -633,11 +650,15 @@ static sm_status copy_val(void *ud, const void *k, size_t klen,
 sm_status sm_svcstore_explain(sm_svcstore *ss, uint64_t id,
                               const uint8_t **buf, size_t *len)
 {
-    for (size_t i = ss->n_log; i-- > 0;) {
-        if (ss->log[i].id == id) {
-            *buf = ss->log[i].buf + 1;
-            *len = ss->log[i].len - 1;
-            return SM_OK;
+    const pending_log *mem[] = {ss->log, ss->handed};
+    const size_t n_mem[] = {ss->n_log, ss->n_handed};
+    for (int m = 0; m < 2; m++) {
+        for (size_t i = n_mem[m]; i-- > 0;) {
+            if (mem[m][i].id == id) {
+                *buf = mem[m][i].buf + 1;
+                *len = mem[m][i].len - 1;
+                return SM_OK;
+            }
         }
     }
     if (!ss->st)
