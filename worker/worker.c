@@ -869,9 +869,15 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     }
     sm_worker_phase(w, SM_PHASE_DRAINING);
     drain(w, lost != SM_OK);
-    sm_status s = sm_worker_flush(w);   /* after the batch in hand */
+    /* The batch in hand and its conclusions; then, on this thread, the
+     * conclusions that waited for a commit the busy writer had not begun
+     * (committed and sent, in the order release_now keeps for the mode);
+     * then whatever else is dirty. */
+    sm_worker_commit_async(w, false, true);
     sm_writer_stop(w->writer);
     w->writer = NULL;
+    sm_worker_release_now(w);
+    sm_status s = sm_worker_flush(w);
     if (s == SM_OK)
         sm_js_hand_back(w->js);     /* committed: others take them now */
     if (w->bus && lost == SM_OK) {
