@@ -65,6 +65,27 @@ sm_agent *sm_agents_find(const sm_agents *t, const char *id)
     return found ? &t->v[t->slots[slot].e - 1] : NULL;
 }
 
+void sm_agents_prefetch_slot(const sm_agents *t, const char *id)
+{
+    __builtin_prefetch(&t->slots[hash32(id) & (t->cap - 1)], 0, 1);
+}
+
+void sm_agents_prefetch_record(const sm_agents *t, const char *id)
+{
+    /* the first slot with id's hash: comparing the id would read the
+     * record, the very miss this is to hide */
+    uint32_t h = hash32(id), mask = t->cap - 1, i = h & mask;
+    while (t->slots[i].e != 0 && t->slots[i].h != h)
+        i = (i + 1) & mask;
+    if (t->slots[i].e == 0)
+        return;
+    uint32_t k = t->slots[i].e - 1;
+    const char *a = (const char *)&t->v[k];
+    for (size_t off = 0; off < sizeof t->v[k]; off += 64)
+        __builtin_prefetch(a + off, 1, 1);
+    __builtin_prefetch(&t->wake[k], 1, 1);
+}
+
 /* Doubles the table and the agent array. On failure nothing changed that
  * matters: the array may have grown, the table and contents are intact. */
 static sm_status table_grow(sm_agents *t)

@@ -193,6 +193,17 @@ bool sm_swarm_has_agent(const sm_swarm *sw, const char *agent)
            sm_agents_find(&sw->ag, agent) != NULL;
 }
 
+void sm_swarm_prefetch_agent(const sm_swarm *sw, const char *agent, int stage)
+{
+    /* a small table stays in cache: the hint would only cost */
+    if (sw == NULL || sw->ag.n < SM_PREFETCH_MIN_AGENTS || sm_id_len(agent) < 1)
+        return;
+    if (stage == 0)
+        sm_agents_prefetch_slot(&sw->ag, agent);
+    else
+        sm_agents_prefetch_record(&sw->ag, agent);
+}
+
 int64_t sm_swarm_last_event(const sm_swarm *sw)
 {
     return sw == NULL ? 0 : sw->st.last_event_ms;

@@ -56,6 +56,13 @@ int64_t sm_swarm_now(const sm_swarm *sw);
 size_t sm_swarm_agent_count(const sm_swarm *sw);
 /* Whether agent `agent` is held. */
 bool sm_swarm_has_agent(const sm_swarm *sw, const char *agent);
+/* A hint, changing nothing: an event for `agent` is coming. Issue stage 0
+ * two events ahead and stage 1 one event ahead (agents.h: the index slot,
+ * then the record), so their cache misses overlap the handling of the
+ * events in between. A swarm of fewer than SM_PREFETCH_MIN_AGENTS agents
+ * is skipped: its table stays in cache. */
+#define SM_PREFETCH_MIN_AGENTS 2048u
+void sm_swarm_prefetch_agent(const sm_swarm *sw, const char *agent, int stage);
 /* Latest event time of an event of the swarm's own (an sm_swarm_on_*()
  * call that succeeded; sm_swarm_advance() does not count), 0 before any.
  * Persisted with the swarm. */

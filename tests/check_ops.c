@@ -134,6 +134,10 @@ static int json_log_port(const char *path, int *lines)
     char *txt = sm_test_slurp(path);
     int port = 0;
     *lines = 0;
+    /* a line the worker is writing right now is not judged yet */
+    char *end = txt ? strrchr(txt, '\n') : NULL;
+    if (txt)
+        *(end ? end + 1 : txt) = 0;
     for (char *line = txt ? strtok(txt, "\n") : NULL; line; line = strtok(NULL, "\n")) {
         json_error_t e;
         json_t *o = json_loads(line, 0, &e);

@@ -735,17 +735,45 @@ static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
     return false;
 }
 
+void sm_worker_ahead(const sm_worker *w, const sm_item *it, sm_ahead *a)
+{
+    a->why = "unknown";
+    a->parsed = sm_subject_parse(it->subject, &a->subj, &a->why);
+    a->sw = NULL;
+    a->removed = sm_registry_removed(w->reg);
+    if (a->parsed != SM_OK || it->reject ||
+        (a->subj.kind != SM_IN_TASK && a->subj.kind != SM_IN_HEARTBEAT &&
+         a->subj.kind != SM_IN_AGENT))
+        return;
+    a->sw = sm_registry_find(w->reg, a->subj.swarm);
+    sm_swarm_prefetch_agent(a->sw, a->subj.id, 0);
+}
+
+void sm_worker_ahead_record(const sm_worker *w, const sm_ahead *a)
+{
+    /* an item handled since may have removed the swarm */
+    if (a->sw && a->removed == sm_registry_removed(w->reg))
+        sm_swarm_prefetch_agent(a->sw, a->subj.id, 1);
+}
+
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
 {
-    sm_subject subj;
-    const char *why = "unknown";
+    sm_ahead a;
+    a.why = "unknown";
+    a.parsed = sm_subject_parse(it->subject, &a.subj, &a.why);
+    return sm_worker_handle_ahead(w, it, &a);
+}
+
+sm_verdict sm_worker_handle_ahead(sm_worker *w, sm_item *it, const sm_ahead *a)
+{
+    sm_subject subj = a->subj;  /* the handlers' own copy */
+    sm_status s = a->parsed;
     sm_verdict v;
-    sm_status s = sm_subject_parse(it->subject, &subj, &why);
     w->touched = NULL;
     if (it->reject) {           /* the source's: a poison message */
         v = rejected(SM_ERR_INVALID, it->reject);
     } else if (s != SM_OK) {
-        v = rejected(s, why);
+        v = rejected(s, a->why);
     } else {
         v = handlers[subj.kind](w, &subj, it);
         if (w->decisions.n > 0 || w->decisions.lost > 0)  /* most: none */

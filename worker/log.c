@@ -273,17 +273,34 @@ void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
     if (!text)
         text = local;           /* out of memory: the line, cut short */
     FILE *out = lg->out ? lg->out : stderr;
-    flockfile(out);
+    /* The line is rendered whole, then written in one go: stderr is
+     * unbuffered, and piece by piece a reader of the file (a log shipper,
+     * a test) could see half a line. Out of memory: piece by piece. */
+    char *line = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&line, &len);
+    FILE *to = mem ? mem : out;
+    if (!mem)
+        flockfile(out);
     if (lg->format == SM_LOG_JSON) {
-        put_json_line(out, ms, level_name[level], event, n > 0 ? text : "");
+        put_json_line(to, ms, level_name[level], event, n > 0 ? text : "");
     } else {
-        fprintf(out, "ts=%lld level=%s event=%s", ms, level_name[level], event);
+        fprintf(to, "ts=%lld level=%s event=%s", ms, level_name[level], event);
         if (n > 0) {
-            fputc(' ', out);
-            put_escaped(out, text);
+            fputc(' ', to);
+            put_escaped(to, text);
         }
     }
-    fputc('\n', out);
+    fputc('\n', to);
+    if (mem) {
+        if (fclose(mem) == 0) {
+            flockfile(out);
+            fwrite(line, 1, len, out);
+        } else {
+            flockfile(out);
+        }
+        free(line);
+    }
     fflush(out);
     funlockfile(out);
     if (text != local)

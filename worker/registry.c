@@ -22,6 +22,7 @@ struct sm_registry {
     size_t count, cap;
     size_t *slots;
     size_t nslots;          /* power of two */
+    uint64_t removed;       /* swarms removed so far */
 };
 
 static size_t slot_of(const sm_registry *reg, const char *id)
@@ -148,11 +149,17 @@ sm_status sm_registry_remove(sm_registry *reg, const char *id)
     if (i == 0)
         return SM_ERR_NOT_FOUND;
     sm_swarm_destroy(reg->swarms[i - 1]);
+    reg->removed++;
     memmove(&reg->swarms[i - 1], &reg->swarms[i],
             (reg->count - i) * sizeof *reg->swarms);
     reg->count--;
     rehash(reg);
     return SM_OK;
+}
+
+uint64_t sm_registry_removed(const sm_registry *reg)
+{
+    return reg ? reg->removed : 0;
 }
 
 size_t sm_registry_count(const sm_registry *reg)

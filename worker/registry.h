@@ -45,6 +45,9 @@ sm_swarm *sm_registry_find(const sm_registry *reg, const char *id);
  * sm_persist_forget_swarm() for its blobs. */
 sm_status sm_registry_remove(sm_registry *reg, const char *id);
 /* Number of swarms held. */
+/* How many swarms sm_registry_remove() removed so far: a swarm pointer
+ * found while this read N is still valid while it reads N. */
+uint64_t sm_registry_removed(const sm_registry *reg);
 size_t sm_registry_count(const sm_registry *reg);
 /* The detector configuration swarms are created with (owned by reg). */
 const sm_detect_config *sm_registry_config(const sm_registry *reg);

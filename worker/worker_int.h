@@ -83,6 +83,24 @@ void sm_worker_release(sm_worker *w);
 /* sm_worker_release without the commit thread: commits on the spot,
  * then sends (handle.c). */
 void sm_worker_release_now(sm_worker *w);
+/* An item the loop will handle soon (handle.c), parsed once: its subject,
+ * and the swarm its agent token names (NULL: none) while the registry
+ * has removed `removed` swarms. */
+typedef struct sm_ahead {
+    sm_subject subj;
+    sm_status parsed;
+    const char *why;            /* parsed != SM_OK: what is wrong */
+    const sm_swarm *sw;
+    uint64_t removed;
+} sm_ahead;
+/* Parses item it into *a and hints its agent's index slot into the cache
+ * (two items ahead of its handling); sm_worker_ahead_record then hints
+ * the agent's record (one ahead: sm_swarm_prefetch_agent). Hints change
+ * nothing. */
+void sm_worker_ahead(const sm_worker *w, const sm_item *it, sm_ahead *a);
+void sm_worker_ahead_record(const sm_worker *w, const sm_ahead *a);
+/* sm_worker_handle_item on an item parsed by sm_worker_ahead. */
+sm_verdict sm_worker_handle_ahead(sm_worker *w, sm_item *it, const sm_ahead *a);
 /* Sends the conclusions in held, in order, and empties it (handle.c). */
 void sm_worker_send_held(sm_worker *w, sm_decisions *held);
 /* The run loop's commit through the commit thread (worker.c): takes the
