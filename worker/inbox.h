@@ -15,7 +15,9 @@
  * sources push from their own threads (cnats's subscription delivery
  * threads, later a fetch loop or a timer), the worker thread pops batches.
  * One mutex and two condition variables; a producer signals only when the
- * consumer is waiting, the consumer only when a producer is, and the
+ * consumer is waiting, the consumer only when a producer is and the queue
+ * is down to half its capacity (a blocked producer then has room for
+ * many items, not one pop's worth), and the
  * consumer takes up to a whole batch per lock, so the cost per message is
  * one uncontended lock and an item copy.
  *

@@ -308,6 +308,9 @@ static void render_state(out *o, const sm_metrics_snap *s)
     counter(o, "commits_total", "LMDB commits.", s->commits);
     counter(o, "commit_failures_total", "LMDB commits that failed.",
             s->commit_failures);
+    counter(o, "commit_redone_total",
+            "Batches the commit thread could not write whole, redone on the "
+            "event thread.", s->commit_redone);
     histogram(o, "commit_seconds", "Time one LMDB group commit takes.",
               &s->commit_latency);
     histogram(o, "handle_seconds",

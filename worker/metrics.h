@@ -95,7 +95,7 @@ typedef struct sm_metrics_snap {
     uint64_t decisions[SM_METRICS_DEC_KINDS][SM_METRICS_DEC_TYPES];
     uint64_t publish_errors;
     uint64_t not_durable;
-    uint64_t commits, commit_failures;
+    uint64_t commits, commit_failures, commit_redone;
     uint64_t reconnects;
     uint64_t inbox_full_waits;
     int64_t bus_dropped;        /* -1 unknown */

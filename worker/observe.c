@@ -50,6 +50,7 @@ static void snapshot(sm_worker *w, sm_metrics_snap *s, int64_t now)
     s->not_durable = w->st.not_durable;
     s->commits = w->st.commits;
     s->commit_failures = w->st.commit_failures;
+    s->commit_redone = w->st.commit_redone;
     int64_t rc = sm_bus_reconnects(w->bus);
     s->reconnects = rc > 0 ? (uint64_t)rc : 0;
     sm_inbox_stats is;

@@ -328,8 +328,17 @@ static void log_commit(sm_worker *w, sm_status s, const sm_persist_result *r,
 /* What a commit records beside the state: the services' records, the
  * applied count, the bus clock, the JetStream cursor (and the ack the
  * commit will send). */
+static void note_big_swarm(void *ud, sm_swarm *sw)
+{
+    bool *big = ud;
+    *big = *big || sm_swarm_agent_count(sw) >= SM_PREFETCH_MIN_AGENTS;
+}
+
 static void before_commit(sm_worker *w)
 {
+    bool big = false;
+    sm_registry_foreach(w->reg, note_big_swarm, &big);
+    w->hint_agents = big;
     sm_service_before_commit(w->svc, w->outbox.v, w->outbox.n);
     sm_persist_set_applied(w->persist, w->applied);
     sm_persist_set_bus(w->persist, &w->clock);
@@ -373,6 +382,24 @@ static void wake_loop(void *ud)
     sm_inbox_wake(w->inbox);
 }
 
+/* Room in the map for a prepared batch of `bytes`, made before the writer
+ * gets it: LMDB copies every page a batch touches and reuses freed pages
+ * only two commits later, so a batch may take about twice its size in new
+ * pages. Grown here, on the event thread with the writer idle and the
+ * services' readers shut out (as sm_worker_flush grows), rather than
+ * failed on the writer with MDB_MAP_FULL and redone here (a first commit
+ * of 100 k agents did that twice: 64 MiB maps, 66 MB stores). Up to
+ * map_max; beyond it the batch goes as it is, and a full map is handled
+ * as ever (persist.h: grow, then prune). */
+static void make_room(sm_worker *w, size_t bytes)
+{
+    sm_store_stats ss;
+    while (sm_store_stats_get(w->store, &ss) == SM_OK &&
+           ss.used_bytes + 2 * bytes + ((size_t)1 << 20) > ss.map_size &&
+           sm_store_grow(w->store) == SM_OK)
+        w->st.map_grown++;
+}
+
 /* Prepares the next batch (encoding only) and hands it to the writer;
  * the conclusions of the outbox wait for it in `inflight` (JetStream:
  * sent now, before the commit, as sm_worker_release does). */
@@ -411,6 +438,7 @@ static void commit_begin(sm_worker *w)
     w->inflight_applied = w->applied;
     /* A small batch is written here: its LMDB work is less than what a
      * hand-over and a wake-up of this thread cost in latency. */
+    make_room(w, sm_store_log_bytes(sm_writer_log(w->writer)));
     sm_writer_result wr;
     /* (commit_thread_min, 1 MiB: 100 agents make ~25 KB, 100 k ~28 MB) */
     if (sm_store_log_bytes(sm_writer_log(w->writer)) <
@@ -475,6 +503,7 @@ static void commit_done(sm_worker *w, const sm_writer_result *res)
                  sm_status_str(s), r.swarms_failed,
                  r.swarms_failed ? r.failed_swarm : "-", sm_store_error(w->store));
     w->uncommitted += w->inflight_events;
+    w->st.commit_redone++;
     sm_status fs = sm_worker_flush(w);
     if (fs != SM_OK && w->inflight.n > 0) {
         w->st.not_durable += w->inflight.n;
@@ -555,7 +584,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
     sm_log_write(w->log, SM_LOG_INFO, event,
                  "events=%llu deadletters=%llu internal_errors=%llu conclusions=%llu "
                  "publish_errors=%llu inbox_full_waits=%llu dropped=%lld "
-                 "commits=%llu commit_failures=%llu swarms=%zu skew_rejected=%llu "
+                 "commits=%llu commit_failures=%llu commit_redone=%llu "
+                 "map_grown=%llu swarms=%zu skew_rejected=%llu "
                  "swarm_cap_rejected=%llu agent_cap_rejected=%llu "
                  "swarms_expired=%llu not_durable=%llu applied=%llu wall_ms=%lld "
                  "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
@@ -568,6 +598,8 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)is.full_waits, (long long)sm_bus_dropped(w->bus),
                  (unsigned long long)w->st.commits,
                  (unsigned long long)w->st.commit_failures,
+                 (unsigned long long)w->st.commit_redone,
+                 (unsigned long long)w->st.map_grown,
                  sm_registry_count(w->reg),
                  (unsigned long long)w->st.skew_rejected,
                  (unsigned long long)w->st.swarm_cap_rejected,
@@ -715,15 +747,17 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
     sm_ahead ahead[3];          /* items i .. i+2, parsed */
     size_t served = serve_requests(w);
     size_t n = sm_inbox_pop(w->inbox, batch, BATCH, served ? 0 : wait_ms);
+    /* with many agents their records are cache misses: hinted a step or
+     * two ahead, they overlap the handling of the items in between (with
+     * few, the hints would only cost) */
+    bool hint = w->hint_agents;
     w->in_batch = true;
-    for (size_t j = 0; j < 2 && j < n; j++)
+    for (size_t j = 0; hint && j < 2 && j < n; j++)
         sm_worker_ahead(w, &batch[j], &ahead[j]);
     for (size_t i = 0; i < n; i++) {
-        /* with many agents their records are cache misses: hinted a
-         * step or two ahead, they overlap the handling of this item */
-        if (i + 2 < n)
+        if (hint && i + 2 < n)
             sm_worker_ahead(w, &batch[i + 2], &ahead[(i + 2) % 3]);
-        if (i + 1 < n)
+        if (hint && i + 1 < n)
             sm_worker_ahead_record(w, &ahead[(i + 1) % 3]);
         /* one item in SM_METRICS_HANDLE_SAMPLE is timed: a clock read
          * can cost more than a tenth of an item's handling */
@@ -733,8 +767,10 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
             clock_gettime(CLOCK_MONOTONIC, &t0);
         if (sm_item_seen(&batch[i]))
             w->uncommitted++;   /* held already: acked by the next commit */
-        else
+        else if (hint)
             sm_worker_handle_ahead(w, &batch[i], &ahead[i % 3]);
+        else
+            sm_worker_handle_item(w, &batch[i]);
         if (timed) {
             clock_gettime(CLOCK_MONOTONIC, &t1);
             sm_hist_observe(&w->handle_latency, elapsed_s(&t0, &t1));

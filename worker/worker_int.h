@@ -62,6 +62,9 @@ struct sm_worker {
                                    a small batch written in place */
     sm_store_stats store_seen;  /* the store's figures when last read:
                                    shown while the writer has the store */
+    bool hint_agents;           /* a swarm held SM_PREFETCH_MIN_AGENTS or
+                                   more at the last commit: the loop hints
+                                   records ahead (worker.c handle_batch) */
     bool in_batch;              /* the loop holds conclusions until the end
                                    of its batch */
     sm_worker_stats st;
