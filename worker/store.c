@@ -47,9 +47,6 @@ struct sm_store {
     unsigned char *log;
     size_t log_len, log_cap;
     size_t log_parts;       /* parts committed into the log */
-    /* sm_store_apply(): a part's records in key order (apply_part) */
-    struct log_ref *order;
-    size_t order_cap;
     /* sm_store_apply() on another thread: scans of the owner wait */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -254,7 +251,6 @@ void sm_store_close(sm_store *st)
         pthread_mutex_destroy(&st->mu);
     }
     free(st->log);
-    free(st->order);
     free(st);
 }
 
@@ -366,72 +362,11 @@ static sm_status apply_one(sm_store *st, const sm_store *log, size_t *pos,
                           : sm_store_del(st, key, klen);
 }
 
-/* A PUT or DEL record of a log, for sorting a part's records by key. */
-struct log_ref {
-    const unsigned char *key;
-    uint32_t klen;
-    size_t off;                 /* the record's offset in the log */
-};
-
-/* LMDB's default order (memcmp, then the shorter key first); the same key
- * keeps its log order, so a DEL and a later PUT of it stay in turn. */
-static int log_ref_cmp(const void *a, const void *b)
-{
-    const struct log_ref *x = a, *y = b;
-    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
-    if (c == 0)
-        c = (x->klen > y->klen) - (x->klen < y->klen);
-    if (c == 0)
-        c = (x->off > y->off) - (x->off < y->off);
-    return c;
-}
-
-/* A part of SORT_MIN records or more goes into LMDB in key order: the
- * puts then walk the tree's leaves in turn instead of jumping between
- * them (100 k agents: a batch's dirty agents come in the order they first
- * changed, scattered over every leaf). */
-#define SORT_MIN 64
-
-/* The records of the part at *pos in key order into st->order; returns
- * how many, or 0 when the part is small or there is no room (then it is
- * applied in log order, with the same result). */
-static size_t sort_part(sm_store *st, const sm_store *log, size_t pos)
-{
-    size_t n = 0;
-    while (pos < log->log_len && log->log[pos] != LOG_PART_END) {
-        const unsigned char *p = log->log + pos;
-        uint32_t klen, vlen = 0;
-        memcpy(&klen, p + 1, 4);
-        if (p[0] == LOG_PUT)
-            memcpy(&vlen, p + 5, 4);
-        size_t head = p[0] == LOG_PUT ? 9 : 5;
-        if (n == st->order_cap) {
-            size_t cap = st->order_cap ? st->order_cap * 2 : 1024;
-            struct log_ref *o = realloc(st->order, cap * sizeof *o);
-            if (!o)
-                return 0;
-            st->order = o;
-            st->order_cap = cap;
-        }
-        st->order[n++] = (struct log_ref){p + head, klen, pos};
-        pos += head + klen + vlen;
-    }
-    if (n < SORT_MIN)
-        return 0;
-    qsort(st->order, n, sizeof *st->order, log_ref_cmp);
-    return n;
-}
-
 static sm_status apply_part(sm_store *st, const sm_store *log, size_t *pos)
 {
     sm_status s = sm_store_part_begin(st);
-    size_t n = s == SM_OK ? sort_part(st, log, *pos) : 0;
-    for (size_t i = 0; i < n && s == SM_OK; i++) {
-        size_t at = st->order[i].off;
-        s = apply_one(st, log, &at, false);  /* a failed write ends the part */
-    }
     while (*pos < log->log_len && log->log[*pos] != LOG_PART_END) {
-        sm_status w = apply_one(st, log, pos, s != SM_OK || n > 0);
+        sm_status w = apply_one(st, log, pos, s != SM_OK);
         if (s == SM_OK)
             s = w;              /* a failed write ended the part */
     }

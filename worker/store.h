@@ -165,9 +165,7 @@ typedef void (*sm_store_part_fn)(void *ud, size_t part, sm_status s);
  * each record in order (each part in a part of its own: a part that
  * fails is dropped and reported to on_part, the batch goes on, as with
  * sm_store_part_*), the conditional rest only if no part failed, then
- * commit. A part's records go in key order (a key's own records keep
- * their order), which gives the same store as log order with fewer
- * jumps between LMDB pages. SM_OK: the batch committed (some parts may have failed: see
+ * commit. SM_OK: the batch committed (some parts may have failed: see
  * on_part). Otherwise nothing of the log is in st. Same rules as a batch
  * (no batch open; one thread at a time per st); log is only read, so
  * another thread may record into a different log meanwhile. Errors:
