@@ -453,6 +453,57 @@ static void part_seen(void *ud, size_t part, sm_status s)
     p->s[p->n++] = s;
 }
 
+/* A log whose batch does not fit the map fails its part with
+ * MDB_MAP_FULL when applied as it is (sm_store_apply never grows: it runs
+ * on the commit thread); sm_store_make_room() first grows the map for it,
+ * by doublings up to map_max, and then it goes in whole. */
+START_TEST(test_make_room_grows_the_map_ahead_of_a_batch)
+{
+    char dir[256];
+    sm_test_tmpdir(dir, sizeof dir, "store-room");
+    sm_store *st = open_store(dir, 64 * KIB, 8 * MIB);
+    sm_store *log = NULL;
+    ck_assert_int_eq(sm_store_log_open(&log), SM_OK);
+    static char big[300 * 1024];
+    memset(big, 'x', sizeof big);
+    ck_assert_int_eq(sm_store_begin(log), SM_OK);
+    ck_assert_int_eq(sm_store_part_begin(log), SM_OK);
+    ck_assert_int_eq(sm_store_put(log, "big", 3, big, sizeof big), SM_OK);
+    ck_assert_int_eq(sm_store_part_commit(log), SM_OK);
+    ck_assert_int_eq(sm_store_commit(log), SM_OK);
+
+    parts_seen ps = {{0}, 0};       /* as it is: the part fails */
+    ck_assert_int_eq(sm_store_apply(st, log, part_seen, &ps), SM_OK);
+    ck_assert_int_eq(ps.s[0], SM_ERR_MAP_FULL);
+    sm_store_stats ss;
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.map_size, 64 * KIB);
+    ck_assert_uint_eq(ss.map_full, 1);
+
+    unsigned grown = 0;             /* room first: it goes in */
+    ck_assert_int_eq(sm_store_make_room(st, sm_store_log_bytes(log), &grown), SM_OK);
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_ge(ss.map_size, 2 * sizeof big + MIB);
+    ck_assert_uint_eq(ss.map_size, (size_t)(64 * KIB) << grown);
+    ck_assert_uint_eq(ss.grows, grown);
+    memset(&ps, 0, sizeof ps);
+    ck_assert_int_eq(sm_store_apply(st, log, part_seen, &ps), SM_OK);
+    ck_assert_int_eq(ps.s[0], SM_OK);
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.map_full, 1);  /* no new miss */
+
+    /* once there is room, nothing grows; past map_max it says so */
+    ck_assert_int_eq(sm_store_make_room(st, sm_store_log_bytes(log), &grown), SM_OK);
+    ck_assert_uint_eq(grown, 0);
+    ck_assert_int_eq(sm_store_make_room(st, 8 * MIB, &grown), SM_ERR_FULL);
+    ck_assert_int_eq(sm_store_stats_get(st, &ss), SM_OK);
+    ck_assert_uint_eq(ss.map_size, 8 * MIB);
+    sm_store_close(log);
+    sm_store_close(st);
+    sm_test_rmtree(dir);
+}
+END_TEST
+
 /* A log replays into the store exactly what the same calls would have
  * written directly: puts, dels, parts (one that fails is dropped, the
  * batch goes on), an aborted part, and the conditional rest only when
@@ -1064,6 +1115,7 @@ static Suite *store_suite(void)
     tcase_add_test(tc, test_map_full_then_grow);
     tcase_add_test(tc, test_failed_part_leaves_the_batch);
     tcase_add_test(tc, test_log_applies_as_the_batch_would);
+    tcase_add_test(tc, test_make_room_grows_the_map_ahead_of_a_batch);
     tcase_add_test(tc, test_scan_after_hand_over_sees_the_batch);
     tcase_add_test(tc, test_puts_through_cursor_match_a_model);
     tcase_add_test(tc, test_empty_data_file_is_refused);

@@ -646,6 +646,24 @@ sm_status sm_store_grow(sm_store *st)
     return SM_OK;
 }
 
+sm_status sm_store_make_room(sm_store *st, size_t bytes, unsigned *grown)
+{
+    if (grown)
+        *grown = 0;
+    sm_store_stats ss;
+    for (;;) {
+        sm_status s = sm_store_stats_get(st, &ss);
+        if (s != SM_OK)
+            return s;
+        if (ss.used_bytes + 2 * bytes + ((size_t)1 << 20) <= ss.map_size)
+            return SM_OK;
+        if ((s = sm_store_grow(st)) != SM_OK)
+            return s;
+        if (grown)
+            (*grown)++;
+    }
+}
+
 sm_status sm_store_scan(sm_store *st, const void *prefix, size_t plen,
                         sm_store_scan_fn fn, void *ud)
 {

@@ -96,6 +96,17 @@ void sm_store_part_abort(sm_store *st);
  * open. Errors: SM_ERR_FULL when already at map_max, SM_ERR_STORE. */
 sm_status sm_store_grow(sm_store *st);
 
+/* Room for a batch of about `bytes` (a log's sm_store_log_bytes): grows
+ * the map, as sm_store_grow, until the pages in use plus twice that plus
+ * 1 MiB fit (a batch copies every page it touches, and LMDB reuses freed
+ * pages only two commits later). For a batch written where growing is not
+ * allowed (another thread's sm_store_apply): grown before it is handed
+ * over instead of failing there with MDB_MAP_FULL. *grown (may be NULL)
+ * counts the doublings. Must be called with no batch open. Errors:
+ * SM_ERR_FULL when map_max stops it short (the batch may still fit),
+ * SM_ERR_INVALID, SM_ERR_STORE. */
+sm_status sm_store_make_room(sm_store *st, size_t bytes, unsigned *grown);
+
 /* Visitor for scans: key and value are borrowed views valid only during
  * the call. Returning other than SM_OK stops the scan with that status. */
 typedef sm_status (*sm_store_scan_fn)(void *ud, const void *key, size_t klen,

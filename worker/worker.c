@@ -382,22 +382,18 @@ static void wake_loop(void *ud)
     sm_inbox_wake(w->inbox);
 }
 
-/* Room in the map for a prepared batch of `bytes`, made before the writer
- * gets it: LMDB copies every page a batch touches and reuses freed pages
- * only two commits later, so a batch may take about twice its size in new
- * pages. Grown here, on the event thread with the writer idle and the
- * services' readers shut out (as sm_worker_flush grows), rather than
+/* Room in the map for a prepared batch (sm_store_make_room), made before
+ * the writer gets it: here, on the event thread with the writer idle and
+ * the services' readers shut out (as sm_worker_flush grows), rather than
  * failed on the writer with MDB_MAP_FULL and redone here (a first commit
  * of 100 k agents did that twice: 64 MiB maps, 66 MB stores). Up to
  * map_max; beyond it the batch goes as it is, and a full map is handled
  * as ever (persist.h: grow, then prune). */
 static void make_room(sm_worker *w, size_t bytes)
 {
-    sm_store_stats ss;
-    while (sm_store_stats_get(w->store, &ss) == SM_OK &&
-           ss.used_bytes + 2 * bytes + ((size_t)1 << 20) > ss.map_size &&
-           sm_store_grow(w->store) == SM_OK)
-        w->st.map_grown++;
+    unsigned grown = 0;
+    (void)sm_store_make_room(w->store, bytes, &grown);
+    w->st.map_grown += grown;
 }
 
 /* Prepares the next batch (encoding only) and hands it to the writer;
