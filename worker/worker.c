@@ -747,6 +747,7 @@ static size_t handle_batch(sm_worker *w, int64_t wait_ms)
      * two ahead, they overlap the handling of the items in between (with
      * few, the hints would only cost) */
     bool hint = w->hint_agents;
+    w->st.ahead_items += hint ? n : 0;
     w->in_batch = true;
     for (size_t j = 0; hint && j < 2 && j < n; j++)
         sm_worker_ahead(w, &batch[j], &ahead[j]);

@@ -113,6 +113,8 @@ typedef struct sm_worker_stats {
     uint64_t commit_redone;     /* batches the commit thread could not
                                    write whole, redone on the event thread */
     uint64_t map_grown;         /* LMDB map grown ahead of a batch */
+    uint64_t ahead_items;       /* items the loop handled with read-ahead
+                                   hints (a swarm of many agents) */
     uint64_t agents_written;
     size_t swarms;              /* swarms held in memory */
     int64_t bus_ms;             /* the bus clock (handle.c) */
