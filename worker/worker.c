@@ -325,15 +325,16 @@ static void log_commit(sm_worker *w, sm_status s, const sm_persist_result *r,
                  sm_store_error(w->store));
 }
 
-/* What a commit records beside the state: the services' records, the
- * applied count, the bus clock, the JetStream cursor (and the ack the
- * commit will send). */
 static void note_big_swarm(void *ud, sm_swarm *sw)
 {
     bool *big = ud;
     *big = *big || sm_swarm_agent_count(sw) >= SM_PREFETCH_MIN_AGENTS;
 }
 
+/* What a commit records beside the state: the services' records, the
+ * applied count, the bus clock, the JetStream cursor (and the ack the
+ * commit will send). Also, as good a moment as any: whether the loop
+ * hints records ahead until the next commit (a swarm of many agents). */
 static void before_commit(sm_worker *w)
 {
     bool big = false;
@@ -432,9 +433,9 @@ static void commit_begin(sm_worker *w)
     w->inflight_held_s = elapsed_s(&t0, &t1);
     w->inflight_total = w->st.events;
     w->inflight_applied = w->applied;
+    make_room(w, sm_store_log_bytes(sm_writer_log(w->writer)));
     /* A small batch is written here: its LMDB work is less than what a
      * hand-over and a wake-up of this thread cost in latency. */
-    make_room(w, sm_store_log_bytes(sm_writer_log(w->writer)));
     sm_writer_result wr;
     /* (commit_thread_min, 1 MiB: 100 agents make ~25 KB, 100 k ~28 MB) */
     if (sm_store_log_bytes(sm_writer_log(w->writer)) <
