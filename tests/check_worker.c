@@ -81,8 +81,8 @@ typedef struct rig {
     char dir[256];              /* store, when one is used */
 } rig;
 
-/* A worker without a bus; with a store in a fresh directory if store. */
-static void rig_up(rig *r, bool store)
+/* The default settings; a store in a fresh directory if store. */
+static void rig_config(rig *r, bool store)
 {
     memset(r, 0, sizeof *r);
     ck_assert_int_eq(sm_config_init(&r->cfg), SM_OK);
@@ -92,11 +92,23 @@ static void rig_up(rig *r, bool store)
         free(r->cfg.store_dir);
         r->cfg.store_dir = strdup(r->dir);
     }
+}
+
+/* The worker of r->cfg, without a bus, its conclusions captured. */
+static void rig_start(rig *r)
+{
     ck_assert_int_eq(sm_worker_create(&r->w, &r->cfg, &r->log), SM_OK);
-    if (store)
+    if (r->dir[0])
         ck_assert_int_eq(sm_worker_open(r->w), SM_OK);
     sm_sink sink = {.publish = capture_publish, .ud = &r->cap};
     sm_worker_set_sink(r->w, &sink);
+}
+
+/* A worker without a bus; with a store in a fresh directory if store. */
+static void rig_up(rig *r, bool store)
+{
+    rig_config(r, store);
+    rig_start(r);
 }
 
 /* A second worker on the same store (a restart). */
@@ -962,6 +974,33 @@ static sm_status dump_kv(void *ud, const void *k, size_t klen, const void *v,
     return SM_OK;
 }
 
+/* A worker with a store, committing after commit_events (on the commit
+ * thread if thread, but batches under thread_min in place). */
+static void store_rig(rig *r, bool thread, int64_t thread_min,
+                      int64_t commit_events)
+{
+    rig_config(r, true);
+    r->cfg.commit_thread = thread;
+    r->cfg.commit_thread_min = thread_min;
+    r->cfg.commit_events = commit_events;
+    rig_start(r);
+}
+
+/* Stops r's worker (r->w NULL after) and returns its store as text, a
+ * line per key (caller frees). */
+static char *store_text(rig *r)
+{
+    sm_worker_destroy(r->w);
+    r->w = NULL;
+    sm_store_config sc = {.dir = r->dir};
+    sm_store *store = NULL;
+    ck_assert_int_eq(sm_store_open(&store, &sc, NULL, 0), SM_OK);
+    dump_text d = {0};
+    ck_assert_int_eq(sm_store_scan(store, NULL, 0, dump_kv, &d), SM_OK);
+    sm_store_close(store);
+    return d.s;
+}
+
 /* A ResourceSample on s0 with `pending` medium-priority tasks queued. */
 static size_t pack_pending(uint8_t *buf, int64_t ts, uint32_t pending)
 {
@@ -986,19 +1025,7 @@ static char *loop_store(bool thread, int64_t thread_min, size_t *sent,
                         uint64_t *applied)
 {
     rig r;
-    memset(&r, 0, sizeof r);
-    ck_assert_int_eq(sm_config_init(&r.cfg), SM_OK);
-    r.log = (sm_log){.out = stderr, .level = SM_LOG_ERROR};
-    sm_test_tmpdir(r.dir, sizeof r.dir, "worker-loop");
-    free(r.cfg.store_dir);
-    r.cfg.store_dir = strdup(r.dir);
-    r.cfg.commit_thread = thread;
-    r.cfg.commit_thread_min = thread_min;
-    r.cfg.commit_events = 64;
-    ck_assert_int_eq(sm_worker_create(&r.w, &r.cfg, &r.log), SM_OK);
-    ck_assert_int_eq(sm_worker_open(r.w), SM_OK);
-    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
-    sm_worker_set_sink(r.w, &sink);
+    store_rig(&r, thread, thread_min, 64);
     sm_inbox *ib = sm_worker_inbox(r.w);
     sm_inbox_source_open(ib);
     enum { N = 3000, BACKLOG_AT = 2812 };  /* in the 11th batch of 256 */
@@ -1039,18 +1066,11 @@ static char *loop_store(bool thread, int64_t thread_min, size_t *sent,
     ck_assert_uint_eq(st.events, N + 2);
     ck_assert_uint_ge(st.commits, 2);   /* one at least before the stop's */
     *sent = r.cap.total;
-    sm_worker_destroy(r.w);
-    r.w = NULL;
-    sm_store_config sc = {.dir = r.dir};
-    sm_store *store = NULL;
-    ck_assert_int_eq(sm_store_open(&store, &sc, NULL, 0), SM_OK);
-    dump_text d = {0};
-    ck_assert_int_eq(sm_store_scan(store, NULL, 0, dump_kv, &d), SM_OK);
-    sm_store_close(store);
+    char *text = store_text(&r);
     r.w = reopen(&r);           /* what a restart finds: every input */
     *applied = stats_of(r.w).applied;
     rig_down(&r);
-    return d.s;
+    return text;
 }
 
 /* 3 swarms x 2100 agents: 6300 tasks item by item (sm_worker_handle) and
@@ -1061,18 +1081,7 @@ static char *loop_store(bool thread, int64_t thread_min, size_t *sent,
 static char *many_store(bool loop, size_t *sent, uint64_t *ahead)
 {
     rig r;
-    memset(&r, 0, sizeof r);
-    ck_assert_int_eq(sm_config_init(&r.cfg), SM_OK);
-    r.log = (sm_log){.out = stderr, .level = SM_LOG_ERROR};
-    sm_test_tmpdir(r.dir, sizeof r.dir, "worker-many");
-    free(r.cfg.store_dir);
-    r.cfg.store_dir = strdup(r.dir);
-    r.cfg.commit_thread = false;
-    r.cfg.commit_events = 1024;
-    ck_assert_int_eq(sm_worker_create(&r.w, &r.cfg, &r.log), SM_OK);
-    ck_assert_int_eq(sm_worker_open(r.w), SM_OK);
-    sm_sink sink = {.publish = capture_publish, .ud = &r.cap};
-    sm_worker_set_sink(r.w, &sink);
+    store_rig(&r, false, 0, 1024);
     sm_inbox *ib = sm_worker_inbox(r.w);
     enum { N = 9000, AGENTS = 2100 };
     static uint8_t bufs[N][128];
@@ -1110,16 +1119,9 @@ static char *many_store(bool loop, size_t *sent, uint64_t *ahead)
     ck_assert_uint_eq(st.events, N);
     *sent = r.cap.total;
     *ahead = st.ahead_items;
-    sm_worker_destroy(r.w);
-    r.w = NULL;
-    sm_store_config sc = {.dir = r.dir};
-    sm_store *store = NULL;
-    ck_assert_int_eq(sm_store_open(&store, &sc, NULL, 0), SM_OK);
-    dump_text d = {0};
-    ck_assert_int_eq(sm_store_scan(store, NULL, 0, dump_kv, &d), SM_OK);
-    sm_store_close(store);
+    char *text = store_text(&r);
     rig_down(&r);
-    return d.s;
+    return text;
 }
 
 /* The read-ahead hints for swarms of many agents change nothing: the loop
