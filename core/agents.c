@@ -80,9 +80,7 @@ void sm_agents_prefetch_record(const sm_agents *t, const char *id)
     if (t->slots[i].e == 0)
         return;
     uint32_t k = t->slots[i].e - 1;
-    const char *a = (const char *)&t->v[k];
-    for (size_t off = 0; off < sizeof t->v[k]; off += 64)
-        __builtin_prefetch(a + off, 1, 1);
+    sm_agent_prefetch(&t->v[k], true);
     __builtin_prefetch(&t->wake[k], 1, 1);
 }
 

@@ -463,11 +463,8 @@ void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
     enum { AHEAD = 4 };     /* records fetched ahead: the dirty list is
                                in first-change order, scattered */
     for (uint32_t i = 0; i < sw->ag.n_dirty; i++) {
-        if (i + AHEAD < sw->ag.n_dirty) {
-            const char *next = (const char *)&sw->ag.v[sw->ag.dirty[i + AHEAD]];
-            for (size_t off = 0; off < sizeof(sm_agent); off += 64)
-                __builtin_prefetch(next + off, 0, 0);
-        }
+        if (i + AHEAD < sw->ag.n_dirty)
+            sm_agent_prefetch(&sw->ag.v[sw->ag.dirty[i + AHEAD]], false);
         const sm_agent *a = &sw->ag.v[sw->ag.dirty[i]];
         unsigned char b[AGENT_BLOB_MAX];
         size_t len = agent_encode(&a->s, b);

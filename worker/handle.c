@@ -735,10 +735,16 @@ static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
     return false;
 }
 
-void sm_worker_ahead(const sm_worker *w, const sm_item *it, sm_ahead *a)
+/* Parses the item's subject into a (no hints). */
+static void parse_item(const sm_item *it, sm_ahead *a)
 {
     a->why = "unknown";
     a->parsed = sm_subject_parse(it->subject, &a->subj, &a->why);
+}
+
+void sm_worker_ahead(const sm_worker *w, const sm_item *it, sm_ahead *a)
+{
+    parse_item(it, a);
     a->sw = NULL;
     a->removed = sm_registry_removed(w->reg);
     if (a->parsed != SM_OK || it->reject ||
@@ -759,8 +765,7 @@ void sm_worker_ahead_record(const sm_worker *w, const sm_ahead *a)
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
 {
     sm_ahead a;
-    a.why = "unknown";
-    a.parsed = sm_subject_parse(it->subject, &a.subj, &a.why);
+    parse_item(it, &a);
     return sm_worker_handle_ahead(w, it, &a);
 }
 

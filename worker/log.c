@@ -293,12 +293,10 @@ void sm_log_write(const sm_log *lg, sm_log_level level, const char *event,
     }
     fputc('\n', to);
     if (mem) {
-        if (fclose(mem) == 0) {
-            flockfile(out);
+        bool whole = fclose(mem) == 0;
+        flockfile(out);
+        if (whole)
             fwrite(line, 1, len, out);
-        } else {
-            flockfile(out);
-        }
         free(line);
     }
     fflush(out);
