@@ -11,6 +11,13 @@
 
 #define TABLE_INIT 64u
 
+/* Words of the page bitmap for a table of cap slots (cap / 2 agents). */
+static size_t pmark_words(uint32_t cap)
+{
+    size_t pages = (cap / 2 + SM_AGENT_PAGE - 1) / SM_AGENT_PAGE;
+    return (pages + 63) / 64;
+}
+
 sm_status sm_agents_init(sm_agents *t)
 {
     memset(t, 0, sizeof *t);
@@ -18,10 +25,12 @@ sm_status sm_agents_init(sm_agents *t)
     t->v = calloc(TABLE_INIT / 2, sizeof *t->v); /* SM_ALLOC_OK */
     t->dirty = calloc(TABLE_INIT / 2, sizeof *t->dirty); /* SM_ALLOC_OK */
     t->wake = calloc(TABLE_INIT / 2, sizeof *t->wake); /* SM_ALLOC_OK */
+    t->pmark = calloc(pmark_words(TABLE_INIT), sizeof *t->pmark); /* SM_ALLOC_OK */
     t->cap = TABLE_INIT;
     t->raised_head = SM_AGENT_NONE;
     t->raised_tail = SM_AGENT_NONE;
-    return t->slots && t->v && t->dirty && t->wake ? SM_OK : SM_ERR_NOMEM;
+    return t->slots && t->v && t->dirty && t->wake && t->pmark ? SM_OK
+                                                               : SM_ERR_NOMEM;
 }
 
 void sm_agents_free(sm_agents *t)
@@ -30,6 +39,7 @@ void sm_agents_free(sm_agents *t)
     free(t->v);
     free(t->dirty);
     free(t->wake);
+    free(t->pmark);
     memset(t, 0, sizeof *t);
 }
 
@@ -103,9 +113,16 @@ static sm_status table_grow(sm_agents *t)
     if (wake == NULL)
         return SM_ERR_NOMEM;
     t->wake = wake;
-    sm_agent_slot *table = calloc(cap, sizeof *table); /* SM_ALLOC_OK */
-    if (table == NULL)
+    uint64_t *pmark = calloc(pmark_words(cap), sizeof *pmark); /* SM_ALLOC_OK */
+    if (pmark == NULL)
         return SM_ERR_NOMEM;
+    sm_agent_slot *table = calloc(cap, sizeof *table); /* SM_ALLOC_OK */
+    if (table == NULL) {
+        free(pmark);
+        return SM_ERR_NOMEM;
+    }
+    free(t->pmark);
+    t->pmark = pmark;
     free(t->slots);
     t->slots = table;
     t->cap = cap;
@@ -266,8 +283,12 @@ void sm_agents_remove(sm_agents *t, uint32_t k)
         }
         memcpy(&t->v[k], m, sizeof *m);
         t->wake[k] = t->wake[last];
+        sm_agents_mark(t, k);       /* its page holds another agent now */
     }
     t->n--;
+    if (t->n % SM_AGENT_PAGE != 0)
+        sm_agents_mark(t, t->n - 1);    /* the last page lost one */
+    t->shrunk = true;
 }
 
 /* ------------------------------------------------------- swarm stats */
@@ -277,4 +298,5 @@ void sm_agents_clean(sm_agents *t)
     for (uint32_t i = 0; i < t->n_dirty; i++)
         t->v[t->dirty[i]].dirty = 0;
     t->n_dirty = 0;
+    t->shrunk = false;
 }

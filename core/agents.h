@@ -16,6 +16,13 @@
  *  - the dirty list: agents changed since the last commit, so a commit
  *    costs O(changed agents), not O(agents).
  *
+ * The store keeps agents in pages of SM_AGENT_PAGE consecutive records
+ * (page p: records p * SM_AGENT_PAGE ..), so a commit writes one value
+ * per page with a dirty agent, not one per agent. A removal changes two
+ * pages (the hole the last record moves into, and the last page): it
+ * marks an agent of each dirty, and sets `shrunk` (the last page may be
+ * gone) until the next clean.
+ *
  * Allocation: only sm_agents_init() and growth when a new agent does not
  * fit (doubling). Record indexes are stable until sm_agents_remove() (the
  * last record moves into the hole) or a growth (pointers, not indexes,
@@ -117,6 +124,9 @@ typedef struct sm_agents {
     uint32_t raised_head, raised_tail;
     uint32_t *dirty;            /* indexes of dirty agents (capacity cap/2) */
     uint32_t n_dirty;
+    bool shrunk;                /* an agent removed since the last clean */
+    uint64_t *pmark;            /* scratch of the page visit (encode.c):
+                                   a bit a page, all zero between visits */
 } sm_agents;
 
 /* An empty table. Errors: SM_ERR_NOMEM (t is then safe to free). */
@@ -128,7 +138,8 @@ sm_agent *sm_agents_find(const sm_agents *t, const char *id);
 /* Index of agent `id` (non-empty, vetted), created zeroed if new.
  * Errors: SM_ERR_NOMEM (table unchanged). */
 sm_status sm_agents_get(sm_agents *t, const char *id, uint32_t *out);
-/* Removes agent k (must not be raised): the last agent takes its index. */
+/* Removes agent k (must not be raised): the last agent takes its index;
+ * the pages that changed are marked (see above). */
 void sm_agents_remove(sm_agents *t, uint32_t k);
 
 /* Hints for a batch of events, changing nothing (a prefetch of what the

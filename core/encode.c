@@ -472,6 +472,59 @@ void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud)
     }
 }
 
+_Static_assert(SM_AGENT_PAGE * AGENT_BLOB_MAX <= SM_AGENT_PAGE_MAX,
+               "a page of the largest agent blobs fits SM_AGENT_PAGE_MAX");
+
+void sm_swarm_visit_dirty_pages(sm_swarm *sw, sm_page_visit_fn fn, void *ud)
+{
+    if (sw == NULL || fn == NULL)
+        return;
+    sm_agents *t = &sw->ag;
+    for (uint32_t i = 0; i < t->n_dirty; i++) {
+        uint32_t p = t->dirty[i] / SM_AGENT_PAGE;
+        t->pmark[p / 64] |= (uint64_t)1 << (p % 64);
+    }
+    uint32_t pages = sm_swarm_agent_pages(sw);
+    unsigned char b[SM_AGENT_PAGE_MAX];
+    for (uint32_t w = 0; w < (pages + 63) / 64; w++) {
+        while (t->pmark[w] != 0) {
+            uint32_t p = w * 64 + (uint32_t)__builtin_ctzll(t->pmark[w]);
+            t->pmark[w] &= t->pmark[w] - 1;
+            uint32_t k = p * SM_AGENT_PAGE, end = k + SM_AGENT_PAGE;
+            if (end > t->n)
+                end = t->n;
+            size_t len = 0;
+            for (uint32_t j = k; j < end; j++)
+                len += agent_encode(&t->v[j].s, b + len);
+            fn(ud, p, b, len, end - k);
+        }
+    }
+}
+
+uint32_t sm_swarm_agent_pages(const sm_swarm *sw)
+{
+    return sw == NULL ? 0 : (sw->ag.n + SM_AGENT_PAGE - 1) / SM_AGENT_PAGE;
+}
+
+bool sm_swarm_agents_changed(const sm_swarm *sw)
+{
+    return sw != NULL && (sw->ag.n_dirty > 0 || sw->ag.shrunk);
+}
+
+bool sm_swarm_agents_removed(const sm_swarm *sw)
+{
+    return sw != NULL && sw->ag.shrunk;
+}
+
+size_t sm_agent_blob_size(const void *data, size_t len)
+{
+    blob_hdr h;
+    if (blob_head(data, len, BLOB_MAGIC_AGENT, UINT32_MAX - VERSION_SPAN,
+                  &h) == SM_ERR_CORRUPT)
+        return 0;
+    return h.size >= sizeof h && h.size <= len ? h.size : 0;
+}
+
 size_t sm_swarm_dirty_agents(const sm_swarm *sw)
 {
     return sw == NULL ? 0 : sw->ag.n_dirty;

@@ -42,6 +42,30 @@ bool sm_swarm_is_dirty(const sm_swarm *sw);
 void sm_swarm_visit_dirty(const sm_swarm *sw, sm_agent_visit_fn fn, void *ud);
 /* Number of agents changed since the last clear. */
 size_t sm_swarm_dirty_agents(const sm_swarm *sw);
+
+/* Agent pages: the store keeps a swarm's agents in pages of SM_AGENT_PAGE
+ * (core/agents.h) consecutive table entries, page p holding entries
+ * p * SM_AGENT_PAGE onwards; a page's value is their agent blobs one
+ * after another (each blob's header gives its size), at most
+ * SM_AGENT_PAGE_MAX bytes. Importing the pages in page order, each blob
+ * with sm_swarm_import_agent(), rebuilds the same table order. */
+#define SM_AGENT_PAGE_MAX 1856u
+typedef void (*sm_page_visit_fn)(void *ud, uint32_t page, const void *data,
+                                 size_t len, uint32_t agents);
+/* Calls fn for each page holding an agent changed since the last clear,
+ * in page order (O(changed agents + pages / 64)), with the page encoded
+ * into a stack buffer (no allocation). */
+void sm_swarm_visit_dirty_pages(sm_swarm *sw, sm_page_visit_fn fn, void *ud);
+/* Pages the agents fill now: a stored page from this one on is stale. */
+uint32_t sm_swarm_agent_pages(const sm_swarm *sw);
+/* Whether an agent changed or was removed since the last clear. */
+bool sm_swarm_agents_changed(const sm_swarm *sw);
+/* Whether an agent was removed since the last clear. */
+bool sm_swarm_agents_removed(const sm_swarm *sw);
+/* Size of the agent blob at the start of the len bytes at data, from its
+ * header; 0 if there is none there (too short, not an agent blob, a size
+ * out of bounds): the rest of a page cannot be split. */
+size_t sm_agent_blob_size(const void *data, size_t len);
 void sm_swarm_clear_dirty(sm_swarm *sw);
 /* Marks the swarm-wide part and every agent dirty: the next commit
  * rewrites all of it (after a commit that was prepared from it failed,

@@ -17,6 +17,12 @@
  * Longer ids are rejected at the edge (dead-lettered), never truncated. */
 #define SM_ID_MAX 64
 
+/* Agents per stored page (core/encode.h, "Agent pages"). Four of the
+ * largest agent blobs and the key stay under LMDB's largest node on a
+ * 4 KiB page (~2 KB), so a page never goes to overflow pages, whose
+ * allocation fragments the free list. */
+#define SM_AGENT_PAGE 4u
+
 /* Values mirror swarmmedic.v1.TaskEvent.Kind. */
 typedef enum sm_task_kind {
     SM_TASK_QUEUED = 1,

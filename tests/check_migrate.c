@@ -279,6 +279,26 @@ static sm_status swarm_versions(void *ud, const void *k, size_t klen,
     return SM_OK;
 }
 
+static sm_status count_key(void *ud, const void *k, size_t klen,
+                           const void *v, size_t vlen)
+{
+    (void)k;
+    (void)klen;
+    (void)v;
+    (void)vlen;
+    (*(size_t *)ud)++;
+    return SM_OK;
+}
+
+/* Keys starting with the two bytes `kind` 0. */
+static size_t keys_of(sm_store *st, char kind)
+{
+    char prefix[2] = {kind, 0};
+    size_t n = 0;
+    ck_assert_int_eq(sm_store_scan(st, prefix, 2, count_key, &n), SM_OK);
+    return n;
+}
+
 static version_scan scan_versions(sm_store *st)
 {
     version_scan v = {0, 0, 0};
@@ -331,11 +351,19 @@ START_TEST(test_old_store_loads)
     sm_registry_foreach(ref.reg, cmp_swarm, &c);
     ck_assert_uint_eq(c.compared, 2);
 
-    /* The next flush rewrites both swarm blobs in the current format. */
+    /* The next flush rewrites both swarm blobs in the current format, and
+     * moves the agents from a key each (the layout before pages) into
+     * pages of SM_AGENT_PAGE. */
+    ck_assert_uint_eq(keys_of(old.st, 'a'), 12);
+    ck_assert_uint_eq(keys_of(old.st, 'g'), 0);
     sm_persist_result res;
     ck_assert_int_eq(sm_persist_flush(old.p, old.reg, 0, &res), SM_OK);
     ck_assert_uint_eq(res.swarms_written, 2);
-    ck_assert_uint_eq(res.agents_written, 0);
+    ck_assert_uint_eq(res.agents_written, 12);
+    ck_assert_uint_eq(res.agents_deleted, 12);
+    ck_assert_uint_eq(keys_of(old.st, 'a'), 0);
+    ck_assert_uint_ge(keys_of(old.st, 'g'), 2);     /* a page a swarm or more */
+    ck_assert_uint_le(keys_of(old.st, 'g'), 12 / SM_AGENT_PAGE + 2);
     v = scan_versions(old.st);
     ck_assert_uint_eq(v.swarms, 2);
     ck_assert_uint_eq(v.min_version, 3);

@@ -48,6 +48,7 @@ typedef struct rig {
     natsConnection *nc;
     jsCtx *js;
     kvStore *kv;
+    char seen[NPARTS * 20];     /* the owners wait_split read last */
 } rig;
 
 static void start_worker(rig *r, int i)
@@ -157,6 +158,10 @@ static bool wait_split(rig *r, const char *id, int want, const char *oid,
     char o[NPARTS][16];
     for (int t = 0; t < timeout_ms; t += 100) {
         owners(r, o);
+        size_t n = 0;
+        for (int k = 0; k < NPARTS; k++)
+            n += (size_t)snprintf(r->seen + n, sizeof r->seen - n, "p%d=%s ", k,
+                                  o[k][0] ? o[k] : "(none)");
         if (count_owned(o, id) == want &&
             (other < 0 || count_owned(o, oid) == other))
             return true;
@@ -424,8 +429,8 @@ START_TEST(restart_resumes_from_the_store)
                   "A:\n%s", SM_TEST_TAIL(r.w[0].log));
     stop_worker(&r, 0);
     start_worker(&r, 0);
-    ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "A:\n%s",
-                  SM_TEST_TAIL(r.w[0].log));
+    ck_assert_msg(wait_split(&r, "A", NPARTS, "B", 0, 30000), "leases: %s\nA:\n%s",
+                  r.seen, SM_TEST_TAIL(r.w[0].log));
     /* the victim's partition resumed after a cursor, not from 0 (the
      * leases are taken at once, the partitions started one by one after:
      * its second start may come a while after the split) */

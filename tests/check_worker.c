@@ -474,11 +474,12 @@ START_TEST(damaged_store_is_reported_key_by_key_or_refused)
     sm_worker_destroy(r.w);
     r.w = NULL;
 
-    /* one byte of agent a3's blob flipped, in place */
+    /* one byte of agent a3's blob flipped, in place: the last of page 0
+     * (a0 .. a3) */
     sm_store_config sc = {.dir = r.dir, .map_size = 64 << 20, .map_max = 1 << 30};
     sm_store *st = NULL;
     ck_assert_int_eq(sm_store_open(&st, &sc, NULL, 0), SM_OK);
-    static const char key[] = "a\0s0\0a3";
+    static const char key[] = "g\0s0\0\0\0\0\0";
     unsigned char val[4098];
     ck_assert_int_eq(sm_store_scan(st, key, sizeof key - 1, flip_value, val), SM_OK);
     uint16_t vlen;
@@ -492,7 +493,7 @@ START_TEST(damaged_store_is_reported_key_by_key_or_refused)
     char *text = NULL;
     sm_worker *w = NULL;
     ck_assert_int_eq(open_logged(&r, &w, &text), SM_OK);
-    ck_assert_msg(strstr(text, "event=store_dropped key=\"a/s0/a3\" reason=\"agent blob damaged"),
+    ck_assert_msg(strstr(text, "event=store_dropped key=\"g/s0/#0\" reason=\"agent blob damaged"),
                   "log:\n%s", text);
     ck_assert_msg(strstr(text, "status=\"partial\" swarms=1 agents=4 corrupt_skipped=1"),
                   "log:\n%s", text);

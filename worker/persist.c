@@ -1,9 +1,10 @@
 /*
  * persist.c - load and group-commit the core's state (see persist.h).
  *
- * Keys are built here and nowhere else (swarm_key, agent_key). The queue
- * of deletions is a growable array of fixed-size keys: it only grows when
- * agents expire, and it is emptied by the commit that carries it.
+ * Keys are built here and nowhere else (swarm_key, page_key).
+ * The queue of deletions is a growable array of fixed-size keys: it grows
+ * when a swarm is forgotten or a key of an earlier layout is migrated,
+ * and it is emptied by the commit that carries it.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -30,6 +31,8 @@ struct sm_persist {
     sm_store *st;
     key *dels;              /* queued deletions, written by the next batch */
     size_t n_dels, cap_dels;
+    size_t gone;            /* agents expired since the last commit (their
+                               pages go with it): counted, not queued */
     unsigned char *buf;     /* swarm export buffer, reused */
     size_t cap_buf;
     char (*held)[SM_ID_MAX]; /* swarms with a blob of a newer build */
@@ -50,6 +53,7 @@ struct sm_persist {
     char (*parts)[SM_ID_MAX];   /* the swarm of each part of its log */
     size_t n_parts, cap_parts;
     size_t log_dels;        /* it carries dels[0 .. log_dels) */
+    size_t log_gone;        /* ... and that many expired agents */
     bool log_meta;          /* ... and the meta record */
     bool log_cursor[SM_PERSIST_CURSORS];    /* ... and these cursors */
     sm_store *xlog;         /* the extra records of the prepared batch */
@@ -77,17 +81,20 @@ static bool swarm_key(key *k, const char *swarm)
     return true;
 }
 
-static bool agent_key(key *k, const char *swarm, const char *agent)
+/* "g" 0 swarm 0 page (u32 big-endian: key order is page order). */
+#define PAGE_NO_LEN 4
+static bool page_key(key *k, const char *swarm, uint32_t page)
 {
-    size_t ns = id_len(swarm), na = id_len(agent);
-    if (ns == 0 || na == 0)
+    size_t ns = id_len(swarm);
+    if (ns == 0)
         return false;
-    k->data[0] = 'a';
+    k->data[0] = 'g';
     k->data[1] = 0;
     memcpy(k->data + 2, swarm, ns);
     k->data[2 + ns] = 0;
-    memcpy(k->data + 3 + ns, agent, na);
-    k->len = 3 + ns + na;
+    for (int i = 0; i < PAGE_NO_LEN; i++)
+        k->data[3 + ns + i] = (unsigned char)(page >> (8 * (PAGE_NO_LEN - 1 - i)));
+    k->len = 3 + ns + PAGE_NO_LEN;
     return true;
 }
 
@@ -212,12 +219,18 @@ void sm_persist_set_config_hash(sm_persist *p, uint64_t hash)
 
 /* ---- forget */
 
-static sm_status forget_agent(void *ud, const void *k, size_t klen,
-                              const void *val, size_t vlen)
+static sm_status forget_key(void *ud, const void *k, size_t klen,
+                            const void *val, size_t vlen)
 {
-    (void)val;
-    (void)vlen;
-    return queue_del(ud, k, klen);
+    sm_persist *p = ud;
+    if (((const unsigned char *)k)[0] == 'g') {
+        /* a page: its agents leave with it */
+        const unsigned char *v = val;
+        for (size_t n; vlen > 0 && (n = sm_agent_blob_size(v, vlen)) > 0;
+             v += n, vlen -= n)
+            p->gone++;
+    }
+    return queue_del(p, k, klen);
 }
 
 sm_status sm_persist_forget_swarm(sm_persist *p, const char *swarm)
@@ -227,15 +240,21 @@ sm_status sm_persist_forget_swarm(sm_persist *p, const char *swarm)
         return SM_ERR_INVALID;
     if (is_held(p, swarm))
         return SM_OK;           /* a newer build's state: left alone */
-    size_t before = p->n_dels;
+    size_t before = p->n_dels, gone = p->gone;
     sm_status s = queue_del(p, k.data, k.len);
-    /* "a" 0 <swarm> 0: the swarm key with "a" and a separator */
-    k.data[0] = 'a';
+    /* "g" 0 <swarm> 0 (its pages), and "a" 0 <swarm> 0 (its agents in
+     * the layout before pages): the swarm key with a separator */
     k.data[k.len++] = 0;
+    k.data[0] = 'g';
     if (s == SM_OK)
-        s = sm_store_scan(p->st, k.data, k.len, forget_agent, p);
-    if (s != SM_OK)
+        s = sm_store_scan(p->st, k.data, k.len, forget_key, p);
+    k.data[0] = 'a';
+    if (s == SM_OK)
+        s = sm_store_scan(p->st, k.data, k.len, forget_key, p);
+    if (s != SM_OK) {
         p->n_dels = before;     /* all or nothing */
+        p->gone = gone;
+    }
     return s;
 }
 
@@ -310,6 +329,12 @@ typedef struct load_ctx {
     sm_persist *p;
     sm_registry *reg;
     sm_persist_load_result *out;
+    /* the swarm whose keys are being read (keys come in swarm order), and
+     * whether its stored agents must all be written again: pages that do
+     * not give back the table they were written from, or agents of the
+     * layout before pages */
+    char swarm[SM_ID_MAX];
+    bool redo;
 } load_ctx;
 
 /* Copies the id of n bytes at src into dst if it is a valid id. */
@@ -368,6 +393,37 @@ static sm_status load_target(load_ctx *c, const char *id, sm_swarm **sw)
     if (s == SM_OK && fresh)
         sm_swarm_clear_dirty(*sw);
     return s;
+}
+
+/* Marks the swarm whose keys were read last dirty, all of it, if they
+ * asked for that; then starts on swarm (NULL: the end of a scan). */
+static void redo_finish(load_ctx *c)
+{
+    sm_swarm *sw = c->redo ? sm_registry_find(c->reg, c->swarm) : NULL;
+    if (sw && !is_held(c->p, c->swarm))
+        sm_swarm_mark_all_dirty(sw);
+    c->swarm[0] = 0;
+    c->redo = false;
+}
+
+static void redo_swarm(load_ctx *c, const char *swarm, bool redo)
+{
+    if (strcmp(c->swarm, swarm) != 0) {
+        redo_finish(c);
+        snprintf(c->swarm, sizeof c->swarm, "%s", swarm);
+    }
+    c->redo |= redo;
+}
+
+/* Part of a page could not be read: counted, told, and the swarm's
+ * pages all written again (the key is not deleted: it is rewritten, or
+ * deleted as past the last page). */
+static void page_damaged(load_ctx *c, const void *k, size_t klen,
+                         const char *swarm, const char *why)
+{
+    c->out->corrupt++;
+    told(c, k, klen, why);
+    redo_swarm(c, swarm, true);
 }
 
 static sm_status load_swarm(void *ud, const void *k, size_t klen,
@@ -435,6 +491,70 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
                                   "blob: loaded under the blob's id");
     }
     c->out->agents++;
+    /* the layout before pages: the next commit writes the agent into its
+     * page and deletes this key */
+    redo_swarm(c, id, true);
+    s = queue_del(c->p, k, klen);
+    return s == SM_ERR_INVALID ? SM_OK : s;
+}
+
+/* One page: its agents in order, each where the table had it. A blob
+ * that cannot be read (or the rest of a page that cannot be split) is
+ * counted and told, each; the swarm's pages are then all written again,
+ * without it (the page key itself stays: it is rewritten, or deleted as
+ * past the last page). */
+static sm_status load_page(void *ud, const void *k, size_t klen,
+                           const void *val, size_t vlen)
+{
+    load_ctx *c = ud;
+    const unsigned char *b = k;
+    const unsigned char *sep = memchr(b + 2, 0, klen - 2);
+    char id[SM_ID_MAX];
+    if (!sep || klen - (size_t)(sep + 1 - b) != PAGE_NO_LEN ||
+        !copy_id(id, b + 2, (size_t)(sep - (b + 2))))
+        return reject(c, k, klen, "a page key with no valid swarm id or page");
+    uint32_t page = 0;
+    for (int i = 0; i < PAGE_NO_LEN; i++)
+        page = page << 8 | sep[1 + i];
+    if (is_held(c->p, id))
+        return SM_OK;
+    sm_swarm *sw = NULL;
+    sm_status s = load_target(c, id, &sw);
+    if (s == SM_ERR_INVALID)
+        return reject(c, k, klen, "a page key with no valid swarm id");
+    if (s != SM_OK)
+        return s;
+    redo_swarm(c, id, sm_swarm_agent_count(sw) != (size_t)page * SM_AGENT_PAGE);
+    const unsigned char *v = val;
+    size_t left = vlen;
+    while (left > 0) {
+        size_t n = sm_agent_blob_size(v, left);
+        const char *why = NULL;
+        if (n == 0) {
+            page_damaged(c, k, klen, id, "the rest of a page cannot be split "
+                         "into agent blobs: dropped, the swarm's pages "
+                         "written again");
+            break;
+        }
+        size_t before = sm_swarm_agent_count(sw);
+        s = sm_swarm_import_agent(sw, v, n);
+        if (s == SM_ERR_NOMEM)
+            return s;
+        if (s == SM_ERR_VERSION)
+            return keep_newer(c, k, klen, id);
+        if (s != SM_OK)
+            why = "agent blob damaged in a page (checksum, size or field): "
+                  "the agent is dropped, the swarm's pages written again";
+        else if (sm_swarm_agent_count(sw) == before)
+            why = "an agent a page before held too: the later one kept, "
+                  "the swarm's pages written again";
+        else
+            c->out->agents++;
+        if (why)
+            page_damaged(c, k, klen, id, why);
+        v += n;
+        left -= n;
+    }
     return SM_OK;
 }
 
@@ -502,7 +622,8 @@ static sm_status load_other(void *ud, const void *k, size_t klen,
     (void)val;
     (void)vlen;
     bool known = klen >= 2 && b[1] == 0 &&
-                 (b[0] == 's' || b[0] == 'a' || b[0] == 'c' || b[0] == 'r' ||
+                 (b[0] == 's' || b[0] == 'g' || b[0] == 'a' || b[0] == 'c' ||
+                  b[0] == 'r' ||
                   b[0] == 'x' || b[0] == 'y' ||
                   (b[0] == 'm' && (klen == 2 || (klen == META_KEY_LEN &&
                                                  memcmp(k, meta_key, klen) == 0))));
@@ -520,14 +641,18 @@ sm_status sm_persist_load(sm_persist *p, sm_registry *reg,
         memset(out, 0, sizeof *out);
     if (!p || !reg || !out)
         return SM_ERR_INVALID;
-    load_ctx c = {p, reg, out};
+    load_ctx c = {.p = p, .reg = reg, .out = out};
     /* Swarm blobs first: importing one replaces the swarm-wide state,
      * the agents are added to it after. */
     sm_status s = sm_store_scan(p->st, meta_key, META_KEY_LEN, load_meta, &c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, "s", 2, load_swarm, &c);
     if (s == SM_OK)
+        s = sm_store_scan(p->st, "g", 2, load_page, &c);
+    redo_finish(&c);
+    if (s == SM_OK)
         s = sm_store_scan(p->st, "a", 2, load_agent, &c);
+    redo_finish(&c);
     if (s == SM_OK)
         s = sm_store_scan(p->st, "c", 2, load_cursor, &c);
     if (s == SM_OK)
@@ -551,20 +676,18 @@ typedef struct flush_ctx {
     size_t removed;         /* agents expired by the current pass */
 } flush_ctx;
 
+/* An expired agent leaves the store with its page, which the removal
+ * marked (core/agents.h): nothing to queue, only to count. */
 static void on_expired(void *ud, const char *agent, const void *blob,
                        size_t len)
 {
     flush_ctx *c = ud;
-    key k;
+    (void)agent;
     (void)blob;
     (void)len;
     c->removed++;
-    if (c->held)
-        return;                 /* a newer build's blobs: left alone */
-    /* Out of memory here leaves a stale blob in the store: the next load
-     * brings the agent back, idle, and the next flush expires it again. */
-    if (agent_key(&k, c->swarm, agent))
-        (void)queue_del(c->p, k.data, k.len);
+    if (!c->held)               /* a newer build's blobs: left alone */
+        c->p->gone++;
 }
 
 static void expire_swarm(void *ud, sm_swarm *sw)
@@ -584,22 +707,27 @@ static size_t expire_all(flush_ctx *c, sm_registry *reg)
     return c->removed;
 }
 
-static void write_agent(void *ud, const char *agent, const void *blob,
-                        size_t len)
+static void write_page(void *ud, uint32_t page, const void *data, size_t len,
+                       uint32_t agents)
 {
     flush_ctx *c = ud;
     key k;
-    if (c->part != SM_OK || !agent_key(&k, c->swarm, agent))
+    (void)agents;
+    if (c->part != SM_OK || !page_key(&k, c->swarm, page))
         return;
-    if (blob) {
-        c->part = sm_store_put(c->out, k.data, k.len, blob, len);
-        if (c->part == SM_OK)
-            c->part_agents_written++;
-    } else {
-        c->part = sm_store_del(c->out, k.data, k.len);
-        if (c->part == SM_OK)
-            c->part_agents_deleted++;
-    }
+    c->part = sm_store_put(c->out, k.data, k.len, data, len);
+}
+
+/* The swarm's changed agents: each page holding one, then the deletion
+ * of the pages past the last (agents were removed). */
+static void write_pages(flush_ctx *c, sm_swarm *sw)
+{
+    key k;
+    sm_swarm_visit_dirty_pages(sw, write_page, c);
+    if (c->part == SM_OK && page_key(&k, c->swarm, sm_swarm_agent_pages(sw)))
+        c->part = sm_store_del_from(c->out, k.data, k.len, k.len - PAGE_NO_LEN);
+    if (c->part == SM_OK)
+        c->part_agents_written = sm_swarm_dirty_agents(sw);
 }
 
 static sm_status put_swarm(flush_ctx *c, sm_swarm *sw)
@@ -640,7 +768,7 @@ static void write_swarm(void *ud, sm_swarm *sw)
     if (c->s != SM_OK)
         return;
     c->swarm = sm_swarm_id(sw);
-    bool dirty = sm_swarm_is_dirty(sw), agents = sm_swarm_dirty_agents(sw) > 0;
+    bool dirty = sm_swarm_is_dirty(sw), agents = sm_swarm_agents_changed(sw);
     if (is_held(p, c->swarm) || (!dirty && !agents)) {
         p->done[p->n_done++] = sw;  /* held: in memory only */
         return;
@@ -649,8 +777,8 @@ static void write_swarm(void *ud, sm_swarm *sw)
     c->part_agents_written = c->part_agents_deleted = 0;
     if (c->part == SM_OK && dirty)
         c->part = put_swarm(c, sw);
-    if (c->part == SM_OK)
-        sm_swarm_visit_dirty(sw, write_agent, c);
+    if (c->part == SM_OK && agents)
+        write_pages(c, sw);
     if (c->part == SM_OK)
         c->part = sm_store_part_commit(c->out);
     else
@@ -708,9 +836,11 @@ static sm_status put_deletes(sm_persist *p, sm_store *out, sm_persist_result *re
         s = sm_store_del(out, p->dels[i].data, p->dels[i].len);
         if (s == SM_OK && p->dels[i].data[0] == 's')
             res->swarms_deleted++;
-        else if (s == SM_OK)
-            res->agents_deleted++;
+        else if (s == SM_OK && p->dels[i].data[0] == 'a')
+            res->agents_deleted++;  /* a key of the layout before pages */
     }
+    if (s == SM_OK)
+        res->agents_deleted += p->gone;
     return s;
 }
 
@@ -757,6 +887,7 @@ static sm_status write_batch(flush_ctx *c, sm_registry *reg)
     for (size_t i = 0; i < p->n_done; i++)
         sm_swarm_clear_dirty(p->done[i]);
     p->n_dels = 0;
+    p->gone = 0;
     p->carrying = false;
     if (!res->swarms_failed) {
         p->meta_dirty = false;
@@ -780,24 +911,47 @@ static bool prune(flush_ctx *c, sm_registry *reg, int64_t floor_ms)
     return false;
 }
 
-/* Commits the queued deletions alone, then one more small write: LMDB
- * reuses a page freed by commit N only from commit N + 2 on, so this is
- * what makes pruned space usable by the batch that follows. */
-static sm_status commit_deletes(flush_ctx *c, size_t *deleted)
+/* A swarm that lost agents to pruning: every page of it, into the open
+ * batch, and all of it dirty, so that the batch after writes its pages
+ * into the room the pruned agents left (rewritten in place, a page would
+ * need its old and new copy at once). */
+static void drop_pages(void *ud, sm_swarm *sw)
+{
+    flush_ctx *c = ud;
+    key k;
+    if (c->s != SM_OK || !sm_swarm_agents_removed(sw) ||
+        is_held(c->p, sm_swarm_id(sw)) || !page_key(&k, sm_swarm_id(sw), 0))
+        return;
+    c->s = sm_store_del_from(c->p->st, k.data, k.len, k.len - PAGE_NO_LEN);
+    if (c->s == SM_OK)
+        sm_swarm_mark_all_dirty(sw);
+}
+
+/* Commits the queued deletions alone, with the pages of the swarms that
+ * lost agents, then one more small write: LMDB reuses a page freed by
+ * commit N only from commit N + 2 on, so this is what makes pruned space
+ * usable by the batch that follows. A crash before that batch commits
+ * leaves those swarms without their agents in the store. */
+static sm_status commit_deletes(flush_ctx *c, sm_registry *reg, size_t *deleted)
 {
     sm_persist *p = c->p;
     static const char mark[] = "m";     /* "m" 0: written, then deleted */
     sm_status s = sm_store_begin(p->st);
     for (size_t i = 0; i < p->n_dels && s == SM_OK; i++)
         s = sm_store_del(p->st, p->dels[i].data, p->dels[i].len);
+    c->s = s;
+    if (s == SM_OK)
+        sm_registry_foreach(reg, drop_pages, c);
+    s = c->s;
     if (s == SM_OK)
         s = sm_store_commit(p->st);
     if (s != SM_OK) {
         sm_store_abort(p->st);
         return s;
     }
-    *deleted += p->n_dels;
+    *deleted += p->n_dels + p->gone;
     p->n_dels = 0;
+    p->gone = 0;
     /* The settling write is best effort: if it fails, the redone batch
      * fails too and the flush reports the full map. */
     if (sm_store_begin(p->st) == SM_OK &&
@@ -854,7 +1008,7 @@ sm_status sm_persist_flush(sm_persist *p, sm_registry *reg,
         }
         if (res->retention_ms <= 0 || !prune(&c, reg, floor_ms))
             break;
-        s = commit_deletes(&c, &deleted);
+        s = commit_deletes(&c, reg, &deleted);
         if (s == SM_ERR_MAP_FULL)
             res->map_full++;
         if (s != SM_OK)
@@ -965,6 +1119,7 @@ sm_status sm_persist_prepare(sm_persist *p, sm_registry *reg,
     if (p->extra.done)
         p->extra.done(p->extra.ud, true);
     p->log_dels = p->n_dels;
+    p->log_gone = p->gone;
     p->log_meta = meta;
     p->meta_dirty = false;
     for (size_t i = 0; i < p->n_cursors; i++) {
@@ -1017,6 +1172,7 @@ sm_status sm_persist_complete(sm_persist *p, sm_registry *reg,
                     (p->n_dels - p->log_dels) * sizeof *p->dels);
             p->n_dels -= p->log_dels;
         }
+        p->gone -= p->log_gone;
         p->carrying = false;
     } else if (sm_store_log_bytes(p->xlog) > 0) {
         /* nothing went in: the extra records are carried to the next */
@@ -1030,6 +1186,7 @@ sm_status sm_persist_complete(sm_persist *p, sm_registry *reg,
         }
     }
     p->log_dels = 0;
+    p->log_gone = 0;
     if (applied == SM_OK && failed == 0)
         return SM_OK;
     /* the meta record and the cursors went in only with every part */

@@ -1,11 +1,17 @@
 /*
  * persist.h - the core's state in the store, written by group commit.
  *
- * Each swarm is stored as one swarm blob and one blob per agent, exactly
- * as the core exports them (core/encode.h; the blobs are opaque here):
+ * Each swarm is stored as one swarm blob and its agents' blobs in pages of
+ * SM_AGENT_PAGE, exactly as the core exports them (core/encode.h, "Agent
+ * pages"; the blobs are opaque here):
  *
  *   "s" 0x00 <swarm id>                   swarm-wide state
- *   "a" 0x00 <swarm id> 0x00 <agent id>   one agent
+ *   "g" 0x00 <swarm id> 0x00 <u32 BE p>   agent page p: the agents at
+ *                                         table entries 4p .. 4p+3, their
+ *                                         blobs one after another
+ *   "a" 0x00 <swarm id> 0x00 <agent id>   one agent (the layout before
+ *                                         pages: read, then moved into
+ *                                         pages by the next flush)
  *   "c" 0x00 <source name>                an input cursor (see below)
  *   "m" 0x00 "meta"                       the meta record (core/encode.h:
  *                                         applied stream sequence and
@@ -17,7 +23,14 @@
  *                                         in the same batch; load skips them
  *
  * (ids never contain a NUL byte, so keys do not collide and a prefix scan
- * of "a" 0x00 <swarm> 0x00 finds one swarm's agents.) The two-byte key
+ * of "g" 0x00 <swarm> 0x00 finds one swarm's pages, in page order.) Why
+ * pages: with 100 k agents nearly every agent changes between two commits,
+ * and a put costs the same for 250 bytes as for 1.8 KB; four to a page
+ * cut the commit thread's CPU by about half (README, "Commit cost with
+ * 100 k agents"). A page value stays under LMDB's largest node, so it is
+ * never moved to overflow pages. A commit writes each page that holds a
+ * changed agent, then deletes the swarm's pages past its last (agents
+ * were removed; sm_store_del_from). The two-byte key
  * "m" 0x00 is written and deleted again while pruning (see below); it is
  * not the meta key, whose six bytes start with it. Load reads no other
  * key, and reports each (below).
@@ -26,7 +39,14 @@
  * size, field) is counted in `corrupt` and its key deleted by the next
  * flush: there is nothing in it this or any build can read. So is an
  * agent key whose sound blob names another agent (the agent is loaded
- * under the blob's id). A key of no shape this build writes is counted in
+ * under the blob's id). In a page, each agent blob that cannot be read
+ * (or the rest of a page that cannot be split, or an agent a page before
+ * held too) is counted in `corrupt` and told; the page is not deleted:
+ * its swarm is loaded all dirty, so the next flush writes every page of
+ * it again from the agents that did load (and deletes those past the
+ * last). So is a swarm whose pages do not give back a full table (a page
+ * missing or short), and one with agents of the layout before pages,
+ * whose keys are then queued for deletion. A key of no shape this build writes is counted in
  * `unknown` and kept. Each of these keys is told to the sm_persist_on_drop
  * function with what became of it, so nothing is dropped unsaid. A blob of a
  * NEWER format (SM_ERR_VERSION: written by a later build, e.g. before a
@@ -45,7 +65,8 @@
  *
  * sm_persist_load() rebuilds the registry at start. sm_persist_flush()
  * writes what changed since the last flush in ONE store batch: expired
- * agents are deleted, dirty swarm and agent blobs are put, and only once
+ * agents leave with their pages (counted in agents_deleted), dirty swarm
+ * blobs and agent pages are put, and only once
  * the batch has committed is the core's dirty state cleared. Each swarm
  * is written in a part of its own (store.h): a swarm whose part fails
  * (too big for the map, too many pages for one transaction, out of
@@ -58,9 +79,12 @@
  * A full map is handled here: the batch is redone after sm_store_grow()
  * while the store may grow; once it may not, idle agents are pruned
  * (expired with a shorter retention, halved per round, never below one
- * detection window), their deletion committed on its own (followed by one
- * small settling write, since LMDB reuses a freed page only two commits
- * later), and the batch redone; if it still does not fit, SM_ERR_MAP_FULL
+ * detection window), their deletion committed on its own (every page of a
+ * swarm that lost agents, which is then all dirty: a page rewritten in
+ * place would need its old and new copy at once; followed by one small
+ * settling write, since LMDB reuses a freed page only two commits later),
+ * and the batch redone (a crash between the two leaves those swarms with
+ * no agents in the store); if it still does not fit, SM_ERR_MAP_FULL
  * is returned with everything dirty kept in memory. Pruning only removes
  * agents sm_swarm_expire() would remove later anyway (idle, nothing
  * raised); it never drops a live window.
@@ -103,8 +127,10 @@ typedef struct sm_persist_load_result {
  * attempt when it failed; grows, prunes and map_full over all attempts). */
 typedef struct sm_persist_result {
     size_t swarms_written;  /* swarm blobs put */
-    size_t agents_written;  /* agent blobs put */
-    size_t agents_deleted;  /* agent keys deleted */
+    size_t agents_written;  /* changed agents written (in their pages) */
+    size_t agents_deleted;  /* agents that left the store: expired, of a
+                               forgotten swarm, or keys of the layout
+                               before pages */
     size_t swarms_deleted;  /* swarm keys deleted (forgotten swarms) */
     bool meta_written;      /* the meta record was put */
     size_t expired;         /* agents removed from memory by retention */

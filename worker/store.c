@@ -54,9 +54,11 @@ struct sm_store {
 };
 
 /* Log records: a tag byte, then for PUT u32 klen, u32 vlen, key, value;
- * for DEL u32 klen, key; PART_BEGIN, PART_END and COND have nothing more
- * (host byte order: a log never leaves the process). */
-enum { LOG_PUT = 1, LOG_DEL, LOG_PART_BEGIN, LOG_PART_END, LOG_COND };
+ * for DEL u32 klen, key; for DEL_FROM u32 klen, u32 plen, key; PART_BEGIN,
+ * PART_END and COND have nothing more (host byte order: a log never
+ * leaves the process). */
+enum { LOG_PUT = 1, LOG_DEL, LOG_PART_BEGIN, LOG_PART_END, LOG_COND,
+       LOG_DEL_FROM };
 
 /* Free bytes under which a disk counts as full. */
 #define DISK_FULL_BYTES ((unsigned long long)1 << 20)
@@ -350,14 +352,16 @@ static sm_status apply_one(sm_store *st, const sm_store *log, size_t *pos,
     uint32_t klen, vlen = 0;
     memcpy(&klen, p, 4);
     p += 4;
-    if (tag == LOG_PUT) {
-        memcpy(&vlen, p, 4);
+    if (tag == LOG_PUT || tag == LOG_DEL_FROM) {
+        memcpy(&vlen, p, 4);    /* DEL_FROM: the prefix length */
         p += 4;
     }
     const unsigned char *key = p, *val = p + klen;
     *pos = (size_t)(val + (tag == LOG_PUT ? vlen : 0) - log->log);
     if (skip)
         return SM_OK;
+    if (tag == LOG_DEL_FROM)
+        return sm_store_del_from(st, key, klen, vlen);
     return tag == LOG_PUT ? sm_store_put(st, key, klen, val, vlen)
                           : sm_store_del(st, key, klen);
 }
@@ -385,7 +389,7 @@ sm_status sm_store_log_replay(sm_store *st, const sm_store *log)
     sm_status s = SM_OK;
     while (s == SM_OK && pos < log->log_len) {
         int tag = log->log[pos];
-        if (tag == LOG_PUT || tag == LOG_DEL)
+        if (tag == LOG_PUT || tag == LOG_DEL || tag == LOG_DEL_FROM)
             s = apply_one(st, log, &pos, false);
         else
             pos++;
@@ -531,6 +535,49 @@ sm_status sm_store_del(sm_store *st, const void *key, size_t klen)
     if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
         return fail_write(st, rc);
     return SM_OK;
+}
+
+sm_status sm_store_del_from(sm_store *st, const void *key, size_t klen,
+                            size_t plen)
+{
+    if (plen > klen || klen > UINT32_MAX)
+        return SM_ERR_INVALID;
+    if (st && st->is_log) {
+        if (!key || klen == 0 || klen > MAX_KEY)
+            return SM_ERR_INVALID;
+        if (!st->log_open)
+            return SM_ERR_INVALID;
+        /* like a PUT with the prefix length for the value's, no value */
+        sm_status s = log_reserve(st, 9 + klen);
+        if (s != SM_OK)
+            return s;
+        unsigned char *p = st->log + st->log_len;
+        uint32_t k32 = (uint32_t)klen, p32 = (uint32_t)plen;
+        p[0] = LOG_DEL_FROM;
+        memcpy(p + 1, &k32, 4);
+        memcpy(p + 5, &p32, 4);
+        memcpy(p + 9, key, klen);
+        st->log_len += 9 + klen;
+        return SM_OK;
+    }
+    if (!st || !st->txn || !key || klen == 0 || klen > st->max_key)
+        return SM_ERR_INVALID;
+    int rc = st->cur ? MDB_SUCCESS
+                     : mdb_cursor_open(writer_of(st), st->dbi, &st->cur);
+    for (;;) {
+        MDB_val k = {klen, (void *)key}, v;
+        if (rc == MDB_SUCCESS)
+            rc = mdb_cursor_get(st->cur, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND)
+            return SM_OK;
+        if (rc == MDB_SUCCESS &&
+            (k.mv_size < plen || memcmp(k.mv_data, key, plen) != 0))
+            return SM_OK;
+        if (rc == MDB_SUCCESS)
+            rc = mdb_cursor_del(st->cur, 0);
+        if (rc != MDB_SUCCESS)
+            return fail_write(st, rc);
+    }
 }
 
 sm_status sm_store_commit(sm_store *st)

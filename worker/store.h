@@ -76,6 +76,11 @@ sm_status sm_store_put(sm_store *st, const void *key, size_t klen,
                        const void *val, size_t vlen);
 /* Deleting a missing key is SM_OK. Errors as sm_store_put(). */
 sm_status sm_store_del(sm_store *st, const void *key, size_t klen);
+/* Deletes key and every key after it that starts with its first plen
+ * bytes (plen <= klen): the tail of a range, e.g. the pages of a swarm
+ * from one on. None is SM_OK. Errors as sm_store_put(). */
+sm_status sm_store_del_from(sm_store *st, const void *key, size_t klen,
+                            size_t plen);
 /* Commits and syncs the batch; the batch is over whatever the result.
  * Errors: SM_ERR_INVALID (no batch), SM_ERR_MAP_FULL, SM_ERR_STORE. */
 sm_status sm_store_commit(sm_store *st);

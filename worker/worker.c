@@ -71,7 +71,18 @@ static void key_text(const void *key, size_t klen, char *out, size_t cap)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *k = key;
-    size_t n = 0;
+    size_t n = 0, page = 0;
+    /* a page key ("g" 0 swarm 0 u32 page, worker/persist.h) ends with its
+     * page number, written after a '#' */
+    const unsigned char *sep = klen > 7 && k[0] == 'g' && k[1] == 0
+                                   ? memchr(k + 2, 0, klen - 2) : NULL;
+    if (sep && (size_t)(k + klen - sep) == 5) {
+        page = (size_t)sep[1] << 24 | (size_t)sep[2] << 16 |
+               (size_t)sep[3] << 8 | sep[4];
+        klen -= 4;
+    } else {
+        sep = NULL;
+    }
     for (size_t i = 0; i < klen && n + 5 < cap; i++) {
         if (k[i] >= 0x21 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\' &&
             k[i] != '/') {
@@ -87,6 +98,8 @@ static void key_text(const void *key, size_t klen, char *out, size_t cap)
         }
     }
     out[n] = 0;
+    if (sep)
+        snprintf(out + n, cap - n, "#%zu", page);
 }
 
 /* Each key the load did not take as it stands, with what became of it. */
