@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "proc.h"
@@ -542,6 +543,16 @@ static int64_t wall_ms(void)
 /* Peak resident set of this process, from VmHWM in /proc/self/status.
  * (getrusage's ru_maxrss survives execve on Linux, so a worker started by
  * a large process would report its parent's peak.) -1 if unavailable. */
+/* CPU time of the whole process (every thread), user and system, ms. */
+static long long cpu_ms(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return -1;
+    return ((long long)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+}
+
 static long max_rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");
@@ -598,7 +609,7 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  "map_grown=%llu swarms=%zu skew_rejected=%llu "
                  "swarm_cap_rejected=%llu agent_cap_rejected=%llu "
                  "swarms_expired=%llu not_durable=%llu applied=%llu wall_ms=%lld "
-                 "events_per_s=%.0f max_rss_kb=%ld store_used_bytes=%zu "
+                 "events_per_s=%.0f cpu_ms=%lld max_rss_kb=%ld store_used_bytes=%zu "
                  "store_map_bytes=%zu store_entries=%zu",
                  (unsigned long long)w->st.events,
                  (unsigned long long)w->st.deadletters,
@@ -618,7 +629,7 @@ static void log_stats(sm_worker *w, const char *event, int64_t started)
                  (unsigned long long)w->st.not_durable,
                  (unsigned long long)w->applied, (long long)el,
                  el > 0 ? (double)w->st.events * 1000.0 / (double)el : 0.0,
-                 max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
+                 cpu_ms(), max_rss_kb(), ss.used_bytes, ss.map_size, ss.entries);
     if (w->js)
         log_js(w, event);
 }

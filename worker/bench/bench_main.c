@@ -163,6 +163,9 @@ typedef struct rate_run {
     uint64_t expected;          /* stream + the two end samples */
     uint64_t accepted;          /* raw: received; worker: its events=;
                                    the lowest of the runs */
+    double cpu_s;               /* worker: its CPU time (all threads, start
+                                   to stop), median of the runs; 0: unknown */
+    double cpus[MAX_REPEAT];
 } rate_run;
 
 typedef struct lat_stats {
@@ -828,6 +831,7 @@ typedef struct worker_exit {
     uint64_t events;
     uint64_t max_rss_kb;
     uint64_t store_used;
+    uint64_t cpu_ms;            /* its CPU, every thread (0: not said) */
 } worker_exit;
 
 /* Starts swarm-medic on a fresh store and waits for event=subscribed. */
@@ -887,6 +891,8 @@ static int worker_stop(worker_proc *w, worker_exit *x, char *why, size_t cap)
     bool parsed = line && log_field(line, "events", &x->events) &&
                   log_field(line, "max_rss_kb", &x->max_rss_kb) &&
                   log_field(line, "store_used_bytes", &x->store_used);
+    if (parsed && !log_field(line, "cpu_ms", &x->cpu_ms))
+        x->cpu_ms = 0;          /* a build before cpu_ms */
     free(text);
     if (x->status != 0 || !parsed) {
         char last[256];
@@ -1028,6 +1034,7 @@ static int flat_once(bench *b, const stream *st, const char *tag, rate_run *out,
     if (worker_stop(&w, &x, why, cap) != 0)
         goto cleanup;
     out->accepted = x.events;
+    out->cpu_s = (double)x.cpu_ms / 1000.0;
     out->done = true;
     result = 0;
 cleanup:
@@ -1055,6 +1062,10 @@ static void rate_median(rate_run *agg)
     agg->max = sorted[agg->n - 1];
     agg->rate = agg->n % 2 ? sorted[agg->n / 2]
                            : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
+    memcpy(sorted, agg->cpus, (size_t)agg->n * sizeof *sorted);
+    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
+    agg->cpu_s = agg->n % 2 ? sorted[agg->n / 2]
+                            : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
     agg->done = true;
 }
 
@@ -1070,6 +1081,7 @@ static int repeat_runs(bench *b, const stream *st, const char *tag,
                     : raw_once(b, &one, why, cap);
         if (rc != 0)
             return rc;
+        agg->cpus[agg->n] = one.cpu_s;
         agg->rates[agg->n++] = one.rate;
         agg->expected = one.expected;
         if (k == 0 || one.accepted < agg->accepted)
@@ -1565,6 +1577,7 @@ static int js_worker_once(bench *b, rate_run *out, char *why, size_t cap)
     if (worker_stop(&w, &x, why, cap) != 0)
         goto cleanup;
     out->accepted = x.events;
+    out->cpu_s = (double)x.cpu_ms / 1000.0;
     out->done = true;
     result = 0;
 cleanup:
@@ -1782,6 +1795,7 @@ static int run_parts(bench *b, char *why, size_t cap)
             rc = part_once(b, js, workers, last, &one, why, cap);
             if (rc != 0)
                 break;
+            agg->cpus[agg->n] = one.cpu_s;
             agg->rates[agg->n++] = one.rate;
             agg->expected = one.expected;
             if (agg->n == 1 || one.accepted < agg->accepted)
@@ -2123,12 +2137,23 @@ static void print_table(const bench *b)
                      (unsigned long long)runs[i]->expected);
             row("  worker accepted", v, "all",
                 verdict(runs[i]->accepted >= runs[i]->expected));
+            if (runs[i]->cpu_s > 0) {
+                snprintf(v, sizeof v, "%.2f s (all its threads, median)",
+                         runs[i]->cpu_s);
+                row("  worker CPU for the run", v, "", "");
+            }
         }
     if (r->agents100.done && r->agents100k.done) {
         double ratio = r->agents100k.rate / r->agents100.rate;
         snprintf(v, sizeof v, "%.2f x", ratio);
         snprintf(t, sizeof t, ">= %.1f x", TARGET_AGENTS_RATIO);
         row("100k agents / 100 agents", v, t, verdict(ratio >= TARGET_AGENTS_RATIO));
+        if (r->agents100.cpu_s > 0 && r->agents100k.cpu_s > 0) {
+            /* the rate is the whole machine's: the bench, nats-server and
+             * the worker share its cores; this is the worker's own part */
+            snprintf(v, sizeof v, "%.2f x", r->agents100.cpu_s / r->agents100k.cpu_s);
+            row("  worker CPU, 100 / 100k agents", v, "(the worker's share)", "");
+        }
     }
     request_rows(r);
     if (r->ran[SEC_JS] && !r->ok[SEC_JS])
@@ -2224,6 +2249,9 @@ static void print_figures(const results *r)
         printf("worker_rate_100k_agents %.0f events/s\n", r->agents100k.rate);
     if (r->agents100.done && r->agents100k.done)
         printf("agents_rate_ratio %.2f x\n", r->agents100k.rate / r->agents100.rate);
+    if (r->agents100.cpu_s > 0 && r->agents100k.cpu_s > 0)
+        printf("worker_cpu_100_agents %.2f s\nworker_cpu_100k_agents %.2f s\n",
+               r->agents100.cpu_s, r->agents100k.cpu_s);
     if (r->ok[SEC_REPLAY])
         printf("replay_rate %.0f events/s\n", r->replay_rate);
     for (int k = 0; r->req.done && k < RQ_KINDS; k++) {
