@@ -1022,20 +1022,20 @@ END_TEST
 
 /* ---- load */
 
-typedef struct page_copy {
-    unsigned char data[SM_AGENT_PAGE_MAX];
+typedef struct blob_copy {
+    unsigned char data[16384];
     size_t len;
-} page_copy;
+} blob_copy;
 
-static sm_status copy_page(void *ud, const void *key, size_t klen,
-                           const void *val, size_t vlen)
+static sm_status copy_value(void *ud, const void *key, size_t klen,
+                            const void *val, size_t vlen)
 {
-    page_copy *c = ud;
+    blob_copy *b = ud;
     (void)key;
     (void)klen;
-    ck_assert_uint_le(vlen, sizeof c->data);
-    memcpy(c->data, val, vlen);
-    c->len = vlen;
+    ck_assert_uint_le(vlen, sizeof b->data);
+    memcpy(b->data, val, vlen);
+    b->len = vlen;
     return SM_OK;
 }
 
@@ -1052,9 +1052,9 @@ START_TEST(test_load_skips_corrupt_blobs)
      * add a page key of the wrong shape (a one-byte page number). */
     static const char page1[] = "g\0" SWARM "\0\0\0\0\1";
     static const char no_page[] = "g\0" SWARM "\0\1";
-    page_copy *pg = calloc(1, sizeof *pg);
+    blob_copy *pg = calloc(1, sizeof *pg);
     ck_assert_ptr_nonnull(pg);
-    ck_assert_int_eq(sm_store_scan(e.st, page1, sizeof page1 - 1, copy_page, pg), SM_OK);
+    ck_assert_int_eq(sm_store_scan(e.st, page1, sizeof page1 - 1, copy_value, pg), SM_OK);
     size_t first = sm_agent_blob_size(pg->data, pg->len);
     ck_assert_uint_gt(first, 0);
     ck_assert_uint_gt(pg->len, first + 60);
@@ -1140,22 +1140,6 @@ static char *dump_swarm(sm_store *st, const char *id)
     return d.text;
 }
 
-typedef struct blob_copy {
-    unsigned char data[16384];
-    size_t len;
-} blob_copy;
-
-static sm_status copy_value(void *ud, const void *key, size_t klen,
-                            const void *val, size_t vlen)
-{
-    blob_copy *b = ud;
-    (void)key;
-    (void)klen;
-    ck_assert_uint_le(vlen, sizeof b->data);
-    memcpy(b->data, val, vlen);
-    b->len = vlen;
-    return SM_OK;
-}
 
 /* A swarm blob written by a newer build (version 4 in its header, nothing
  * else changed, so only the version can reject it) is kept: not loaded,

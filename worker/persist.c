@@ -347,6 +347,19 @@ static bool copy_id(char dst[SM_ID_MAX], const unsigned char *src, size_t n)
     return true;
 }
 
+/* Of a key <kind> 0 <swarm> 0 <rest>: the swarm id into id, and the rest
+ * (*rest_len bytes), or NULL when the key has no such shape. */
+static const unsigned char *key_swarm(const void *k, size_t klen,
+                                      char id[SM_ID_MAX], size_t *rest_len)
+{
+    const unsigned char *b = k;
+    const unsigned char *sep = klen > 2 ? memchr(b + 2, 0, klen - 2) : NULL;
+    if (!sep || !copy_id(id, b + 2, (size_t)(sep - (b + 2))))
+        return NULL;
+    *rest_len = klen - (size_t)(sep + 1 - b);
+    return sep + 1;
+}
+
 static void told(load_ctx *c, const void *k, size_t klen, const char *why)
 {
     if (c->p->on_drop)
@@ -395,6 +408,23 @@ static sm_status load_target(load_ctx *c, const char *id, sm_swarm **sw)
     return s;
 }
 
+/* The swarm a key of swarm `id` loads into, in *sw; NULL (and SM_OK)
+ * when the swarm is held, or when the id is refused (the key is then
+ * rejected with `why`). */
+static sm_status swarm_for_key(load_ctx *c, const void *k, size_t klen,
+                               const char *id, const char *why, sm_swarm **sw)
+{
+    *sw = NULL;
+    if (is_held(c->p, id))
+        return SM_OK;
+    sm_status s = load_target(c, id, sw);
+    if (s == SM_ERR_INVALID) {
+        *sw = NULL;
+        return reject(c, k, klen, why);
+    }
+    return s;
+}
+
 /* Marks the swarm whose keys were read last dirty, all of it, if they
  * asked for that; then starts on swarm (NULL: the end of a scan). */
 static void redo_finish(load_ctx *c)
@@ -434,12 +464,9 @@ static sm_status load_swarm(void *ud, const void *k, size_t klen,
     sm_swarm *sw = NULL;
     if (!copy_id(id, (const unsigned char *)k + 2, klen - 2))
         return reject(c, k, klen, "a swarm key with no valid swarm id");
-    if (is_held(c->p, id))
-        return SM_OK;
-    sm_status s = load_target(c, id, &sw);
-    if (s == SM_ERR_INVALID)
-        return reject(c, k, klen, "a swarm key with no valid swarm id");
-    if (s != SM_OK)
+    sm_status s = swarm_for_key(c, k, klen, id, "a swarm key with no valid "
+                                "swarm id", &sw);
+    if (s != SM_OK || !sw)
         return s;
     s = sm_swarm_import(sw, val, vlen);
     if (s == SM_ERR_NOMEM)
@@ -459,19 +486,15 @@ static sm_status load_agent(void *ud, const void *k, size_t klen,
                             const void *val, size_t vlen)
 {
     load_ctx *c = ud;
-    const unsigned char *b = k;
-    const unsigned char *sep = memchr(b + 2, 0, klen - 2);
     char id[SM_ID_MAX], agent[SM_ID_MAX];
-    if (!sep || !copy_id(id, b + 2, (size_t)(sep - (b + 2))) ||
-        !copy_id(agent, sep + 1, klen - (size_t)(sep + 1 - b)))
+    size_t n = 0;
+    const unsigned char *rest = key_swarm(k, klen, id, &n);
+    if (!rest || !copy_id(agent, rest, n))
         return reject(c, k, klen, "an agent key with no valid swarm or agent id");
-    if (is_held(c->p, id))
-        return SM_OK;
     sm_swarm *sw = NULL;
-    sm_status s = load_target(c, id, &sw);
-    if (s == SM_ERR_INVALID)
-        return reject(c, k, klen, "an agent key with no valid swarm id");
-    if (s != SM_OK)
+    sm_status s = swarm_for_key(c, k, klen, id, "an agent key with no valid "
+                                "swarm id", &sw);
+    if (s != SM_OK || !sw)
         return s;
     size_t before = sm_swarm_agent_count(sw);
     s = sm_swarm_import_agent(sw, val, vlen);
@@ -507,22 +530,18 @@ static sm_status load_page(void *ud, const void *k, size_t klen,
                            const void *val, size_t vlen)
 {
     load_ctx *c = ud;
-    const unsigned char *b = k;
-    const unsigned char *sep = memchr(b + 2, 0, klen - 2);
     char id[SM_ID_MAX];
-    if (!sep || klen - (size_t)(sep + 1 - b) != PAGE_NO_LEN ||
-        !copy_id(id, b + 2, (size_t)(sep - (b + 2))))
+    size_t rest_len = 0;
+    const unsigned char *rest = key_swarm(k, klen, id, &rest_len);
+    if (!rest || rest_len != PAGE_NO_LEN)
         return reject(c, k, klen, "a page key with no valid swarm id or page");
     uint32_t page = 0;
     for (int i = 0; i < PAGE_NO_LEN; i++)
-        page = page << 8 | sep[1 + i];
-    if (is_held(c->p, id))
-        return SM_OK;
+        page = page << 8 | rest[i];
     sm_swarm *sw = NULL;
-    sm_status s = load_target(c, id, &sw);
-    if (s == SM_ERR_INVALID)
-        return reject(c, k, klen, "a page key with no valid swarm id");
-    if (s != SM_OK)
+    sm_status s = swarm_for_key(c, k, klen, id, "a page key with no valid "
+                                "swarm id", &sw);
+    if (s != SM_OK || !sw)
         return s;
     redo_swarm(c, id, sm_swarm_agent_count(sw) != (size_t)page * SM_AGENT_PAGE);
     const unsigned char *v = val;
@@ -672,7 +691,7 @@ typedef struct flush_ctx {
     sm_status s;            /* the batch's first failure: later writes are
                                skipped */
     sm_status part;         /* the current swarm's first failure */
-    size_t part_agents_written, part_agents_deleted;
+    size_t part_agents_written;
     size_t removed;         /* agents expired by the current pass */
 } flush_ctx;
 
@@ -774,7 +793,7 @@ static void write_swarm(void *ud, sm_swarm *sw)
         return;
     }
     c->part = sm_store_part_begin(c->out);
-    c->part_agents_written = c->part_agents_deleted = 0;
+    c->part_agents_written = 0;
     if (c->part == SM_OK && dirty)
         c->part = put_swarm(c, sw);
     if (c->part == SM_OK && agents)
@@ -789,7 +808,6 @@ static void write_swarm(void *ud, sm_swarm *sw)
     }
     c->res->swarms_written += dirty;
     c->res->agents_written += c->part_agents_written;
-    c->res->agents_deleted += c->part_agents_deleted;
     p->done[p->n_done++] = sw;
     if (c->logging)             /* room reserved with done */
         snprintf(p->parts[p->n_parts++], SM_ID_MAX, "%s", c->swarm);
