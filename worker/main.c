@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -485,13 +484,6 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
-    /* Blocks of 1 MiB and more come from mmap, always: glibc then grows
-     * them with mremap, without copying. Left to itself, glibc raises
-     * this threshold to the size of the largest mmapped block freed (up
-     * to 32 MiB: the commit log is one), after which the agent tables of
-     * a swarm growing to 10,000 agents were copied at every doubling
-     * (README, "Commit cost with 100 k agents"). */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
     sm_config cfg;
     if (sm_config_init(&cfg) != SM_OK)
