@@ -98,6 +98,47 @@ static bool page_key(key *k, const char *swarm, uint32_t page)
     return true;
 }
 
+/* The page number a page key ends with (PAGE_NO_LEN bytes at b). */
+static uint32_t page_no(const unsigned char *b)
+{
+    uint32_t page = 0;
+    for (int i = 0; i < PAGE_NO_LEN; i++)
+        page = page << 8 | b[i];
+    return page;
+}
+
+void sm_persist_key_text(const void *data, size_t klen, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *k = data;
+    size_t n = 0;
+    if (cap == 0)
+        return;
+    /* a page key ends with its page number, written after a '#' */
+    const unsigned char *sep = klen > 2 && k[0] == 'g' && k[1] == 0
+                                   ? memchr(k + 2, 0, klen - 2) : NULL;
+    bool page = sep && (size_t)(k + klen - (sep + 1)) == PAGE_NO_LEN;
+    if (page)
+        klen -= PAGE_NO_LEN;
+    for (size_t i = 0; i < klen && n + 5 < cap; i++) {
+        if (k[i] >= 0x21 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\' &&
+            k[i] != '/') {
+            out[n++] = (char)k[i];
+        } else if (k[i] == 0) {
+            out[n++] = '/';     /* the parts' separator (the log escapes a
+                                   backslash again, so not \x00) */
+        } else {
+            out[n++] = '\\';
+            out[n++] = 'x';
+            out[n++] = hex[k[i] >> 4];
+            out[n++] = hex[k[i] & 15];
+        }
+    }
+    out[n] = 0;
+    if (page)
+        snprintf(out + n, cap - n, "#%u", (unsigned)page_no(sep + 1));
+}
+
 static bool is_held(const sm_persist *p, const char *swarm)
 {
     for (size_t i = 0; i < p->n_held; i++)
@@ -426,7 +467,8 @@ static sm_status swarm_for_key(load_ctx *c, const void *k, size_t klen,
 }
 
 /* Marks the swarm whose keys were read last dirty, all of it, if they
- * asked for that; then starts on swarm (NULL: the end of a scan). */
+ * asked for that, and forgets it (at a change of swarm, and at the end
+ * of a scan). */
 static void redo_finish(load_ctx *c)
 {
     sm_swarm *sw = c->redo ? sm_registry_find(c->reg, c->swarm) : NULL;
@@ -535,9 +577,7 @@ static sm_status load_page(void *ud, const void *k, size_t klen,
     const unsigned char *rest = key_swarm(k, klen, id, &rest_len);
     if (!rest || rest_len != PAGE_NO_LEN)
         return reject(c, k, klen, "a page key with no valid swarm id or page");
-    uint32_t page = 0;
-    for (int i = 0; i < PAGE_NO_LEN; i++)
-        page = page << 8 | rest[i];
+    uint32_t page = page_no(rest);
     sm_swarm *sw = NULL;
     sm_status s = swarm_for_key(c, k, klen, id, "a page key with no valid "
                                 "swarm id", &sw);

@@ -158,6 +158,11 @@ typedef void (*sm_persist_drop_fn)(void *ud, const void *key, size_t klen,
                                    const char *why);
 /* Sets the function told of dropped keys (NULL: nobody is told). */
 void sm_persist_on_drop(sm_persist *p, sm_persist_drop_fn fn, void *ud);
+/* A store key as text for a log line, into out (cap bytes, NUL-ended,
+ * cut short if need be): printable bytes as they are, the NUL separating
+ * its parts as '/', others (and a '/' inside an id) as \xHH; a page key
+ * ends with '#' and its page number ("g/s0/#3"). */
+void sm_persist_key_text(const void *key, size_t klen, char *out, size_t cap);
 
 /* Loads the meta record, then every stored swarm into reg (created
  * through sm_registry_get), swarm blobs first, then agent blobs. A corrupt

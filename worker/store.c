@@ -273,13 +273,17 @@ static sm_status log_reserve(sm_store *st, size_t more)
     return SM_OK;
 }
 
+/* One record: the tag, then klen and (has_val) vlen, the key, and the
+ * value's bytes if val is given (DEL_FROM has a length, the prefix's,
+ * and no value). */
 static sm_status log_record(sm_store *st, int tag, const void *key,
                             size_t klen, const void *val, size_t vlen,
                             bool has_val)
 {
     if (!st->log_open)
         return SM_ERR_INVALID;
-    size_t need = 1 + (key ? 4 + klen : 0) + (has_val ? 4 + vlen : 0);
+    size_t bytes = val ? vlen : 0;
+    size_t need = 1 + (key ? 4 + klen : 0) + (has_val ? 4 + bytes : 0);
     sm_status s = log_reserve(st, need);
     if (s != SM_OK)
         return s;
@@ -299,8 +303,8 @@ static sm_status log_record(sm_store *st, int tag, const void *key,
         memcpy(p, key, klen);
         p += klen;
     }
-    if (has_val && vlen)
-        memcpy(p, val, vlen);
+    if (has_val && bytes)
+        memcpy(p, val, bytes);
     st->log_len += need;
     return SM_OK;
 }
@@ -542,24 +546,10 @@ sm_status sm_store_del_from(sm_store *st, const void *key, size_t klen,
 {
     if (plen > klen || klen > UINT32_MAX)
         return SM_ERR_INVALID;
-    if (st && st->is_log) {
-        if (!key || klen == 0 || klen > MAX_KEY)
-            return SM_ERR_INVALID;
-        if (!st->log_open)
-            return SM_ERR_INVALID;
-        /* like a PUT with the prefix length for the value's, no value */
-        sm_status s = log_reserve(st, 9 + klen);
-        if (s != SM_OK)
-            return s;
-        unsigned char *p = st->log + st->log_len;
-        uint32_t k32 = (uint32_t)klen, p32 = (uint32_t)plen;
-        p[0] = LOG_DEL_FROM;
-        memcpy(p + 1, &k32, 4);
-        memcpy(p + 5, &p32, 4);
-        memcpy(p + 9, key, klen);
-        st->log_len += 9 + klen;
-        return SM_OK;
-    }
+    if (st && st->is_log)
+        return !key || klen == 0 || klen > MAX_KEY
+                   ? SM_ERR_INVALID
+                   : log_record(st, LOG_DEL_FROM, key, klen, NULL, plen, true);
     if (!st || !st->txn || !key || klen == 0 || klen > st->max_key)
         return SM_ERR_INVALID;
     int rc = st->cur ? MDB_SUCCESS

@@ -65,50 +65,12 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
     return SM_OK;
 }
 
-/* A store key for a log line: printable bytes as they are, the NUL
- * separating its parts as '/', others (and a '/' inside an id) as \xHH
- * (ids never hold a NUL). */
-static void key_text(const void *key, size_t klen, char *out, size_t cap)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *k = key;
-    size_t n = 0, page = 0;
-    /* a page key ("g" 0 swarm 0 u32 page, worker/persist.h) ends with its
-     * page number, written after a '#' */
-    const unsigned char *sep = klen > 7 && k[0] == 'g' && k[1] == 0
-                                   ? memchr(k + 2, 0, klen - 2) : NULL;
-    if (sep && (size_t)(k + klen - sep) == 5) {
-        page = (size_t)sep[1] << 24 | (size_t)sep[2] << 16 |
-               (size_t)sep[3] << 8 | sep[4];
-        klen -= 4;
-    } else {
-        sep = NULL;
-    }
-    for (size_t i = 0; i < klen && n + 5 < cap; i++) {
-        if (k[i] >= 0x21 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\' &&
-            k[i] != '/') {
-            out[n++] = (char)k[i];
-        } else if (k[i] == 0) {
-            out[n++] = '/';     /* the parts' separator (the log escapes a
-                                   backslash again, so not \x00) */
-        } else {
-            out[n++] = '\\';
-            out[n++] = 'x';
-            out[n++] = hex[k[i] >> 4];
-            out[n++] = hex[k[i] & 15];
-        }
-    }
-    out[n] = 0;
-    if (sep)
-        snprintf(out + n, cap - n, "#%zu", page);
-}
-
 /* Each key the load did not take as it stands, with what became of it. */
 static void log_dropped(void *ud, const void *key, size_t klen, const char *why)
 {
     const sm_worker *w = ud;
     char text[4 * 140 + 8];
-    key_text(key, klen, text, sizeof text);
+    sm_persist_key_text(key, klen, text, sizeof text);
     sm_log_write(w->log, SM_LOG_WARN, "store_dropped", "key=\"%s\" reason=\"%s\"",
                  text, why);
 }
@@ -540,9 +502,6 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Peak resident set of this process, from VmHWM in /proc/self/status.
- * (getrusage's ru_maxrss survives execve on Linux, so a worker started by
- * a large process would report its parent's peak.) -1 if unavailable. */
 /* CPU time of the whole process (every thread), user and system, ms. */
 static long long cpu_ms(void)
 {
@@ -553,6 +512,9 @@ static long long cpu_ms(void)
            (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
 }
 
+/* Peak resident set of this process, from VmHWM in /proc/self/status.
+ * (getrusage's ru_maxrss survives execve on Linux, so a worker started by
+ * a large process would report its parent's peak.) -1 if unavailable. */
 static long max_rss_kb(void)
 {
     FILE *f = fopen("/proc/self/status", "r");

@@ -1052,20 +1052,24 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The median of the runs in agg (n >= 1), their min and max; done. */
-static void rate_median(rate_run *agg)
+/* The median of v[0 .. n) (1 <= n <= MAX_REPEAT), its min and max. */
+static double median_of(const double *v, int n, double *min, double *max)
 {
     double sorted[MAX_REPEAT];
-    memcpy(sorted, agg->rates, (size_t)agg->n * sizeof *sorted);
-    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
-    agg->min = sorted[0];
-    agg->max = sorted[agg->n - 1];
-    agg->rate = agg->n % 2 ? sorted[agg->n / 2]
-                           : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
-    memcpy(sorted, agg->cpus, (size_t)agg->n * sizeof *sorted);
-    qsort(sorted, (size_t)agg->n, sizeof *sorted, cmp_double);
-    agg->cpu_s = agg->n % 2 ? sorted[agg->n / 2]
-                            : (sorted[agg->n / 2 - 1] + sorted[agg->n / 2]) / 2;
+    memcpy(sorted, v, (size_t)n * sizeof *sorted);
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+    *min = sorted[0];
+    *max = sorted[n - 1];
+    return n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+/* The median rate of the runs in agg (n >= 1), their min and max, and
+ * the median CPU; done. */
+static void rate_median(rate_run *agg)
+{
+    double lo, hi;
+    agg->rate = median_of(agg->rates, agg->n, &agg->min, &agg->max);
+    agg->cpu_s = median_of(agg->cpus, agg->n, &lo, &hi);
     agg->done = true;
 }
 
