@@ -841,6 +841,26 @@ START_TEST(sigterm_drains_and_exits_zero)
 }
 END_TEST
 
+/* A quiet worker hears SIGTERM between two waits for input, not once per
+ * commit_interval: with 600 s of it and no input, the stop used to wait
+ * 600 s (the first wait begins before the signal can be looked at). */
+START_TEST(sigterm_is_heard_with_a_long_commit_interval)
+{
+    const char *const args[] = {"--commit-interval=600s", NULL};
+    rig r;
+    rig_up(&r, args);
+    kill(r.worker, SIGTERM);
+    int rc = sm_test_wait(r.worker, 20000);
+    if (rc < 0)
+        kill(r.worker, SIGKILL);
+    r.worker = 0;
+    ck_assert_msg(rc == 0, "exit %d (-1: still running 20 s after SIGTERM); "
+                  "log:\n%s", rc, SM_TEST_TAIL(r.log));
+    ck_assert(sm_test_wait_for_text(r.log, "event=stopped events=0 ", 1000));
+    rig_down(&r);
+}
+END_TEST
+
 /* Every event published before SIGTERM is handled and committed: the
  * subscription drains at the server, the worker handles what was
  * delivered, commits, and a restart on the same store holds all of them. */
@@ -1461,6 +1481,7 @@ int main(void)
     tcase_add_test(tc, server_restart_worker_reconnects);
     tcase_add_test(tc, full_map_is_reported_and_worker_keeps_serving);
     tcase_add_test(tc, sigterm_drains_and_exits_zero);
+    tcase_add_test(tc, sigterm_is_heard_with_a_long_commit_interval);
     tcase_add_test(tc, sigterm_drains_and_commits_every_event);
     tcase_add_test(tc, bad_config_is_refused_with_reason);
     tcase_add_test(tc, unreadable_store_exits_one_with_the_reason);

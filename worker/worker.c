@@ -19,6 +19,11 @@
 #define BATCH 256
 /* How long a stop waits for the input to drain (worker.h). */
 #define DRAIN_MS SM_WORKER_DRAIN_MS
+/* The longest one wait for input lasts: a stop signal, the systemd
+ * watchdog and the partition leases are seen to between two waits, so
+ * not only once per commit_interval (600 s of it made a quiet worker
+ * deaf to SIGTERM for 600 s). */
+#define WAIT_MAX_MS 200
 
 static sm_status bus_sink(void *ud, const char *subject, const void *data,
                           size_t len, const char *const *headers)
@@ -854,7 +859,10 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
 {
     int64_t started = wall_ms(), last_commit = started, last_stats = started;
     int64_t last_full = 0;
+    /* idle: no input for idle_ms, seen over waits of at most WAIT_MAX_MS */
     int64_t idle_ms = w->cfg->commit_ms > 0 ? w->cfg->commit_ms : 50;
+    int64_t wait_ms = idle_ms < WAIT_MAX_MS ? idle_ms : WAIT_MAX_MS;
+    int64_t last_input = started;
     uint64_t full_seen = 0;
     sm_status lost = SM_OK;
     if (sm_service_serve_start(w->svc) != SM_OK)    /* commit windows */
@@ -869,9 +877,16 @@ sm_status sm_worker_run(sm_worker *w, const sigset_t *stop)
     }
     sm_worker_phase(w, SM_PHASE_RUNNING);
     for (;;) {
-        bool idle = handle_batch(w, idle_ms) == 0;
+        int64_t t0 = sm_proc_mono_ns();
+        bool quiet = handle_batch(w, wait_ms) == 0;
+        bool woken = quiet && sm_proc_mono_ns() - t0 < wait_ms * 1000000;
         sm_js_poll(w->js);      /* partitions taken, lost, handed back */
         int64_t now = wall_ms();
+        if (!quiet)
+            last_input = now;
+        /* a wait cut short with nothing in it was a wake-up (a commit
+         * done): idle at once, as when every wait was idle_ms long */
+        bool idle = quiet && (woken || now - last_input >= idle_ms);
         maybe_commit(w, idle, now, &last_commit);
         sm_worker_turn(w, idle);
         if (w->cfg->stats_ms > 0 && now - last_stats >= w->cfg->stats_ms) {
