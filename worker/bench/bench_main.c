@@ -166,6 +166,9 @@ typedef struct rate_run {
     double cpu_s;               /* worker: its CPU time (all threads, start
                                    to stop), median of the runs; 0: unknown */
     double cpus[MAX_REPEAT];
+    double bus_cpu_s;           /* nats-server's CPU time during the run,
+                                   median of the runs; 0: unknown */
+    double bus_cpus[MAX_REPEAT];
 } rate_run;
 
 typedef struct lat_stats {
@@ -195,6 +198,7 @@ typedef struct results {
     char load[64];              /* /proc/loadavg when the bench started */
     double gen_s;               /* generating the main stream */
     rate_run raw, worker, agents100, agents100k;
+    rate_run raw100, raw100k;   /* the bus alone on the agents' streams */
     rate_run js_raw, js_worker;     /* a raw pull consumer, the worker in
                                        JetStream mode, on one stored stream */
     lat_stats lat_worker, lat_raw;
@@ -361,6 +365,27 @@ static long proc_status_kb(pid_t pid, const char *key)
         }
     fclose(f);
     return kb;
+}
+
+/* CPU time (user and system, every thread) process pid has used, in
+ * seconds; -1 if unreadable. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *got = fgets(line, sizeof line, f);
+    fclose(f);
+    /* fields after the command name, which ends at the last ')':
+     * state(3) ... utime(14) stime(15) */
+    char *p = got ? strrchr(line, ')') : NULL;
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                     &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 /* Bytes a file occupies on disk (LMDB's data.mdb is sparse). */
@@ -925,9 +950,9 @@ static int wait_fail(wait_result r, const worker_proc *w, char *why, size_t cap,
 /* ------------------------------------------------------------------ sections */
 
 /* One flat-out run to a plain subscriber. */
-static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
+static int raw_once(bench *b, const stream *st, rate_run *out, char *why,
+                    size_t cap)
 {
-    const stream *st = &b->main;
     raw_counter rc;
     memset(&rc, 0, sizeof rc);
     pthread_mutex_init(&rc.mu, NULL);
@@ -949,7 +974,9 @@ static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
         bus_fail(why, cap, "connect/subscribe", s);
         goto cleanup;
     }
-    note("raw: publishing %zu events flat out to a plain subscriber", st->n);
+    note("raw: publishing %zu events (%u x %u agents) flat out to a plain "
+         "subscriber", st->n, st->swarms, st->agents);
+    double bus0 = proc_cpu_s(b->nats.pid);
     int64_t t0 = sm_proc_mono_ns();
     if (publish_stream(pub, st, &b->stop, why, cap) != 0)
         goto cleanup;
@@ -976,6 +1003,7 @@ static int raw_once(bench *b, rate_run *out, char *why, size_t cap)
         goto cleanup;
     }
     out->rate = (double)st->n / seconds(done_ns - t0);
+    out->bus_cpu_s = bus0 >= 0 ? proc_cpu_s(b->nats.pid) - bus0 : 0;
     out->done = true;
     result = 0;
 cleanup:
@@ -1013,6 +1041,7 @@ static int flat_once(bench *b, const stream *st, const char *tag, rate_run *out,
     }
     note("%s: publishing %zu events (%u x %u agents) flat out to the worker",
          tag, st->n, st->swarms, st->agents);
+    double bus0 = proc_cpu_s(b->nats.pid);
     int64_t t0 = sm_proc_mono_ns();
     if (publish_stream(pub, st, &b->stop, why, cap) != 0)
         goto cleanup;
@@ -1030,6 +1059,7 @@ static int flat_once(bench *b, const stream *st, const char *tag, rate_run *out,
     int64_t done_ns = l.acked_ns;
     pthread_mutex_unlock(&l.mu);
     out->rate = (double)st->n / seconds(done_ns - t0);
+    out->bus_cpu_s = bus0 >= 0 ? proc_cpu_s(b->nats.pid) - bus0 : 0;
     worker_exit x;
     if (worker_stop(&w, &x, why, cap) != 0)
         goto cleanup;
@@ -1070,21 +1100,24 @@ static void rate_median(rate_run *agg)
     double lo, hi;
     agg->rate = median_of(agg->rates, agg->n, &agg->min, &agg->max);
     agg->cpu_s = median_of(agg->cpus, agg->n, &lo, &hi);
+    agg->bus_cpu_s = median_of(agg->bus_cpus, agg->n, &lo, &hi);
     agg->done = true;
 }
 
-/* Runs raw_once (st NULL) or flat_once opt.repeat times into *agg. */
-static int repeat_runs(bench *b, const stream *st, const char *tag,
+/* Runs flat_once (worker) or raw_once (!worker) on st opt.repeat times
+ * into *agg. */
+static int repeat_runs(bench *b, const stream *st, bool worker, const char *tag,
                        rate_run *agg, char *why, size_t cap)
 {
     memset(agg, 0, sizeof *agg);
     for (uint64_t k = 0; k < b->opt.repeat; k++) {
         rate_run one;
         memset(&one, 0, sizeof one);
-        int rc = st ? flat_once(b, st, tag, &one, why, cap)
-                    : raw_once(b, &one, why, cap);
+        int rc = worker ? flat_once(b, st, tag, &one, why, cap)
+                        : raw_once(b, st, &one, why, cap);
         if (rc != 0)
             return rc;
+        agg->bus_cpus[agg->n] = one.bus_cpu_s;
         agg->cpus[agg->n] = one.cpu_s;
         agg->rates[agg->n++] = one.rate;
         agg->expected = one.expected;
@@ -1098,13 +1131,13 @@ static int repeat_runs(bench *b, const stream *st, const char *tag,
 /* Section 1: the bus alone. */
 static int run_raw(bench *b, char *why, size_t cap)
 {
-    return repeat_runs(b, NULL, "raw", &b->res.raw, why, cap);
+    return repeat_runs(b, &b->main, false, "raw", &b->res.raw, why, cap);
 }
 
 /* Section 2. */
 static int run_worker(bench *b, char *why, size_t cap)
 {
-    return repeat_runs(b, &b->main, "worker", &b->res.worker, why, cap);
+    return repeat_runs(b, &b->main, true, "worker", &b->res.worker, why, cap);
 }
 
 /* Publishes the 10 x 100 stream (generated on the fly) at PACE_RATE for
@@ -1388,25 +1421,35 @@ cleanup:
     return result;
 }
 
-/* Section 5: 1 x 100 agents, then 10 x 10,000, same N. */
+/* Section 5: 1 x 100 agents, then 10 x 10,000, same N; each stream to
+ * the worker and to a plain subscriber (the bus alone: its subjects carry
+ * the agent, and nats-server's cost per message is not the same for 100
+ * subjects as for 400 k). */
 static int run_agents(bench *b, char *why, size_t cap)
 {
-    stream st;
-    note("agents: generating %llu events for 1 x 100 agents",
-         (unsigned long long)b->opt.events);
-    if (stream_generate(&st, 1, 100, b->opt.events, why, cap) != 0)
-        return -1;
-    int rc = repeat_runs(b, &st, "agents-100", &b->res.agents100, why, cap);
-    stream_free(&st);
-    if (rc != 0)
-        return rc;
-    note("agents: generating %llu events for 10 x 10000 agents",
-         (unsigned long long)b->opt.events);
-    if (stream_generate(&st, 10, 10000, b->opt.events, why, cap) != 0)
-        return -1;
-    rc = repeat_runs(b, &st, "agents-100k", &b->res.agents100k, why, cap);
-    stream_free(&st);
-    return rc;
+    const struct {
+        uint32_t swarms, agents;
+        const char *tag;
+        rate_run *worker, *raw;
+    } kinds[] = {
+        {1, 100, "agents-100", &b->res.agents100, &b->res.raw100},
+        {10, 10000, "agents-100k", &b->res.agents100k, &b->res.raw100k},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        stream st;
+        note("agents: generating %llu events for %u x %u agents",
+             (unsigned long long)b->opt.events, kinds[i].swarms, kinds[i].agents);
+        if (stream_generate(&st, kinds[i].swarms, kinds[i].agents, b->opt.events,
+                            why, cap) != 0)
+            return -1;
+        int rc = repeat_runs(b, &st, true, kinds[i].tag, kinds[i].worker, why, cap);
+        if (rc == 0)
+            rc = repeat_runs(b, &st, false, "raw", kinds[i].raw, why, cap);
+        stream_free(&st);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 /* Section 6: the main stream written to a recording (recv_ms = ts_ms) and
@@ -2146,6 +2189,22 @@ static void print_table(const bench *b)
                          runs[i]->cpu_s);
                 row("  worker CPU for the run", v, "", "");
             }
+            if (runs[i]->bus_cpu_s > 0) {
+                snprintf(v, sizeof v, "%.2f s (median)", runs[i]->bus_cpu_s);
+                row("  nats-server CPU for the run", v, "", "");
+            }
+        }
+    const rate_run *raws[2] = {&r->raw100, &r->raw100k};
+    const char *raw_labels[2] = {"raw bus rate, 1 x 100 agents",
+                                 "raw bus rate, 10 x 10000 agents"};
+    for (int i = 0; i < 2; i++)
+        if (raws[i]->done) {
+            rate_text(raws[i], v, sizeof v);
+            row(raw_labels[i], v, "", "");
+            if (raws[i]->bus_cpu_s > 0) {
+                snprintf(v, sizeof v, "%.2f s (median)", raws[i]->bus_cpu_s);
+                row("  nats-server CPU for the run", v, "", "");
+            }
         }
     if (r->agents100.done && r->agents100k.done) {
         double ratio = r->agents100k.rate / r->agents100.rate;
@@ -2157,6 +2216,16 @@ static void print_table(const bench *b)
              * the worker share its cores; this is the worker's own part */
             snprintf(v, sizeof v, "%.2f x", r->agents100.cpu_s / r->agents100k.cpu_s);
             row("  worker CPU, 100 / 100k agents", v, "(the worker's share)", "");
+        }
+        if (r->raw100.done && r->raw100k.done) {
+            /* the same streams without the worker: what 400 k subjects
+             * cost the bus itself */
+            snprintf(v, sizeof v, "%.2f x", r->raw100k.rate / r->raw100.rate);
+            row("  raw bus, 100k agents / 100 agents", v, "(the bus alone)", "");
+            snprintf(v, sizeof v, "%.2f x / %.2f x",
+                     r->agents100.rate / r->raw100.rate,
+                     r->agents100k.rate / r->raw100k.rate);
+            row("  worker over raw bus, 100 / 100k", v, "", "");
         }
     }
     request_rows(r);
@@ -2253,6 +2322,13 @@ static void print_figures(const results *r)
         printf("worker_rate_100k_agents %.0f events/s\n", r->agents100k.rate);
     if (r->agents100.done && r->agents100k.done)
         printf("agents_rate_ratio %.2f x\n", r->agents100k.rate / r->agents100.rate);
+    if (r->raw100.done && r->raw100k.done)
+        printf("raw_rate_100_agents %.0f events/s\nraw_rate_100k_agents %.0f events/s\n"
+               "raw_agents_rate_ratio %.2f x\n", r->raw100.rate, r->raw100k.rate,
+               r->raw100k.rate / r->raw100.rate);
+    if (r->agents100.bus_cpu_s > 0 && r->agents100k.bus_cpu_s > 0)
+        printf("bus_cpu_100_agents %.2f s\nbus_cpu_100k_agents %.2f s\n",
+               r->agents100.bus_cpu_s, r->agents100k.bus_cpu_s);
     if (r->agents100.cpu_s > 0 && r->agents100k.cpu_s > 0)
         printf("worker_cpu_100_agents %.2f s\nworker_cpu_100k_agents %.2f s\n",
                r->agents100.cpu_s, r->agents100k.cpu_s);
