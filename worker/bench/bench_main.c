@@ -1384,8 +1384,12 @@ static int run_rss(bench *b, char *why, size_t cap)
             res->rss_mib[res->n_rss] = kb > 0 ? (double)kb / 1024.0 : 0;
             res->hwm_mib[res->n_rss] = hwm_kb > 0 ? (double)hwm_kb / 1024.0 : 0;
             res->n_rss++;
-            note("rss: %llu events handled, VmRSS %.1f MiB, VmHWM %.1f MiB",
-                 (unsigned long long)i, (double)kb / 1024.0, (double)hwm_kb / 1024.0);
+            /* anonymous memory apart from file pages (LMDB's map) */
+            note("rss: %llu events handled, VmRSS %.1f MiB (anon %.1f, file "
+                 "%.1f), VmHWM %.1f MiB", (unsigned long long)i, (double)kb / 1024.0,
+                 (double)proc_status_kb(w.pid, "RssAnon") / 1024.0,
+                 (double)proc_status_kb(w.pid, "RssFile") / 1024.0,
+                 (double)hwm_kb / 1024.0);
             checkpoint = res->n_rss < N_CHECKPOINTS && i == cps[res->n_rss];
         }
         if (sm_proc_stop_pending(&b->stop, NULL)) {
