@@ -94,6 +94,63 @@ START_TEST(task_decode_and_validation)
 }
 END_TEST
 
+/* subject_ids = payload: a server mapping folded the agent token into a
+ * bucket ("7"), so the payload's agent is the agent, whatever the token. */
+START_TEST(ids_from_the_payload_when_the_token_is_a_bucket)
+{
+    sm_codec *c;
+    ck_assert_int_eq(sm_codec_create(&c), SM_OK);
+    sm_subject subj;
+    const char *why = NULL;
+    ck_assert_int_eq(sm_subject_parse("swarm.s1.task.7", &subj, &why), SM_OK);
+    ck_assert(!subj.id_in_payload);
+    uint8_t buf[256];
+    sm_task_event ev;
+
+    /* without the mode, the bucket is not the agent: refused */
+    size_t n = pack_task(buf, 1000, "a12", 3, 1500);
+    ck_assert_int_eq(sm_codec_task(c, &subj, buf, n, &ev, &why), SM_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "differs"));
+
+    subj.id_in_payload = true;
+    ck_assert_int_eq(sm_codec_task(c, &subj, buf, n, &ev, &why), SM_OK);
+    ck_assert_str_eq(ev.agent, "a12");
+
+    /* a queued task before assignment has no agent, not the bucket */
+    n = pack_task(buf, 1000, "", 1, 0);
+    ck_assert_int_eq(sm_codec_task(c, &subj, buf, n, &ev, &why), SM_OK);
+    ck_assert_str_eq(ev.agent, "");
+    /* any other kind needs its agent */
+    n = pack_task(buf, 1000, "", 3, 1500);
+    ck_assert_int_eq(sm_codec_task(c, &subj, buf, n, &ev, &why), SM_ERR_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "subject_ids = payload"));
+
+    /* the payload id is held to the subject token's rule */
+    const char *bad[] = {"a.b", "a*", ">", "a b", "\x01x",
+                         "0123456789012345678901234567890123456789012345678901234567890123"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        n = pack_task(buf, 1000, bad[i], 3, 1500);
+        ck_assert_msg(sm_codec_task(c, &subj, buf, n, &ev, &why) == SM_ERR_INVALID,
+                      "payload agent '%s' taken", bad[i]);
+    }
+
+    /* the same for a resource sample's source */
+    ck_assert_int_eq(sm_subject_parse("swarm.s1.resource.3", &subj, &why), SM_OK);
+    subj.id_in_payload = true;
+    Swarmmedic__V1__ResourceSample m = SWARMMEDIC__V1__RESOURCE_SAMPLE__INIT;
+    m.ts_ms = 5;
+    m.source = "sched";
+    n = swarmmedic__v1__resource_sample__pack(&m, buf);
+    sm_resource_sample rs;
+    ck_assert_int_eq(sm_codec_resource(c, &subj, buf, n, &rs, &why), SM_OK);
+    ck_assert_str_eq(rs.source, "sched");
+    m.source = "";
+    n = swarmmedic__v1__resource_sample__pack(&m, buf);
+    ck_assert_int_eq(sm_codec_resource(c, &subj, buf, n, &rs, &why), SM_ERR_INVALID);
+    sm_codec_destroy(c);
+}
+END_TEST
+
 START_TEST(resource_pending_summed_by_priority)
 {
     sm_codec *c;
@@ -306,6 +363,7 @@ int main(void)
     TCase *tc = tcase_create("codec");
     tcase_add_test(tc, subjects);
     tcase_add_test(tc, task_decode_and_validation);
+    tcase_add_test(tc, ids_from_the_payload_when_the_token_is_a_bucket);
     tcase_add_test(tc, resource_pending_summed_by_priority);
     tcase_add_test(tc, bottleneck_round_trip);
     tcase_add_test(tc, arena_survives_large_then_small);

@@ -273,6 +273,15 @@ START_TEST(subjects_are_checked)
     ck_assert_int_eq(sm_config_set(&c, "input_subject", "swarm.>", "t", err,
                                    sizeof err), SM_OK);
     ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_OK);
+    /* where input ids come from: the subject's token or the payload */
+    ck_assert_str_eq(c.subject_ids, "subject");
+    ck_assert_int_eq(sm_config_set(&c, "subject_ids", "bucket", "t", err, sizeof err),
+                     SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_ERR_CONFIG);
+    ck_assert_msg(strstr(err, "subject_ids"), "%s", err);
+    ck_assert_int_eq(sm_config_set(&c, "subject_ids", "payload", "t", err, sizeof err),
+                     SM_OK);
+    ck_assert_int_eq(sm_config_validate(&c, err, sizeof err), SM_OK);
     /* a dead letter the worker would consume again: a loop */
     ck_assert_int_eq(sm_config_set(&c, "deadletter_subject", "swarm.dead.letter.x",
                                    "t", err, sizeof err), SM_OK);

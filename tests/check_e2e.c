@@ -327,8 +327,9 @@ START_TEST(malformed_input_dead_lettered_and_worker_keeps_serving)
 }
 END_TEST
 
-/* ---- SIGKILL and restart keep the windows ---------------------------- */
+/* ---- agent ids from the payload behind a bucket mapping -------------- */
 
+/* A COMPLETED task of agent on swarm.k.task.<agent>. */
 static void publish_task(natsConnection *nc, const char *agent, int64_t ts,
                          uint32_t dur)
 {
@@ -343,6 +344,79 @@ static void publish_task(natsConnection *nc, const char *agent, int64_t ts,
     snprintf(subj, sizeof subj, "swarm.k.task.%s", agent);
     ck_assert_int_eq(natsConnection_Publish(nc, subj, buf, (int)n), NATS_OK);
 }
+
+static bool all_digits(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+/* On a server with deploy/nats/agent-buckets.conf, whose mapping folds the
+ * last token (agent, source, group) of every input subject into 16
+ * buckets. _i 0: --subject-ids=payload finds the slow agent by its
+ * payload id and dead-letters nothing; _i 1: the default refuses the same
+ * input, saying the ids differ. */
+START_TEST(agent_ids_from_the_payload_behind_a_bucket_mapping)
+{
+    const char *srv_args[] = {"-c", "deploy/nats/agent-buckets.conf", NULL};
+    const char *payload_ids[] = {"--subject-ids=payload", NULL};
+    rig r;
+    rig_up_auth(&r, srv_args, _i == 0 ? payload_ids : NULL, NULL);
+    natsSubscription *dl = NULL;
+    ck_assert_int_eq(natsConnection_SubscribeSync(&dl, r.nc, "medic.deadletter"), NATS_OK);
+    ck_assert_int_eq(natsConnection_FlushTimeout(r.nc, 2000), NATS_OK);
+
+    if (_i == 1) {
+        publish_task(r.nc, "a1", 1000, 1500);
+        natsMsg *m = NULL;
+        ck_assert_msg(natsSubscription_NextMsg(&m, dl, 10000) == NATS_OK,
+                      "no dead letter; log:\n%s", SM_TEST_TAIL(r.log));
+        const char *reason = NULL, *orig = NULL;
+        ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Reason", &reason), NATS_OK);
+        ck_assert_int_eq(natsMsgHeader_Get(m, "Medic-Subject", &orig), NATS_OK);
+        ck_assert_msg(strncmp(orig, "swarm.k.task.", 13) == 0 && all_digits(orig + 13),
+                      "the server did not map the subject: %s", orig);
+        ck_assert_msg(strstr(reason, "differs"), "reason '%s'", reason);
+        natsMsg_Destroy(m);
+    } else {
+        const char *args[] = {"--seed", "7", "--swarms", "1", "--agents", "12",
+                              "--rate", "400", "--duration", "300s", "--fault",
+                              "slow:0:60s-150s", NULL};
+        run_sim(&r, args);
+        seen s[MAX_SEEN];
+        size_t n = collect(&r, s, 0, 60000, resolved_of, 3);
+        bool raised = false;
+        for (size_t i = 0; i < n; i++) {
+            const Swarmmedic__V1__Bottleneck *b = s[i].b;
+            ck_assert_msg((int)b->type == 3, "another type: %s", s[i].subject);
+            if (b->transition != SWARMMEDIC__V1__BOTTLENECK__TRANSITION__TRANSITION_RAISED)
+                continue;
+            raised = true;
+            ck_assert_uint_eq(b->n_affected, 1);
+            ck_assert_str_eq(b->affected[0], "a1");
+            /* the evidence names the subject the agent published on,
+             * rebuilt from its id, not the bucket the server made of it */
+            ck_assert_str_eq(b->decision->evidence->subject, "swarm.s0.task.a1");
+        }
+        ck_assert_msg(raised && resolved_of(s, n, 3),
+                      "slow_agent on a1 not raised and resolved (%zu seen); log:\n%s",
+                      n, SM_TEST_TAIL(r.log));
+        free_seen(s, n);
+        natsMsg *m = NULL;
+        ck_assert_msg(natsSubscription_NextMsg(&m, dl, 200) == NATS_TIMEOUT,
+                      "a dead letter with payload ids: %s",
+                      m ? natsMsg_GetSubject(m) : "?");
+    }
+    natsSubscription_Destroy(dl);
+    rig_down(&r);
+}
+END_TEST
+
+/* ---- SIGKILL and restart keep the windows ---------------------------- */
 
 START_TEST(sigkill_restart_keeps_windows)
 {
@@ -1476,6 +1550,7 @@ int main(void)
     tcase_add_loop_test(tc, fault_raises_then_resolves, 0,
                         (int)(sizeof cases / sizeof cases[0]));
     tcase_add_test(tc, malformed_input_dead_lettered_and_worker_keeps_serving);
+    tcase_add_loop_test(tc, agent_ids_from_the_payload_behind_a_bucket_mapping, 0, 2);
     tcase_add_test(tc, sigkill_restart_keeps_windows);
     tcase_add_test(tc, dead_agent_in_silent_swarm_is_down_and_resolves_on_restart);
     tcase_add_test(tc, server_restart_worker_reconnects);

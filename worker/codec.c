@@ -249,6 +249,7 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
         *why = "subject does not start with swarm.";
         return SM_ERR_INVALID;
     }
+    out->id_in_payload = false;     /* the caller's to set */
     /* one pass: swarm, kind and id tokens, each checked as it is read */
     bool sw_ok, kind_ok, id_ok;
     const char *sw = subject + sizeof INPUT_ROOT - 1;
@@ -292,10 +293,18 @@ sm_status sm_subject_parse(const char *subject, sm_subject *out,
 /* ---- decoding ------------------------------------------------------- */
 
 /* Resolves the payload id against the subject's: empty takes the
- * subject's; otherwise they must be equal. */
+ * subject's; otherwise they must be equal. With id_in_payload the
+ * payload's is the id and must be there. */
 static bool same_id(const char *payload, const sm_subject *subj,
                     const char **resolved)
 {
+    if (subj->id_in_payload) {
+        /* the subject token's rule, since no subject checked it */
+        bool ok = false;
+        const char *end = payload ? scan_token(payload, &ok) : NULL;
+        *resolved = payload;
+        return ok && !*end && end > payload && end - payload < SM_ID_MAX;
+    }
     if (!payload || !payload[0]) {
         *resolved = subj->id;
         return true;
@@ -334,8 +343,15 @@ sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,
         return SM_ERR_INVALID;
     }
     const char *agent;
-    if (!same_id(m->agent, subj, &agent)) {
-        *why = "TaskEvent agent differs from the subject's agent";
+    bool unassigned = subj->id_in_payload && (!m->agent || !m->agent[0]) &&
+                      m->kind == SWARMMEDIC__V1__TASK_EVENT__KIND__KIND_QUEUED;
+    if (unassigned)
+        agent = "";     /* queued before assignment: no agent (the core's rule) */
+    else if (!same_id(m->agent, subj, &agent)) {
+        *why = subj->id_in_payload
+                   ? "TaskEvent agent empty, over 63 bytes or not a subject token "
+                     "(subject_ids = payload)"
+                   : "TaskEvent agent differs from the subject's agent";
         return SM_ERR_INVALID;
     }
     if (m->task_type && strlen(m->task_type) >= SM_ID_MAX) {
@@ -372,7 +388,10 @@ sm_status sm_codec_heartbeat(sm_codec *c, const sm_subject *subj,
     }
     const char *agent;
     if (!same_id(m->agent, subj, &agent)) {
-        *why = "Heartbeat agent differs from the subject's agent";
+        *why = subj->id_in_payload
+                   ? "Heartbeat agent empty, over 63 bytes or not a subject token "
+                     "(subject_ids = payload)"
+                   : "Heartbeat agent differs from the subject's agent";
         return SM_ERR_INVALID;
     }
     out->ts_ms = m->ts_ms;
@@ -398,7 +417,10 @@ sm_status sm_codec_resource(sm_codec *c, const sm_subject *subj,
     }
     const char *source;
     if (!same_id(m->source, subj, &source)) {
-        *why = "ResourceSample source differs from the subject's source";
+        *why = subj->id_in_payload
+                   ? "ResourceSample source empty, over 63 bytes or not a subject token "
+                     "(subject_ids = payload)"
+                   : "ResourceSample source differs from the subject's source";
         return SM_ERR_INVALID;
     }
     if (m->token_budget > 0 && m->tokens_used > 4 * m->token_budget) {
@@ -447,7 +469,10 @@ sm_status sm_codec_consensus(sm_codec *c, const sm_subject *subj,
     }
     const char *group;
     if (!same_id(m->group, subj, &group)) {
-        *why = "ConsensusRound group differs from the subject's group";
+        *why = subj->id_in_payload
+                   ? "ConsensusRound group empty, over 63 bytes or not a subject token "
+                     "(subject_ids = payload)"
+                   : "ConsensusRound group differs from the subject's group";
         return SM_ERR_INVALID;
     }
     out->ts_ms = m->ts_ms;
@@ -479,7 +504,10 @@ sm_status sm_codec_agent(sm_codec *c, const sm_subject *subj, const void *buf,
     }
     const char *agent;
     if (!same_id(m->agent, subj, &agent)) {
-        *why = "AgentLifecycle agent differs from the subject's agent";
+        *why = subj->id_in_payload
+                   ? "AgentLifecycle agent empty, over 63 bytes or not a subject token "
+                     "(subject_ids = payload)"
+                   : "AgentLifecycle agent differs from the subject's agent";
         return SM_ERR_INVALID;
     }
     out->ts_ms = m->ts_ms;
@@ -510,7 +538,10 @@ sm_status sm_codec_outcome(sm_codec *c, const sm_subject *subj,
     }
     const char *cmd;
     if (!same_id(m->command_id, subj, &cmd)) {
-        *why = "HealingOutcome command_id differs from the subject's";
+        *why = subj->id_in_payload
+                   ? "HealingOutcome command_id empty, over 63 bytes or not a subject token "
+                     "(subject_ids = payload)"
+                   : "HealingOutcome command_id differs from the subject's";
         return SM_ERR_INVALID;
     }
     uint64_t id = 0;

@@ -40,14 +40,19 @@ typedef enum sm_input_kind {
 /* A parsed input subject swarm.<swarm>.<kind>.<id>; tokens are copied. */
 typedef struct sm_subject {
     sm_input_kind kind;
+    bool id_in_payload;         /* set by the caller (subject_ids =
+                                   payload): `id` is not the producer's id
+                                   but what a server mapping made of it
+                                   (a bucket); the decoders take the
+                                   payload's, which must not be empty */
     char swarm[SM_ID_MAX];
     char id[SM_ID_MAX];         /* agent, source, group or command */
 } sm_subject;
 
 /* Parses an input subject. Its swarm and id tokens must be 1 to 63 bytes
  * with no wildcard ('*', '>'), space or control byte: the swarm token
- * becomes a token of the output subjects. Errors: SM_ERR_INVALID with
- * *why set. */
+ * becomes a token of the output subjects. out->id_in_payload is false.
+ * Errors: SM_ERR_INVALID with *why set. */
 sm_status sm_subject_parse(const char *subject, sm_subject *out,
                            const char **why);
 
@@ -69,7 +74,8 @@ sm_status sm_codec_create(sm_codec **out);
 void sm_codec_destroy(sm_codec *c);
 
 /* Decoders. `subj` is the parsed subject of the message; ids in the
- * payload must match it (an empty payload id takes the subject's).
+ * payload must match it (an empty payload id takes the subject's), or,
+ * with subj->id_in_payload, must be present (the subject's is ignored).
  * Errors: SM_ERR_DECODE (bytes), SM_ERR_INVALID (contents), SM_ERR_NOMEM
  * (ours, not the sender's); *why set. */
 sm_status sm_codec_task(sm_codec *c, const sm_subject *subj, const void *buf,

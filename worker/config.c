@@ -54,6 +54,7 @@ static const opt options[] = {
     {"pending_limit", OPT_I64, C(pending_limit), "messages queued in the client before slow-consumer drops"},
     {"send_asap", OPT_BOOL, C(send_asap), "publish conclusions at once, not via the client's buffer"},
     {"input_subject", OPT_STR, C(input_subject), "subject to consume"},
+    {"subject_ids", OPT_STR, C(subject_ids), "subject (the last subject token is the agent, source, group or command id) or payload (a server mapping folded that token into buckets: ids come from the payload)"},
     {"output_prefix", OPT_STR, C(output_prefix), "first token of output subjects"},
     {"deadletter_subject", OPT_STR, C(deadletter_subject), "where rejected input goes"},
     {"store_dir", OPT_STR, C(store_dir), "LMDB environment directory"},
@@ -252,6 +253,7 @@ sm_status sm_config_init(sm_config *cfg)
         {&cfg->nats_url, "nats://127.0.0.1:4222"},
         {&cfg->name, "swarm-medic"},
         {&cfg->input_subject, "swarm.>"},
+        {&cfg->subject_ids, "subject"},
         {&cfg->output_prefix, "medic"},
         {&cfg->deadletter_subject, "medic.deadletter"},
         {&cfg->store_dir, "./swarm-medic-data"},
@@ -725,6 +727,12 @@ sm_status sm_config_validate(const sm_config *cfg, char *err, size_t errcap)
     }
     if (sm_log_level_parse(cfg->log_level) < 0) {
         snprintf(err, errcap, "log_level must be debug, info, warn or error");
+        return SM_ERR_CONFIG;
+    }
+    if (strcmp(cfg->subject_ids, "subject") != 0 &&
+        strcmp(cfg->subject_ids, "payload") != 0) {
+        snprintf(err, errcap, "subject_ids must be subject or payload, not '%s'",
+                 cfg->subject_ids);
         return SM_ERR_CONFIG;
     }
     if (sm_log_format_parse(cfg->log_format) < 0) {

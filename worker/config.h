@@ -53,6 +53,13 @@ typedef struct sm_config {
 
     /* subjects */
     char *input_subject;        /* "swarm.>" */
+    char *subject_ids;          /* "subject": the last token of an input
+                                   subject is its agent, source, group or
+                                   command id, and the payload's must match
+                                   it or be empty; "payload": the bus made
+                                   the token something else (a bucket of a
+                                   partition() mapping) and the payload's
+                                   id is required and used */
     char *output_prefix;        /* "medic" */
     char *deadletter_subject;   /* "medic.deadletter" */
 

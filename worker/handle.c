@@ -369,7 +369,7 @@ static sm_verdict on_resource(sm_worker *w, const sm_subject *subj,
         return v;
     s = sm_swarm_on_resource(sw, &ev, &w->decisions);
     if (s == SM_OK)     /* scaling (service.h) */
-        sm_service_on_resource(w->svc, sw, subj->id, &ev);
+        sm_service_on_resource(w->svc, sw, ev.source, &ev);
     return core_verdict(s);
 }
 
@@ -688,7 +688,8 @@ static void bus_clock(sm_worker *w, const sm_swarm *from)
  * producer: an event of another producer (another swarm, or another
  * agent, source or group of the subject) within max_skew of the held time
  * confirms the jump; the bus moves to the lesser of the two and the event
- * is taken. The first event of the jump stays dead-lettered.
+ * is taken. With subject_ids = payload the id token is a bucket, so a
+ * producer here is a swarm's bucket of agents, not one agent. The first event of the jump stays dead-lettered.
  *
  * Before the bus has a time (the first event of a worker whose store gave
  * it none) there is nothing to compare with: the event is taken. Like the
@@ -736,18 +737,19 @@ static bool skew_ok(sm_worker *w, const sm_subject *subj, int64_t ts,
 }
 
 /* Parses the item's subject into a (no hints). */
-static void parse_item(const sm_item *it, sm_ahead *a)
+static void parse_item(const sm_worker *w, const sm_item *it, sm_ahead *a)
 {
     a->why = "unknown";
     a->parsed = sm_subject_parse(it->subject, &a->subj, &a->why);
+    a->subj.id_in_payload = w->ids_in_payload;
 }
 
 void sm_worker_ahead(const sm_worker *w, const sm_item *it, sm_ahead *a)
 {
-    parse_item(it, a);
+    parse_item(w, it, a);
     a->sw = NULL;
     a->removed = sm_registry_removed(w->reg);
-    if (a->parsed != SM_OK || it->reject ||
+    if (a->parsed != SM_OK || it->reject || a->subj.id_in_payload ||
         (a->subj.kind != SM_IN_TASK && a->subj.kind != SM_IN_HEARTBEAT &&
          a->subj.kind != SM_IN_AGENT))
         return;
@@ -765,7 +767,7 @@ void sm_worker_ahead_record(const sm_worker *w, const sm_ahead *a)
 sm_verdict sm_worker_handle_item(sm_worker *w, sm_item *it)
 {
     sm_ahead a;
-    parse_item(it, &a);
+    parse_item(w, it, &a);
     return sm_worker_handle_ahead(w, it, &a);
 }
 

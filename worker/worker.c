@@ -46,6 +46,7 @@ sm_status sm_worker_create(sm_worker **out, const sm_config *cfg,
         return SM_ERR_NOMEM;
     w->cfg = cfg;
     w->log = log;
+    w->ids_in_payload = strcmp(cfg->subject_ids, "payload") == 0;
     sm_hist_init(&w->handle_latency, SM_HIST_HANDLE);
     sm_hist_init(&w->commit_latency, SM_HIST_COMMIT);
     sm_notify_init(&w->notify);

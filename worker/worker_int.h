@@ -23,6 +23,7 @@
 struct sm_worker {
     const sm_config *cfg;
     const sm_log *log;
+    bool ids_in_payload;        /* cfg->subject_ids is "payload" */
     sm_store *store;
     sm_persist *persist;
     sm_registry *reg;

@@ -2,7 +2,8 @@
  * bench_main.c - swarm-bench, the benchmark behind `make bench`.
  *
  *   swarm-bench [--bin DIR] [--events N] [--latency-seconds S]
- *               [--rss-events N] [--quick] [--only SECTION]
+ *               [--rss-events N] [--repeat N] [--nats-config FILE]
+ *               [--quick] [--only SECTION]
  *
  * Measures, in one run on this machine, against a private nats-server
  * (127.0.0.1, random port, temporary directory) and on one deterministic
@@ -31,7 +32,8 @@
  *
  * The end of a flat-out run: after the stream, two ResourceSamples with
  * 1000 pending tasks on swarm.zzend.resource.s. The raw subscriber stops at
- * the second; the worker raises queue_backlog for zzend on the second, and
+ * the second (any subject under swarm.zzend.: a server mapping given with
+ * --nats-config may rewrite the last token); the worker raises queue_backlog for zzend on the second, and
  * since it handles input in bus order on one thread, that Bottleneck proves
  * every earlier event was handled.
  *
@@ -84,6 +86,7 @@
 #define MIB (1024.0 * 1024.0)
 
 #define END_SUBJECT "swarm.zzend.resource.s"
+#define END_PREFIX "swarm.zzend."
 #define END_ANSWER "medic.zzend.bottleneck.queue_backlog"
 #define PROBE_SWARM_PREFIX "swarm.zzlat."
 #define PROBE_SUBJECT "swarm.zzlat.resource.p"
@@ -126,6 +129,7 @@ typedef struct bench_opts {
     uint64_t latency_s;         /* paced runs: seconds each */
     uint64_t rss_events;        /* rss run: stream length */
     uint64_t repeat;            /* flat-out runs of each kind */
+    const char *nats_config;    /* nats-server -c FILE, or NULL */
     bool quick;
     int only;                   /* a section, or -1 for all */
     bool help;
@@ -814,7 +818,7 @@ static void on_raw(natsConnection *nc, natsSubscription *sub, natsMsg *m,
     raw_counter *rc = closure;
     atomic_fetch_add_explicit(&rc->received, 1, memory_order_relaxed);
     const char *subject = natsMsg_GetSubject(m);
-    if (strcmp(subject, END_SUBJECT) == 0) {
+    if (strncmp(subject, END_PREFIX, sizeof END_PREFIX - 1) == 0) {
         int64_t now = sm_proc_mono_ns();
         pthread_mutex_lock(&rc->mu);
         if (++rc->ends == 2) {
@@ -2080,6 +2084,8 @@ static void print_table(const bench *b)
     if (b->main.n)
         printf("  %zu events, %.1f bytes of payload on average, generated in %.2f s\n",
                b->main.n, (double)b->main.payload_bytes / (double)b->main.n, r->gen_s);
+    if (b->opt.nats_config)
+        printf("  nats-server started with -c %s\n", b->opt.nats_config);
     if (b->opt.repeat > 1)
         printf("  flat-out rates: median of %llu runs (min-max)\n",
                (unsigned long long)b->opt.repeat);
@@ -2361,7 +2367,8 @@ static void usage(FILE *to)
 {
     fprintf(to,
         "usage: swarm-bench [--bin DIR] [--events N] [--latency-seconds S]\n"
-        "                   [--rss-events N] [--repeat N] [--quick] [--only SECTION]\n\n"
+        "                   [--rss-events N] [--repeat N] [--nats-config FILE]\n"
+        "                   [--quick] [--only SECTION]\n\n"
         "Benchmarks swarm-medic against the raw bus on a private nats-server.\n"
         "  --bin DIR              where swarm-medic is (default build/bin)\n"
         "  --events N             events per flat-out run (default 1000000)\n"
@@ -2369,6 +2376,10 @@ static void usage(FILE *to)
         "  --rss-events N         events of the RSS run (default 10000000)\n"
         "  --repeat N             flat-out runs of each kind, median reported\n"
         "                         (default 3, at most 9)\n"
+        "  --nats-config FILE     start the private nats-server with -c FILE\n"
+        "                         (its own address, port, JetStream and store\n"
+        "                         directory still apply): server tuning or\n"
+        "                         subject mappings, measured on both sides\n"
         "  --quick                small sizes for a smoke run (100000 events,\n"
         "                         3 s, 500000 RSS events, 1 repeat)\n"
         "  --only SECTION         raw, worker, latency, rss, agents, replay,\n"
@@ -2423,6 +2434,8 @@ static int parse_opts(int argc, char **argv, bench_opts *o)
             ok = parse_count(value, 1, &latency);
         else if (strcmp(name, "rss-events") == 0)
             ok = parse_count(value, 100, &rss);
+        else if (strcmp(name, "nats-config") == 0)
+            o->nats_config = value;
         else if (strcmp(name, "repeat") == 0)
             ok = parse_count(value, 1, &repeat) && repeat <= MAX_REPEAT;
         else if (strcmp(name, "only") == 0) {
@@ -2490,7 +2503,16 @@ int main(int argc, char **argv)
     mkdir(natsdir, 0700);
     char jsdir[320];
     snprintf(jsdir, sizeof jsdir, "%s/jetstream", b.tmp);
-    const char *nats_args[] = {"-js", "-sd", jsdir, NULL};
+    /* A config file first: the flags after it win over its settings. */
+    const char *nats_args[7], **arg = nats_args;
+    if (b.opt.nats_config) {
+        *arg++ = "-c";
+        *arg++ = b.opt.nats_config;
+    }
+    *arg++ = "-js";
+    *arg++ = "-sd";
+    *arg++ = jsdir;
+    *arg = NULL;
     sm_status s = sm_harness_nats_start(&b.nats, natsdir, 0, nats_args);
     if (s != SM_OK) {
         fprintf(stderr, "swarm-bench: nats-server did not start: %s\n", sm_status_str(s));
