@@ -688,8 +688,9 @@ static void bus_clock(sm_worker *w, const sm_swarm *from)
  * producer: an event of another producer (another swarm, or another
  * agent, source or group of the subject) within max_skew of the held time
  * confirms the jump; the bus moves to the lesser of the two and the event
- * is taken. With subject_ids = payload the id token is a bucket, so a
- * producer here is a swarm's bucket of agents, not one agent. The first event of the jump stays dead-lettered.
+ * is taken. The first event of the jump stays dead-lettered. With
+ * subject_ids = payload the id token is a bucket, so a producer here is a
+ * swarm's bucket of agents, not one agent.
  *
  * Before the bus has a time (the first event of a worker whose store gave
  * it none) there is nothing to compare with: the event is taken. Like the

@@ -33,9 +33,10 @@
  * The end of a flat-out run: after the stream, two ResourceSamples with
  * 1000 pending tasks on swarm.zzend.resource.s. The raw subscriber stops at
  * the second (any subject under swarm.zzend.: a server mapping given with
- * --nats-config may rewrite the last token); the worker raises queue_backlog for zzend on the second, and
- * since it handles input in bus order on one thread, that Bottleneck proves
- * every earlier event was handled.
+ * --nats-config may rewrite the last token); the worker raises
+ * queue_backlog for zzend on the second, and since it handles input in bus
+ * order on one thread, that Bottleneck proves every earlier event was
+ * handled.
  *
  * It prints a table with the targets and whether they are met, then one
  * `name value unit` line per figure. It measures and never asserts: the
